@@ -1,0 +1,24 @@
+//go:build !linux
+
+package redistest
+
+import (
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Outside Linux there is no parent-death signal and no way to look at a
+// child's state without reaping it, so servers may outlive a crashed test
+// binary, a redis-server that dies on its own is noticed only by the start
+// timeout, and Stop always waits the full grace before SIGKILL.
+
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
+
+func startProcess(cmd *exec.Cmd) error { return cmd.Start() }
+
+func processExited(int) bool { return false }
+
+func waitExited(int, time.Time) bool { return false }
+
+func waitStopped(int, time.Time) error { return nil }
