@@ -1,0 +1,153 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// directClient talks to one server without the federation, to check where
+// data landed.
+func directClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	return rc
+}
+
+func TestBlockingCommandsAcrossNodes(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+
+	// Keys land on every node, and each lives where KeyToNode says.
+	seen := map[string]bool{}
+	for i := range 200 {
+		k := fmt.Sprintf("2026-11-25:web%d.sfo:cpu.user", i)
+		require.NoError(t, c.Set(ctx, k, i, 0).Err())
+		node := c.KeyToNode(k)
+		seen[node] = true
+		addr, err := c.NodeToServer(node)
+		require.NoError(t, err)
+		got, err := directClient(t, addr).Get(ctx, k).Int()
+		require.NoError(t, err, "key %q should be on %s (%s)", k, node, addr)
+		require.Equal(t, i, got)
+	}
+	require.Len(t, seen, 4, "keys should land on every node")
+
+	v, err := c.Get(ctx, "2026-11-25:web7.sfo:cpu.user").Int()
+	require.NoError(t, err)
+	assert.Equal(t, 7, v)
+	_, err = c.Get(ctx, "missing").Result()
+	assert.Equal(t, redis.Nil, err, "a missing key is redis.Nil, unwrapped")
+
+	assert.Equal(t, int64(1), c.Incr(ctx, "n").Val())
+	assert.Equal(t, int64(11), c.IncrBy(ctx, "n", 10).Val())
+	require.NoError(t, c.Set(ctx, "ttl", "x", 1500*time.Millisecond).Err())
+	ttl := directClient(t, mustServer(t, c, "ttl")).PTTL(ctx, "ttl").Val()
+	assert.Greater(t, ttl, time.Second)
+	assert.True(t, c.Expire(ctx, "n", time.Minute).Val())
+
+	assert.Equal(t, int64(2), c.HSet(ctx, "h", "a", "1", "b", "2").Val())
+	assert.Equal(t, "2", c.HGet(ctx, "h", "b").Val())
+	assert.Equal(t, map[string]string{"a": "1", "b": "2"}, c.HGetAll(ctx, "h").Val())
+
+	z := "2026-11-25:db1.iad:load"
+	require.Equal(t, int64(3), c.ZAdd(ctx, z,
+		redis.Z{Score: 100, Member: "100:0.5"}, redis.Z{Score: 200, Member: "200:1.5"}, redis.Z{Score: 300, Member: "300:2"}).Val())
+	assert.Equal(t, int64(3), c.ZCard(ctx, z).Val())
+	assert.Equal(t, []string{"100:0.5", "200:1.5"}, c.ZRangeByScore(ctx, z, &redis.ZRangeBy{Min: "100", Max: "250"}).Val())
+	assert.Equal(t, []redis.Z{{Score: 200, Member: "200:1.5"}}, c.ZRangeByScoreWithScores(ctx, z, &redis.ZRangeBy{Min: "150", Max: "250"}).Val())
+	assert.Equal(t, []string{"300:2", "200:1.5"}, c.ZRevRangeByScore(ctx, z, &redis.ZRangeBy{Min: "150", Max: "+inf"}).Val())
+	assert.Equal(t, []redis.Z{{Score: 300, Member: "300:2"}}, c.ZRevRangeByScoreWithScores(ctx, z, &redis.ZRangeBy{Min: "-inf", Max: "+inf", Count: 1}).Val())
+	assert.Equal(t, int64(1), c.ZRem(ctx, z, "100:0.5").Val())
+	assert.Equal(t, int64(1), c.ZRemRangeByScore(ctx, z, "-inf", "250").Val())
+	assert.Equal(t, int64(1), c.ZCard(ctx, z).Val())
+
+	res, err := c.Do(ctx, "raw", "SET", "raw", "v").Text()
+	require.NoError(t, err)
+	assert.Equal(t, "OK", res)
+	assert.Equal(t, int64(1), c.Exists(ctx, "raw").Val())
+	assert.Equal(t, int64(1), c.Del(ctx, "raw").Val())
+	assert.Equal(t, int64(0), c.Exists(ctx, "raw").Val())
+}
+
+func mustServer(t testing.TB, c *federated.Client, key string) string {
+	t.Helper()
+	addr, err := c.NodeToServer(c.KeyToNode(key))
+	require.NoError(t, err)
+	return addr
+}
+
+func TestCrossNodeCommandsSendNothing(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+
+	// Find two keys on different nodes.
+	a, b := "key-a", ""
+	for i := range 100 {
+		k := fmt.Sprintf("key-%d", i)
+		if c.KeyToNode(k) != c.KeyToNode(a) {
+			b = k
+			break
+		}
+	}
+	require.NotEmpty(t, b)
+	require.NoError(t, c.Set(ctx, a, "1", 0).Err())
+	require.NoError(t, c.Set(ctx, b, "2", 0).Err())
+
+	for name, err := range map[string]error{
+		"MGET":   c.MGet(ctx, a, b).Err(),
+		"DEL":    c.Del(ctx, a, b).Err(),
+		"EXISTS": c.Exists(ctx, a, b).Err(),
+	} {
+		require.ErrorIs(t, err, federated.ErrCrossNode, name)
+		assert.Contains(t, err.Error(), c.KeyToNode(b), name)
+	}
+	assert.Equal(t, "1", c.Get(ctx, a).Val(), "DEL across nodes must delete nothing")
+	assert.Equal(t, "2", c.Get(ctx, b).Val(), "DEL across nodes must delete nothing")
+	require.ErrorContains(t, c.MGet(ctx).Err(), "at least one key")
+}
+
+func TestKeyGroupsKeepKeysTogether(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+
+	gmail := c.Group("gmail")
+	keys := make([]string, 50)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user%d@gmail.com", i)
+		require.NoError(t, gmail.Set(ctx, keys[i], "spammer", 0).Err())
+	}
+	addr, err := c.NodeToServer(c.KeyToNode("gmail"))
+	require.NoError(t, err)
+	direct := directClient(t, addr)
+	for _, k := range keys {
+		require.Equal(t, "spammer", direct.Get(ctx, k).Val(), "key %q should be on the group's server %s", k, addr)
+	}
+	vals, err := gmail.MGet(ctx, keys...).Result()
+	require.NoError(t, err, "keys of one group share a node, so MGET works")
+	require.Len(t, vals, len(keys))
+	assert.Equal(t, int64(len(keys)), gmail.Del(ctx, keys...).Val())
+}
+
+func TestCallsAfterCloseFail(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	require.NoError(t, err)
+	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close(), "Close is idempotent")
+	require.ErrorIs(t, c.Get(context.Background(), "k").Err(), federated.ErrClosed)
+	require.ErrorIs(t, c.AddNode("x", federated.Node{Address: "127.0.0.1:1"}), federated.ErrClosed)
+}

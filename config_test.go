@@ -1,0 +1,167 @@
+package federated_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+)
+
+func TestParseConfigYAMLAndJSON(t *testing.T) {
+	yamlDoc := `
+nodes:
+  redis_1: { address: "db1:63790" }
+  redis_2: { addresses: ["db1:63791", "db2:63791"] }
+options:
+  command_timeout: 1.5
+  max_host_retries: 4
+  base_retry_interval: 250ms
+  retry_interval_mult: 3
+  max_retry_interval: 600
+  query_all: true
+  idle_timeout: 0
+  ring: perl
+`
+	jsonDoc := `{
+  "nodes": {
+    "redis_1": {"address": "db1:63790"},
+    "redis_2": {"addresses": ["db1:63791", "db2:63791"]}
+  },
+  "options": {"command_timeout": 1.5, "max_host_retries": 4, "base_retry_interval": "250ms",
+              "retry_interval_mult": 3, "max_retry_interval": 600, "query_all": true, "ring": "perl"}
+}`
+	want := federated.Config{
+		Nodes: map[string]federated.Node{
+			"redis_1": {Address: "db1:63790"},
+			"redis_2": {Addresses: []string{"db1:63791", "db2:63791"}},
+		},
+		Options: federated.Options{
+			CommandTimeout:    1500 * time.Millisecond,
+			MaxHostRetries:    4,
+			BaseRetryInterval: 250 * time.Millisecond,
+			RetryIntervalMult: 3,
+			MaxRetryInterval:  600 * time.Second,
+			QueryAll:          true,
+			Ring:              federated.RingPerl,
+		},
+	}
+	for name, doc := range map[string]string{"yaml": yamlDoc, "json": jsonDoc} {
+		t.Run(name, func(t *testing.T) {
+			got, err := federated.ParseConfig([]byte(doc))
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestLoadConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fed.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("nodes:\n  a: {address: \"127.0.0.1:1\"}\n"), 0o600))
+	cfg, err := federated.LoadConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:1", cfg.Nodes["a"].Address)
+
+	_, err = federated.LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "missing.yaml")
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("nodes:\n  a: {address: \"127.0.0.1:1\"}\noptions:\n  comand_timeout: 1\n"), 0o600))
+	_, err = federated.LoadConfig(bad)
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "bad.yaml")
+	assert.Contains(t, err.Error(), "comand_timeout")
+	assert.Contains(t, err.Error(), "line 4")
+}
+
+func TestBadConfigs(t *testing.T) {
+	one := map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}
+	tests := []struct {
+		name string
+		cfg  federated.Config
+		want []string // substrings of the error
+	}{
+		{"no nodes", federated.Config{}, []string{"no nodes"}},
+		{"neither address", federated.Config{Nodes: map[string]federated.Node{"a": {}}}, []string{"nodes.a", "neither"}},
+		{"both addresses", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:1", Addresses: []string{"h:2"}}}}, []string{"nodes.a", "both"}},
+		{"empty node name", federated.Config{Nodes: map[string]federated.Node{"": {Address: "h:1"}}}, []string{"empty node name"}},
+		{"empty address in group", federated.Config{Nodes: map[string]federated.Node{"a": {Addresses: []string{"h:1", ""}}}}, []string{"nodes.a.addresses[1]", "empty address"}},
+		{"no port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "localhost"}}}, []string{"nodes.a.address", `"localhost"`}},
+		{"no host", federated.Config{Nodes: map[string]federated.Node{"a": {Address: ":6379"}}}, []string{"nodes.a.address", "no host"}},
+		{"bad port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:99999"}}}, []string{"nodes.a.address", `"99999"`}},
+		{"word port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:redis"}}}, []string{"nodes.a.address", `"redis"`}},
+		{"server in two nodes", federated.Config{Nodes: map[string]federated.Node{
+			"a": {Address: "h:1"}, "b": {Addresses: []string{"h:2", "h:1"}}}}, []string{"nodes.b.addresses[1]", "h:1", "already in node a"}},
+		{"server twice in a group", federated.Config{Nodes: map[string]federated.Node{
+			"a": {Addresses: []string{"h:1", "h:1"}}}}, []string{"nodes.a.addresses[1]", "listed twice"}},
+		{"negative timeout", federated.Config{Nodes: one, Options: federated.Options{CommandTimeout: -time.Second}}, []string{"options.command_timeout", "-1s"}},
+		{"negative retry interval", federated.Config{Nodes: one, Options: federated.Options{BaseRetryInterval: -1}}, []string{"options.base_retry_interval"}},
+		{"negative max interval", federated.Config{Nodes: one, Options: federated.Options{MaxRetryInterval: -1}}, []string{"options.max_retry_interval"}},
+		{"negative idle", federated.Config{Nodes: one, Options: federated.Options{IdleTimeout: -1}}, []string{"options.idle_timeout"}},
+		{"negative retries", federated.Config{Nodes: one, Options: federated.Options{MaxHostRetries: -2}}, []string{"options.max_host_retries", "-2"}},
+		{"multiplier below 1", federated.Config{Nodes: one, Options: federated.Options{RetryIntervalMult: 0.5}}, []string{"options.retry_interval_mult", "0.5"}},
+		{"unknown ring", federated.Config{Nodes: one, Options: federated.Options{Ring: "ketama"}}, []string{"options.ring", `"ketama"`}},
+		{"negative pool", federated.Config{Nodes: one, Options: federated.Options{PoolSize: -1}}, []string{"options.pool_size"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := federated.New(tt.cfg)
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			require.Nil(t, c)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestBadConfigFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"empty", "", "empty document"},
+		{"unknown top key", "nodez: {}\n", "nodez"},
+		{"unknown node key", "nodes:\n  a: {adress: \"h:1\"}\n", "adress"},
+		{"bad duration", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  command_timeout: soon\n", "soon"},
+		{"not yaml", "nodes: [\n", "did not find expected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := federated.ParseConfig([]byte(tt.doc))
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}})
+	o := c.Options()
+	assert.Equal(t, federated.DefaultCommandTimeout, o.CommandTimeout)
+	assert.Equal(t, 3, o.MaxHostRetries)
+	assert.Equal(t, 2*time.Second, o.BaseRetryInterval)
+	assert.Equal(t, 2.0, o.RetryIntervalMult)
+	assert.Equal(t, 600*time.Second, o.MaxRetryInterval)
+	assert.Equal(t, time.Duration(0), o.IdleTimeout)
+	assert.False(t, o.QueryAll)
+	assert.Equal(t, federated.RingConsistent, o.Ring)
+	assert.NotNil(t, o.Logger)
+}
+
+func TestConfigIsCopied(t *testing.T) {
+	nodes := map[string]federated.Node{"a": {Addresses: []string{"127.0.0.1:7000", "127.0.0.1:7001"}}}
+	c := newClient(t, federated.Config{Nodes: nodes})
+	nodes["a"].Addresses[0] = "127.0.0.1:9999"
+	nodes["b"] = federated.Node{Address: "127.0.0.1:7002"}
+	got, err := c.AllServers("a")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"127.0.0.1:7000", "127.0.0.1:7001"}, got)
+	assert.Equal(t, []string{"a"}, c.Nodes())
+}

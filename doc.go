@@ -1,0 +1,33 @@
+// Package federated runs fast-moving data, metrics first of all, on a fleet
+// of plain Redis processes. It is a Go port of the Perl module
+// AnyEvent::Redis::Federated and of the metrics system built on it.
+//
+// A consistent-hash ring maps every key, or the key group it names, to a
+// node; a node is one server or a replica group of servers holding copies
+// of the same data. The ring hashes node names, never addresses, so a node
+// can move to another host without moving keys, and two clients with the
+// same configuration route every key the same way whatever order the nodes
+// are listed in. The default ring is bounded-load consistent hashing over
+// xxhash; the "perl" ring places keys exactly as the Perl module does.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use by many goroutines, including while
+// nodes are added or removed. Close waits for every background goroutine
+// the client started; calls after Close fail with ErrClosed.
+//
+// # Failures
+//
+// A server is marked down when a connection to it fails or when it does
+// not answer within the command timeout (Options.CommandTimeout, 1s by
+// default, applied when the caller's context has no earlier deadline).
+// Commands for a replica group then go to the group's next up server,
+// which stays current (sticky) until it fails in turn. A command whose
+// connection failed is sent again to the next server of the group; a
+// command that timed out is not, since it may have run. A background check
+// probes each down server, first at BaseRetryInterval and then at
+// intervals growing by RetryIntervalMult up to MaxRetryInterval, and marks
+// it up on the first answer. A command for a node with no up server fails
+// at once with an error that matches ErrServerDown and names the node and
+// its servers: nothing hangs and no write is dropped without an error.
+package federated

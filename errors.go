@@ -1,0 +1,51 @@
+package federated
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrServerDown reports that a command could not be sent because the server
+// it was meant for is down, or that the server failed while the command was
+// under way. The error also names the node and the server; when every server
+// of a node is down it names them all.
+var ErrServerDown = errors.New("federated: server down")
+
+// ErrCrossNode reports a multi-key command whose keys hash to different nodes.
+// Nothing is sent when it is returned.
+var ErrCrossNode = errors.New("federated: keys map to different nodes")
+
+// ErrClosed is returned by calls on a closed Client.
+var ErrClosed = errors.New("federated: client closed")
+
+// ErrUnknownNode reports a node name that is not part of the federation.
+var ErrUnknownNode = errors.New("federated: unknown node")
+
+// ErrInvalidConfig reports a configuration that New or LoadConfig refused.
+// The error names the field and the value at fault.
+var ErrInvalidConfig = errors.New("federated: invalid configuration")
+
+// ServerError is the error of a command that failed on, or could not be sent
+// to, a particular server. It unwraps to the cause and, where the server is
+// considered down, to ErrServerDown.
+type ServerError struct {
+	Node   string // node the command was routed to
+	Server string // host:port of the server, empty when the node had no up server
+	Err    error  // what went wrong
+	down   bool
+}
+
+func (e *ServerError) Error() string {
+	if e.Server == "" {
+		return fmt.Sprintf("federated: node %s: %v", e.Node, e.Err)
+	}
+	return fmt.Sprintf("federated: node %s, server %s: %v", e.Node, e.Server, e.Err)
+}
+
+// Unwrap returns the cause and, for a server that is down, ErrServerDown.
+func (e *ServerError) Unwrap() []error {
+	if e.down && !errors.Is(e.Err, ErrServerDown) {
+		return []error{ErrServerDown, e.Err}
+	}
+	return []error{e.Err}
+}

@@ -1,0 +1,304 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// otherServer returns the server of a 2-server group that is not addr.
+func otherServer(servers []*redistest.Server, addr string) *redistest.Server {
+	for _, s := range servers {
+		if s.Addr() != addr {
+			return s
+		}
+	}
+	return nil
+}
+
+func serverByAddr(servers []*redistest.Server, addr string) *redistest.Server {
+	for _, s := range servers {
+		if s.Addr() == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+func TestFailoverToNextServerOfGroup(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "before", "1", 0).Err())
+	first, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	victim := serverByAddr(servers, first)
+	survivor := otherServer(servers, first)
+
+	require.NoError(t, victim.Kill())
+	start := time.Now()
+	require.NoError(t, c.Set(ctx, "after", "2", 0).Err(), "the write after the kill must land on the other server")
+	t.Logf("write after SIGKILL of the current server took %v", time.Since(start))
+	assert.True(t, c.IsServerDown(first))
+	now, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	assert.Equal(t, survivor.Addr(), now)
+	assert.Equal(t, "2", directClient(t, survivor.Addr()).Get(ctx, "after").Val())
+
+	require.NoError(t, victim.Restart())
+	start = time.Now()
+	require.Eventually(t, func() bool { return !c.IsServerDown(first) }, 5*time.Second, 10*time.Millisecond,
+		"the re-check should mark the restarted server up")
+	t.Logf("restarted server marked up after %v", time.Since(start))
+	now, err = c.NodeToServer("group")
+	require.NoError(t, err)
+	assert.Equal(t, survivor.Addr(), now, "the node stays on its new server (sticky)")
+	require.NoError(t, c.Set(ctx, "later", "3", 0).Err())
+}
+
+func TestNodeWithNoUpServerFailsFast(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	nodes := singleNodes(servers[:1])
+	nodes["group"] = federated.Node{Addresses: redistest.Addrs(servers[1:])}
+	c := newClient(t, federated.Config{Nodes: nodes, Options: testOptions()})
+	ctx := context.Background()
+
+	require.NoError(t, servers[0].Kill())
+	keyOn := func(node string) string {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("k%d", i); c.KeyToNode(k) == node {
+				return k
+			}
+		}
+	}
+	single := keyOn("redis_1")
+	// The first call finds out (connection refused); the next ones fail at once.
+	err := c.Set(ctx, single, "x", 0).Err()
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	for range 5 {
+		start := time.Now()
+		err = c.Get(ctx, single).Err()
+		elapsed := time.Since(start)
+		require.ErrorIs(t, err, federated.ErrServerDown)
+		require.Less(t, elapsed, 100*time.Millisecond)
+	}
+	var se *federated.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "redis_1", se.Node)
+	assert.Equal(t, servers[0].Addr(), se.Server)
+	assert.Contains(t, err.Error(), servers[0].Addr())
+
+	// A group with every server down names them all.
+	require.NoError(t, servers[1].Kill())
+	require.NoError(t, servers[2].Kill())
+	grouped := keyOn("group")
+	require.ErrorIs(t, c.Set(ctx, grouped, "x", 0).Err(), federated.ErrServerDown, "a write to a group whose servers are all dead")
+	start := time.Now()
+	err = c.Set(ctx, grouped, "x", 0).Err()
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	require.Less(t, time.Since(start), 100*time.Millisecond)
+	assert.Contains(t, err.Error(), servers[1].Addr())
+	assert.Contains(t, err.Error(), servers[2].Addr())
+	_, err = c.NodeToServer("group")
+	require.ErrorIs(t, err, federated.ErrServerDown)
+}
+
+func TestPausedServerTimesOutAndComesBack(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+
+	require.NoError(t, servers[0].Pause())
+	start := time.Now()
+	err := c.Get(ctx, "k").Err()
+	elapsed := time.Since(start)
+	slack := max(opts.CommandTimeout/4, 150*time.Millisecond)
+	t.Logf("call to a SIGSTOPped server returned after %v (timeout %v)", elapsed, opts.CommandTimeout)
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	require.Less(t, elapsed, opts.CommandTimeout+slack)
+	require.True(t, c.IsServerDown(servers[0].Addr()))
+
+	require.NoError(t, servers[0].Resume())
+	start = time.Now()
+	require.Eventually(t, func() bool { return !c.IsServerDown(servers[0].Addr()) }, 5*time.Second, 10*time.Millisecond)
+	t.Logf("resumed server marked up after %v", time.Since(start))
+	assert.Equal(t, "v", c.Get(ctx, "k").Val())
+}
+
+func TestCallerDeadlineDoesNotMarkServerDown(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	require.NoError(t, servers[0].Pause())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := c.Get(ctx, "k").Err()
+	require.Error(t, err)
+	require.NotErrorIs(t, err, federated.ErrServerDown)
+	assert.False(t, c.IsServerDown(servers[0].Addr()), "a caller's own short deadline says nothing about the server")
+	require.NoError(t, servers[0].Resume())
+}
+
+func TestRecheckBacksOff(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	logs := &recordHandler{}
+	opts := testOptions()
+	opts.Logger = slog.New(logs)
+	opts.BaseRetryInterval = 20 * time.Millisecond
+	opts.MaxRetryInterval = 100 * time.Millisecond
+	opts.MaxHostRetries = 2
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	require.NoError(t, servers[0].Kill())
+	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
+
+	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 6 },
+		5*time.Second, 10*time.Millisecond)
+	got := logs.values("federated: server still down", "next_check")[:6]
+	want := []any{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
+	assert.Equal(t, want, got, "MaxHostRetries checks at the base interval, then doubling up to the cap")
+
+	require.NoError(t, servers[0].Restart())
+	require.Eventually(t, func() bool { return !c.IsServerDown(servers[0].Addr()) }, 5*time.Second, 10*time.Millisecond)
+	up := logs.records("federated: server back up")
+	require.Len(t, up, 1)
+	assert.Contains(t, up[0], "down_since")
+
+	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
+	require.NoError(t, c.MarkServerUp(servers[0].Addr()))
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+	require.ErrorIs(t, c.MarkServerDown("127.0.0.1:1"), federated.ErrUnknownNode)
+}
+
+func TestStatusReportsDownServers(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	cur, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	require.NoError(t, serverByAddr(servers, cur).Kill())
+	require.NoError(t, c.MarkServerDown(cur))
+	_, err = c.NodeToServer("group")
+	require.NoError(t, err)
+	for _, st := range c.Status() {
+		assert.Equal(t, "group", st.Node)
+		if st.Address == cur {
+			assert.True(t, st.Down)
+			assert.False(t, st.DownSince.IsZero())
+			assert.False(t, st.Current)
+		} else {
+			assert.False(t, st.Down)
+			assert.True(t, st.Current)
+		}
+	}
+}
+
+func TestAddRemoveNodeUnderTraffic(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers[:2]), Options: testOptions()})
+	ctx := context.Background()
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("g%d-k%d", g, i%500)
+				if err := c.Set(ctx, k, i, 0).Err(); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		extra := servers[2+i%2]
+		name := fmt.Sprintf("extra_%d", i%2)
+		require.NoError(t, c.AddNode(name, federated.Node{Address: extra.Addr()}))
+		time.Sleep(5 * time.Millisecond)
+		require.NoError(t, c.RemoveNode(name))
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a write failed while nodes came and went: %v", err)
+	}
+	assert.Equal(t, []string{"redis_1", "redis_2"}, c.Nodes())
+}
+
+// recordHandler is a slog.Handler that keeps every record for inspection.
+type recordHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// values returns the value of attribute key in every record with message msg.
+func (h *recordHandler) values(msg, key string) []any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []any
+	for _, r := range h.recs {
+		if r.Message != msg {
+			continue
+		}
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == key {
+				out = append(out, a.Value.Any())
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// records returns the attribute keys of every record with message msg.
+func (h *recordHandler) records(msg string) [][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out [][]string
+	for _, r := range h.recs {
+		if r.Message != msg {
+			continue
+		}
+		var keys []string
+		r.Attrs(func(a slog.Attr) bool { keys = append(keys, a.Key); return true })
+		out = append(out, keys)
+	}
+	return out
+}

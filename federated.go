@@ -1,0 +1,394 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Client routes commands over a federation of Redis servers. It is safe for
+// concurrent use by many goroutines. Build one with New and release it with
+// Close.
+type Client struct {
+	Commands // the blocking API, keys hashed as they are
+
+	opts Options // filled with defaults; never changed after New
+
+	topo   atomic.Pointer[topology] // swapped whole by AddNode and RemoveNode
+	topoMu sync.Mutex               // serializes AddNode and RemoveNode
+
+	lifeMu sync.Mutex     // guards closed transitions and wg.Add
+	closed atomic.Bool    // set once by Close
+	done   chan struct{}  // closed by Close: stops every background loop
+	wg     sync.WaitGroup // background loops (down-server checks)
+}
+
+// topology is an immutable snapshot of the federation.
+type topology struct {
+	ring    Ring
+	nodes   map[string]*node
+	servers map[string]*server // by address
+}
+
+// node is a named slot on the ring and its servers.
+type node struct {
+	name    string
+	servers []*server    // in configuration order
+	current atomic.Int32 // index into servers of the server commands go to
+}
+
+// New validates the configuration, copies it, and returns a client. It does
+// not connect: connections are made on first use.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.clone()
+	c := &Client{
+		opts: cfg.Options.withDefaults(),
+		done: make(chan struct{}),
+	}
+	c.Commands = Commands{client: c}
+
+	topo := &topology{nodes: make(map[string]*node), servers: make(map[string]*server)}
+	for name, n := range cfg.Nodes {
+		nd := c.newNode(name, n)
+		topo.nodes[name] = nd
+		for _, s := range nd.servers {
+			topo.servers[s.addr] = s
+		}
+	}
+	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(topo.nodes)))
+	if err != nil {
+		c.closeServers(topo.servers)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	topo.ring = r
+	c.topo.Store(topo)
+	return c, nil
+}
+
+// newNode builds a node and its servers. A replica group starts on a server
+// chosen at random, as the Perl module does, so that clients spread over the
+// group.
+func (c *Client) newNode(name string, n Node) *node {
+	addrs := n.Servers()
+	nd := &node{name: name, servers: make([]*server, len(addrs))}
+	for i, addr := range addrs {
+		nd.servers[i] = c.newServer(name, addr)
+	}
+	if len(addrs) > 1 {
+		nd.current.Store(int32(rand.IntN(len(addrs))))
+	}
+	return nd
+}
+
+// redisOptions are the go-redis options of every server's client. go-redis's
+// own retries are off: the client decides where a failed command goes next.
+func (c *Client) redisOptions(addr string) *redis.Options {
+	o := c.opts
+	idle := o.IdleTimeout
+	if idle == 0 {
+		idle = -1 // go-redis: no idle limit
+	}
+	return &redis.Options{
+		Addr:                     addr,
+		Username:                 o.Username,
+		Password:                 o.Password,
+		TLSConfig:                o.TLSConfig,
+		DialTimeout:              o.DialTimeout,
+		ReadTimeout:              o.ReadTimeout,
+		WriteTimeout:             o.WriteTimeout,
+		ContextTimeoutEnabled:    true,
+		PoolSize:                 o.PoolSize,
+		ConnMaxIdleTime:          idle,
+		MaxRetries:               -1,
+		DialerRetries:            1,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// Close closes every connection and stops the background checks, waiting
+// for them to end. Calls made after Close fail with ErrClosed. Close is
+// idempotent.
+func (c *Client) Close() error {
+	c.lifeMu.Lock()
+	if c.closed.Load() {
+		c.lifeMu.Unlock()
+		return nil
+	}
+	c.closed.Store(true)
+	close(c.done)
+	c.lifeMu.Unlock()
+
+	c.wg.Wait()
+	return c.closeServers(c.topo.Load().servers)
+}
+
+func (c *Client) closeServers(servers map[string]*server) error {
+	var errs []error
+	for _, s := range servers {
+		if err := s.close(); err != nil {
+			errs = append(errs, fmt.Errorf("federated: closing %s: %w", s.addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Options returns the client's options, with defaults filled in.
+func (c *Client) Options() Options { return c.opts }
+
+// Nodes returns the names of the nodes, sorted.
+func (c *Client) Nodes() []string {
+	return slices.Sorted(maps.Keys(c.topo.Load().nodes))
+}
+
+// Servers returns the address of every server of the federation, sorted.
+func (c *Client) Servers() []string {
+	return slices.Sorted(maps.Keys(c.topo.Load().servers))
+}
+
+// AllServers returns the addresses of a node's servers, in configuration
+// order.
+func (c *Client) AllServers(nodeName string) ([]string, error) {
+	n, err := c.topo.Load().node(nodeName)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]string, len(n.servers))
+	for i, s := range n.servers {
+		addrs[i] = s.addr
+	}
+	return addrs, nil
+}
+
+// KeyToNode returns the name of the node that owns key. With the HashTags
+// option, a key's {tag} is what is hashed. For a key group, pass the group.
+func (c *Client) KeyToNode(key string) string {
+	return c.topo.Load().ring.Locate(c.hashKey("", key))
+}
+
+// NodeToServer returns the address of the server that a node's commands go
+// to now: its current server, or the next up server of its group when the
+// current one is down. It fails with ErrServerDown when every server of the
+// node is down.
+func (c *Client) NodeToServer(nodeName string) (string, error) {
+	n, err := c.topo.Load().node(nodeName)
+	if err != nil {
+		return "", err
+	}
+	s, err := c.currentServer(n)
+	if err != nil {
+		return "", err
+	}
+	return s.addr, nil
+}
+
+// ServerClient returns the go-redis client of one server, for commands that
+// address a server rather than a key (INFO, SCAN, scripts loading). Health
+// tracking applies to it as to routed commands. The client is owned by the
+// federation: do not close it, and fetch it again after a server comes back
+// up, since a recovered server gets fresh connections.
+func (c *Client) ServerClient(addr string) (*redis.Client, error) {
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.Load(), nil
+}
+
+// AddNode adds a node to the federation at run time. Keys that hash to it
+// move to it; other keys stay where they are. It is safe while other
+// goroutines send commands.
+func (c *Client) AddNode(name string, n Node) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
+	old := c.topo.Load()
+	if _, dup := old.nodes[name]; dup {
+		return fmt.Errorf("%w: nodes.%s: node already exists", ErrInvalidConfig, name)
+	}
+	owner := make(map[string]string, len(old.servers))
+	for addr, s := range old.servers {
+		owner[addr] = s.node
+	}
+	if err := validateNode(name, n, owner); err != nil {
+		return err
+	}
+
+	nd := c.newNode(name, n)
+	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers)}
+	next.nodes[name] = nd
+	for _, s := range nd.servers {
+		next.servers[s.addr] = s
+	}
+	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(next.nodes)))
+	if err != nil {
+		for _, s := range nd.servers {
+			_ = s.close()
+		}
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	next.ring = r
+	c.topo.Store(next)
+	c.opts.Logger.Info("federated: node added", "node", name, "servers", n.Servers())
+	return nil
+}
+
+// RemoveNode removes a node from the federation at run time. Its keys move
+// to the other nodes; other keys stay where they are. Commands already under
+// way on the node's servers finish there: its connections are closed after
+// the command timeout.
+func (c *Client) RemoveNode(name string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
+	old := c.topo.Load()
+	nd, err := old.node(name)
+	if err != nil {
+		return err
+	}
+	if len(old.nodes) == 1 {
+		return fmt.Errorf("%w: cannot remove %s, the last node", ErrInvalidConfig, name)
+	}
+	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers)}
+	delete(next.nodes, name)
+	for _, s := range nd.servers {
+		delete(next.servers, s.addr)
+	}
+	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(next.nodes)))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	next.ring = r
+	c.topo.Store(next)
+	for _, s := range nd.servers {
+		if s.retire() {
+			c.closeLater(s.client.Load())
+		}
+	}
+	c.opts.Logger.Info("federated: node removed", "node", name)
+	return nil
+}
+
+func (t *topology) node(name string) (*node, error) {
+	n, ok := t.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownNode, name)
+	}
+	return n, nil
+}
+
+func (t *topology) server(addr string) (*server, error) {
+	s, ok := t.servers[addr]
+	if !ok {
+		return nil, fmt.Errorf("%w: no server %q in the federation", ErrUnknownNode, addr)
+	}
+	return s, nil
+}
+
+// hashKey returns the string hashed on the ring for a key: its group when it
+// has one, else its {tag} when hash tags are on, else the key.
+func (c *Client) hashKey(group, key string) string {
+	if group != "" {
+		return group
+	}
+	if c.opts.HashTags {
+		return HashTag(key)
+	}
+	return key
+}
+
+// HashTag returns the part of key that Redis Cluster hashes: the text between
+// the first "{" and the first "}" after it, when that is not empty; otherwise
+// the whole key.
+func HashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return key
+	}
+	end := strings.IndexByte(key[open+1:], '}')
+	if end <= 0 {
+		return key
+	}
+	return key[open+1 : open+1+end]
+}
+
+// route returns the node that owns a key.
+func (c *Client) route(group, key string) *node {
+	t := c.topo.Load()
+	return t.nodes[t.ring.Locate(c.hashKey(group, key))]
+}
+
+// currentServer returns the server a node's commands go to: the current one
+// while it is up (sticky), else the next up server of the group, which then
+// becomes current.
+func (c *Client) currentServer(n *node) (*server, error) {
+	i := n.current.Load()
+	s := n.servers[i]
+	if !s.down.Load() {
+		return s, nil
+	}
+	for k := 1; k < len(n.servers); k++ {
+		j := (int(i) + k) % len(n.servers)
+		next := n.servers[j]
+		if next.down.Load() {
+			continue
+		}
+		if n.current.CompareAndSwap(i, int32(j)) {
+			c.opts.Logger.Warn("federated: node failed over", "node", n.name, "from", s.addr, "to", next.addr)
+		}
+		return next, nil
+	}
+	return nil, n.downError()
+}
+
+// downError describes a node none of whose servers is up.
+func (n *node) downError() error {
+	if len(n.servers) == 1 {
+		s := n.servers[0]
+		return &ServerError{Node: n.name, Server: s.addr, Err: s.downReason(), down: true}
+	}
+	reasons := make([]string, len(n.servers))
+	for i, s := range n.servers {
+		reasons[i] = s.addr + ": " + s.downReason().Error()
+	}
+	return &ServerError{
+		Node: n.name,
+		Err:  fmt.Errorf("all %d servers down (%s)", len(n.servers), strings.Join(reasons, "; ")),
+		down: true,
+	}
+}
+
+// withTimeout applies the command timeout to ctx unless ctx has an earlier
+// deadline. A context that carries the command timeout is marked, so that a
+// server is marked down only when it missed the command timeout, not when a
+// caller's shorter deadline ran out.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := c.opts.CommandTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithValue(ctx, commandTimeoutKey{}, true), timeout)
+}
+
+type commandTimeoutKey struct{}
+
+func hasCommandTimeout(ctx context.Context) bool {
+	return ctx.Value(commandTimeoutKey{}) != nil
+}

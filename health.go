@@ -1,0 +1,349 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// server is one redis-server process and what the client knows of its health.
+type server struct {
+	addr string
+	node string
+	opts *redis.Options // template for the clients of this server
+
+	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
+	down   atomic.Bool                  // read on every command without the lock
+
+	mu        sync.Mutex // guards the fields below, and transitions of down
+	downSince time.Time
+	lastErr   error         // why the server went down, or why the last check failed
+	checking  bool          // a recheck loop is running
+	removed   bool          // the node was removed or the client closed
+	stop      chan struct{} // closed when removed
+}
+
+func (c *Client) newServer(nodeName, addr string) *server {
+	s := &server{addr: addr, node: nodeName, opts: c.redisOptions(addr), stop: make(chan struct{})}
+	s.client.Store(c.newRedisClient(s))
+	return s
+}
+
+// newRedisClient builds a go-redis client for s with the health hook first
+// and the user's hooks after it.
+func (c *Client) newRedisClient(s *server) *redis.Client {
+	rc := redis.NewClient(s.opts)
+	rc.AddHook(healthHook{c: c, s: s})
+	for _, h := range c.opts.Hooks {
+		rc.AddHook(h)
+	}
+	return rc
+}
+
+// retire stops the server's check loop and marks it removed, so that it is
+// never marked down or up again. It reports false if it was retired already.
+func (s *server) retire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return false
+	}
+	s.removed = true
+	close(s.stop)
+	return true
+}
+
+func (s *server) close() error {
+	if !s.retire() {
+		return nil
+	}
+	return s.client.Load().Close()
+}
+
+// closeLater closes a go-redis client that commands may still be using, once
+// they are done: every command is bounded by the command timeout, so the
+// client is closed after that, or at once when the Client closes.
+func (c *Client) closeLater(rc *redis.Client) {
+	if !c.addLoop() {
+		_ = rc.Close()
+		return
+	}
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTimer(c.opts.CommandTimeout + 100*time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.done:
+		}
+		_ = rc.Close()
+	}()
+}
+
+// downReason says why a down server is down, for errors.
+func (s *server) downReason() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr == nil {
+		return fmt.Errorf("%w (since %s)", ErrServerDown, s.downSince.Format(time.RFC3339))
+	}
+	return fmt.Errorf("%w (since %s): %w", ErrServerDown, s.downSince.Format(time.RFC3339), s.lastErr)
+}
+
+// ServerStatus is what the client knows of one server's health.
+type ServerStatus struct {
+	Node      string    // node the server belongs to
+	Address   string    // host:port
+	Current   bool      // the node's commands go to this server
+	Down      bool      // marked down
+	DownSince time.Time // when it was marked down; zero when up
+	LastError error     // why it went down, or why the last check failed
+}
+
+// Status returns the health of every server, sorted by address.
+func (c *Client) Status() []ServerStatus {
+	t := c.topo.Load()
+	out := make([]ServerStatus, 0, len(t.servers))
+	for _, addr := range c.Servers() {
+		s := t.servers[addr]
+		n := t.nodes[s.node]
+		s.mu.Lock()
+		st := ServerStatus{
+			Node:    s.node,
+			Address: s.addr,
+			Current: n.servers[n.current.Load()] == s,
+			Down:    s.down.Load(),
+		}
+		if st.Down {
+			st.DownSince, st.LastError = s.downSince, s.lastErr
+		}
+		s.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}
+
+// IsServerDown reports whether the server at addr is marked down. An address
+// outside the federation is reported up.
+func (c *Client) IsServerDown(addr string) bool {
+	s, err := c.topo.Load().server(addr)
+	return err == nil && s.down.Load()
+}
+
+// MarkServerDown marks a server down by hand: commands stop going to it and
+// the background check starts probing it, as after a failure.
+func (c *Client) MarkServerDown(addr string) error {
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return err
+	}
+	c.markDown(s, errors.New("marked down by hand"))
+	return nil
+}
+
+// MarkServerUp marks a server up by hand, ending its background check.
+func (c *Client) MarkServerUp(addr string) error {
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return err
+	}
+	c.markUp(s)
+	return nil
+}
+
+// markDown marks s down, logs it, and starts its recheck loop unless one is
+// running or the client is closing.
+func (c *Client) markDown(s *server, cause error) {
+	s.mu.Lock()
+	if s.down.Load() || s.removed {
+		s.mu.Unlock()
+		return
+	}
+	s.down.Store(true)
+	s.downSince = time.Now()
+	s.lastErr = cause
+	start := !s.checking && c.addLoop()
+	if start {
+		s.checking = true
+	}
+	s.mu.Unlock()
+
+	c.opts.Logger.Warn("federated: server down", "server", s.addr, "node", s.node, "err", cause)
+	if start {
+		go c.recheck(s)
+	}
+}
+
+// addLoop registers a background loop with the client's wait group, unless
+// the client is closing.
+func (c *Client) addLoop() bool {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.closed.Load() {
+		return false
+	}
+	c.wg.Add(1)
+	return true
+}
+
+// markUp marks s up and gives it a fresh go-redis client, so that nothing of
+// the failed connections (or go-redis's dial-error count) carries over.
+func (c *Client) markUp(s *server) {
+	s.mu.Lock()
+	if !s.down.Load() || s.removed {
+		s.mu.Unlock()
+		return
+	}
+	since := s.downSince
+	old := s.client.Swap(c.newRedisClient(s))
+	s.downSince, s.lastErr = time.Time{}, nil
+	s.down.Store(false)
+	s.mu.Unlock()
+
+	c.closeLater(old)
+	c.opts.Logger.Info("federated: server back up", "server", s.addr, "node", s.node,
+		"down_since", since, "down_for", time.Since(since).Round(time.Millisecond))
+}
+
+// recheck probes a down server until it answers, the server is marked up by
+// hand, or the client closes. The first MaxHostRetries probes come at
+// BaseRetryInterval; after that the interval grows by RetryIntervalMult up to
+// MaxRetryInterval.
+func (c *Client) recheck(s *server) {
+	defer c.wg.Done()
+	interval := c.opts.BaseRetryInterval
+	failed := 0
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-s.stop:
+			return
+		case <-timer.C:
+		}
+		if s.down.Load() {
+			if err := c.probe(s); err == nil {
+				c.markUp(s)
+			} else {
+				s.mu.Lock()
+				s.lastErr = err
+				s.mu.Unlock()
+				failed++
+				if failed >= c.opts.MaxHostRetries {
+					interval = min(time.Duration(float64(interval)*c.opts.RetryIntervalMult), c.opts.MaxRetryInterval)
+				}
+				c.opts.Logger.Debug("federated: server still down", "server", s.addr, "node", s.node,
+					"checks", failed, "next_check", interval, "err", err)
+			}
+		}
+		s.mu.Lock()
+		if !s.down.Load() {
+			s.checking = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		timer.Reset(interval)
+	}
+}
+
+// probe pings a server on a connection of its own, so that the failures of
+// probes do not count against the server's pool.
+func (c *Client) probe(s *server) error {
+	opts := *s.opts
+	opts.PoolSize = 2 // go-redis starts a background redial after PoolSize dial failures
+	rc := redis.NewClient(&opts)
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.CommandTimeout)
+	defer cancel()
+	return rc.Ping(ctx).Err()
+}
+
+// healthHook marks its server down when a command or pipeline fails in a way
+// that shows the server is unreachable or unresponsive.
+type healthHook struct {
+	c *Client
+	s *server
+}
+
+var _ redis.Hook = healthHook{}
+
+func (h healthHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if isServerFault(ctx, err) {
+			h.c.markDown(h.s, err)
+		}
+		return err
+	}
+}
+
+func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if isServerFault(ctx, err) {
+			h.c.markDown(h.s, err)
+		}
+		return err
+	}
+}
+
+// isServerFault reports whether err shows the server to be unreachable or
+// unresponsive. Replies from Redis, including error replies, show it alive.
+// A timeout counts only when the command timeout was the deadline that ran
+// out (or there was no deadline and a socket timeout fired), not a caller's
+// shorter deadline; a cancelled context never counts.
+func isServerFault(ctx context.Context, err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return false
+	}
+	if isTimeout(err) {
+		_, hasDeadline := ctx.Deadline()
+		return hasCommandTimeout(ctx) || !hasDeadline
+	}
+	return isConnError(err)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isConnError reports an error of the connection itself: refused, reset,
+// closed by the peer.
+func isConnError(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op)
+}
+
+// isRetryable reports a failure after which the command can go to another
+// server of the group: the connection failed rather than timed out. Like
+// go-redis's own retries, this may apply a command twice if the server died
+// after executing it and before answering.
+func isRetryable(err error) bool {
+	return !isTimeout(err) && isConnError(err)
+}
