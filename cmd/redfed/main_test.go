@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// runCLI runs the command line in-process and returns its exit code and
+// output streams.
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeConfig(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fed.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
+	return path
+}
+
+const perlFederation = `
+nodes:
+  redis_1: {address: "127.0.0.1:7001"}
+  redis_2: {address: "127.0.0.1:7002"}
+  redis_3: {address: "127.0.0.1:7003"}
+  redis_4: {address: "127.0.0.1:7004"}
+  redis_5: {address: "127.0.0.1:7005"}
+  redis_6: {address: "127.0.0.1:7006"}
+  redis_7: {addresses: ["127.0.0.1:7007", "127.0.0.2:7007"]}
+  redis_8: {address: "127.0.0.1:7008"}
+options: {ring: perl}
+`
+
+func TestRouteArgsAndStdin(t *testing.T) {
+	cfg := writeConfig(t, perlFederation)
+	// Rows of the Perl module's own placement (testdata/perl-ring).
+	code, out, errOut := runCLI(t, "", "route", "--config", cfg,
+		"2026-12-25:cache944.sfo:req.latency.p99", "2027-01-27:web781.lax:tcp.conns")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "2026-12-25:cache944.sfo:req.latency.p99\tredis_8\t127.0.0.1:7008\n"+
+		"2027-01-27:web781.lax:tcp.conns\tredis_7\t127.0.0.1:7007,127.0.0.2:7007\n", out)
+
+	t.Setenv("REDFED_CONFIG", cfg)
+	code, out, errOut = runCLI(t, "2026-12-21:web284.sin:swap.used\n2026-11-12:worker801.lax:req.errors\n", "route")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "2026-12-21:web284.sin:swap.used\tredis_2\t127.0.0.1:7002\n"+
+		"2026-11-12:worker801.lax:req.errors\tredis_1\t127.0.0.1:7001\n", out)
+}
+
+func TestRouteErrors(t *testing.T) {
+	t.Setenv("REDFED_CONFIG", "")
+	code, _, errOut := runCLI(t, "", "route", "k")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--config")
+
+	bad := writeConfig(t, "nodes:\n  a: {address: \"nohost\"}\n")
+	code, _, errOut = runCLI(t, "", "route", "--config", bad, "k")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "nodes.a.address")
+
+	code, _, errOut = runCLI(t, "", "route", "--bogus")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "bogus")
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "", "version")
+	require.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(out, "redfed "), out)
+}
