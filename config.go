@@ -88,6 +88,10 @@ type Options struct {
 	// QueryAll sends every pipelined command to every up server of its
 	// node's group instead of the current one. Default off.
 	QueryAll bool `yaml:"query_all" json:"query_all"`
+	// PipelineAutoFlush makes a pipeline send its queue as soon as one node
+	// has this many commands queued, so memory stays bounded however much
+	// is queued between two Polls. Default 0: only Poll sends.
+	PipelineAutoFlush int `yaml:"pipeline_auto_flush" json:"pipeline_auto_flush"`
 	// IdleTimeout closes connections idle for longer. Default 0: no limit.
 	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 
@@ -306,6 +310,9 @@ func (o Options) validate() error {
 	}
 	if o.RetryIntervalMult != 0 && o.RetryIntervalMult < 1 {
 		return fmt.Errorf("%w: options.retry_interval_mult: %v is less than 1", ErrInvalidConfig, o.RetryIntervalMult)
+	}
+	if o.PipelineAutoFlush < 0 {
+		return fmt.Errorf("%w: options.pipeline_auto_flush: negative value %d", ErrInvalidConfig, o.PipelineAutoFlush)
 	}
 	if o.PoolSize < 0 {
 		return fmt.Errorf("%w: options.pool_size: negative value %d", ErrInvalidConfig, o.PoolSize)

@@ -27,6 +27,9 @@ type Client struct {
 	topo   atomic.Pointer[topology] // swapped whole by AddNode and RemoveNode
 	topoMu sync.Mutex               // serializes AddNode and RemoveNode
 
+	tag  string // the Shared tag, empty for a client from New
+	refs int    // Shared references not yet closed; guarded by shared.mu
+
 	lifeMu sync.Mutex     // guards closed transitions and wg.Add
 	closed atomic.Bool    // set once by Close
 	done   chan struct{}  // closed by Close: stops every background loop
@@ -120,9 +123,13 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 }
 
 // Close closes every connection and stops the background checks, waiting
-// for them to end. Calls made after Close fail with ErrClosed. Close is
-// idempotent.
+// for them and for pipelines under way to end. Calls made after Close fail
+// with ErrClosed. Close is idempotent. A client from Shared closes when
+// every Shared call has been matched by a Close.
 func (c *Client) Close() error {
+	if c.tag != "" && !c.release() {
+		return nil
+	}
 	c.lifeMu.Lock()
 	if c.closed.Load() {
 		c.lifeMu.Unlock()

@@ -293,8 +293,10 @@ func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if isServerFault(ctx, err) {
-			h.c.markDown(h.s, err)
+		if err != nil {
+			if fault := firstFault(ctx, cmds); fault != nil {
+				h.c.markDown(h.s, fault)
+			}
 		}
 		return err
 	}

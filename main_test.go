@@ -1,11 +1,15 @@
 package federated_test
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/redfed/federated"
@@ -13,8 +17,36 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	os.Exit(runTests(m))
 }
+
+// runTests starts the servers the examples use, runs the tests, stops the
+// servers and then checks that no goroutine is left behind.
+func runTests(m *testing.M) int {
+	// go-redis logs failed dials to stderr; the failure tests make many.
+	redis.SetLogger(discardLogger{})
+	for range 3 {
+		s, err := redistest.Start(redistest.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting the example servers:", err)
+			return 1
+		}
+		defer s.Stop()
+		exampleServers = append(exampleServers, s.Addr())
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			return 1
+		}
+	}
+	return code
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
 
 // testOptions are options for tests: short timeouts and quick re-checks, no
 // log output.

@@ -1,0 +1,140 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// TestQueryAllHitCounts is the Perl module's multi-address test: a 4-server
+// group, a query-all SET answered by all 4, then by exactly the 3 left after
+// one is killed.
+func TestQueryAllHitCounts(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	opts := testOptions()
+	opts.QueryAll = true
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: opts,
+	})
+	ctx := context.Background()
+
+	answers := func(key string) (ok, failed int) {
+		p := c.Pipeline()
+		p.DoAll(func(server string, cmd *redis.Cmd) {
+			if cmd.Err() == nil {
+				ok++
+			} else {
+				failed++
+			}
+		}, key, "SET", key, "v")
+		_ = p.Poll(ctx)
+		return ok, failed
+	}
+	ok, failed := answers("before")
+	require.Equal(t, 4, ok)
+	require.Zero(t, failed)
+	for _, s := range servers {
+		assert.Equal(t, "v", directClient(t, s.Addr()).Get(ctx, "before").Val(), "server %s", s.Addr())
+	}
+
+	require.NoError(t, servers[2].Kill())
+	ok, failed = answers("first-after-kill")
+	require.Equal(t, 3, ok, "the three live servers answer")
+	require.LessOrEqual(t, failed, 1, "the dead one fails, once")
+	ok, failed = answers("after")
+	require.Equal(t, 3, ok)
+	require.Zero(t, failed, "a server known to be down is not asked")
+
+	// The query_all option sends typed pipeline commands to every server too.
+	var calls int
+	require.NoError(t, c.Pipeline().Set("typed", "x").Get("typed", func(v string, err error) {
+		require.NoError(t, err)
+		require.Equal(t, "x", v)
+		calls++
+	}).Poll(ctx))
+	assert.Equal(t, 3, calls, "a Get under query_all answers once per up server")
+}
+
+func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	ctx := context.Background()
+	for i, s := range servers {
+		require.NoError(t, directClient(t, s.Addr()).Set(ctx, "k", fmt.Sprint("v", i), 0).Err())
+	}
+	results, err := c.All(ctx, "k", "GET", "k")
+	require.NoError(t, err)
+	require.Len(t, results, 3)
+	for i, r := range results {
+		assert.Equal(t, servers[i].Addr(), r.Server, "results come in configuration order")
+		assert.Equal(t, fmt.Sprint("v", i), r.Val)
+		assert.NoError(t, r.Err)
+	}
+
+	// A replica that disagrees in type answers with its own error; the rest
+	// still answer.
+	require.NoError(t, directClient(t, servers[1].Addr()).Del(ctx, "z").Err())
+	require.NoError(t, directClient(t, servers[1].Addr()).Set(ctx, "z", "string", 0).Err())
+	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}).Err())
+	results, err = c.All(ctx, "z", "ZCARD", "z")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WRONGTYPE")
+	require.Len(t, results, 3)
+	assert.Equal(t, int64(1), results[0].Val)
+	assert.ErrorContains(t, results[1].Err, "WRONGTYPE")
+	assert.Equal(t, int64(0), results[2].Val)
+
+	for _, s := range servers {
+		require.NoError(t, s.Kill())
+	}
+	results, err = c.All(ctx, "k", "GET", "k")
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	require.NotEmpty(t, results)
+	for _, r := range results {
+		require.Error(t, r.Err)
+	}
+}
+
+func TestForEachServer(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	nodes := singleNodes(servers[:2])
+	nodes["group"] = federated.Node{Addresses: redistest.Addrs(servers[2:])}
+	c := newClient(t, federated.Config{Nodes: nodes, Options: testOptions()})
+	var mu sync.Mutex
+	var seen []string
+	err := c.ForEachServer(context.Background(), func(ctx context.Context, addr string, rc *redis.Client) error {
+		if err := rc.Ping(ctx).Err(); err != nil {
+			return err
+		}
+		mu.Lock()
+		seen = append(seen, addr)
+		mu.Unlock()
+		return nil
+	})
+	require.NoError(t, err)
+	sort.Strings(seen)
+	assert.Equal(t, c.Servers(), seen)
+
+	require.NoError(t, servers[1].Kill())
+	require.NoError(t, servers[3].Kill())
+	err = c.ForEachServer(context.Background(), func(ctx context.Context, addr string, rc *redis.Client) error {
+		return rc.Ping(ctx).Err()
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), servers[1].Addr())
+	assert.Contains(t, err.Error(), servers[3].Addr())
+	assert.NotContains(t, err.Error(), servers[0].Addr())
+}

@@ -1,0 +1,282 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Flight is a batch of pipelined commands on its way to the servers, started
+// by Pipeline.Go. Wait for it from the goroutine that owns the pipeline.
+type Flight struct {
+	c     *Client
+	queue []queued
+	alls  map[int][]serverCmd // answers of query-all commands, by queue index
+	done  chan struct{}       // closed when every server has answered or failed
+
+	pending atomic.Int32 // server round trips still under way
+	mu      sync.Mutex   // guards errs until done is closed
+	errs    []error      // one per server or node that failed
+
+	waited bool
+	err    error // the result of Wait, once waited
+}
+
+// serverCmd is one server's copy of a query-all command.
+type serverCmd struct {
+	server string
+	cmd    redis.Cmder
+}
+
+// sendGroup is the part of a flight bound for one server.
+type sendGroup struct {
+	node     *node
+	srv      *server
+	cmds     []redis.Cmder
+	failover bool // the commands may move to the next server of the group
+}
+
+// Done is closed when every server has answered or failed; then Wait does
+// not block.
+func (f *Flight) Done() <-chan struct{} { return f.done }
+
+// Wait waits for the flight, runs the callbacks in queue order, and returns
+// the errors of what failed, as Poll does. Calling it again returns the same
+// error without running the callbacks again.
+func (f *Flight) Wait() error {
+	<-f.done
+	if f.waited {
+		return f.err
+	}
+	f.waited = true
+	errs := f.errs
+	for i, q := range f.queue {
+		if !q.all {
+			deliver(q.cb, "", q.cmd)
+			errs = appendReplyError(errs, q.cmd)
+			continue
+		}
+		for _, sc := range f.alls[i] {
+			deliver(q.cb, sc.server, sc.cmd)
+			errs = appendReplyError(errs, sc.cmd)
+		}
+	}
+	f.err = errors.Join(errs...)
+	return f.err
+}
+
+// appendReplyError adds a command's own error, one that is not already
+// counted as its server's or node's failure. A missing key is not an error.
+func appendReplyError(errs []error, cmd redis.Cmder) []error {
+	err := cmd.Err()
+	var se *ServerError
+	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, ErrClosed) || errors.As(err, &se) {
+		return errs
+	}
+	return append(errs, fmt.Errorf("federated: %s: %w", cmdWithKey(cmd), err))
+}
+
+// cmdWithKey names a command by its name and first argument, for errors.
+func cmdWithKey(cmd redis.Cmder) string {
+	args := cmd.Args()
+	if len(args) > 1 {
+		return fmt.Sprintf("%s %v", cmd.Name(), args[1])
+	}
+	return cmd.Name()
+}
+
+// start groups the queue by server and sends each group on its own
+// goroutine; with inline, the last group goes from the calling goroutine,
+// which then returns only when that group is done. Commands for a node with
+// no up server fail at once.
+func (f *Flight) start(ctx context.Context, inline bool) {
+	c := f.c
+	if c.closed.Load() {
+		f.failAll(ErrClosed)
+		return
+	}
+	groups := make(map[*server]*sendGroup)
+	var order []*sendGroup
+	var pinned map[*server]*sendGroup
+	groupFor := func(m map[*server]*sendGroup, n *node, s *server, failover bool) *sendGroup {
+		g := m[s]
+		if g == nil {
+			g = &sendGroup{node: n, srv: s, failover: failover}
+			m[s] = g
+			order = append(order, g)
+		}
+		return g
+	}
+	failed := make(map[*node]bool)
+	nodeDown := func(n *node, err error) {
+		if !failed[n] {
+			failed[n] = true
+			f.errs = append(f.errs, err)
+		}
+	}
+
+	for i, q := range f.queue {
+		if q.all {
+			if pinned == nil {
+				pinned = make(map[*server]*sendGroup)
+				f.alls = make(map[int][]serverCmd)
+			}
+			for _, s := range q.node.servers {
+				if s.down.Load() {
+					continue
+				}
+				cmd := q.cmd
+				if len(f.alls[i]) > 0 {
+					cmd = cloneCmd(q.cmd)
+				}
+				f.alls[i] = append(f.alls[i], serverCmd{server: s.addr, cmd: cmd})
+				g := groupFor(pinned, q.node, s, false)
+				g.cmds = append(g.cmds, cmd)
+			}
+			if len(f.alls[i]) == 0 {
+				err := q.node.downError()
+				q.cmd.SetErr(err)
+				f.alls[i] = []serverCmd{{cmd: q.cmd}}
+				nodeDown(q.node, err)
+			}
+			continue
+		}
+		s, err := c.currentServer(q.node)
+		if err != nil {
+			q.cmd.SetErr(err)
+			nodeDown(q.node, err)
+			continue
+		}
+		g := groupFor(groups, q.node, s, true)
+		g.cmds = append(g.cmds, q.cmd)
+	}
+
+	if len(order) == 0 {
+		close(f.done)
+		return
+	}
+	if !c.addLoop() {
+		f.failAll(ErrClosed)
+		return
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	f.pending.Store(int32(len(order)))
+	send := func(g *sendGroup) {
+		if err := c.sendPipeline(ctx, g); err != nil {
+			f.mu.Lock()
+			f.errs = append(f.errs, err)
+			f.mu.Unlock()
+		}
+		if f.pending.Add(-1) == 0 {
+			cancel()
+			close(f.done)
+			c.wg.Done()
+		}
+	}
+	if inline {
+		last := order[len(order)-1]
+		order = order[:len(order)-1]
+		defer send(last)
+	}
+	for _, g := range order {
+		go send(g)
+	}
+}
+
+// failAll fails every command of the flight with err.
+func (f *Flight) failAll(err error) {
+	for _, q := range f.queue {
+		q.cmd.SetErr(err)
+	}
+	f.alls = nil
+	for i, q := range f.queue {
+		if q.all {
+			if f.alls == nil {
+				f.alls = make(map[int][]serverCmd)
+			}
+			f.alls[i] = []serverCmd{{cmd: q.cmd}}
+		}
+	}
+	f.errs = []error{err}
+	close(f.done)
+}
+
+// sendPipeline sends a group's commands to its server in one round trip.
+// When the connection fails and the group may fail over, the commands go to
+// the node's next up server, each server at most once. It returns the
+// server's failure, which is also set on every command it hit.
+func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
+	s := g.srv
+	for attempt := 1; ; attempt++ {
+		pipe := s.client.Load().Pipeline()
+		for _, cmd := range g.cmds {
+			_ = pipe.Process(ctx, cmd) // only queues
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			return nil
+		}
+		fault := firstFault(ctx, g.cmds)
+		if fault == nil {
+			return nil // answers from Redis, errors or not: each is on its command
+		}
+		if g.failover && isRetryable(fault) && attempt < len(g.node.servers) && ctx.Err() == nil {
+			if next, nerr := c.currentServer(g.node); nerr == nil && next != s {
+				for _, cmd := range g.cmds {
+					cmd.SetErr(nil)
+				}
+				s = next
+				continue
+			}
+		}
+		se := &ServerError{Node: g.node.name, Server: s.addr, Err: fault, down: s.down.Load()}
+		for _, cmd := range g.cmds {
+			if e := cmd.Err(); e != nil && isServerFault(ctx, e) {
+				cmd.SetErr(se)
+			}
+		}
+		return se
+	}
+}
+
+// firstFault returns the first error among the commands that shows their
+// server unreachable or unresponsive. A pipeline's own error is only its
+// first command error, which may be an answer from Redis.
+func firstFault(ctx context.Context, cmds []redis.Cmder) error {
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && isServerFault(ctx, err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// cloneCmd makes a fresh command of the same type and arguments, for another
+// server of a query-all.
+func cloneCmd(cmd redis.Cmder) redis.Cmder {
+	ctx, args := context.Background(), cmd.Args()
+	switch cmd.(type) {
+	case *redis.StringCmd:
+		return redis.NewStringCmd(ctx, args...)
+	case *redis.StatusCmd:
+		return redis.NewStatusCmd(ctx, args...)
+	case *redis.IntCmd:
+		return redis.NewIntCmd(ctx, args...)
+	case *redis.BoolCmd:
+		return redis.NewBoolCmd(ctx, args...)
+	case *redis.StringSliceCmd:
+		return redis.NewStringSliceCmd(ctx, args...)
+	case *redis.ZSliceCmd:
+		return redis.NewZSliceCmd(ctx, args...)
+	case *redis.MapStringStringCmd:
+		return redis.NewMapStringStringCmd(ctx, args...)
+	case *redis.SliceCmd:
+		return redis.NewSliceCmd(ctx, args...)
+	default:
+		return redis.NewCmd(ctx, args...)
+	}
+}

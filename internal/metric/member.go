@@ -1,0 +1,134 @@
+package metric
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Point is one sample of a metric.
+type Point struct {
+	Time  float64 // Unix seconds, fractions allowed; also the member's score
+	Value float64
+}
+
+// AppendMember appends the sorted-set member "ts:value" to dst and returns
+// the extended slice. It is the write path's FormatMember: it validates
+// nothing, and it does not allocate when dst has room.
+//
+// The form is canonical, because the sorted set deduplicates members by
+// their bytes: ts prints in decimal with as many digits as it takes to read
+// it back exactly (whole seconds as an integer, "1290000000"), value in the
+// shortest form that reads back exactly, with an exponent when that is
+// shorter ("0.5", "12", "-3e-05"), and negative zero prints as "0".
+func AppendMember(dst []byte, ts, value float64) []byte {
+	if ts == 0 {
+		ts = 0 // -0 prints as "-0"; make it "0"
+	}
+	if value == 0 {
+		value = 0
+	}
+	dst = strconv.AppendFloat(dst, ts, 'f', -1, 64)
+	dst = append(dst, ':')
+	return strconv.AppendFloat(dst, value, 'g', -1, 64)
+}
+
+// FormatMember returns the member AppendMember would write after validating
+// ts and value. The error wraps ErrBadTimestamp or ErrBadValue.
+func FormatMember(ts, value float64) (string, error) {
+	if err := ValidateTimestamp(ts); err != nil {
+		return "", err
+	}
+	if err := ValidateValue(value); err != nil {
+		return "", err
+	}
+	var buf [64]byte
+	return string(AppendMember(buf[:0], ts, value)), nil
+}
+
+// ParseMember reads a sorted-set member "ts:value" written by AppendMember
+// or by the Perl writers: "1290000000:0.5", "1290000000:12",
+// "1290000000.25:-3e-5". Either number may have a sign, a fraction and an
+// exponent. ParseMember refuses what neither writer produces and
+// strconv.ParseFloat would otherwise let through: NaN and infinities however
+// spelled, hex floats, underscores and white space. It also refuses an
+// empty part, a missing or second ':', and numbers out of range (see
+// ValidateTimestamp and ValidateValue). It does not allocate unless it fails.
+// The error quotes the member and wraps ErrBadMember, and ErrBadTimestamp or
+// ErrBadValue when a number is readable but out of range.
+func ParseMember(member string) (ts, value float64, err error) {
+	tsText, valueText, ok := strings.Cut(member, ":")
+	switch {
+	case !ok:
+		return 0, 0, memberError(member, "no ':' between timestamp and value")
+	case tsText == "":
+		return 0, 0, memberError(member, "empty timestamp")
+	case valueText == "":
+		return 0, 0, memberError(member, "empty value")
+	}
+	if i := strings.IndexByte(valueText, ':'); i >= 0 {
+		return 0, 0, memberError(member, fmt.Sprintf("second ':' at byte %d", len(tsText)+1+i))
+	}
+	if ts, err = parseNumber(member, tsText, 0, "timestamp"); err != nil {
+		return 0, 0, err
+	}
+	if problem := timestampProblem(ts); problem != "" {
+		return 0, 0, fmt.Errorf("%w %s: %w %s: %s",
+			ErrBadMember, quote(member), ErrBadTimestamp, tsText, problem)
+	}
+	if value, err = parseNumber(member, valueText, len(tsText)+1, "value"); err != nil {
+		return 0, 0, err
+	}
+	// parseNumber refuses "Inf" and overflow, so value is finite here.
+	return ts, value, nil
+}
+
+// parseNumber reads text, which starts at byte offset of member, as a
+// decimal float64. Only digits, signs, '.', 'e' and 'E' may appear, which
+// shuts out everything strconv.ParseFloat accepts beyond plain decimals;
+// ParseFloat then checks the grammar and the range.
+func parseNumber(member, text string, offset int, what string) (float64, error) {
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case '0' <= c && c <= '9', c == '.', c == '-', c == '+', c == 'e', c == 'E':
+		default:
+			r, _ := utf8.DecodeRuneInString(text[i:])
+			return 0, memberError(member, fmt.Sprintf("%s has %q at byte %d, want a decimal number",
+				what, r, offset+i))
+		}
+	}
+	f, err := strconv.ParseFloat(text, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, memberError(member, fmt.Sprintf("%s %s is out of float64 range", what, text))
+		}
+		return 0, memberError(member, fmt.Sprintf("%s %s is not a decimal number", what, text))
+	}
+	return f, nil
+}
+
+// memberError returns an error about member that wraps ErrBadMember.
+func memberError(member, problem string) error {
+	return fmt.Errorf("%w %s: %s", ErrBadMember, quote(member), problem)
+}
+
+// ParseMembers parses members as ZRANGEBYSCORE returns them, appends a Point
+// for each one that ParseMember accepts to dst, and returns the extended
+// slice with the number of members it skipped as malformed. Pass dst[:0] to
+// reuse a slice. Points come out in the order of members, which for one key
+// is score order.
+func ParseMembers(members []string, dst []Point) (points []Point, malformed int) {
+	dst = slices.Grow(dst, len(members))
+	for _, m := range members {
+		ts, value, err := ParseMember(m)
+		if err != nil {
+			malformed++
+			continue
+		}
+		dst = append(dst, Point{Time: ts, Value: value})
+	}
+	return dst, malformed
+}

@@ -1,0 +1,56 @@
+package metric
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestSecondsTime(t *testing.T) {
+	tests := []struct {
+		sec  float64
+		want time.Time
+	}{
+		{0, date(1970, 1, 1, 0)},
+		{1290000000, time.Unix(1290000000, 0).UTC()},
+		{1290000000.25, time.Unix(1290000000, 250_000_000).UTC()},
+		{1764075600.123456, time.Unix(1764075600, 123_456_000).UTC()},
+		{1764075600.5, time.Unix(1764075600, 500_000_000).UTC()},
+		{253402300799, date(9999, 12, 31, 23, 59, 59)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want.Format(time.RFC3339Nano), func(t *testing.T) {
+			got := Time(tt.sec)
+			assert.Equal(t, tt.want, got, "Time(%v): got %v, want %v", tt.sec, got, tt.want)
+			assert.Equal(t, tt.sec, Seconds(got), "Seconds(Time(%v))", tt.sec)
+		})
+	}
+}
+
+func TestTimeRoundTripsMicroseconds(t *testing.T) {
+	base := time.Unix(1764075600, 0).UTC()
+	for _, us := range []int64{0, 1, 7, 123456, 499999, 500000, 999998, 999999} {
+		want := base.Add(time.Duration(us) * time.Microsecond)
+		got := Time(Seconds(want))
+		assert.Equal(t, want, got, "Time(Seconds(%v)): got %v", want, got)
+	}
+}
+
+func TestTimeStaysInItsSecond(t *testing.T) {
+	// The largest float64 below midnight rounds up to midnight at
+	// microsecond precision; Time must keep it in the day it belongs to.
+	midnight := float64(date(2026, 11, 26, 0).Unix())
+	before := math.Nextafter(midnight, 0)
+	got := Time(before)
+	assert.Equal(t, date(2026, 11, 25, 23, 59, 59, 999_999_000), got, "Time(%v): got %v", before, got)
+	assert.Equal(t, "2026-11-25", Day.Format(got))
+}
+
+func TestTimeOfNonsense(t *testing.T) {
+	for _, sec := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e300, -1e300} {
+		assert.True(t, Time(sec).IsZero(), "Time(%v): got %v, want the zero Time", sec, Time(sec))
+	}
+	assert.Equal(t, time.Unix(-2, 500_000_000).UTC(), Time(-1.5), "negative seconds")
+}

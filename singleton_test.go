@@ -1,0 +1,76 @@
+package federated_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+func TestSharedClientPerTag(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := federated.Config{Nodes: singleNodes(servers[:1]), Options: testOptions()}
+	other := federated.Config{Nodes: singleNodes(servers[1:]), Options: testOptions()}
+
+	a, err := federated.Shared("rate-limiter", cfg)
+	require.NoError(t, err)
+	b, err := federated.Shared("rate-limiter", other)
+	require.NoError(t, err)
+	require.Same(t, a, b, "the same tag gives the same client")
+	assert.Equal(t, []string{servers[0].Addr()}, b.Servers(), "the first caller's configuration wins")
+
+	c, err := federated.Shared("other-tag", other)
+	require.NoError(t, err)
+	require.NotSame(t, a, c)
+
+	ctx := context.Background()
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Set(ctx, "k", "v", 0).Err(), "still open while one Shared is not closed")
+	require.NoError(t, b.Close())
+	require.ErrorIs(t, b.Get(ctx, "k").Err(), federated.ErrClosed, "closed when the last one closes")
+
+	d, err := federated.Shared("rate-limiter", other)
+	require.NoError(t, err)
+	require.NotSame(t, a, d, "after the last Close, the tag starts afresh")
+	assert.Equal(t, []string{servers[1].Addr()}, d.Servers())
+	require.NoError(t, d.Close())
+	require.NoError(t, c.Close())
+
+	_, err = federated.Shared("", cfg)
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	_, err = federated.Shared("bad", federated.Config{})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+}
+
+func TestSharedConcurrently(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	cfg := federated.Config{Nodes: singleNodes(servers), Options: testOptions()}
+	var wg sync.WaitGroup
+	clients := make([]*federated.Client, 32)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := federated.Shared("concurrent", cfg)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			clients[i] = c
+			_ = c.Set(context.Background(), "k", i, 0).Err()
+		}()
+	}
+	wg.Wait()
+	for _, c := range clients {
+		require.Same(t, clients[0], c)
+	}
+	for _, c := range clients {
+		require.NoError(t, c.Close())
+	}
+	require.ErrorIs(t, clients[0].Get(context.Background(), "k").Err(), federated.ErrClosed)
+}
