@@ -72,12 +72,17 @@ func (f *Flight) Wait() error {
 // appendReplyError adds a command's own error, one that is not already
 // counted as its server's or node's failure. A missing key is not an error.
 func appendReplyError(errs []error, cmd redis.Cmder) []error {
-	err := cmd.Err()
-	var se *ServerError
-	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, ErrClosed) || errors.As(err, &se) {
-		return errs
+	if err := cmd.Err(); err != nil && !isCounted(err) {
+		errs = append(errs, fmt.Errorf("federated: %s: %w", cmdWithKey(cmd), err))
 	}
-	return append(errs, fmt.Errorf("federated: %s: %w", cmdWithKey(cmd), err))
+	return errs
+}
+
+// isCounted reports an error that is no failure (redis.Nil) or that is
+// already counted as its server's, node's or client's failure.
+func isCounted(err error) bool {
+	var se *ServerError
+	return errors.Is(err, redis.Nil) || errors.Is(err, ErrClosed) || errors.As(err, &se)
 }
 
 // cmdWithKey names a command by its name and first argument, for errors.
@@ -89,60 +94,71 @@ func cmdWithKey(cmd redis.Cmder) string {
 	return cmd.Name()
 }
 
+// plan groups a flight's commands by server. Poll reuses one plan across
+// its flights, so a steady stream of batches allocates no new groups.
+type plan struct {
+	groups map[*server]*sendGroup // routed commands, by server
+	pinned map[*server]*sendGroup // query-all copies, by server
+	order  []*sendGroup           // every group, in order of first use
+	failed map[*node]bool         // nodes already reported down
+	free   []*sendGroup           // groups of an earlier flight, for reuse
+}
+
+func newPlan() *plan {
+	return &plan{groups: make(map[*server]*sendGroup), pinned: make(map[*server]*sendGroup), failed: make(map[*node]bool)}
+}
+
+// group returns the group for s in m, making it on first use.
+func (pl *plan) group(m map[*server]*sendGroup, n *node, s *server, failover bool) *sendGroup {
+	if g := m[s]; g != nil {
+		return g
+	}
+	var g *sendGroup
+	if k := len(pl.free); k > 0 {
+		g, pl.free = pl.free[k-1], pl.free[:k-1]
+	} else {
+		g = &sendGroup{}
+	}
+	g.node, g.srv, g.failover = n, s, failover
+	m[s] = g
+	pl.order = append(pl.order, g)
+	return g
+}
+
+// reset empties the plan for the next flight, dropping every reference to
+// the last one's commands.
+func (pl *plan) reset() {
+	for _, g := range pl.order {
+		clear(g.cmds)
+		g.cmds = g.cmds[:0]
+		pl.free = append(pl.free, g)
+	}
+	clear(pl.order)
+	pl.order = pl.order[:0]
+	clear(pl.groups)
+	clear(pl.pinned)
+	clear(pl.failed)
+}
+
 // start groups the queue by server and sends each group on its own
 // goroutine; with inline, the last group goes from the calling goroutine,
 // which then returns only when that group is done. Commands for a node with
 // no up server fail at once.
-func (f *Flight) start(ctx context.Context, inline bool) {
+func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 	c := f.c
 	if c.closed.Load() {
 		f.failAll(ErrClosed)
 		return
 	}
-	groups := make(map[*server]*sendGroup)
-	var order []*sendGroup
-	var pinned map[*server]*sendGroup
-	groupFor := func(m map[*server]*sendGroup, n *node, s *server, failover bool) *sendGroup {
-		g := m[s]
-		if g == nil {
-			g = &sendGroup{node: n, srv: s, failover: failover}
-			m[s] = g
-			order = append(order, g)
-		}
-		return g
-	}
-	failed := make(map[*node]bool)
 	nodeDown := func(n *node, err error) {
-		if !failed[n] {
-			failed[n] = true
+		if !pl.failed[n] {
+			pl.failed[n] = true
 			f.errs = append(f.errs, err)
 		}
 	}
-
 	for i, q := range f.queue {
 		if q.all {
-			if pinned == nil {
-				pinned = make(map[*server]*sendGroup)
-				f.alls = make(map[int][]serverCmd)
-			}
-			for _, s := range q.node.servers {
-				if s.down.Load() {
-					continue
-				}
-				cmd := q.cmd
-				if len(f.alls[i]) > 0 {
-					cmd = cloneCmd(q.cmd)
-				}
-				f.alls[i] = append(f.alls[i], serverCmd{server: s.addr, cmd: cmd})
-				g := groupFor(pinned, q.node, s, false)
-				g.cmds = append(g.cmds, cmd)
-			}
-			if len(f.alls[i]) == 0 {
-				err := q.node.downError()
-				q.cmd.SetErr(err)
-				f.alls[i] = []serverCmd{{cmd: q.cmd}}
-				nodeDown(q.node, err)
-			}
+			f.queueAll(i, q, pl, nodeDown)
 			continue
 		}
 		s, err := c.currentServer(q.node)
@@ -151,10 +167,11 @@ func (f *Flight) start(ctx context.Context, inline bool) {
 			nodeDown(q.node, err)
 			continue
 		}
-		g := groupFor(groups, q.node, s, true)
+		g := pl.group(pl.groups, q.node, s, true)
 		g.cmds = append(g.cmds, q.cmd)
 	}
 
+	order := pl.order
 	if len(order) == 0 {
 		close(f.done)
 		return
@@ -184,6 +201,32 @@ func (f *Flight) start(ctx context.Context, inline bool) {
 	}
 	for _, g := range order {
 		go send(g)
+	}
+}
+
+// queueAll places a query-all command: a copy for every up server of its
+// node's group.
+func (f *Flight) queueAll(i int, q queued, pl *plan, nodeDown func(*node, error)) {
+	if f.alls == nil {
+		f.alls = make(map[int][]serverCmd)
+	}
+	for _, s := range q.node.servers {
+		if s.down.Load() {
+			continue
+		}
+		cmd := q.cmd
+		if len(f.alls[i]) > 0 {
+			cmd = cloneCmd(q.cmd)
+		}
+		f.alls[i] = append(f.alls[i], serverCmd{server: s.addr, cmd: cmd})
+		g := pl.group(pl.pinned, q.node, s, false)
+		g.cmds = append(g.cmds, cmd)
+	}
+	if len(f.alls[i]) == 0 {
+		err := q.node.downError()
+		q.cmd.SetErr(err)
+		f.alls[i] = []serverCmd{{cmd: q.cmd}}
+		nodeDown(q.node, err)
 	}
 }
 

@@ -3,8 +3,8 @@ package federated_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"log/slog"
+	"os"
 	"strconv"
 	"testing"
 	"time"

@@ -37,6 +37,7 @@ type batch struct {
 	queue []queued
 	spare []queued      // the previous queue's storage, reused by the next
 	count map[*node]int // commands queued per node, for auto-flush
+	plan  *plan         // reused by the flights that are waited for at once
 	errs  []error       // errors of automatic flushes, reported by the next Poll
 }
 
@@ -187,9 +188,11 @@ func (p *Pipeline) add(key string, cmd redis.Cmder, cb any, all bool) *Pipeline 
 	if limit := b.c.opts.PipelineAutoFlush; limit > 0 {
 		b.count[n]++
 		if b.count[n] >= limit {
-			if err := b.launch(context.Background(), true).Wait(); err != nil {
+			f := b.launch(context.Background(), true)
+			if err := f.Wait(); err != nil {
 				b.errs = append(b.errs, err)
 			}
+			b.recycle(f)
 		}
 	}
 	return p
@@ -211,9 +214,7 @@ func (p *Pipeline) Poll(ctx context.Context) error {
 		if err := f.Wait(); err != nil {
 			errs = append(errs, err)
 		}
-		// The flight is done with its queue: keep the storage for the next one.
-		clear(f.queue)
-		b.spare = f.queue[:0]
+		b.recycle(f)
 	}
 	return errors.Join(errs...)
 }
@@ -225,14 +226,30 @@ func (p *Pipeline) Go(ctx context.Context) *Flight {
 	return p.b.launch(ctx, false)
 }
 
-// launch hands the queue to a new flight and starts it; with inline, one
-// server's round trip runs in the calling goroutine.
+// launch hands the queue to a new flight and starts it. With inline (a
+// flight the caller waits for before queueing more), one server's round trip
+// runs in the calling goroutine and the batch's plan is used.
 func (b *batch) launch(ctx context.Context, inline bool) *Flight {
 	f := &Flight{c: b.c, queue: b.queue, done: make(chan struct{})}
 	b.queue, b.spare = b.spare, nil
 	clear(b.count)
-	f.start(ctx, inline)
+	pl := newPlan()
+	if inline {
+		if b.plan == nil {
+			b.plan = newPlan()
+		}
+		pl = b.plan
+	}
+	f.start(ctx, pl, inline)
 	return f
+}
+
+// recycle keeps the storage of a waited-for inline flight for the next one,
+// dropping its references to commands and callbacks.
+func (b *batch) recycle(f *Flight) {
+	clear(f.queue)
+	b.spare = f.queue[:0]
+	b.plan.reset()
 }
 
 // deliver runs a callback with the result of its command. A typed nil

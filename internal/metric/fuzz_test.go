@@ -3,6 +3,7 @@ package metric
 import (
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 )
 
@@ -126,6 +127,9 @@ func FuzzMemberRoundTrip(f *testing.F) {
 	f.Add(math.NaN(), 1.0)
 	f.Add(1290000000.0, math.Inf(-1))
 	f.Fuzz(func(t *testing.T, ts, value float64) {
+		if got, want := string(AppendMember(nil, ts, value)), referenceMember(ts, value); got != want {
+			t.Fatalf("AppendMember(%v, %v) = %q, want %q", ts, value, got, want)
+		}
 		member, err := FormatMember(ts, value)
 		switch {
 		case ValidateTimestamp(ts) != nil:
@@ -158,4 +162,16 @@ func FuzzMemberRoundTrip(f *testing.F) {
 			t.Fatalf("Time(%v) is in day %s, Time(%v) in %s", ts, got, whole, want)
 		}
 	})
+}
+
+// referenceMember is the member schema's definition of the canonical form,
+// without AppendMember's shortcuts.
+func referenceMember(ts, value float64) string {
+	if ts == 0 {
+		ts = 0 // turns -0 into 0
+	}
+	if value == 0 {
+		value = 0
+	}
+	return strconv.FormatFloat(ts, 'f', -1, 64) + ":" + strconv.FormatFloat(value, 'g', -1, 64)
 }

@@ -43,6 +43,27 @@ func TestAppendMemberCanonical(t *testing.T) {
 	}
 }
 
+func TestAppendMemberMatchesReference(t *testing.T) {
+	// The whole-number shortcut must print exactly what AppendFloat would,
+	// around every edge where it starts or stops applying.
+	var edges []float64
+	for _, e := range []float64{0, 1, 999_999, 1e6, 1<<53 - 1, 1 << 53, maxTimestamp, 1290000000} {
+		for _, x := range []float64{e, -e, math.Nextafter(e, math.Inf(1)), math.Nextafter(e, math.Inf(-1)),
+			-math.Nextafter(e, math.Inf(1)), e + 0.5, e - 0.5, e + 1, e - 1} {
+			edges = append(edges, x)
+		}
+	}
+	edges = append(edges, math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), 1e300, -1e300)
+	for _, ts := range edges {
+		for _, value := range edges {
+			got, want := string(AppendMember(nil, ts, value)), referenceMember(ts, value)
+			if got != want {
+				t.Errorf("AppendMember(%v, %v) = %q, want %q", ts, value, got, want)
+			}
+		}
+	}
+}
+
 func TestFormatMemberRejects(t *testing.T) {
 	tests := []struct {
 		ts, value float64
