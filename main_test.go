@@ -52,7 +52,7 @@ func (discardLogger) Printf(context.Context, string, ...any) {}
 // log output.
 func testOptions() federated.Options {
 	return federated.Options{
-		CommandTimeout:    400 * time.Millisecond,
+		CommandTimeout:    2 * time.Second,
 		BaseRetryInterval: 50 * time.Millisecond,
 		MaxRetryInterval:  200 * time.Millisecond,
 		Logger:            slog.New(slog.DiscardHandler),

@@ -21,10 +21,11 @@ type Point struct {
 // nothing, and it does not allocate when dst has room.
 //
 // The form is canonical, because the sorted set deduplicates members by
-// their bytes: ts prints in decimal with as many digits as it takes to read
-// it back exactly (whole seconds as an integer, "1290000000"), value in the
-// shortest form that reads back exactly, with an exponent when that is
-// shorter ("0.5", "12", "-3e-05"), and negative zero prints as "0".
+// their bytes: ts prints in decimal, never with an exponent, with as few
+// digits as read back exactly (whole seconds as an integer, "1290000000",
+// "1290000000.25"); value prints in as few digits as read back exactly, in
+// %g style: plain from 1e-4 up to 1e6, with an exponent outside that ("0.5",
+// "12", "-3e-05", "1.5e+06"); negative zero prints as "0".
 func AppendMember(dst []byte, ts, value float64) []byte {
 	// Whole numbers are the common case (Perl writes time(), counters
 	// count) and AppendInt prints them faster than the shortest-float
