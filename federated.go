@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/redfed/federated/internal/ring"
 )
 
 // Client routes commands over a federation of Redis servers. It is safe for
@@ -41,6 +43,31 @@ type topology struct {
 	ring    Ring
 	nodes   map[string]*node
 	servers map[string]*server // by address
+
+	// indexed and byIndex spare routing a lookup by node name when the
+	// ring can answer with an index into its sorted nodes.
+	indexed ring.Indexed
+	byIndex []*node
+}
+
+// setRing installs r, and its index when it has one.
+func (t *topology) setRing(r Ring) {
+	t.ring = r
+	if ir, ok := r.(ring.Indexed); ok {
+		names := ir.Nodes()
+		t.indexed, t.byIndex = ir, make([]*node, len(names))
+		for i, name := range names {
+			t.byIndex[i] = t.nodes[name]
+		}
+	}
+}
+
+// route returns the node that owns a hash key.
+func (t *topology) route(hashKey string) *node {
+	if t.indexed != nil {
+		return t.byIndex[t.indexed.LocateIndex(hashKey)]
+	}
+	return t.nodes[t.ring.Locate(hashKey)]
 }
 
 // node is a named slot on the ring and its servers.
@@ -76,7 +103,7 @@ func New(cfg Config) (*Client, error) {
 		c.closeServers(topo.servers)
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	topo.ring = r
+	topo.setRing(r)
 	c.topo.Store(topo)
 	return c, nil
 }
@@ -249,7 +276,7 @@ func (c *Client) AddNode(name string, n Node) error {
 		}
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	next.ring = r
+	next.setRing(r)
 	c.topo.Store(next)
 	c.opts.Logger.Info("federated: node added", "node", name, "servers", n.Servers())
 	return nil
@@ -282,7 +309,7 @@ func (c *Client) RemoveNode(name string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	next.ring = r
+	next.setRing(r)
 	c.topo.Store(next)
 	for _, s := range nd.servers {
 		if s.retire() {
@@ -338,8 +365,7 @@ func HashTag(key string) string {
 
 // route returns the node that owns a key.
 func (c *Client) route(group, key string) *node {
-	t := c.topo.Load()
-	return t.nodes[t.ring.Locate(c.hashKey(group, key))]
+	return c.topo.Load().route(c.hashKey(group, key))
 }
 
 // currentServer returns the server a node's commands go to: the current one

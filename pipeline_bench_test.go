@@ -39,7 +39,18 @@ func BenchmarkPipelineSet100(b *testing.B) {
 		}
 	}
 
-	b.Run("redfed", func(b *testing.B) {
+	// Write every key once, so that neither contender pays for creating them.
+	warm := c.Pipeline()
+	for _, ks := range keys {
+		for _, k := range ks {
+			warm.Set(k, "0")
+		}
+	}
+	if err := warm.Poll(ctx); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("impl=redfed", func(b *testing.B) {
 		b.ReportAllocs()
 		p := c.Pipeline()
 		for i := 0; b.Loop(); i++ {
@@ -53,7 +64,7 @@ func BenchmarkPipelineSet100(b *testing.B) {
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "cmds/s")
 	})
 
-	b.Run("go-redis-raw", func(b *testing.B) {
+	b.Run("impl=go-redis-raw", func(b *testing.B) {
 		raw := make(map[string]*redis.Client)
 		for _, s := range servers {
 			rc := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})

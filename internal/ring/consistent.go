@@ -62,7 +62,7 @@ const (
 type Consistent struct {
 	hasher Hasher
 	nodes  []string // sorted
-	owners []string // owners[p] is the node that owns partition p
+	owners []uint16 // owners[p] indexes nodes: the node that owns partition p
 }
 
 // NewConsistent builds the default ring over nodes with hasher h (nil means
@@ -106,9 +106,12 @@ func newConsistent(nodes []string, h Hasher, cfg consistent.Config) (*Consistent
 	if err != nil {
 		return nil, err
 	}
-	owners := make([]string, cfg.PartitionCount)
+	// The table holds node indexes rather than names: 2 bytes a partition
+	// keep it in cache where 16-byte string headers would not.
+	owners := make([]uint16, cfg.PartitionCount)
 	for p := range owners {
-		owners[p] = lib.GetPartitionOwner(p).String()
+		i, _ := slices.BinarySearch(sorted, lib.GetPartitionOwner(p).String())
+		owners[p] = uint16(i)
 	}
 	return &Consistent{hasher: h, nodes: sorted, owners: owners}, nil
 }
@@ -141,7 +144,12 @@ func buildLibraryRing(members []consistent.Member, cfg consistent.Config) (lib *
 
 // Locate returns the node that owns key. It does not allocate.
 func (c *Consistent) Locate(key string) string {
-	return c.owners[c.hasher.Sum64(stringBytes(key))%uint64(len(c.owners))]
+	return c.nodes[c.LocateIndex(key)]
+}
+
+// LocateIndex returns the index in Nodes of the node that owns key.
+func (c *Consistent) LocateIndex(key string) int {
+	return int(c.owners[c.hasher.Sum64(stringBytes(key))%uint64(len(c.owners))])
 }
 
 // Nodes returns the ring's node names, sorted.

@@ -42,7 +42,7 @@ const (
 // those names.
 type Perl struct {
 	nodes  []string            // sorted
-	owners [PerlBuckets]string // owners[b] is the node that owns bucket b
+	owners [PerlBuckets]uint16 // owners[b] indexes nodes: the node that owns bucket b
 }
 
 // NewPerl builds the Perl-compatible ring over nodes. Node names must be
@@ -63,7 +63,8 @@ func NewPerl(nodes []string) (*Perl, error) {
 		if i == len(points) {
 			i = 0
 		}
-		p.owners[b] = pointOwner[points[i]]
+		owner, _ := slices.BinarySearch(sorted, pointOwner[points[i]])
+		p.owners[b] = uint16(owner)
 	}
 	return p, nil
 }
@@ -93,12 +94,17 @@ func (p *Perl) Bucket(key string) int {
 // BucketOwner returns the node that owns bucket b. It panics if b is not in
 // [0, PerlBuckets).
 func (p *Perl) BucketOwner(b int) string {
-	return p.owners[b]
+	return p.nodes[p.owners[b]]
 }
 
 // Locate returns the node that owns key. It does not allocate.
 func (p *Perl) Locate(key string) string {
-	return p.owners[p.Bucket(key)]
+	return p.nodes[p.owners[p.Bucket(key)]]
+}
+
+// LocateIndex returns the index in Nodes of the node that owns key.
+func (p *Perl) LocateIndex(key string) int {
+	return int(p.owners[p.Bucket(key)])
 }
 
 // Nodes returns the ring's node names, sorted.

@@ -15,6 +15,18 @@ type Ring interface {
 	Locate(key string) string
 }
 
+// Indexed is a Ring that can also answer with the index of the node in its
+// sorted node list, sparing the caller a lookup by name.
+type Indexed interface {
+	Ring
+	LocateIndex(key string) int
+	Nodes() []string
+}
+
+// maxNodes is the most nodes a ring takes: owner tables hold 16-bit
+// indexes.
+const maxNodes = 1 << 16
+
 // Hasher hashes bytes to 64 bits. Sum64 must not modify or retain its
 // argument: Locate passes the bytes of the key string without copying them.
 // A nil Hasher means xxhash (github.com/cespare/xxhash/v2).
@@ -34,10 +46,10 @@ type xxHasher struct{}
 func (xxHasher) Sum64(b []byte) uint64 { return xxhash.Sum64(b) }
 
 var (
-	_ Ring   = (*Consistent)(nil)
-	_ Ring   = (*Perl)(nil)
-	_ Hasher = xxHasher{}
-	_ Hasher = HasherFunc(nil)
+	_ Indexed = (*Consistent)(nil)
+	_ Indexed = (*Perl)(nil)
+	_ Hasher  = xxHasher{}
+	_ Hasher  = HasherFunc(nil)
 )
 
 var (
@@ -47,6 +59,8 @@ var (
 	ErrEmptyNodeName = errors.New("federated: empty node name")
 	// ErrDuplicateNode is returned when a node name appears more than once.
 	ErrDuplicateNode = errors.New("federated: duplicate node name")
+	// ErrTooManyNodes is returned for a ring of more than 65,536 nodes.
+	ErrTooManyNodes = errors.New("federated: too many nodes for a ring")
 	// ErrUnbalanced is returned when the consistent ring cannot place its
 	// partitions within the load bound, which happens only for node counts
 	// far beyond what a fleet uses (see NewConsistent).
@@ -58,6 +72,9 @@ var (
 func sortedNodes(nodes []string) ([]string, error) {
 	if len(nodes) == 0 {
 		return nil, ErrNoNodes
+	}
+	if len(nodes) > maxNodes {
+		return nil, fmt.Errorf("%w: %d", ErrTooManyNodes, len(nodes))
 	}
 	for i, n := range nodes {
 		if n == "" {
