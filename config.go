@@ -116,6 +116,10 @@ type Options struct {
 	// (10 per GOMAXPROCS).
 	PoolSize int `yaml:"pool_size" json:"pool_size"`
 
+	// Metrics configures the metric schema that writers, readers, syncers
+	// and retention share.
+	Metrics MetricsOptions `yaml:"metrics" json:"metrics"`
+
 	// TLSConfig, when set, makes every connection use TLS.
 	TLSConfig *tls.Config `yaml:"-" json:"-"`
 	// Hooks are added to the go-redis client of every server, after the
@@ -317,6 +321,9 @@ func (o Options) validate() error {
 	if o.PoolSize < 0 {
 		return fmt.Errorf("%w: options.pool_size: negative value %d", ErrInvalidConfig, o.PoolSize)
 	}
+	if err := o.Metrics.validate(); err != nil {
+		return err
+	}
 	switch o.Ring {
 	case "", RingConsistent, RingPerl:
 	default:
@@ -358,6 +365,7 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Metrics = o.Metrics.withDefaults()
 	o.Hooks = slices.Clone(o.Hooks)
 	return o
 }

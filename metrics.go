@@ -1,0 +1,160 @@
+package federated
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redfed/federated/internal/metric"
+)
+
+// Metrics are time series stored in plain sorted sets, the schema of the
+// Perl metrics system: key "$period:$host:$metric" (period the UTC start of
+// a day, or an hour), member "$timestamp:$value", score the timestamp in
+// Unix seconds. Every server also keeps a journal, a sorted set whose
+// members are the metric keys it holds and whose scores are the server's
+// own time of each key's last change; data and journal are written together
+// by one script call. Old data goes by dropping whole periods.
+
+// Defaults of MetricsOptions.
+const (
+	DefaultPeriod  = "day"
+	DefaultJournal = "journal"
+)
+
+// MetricsOptions configure the metric schema. The zero value of every field
+// means its default.
+type MetricsOptions struct {
+	// Period is the length of a key's period: "day" (default) or "hour".
+	Period string `yaml:"period" json:"period"`
+	// Journal is the key of each server's journal. Default "journal". The
+	// key Journal+":horizon" holds the oldest period still kept.
+	Journal string `yaml:"journal" json:"journal"`
+	// Retention is how many periods KeepPeriods keeps, the current one
+	// included. Default 0: keep everything.
+	Retention int `yaml:"retention" json:"retention"`
+}
+
+func (m MetricsOptions) validate() error {
+	if _, err := metric.ParsePeriod(m.Period); err != nil {
+		return fmt.Errorf("%w: options.metrics.period: %v", ErrInvalidConfig, err)
+	}
+	if strings.ContainsAny(m.Journal, "\x00\n") {
+		return fmt.Errorf("%w: options.metrics.journal: bad key %q", ErrInvalidConfig, m.Journal)
+	}
+	if m.Retention < 0 {
+		return fmt.Errorf("%w: options.metrics.retention: negative value %d", ErrInvalidConfig, m.Retention)
+	}
+	return nil
+}
+
+func (m MetricsOptions) withDefaults() MetricsOptions {
+	if m.Period == "" {
+		m.Period = DefaultPeriod
+	}
+	if m.Journal == "" {
+		m.Journal = DefaultJournal
+	}
+	return m
+}
+
+// period returns the client's period; Options validation guarantees the
+// name parses.
+func (c *Client) period() metric.Period {
+	p, _ := metric.ParsePeriod(c.opts.Metrics.Period)
+	return p
+}
+
+// horizonKey is the key, beside the journal, that holds the oldest period
+// a server keeps.
+func (c *Client) horizonKey() string { return c.opts.Metrics.Journal + ":horizon" }
+
+// Errors of bad metric input. They wrap into errors that quote the value and
+// say what is wrong with it.
+var (
+	ErrBadHost      = metric.ErrBadHost      // empty, too long, ':' or control characters
+	ErrBadMetric    = metric.ErrBadMetric    // empty, too long or control characters
+	ErrBadValue     = metric.ErrBadValue     // NaN or ±Inf
+	ErrBadTimestamp = metric.ErrBadTimestamp // before 1970, after 9999, NaN or ±Inf
+	ErrBadKey       = metric.ErrBadKey       // not "$period:$host:$metric"
+	ErrBadMember    = metric.ErrBadMember    // not "$timestamp:$value"
+)
+
+// Point is one sample of a metric.
+type Point struct {
+	Time  time.Time
+	Value float64
+}
+
+// MetricKey returns the key of a host's metric for the UTC day that holds t:
+// "2026-11-25:web1.sfo:cpu.user". Use Client.MetricKey for a client's
+// configured period.
+func MetricKey(t time.Time, host, metricName string) (string, error) {
+	return metric.Key(metric.Day, t, host, metricName)
+}
+
+// MetricKey returns the key of a host's metric for the period, of the
+// client's configured length, that holds t.
+func (c *Client) MetricKey(t time.Time, host, metricName string) (string, error) {
+	return metric.Key(c.period(), t, host, metricName)
+}
+
+// ParseMetricKey splits a metric key, of daily or hourly periods, into the
+// start of its period, the host and the metric name.
+func ParseMetricKey(key string) (period time.Time, host, metricName string, err error) {
+	p := metric.Day
+	if prefix, _, _ := strings.Cut(key, ":"); len(prefix) == len("2006-01-02T15") {
+		p = metric.Hour
+	}
+	return metric.ParseKey(p, key)
+}
+
+// FormatMember returns the sorted-set member of a point: "$timestamp:$value"
+// with the timestamp in Unix seconds.
+func FormatMember(t time.Time, value float64) (string, error) {
+	return metric.FormatMember(metric.Seconds(t), value)
+}
+
+// ParseMember parses a sorted-set member "$timestamp:$value", as written by
+// this package or by the Perl system.
+func ParseMember(member string) (time.Time, float64, error) {
+	ts, v, err := metric.ParseMember(member)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	return metric.Time(ts), v, nil
+}
+
+// checkPoint validates one point and returns its timestamp in seconds.
+func checkPoint(host, metricName string, t time.Time, value float64) (float64, error) {
+	if err := metric.ValidateHost(host); err != nil {
+		return 0, err
+	}
+	if err := metric.ValidateMetric(metricName); err != nil {
+		return 0, err
+	}
+	ts := metric.Seconds(t)
+	if err := metric.ValidateTimestamp(ts); err != nil {
+		return 0, err
+	}
+	return ts, metric.ValidateValue(value)
+}
+
+// Record writes one point and waits for Redis to acknowledge it: the member,
+// and the key's journal entry scored with the server's clock, in one script
+// call. For many points use a Recorder.
+func (c *Client) Record(ctx context.Context, host, metricName string, t time.Time, value float64) error {
+	ts, err := checkPoint(host, metricName, t, value)
+	if err != nil {
+		return err
+	}
+	p := c.period()
+	key := string(metric.AppendKey(nil, p, p.Start(t), host, metricName))
+	var w writeBatch
+	w.add(key, metric.AppendMember(nil, ts, value))
+	if err := c.writeNode(ctx, c.route("", key), &w); err != nil {
+		return err
+	}
+	return w.failed[0]
+}
