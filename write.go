@@ -1,9 +1,12 @@
 package federated
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,12 +15,10 @@ import (
 // changed, scored with the server's own clock, in one call.
 //
 // KEYS[1] is the journal and KEYS[2] the horizon key (the oldest period
-// kept). The metric keys travel in ARGV[1], each followed by "\n", and their
-// members in ARGV[2]: the members of one key joined by "\n", each key's list
-// followed by "\t". Packing them into two arguments keeps a large batch to
-// two allocations on the client; metric keys and members never hold "\n" or
-// "\t". Metric keys are therefore not declared in KEYS: this schema runs on
-// standalone servers, not Redis Cluster.
+// kept). ARGV[1] is the number of metric keys n; ARGV[2..2n+1] holds each
+// key and its member count; after them come the score and member of every
+// point, key by key. Metric keys are not declared in KEYS: this schema runs
+// on standalone servers, not Redis Cluster.
 //
 // A key of a period older than the horizon is refused, so a dropped period
 // never comes back. A key that holds another type gets its error and the
@@ -30,34 +31,24 @@ var writeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local horizon = redis.call('GET', KEYS[2])
+local nkeys = tonumber(ARGV[1])
+local pos = 2 * nkeys + 2
 local out = {0}
 local journal, nj, total = {}, 0, 0
-local lists = string.gmatch(ARGV[2], '([^\t]*)\t')
-local i = 0
-for key in string.gmatch(ARGV[1], '([^\n]*)\n') do
-  i = i + 1
-  local members = lists()
-  local period = string.match(key, '^[^:]*')
+for i = 1, nkeys do
+  local key = ARGV[2 * i]
+  local last = pos + 2 * tonumber(ARGV[2 * i + 1]) - 1
   local err, added = nil, 0
-  if horizon and period < horizon then
-    err = 'period ' .. period .. ' was dropped (the oldest kept is ' .. horizon .. ')'
+  if horizon and string.match(key, '^[^:]*') < horizon then
+    err = 'period ' .. string.match(key, '^[^:]*') .. ' was dropped (the oldest kept is ' .. horizon .. ')'
   else
-    local z, n = {}, 0
-    for m in string.gmatch(members, '[^\n]+') do
-      z[n + 1] = string.match(m, '^[^:]+')
-      z[n + 2] = m
-      n = n + 2
-      if n >= 7000 then
-        local r = redis.pcall('ZADD', key, unpack(z, 1, n))
-        if type(r) == 'table' then err = r.err break end
-        added, n = added + r, 0
-      end
-    end
-    if not err and n > 0 then
-      local r = redis.pcall('ZADD', key, unpack(z, 1, n))
-      if type(r) == 'table' then err = r.err else added = added + r end
+    for first = pos, last, 7000 do
+      local r = redis.pcall('ZADD', key, unpack(ARGV, first, math.min(first + 6999, last)))
+      if type(r) == 'table' then err = r.err break end
+      added = added + r
     end
   end
+  pos = last + 1
   if err then
     out[#out + 1] = i
     out[#out + 1] = err
@@ -77,28 +68,61 @@ out[1] = total
 return out
 `)
 
-// writeBatch is a batch of metric writes for one node.
+// writeBatch is a batch of metric writes for one node. Its arguments are
+// pointers into its own slices, which go-redis writes without boxing a copy
+// of each: a batch of any size costs a handful of allocations.
 type writeBatch struct {
-	names   []string // the metric keys
-	keys    []byte   // the same keys, each followed by '\n'
-	members []byte   // each key's members joined by '\n', each list followed by '\t'
+	names  []string // the metric keys
+	counts []int    // members per key
+	pairs  []string // score and member of every point, key by key
+	nkeys  int
+	args   []any // the script's arguments, rebuilt by send
 
 	added  int64         // members added, from the reply
 	failed map[int]error // errors of single keys, by index into names
 }
 
-// add appends a key and its members: "m1\nm2\n" as the Recorder buffers
-// them, or a single member.
+// add appends a key and its members, as the Recorder buffers them: each
+// "ts:value" followed by '\n'. The batch keeps views of members, which must
+// not change until the batch is sent.
 func (w *writeBatch) add(key string, members []byte) {
+	n := 0
+	for len(members) > 0 {
+		end := bytes.IndexByte(members, '\n')
+		if end < 0 {
+			end = len(members)
+		}
+		m := members[:end]
+		if colon := bytes.IndexByte(m, ':'); colon > 0 {
+			w.pairs = append(w.pairs, unsafe.String(&m[0], colon), unsafe.String(&m[0], len(m)))
+			n++
+		}
+		members = members[min(end+1, len(members)):]
+	}
 	w.names = append(w.names, key)
-	w.keys = append(append(w.keys, key...), '\n')
-	w.members = append(append(w.members, members...), '\t')
+	w.counts = append(w.counts, n)
 }
 
-// reset empties the batch for reuse.
+// scriptArgs returns the script's ARGV.
+func (w *writeBatch) scriptArgs() []any {
+	w.nkeys = len(w.names)
+	args := append(w.args[:0], &w.nkeys)
+	for i := range w.names {
+		args = append(args, &w.names[i], &w.counts[i])
+	}
+	for i := range w.pairs {
+		args = append(args, &w.pairs[i])
+	}
+	w.args = args
+	return args
+}
+
+// reset empties the batch for reuse, dropping its views of members.
 func (w *writeBatch) reset() {
 	clear(w.names)
-	w.names, w.keys, w.members, w.added = w.names[:0], w.keys[:0], w.members[:0], 0
+	clear(w.pairs)
+	clear(w.args)
+	w.names, w.counts, w.pairs, w.args, w.added = w.names[:0], w.counts[:0], w.pairs[:0], w.args[:0], 0
 	clear(w.failed)
 }
 
@@ -144,7 +168,7 @@ func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
 			return err
 		}
 		actx, cancel := c.withTimeout(ctx)
-		val, err := writeScript.Run(actx, s.client.Load(), keys, w.keys, w.members).Result()
+		val, err := writeScript.Run(actx, s.client.Load(), keys, w.scriptArgs()...).Result()
 		fault := err != nil && isServerFault(actx, err)
 		cancel()
 		if err == nil {

@@ -1,0 +1,365 @@
+package federated
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated/internal/metric"
+)
+
+// Reading metrics back. A range read asks for every period key the range
+// touches, all of them in one pipeline Poll: one round trip per server, every
+// server at once. Members that are not "$timestamp:$value" (written by hand,
+// or by a broken writer) are skipped and counted, never fatal. Listings come
+// from the journals of every server.
+
+// ErrNoData is returned by Latest when a series has no point within the
+// look-back.
+var ErrNoData = errors.New("federated: no data")
+
+// MaxRangePeriods bounds the number of periods one range read may touch, so
+// that a range from the zero time does not queue millions of commands.
+const MaxRangePeriods = 100_000
+
+// journalPage is how many journal entries a listing asks for at once: a
+// journal with fewer changed keys is read in one ZRANGEBYSCORE, a larger one
+// with ZSCAN in pages of this size.
+const journalPage = 10_000
+
+// Series names one time series: a metric of a host.
+type Series struct {
+	Host   string
+	Metric string
+}
+
+// RangeResult is what a range read found in one series.
+type RangeResult struct {
+	Points    []Point // sorted by time
+	Malformed int     // members skipped because they do not parse (per copy, with QueryAll)
+}
+
+// Range returns the points of a host's metric whose time lies in [from, to],
+// sorted by time. It reads every period key the range touches, one
+// ZRANGEBYSCORE each, in one Poll; a missing key has no points. Malformed
+// members are skipped and logged at Debug; RangeResults also counts them.
+// With Options.QueryAll every server of a replica group is read and their
+// copies merged. Bad names fail with ErrBadHost or ErrBadMetric, times before
+// 1970 or after 9999 with ErrBadTimestamp, a range of MaxRangePeriods periods
+// or more with an error that says so, and nothing is read. When a server
+// fails, the points of the others are returned with the error.
+func (c *Client) Range(ctx context.Context, host, metricName string, from, to time.Time) ([]Point, error) {
+	s := Series{Host: host, Metric: metricName}
+	res, err := c.RangeResults(ctx, []Series{s}, from, to)
+	return res[s].Points, err
+}
+
+// RangeMulti reads the range [from, to] of several series in one Poll, as
+// Range does for one. The map has an entry, maybe empty, for every series
+// asked for.
+func (c *Client) RangeMulti(ctx context.Context, series []Series, from, to time.Time) (map[Series][]Point, error) {
+	res, err := c.RangeResults(ctx, series, from, to)
+	if res == nil {
+		return nil, err
+	}
+	out := make(map[Series][]Point, len(res))
+	for s, r := range res {
+		out[s] = r.Points
+	}
+	return out, err
+}
+
+// RangeResults is RangeMulti with the number of malformed members skipped in
+// each series. Every name is validated before anything is read.
+func (c *Client) RangeResults(ctx context.Context, series []Series, from, to time.Time) (map[Series]RangeResult, error) {
+	for _, s := range series {
+		if err := validateSeries(s); err != nil {
+			return nil, err
+		}
+	}
+	p := c.period()
+	if err := checkRange(p, from, to); err != nil {
+		return nil, err
+	}
+	starts := p.Periods(from, to)
+	opt := &redis.ZRangeBy{Min: formatScore(metric.Seconds(from)), Max: formatScore(metric.Seconds(to))}
+
+	results := make(map[Series]RangeResult, len(series))
+	pipe := c.Pipeline()
+	var (
+		key     []byte
+		scratch []metric.Point
+	)
+	for _, s := range series {
+		if _, dup := results[s]; dup {
+			continue
+		}
+		results[s] = RangeResult{}
+		// Callbacks run in queue order, and the period keys are queued
+		// oldest first: appending keeps each series sorted.
+		for _, start := range starts {
+			key = metric.AppendKey(key[:0], p, start, s.Host, s.Metric)
+			pipe.ZRangeByScore(string(key), opt, func(members []string, err error) {
+				if err != nil {
+					return // Poll reports it
+				}
+				var bad int
+				scratch, bad = metric.ParseMembers(members, scratch[:0])
+				r := results[s]
+				r.Points = appendPoints(r.Points, scratch)
+				r.Malformed += bad
+				results[s] = r
+			})
+		}
+	}
+	err := pipe.Poll(ctx)
+	for s, r := range results {
+		switch {
+		case c.opts.QueryAll:
+			// Every server of a group answered: merge the copies.
+			slices.SortFunc(r.Points, comparePoints)
+			r.Points = slices.Compact(r.Points)
+			results[s] = r
+		case !slices.IsSortedFunc(r.Points, comparePoints):
+			// A member whose timestamp is not its score (not one this
+			// package wrote) can break the order that the scores give.
+			slices.SortStableFunc(r.Points, comparePoints)
+		}
+		if r.Malformed > 0 {
+			c.opts.Logger.Debug("federated: malformed metric members skipped",
+				"host", s.Host, "metric", s.Metric, "count", r.Malformed)
+		}
+	}
+	return results, err
+}
+
+// Latest returns the newest point of a host's metric. It looks back through
+// the period that holds the present (by the client's clock) and earlier
+// ones: Options.Metrics.Retention periods when it is set, else 7 days'
+// worth (7 daily or 168 hourly periods), asking each key for its highest
+// scored member, all in one Poll. Malformed members are skipped: the key is
+// asked for the next ones. With no point in the look-back it returns
+// ErrNoData. When a server fails, the error is returned with the newest
+// point the others had, if any.
+func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, error) {
+	if err := validateSeries(Series{Host: host, Metric: metricName}); err != nil {
+		return Point{}, err
+	}
+	p := c.period()
+	var (
+		best      metric.Point
+		found     bool
+		malformed int
+		queue     func(key string, offset, count int)
+	)
+	pipe := c.Pipeline()
+	queue = func(key string, offset, count int) {
+		cmd := redis.NewStringSliceCmd(context.Background(),
+			"zrevrangebyscore", key, "+inf", "-inf", "limit", offset, count)
+		pipe.add(key, cmd, func(members []string, err error) {
+			if err != nil {
+				return // Poll reports it
+			}
+			for _, m := range members {
+				ts, v, err := metric.ParseMember(m)
+				if err != nil {
+					malformed++
+					continue
+				}
+				if !found || ts > best.Time {
+					best, found = metric.Point{Time: ts, Value: v}, true
+				}
+				return
+			}
+			if len(members) == count { // all malformed: ask for the next page
+				queue(key, offset+count, min(2*count, 1024))
+			}
+		}, false)
+	}
+	current := p.Start(time.Now())
+	for i := range c.lookBack() {
+		start := current.Add(-time.Duration(i) * p.Duration())
+		queue(string(metric.AppendKey(nil, p, start, host, metricName)), 0, 1)
+	}
+	err := pipe.Poll(ctx)
+	if malformed > 0 {
+		c.opts.Logger.Debug("federated: malformed metric members skipped",
+			"host", host, "metric", metricName, "count", malformed)
+	}
+	switch {
+	case found:
+		return Point{Time: metric.Time(best.Time), Value: best.Value}, err
+	case err != nil:
+		return Point{}, err
+	}
+	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, host, metricName, c.lookBack(), p)
+}
+
+// lookBack is how many periods Latest reads.
+func (c *Client) lookBack() int {
+	if n := c.opts.Metrics.Retention; n > 0 {
+		return n
+	}
+	return int(7 * 24 * time.Hour / c.period().Duration())
+}
+
+// Hosts returns the hosts, sorted and distinct, that have a metric key
+// changed at or after since (by the servers' clocks, as journalled); a zero
+// since lists every host. It reads the journal of every server of the
+// federation, every server of a replica group included, and unions what they
+// hold. Journal entries that are not metric keys are skipped.
+//
+// Each server answers with one ZRANGEBYSCORE when fewer than 10,000 of its
+// keys changed since then, else with a ZSCAN of its whole journal in pages,
+// so that no single command holds a server for long. A server marked down is
+// not asked and a server that fails stops being read: each gives an error
+// that names it, and the error, all of them joined, comes with the hosts the
+// other servers listed.
+func (c *Client) Hosts(ctx context.Context, since time.Time) ([]string, error) {
+	return c.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
+}
+
+// Metrics returns the metric names of a host, sorted and distinct, whose key
+// changed at or after since, read from the journals as Hosts reads them. A
+// bad host name fails with ErrBadHost.
+func (c *Client) Metrics(ctx context.Context, host string, since time.Time) ([]string, error) {
+	if err := metric.ValidateHost(host); err != nil {
+		return nil, err
+	}
+	return c.listJournals(ctx, since, func(h, name string) (string, bool) { return name, h == host })
+}
+
+// listJournals collects pick(host, metric) of every metric key journalled
+// on any server at or after since.
+func (c *Client) listJournals(ctx context.Context, since time.Time, pick func(host, metricName string) (string, bool)) ([]string, error) {
+	var (
+		mu    sync.Mutex
+		found = make(map[string]struct{})
+	)
+	err := c.ForEachServer(ctx, func(ctx context.Context, addr string, rc *redis.Client) error {
+		if err := c.downError(addr); err != nil {
+			return err
+		}
+		local := make(map[string]struct{})
+		err := c.scanJournal(ctx, rc, since, func(key string) {
+			_, host, name, err := ParseMetricKey(key)
+			if err != nil {
+				return
+			}
+			if v, ok := pick(host, name); ok {
+				local[v] = struct{}{}
+			}
+		})
+		mu.Lock()
+		maps.Copy(found, local)
+		mu.Unlock()
+		return err
+	})
+	return slices.Sorted(maps.Keys(found)), err
+}
+
+// scanJournal calls fn with every member of a server's journal scored at or
+// after since.
+func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.Time, fn func(key string)) error {
+	journal := c.opts.Metrics.Journal
+	minScore, minArg := metric.Seconds(since), formatScore(metric.Seconds(since))
+	if since.IsZero() {
+		minArg = "-inf"
+	}
+	cctx, cancel := c.withTimeout(ctx)
+	keys, err := rc.ZRangeByScore(cctx, journal, &redis.ZRangeBy{Min: minArg, Max: "+inf", Count: journalPage}).Result()
+	cancel()
+	if err != nil {
+		return err
+	}
+	if len(keys) < journalPage {
+		for _, k := range keys {
+			fn(k)
+		}
+		return nil
+	}
+	// A big journal. Paging ZRANGEBYSCORE by offset would skip entries that
+	// move to the end when their key changes meanwhile; ZSCAN returns every
+	// entry present from start to end at least once.
+	var cursor uint64
+	for {
+		cctx, cancel := c.withTimeout(ctx)
+		page, next, err := rc.ZScan(cctx, journal, cursor, "", journalPage).Result()
+		cancel()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+1 < len(page); i += 2 {
+			score, err := strconv.ParseFloat(page[i+1], 64)
+			if err == nil && (since.IsZero() || score >= minScore) {
+				fn(page[i])
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// downError returns the error of a server marked down, or nil.
+func (c *Client) downError(addr string) error {
+	s, err := c.topo.Load().server(addr)
+	if err != nil || !s.down.Load() {
+		return nil
+	}
+	return s.downReason()
+}
+
+// validateSeries checks a series' names as Record does.
+func validateSeries(s Series) error {
+	if err := metric.ValidateHost(s.Host); err != nil {
+		return err
+	}
+	return metric.ValidateMetric(s.Metric)
+}
+
+// checkRange validates the ends of a range and the number of periods it
+// touches.
+func checkRange(p metric.Period, from, to time.Time) error {
+	for _, t := range []time.Time{from, to} {
+		if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
+			return err
+		}
+	}
+	if n := to.Sub(from) / p.Duration(); n >= MaxRangePeriods {
+		return fmt.Errorf("federated: range %s to %s spans more than %d %s periods",
+			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), MaxRangePeriods, p)
+	}
+	return nil
+}
+
+// formatScore formats a score for ZRANGEBYSCORE without losing precision.
+func formatScore(s float64) string {
+	return strconv.FormatFloat(s, 'f', -1, 64)
+}
+
+// appendPoints converts schema points to Points.
+func appendPoints(dst []Point, src []metric.Point) []Point {
+	dst = slices.Grow(dst, len(src))
+	for _, p := range src {
+		dst = append(dst, Point{Time: metric.Time(p.Time), Value: p.Value})
+	}
+	return dst
+}
+
+// comparePoints orders points by time, then value.
+func comparePoints(a, b Point) int {
+	if c := a.Time.Compare(b.Time); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Value, b.Value)
+}

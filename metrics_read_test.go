@@ -1,0 +1,440 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// commandCounter is a go-redis hook that counts the commands sent, to check
+// that bad input sends nothing.
+type commandCounter struct{ n atomic.Int64 }
+
+func (h *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// recordAll writes points with Client.Record, one by one.
+func recordAll(t testing.TB, c *federated.Client, host, metricName string, points []federated.Point) {
+	t.Helper()
+	for _, p := range points {
+		require.NoError(t, c.Record(context.Background(), host, metricName, p.Time, p.Value))
+	}
+}
+
+// zaddOnOwner writes raw members into a key on the server that owns it,
+// bypassing the write script.
+func zaddOnOwner(t testing.TB, c *federated.Client, key string, members ...redis.Z) {
+	t.Helper()
+	require.NoError(t, directClient(t, mustServer(t, c, key)).ZAdd(context.Background(), key, members...).Err())
+}
+
+func TestRangeAcrossPeriods(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	const frac = 250 * time.Millisecond
+	tests := []struct {
+		name     string
+		period   string
+		base     time.Time     // the first point, less frac
+		step     time.Duration // between points
+		count    int           // points written
+		from, to time.Duration // the range, from base; both fall on a point
+		keys     int           // period keys the range touches
+	}{
+		{
+			name: "three days", period: "day",
+			base: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), step: 5 * time.Hour, count: 24,
+			from: 25 * time.Hour, to: 90 * time.Hour, keys: 3, // 24th 01:00 to 26th 18:00
+		},
+		{
+			name: "several hours", period: "hour",
+			base: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), step: 7 * time.Minute, count: 60,
+			from: 70 * time.Minute, to: 301 * time.Minute, keys: 5, // 11:10 to 15:01
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.Metrics.Period = tt.period
+			c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+			host := "web1." + tt.period
+			var all, want []federated.Point
+			for i := range tt.count {
+				at := tt.base.Add(time.Duration(i)*tt.step + frac)
+				all = append(all, federated.Point{Time: at, Value: float64(i) + 0.5})
+				if d := at.Sub(tt.base) - frac; d >= tt.from && d <= tt.to {
+					want = append(want, all[i])
+				}
+			}
+			// Written newest first: the order of the answer is the reader's.
+			for i := len(all) - 1; i >= 0; i-- {
+				recordAll(t, c, host, "cpu.user", all[i:i+1])
+			}
+
+			from, to := tt.base.Add(tt.from+frac), tt.base.Add(tt.to+frac)
+			got, err := c.Range(context.Background(), host, "cpu.user", from, to)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "points in [%v, %v]", from, to)
+			require.NotEmpty(t, got)
+			assert.Equal(t, from, got[0].Time, "a point exactly at from is in")
+			assert.Equal(t, to, got[len(got)-1].Time, "a point exactly at to is in")
+
+			keys := map[string]bool{}
+			for _, p := range want {
+				key, err := c.MetricKey(p.Time, host, "cpu.user")
+				require.NoError(t, err)
+				keys[key] = true
+			}
+			assert.Len(t, keys, tt.keys, "period keys the points in the range come from")
+
+			got, err = c.Range(context.Background(), host, "cpu.user", to, from)
+			require.NoError(t, err)
+			assert.Empty(t, got, "a range that ends before it starts")
+			got, err = c.Range(context.Background(), "nobody", "cpu.user", from, to)
+			require.NoError(t, err)
+			assert.Empty(t, got, "missing keys are no points")
+		})
+	}
+}
+
+func TestRangeSkipsMalformedMembers(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	good := []federated.Point{
+		{Time: day.Add(time.Hour), Value: 1},
+		{Time: day.Add(3 * time.Hour), Value: 3},
+	}
+	recordAll(t, c, "web1", "cpu", good)
+	key, err := c.MetricKey(day, "web1", "cpu")
+	require.NoError(t, err)
+	ts := float64(day.Add(2 * time.Hour).Unix())
+	zaddOnOwner(t, c, key,
+		redis.Z{Score: ts, Member: "abc"},
+		redis.Z{Score: ts + 1, Member: "123:nan"},
+		redis.Z{Score: ts + 2, Member: "1:2:3"},
+		redis.Z{Score: ts + 86400*2, Member: "outside:the range"},
+	)
+
+	res, err := c.RangeResults(ctx, []federated.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(24*time.Hour-time.Second))
+	require.NoError(t, err)
+	got := res[federated.Series{Host: "web1", Metric: "cpu"}]
+	assert.Equal(t, good, got.Points)
+	assert.Equal(t, 3, got.Malformed, "malformed members in the range: got %d, want 3", got.Malformed)
+
+	points, err := c.Range(ctx, "web1", "cpu", day, day.Add(24*time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, good, points)
+}
+
+func TestRangeRejectsBadInputAndReadsNothing(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	counter := &commandCounter{}
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{counter}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	from := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	to := from.Add(time.Hour)
+	tests := []struct {
+		name         string
+		host, metric string
+		from, to     time.Time
+		want         error
+	}{
+		{"empty host", "", "cpu", from, to, federated.ErrBadHost},
+		{"colon in host", "web1:6379", "cpu", from, to, federated.ErrBadHost},
+		{"empty metric", "web1", "", from, to, federated.ErrBadMetric},
+		{"control in metric", "web1", "cpu\n", from, to, federated.ErrBadMetric},
+		{"before 1970", "web1", "cpu", time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), to, federated.ErrBadTimestamp},
+		{"zero to", "web1", "cpu", from, time.Time{}, federated.ErrBadTimestamp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Range(ctx, tt.host, tt.metric, tt.from, tt.to)
+			require.ErrorIs(t, err, tt.want)
+			series := []federated.Series{{Host: "web1", Metric: "cpu"}, {Host: tt.host, Metric: tt.metric}}
+			_, err = c.RangeMulti(ctx, series, tt.from, tt.to)
+			require.ErrorIs(t, err, tt.want)
+			if tt.want != federated.ErrBadTimestamp {
+				_, err = c.Latest(ctx, tt.host, tt.metric)
+				require.ErrorIs(t, err, tt.want)
+			}
+		})
+	}
+	_, err := c.Range(ctx, "web1", "cpu", time.Unix(0, 0), time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))
+	require.Error(t, err, "a range of more than MaxRangePeriods periods")
+	assert.Contains(t, err.Error(), "periods")
+	_, err = c.Metrics(ctx, "web:1", time.Time{})
+	require.ErrorIs(t, err, federated.ErrBadHost)
+	assert.Zero(t, counter.n.Load(), "commands sent for bad input: got %d, want 0", counter.n.Load())
+}
+
+func TestRangeMultiAcrossNodes(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	from := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	to := from.Add(36 * time.Hour)
+
+	var series []federated.Series
+	want := map[federated.Series][]federated.Point{}
+	nodes := map[string]bool{}
+	for i := range 8 {
+		s := federated.Series{Host: fmt.Sprintf("web%d.sfo", i), Metric: "req:latency:p99"}
+		series = append(series, s)
+		for j := range 3 {
+			p := federated.Point{Time: from.Add(time.Duration(j*12+i) * time.Hour), Value: float64(10*i + j)}
+			want[s] = append(want[s], p)
+			key, err := c.MetricKey(p.Time, s.Host, s.Metric)
+			require.NoError(t, err)
+			nodes[c.KeyToNode(key)] = true
+		}
+		recordAll(t, c, s.Host, s.Metric, want[s])
+	}
+	require.Greater(t, len(nodes), 1, "the series should land on several nodes")
+	empty := federated.Series{Host: "idle", Metric: "cpu"}
+	want[empty] = nil
+
+	got, err := c.RangeMulti(ctx, append(series, empty, series[0]), from, to)
+	require.NoError(t, err)
+	require.Len(t, got, len(want), "series in the answer")
+	for s, w := range want {
+		assert.Equal(t, w, got[s], "series %v", s)
+	}
+}
+
+func TestRangeQueryAllMergesReplicas(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.QueryAll = true
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: opts,
+	})
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	key, err := c.MetricKey(day, "web1", "cpu")
+	require.NoError(t, err)
+	ts := float64(day.Unix())
+	both := redis.Z{Score: ts + 10, Member: fmt.Sprintf("%d:1", day.Unix()+10)}
+	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, key, both,
+		redis.Z{Score: ts + 20, Member: fmt.Sprintf("%d:2", day.Unix()+20)}).Err())
+	require.NoError(t, directClient(t, servers[1].Addr()).ZAdd(ctx, key, both,
+		redis.Z{Score: ts + 5, Member: fmt.Sprintf("%d:0.5", day.Unix()+5)}).Err())
+
+	got, err := c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, []federated.Point{
+		{Time: day.Add(5 * time.Second), Value: 0.5},
+		{Time: day.Add(10 * time.Second), Value: 1},
+		{Time: day.Add(20 * time.Second), Value: 2},
+	}, got, "the union of the replicas, each point once")
+}
+
+func TestLatest(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	yesterday := today.Add(-24 * time.Hour)
+
+	// The newest point is in yesterday's key, under malformed members that
+	// score higher; today's key does not exist.
+	newest := federated.Point{Time: yesterday.Add(20*time.Hour + 500*time.Millisecond), Value: 42}
+	recordAll(t, c, "web1", "cpu", []federated.Point{
+		{Time: yesterday.Add(-time.Hour), Value: 1},
+		{Time: yesterday.Add(time.Hour), Value: 2},
+		newest,
+	})
+	key, err := c.MetricKey(yesterday, "web1", "cpu")
+	require.NoError(t, err)
+	late := float64(yesterday.Add(23 * time.Hour).Unix())
+	zaddOnOwner(t, c, key,
+		redis.Z{Score: late, Member: "abc"},
+		redis.Z{Score: late + 1, Member: "123:nan"},
+		redis.Z{Score: late + 2, Member: "1:2:3"},
+	)
+
+	got, err := c.Latest(ctx, "web1", "cpu")
+	require.NoError(t, err)
+	assert.Equal(t, newest, got)
+
+	_, err = c.Latest(ctx, "web1", "never-written")
+	require.ErrorIs(t, err, federated.ErrNoData)
+
+	// The look-back is bounded: 7 days by default, Retention when set.
+	old := federated.Point{Time: today.Add(-9 * 24 * time.Hour), Value: 9}
+	recordAll(t, c, "web2", "cpu", []federated.Point{old})
+	_, err = c.Latest(ctx, "web2", "cpu")
+	require.ErrorIs(t, err, federated.ErrNoData, "a point 9 days old, with a 7-day look-back")
+
+	opts := testOptions()
+	opts.Metrics.Retention = 10
+	c10 := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	got, err = c10.Latest(ctx, "web2", "cpu")
+	require.NoError(t, err)
+	assert.Equal(t, old, got)
+}
+
+func TestHostsAndMetrics(t *testing.T) {
+	servers := redistest.StartN(t, 5)
+	nodes := singleNodes(servers[:3])
+	nodes["group"] = federated.Node{Addresses: redistest.Addrs(servers[3:])}
+	c := newClient(t, federated.Config{Nodes: nodes, Options: testOptions()})
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+
+	for _, host := range []string{"web1", "web2", "db1"} {
+		for _, name := range []string{"cpu", "mem", "disk:/var:used"} {
+			require.NoError(t, c.Record(ctx, host, name, at, 1))
+		}
+	}
+	// A host whose key lives on the replica group, journalled on one of its
+	// servers only.
+	var grouped string
+	for i := 0; grouped == ""; i++ {
+		host := fmt.Sprintf("rg%d", i)
+		key, err := c.MetricKey(at, host, "load")
+		require.NoError(t, err)
+		if c.KeyToNode(key) == "group" {
+			grouped = host
+			require.NoError(t, c.Record(ctx, host, "load", at, 1))
+		}
+	}
+	// A key journalled on the group's other server only, as after a write
+	// that went there; and entries that are not metric keys.
+	current, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	other := servers[3].Addr()
+	if other == current {
+		other = servers[4].Addr()
+	}
+	require.NoError(t, directClient(t, other).ZAdd(ctx, "journal",
+		redis.Z{Score: 1, Member: "2026-11-25:replica-only:uptime"},
+		redis.Z{Score: 1, Member: "garbage"},
+		redis.Z{Score: 1, Member: "2026-13-45:bad:date"},
+	).Err())
+
+	hosts, err := c.Hosts(ctx, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"db1", "replica-only", grouped, "web1", "web2"}, hosts)
+
+	names, err := c.Metrics(ctx, "web2", time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"cpu", "disk:/var:used", "mem"}, names)
+	names, err = c.Metrics(ctx, grouped, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"load"}, names)
+	names, err = c.Metrics(ctx, "nobody", time.Time{})
+	require.NoError(t, err)
+	assert.Empty(t, names)
+
+	// since filters by the journal's scores, the servers' clocks.
+	since := serverTime(t, directClient(t, servers[0].Addr()))
+	require.NoError(t, c.Record(ctx, "late1", "cpu", at, 2))
+	require.NoError(t, c.Record(ctx, "web1", "swap", at, 2))
+	hosts, err = c.Hosts(ctx, since)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"late1", "web1"}, hosts, "hosts changed since %v", since)
+	names, err = c.Metrics(ctx, "web1", since)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"swap"}, names)
+
+	// A server that is down: its error, with what the others listed.
+	require.NoError(t, servers[1].Kill())
+	hosts, err = c.Hosts(ctx, time.Time{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), servers[1].Addr(), "the error names the server")
+	assert.Contains(t, hosts, "replica-only", "the other servers are still listed")
+	_, err = c.Hosts(ctx, time.Time{})
+	require.ErrorIs(t, err, federated.ErrServerDown, "once marked down")
+}
+
+func TestHostsBigJournal(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	rc := directClient(t, servers[0].Addr())
+	const recent, old = 12_000, 3_000 // more than a page of recent entries
+	var members []redis.Z
+	for i := range recent + old {
+		score := 2e9
+		if i >= recent {
+			score = 1e9
+		}
+		members = append(members, redis.Z{Score: score, Member: fmt.Sprintf("2026-11-25:h%05d:cpu", i)})
+		if len(members) == 1000 {
+			require.NoError(t, rc.ZAdd(ctx, "journal", members...).Err())
+			members = members[:0]
+		}
+	}
+	tests := []struct {
+		name  string
+		since time.Time
+		want  int
+	}{
+		{"everything", time.Time{}, recent + old},
+		{"since", time.Unix(1.5e9, 0), recent},
+		{"none", time.Unix(2e9+1, 0), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hosts, err := c.Hosts(ctx, tt.since)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, len(hosts), "hosts: got %d, want %d", len(hosts), tt.want)
+		})
+	}
+}
+
+// Read a range of a series and its newest point.
+func ExampleClient_Range() {
+	client, err := federated.New(exampleConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+
+	ctx := context.Background()
+	start := time.Date(2026, 11, 25, 23, 58, 0, 0, time.UTC)
+	for i := range 4 {
+		at := start.Add(time.Duration(i) * time.Minute) // crosses midnight
+		if err := client.Record(ctx, "example1.sfo", "cpu.user", at, float64(i)/4); err != nil {
+			log.Fatal(err)
+		}
+	}
+	points, err := client.Range(ctx, "example1.sfo", "cpu.user", start.Add(time.Minute), start.Add(time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range points {
+		fmt.Println(p.Time.Format(time.RFC3339), p.Value)
+	}
+	// Output:
+	// 2026-11-25T23:59:00Z 0.25
+	// 2026-11-26T00:00:00Z 0.5
+	// 2026-11-26T00:01:00Z 0.75
+}

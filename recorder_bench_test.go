@@ -1,0 +1,135 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// w2Point returns the series and the time of the n-th W2 point: the
+// series take turns, and each is sampled once a second, so every point is
+// new to its key.
+func w2Point(day time.Time, n int64) (series int64, t time.Time) {
+	return n % 10000, day.Add(time.Duration(n/10000%86400) * time.Second)
+}
+
+// w2Series is the W2 key universe: 500 hosts × 20 metrics = 10,000 keys of
+// one day.
+func w2Series() (hosts, metrics []string) {
+	for i := range 500 {
+		hosts = append(hosts, fmt.Sprintf("web%d.sfo", i))
+	}
+	for i := range 20 {
+		metrics = append(metrics, fmt.Sprintf("cpu.m%d", i))
+	}
+	return hosts, metrics
+}
+
+// BenchmarkW2 is workload W2: metric points over a universe of 10,000 keys
+// of 2026-11-25 on 8 servers, each point a ZADD of "ts:value" plus its
+// journal entry, from 16 writers. One op is one point.
+//
+//   - impl=recorder: redfed's Recorder (points batched per node and key,
+//     one script call per node per flush, the journal in the same call);
+//   - impl=ring: go-redis's Ring, each writer pipelining ZADD key and ZADD
+//     of the key's journal entry per point, 1,000 points a batch. A Ring
+//     cannot keep one journal per server, so the journal entry goes to a
+//     key hash-tagged to the metric key's shard ("journal{KEY}"): the same
+//     two commands per point, on a smaller set.
+func BenchmarkW2(b *testing.B) {
+	servers := redistest.StartN(b, 8)
+	hosts, metrics := w2Series()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	var clock atomic.Int64 // numbers the points of both contenders
+	// Each contender starts from empty servers.
+	flushAll := func(b *testing.B) {
+		for _, s := range servers {
+			if err := directClient(b, s.Addr()).FlushAll(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+
+	b.Run("impl=recorder", func(b *testing.B) {
+		flushAll(b)
+		c := newClient(b, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+		r, err := c.NewRecorder(federated.RecorderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.SetParallelism(8) // 16 writers on 2 cores
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n := clock.Add(1)
+				k, ts := w2Point(day, n)
+				if err := r.Add(hosts[k%500], metrics[k/500], ts, float64(n%1000)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		if err := r.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
+	})
+
+	b.Run("impl=ring", func(b *testing.B) {
+		flushAll(b)
+		addrs := make(map[string]string)
+		for i, s := range servers {
+			addrs[fmt.Sprintf("redis_%d", i+1)] = s.Addr()
+		}
+		ring := redis.NewRing(&redis.RingOptions{Addrs: addrs, DisableIdentity: true})
+		defer ring.Close()
+		ctx := context.Background()
+		// Keys and journal keys made once, so the Ring pays only for its
+		// commands.
+		keys := make([]string, 10000)
+		journals := make([]string, 10000)
+		for n := range keys {
+			keys[n] = day.Format("2006-01-02") + ":" + hosts[n%500] + ":" + metrics[n/500]
+			journals[n] = "journal{" + keys[n] + "}"
+		}
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			pipe := ring.Pipeline()
+			queued := 0
+			var buf []byte
+			flush := func() {
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Error(err)
+				}
+				queued = 0
+			}
+			for pb.Next() {
+				n := clock.Add(1)
+				k, ts := w2Point(day, n)
+				sec := float64(ts.Unix())
+				buf = strconv.AppendFloat(buf[:0], sec, 'f', -1, 64)
+				buf = strconv.AppendFloat(append(buf, ':'), float64(n%1000), 'g', -1, 64)
+				pipe.ZAdd(ctx, keys[k], redis.Z{Score: sec, Member: string(buf)})
+				pipe.ZAdd(ctx, journals[k], redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: keys[k]})
+				if queued++; queued == 1000 {
+					flush()
+				}
+			}
+			if queued > 0 {
+				flush()
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
+	})
+}

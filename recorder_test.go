@@ -1,0 +1,261 @@
+package federated_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// countMembers returns how many members every metric key holds on one
+// server, by key.
+func countMembers(t testing.TB, addr string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	rc := directClient(t, addr)
+	out := map[string]int64{}
+	iter := rc.Scan(ctx, 0, "2026-*", 1000).Iterator()
+	for iter.Next(ctx) {
+		n, err := rc.ZCard(ctx, iter.Val()).Result()
+		require.NoError(t, err)
+		out[iter.Val()] = n
+	}
+	require.NoError(t, iter.Err())
+	return out
+}
+
+func newRecorder(t testing.TB, c *federated.Client, opts federated.RecorderOptions) *federated.Recorder {
+	t.Helper()
+	r, err := c.NewRecorder(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	return r
+}
+
+func TestRecorderConcurrentWritersLoseNothing(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 700})
+	base := time.Date(2026, 11, 25, 23, 50, 0, 0, time.UTC) // the points cross midnight
+
+	const writers, perWriter = 16, 2000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				host := fmt.Sprintf("web%d.sfo", w)
+				metricName := fmt.Sprintf("m%d", i%10)
+				if err := r.Add(host, metricName, base.Add(time.Duration(i)*time.Second), float64(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, r.Flush(context.Background()))
+	st := r.Stats()
+	assert.Equal(t, int64(writers*perWriter), st.Added)
+	assert.Equal(t, st.Added, st.Written)
+	assert.Zero(t, st.Failed)
+	assert.Zero(t, st.Buffered)
+
+	total := int64(0)
+	keys := 0
+	for _, s := range servers {
+		for key, n := range countMembers(t, s.Addr()) {
+			total += n
+			keys++
+			assert.Equal(t, s.Addr(), mustServer(t, c, key), "key %s is on the server the ring names", key)
+		}
+	}
+	assert.Equal(t, int64(writers*perWriter), total, "every acknowledged point can be read back")
+	assert.Equal(t, writers*10*2, keys, "one key per host, metric and day")
+
+	// Every key is journalled on its server.
+	for _, s := range servers {
+		rc := directClient(t, s.Addr())
+		for key := range countMembers(t, s.Addr()) {
+			_, err := rc.ZScore(context.Background(), "journal", key).Result()
+			require.NoError(t, err, "journal entry of %s", key)
+		}
+	}
+}
+
+func TestRecorderJournalUsesServerClock(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r := newRecorder(t, c, federated.RecorderOptions{})
+	// The writer's clock is an hour ahead: its points say so, the journal
+	// does not.
+	skewed := time.Now().Add(time.Hour)
+	require.NoError(t, r.Add("web1", "cpu", skewed, 1))
+	require.NoError(t, r.Flush(context.Background()))
+	rc := directClient(t, servers[0].Addr())
+	key, err := c.MetricKey(skewed, "web1", "cpu")
+	require.NoError(t, err)
+	score, err := rc.ZScore(context.Background(), "journal", key).Result()
+	require.NoError(t, err)
+	server := serverTime(t, rc)
+	assert.InDelta(t, float64(server.UnixMicro())/1e6, score, 5, "journal score comes from the server's clock")
+	assert.Greater(t, float64(skewed.Unix())-score, 3000.0)
+}
+
+func TestRecorderKilledNodeFailsOnlyItsPoints(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	var reported atomic.Int64
+	r := newRecorder(t, c, federated.RecorderOptions{
+		BatchSize: 500,
+		OnError:   func(_ error, points int) { reported.Add(int64(points)) },
+	})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	victim := servers[0]
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3000 {
+				if w == 0 && i == 1500 {
+					require.NoError(t, victim.Kill())
+				}
+				_ = r.Add(fmt.Sprintf("host%d", i%40), fmt.Sprintf("w%d", w), at.Add(time.Duration(i)*time.Millisecond), 1)
+			}
+		}()
+	}
+	wg.Wait()
+	err := r.Flush(context.Background())
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	assert.Contains(t, err.Error(), victim.Addr())
+	assert.NotContains(t, err.Error(), servers[1].Addr())
+	assert.NotContains(t, err.Error(), servers[2].Addr())
+
+	st := r.Stats()
+	assert.Equal(t, int64(8*3000), st.Added)
+	assert.Equal(t, st.Added, st.Written+st.Failed, "every point is written or reported failed")
+	assert.Positive(t, st.Failed)
+	assert.Equal(t, st.Failed, reported.Load(), "OnError saw every failed point")
+
+	written := int64(0)
+	for _, s := range servers[1:] {
+		for _, n := range countMembers(t, s.Addr()) {
+			written += n
+		}
+	}
+	require.NoError(t, victim.Restart())
+	for _, n := range countMembers(t, victim.Addr()) {
+		written += n // empty after the restart: no persistence
+	}
+	// Points acknowledged by the killed server died with it; every point
+	// acknowledged by the live servers is there.
+	assert.LessOrEqual(t, written, st.Written)
+	live := int64(0)
+	for _, s := range servers[1:] {
+		for _, n := range countMembers(t, s.Addr()) {
+			live += n
+		}
+	}
+	assert.Equal(t, live, written)
+}
+
+func TestRecorderReplicaGroupFailsOverWithNothingLost(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 300})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	first, err := c.NodeToServer("group")
+	require.NoError(t, err)
+
+	for i := range 6000 {
+		if i == 3000 {
+			require.NoError(t, r.Flush(context.Background()))
+			require.NoError(t, serverByAddr(servers, first).Kill())
+		}
+		require.NoError(t, r.Add(fmt.Sprintf("h%d", i%25), "cpu", at.Add(time.Duration(i)*time.Second), float64(i)))
+	}
+	require.NoError(t, r.Flush(context.Background()), "a replica group fails over: no point fails")
+	st := r.Stats()
+	assert.Equal(t, int64(6000), st.Written)
+	assert.Zero(t, st.Failed)
+
+	survivor := otherServer(servers, first)
+	total := int64(0)
+	for _, n := range countMembers(t, survivor.Addr()) {
+		total += n
+	}
+	assert.Equal(t, int64(3000), total, "the points after the kill are all on the survivor")
+}
+
+func TestRecorderBackPressure(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 500 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	r := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 100, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		require.NoError(t, r.Add("h", "m", at.Add(time.Duration(i)*time.Second), 1))
+	}
+	require.ErrorIs(t, r.Add("h", "m", at, 2), federated.ErrBufferFull)
+	require.NoError(t, r.Flush(context.Background()))
+	require.NoError(t, r.Add("h", "m", at, 2), "room again after a flush")
+
+	// Blocking mode: Add waits for the flush loop to make room.
+	b := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 50, BatchSize: 1000000, FlushInterval: time.Hour})
+	for i := range 500 {
+		require.NoError(t, b.Add("h2", "m", at.Add(time.Duration(i)*time.Second), 1))
+	}
+	require.NoError(t, b.Flush(context.Background()))
+	assert.Equal(t, int64(500), b.Stats().Written)
+}
+
+func TestRecorderBadInputAndClose(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r, err := c.NewRecorder(federated.RecorderOptions{})
+	require.NoError(t, err)
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	require.ErrorIs(t, r.Add("a:b", "m", at, 1), federated.ErrBadHost)
+	require.ErrorIs(t, r.Add("a", "", at, 1), federated.ErrBadMetric)
+	require.ErrorIs(t, r.Add("a", "m", at, math.NaN()), federated.ErrBadValue)
+	require.NoError(t, r.Add("a", "m", at, 1))
+	require.NoError(t, r.Close(context.Background()))
+	require.NoError(t, r.Close(context.Background()), "Close is idempotent")
+	require.ErrorIs(t, r.Add("a", "m", at, 1), federated.ErrClosed)
+	assert.Equal(t, int64(1), r.Stats().Written)
+	assert.Equal(t, int64(1), r.Stats().Added)
+
+	// A key that someone made a string fails alone; the rest of the batch
+	// is written.
+	require.NoError(t, c.Set(context.Background(), "2026-11-25:bad:m", "x", 0).Err())
+	r2 := newRecorder(t, c, federated.RecorderOptions{})
+	require.NoError(t, r2.Add("bad", "m", at, 1))
+	require.NoError(t, r2.Add("good", "m", at, 1))
+	err = r2.Flush(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WRONGTYPE")
+	assert.Contains(t, err.Error(), "2026-11-25:bad:m")
+	assert.False(t, errors.Is(err, federated.ErrServerDown))
+	assert.Equal(t, int64(1), r2.Stats().Written)
+	assert.Equal(t, int64(1), r2.Stats().Failed)
+	n, err := directClient(t, servers[0].Addr()).ZCard(context.Background(), "2026-11-25:good:m").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+}
