@@ -1,0 +1,375 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Check and Repair compare the servers of each replica group key by key:
+// the cardinality and a content digest of every metric key, computed by a
+// script on each server so that members cross the network only for keys
+// that differ. The keys compared are those in the group's journals; keys of
+// dropped periods are left out.
+
+// digestScript returns, for every key in ARGV, its cardinality and a SHA-1
+// digest of its members in sorted-set order, chained over chunks of 1,000
+// members. A missing key is {0, ""}; a key of another type {-1, "type:T"}.
+var digestScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV do
+  local key = ARGV[i]
+  local t = redis.call('TYPE', key).ok
+  if t == 'none' then
+    out[#out + 1] = 0
+    out[#out + 1] = ''
+  elseif t ~= 'zset' then
+    out[#out + 1] = -1
+    out[#out + 1] = 'type:' .. t
+  else
+    local card = redis.call('ZCARD', key)
+    local h = ''
+    for start = 0, card - 1, 1000 do
+      h = redis.sha1hex(h .. table.concat(redis.call('ZRANGE', key, start, start + 999), '\n'))
+    end
+    out[#out + 1] = card
+    out[#out + 1] = h
+  end
+end
+return out
+`)
+
+// digestBatch is how many keys one digest call covers.
+const digestBatch = 200
+
+// DefaultMaxDiffs is how many divergent keys a GroupReport lists by default.
+const DefaultMaxDiffs = 100
+
+// CheckOptions select what Check and Repair look at. The zero value checks
+// every replica group.
+type CheckOptions struct {
+	// Nodes limits the check to these nodes; empty means every node with
+	// more than one server.
+	Nodes []string
+	// MaxDiffs is how many divergent keys each GroupReport lists. Default
+	// 100.
+	MaxDiffs int
+	// Targets, for Repair, limits the servers written to; empty means every
+	// server of each group. A syncer repairs only its own servers.
+	Targets []string
+	// Progress, if set, is called after each batch of keys with the keys
+	// done and the keys in all, per group.
+	Progress func(node string, done, total int)
+}
+
+// CheckReport is the result of Check or Repair.
+type CheckReport struct {
+	Groups    []GroupReport
+	Keys      int   // keys compared, all groups
+	Divergent int   // keys that differed, all groups
+	Repaired  int   // keys Repair wrote to, all groups
+	Added     int64 // members Repair added, all groups
+}
+
+// OK reports whether every group agreed and every server answered.
+func (r CheckReport) OK() bool {
+	for _, g := range r.Groups {
+		if g.Divergent > 0 || g.Error != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// GroupReport is one replica group's part of a CheckReport.
+type GroupReport struct {
+	Node      string    `json:"node"`
+	Servers   []string  `json:"servers"`
+	Keys      int       `json:"keys"`
+	Divergent int       `json:"divergent"`
+	Diffs     []KeyDiff `json:"diffs,omitempty"` // the first MaxDiffs divergent keys
+	Repaired  int       `json:"repaired,omitempty"`
+	Added     int64     `json:"added,omitempty"`
+	Error     string    `json:"error,omitempty"` // why the group could not be fully checked
+}
+
+// KeyDiff is a key whose replicas differ: its cardinality on each server
+// (-1 for a key of another type).
+type KeyDiff struct {
+	Key   string           `json:"key"`
+	Cards map[string]int64 `json:"cards"`
+}
+
+// keyDigest is one server's view of a key.
+type keyDigest struct {
+	card   int64
+	digest string
+}
+
+// Check compares the replicas of every replica group and reports the keys
+// that differ. It writes nothing. The error joins the failures of servers
+// that could not be read; their groups report them too.
+func (c *Client) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	return c.check(ctx, opts, false)
+}
+
+// Repair compares the replicas like Check, then gives every server (of
+// opts.Targets, when set) the members it lacks of every divergent key: the
+// union of the group. Writes go through the write script, so each key that
+// gains members is journalled, and keys of dropped periods are left alone.
+// Servers that are down are skipped, and reported.
+func (c *Client) Repair(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	return c.check(ctx, opts, true)
+}
+
+func (c *Client) check(ctx context.Context, opts CheckOptions, repair bool) (CheckReport, error) {
+	if opts.MaxDiffs <= 0 {
+		opts.MaxDiffs = DefaultMaxDiffs
+	}
+	nodes := opts.Nodes
+	if len(nodes) == 0 {
+		for _, name := range c.Nodes() {
+			if addrs, _ := c.AllServers(name); len(addrs) > 1 {
+				nodes = append(nodes, name)
+			}
+		}
+	}
+	var report CheckReport
+	var errs []error
+	for _, name := range nodes {
+		g, err := c.checkGroup(ctx, name, opts, repair)
+		if err != nil {
+			g.Error = err.Error()
+			errs = append(errs, err)
+		}
+		report.Groups = append(report.Groups, g)
+		report.Keys += g.Keys
+		report.Divergent += g.Divergent
+		report.Repaired += g.Repaired
+		report.Added += g.Added
+	}
+	return report, errors.Join(errs...)
+}
+
+// checkGroup checks, and with repair mends, one replica group.
+func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions, repair bool) (GroupReport, error) {
+	servers, err := c.AllServers(name)
+	g := GroupReport{Node: name, Servers: servers}
+	if err != nil {
+		return g, err
+	}
+	var errs []error
+	var up []string
+	for _, addr := range servers {
+		if err := c.downError(addr); err != nil {
+			errs = append(errs, fmt.Errorf("federated: server %s: %w", addr, err))
+			continue
+		}
+		up = append(up, addr)
+	}
+	keys, err := c.groupKeys(ctx, up)
+	if err != nil {
+		return g, errors.Join(append(errs, err)...)
+	}
+	g.Keys = len(keys)
+
+	var divergent []string
+	for start := 0; start < len(keys); start += digestBatch {
+		batch := keys[start:min(start+digestBatch, len(keys))]
+		digests, err := c.digests(ctx, up, batch)
+		if err != nil {
+			return g, errors.Join(append(errs, err)...)
+		}
+		for i, key := range batch {
+			if agree(digests, i) {
+				continue
+			}
+			divergent = append(divergent, key)
+			if len(g.Diffs) < opts.MaxDiffs {
+				d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up))}
+				for _, addr := range up {
+					d.Cards[addr] = digests[addr][i].card
+				}
+				g.Diffs = append(g.Diffs, d)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(name, start+len(batch), len(keys))
+		}
+	}
+	g.Divergent = len(divergent)
+	if repair && len(divergent) > 0 {
+		if err := c.repairKeys(ctx, &g, up, divergent, opts.Targets); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return g, errors.Join(errs...)
+}
+
+// agree reports whether every server has the same digest for key i.
+func agree(digests map[string][]keyDigest, i int) bool {
+	var first *keyDigest
+	for _, d := range digests {
+		if first == nil {
+			first = &d[i]
+		} else if d[i] != *first {
+			return false
+		}
+	}
+	return true
+}
+
+// groupKeys returns the union of the servers' journals, less the keys of
+// periods any of them has dropped, sorted.
+func (c *Client) groupKeys(ctx context.Context, servers []string) ([]string, error) {
+	keys := make(map[string]struct{})
+	horizon := ""
+	for _, addr := range servers {
+		rc, err := c.serverClient(addr)
+		if err != nil {
+			return nil, err
+		}
+		h, err := c.Horizon(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("federated: server %s: %w", addr, err)
+		}
+		horizon = max(horizon, h)
+		err = c.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })
+		if err != nil {
+			return nil, fmt.Errorf("federated: server %s: reading the journal: %w", addr, err)
+		}
+	}
+	out := make([]string, 0, len(keys))
+	for k := range keys {
+		if horizon == "" || PeriodOf(k) >= horizon {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// digests runs the digest script for keys on every server at once.
+func (c *Client) digests(ctx context.Context, servers []string, keys []string) (map[string][]keyDigest, error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		out  = make(map[string][]keyDigest, len(servers))
+		errs []error
+	)
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	for _, addr := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := c.digestOn(ctx, addr, args)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("federated: server %s: digest: %w", addr, err))
+				return
+			}
+			out[addr] = d
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func (c *Client) digestOn(ctx context.Context, addr string, keys []any) ([]keyDigest, error) {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	val, err := digestScript.Run(ctx, rc, nil, keys...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(val) != 2*len(keys) {
+		return nil, fmt.Errorf("digest script answered %d values for %d keys", len(val), len(keys))
+	}
+	out := make([]keyDigest, len(keys))
+	for i := range out {
+		card, _ := val[2*i].(int64)
+		digest, _ := val[2*i+1].(string)
+		out[i] = keyDigest{card: card, digest: digest}
+	}
+	return out, nil
+}
+
+// repairKeys gives each target server the members of the divergent keys that
+// the others hold.
+func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys, targets []string) error {
+	var errs []error
+	repaired := make(map[string]bool)
+	for start := 0; start < len(keys); start += digestBatch {
+		batch := keys[start:min(start+digestBatch, len(keys))]
+		have := make(map[string][][]string, len(servers))
+		for _, addr := range servers {
+			members, err := c.Members(ctx, addr, batch, 0)
+			if err != nil {
+				return errors.Join(append(errs, err)...)
+			}
+			have[addr] = members
+		}
+		for _, addr := range servers {
+			if len(targets) > 0 && !slices.Contains(targets, addr) {
+				continue
+			}
+			var updates []KeyMembers
+			for i, key := range batch {
+				if missing := missingMembers(have, addr, i); len(missing) > 0 {
+					updates = append(updates, KeyMembers{Key: key, Members: missing})
+				}
+			}
+			res, err := c.Merge(ctx, addr, updates)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, u := range updates {
+				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) {
+					repaired[u.Key] = true
+				}
+			}
+			for _, err := range res.Failed {
+				errs = append(errs, err)
+			}
+			g.Added += res.Added
+		}
+	}
+	g.Repaired = len(repaired)
+	return errors.Join(errs...)
+}
+
+// missingMembers returns the members of key i that some server has and addr
+// lacks, sorted.
+func missingMembers(have map[string][][]string, addr string, i int) []string {
+	own := make(map[string]struct{}, len(have[addr][i]))
+	for _, m := range have[addr][i] {
+		own[m] = struct{}{}
+	}
+	missing := make(map[string]struct{})
+	for other, members := range have {
+		if other == addr {
+			continue
+		}
+		for _, m := range members[i] {
+			if _, ok := own[m]; !ok {
+				missing[m] = struct{}{}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(missing))
+}

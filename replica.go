@@ -1,0 +1,238 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// These calls address one server rather than a key: the syncer uses them to
+// copy changes between the servers of a replica group, and Repair to mend
+// divergent replicas. Each is bounded by the command timeout.
+
+// JournalEntry is one entry of a server's journal: a metric key and the
+// server's time of its last change, in Unix seconds.
+type JournalEntry struct {
+	Key  string
+	Time float64
+}
+
+// KeyMembers is a metric key and members ("$timestamp:$value") to add to it.
+type KeyMembers struct {
+	Key     string
+	Members []string
+}
+
+// MergeResult says what a Merge did.
+type MergeResult struct {
+	Added   int64            // members that were new to their keys
+	Dropped []string         // keys refused because their period was dropped
+	Failed  map[string]error // keys that failed, for instance holding another type
+}
+
+// ReplicaGroup returns the addresses of the servers of the node that a
+// server belongs to, itself included, in configuration order.
+func (c *Client) ReplicaGroup(addr string) (node string, servers []string, err error) {
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	servers, err = c.AllServers(s.node)
+	return s.node, servers, err
+}
+
+// ServerTime returns a server's clock, as its scripts read it.
+func (c *Client) ServerTime(ctx context.Context, addr string) (time.Time, error) {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return time.Time{}, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return rc.Time(ctx).Result()
+}
+
+// Journal returns up to limit entries of a server's journal scored at or
+// after since, oldest first.
+func (c *Client) Journal(ctx context.Context, addr string, since float64, limit int) ([]JournalEntry, error) {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	zs, err := rc.ZRangeByScoreWithScores(ctx, c.opts.Metrics.Journal, &redis.ZRangeBy{
+		Min: formatScore(since), Max: "+inf", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("federated: server %s: reading the journal: %w", addr, err)
+	}
+	entries := make([]JournalEntry, len(zs))
+	for i, z := range zs {
+		key, _ := z.Member.(string)
+		entries[i] = JournalEntry{Key: key, Time: z.Score}
+	}
+	return entries, nil
+}
+
+// Members returns, for every key, its members scored at or after minScore
+// on one server, in one round trip. A key that is missing, or that holds
+// another type, has none.
+func (c *Client) Members(ctx context.Context, addr string, keys []string, minScore float64) ([][]string, error) {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	min := formatScore(minScore)
+	if minScore <= 0 {
+		min = "-inf"
+	}
+	pipe := rc.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.ZRangeByScore(ctx, k, &redis.ZRangeBy{Min: min, Max: "+inf"})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && firstFault(ctx, toCmders(cmds)) != nil {
+		return nil, fmt.Errorf("federated: server %s: reading members: %w", addr, err)
+	}
+	out := make([][]string, len(keys))
+	for i, cmd := range cmds {
+		out[i] = cmd.Val() // a WRONGTYPE key reads as empty: Merge reports it
+	}
+	return out, nil
+}
+
+func toCmders[T redis.Cmder](cmds []T) []redis.Cmder {
+	out := make([]redis.Cmder, len(cmds))
+	for i, c := range cmds {
+		out[i] = c
+	}
+	return out
+}
+
+// Merge adds members to keys on one server with the write script: a key
+// gets a journal entry, scored with the server's clock, only when something
+// was added to it, so merging what is there already writes nothing. Keys of
+// dropped periods are refused and listed in the result, never written.
+func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (MergeResult, error) {
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	var res MergeResult
+	var w writeBatch
+	points := 0
+	send := func() error {
+		if len(w.names) == 0 {
+			return nil
+		}
+		defer func() { w.reset(); points = 0 }()
+		if err := c.writeServer(ctx, s, &w); err != nil {
+			return err
+		}
+		res.Added += w.added
+		for i, err := range w.failed {
+			if strings.Contains(err.Error(), "was dropped") {
+				res.Dropped = append(res.Dropped, w.names[i])
+				continue
+			}
+			if res.Failed == nil {
+				res.Failed = make(map[string]error)
+			}
+			res.Failed[w.names[i]] = err
+		}
+		return nil
+	}
+	for _, u := range updates {
+		if len(u.Members) == 0 {
+			continue
+		}
+		w.addMembers(u.Key, u.Members)
+		if points += len(u.Members); points >= maxCallPoints {
+			if err := send(); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, send()
+}
+
+// writeServer runs the write script on one server.
+func (c *Client) writeServer(ctx context.Context, s *server, w *writeBatch) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if s.down.Load() {
+		return &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true}
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	keys := []string{c.opts.Metrics.Journal, c.horizonKey()}
+	val, err := writeScript.Run(ctx, s.client.Load(), keys, w.scriptArgs()...).Result()
+	if err != nil {
+		return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
+	}
+	return w.parseReply(val)
+}
+
+// Horizon returns the oldest period a server keeps, as a period string, or
+// "" when nothing was ever dropped there.
+func (c *Client) Horizon(ctx context.Context, addr string) (string, error) {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	h, err := rc.Get(ctx, c.horizonKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return h, err
+}
+
+// PeriodOf returns the period string of a metric key, the text before its
+// first ':', for comparing with a Horizon. Period strings of one length
+// sort in time order.
+func PeriodOf(key string) string {
+	p, _, _ := strings.Cut(key, ":")
+	return p
+}
+
+// serverClient returns the go-redis client of a server that is up.
+func (c *Client) serverClient(addr string) (*redis.Client, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	s, err := c.topo.Load().server(addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.down.Load() {
+		return nil, &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true}
+	}
+	return s.client.Load(), nil
+}
+
+// addMembers appends a key and members given as strings.
+func (w *writeBatch) addMembers(key string, members []string) {
+	n := 0
+	for _, m := range members {
+		if colon := strings.IndexByte(m, ':'); colon > 0 {
+			if ts, err := strconv.ParseFloat(m[:colon], 64); err == nil && !math.IsNaN(ts) {
+				w.pairs = append(w.pairs, m[:colon], m)
+				n++
+			}
+		}
+	}
+	w.names = append(w.names, key)
+	w.counts = append(w.counts, n)
+}

@@ -1,0 +1,25 @@
+// Package syncer is the engine of the replication daemon: multi-master
+// replication inside each replica group of a federation.
+//
+// A client writes a metric key to one server of its group (the current
+// one). Every write journals the key on that server, scored with the
+// server's clock. A Syncer runs, for each local server, one loop per peer
+// of the server's group: a pass reads the peer's journal from a cursor
+// (less a small overlap), fetches the changed keys' recent members from the
+// peer, and merges them into the local server with the same script writers
+// use, so that a key is journalled locally only when something was added.
+// That makes changes travel through intermediaries (A to B to C) and stops
+// them from bouncing back: a merge that adds nothing writes nothing. The
+// cursor is saved in the local server after each merge, never before, so a
+// restarted syncer resumes where it stopped, and a server that comes back
+// empty is pulled in full.
+//
+// Points that reach a server later than the lateness window after their
+// timestamp are not fetched by the passes; anti-entropy catches them: every
+// few minutes it compares each key's cardinality and digest across the
+// group and gives the local servers the members they lack.
+//
+// Keys of periods older than a server's retention horizon are skipped and
+// never written back. Run stops when its context ends, leaving no goroutine
+// behind.
+package syncer

@@ -1,0 +1,244 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated"
+)
+
+// maxEntriesPerPass bounds a pass, so that a long backlog is worked off in
+// steps that each save the cursor.
+const maxEntriesPerPass = 20000
+
+// lagSamples is how many batch lags a link keeps for its percentiles.
+const lagSamples = 1024
+
+// link pulls one peer's changes into one local server.
+type link struct {
+	s           *Syncer
+	local, peer string
+
+	// Owned by the link's loop.
+	cursor float64            // peer journal time merged up to
+	seen   map[string]float64 // journal entries at or after cursor-overlap already merged
+
+	mu    sync.Mutex // guards the fields below
+	stats PeerStats
+	lags  []time.Duration // ring of recent batch lags
+	next  int
+}
+
+func newLink(s *Syncer, local, peer string) *link {
+	return &link{s: s, local: local, peer: peer, seen: make(map[string]float64),
+		stats: PeerStats{Local: local, Peer: peer}}
+}
+
+// loop makes passes until ctx ends, pausing when a pass found nothing more.
+func (l *link) loop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	logged := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		more, err := l.pass(ctx)
+		l.mu.Lock()
+		l.stats.Passes++
+		if err != nil && ctx.Err() == nil {
+			l.stats.Errors++
+			l.stats.LastError = err.Error()
+		}
+		l.mu.Unlock()
+		if err != nil && ctx.Err() == nil && time.Since(logged) > 10*time.Second {
+			logged = time.Now()
+			l.s.opts.Logger.Warn("syncer: pass failed", "local", l.local, "peer", l.peer, "err", err)
+		}
+		wait := l.s.opts.PollInterval
+		if more && err == nil {
+			wait = 0
+		}
+		timer.Reset(wait)
+	}
+}
+
+// pass merges the peer's journal entries from the cursor (less the overlap)
+// on. It reports whether entries are left for another pass at once.
+func (l *link) pass(ctx context.Context) (more bool, err error) {
+	c := l.s.c
+	if err := l.loadCursor(ctx); err != nil {
+		return false, err
+	}
+	horizon, err := c.Horizon(ctx, l.local)
+	if err != nil {
+		return false, err
+	}
+	start := l.cursor
+	minTime := start - l.s.opts.Overlap.Seconds()
+	limit := l.s.opts.Batch
+	done := 0
+	for done < maxEntriesPerPass {
+		entries, err := c.Journal(ctx, l.peer, minTime, limit)
+		if err != nil {
+			return false, err
+		}
+		if err := l.merge(ctx, entries, start, horizon); err != nil {
+			return false, err
+		}
+		done += len(entries)
+		if len(entries) < limit {
+			l.prune()
+			return false, nil
+		}
+		last := entries[len(entries)-1].Time
+		if last == entries[0].Time {
+			limit *= 2 // a page of equal times: widen it to get past them
+			continue
+		}
+		minTime = last
+	}
+	l.prune()
+	return true, nil
+}
+
+// merge fetches the changed keys among entries from the peer and merges
+// them into the local server, then saves the cursor.
+func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, start float64, horizon string) error {
+	c := l.s.c
+	var keys []string
+	var skipped int64
+	newest := l.cursor
+	for _, e := range entries {
+		if t, ok := l.seen[e.Key]; ok && t == e.Time {
+			continue
+		}
+		newest = max(newest, e.Time)
+		if horizon != "" && federated.PeriodOf(e.Key) < horizon {
+			skipped++
+			continue
+		}
+		keys = append(keys, e.Key)
+	}
+	var added int64
+	if len(keys) > 0 {
+		members, err := c.Members(ctx, l.peer, keys, start-l.s.opts.Lateness.Seconds())
+		if err != nil {
+			return err
+		}
+		updates := make([]federated.KeyMembers, len(keys))
+		for i, k := range keys {
+			updates[i] = federated.KeyMembers{Key: k, Members: members[i]}
+		}
+		res, err := c.Merge(ctx, l.local, updates)
+		if err != nil {
+			return err
+		}
+		added = res.Added
+		skipped += int64(len(res.Dropped))
+		if len(res.Failed) > 0 {
+			var errs []error
+			for _, err := range res.Failed {
+				errs = append(errs, err)
+			}
+			// A key that cannot be written (another type) must not stop
+			// replication of the rest: it is reported and passed.
+			l.mu.Lock()
+			l.stats.LastError = errors.Join(errs...).Error()
+			l.mu.Unlock()
+		}
+	}
+	for _, e := range entries {
+		l.seen[e.Key] = e.Time
+	}
+	if newest > l.cursor {
+		if err := l.saveCursor(ctx, newest); err != nil {
+			return err
+		}
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats.Keys += int64(len(keys))
+	l.stats.Added += added
+	l.stats.Skipped += skipped
+	l.stats.Cursor = l.cursor
+	if added > 0 {
+		lag := time.Since(time.UnixMicro(int64(newest * 1e6)))
+		l.stats.Lag = lag
+		if len(l.lags) < lagSamples {
+			l.lags = append(l.lags, lag)
+		} else {
+			l.lags[l.next] = lag
+			l.next = (l.next + 1) % lagSamples
+		}
+	}
+	return nil
+}
+
+// prune forgets merged entries that the next pass will not read again.
+func (l *link) prune() {
+	floor := l.cursor - l.s.opts.Overlap.Seconds()
+	for k, t := range l.seen {
+		if t < floor {
+			delete(l.seen, k)
+		}
+	}
+}
+
+// loadCursor reads the cursor saved in the local server at every pass: a
+// server that came back empty has none, and is pulled in full again.
+func (l *link) loadCursor(ctx context.Context) error {
+	rc, err := l.s.c.ServerClient(l.local)
+	if err != nil {
+		return err
+	}
+	v, err := rc.HGet(ctx, CursorKey, l.peer).Result()
+	cursor := 0.0
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return err
+	default:
+		cursor, _ = strconv.ParseFloat(v, 64)
+	}
+	if cursor < l.cursor {
+		clear(l.seen)
+	}
+	l.cursor = cursor
+	return nil
+}
+
+func (l *link) saveCursor(ctx context.Context, cursor float64) error {
+	rc, err := l.s.c.ServerClient(l.local)
+	if err != nil {
+		return err
+	}
+	if err := rc.HSet(ctx, CursorKey, l.peer, strconv.FormatFloat(cursor, 'f', -1, 64)).Err(); err != nil {
+		return err
+	}
+	l.cursor = cursor
+	return nil
+}
+
+// snapshot returns the link's counters.
+func (l *link) snapshot() PeerStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.stats
+	if len(l.lags) > 0 {
+		sorted := slices.Clone(l.lags)
+		slices.Sort(sorted)
+		st.LagP50 = sorted[len(sorted)/2]
+		st.LagP99 = sorted[min(len(sorted)-1, len(sorted)*99/100)]
+	}
+	return st
+}

@@ -1,0 +1,285 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redfed/federated"
+)
+
+// Defaults of Options.
+const (
+	DefaultPollInterval        = 100 * time.Millisecond
+	DefaultOverlap             = time.Second
+	DefaultLateness            = 10 * time.Second
+	DefaultBatch               = 1000
+	DefaultAntiEntropyInterval = 5 * time.Minute
+)
+
+// CursorKey is the hash, on each local server, that holds the syncer's
+// cursor for every peer: the peer's journal time up to which its changes
+// are merged.
+const CursorKey = "syncer:cursors"
+
+// Options tune a Syncer. The zero value of every field means its default.
+type Options struct {
+	// PollInterval is the pause between passes that found nothing more to
+	// pull. Default 100ms.
+	PollInterval time.Duration
+	// Overlap is how far before its cursor a pass reads a peer's journal
+	// again, so that a step of the peer's clock or entries of equal time
+	// lose nothing. Default 1s.
+	Overlap time.Duration
+	// Lateness is how far before the cursor a changed key's members are
+	// fetched, in point time. Points that reach a server later than this
+	// after their timestamp are left to anti-entropy. Default 10s.
+	Lateness time.Duration
+	// Batch is how many journal entries a read takes. Default 1000.
+	Batch int
+	// AntiEntropyInterval is the pause between anti-entropy runs, which
+	// compare every key of the local servers' groups and repair the local
+	// servers. Default 5m; negative turns anti-entropy off.
+	AntiEntropyInterval time.Duration
+	// Links overrides which peers each local server pulls from (local
+	// address to peer addresses). By default a local server pulls from
+	// every other server of its replica group.
+	Links map[string][]string
+	// Logger receives pass errors and anti-entropy results. Default: the
+	// client's logger.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults(c *federated.Client) Options {
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.Overlap <= 0 {
+		o.Overlap = DefaultOverlap
+	}
+	if o.Lateness <= 0 {
+		o.Lateness = DefaultLateness
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.AntiEntropyInterval == 0 {
+		o.AntiEntropyInterval = DefaultAntiEntropyInterval
+	}
+	if o.Logger == nil {
+		o.Logger = c.Options().Logger
+	}
+	return o
+}
+
+// Syncer replicates the servers of replica groups: for each local server it
+// pulls the changes of its peers, through their journals, and merges them,
+// so that every server of a group ends with the union of what was written
+// to any of them (multi-master). Merging what is there already writes
+// nothing, which stops changes from bouncing between servers, and lets them
+// travel through intermediaries. Keys of dropped periods are never copied
+// back.
+type Syncer struct {
+	c         *federated.Client
+	ownClient bool
+	opts      Options
+	links     []*link
+	nodes     []string // nodes of the local servers, for anti-entropy
+	locals    []string
+
+	mu      sync.Mutex // guards the fields below
+	running bool
+	ae      AntiEntropyStats
+}
+
+// New builds a client for cfg and a Syncer for the local servers (host:port
+// addresses of cfg). Close releases the client.
+func New(cfg federated.Config, local []string, opts Options) (*Syncer, error) {
+	c, err := federated.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewFromClient(c, local, opts)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	s.ownClient = true
+	return s, nil
+}
+
+// NewFromClient builds a Syncer that works through an existing client,
+// which stays the caller's to close.
+func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, error) {
+	opts = opts.withDefaults(c)
+	if len(local) == 0 {
+		return nil, fmt.Errorf("%w: syncer: no local servers", federated.ErrInvalidConfig)
+	}
+	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local)}
+	for _, addr := range local {
+		node, group, err := c.ReplicaGroup(addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: syncer: local server %s: %v", federated.ErrInvalidConfig, addr, err)
+		}
+		if !slices.Contains(s.nodes, node) {
+			s.nodes = append(s.nodes, node)
+		}
+		peers, custom := opts.Links[addr]
+		if !custom {
+			peers = slices.DeleteFunc(slices.Clone(group), func(p string) bool { return p == addr })
+		}
+		for _, peer := range peers {
+			if peer == addr {
+				return nil, fmt.Errorf("%w: syncer: server %s cannot pull from itself", federated.ErrInvalidConfig, addr)
+			}
+			if _, _, err := c.ReplicaGroup(peer); err != nil {
+				return nil, fmt.Errorf("%w: syncer: peer %s of %s: %v", federated.ErrInvalidConfig, peer, addr, err)
+			}
+			s.links = append(s.links, newLink(s, addr, peer))
+		}
+	}
+	for addr := range opts.Links {
+		if !slices.Contains(local, addr) {
+			return nil, fmt.Errorf("%w: syncer: links name %s, which is not a local server", federated.ErrInvalidConfig, addr)
+		}
+	}
+	return s, nil
+}
+
+// Client returns the client the syncer works through.
+func (s *Syncer) Client() *federated.Client { return s.c }
+
+// Run pulls from every peer of every local server, and runs anti-entropy,
+// until ctx ends. It then abandons the passes under way (a cursor is only
+// ever saved after the changes before it are merged) and returns ctx's
+// error once every loop has stopped. Run may be called once at a time.
+func (s *Syncer) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("syncer: Run is already running")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	for _, l := range s.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.loop(ctx)
+		}()
+	}
+	if s.opts.AntiEntropyInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.antiEntropyLoop(ctx)
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Close releases the client if New made it. Call it after Run returns.
+func (s *Syncer) Close() error {
+	if s.ownClient {
+		return s.c.Close()
+	}
+	return nil
+}
+
+// AntiEntropy compares every key of the local servers' replica groups and
+// gives the local servers what they lack. Run does it every
+// AntiEntropyInterval; call it for a repair on demand.
+func (s *Syncer) AntiEntropy(ctx context.Context) (federated.CheckReport, error) {
+	report, err := s.c.Repair(ctx, federated.CheckOptions{Nodes: s.nodes, Targets: s.locals})
+	s.mu.Lock()
+	s.ae.Runs++
+	s.ae.Keys += int64(report.Keys)
+	s.ae.Repaired += int64(report.Repaired)
+	s.ae.Added += report.Added
+	s.ae.LastRun = time.Now()
+	s.ae.LastError = ""
+	if err != nil {
+		s.ae.LastError = err.Error()
+	}
+	s.mu.Unlock()
+	return report, err
+}
+
+func (s *Syncer) antiEntropyLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.AntiEntropyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		report, err := s.AntiEntropy(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.opts.Logger.Warn("syncer: anti-entropy failed", "err", err)
+		case report.Repaired > 0:
+			s.opts.Logger.Info("syncer: anti-entropy repaired keys",
+				"keys", report.Keys, "repaired", report.Repaired, "added", report.Added)
+		}
+	}
+}
+
+// Stats is a snapshot of a Syncer's counters.
+type Stats struct {
+	Peers       []PeerStats
+	AntiEntropy AntiEntropyStats
+}
+
+// PeerStats count one local server's pulls from one peer.
+type PeerStats struct {
+	Local, Peer string
+	// Cursor is the peer journal time, Unix seconds, up to which its changes
+	// are merged.
+	Cursor float64
+	// Lag is now minus the peer journal time of the last change applied.
+	Lag time.Duration
+	// LagP50 and LagP99 summarize the lag of the last 1,024 batches that
+	// merged something.
+	LagP50, LagP99 time.Duration
+	Passes         int64 // passes made
+	Keys           int64 // changed keys fetched
+	Added          int64 // members added to the local server
+	Skipped        int64 // keys of dropped periods left alone
+	Errors         int64 // passes that failed
+	LastError      string
+}
+
+// AntiEntropyStats count anti-entropy runs.
+type AntiEntropyStats struct {
+	Runs      int64
+	Keys      int64 // keys compared, all runs
+	Repaired  int64 // keys repaired, all runs
+	Added     int64 // members added, all runs
+	LastRun   time.Time
+	LastError string
+}
+
+// Stats returns the syncer's counters.
+func (s *Syncer) Stats() Stats {
+	var st Stats
+	for _, l := range s.links {
+		st.Peers = append(st.Peers, l.snapshot())
+	}
+	s.mu.Lock()
+	st.AntiEntropy = s.ae
+	s.mu.Unlock()
+	return st
+}

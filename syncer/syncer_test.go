@@ -1,0 +1,392 @@
+package syncer_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
+)
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(discard{})
+	goleak.VerifyTestMain(m)
+}
+
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...any) {}
+
+func quiet() federated.Options {
+	return federated.Options{
+		CommandTimeout:    2 * time.Second,
+		BaseRetryInterval: 50 * time.Millisecond,
+		MaxRetryInterval:  200 * time.Millisecond,
+		Logger:            slog.New(slog.DiscardHandler),
+	}
+}
+
+// groupConfig makes one replica group of the servers.
+func groupConfig(servers []*redistest.Server) federated.Config {
+	return federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: quiet(),
+	}
+}
+
+func newClient(t *testing.T, cfg federated.Config) *federated.Client {
+	t.Helper()
+	c, err := federated.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// startSyncer runs a syncer until the test ends (or stop is called).
+func startSyncer(t *testing.T, c *federated.Client, local []string, opts syncer.Options) (s *syncer.Syncer, stop func()) {
+	t.Helper()
+	s, err := syncer.NewFromClient(c, local, opts)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = s.Run(ctx)
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// direct returns a plain client of one server, one per test and address.
+func direct(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	directMu.Lock()
+	defer directMu.Unlock()
+	key := t.Name() + " " + addr
+	if rc, ok := directs[key]; ok {
+		return rc
+	}
+	rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
+	directs[key] = rc
+	t.Cleanup(func() {
+		directMu.Lock()
+		delete(directs, key)
+		directMu.Unlock()
+		_ = rc.Close()
+	})
+	return rc
+}
+
+var (
+	directMu sync.Mutex
+	directs  = map[string]*redis.Client{}
+)
+
+// members returns every member of every metric key on a server.
+func members(t *testing.T, addr string) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	rc := direct(t, addr)
+	out := map[string]bool{}
+	keys, err := rc.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	for _, k := range keys {
+		if _, _, _, err := federated.ParseMetricKey(k); err != nil {
+			continue // the journal, the horizon, the cursors
+		}
+		ms, err := rc.ZRange(ctx, k, 0, -1).Result()
+		require.NoError(t, err)
+		for _, m := range ms {
+			out[k+" "+m] = true
+		}
+	}
+	return out
+}
+
+// writePoints writes n points of host, stamped now, to one server with
+// Merge, as a client whose current server it is would.
+func writePoints(t *testing.T, c *federated.Client, addr, host string, n int) {
+	t.Helper()
+	now := time.Now()
+	base := float64(now.UnixMicro()) / 1e6
+	var updates []federated.KeyMembers
+	for i := range n {
+		key, err := federated.MetricKey(now, host, fmt.Sprintf("m%d", i%5))
+		require.NoError(t, err)
+		ts := strconv.FormatFloat(base+float64(i)/1000, 'f', -1, 64)
+		updates = append(updates, federated.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(i)}})
+	}
+	res, err := c.Merge(context.Background(), addr, updates)
+	require.NoError(t, err)
+	require.Empty(t, res.Failed)
+}
+
+// converged waits until every server holds the same members, and returns
+// them.
+func converged(t *testing.T, servers []string, within time.Duration) map[string]bool {
+	t.Helper()
+	var want map[string]bool
+	require.Eventually(t, func() bool {
+		want = members(t, servers[0])
+		for _, s := range servers[1:] {
+			got := members(t, s)
+			if len(got) != len(want) {
+				return false
+			}
+			for m := range want {
+				if !got[m] {
+					return false
+				}
+			}
+		}
+		return true
+	}, within, 20*time.Millisecond)
+	return want
+}
+
+func TestReplicatesWithinASecond(t *testing.T) {
+	for _, size := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d servers", size), func(t *testing.T) {
+			servers := redistest.StartN(t, size)
+			addrs := redistest.Addrs(servers)
+			c := newClient(t, groupConfig(servers))
+			startSyncer(t, c, addrs, syncer.Options{})
+
+			for i, addr := range addrs {
+				start := time.Now()
+				writePoints(t, c, addr, fmt.Sprintf("writer%d", i), 100)
+				all := converged(t, addrs, time.Second)
+				t.Logf("points written to %s reached every server in %v", addr, time.Since(start))
+				require.Len(t, all, 100*(i+1))
+			}
+		})
+	}
+}
+
+func TestTransitiveThroughAnIntermediary(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	a, b, cc := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+	c := newClient(t, groupConfig(servers))
+	// B pulls from A, C pulls from B: A and C never talk.
+	s, _ := startSyncer(t, c, []string{b, cc}, syncer.Options{Links: map[string][]string{b: {a}, cc: {b}}})
+	writePoints(t, c, a, "origin", 200)
+	all := converged(t, []string{a, b, cc}, 2*time.Second)
+	require.Len(t, all, 200)
+	for _, p := range s.Stats().Peers {
+		assert.NotEqual(t, [2]string{cc, a}, [2]string{p.Local, p.Peer}, "C must not pull from A")
+	}
+}
+
+// dirty returns a server's count of changes to its data.
+func dirty(t *testing.T, addr string) int64 {
+	t.Helper()
+	info, err := direct(t, addr).Info(context.Background(), "persistence").Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "rdb_changes_since_last_save:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no rdb_changes_since_last_save in INFO")
+	return 0
+}
+
+func TestIdleAfterConvergenceWritesNothing(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	addrs := redistest.Addrs(servers)
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, addrs, syncer.Options{})
+	for i, addr := range addrs {
+		writePoints(t, c, addr, fmt.Sprintf("w%d", i), 300)
+	}
+	converged(t, addrs, 2*time.Second)
+	// Let the passes that follow the last change run, then measure.
+	time.Sleep(300 * time.Millisecond)
+	before := make([]int64, len(addrs))
+	for i, addr := range addrs {
+		before[i] = dirty(t, addr)
+	}
+	passes := func() (n int64) {
+		for _, p := range s.Stats().Peers {
+			n += p.Passes
+		}
+		return n
+	}
+	p0 := passes()
+	require.Eventually(t, func() bool { return passes() > p0+30 }, 5*time.Second, 20*time.Millisecond)
+	for i, addr := range addrs {
+		assert.Equal(t, before[i], dirty(t, addr), "server %s changed while idle", addr)
+	}
+	t.Logf("%d idle passes wrote nothing", passes()-p0)
+}
+
+func TestRestartResumesFromCursor(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	_, stop := startSyncer(t, c, []string{b}, syncer.Options{})
+	writePoints(t, c, a, "big", 2000)
+	converged(t, []string{a, b}, 3*time.Second)
+	stop()
+
+	writePoints(t, c, a, "late", 50)
+	s2, _ := startSyncer(t, c, []string{b}, syncer.Options{})
+	converged(t, []string{a, b}, 2*time.Second)
+	st := s2.Stats().Peers[0]
+	t.Logf("after restart: %d keys fetched, %d members added (2,000 points before, 50 since)", st.Keys, st.Added)
+	assert.Equal(t, int64(50), st.Added)
+	assert.LessOrEqual(t, st.Keys, int64(10), "only the keys changed since the cursor (and the overlap) are fetched")
+}
+
+func TestLatePointsAreLeftToAntiEntropy(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{Lateness: time.Second, AntiEntropyInterval: -1})
+	writePoints(t, c, a, "h", 10)
+	converged(t, []string{a, b}, 2*time.Second)
+
+	// A point stamped long before the cursor reaches A late: the passes do
+	// not fetch it, anti-entropy does.
+	key, err := federated.MetricKey(time.Now(), "h", "m0")
+	require.NoError(t, err)
+	old := fmt.Sprintf("%d:42", time.Now().Add(-time.Hour).Unix())
+	_, err = c.Merge(context.Background(), a, []federated.KeyMembers{{Key: key, Members: []string{old}}})
+	require.NoError(t, err)
+	time.Sleep(500 * time.Millisecond)
+	assert.False(t, members(t, b)[key+" "+old], "outside the lateness window the passes miss it")
+
+	report, err := c.Check(context.Background(), federated.CheckOptions{})
+	require.NoError(t, err)
+	require.False(t, report.OK())
+	require.Equal(t, 1, report.Divergent)
+	assert.Equal(t, key, report.Groups[0].Diffs[0].Key)
+
+	repaired, err := s.AntiEntropy(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, repaired.Repaired)
+	assert.Equal(t, int64(1), repaired.Added)
+	assert.True(t, members(t, b)[key+" "+old])
+	report, err = c.Check(context.Background(), federated.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, report.OK())
+}
+
+func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	addrs := redistest.Addrs(servers)
+	c := newClient(t, groupConfig(servers))
+	startSyncer(t, c, addrs, syncer.Options{})
+	r, err := c.NewRecorder(federated.RecorderOptions{BatchSize: 200, FlushInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	defer r.Close(context.Background())
+
+	first, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	var victim *redistest.Server
+	for _, s := range servers {
+		if s.Addr() == first {
+			victim = s
+		}
+	}
+	base := time.Now()
+	for i := range 6000 {
+		if i == 3000 {
+			require.NoError(t, victim.Kill())
+		}
+		if i == 4500 {
+			require.NoError(t, victim.Restart()) // empty: no persistence
+		}
+		require.NoError(t, r.Add(fmt.Sprintf("h%d", i%30), "load", base.Add(time.Duration(i)*time.Millisecond), float64(i)))
+		if i%500 == 0 {
+			time.Sleep(5 * time.Millisecond) // a sustained load, not one burst
+		}
+	}
+	require.NoError(t, r.Flush(context.Background()))
+	st := r.Stats()
+	require.Zero(t, st.Failed)
+	// Points acknowledged by the victim before it died are gone with it;
+	// every acknowledged point is on the survivor, and the syncers bring
+	// the victim back to the same.
+	all := converged(t, addrs, 10*time.Second)
+	t.Logf("%d points acknowledged, %d on each server after the restart", st.Written, len(all))
+	report, err := c.Check(context.Background(), federated.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, report.OK(), "check after the restore: %+v", report)
+}
+
+func TestDroppedPeriodStaysDropped(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	old := federated.KeyMembers{Key: "2026-11-20:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC).Unix())}}
+	recent := federated.KeyMembers{Key: "2026-11-25:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC).Unix())}}
+	for _, addr := range []string{a, b} {
+		_, err := c.Merge(ctx, addr, []federated.KeyMembers{old, recent})
+		require.NoError(t, err)
+	}
+	// B is away while A drops the old days: B is a stale peer.
+	require.NoError(t, servers[1].Pause())
+	_, err := c.DropBefore(ctx, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	require.Error(t, err, "the paused server fails the drop")
+	require.NoError(t, servers[1].Resume())
+	require.Eventually(t, func() bool { return !c.IsServerDown(b) }, 5*time.Second, 20*time.Millisecond)
+
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{})
+	// B gets a change to its old key, so its journal names it again.
+	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: old.Key, Members: []string{fmt.Sprintf("%d:2", time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC).Unix())}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		for _, p := range s.Stats().Peers {
+			if p.Local == a && p.Skipped > 0 {
+				return true
+			}
+		}
+		return false
+	}, 3*time.Second, 20*time.Millisecond, "A's syncer sees the old key and skips it")
+	n, err := direct(t, a).Exists(ctx, old.Key).Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the dropped period did not come back to A")
+
+	_, err = c.DropBefore(ctx, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	require.NoError(t, err)
+	for _, addr := range []string{a, b} {
+		n, err := direct(t, addr).Exists(ctx, old.Key).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "server %s", addr)
+		n, err = direct(t, addr).Exists(ctx, recent.Key).Result()
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), n, "server %s keeps the recent day", addr)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, groupConfig(servers))
+	_, err := syncer.NewFromClient(c, nil, syncer.Options{})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	_, err = syncer.NewFromClient(c, []string{"127.0.0.1:1"}, syncer.Options{})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	_, err = syncer.NewFromClient(c, []string{servers[0].Addr()}, syncer.Options{Links: map[string][]string{servers[0].Addr(): {servers[0].Addr()}}})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	_, err = syncer.NewFromClient(c, []string{servers[0].Addr()}, syncer.Options{Links: map[string][]string{servers[1].Addr(): {servers[0].Addr()}}})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+}
