@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -389,4 +391,22 @@ func TestBadOptions(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	_, err = syncer.NewFromClient(c, []string{servers[0].Addr()}, syncer.Options{Links: map[string][]string{servers[1].Addr(): {servers[0].Addr()}}})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+}
+
+func TestPrometheusCollector(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	addrs := redistest.Addrs(servers)
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, addrs, syncer.Options{})
+	writePoints(t, c, addrs[0], "prom", 20)
+	converged(t, addrs, 2*time.Second)
+
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(s.Collector()))
+	n, err := testutil.GatherAndCount(reg, "redfed_syncer_members_added_total", "redfed_syncer_lag_seconds")
+	require.NoError(t, err)
+	assert.Equal(t, 4, n, "two links, two series each")
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }

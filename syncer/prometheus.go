@@ -1,0 +1,62 @@
+package syncer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector returns a Prometheus collector of the syncer's Stats, for a
+// daemon to register and serve:
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(s.Collector())
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+func (s *Syncer) Collector() prometheus.Collector { return collector{s} }
+
+type collector struct{ s *Syncer }
+
+var (
+	peerLabels = []string{"local", "peer"}
+
+	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "Now minus the peer journal time of the last change applied.", peerLabels, nil)
+	descLagP99  = prometheus.NewDesc("redfed_syncer_lag_p99_seconds", "99th percentile of the lag of the last 1,024 batches that merged something.", peerLabels, nil)
+	descCursor  = prometheus.NewDesc("redfed_syncer_cursor_seconds", "Peer journal time up to which changes are merged.", peerLabels, nil)
+	descPasses  = prometheus.NewDesc("redfed_syncer_passes_total", "Passes made.", peerLabels, nil)
+	descKeys    = prometheus.NewDesc("redfed_syncer_keys_total", "Changed keys fetched from the peer.", peerLabels, nil)
+	descAdded   = prometheus.NewDesc("redfed_syncer_members_added_total", "Members added to the local server.", peerLabels, nil)
+	descSkipped = prometheus.NewDesc("redfed_syncer_keys_skipped_total", "Keys of dropped periods left alone.", peerLabels, nil)
+	descErrors  = prometheus.NewDesc("redfed_syncer_errors_total", "Passes that failed.", peerLabels, nil)
+
+	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
+	descAERepaired = prometheus.NewDesc("redfed_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.", nil, nil)
+	descAEAdded    = prometheus.NewDesc("redfed_antientropy_members_added_total", "Members added by anti-entropy.", nil, nil)
+)
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLag, descLagP99, descCursor, descPasses, descKeys, descAdded,
+		descSkipped, descErrors, descAERuns, descAERepaired, descAEAdded} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for _, p := range st.Peers {
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, p.Local, p.Peer)
+		}
+		counter := func(d *prometheus.Desc, v int64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), p.Local, p.Peer)
+		}
+		gauge(descLag, p.Lag.Seconds())
+		gauge(descLagP99, p.LagP99.Seconds())
+		gauge(descCursor, p.Cursor)
+		counter(descPasses, p.Passes)
+		counter(descKeys, p.Keys)
+		counter(descAdded, p.Added)
+		counter(descSkipped, p.Skipped)
+		counter(descErrors, p.Errors)
+	}
+	ch <- prometheus.MustNewConstMetric(descAERuns, prometheus.CounterValue, float64(st.AntiEntropy.Runs))
+	ch <- prometheus.MustNewConstMetric(descAERepaired, prometheus.CounterValue, float64(st.AntiEntropy.Repaired))
+	ch <- prometheus.MustNewConstMetric(descAEAdded, prometheus.CounterValue, float64(st.AntiEntropy.Added))
+}
