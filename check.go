@@ -317,7 +317,7 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys, 
 		batch := keys[start:min(start+digestBatch, len(keys))]
 		have := make(map[string][][]string, len(servers))
 		for _, addr := range servers {
-			members, err := c.Members(ctx, addr, batch, 0)
+			members, err := c.Members(ctx, addr, batch, nil)
 			if err != nil {
 				return errors.Join(append(errs, err)...)
 			}

@@ -81,23 +81,24 @@ func (c *Client) Journal(ctx context.Context, addr string, since float64, limit 
 	return entries, nil
 }
 
-// Members returns, for every key, its members scored at or after minScore
-// on one server, in one round trip. A key that is missing, or that holds
+// Members returns, for every key, its members on one server, in one round
+// trip: all of them when minScores is nil, else those scored at or after
+// minScores[i] (math.Inf(-1) for all). A key that is missing, or that holds
 // another type, has none.
-func (c *Client) Members(ctx context.Context, addr string, keys []string, minScore float64) ([][]string, error) {
+func (c *Client) Members(ctx context.Context, addr string, keys []string, minScores []float64) ([][]string, error) {
 	rc, err := c.serverClient(addr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	min := formatScore(minScore)
-	if minScore <= 0 {
-		min = "-inf"
-	}
 	pipe := rc.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(keys))
 	for i, k := range keys {
+		min := "-inf"
+		if minScores != nil && !math.IsInf(minScores[i], -1) {
+			min = formatScore(minScores[i])
+		}
 		cmds[i] = pipe.ZRangeByScore(ctx, k, &redis.ZRangeBy{Min: min, Max: "+inf"})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && firstFault(ctx, toCmders(cmds)) != nil {

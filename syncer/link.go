@@ -3,8 +3,10 @@ package syncer
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,18 @@ const maxEntriesPerPass = 20000
 // lagSamples is how many batch lags a link keeps for its percentiles.
 const lagSamples = 1024
 
+// markTTL is how long a key's newest merged score is remembered after its
+// last change: longer than any key changes less often than it, which then
+// gets fetched whole again.
+const markTTL = time.Hour
+
+// keyMark is the newest member score merged from a peer for a key, and when
+// the key last changed.
+type keyMark struct {
+	score   float64
+	touched time.Time
+}
+
 // link pulls one peer's changes into one local server.
 type link struct {
 	s           *Syncer
@@ -28,6 +42,8 @@ type link struct {
 	// Owned by the link's loop.
 	cursor float64            // peer journal time merged up to
 	seen   map[string]float64 // journal entries at or after cursor-overlap already merged
+	newest map[string]keyMark // the newest member score merged from the peer, by key
+	passes int64
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats
@@ -37,7 +53,7 @@ type link struct {
 
 func newLink(s *Syncer, local, peer string) *link {
 	return &link{s: s, local: local, peer: peer, seen: make(map[string]float64),
-		stats: PeerStats{Local: local, Peer: peer}}
+		newest: make(map[string]keyMark), stats: PeerStats{Local: local, Peer: peer}}
 }
 
 // loop makes passes until ctx ends, pausing when a pass found nothing more.
@@ -82,8 +98,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	start := l.cursor
-	minTime := start - l.s.opts.Overlap.Seconds()
+	minTime := l.cursor - l.s.opts.Overlap.Seconds()
 	limit := l.s.opts.Batch
 	done := 0
 	for done < maxEntriesPerPass {
@@ -91,7 +106,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := l.merge(ctx, entries, start, horizon); err != nil {
+		if err := l.merge(ctx, entries, horizon); err != nil {
 			return false, err
 		}
 		done += len(entries)
@@ -112,7 +127,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 
 // merge fetches the changed keys among entries from the peer and merges
 // them into the local server, then saves the cursor.
-func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, start float64, horizon string) error {
+func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, horizon string) error {
 	c := l.s.c
 	var keys []string
 	var skipped int64
@@ -130,7 +145,16 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, star
 	}
 	var added int64
 	if len(keys) > 0 {
-		members, err := c.Members(ctx, l.peer, keys, start-l.s.opts.Lateness.Seconds())
+		// Fetch what is newer than the newest member merged before, less the
+		// lateness window; a key not merged before, whole.
+		mins := make([]float64, len(keys))
+		for i, k := range keys {
+			mins[i] = math.Inf(-1)
+			if m, ok := l.newest[k]; ok {
+				mins[i] = m.score - l.s.opts.Lateness.Seconds()
+			}
+		}
+		members, err := c.Members(ctx, l.peer, keys, mins)
 		if err != nil {
 			return err
 		}
@@ -144,6 +168,18 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, star
 		}
 		added = res.Added
 		skipped += int64(len(res.Dropped))
+		now := time.Now()
+		for i, k := range keys {
+			if ms := members[i]; len(ms) > 0 {
+				if ts, ok := scoreOf(ms[len(ms)-1]); ok && ts > l.newest[k].score {
+					l.newest[k] = keyMark{score: ts, touched: now}
+					continue
+				}
+			}
+			if m, ok := l.newest[k]; ok {
+				l.newest[k] = keyMark{score: m.score, touched: now}
+			}
+		}
 		if len(res.Failed) > 0 {
 			var errs []error
 			for _, err := range res.Failed {
@@ -184,7 +220,8 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, star
 	return nil
 }
 
-// prune forgets merged entries that the next pass will not read again.
+// prune forgets merged entries that the next pass will not read again and,
+// now and then, the marks of keys that stopped changing.
 func (l *link) prune() {
 	floor := l.cursor - l.s.opts.Overlap.Seconds()
 	for k, t := range l.seen {
@@ -192,6 +229,23 @@ func (l *link) prune() {
 			delete(l.seen, k)
 		}
 	}
+	if l.passes++; l.passes%1000 == 0 {
+		for k, m := range l.newest {
+			if time.Since(m.touched) > markTTL {
+				delete(l.newest, k)
+			}
+		}
+	}
+}
+
+// scoreOf returns the timestamp of a member "ts:value": its score.
+func scoreOf(member string) (float64, bool) {
+	ts, _, ok := strings.Cut(member, ":")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(ts, 64)
+	return v, err == nil
 }
 
 // loadCursor reads the cursor saved in the local server at every pass: a
@@ -211,7 +265,8 @@ func (l *link) loadCursor(ctx context.Context) error {
 		cursor, _ = strconv.ParseFloat(v, 64)
 	}
 	if cursor < l.cursor {
-		clear(l.seen)
+		clear(l.seen) // the local server lost its data: start afresh
+		clear(l.newest)
 	}
 	l.cursor = cursor
 	return nil

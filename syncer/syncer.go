@@ -16,7 +16,7 @@ import (
 const (
 	DefaultPollInterval        = 100 * time.Millisecond
 	DefaultOverlap             = time.Second
-	DefaultLateness            = 10 * time.Second
+	DefaultLateness            = 2 * time.Second
 	DefaultBatch               = 1000
 	DefaultAntiEntropyInterval = 5 * time.Minute
 )
@@ -35,9 +35,11 @@ type Options struct {
 	// again, so that a step of the peer's clock or entries of equal time
 	// lose nothing. Default 1s.
 	Overlap time.Duration
-	// Lateness is how far before the cursor a changed key's members are
-	// fetched, in point time. Points that reach a server later than this
-	// after their timestamp are left to anti-entropy. Default 10s.
+	// Lateness is how far, in point time, before the newest member already
+	// merged from a peer a changed key's members are fetched again. A point
+	// that reaches the peer stamped earlier than that (a late or backfilled
+	// point) is left to anti-entropy. A key not merged before since the
+	// syncer started is fetched whole. Default 2s.
 	Lateness time.Duration
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int

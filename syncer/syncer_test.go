@@ -75,7 +75,7 @@ func startSyncer(t *testing.T, c *federated.Client, local []string, opts syncer.
 }
 
 // direct returns a plain client of one server, one per test and address.
-func direct(t *testing.T, addr string) *redis.Client {
+func direct(t testing.TB, addr string) *redis.Client {
 	t.Helper()
 	directMu.Lock()
 	defer directMu.Unlock()

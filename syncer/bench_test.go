@@ -1,0 +1,183 @@
+package syncer_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
+)
+
+var (
+	lagRate = flag.Int("syncer.rate", 100000, "points per second written by BenchmarkSyncerLag")
+	outage  = flag.Duration("syncer.outage", 60*time.Second, "how long BenchmarkSyncerCatchUp keeps a server down")
+)
+
+// fourGroups starts 8 servers as 4 replica groups of 2, as two hosts of 4
+// processes each would be laid out.
+func fourGroups(b *testing.B) ([]*redistest.Server, federated.Config) {
+	servers := redistest.StartN(b, 8)
+	nodes := make(map[string]federated.Node)
+	for i := range 4 {
+		nodes[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Addresses: []string{servers[i].Addr(), servers[i+4].Addr()}}
+	}
+	return servers, federated.Config{Nodes: nodes, Options: quiet()}
+}
+
+// pace writes n points through r at rate points per second, stamped now,
+// over 100,000 series (1,000 hosts × 100 metrics).
+func pace(b *testing.B, r *federated.Recorder, n, rate int) {
+	hosts := make([]string, 1000)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("web%d", i)
+	}
+	metrics := make([]string, 100)
+	for i := range metrics {
+		metrics[i] = fmt.Sprintf("m%d", i)
+	}
+	start := time.Now()
+	for i := range n {
+		if i%1000 == 0 {
+			if ahead := time.Duration(i)*time.Second/time.Duration(rate) - time.Since(start); ahead > 0 {
+				time.Sleep(ahead)
+			}
+		}
+		if err := r.Add(hosts[i%1000], metrics[i/1000%100], time.Now(), float64(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSyncerLag writes points through a Recorder at a fixed rate
+// (-syncer.rate) to 4 groups of 2 servers while syncers replicate every
+// server, and reports the replication lag: the time from a change's journal
+// entry on one server to its merge into the other, p50 and p99 over the
+// links. One op is one point.
+func BenchmarkSyncerLag(b *testing.B) {
+	servers, cfg := fourGroups(b)
+	c, err := federated.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	r, err := c.NewRecorder(federated.RecorderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	pace(b, r, b.N, *lagRate)
+	if err := r.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	time.Sleep(time.Second) // let the last changes replicate
+	cancel()
+	<-done
+
+	var p50, p99 []time.Duration
+	for _, p := range s.Stats().Peers {
+		p50 = append(p50, p.LagP50)
+		p99 = append(p99, p.LagP99)
+	}
+	b.ReportMetric(float64(slices.Max(p50).Milliseconds()), "lag-p50-ms")
+	b.ReportMetric(float64(slices.Max(p99).Milliseconds()), "lag-p99-ms")
+	b.ReportMetric(float64(*lagRate), "target-points/s")
+}
+
+// BenchmarkSyncerCatchUp kills one server of a group, keeps writing for
+// -syncer.outage, restarts it empty, and times how long its syncer takes to
+// pull everything its peer holds back. It reports the catch-up rate in
+// points per second. One op is one point written before or during the
+// outage; run it with -benchtime 1x.
+func BenchmarkSyncerCatchUp(b *testing.B) {
+	servers, cfg := fourGroups(b)
+	c, err := federated.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	r, err := c.NewRecorder(federated.RecorderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+
+	// The victim is redis_1's replica that is not current.
+	current, err := c.NodeToServer("redis_1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	victim := servers[4]
+	if victim.Addr() == current {
+		victim = servers[0]
+	}
+	if err := victim.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	rate := 20000
+	pace(b, r, int(outage.Seconds())*rate, rate)
+	if err := r.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	peer := servers[0]
+	if victim == servers[0] {
+		peer = servers[4]
+	}
+	want := countAll(b, peer.Addr())
+
+	b.ResetTimer()
+	start := time.Now()
+	if err := victim.Restart(); err != nil {
+		b.Fatal(err)
+	}
+	for countAll(b, victim.Addr()) < want {
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(want)/took.Seconds(), "catch-up-points/s")
+	b.ReportMetric(float64(want), "points-restored")
+	b.ReportMetric(took.Seconds(), "catch-up-s")
+}
+
+// countAll counts the members of every metric key on a server.
+func countAll(b *testing.B, addr string) int64 {
+	ctx := context.Background()
+	rc := direct(b, addr)
+	var total int64
+	iter := rc.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if _, _, _, err := federated.ParseMetricKey(iter.Val()); err != nil {
+			continue
+		}
+		n, err := rc.ZCard(ctx, iter.Val()).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += n
+	}
+	if err := iter.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return total
+}
