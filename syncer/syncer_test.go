@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/faultproxy"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/syncer"
 )
@@ -409,4 +410,46 @@ func TestPrometheusCollector(t *testing.T) {
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+}
+
+func TestPartitionHealsToTheUnion(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	// The syncer reaches the servers through proxies; writers reach them
+	// directly, so both sides keep taking writes while cut off.
+	pa, err := faultproxy.New(a)
+	require.NoError(t, err)
+	defer pa.Close()
+	pb, err := faultproxy.New(b)
+	require.NoError(t, err)
+	defer pb.Close()
+	syncCfg := federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: []string{pa.Addr(), pb.Addr()}}},
+		Options: quiet(),
+	}
+	syncCfg.Options.CommandTimeout = 300 * time.Millisecond
+	sc := newClient(t, syncCfg)
+	s, _ := startSyncer(t, sc, []string{pa.Addr(), pb.Addr()}, syncer.Options{})
+	writers := newClient(t, groupConfig(servers))
+
+	writePoints(t, writers, a, "before", 50)
+	converged(t, []string{a, b}, 2*time.Second)
+
+	pb.Blackhole(true)
+	writePoints(t, writers, a, "side-a", 100)
+	writePoints(t, writers, b, "side-b", 70)
+	require.Eventually(t, func() bool { return sc.IsServerDown(pb.Addr()) }, 5*time.Second, 20*time.Millisecond,
+		"the cut-off server is marked down")
+	time.Sleep(300 * time.Millisecond)
+	assert.Len(t, members(t, a), 150, "nothing crosses while cut off")
+	assert.Len(t, members(t, b), 120)
+
+	pb.Heal()
+	all := converged(t, []string{a, b}, 5*time.Second)
+	assert.Len(t, all, 220, "both sides end with the union")
+	var errs int64
+	for _, p := range s.Stats().Peers {
+		errs += p.Errors
+	}
+	t.Logf("partition: %d failed passes while cut off, then converged", errs)
 }
