@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
@@ -30,19 +34,48 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// usageArgs makes the errors of a positional-argument check usage errors.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
+
+// discardRedisLog silences go-redis's own logger, which would print dial
+// failures to standard error in its own format; the client reports what
+// matters through its slog logger.
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}
+
 // run builds the command tree and executes it with the given arguments and
-// streams, returning the process exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// streams, returning the process exit code. Cancelling ctx interrupts the
+// command.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	redis.SetLogger(discardRedisLog{})
+	con := newConsole(stderr)
 	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
-	root.SetErr(stderr)
-	err := root.Execute()
+	root.SetErr(con)
+	cmd, err := root.ExecuteContextC(ctx)
+	con.ClearStatus()
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "redfed:", err)
+	prefix := "redfed"
+	if cmd != nil {
+		prefix = cmd.CommandPath()
+	}
+	// A joined error has a line per failure, a server each say: prefix
+	// every one.
+	for line := range strings.Lines(err.Error()) {
+		fmt.Fprintf(con, "%s: %s", prefix, strings.TrimSuffix(line, "\n")+"\n")
+	}
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, federated.ErrInvalidConfig) {
 		return exitUsage
@@ -52,15 +85,44 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "redfed",
-		Short:         "Run metrics and other fast-moving data on a fleet of plain Redis processes",
+		Use:   "redfed",
+		Short: "Run metrics and other fast-moving data on a fleet of plain Redis processes",
+		Long: `redfed inspects and feeds a federation of Redis servers described by a
+federation file (--config, or $REDFED_CONFIG).
+
+Exit codes: 0 done, 1 a problem found (a bad input line, a server that
+failed), 2 a usage or configuration error.`,
+		Example: `  redfed config init --hosts db1,db2 --ports 6379-6386 --out fed.yaml
+  export REDFED_CONFIG=fed.yaml
+  redfed record web1.sfo cpu.user 42
+  redfed query web1.sfo cpu.user --from -2h`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	groupCommand(root)
 	root.PersistentFlags().String("config", "", "federation file, YAML or JSON (default $REDFED_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRouteCmd(), newVersionCmd())
+	root.AddCommand(newRouteCmd(), newRecordCmd(), newQueryCmd(), newHostsCmd(), newMetricsCmd(),
+		newConfigCmd(), newVersionCmd())
 	return root
+}
+
+// groupCommand makes a command that only holds subcommands print its help
+// when called alone and fail with a usage error when called with an unknown
+// subcommand. Left to itself cobra prints help and succeeds for the second.
+func groupCommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usagef("%s", msg)
+	}
 }
 
 // loadConfig reads the federation named by --config or $REDFED_CONFIG.
@@ -75,11 +137,24 @@ func loadConfig(cmd *cobra.Command) (federated.Config, error) {
 	return federated.LoadConfig(path)
 }
 
+// newClient returns a client of the federation named by --config or
+// $REDFED_CONFIG that logs warnings, such as a server going down, on
+// standard error and nothing below them.
+func newClient(cmd *cobra.Command) (*federated.Client, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Options.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return federated.New(cfg)
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of redfed",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version of redfed",
+		Example: "  redfed version",
+		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			version := "(devel)"
 			if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {

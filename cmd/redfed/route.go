@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,12 +23,7 @@ server is contacted.`,
 		Example: `  redfed route --config fed.yaml 2026-11-25:web1.sfo:cpu.user
   cut -f1 keys.tsv | redfed route --config fed.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			cfg.Options.Logger = slog.New(slog.DiscardHandler)
-			client, err := federated.New(cfg)
+			client, err := newClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redfed/federated/internal/metric"
+)
+
+// Times on the command line and in record's input.
+
+// timeArgForms names what parseTimeArg accepts, for flag help and errors.
+const timeArgForms = `"now", RFC 3339 (2026-11-25T10:00:00Z), Unix seconds (1795600800.5), or a duration ago (2h, -2h, 90m, 7d)`
+
+// parseTimeArg reads a time given on the command line: "now", an RFC 3339
+// time, Unix seconds with an optional fraction, or a duration ago, with or
+// without a leading '-' ("2h" and "-2h" both mean two hours before now; a
+// "d" suffix counts whole days). The time must be a valid metric timestamp.
+func parseTimeArg(s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now, nil
+	}
+	if t, err := parseTimestamp(s); err == nil || !errors.Is(err, errNotATime) {
+		return t, err
+	}
+	ago, ok := parseAgo(s)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s: want %s", quoteField(s), timeArgForms)
+	}
+	t := now.Add(-ago)
+	return t, metric.ValidateTimestamp(metric.Seconds(t))
+}
+
+// parseAgo reads a Go duration or a number of days ("7d"), with an optional
+// leading '-', as a length of time before now.
+func parseAgo(s string) (time.Duration, bool) {
+	s = strings.TrimPrefix(s, "-")
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		return time.Duration(n) * 24 * time.Hour, err == nil
+	}
+	if s == "" || s[0] == '+' || s[0] == '-' {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	return d, err == nil
+}
+
+// errNotATime reports a string that is neither Unix seconds nor RFC 3339.
+var errNotATime = errors.New("want Unix seconds or an RFC 3339 time like 2026-11-25T10:00:00Z")
+
+// parseTimestamp reads the time of a point: Unix seconds with an optional
+// fraction ("1795600800", "1795600800.25") or an RFC 3339 time
+// ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"). A time outside
+// what a metric can hold (before 1970, from year 10000) fails with an error
+// wrapping federated.ErrBadTimestamp; text that is neither form, with one
+// wrapping errNotATime.
+func parseTimestamp(s string) (time.Time, error) {
+	if looksNumeric(s) {
+		ts, err := parseNumber(s)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if err := metric.ValidateTimestamp(ts); err != nil {
+			return time.Time{}, err
+		}
+		return metric.Time(ts), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", quoteField(s), errNotATime)
+	}
+	if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
+		return time.Time{}, err
+	}
+	return t, nil
+}
+
+// looksNumeric reports whether s is made of the characters of a decimal
+// number, signs only first or after the exponent's 'e', or spells NaN or
+// infinity: then parseNumber, not the time parser, should say what is wrong
+// with it. "2026-11-25" does not look numeric.
+func looksNumeric(s string) bool {
+	switch strings.ToLower(strings.TrimLeft(s, "+-")) {
+	case "nan", "inf", "infinity":
+		return true
+	}
+	digits := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			digits = true
+		case c == '.', c == 'e', c == 'E':
+		case c == '+', c == '-':
+			if i > 0 && s[i-1] != 'e' && s[i-1] != 'E' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return digits
+}
+
+// parseNumber reads a decimal number: digits, an optional sign, fraction
+// and exponent, or NaN and infinities, which it returns for the library's
+// validation to refuse with its own errors. Hex floats and underscores,
+// which strconv.ParseFloat also accepts, are refused.
+func parseNumber(s string) (float64, error) {
+	if strings.ContainsAny(s, "xX_") {
+		return 0, fmt.Errorf("%s is not a decimal number", quoteField(s))
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("%s is out of the range of a float64", quoteField(s))
+	case err != nil:
+		return 0, fmt.Errorf("%s is not a number", quoteField(s))
+	}
+	return f, nil
+}
+
+// maxQuoted is how many bytes of a bad field an error quotes.
+const maxQuoted = 64
+
+// quoteField quotes a field of input for an error message, cut short if it
+// is long.
+func quoteField(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + "..."
+}
