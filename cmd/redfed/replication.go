@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/syncer"
+)
+
+func newSyncCmd() *cobra.Command {
+	var (
+		local        []string
+		listen       string
+		opts         syncer.Options
+		antiEntropy  time.Duration
+		statusEvery  time.Duration
+		verboseLevel bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sync --local ADDR[,ADDR...]",
+		Short: "Run the syncer: replicate the local servers' replica groups",
+		Long: `Run the replication daemon for the local servers (host:port addresses from
+the federation file): each pulls the changes of every other server of its
+replica group through their journals and merges them, and anti-entropy
+compares and repairs every key now and then. One daemon runs per host.
+It stops on Ctrl-C or SIGTERM.`,
+		Example: `  redfed sync --config fed.yaml --local db1:6379,db1:6380,db1:6381,db1:6382
+  redfed sync --local db1:6379 --metrics-listen 127.0.0.1:9121`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(local) == 0 {
+				return usagef("--local is required: the host:port of each server this daemon replicates")
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			if verboseLevel {
+				level = slog.LevelDebug
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			cfg.Options.Logger = logger
+			opts.Logger = logger
+			opts.AntiEntropyInterval = antiEntropy
+			s, err := syncer.New(cfg, local, opts)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return runSyncer(cmd.Context(), s, listen, statusEvery, logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&local, "local", nil, "local servers to replicate, host:port, comma-separated")
+	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics on this address (off by default)")
+	f.DurationVar(&opts.PollInterval, "poll", syncer.DefaultPollInterval, "pause between passes that found nothing")
+	f.DurationVar(&opts.Lateness, "lateness", syncer.DefaultLateness, "lateness window of the passes; later points are left to anti-entropy")
+	f.DurationVar(&antiEntropy, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs; negative turns them off")
+	f.DurationVar(&statusEvery, "status-every", time.Minute, "interval of the status log line")
+	f.BoolVar(&verboseLevel, "verbose", false, "log debug messages too")
+	return cmd
+}
+
+// runSyncer runs s until ctx ends, serving its metrics if asked and logging
+// its lag now and then.
+func runSyncer(ctx context.Context, s *syncer.Syncer, listen string, every time.Duration, logger *slog.Logger) error {
+	if listen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(s.Collector())
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return usagef("--metrics-listen %s: %v", listen, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = srv.Serve(ln)
+		}()
+		defer func() {
+			_ = srv.Close()
+			<-served
+		}()
+		logger.Info("serving Prometheus metrics", "addr", ln.Addr().String())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				for _, p := range s.Stats().Peers {
+					logger.Info("syncer status", "local", p.Local, "peer", p.Peer, "lag", p.Lag.Round(time.Millisecond),
+						"p99", p.LagP99.Round(time.Millisecond), "added", p.Added, "errors", p.Errors)
+				}
+			}
+		}
+	}()
+	logger.Info("syncer running", "links", len(s.Stats().Peers))
+	err := s.Run(ctx)
+	<-done
+	if errors.Is(err, context.Canceled) {
+		logger.Info("syncer stopped")
+		return nil
+	}
+	return err
+}
+
+func newCheckCmd() *cobra.Command {
+	var (
+		nodes  []string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Compare the replicas of every replica group",
+		Long: `Compare every metric key of each replica group across its servers, by
+cardinality and a digest computed on each server. Exit 0 when every group
+agrees, 1 when a key differs or a server could not be read.`,
+		Example: `  redfed check --config fed.yaml
+  redfed check --node redis_1 --json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return checkOrRepair(cmd, nodes, asJSON, false)
+		},
+	}
+	cmd.Flags().StringSliceVar(&nodes, "node", nil, "check only these nodes (default every replica group)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newRepairCmd() *cobra.Command {
+	var (
+		nodes  []string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "repair",
+		Short: "Give every replica the members the others hold",
+		Long: `Compare the replicas like check, then give every server of a group the
+members it lacks of each key that differs (the union of the group). Each
+key that gains members is journalled. Exit 0 when every group was
+repaired, 1 when something could not be.`,
+		Example: `  redfed repair --config fed.yaml
+  redfed repair --node redis_3 --json`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return checkOrRepair(cmd, nodes, asJSON, true)
+		},
+	}
+	cmd.Flags().StringSliceVar(&nodes, "node", nil, "repair only these nodes (default every replica group)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// errDiverged is the exit-1 result of a check that found differences.
+var errDiverged = errors.New("replicas differ")
+
+func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) error {
+	client, err := newClient(cmd)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	for _, n := range nodes {
+		if _, err := client.AllServers(n); err != nil {
+			return usageError{err}
+		}
+	}
+	con := consoleOf(cmd.ErrOrStderr())
+	var done, total atomic.Int64
+	var group atomic.Value
+	group.Store("")
+	stop := startProgress(con, progressInterval, func(elapsed time.Duration) string {
+		return fmt.Sprintf("%s %s: %d/%d keys, %s", map[bool]string{false: "checking", true: "repairing"}[repair],
+			group.Load(), done.Load(), total.Load(), elapsed.Round(time.Second))
+	})
+	opts := federated.CheckOptions{Nodes: nodes, Progress: func(node string, d, t int) {
+		group.Store(node)
+		done.Store(int64(d))
+		total.Store(int64(t))
+	}}
+	var report federated.CheckReport
+	if repair {
+		report, err = client.Repair(cmd.Context(), opts)
+	} else {
+		report, err = client.Check(cmd.Context(), opts)
+	}
+	stop()
+	if asJSON {
+		if jerr := writeCheckJSON(cmd.OutOrStdout(), report, repair); jerr != nil {
+			return jerr
+		}
+	} else {
+		writeCheckTable(cmd.OutOrStdout(), report, repair)
+	}
+	switch {
+	case err != nil:
+		return err
+	case repair && report.Repaired < report.Divergent:
+		return fmt.Errorf("%d of %d divergent keys could not be repaired", report.Divergent-report.Repaired, report.Divergent)
+	case !repair && !report.OK():
+		return fmt.Errorf("%w: %d of %d keys", errDiverged, report.Divergent, report.Keys)
+	}
+	return nil
+}
+
+func writeCheckJSON(w io.Writer, r federated.CheckReport, repair bool) error {
+	out := struct {
+		OK        bool                    `json:"ok"`
+		Keys      int                     `json:"keys"`
+		Divergent int                     `json:"divergent"`
+		Repaired  *int                    `json:"repaired,omitempty"`
+		Added     *int64                  `json:"added,omitempty"`
+		Groups    []federated.GroupReport `json:"groups"`
+	}{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: r.Groups}
+	if repair {
+		out.Repaired, out.Added = &r.Repaired, &r.Added
+	}
+	if out.Groups == nil {
+		out.Groups = []federated.GroupReport{}
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(out)
+}
+
+func writeCheckTable(w io.Writer, r federated.CheckReport, repair bool) {
+	for _, g := range r.Groups {
+		state := "agree"
+		switch {
+		case g.Error != "":
+			state = "error: " + g.Error
+		case g.Divergent > 0:
+			state = fmt.Sprintf("%d keys differ", g.Divergent)
+		}
+		fmt.Fprintf(w, "%-12s %-48s %7d keys  %s\n", g.Node, strings.Join(g.Servers, ","), g.Keys, state)
+		for _, d := range g.Diffs[:min(len(g.Diffs), 10)] {
+			var cards []string
+			for _, addr := range g.Servers {
+				if n, ok := d.Cards[addr]; ok {
+					cards = append(cards, fmt.Sprintf("%s=%d", addr, n))
+				}
+			}
+			fmt.Fprintf(w, "    %s  %s\n", d.Key, strings.Join(cards, " "))
+		}
+		if len(g.Diffs) > 10 {
+			fmt.Fprintf(w, "    … %d more\n", g.Divergent-10)
+		}
+		if repair && g.Divergent > 0 {
+			fmt.Fprintf(w, "    repaired %d keys, %d members added\n", g.Repaired, g.Added)
+		}
+	}
+	verdict := "every replica group agrees"
+	if !r.OK() {
+		verdict = fmt.Sprintf("%d of %d keys differ", r.Divergent, r.Keys)
+	}
+	if repair {
+		verdict = fmt.Sprintf("%d of %d keys repaired, %d members added", r.Repaired, r.Divergent, r.Added)
+	}
+	fmt.Fprintf(w, "%d groups, %d keys: %s\n", len(r.Groups), r.Keys, verdict)
+}

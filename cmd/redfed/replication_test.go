@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// groupsConfig writes a federation of two replica groups of two servers.
+func groupsConfig(t *testing.T, servers []*redistest.Server) string {
+	t.Helper()
+	return writeConfig(t, fmt.Sprintf(`nodes:
+  redis_1: {addresses: ["%s", "%s"]}
+  redis_2: {addresses: ["%s", "%s"]}
+options: {base_retry_interval: 50ms}
+`, servers[0].Addr(), servers[1].Addr(), servers[2].Addr(), servers[3].Addr()))
+}
+
+func TestCheckAndRepair(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	cfg := groupsConfig(t, servers)
+	ctx := context.Background()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{
+		"redis_1": {Addresses: []string{servers[0].Addr(), servers[1].Addr()}},
+		"redis_2": {Addresses: []string{servers[2].Addr(), servers[3].Addr()}},
+	}})
+	require.NoError(t, err)
+	defer c.Close()
+	now := time.Now()
+	key, err := federated.MetricKey(now, "web1", "cpu")
+	require.NoError(t, err)
+	m := func(i int) string { return fmt.Sprintf("%d:%d", now.Unix()+int64(i), i) }
+	// Group 1 agrees; group 2 differs in one key.
+	for _, addr := range []string{servers[0].Addr(), servers[1].Addr(), servers[2].Addr()} {
+		_, err := c.Merge(ctx, addr, []federated.KeyMembers{{Key: key, Members: []string{m(1), m(2)}}})
+		require.NoError(t, err)
+	}
+	_, err = c.Merge(ctx, servers[3].Addr(), []federated.KeyMembers{{Key: key, Members: []string{m(1), m(3)}}})
+	require.NoError(t, err)
+
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, out, "redis_2")
+	assert.Contains(t, out, "1 keys differ")
+	assert.Contains(t, out, key)
+	assert.Contains(t, errOut, "replicas differ")
+
+	code, out, _ = runCLI(t, "", "check", "--config", cfg, "--json")
+	assert.Equal(t, 1, code)
+	var report struct {
+		OK        bool `json:"ok"`
+		Keys      int  `json:"keys"`
+		Divergent int  `json:"divergent"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
+	assert.False(t, report.OK)
+	assert.Equal(t, 2, report.Keys)
+	assert.Equal(t, 1, report.Divergent)
+
+	code, out, errOut = runCLI(t, "", "repair", "--config", cfg)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "1 of 1 keys repaired, 2 members added")
+
+	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "every replica group agrees")
+
+	code, _, errOut = runCLI(t, "", "check", "--config", cfg, "--node", "nope")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "nope")
+}
+
+func TestSyncCommand(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	cfg := groupsConfig(t, servers)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	var wg sync.WaitGroup
+	code := -1
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code = run(ctx, []string{"sync", "--config", cfg, "--local", servers[1].Addr() + "," + servers[3].Addr(),
+			"--metrics-listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+	}()
+
+	now := time.Now()
+	key, err := federated.MetricKey(now, "web1", "cpu")
+	require.NoError(t, err)
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Record(context.Background(), "web1", "cpu", now, 7))
+
+	replica := redis.NewClient(&redis.Options{Addr: servers[1].Addr(), DisableIdentity: true})
+	defer replica.Close()
+	require.Eventually(t, func() bool {
+		n, _ := replica.ZCard(context.Background(), key).Result()
+		return n == 1
+	}, 5*time.Second, 20*time.Millisecond, "the local server pulls its peer's point")
+	cancel()
+	wg.Wait()
+	assert.Equal(t, 0, code, errOut.String())
+	assert.Contains(t, errOut.String(), "serving Prometheus metrics")
+	assert.Contains(t, errOut.String(), "syncer stopped")
+
+	code, _, errOut2 := runCLI(t, "", "sync", "--config", cfg)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut2, "--local")
+	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", "127.0.0.1:1")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut2, "127.0.0.1:1")
+}
