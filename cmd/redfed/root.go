@@ -103,7 +103,7 @@ failed), 2 a usage or configuration error.`,
 	root.PersistentFlags().String("config", "", "federation file, YAML or JSON (default $REDFED_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRouteCmd(), newRecordCmd(), newQueryCmd(), newHostsCmd(), newMetricsCmd(),
-		newSyncCmd(), newCheckCmd(), newRepairCmd(), newConfigCmd(), newVersionCmd())
+		newSyncCmd(), newCheckCmd(), newRepairCmd(), newServeCmd(), newDemoCmd(), newConfigCmd(), newVersionCmd())
 	return root
 }
 

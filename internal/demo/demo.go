@@ -59,6 +59,7 @@ type Demo struct {
 	client  *federated.Client
 	syncers []*syncer.Syncer
 	rec     *federated.Recorder
+	series  []*series // every fake host's metrics; the writer owns them once backfill is done
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -153,8 +154,10 @@ func (d *Demo) allSeries() []*series {
 	return out
 }
 
-func (s *series) step(rng *rand.Rand) float64 {
-	s.value += s.scale * 0.03 * (rng.Float64() - 0.5)
+// step moves the walk on by dt: steps scale with the square root of dt, so
+// the history's 10-second points and the live ones look alike.
+func (s *series) step(rng *rand.Rand, dt time.Duration) float64 {
+	s.value += s.scale * 0.03 * math.Sqrt(dt.Seconds()/10) * (rng.Float64() - 0.5)
 	s.value = math.Max(0, math.Min(s.scale, s.value))
 	return math.Round(s.value*100) / 100
 }
@@ -163,12 +166,13 @@ func (s *series) step(rng *rand.Rand) float64 {
 func (d *Demo) backfill(ctx context.Context) error {
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(3, 4))
-	all := d.allSeries()
+	d.series = d.allSeries()
+	all := d.series
 	step := 10 * time.Second
 	from := start.Add(-d.opts.Backfill).Truncate(step)
 	for t := from; t.Before(start); t = t.Add(step) {
 		for _, s := range all {
-			if err := d.rec.Add(s.host, s.metric, t, s.step(rng)); err != nil {
+			if err := d.rec.Add(s.host, s.metric, t, s.step(rng, step)); err != nil {
 				return err
 			}
 		}
@@ -185,7 +189,7 @@ func (d *Demo) backfill(ctx context.Context) error {
 // write adds a point to every series every Interval until ctx ends.
 func (d *Demo) write(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	all := d.allSeries()
+	all := d.series // the walks go on from where the history ended
 	t := time.NewTicker(d.opts.Interval)
 	defer t.Stop()
 	for {
@@ -196,7 +200,7 @@ func (d *Demo) write(ctx context.Context) {
 			d.pause.Lock()
 			now := time.Now()
 			for _, s := range all {
-				if err := d.rec.Add(s.host, s.metric, now, s.step(rng)); err != nil {
+				if err := d.rec.Add(s.host, s.metric, now, s.step(rng, d.opts.Interval)); err != nil {
 					d.pause.Unlock()
 					return
 				}

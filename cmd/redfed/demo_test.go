@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDemoCommand(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"redis-server", nil, "redis-server processes"},
+		{"in-process", []string{"--in-process"}, "in-process Redis-compatible servers"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			args := append([]string{"demo", "--duration", "1s", "--hosts", "10", "--listen", "127.0.0.1:0"}, mode.args...)
+			code, out, errOut := runCLI(t, "", args...)
+			require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			assert.Contains(t, out, mode.want)
+			assert.Contains(t, out, "(0 failed)")
+			assert.Contains(t, out, "(0 lost)")
+			assert.Contains(t, out, "every replica agrees")
+			assert.Regexp(t, regexp.MustCompile(`failover +127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+`), out)
+			assert.Regexp(t, regexp.MustCompile(`dashboard: http://127\.0\.0\.1:\d+/`), out)
+		})
+	}
+}
+
+func TestServeRefusesOpenAddressWithoutToken(t *testing.T) {
+	cfg := writeConfig(t, "nodes:\n  a: {address: \"127.0.0.1:7000\"}\n")
+	code, _, errOut := runCLI(t, "", "serve", "--config", cfg, "--listen", "0.0.0.0:0")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--token")
+}
+
+func TestServeDashboard(t *testing.T) {
+	cfgPath, client := startFederation(t, 2)
+	require.NoError(t, client.Record(context.Background(), "web1.sfo", "cpu.user", time.Now(), 42))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var code int
+	var out, errOut bytes.Buffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code = run(ctx, []string{"serve", "--config", cfgPath, "--listen", addr, "--check-every", "1h"}, strings.NewReader(""), &out, &errOut)
+	}()
+	var body string
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/api/hosts")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.Contains(t, body, "web1.sfo")
+	cancel()
+	wg.Wait()
+	assert.Equal(t, 0, code, errOut.String())
+}

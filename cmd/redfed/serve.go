@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/dashboard"
+	"github.com/redfed/federated/internal/demo"
+)
+
+// defaultListen is where the dashboard listens unless told otherwise.
+const defaultListen = "127.0.0.1:8080"
+
+func newDemoCmd() *cobra.Command {
+	var (
+		duration  time.Duration
+		listen    string
+		hosts     int
+		inProcess bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole system on this machine, with a dashboard",
+		Long: `Start a federation of its own (8 redis-server processes on free loopback
+ports, or in-process Redis-compatible servers when redis-server is not
+installed), laid out as 2 simulated hosts × 4 processes: 4 replica groups
+of 2. Write simulated metrics from fake hosts through a Recorder, run a
+syncer per host, kill the current server of a group and show the failover,
+bring it back empty and let the syncers restore it, check every replica,
+print a summary, and serve the dashboard until Ctrl-C or --duration.
+Everything it started is stopped on exit.`,
+		Example: `  go run ./cmd/redfed demo
+  redfed demo --duration 2m --listen 127.0.0.1:9000
+  redfed demo --in-process --hosts 20`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The story always runs to its end (or Ctrl-C); --duration bounds
+			// the whole run, so the dashboard is served for what is left.
+			ctx := cmd.Context()
+			serveCtx := ctx
+			if duration > 0 {
+				var cancel context.CancelFunc
+				serveCtx, cancel = context.WithDeadline(ctx, time.Now().Add(duration))
+				defer cancel()
+			}
+			out := cmd.OutOrStdout()
+			d, err := demo.Start(ctx, demo.Options{Hosts: hosts, InProcess: inProcess, Out: out})
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			sum, err := d.Script(ctx)
+			if err != nil {
+				return err
+			}
+			sum.Print(func(format string, args ...any) { fmt.Fprintf(out, format, args...) })
+			h, err := dashboard.New(dashboard.Options{
+				Source:    d.Client(),
+				Syncer:    d.SyncerStats,
+				LastCheck: d.LastCheck,
+				Logger:    slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				return err
+			}
+			if err := serve(serveCtx, h, listen, true, func(addr string) {
+				fmt.Fprintf(out, "\ndashboard: http://%s/  (Ctrl-C to stop)\n", addr)
+			}); err != nil {
+				return err
+			}
+			if sum.Lost() > 0 || !sum.Check.OK() {
+				return fmt.Errorf("%d points lost, %d keys differ", sum.Lost(), sum.Check.Divergent)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&duration, "duration", 0, "stop after this long (default: at Ctrl-C)")
+	f.StringVar(&listen, "listen", defaultListen, "dashboard address; another free port is taken if it is busy")
+	f.IntVar(&hosts, "hosts", 50, "fake hosts writing metrics")
+	f.BoolVar(&inProcess, "in-process", false, "use in-process servers even if redis-server is installed")
+	return cmd
+}
+
+func newServeCmd() *cobra.Command {
+	var (
+		listen     string
+		token      string
+		checkEvery time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the dashboard of a federation",
+		Long: `Serve the dashboard: hosts and their metrics as live charts, and a status
+page of the servers and of the last replica check, which runs every
+--check-every. Every asset is embedded; nothing is fetched from elsewhere.
+It listens on loopback; another address needs --token, which every
+request must then carry (open the page once with ?token=TOKEN).`,
+		Example: `  redfed serve --config fed.yaml
+  redfed serve --listen 0.0.0.0:8080 --token "$(openssl rand -hex 16)"`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(listen)
+			if err != nil {
+				return usagef("--listen %q: %v", listen, err)
+			}
+			if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+				return usagef("--listen %s is not a loopback address: set --token", listen)
+			}
+			client, err := newClient(cmd)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			checks := &lastCheck{}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			var wg sync.WaitGroup
+			if checkEvery > 0 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					checks.loop(ctx, client, checkEvery)
+				}()
+			}
+			defer wg.Wait()
+			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get, Token: token,
+				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			if err != nil {
+				return usageError{err}
+			}
+			return serve(ctx, h, listen, false, func(addr string) {
+				fmt.Fprintf(cmd.OutOrStdout(), "dashboard: http://%s/\n", addr)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", defaultListen, "address to listen on")
+	f.StringVar(&token, "token", "", "require this token on every request")
+	f.DurationVar(&checkEvery, "check-every", 5*time.Minute, "interval of the replica check shown on the status page; 0 turns it off")
+	return cmd
+}
+
+// lastCheck keeps the result of the latest periodic check.
+type lastCheck struct {
+	mu     sync.Mutex
+	report federated.CheckReport
+	at     time.Time
+}
+
+func (l *lastCheck) get() (federated.CheckReport, time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.report, l.at, !l.at.IsZero()
+}
+
+func (l *lastCheck) loop(ctx context.Context, c *federated.Client, every time.Duration) {
+	for {
+		report, _ := c.Check(ctx, federated.CheckOptions{})
+		if ctx.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		l.report, l.at = report, time.Now()
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// serve serves h on listen until ctx ends. With fallback, a busy address
+// gives way to a free port on the same host.
+func serve(ctx context.Context, h http.Handler, listen string, fallback bool, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil && fallback {
+		host, _, _ := net.SplitHostPort(listen)
+		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+	}
+	if err != nil {
+		return usagef("--listen %s: %v", listen, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ready(ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdown)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}

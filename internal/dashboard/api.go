@@ -1,0 +1,184 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/redfed/federated"
+)
+
+// The JSON API. Every reply is an object; errors are errorReply. A reply
+// built from a partial answer of the Source carries the error in Warning.
+
+// hostsReply is the body of GET /api/hosts.
+type hostsReply struct {
+	Hosts   []string `json:"hosts"`
+	Warning string   `json:"warning,omitempty"`
+}
+
+// metricsReply is the body of GET /api/metrics.
+type metricsReply struct {
+	Host    string   `json:"host"`
+	Metrics []string `json:"metrics"`
+	Warning string   `json:"warning,omitempty"`
+}
+
+// seriesReply is the body of GET /api/series. Points are [Unix seconds,
+// value] pairs, sorted by time.
+type seriesReply struct {
+	Host            string       `json:"host"`
+	Metric          string       `json:"metric"`
+	From            string       `json:"from"` // RFC 3339, UTC
+	To              string       `json:"to"`
+	Points          [][2]float64 `json:"points"`
+	DownsampledFrom int          `json:"downsampled_from,omitempty"` // points in the range, when max_points cut them
+	Warning         string       `json:"warning,omitempty"`
+}
+
+// apiHosts answers GET /api/hosts: the hosts written to in HostsWindow.
+func (h *handler) apiHosts(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	hosts, err := h.opts.Source.Hosts(ctx, h.now().Add(-HostsWindow))
+	warning, ok := h.sourceError(w, r, err, len(hosts) > 0)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, hostsReply{Hosts: nonNil(hosts), Warning: warning})
+}
+
+// apiMetrics answers GET /api/metrics?host=H: the host's metrics written to
+// in HostsWindow.
+func (h *handler) apiMetrics(w http.ResponseWriter, r *http.Request) {
+	host := r.URL.Query().Get("host")
+	if host == "" {
+		writeParamError(w, &paramError{Param: "host", Problem: "missing"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	metrics, err := h.opts.Source.Metrics(ctx, host, h.now().Add(-HostsWindow))
+	warning, ok := h.sourceError(w, r, err, len(metrics) > 0)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, metricsReply{Host: host, Metrics: nonNil(metrics), Warning: warning})
+}
+
+// apiSeries answers GET /api/series?host=&metric=&from=&to=&range=&max_points=.
+func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
+	q, perr := parseSeriesQuery(r.URL.Query(), h.now())
+	if perr != nil {
+		writeParamError(w, perr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	points, err := h.opts.Source.Range(ctx, q.Host, q.Metric, q.From, q.To)
+	warning, ok := h.sourceError(w, r, err, len(points) > 0)
+	if !ok {
+		return
+	}
+	reply := seriesReply{
+		Host:    q.Host,
+		Metric:  q.Metric,
+		From:    q.From.UTC().Format(time.RFC3339Nano),
+		To:      q.To.UTC().Format(time.RFC3339Nano),
+		Warning: warning,
+	}
+	if q.MaxPoints > 0 && len(points) > q.MaxPoints {
+		reply.DownsampledFrom = len(points)
+		points = downsample(points, q.MaxPoints)
+	}
+	reply.Points = make([][2]float64, len(points))
+	for i, p := range points {
+		reply.Points[i] = [2]float64{unixSeconds(p.Time), p.Value}
+	}
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// apiStatus answers GET /api/status.
+func (h *handler) apiStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.status())
+}
+
+// sourceError handles an error of the Source. A bad name is the caller's
+// fault: 400. A failure with nothing to show is 502. A failure beside a
+// partial answer (some servers failed, others answered) is logged and
+// returned as the warning to send with the answer. ok is false when the
+// reply has been written.
+func (h *handler) sourceError(w http.ResponseWriter, r *http.Request, err error, partial bool) (warning string, ok bool) {
+	if err == nil {
+		return "", true
+	}
+	switch {
+	case errors.Is(err, federated.ErrBadHost):
+		writeParamError(w, &paramError{Param: "host", Problem: err.Error()})
+		return "", false
+	case errors.Is(err, federated.ErrBadMetric):
+		writeParamError(w, &paramError{Param: "metric", Problem: err.Error()})
+		return "", false
+	case errors.Is(err, federated.ErrBadTimestamp):
+		writeParamError(w, &paramError{Param: "from", Problem: err.Error()})
+		return "", false
+	}
+	h.opts.Logger.Warn("dashboard: read failed", "path", r.URL.Path, "partial", partial, "err", err)
+	if !partial {
+		writeJSON(w, http.StatusBadGateway, errorReply{Error: err.Error()})
+		return "", false
+	}
+	return err.Error(), true
+}
+
+// writeParamError answers 400 for a bad query parameter.
+func writeParamError(w http.ResponseWriter, e *paramError) {
+	writeJSON(w, http.StatusBadRequest, errorReply{Error: e.Error(), Param: e.Param})
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// unixSeconds converts t to Unix seconds with its fraction, for every year
+// a metric can have (UnixNano overflows after 2262).
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}
+
+// downsample cuts points to at most max (at least 2) by splitting them into
+// max/2 runs of consecutive points and keeping the lowest and the highest
+// point of each run, in time order, so that spikes survive.
+func downsample(points []federated.Point, maxPoints int) []federated.Point {
+	buckets := max(maxPoints/2, 1)
+	out := make([]federated.Point, 0, 2*buckets)
+	for b := range buckets {
+		run := points[b*len(points)/buckets : (b+1)*len(points)/buckets]
+		if len(run) == 0 {
+			continue
+		}
+		lo, hi := 0, 0
+		for i, p := range run {
+			if p.Value < run[lo].Value {
+				lo = i
+			}
+			if p.Value > run[hi].Value {
+				hi = i
+			}
+		}
+		switch {
+		case lo == hi:
+			out = append(out, run[lo])
+		case lo < hi:
+			out = append(out, run[lo], run[hi])
+		default:
+			out = append(out, run[hi], run[lo])
+		}
+	}
+	return out
+}

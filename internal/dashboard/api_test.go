@@ -1,0 +1,276 @@
+package dashboard
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/syncer"
+)
+
+func TestAPIListsHostsAndMetrics(t *testing.T) {
+	f := newFixture(t, 3)
+	srv := serve(t, Options{Source: f.client})
+
+	var hosts hostsReply
+	getJSON(t, srv, "/api/hosts", http.StatusOK, &hosts)
+	assert.Equal(t, []string{xssHost, "db1.sfo", "web1.sfo", "web2.sfo"}, hosts.Hosts)
+	assert.Empty(t, hosts.Warning)
+
+	for host, want := range map[string][]string{
+		"web1.sfo": {"cpu.user", "mem.used_mb"},
+		"db1.sfo":  {xssMetric, "disk.free_gb"},
+		xssHost:    {"load.1m"},
+		"nobody":   {},
+	} {
+		var got metricsReply
+		getJSON(t, srv, "/api/metrics?host="+url.QueryEscape(host), http.StatusOK, &got)
+		assert.Equal(t, metricsReply{Host: host, Metrics: want}, got, "metrics of %q", host)
+	}
+}
+
+func TestAPISeries(t *testing.T) {
+	f := newFixture(t, 3)
+	srv := serve(t, Options{Source: f.client})
+	hourAgo := time.Now().Add(-DefaultRange)
+
+	// The default range, the last hour: every point of every series.
+	for _, s := range f.data {
+		var got seriesReply
+		getJSON(t, srv, "/api/series?"+url.Values{"host": {s.host}, "metric": {s.metric}}.Encode(), http.StatusOK, &got)
+		assert.Equal(t, s.host, got.Host)
+		assert.Equal(t, s.metric, got.Metric)
+		assertPoints(t, s.since(hourAgo), got.Points, "%s %s", s.host, s.metric)
+	}
+
+	cpu := f.find("web1.sfo", "cpu.user")
+	from, to := cpu.points[0].Time, cpu.points[10].Time
+	disk := f.find("db1.sfo", "disk.free_gb")
+	rate := f.find("web2.sfo", "req.rate")
+	tests := []struct {
+		name  string
+		query url.Values
+		want  []federated.Point
+	}{
+		{"unix seconds", url.Values{"from": {unix(from)}, "to": {unix(to)}}, cpu.points[:11]},
+		{"RFC 3339", url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.In(time.FixedZone("", 7200)).Format(time.RFC3339)}}, cpu.points[:11]},
+		{"unescaped zone offset", url.Values{"from": {from.In(time.FixedZone("", 3600)).Format(time.RFC3339)}, "to": {unix(to)}}, cpu.points[:11]},
+		{"from only", url.Values{"from": {unix(cpu.points[45].Time)}}, cpu.points[45:]},
+		{"range", url.Values{"range": {"12m"}, "to": {unix(to)}}, cpu.points[:11]},
+		{"range in days", url.Values{"range": {"1d"}}, cpu.points},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.query.Set("host", cpu.host)
+			tt.query.Set("metric", cpu.metric)
+			q := tt.query.Encode()
+			if tt.name == "unescaped zone offset" {
+				q, _ = url.QueryUnescape(q) // "+01:00" arrives as " 01:00"
+			}
+			var got seriesReply
+			getJSON(t, srv, "/api/series?"+q, http.StatusOK, &got)
+			assertPoints(t, tt.want, got.Points, "query %s", q)
+		})
+	}
+
+	t.Run("longer range shows older points", func(t *testing.T) {
+		var got seriesReply
+		getJSON(t, srv, "/api/series?host=db1.sfo&metric=disk.free_gb", http.StatusOK, &got)
+		assertPoints(t, disk.points[2:], got.Points, "last hour")
+		getJSON(t, srv, "/api/series?host=db1.sfo&metric=disk.free_gb&range=6h", http.StatusOK, &got)
+		assertPoints(t, disk.points, got.Points, "last 6h")
+	})
+
+	t.Run("max_points", func(t *testing.T) {
+		var got seriesReply
+		getJSON(t, srv, "/api/series?host=web2.sfo&metric=req.rate&max_points=20", http.StatusOK, &got)
+		assert.Equal(t, len(rate.points), got.DownsampledFrom)
+		assert.LessOrEqual(t, len(got.Points), 20)
+		assert.GreaterOrEqual(t, len(got.Points), 10)
+		lo, hi := minMax(rate.points)
+		gotLo, gotHi := minMax(pointsOf(got.Points))
+		assert.Equal(t, [2]float64{lo, hi}, [2]float64{gotLo, gotHi}, "extremes survive downsampling")
+	})
+}
+
+func TestAPIBadParameters(t *testing.T) {
+	f := newFixture(t, 1)
+	srv := serve(t, Options{Source: f.client})
+	tests := []struct {
+		url, param string
+	}{
+		{"/api/metrics", "host"},
+		{"/api/metrics?host=a:b", "host"},
+		{"/api/metrics?host=%01", "host"},
+		{"/api/series?metric=cpu", "host"},
+		{"/api/series?host=web1.sfo", "metric"},
+		{"/api/series?host=a:b&metric=cpu", "host"},
+		{"/api/series?host=web1.sfo&metric=cpu%7F", "metric"},
+		{"/api/series?host=web1.sfo&metric=cpu&from=yesterday", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu&to=1e9", "to"},
+		{"/api/series?host=web1.sfo&metric=cpu&to=99999999999999", "to"},
+		{"/api/series?host=web1.sfo&metric=cpu&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu&from=0", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=0s", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=-1h", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=1y", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=40d", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=1h&from=0", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&max_points=1", "max_points"},
+		{"/api/series?host=web1.sfo&metric=cpu&max_points=many", "max_points"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			var got errorReply
+			getJSON(t, srv, tt.url, http.StatusBadRequest, &got)
+			assert.Equal(t, tt.param, got.Param, "param; error %q", got.Error)
+			assert.Contains(t, got.Error, tt.param)
+		})
+	}
+
+	res, _ := get(t, srv, "/api/nope")
+	assert.Equal(t, http.StatusNotFound, res.StatusCode, "unknown path")
+	res, err := srv.Client().Post(srv.URL+"/api/hosts", "text/plain", nil)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, res.StatusCode, "POST")
+}
+
+func TestAPISourceErrors(t *testing.T) {
+	failure := fmt.Errorf("%w: node redis_2, server 10.0.0.2:6379: connection refused", federated.ErrServerDown)
+	src := &fakeSource{err: failure}
+	srv := serve(t, Options{Source: src})
+	urls := []string{"/api/hosts", "/api/metrics?host=web1", "/api/series?host=web1&metric=cpu"}
+
+	// Nothing came back: 502 with the error.
+	for _, u := range urls {
+		var got errorReply
+		getJSON(t, srv, u, http.StatusBadGateway, &got)
+		assert.Equal(t, failure.Error(), got.Error, "GET %s", u)
+	}
+
+	// Some servers answered: their answer, with the error as a warning.
+	src.hosts, src.metrics = []string{"web1"}, []string{"cpu"}
+	src.points = []federated.Point{{Time: time.Unix(1_700_000_000, 500_000_000), Value: 1.5}}
+	var hosts hostsReply
+	getJSON(t, srv, urls[0], http.StatusOK, &hosts)
+	assert.Equal(t, hostsReply{Hosts: []string{"web1"}, Warning: failure.Error()}, hosts)
+	var metrics metricsReply
+	getJSON(t, srv, urls[1], http.StatusOK, &metrics)
+	assert.Equal(t, metricsReply{Host: "web1", Metrics: []string{"cpu"}, Warning: failure.Error()}, metrics)
+	var series seriesReply
+	getJSON(t, srv, urls[2], http.StatusOK, &series)
+	assert.Equal(t, [][2]float64{{1_700_000_000.5, 1.5}}, series.Points)
+	assert.Equal(t, failure.Error(), series.Warning)
+
+	// A bad name wrapped in another error is still the caller's fault.
+	src.err = fmt.Errorf("read: %w", errors.Join(failure, fmt.Errorf("%w %q: bad", federated.ErrBadMetric, "x")))
+	var bad errorReply
+	getJSON(t, srv, urls[2], http.StatusBadRequest, &bad)
+	assert.Equal(t, "metric", bad.Param)
+}
+
+func TestAPIStatus(t *testing.T) {
+	f := newFixture(t, 3)
+	checkedAt := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	srv := serve(t, Options{Source: f.client, Syncer: testSyncerStats, LastCheck: testCheck(checkedAt)})
+
+	var st statusReply
+	getJSON(t, srv, "/api/status", http.StatusOK, &st)
+	require.Len(t, st.Servers, 3)
+	for _, s := range st.Servers {
+		assert.False(t, s.Down, "%s down before any kill", s.Address)
+		assert.Nil(t, s.DownSince)
+	}
+
+	killed := f.markDown(t, 1)
+	var hosts hostsReply
+	getJSON(t, srv, "/api/hosts", http.StatusOK, &hosts)
+	assert.Contains(t, hosts.Warning, killed, "hosts with a server down: warning")
+
+	getJSON(t, srv, "/api/status", http.StatusOK, &st)
+	var found bool
+	for _, s := range st.Servers {
+		if s.Address != killed {
+			assert.False(t, s.Down, "%s down", s.Address)
+			continue
+		}
+		found = true
+		assert.True(t, s.Down, "killed server %s: down", killed)
+		require.NotNil(t, s.DownSince, "killed server: down_since")
+		since, err := time.Parse(time.RFC3339, *s.DownSince)
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now(), since, time.Minute)
+		assert.NotEmpty(t, s.LastError)
+	}
+	assert.True(t, found, "killed server %s in status", killed)
+
+	require.NotNil(t, st.Syncer)
+	assert.Equal(t, []peerStatus{
+		{Local: "127.0.0.1:1", Peer: "127.0.0.1:2", LagMS: 1.5, P50MS: 1, P99MS: 40, Added: 7},
+		{Local: "127.0.0.1:1", Peer: "127.0.0.1:3", LagMS: 2000, Errors: 3, LastError: "dial tcp: refused"},
+	}, st.Syncer.Peers)
+	assert.Equal(t, antiEntropyStatus{Runs: 2, Repaired: 1, Added: 4}, st.Syncer.AntiEntropy)
+	require.NotNil(t, st.Check)
+	assert.Equal(t, checkStatus{OK: false, Keys: 120, Divergent: 2, At: "2026-11-25T10:00:00.000Z",
+		Groups: []groupStatus{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: 120, Divergent: 2}}}, *st.Check)
+
+	// Without a syncer or a check, both are null.
+	srv = serve(t, Options{Source: f.client, Syncer: func() *syncer.Stats { return nil },
+		LastCheck: func() (federated.CheckReport, time.Time, bool) { return federated.CheckReport{}, time.Time{}, false }})
+	_, body := get(t, srv, "/api/status")
+	assert.Contains(t, body, `"syncer":null`)
+	assert.Contains(t, body, `"check":null`)
+}
+
+func TestDownsample(t *testing.T) {
+	pts := make([]federated.Point, 101)
+	for i := range pts {
+		pts[i] = federated.Point{Time: time.Unix(int64(i), 0), Value: float64(i % 10)}
+	}
+	pts[37].Value = 1000 // a spike
+	got := downsample(pts, 10)
+	assert.LessOrEqual(t, len(got), 10)
+	assert.Contains(t, got, pts[37], "the spike survives")
+	for i := 1; i < len(got); i++ {
+		assert.True(t, got[i-1].Time.Before(got[i].Time), "sorted at %d: %v", i, got)
+	}
+	assert.Equal(t, []federated.Point{pts[0], pts[2]}, downsample(pts[:3], 2), "one run: its lowest and highest")
+	assert.Equal(t, pts[:1], downsample(pts[:1], 2), "one point")
+}
+
+// assertPoints checks JSON points against the points written.
+func assertPoints(t *testing.T, want []federated.Point, got [][2]float64, what string, args ...any) {
+	t.Helper()
+	label := fmt.Sprintf(what, args...)
+	require.Len(t, got, len(want), "points of %s", label)
+	for i, p := range want {
+		assert.Equal(t, [2]float64{unixSeconds(p.Time), p.Value}, got[i], "point %d of %s", i, label)
+	}
+}
+
+func pointsOf(pairs [][2]float64) []federated.Point {
+	out := make([]federated.Point, len(pairs))
+	for i, p := range pairs {
+		out[i] = federated.Point{Time: time.Unix(int64(p[0]), 0), Value: p[1]}
+	}
+	return out
+}
+
+func minMax(pts []federated.Point) (lo, hi float64) {
+	lo, hi = pts[0].Value, pts[0].Value
+	for _, p := range pts {
+		lo, hi = min(lo, p.Value), max(hi, p.Value)
+	}
+	return lo, hi
+}
+
+func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }

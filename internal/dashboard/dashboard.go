@@ -1,0 +1,255 @@
+package dashboard
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/syncer"
+)
+
+// Source is what the dashboard reads. *federated.Client implements it.
+type Source interface {
+	// Hosts returns the hosts, sorted, with a metric changed at or after
+	// since.
+	Hosts(ctx context.Context, since time.Time) ([]string, error)
+	// Metrics returns the metrics of a host, sorted, changed at or after
+	// since.
+	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
+	// Range returns the points of a host's metric in [from, to], sorted by
+	// time.
+	Range(ctx context.Context, host, metric string, from, to time.Time) ([]federated.Point, error)
+	// Status returns the health of every server.
+	Status() []federated.ServerStatus
+}
+
+var _ Source = (*federated.Client)(nil)
+
+// Options configure the dashboard. Only Source is required; the zero value
+// of every other field means its default.
+type Options struct {
+	// Source is where metrics and server health come from. Required.
+	Source Source
+	// Syncer, when set, returns the current stats of the syncer that runs
+	// beside the dashboard, or nil when none runs. Default: no syncer
+	// section.
+	Syncer func() *syncer.Stats
+	// LastCheck, when set, returns the report of the last replica check and
+	// when it finished; ok is false while there has been none. Default: no
+	// check section.
+	LastCheck func() (report federated.CheckReport, at time.Time, ok bool)
+	// Token, when set, must come with every request: in the header
+	// "Authorization: Bearer TOKEN", in a "token" query parameter, or in the
+	// cookie TokenCookie. A page opened with ?token=TOKEN sets the cookie
+	// and redirects to itself without the parameter, so the token leaves
+	// the address bar and the page's script is authorized by the cookie.
+	// Other requests get 401. It must be printable ASCII without spaces,
+	// quotes, commas, semicolons or backslashes. Default: no token.
+	Token string
+	// Logger receives failed reads of the Source. Default: slog.Default().
+	Logger *slog.Logger
+	// Now returns the present, for tests. Default: time.Now.
+	Now func() time.Time
+}
+
+const (
+	// HostsWindow is how far back the dashboard looks for hosts and
+	// metrics: those not written to for longer are not listed.
+	HostsWindow = 7 * 24 * time.Hour
+	// DefaultRange is the range of a series read without from, to or range:
+	// the last hour.
+	DefaultRange = time.Hour
+	// MaxRange is the longest range /api/series reads.
+	MaxRange = 31 * 24 * time.Hour
+	// TokenCookie is the cookie that carries Options.Token for the pages'
+	// script.
+	TokenCookie = "redfed_dashboard_token"
+
+	// requestTimeout bounds the Source calls of one request.
+	requestTimeout = 15 * time.Second
+	// contentSecurityPolicy allows the dashboard's own script and style and
+	// nothing else: no inline script, no other origin.
+	contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+		"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// handler serves the dashboard. Its fields are set by New and only read
+// afterwards.
+type handler struct {
+	opts  Options
+	mux   *http.ServeMux
+	pages map[string]*template.Template // by page name: "index", "status"
+}
+
+// New returns the dashboard's handler. It fails when Options.Source is nil
+// or Options.Token holds a character it cannot carry.
+func New(opts Options) (http.Handler, error) {
+	if opts.Source == nil {
+		return nil, errors.New("dashboard: Options.Source is nil")
+	}
+	if err := validateToken(opts.Token); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template)}
+	for _, name := range []string{"index", "status"} {
+		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("dashboard: parse page %s: %w", name, err)
+		}
+		h.pages[name] = t
+	}
+	static, err := fs.Sub(assets, "assets/static")
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: static assets: %w", err)
+	}
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+
+	h.mux.HandleFunc("GET /{$}", h.indexPage)
+	h.mux.HandleFunc("GET /status", h.statusPage)
+	h.mux.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		files.ServeHTTP(w, r)
+	})
+	h.mux.HandleFunc("GET /api/hosts", h.apiHosts)
+	h.mux.HandleFunc("GET /api/metrics", h.apiMetrics)
+	h.mux.HandleFunc("GET /api/series", h.apiSeries)
+	h.mux.HandleFunc("GET /api/status", h.apiStatus)
+	return h, nil
+}
+
+// validateToken refuses tokens that a header, a URL or a cookie would
+// mangle.
+func validateToken(token string) error {
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"',;\`, c) >= 0 {
+			return fmt.Errorf("dashboard: Options.Token: character %q at byte %d is not allowed", c, i)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP sets the security headers, checks the token and routes.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
+	if h.opts.Token != "" {
+		ok, viaQuery := h.authorized(r)
+		if !ok {
+			h.unauthorized(w, r)
+			return
+		}
+		if viaQuery && isPage(r) {
+			h.keepToken(w, r)
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether r carries the token, and whether it came in
+// the query.
+func (h *handler) authorized(r *http.Request) (ok, viaQuery bool) {
+	if scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " "); found &&
+		strings.EqualFold(scheme, "Bearer") && h.tokenIs(strings.TrimSpace(token)) {
+		return true, false
+	}
+	if r.URL.Query().Has("token") {
+		return h.tokenIs(r.URL.Query().Get("token")), true
+	}
+	if c, err := r.Cookie(TokenCookie); err == nil && h.tokenIs(c.Value) {
+		return true, false
+	}
+	return false, false
+}
+
+// tokenIs compares in constant time, so that response times do not leak
+// how much of a guess was right.
+func (h *handler) tokenIs(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) == 1
+}
+
+func (h *handler) unauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="redfed dashboard"`)
+	const msg = "token: missing or wrong; send the header \"Authorization: Bearer TOKEN\" or open the page with ?token=TOKEN"
+	if isPage(r) {
+		http.Error(w, msg, http.StatusUnauthorized)
+		return
+	}
+	writeJSON(w, http.StatusUnauthorized, errorReply{Error: msg, Param: "token"})
+}
+
+// keepToken puts the token of the query in a cookie and redirects to the
+// same page without it. The Location is relative, so that it stays right
+// when the handler is mounted under a prefix.
+func (h *handler) keepToken(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     TokenCookie,
+		Value:    h.opts.Token,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	})
+	q := r.URL.Query()
+	q.Del("token")
+	loc := "./"
+	if !strings.HasSuffix(r.URL.Path, "/") {
+		loc = path.Base(r.URL.Path)
+	}
+	if len(q) > 0 {
+		loc += "?" + q.Encode()
+	}
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+// isPage reports a request for an HTML page rather than the API or an
+// asset.
+func isPage(r *http.Request) bool {
+	return !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/static/")
+}
+
+// now returns the present by Options.Now.
+func (h *handler) now() time.Time { return h.opts.Now() }
+
+// errorReply is the body of every API error.
+type errorReply struct {
+	Error string `json:"error"`
+	Param string `json:"param,omitempty"` // the query parameter at fault
+}
+
+// writeJSON writes v with the status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		body, _ = json.Marshal(errorReply{Error: "encode reply: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,31 @@
+// Package dashboard serves a web dashboard of a federation's metrics and
+// health: server-rendered HTML pages, a small script that draws each series
+// as an SVG line chart and keeps it live, and the JSON API the script reads.
+// Every asset is embedded, so the dashboard works offline, with no CDN.
+//
+// New returns an http.Handler that answers at its root. To mount it under a
+// prefix, strip the prefix and keep the trailing slash:
+//
+//	mux.Handle("/dashboard/", http.StripPrefix("/dashboard", h))
+//
+// The pages link to each other and to the API with relative URLs, so they
+// work wherever the handler is mounted.
+//
+// Security: names of hosts and metrics come from whoever writes metrics, so
+// they are never trusted as markup. html/template escapes them on the server
+// and the script inserts them with textContent; a Content-Security-Policy
+// that allows only the dashboard's own script and style is sent with every
+// page as a second line of defence. With Options.Token set, every request
+// must carry the token (see Options.Token). Nothing the dashboard shows
+// holds a password: the Source does not expose any.
+//
+// Concurrency: the handler is safe for concurrent use; each request reads
+// the Source afresh and keeps no state between requests.
+//
+// Failure behaviour: a bad query parameter gets a 400 whose JSON error names
+// the parameter, as does a name the library refuses (federated.ErrBadHost,
+// ErrBadMetric, ErrBadTimestamp). When the Source fails and returns nothing
+// the API answers 502 with the error; when some servers failed and the
+// others answered, it answers 200 with what they returned and the error in
+// the "warning" field, so that one dead server does not blank the dashboard.
+package dashboard

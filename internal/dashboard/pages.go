@@ -1,0 +1,151 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/redfed/federated"
+)
+
+// maxInlineHosts is how many hosts the index page charts at once. With more,
+// it lists them and charts the one chosen with ?host=, so that a big fleet
+// does not cost a journal scan per host on every page load.
+const maxInlineHosts = 12
+
+// indexPage is the data of the index page.
+type indexPage struct {
+	Page, Title string
+	Range       string   // the range shown: one of Ranges
+	Ranges      []string // the range presets offered
+	Host        string   // the host chosen with ?host=, or ""
+	Hosts       []string // every host written to in HostsWindow
+	Sections    []hostSection
+	Choose      bool   // too many hosts to chart at once and none chosen
+	Warning     string // why some hosts or metrics may be missing
+}
+
+// hostSection is one host's charts.
+type hostSection struct {
+	Host    string
+	Metrics []string
+	Error   string // why the metrics could not be listed, or only in part
+}
+
+// statusPage is the data of the status page.
+type statusPage struct {
+	Page, Title string
+	statusReply
+}
+
+// templateFuncs are the helpers the page templates use.
+var templateFuncs = template.FuncMap{
+	"ms": formatMillis,
+	"deref": func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	},
+}
+
+// indexPage serves "/": hosts and their metrics, one chart per metric,
+// which the script draws and keeps live.
+func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := indexPage{Page: "index", Title: "Metrics", Range: q.Get("range"), Ranges: rangePresets, Host: q.Get("host")}
+	if p.Range == "" {
+		p.Range = defaultPreset
+	} else if !slices.Contains(rangePresets, p.Range) {
+		http.Error(w, fmt.Sprintf("range: %q is not one of %s", p.Range, strings.Join(rangePresets, ", ")), http.StatusBadRequest)
+		return
+	}
+	if q.Has("host") && p.Host == "" {
+		http.Error(w, "host: empty", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	since := h.now().Add(-HostsWindow)
+	code := http.StatusOK
+	hosts, err := h.opts.Source.Hosts(ctx, since)
+	if err != nil {
+		h.opts.Logger.Warn("dashboard: list hosts", "err", err)
+		p.Warning = err.Error()
+		if len(hosts) == 0 {
+			code = http.StatusBadGateway
+		}
+	}
+	p.Hosts = hosts
+	var show []string
+	switch {
+	case p.Host != "":
+		show = []string{p.Host}
+	case len(hosts) <= maxInlineHosts:
+		show = hosts
+	default:
+		p.Choose = true
+	}
+	p.Sections = make([]hostSection, len(show))
+	errs := make([]error, len(show))
+	var wg sync.WaitGroup
+	for i, host := range show {
+		wg.Go(func() {
+			metrics, err := h.opts.Source.Metrics(ctx, host, since)
+			p.Sections[i] = hostSection{Host: host, Metrics: metrics}
+			if err != nil {
+				errs[i] = err
+				p.Sections[i].Error = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		if errors.Is(err, federated.ErrBadHost) {
+			http.Error(w, "host: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.opts.Logger.Warn("dashboard: list metrics", "err", err)
+	}
+	h.render(w, code, "index", p)
+}
+
+// statusPage serves "/status": the servers, the syncer and the last check,
+// which the script keeps live.
+func (h *handler) statusPage(w http.ResponseWriter, _ *http.Request) {
+	h.render(w, http.StatusOK, "status", statusPage{Page: "status", Title: "Status", statusReply: h.status()})
+}
+
+// render executes a page into a buffer first, so that a template error is a
+// clean 500 rather than half a page.
+func (h *handler) render(w http.ResponseWriter, code int, page string, data any) {
+	var buf bytes.Buffer
+	if err := h.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		h.opts.Logger.Error("dashboard: render page", "page", page, "err", err)
+		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// formatMillis shows a number of milliseconds as a person reads it.
+func formatMillis(ms float64) string {
+	switch {
+	case ms >= 60_000:
+		return fmt.Sprintf("%.1f min", ms/60_000)
+	case ms >= 1000:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	case ms >= 10:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+	return fmt.Sprintf("%.1f ms", ms)
+}

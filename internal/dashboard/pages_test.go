@@ -1,0 +1,170 @@
+package dashboard
+
+import (
+	"html"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNewValidates(t *testing.T) {
+	_, err := New(Options{})
+	assert.ErrorContains(t, err, "Options.Source")
+	for _, token := range []string{"a b", "a;b", `a"b`, "a\nb", "é"} {
+		_, err := New(Options{Source: &fakeSource{}, Token: token})
+		assert.ErrorContains(t, err, "Options.Token", "token %q", token)
+	}
+	h, err := New(Options{Source: &fakeSource{}, Token: "A-z_0.9~!"})
+	require.NoError(t, err)
+	assert.NotNil(t, h)
+}
+
+func TestIndexPage(t *testing.T) {
+	f := newFixture(t, 3)
+	srv := serve(t, Options{Source: f.client})
+
+	res, body := get(t, srv, "/")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	assert.Equal(t, "text/html; charset=utf-8", res.Header.Get("Content-Type"))
+	assert.Contains(t, res.Header.Get("Content-Security-Policy"), "script-src 'self'")
+	assert.Contains(t, body, `<meta name="viewport"`)
+	assert.Equal(t, len(f.data), strings.Count(body, `<svg class="plot"`), "one chart per series")
+	assert.Equal(t, 1, strings.Count(body, "<script"), "the page's one script, no other")
+	assert.NotContains(t, body, "<img", "the host named as an img tag")
+	for _, s := range f.data {
+		assert.Contains(t, body, `data-host="`+html.EscapeString(s.host)+`" data-metric="`+html.EscapeString(s.metric)+`"`)
+	}
+	assert.Contains(t, body, `<span class="name">&lt;script&gt;alert(1)&lt;/script&gt;</span>`)
+	assert.Contains(t, body, `<h2>&#34;&gt;&lt;img src=x onerror=alert(2)&gt;</h2>`)
+	assert.Contains(t, body, `href="?host=%22%3e%3cimg%20src%3dx%20onerror%3dalert%282%29%3e&amp;range=1h"`)
+
+	// One host, another range.
+	_, body = get(t, srv, "/?host=web1.sfo&range=6h")
+	assert.Equal(t, 2, strings.Count(body, `<svg class="plot"`), "charts of web1.sfo")
+	assert.Contains(t, body, `data-range="6h"`)
+	assert.Contains(t, body, `<a class="range active" data-range="6h"`)
+
+	for _, bad := range []string{"/?range=2h", "/?host=", "/?host=a:b"} {
+		res, body := get(t, srv, bad)
+		assert.Equal(t, http.StatusBadRequest, res.StatusCode, "GET %s: %s", bad, body)
+	}
+}
+
+func TestIndexPageManyHosts(t *testing.T) {
+	src := &fakeSource{metrics: []string{"cpu"}}
+	for i := range maxInlineHosts + 1 {
+		src.hosts = append(src.hosts, "host"+string(rune('a'+i)))
+	}
+	srv := serve(t, Options{Source: src})
+	_, body := get(t, srv, "/")
+	assert.Contains(t, body, "choose one above")
+	assert.NotContains(t, body, `<svg class="plot"`)
+	_, body = get(t, srv, "/?host=hostb")
+	assert.Equal(t, 1, strings.Count(body, `<svg class="plot"`))
+}
+
+func TestStatusPage(t *testing.T) {
+	f := newFixture(t, 3)
+	srv := serve(t, Options{Source: f.client, Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
+	killed := f.markDown(t, 2)
+
+	res, body := get(t, srv, "/status")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	assert.Contains(t, body, `<tr class="down" data-address="`+killed+`">`)
+	assert.Equal(t, 2, strings.Count(body, `<tr class="up"`), "servers up")
+	assert.Contains(t, body, "<td>127.0.0.1:1</td><td>127.0.0.1:3</td>", "syncer peer")
+	assert.Contains(t, body, `<td class="num">40 ms</td>`, "p99 of a peer")
+	assert.Contains(t, body, "Not OK: 120 keys compared, 2 divergent", "check summary")
+
+	// Without a syncer or a check.
+	srv = serve(t, Options{Source: f.client})
+	_, body = get(t, srv, "/status")
+	assert.Contains(t, body, "No syncer runs here.")
+	assert.Contains(t, body, "No check has run yet.")
+}
+
+func TestStaticAssets(t *testing.T) {
+	srv := serve(t, Options{Source: &fakeSource{}})
+	for file, ctype := range map[string]string{
+		"/static/dashboard.js":  "text/javascript; charset=utf-8",
+		"/static/dashboard.css": "text/css; charset=utf-8",
+	} {
+		res, body := get(t, srv, file)
+		assert.Equal(t, http.StatusOK, res.StatusCode, file)
+		assert.Equal(t, ctype, res.Header.Get("Content-Type"), file)
+		// The SVG namespace is a name, not something loaded.
+		offsite := strings.Contains(strings.ReplaceAll(body, `"http://www.w3.org/2000/svg"`, ""), "://")
+		assert.False(t, offsite, "%s names another site", file)
+	}
+	for _, u := range []string{"/static/", "/static/nope.js", "/nope"} {
+		res, _ := get(t, srv, u)
+		assert.Equal(t, http.StatusNotFound, res.StatusCode, u)
+	}
+}
+
+func TestToken(t *testing.T) {
+	const token = "s3cret-T0ken"
+	srv := serve(t, Options{Source: &fakeSource{hosts: []string{"web1"}}, Token: token})
+	tests := []struct {
+		name   string
+		url    string
+		header []string
+		want   int
+	}{
+		{"none", "/api/hosts", nil, http.StatusUnauthorized},
+		{"page without", "/", nil, http.StatusUnauthorized},
+		{"asset without", "/static/dashboard.js", nil, http.StatusUnauthorized},
+		{"wrong bearer", "/api/hosts", []string{"Authorization", "Bearer nope"}, http.StatusUnauthorized},
+		{"other scheme", "/api/hosts", []string{"Authorization", "Basic " + token}, http.StatusUnauthorized},
+		{"bearer", "/api/hosts", []string{"Authorization", "Bearer " + token}, http.StatusOK},
+		{"bearer, any case", "/api/hosts", []string{"Authorization", "bearer " + token}, http.StatusOK},
+		{"query", "/api/hosts?token=" + token, nil, http.StatusOK},
+		{"wrong query", "/api/hosts?token=" + token + "x", nil, http.StatusUnauthorized},
+		{"cookie", "/api/hosts", []string{"Cookie", TokenCookie + "=" + token}, http.StatusOK},
+		{"wrong cookie", "/", []string{"Cookie", TokenCookie + "=x"}, http.StatusUnauthorized},
+		{"page with cookie", "/status", []string{"Cookie", TokenCookie + "=" + token}, http.StatusOK},
+		{"asset with cookie", "/static/dashboard.css", []string{"Cookie", TokenCookie + "=" + token}, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, body := get(t, srv, tt.url, tt.header...)
+			assert.Equal(t, tt.want, res.StatusCode, "GET %s; body %s", tt.url, body)
+			if tt.want == http.StatusUnauthorized {
+				assert.Contains(t, body, "token")
+				assert.NotEmpty(t, res.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+
+	// A page opened with ?token= keeps it in a cookie and drops it from the
+	// address.
+	for u, want := range map[string]string{
+		"/?token=" + token + "&range=6h": "./?range=6h",
+		"/status?token=" + token:         "status",
+	} {
+		res, _ := get(t, srv, u)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode, u)
+		assert.Equal(t, want, res.Header.Get("Location"), u)
+		cookies := res.Cookies()
+		require.Len(t, cookies, 1, u)
+		assert.Equal(t, TokenCookie, cookies[0].Name)
+		assert.Equal(t, token, cookies[0].Value)
+		assert.True(t, cookies[0].HttpOnly)
+		assert.Equal(t, http.SameSiteStrictMode, cookies[0].SameSite)
+	}
+	// Mounted under a prefix, the redirect stays relative.
+	h, err := New(Options{Source: &fakeSource{}, Token: token})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/dash/", http.StripPrefix("/dash", h))
+	req, err := http.NewRequest(http.MethodGet, "/dash/status?"+url.Values{"token": {token}}.Encode(), nil)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	assert.Equal(t, "status", rec.Header().Get("Location"))
+}

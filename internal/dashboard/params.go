@@ -1,0 +1,143 @@
+package dashboard
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// paramError is a bad query parameter.
+type paramError struct {
+	Param   string // the parameter's name
+	Problem string // what is wrong with it
+}
+
+func (e *paramError) Error() string { return e.Param + ": " + e.Problem }
+
+// seriesQuery is a parsed /api/series query.
+type seriesQuery struct {
+	Host, Metric string
+	From, To     time.Time
+	MaxPoints    int // 0: every point
+}
+
+// rangePresets are the ranges the pages offer, in order.
+var rangePresets = []string{"15m", "1h", "6h", "24h", "7d"}
+
+// defaultPreset is the preset the pages start with; it is DefaultRange.
+const defaultPreset = "1h"
+
+// latestTime is the first instant a metric timestamp cannot have: year
+// 10000.
+var latestTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// parseSeriesQuery reads host, metric, from, to, range and max_points. The
+// range ends at to, or now; it starts at from, or range before its end, or
+// DefaultRange before it.
+func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
+	s := seriesQuery{Host: q.Get("host"), Metric: q.Get("metric"), To: now}
+	if s.Host == "" {
+		return s, &paramError{Param: "host", Problem: "missing"}
+	}
+	if s.Metric == "" {
+		return s, &paramError{Param: "metric", Problem: "missing"}
+	}
+	if v := q.Get("to"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			return s, &paramError{Param: "to", Problem: err.Error()}
+		}
+		s.To = t
+	}
+	length := DefaultRange
+	if v := q.Get("range"); v != "" {
+		if q.Get("from") != "" {
+			return s, &paramError{Param: "range", Problem: "give from or range, not both"}
+		}
+		d, err := parseRange(v)
+		if err != nil {
+			return s, &paramError{Param: "range", Problem: err.Error()}
+		}
+		length = d
+	}
+	s.From = s.To.Add(-length)
+	if v := q.Get("from"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			return s, &paramError{Param: "from", Problem: err.Error()}
+		}
+		s.From = t
+	}
+	switch {
+	case s.From.Before(time.Unix(0, 0)):
+		return s, &paramError{Param: "from", Problem: "before 1970"}
+	case s.From.After(s.To):
+		return s, &paramError{Param: "from", Problem: "after to"}
+	case s.To.Sub(s.From) > MaxRange:
+		return s, &paramError{Param: "from", Problem: fmt.Sprintf("range of %s is longer than the limit of %s", s.To.Sub(s.From), MaxRange)}
+	}
+	if v := q.Get("max_points"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 {
+			return s, &paramError{Param: "max_points", Problem: fmt.Sprintf("%q is not a whole number of at least 2", v)}
+		}
+		s.MaxPoints = n
+	}
+	return s, nil
+}
+
+// parseTime reads Unix seconds (with a fraction, if any) or an RFC 3339
+// time, between 1970 and 9999. A '+' of a zone offset that arrived as a
+// space, because the query was not escaped, is taken as '+'.
+func parseTime(v string) (time.Time, error) {
+	var t time.Time
+	if strings.Trim(v, "0123456789.") == "" {
+		sec, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(sec, 0) || sec >= float64(latestTime.Unix()) {
+			return t, fmt.Errorf("%q is not Unix seconds before year 10000", v)
+		}
+		whole, frac := math.Modf(sec)
+		t = time.Unix(int64(whole), int64(math.Round(frac*1e9))).UTC()
+	} else {
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
+		if err != nil {
+			return t, fmt.Errorf("%q is neither RFC 3339 nor Unix seconds", v)
+		}
+	}
+	if t.Before(time.Unix(0, 0)) || !t.Before(latestTime) {
+		return t, fmt.Errorf("%q is outside 1970 to 9999", v)
+	}
+	return t, nil
+}
+
+// parseRange reads a positive length of at most MaxRange: a Go duration
+// ("15m", "6h") or a number of days ("7d").
+func parseRange(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 6h or 7d", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+		if n > int(MaxRange/(24*time.Hour)) {
+			d = MaxRange + 1
+		}
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 6h or 7d", v)
+		}
+	}
+	switch {
+	case d <= 0:
+		return 0, fmt.Errorf("%q is not positive", v)
+	case d > MaxRange:
+		return 0, fmt.Errorf("%q is longer than the limit of %s", v, MaxRange)
+	}
+	return d, nil
+}
