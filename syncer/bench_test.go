@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,28 @@ func fourGroups(b *testing.B) ([]*redistest.Server, federated.Config) {
 		nodes[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Addresses: []string{servers[i].Addr(), servers[i+4].Addr()}}
 	}
 	return servers, federated.Config{Nodes: nodes, Options: quiet()}
+}
+
+// replicatedGroups starts 4 groups of 2 servers, a client, and a syncer of
+// every server; stop ends the syncer. The client closes with the benchmark.
+func replicatedGroups(b *testing.B) (servers []*redistest.Server, c *federated.Client, s *syncer.Syncer, stop func()) {
+	servers, cfg := fourGroups(b)
+	c, err := federated.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	s, err = syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	b.Cleanup(stop)
+	return servers, c, s, stop
 }
 
 // pace writes n points through r at rate points per second, stamped now,
@@ -59,19 +82,7 @@ func pace(b *testing.B, r *federated.Recorder, n, rate int) {
 // entry on one server to its merge into the other, p50 and p99 over the
 // links. One op is one point.
 func BenchmarkSyncerLag(b *testing.B) {
-	servers, cfg := fourGroups(b)
-	c, err := federated.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	s, err := syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	_, c, s, stop := replicatedGroups(b)
 	r, err := c.NewRecorder(federated.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -83,8 +94,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	}
 	b.StopTimer()
 	time.Sleep(time.Second) // let the last changes replicate
-	cancel()
-	<-done
+	stop()
 
 	var p50, p99 []time.Duration
 	for _, p := range s.Stats().Peers {
@@ -102,20 +112,8 @@ func BenchmarkSyncerLag(b *testing.B) {
 // points per second. One op is one point written before or during the
 // outage; run it with -benchtime 1x.
 func BenchmarkSyncerCatchUp(b *testing.B) {
-	servers, cfg := fourGroups(b)
-	c, err := federated.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	s, err := syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	servers, c, _, stop := replicatedGroups(b)
+	defer stop()
 	r, err := c.NewRecorder(federated.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
