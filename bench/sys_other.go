@@ -1,0 +1,15 @@
+//go:build !linux
+
+package main
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// sysProcAttr is the default elsewhere: servers stop with the benchmark's
+// own clean-up, including on Ctrl-C.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// startProcess starts cmd.
+func startProcess(cmd *exec.Cmd) error { return cmd.Start() }

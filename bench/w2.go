@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redfed/federated"
+)
+
+// recorderCallsHint sizes the buffer of the Recorder's call timings; more
+// calls only cost an append that grows it.
+const recorderCallsHint = 4096
+
+// runW2 is one run of W2 for a contender that sends the batches the
+// workload makes: writers goroutines take the points in turn from a shared
+// counter, each queueing a point and its journal entry and sending every
+// batch points. A batch's latency runs from queueing its first point to
+// its last answer.
+func runW2(ctx context.Context, ct contender, d *w2Data, points int64, batch, writers int) (sample, error) {
+	batchers := make([]batcher, writers)
+	latencies := make([][]time.Duration, writers)
+	for w := range writers {
+		batchers[w] = ct.newBatcher()
+		latencies[w] = make([]time.Duration, 0, points/int64(batch)+1)
+	}
+	var next atomic.Int64
+	s, err := measure(func() (int64, error) {
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				errs[w] = w2Writer(ctx, batchers[w], d, &next, points, batch, &latencies[w])
+			})
+		}
+		wg.Wait()
+		return points, errors.Join(errs...)
+	})
+	for _, l := range latencies {
+		s.latencies = append(s.latencies, l...)
+	}
+	return s, err
+}
+
+// w2Writer is one writer of runW2.
+func w2Writer(ctx context.Context, b batcher, d *w2Data, next *atomic.Int64, points int64, batch int, latencies *[]time.Duration) error {
+	var member []byte
+	var start time.Time
+	queued := 0
+	send := func() error {
+		if err := b.exec(ctx); err != nil {
+			return err
+		}
+		*latencies = append(*latencies, time.Since(start))
+		queued = 0
+		return ctx.Err()
+	}
+	for {
+		n := next.Add(1) - 1
+		if n >= points {
+			break
+		}
+		k, sec, value := w2Point(n)
+		if queued == 0 {
+			start = time.Now()
+		}
+		member = appendMember(member[:0], sec, value)
+		b.point(d.keys[k], d.journals[k], string(member), float64(sec), journalScore())
+		if queued++; queued == batch {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	if queued > 0 {
+		return send()
+	}
+	return nil
+}
+
+// runRecorder is one run of W2 through a redfed Recorder with its default
+// options: writers goroutines Add the points, then Close flushes what is
+// left, inside the timing. The Recorder batches by itself (per node and
+// key, 20,000 points or 100ms a flush, at most 10,000 points a script
+// call); its latencies are those of its script calls, one node each.
+func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, writers int) (sample, error) {
+	r, err := c.recorder.NewRecorder(federated.RecorderOptions{})
+	if err != nil {
+		return sample{}, err
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	c.calls.reset(recorderCallsHint)
+	var next atomic.Int64
+	s, err := measure(func() (int64, error) {
+		errs := make([]error, writers+1)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for {
+					n := next.Add(1) - 1
+					if n >= points {
+						return
+					}
+					if n%4096 == 0 && ctx.Err() != nil {
+						errs[w] = ctx.Err()
+						return
+					}
+					k, sec, value := w2Point(n)
+					if err := r.Add(d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], time.Unix(sec, 0), value); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		errs[writers] = r.Close(context.WithoutCancel(ctx))
+		return points, errors.Join(errs...)
+	})
+	s.latencies = c.calls.take()
+	return s, err
+}
+
+// checkW2 verifies that a W2 run left every series on the servers with
+// every point of series 0.
+func checkW2(ctx context.Context, f *fleet, d *w2Data, points int64) error {
+	return checkKeys(ctx, f, min(points, universe), expectedMembers(points), d.keys[0])
+}
