@@ -3,9 +3,14 @@ package federated
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -103,24 +108,32 @@ type Options struct {
 	HashTags bool `yaml:"hash_tags" json:"hash_tags"`
 
 	// Username and Password authenticate every connection (AUTH, or an ACL
-	// user).
+	// user). The password is redacted wherever Options are printed or
+	// logged (String, GoString, LogValue).
 	Username string `yaml:"username" json:"username"`
 	Password string `yaml:"password" json:"password"`
+	// TLS, when set, makes every connection use TLS configured from files:
+	// in a configuration file, options.tls (an empty "tls: {}" means TLS
+	// with the system's roots). New builds TLSConfig from it; a TLSConfig
+	// set in Go wins and the files are then not read.
+	TLS *TLSFiles `yaml:"tls,omitempty" json:"tls,omitempty"`
 	// DialTimeout bounds a connection attempt. Default: CommandTimeout.
 	DialTimeout time.Duration `yaml:"dial_timeout" json:"dial_timeout"`
 	// ReadTimeout and WriteTimeout bound socket reads and writes of a call
 	// whose context has no deadline. Default: CommandTimeout.
 	ReadTimeout  time.Duration `yaml:"read_timeout" json:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout" json:"write_timeout"`
-	// PoolSize is the most connections kept to each server. Default: go-redis's
-	// (10 per GOMAXPROCS).
+	// PoolSize is the most connections kept to each server, pipelines'
+	// included; a down server's re-check dials one of its own. Default:
+	// go-redis's (10 per GOMAXPROCS).
 	PoolSize int `yaml:"pool_size" json:"pool_size"`
 
 	// Metrics configures the metric schema that writers, readers, syncers
 	// and retention share.
 	Metrics MetricsOptions `yaml:"metrics" json:"metrics"`
 
-	// TLSConfig, when set, makes every connection use TLS.
+	// TLSConfig, when set, makes every connection use TLS. It takes
+	// precedence over TLS.
 	TLSConfig *tls.Config `yaml:"-" json:"-"`
 	// Hooks are added to the go-redis client of every server, after the
 	// client's own health hook (for tracing or metrics: redisotel and
@@ -128,6 +141,175 @@ type Options struct {
 	Hooks []redis.Hook `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
+}
+
+// TLSFiles configure TLS from PEM files, for configuration files, which
+// cannot hold a *tls.Config. The zero value is TLS that checks the servers'
+// certificates against the system's roots and the host of each server's
+// address, with no client certificate.
+type TLSFiles struct {
+	// CAFile holds the certificates of the authorities that sign the
+	// servers' certificates. Default: the system's roots.
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// CertFile and KeyFile hold a client certificate and its private key,
+	// for servers that check clients (tls-auth-clients). Set both or
+	// neither.
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	// ServerName is the name the servers' certificates must carry. Default:
+	// the host of each server's address.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	// InsecureSkipVerify accepts any server certificate: the connection is
+	// encrypted but the server is not authenticated. For tests.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+}
+
+// maxPEMFile bounds what is read of a TLS file: certificates and keys are a
+// few kilobytes, a CA bundle a few hundred.
+const maxPEMFile = 4 << 20
+
+// tlsConfig reads the files and builds the *tls.Config they describe. Its
+// errors wrap ErrInvalidConfig and name the field at fault.
+func (f TLSFiles) tlsConfig() (*tls.Config, error) {
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         f.ServerName,
+		InsecureSkipVerify: f.InsecureSkipVerify,
+	}
+	if f.CAFile != "" {
+		pem, err := readPEMFile(f.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: options.tls.ca_file: %v", ErrInvalidConfig, err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: options.tls.ca_file: %s holds no PEM certificate", ErrInvalidConfig, f.CAFile)
+		}
+	}
+	switch {
+	case f.CertFile == "" && f.KeyFile == "":
+		return cfg, nil
+	case f.KeyFile == "":
+		return nil, fmt.Errorf("%w: options.tls.key_file: not set, but cert_file is (%s)", ErrInvalidConfig, f.CertFile)
+	case f.CertFile == "":
+		return nil, fmt.Errorf("%w: options.tls.cert_file: not set, but key_file is (%s)", ErrInvalidConfig, f.KeyFile)
+	}
+	certPEM, err := readPEMFile(f.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: options.tls.cert_file: %v", ErrInvalidConfig, err)
+	}
+	keyPEM, err := readPEMFile(f.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: options.tls.key_file: %v", ErrInvalidConfig, err)
+	}
+	// The error of X509KeyPair describes the PEM blocks, never their bytes.
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: options.tls.cert_file, options.tls.key_file: %s and %s: %v",
+			ErrInvalidConfig, f.CertFile, f.KeyFile, err)
+	}
+	cfg.Certificates = []tls.Certificate{pair}
+	return cfg, nil
+}
+
+// readPEMFile reads a regular file of at most maxPEMFile bytes, so that a
+// path such as /dev/zero or a FIFO fails instead of hanging.
+func readPEMFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%v)", path, info.Mode().Type())
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxPEMFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxPEMFile)
+	}
+	return data, nil
+}
+
+// redacted stands in for a password wherever Options are printed.
+const redacted = "[REDACTED]"
+
+// plainOptions has the fields of Options without its methods, so that
+// String and GoString can print the fields without calling themselves.
+type plainOptions Options
+
+// printable returns a copy of the options with the password redacted.
+func (o Options) printable() plainOptions {
+	if o.Password != "" {
+		o.Password = redacted
+	}
+	return plainOptions(o)
+}
+
+// String formats the options as %+v would, with the password redacted, so
+// that printing a Config or Options with any fmt verb shows no secret.
+func (o Options) String() string {
+	return fmt.Sprintf("%+v", o.printable())
+}
+
+// GoString formats the options as %#v would, with the password redacted.
+func (o Options) GoString() string {
+	return "federated.Options" + strings.TrimPrefix(fmt.Sprintf("%#v", o.printable()), "federated.plainOptions")
+}
+
+// LogValue logs the options that can be written in a configuration file,
+// with the password redacted.
+func (o Options) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.Duration("command_timeout", o.CommandTimeout),
+		slog.Int("max_host_retries", o.MaxHostRetries),
+		slog.Duration("base_retry_interval", o.BaseRetryInterval),
+		slog.Float64("retry_interval_mult", o.RetryIntervalMult),
+		slog.Duration("max_retry_interval", o.MaxRetryInterval),
+		slog.Bool("query_all", o.QueryAll),
+		slog.Int("pipeline_auto_flush", o.PipelineAutoFlush),
+		slog.Duration("idle_timeout", o.IdleTimeout),
+		slog.String("ring", o.Ring),
+		slog.Bool("hash_tags", o.HashTags),
+		slog.String("username", o.Username),
+		slog.String("password", o.printable().Password),
+		slog.Duration("dial_timeout", o.DialTimeout),
+		slog.Duration("read_timeout", o.ReadTimeout),
+		slog.Duration("write_timeout", o.WriteTimeout),
+		slog.Int("pool_size", o.PoolSize),
+		slog.Group("metrics",
+			slog.String("period", o.Metrics.Period),
+			slog.String("journal", o.Metrics.Journal),
+			slog.Int("retention", o.Metrics.Retention)),
+		slog.Bool("tls_config", o.TLSConfig != nil),
+	}
+	if f := o.TLS; f != nil {
+		attrs = append(attrs, slog.Group("tls",
+			slog.String("ca_file", f.CAFile),
+			slog.String("cert_file", f.CertFile),
+			slog.String("key_file", f.KeyFile),
+			slog.String("server_name", f.ServerName),
+			slog.Bool("insecure_skip_verify", f.InsecureSkipVerify)))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String formats the files as %+v would; a nil *TLSFiles prints as <nil>.
+func (f TLSFiles) String() string {
+	type plain TLSFiles
+	return fmt.Sprintf("%+v", plain(f))
+}
+
+// LogValue logs the nodes and the options, with the password redacted. A
+// Config printed with fmt is redacted too, by Options.String.
+func (cfg Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.Any("nodes", cfg.Nodes), slog.Any("options", cfg.Options))
 }
 
 // durationOptions are the Options keys whose file values may be numbers of
@@ -161,7 +343,9 @@ func ParseConfig(data []byte) (Config, error) {
 	if len(root.Content) == 0 {
 		return Config{}, fmt.Errorf("%w: empty document", ErrInvalidConfig)
 	}
-	secondsToDurations(root.Content[0])
+	if err := secondsToDurations(root.Content[0]); err != nil {
+		return Config{}, err
+	}
 
 	// Re-encode the adjusted tree so the strict decoder can report unknown
 	// keys; yaml.Node.Decode has no KnownFields switch.
@@ -173,7 +357,8 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
 	var cfg Config
-	if err := dec.Decode(&cfg); err != nil {
+	// A document of only a null ("---", "~") re-encodes as nothing: EOF.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if err := cfg.Validate(); err != nil {
@@ -183,11 +368,12 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // secondsToDurations rewrites numeric duration options (seconds, as in the
-// Perl configuration) into duration strings.
-func secondsToDurations(doc *yaml.Node) {
+// Perl configuration) into duration strings. A number of seconds beyond
+// what a time.Duration holds (about 292 years) is an error.
+func secondsToDurations(doc *yaml.Node) error {
 	options := mappingValue(doc, "options")
 	if options == nil || options.Kind != yaml.MappingNode {
-		return
+		return nil
 	}
 	for i := 0; i+1 < len(options.Content); i += 2 {
 		key, val := options.Content[i], options.Content[i+1]
@@ -197,13 +383,23 @@ func secondsToDurations(doc *yaml.Node) {
 		if val.Tag != "!!int" && val.Tag != "!!float" {
 			continue
 		}
-		if secs, err := strconv.ParseFloat(val.Value, 64); err == nil {
-			val.Value = time.Duration(secs * float64(time.Second)).String()
-			val.Tag = "!!str"
-			val.Style = 0
+		secs, err := strconv.ParseFloat(val.Value, 64)
+		if err != nil {
+			continue // the decoder reports it
 		}
+		if math.Abs(secs) >= maxDurationSeconds {
+			return fmt.Errorf("%w: options.%s: %s seconds is out of range", ErrInvalidConfig, key.Value, val.Value)
+		}
+		val.Value = time.Duration(secs * float64(time.Second)).String()
+		val.Tag = "!!str"
+		val.Style = 0
 	}
+	return nil
 }
+
+// maxDurationSeconds bounds a duration given in seconds: the longest
+// time.Duration, rounded down to a power of two that float64 holds exactly.
+const maxDurationSeconds = 1 << 33 // 272 years
 
 func mappingValue(m *yaml.Node, key string) *yaml.Node {
 	if m.Kind != yaml.MappingNode {
@@ -218,12 +414,13 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 }
 
 // Validate reports the first problem of the configuration, naming the field
-// and the value. It does not change the configuration.
+// and the value. It does not change the configuration. It reads the TLS
+// files, unless Options.TLSConfig is set, as New does.
 func (cfg Config) Validate() error {
 	if len(cfg.Nodes) == 0 {
 		return fmt.Errorf("%w: nodes: no nodes configured", ErrInvalidConfig)
 	}
-	owner := make(map[string]string) // server address -> node name
+	owner := make(serverOwners)
 	for _, name := range sortedNodeNames(cfg.Nodes) {
 		if err := validateNode(name, cfg.Nodes[name], owner); err != nil {
 			return err
@@ -241,9 +438,18 @@ func sortedNodeNames(nodes map[string]Node) []string {
 	return names
 }
 
-// validateNode checks one node and records its servers in owner, so that a
-// server listed twice anywhere in the federation is caught.
-func validateNode(name string, n Node, owner map[string]string) error {
+// serverOwners maps the canonical address of every server (canonicalAddr)
+// to the node it is in and the address as it was written, so that a server
+// listed twice anywhere in the federation is caught, however it is spelt.
+type serverOwners map[string]serverOwner
+
+type serverOwner struct {
+	node string
+	addr string // as written
+}
+
+// validateNode checks one node and records its servers in owner.
+func validateNode(name string, n Node, owner serverOwners) error {
 	if strings.TrimSpace(name) == "" {
 		return fmt.Errorf("%w: nodes: empty node name %q", ErrInvalidConfig, name)
 	}
@@ -259,36 +465,54 @@ func validateNode(name string, n Node, owner map[string]string) error {
 		if n.Address == "" {
 			f = fmt.Sprintf("%s.addresses[%d]", field, i)
 		}
-		if err := validateAddr(addr); err != nil {
+		canonical, err := canonicalAddr(addr)
+		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInvalidConfig, f, err)
 		}
-		if prev, dup := owner[addr]; dup {
-			if prev == name {
-				return fmt.Errorf("%w: %s: server %s is listed twice in node %s", ErrInvalidConfig, f, addr, name)
+		if prev, dup := owner[canonical]; dup {
+			spelt := ""
+			if prev.addr != addr {
+				spelt = fmt.Sprintf(" (as %s)", prev.addr)
 			}
-			return fmt.Errorf("%w: %s: server %s is already in node %s", ErrInvalidConfig, f, addr, prev)
+			if prev.node == name {
+				return fmt.Errorf("%w: %s: server %s is listed twice in node %s%s", ErrInvalidConfig, f, addr, name, spelt)
+			}
+			return fmt.Errorf("%w: %s: server %s is already in node %s%s", ErrInvalidConfig, f, addr, prev.node, spelt)
 		}
-		owner[addr] = name
+		owner[canonical] = serverOwner{node: name, addr: addr}
 	}
 	return nil
 }
 
-func validateAddr(addr string) error {
+// canonicalAddr checks a server address and returns the form that two
+// spellings of one server share: the host in lower case, an IP address in
+// its shortest form (IPv4 for an IPv4-mapped IPv6 address), the port without
+// leading zeros. Different names of one host (localhost and 127.0.0.1) are
+// not caught: that would need DNS.
+func canonicalAddr(addr string) (string, error) {
 	if addr == "" {
-		return fmt.Errorf("empty address")
+		return "", fmt.Errorf("empty address")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q is not host:port: %v", addr, err)
+		return "", fmt.Errorf("%q is not host:port: %v", addr, err)
 	}
 	if host == "" {
-		return fmt.Errorf("%q has no host", addr)
+		return "", fmt.Errorf("%q has no host", addr)
 	}
+	if i := strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		return "", fmt.Errorf("%q: host has a space or control character at byte %d", addr, i)
+	}
+	// Digits only: Atoi would take "+6379", which no dialer does.
 	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+	if err != nil || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
+		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
 	}
-	return nil
+	host = strings.ToLower(host)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
 func (o Options) validate() error {
@@ -312,8 +536,8 @@ func (o Options) validate() error {
 	if o.MaxHostRetries < 0 {
 		return fmt.Errorf("%w: options.max_host_retries: negative value %d", ErrInvalidConfig, o.MaxHostRetries)
 	}
-	if o.RetryIntervalMult != 0 && o.RetryIntervalMult < 1 {
-		return fmt.Errorf("%w: options.retry_interval_mult: %v is less than 1", ErrInvalidConfig, o.RetryIntervalMult)
+	if m := o.RetryIntervalMult; math.IsNaN(m) || math.IsInf(m, 0) || (m != 0 && m < 1) {
+		return fmt.Errorf("%w: options.retry_interval_mult: %v is not a number of at least 1", ErrInvalidConfig, m)
 	}
 	if o.PipelineAutoFlush < 0 {
 		return fmt.Errorf("%w: options.pipeline_auto_flush: negative value %d", ErrInvalidConfig, o.PipelineAutoFlush)
@@ -328,6 +552,11 @@ func (o Options) validate() error {
 	case "", RingConsistent, RingPerl:
 	default:
 		return fmt.Errorf("%w: options.ring: unknown ring %q (want %q or %q)", ErrInvalidConfig, o.Ring, RingConsistent, RingPerl)
+	}
+	if o.TLS != nil && o.TLSConfig == nil {
+		if _, err := o.TLS.tlsConfig(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -377,5 +606,10 @@ func (cfg Config) clone() Config {
 	for name, n := range cfg.Nodes {
 		nodes[name] = Node{Address: n.Address, Addresses: slices.Clone(n.Addresses)}
 	}
-	return Config{Nodes: nodes, Options: cfg.Options}
+	opts := cfg.Options
+	if opts.TLS != nil {
+		files := *opts.TLS
+		opts.TLS = &files
+	}
+	return Config{Nodes: nodes, Options: opts}
 }

@@ -173,9 +173,10 @@ func TestRecheckBacksOff(t *testing.T) {
 
 	require.NoError(t, servers[0].Restart())
 	require.Eventually(t, func() bool { return !c.IsServerDown(servers[0].Addr()) }, 5*time.Second, 10*time.Millisecond)
-	up := logs.records("federated: server back up")
-	require.Len(t, up, 1)
-	assert.Contains(t, up[0], "down_since")
+	// The server is marked up just before the event is logged.
+	require.Eventually(t, func() bool { return len(logs.records("federated: server back up")) == 1 },
+		5*time.Second, 5*time.Millisecond)
+	assert.Contains(t, logs.records("federated: server back up")[0], "down_since")
 
 	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
 	require.NoError(t, c.MarkServerUp(servers[0].Addr()))

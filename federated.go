@@ -78,7 +78,8 @@ type node struct {
 }
 
 // New validates the configuration, copies it, and returns a client. It does
-// not connect: connections are made on first use.
+// not connect: connections are made on first use. With Options.TLS and no
+// Options.TLSConfig, it reads the TLS files and builds TLSConfig from them.
 func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,6 +88,13 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		opts: cfg.Options.withDefaults(),
 		done: make(chan struct{}),
+	}
+	if c.opts.TLSConfig == nil && c.opts.TLS != nil {
+		tc, err := c.opts.TLS.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		c.opts.TLSConfig = tc
 	}
 	c.Commands = Commands{client: c}
 
@@ -125,6 +133,8 @@ func (c *Client) newNode(name string, n Node) *node {
 
 // redisOptions are the go-redis options of every server's client. go-redis's
 // own retries are off: the client decides where a failed command goes next.
+// Its separate pool for pipelines is off too, so that PoolSize bounds every
+// connection to a server, pipelines' included.
 func (c *Client) redisOptions(addr string) *redis.Options {
 	o := c.opts
 	idle := o.IdleTimeout
@@ -141,6 +151,7 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 		WriteTimeout:             o.WriteTimeout,
 		ContextTimeoutEnabled:    true,
 		PoolSize:                 o.PoolSize,
+		PipelinePoolSize:         -1,
 		ConnMaxIdleTime:          idle,
 		MaxRetries:               -1,
 		DialerRetries:            1,
@@ -255,9 +266,10 @@ func (c *Client) AddNode(name string, n Node) error {
 	if _, dup := old.nodes[name]; dup {
 		return fmt.Errorf("%w: nodes.%s: node already exists", ErrInvalidConfig, name)
 	}
-	owner := make(map[string]string, len(old.servers))
+	owner := make(serverOwners, len(old.servers))
 	for addr, s := range old.servers {
-		owner[addr] = s.node
+		canonical, _ := canonicalAddr(addr) // validated when it was added
+		owner[canonical] = serverOwner{node: s.node, addr: addr}
 	}
 	if err := validateNode(name, n, owner); err != nil {
 		return err

@@ -265,7 +265,14 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 		}
 		fault := firstFault(ctx, g.cmds)
 		if fault == nil {
-			return nil // answers from Redis, errors or not: each is on its command
+			// Answers from Redis, errors or not: each is on its command.
+			// A connection Redis refused to set up is the server's error,
+			// which the health hook put on every command.
+			var refused *ServerError
+			if errors.As(g.cmds[0].Err(), &refused) {
+				return refused
+			}
+			return nil
 		}
 		if g.failover && isRetryable(fault) && attempt < len(g.node.servers) && ctx.Err() == nil {
 			if next, nerr := c.currentServer(g.node); nerr == nil && next != s {

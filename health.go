@@ -240,7 +240,7 @@ func (c *Client) recheck(s *server) {
 				s.mu.Unlock()
 				failed++
 				if failed >= c.opts.MaxHostRetries {
-					interval = min(time.Duration(float64(interval)*c.opts.RetryIntervalMult), c.opts.MaxRetryInterval)
+					interval = c.nextInterval(interval)
 				}
 				c.opts.Logger.Debug("federated: server still down", "server", s.addr, "node", s.node,
 					"checks", failed, "next_check", interval, "err", err)
@@ -255,6 +255,17 @@ func (c *Client) recheck(s *server) {
 		s.mu.Unlock()
 		timer.Reset(interval)
 	}
+}
+
+// nextInterval grows a recheck interval by RetryIntervalMult up to
+// MaxRetryInterval. The product is capped as a float: converted first, a
+// product beyond the range of a Duration would come out negative.
+func (c *Client) nextInterval(interval time.Duration) time.Duration {
+	next := float64(interval) * c.opts.RetryIntervalMult
+	if next >= float64(c.opts.MaxRetryInterval) {
+		return c.opts.MaxRetryInterval
+	}
+	return time.Duration(next)
 }
 
 // probe pings a server on a connection of its own, so that the failures of
@@ -296,10 +307,28 @@ func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		if err != nil {
 			if fault := firstFault(ctx, cmds); fault != nil {
 				h.c.markDown(h.s, fault)
+			} else if unanswered(cmds) {
+				err = &ServerError{Node: h.s.node, Server: h.s.addr, Err: err}
+				for _, cmd := range cmds {
+					cmd.SetErr(err)
+				}
 			}
 		}
 		return err
 	}
+}
+
+// unanswered reports a failed pipeline none of whose commands has an error.
+// go-redis leaves them so when Redis refuses to set the connection up (a
+// wrong password, an ACL user that may not HELLO): nothing was sent, and
+// their zero values would pass for answers.
+func unanswered(cmds []redis.Cmder) bool {
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // isServerFault reports whether err shows the server to be unreachable or

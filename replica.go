@@ -101,8 +101,14 @@ func (c *Client) Members(ctx context.Context, addr string, keys []string, minSco
 		}
 		cmds[i] = pipe.ZRangeByScore(ctx, k, &redis.ZRangeBy{Min: min, Max: "+inf"})
 	}
-	if _, err := pipe.Exec(ctx); err != nil && firstFault(ctx, toCmders(cmds)) != nil {
-		return nil, fmt.Errorf("federated: server %s: reading members: %w", addr, err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		// A fault of the server, or a connection it refused to set up (the
+		// health hook then puts a ServerError on every command), fails the
+		// read; an error reply of one key does not.
+		var refused *ServerError
+		if firstFault(ctx, toCmders(cmds)) != nil || errors.As(cmds[0].Err(), &refused) {
+			return nil, fmt.Errorf("federated: server %s: reading members: %w", addr, err)
+		}
 	}
 	out := make([][]string, len(keys))
 	for i, cmd := range cmds {

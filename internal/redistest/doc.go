@@ -19,6 +19,9 @@
 // outgoing connections) nor another Start can take it, so Restart gets the
 // same address back.
 //
+// TLS: with Options.TLS a server listens for TLS only, on the port Addr
+// reports (--tls-port PORT --port 0), and readiness is probed over TLS.
+//
 // Failure behaviour: if the test binary dies, the kernel sends SIGKILL to
 // its servers (PR_SET_PDEATHSIG on Linux), so they do not linger. StartT and
 // StartN fail the test with t.Fatalf and register t.Cleanup to Stop. If

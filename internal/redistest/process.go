@@ -3,6 +3,8 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -33,14 +35,17 @@ func (s *Server) startLocked(deadline time.Time) error {
 	outPath := filepath.Join(s.dir, fmt.Sprintf("redis-%d.out", s.port))
 	logStart, outStart := fileSize(logPath), fileSize(outPath)
 
+	listen, probeTLS, err := s.listenArgs()
+	if err != nil {
+		return fmt.Errorf("redistest: start %s: %w", s.addr, err)
+	}
 	// Options that fail before the log file is open (a bad argument, say)
 	// are printed on stdout/stderr, so keep those too.
 	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("redistest: start %s: %w", s.addr, err)
 	}
-	args := append([]string{
-		"--port", strconv.Itoa(s.port),
+	args := append(listen,
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
 		"--daemonize", "no",
@@ -49,7 +54,8 @@ func (s *Server) startLocked(deadline time.Time) error {
 		"--dir", s.dir,
 		"--logfile", logPath,
 		"--loglevel", "warning",
-	}, s.opts.Args...)
+	)
+	args = append(args, s.opts.Args...)
 	cmd := exec.Command(s.binary, args...)
 	cmd.Dir = s.dir
 	// An *os.File is handed to the child as is: no copying goroutine.
@@ -62,7 +68,7 @@ func (s *Server) startLocked(deadline time.Time) error {
 		return fmt.Errorf("redistest: start %s on %s: %w", s.binary, s.addr, err)
 	}
 
-	if err := waitReady(cmd, s.addr, deadline); err != nil {
+	if err := waitReady(cmd, s.addr, probeTLS, deadline); err != nil {
 		output := tail(logPath, logStart) + tail(outPath, outStart)
 		if strings.Contains(output, "Address already in use") {
 			err = fmt.Errorf("%w (%w)", err, errAddrInUse)
@@ -78,13 +84,63 @@ func (s *Server) startLocked(deadline time.Time) error {
 	return nil
 }
 
-// waitReady polls addr with PING until it answers, the process exits or the
-// deadline passes. Unless it returns nil, cmd has been reaped.
-func waitReady(cmd *exec.Cmd, addr string, deadline time.Time) error {
+// listenArgs returns the arguments that put the server on s.port, plain or
+// TLS only, and the TLS configuration of the readiness probe (nil for a
+// plain server).
+func (s *Server) listenArgs() ([]string, *tls.Config, error) {
+	t := s.opts.TLS
+	if t == nil {
+		return []string{"--port", strconv.Itoa(s.port)}, nil, nil
+	}
+	probe, err := probeConfig(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	auth := "no"
+	if t.AuthClients {
+		auth = "yes"
+	}
+	return []string{
+		"--port", "0",
+		"--tls-port", strconv.Itoa(s.port),
+		"--tls-cert-file", t.CertFile,
+		"--tls-key-file", t.KeyFile,
+		"--tls-ca-cert-file", t.CAFile,
+		"--tls-auth-clients", auth,
+	}, probe, nil
+}
+
+// probeConfig is the TLS configuration of the readiness probe: it trusts
+// CAFile and, when the server checks clients, presents the server's own
+// certificate.
+func probeConfig(t *TLS) (*tls.Config, error) {
+	ca, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("Options.TLS.CAFile: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("Options.TLS.CAFile: no PEM certificate in %s", t.CAFile)
+	}
+	cfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	if t.AuthClients {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("Options.TLS: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// waitReady polls addr with PING, over TLS when tlsConfig is set, until it
+// answers, the process exits or the deadline passes. Unless it returns nil,
+// cmd has been reaped.
+func waitReady(cmd *exec.Cmd, addr string, tlsConfig *tls.Config, deadline time.Time) error {
 	interval := 2 * time.Millisecond
 	for {
 		timeout := min(time.Until(deadline), maxProbeTimeout)
-		err := ping(addr, max(timeout, 10*time.Millisecond))
+		err := ping(addr, tlsConfig, max(timeout, 10*time.Millisecond))
 		if err == nil {
 			return nil
 		}
@@ -104,10 +160,17 @@ func waitReady(cmd *exec.Cmd, addr string, deadline time.Time) error {
 	}
 }
 
-// ping sends an inline PING and reads one reply line. A server that demands
-// a password (-NOAUTH) is up and counts as an answer; -LOADING does not.
-func ping(addr string, timeout time.Duration) error {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+// ping sends an inline PING, over TLS when tlsConfig is set, and reads one
+// reply line. A server that demands a password (-NOAUTH) is up and counts
+// as an answer; -LOADING does not.
+func ping(addr string, tlsConfig *tls.Config, timeout time.Duration) error {
+	var conn net.Conn
+	var err error
+	if tlsConfig == nil {
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+	} else {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, tlsConfig)
+	}
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ var (
 
 // reservedArgs are the redis-server options Start sets itself; overriding
 // them in Options.Args would break Addr, Kill or the start-failure report.
-var reservedArgs = []string{"port", "bind", "dir", "logfile", "daemonize"}
+var reservedArgs = []string{"port", "tls-port", "bind", "dir", "logfile", "daemonize"}
 
 // Options configures a server. Zero values mean the defaults.
 type Options struct {
@@ -76,6 +76,26 @@ type Options struct {
 	// StartTimeout bounds Start and Restart, from launching the process to
 	// the first answer to PING. Zero means DefaultStartTimeout.
 	StartTimeout time.Duration
+
+	// TLS, when set, makes the server speak TLS only, on the port that Addr
+	// reports (--tls-port PORT --port 0); Start and Restart then wait for
+	// an answer to PING over TLS. redis-server must be built with TLS.
+	TLS *TLS
+}
+
+// TLS are the PEM files of a server that speaks TLS.
+type TLS struct {
+	// CertFile and KeyFile are the server's certificate and key. The
+	// certificate must be valid for 127.0.0.1.
+	CertFile, KeyFile string
+	// CAFile holds the authority that signs client certificates, and the
+	// server's own, which the readiness probe checks against it.
+	CAFile string
+	// AuthClients makes the server require a client certificate signed by
+	// CAFile (--tls-auth-clients yes instead of no). The readiness probe
+	// then presents CertFile and KeyFile, so the certificate must be valid
+	// for client authentication too.
+	AuthClients bool
 }
 
 // Server is a redis-server child process on 127.0.0.1. It is safe for
@@ -133,6 +153,13 @@ func Start(opts Options) (*Server, error) {
 // and prepares the directory.
 func newServer(opts Options) (*Server, error) {
 	opts.Args = append([]string(nil), opts.Args...)
+	if opts.TLS != nil {
+		files := *opts.TLS
+		opts.TLS = &files
+		if files.CertFile == "" || files.KeyFile == "" || files.CAFile == "" {
+			return nil, fmt.Errorf("redistest: Options.TLS needs CertFile, KeyFile and CAFile")
+		}
+	}
 	if opts.Binary == "" {
 		opts.Binary = DefaultBinary
 	}

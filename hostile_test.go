@@ -1,0 +1,472 @@
+package federated_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// hostileKeys are keys of every byte value and of awkward UTF-8, by name.
+func hostileKeys() map[string][]string {
+	var single, prefixed []string
+	all := make([]byte, 256)
+	for b := range 256 {
+		all[b] = byte(b)
+		single = append(single, string([]byte{byte(b)}))
+		prefixed = append(prefixed, "k"+string([]byte{byte(b)})+"k")
+	}
+	return map[string][]string{
+		"every byte alone":      single,
+		"every byte inside":     prefixed,
+		"all 256 bytes in one":  {string(all), string(bytes.Repeat(all, 4))},
+		"CRLF and RESP markers": {"a\r\nb", "\r\n", "*1\r\n$4\r\nPING\r\n", "$-1", "+OK", "-ERR x"},
+		"UTF-8": {
+			"ключ", "键", "🔑🔑", "e\u0301", "\u202eevil", "\ufeffbom", "\u0000nul",
+			"\xef\xbf\xbd", "日本語:キー:{タグ}", strings.Repeat("ü", 1000),
+		},
+		"invalid UTF-8": {"\xff\xfe", "\xc3\x28", "\xed\xa0\x80", "\xf4\x90\x80\x80"},
+		"hash tags":     {"{", "}", "{}", "{}}", "{{}}", "{a}{b}", "x{}y{z}", "{user1}.a", "{user1}.b"},
+		"empty":         {""},
+	}
+}
+
+func TestHostileKeys(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	ctx := context.Background()
+	direct := make(map[string]*redis.Client)
+	for _, s := range servers {
+		direct[s.Addr()] = directClient(t, s.Addr())
+	}
+	for _, hashTags := range []bool{false, true} {
+		opts := testOptions()
+		opts.HashTags = hashTags
+		c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+		for name, keys := range hostileKeys() {
+			t.Run(fmt.Sprintf("%s/hash tags %v", name, hashTags), func(t *testing.T) {
+				// The blocking API: each key holds its own bytes, on the
+				// server KeyToNode names.
+				for i, k := range keys {
+					value := fmt.Sprintf("%d:%q", i, k)
+					require.NoError(t, c.Set(ctx, k, value, 0).Err(), "Set %q", k)
+					got, err := c.Get(ctx, k).Result()
+					require.NoError(t, err, "Get %q", k)
+					require.Equal(t, value, got, "Get %q", k)
+					onServer, err := direct[mustServer(t, c, k)].Get(ctx, k).Result()
+					require.NoError(t, err, "key %q on its server", k)
+					require.Equal(t, value, onServer)
+				}
+
+				// The pipeline: binary values under binary keys.
+				p := c.Pipeline()
+				for i, k := range keys {
+					p.Set(k, k+string(rune(i)))
+				}
+				require.NoError(t, p.Poll(ctx))
+				got := make([]string, len(keys))
+				for i, k := range keys {
+					p.Get(k, func(v string, err error) {
+						require.NoError(t, err, "pipelined Get %q", k)
+						got[i] = v
+					})
+				}
+				require.NoError(t, p.Poll(ctx))
+				for i, k := range keys {
+					require.Equal(t, k+string(rune(i)), got[i], "pipelined Get %q", k)
+				}
+
+				// A key group keeps them on one node: MGet in one call.
+				g := c.Group("\x00group\xff")
+				for _, k := range keys {
+					require.NoError(t, g.Set(ctx, k, k, 0).Err())
+				}
+				vals, err := g.MGet(ctx, keys...).Result()
+				require.NoError(t, err)
+				for i, k := range keys {
+					require.Equal(t, k, vals[i], "MGet %q", k)
+				}
+				require.Equal(t, int64(len(distinct(keys))), g.Del(ctx, keys...).Val())
+			})
+		}
+	}
+}
+
+func distinct(keys []string) map[string]bool {
+	m := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+func TestHostileLargeValues(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	mib := make([]byte, 1<<20)
+	for i := range mib {
+		mib[i] = byte(i * 7)
+	}
+	tests := []struct {
+		name       string
+		key, value string
+	}{
+		{"1 MiB binary value", "big", string(mib)},
+		{"1 MiB of one byte", "zeros", string(make([]byte, 1<<20))},
+		{"1 MiB key", string(mib[:1<<20]), "v"},
+		{"1 MiB + 1 value", "big+1", string(mib) + "!"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, c.Set(ctx, tt.key, tt.value, 0).Err())
+			got, err := c.Get(ctx, tt.key).Result()
+			require.NoError(t, err)
+			require.True(t, got == tt.value, "Get gave %d bytes, want %d", len(got), len(tt.value))
+
+			var piped string
+			require.NoError(t, c.Pipeline().Set(tt.key+"/p", tt.value).Get(tt.key+"/p", func(v string, err error) {
+				require.NoError(t, err)
+				piped = v
+			}).Poll(ctx))
+			require.True(t, piped == tt.value, "pipelined Get gave %d bytes, want %d", len(piped), len(tt.value))
+		})
+	}
+}
+
+func TestHostileMetricNames(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	tests := []struct {
+		name         string
+		host, metric string
+	}{
+		{"colons in the metric", "web1.sfo", "disk:/var:used"},
+		{"a trailing colon", "web1.sfo", "cpu:"},
+		{"braces", "{web1}", "{cpu}.user"},
+		{"hash tag look-alike", "web1.sfo", "{}"},
+		{"spaces", "web 1", " cpu user "},
+		{"HTML", "<b>web1</b>", `<script>alert("x")</script>&amp;`},
+		{"quotes and backslashes", `we"b'1\`, `m"\n\"`},
+		{"printf verbs", "%s%d", "%v%!%n"},
+		{"Lua patterns", "%d+.*", "^[^:]*$%"},
+		{"glob", "*", "[a-z]?*"},
+		{"UTF-8", "hôte-日本", "température°C 🔥"},
+		{"period look-alike", "2026-11-25", "2026-11-25:x"},
+		{"long", strings.Repeat("h", 256), strings.Repeat("m:", 256)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, c.Record(ctx, tt.host, tt.metric, at, 1.5))
+			r := newRecorder(t, c, federated.RecorderOptions{})
+			require.NoError(t, r.Add(tt.host, tt.metric, at.Add(time.Second), 2.5))
+			require.NoError(t, r.Close(ctx))
+
+			points, err := c.Range(ctx, tt.host, tt.metric, at, at.Add(time.Minute))
+			require.NoError(t, err)
+			require.Equal(t, []federated.Point{{Time: at, Value: 1.5}, {Time: at.Add(time.Second), Value: 2.5}}, points)
+			latest, err := c.Latest(ctx, tt.host, tt.metric)
+			require.NoError(t, err)
+			require.Equal(t, 2.5, latest.Value)
+
+			hosts, err := c.Hosts(ctx, time.Time{})
+			require.NoError(t, err)
+			require.Contains(t, hosts, tt.host)
+			metrics, err := c.Metrics(ctx, tt.host, time.Time{})
+			require.NoError(t, err)
+			require.Contains(t, metrics, tt.metric)
+
+			key, err := c.MetricKey(at, tt.host, tt.metric)
+			require.NoError(t, err)
+			_, host, metric, err := federated.ParseMetricKey(key)
+			require.NoError(t, err)
+			require.Equal(t, []string{tt.host, tt.metric}, []string{host, metric}, "the key %q parses back", key)
+		})
+	}
+
+	// Names that cannot be stored are refused before anything is sent.
+	counter := &commandCounter{}
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{counter}
+	checked := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	bad := []struct {
+		name         string
+		host, metric string
+		want         error
+	}{
+		{"empty host", "", "cpu", federated.ErrBadHost},
+		{"colon in the host", "web1:sfo", "cpu", federated.ErrBadHost},
+		{"newline in the host", "web1\n", "cpu", federated.ErrBadHost},
+		{"NUL in the metric", "web1", "cpu\x00", federated.ErrBadMetric},
+		{"invalid UTF-8", "web1", "cpu\xff", federated.ErrBadMetric},
+		{"DEL in the metric", "web1", "cpu\x7f", federated.ErrBadMetric},
+		{"too long", strings.Repeat("h", 257), "cpu", federated.ErrBadHost},
+		{"empty metric", "web1", "", federated.ErrBadMetric},
+	}
+	for _, tt := range bad {
+		t.Run("refused/"+tt.name, func(t *testing.T) {
+			require.ErrorIs(t, checked.Record(ctx, tt.host, tt.metric, at, 1), tt.want)
+			_, err := checked.Range(ctx, tt.host, tt.metric, at, at)
+			require.ErrorIs(t, err, tt.want)
+			r := newRecorder(t, checked, federated.RecorderOptions{})
+			require.ErrorIs(t, r.Add(tt.host, tt.metric, at, 1), tt.want)
+			require.NoError(t, r.Close(ctx))
+			require.Zero(t, counter.n.Load(), "commands sent for a refused name")
+		})
+	}
+}
+
+func TestHostileConfigs(t *testing.T) {
+	docs := []struct {
+		name, doc string
+		want      string
+	}{
+		{"empty file", "", "empty document"},
+		{"blank", " \n \n", "empty document"},
+		{"a tab", "\t\n", "cannot start any token"},
+		{"comment only", "# nothing\n", "empty document"},
+		{"document marker", "---\n", "no nodes"},
+		{"null", "null\n", "no nodes"},
+		{"empty map", "{}\n", "no nodes"},
+		{"empty nodes", "nodes: {}\n", "no nodes"},
+		{"a list", "[1, 2]\n", "cannot unmarshal"},
+		{"a scalar", "hello\n", "cannot unmarshal"},
+		{"empty node", "nodes: {a: {}}\n", "neither address nor addresses"},
+		{"empty group", "nodes: {a: {addresses: []}}\n", "neither address nor addresses"},
+		{"same server twice", "nodes: {a: {address: \"h:1\"}, b: {address: \"h:1\"}}\n", "already in node a"},
+		{"twice in a group", "nodes: {a: {addresses: [\"h:1\", \"h:1\"]}}\n", "listed twice"},
+		{"spelt twice", "nodes: {a: {addresses: [\"H:1\", \"h:01\"]}}\n", "listed twice in node a (as H:1)"},
+		{"duplicate node", "nodes: {a: {address: \"h:1\"}, a: {address: \"h:2\"}}\n", "already defined"},
+		{"NUL in address", "nodes: {a: {address: \"h\\0:1\"}}\n", "control character"},
+		{"space in address", "nodes: {a: {address: \" h:1\"}}\n", "space"},
+		{"huge port", "nodes: {a: {address: \"h:99999999999999999999\"}}\n", "port"},
+		{"huge seconds", "nodes: {a: {address: \"h:1\"}}\noptions: {command_timeout: 1e30}\n", "options.command_timeout: 1e30 seconds is out of range"},
+		{"NaN multiplier", "nodes: {a: {address: \"h:1\"}}\noptions: {retry_interval_mult: .nan}\n", "options.retry_interval_mult: NaN"},
+		{"infinite multiplier", "nodes: {a: {address: \"h:1\"}}\noptions: {retry_interval_mult: .inf}\n", "options.retry_interval_mult: +Inf"},
+		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n", ""},
+	}
+	for _, tt := range docs {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := federated.ParseConfig([]byte(tt.doc))
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	for name, cfg := range map[string]federated.Config{
+		"zero Config":     {},
+		"empty node name": {Nodes: map[string]federated.Node{" ": {Address: "h:1"}}},
+		"same server":     {Nodes: map[string]federated.Node{"a": {Address: "h:1"}, "b": {Addresses: []string{"h:2", "h:1"}}}},
+	} {
+		t.Run("New/"+name, func(t *testing.T) {
+			c, err := federated.New(cfg)
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			require.Nil(t, c)
+		})
+	}
+}
+
+// assertAnswerError checks the error of a command a server refused: it says
+// why, and the server was not taken for down.
+func assertAnswerError(t *testing.T, c *federated.Client, err error, want ...string) {
+	t.Helper()
+	require.Error(t, err)
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w)
+	}
+	assert.NotErrorIs(t, err, federated.ErrServerDown)
+	for _, st := range c.Status() {
+		assert.False(t, st.Down, "server %s marked down after an error reply: %v", st.Address, st.LastError)
+	}
+}
+
+func TestHostileWrongType(t *testing.T) {
+	servers := redistest.StartN(t, 1) // one node: every key in one script call
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	direct := directClient(t, servers[0].Addr())
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	key, err := c.MetricKey(at, "web1", "broken")
+	require.NoError(t, err)
+	require.NoError(t, direct.Set(ctx, key, "someone's string", 0).Err())
+
+	// Record fails for that key, says which and why, and writes nothing.
+	err = c.Record(ctx, "web1", "broken", at, 1)
+	assertAnswerError(t, c, err, key, "WRONGTYPE")
+
+	// A Recorder batch: the bad key fails, the others are written.
+	var onError []error
+	r := newRecorder(t, c, federated.RecorderOptions{FlushInterval: time.Hour, OnError: func(err error, points int) {
+		onError = append(onError, err)
+		assert.Equal(t, 3, points)
+	}})
+	for i := range 3 {
+		ts := at.Add(time.Duration(i) * time.Second)
+		require.NoError(t, r.Add("web1", "good", ts, float64(i)))
+		require.NoError(t, r.Add("web1", "broken", ts, float64(i)))
+		require.NoError(t, r.Add("web2", "good", ts, float64(i)))
+	}
+	err = r.Flush(ctx)
+	assertAnswerError(t, c, err, key, "WRONGTYPE")
+	require.Len(t, onError, 1)
+	st := r.Stats()
+	assert.Equal(t, federated.RecorderStats{Added: 9, Written: 6, Failed: 3, Flushes: 1}, st)
+	for _, host := range []string{"web1", "web2"} {
+		points, err := c.Range(ctx, host, "good", at, at.Add(time.Minute))
+		require.NoError(t, err)
+		assert.Len(t, points, 3, "%s's good series", host)
+	}
+
+	// Nothing half-written: the key still holds the string and the journal
+	// knows only the keys that were written.
+	assert.Equal(t, "someone's string", direct.Get(ctx, key).Val())
+	journal, err := direct.ZRange(ctx, "journal", 0, -1).Result()
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{mustKey(t, c, at, "web1", "good"), mustKey(t, c, at, "web2", "good")}, journal)
+
+	// Reads: the bad key's error names it; the other reads succeed.
+	_, err = c.Range(ctx, "web1", "broken", at, at.Add(time.Minute))
+	assertAnswerError(t, c, err, key, "WRONGTYPE")
+	var good []string
+	err = c.Pipeline().
+		ZRangeByScore(key, &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).
+		ZRangeByScore(mustKey(t, c, at, "web1", "good"), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, func(m []string, err error) {
+			require.NoError(t, err)
+			good = m
+		}).Poll(ctx)
+	assertAnswerError(t, c, err, "zrangebyscore "+key, "WRONGTYPE")
+	assert.Len(t, good, 3)
+}
+
+func mustKey(t *testing.T, c *federated.Client, at time.Time, host, metricName string) string {
+	t.Helper()
+	k, err := c.MetricKey(at, host, metricName)
+	require.NoError(t, err)
+	return k
+}
+
+func TestHostileOutOfMemory(t *testing.T) {
+	servers := redistest.StartN(t, 1, redistest.Options{Args: []string{"--maxmemory", "1mb", "--maxmemory-policy", "noeviction"}})
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	direct := directClient(t, servers[0].Addr())
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	// 1 MiB is little more than an empty server uses: loading the write
+	// script may be what fills it.
+	require.NoError(t, c.Set(ctx, "before", "v", 0).Err(), "a server with room takes writes")
+	require.NoError(t, c.Record(ctx, "web1", "before", at, 1))
+
+	// Fill it.
+	filler := strings.Repeat("x", 16<<10)
+	var fillErr error
+	for i := 0; fillErr == nil && i < 1000; i++ {
+		fillErr = direct.Set(ctx, fmt.Sprint("filler-", i), filler, 0).Err()
+	}
+	require.ErrorContains(t, fillErr, "OOM", "the server is full")
+
+	err := c.Record(ctx, "web1", "cpu", at, 1)
+	assertAnswerError(t, c, err, "OOM", mustKey(t, c, at, "web1", "cpu"))
+	r := newRecorder(t, c, federated.RecorderOptions{})
+	for i := range 10 {
+		require.NoError(t, r.Add(fmt.Sprint("web", i), "cpu", at, 1))
+	}
+	err = r.Flush(ctx)
+	assertAnswerError(t, c, err, "OOM")
+	assert.Equal(t, int64(10), r.Stats().Failed)
+	assertAnswerError(t, c, c.Set(ctx, "k", "v", 0).Err(), "OOM")
+	assertAnswerError(t, c, c.Pipeline().Set("k", "v").Poll(ctx), "OOM", "set k")
+
+	// Nothing half-written; reads still work.
+	journal, err := direct.ZRange(ctx, "journal", 0, -1).Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{mustKey(t, c, at, "web1", "before")}, journal)
+	assert.Zero(t, direct.Exists(ctx, mustKey(t, c, at, "web1", "cpu"), "k").Val())
+	points, err := c.Range(ctx, "web1", "before", at, at)
+	require.NoError(t, err)
+	assert.Len(t, points, 1)
+	assert.Equal(t, "v", c.Get(ctx, "before").Val(), "a read of a full server")
+
+	// Given room, it takes writes again: nothing was marked down.
+	require.NoError(t, direct.ConfigSet(ctx, "maxmemory", "0").Err())
+	require.NoError(t, c.Record(ctx, "web1", "cpu", at, 1))
+}
+
+func TestHostileReadOnlyReplica(t *testing.T) {
+	primary := redistest.StartT(t, redistest.Options{Args: []string{"--repl-diskless-sync-delay", "0"}})
+	replica := redistest.StartT(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", fmt.Sprint(primary.Port())}})
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	opts := testOptions()
+	writer := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: primary.Addr()}}, Options: opts})
+	require.NoError(t, writer.Set(ctx, "k", "v", 0).Err())
+	require.NoError(t, writer.Record(ctx, "web1", "cpu", at, 1))
+	rdirect := directClient(t, replica.Addr())
+	require.Eventually(t, func() bool { return rdirect.Get(ctx, "k").Val() == "v" }, 10*time.Second, 10*time.Millisecond,
+		"the replica catches up")
+	require.Eventually(t, func() bool { return rdirect.Exists(ctx, mustKey(t, writer, at, "web1", "cpu")).Val() == 1 },
+		10*time.Second, 10*time.Millisecond)
+
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: replica.Addr()}}, Options: opts})
+	writes := []struct {
+		name string
+		run  func() error
+		want []string
+	}{
+		{"Set", func() error { return c.Set(ctx, "k", "w", 0).Err() }, []string{"READONLY"}},
+		{"pipelined Set", func() error { return c.Pipeline().Set("k", "w").Poll(ctx) }, []string{"READONLY", "set k"}},
+		{"Record", func() error { return c.Record(ctx, "web1", "cpu", at.Add(time.Second), 2) }, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
+		{"Recorder", func() error {
+			r, err := c.NewRecorder(federated.RecorderOptions{})
+			require.NoError(t, err)
+			require.NoError(t, r.Add("web1", "cpu", at.Add(time.Second), 2))
+			return r.Close(ctx)
+		}, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
+	}
+	for _, tt := range writes {
+		t.Run(tt.name, func(t *testing.T) {
+			assertAnswerError(t, c, tt.run(), tt.want...)
+		})
+	}
+
+	// Reads work, and nothing of the refused writes is there.
+	assert.Equal(t, "v", c.Get(ctx, "k").Val())
+	points, err := c.Range(ctx, "web1", "cpu", at, at.Add(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, []federated.Point{{Time: at, Value: 1}}, points)
+	hosts, err := c.Hosts(ctx, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"web1"}, hosts)
+	assert.False(t, c.IsServerDown(replica.Addr()))
+	var reply redis.Error
+	assert.True(t, errors.As(c.Set(ctx, "k", "w", 0).Err(), &reply), "READONLY is Redis's answer")
+}
+
+func TestHostileRetryMultiplier(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	logs := &recordHandler{}
+	opts := testOptions()
+	opts.Logger = slog.New(logs)
+	opts.BaseRetryInterval = 20 * time.Millisecond
+	opts.MaxRetryInterval = 60 * time.Millisecond
+	opts.MaxHostRetries = 1
+	opts.RetryIntervalMult = 1e300 // the next interval overflows a Duration
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	require.NoError(t, servers[0].Kill())
+	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
+	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 4 },
+		5*time.Second, 10*time.Millisecond)
+	got := logs.values("federated: server still down", "next_check")[:4]
+	want := []any{60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond}
+	assert.Equal(t, want, got, "a huge multiplier jumps to the cap, never past it")
+}
