@@ -116,12 +116,7 @@ func (c Commands) HGetAll(ctx context.Context, key string) *redis.MapStringStrin
 
 // ZAdd runs ZADD key score member [score member ...].
 func (c Commands) ZAdd(ctx context.Context, key string, members ...redis.Z) *redis.IntCmd {
-	args := make([]any, 2, 2+2*len(members))
-	args[0], args[1] = "zadd", key
-	for _, m := range members {
-		args = append(args, m.Score, m.Member)
-	}
-	cmd := redis.NewIntCmd(ctx, args...)
+	cmd := redis.NewIntCmd(ctx, zaddArgs(key, members)...)
 	c.process(ctx, key, cmd)
 	return cmd
 }
@@ -182,6 +177,16 @@ func (c Commands) MGet(ctx context.Context, keys ...string) *redis.SliceCmd {
 	cmd := redis.NewSliceCmd(ctx, keysArgs("mget", keys)...)
 	c.processMulti(ctx, keys, cmd)
 	return cmd
+}
+
+// zaddArgs returns the arguments of ZADD key score member [score member ...].
+func zaddArgs(key string, members []redis.Z) []any {
+	args := make([]any, 2, 2+2*len(members))
+	args[0], args[1] = "zadd", key
+	for _, m := range members {
+		args = append(args, m.Score, m.Member)
+	}
+	return args
 }
 
 func keysArgs(name string, keys []string) []any {

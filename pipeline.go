@@ -144,12 +144,7 @@ func (p *Pipeline) HGetAll(key string, cb func(map[string]string, error)) *Pipel
 
 // ZAdd queues ZADD key score member [score member ...].
 func (p *Pipeline) ZAdd(key string, members ...redis.Z) *Pipeline {
-	args := make([]any, 2, 2+2*len(members))
-	args[0], args[1] = "zadd", key
-	for _, m := range members {
-		args = append(args, m.Score, m.Member)
-	}
-	return p.add(key, redis.NewIntCmd(context.Background(), args...), nil, false)
+	return p.add(key, redis.NewIntCmd(context.Background(), zaddArgs(key, members)...), nil, false)
 }
 
 // ZCard queues ZCARD key.

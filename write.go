@@ -154,30 +154,18 @@ func (w *writeBatch) parseReply(val any) error {
 // server of the group, each server at most once, each try with its own
 // command timeout.
 func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	keys := []string{c.opts.Metrics.Journal, c.horizonKey()}
 	var last error
 	for range n.servers {
 		s, err := c.currentServer(n)
 		if err != nil {
-			if last != nil {
-				return errors.Join(last, err)
-			}
-			return err
+			return errors.Join(last, err)
 		}
-		actx, cancel := c.withTimeout(ctx)
-		val, err := writeScript.Run(actx, s.client.Load(), keys, w.scriptArgs()...).Result()
-		fault := err != nil && isServerFault(actx, err)
-		cancel()
-		if err == nil {
-			return w.parseReply(val)
+		err = c.writeServer(ctx, s, w)
+		var se *ServerError
+		if err == nil || !errors.As(err, &se) || !se.down || ctx.Err() != nil {
+			return err // written, refused by Redis, or the caller gave up
 		}
-		if !fault || ctx.Err() != nil {
-			return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
-		}
-		last = &ServerError{Node: n.name, Server: s.addr, Err: err, down: true}
+		last = err // the health hook marked the server down: try the next one
 	}
 	return last
 }
