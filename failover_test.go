@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -302,4 +303,147 @@ func (h *recordHandler) records(msg string) [][]string {
 		out = append(out, keys)
 	}
 	return out
+}
+
+// holdHook holds the failure of the commands it matches, before the client's
+// health hook sees it, until release is closed: the failure then surfaces
+// late, as that of a command stuck on a loaded machine.
+type holdHook struct {
+	match   func(args []any) bool
+	held    chan error
+	release chan struct{}
+}
+
+func (h holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && h.match(cmd.Args()) {
+			select {
+			case h.held <- err:
+				<-h.release
+			default: // only the first failure is held
+			}
+		}
+		return err
+	}
+}
+
+func (h holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A command that fails on a server's old connection after the server was
+// restarted and marked up again says nothing about the restarted server: it
+// must not mark it down (which would fail the node over for nothing, or
+// leave it with no up server). A metric write tries again on the server's
+// new connection and succeeds.
+func TestLateFailureOfReplacedClientKeepsServerUp(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		match func(args []any) bool
+		call  func(c *federated.Client) error
+		// wantErr: the blocking API does not resend a command to the
+		// server it failed on; a metric write, idempotent, does.
+		wantErr bool
+	}{
+		{
+			name:    "blocking",
+			match:   func(args []any) bool { return len(args) > 1 && args[1] == "held" },
+			call:    func(c *federated.Client) error { return c.Set(ctx, "held", "v", 0).Err() },
+			wantErr: true,
+		},
+		{
+			name: "record",
+			match: func(args []any) bool {
+				name := fmt.Sprint(args[0])
+				return name == "evalsha" || name == "eval"
+			},
+			call: func(c *federated.Client) error {
+				return c.Record(ctx, "web1", "cpu", time.Now(), 1)
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := redistest.StartN(t, 1)
+			addr := servers[0].Addr()
+			hold := holdHook{match: tc.match, held: make(chan error, 1), release: make(chan struct{})}
+			opts := testOptions()
+			opts.BaseRetryInterval = 10 * time.Millisecond
+			opts.Hooks = []redis.Hook{hold}
+			c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+			require.NoError(t, c.Set(ctx, "warm", "1", 0).Err())
+
+			require.NoError(t, servers[0].Kill())
+			done := make(chan error, 1)
+			go func() { done <- tc.call(c) }()
+			var held error
+			select {
+			case held = <-hold.held:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the call to the killed server did not fail")
+			}
+			t.Logf("held failure: %v", held)
+
+			// The server is found down, restarted, and marked up with a new
+			// client; then the old client's failure surfaces.
+			require.NoError(t, c.MarkServerDown(addr))
+			require.NoError(t, servers[0].Restart())
+			require.Eventually(t, func() bool { return !c.IsServerDown(addr) }, 5*time.Second, 5*time.Millisecond)
+			close(hold.release)
+			err := <-done
+
+			assert.False(t, c.IsServerDown(addr), "the restarted server was marked down by a failure of its replaced client")
+			if tc.wantErr {
+				require.Error(t, err)
+				var se *federated.ServerError
+				require.ErrorAs(t, err, &se)
+				assert.Equal(t, addr, se.Server)
+			} else {
+				require.NoError(t, err, "the write should go out again on the new connection")
+				key, err := c.MetricKey(time.Now(), "web1", "cpu")
+				require.NoError(t, err)
+				n, err := directClient(t, addr).ZCard(ctx, key).Result()
+				require.NoError(t, err)
+				assert.EqualValues(t, 1, n)
+			}
+		})
+	}
+}
+
+// A command that timed out may have run, so the blocking API does not send
+// it to the group's next server: an INCR must not count twice.
+func TestTimedOutCommandIsNotResent(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: opts,
+	})
+	ctx := context.Background()
+	require.NoError(t, c.Incr(ctx, "counter").Err())
+	cur, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	paused, other := serverByAddr(servers, cur), otherServer(servers, cur)
+
+	require.NoError(t, paused.Pause())
+	err = c.Incr(ctx, "counter").Err()
+	require.ErrorIs(t, err, federated.ErrServerDown, "the INCR timed out on the paused server")
+	var se *federated.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, cur, se.Server)
+	assert.Zero(t, directClient(t, other.Addr()).Exists(ctx, "counter").Val(),
+		"the INCR that timed out was sent to the other server too")
+
+	// The paused server ran the INCR waiting in its socket once it resumed:
+	// it counted once, on one server.
+	require.NoError(t, paused.Resume())
+	direct := directClient(t, cur)
+	assert.Eventually(t, func() bool { return direct.Get(ctx, "counter").Val() == "2" },
+		5*time.Second, 10*time.Millisecond)
+	assert.Zero(t, directClient(t, other.Addr()).Exists(ctx, "counter").Val())
 }

@@ -41,7 +41,7 @@ func (c *Client) newServer(nodeName, addr string) *server {
 // and the user's hooks after it.
 func (c *Client) newRedisClient(s *server) *redis.Client {
 	rc := redis.NewClient(s.opts)
-	rc.AddHook(healthHook{c: c, s: s})
+	rc.AddHook(healthHook{c: c, s: s, rc: rc})
 	for _, h := range c.opts.Hooks {
 		rc.AddHook(h)
 	}
@@ -282,9 +282,23 @@ func (c *Client) probe(s *server) error {
 
 // healthHook marks its server down when a command or pipeline fails in a way
 // that shows the server is unreachable or unresponsive.
+//
+// Only a failure on the server's current go-redis client counts. A command
+// that ran on the client replaced when the server came back up (it started
+// before a crash and its error surfaced late) says nothing about the
+// restarted server, and marking it down would fail its node over for no
+// reason, or leave a group with no up server.
 type healthHook struct {
-	c *Client
-	s *server
+	c  *Client
+	s  *server
+	rc *redis.Client // the client the hook is added to
+}
+
+// fault marks the server down for err, unless the hook's client was replaced.
+func (h healthHook) fault(err error) {
+	if h.s.client.Load() == h.rc {
+		h.c.markDown(h.s, err)
+	}
 }
 
 var _ redis.Hook = healthHook{}
@@ -295,7 +309,7 @@ func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if isServerFault(ctx, err) {
-			h.c.markDown(h.s, err)
+			h.fault(err)
 		}
 		return err
 	}
@@ -306,7 +320,7 @@ func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		err := next(ctx, cmds)
 		if err != nil {
 			if fault := firstFault(ctx, cmds); fault != nil {
-				h.c.markDown(h.s, fault)
+				h.fault(fault)
 			} else if unanswered(cmds) {
 				err = &ServerError{Node: h.s.node, Server: h.s.addr, Err: err}
 				for _, cmd := range cmds {

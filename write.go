@@ -151,21 +151,25 @@ func (w *writeBatch) parseReply(val any) error {
 // writeNode sends a write batch to a node's current server. Writes are
 // idempotent (adding a member that is there changes nothing), so on any
 // failure of the server, a timeout included, the batch goes to the next up
-// server of the group, each server at most once, each try with its own
-// command timeout.
+// server of the group, each try with its own command timeout. There is one
+// try more than the group has servers, for a write that failed on a
+// connection of a client replaced since (see healthHook).
 func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
 	var last error
-	for range n.servers {
+	for range len(n.servers) + 1 {
 		s, err := c.currentServer(n)
 		if err != nil {
 			return errors.Join(last, err)
 		}
 		err = c.writeServer(ctx, s, w)
 		var se *ServerError
-		if err == nil || !errors.As(err, &se) || !se.down || ctx.Err() != nil {
+		if err == nil || !errors.As(err, &se) || ctx.Err() != nil || !(se.down || isServerFault(ctx, se.Err)) {
 			return err // written, refused by Redis, or the caller gave up
 		}
-		last = err // the health hook marked the server down: try the next one
+		// The health hook marked the server down, so the next try goes to
+		// the next server; or the write failed on a connection of the
+		// server's replaced client, and the next try takes its new one.
+		last = err
 	}
 	return last
 }
