@@ -126,10 +126,7 @@ func (c *Client) DropBefore(ctx context.Context, t time.Time) (DropReport, error
 			t.UTC().Format(time.RFC3339), p.Format(current))
 	}
 	report := DropReport{Cutoff: cutoff, Horizon: p.Format(cutoff), Removed: make(map[string]int64)}
-	pattern := dayPattern
-	if p == metric.Hour {
-		pattern = hourPattern
-	}
+	pattern := c.periodPattern()
 	var mu sync.Mutex
 	err := c.ForEachServer(ctx, func(ctx context.Context, addr string, rc *redis.Client) error {
 		if err := c.downError(addr); err != nil {
@@ -144,6 +141,44 @@ func (c *Client) DropBefore(ctx context.Context, t time.Time) (DropReport, error
 	})
 	report.Duration = time.Since(began)
 	return report, err
+}
+
+// RaiseHorizon gives one server the horizon h, a period string as Horizon
+// returns it, unless it keeps a later one, and drops the keys of older
+// periods on it, as DropBefore does on every server. The syncer uses it to
+// carry a group's horizon to a server that missed a DropBefore or came back
+// empty, so that a dropped period cannot come back through that server. It
+// returns the number of keys removed, and refuses an h that is not a period
+// string of the configured period, or that is after the current period (by
+// the client's clock).
+func (c *Client) RaiseHorizon(ctx context.Context, addr, h string) (int64, error) {
+	p := c.period()
+	start, err := p.Parse(h)
+	if err != nil {
+		return 0, fmt.Errorf("federated: RaiseHorizon on %s: %w", addr, err)
+	}
+	if current := p.Start(time.Now()); start.After(current) {
+		return 0, fmt.Errorf("federated: RaiseHorizon on %s: horizon %s is after the current period %s",
+			addr, h, p.Format(current))
+	}
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		return 0, err
+	}
+	removed, err := c.dropOnServer(ctx, rc, h, c.periodPattern())
+	if err != nil {
+		return removed, fmt.Errorf("federated: server %s: raising the horizon to %s: %w", addr, h, err)
+	}
+	return removed, nil
+}
+
+// periodPattern returns the Lua pattern of a period string of the configured
+// length, for the drop script.
+func (c *Client) periodPattern() string {
+	if c.period() == metric.Hour {
+		return hourPattern
+	}
+	return dayPattern
 }
 
 // dropOnServer runs the drop script on one server until its scan is done,

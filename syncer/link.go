@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +43,7 @@ type link struct {
 
 	// Owned by the link's loop.
 	cursor float64            // peer journal time merged up to
+	epoch  string             // the local server's epoch the cursor belongs to
 	seen   map[string]float64 // journal entries at or after cursor-overlap already merged
 	newest map[string]keyMark // the newest member score merged from the peer, by key
 	passes int64
@@ -68,6 +71,9 @@ func (l *link) loop(ctx context.Context) {
 		case <-timer.C:
 		}
 		more, err := l.pass(ctx)
+		if errors.Is(err, errLocalReset) {
+			more, err = true, nil // not a failure: the next pass starts afresh, at once
+		}
 		l.mu.Lock()
 		l.stats.Passes++
 		if err != nil && ctx.Err() == nil {
@@ -94,7 +100,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
 	}
-	horizon, err := c.Horizon(ctx, l.local)
+	horizon, err := l.horizon(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -123,6 +129,39 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	}
 	l.prune()
 	return true, nil
+}
+
+// horizon returns the local server's horizon after raising it to the
+// peer's, when the peer's is later: the local server missed a DropBefore or
+// came back empty, and must neither keep nor take writes of the periods
+// dropped.
+func (l *link) horizon(ctx context.Context) (string, error) {
+	c := l.s.c
+	local, err := c.Horizon(ctx, l.local)
+	if err != nil {
+		return "", err
+	}
+	peer, err := c.Horizon(ctx, l.peer)
+	if err != nil {
+		return "", err
+	}
+	// Period strings of one length sort in time order.
+	if peer == "" || peer <= local {
+		return local, nil
+	}
+	if _, err := l.s.period.Parse(peer); err != nil {
+		// Not one of this federation's periods: a peer configured with
+		// another period, which must not wipe this server.
+		l.s.opts.Logger.Warn("syncer: ignoring the peer's horizon", "local", l.local, "peer", l.peer, "err", err)
+		return local, nil
+	}
+	removed, err := c.RaiseHorizon(ctx, l.local, peer)
+	if err != nil {
+		return "", err
+	}
+	l.s.opts.Logger.Info("syncer: raised the local server's horizon to its peer's",
+		"local", l.local, "peer", l.peer, "from", local, "to", peer, "removed", removed)
+	return peer, nil
 }
 
 // merge fetches the changed keys among entries from the peer and merges
@@ -248,6 +287,37 @@ func scoreOf(member string) (float64, bool) {
 	return v, err == nil
 }
 
+// epochField is the field of CursorKey that names the local server's data
+// set: a random token written by the first load after the server came up
+// empty. Cursors are saved only while it stays the one the pass loaded, so
+// a cursor is never saved into a server that lost the data it stands for.
+const epochField = "@epoch"
+
+// loadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
+// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
+var loadCursorScript = redis.NewScript(`
+local epoch = redis.call('HGET', KEYS[1], '` + epochField + `')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], '` + epochField + `', epoch)
+end
+return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
+`)
+
+// saveCursorScript sets the peer ARGV[2]'s cursor to ARGV[3] in the cursor
+// hash (KEYS[1]) if the epoch is still ARGV[1], and returns 1; else 0.
+var saveCursorScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '` + epochField + `') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+return 1
+`)
+
+// errLocalReset says that the local server lost its data (it restarted
+// empty) during a pass: the link starts again from the peer's first change.
+var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
+
 // loadCursor reads the cursor saved in the local server at every pass: a
 // server that came back empty has none, and is pulled in full again.
 func (l *link) loadCursor(ctx context.Context) error {
@@ -255,30 +325,80 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := rc.HGet(ctx, CursorKey, l.peer).Result()
-	cursor := 0.0
-	switch {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
-		return err
-	default:
-		cursor, _ = strconv.ParseFloat(v, 64)
+	ctx, cancel := context.WithTimeout(ctx, l.s.c.Options().CommandTimeout)
+	defer cancel()
+	val, err := loadCursorScript.Run(ctx, rc, []string{CursorKey}, l.peer, newEpoch()).Slice()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", l.local, l.peer, err)
 	}
-	if cursor < l.cursor {
-		clear(l.seen) // the local server lost its data: start afresh
-		clear(l.newest)
+	epoch, cursor, err := parseCursor(val)
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: the cursor of %s: %w", l.local, l.peer, err)
 	}
-	l.cursor = cursor
+	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
+		l.reset("the local server came back empty") // start afresh
+	}
+	l.epoch, l.cursor = epoch, cursor
 	return nil
 }
 
+// parseCursor reads the reply of loadCursorScript. A cursor that is not a
+// number, which the syncer never writes, counts as none: the peer is pulled
+// from its first change, which is always safe.
+func parseCursor(val []any) (epoch string, cursor float64, err error) {
+	if len(val) == 0 {
+		return "", 0, fmt.Errorf("unexpected reply %v", val)
+	}
+	epoch, ok := val[0].(string)
+	if !ok || epoch == "" {
+		return "", 0, fmt.Errorf("unexpected epoch %v", val[0])
+	}
+	if len(val) > 1 {
+		if v, ok := val[1].(string); ok {
+			if c, err := strconv.ParseFloat(v, 64); err == nil && c > 0 && !math.IsInf(c, 0) {
+				cursor = c
+			}
+		}
+	}
+	return epoch, cursor, nil
+}
+
+// newEpoch returns a random epoch token.
+func newEpoch() string {
+	return strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// reset forgets everything the link knows of the local server's state, so
+// that the peer is pulled again from its first change, and counts and logs
+// why.
+func (l *link) reset(why string) {
+	clear(l.seen)
+	clear(l.newest)
+	l.cursor, l.epoch = 0, ""
+	l.mu.Lock()
+	l.stats.Resets++
+	l.mu.Unlock()
+	l.s.opts.Logger.Info("syncer: pulling the peer again from the start", "local", l.local, "peer", l.peer, "why", why)
+}
+
+// saveCursor saves the cursor if the local server still holds the data set
+// the pass loaded the cursor from; else it resets the link and returns
+// errLocalReset.
 func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 	rc, err := l.s.c.ServerClient(l.local)
 	if err != nil {
 		return err
 	}
-	if err := rc.HSet(ctx, CursorKey, l.peer, strconv.FormatFloat(cursor, 'f', -1, 64)).Err(); err != nil {
-		return err
+	ctx, cancel := context.WithTimeout(ctx, l.s.c.Options().CommandTimeout)
+	defer cancel()
+	saved, err := saveCursorScript.Run(ctx, rc, []string{CursorKey}, l.epoch, l.peer,
+		strconv.FormatFloat(cursor, 'f', -1, 64)).Int()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", l.local, l.peer, err)
+	}
+	if saved == 0 {
+		l.reset("the local server lost its data during the pass")
+		return errLocalReset
 	}
 	l.cursor = cursor
 	return nil

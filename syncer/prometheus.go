@@ -25,6 +25,7 @@ var (
 	descAdded   = prometheus.NewDesc("redfed_syncer_members_added_total", "Members added to the local server.", peerLabels, nil)
 	descSkipped = prometheus.NewDesc("redfed_syncer_keys_skipped_total", "Keys of dropped periods left alone.", peerLabels, nil)
 	descErrors  = prometheus.NewDesc("redfed_syncer_errors_total", "Passes that failed.", peerLabels, nil)
+	descResets  = prometheus.NewDesc("redfed_syncer_resets_total", "Times the local server was found empty and the peer pulled again from the start.", peerLabels, nil)
 
 	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
 	descAERepaired = prometheus.NewDesc("redfed_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.", nil, nil)
@@ -33,7 +34,7 @@ var (
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descLagP99, descCursor, descPasses, descKeys, descAdded,
-		descSkipped, descErrors, descAERuns, descAERepaired, descAEAdded} {
+		descSkipped, descErrors, descResets, descAERuns, descAERepaired, descAEAdded} {
 		ch <- d
 	}
 }
@@ -55,6 +56,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAdded, p.Added)
 		counter(descSkipped, p.Skipped)
 		counter(descErrors, p.Errors)
+		counter(descResets, p.Resets)
 	}
 	ch <- prometheus.MustNewConstMetric(descAERuns, prometheus.CounterValue, float64(st.AntiEntropy.Runs))
 	ch <- prometheus.MustNewConstMetric(descAERepaired, prometheus.CounterValue, float64(st.AntiEntropy.Repaired))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/metric"
 )
 
 // Defaults of Options.
@@ -92,6 +93,7 @@ type Syncer struct {
 	links     []*link
 	nodes     []string // nodes of the local servers, for anti-entropy
 	locals    []string
+	period    metric.Period // the federation's, for checking peers' horizons
 
 	mu      sync.Mutex // guards the fields below
 	running bool
@@ -121,7 +123,11 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	if len(local) == 0 {
 		return nil, fmt.Errorf("%w: syncer: no local servers", federated.ErrInvalidConfig)
 	}
-	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local)}
+	period, err := metric.ParsePeriod(c.Options().Metrics.Period)
+	if err != nil {
+		return nil, fmt.Errorf("%w: syncer: %v", federated.ErrInvalidConfig, err)
+	}
+	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period}
 	for _, addr := range local {
 		node, group, err := c.ReplicaGroup(addr)
 		if err != nil {
@@ -261,7 +267,11 @@ type PeerStats struct {
 	Added          int64 // members added to the local server
 	Skipped        int64 // keys of dropped periods left alone
 	Errors         int64 // passes that failed
-	LastError      string
+	// Resets counts the times the local server was found to have lost its
+	// data (it came back empty), after which the peer was pulled again from
+	// its first change.
+	Resets    int64
+	LastError string
 }
 
 // AntiEntropyStats count anti-entropy runs.

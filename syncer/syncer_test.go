@@ -453,3 +453,118 @@ func TestPartitionHealsToTheUnion(t *testing.T) {
 	}
 	t.Logf("partition: %d failed passes while cut off, then converged", errs)
 }
+
+// A local server that restarts empty in the middle of a pass must not get
+// the pass's cursor: the pass is abandoned and the peer pulled again from
+// its first change, so that no key is left for anti-entropy.
+func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
+	const keys = 15000
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	// The syncer reads A through 40ms of latency, so that a pass of many
+	// batches takes long enough for B to restart in its middle.
+	pa, err := faultproxy.New(a)
+	require.NoError(t, err)
+	defer pa.Close()
+	pa.SetLatency(40 * time.Millisecond)
+	cfg := federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: []string{pa.Addr(), b}}},
+		Options: quiet(),
+	}
+	// Connections idle for 100ms are closed, so that the pass reaches the
+	// restarted B on a new connection, without an error.
+	cfg.Options.IdleTimeout = 100 * time.Millisecond
+	sc := newClient(t, cfg)
+	writers := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+
+	now := time.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	updates := make([]federated.KeyMembers, keys)
+	for i := range updates {
+		key, err := federated.MetricKey(now, fmt.Sprintf("h%d", i), "m")
+		require.NoError(t, err)
+		updates[i] = federated.KeyMembers{Key: key, Members: []string{ts + ":1"}}
+	}
+	for i := 0; i < keys; i += 100 { // many journal times, as from many flushes
+		res, err := writers.Merge(ctx, a, updates[i:i+100])
+		require.NoError(t, err)
+		require.EqualValues(t, 100, res.Added)
+	}
+
+	s, _ := startSyncer(t, sc, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	rb := direct(t, b)
+	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys/4 }, 20*time.Second, time.Millisecond)
+	// Restart B while the pass waits for A, between two of its batches: the
+	// pass goes on without an error from B. A's latency grows, and B is
+	// restarted once the batch under way saved its cursor.
+	pa.SetLatency(250 * time.Millisecond)
+	saved := rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val()
+	require.Eventually(t, func() bool { return rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val() != saved },
+		10*time.Second, time.Millisecond)
+	require.NoError(t, servers[1].Restart()) // empty, in the middle of the pass
+	pa.SetLatency(40 * time.Millisecond)
+	t.Logf("B restarted holding about %d of %d keys", keys/4, keys)
+
+	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys+2 }, 30*time.Second, 20*time.Millisecond,
+		"B holds every key of A again (and its journal and cursors)")
+	report, err := writers.Check(ctx, federated.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, report.OK(), "divergent keys with anti-entropy off: %d", report.Divergent)
+	st := s.Stats().Peers[0]
+	assert.Positive(t, st.Resets, "the link noticed the restart")
+	t.Logf("resets %d, passes %d, failed passes %d (%s), keys fetched %d", st.Resets, st.Passes, st.Errors, st.LastError, st.Keys)
+}
+
+// A server that comes back empty has lost its horizon: its syncer gives it
+// the group's, removes what was written there of the dropped periods in the
+// meantime, and from then on the server refuses those periods.
+func TestEmptyServerTakesItsGroupsHorizon(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 1, 0, 0, 0, time.UTC) }
+	point := func(d, v int) federated.KeyMembers {
+		key, err := federated.MetricKey(day(d), "h", "cpu")
+		require.NoError(t, err)
+		return federated.KeyMembers{Key: key, Members: []string{fmt.Sprintf("%d:%d", day(d).Unix(), v)}}
+	}
+	for _, addr := range []string{a, b} {
+		_, err := c.Merge(ctx, addr, []federated.KeyMembers{point(20, 1), point(25, 1)})
+		require.NoError(t, err)
+	}
+	_, err := c.DropBefore(ctx, day(24))
+	require.NoError(t, err)
+	horizon, err := c.Horizon(ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, "2026-11-24", horizon)
+
+	require.NoError(t, servers[1].Restart())
+	require.Eventually(t, func() bool {
+		_, err := c.Horizon(ctx, b)
+		return err == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	got, err := c.Horizon(ctx, b)
+	require.NoError(t, err)
+	require.Empty(t, got, "the restarted server has no horizon")
+	res, err := c.Merge(ctx, b, []federated.KeyMembers{point(20, 2)})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Added, "without a horizon the server takes a dropped period")
+
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{})
+	require.Eventually(t, func() bool {
+		got, err := c.Horizon(ctx, b)
+		return err == nil && got == horizon
+	}, 3*time.Second, 20*time.Millisecond, "the syncer gives B its group's horizon")
+	old := point(20, 3)
+	assert.Zero(t, direct(t, b).Exists(ctx, old.Key).Val(), "what B took of the dropped period is removed")
+	res, err = c.Merge(ctx, b, []federated.KeyMembers{old})
+	require.NoError(t, err)
+	assert.Equal(t, []string{old.Key}, res.Dropped, "B refuses the dropped period")
+	converged(t, []string{a, b}, 3*time.Second)
+	assert.Zero(t, direct(t, a).Exists(ctx, old.Key).Val())
+	for _, p := range s.Stats().Peers {
+		assert.Zero(t, p.Errors, "%s from %s: %s", p.Local, p.Peer, p.LastError)
+	}
+}
