@@ -156,7 +156,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // writeJSON prints the report as one indented JSON object.
-func writeJSON(w io.Writer, rep report) error {
+func writeJSON(w io.Writer, rep any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)

@@ -3,6 +3,7 @@ package main
 import (
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // sysProcAttr puts redis-server in its own process group, so that a Ctrl-C
@@ -20,4 +21,13 @@ func startProcess(cmd *exec.Cmd) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Start() }()
 	return <-done
+}
+
+// processCPU returns the user and system CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

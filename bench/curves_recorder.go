@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redfed/federated"
+)
+
+// seriesSet is a key universe of n series: n/metrics hosts × metrics
+// metrics, keys "2026-11-25:webH.sfo:cpu.mM" as in W2.
+type seriesSet struct {
+	n       int64
+	hosts   []string
+	metrics []string
+}
+
+func newSeriesSet(n int) *seriesSet {
+	m := min(20, n)
+	s := &seriesSet{n: int64(n)}
+	for i := range n / m {
+		s.hosts = append(s.hosts, fmt.Sprintf("web%d.sfo", i))
+	}
+	for i := range m {
+		s.metrics = append(s.metrics, fmt.Sprintf("cpu.m%d", i))
+	}
+	s.n = int64(len(s.hosts) * m)
+	return s
+}
+
+// point returns the n-th point: the series take turns and each is sampled
+// once a second, in whole seconds, as in W2.
+func (s *seriesSet) point(n int64) (host, metricName string, t time.Time, value float64) {
+	k := n % s.n
+	h := int64(len(s.hosts))
+	return s.hosts[k%h], s.metrics[k/h], time.Unix(day.Unix()+n/s.n%86400, 0), float64(n % 1000)
+}
+
+// recorderRunner runs the Recorder curves on the first servers of a fleet,
+// with one client per server count, built once and reused across rounds.
+type recorderRunner struct {
+	f        *fleet
+	cfg      curvesConfig
+	progress io.Writer
+	clients  map[int]*federated.Client // by server count
+}
+
+func newRecorderRunner(f *fleet, cfg curvesConfig, progress io.Writer) *recorderRunner {
+	return &recorderRunner{f: f, cfg: cfg, progress: progress, clients: make(map[int]*federated.Client)}
+}
+
+func (r *recorderRunner) close() {
+	for _, c := range r.clients {
+		_ = c.Close()
+	}
+}
+
+// client returns the client of the first n servers, one node each.
+func (r *recorderRunner) client(n int) (*federated.Client, error) {
+	if c, ok := r.clients[n]; ok {
+		return c, nil
+	}
+	nodes := make(map[string]federated.Node, n)
+	for i, addr := range r.f.addrs[:n] {
+		nodes[nodeName(i)] = federated.Node{Address: addr}
+	}
+	c, err := federated.New(federated.Config{Nodes: nodes, Options: federated.Options{
+		CommandTimeout: commandTimeout, Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		return nil, err
+	}
+	r.clients[n] = c
+	return c, nil
+}
+
+// recorderSetting is one setting of a Recorder curve.
+type recorderSetting struct {
+	x        float64
+	servers  int
+	batch    int // RecorderOptions.BatchSize; 0 for the default
+	universe int
+}
+
+// run measures one Recorder run: writers goroutines Add points until the
+// run's points are in or cfg.maxRun has passed, then Close flushes the
+// rest, inside the timing. It returns points/s and allocations per point,
+// and fails if a point was not written.
+func (r *recorderRunner) run(ctx context.Context, st recorderSetting) (pointsPerSec, allocs float64, err error) {
+	c, err := r.client(st.servers)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := r.f.flushAll(ctx); err != nil {
+		return 0, 0, err
+	}
+	series := newSeriesSet(st.universe)
+	points := max(r.cfg.points, 2*series.n)
+	rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: st.batch})
+	if err != nil {
+		return 0, 0, err
+	}
+	deadline := time.Now().Add(r.cfg.maxRun)
+	var next atomic.Int64
+	s, err := measure(func() (int64, error) {
+		errs := make([]error, r.cfg.writers+1)
+		var wg sync.WaitGroup
+		for w := range r.cfg.writers {
+			wg.Go(func() {
+				for {
+					n := next.Add(1) - 1
+					if n >= points {
+						return
+					}
+					if n%4096 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+						errs[w] = ctx.Err()
+						return
+					}
+					if err := rec.Add(series.point(n)); err != nil {
+						errs[w] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		errs[r.cfg.writers] = rec.Close(context.WithoutCancel(ctx))
+		return rec.Stats().Added, errors.Join(errs...)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if st := rec.Stats(); st.Written != st.Added || st.Failed != 0 {
+		return 0, 0, fmt.Errorf("recorder: %d points added, %d written, %d failed", st.Added, st.Written, st.Failed)
+	}
+	return rate(s), float64(s.mallocs) / float64(s.ops), nil
+}
+
+// curve runs every setting once a round, rotating their order, and returns
+// the medians.
+func (r *recorderRunner) curve(ctx context.Context, name string, settings []recorderSetting) (curve, error) {
+	// A warm-up run per setting's client: connections dialled, the script
+	// loaded.
+	for _, st := range settings {
+		warm := st
+		warm.universe = 1000
+		if _, _, err := r.runBrief(ctx, warm); err != nil {
+			return curve{}, fmt.Errorf("%s: warming up: %w", name, err)
+		}
+	}
+	rates := make([][]float64, len(settings))
+	allocs := make([][]float64, len(settings))
+	for round := range r.cfg.rounds {
+		for i := range settings {
+			j := (i + round) % len(settings)
+			rt, al, err := r.run(ctx, settings[j])
+			if err != nil {
+				return curve{}, fmt.Errorf("%s, x=%v: %w", name, settings[j].x, err)
+			}
+			rates[j] = append(rates[j], rt)
+			allocs[j] = append(allocs[j], al)
+			fmt.Fprintf(r.progress, "round %d/%d  %-28s x=%-8v %10s points/s  %.2f allocs/point\n",
+				round+1, r.cfg.rounds, name, settings[j].x, humanRate(rt), al)
+		}
+	}
+	c := curve{Name: name}
+	for i, st := range settings {
+		p := curvePoint{X: st.x, Rounds: rates[i]}
+		p.Y, p.YMin, p.YMax = median(rates[i])
+		p.AllocsPerPoint, _, _ = median(allocs[i])
+		c.Points = append(c.Points, p)
+	}
+	return c, nil
+}
+
+// runBrief is a short run, for warming up.
+func (r *recorderRunner) runBrief(ctx context.Context, st recorderSetting) (float64, float64, error) {
+	saved := r.cfg.points
+	r.cfg.points = 20000
+	defer func() { r.cfg.points = saved }()
+	return r.run(ctx, st)
+}
+
+func (r *recorderRunner) byServers(ctx context.Context) (curve, error) {
+	var settings []recorderSetting
+	for _, n := range r.cfg.servers {
+		settings = append(settings, recorderSetting{x: float64(n), servers: n, universe: universe})
+	}
+	return r.curve(ctx, "servers", settings)
+}
+
+func (r *recorderRunner) byBatch(ctx context.Context) (curve, error) {
+	var settings []recorderSetting
+	for _, b := range r.cfg.batches {
+		settings = append(settings, recorderSetting{x: float64(b), servers: 8, batch: b, universe: universe})
+	}
+	return r.curve(ctx, "batch size", settings)
+}
+
+func (r *recorderRunner) byUniverse(ctx context.Context) (curve, error) {
+	var settings []recorderSetting
+	for _, u := range r.cfg.universes {
+		settings = append(settings, recorderSetting{x: float64(u), servers: 8, universe: u})
+	}
+	return r.curve(ctx, "key universe", settings)
+}
+
+// memory measures the heap that queued points hold, by key universe: a
+// Recorder that never flushes on its own takes cfg.memPoints points from
+// one writer; the live heap is read before and after, each after a full
+// collection. Close then writes the points, and checks them.
+func (r *recorderRunner) memory(ctx context.Context) (curve, error) {
+	c, err := r.client(8)
+	if err != nil {
+		return curve{}, err
+	}
+	out := curve{Name: "memory"}
+	for _, u := range r.cfg.universes {
+		if err := r.f.flushAll(ctx); err != nil {
+			return curve{}, err
+		}
+		series := newSeriesSet(u)
+		n := r.cfg.memPoints
+		limit := int(n) + 1
+		rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: limit, MaxBuffered: limit, FlushInterval: time.Hour})
+		if err != nil {
+			return curve{}, err
+		}
+		before := liveHeap()
+		for i := range n {
+			if err := rec.Add(series.point(i)); err != nil {
+				_ = rec.Close(ctx)
+				return curve{}, err
+			}
+		}
+		after := liveHeap()
+		if err := rec.Close(ctx); err != nil {
+			return curve{}, err
+		}
+		perPoint := (float64(after) - float64(before)) / float64(n)
+		fmt.Fprintf(r.progress, "memory  keys=%-8d %d points queued hold %.1f MiB, %.0f B/point\n",
+			u, n, (float64(after)-float64(before))/(1<<20), perPoint)
+		out.Points = append(out.Points, curvePoint{X: float64(u), Y: perPoint, YMin: perPoint, YMax: perPoint,
+			Rounds: []float64{perPoint}})
+	}
+	return out, nil
+}
+
+// liveHeap returns the bytes of live heap objects after a full collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
