@@ -33,8 +33,9 @@ type Options struct {
 	// pull. Default 100ms.
 	PollInterval time.Duration
 	// Overlap is how far before its cursor a pass reads a peer's journal
-	// again, so that a step of the peer's clock or entries of equal time
-	// lose nothing. Default 1s.
+	// again, once per Overlap, so that a step back of the peer's clock
+	// loses nothing. Entries of the cursor's own time are read again by
+	// every pass. Default 1s.
 	Overlap time.Duration
 	// Lateness is how far, in point time, before the newest member already
 	// merged from a peer a changed key's members are fetched again. A point

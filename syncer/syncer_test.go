@@ -568,3 +568,27 @@ func TestEmptyServerTakesItsGroupsHorizon(t *testing.T) {
 		assert.Zero(t, p.Errors, "%s from %s: %s", p.Local, p.Peer, p.LastError)
 	}
 }
+
+// A peer whose clock stepped back journals changes before the cursor: the
+// pass that reads the overlap, once per Overlap, still finds them.
+func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	writePoints(t, c, a, "before", 20)
+	converged(t, []string{a, b}, 2*time.Second)
+	cursor := s.Stats().Peers[0].Cursor
+	require.Positive(t, cursor)
+
+	// A change journalled half a second before the cursor, as by a server
+	// whose clock went back.
+	ctx := context.Background()
+	key, err := federated.MetricKey(time.Now(), "stepped", "cpu")
+	require.NoError(t, err)
+	ra := direct(t, a)
+	require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Unix()), Member: fmt.Sprintf("%d:7", time.Now().Unix())}).Err())
+	require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: cursor - 0.5, Member: key}).Err())
+	all := converged(t, []string{a, b}, 3*time.Second)
+	assert.Len(t, all, 21)
+}
