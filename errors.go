@@ -25,6 +25,11 @@ var ErrUnknownNode = errors.New("federated: unknown node")
 // The error names the field and the value at fault.
 var ErrInvalidConfig = errors.New("federated: invalid configuration")
 
+// ErrPeriodDropped reports a metric write refused because its key's period
+// was dropped (see DropBefore): a dropped period never comes back. The error
+// names the key, its period and the oldest period kept.
+var ErrPeriodDropped = errors.New("federated: period dropped")
+
 // ServerError is the error of a command that failed on, or could not be sent
 // to, a particular server. It unwraps to the cause and, where the server is
 // considered down, to ErrServerDown.

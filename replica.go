@@ -147,7 +147,7 @@ func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (
 		}
 		res.Added += w.added
 		for i, err := range w.failed {
-			if strings.Contains(err.Error(), "was dropped") {
+			if errors.Is(err, ErrPeriodDropped) {
 				res.Dropped = append(res.Dropped, w.names[i])
 				continue
 			}

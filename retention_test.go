@@ -171,8 +171,8 @@ func TestDropBefore100kKeys(t *testing.T) {
 	// A dropped period never comes back.
 	at := today.Add(-3*24*time.Hour + 2*time.Hour)
 	err = c.Record(ctx, "h0001", "m01", at, 5)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "was dropped")
+	require.ErrorIs(t, err, federated.ErrPeriodDropped)
+	assert.Contains(t, err.Error(), "was dropped (the oldest kept is "+day(cutoff)+")", "the error names the oldest period kept")
 	key, err := c.MetricKey(at, "h0001", "m01")
 	require.NoError(t, err)
 	owner := directClient(t, mustServer(t, c, key))

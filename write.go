@@ -26,7 +26,7 @@ import (
 // added, so writing what is already there writes nothing.
 //
 // The reply is {members added, i1, error1, i2, error2, ...} with the 1-based
-// index of each key that failed.
+// index of each key that failed, negated for a key of a dropped period.
 var writeScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -38,9 +38,10 @@ local journal, nj, total = {}, 0, 0
 for i = 1, nkeys do
   local key = ARGV[2 * i]
   local last = pos + 2 * tonumber(ARGV[2 * i + 1]) - 1
-  local err, added = nil, 0
+  local err, added, at = nil, 0, i
   if horizon and string.match(key, '^[^:]*') < horizon then
     err = 'period ' .. string.match(key, '^[^:]*') .. ' was dropped (the oldest kept is ' .. horizon .. ')'
+    at = -i
   else
     for first = pos, last, 7000 do
       local r = redis.pcall('ZADD', key, unpack(ARGV, first, math.min(first + 6999, last)))
@@ -50,7 +51,7 @@ for i = 1, nkeys do
   end
   pos = last + 1
   if err then
-    out[#out + 1] = i
+    out[#out + 1] = at
     out[#out + 1] = err
   elseif added > 0 then
     total = total + added
@@ -136,17 +137,35 @@ func (w *writeBatch) parseReply(val any) error {
 	for j := 1; j+1 < len(reply); j += 2 {
 		idx, _ := reply[j].(int64)
 		msg, _ := reply[j+1].(string)
-		i := int(idx) - 1
+		dropped := idx < 0
+		i := int(max(idx, -idx)) - 1
 		if i < 0 || i >= len(w.names) {
 			return fmt.Errorf("federated: write script named key %d of %d", idx, len(w.names))
 		}
 		if w.failed == nil {
 			w.failed = make(map[int]error)
 		}
-		w.failed[i] = fmt.Errorf("federated: writing %s: %s", w.names[i], msg)
+		var cause error = scriptError(msg)
+		if dropped {
+			cause = droppedError(msg)
+		}
+		w.failed[i] = fmt.Errorf("federated: writing %s: %w", w.names[i], cause)
 	}
 	return nil
 }
+
+// scriptError is the write script's message for a key it could not write.
+type scriptError string
+
+func (e scriptError) Error() string { return string(e) }
+
+// droppedError is the write script's message for a key of a dropped period.
+type droppedError string
+
+func (e droppedError) Error() string { return string(e) }
+
+// Is makes a droppedError match ErrPeriodDropped.
+func (e droppedError) Is(target error) bool { return target == ErrPeriodDropped }
 
 // writeNode sends a write batch to a node's current server. Writes are
 // idempotent (adding a member that is there changes nothing), so on any
