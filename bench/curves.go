@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -144,16 +143,11 @@ func runCurves(ctx context.Context, cfg curvesConfig, out, progress io.Writer) e
 		return err
 	}
 	defer f.stop()
-	version, err := f.version(ctx)
+	env, err := newEnvironment(ctx, f)
 	if err != nil {
 		return err
 	}
-	rep := curvesReport{
-		Environment: environment{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-			GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-			RedisVersion: version, Servers: n, StartedServers: true},
-		Rounds: cfg.rounds, Writers: cfg.writers,
-	}
+	rep := curvesReport{Environment: env, Rounds: cfg.rounds, Writers: cfg.writers}
 	rr := newRecorderRunner(f, cfg, progress)
 	defer rr.close()
 	if rep.Servers, err = rr.byServers(ctx); err != nil {

@@ -17,48 +17,35 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 )
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "curves" {
-		curvesMain(os.Args[2:])
+		cfg, err := parseCurvesFlags(os.Args[2:], os.Stderr)
+		exit("bench curves", err, func(ctx context.Context) error { return runCurves(ctx, cfg, os.Stdout, os.Stderr) })
 		return
 	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
-	// Ctrl-C cancels the run; the servers are stopped on the way out.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	exit("bench", err, func(ctx context.Context) error { return run(ctx, cfg, os.Stdout, os.Stderr) })
 }
 
-// curvesMain runs the curves subcommand.
-func curvesMain(args []string) {
-	cfg, err := parseCurvesFlags(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
+// exit runs fn unless parsing the flags failed or asked for help, and exits
+// with 2 for bad flags and 1 when fn fails. Ctrl-C cancels fn's context; the
+// servers are stopped on the way out.
+func exit(name string, flagErr error, fn func(ctx context.Context) error) {
+	if errors.Is(flagErr, flag.ErrHelp) {
 		return
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench curves:", err)
+	if flagErr != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, flagErr)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = runCurves(ctx, cfg, os.Stdout, os.Stderr)
+	err := fn(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench curves:", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
 }
@@ -79,14 +66,9 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 	}
 	defer f.stop()
 
-	version, err := f.version(ctx)
+	env, err := newEnvironment(ctx, f)
 	if err != nil {
 		return err
-	}
-	env := environment{
-		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		RedisVersion: version, Servers: len(f.addrs), StartedServers: cfg.addrs == nil,
 	}
 	c, err := newClients(f.addrs)
 	if err != nil {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -20,6 +22,19 @@ type environment struct {
 	RedisVersion   string `json:"redis_server_version"`
 	Servers        int    `json:"servers"`
 	StartedServers bool   `json:"started_servers"` // false with -addrs
+}
+
+// newEnvironment describes this process and the fleet.
+func newEnvironment(ctx context.Context, f *fleet) (environment, error) {
+	version, err := f.version(ctx)
+	if err != nil {
+		return environment{}, err
+	}
+	return environment{
+		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		RedisVersion: version, Servers: len(f.addrs), StartedServers: f.procs != nil,
+	}, nil
 }
 
 // settings are the workload flags of the run.
