@@ -234,8 +234,10 @@ func (c Commands) process(ctx context.Context, key string, cmd redis.Cmder) {
 
 // processOn sends a command to a node's current server. When the connection
 // fails, the server is marked down (by the health hook) and the command goes
-// to the next up server of the group, each server at most once. A timeout is
-// not retried: the command may have run. The error is set on cmd.
+// to the next up server of the group, each server at most once; when it
+// failed on a connection of the server's replaced client (see healthHook),
+// it goes to the same server again on the new one. A timeout is not
+// retried: the command may have run. The error is set on cmd.
 func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
 	if c.closed.Load() {
 		cmd.SetErr(ErrClosed)
@@ -243,17 +245,19 @@ func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
+	var tries retries
+	for {
 		s, err := c.currentServer(n)
 		if err != nil {
 			cmd.SetErr(err)
 			return
 		}
-		err = s.client.Load().Process(ctx, cmd)
+		rc := s.client.Load()
+		err = rc.Process(ctx, cmd)
 		if err == nil || !isServerFault(ctx, err) {
 			return
 		}
-		if isRetryable(err) && attempt < len(n.servers) && ctx.Err() == nil {
+		if isRetryable(err) && ctx.Err() == nil && tries.again(n, s, rc != s.client.Load()) {
 			cmd.SetErr(nil)
 			continue
 		}

@@ -250,12 +250,16 @@ func (f *Flight) failAll(err error) {
 
 // sendPipeline sends a group's commands to its server in one round trip.
 // When the connection fails and the group may fail over, the commands go to
-// the node's next up server, each server at most once. It returns the
-// server's failure, which is also set on every command it hit.
+// the node's next up server, each server at most once; when it failed on a
+// connection of the server's replaced client, they go to the same server
+// again on its new one (see retries). It returns the server's failure,
+// which is also set on every command it hit.
 func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 	s := g.srv
-	for attempt := 1; ; attempt++ {
-		pipe := s.client.Load().Pipeline()
+	var tries retries
+	for {
+		rc := s.client.Load()
+		pipe := rc.Pipeline()
 		for _, cmd := range g.cmds {
 			_ = pipe.Process(ctx, cmd) // only queues
 		}
@@ -274,8 +278,13 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 			}
 			return nil
 		}
-		if g.failover && isRetryable(fault) && attempt < len(g.node.servers) && ctx.Err() == nil {
-			if next, nerr := c.currentServer(g.node); nerr == nil && next != s {
+		if isRetryable(fault) && ctx.Err() == nil {
+			replaced := rc != s.client.Load()
+			next := s // a replaced client: the same server again
+			if !replaced && g.failover {
+				next, _ = c.currentServer(g.node)
+			}
+			if next != nil && (replaced || next != s) && tries.again(g.node, s, replaced) {
 				for _, cmd := range g.cmds {
 					cmd.SetErr(nil)
 				}

@@ -145,7 +145,7 @@ func (c *Client) MarkServerDown(addr string) error {
 	if err != nil {
 		return err
 	}
-	c.markDown(s, errors.New("marked down by hand"))
+	c.markDown(s, nil, errors.New("marked down by hand"))
 	return nil
 }
 
@@ -160,10 +160,13 @@ func (c *Client) MarkServerUp(addr string) error {
 }
 
 // markDown marks s down, logs it, and starts its recheck loop unless one is
-// running or the client is closing.
-func (c *Client) markDown(s *server, cause error) {
+// running or the client is closing. A failure seen on rc, when not nil,
+// counts only while rc is the server's current client (see healthHook); the
+// check is made under the lock, so that markUp cannot swap the client in
+// between.
+func (c *Client) markDown(s *server, rc *redis.Client, cause error) {
 	s.mu.Lock()
-	if s.down.Load() || s.removed {
+	if s.down.Load() || s.removed || (rc != nil && s.client.Load() != rc) {
 		s.mu.Unlock()
 		return
 	}
@@ -295,11 +298,7 @@ type healthHook struct {
 }
 
 // fault marks the server down for err, unless the hook's client was replaced.
-func (h healthHook) fault(err error) {
-	if h.s.client.Load() == h.rc {
-		h.c.markDown(h.s, err)
-	}
-}
+func (h healthHook) fault(err error) { h.c.markDown(h.s, h.rc, err) }
 
 var _ redis.Hook = healthHook{}
 
@@ -391,4 +390,29 @@ func isConnError(err error) bool {
 // after executing it and before answering.
 func isRetryable(err error) bool {
 	return !isTimeout(err) && isConnError(err)
+}
+
+// retries counts the tries of one command or batch after failures of its
+// server: a failover to each other server of the group at most once, and
+// one more try on the same server when the failure came from a connection
+// of its replaced client (see healthHook), which says nothing about the
+// server as it is now.
+type retries struct {
+	failovers int
+	fresh     bool // the same server was tried again on its new client
+}
+
+// again reports whether to try again after a failure on s, and counts the
+// try: the failure came from a client of s since replaced, or s was marked
+// down and another server of n may be up.
+func (r *retries) again(n *node, s *server, replaced bool) bool {
+	switch {
+	case replaced && !r.fresh:
+		r.fresh = true
+		return true
+	case s.down.Load() && r.failovers < len(n.servers)-1:
+		r.failovers++
+		return true
+	}
+	return false
 }

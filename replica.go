@@ -142,7 +142,7 @@ func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (
 			return nil
 		}
 		defer func() { w.reset(); points = 0 }()
-		if err := c.writeServer(ctx, s, &w); err != nil {
+		if err := c.writeServer(ctx, s, nil, &w); err != nil {
 			return err
 		}
 		res.Added += w.added
@@ -172,18 +172,22 @@ func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (
 	return res, send()
 }
 
-// writeServer runs the write script on one server.
-func (c *Client) writeServer(ctx context.Context, s *server, w *writeBatch) error {
+// writeServer runs the write script on one server, through rc, the
+// server's client the caller loaded (nil for the current one).
+func (c *Client) writeServer(ctx context.Context, s *server, rc *redis.Client, w *writeBatch) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	if s.down.Load() {
 		return &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true}
 	}
+	if rc == nil {
+		rc = s.client.Load()
+	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	keys := []string{c.opts.Metrics.Journal, c.horizonKey()}
-	val, err := writeScript.Run(ctx, s.client.Load(), keys, w.scriptArgs()...).Result()
+	val, err := writeScript.Run(ctx, rc, keys, w.scriptArgs()...).Result()
 	if err != nil {
 		return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
 	}

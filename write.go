@@ -170,25 +170,21 @@ func (e droppedError) Is(target error) bool { return target == ErrPeriodDropped 
 // writeNode sends a write batch to a node's current server. Writes are
 // idempotent (adding a member that is there changes nothing), so on any
 // failure of the server, a timeout included, the batch goes to the next up
-// server of the group, each try with its own command timeout. There is one
-// try more than the group has servers, for a write that failed on a
-// connection of a client replaced since (see healthHook).
+// server of the group, or again to the same server when the failure came
+// from its replaced client (see retries); each try has its own command
+// timeout.
 func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
-	var last error
-	for range len(n.servers) + 1 {
+	var tries retries
+	for {
 		s, err := c.currentServer(n)
 		if err != nil {
-			return errors.Join(last, err)
+			return err // every server down: the error names each and why
 		}
-		err = c.writeServer(ctx, s, w)
+		rc := s.client.Load()
+		err = c.writeServer(ctx, s, rc, w)
 		var se *ServerError
-		if err == nil || !errors.As(err, &se) || ctx.Err() != nil || !(se.down || isServerFault(ctx, se.Err)) {
-			return err // written, refused by Redis, or the caller gave up
+		if err == nil || !errors.As(err, &se) || ctx.Err() != nil || !tries.again(n, s, rc != s.client.Load()) {
+			return err // written, refused by Redis, the caller gave up, or no try left
 		}
-		// The health hook marked the server down, so the next try goes to
-		// the next server; or the write failed on a connection of the
-		// server's replaced client, and the next try takes its new one.
-		last = err
 	}
-	return last
 }
