@@ -204,10 +204,29 @@ func (c *Client) Horizon(ctx context.Context, addr string) (string, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	h, err := rc.Get(ctx, c.horizonKey()).Result()
-	if errors.Is(err, redis.Nil) {
+	switch {
+	case errors.Is(err, redis.Nil):
 		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("federated: server %s: reading the horizon: %w", addr, err)
 	}
-	return h, err
+	return h, nil
+}
+
+// RunScript runs a Lua script on one server, bounded by the command timeout
+// as a routed command is, and with the server's health tracked the same
+// way: a server marked down is not asked. The syncer keeps its cursors with
+// it.
+func (c *Client) RunScript(ctx context.Context, addr string, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	rc, err := c.serverClient(addr)
+	if err != nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return script.Run(ctx, rc, keys, args...)
 }
 
 // PeriodOf returns the period string of a metric key, the text before its

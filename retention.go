@@ -149,17 +149,18 @@ func (c *Client) DropBefore(ctx context.Context, t time.Time) (DropReport, error
 // carry a group's horizon to a server that missed a DropBefore or came back
 // empty, so that a dropped period cannot come back through that server. It
 // returns the number of keys removed, and refuses an h that is not a period
-// string of the configured period, or that is after the current period (by
-// the client's clock).
+// string of the configured period, or that is after the next period by the
+// client's clock (DropBefore can set the current period as the horizon, and
+// the clock of the host that set it may be ahead of this one).
 func (c *Client) RaiseHorizon(ctx context.Context, addr, h string) (int64, error) {
 	p := c.period()
 	start, err := p.Parse(h)
 	if err != nil {
 		return 0, fmt.Errorf("federated: RaiseHorizon on %s: %w", addr, err)
 	}
-	if current := p.Start(time.Now()); start.After(current) {
-		return 0, fmt.Errorf("federated: RaiseHorizon on %s: horizon %s is after the current period %s",
-			addr, h, p.Format(current))
+	if next := p.Next(p.Start(time.Now())); start.After(next) {
+		return 0, fmt.Errorf("federated: RaiseHorizon on %s: horizon %s is after the next period %s",
+			addr, h, p.Format(next))
 	}
 	rc, err := c.serverClient(addr)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
 )
 
 // password is distinctive enough that finding it anywhere is a leak.
@@ -352,10 +353,28 @@ func TestACLUser(t *testing.T) {
 		h, err := c.Horizon(ctx, addr)
 		require.NoError(t, err)
 		assert.Equal(t, day.AddDate(0, 0, -3).Format("2006-01-02"), h)
-		rc, err := c.ServerClient(addr)
-		require.NoError(t, err)
-		require.NoError(t, rc.HSet(ctx, "syncer:cursors", "peer", "1.5").Err(), "the syncer saves its cursor")
-		assert.Equal(t, "1.5", rc.HGet(ctx, "syncer:cursors", "peer").Val())
+	}
+	// The syncer replicates the group with the same user: its cursors, the
+	// horizons, the journal and the merges.
+	group := redistest.Addrs(servers[:2])
+	s, err := syncer.NewFromClient(c, group, syncer.Options{AntiEntropyInterval: -1})
+	require.NoError(t, err)
+	syncCtx, stopSync := context.WithCancel(ctx)
+	synced := make(chan error, 1)
+	go func() { synced <- s.Run(syncCtx) }()
+	key, err := c.MetricKey(at, "synced", "cpu.user")
+	require.NoError(t, err)
+	member := fmt.Sprintf("%d:5", at.Unix())
+	_, err = c.Merge(ctx, group[0], []federated.KeyMembers{{Key: key, Members: []string{member}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ms, err := c.Members(ctx, group[1], []string{key}, nil)
+		return err == nil && len(ms[0]) == 1
+	}, 5*time.Second, 20*time.Millisecond, "the syncer copied the point under the ACL user")
+	stopSync()
+	require.ErrorIs(t, <-synced, context.Canceled)
+	for _, p := range s.Stats().Peers {
+		assert.Zero(t, p.Errors, "%s from %s: %s", p.Local, p.Peer, p.LastError)
 	}
 
 	// What it may not do is refused with NOPERM, clearly, and no server is

@@ -3,16 +3,12 @@ package syncer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redfed/federated"
 )
@@ -42,12 +38,24 @@ type link struct {
 	local, peer string
 
 	// Owned by the link's loop.
-	cursor    float64            // peer journal time merged up to
-	epoch     string             // the local server's epoch the cursor belongs to
-	seen      map[string]float64 // journal entries at or after cursor-overlap already merged
-	newest    map[string]keyMark // the newest member score merged from the peer, by key
-	passes    int64
-	overlapAt time.Time // when a pass last read the overlap before the cursor
+	cursor float64            // peer journal time merged up to
+	epoch  string             // the local server's epoch the cursor belongs to
+	saved  string             // the cursor as stored in the local server, "" for none
+	seen   map[string]float64 // journal entries at or after the overlap's start already merged
+	newest map[string]keyMark // the newest member score merged from the peer, by key
+	passes int64
+	// overlapAt is when the last pass that read the overlap before the
+	// cursor began, and overlapFrom the cursor then: the next such pass
+	// reads from overlapFrom less the overlap.
+	overlapAt   time.Time
+	overlapFrom float64
+	// The horizons: the local one as last read (at horizonAt), a raise
+	// that did not complete, and when an unusable peer horizon was last
+	// logged.
+	localHorizon string
+	horizonAt    time.Time
+	raising      string
+	warnedAt     time.Time
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats
@@ -106,15 +114,23 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	// A pass reads from the cursor on (entries at the cursor's own time
-	// again, which seen skips); once per Overlap, a pass reads the overlap
-	// before it too. Reading the overlap every pass would read a whole
-	// Overlap's worth of changes again each time: at 25,000 changed keys a
-	// second, 25 pages of entries merged before.
+	// again, which seen skips). Once per Overlap a pass reads from the
+	// cursor of the last such pass, less the overlap: a change journalled
+	// since that pass began is scored at least that, unless the peer's
+	// clock went back by more than the overlap. Reading the overlap every
+	// pass would read a whole Overlap's worth of changes again each time:
+	// at 25,000 changed keys a second, 25 pages of entries merged before.
+	began, from := time.Now(), l.cursor
+	overlap := began.Sub(l.overlapAt) >= l.s.opts.Overlap
 	minTime := l.cursor
-	if now := time.Now(); now.Sub(l.overlapAt) >= l.s.opts.Overlap {
-		minTime -= l.s.opts.Overlap.Seconds()
-		l.overlapAt = now
+	if overlap {
+		minTime = l.overlapStart()
 	}
+	defer func() {
+		if overlap && err == nil {
+			l.overlapAt, l.overlapFrom = began, from
+		}
+	}()
 	limit := l.s.opts.Batch
 	done := 0
 	for done < maxEntriesPerPass {
@@ -139,39 +155,6 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	}
 	l.prune()
 	return true, nil
-}
-
-// horizon returns the local server's horizon after raising it to the
-// peer's, when the peer's is later: the local server missed a DropBefore or
-// came back empty, and must neither keep nor take writes of the periods
-// dropped.
-func (l *link) horizon(ctx context.Context) (string, error) {
-	c := l.s.c
-	local, err := c.Horizon(ctx, l.local)
-	if err != nil {
-		return "", err
-	}
-	peer, err := c.Horizon(ctx, l.peer)
-	if err != nil {
-		return "", err
-	}
-	// Period strings of one length sort in time order.
-	if peer == "" || peer <= local {
-		return local, nil
-	}
-	if _, err := l.s.period.Parse(peer); err != nil {
-		// Not one of this federation's periods: a peer configured with
-		// another period, which must not wipe this server.
-		l.s.opts.Logger.Warn("syncer: ignoring the peer's horizon", "local", l.local, "peer", l.peer, "err", err)
-		return local, nil
-	}
-	removed, err := c.RaiseHorizon(ctx, l.local, peer)
-	if err != nil {
-		return "", err
-	}
-	l.s.opts.Logger.Info("syncer: raised the local server's horizon to its peer's",
-		"local", l.local, "peer", l.peer, "from", local, "to", peer, "removed", removed)
-	return peer, nil
 }
 
 // merge fetches the changed keys among entries from the peer and merges
@@ -269,10 +252,19 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, hori
 	return nil
 }
 
+// overlapStart is where the next pass that reads the overlap starts.
+func (l *link) overlapStart() float64 {
+	from := l.cursor
+	if !l.overlapAt.IsZero() {
+		from = min(from, l.overlapFrom)
+	}
+	return from - l.s.opts.Overlap.Seconds()
+}
+
 // prune forgets merged entries that the next pass will not read again and,
 // now and then, the marks of keys that stopped changing.
 func (l *link) prune() {
-	floor := l.cursor - l.s.opts.Overlap.Seconds()
+	floor := l.overlapStart()
 	for k, t := range l.seen {
 		if t < floor {
 			delete(l.seen, k)
@@ -295,123 +287,6 @@ func scoreOf(member string) (float64, bool) {
 	}
 	v, err := strconv.ParseFloat(ts, 64)
 	return v, err == nil
-}
-
-// epochField is the field of CursorKey that names the local server's data
-// set: a random token written by the first load after the server came up
-// empty. Cursors are saved only while it stays the one the pass loaded, so
-// a cursor is never saved into a server that lost the data it stands for.
-const epochField = "@epoch"
-
-// loadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
-// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
-var loadCursorScript = redis.NewScript(`
-local epoch = redis.call('HGET', KEYS[1], '` + epochField + `')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], '` + epochField + `', epoch)
-end
-return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
-`)
-
-// saveCursorScript sets the peer ARGV[2]'s cursor to ARGV[3] in the cursor
-// hash (KEYS[1]) if the epoch is still ARGV[1], and returns 1; else 0.
-var saveCursorScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], '` + epochField + `') ~= ARGV[1] then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-return 1
-`)
-
-// errLocalReset says that the local server lost its data (it restarted
-// empty) during a pass: the link starts again from the peer's first change.
-var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
-
-// loadCursor reads the cursor saved in the local server at every pass: a
-// server that came back empty has none, and is pulled in full again.
-func (l *link) loadCursor(ctx context.Context) error {
-	rc, err := l.s.c.ServerClient(l.local)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.s.c.Options().CommandTimeout)
-	defer cancel()
-	val, err := loadCursorScript.Run(ctx, rc, []string{CursorKey}, l.peer, newEpoch()).Slice()
-	if err != nil {
-		return fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", l.local, l.peer, err)
-	}
-	epoch, cursor, err := parseCursor(val)
-	if err != nil {
-		return fmt.Errorf("syncer: server %s: the cursor of %s: %w", l.local, l.peer, err)
-	}
-	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
-		l.reset("the local server came back empty") // start afresh
-	}
-	l.epoch, l.cursor = epoch, cursor
-	return nil
-}
-
-// parseCursor reads the reply of loadCursorScript. A cursor that is not a
-// number, which the syncer never writes, counts as none: the peer is pulled
-// from its first change, which is always safe.
-func parseCursor(val []any) (epoch string, cursor float64, err error) {
-	if len(val) == 0 {
-		return "", 0, fmt.Errorf("unexpected reply %v", val)
-	}
-	epoch, ok := val[0].(string)
-	if !ok || epoch == "" {
-		return "", 0, fmt.Errorf("unexpected epoch %v", val[0])
-	}
-	if len(val) > 1 {
-		if v, ok := val[1].(string); ok {
-			if c, err := strconv.ParseFloat(v, 64); err == nil && c > 0 && !math.IsInf(c, 0) {
-				cursor = c
-			}
-		}
-	}
-	return epoch, cursor, nil
-}
-
-// newEpoch returns a random epoch token.
-func newEpoch() string {
-	return strconv.FormatUint(rand.Uint64(), 36)
-}
-
-// reset forgets everything the link knows of the local server's state, so
-// that the peer is pulled again from its first change, and counts and logs
-// why.
-func (l *link) reset(why string) {
-	clear(l.seen)
-	clear(l.newest)
-	l.cursor, l.epoch = 0, ""
-	l.mu.Lock()
-	l.stats.Resets++
-	l.mu.Unlock()
-	l.s.opts.Logger.Info("syncer: pulling the peer again from the start", "local", l.local, "peer", l.peer, "why", why)
-}
-
-// saveCursor saves the cursor if the local server still holds the data set
-// the pass loaded the cursor from; else it resets the link and returns
-// errLocalReset.
-func (l *link) saveCursor(ctx context.Context, cursor float64) error {
-	rc, err := l.s.c.ServerClient(l.local)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.s.c.Options().CommandTimeout)
-	defer cancel()
-	saved, err := saveCursorScript.Run(ctx, rc, []string{CursorKey}, l.epoch, l.peer,
-		strconv.FormatFloat(cursor, 'f', -1, 64)).Int()
-	if err != nil {
-		return fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", l.local, l.peer, err)
-	}
-	if saved == 0 {
-		l.reset("the local server lost its data during the pass")
-		return errLocalReset
-	}
-	l.cursor = cursor
-	return nil
 }
 
 // snapshot returns the link's counters.

@@ -23,8 +23,10 @@ const (
 )
 
 // CursorKey is the hash, on each local server, that holds the syncer's
-// cursor for every peer: the peer's journal time up to which its changes
-// are merged.
+// cursor for every peer (the field is the peer's address): the peer's
+// journal time up to which its changes are merged. Its field "@epoch" names
+// the server's data set, so that a cursor is never saved into a server that
+// restarted empty since it was read.
 const CursorKey = "syncer:cursors"
 
 // Options tune a Syncer. The zero value of every field means its default.

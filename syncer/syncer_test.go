@@ -502,9 +502,10 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 	saved := rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val()
 	require.Eventually(t, func() bool { return rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val() != saved },
 		10*time.Second, time.Millisecond)
+	held := rb.DBSize(ctx).Val()
 	require.NoError(t, servers[1].Restart()) // empty, in the middle of the pass
 	pa.SetLatency(40 * time.Millisecond)
-	t.Logf("B restarted holding about %d of %d keys", keys/4, keys)
+	t.Logf("B restarted holding %d of %d keys (with its journal and cursors)", held, keys)
 
 	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys+2 }, 30*time.Second, 20*time.Millisecond,
 		"B holds every key of A again (and its journal and cursors)")
@@ -570,25 +571,53 @@ func TestEmptyServerTakesItsGroupsHorizon(t *testing.T) {
 }
 
 // A peer whose clock stepped back journals changes before the cursor: the
-// pass that reads the overlap, once per Overlap, still finds them.
+// pass that reads the overlap, once per Overlap, still finds them, also
+// while other changes keep moving the cursor on.
 func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
-	writePoints(t, c, a, "before", 20)
-	converged(t, []string{a, b}, 2*time.Second)
-	cursor := s.Stats().Peers[0].Cursor
-	require.Positive(t, cursor)
+	for _, busy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "idle peer", true: "busy peer"}[busy], func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			a, b := servers[0].Addr(), servers[1].Addr()
+			c := newClient(t, groupConfig(servers))
+			s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+			writePoints(t, c, a, "before", 20)
+			converged(t, []string{a, b}, 2*time.Second)
 
-	// A change journalled half a second before the cursor, as by a server
-	// whose clock went back.
-	ctx := context.Background()
-	key, err := federated.MetricKey(time.Now(), "stepped", "cpu")
-	require.NoError(t, err)
-	ra := direct(t, a)
-	require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Unix()), Member: fmt.Sprintf("%d:7", time.Now().Unix())}).Err())
-	require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: cursor - 0.5, Member: key}).Err())
-	all := converged(t, []string{a, b}, 3*time.Second)
-	assert.Len(t, all, 21)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if busy {
+				wg.Go(func() {
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						case <-time.After(10 * time.Millisecond):
+						}
+						key, _ := federated.MetricKey(time.Now(), "busy", "m")
+						ts := float64(time.Now().UnixMicro()) / 1e6
+						_, _ = c.Merge(context.Background(), a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%.6f:%d", ts, i)}}})
+					}
+				})
+			}
+			time.Sleep(300 * time.Millisecond) // the cursor moves on with the busy writer
+			cursor := s.Stats().Peers[0].Cursor
+			require.Positive(t, cursor)
+
+			// A change journalled half a second before the cursor, as by a
+			// server whose clock went back.
+			ctx := context.Background()
+			key, err := federated.MetricKey(time.Now(), "stepped", "cpu")
+			require.NoError(t, err)
+			member := fmt.Sprintf("%d:7", time.Now().Unix())
+			ra := direct(t, a)
+			require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Unix()), Member: member}).Err())
+			require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: cursor - 0.5, Member: key}).Err())
+			rb := direct(t, b)
+			require.Eventually(t, func() bool { return rb.ZScore(ctx, key, member).Err() == nil }, 3*time.Second, 10*time.Millisecond,
+				"the change journalled before the cursor reached B")
+			close(stop)
+			wg.Wait()
+			converged(t, []string{a, b}, 3*time.Second)
+		})
+	}
 }

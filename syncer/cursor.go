@@ -1,0 +1,130 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A link's cursor lives in its local server, in the hash CursorKey: one
+// field per peer, the peer's journal time up to which its changes are
+// merged, and epochField. The cursor must never be ahead of the data the
+// server holds, also when the server restarts in the middle of a pass.
+
+// epochField is the field of CursorKey that names the local server's data
+// set: a random token written by the first load after the server came up
+// empty. It is not an address, so no peer's cursor can take its place.
+const epochField = "@epoch"
+
+// loadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
+// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
+var loadCursorScript = redis.NewScript(`
+local epoch = redis.call('HGET', KEYS[1], '` + epochField + `')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], '` + epochField + `', epoch)
+end
+return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
+`)
+
+// saveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] in the cursor
+// hash (KEYS[1]) and returns 1 if the epoch is still ARGV[1] and the cursor
+// still ARGV[3] ("" for none): what the link loaded or saved last. Else it
+// returns 0: the server restarted empty, or was restored from a snapshot,
+// since.
+var saveCursorScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '` + epochField + `') ~= ARGV[1]
+    or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+return 1
+`)
+
+// errLocalReset says that the local server lost data (it restarted) during a
+// pass: the link starts again from the peer's first change.
+var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
+
+// loadCursor reads the cursor saved in the local server at every pass: a
+// server that came back empty has none, and is pulled in full again; one
+// that went back to an older cursor (restored from a snapshot) is pulled
+// again from its first change too.
+func (l *link) loadCursor(ctx context.Context) error {
+	val, err := l.s.c.RunScript(ctx, l.local, loadCursorScript, []string{CursorKey}, l.peer, newEpoch()).Slice()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", l.local, l.peer, err)
+	}
+	epoch, raw, cursor, err := parseCursor(val)
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: the cursor of %s: %w", l.local, l.peer, err)
+	}
+	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
+		l.reset("the local server came back empty or older")
+	}
+	l.epoch, l.saved, l.cursor = epoch, raw, cursor
+	return nil
+}
+
+// parseCursor reads the reply of loadCursorScript: the epoch, the cursor as
+// stored ("" for none) and its value. A cursor that is not a number, which
+// the syncer never writes, counts as 0: the peer is pulled from its first
+// change, which is always safe.
+func parseCursor(val []any) (epoch, raw string, cursor float64, err error) {
+	if len(val) == 0 {
+		return "", "", 0, fmt.Errorf("unexpected reply %v", val)
+	}
+	epoch, ok := val[0].(string)
+	if !ok || epoch == "" {
+		return "", "", 0, fmt.Errorf("unexpected epoch %v", val[0])
+	}
+	if len(val) > 1 {
+		raw, _ = val[1].(string)
+		if c, err := strconv.ParseFloat(raw, 64); err == nil && c > 0 && !math.IsInf(c, 0) {
+			cursor = c
+		}
+	}
+	return epoch, raw, cursor, nil
+}
+
+// newEpoch returns a random epoch token.
+func newEpoch() string {
+	return strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// saveCursor saves the cursor if the local server still holds what the
+// link loaded or saved last; else it resets the link and returns
+// errLocalReset.
+func (l *link) saveCursor(ctx context.Context, cursor float64) error {
+	raw := strconv.FormatFloat(cursor, 'f', -1, 64)
+	saved, err := l.s.c.RunScript(ctx, l.local, saveCursorScript, []string{CursorKey},
+		l.epoch, l.peer, l.saved, raw).Int()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", l.local, l.peer, err)
+	}
+	if saved == 0 {
+		l.reset("the local server lost data during the pass")
+		return errLocalReset
+	}
+	l.saved, l.cursor = raw, cursor
+	return nil
+}
+
+// reset forgets everything the link knows of the local server's state, so
+// that the peer is pulled again from its first change and both horizons are
+// read again, and counts and logs why.
+func (l *link) reset(why string) {
+	clear(l.seen)
+	clear(l.newest)
+	l.cursor, l.epoch, l.saved = 0, "", ""
+	l.overlapAt, l.horizonAt = time.Time{}, time.Time{}
+	l.mu.Lock()
+	l.stats.Resets++
+	l.mu.Unlock()
+	l.s.opts.Logger.Info("syncer: pulling the peer again from the start", "local", l.local, "peer", l.peer, "why", why)
+}
