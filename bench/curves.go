@@ -56,7 +56,7 @@ Flags:
 	fs.StringVar(&cfg.out, "out", filepath.Join("..", "docs"), `directory for the PNG plots ("" for none)`)
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds; the median of each setting is plotted")
 	fs.Int64Var(&cfg.points, "points", 500000, "points per Recorder run (at least twice the universe is used)")
-	fs.DurationVar(&cfg.maxRun, "max-run", 10*time.Second, "a Recorder run stops adding points after this long")
+	fs.DurationVar(&cfg.maxRun, "max-run", 30*time.Second, "a Recorder run stops adding points after this long")
 	fs.IntVar(&cfg.writers, "writers", 16, "concurrent writers of the Recorder runs")
 	fs.StringVar(&servers, "servers", "1,2,4,8,16", "server counts of the servers curve")
 	fs.StringVar(&batches, "batches", "10,100,1000,10000", "Recorder batch sizes (RecorderOptions.BatchSize), on 8 servers")
@@ -109,6 +109,8 @@ type curvePoint struct {
 	YMin   float64   `json:"y_min"`
 	YMax   float64   `json:"y_max"`
 	Rounds []float64 `json:"rounds"`
+	// CutShort says that a round stopped at -max-run, short of its points.
+	CutShort bool `json:"cut_short,omitempty"`
 	// Extra figures of the setting, medians over the rounds.
 	AllocsPerPoint float64 `json:"allocs_per_point,omitempty"`
 	CPUMicros      float64 `json:"cpu_us_per_point,omitempty"`
@@ -198,7 +200,12 @@ func writeCurvesTable(w io.Writer, rep curvesReport) error {
 	env := rep.Environment
 	fmt.Fprintf(w, "%d redis-server %s · %s %s/%s · %d CPUs · %d rounds, median (min–max)\n",
 		env.Servers, env.RedisVersion, env.GoVersion, env.OS, env.Arch, env.CPUs, rep.Rounds)
-	allocs := func(p curvePoint) string { return fmt.Sprintf("%.2f allocs/point", p.AllocsPerPoint) }
+	allocs := func(p curvePoint) string {
+		if p.CutShort {
+			return fmt.Sprintf("%.2f allocs/point (cut short at -max-run)", p.AllocsPerPoint)
+		}
+		return fmt.Sprintf("%.2f allocs/point", p.AllocsPerPoint)
+	}
 	sections := []tableSection{
 		{fmt.Sprintf("Recorder, %d writers, by servers", rep.Writers), "servers", "points/s", rep.Servers, allocs},
 		{"Recorder on 8 servers, by batch size", "batch", "points/s", rep.Batches, allocs},

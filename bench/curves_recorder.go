@@ -88,27 +88,35 @@ type recorderSetting struct {
 	universe int
 }
 
+// recorderRun is what one Recorder run measured.
+type recorderRun struct {
+	rate   float64 // points per second
+	allocs float64 // heap allocations of the process per point
+	cut    bool    // the run stopped at cfg.maxRun, short of its points
+}
+
 // run measures one Recorder run: writers goroutines Add points until the
-// run's points are in or cfg.maxRun has passed, then Close flushes the
-// rest, inside the timing. It returns points/s and allocations per point,
-// and fails if a point was not written.
-func (r *recorderRunner) run(ctx context.Context, st recorderSetting) (pointsPerSec, allocs float64, err error) {
+// run's points are in (at least twice the universe) or cfg.maxRun has
+// passed, then Close flushes the rest, inside the timing. It fails if a
+// point was not written.
+func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int64) (recorderRun, error) {
 	c, err := r.client(st.servers)
 	if err != nil {
-		return 0, 0, err
+		return recorderRun{}, err
 	}
 	if err := r.f.flushAll(ctx); err != nil {
-		return 0, 0, err
+		return recorderRun{}, err
 	}
 	series := newSeriesSet(st.universe)
-	points := max(r.cfg.points, 2*series.n)
+	points = max(points, 2*series.n)
 	rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: st.batch})
 	if err != nil {
-		return 0, 0, err
+		return recorderRun{}, err
 	}
-	deadline := time.Now().Add(r.cfg.maxRun)
+	var deadline time.Time
 	var next atomic.Int64
 	s, err := measure(func() (int64, error) {
+		deadline = time.Now().Add(r.cfg.maxRun)
 		errs := make([]error, r.cfg.writers+1)
 		var wg sync.WaitGroup
 		for w := range r.cfg.writers {
@@ -134,57 +142,57 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting) (pointsPer
 		return rec.Stats().Added, errors.Join(errs...)
 	})
 	if err != nil {
-		return 0, 0, err
+		return recorderRun{}, err
 	}
 	if st := rec.Stats(); st.Written != st.Added || st.Failed != 0 {
-		return 0, 0, fmt.Errorf("recorder: %d points added, %d written, %d failed", st.Added, st.Written, st.Failed)
+		return recorderRun{}, fmt.Errorf("recorder: %d points added, %d written, %d failed", st.Added, st.Written, st.Failed)
 	}
-	return rate(s), float64(s.mallocs) / float64(s.ops), nil
+	return recorderRun{rate: rate(s), allocs: float64(s.mallocs) / float64(s.ops), cut: s.ops < points}, nil
 }
 
 // curve runs every setting once a round, rotating their order, and returns
 // the medians.
 func (r *recorderRunner) curve(ctx context.Context, name string, settings []recorderSetting) (curve, error) {
-	// A warm-up run per setting's client: connections dialled, the script
-	// loaded.
+	// A short warm-up run per setting's client: connections dialled, the
+	// script loaded.
 	for _, st := range settings {
 		warm := st
 		warm.universe = 1000
-		if _, _, err := r.runBrief(ctx, warm); err != nil {
+		if _, err := r.run(ctx, warm, 20000); err != nil {
 			return curve{}, fmt.Errorf("%s: warming up: %w", name, err)
 		}
 	}
-	rates := make([][]float64, len(settings))
-	allocs := make([][]float64, len(settings))
+	runs := make([][]recorderRun, len(settings))
 	for round := range r.cfg.rounds {
 		for i := range settings {
 			j := (i + round) % len(settings)
-			rt, al, err := r.run(ctx, settings[j])
+			run, err := r.run(ctx, settings[j], r.cfg.points)
 			if err != nil {
 				return curve{}, fmt.Errorf("%s, x=%v: %w", name, settings[j].x, err)
 			}
-			rates[j] = append(rates[j], rt)
-			allocs[j] = append(allocs[j], al)
-			fmt.Fprintf(r.progress, "round %d/%d  %-28s x=%-8v %10s points/s  %.2f allocs/point\n",
-				round+1, r.cfg.rounds, name, settings[j].x, humanRate(rt), al)
+			runs[j] = append(runs[j], run)
+			cut := ""
+			if run.cut {
+				cut = fmt.Sprintf("  (cut short at %v)", r.cfg.maxRun)
+			}
+			fmt.Fprintf(r.progress, "round %d/%d  %-28s x=%-8v %10s points/s  %.2f allocs/point%s\n",
+				round+1, r.cfg.rounds, name, settings[j].x, humanRate(run.rate), run.allocs, cut)
 		}
 	}
 	c := curve{Name: name}
 	for i, st := range settings {
-		p := curvePoint{X: st.x, Rounds: rates[i]}
-		p.Y, p.YMin, p.YMax = median(rates[i])
-		p.AllocsPerPoint, _, _ = median(allocs[i])
+		p := curvePoint{X: st.x}
+		var allocs []float64
+		for _, run := range runs[i] {
+			p.Rounds = append(p.Rounds, run.rate)
+			allocs = append(allocs, run.allocs)
+			p.CutShort = p.CutShort || run.cut
+		}
+		p.Y, p.YMin, p.YMax = median(p.Rounds)
+		p.AllocsPerPoint, _, _ = median(allocs)
 		c.Points = append(c.Points, p)
 	}
 	return c, nil
-}
-
-// runBrief is a short run, for warming up.
-func (r *recorderRunner) runBrief(ctx context.Context, st recorderSetting) (float64, float64, error) {
-	saved := r.cfg.points
-	r.cfg.points = 20000
-	defer func() { r.cfg.points = saved }()
-	return r.run(ctx, st)
 }
 
 func (r *recorderRunner) byServers(ctx context.Context) (curve, error) {
@@ -211,45 +219,61 @@ func (r *recorderRunner) byUniverse(ctx context.Context) (curve, error) {
 	return r.curve(ctx, "key universe", settings)
 }
 
-// memory measures the heap that queued points hold, by key universe: a
-// Recorder that never flushes on its own takes cfg.memPoints points from
-// one writer; the live heap is read before and after, each after a full
-// collection. Close then writes the points, and checks them.
+// memory measures the heap that queued points hold, by key universe, once
+// a round: a Recorder that never flushes on its own takes cfg.memPoints
+// points from one writer; the live heap is read before and after, each
+// after a full collection. Close then writes the points.
 func (r *recorderRunner) memory(ctx context.Context) (curve, error) {
 	c, err := r.client(8)
 	if err != nil {
 		return curve{}, err
 	}
-	out := curve{Name: "memory"}
-	for _, u := range r.cfg.universes {
-		if err := r.f.flushAll(ctx); err != nil {
-			return curve{}, err
-		}
-		series := newSeriesSet(u)
-		n := r.cfg.memPoints
-		limit := int(n) + 1
-		rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: limit, MaxBuffered: limit, FlushInterval: time.Hour})
-		if err != nil {
-			return curve{}, err
-		}
-		before := liveHeap()
-		for i := range n {
-			if err := rec.Add(series.point(i)); err != nil {
-				_ = rec.Close(ctx)
-				return curve{}, err
+	perPoint := make([][]float64, len(r.cfg.universes))
+	for round := range r.cfg.rounds {
+		for i, u := range r.cfg.universes {
+			b, err := r.queued(ctx, c, u)
+			if err != nil {
+				return curve{}, fmt.Errorf("memory, %d keys: %w", u, err)
 			}
+			perPoint[i] = append(perPoint[i], b)
+			fmt.Fprintf(r.progress, "round %d/%d  memory  keys=%-8d %d points queued hold %.0f B/point\n",
+				round+1, r.cfg.rounds, u, r.cfg.memPoints, b)
 		}
-		after := liveHeap()
-		if err := rec.Close(ctx); err != nil {
-			return curve{}, err
-		}
-		perPoint := (float64(after) - float64(before)) / float64(n)
-		fmt.Fprintf(r.progress, "memory  keys=%-8d %d points queued hold %.1f MiB, %.0f B/point\n",
-			u, n, (float64(after)-float64(before))/(1<<20), perPoint)
-		out.Points = append(out.Points, curvePoint{X: float64(u), Y: perPoint, YMin: perPoint, YMax: perPoint,
-			Rounds: []float64{perPoint}})
+	}
+	out := curve{Name: "memory"}
+	for i, u := range r.cfg.universes {
+		p := curvePoint{X: float64(u), Rounds: perPoint[i]}
+		p.Y, p.YMin, p.YMax = median(perPoint[i])
+		out.Points = append(out.Points, p)
 	}
 	return out, nil
+}
+
+// queued returns the live heap per point of cfg.memPoints points queued
+// over u series.
+func (r *recorderRunner) queued(ctx context.Context, c *federated.Client, u int) (float64, error) {
+	if err := r.f.flushAll(ctx); err != nil {
+		return 0, err
+	}
+	series := newSeriesSet(u)
+	n := r.cfg.memPoints
+	limit := int(n) + 1
+	rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: limit, MaxBuffered: limit, FlushInterval: time.Hour})
+	if err != nil {
+		return 0, err
+	}
+	before := liveHeap()
+	for i := range n {
+		if err := rec.Add(series.point(i)); err != nil {
+			_ = rec.Close(ctx)
+			return 0, err
+		}
+	}
+	after := liveHeap()
+	if err := rec.Close(ctx); err != nil {
+		return 0, err
+	}
+	return (float64(after) - float64(before)) / float64(n), nil
 }
 
 // liveHeap returns the bytes of live heap objects after a full collection.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,7 @@ func syncerRun(ctx context.Context, f *fleet, size, keys int, points int64) (syn
 		return syncerResult{}, err
 	}
 	want := points * int64(size-1)
+	runtime.GC() // the garbage of the fill is not the syncer's
 	cpu0, err := groupCPU(ctx, f, size)
 	if err != nil {
 		return syncerResult{}, err
@@ -97,8 +99,16 @@ func syncerRun(ctx context.Context, f *fleet, size, keys int, points int64) (syn
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	}()
 
+	// Polled every 20ms: Stats sorts every link's lag samples, and its CPU
+	// is counted with the syncer's.
 	for added(s) < want {
 		if ctx.Err() != nil {
 			return syncerResult{}, ctx.Err()
@@ -106,32 +116,47 @@ func syncerRun(ctx context.Context, f *fleet, size, keys int, points int64) (syn
 		if time.Since(start) > 10*time.Minute {
 			return syncerResult{}, fmt.Errorf("%d of %d points replicated after 10 minutes", added(s), want)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(start)
 	cpu1, err := groupCPU(ctx, f, size)
 	if err != nil {
 		return syncerResult{}, err
 	}
-	// The idle cost: passes that find nothing.
+	// The idle cost: passes that find nothing, less what the process and
+	// the servers use without a syncer over as long.
 	time.Sleep(500 * time.Millisecond) // the passes after the last change
-	cpu2, err := groupCPU(ctx, f, size)
-	if err != nil {
-		return syncerResult{}, err
-	}
-	time.Sleep(idleWindow)
-	cpu3, err := groupCPU(ctx, f, size)
+	withSyncer, err := cpuOver(ctx, f, size, idleWindow)
 	if err != nil {
 		return syncerResult{}, err
 	}
 	if got := added(s); got != want {
 		return syncerResult{}, fmt.Errorf("%d points replicated, want %d", got, want)
 	}
+	stop()
+	<-done
+	stopped = true
+	without, err := cpuOver(ctx, f, size, idleWindow)
+	if err != nil {
+		return syncerResult{}, err
+	}
 	return syncerResult{
 		rate:      float64(want) / took.Seconds(),
 		cpuMicros: (cpu1 - cpu0).Seconds() * 1e6 / float64(want),
-		idleCPU:   100 * (cpu3 - cpu2).Seconds() / idleWindow.Seconds(),
+		idleCPU:   100 * max(withSyncer-without, 0).Seconds() / idleWindow.Seconds(),
 	}, nil
+}
+
+// cpuOver returns the CPU time the process and the first size servers use
+// over d.
+func cpuOver(ctx context.Context, f *fleet, size int, d time.Duration) (time.Duration, error) {
+	before, err := groupCPU(ctx, f, size)
+	if err != nil {
+		return 0, err
+	}
+	time.Sleep(d)
+	after, err := groupCPU(ctx, f, size)
+	return after - before, err
 }
 
 // added returns the members the syncer's links added, all together.

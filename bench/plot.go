@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -28,7 +27,7 @@ func writePlots(dir string, rep curvesReport) ([]string, error) {
 	sub := fmt.Sprintf("%d writers, %s, %d CPUs", rep.Writers, rep.Environment.RedisVersion, rep.Environment.CPUs)
 	specs := []plotSpec{
 		{file: "curve-recorder-servers.png", title: "Recorder by servers (" + sub + ")",
-			x: "redis-server processes", y: "thousand points/s", curves: []curve{rep.Servers}, scale: 1e3},
+			x: "redis-server processes", y: "thousand points/s", logX: true, curves: []curve{rep.Servers}, scale: 1e3},
 		{file: "curve-recorder-batch.png", title: "Recorder by batch size (8 servers, " + sub + ")",
 			x: "RecorderOptions.BatchSize (points)", y: "thousand points/s", logX: true, curves: []curve{rep.Batches}, scale: 1e3},
 		{file: "curve-recorder-universe.png", title: "Recorder by key universe (8 servers, " + sub + ")",
@@ -60,10 +59,12 @@ func drawPlot(path string, sp plotSpec) error {
 	p.Add(plotter.NewGrid())
 	if sp.logX {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	} else {
-		p.X.Tick.Marker = intTicks{}
 	}
+	var ticks plot.ConstantTicks // at the settings measured
+	for _, pt := range sp.curves[0].Points {
+		ticks = append(ticks, plot.Tick{Value: pt.X, Label: humanRate(pt.X)})
+	}
+	p.X.Tick.Marker = ticks
 	for i, c := range sp.curves {
 		xys := make(plotter.XYs, len(c.Points))
 		bars := make(errorPoints, len(c.Points))
@@ -101,20 +102,3 @@ type errorPoints []errorPoint
 func (e errorPoints) Len() int                        { return len(e) }
 func (e errorPoints) XY(i int) (float64, float64)     { return e[i].x, e[i].y }
 func (e errorPoints) YError(i int) (float64, float64) { return e[i].lo, e[i].hi }
-
-// intTicks marks every whole number of a small linear axis.
-type intTicks struct{}
-
-func (intTicks) Ticks(lo, hi float64) []plot.Tick {
-	var ticks []plot.Tick
-	step := 1.0
-	if hi-lo > 10 {
-		step = 2
-	}
-	for v := float64(int(lo)); v <= hi; v += step {
-		if v >= lo {
-			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
-		}
-	}
-	return ticks
-}
