@@ -259,3 +259,31 @@ func TestRecorderBadInputAndClose(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 }
+
+// Adding a point to a series the Recorder knows allocates nothing, and
+// neither does routing a key: the cost of a point is an append under a
+// mutex.
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	// No flush during the measurement: the flush loop's work would count.
+	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 1 << 20, MaxBuffered: 1 << 20, FlushInterval: time.Hour})
+	base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	// Grow the series' buffer once; a flush keeps its storage for the next.
+	for i := range 3000 {
+		require.NoError(t, r.Add("web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i)))
+	}
+	require.NoError(t, r.Flush(context.Background()))
+
+	i := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		i++
+		_ = r.Add("web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i))
+	})
+	assert.Zero(t, allocs, "allocations per Recorder.Add")
+	key := "2026-11-25:web1.sfo:cpu.user"
+	allocs = testing.AllocsPerRun(1000, func() { _ = c.KeyToNode(key) })
+	assert.Zero(t, allocs, "allocations per KeyToNode")
+	require.NoError(t, r.Flush(context.Background()))
+	assert.EqualValues(t, 3000+1001, r.Stats().Written)
+}
