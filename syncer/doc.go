@@ -11,8 +11,9 @@
 // That makes changes travel through intermediaries (A to B to C) and stops
 // them from bouncing back: a merge that adds nothing writes nothing. The
 // cursor is saved in the local server after each merge, never before, so a
-// restarted syncer resumes where it stopped, and a server that comes back
-// empty is pulled in full.
+// restarted syncer resumes where it stopped. It is saved by compare-and-set
+// against what the pass loaded, so a server that comes back empty, even in
+// the middle of a pass, is pulled in full.
 //
 // Points that reach a server later than the lateness window after their
 // timestamp are not fetched by the passes; anti-entropy catches them: every
@@ -20,6 +21,8 @@
 // group and gives the local servers the members they lack.
 //
 // Keys of periods older than a server's retention horizon are skipped and
-// never written back. Run stops when its context ends, leaving no goroutine
-// behind.
+// never written back, and a server whose horizon is older than its peer's
+// (it missed a drop, or came back empty) is given the peer's, with the keys
+// of the periods dropped removed. Run stops when its context ends, leaving
+// no goroutine behind.
 package syncer
