@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -309,15 +310,36 @@ func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		err := next(ctx, cmd)
 		if isServerFault(ctx, err) {
 			h.fault(err)
+		} else if explained := explainReply(err); explained != err {
+			cmd.SetErr(explained)
+			err = explained
 		}
 		return err
 	}
+}
+
+// explainReply explains Redis's answer to a command of more than ten
+// arguments (a script call, a metric write) from a connection that has not
+// authenticated: a protocol error, where a shorter command gets NOAUTH.
+func explainReply(err error) error {
+	var reply redis.Error
+	if errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "ERR Protocol error: unauthenticated") {
+		return fmt.Errorf("federated: authentication required: the server refused a long command from a connection that gave no password (%w)", err)
+	}
+	return err
 }
 
 func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		if err != nil {
+			for _, cmd := range cmds {
+				if e := cmd.Err(); e != nil {
+					if explained := explainReply(e); explained != e {
+						cmd.SetErr(explained)
+					}
+				}
+			}
 			if fault := firstFault(ctx, cmds); fault != nil {
 				h.fault(fault)
 			} else if unanswered(cmds) {

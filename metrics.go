@@ -70,6 +70,16 @@ func (c *Client) period() metric.Period {
 // a server keeps.
 func (c *Client) horizonKey() string { return c.opts.Metrics.Journal + ":horizon" }
 
+// OriginKey returns the name of the hash, beside the journal on every
+// server, that says where the last change of each metric key came from, so
+// that a syncer does not fetch back what it gave: the field of a key holds
+// "address@epoch" when the key's last change was a merge from that server
+// (its data set of that epoch, see Origin) and left the key holding nothing
+// that server lacked; any other change clears the field. The field
+// "@pulled:address" holds "epoch:cursor": how far in this server's journal
+// that server's syncer has merged, written by that syncer (see MergeFrom).
+func (c *Client) OriginKey() string { return c.opts.Metrics.Journal + ":origin" }
+
 // Errors of bad metric input. They wrap into errors that quote the value and
 // say what is wrong with it.
 var (

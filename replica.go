@@ -81,48 +81,53 @@ func (c *Client) Journal(ctx context.Context, addr string, since float64, limit 
 	return entries, nil
 }
 
-// Members returns, for every key, its members on one server, in one round
-// trip: all of them when minScores is nil, else those scored at or after
+// membersScript returns the members of keys, each scored at or after its
+// minimum: ARGV holds key and minimum ("-inf" for all) pairs. A key that
+// holds another type has none.
+var membersScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV, 2 do
+  local r = redis.pcall('ZRANGEBYSCORE', ARGV[i], ARGV[i + 1], '+inf')
+  if type(r) ~= 'table' or r.err then r = {} end
+  out[#out + 1] = r
+end
+return out
+`)
+
+// Members returns, for every key, its members on one server, in one call:
+// all of them when minScores is nil, else those scored at or after
 // minScores[i] (math.Inf(-1) for all). A key that is missing, or that holds
 // another type, has none.
 func (c *Client) Members(ctx context.Context, addr string, keys []string, minScores []float64) ([][]string, error) {
-	rc, err := c.serverClient(addr)
-	if err != nil {
-		return nil, err
+	if len(keys) == 0 {
+		return nil, nil
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	pipe := rc.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(keys))
+	args := make([]any, 0, 2*len(keys))
 	for i, k := range keys {
 		min := "-inf"
 		if minScores != nil && !math.IsInf(minScores[i], -1) {
 			min = formatScore(minScores[i])
 		}
-		cmds[i] = pipe.ZRangeByScore(ctx, k, &redis.ZRangeBy{Min: min, Max: "+inf"})
+		args = append(args, k, min)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		// A fault of the server, or a connection it refused to set up (the
-		// health hook then puts a ServerError on every command), fails the
-		// read; an error reply of one key does not.
-		var refused *ServerError
-		if firstFault(ctx, toCmders(cmds)) != nil || errors.As(cmds[0].Err(), &refused) {
-			return nil, fmt.Errorf("federated: server %s: reading members: %w", addr, err)
-		}
+	val, err := c.RunScript(ctx, addr, membersScript, nil, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("federated: server %s: reading members: %w", addr, err)
+	}
+	if len(val) != len(keys) {
+		return nil, fmt.Errorf("federated: server %s: reading members: %d answers for %d keys", addr, len(val), len(keys))
 	}
 	out := make([][]string, len(keys))
-	for i, cmd := range cmds {
-		out[i] = cmd.Val() // a WRONGTYPE key reads as empty: Merge reports it
+	for i, v := range val {
+		ms, _ := v.([]any)
+		out[i] = make([]string, 0, len(ms))
+		for _, m := range ms {
+			if s, ok := m.(string); ok {
+				out[i] = append(out[i], s)
+			}
+		}
 	}
 	return out, nil
-}
-
-func toCmders[T redis.Cmder](cmds []T) []redis.Cmder {
-	out := make([]redis.Cmder, len(cmds))
-	for i, c := range cmds {
-		out[i] = c
-	}
-	return out
 }
 
 // Merge adds members to keys on one server with the write script: a key
@@ -130,12 +135,23 @@ func toCmders[T redis.Cmder](cmds []T) []redis.Cmder {
 // was added to it, so merging what is there already writes nothing. Keys of
 // dropped periods are refused and listed in the result, never written.
 func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (MergeResult, error) {
+	return c.MergeFrom(ctx, addr, Origin{}, updates)
+}
+
+// MergeFrom is Merge of members copied from another server, the origin: a
+// key that then holds nothing the origin lacks is marked so in the origin
+// hash (see OriginKey), and the origin's syncer need not fetch it back.
+// Whether a key holds nothing the origin lacks is known when the key was
+// new, when its last change was a merge from the origin already, or when
+// its last change is one the origin's syncer had merged, as its
+// "@pulled:address" field says. A zero Origin is Merge.
+func (c *Client) MergeFrom(ctx context.Context, addr string, from Origin, updates []KeyMembers) (MergeResult, error) {
 	s, err := c.topo.Load().server(addr)
 	if err != nil {
 		return MergeResult{}, err
 	}
 	var res MergeResult
-	var w writeBatch
+	w := writeBatch{origin: from}
 	points := 0
 	send := func() error {
 		if len(w.names) == 0 {
@@ -186,7 +202,7 @@ func (c *Client) writeServer(ctx context.Context, s *server, rc *redis.Client, w
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	keys := []string{c.opts.Metrics.Journal, c.horizonKey()}
+	keys := []string{c.opts.Metrics.Journal, c.horizonKey(), c.OriginKey()}
 	val, err := writeScript.Run(ctx, rc, keys, w.scriptArgs()...).Result()
 	if err != nil {
 		return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}

@@ -31,7 +31,8 @@ const (
 // dropScript raises the horizon and removes one SCAN step's worth of the
 // keys of dropped periods, with their journal entries.
 //
-// KEYS[1] is the journal, KEYS[2] the horizon key. ARGV[1] is the SCAN
+// KEYS[1] is the journal, KEYS[2] the horizon key, KEYS[3] the origin hash
+// (whose fields of the keys removed go with them). ARGV[1] is the SCAN
 // cursor, ARGV[2] the COUNT, ARGV[3] the cutoff (the period string of the
 // oldest period kept) and ARGV[4] the Lua pattern of a period string of the
 // configured length.
@@ -66,6 +67,7 @@ local batch, n, removed = {}, 0, 0
 local function flush()
   removed = removed + redis.call('UNLINK', unpack(batch, 1, n))
   redis.call('ZREM', KEYS[1], unpack(batch, 1, n))
+  redis.call('HDEL', KEYS[3], unpack(batch, 1, n))
   n = 0
 end
 for _, key in ipairs(r[2]) do
@@ -103,8 +105,9 @@ type DropReport struct {
 // group, not only the current ones) and their journal entries. It first
 // raises each server's horizon key to the oldest period kept, so that the
 // write script refuses the dropped periods from then on and a dropped period
-// never comes back. Keys of other shapes (the journal, the horizon, a
-// syncer's cursors, anything not "$period:...") are never touched, nor are
+// never comes back. Keys of other shapes (the journal, the horizon, the
+// origin hash, a syncer's cursors, anything not "$period:...") are never
+// touched, nor are
 // keys whose period string has the other length ("hour" keys under "day").
 //
 // A server marked down is not asked, and a server that fails stops being
@@ -185,7 +188,7 @@ func (c *Client) periodPattern() string {
 // dropOnServer runs the drop script on one server until its scan is done,
 // and returns how many keys it removed.
 func (c *Client) dropOnServer(ctx context.Context, rc *redis.Client, horizon, pattern string) (int64, error) {
-	keys := []string{c.opts.Metrics.Journal, c.horizonKey()}
+	keys := []string{c.opts.Metrics.Journal, c.horizonKey(), c.OriginKey()}
 	cursor, removed := "0", int64(0)
 	for {
 		cctx, cancel := c.withTimeout(ctx)

@@ -79,13 +79,15 @@ func TestPasswordAuth(t *testing.T) {
 	tests := []struct {
 		name     string
 		password string
-		want     string // the server's error code
+		want     string // the server's error code, as a regular expression
 		// The connection is refused before any command is sent (AUTH
 		// fails), rather than each command being refused.
 		refused bool
 	}{
 		{"wrong password", "not-" + password, "WRONGPASS", true},
-		{"no password", "", "NOAUTH", false},
+		// NOAUTH for a short command; a long one (a metric write) gets a
+		// protocol error from Redis, which the client explains.
+		{"no password", "", "(NOAUTH|authentication required)", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,13 +96,13 @@ func TestPasswordAuth(t *testing.T) {
 			bad := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 			err := bad.Get(ctx, "k7").Err()
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.want)
+			assert.Regexp(t, tt.want, err.Error())
 			assertNoSecret(t, "the error", err.Error())
 			assertNoSecret(t, "the error (%+v)", fmt.Sprintf("%+v %#v", err, err))
 
 			err = bad.Record(ctx, "web1.sfo", "cpu.user", at, 1)
 			require.Error(t, err)
-			assert.Contains(t, err.Error(), tt.want)
+			assert.Regexp(t, tt.want, err.Error())
 			assertNoSecret(t, "the Record error", err.Error())
 			var got string
 			err = bad.Pipeline().Get("k7", func(v string, err error) {
@@ -109,7 +111,7 @@ func TestPasswordAuth(t *testing.T) {
 			}).Poll(ctx)
 			require.Error(t, err)
 			assert.Empty(t, got)
-			assert.Contains(t, err.Error(), tt.want)
+			assert.Regexp(t, tt.want, err.Error())
 			if tt.refused {
 				assert.Contains(t, err.Error(), "server 127.0.0.1:", "the pipeline error names the server")
 			}
@@ -278,16 +280,16 @@ func TestPasswordNotInConfigErrors(t *testing.T) {
 	assertNoSecret(t, "the New error", err.Error())
 }
 
-// aclRules let a user write and read metrics, the journal, the horizon and
-// the syncer's cursors, and nothing else: metric keys start with a period
-// ("2026-11-25:..." or "2026-11-25T13:..."); the scripts need EVALSHA and
-// EVAL (@scripting), TIME, GET, ZADD, TYPE, ZCARD, ZRANGE, SCAN, UNLINK and
-// ZREM, the reads ZRANGEBYSCORE, ZREVRANGEBYSCORE and ZSCAN, the syncer HGET
-// and HSET. Administrative and dangerous commands (FLUSHALL, CONFIG, KEYS,
-// DEBUG, ...) are refused.
+// aclRules let a user write and read metrics, the journal, the horizon, the
+// origin hash and the syncer's cursors, and nothing else: metric keys start
+// with a period ("2026-11-25:..." or "2026-11-25T13:..."); the scripts need
+// EVALSHA and EVAL (@scripting), TIME, GET, ZADD, TYPE, ZCARD, ZRANGE,
+// ZREVRANGE, ZSCORE, SCAN, UNLINK, ZREM, EXISTS, HGET, HMGET, HSET and HDEL,
+// the reads ZRANGEBYSCORE, ZREVRANGEBYSCORE and ZSCAN. Administrative and
+// dangerous commands (FLUSHALL, CONFIG, KEYS, DEBUG, ...) are refused.
 var aclRules = []any{
 	"on", ">" + password, "resetkeys", "resetchannels",
-	"~[0-9][0-9][0-9][0-9]-*", "~journal", "~journal:horizon", "~syncer:cursors",
+	"~[0-9][0-9][0-9][0-9]-*", "~journal", "~journal:horizon", "~journal:origin", "~syncer:cursors",
 	"-@all", "+@read", "+@write", "+@scripting", "+@connection", "+time",
 	"-@dangerous", "-@admin",
 }

@@ -14,16 +14,26 @@ import (
 // writeScript adds members to metric keys and journals every key that
 // changed, scored with the server's own clock, in one call.
 //
-// KEYS[1] is the journal and KEYS[2] the horizon key (the oldest period
-// kept). ARGV[1] is the number of metric keys n; ARGV[2..2n+1] holds each
-// key and its member count; after them come the score and member of every
-// point, key by key. Metric keys are not declared in KEYS: this schema runs
-// on standalone servers, not Redis Cluster.
+// KEYS[1] is the journal, KEYS[2] the horizon key (the oldest period kept)
+// and KEYS[3] the origin hash (see OriginKey). ARGV[1] is the number of metric
+// keys n; ARGV[2] and ARGV[3] name the origin of a merge, a server address
+// and the epoch of its data set, both empty for a writer's own points;
+// ARGV[4..2n+3] holds each key and its member count; after them come the
+// score and member of every point, key by key. Metric keys are not
+// declared in KEYS: this schema runs on standalone servers, not Redis
+// Cluster.
 //
 // A key of a period older than the horizon is refused, so a dropped period
 // never comes back. A key that holds another type gets its error and the
 // other keys are still written. A key is journalled only when a member was
 // added, so writing what is already there writes nothing.
+//
+// Every key that changed gets its field of the origin hash set or cleared. A merge from an
+// origin sets it to "address@epoch" when the key holds nothing the origin
+// lacks: the key was new here, its field named the origin already, or its
+// previous change is one the origin had merged (its journal score is at or
+// before the origin's "@pulled:address" field, "epoch:cursor", of the same
+// epoch). Any other change clears it, so that every peer fetches the key.
 //
 // The reply is {members added, i1, error1, i2, error2, ...} with the 1-based
 // index of each key that failed, negated for a key of a dropped period.
@@ -32,17 +42,35 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local horizon = redis.call('GET', KEYS[2])
 local nkeys = tonumber(ARGV[1])
-local pos = 2 * nkeys + 2
+local tag, pulled = nil, nil
+if ARGV[2] ~= '' and ARGV[3] ~= '' then
+  tag = ARGV[2] .. '@' .. ARGV[3]
+  local p = redis.call('HGET', KEYS[3], '@pulled:' .. ARGV[2])
+  if p then
+    local epoch, cursor = string.match(p, '^(.*):([^:]*)$')
+    if epoch == ARGV[3] then pulled = tonumber(cursor) end
+  end
+end
+local tracked = tag or redis.call('EXISTS', KEYS[3]) == 1
+local pos = 2 * nkeys + 4
 local out = {0}
 local journal, nj, total = {}, 0, 0
+local set, nset, del, ndel = {}, 0, {}, 0
+local function flush()
+  if nj > 0 then redis.call('ZADD', KEYS[1], unpack(journal, 1, nj)) end
+  if nset > 0 then redis.call('HSET', KEYS[3], unpack(set, 1, nset)) end
+  if ndel > 0 then redis.call('HDEL', KEYS[3], unpack(del, 1, ndel)) end
+  nj, nset, ndel = 0, 0, 0
+end
 for i = 1, nkeys do
-  local key = ARGV[2 * i]
-  local last = pos + 2 * tonumber(ARGV[2 * i + 1]) - 1
-  local err, added, at = nil, 0, i
+  local key = ARGV[2 * i + 2]
+  local last = pos + 2 * tonumber(ARGV[2 * i + 3]) - 1
+  local err, added, at, fresh = nil, 0, i, false
   if horizon and string.match(key, '^[^:]*') < horizon then
     err = 'period ' .. string.match(key, '^[^:]*') .. ' was dropped (the oldest kept is ' .. horizon .. ')'
     at = -i
   else
+    if tag then fresh = redis.call('EXISTS', key) == 0 end
     for first = pos, last, 7000 do
       local r = redis.pcall('ZADD', key, unpack(ARGV, first, math.min(first + 6999, last)))
       if type(r) == 'table' then err = r.err break end
@@ -55,19 +83,43 @@ for i = 1, nkeys do
     out[#out + 1] = err
   elseif added > 0 then
     total = total + added
+    if tag then
+      local keep = fresh or redis.call('HGET', KEYS[3], key) == tag
+      if not keep and pulled then
+        local prev = redis.call('ZSCORE', KEYS[1], key)
+        keep = prev ~= false and tonumber(prev) <= pulled
+      end
+      if keep then
+        set[nset + 1] = key
+        set[nset + 2] = tag
+        nset = nset + 2
+      else
+        ndel = ndel + 1
+        del[ndel] = key
+      end
+    elseif tracked then
+      ndel = ndel + 1
+      del[ndel] = key
+    end
     journal[nj + 1] = now
     journal[nj + 2] = key
     nj = nj + 2
-    if nj >= 7000 then
-      redis.call('ZADD', KEYS[1], unpack(journal, 1, nj))
-      nj = 0
-    end
+    if nj >= 7000 or nset >= 7000 or ndel >= 7000 then flush() end
   end
 end
-if nj > 0 then redis.call('ZADD', KEYS[1], unpack(journal, 1, nj)) end
+flush()
 out[1] = total
 return out
 `)
+
+// Origin names the server a merge copies from and the epoch of its data
+// set (a token that changes when the server comes back empty), so that the
+// server merged into can tell the origin's own changes from others: see
+// Client.MergeFrom and Client.OriginKey.
+type Origin struct {
+	Server string // host:port
+	Epoch  string
+}
 
 // writeBatch is a batch of metric writes for one node. Its arguments are
 // pointers into its own slices, which go-redis writes without boxing a copy
@@ -77,7 +129,8 @@ type writeBatch struct {
 	counts []int    // members per key
 	pairs  []string // score and member of every point, key by key
 	nkeys  int
-	args   []any // the script's arguments, rebuilt by send
+	origin Origin // of a merge; zero for a writer's own points
+	args   []any  // the script's arguments, rebuilt by send
 
 	added  int64         // members added, from the reply
 	failed map[int]error // errors of single keys, by index into names
@@ -107,7 +160,7 @@ func (w *writeBatch) add(key string, members []byte) {
 // scriptArgs returns the script's ARGV.
 func (w *writeBatch) scriptArgs() []any {
 	w.nkeys = len(w.names)
-	args := append(w.args[:0], &w.nkeys)
+	args := append(w.args[:0], &w.nkeys, &w.origin.Server, &w.origin.Epoch)
 	for i := range w.names {
 		args = append(args, &w.names[i], &w.counts[i])
 	}

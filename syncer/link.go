@@ -26,11 +26,15 @@ const lagSamples = 1024
 const markTTL = time.Hour
 
 // keyMark is the newest member score merged from a peer for a key, and when
-// the key last changed.
+// the key last changed. After an echo (see changes.go) nothing was fetched,
+// and the newest member the local server holds stands in for the score.
 type keyMark struct {
 	score   float64
 	touched time.Time
+	echo    bool
 }
+
+var negInf = math.Inf(-1)
 
 // link pulls one peer's changes into one local server.
 type link struct {
@@ -105,7 +109,6 @@ func (l *link) loop(ctx context.Context) {
 // pass merges the peer's journal entries from the cursor (less the overlap)
 // on. It reports whether entries are left for another pass at once.
 func (l *link) pass(ctx context.Context) (more bool, err error) {
-	c := l.s.c
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
 	}
@@ -134,11 +137,11 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	limit := l.s.opts.Batch
 	done := 0
 	for done < maxEntriesPerPass {
-		entries, err := c.Journal(ctx, l.peer, minTime, limit)
+		entries, peerEpoch, err := l.changes(ctx, minTime, limit)
 		if err != nil {
 			return false, err
 		}
-		if err := l.merge(ctx, entries, horizon); err != nil {
+		if err := l.merge(ctx, entries, horizon, federated.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
 			return false, err
 		}
 		done += len(entries)
@@ -157,13 +160,15 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	return true, nil
 }
 
-// merge fetches the changed keys among entries from the peer and merges
-// them into the local server, then saves the cursor.
-func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, horizon string) error {
+// merge fetches the changed keys among entries from the peer, but for the
+// echoes of the local server's own changes, and merges them into the local
+// server, then saves the cursor.
+func (l *link) merge(ctx context.Context, entries []change, horizon string, from federated.Origin) error {
 	c := l.s.c
 	var keys []string
-	var skipped int64
+	var skipped, echoes int64
 	newest := l.cursor
+	now := time.Now()
 	for _, e := range entries {
 		if t, ok := l.seen[e.Key]; ok && t == e.Time {
 			continue
@@ -173,18 +178,18 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, hori
 			skipped++
 			continue
 		}
+		if e.echo {
+			echoes++
+			l.newest[e.Key] = keyMark{touched: now, echo: true}
+			continue
+		}
 		keys = append(keys, e.Key)
 	}
 	var added int64
 	if len(keys) > 0 {
-		// Fetch what is newer than the newest member merged before, less the
-		// lateness window; a key not merged before, whole.
-		mins := make([]float64, len(keys))
-		for i, k := range keys {
-			mins[i] = math.Inf(-1)
-			if m, ok := l.newest[k]; ok {
-				mins[i] = m.score - l.s.opts.Lateness.Seconds()
-			}
+		mins, err := l.fetchFrom(ctx, keys)
+		if err != nil {
+			return err
 		}
 		members, err := c.Members(ctx, l.peer, keys, mins)
 		if err != nil {
@@ -194,23 +199,23 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, hori
 		for i, k := range keys {
 			updates[i] = federated.KeyMembers{Key: k, Members: members[i]}
 		}
-		res, err := c.Merge(ctx, l.local, updates)
+		res, err := c.MergeFrom(ctx, l.local, from, updates)
 		if err != nil {
 			return err
 		}
 		added = res.Added
 		skipped += int64(len(res.Dropped))
-		now := time.Now()
 		for i, k := range keys {
+			mark := keyMark{score: mins[i] + l.s.opts.Lateness.Seconds(), touched: now}
 			if ms := members[i]; len(ms) > 0 {
-				if ts, ok := scoreOf(ms[len(ms)-1]); ok && ts > l.newest[k].score {
-					l.newest[k] = keyMark{score: ts, touched: now}
-					continue
+				if ts, ok := scoreOf(ms[len(ms)-1]); ok && ts > mark.score {
+					mark.score = ts
 				}
 			}
-			if m, ok := l.newest[k]; ok {
-				l.newest[k] = keyMark{score: m.score, touched: now}
+			if old, ok := l.newest[k]; ok && !old.echo {
+				mark.score = max(mark.score, old.score)
 			}
+			l.newest[k] = mark
 		}
 		if len(res.Failed) > 0 {
 			var errs []error
@@ -238,6 +243,7 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, hori
 	l.stats.Keys += int64(len(keys))
 	l.stats.Added += added
 	l.stats.Skipped += skipped
+	l.stats.Echoes += echoes
 	l.stats.Cursor = l.cursor
 	if added > 0 {
 		lag := time.Since(time.UnixMicro(int64(newest * 1e6)))
@@ -250,6 +256,40 @@ func (l *link) merge(ctx context.Context, entries []federated.JournalEntry, hori
 		}
 	}
 	return nil
+}
+
+// fetchFrom returns, for each key, the lowest member score to fetch: the
+// newest merged from the peer before, less the lateness window; for a key
+// whose last changes were echoes, the newest the local server holds, less
+// the window; for a key not merged before, all (math.Inf(-1)).
+func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) {
+	lateness := l.s.opts.Lateness.Seconds()
+	mins := make([]float64, len(keys))
+	var echoed []int
+	for i, k := range keys {
+		mins[i] = negInf
+		switch m, ok := l.newest[k]; {
+		case ok && m.echo:
+			echoed = append(echoed, i)
+		case ok:
+			mins[i] = m.score - lateness
+		}
+	}
+	if len(echoed) == 0 {
+		return mins, nil
+	}
+	names := make([]string, len(echoed))
+	for j, i := range echoed {
+		names[j] = keys[i]
+	}
+	local, err := l.localNewest(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range echoed {
+		mins[i] = local[j] - lateness
+	}
+	return mins, nil
 }
 
 // overlapStart is where the next pass that reads the overlap starts.

@@ -25,6 +25,7 @@ var (
 	descAdded   = prometheus.NewDesc("redfed_syncer_members_added_total", "Members added to the local server.", peerLabels, nil)
 	descSkipped = prometheus.NewDesc("redfed_syncer_keys_skipped_total", "Keys of dropped periods left alone.", peerLabels, nil)
 	descErrors  = prometheus.NewDesc("redfed_syncer_errors_total", "Passes that failed.", peerLabels, nil)
+	descEchoes  = prometheus.NewDesc("redfed_syncer_echoes_total", "Journal entries of the peer not fetched, merges of the local server's own changes.", peerLabels, nil)
 	descResets  = prometheus.NewDesc("redfed_syncer_resets_total", "Times the local server was found empty and the peer pulled again from the start.", peerLabels, nil)
 
 	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
@@ -34,7 +35,7 @@ var (
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descLagP99, descCursor, descPasses, descKeys, descAdded,
-		descSkipped, descErrors, descResets, descAERuns, descAERepaired, descAEAdded} {
+		descSkipped, descEchoes, descErrors, descResets, descAERuns, descAERepaired, descAEAdded} {
 		ch <- d
 	}
 }
@@ -57,6 +58,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSkipped, p.Skipped)
 		counter(descErrors, p.Errors)
 		counter(descResets, p.Resets)
+		counter(descEchoes, p.Echoes)
 	}
 	ch <- prometheus.MustNewConstMetric(descAERuns, prometheus.CounterValue, float64(st.AntiEntropy.Runs))
 	ch <- prometheus.MustNewConstMetric(descAERepaired, prometheus.CounterValue, float64(st.AntiEntropy.Repaired))

@@ -269,7 +269,10 @@ type PeerStats struct {
 	Keys           int64 // changed keys fetched
 	Added          int64 // members added to the local server
 	Skipped        int64 // keys of dropped periods left alone
-	Errors         int64 // passes that failed
+	// Echoes counts the journal entries of the peer not fetched because
+	// they were merges of the local server's own changes.
+	Echoes int64
+	Errors int64 // passes that failed
 	// Resets counts the times the local server was found to have lost its
 	// data (it came back empty), after which the peer was pulled again from
 	// its first change.

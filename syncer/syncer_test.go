@@ -353,7 +353,8 @@ func TestDroppedPeriodStaysDropped(t *testing.T) {
 	require.NoError(t, servers[1].Resume())
 	require.Eventually(t, func() bool { return !c.IsServerDown(b) }, 5*time.Second, 20*time.Millisecond)
 
-	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{})
+	// Only A's syncer runs: B stays stale.
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{})
 	// B gets a change to its old key, so its journal names it again.
 	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: old.Key, Members: []string{fmt.Sprintf("%d:2", time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC).Unix())}}})
 	require.NoError(t, err)
@@ -369,8 +370,14 @@ func TestDroppedPeriodStaysDropped(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "the dropped period did not come back to A")
 
-	_, err = c.DropBefore(ctx, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	// B's own syncer gives B its group's horizon, which removes the old key
+	// there too, without another DropBefore.
+	startSyncer(t, c, []string{b}, syncer.Options{})
+	require.Eventually(t, func() bool { return direct(t, b).Exists(ctx, old.Key).Val() == 0 }, 3*time.Second, 20*time.Millisecond,
+		"B's syncer drops the old period on B")
+	h, err := c.Horizon(ctx, b)
 	require.NoError(t, err)
+	assert.Equal(t, "2026-11-24", h)
 	for _, addr := range []string{a, b} {
 		n, err := direct(t, addr).Exists(ctx, old.Key).Result()
 		require.NoError(t, err)
@@ -620,4 +627,119 @@ func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
 			converged(t, []string{a, b}, 3*time.Second)
 		})
 	}
+}
+
+// linkStats returns the stats of the link of local pulling from peer.
+func linkStats(t *testing.T, s *syncer.Syncer, local, peer string) syncer.PeerStats {
+	t.Helper()
+	for _, p := range s.Stats().Peers {
+		if p.Local == local && p.Peer == peer {
+			return p
+		}
+	}
+	t.Fatalf("no link of %s pulling from %s", local, peer)
+	return syncer.PeerStats{}
+}
+
+// What B merged from A is not fetched back by A: A's link sees the keys in
+// B's journal as echoes and skips them. Changes made on B itself, also to
+// keys merged from A, still reach A.
+func TestEchoesAreNotFetchedBack(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
+
+	// The first round runs while the links start: a merge before A's link
+	// gave A its epoch cannot be told from B's own change.
+	writePoints(t, c, a, "warm", 200)
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
+		3*time.Second, 10*time.Millisecond)
+	before := linkStats(t, s, a, b)
+
+	writePoints(t, c, a, "origin", 200) // 5 keys
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Echoes >= before.Echoes+5 }, 3*time.Second, 10*time.Millisecond,
+		"A sees B's merges of its own keys as echoes")
+	assert.Equal(t, before.Keys, linkStats(t, s, a, b).Keys, "A fetched nothing back from B")
+
+	// Writes on B, to the same keys: not echoes; they reach A.
+	writePoints(t, c, b, "origin", 50)
+	all := converged(t, []string{a, b}, 2*time.Second)
+	assert.Len(t, all, 450)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Keys >= before.Keys+5 }, 3*time.Second, 10*time.Millisecond,
+		"A fetched B's own changes")
+}
+
+// A key written on B and, before A's syncer pulled that, changed on B by a
+// merge from A is not an echo: B holds something A lacks.
+func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	key, err := federated.MetricKey(time.Now(), "both", "cpu")
+	require.NoError(t, err)
+	now := time.Now().Unix()
+	_, err = c.Merge(ctx, a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", now)}}})
+	require.NoError(t, err)
+	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:2", now+1)}}})
+	require.NoError(t, err)
+
+	// A's syncer runs (A has an epoch) but cannot reach B yet; B's syncer
+	// merges A's point into the key that holds B's own.
+	pb, err := faultproxy.New(b)
+	require.NoError(t, err)
+	defer pb.Close()
+	pb.Blackhole(true)
+	cfgA := federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: []string{a, pb.Addr()}}}, Options: quiet()}
+	cfgA.Options.CommandTimeout = 200 * time.Millisecond
+	sa, _ := startSyncer(t, newClient(t, cfgA), []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	require.Eventually(t, func() bool { return direct(t, a).HExists(ctx, syncer.CursorKey, "@epoch").Val() }, 3*time.Second, 10*time.Millisecond)
+	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added == 1 }, 3*time.Second, 10*time.Millisecond)
+
+	pb.Heal()
+	all := converged(t, []string{a, b}, 5*time.Second)
+	assert.Len(t, all, 2, "A has B's point too")
+	assert.Zero(t, linkStats(t, sa, a, pb.Addr()).Echoes)
+
+	// Again once A's syncer has pulled B (B knows how far): B's own change,
+	// then a merge from A into the same key, before A pulls again.
+	require.Eventually(t, func() bool { return direct(t, b).HExists(ctx, c.OriginKey(), "@pulled:"+a).Val() },
+		3*time.Second, 10*time.Millisecond)
+	pb.Blackhole(true)
+	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:4", now+3)}}})
+	require.NoError(t, err)
+	_, err = c.Merge(ctx, a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:5", now+4)}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added == 2 }, 3*time.Second, 10*time.Millisecond)
+	pb.Heal()
+	all = converged(t, []string{a, b}, 5*time.Second)
+	assert.Len(t, all, 4, "A has B's second point too")
+}
+
+// After writers fail over from A to B, B's own changes to keys that were
+// echoes reach A, and only the keys changed are fetched.
+func TestFailoverAfterEchoesReplicatesTheNewPoints(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
+	writePoints(t, c, a, "warm", 5)
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
+		3*time.Second, 10*time.Millisecond)
+	writePoints(t, c, a, "h", 500) // 100 points a key
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Echoes >= 5 }, 3*time.Second, 10*time.Millisecond)
+	before := linkStats(t, s, a, b)
+
+	time.Sleep(10 * time.Millisecond) // the next points are stamped later
+	writePoints(t, c, b, "h", 10)
+	all := converged(t, []string{a, b}, 2*time.Second)
+	assert.Len(t, all, 515)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Added == before.Added+10 }, 3*time.Second, 10*time.Millisecond)
+	assert.LessOrEqual(t, linkStats(t, s, a, b).Keys-before.Keys, int64(5), "only the changed keys are fetched")
 }

@@ -1,0 +1,148 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated"
+)
+
+// Echoes. When B merges a change from A, B journals the key, and A's
+// syncer, reading B's journal, would fetch the key back from B and merge
+// it into A, adding nothing: a read of every key replicated, in the other
+// direction. The write script marks a key merged from A in B's origin hash
+// (federated.Client.OriginKey) when B then holds nothing of it that A
+// lacks, and A's syncer skips the keys so marked for it. The mark names A's
+// data set (its epoch): once A comes back empty, the marks of its old data
+// set no longer match and A fetches everything again.
+
+// changesScript reads a page of the peer's journal for the link's local
+// server, and says which entries are echoes of the local server's own
+// changes.
+//
+// KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
+// hash. ARGV[1] is the lowest score, ARGV[2] the page size, ARGV[3] the
+// local server's origin tag ("address@epoch", "" for none), ARGV[4] the
+// local server's "@pulled:address" field and ARGV[5] its value
+// ("epoch:cursor", "" to leave it): how far the local server has merged this
+// journal, written only when it changed, so that an idle pass writes
+// nothing.
+//
+// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...}}
+// with echo 1 for an entry whose key's origin field is the local server's
+// tag.
+var changesScript = redis.NewScript(`
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+end
+local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local echo = {}
+if ARGV[3] ~= '' then
+  local n = #zs / 2
+  for first = 1, n, 5000 do
+    local keys = {}
+    for i = first, math.min(first + 4999, n) do keys[#keys + 1] = zs[2 * i - 1] end
+    local tags = redis.call('HMGET', KEYS[2], unpack(keys))
+    for j = 1, #tags do echo[first + j - 1] = tags[j] == ARGV[3] and 1 or 0 end
+  end
+end
+return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo}
+`)
+
+// change is a journal entry of the peer, and whether it is an echo of the
+// local server's own change.
+type change struct {
+	federated.JournalEntry
+	echo bool
+}
+
+// changes reads up to limit entries of the peer's journal scored at or
+// after since, and records on the peer how far the local server has merged
+// it. It returns them with the peer's epoch.
+func (l *link) changes(ctx context.Context, since float64, limit int) ([]change, string, error) {
+	c := l.s.c
+	journal := c.Options().Metrics.Journal
+	tag, pulled := "", ""
+	if l.epoch != "" {
+		tag = l.local + "@" + l.epoch
+		if l.saved != "" {
+			pulled = l.epoch + ":" + l.saved
+		}
+	}
+	val, err := c.RunScript(ctx, l.peer, changesScript, []string{journal, c.OriginKey(), CursorKey},
+		strconv.FormatFloat(since, 'f', -1, 64), limit, tag, "@pulled:"+l.local, pulled).Slice()
+	if err != nil {
+		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
+	}
+	out, epoch, err := parseChanges(val)
+	if err != nil {
+		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
+	}
+	return out, epoch, nil
+}
+
+// parseChanges reads the reply of changesScript.
+func parseChanges(val []any) ([]change, string, error) {
+	if len(val) != 3 {
+		return nil, "", fmt.Errorf("unexpected reply of %d parts", len(val))
+	}
+	epoch, _ := val[0].(string)
+	zs, _ := val[1].([]any)
+	echo, _ := val[2].([]any)
+	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) {
+		return nil, "", fmt.Errorf("unexpected reply: %d journal fields, %d echo flags", len(zs), len(echo))
+	}
+	out := make([]change, len(zs)/2)
+	for i := range out {
+		key, _ := zs[2*i].(string)
+		score, _ := zs[2*i+1].(string)
+		t, err := strconv.ParseFloat(score, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
+		}
+		out[i] = change{JournalEntry: federated.JournalEntry{Key: key, Time: t}}
+		if len(echo) > 0 {
+			flag, _ := echo[i].(int64)
+			out[i].echo = flag == 1
+		}
+	}
+	return out, epoch, nil
+}
+
+// newestScript returns, for every key in ARGV, the score of its newest
+// member ("" for a key that is missing or holds another type).
+var newestScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV do
+  local r = redis.pcall('ZREVRANGE', ARGV[i], 0, 0, 'WITHSCORES')
+  if type(r) == 'table' and not r.err and r[2] then out[i] = r[2] else out[i] = '' end
+end
+return out
+`)
+
+// localNewest returns the score of the newest member of each key on the
+// local server, math.Inf(-1) for a key it does not hold.
+func (l *link) localNewest(ctx context.Context, keys []string) ([]float64, error) {
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	val, err := l.s.c.RunScript(ctx, l.local, newestScript, nil, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("syncer: server %s: reading the newest members: %w", l.local, err)
+	}
+	if len(val) != len(keys) {
+		return nil, fmt.Errorf("syncer: server %s: %d newest members for %d keys", l.local, len(val), len(keys))
+	}
+	out := make([]float64, len(keys))
+	for i, v := range val {
+		out[i] = negInf
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[i] = f
+		}
+	}
+	return out, nil
+}
