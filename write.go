@@ -65,12 +65,11 @@ end
 for i = 1, nkeys do
   local key = ARGV[2 * i + 2]
   local last = pos + 2 * tonumber(ARGV[2 * i + 3]) - 1
-  local err, added, at, fresh = nil, 0, i, false
+  local err, added, at = nil, 0, i
   if horizon and string.match(key, '^[^:]*') < horizon then
     err = 'period ' .. string.match(key, '^[^:]*') .. ' was dropped (the oldest kept is ' .. horizon .. ')'
     at = -i
   else
-    if tag then fresh = redis.call('EXISTS', key) == 0 end
     for first = pos, last, 7000 do
       local r = redis.pcall('ZADD', key, unpack(ARGV, first, math.min(first + 6999, last)))
       if type(r) == 'table' then err = r.err break end
@@ -84,7 +83,8 @@ for i = 1, nkeys do
   elseif added > 0 then
     total = total + added
     if tag then
-      local keep = fresh or redis.call('HGET', KEYS[3], key) == tag
+      -- The key was new here when it holds only what was added.
+      local keep = redis.call('HGET', KEYS[3], key) == tag or redis.call('ZCARD', key) == added
       if not keep and pulled then
         local prev = redis.call('ZSCORE', KEYS[1], key)
         keep = prev ~= false and tonumber(prev) <= pulled

@@ -119,8 +119,7 @@ func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 // that the peer is pulled again from its first change and both horizons are
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
-	clear(l.seen)
-	clear(l.newest)
+	clear(l.marks)
 	l.cursor, l.epoch, l.saved = 0, "", ""
 	l.overlapAt, l.horizonAt = time.Time{}, time.Time{}
 	l.mu.Lock()

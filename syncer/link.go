@@ -17,21 +17,30 @@ import (
 // steps that each save the cursor.
 const maxEntriesPerPass = 20000
 
+// overlapEvery is how often a pass reads the overlap before the cursor
+// again. Such a pass reads every entry since the last one less the
+// overlap, so reading it in every pass would read each entry many times.
+const overlapEvery = 5 * time.Second
+
 // lagSamples is how many batch lags a link keeps for its percentiles.
 const lagSamples = 1024
 
-// markTTL is how long a key's newest merged score is remembered after its
-// last change: longer than any key changes less often than it, which then
-// gets fetched whole again.
+// markTTL is how long a key's mark is kept after its last change: longer
+// than any key changes less often than it, which then gets fetched whole
+// again.
 const markTTL = time.Hour
 
-// keyMark is the newest member score merged from a peer for a key, and when
-// the key last changed. After an echo (see changes.go) nothing was fetched,
-// and the newest member the local server holds stands in for the score.
+// keyMark is what a link knows of a key: the peer's journal time of the
+// last change it handled (merged, skipped or an echo), so that reading the
+// entry again does nothing; the newest member score merged from the peer
+// (negInf for none); and whether the last changes were echoes (see
+// changes.go), after which nothing was fetched and the newest member the
+// local server holds stands in for the score.
 type keyMark struct {
-	score   float64
-	touched time.Time
-	echo    bool
+	journaled float64
+	score     float64
+	echo      bool
+	touched   time.Time
 }
 
 var negInf = math.Inf(-1)
@@ -45,8 +54,7 @@ type link struct {
 	cursor float64            // peer journal time merged up to
 	epoch  string             // the local server's epoch the cursor belongs to
 	saved  string             // the cursor as stored in the local server, "" for none
-	seen   map[string]float64 // journal entries at or after the overlap's start already merged
-	newest map[string]keyMark // the newest member score merged from the peer, by key
+	marks  map[string]keyMark // by key
 	passes int64
 	// overlapAt is when the last pass that read the overlap before the
 	// cursor began, and overlapFrom the cursor then: the next such pass
@@ -68,8 +76,8 @@ type link struct {
 }
 
 func newLink(s *Syncer, local, peer string) *link {
-	return &link{s: s, local: local, peer: peer, seen: make(map[string]float64),
-		newest: make(map[string]keyMark), stats: PeerStats{Local: local, Peer: peer}}
+	return &link{s: s, local: local, peer: peer, marks: make(map[string]keyMark),
+		stats: PeerStats{Local: local, Peer: peer}}
 }
 
 // loop makes passes until ctx ends, pausing when a pass found nothing more.
@@ -106,8 +114,15 @@ func (l *link) loop(ctx context.Context) {
 	}
 }
 
-// pass merges the peer's journal entries from the cursor (less the overlap)
-// on. It reports whether entries are left for another pass at once.
+// pass merges the peer's journal entries from the cursor on. It reports
+// whether entries are left for another pass at once.
+//
+// Every overlapEvery a pass then reads again from the cursor of the last
+// such pass, less the overlap, up to its own starting cursor: a change
+// journalled since that pass began is scored at least that, unless the
+// peer's clock went back by more than the overlap. The entries merged
+// before are skipped by their marks; the new ones are read first, so that
+// reading the overlap does not delay them.
 func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
@@ -116,27 +131,27 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	// A pass reads from the cursor on (entries at the cursor's own time
-	// again, which seen skips). Once per Overlap a pass reads from the
-	// cursor of the last such pass, less the overlap: a change journalled
-	// since that pass began is scored at least that, unless the peer's
-	// clock went back by more than the overlap. Reading the overlap every
-	// pass would read a whole Overlap's worth of changes again each time:
-	// at 25,000 changed keys a second, 25 pages of entries merged before.
 	began, from := time.Now(), l.cursor
-	overlap := began.Sub(l.overlapAt) >= l.s.opts.Overlap
-	minTime := l.cursor
-	if overlap {
-		minTime = l.overlapStart()
+	if more, err := l.pull(ctx, l.cursor, math.Inf(1), maxEntriesPerPass, horizon); err != nil || more {
+		return more, err
 	}
-	defer func() {
-		if overlap && err == nil {
-			l.overlapAt, l.overlapFrom = began, from
+	if began.Sub(l.overlapAt) >= overlapEvery {
+		// Read whole: the overlap spans overlapEvery and a little more.
+		if _, err := l.pull(ctx, l.overlapStart(), from, math.MaxInt, horizon); err != nil {
+			return false, err
 		}
-	}()
+		l.overlapAt, l.overlapFrom = began, from
+	}
+	return false, nil
+}
+
+// pull merges the peer's journal entries from minTime on, page by page,
+// until a page ends after until or is the last, or most entries were read;
+// it reports whether entries are left.
+func (l *link) pull(ctx context.Context, minTime, until float64, most int, horizon string) (more bool, err error) {
+	defer l.prune()
 	limit := l.s.opts.Batch
-	done := 0
-	for done < maxEntriesPerPass {
+	for done := 0; done < most; {
 		entries, peerEpoch, err := l.changes(ctx, minTime, limit)
 		if err != nil {
 			return false, err
@@ -145,8 +160,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 			return false, err
 		}
 		done += len(entries)
-		if len(entries) < limit {
-			l.prune()
+		if len(entries) < limit || entries[len(entries)-1].Time > until {
 			return false, nil
 		}
 		last := entries[len(entries)-1].Time
@@ -156,43 +170,43 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 		minTime = last
 	}
-	l.prune()
 	return true, nil
 }
 
 // merge fetches the changed keys among entries from the peer, but for the
-// echoes of the local server's own changes, and merges them into the local
-// server, then saves the cursor.
+// echoes of the local server's own changes and the entries handled before,
+// and merges them into the local server, then saves the cursor.
 func (l *link) merge(ctx context.Context, entries []change, horizon string, from federated.Origin) error {
 	c := l.s.c
 	var keys []string
 	var skipped, echoes int64
 	newest := l.cursor
 	now := time.Now()
+	handled := entries[:0:0] // entries to mark once merged
 	for _, e := range entries {
-		if t, ok := l.seen[e.Key]; ok && t == e.Time {
+		if m, ok := l.marks[e.Key]; ok && m.journaled == e.Time {
 			continue
 		}
 		newest = max(newest, e.Time)
-		if horizon != "" && federated.PeriodOf(e.Key) < horizon {
+		handled = append(handled, e)
+		switch {
+		case horizon != "" && federated.PeriodOf(e.Key) < horizon:
 			skipped++
-			continue
-		}
-		if e.echo {
+		case e.echo:
 			echoes++
-			l.newest[e.Key] = keyMark{touched: now, echo: true}
-			continue
+		default:
+			keys = append(keys, e.Key)
 		}
-		keys = append(keys, e.Key)
 	}
 	var added int64
+	var mins []float64
+	var members [][]string
 	if len(keys) > 0 {
-		mins, err := l.fetchFrom(ctx, keys)
-		if err != nil {
+		var err error
+		if mins, err = l.fetchFrom(ctx, keys); err != nil {
 			return err
 		}
-		members, err := c.Members(ctx, l.peer, keys, mins)
-		if err != nil {
+		if members, err = c.Members(ctx, l.peer, keys, mins); err != nil {
 			return err
 		}
 		updates := make([]federated.KeyMembers, len(keys))
@@ -205,18 +219,6 @@ func (l *link) merge(ctx context.Context, entries []change, horizon string, from
 		}
 		added = res.Added
 		skipped += int64(len(res.Dropped))
-		for i, k := range keys {
-			mark := keyMark{score: mins[i] + l.s.opts.Lateness.Seconds(), touched: now}
-			if ms := members[i]; len(ms) > 0 {
-				if ts, ok := scoreOf(ms[len(ms)-1]); ok && ts > mark.score {
-					mark.score = ts
-				}
-			}
-			if old, ok := l.newest[k]; ok && !old.echo {
-				mark.score = max(mark.score, old.score)
-			}
-			l.newest[k] = mark
-		}
 		if len(res.Failed) > 0 {
 			var errs []error
 			for _, err := range res.Failed {
@@ -229,8 +231,29 @@ func (l *link) merge(ctx context.Context, entries []change, horizon string, from
 			l.mu.Unlock()
 		}
 	}
-	for _, e := range entries {
-		l.seen[e.Key] = e.Time
+	// Marked only now that the merge is done: a failed merge is read again.
+	fetched := 0
+	for _, e := range handled {
+		m, ok := l.marks[e.Key]
+		if !ok {
+			m.score = negInf
+		}
+		m.journaled, m.touched = e.Time, now
+		switch {
+		case fetched < len(keys) && keys[fetched] == e.Key:
+			i := fetched
+			fetched++
+			score := mins[i] + l.s.opts.Lateness.Seconds() // what fetchFrom knew
+			if ms := members[i]; len(ms) > 0 {
+				if ts, ok := scoreOf(ms[len(ms)-1]); ok {
+					score = max(score, ts)
+				}
+			}
+			m.score, m.echo = score, false
+		case e.echo:
+			m.echo = true
+		}
+		l.marks[e.Key] = m
 	}
 	if newest > l.cursor {
 		if err := l.saveCursor(ctx, newest); err != nil {
@@ -261,14 +284,14 @@ func (l *link) merge(ctx context.Context, entries []change, horizon string, from
 // fetchFrom returns, for each key, the lowest member score to fetch: the
 // newest merged from the peer before, less the lateness window; for a key
 // whose last changes were echoes, the newest the local server holds, less
-// the window; for a key not merged before, all (math.Inf(-1)).
+// the window; for a key not merged before, all (negInf).
 func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) {
 	lateness := l.s.opts.Lateness.Seconds()
 	mins := make([]float64, len(keys))
 	var echoed []int
 	for i, k := range keys {
 		mins[i] = negInf
-		switch m, ok := l.newest[k]; {
+		switch m, ok := l.marks[k]; {
 		case ok && m.echo:
 			echoed = append(echoed, i)
 		case ok:
@@ -301,19 +324,12 @@ func (l *link) overlapStart() float64 {
 	return from - l.s.opts.Overlap.Seconds()
 }
 
-// prune forgets merged entries that the next pass will not read again and,
-// now and then, the marks of keys that stopped changing.
+// prune forgets, now and then, the marks of keys that stopped changing.
 func (l *link) prune() {
-	floor := l.overlapStart()
-	for k, t := range l.seen {
-		if t < floor {
-			delete(l.seen, k)
-		}
-	}
 	if l.passes++; l.passes%1000 == 0 {
-		for k, m := range l.newest {
+		for k, m := range l.marks {
 			if time.Since(m.touched) > markTTL {
-				delete(l.newest, k)
+				delete(l.marks, k)
 			}
 		}
 	}

@@ -34,10 +34,11 @@ type Options struct {
 	// PollInterval is the pause between passes that found nothing more to
 	// pull. Default 100ms.
 	PollInterval time.Duration
-	// Overlap is how far before its cursor a pass reads a peer's journal
-	// again, once per Overlap, so that a step back of the peer's clock
-	// loses nothing. Entries of the cursor's own time are read again by
-	// every pass. Default 1s.
+	// Overlap is how far a pass, every 5 seconds, reads a peer's journal
+	// again before the cursor the last such pass started from, so that a
+	// step back of the peer's clock by less than that loses nothing.
+	// Entries of the cursor's own time are read again by every pass.
+	// Default 1s.
 	Overlap time.Duration
 	// Lateness is how far, in point time, before the newest member already
 	// merged from a peer a changed key's members are fetched again. A point
