@@ -61,13 +61,17 @@ type change struct {
 
 // changes reads up to limit entries of the peer's journal scored at or
 // after since, and records on the peer how far the local server has merged
-// it. It returns them with the peer's epoch.
-func (l *link) changes(ctx context.Context, since float64, limit int) ([]change, string, error) {
+// it. It returns them with the peer's epoch. With echoes false the peer is
+// not asked which entries are echoes: a read of the overlap, whose entries
+// but a few were merged before, saves the peer that work.
+func (l *link) changes(ctx context.Context, since float64, limit int, echoes bool) ([]change, string, error) {
 	c := l.s.c
 	journal := c.Options().Metrics.Journal
 	tag, pulled := "", ""
 	if l.epoch != "" {
-		tag = l.local + "@" + l.epoch
+		if echoes {
+			tag = l.local + "@" + l.epoch
+		}
 		if l.saved != "" {
 			pulled = l.epoch + ":" + l.saved
 		}

@@ -121,7 +121,7 @@ func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 func (l *link) reset(why string) {
 	clear(l.marks)
 	l.cursor, l.epoch, l.saved = 0, "", ""
-	l.overlapAt, l.horizonAt = time.Time{}, time.Time{}
+	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++
 	l.mu.Unlock()

@@ -22,6 +22,22 @@ const maxEntriesPerPass = 20000
 // overlap, so reading it in every pass would read each entry many times.
 const overlapEvery = 5 * time.Second
 
+// overlapPages is how many pages of the overlap a pass reads at most.
+const overlapPages = 4
+
+// overlapRead is the state of the link's reading of the overlap again: when
+// the last complete read began, and the cursor it read up to (the next read
+// starts at that less the overlap); and, while a read is under way, where
+// its next page starts, where it ends, and when it began.
+type overlapRead struct {
+	at      time.Time
+	from    float64
+	reading bool
+	next    float64
+	until   float64
+	began   time.Time
+}
+
 // lagSamples is how many batch lags a link keeps for its percentiles.
 const lagSamples = 1024
 
@@ -51,16 +67,12 @@ type link struct {
 	local, peer string
 
 	// Owned by the link's loop.
-	cursor float64            // peer journal time merged up to
-	epoch  string             // the local server's epoch the cursor belongs to
-	saved  string             // the cursor as stored in the local server, "" for none
-	marks  map[string]keyMark // by key
-	passes int64
-	// overlapAt is when the last pass that read the overlap before the
-	// cursor began, and overlapFrom the cursor then: the next such pass
-	// reads from overlapFrom less the overlap.
-	overlapAt   time.Time
-	overlapFrom float64
+	cursor  float64            // peer journal time merged up to
+	epoch   string             // the local server's epoch the cursor belongs to
+	saved   string             // the cursor as stored in the local server, "" for none
+	marks   map[string]keyMark // by key
+	passes  int64
+	overlap overlapRead
 	// The horizons: the local one as last read (at horizonAt), a raise
 	// that did not complete, and when an unusable peer horizon was last
 	// logged.
@@ -117,12 +129,13 @@ func (l *link) loop(ctx context.Context) {
 // pass merges the peer's journal entries from the cursor on. It reports
 // whether entries are left for another pass at once.
 //
-// Every overlapEvery a pass then reads again from the cursor of the last
-// such pass, less the overlap, up to its own starting cursor: a change
-// journalled since that pass began is scored at least that, unless the
-// peer's clock went back by more than the overlap. The entries merged
-// before are skipped by their marks; the new ones are read first, so that
-// reading the overlap does not delay them.
+// Every overlapEvery the link reads the journal again from the cursor of
+// the last such read, less the overlap, up to the cursor it started at: a
+// change journalled since that read began is scored at least that, unless
+// the peer's clock went back by more than the overlap. The entries merged
+// before are skipped by their marks. A pass reads the new entries first
+// and then at most overlapPages pages of the overlap, so that reading it
+// again never holds the new ones up for long.
 func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
@@ -132,36 +145,45 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	began, from := time.Now(), l.cursor
-	if more, err := l.pull(ctx, l.cursor, math.Inf(1), maxEntriesPerPass, horizon); err != nil || more {
+	if more, _, err := l.pull(ctx, l.cursor, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
 		return more, err
 	}
-	if began.Sub(l.overlapAt) >= overlapEvery {
-		// Read whole: the overlap spans overlapEvery and a little more.
-		if _, err := l.pull(ctx, l.overlapStart(), from, math.MaxInt, horizon); err != nil {
+	ov := &l.overlap
+	if !ov.reading && began.Sub(ov.at) >= overlapEvery {
+		*ov = overlapRead{at: ov.at, from: ov.from, reading: true, next: l.overlapStart(), until: from, began: began}
+	}
+	if ov.reading {
+		more, next, err := l.pull(ctx, ov.next, ov.until, overlapPages*l.s.opts.Batch, false, horizon)
+		if err != nil {
 			return false, err
 		}
-		l.overlapAt, l.overlapFrom = began, from
+		ov.next = next
+		if !more {
+			*ov = overlapRead{at: ov.began, from: ov.until}
+		}
 	}
 	return false, nil
 }
 
 // pull merges the peer's journal entries from minTime on, page by page,
-// until a page ends after until or is the last, or most entries were read;
-// it reports whether entries are left.
-func (l *link) pull(ctx context.Context, minTime, until float64, most int, horizon string) (more bool, err error) {
+// until a page ends after until or is the last, or most entries were read.
+// It reports whether entries are left, and where the next page starts. With
+// echoes false, it does not ask the peer which entries are echoes: every
+// new entry is fetched (see changes).
+func (l *link) pull(ctx context.Context, minTime, until float64, most int, echoes bool, horizon string) (more bool, next float64, err error) {
 	defer l.prune()
 	limit := l.s.opts.Batch
 	for done := 0; done < most; {
-		entries, peerEpoch, err := l.changes(ctx, minTime, limit)
+		entries, peerEpoch, err := l.changes(ctx, minTime, limit, echoes)
 		if err != nil {
-			return false, err
+			return false, minTime, err
 		}
 		if err := l.merge(ctx, entries, horizon, federated.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
-			return false, err
+			return false, minTime, err
 		}
 		done += len(entries)
 		if len(entries) < limit || entries[len(entries)-1].Time > until {
-			return false, nil
+			return false, minTime, nil
 		}
 		last := entries[len(entries)-1].Time
 		if last == entries[0].Time {
@@ -170,7 +192,7 @@ func (l *link) pull(ctx context.Context, minTime, until float64, most int, horiz
 		}
 		minTime = last
 	}
-	return true, nil
+	return true, minTime, nil
 }
 
 // merge fetches the changed keys among entries from the peer, but for the
@@ -315,11 +337,11 @@ func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) 
 	return mins, nil
 }
 
-// overlapStart is where the next pass that reads the overlap starts.
+// overlapStart is where the next read of the overlap starts.
 func (l *link) overlapStart() float64 {
 	from := l.cursor
-	if !l.overlapAt.IsZero() {
-		from = min(from, l.overlapFrom)
+	if !l.overlap.at.IsZero() {
+		from = min(from, l.overlap.from)
 	}
 	return from - l.s.opts.Overlap.Seconds()
 }
