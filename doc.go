@@ -13,8 +13,10 @@
 // # Concurrency
 //
 // A Client is safe for concurrent use by many goroutines, including while
-// nodes are added or removed. Close waits for every background goroutine
-// the client started; calls after Close fail with ErrClosed.
+// nodes are added or removed. Its background goroutines (the checks of
+// down servers, and from the first pipeline sent to several servers a few
+// goroutines that send them) belong to it: Close waits for every one of
+// them; calls after Close fail with ErrClosed.
 //
 // # Failures
 //

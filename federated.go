@@ -35,7 +35,9 @@ type Client struct {
 	lifeMu sync.Mutex     // guards closed transitions and wg.Add
 	closed atomic.Bool    // set once by Close
 	done   chan struct{}  // closed by Close: stops every background loop
-	wg     sync.WaitGroup // background loops (down-server checks)
+	wg     sync.WaitGroup // background loops (down-server checks, senders)
+
+	senders senderPool // the goroutines that send flights' shares
 }
 
 // topology is an immutable snapshot of the federation.

@@ -18,9 +18,10 @@ type Flight struct {
 	alls  map[int][]serverCmd // answers of query-all commands, by queue index
 	done  chan struct{}       // closed when every server has answered or failed
 
-	pending atomic.Int32 // server round trips still under way
-	mu      sync.Mutex   // guards errs until done is closed
-	errs    []error      // one per server or node that failed
+	pending atomic.Int32       // server round trips still under way
+	cancel  context.CancelFunc // of the round trips' context, called by the last
+	mu      sync.Mutex         // guards errs until done is closed
+	errs    []error            // one per server or node that failed
 
 	waited bool
 	err    error // the result of Wait, once waited
@@ -38,6 +39,11 @@ type sendGroup struct {
 	srv      *server
 	cmds     []redis.Cmder
 	failover bool // the commands may move to the next server of the group
+
+	// pipe is a go-redis pipeline of pipeOf, kept for the next flight that
+	// reuses the group: making one costs a few allocations.
+	pipe   redis.Pipeliner
+	pipeOf *redis.Client
 }
 
 // Done is closed when every server has answered or failed; then Wait does
@@ -180,27 +186,31 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 		f.failAll(ErrClosed)
 		return
 	}
-	ctx, cancel := c.withTimeout(ctx)
+	ctx, f.cancel = c.withTimeout(ctx)
 	f.pending.Store(int32(len(order)))
-	send := func(g *sendGroup) {
-		if err := c.sendPipeline(ctx, g); err != nil {
-			f.mu.Lock()
-			f.errs = append(f.errs, err)
-			f.mu.Unlock()
-		}
-		if f.pending.Add(-1) == 0 {
-			cancel()
-			close(f.done)
-			c.wg.Done()
-		}
-	}
 	if inline {
 		last := order[len(order)-1]
 		order = order[:len(order)-1]
-		defer send(last)
+		defer f.send(ctx, last)
 	}
 	for _, g := range order {
-		go send(g)
+		c.dispatch(sendTask{ctx: ctx, f: f, g: g})
+	}
+}
+
+// send sends one server's share of the flight, and ends the flight when it
+// was the last.
+func (f *Flight) send(ctx context.Context, g *sendGroup) {
+	c := f.c
+	if err := c.sendPipeline(ctx, g); err != nil {
+		f.mu.Lock()
+		f.errs = append(f.errs, err)
+		f.mu.Unlock()
+	}
+	if f.pending.Add(-1) == 0 {
+		f.cancel()
+		close(f.done)
+		c.wg.Done()
 	}
 }
 
@@ -259,7 +269,10 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 	var tries retries
 	for {
 		rc := s.client.Load()
-		pipe := rc.Pipeline()
+		if g.pipeOf != rc {
+			g.pipe, g.pipeOf = rc.Pipeline(), rc
+		}
+		pipe := g.pipe
 		for _, cmd := range g.cmds {
 			_ = pipe.Process(ctx, cmd) // only queues
 		}

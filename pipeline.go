@@ -228,11 +228,14 @@ func (b *batch) launch(ctx context.Context, inline bool) *Flight {
 	f := &Flight{c: b.c, queue: b.queue, done: make(chan struct{})}
 	b.queue, b.spare = b.spare, nil
 	clear(b.count)
-	pl := newPlan()
-	if inline {
-		if b.plan == nil {
-			b.plan = newPlan()
-		}
+	var pl *plan
+	switch {
+	case !inline:
+		pl = newPlan()
+	case b.plan == nil:
+		b.plan = newPlan()
+		fallthrough
+	default:
 		pl = b.plan
 	}
 	f.start(ctx, pl, inline)

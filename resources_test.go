@@ -135,6 +135,9 @@ func TestResourcesBoundedUnderFailover(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, r.Flush(context.Background()))
 	require.Zero(t, warm.errs.Load(), "errors while warming up: %v", warm.firstErrs)
+	// A flight to both servers starts the client's senders, which it keeps
+	// until Close.
+	require.NoError(t, c.Pipeline().DoAll(nil, "k", "PING").Poll(context.Background()))
 	settle := opts.CommandTimeout + time.Second // old connections close after the command timeout
 	time.Sleep(settle)
 	startGoroutines := runtime.NumGoroutine()

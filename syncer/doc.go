@@ -9,7 +9,10 @@
 // peer, and merges them into the local server with the same script writers
 // use, so that a key is journalled locally only when something was added.
 // That makes changes travel through intermediaries (A to B to C) and stops
-// them from bouncing back: a merge that adds nothing writes nothing. The
+// them from bouncing back: a merge that adds nothing writes nothing. Nor
+// are they read back: a merge marks the keys it leaves holding nothing the
+// origin lacks (federated.Client.OriginKey), and the origin's syncer skips
+// those entries of the journal instead of fetching every key it gave. The
 // cursor is saved in the local server after each merge, never before, so a
 // restarted syncer resumes where it stopped. It is saved by compare-and-set
 // against what the pass loaded, so a server that comes back empty, even in
