@@ -24,7 +24,8 @@ import (
 // changes.
 //
 // KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
-// hash. ARGV[1] is the lowest score, ARGV[2] the page size, ARGV[3] the
+// hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
+// page size, ARGV[3] the
 // local server's origin tag ("address@epoch", "" for none), ARGV[4] the
 // local server's "@pulled:address" field and ARGV[5] its value
 // ("epoch:cursor", "" to leave it): how far the local server has merged this
@@ -60,11 +61,11 @@ type change struct {
 }
 
 // changes reads up to limit entries of the peer's journal scored at or
-// after since, and records on the peer how far the local server has merged
+// after since (after it, with after), and records on the peer how far the local server has merged
 // it. It returns them with the peer's epoch. With echoes false the peer is
 // not asked which entries are echoes: a read of the overlap, whose entries
 // but a few were merged before, saves the peer that work.
-func (l *link) changes(ctx context.Context, since float64, limit int, echoes bool) ([]change, string, error) {
+func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
 	c := l.s.c
 	journal := c.Options().Metrics.Journal
 	tag, pulled := "", ""
@@ -76,8 +77,12 @@ func (l *link) changes(ctx context.Context, since float64, limit int, echoes boo
 			pulled = l.epoch + ":" + l.saved
 		}
 	}
+	min := strconv.FormatFloat(since, 'f', -1, 64)
+	if after {
+		min = "(" + min
+	}
 	val, err := c.RunScript(ctx, l.peer, changesScript, []string{journal, c.OriginKey(), CursorKey},
-		strconv.FormatFloat(since, 'f', -1, 64), limit, tag, "@pulled:"+l.local, pulled).Slice()
+		min, limit, tag, "@pulled:"+l.local, pulled).Slice()
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
 	}

@@ -67,6 +67,9 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
 		l.reset("the local server came back empty or older")
 	}
+	if cursor != l.cursor {
+		l.complete = false
+	}
 	l.epoch, l.saved, l.cursor = epoch, raw, cursor
 	return nil
 }
@@ -120,7 +123,7 @@ func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
 	clear(l.marks)
-	l.cursor, l.epoch, l.saved = 0, "", ""
+	l.cursor, l.epoch, l.saved, l.complete = 0, "", "", false
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++

@@ -67,12 +67,17 @@ type link struct {
 	local, peer string
 
 	// Owned by the link's loop.
-	cursor  float64            // peer journal time merged up to
-	epoch   string             // the local server's epoch the cursor belongs to
-	saved   string             // the cursor as stored in the local server, "" for none
-	marks   map[string]keyMark // by key
-	passes  int64
-	overlap overlapRead
+	cursor float64 // peer journal time merged up to
+	// complete says that every entry of the cursor's own time is handled,
+	// so that the next pass reads after it rather than reading them all
+	// again. An entry journalled later at that very time (a step back of
+	// the peer's clock) is the overlap read's to catch.
+	complete bool
+	epoch    string             // the local server's epoch the cursor belongs to
+	saved    string             // the cursor as stored in the local server, "" for none
+	marks    map[string]keyMark // by key
+	passes   int64
+	overlap  overlapRead
 	// The horizons: the local one as last read (at horizonAt), a raise
 	// that did not complete, and when an unusable peer horizon was last
 	// logged.
@@ -145,7 +150,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	began, from := time.Now(), l.cursor
-	if more, _, err := l.pull(ctx, l.cursor, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
+	if more, _, err := l.pull(ctx, l.cursor, l.complete, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
 		return more, err
 	}
 	ov := &l.overlap
@@ -153,7 +158,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		*ov = overlapRead{at: ov.at, from: ov.from, reading: true, next: l.overlapStart(), until: from, began: began}
 	}
 	if ov.reading {
-		more, next, err := l.pull(ctx, ov.next, ov.until, overlapPages*l.s.opts.Batch, false, horizon)
+		more, next, err := l.pull(ctx, ov.next, false, ov.until, overlapPages*l.s.opts.Batch, false, horizon)
 		if err != nil {
 			return false, err
 		}
@@ -165,40 +170,48 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	return false, nil
 }
 
-// pull merges the peer's journal entries from minTime on, page by page,
-// until a page ends after until or is the last, or most entries were read.
-// It reports whether entries are left, and where the next page starts. With
-// echoes false, it does not ask the peer which entries are echoes: every
-// new entry is fetched (see changes).
-func (l *link) pull(ctx context.Context, minTime, until float64, most int, echoes bool, horizon string) (more bool, next float64, err error) {
+// pull merges the peer's journal entries from minTime on (after it, with
+// after), page by page, until a page ends after until or is the last, or
+// most entries were read. It reports whether entries are left, and where
+// the next page starts. With echoes false, it does not ask the peer which
+// entries are echoes: every new entry is fetched (see changes).
+//
+// A full page of entries of one time is read again twice as large, however
+// many entries the pass has read, until a page gets past them: a pass
+// always makes progress, also through the thousands of keys that one write
+// journals at one time.
+func (l *link) pull(ctx context.Context, minTime float64, after bool, until float64, most int, echoes bool, horizon string) (more bool, next float64, err error) {
 	defer l.prune()
 	limit := l.s.opts.Batch
-	for done := 0; done < most; {
-		entries, peerEpoch, err := l.changes(ctx, minTime, limit, echoes)
+	for done := 0; ; {
+		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, echoes)
 		if err != nil {
 			return false, minTime, err
 		}
-		if err := l.merge(ctx, entries, horizon, federated.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
+		full := len(entries) == limit
+		if err := l.merge(ctx, entries, full, horizon, federated.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
 			return false, minTime, err
 		}
 		done += len(entries)
-		if len(entries) < limit || entries[len(entries)-1].Time > until {
+		if !full || entries[len(entries)-1].Time > until {
 			return false, minTime, nil
 		}
 		last := entries[len(entries)-1].Time
-		if last == entries[0].Time {
-			limit *= 2 // a page of equal times: widen it to get past them
+		if last == entries[0].Time && last == minTime && !after {
+			limit *= 2
 			continue
 		}
-		minTime = last
+		minTime, after = last, false
+		if done >= most {
+			return true, minTime, nil
+		}
 	}
-	return true, minTime, nil
 }
 
 // merge fetches the changed keys among entries from the peer, but for the
 // echoes of the local server's own changes and the entries handled before,
 // and merges them into the local server, then saves the cursor.
-func (l *link) merge(ctx context.Context, entries []change, horizon string, from federated.Origin) error {
+func (l *link) merge(ctx context.Context, entries []change, full bool, horizon string, from federated.Origin) error {
 	c := l.s.c
 	var keys []string
 	var skipped, echoes int64
@@ -281,6 +294,11 @@ func (l *link) merge(ctx context.Context, entries []change, horizon string, from
 		if err := l.saveCursor(ctx, newest); err != nil {
 			return err
 		}
+	}
+	// Entries are sorted by time: a page that is not full, or that goes
+	// past the cursor, holds every entry of the cursor's time.
+	if n := len(entries); n == 0 || entries[n-1].Time >= l.cursor {
+		l.complete = !full || entries[n-1].Time > l.cursor
 	}
 
 	l.mu.Lock()

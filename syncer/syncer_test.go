@@ -743,3 +743,51 @@ func TestFailoverAfterEchoesReplicatesTheNewPoints(t *testing.T) {
 	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Added == before.Added+10 }, 3*time.Second, 10*time.Millisecond)
 	assert.LessOrEqual(t, linkStats(t, s, a, b).Keys-before.Keys, int64(5), "only the changed keys are fetched")
 }
+
+// commandCalls returns how many times a server ran a command, scripts'
+// calls included.
+func commandCalls(t *testing.T, addr, command string) int64 {
+	t.Helper()
+	info, err := direct(t, addr).Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	for _, line := range strings.Split(info, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_"+command+":calls="); ok {
+			n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			require.NoError(t, err)
+			return n
+		}
+	}
+	return 0
+}
+
+// One write journals thousands of keys at one time. The syncer gets
+// through them, and once it has, its idle passes read the journal after
+// them instead of reading them all again.
+func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
+	const keys = 12000 // more than the pages of the overlap read
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	now := time.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	updates := make([]federated.KeyMembers, keys)
+	for i := range updates {
+		key, err := federated.MetricKey(now, fmt.Sprintf("h%d", i), "m")
+		require.NoError(t, err)
+		updates[i] = federated.KeyMembers{Key: key, Members: []string{ts + ":1"}}
+	}
+	_, err := c.Merge(context.Background(), a, updates) // one script call: one journal time
+	require.NoError(t, err)
+
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	rb := direct(t, b)
+	require.Eventually(t, func() bool { return rb.DBSize(context.Background()).Val() >= keys+2 }, 10*time.Second, 20*time.Millisecond)
+	// Past the first overlap read too (it comes 5s after the first pass).
+	time.Sleep(6 * time.Second)
+	before, passes := commandCalls(t, a, "zrangebyscore"), linkStats(t, s, b, a).Passes
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes >= passes+20 }, 5*time.Second, 10*time.Millisecond)
+	reads := commandCalls(t, a, "zrangebyscore") - before
+	idle := linkStats(t, s, b, a).Passes - passes
+	t.Logf("%d journal reads in %d idle passes", reads, idle)
+	assert.LessOrEqual(t, reads, idle+int64(keys/1000), "an idle pass reads the journal once")
+}
