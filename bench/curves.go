@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -32,12 +33,19 @@ type curvesConfig struct {
 	syncKeys   []int // syncer key counts
 	syncPoints int64 // points the syncer replicates per run
 	memPoints  int64 // points queued for the memory figure
+	only       map[string]bool
 	json       bool
 }
 
+// curveNames are the curves, as -only names them.
+var curveNames = []string{"servers", "batch", "universe", "memory", "syncer"}
+
+// runs reports whether the run measures the named curve.
+func (c curvesConfig) runs(name string) bool { return len(c.only) == 0 || c.only[name] }
+
 func parseCurvesFlags(args []string, usageOut io.Writer) (curvesConfig, error) {
 	var cfg curvesConfig
-	var servers, batches, universes, groupSizes, syncKeys string
+	var servers, batches, universes, groupSizes, syncKeys, only string
 	fs := flag.NewFlagSet("bench curves", flag.ContinueOnError)
 	fs.SetOutput(usageOut)
 	fs.Usage = func() {
@@ -65,9 +73,19 @@ Flags:
 	fs.StringVar(&syncKeys, "sync-keys", "1000,10000,100000", "keys the syncer replicates")
 	fs.Int64Var(&cfg.syncPoints, "sync-points", 200000, "points the syncer replicates per run")
 	fs.Int64Var(&cfg.memPoints, "mem-points", 1000000, "points queued for the memory figure")
+	fs.StringVar(&only, "only", "", "measure only these curves ("+strings.Join(curveNames, ",")+"); the plots of the others are left alone")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if only != "" {
+		cfg.only = make(map[string]bool)
+		for name := range strings.SplitSeq(only, ",") {
+			if name = strings.TrimSpace(name); !slices.Contains(curveNames, name) {
+				return cfg, fmt.Errorf("-only %q: %q is not one of %s", only, name, strings.Join(curveNames, ", "))
+			}
+			cfg.only[name] = true
+		}
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -152,23 +170,24 @@ func runCurves(ctx context.Context, cfg curvesConfig, out, progress io.Writer) e
 	rep := curvesReport{Environment: env, Rounds: cfg.rounds, Writers: cfg.writers}
 	rr := newRecorderRunner(f, cfg, progress)
 	defer rr.close()
-	if rep.Servers, err = rr.byServers(ctx); err != nil {
-		return err
-	}
-	if rep.Batches, err = rr.byBatch(ctx); err != nil {
-		return err
-	}
-	if rep.Universes, err = rr.byUniverse(ctx); err != nil {
-		return err
-	}
-	if rep.Memory, err = rr.memory(ctx); err != nil {
-		return err
-	}
-	if rep.Syncer, err = syncerCurves(ctx, f, cfg, progress); err != nil {
-		return err
+	for _, m := range []struct {
+		name string
+		run  func() error
+	}{
+		{"servers", func() (err error) { rep.Servers, err = rr.byServers(ctx); return err }},
+		{"batch", func() (err error) { rep.Batches, err = rr.byBatch(ctx); return err }},
+		{"universe", func() (err error) { rep.Universes, err = rr.byUniverse(ctx); return err }},
+		{"memory", func() (err error) { rep.Memory, err = rr.memory(ctx); return err }},
+		{"syncer", func() (err error) { rep.Syncer, err = syncerCurves(ctx, f, cfg, progress); return err }},
+	} {
+		if cfg.runs(m.name) {
+			if err := m.run(); err != nil {
+				return err
+			}
+		}
 	}
 	if cfg.out != "" {
-		if rep.Plots, err = writePlots(cfg.out, rep); err != nil {
+		if rep.Plots, err = writePlots(cfg.out, cfg, rep); err != nil {
 			return err
 		}
 		for _, p := range rep.Plots {

@@ -12,6 +12,7 @@ import (
 
 // plotSpec is one PNG: its file, titles, axes and lines.
 type plotSpec struct {
+	curve             string // as -only names it
 	file, title, x, y string
 	logX              bool
 	curves            []curve
@@ -20,22 +21,28 @@ type plotSpec struct {
 
 // writePlots draws every curve of the report into dir and returns the
 // files written.
-func writePlots(dir string, rep curvesReport) ([]string, error) {
+func writePlots(dir string, cfg curvesConfig, rep curvesReport) ([]string, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
 	sub := fmt.Sprintf("%d writers, %s, %d CPUs", rep.Writers, rep.Environment.RedisVersion, rep.Environment.CPUs)
-	specs := []plotSpec{
-		{file: "curve-recorder-servers.png", title: "Recorder by servers (" + sub + ")",
+	all := []plotSpec{
+		{curve: "servers", file: "curve-recorder-servers.png", title: "Recorder by servers (" + sub + ")",
 			x: "redis-server processes", y: "thousand points/s", logX: true, curves: []curve{rep.Servers}, scale: 1e3},
-		{file: "curve-recorder-batch.png", title: "Recorder by batch size (8 servers, " + sub + ")",
+		{curve: "batch", file: "curve-recorder-batch.png", title: "Recorder by batch size (8 servers, " + sub + ")",
 			x: "RecorderOptions.BatchSize (points)", y: "thousand points/s", logX: true, curves: []curve{rep.Batches}, scale: 1e3},
-		{file: "curve-recorder-universe.png", title: "Recorder by key universe (8 servers, " + sub + ")",
+		{curve: "universe", file: "curve-recorder-universe.png", title: "Recorder by key universe (8 servers, " + sub + ")",
 			x: "keys written to", y: "thousand points/s", logX: true, curves: []curve{rep.Universes}, scale: 1e3},
-		{file: "curve-syncer.png", title: "Syncer catch-up by group size",
+		{curve: "syncer", file: "curve-syncer.png", title: "Syncer catch-up by group size",
 			x: "servers in the group", y: "thousand replicated points/s", curves: rep.Syncer, scale: 1e3},
-		{file: "curve-memory.png", title: "Memory held by queued points",
+		{curve: "memory", file: "curve-memory.png", title: "Memory held by queued points",
 			x: "keys the points go to", y: "bytes per queued point", logX: true, curves: []curve{rep.Memory}, scale: 1},
+	}
+	var specs []plotSpec
+	for _, sp := range all {
+		if cfg.runs(sp.curve) {
+			specs = append(specs, sp)
+		}
 	}
 	var files []string
 	for _, sp := range specs {
