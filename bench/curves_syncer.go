@@ -15,8 +15,13 @@ import (
 )
 
 // idleWindow is how long the syncer's idle cost is measured, once the
-// group has converged.
-const idleWindow = 3 * time.Second
+// group has converged and settled: settle covers two of the syncer's
+// periodic reads of the journal's overlap, the first of which after a
+// catch-up reads again what the catch-up read.
+const (
+	idleWindow = 3 * time.Second
+	settle     = 11 * time.Second
+)
 
 // syncerResult is one syncer run.
 type syncerResult struct {
@@ -125,7 +130,7 @@ func syncerRun(ctx context.Context, f *fleet, size, keys int, points int64) (syn
 	}
 	// The idle cost: passes that find nothing, less what the process and
 	// the servers use without a syncer over as long.
-	time.Sleep(500 * time.Millisecond) // the passes after the last change
+	time.Sleep(settle)
 	withSyncer, err := cpuOver(ctx, f, size, idleWindow)
 	if err != nil {
 		return syncerResult{}, err
