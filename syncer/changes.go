@@ -32,9 +32,9 @@ import (
 // journal, written only when it changed, so that an idle pass writes
 // nothing.
 //
-// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...}}
-// with echo 1 for an entry whose key's origin field is the local server's
-// tag.
+// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
+// the peer's TIME} with echo 1 for an entry whose key's origin field is the
+// local server's tag.
 var changesScript = redis.NewScript(`
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then
   redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
@@ -50,7 +50,7 @@ if ARGV[3] ~= '' then
     for j = 1, #tags do echo[first + j - 1] = tags[j] == ARGV[3] and 1 or 0 end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo}
+return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo, redis.call('TIME')}
 `)
 
 // change is a journal entry of the peer, and whether it is an echo of the
@@ -86,23 +86,31 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
 	}
-	out, epoch, err := parseChanges(val)
+	out, epoch, now, err := parseChanges(val)
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
+	}
+	if l.peerTime == 0 {
+		l.peerTime = now
 	}
 	return out, epoch, nil
 }
 
-// parseChanges reads the reply of changesScript.
-func parseChanges(val []any) ([]change, string, error) {
-	if len(val) != 3 {
-		return nil, "", fmt.Errorf("unexpected reply of %d parts", len(val))
+// parseChanges reads the reply of changesScript: the entries, the peer's
+// epoch and the peer's time.
+func parseChanges(val []any) ([]change, string, float64, error) {
+	if len(val) != 4 {
+		return nil, "", 0, fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
 	epoch, _ := val[0].(string)
 	zs, _ := val[1].([]any)
 	echo, _ := val[2].([]any)
 	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) {
-		return nil, "", fmt.Errorf("unexpected reply: %d journal fields, %d echo flags", len(zs), len(echo))
+		return nil, "", 0, fmt.Errorf("unexpected reply: %d journal fields, %d echo flags", len(zs), len(echo))
+	}
+	now, err := parseTime(val[3])
+	if err != nil {
+		return nil, "", 0, err
 	}
 	out := make([]change, len(zs)/2)
 	for i := range out {
@@ -110,7 +118,7 @@ func parseChanges(val []any) ([]change, string, error) {
 		score, _ := zs[2*i+1].(string)
 		t, err := strconv.ParseFloat(score, 64)
 		if err != nil {
-			return nil, "", fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
+			return nil, "", 0, fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
 		}
 		out[i] = change{JournalEntry: federated.JournalEntry{Key: key, Time: t}}
 		if len(echo) > 0 {
@@ -118,7 +126,20 @@ func parseChanges(val []any) ([]change, string, error) {
 			out[i].echo = flag == 1
 		}
 	}
-	return out, epoch, nil
+	return out, epoch, now, nil
+}
+
+// parseTime reads a TIME reply, {seconds, microseconds}, as Unix seconds.
+func parseTime(v any) (float64, error) {
+	parts, _ := v.([]any)
+	if len(parts) == 2 {
+		sec, err1 := strconv.ParseInt(fmt.Sprint(parts[0]), 10, 64)
+		usec, err2 := strconv.ParseInt(fmt.Sprint(parts[1]), 10, 64)
+		if err1 == nil && err2 == nil {
+			return float64(sec) + float64(usec)/1e6, nil
+		}
+	}
+	return 0, fmt.Errorf("unexpected server time %v", v)
 }
 
 // newestScript returns, for every key in ARGV, the score of its newest

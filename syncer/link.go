@@ -26,16 +26,18 @@ const overlapEvery = 5 * time.Second
 const overlapPages = 4
 
 // overlapRead is the state of the link's reading of the overlap again: when
-// the last complete read began, and the cursor it read up to (the next read
-// starts at that less the overlap); and, while a read is under way, where
-// its next page starts, where it ends, and when it began.
+// the last complete read began, by this host's clock and by the peer's
+// (anchor; the next read starts at that less the overlap); and, while a
+// read is under way, where its next page starts, where it ends, and when
+// it began, by both clocks.
 type overlapRead struct {
-	at      time.Time
-	from    float64
-	reading bool
-	next    float64
-	until   float64
-	began   time.Time
+	at          time.Time
+	anchor      float64
+	reading     bool
+	next        float64
+	until       float64
+	began       time.Time
+	beganAnchor float64
 }
 
 // lagSamples is how many batch lags a link keeps for its percentiles.
@@ -78,6 +80,7 @@ type link struct {
 	marks    map[string]keyMark // by key
 	passes   int64
 	overlap  overlapRead
+	peerTime float64 // the peer's clock at the pass's first read of its journal
 	// The horizons: the local one as last read (at horizonAt), a raise
 	// that did not complete, and when an unusable peer horizon was last
 	// logged.
@@ -134,13 +137,14 @@ func (l *link) loop(ctx context.Context) {
 // pass merges the peer's journal entries from the cursor on. It reports
 // whether entries are left for another pass at once.
 //
-// Every overlapEvery the link reads the journal again from the cursor of
-// the last such read, less the overlap, up to the cursor it started at: a
-// change journalled since that read began is scored at least that, unless
-// the peer's clock went back by more than the overlap. The entries merged
-// before are skipped by their marks. A pass reads the new entries first
-// and then at most overlapPages pages of the overlap, so that reading it
-// again never holds the new ones up for long.
+// Every overlapEvery the link reads the journal again, up to the cursor the
+// pass started at, from the peer's time when the last such read began,
+// less the overlap: a change journalled since then is scored at least
+// that, unless the peer's clock went back by more than the overlap. (While
+// the peer is idle that is after the cursor, and there is nothing to read
+// again.) The entries merged before are skipped by their marks. A pass
+// reads the new entries first and then at most overlapPages pages of the
+// overlap, so that reading it again never holds the new ones up for long.
 func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
@@ -150,12 +154,22 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	began, from := time.Now(), l.cursor
+	l.peerTime = 0 // set by the pass's first read of the journal
 	if more, _, err := l.pull(ctx, l.cursor, l.complete, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
 		return more, err
 	}
 	ov := &l.overlap
 	if !ov.reading && began.Sub(ov.at) >= overlapEvery {
-		*ov = overlapRead{at: ov.at, from: ov.from, reading: true, next: l.overlapStart(), until: from, began: began}
+		start := from // the first read: what the cursor loaded covers
+		if !ov.at.IsZero() {
+			start = ov.anchor
+		}
+		start -= l.s.opts.Overlap.Seconds()
+		*ov = overlapRead{at: ov.at, anchor: ov.anchor, reading: start <= from, next: start, until: from,
+			began: began, beganAnchor: l.peerTime}
+		if !ov.reading {
+			ov.at, ov.anchor = began, l.peerTime // nothing before the cursor to read again
+		}
 	}
 	if ov.reading {
 		more, next, err := l.pull(ctx, ov.next, false, ov.until, overlapPages*l.s.opts.Batch, false, horizon)
@@ -164,7 +178,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 		ov.next = next
 		if !more {
-			*ov = overlapRead{at: ov.began, from: ov.until}
+			*ov = overlapRead{at: ov.began, anchor: ov.beganAnchor}
 		}
 	}
 	return false, nil
@@ -353,15 +367,6 @@ func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) 
 		mins[i] = local[j] - lateness
 	}
 	return mins, nil
-}
-
-// overlapStart is where the next read of the overlap starts.
-func (l *link) overlapStart() float64 {
-	from := l.cursor
-	if !l.overlap.at.IsZero() {
-		from = min(from, l.overlap.from)
-	}
-	return from - l.s.opts.Overlap.Seconds()
 }
 
 // prune forgets, now and then, the marks of keys that stopped changing.
