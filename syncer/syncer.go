@@ -35,10 +35,9 @@ type Options struct {
 	// pull. Default 100ms.
 	PollInterval time.Duration
 	// Overlap is how far a pass, every 5 seconds, reads a peer's journal
-	// again before the cursor the last such pass started from, so that a
-	// step back of the peer's clock by less than that loses nothing.
-	// Entries of the cursor's own time are read again by every pass.
-	// Default 1s.
+	// again before the peer's time when the last such read began (up to
+	// the cursor), so that a step back of the peer's clock by less than
+	// that loses nothing. Default 1s.
 	Overlap time.Duration
 	// Lateness is how far, in point time, before the newest member already
 	// merged from a peer a changed key's members are fetched again. A point
