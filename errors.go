@@ -30,6 +30,12 @@ var ErrInvalidConfig = errors.New("federated: invalid configuration")
 // names the key, its period and the oldest period kept.
 var ErrPeriodDropped = errors.New("federated: period dropped")
 
+// ErrWrongType reports a metric write refused because its key holds
+// another type than a sorted set (someone wrote it as a string, say). The
+// error names the key. Writing it again fails the same way until the key
+// is deleted.
+var ErrWrongType = errors.New("federated: key holds another type")
+
 // ServerError is the error of a command that failed on, or could not be sent
 // to, a particular server. It unwraps to the cause and, where the server is
 // considered down, to ErrServerDown.

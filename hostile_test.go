@@ -304,6 +304,7 @@ func TestHostileWrongType(t *testing.T) {
 	// Record fails for that key, says which and why, and writes nothing.
 	err = c.Record(ctx, "web1", "broken", at, 1)
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
+	assert.ErrorIs(t, err, federated.ErrWrongType)
 
 	// A Recorder batch: the bad key fails, the others are written.
 	var onError []error
@@ -319,6 +320,7 @@ func TestHostileWrongType(t *testing.T) {
 	}
 	err = r.Flush(ctx)
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
+	assert.ErrorIs(t, err, federated.ErrWrongType)
 	require.Len(t, onError, 1)
 	st := r.Stats()
 	assert.Equal(t, federated.RecorderStats{Added: 9, Written: 6, Failed: 3, Flushes: 1}, st)

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"strings"
 	"unsafe"
 
 	"github.com/redis/go-redis/v9"
@@ -80,7 +80,10 @@ for i = 1, nkeys do
   if err then
     out[#out + 1] = at
     out[#out + 1] = err
-  elseif added > 0 then
+  end
+  -- Should a later chunk of a key fail, what its first chunks added stays:
+  -- it is journaled all the same, so that the syncers copy it.
+  if added > 0 then
     total = total + added
     if tag then
       -- The key was new here when it holds only what was added.
@@ -211,6 +214,11 @@ func (w *writeBatch) parseReply(val any) error {
 type scriptError string
 
 func (e scriptError) Error() string { return string(e) }
+
+// Is makes the server's WRONGTYPE error match ErrWrongType.
+func (e scriptError) Is(target error) bool {
+	return target == ErrWrongType && strings.HasPrefix(string(e), "WRONGTYPE")
+}
 
 // droppedError is the write script's message for a key of a dropped period.
 type droppedError string
