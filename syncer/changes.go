@@ -30,14 +30,15 @@ import (
 // local server's "@pulled:address" field and ARGV[5] its value
 // ("epoch:cursor", "" to leave it): how far the local server has merged this
 // journal, written only when it changed, so that an idle pass writes
-// nothing.
+// nothing. The field only spares fetches: a peer that cannot take the
+// write (it is full) is read all the same.
 //
 // The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
 // the peer's TIME} with echo 1 for an entry whose key's origin field is the
 // local server's tag.
 var changesScript = redis.NewScript(`
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then
-  redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
+  redis.pcall('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
 local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local echo = {}

@@ -36,8 +36,8 @@ return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
 // saveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] in the cursor
 // hash (KEYS[1]) and returns 1 if the epoch is still ARGV[1] and the cursor
 // still ARGV[3] ("" for none): what the link loaded or saved last. Else it
-// returns 0: the server restarted empty, or was restored from a snapshot,
-// since.
+// returns 0: the server restarted empty since, or was restored from a
+// snapshot that holds another cursor.
 var saveCursorScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], '` + epochField + `') ~= ARGV[1]
     or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then

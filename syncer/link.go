@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -78,7 +79,7 @@ type link struct {
 	epoch    string             // the local server's epoch the cursor belongs to
 	saved    string             // the cursor as stored in the local server, "" for none
 	marks    map[string]keyMark // by key
-	passes   int64
+	pulls    int64              // pulls made: every 1,000th prunes the marks
 	overlap  overlapRead
 	peerTime float64 // the peer's clock at the pass's first read of its journal
 	// The horizons: the local one as last read (at horizonAt), a raise
@@ -233,10 +234,10 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 	now := time.Now()
 	handled := entries[:0:0] // entries to mark once merged
 	for _, e := range entries {
-		if m, ok := l.marks[e.Key]; ok && m.journaled == e.Time {
-			continue
-		}
 		newest = max(newest, e.Time)
+		if m, ok := l.marks[e.Key]; ok && m.journaled == e.Time {
+			continue // merged before: the cursor may pass it
+		}
 		handled = append(handled, e)
 		switch {
 		case horizon != "" && federated.PeriodOf(e.Key) < horizon:
@@ -268,15 +269,27 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 		}
 		added = res.Added
 		skipped += int64(len(res.Dropped))
-		if len(res.Failed) > 0 {
-			var errs []error
-			for _, err := range res.Failed {
-				errs = append(errs, err)
+		// A key that holds another type cannot be written until someone
+		// deletes it: it is reported and passed, so that it does not stop
+		// the rest. Any other failure (a full server, say) fails the pass
+		// before anything is marked, and the next pass tries again.
+		var wrongType, failed []error
+		for _, err := range res.Failed {
+			if errors.Is(err, federated.ErrWrongType) {
+				wrongType = append(wrongType, err)
+			} else {
+				failed = append(failed, err)
 			}
-			// A key that cannot be written (another type) must not stop
-			// replication of the rest: it is reported and passed.
+		}
+		if len(failed) > 0 {
 			l.mu.Lock()
-			l.stats.LastError = errors.Join(errs...).Error()
+			l.stats.Added += added
+			l.mu.Unlock()
+			return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
+		}
+		if len(wrongType) > 0 {
+			l.mu.Lock()
+			l.stats.LastError = errors.Join(wrongType...).Error()
 			l.mu.Unlock()
 		}
 	}
@@ -371,7 +384,7 @@ func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) 
 
 // prune forgets, now and then, the marks of keys that stopped changing.
 func (l *link) prune() {
-	if l.passes++; l.passes%1000 == 0 {
+	if l.pulls++; l.pulls%1000 == 0 {
 		for k, m := range l.marks {
 			if time.Since(m.touched) > markTTL {
 				delete(l.marks, k)

@@ -17,7 +17,7 @@ type collector struct{ s *Syncer }
 var (
 	peerLabels = []string{"local", "peer"}
 
-	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "Now minus the peer journal time of the last change applied.", peerLabels, nil)
+	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "Lag of the last batch that added something, when applied: then minus the peer journal time of its newest change.", peerLabels, nil)
 	descLagP99  = prometheus.NewDesc("redfed_syncer_lag_p99_seconds", "99th percentile of the lag of the last 1,024 batches that merged something.", peerLabels, nil)
 	descCursor  = prometheus.NewDesc("redfed_syncer_cursor_seconds", "Peer journal time up to which changes are merged.", peerLabels, nil)
 	descPasses  = prometheus.NewDesc("redfed_syncer_passes_total", "Passes made.", peerLabels, nil)
@@ -26,7 +26,7 @@ var (
 	descSkipped = prometheus.NewDesc("redfed_syncer_keys_skipped_total", "Keys of dropped periods left alone.", peerLabels, nil)
 	descErrors  = prometheus.NewDesc("redfed_syncer_errors_total", "Passes that failed.", peerLabels, nil)
 	descEchoes  = prometheus.NewDesc("redfed_syncer_echoes_total", "Journal entries of the peer not fetched, merges of the local server's own changes.", peerLabels, nil)
-	descResets  = prometheus.NewDesc("redfed_syncer_resets_total", "Times the local server was found empty and the peer pulled again from the start.", peerLabels, nil)
+	descResets  = prometheus.NewDesc("redfed_syncer_resets_total", "Times the local server came back empty or with an older cursor and the peer was pulled again from the start.", peerLabels, nil)
 
 	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
 	descAERepaired = prometheus.NewDesc("redfed_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.", nil, nil)

@@ -15,11 +15,11 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultPollInterval        = 100 * time.Millisecond
-	DefaultOverlap             = time.Second
-	DefaultLateness            = 2 * time.Second
-	DefaultBatch               = 1000
-	DefaultAntiEntropyInterval = 5 * time.Minute
+	DefaultPollInterval        = 100 * time.Millisecond // Options.PollInterval
+	DefaultOverlap             = time.Second            // Options.Overlap
+	DefaultLateness            = 2 * time.Second        // Options.Lateness
+	DefaultBatch               = 1000                   // Options.Batch
+	DefaultAntiEntropyInterval = 5 * time.Minute        // Options.AntiEntropyInterval
 )
 
 // CursorKey is the hash, on each local server, that holds the syncer's
@@ -29,7 +29,9 @@ const (
 // restarted empty since it was read.
 const CursorKey = "syncer:cursors"
 
-// Options tune a Syncer. The zero value of every field means its default.
+// Options tune a Syncer. The zero value of every field means its default,
+// and so does a negative one but for AntiEntropyInterval, which it turns
+// off.
 type Options struct {
 	// PollInterval is the pause between passes that found nothing more to
 	// pull. Default 100ms.
@@ -42,8 +44,9 @@ type Options struct {
 	// Lateness is how far, in point time, before the newest member already
 	// merged from a peer a changed key's members are fetched again. A point
 	// that reaches the peer stamped earlier than that (a late or backfilled
-	// point) is left to anti-entropy. A key not merged before since the
-	// syncer started is fetched whole. Default 2s.
+	// point) is left to anti-entropy. A key the link holds no mark of (new
+	// since the syncer started, unchanged for an hour, or after a reset)
+	// is fetched whole. Default 2s.
 	Lateness time.Duration
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int
@@ -55,8 +58,9 @@ type Options struct {
 	// address to peer addresses). By default a local server pulls from
 	// every other server of its replica group.
 	Links map[string][]string
-	// Logger receives pass errors and anti-entropy results. Default: the
-	// client's logger.
+	// Logger receives what the syncer does besides its passes: failed
+	// passes, resets, horizons raised or refused, anti-entropy results.
+	// Default: the client's logger.
 	Logger *slog.Logger
 }
 
@@ -100,8 +104,17 @@ type Syncer struct {
 
 	mu      sync.Mutex // guards the fields below
 	running bool
+	closed  bool
+	stop    context.CancelFunc // ends the running Run
+	done    chan struct{}      // closed when the running Run returns
 	ae      AntiEntropyStats
 }
+
+// ErrRunning is Run's error when the Syncer is already running.
+var ErrRunning = errors.New("syncer: Run is already running")
+
+// ErrClosed is Run's error after Close.
+var ErrClosed = errors.New("syncer: closed")
 
 // New builds a client for cfg and a Syncer for the local servers (host:port
 // addresses of cfg). Close releases the client.
@@ -128,13 +141,16 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	}
 	period, err := metric.ParsePeriod(c.Options().Metrics.Period)
 	if err != nil {
-		return nil, fmt.Errorf("%w: syncer: %v", federated.ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: syncer: %w", federated.ErrInvalidConfig, err)
 	}
 	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period}
-	for _, addr := range local {
+	for i, addr := range local {
+		if slices.Contains(local[:i], addr) {
+			return nil, fmt.Errorf("%w: syncer: local server %s named twice", federated.ErrInvalidConfig, addr)
+		}
 		node, group, err := c.ReplicaGroup(addr)
 		if err != nil {
-			return nil, fmt.Errorf("%w: syncer: local server %s: %v", federated.ErrInvalidConfig, addr, err)
+			return nil, fmt.Errorf("%w: syncer: local server %s: %w", federated.ErrInvalidConfig, addr, err)
 		}
 		if !slices.Contains(s.nodes, node) {
 			s.nodes = append(s.nodes, node)
@@ -143,12 +159,16 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 		if !custom {
 			peers = slices.DeleteFunc(slices.Clone(group), func(p string) bool { return p == addr })
 		}
-		for _, peer := range peers {
+		for j, peer := range peers {
 			if peer == addr {
 				return nil, fmt.Errorf("%w: syncer: server %s cannot pull from itself", federated.ErrInvalidConfig, addr)
 			}
+			if slices.Contains(peers[:j], peer) {
+				// Two links would share, and fight over, one cursor.
+				return nil, fmt.Errorf("%w: syncer: peer %s of %s named twice", federated.ErrInvalidConfig, peer, addr)
+			}
 			if _, _, err := c.ReplicaGroup(peer); err != nil {
-				return nil, fmt.Errorf("%w: syncer: peer %s of %s: %v", federated.ErrInvalidConfig, peer, addr, err)
+				return nil, fmt.Errorf("%w: syncer: peer %s of %s: %w", federated.ErrInvalidConfig, peer, addr, err)
 			}
 			s.links = append(s.links, newLink(s, addr, peer))
 		}
@@ -165,21 +185,31 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 func (s *Syncer) Client() *federated.Client { return s.c }
 
 // Run pulls from every peer of every local server, and runs anti-entropy,
-// until ctx ends. It then abandons the passes under way (a cursor is only
-// ever saved after the changes before it are merged) and returns ctx's
-// error once every loop has stopped. Run may be called once at a time.
+// until ctx ends or Close is called. It then abandons the passes under way
+// (a cursor is only ever saved after the changes before it are merged) and
+// returns, once every loop has stopped, ctx's error (context.Canceled when
+// Close stopped it). Run may be called once at a time: ErrRunning
+// otherwise, and ErrClosed after Close.
 func (s *Syncer) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s.mu.Lock()
-	if s.running {
+	switch {
+	case s.closed:
 		s.mu.Unlock()
-		return errors.New("syncer: Run is already running")
+		return ErrClosed
+	case s.running:
+		s.mu.Unlock()
+		return ErrRunning
 	}
-	s.running = true
+	done := make(chan struct{})
+	s.running, s.stop, s.done = true, cancel, done
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.running = false
+		s.running, s.stop, s.done = false, nil, nil
 		s.mu.Unlock()
+		close(done)
 	}()
 
 	var wg sync.WaitGroup
@@ -201,8 +231,21 @@ func (s *Syncer) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close releases the client if New made it. Call it after Run returns.
+// Close stops Run, if it runs, and waits for it to return; then it closes
+// the client if New made it.
 func (s *Syncer) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	stop, done := s.stop, s.done
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	if s.ownClient {
 		return s.c.Close()
 	}
@@ -260,7 +303,9 @@ type PeerStats struct {
 	// Cursor is the peer journal time, Unix seconds, up to which its changes
 	// are merged.
 	Cursor float64
-	// Lag is now minus the peer journal time of the last change applied.
+	// Lag is the lag of the last batch that added something, when it was
+	// applied: then minus the peer journal time of its newest change. It
+	// does not grow while nothing changes.
 	Lag time.Duration
 	// LagP50 and LagP99 summarize the lag of the last 1,024 batches that
 	// merged something.
@@ -274,8 +319,8 @@ type PeerStats struct {
 	Echoes int64
 	Errors int64 // passes that failed
 	// Resets counts the times the local server was found to have lost its
-	// data (it came back empty), after which the peer was pulled again from
-	// its first change.
+	// data (it came back empty, or with an older cursor), after which the
+	// peer was pulled again from its first change.
 	Resets    int64
 	LastError string
 }

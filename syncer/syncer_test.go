@@ -399,6 +399,106 @@ func TestBadOptions(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	_, err = syncer.NewFromClient(c, []string{servers[0].Addr()}, syncer.Options{Links: map[string][]string{servers[1].Addr(): {servers[0].Addr()}}})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+
+	// Twice the same link would make two loops fight over one cursor.
+	a, b := servers[0].Addr(), servers[1].Addr()
+	_, err = syncer.NewFromClient(c, []string{a, a}, syncer.Options{})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "local server "+a+" named twice")
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Links: map[string][]string{a: {b, b}}})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "peer "+b+" of "+a+" named twice")
+}
+
+// Close stops a running Run and waits for it; Run after Close refuses, and
+// so does a second Run while one runs.
+func TestCloseStopsRun(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s, err := syncer.New(groupConfig(servers), redistest.Addrs(servers), syncer.Options{})
+	require.NoError(t, err)
+	returned := make(chan error, 1)
+	go func() { returned <- s.Run(context.Background()) }()
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].Passes > 0 }, 2*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, s.Run(context.Background()), syncer.ErrRunning)
+
+	require.NoError(t, s.Close())
+	select {
+	case err := <-returned:
+		require.ErrorIs(t, err, context.Canceled)
+	default:
+		t.Fatal("Close returned before Run")
+	}
+	require.ErrorIs(t, s.Run(context.Background()), syncer.ErrClosed)
+	require.NoError(t, s.Close(), "a second Close")
+}
+
+// A local server that cannot take writes (it is full) fails the passes
+// that merge into it, and nothing is taken as merged: once it has room,
+// the syncer alone, without anti-entropy, gives it every point.
+func TestFullLocalServerGetsEverythingOnceItHasRoom(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Passes > 0 }, 2*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, direct(t, a).ConfigSet(ctx, "maxmemory", "1").Err(), "a full server")
+	writePoints(t, c, b, "web1", 200)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Errors >= 3 }, 5*time.Second, 10*time.Millisecond)
+	st := linkStats(t, s, a, b)
+	assert.Contains(t, st.LastError, "OOM")
+	assert.Empty(t, members(t, a), "the full server took nothing")
+
+	require.NoError(t, direct(t, a).ConfigSet(ctx, "maxmemory", "0").Err())
+	all := converged(t, []string{a, b}, 2*time.Second)
+	require.Len(t, all, 200)
+}
+
+// A peer that is full is still read: the syncer's note of how far it has
+// pulled, which the peer cannot take, only spares fetches.
+func TestFullPeerIsStillPulled(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	for i := range 600 { // 3,000 keys: three pages of the journal
+		writePoints(t, c, b, fmt.Sprintf("web%d", i), 5)
+	}
+	require.NoError(t, direct(t, b).ConfigSet(context.Background(), "maxmemory", "1").Err())
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	all := converged(t, []string{a, b}, 5*time.Second)
+	require.Len(t, all, 3000)
+	assert.Zero(t, linkStats(t, s, a, b).Errors)
+}
+
+// A key that someone made another type on the local server cannot be
+// merged: it is reported and passed, and the rest replicates.
+func TestWrongTypeKeyIsPassed(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	broken, err := federated.MetricKey(time.Now(), "web1", "m0")
+	require.NoError(t, err)
+	require.NoError(t, direct(t, a).Set(ctx, broken, "someone's string", 0).Err())
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+
+	writePoints(t, c, b, "web1", 100) // 20 points to each of m0 … m4
+	require.Eventually(t, func() bool {
+		for i := 1; i < 5; i++ {
+			key, err := federated.MetricKey(time.Now(), "web1", fmt.Sprintf("m%d", i))
+			require.NoError(t, err)
+			if direct(t, a).ZCard(ctx, key).Val() != 20 {
+				return false
+			}
+		}
+		return true
+	}, 2*time.Second, 10*time.Millisecond)
+	st := linkStats(t, s, a, b)
+	assert.Contains(t, st.LastError, "WRONGTYPE")
+	assert.Contains(t, st.LastError, broken)
+	assert.Zero(t, st.Errors, "the passes went on")
+	assert.Equal(t, "someone's string", direct(t, a).Get(ctx, broken).Val())
 }
 
 func TestPrometheusCollector(t *testing.T) {
