@@ -23,8 +23,9 @@ type Flight struct {
 	mu      sync.Mutex         // guards errs until done is closed
 	errs    []error            // one per server or node that failed
 
-	waited bool
-	err    error // the result of Wait, once waited
+	waited   bool
+	err      error // the result of Wait, once waited
+	ownsPlan bool  // uses its batch's plan, which recycle resets
 }
 
 // serverCmd is one server's copy of a query-all command.

@@ -38,6 +38,7 @@ type batch struct {
 	spare []queued      // the previous queue's storage, reused by the next
 	count map[*node]int // commands queued per node, for auto-flush
 	plan  *plan         // reused by the flights that are waited for at once
+	inUse bool          // plan belongs to a flight not yet recycled
 	errs  []error       // errors of automatic flushes, reported by the next Poll
 }
 
@@ -223,20 +224,23 @@ func (p *Pipeline) Go(ctx context.Context) *Flight {
 
 // launch hands the queue to a new flight and starts it. With inline (a
 // flight the caller waits for before queueing more), one server's round trip
-// runs in the calling goroutine and the batch's plan is used.
+// runs in the calling goroutine and the batch's plan is used, unless the
+// flight whose callbacks are running holds it (an automatic flush of what
+// they queue).
 func (b *batch) launch(ctx context.Context, inline bool) *Flight {
 	f := &Flight{c: b.c, queue: b.queue, done: make(chan struct{})}
 	b.queue, b.spare = b.spare, nil
 	clear(b.count)
 	var pl *plan
 	switch {
-	case !inline:
+	case !inline || b.inUse:
 		pl = newPlan()
 	case b.plan == nil:
 		b.plan = newPlan()
 		fallthrough
 	default:
 		pl = b.plan
+		b.inUse, f.ownsPlan = true, true
 	}
 	f.start(ctx, pl, inline)
 	return f
@@ -247,7 +251,10 @@ func (b *batch) launch(ctx context.Context, inline bool) *Flight {
 func (b *batch) recycle(f *Flight) {
 	clear(f.queue)
 	b.spare = f.queue[:0]
-	b.plan.reset()
+	if f.ownsPlan {
+		b.plan.reset()
+		b.inUse = false
+	}
 }
 
 // deliver runs a callback with the result of its command. A typed nil

@@ -282,6 +282,41 @@ func TestPipelineAutoFlush(t *testing.T) {
 	assert.Equal(t, int64(1000), total)
 }
 
+// Callbacks that queue enough to flush automatically send only what they
+// queued: every command runs once, and every callback gets its own answer.
+func TestPipelineAutoFlushFromCallbacks(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.PipelineAutoFlush = 2
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	p := c.Pipeline()
+	got := map[string]int64{}
+	record := func(key string) func(int64, error) {
+		return func(v int64, err error) {
+			require.NoError(t, err)
+			got[key] = v
+		}
+	}
+	p.Incr("a", func(v int64, err error) {
+		record("a")(v, err)
+		for i := range 4 {
+			key := fmt.Sprintf("from-callback-%d", i)
+			p.Incr(key, record(key))
+		}
+	})
+	p.Incr("b", record("b"))
+	require.NoError(t, p.Poll(ctx))
+	want := map[string]int64{"a": 1, "b": 1}
+	for i := range 4 {
+		want[fmt.Sprintf("from-callback-%d", i)] = 1
+	}
+	assert.Equal(t, want, got)
+	for key := range want {
+		assert.Equal(t, "1", c.Get(ctx, key).Val(), "%s incremented once", key)
+	}
+}
+
 func TestPipelineConcurrentGoroutines(t *testing.T) {
 	servers := redistest.StartN(t, 4)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
