@@ -249,7 +249,7 @@ func (r *Recorder) newSeriesLocked(id seriesID) (*series, error) {
 		return nil, err
 	}
 	key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), id.host, id.metric))
-	s := &series{key: key, node: r.topo.route(key), lastFlush: r.flushCount()}
+	s := &series{key: key, node: r.topo.route(r.c.hashKey("", key)), lastFlush: r.flushCount()}
 	r.series[id] = s
 	return s, nil
 }
@@ -342,7 +342,7 @@ func (r *Recorder) flush(ctx context.Context) {
 		// Nodes were added or removed: route every series again.
 		r.topo = t
 		for _, s := range r.series {
-			s.node = t.route(s.key)
+			s.node = t.route(r.c.hashKey("", s.key))
 		}
 		clear(r.batches)
 	}

@@ -113,6 +113,33 @@ func TestRecorderJournalUsesServerClock(t *testing.T) {
 	assert.Greater(t, float64(skewed.Unix())-score, 3000.0)
 }
 
+// With HashTags, the Recorder places a key where Record, Range and
+// KeyToNode say it is: on the node of its tag.
+func TestRecorderRoutesByHashTag(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	r := newRecorder(t, c, federated.RecorderOptions{})
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	for i := range 10 {
+		require.NoError(t, r.Add("web1", fmt.Sprintf("cpu{%d}", i), at, float64(i)))
+	}
+	require.NoError(t, r.Flush(ctx))
+	for i := range 10 {
+		name := fmt.Sprintf("cpu{%d}", i)
+		points, err := c.Range(ctx, "web1", name, at, at)
+		require.NoError(t, err)
+		assert.Len(t, points, 1, "Range finds what the Recorder wrote to %s", name)
+		key, err := c.MetricKey(at, "web1", name)
+		require.NoError(t, err)
+		addr, err := c.NodeToServer(c.KeyToNode(key))
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), directClient(t, addr).ZCard(ctx, key).Val(), "%s is on KeyToNode's server", key)
+	}
+}
+
 func TestRecorderKilledNodeFailsOnlyItsPoints(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
