@@ -25,11 +25,12 @@
 // default, applied when the caller's context has no earlier deadline).
 // Commands for a replica group then go to the group's next up server,
 // which stays current (sticky) until it fails in turn. A command whose
-// connection failed is sent again to the next server of the group; a
-// command that timed out is not, since it may have run. A background check
-// probes each down server, first at BaseRetryInterval and then at
-// intervals growing by RetryIntervalMult up to MaxRetryInterval, and marks
-// it up on the first answer. A command for a node with no up server fails
+// connection failed is sent again to the next server of the group (a
+// pipeline, all of it: at least once, as with go-redis's own retries); a
+// command that timed out is not, since the server may still run it. A
+// background check probes each down server, first at BaseRetryInterval and
+// then at intervals growing by RetryIntervalMult up to MaxRetryInterval,
+// and marks it up on the first answer. A command for a node with no up server fails
 // at once with an error that matches ErrServerDown and names the node and
 // its servers: nothing hangs and no write is dropped without an error.
 package federated
