@@ -185,6 +185,32 @@ func TestRecheckBacksOff(t *testing.T) {
 	require.ErrorIs(t, c.MarkServerDown("127.0.0.1:1"), federated.ErrUnknownNode)
 }
 
+// MarkServerUp ends the background check, so that the next failure starts
+// its back-off at the base interval instead of where the last one was.
+func TestMarkServerUpEndsTheRecheck(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	logs := &recordHandler{}
+	opts := testOptions()
+	opts.Logger = slog.New(logs)
+	opts.BaseRetryInterval = 20 * time.Millisecond
+	opts.RetryIntervalMult = 10
+	opts.MaxRetryInterval = time.Minute
+	opts.MaxHostRetries = 1
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	addr := servers[0].Addr()
+	require.NoError(t, servers[0].Kill())
+	require.NoError(t, c.MarkServerDown(addr))
+	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 2 },
+		5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, 2*time.Second, logs.values("federated: server still down", "next_check")[1], "the back-off grew")
+
+	require.NoError(t, servers[0].Restart())
+	require.NoError(t, c.MarkServerUp(addr))
+	require.NoError(t, c.MarkServerDown(addr))
+	assert.Eventually(t, func() bool { return !c.IsServerDown(addr) }, time.Second, 5*time.Millisecond,
+		"checked again at the base interval, not 2s later")
+}
+
 func TestStatusReportsDownServers(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{

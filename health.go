@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,12 +30,15 @@ type server struct {
 	downSince time.Time
 	lastErr   error         // why the server went down, or why the last check failed
 	checking  bool          // a recheck loop is running
+	downs     int           // times marked down, so that the loop tells a new failure
 	removed   bool          // the node was removed or the client closed
 	stop      chan struct{} // closed when removed
+	wake      chan struct{} // tells the recheck loop the server was marked up or down
 }
 
 func (c *Client) newServer(nodeName, addr string) *server {
-	s := &server{addr: addr, node: nodeName, opts: c.redisOptions(addr), stop: make(chan struct{})}
+	s := &server{addr: addr, node: nodeName, opts: c.redisOptions(addr),
+		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.client.Store(c.newRedisClient(s))
 	return s
 }
@@ -113,7 +118,7 @@ type ServerStatus struct {
 func (c *Client) Status() []ServerStatus {
 	t := c.topo.Load()
 	out := make([]ServerStatus, 0, len(t.servers))
-	for _, addr := range c.Servers() {
+	for _, addr := range slices.Sorted(maps.Keys(t.servers)) { // t's, not a newer topology's
 		s := t.servers[addr]
 		n := t.nodes[s.node]
 		s.mu.Lock()
@@ -174,9 +179,12 @@ func (c *Client) markDown(s *server, rc *redis.Client, cause error) {
 	s.down.Store(true)
 	s.downSince = time.Now()
 	s.lastErr = cause
+	s.downs++
 	start := !s.checking && c.addLoop()
 	if start {
 		s.checking = true
+	} else if s.checking {
+		s.poke() // down again before the loop saw it up: its back-off starts over
 	}
 	s.mu.Unlock()
 
@@ -210,6 +218,7 @@ func (c *Client) markUp(s *server) {
 	old := s.client.Swap(c.newRedisClient(s))
 	s.downSince, s.lastErr = time.Time{}, nil
 	s.down.Store(false)
+	s.poke() // the loop ends, also when marked up by hand
 	s.mu.Unlock()
 
 	c.closeLater(old)
@@ -217,25 +226,40 @@ func (c *Client) markUp(s *server) {
 		"down_since", since, "down_for", time.Since(since).Round(time.Millisecond))
 }
 
+// poke wakes the server's recheck loop, if one runs, without waiting.
+func (s *server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 // recheck probes a down server until it answers, the server is marked up by
 // hand, or the client closes. The first MaxHostRetries probes come at
 // BaseRetryInterval; after that the interval grows by RetryIntervalMult up to
-// MaxRetryInterval.
+// MaxRetryInterval. A server marked down again before the loop saw it up
+// starts the back-off over.
 func (c *Client) recheck(s *server) {
 	defer c.wg.Done()
 	interval := c.opts.BaseRetryInterval
 	failed := 0
+	s.mu.Lock()
+	downs := s.downs
+	s.mu.Unlock()
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	for {
+		due := false
 		select {
 		case <-c.done:
 			return
 		case <-s.stop:
 			return
+		case <-s.wake:
 		case <-timer.C:
+			due = true
 		}
-		if s.down.Load() {
+		if due && s.down.Load() {
 			if err := c.probe(s); err == nil {
 				c.markUp(s)
 			} else {
@@ -255,6 +279,9 @@ func (c *Client) recheck(s *server) {
 			s.checking = false
 			s.mu.Unlock()
 			return
+		}
+		if s.downs != downs {
+			downs, interval, failed = s.downs, c.opts.BaseRetryInterval, 0
 		}
 		s.mu.Unlock()
 		timer.Reset(interval)
