@@ -7,9 +7,14 @@ import (
 
 // Seconds returns t as Unix seconds with a fraction, the unit of a member's
 // timestamp and score. A float64 holds present-day times to a fraction of a
-// microsecond.
+// microsecond. The rounding never carries into the next second (23:59:59.9999999
+// stays before midnight), so a point's score and its key's period agree.
 func Seconds(t time.Time) float64 {
-	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+	whole := float64(t.Unix())
+	if sec := whole + float64(t.Nanosecond())/1e9; sec < whole+1 {
+		return sec
+	}
+	return math.Nextafter(whole+1, whole)
 }
 
 // Time returns the UTC time of sec Unix seconds, rounded to the microsecond,

@@ -8,6 +8,20 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
+// The last nanosecond of a day stays in that day: its score's whole second
+// is the day's last.
+func TestSecondsNeverCarriesIntoTheNextSecond(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2026, 11, 25, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(2026, 11, 25, 23, 59, 59, 999_999_900, time.UTC),
+		time.Unix(-1, 999_999_999),
+	} {
+		sec := Seconds(at)
+		assert.Equal(t, float64(at.Unix()), math.Floor(sec), "Seconds(%v) = %v", at, sec)
+		assert.Equal(t, at.Truncate(time.Second).Unix(), Time(sec).Unix(), "Time(Seconds(%v))", at)
+	}
+}
+
 func TestSecondsTime(t *testing.T) {
 	tests := []struct {
 		sec  float64
