@@ -40,13 +40,8 @@ type RecorderOptions struct {
 	// FailWhenFull makes Add fail instead of block when the buffer is full.
 	FailWhenFull bool
 	// OnError, if set, is called for every failed write with the error and
-	// the number of points lost in it, from the goroutine that flushed, once
-	// the flush is over and no lock of the Recorder is held: it may call
-	// Add, Flush or Close. (An Add that waits for room waits for the flush
-	// loop, which cannot flush while it is in OnError: re-add from another
-	// goroutine, or set FailWhenFull.) The flush loop and Flush may call
-	// it at the same time. The same errors are also returned by the next
-	// Flush or Close.
+	// the number of points lost in it, from the goroutine that flushed. The
+	// same errors are also returned by the next Flush or Close.
 	OnError func(err error, points int)
 }
 
@@ -99,12 +94,11 @@ type Recorder struct {
 	buffered int
 	closed   bool
 
-	flushMu  sync.Mutex // one flush at a time; guards the fields below
-	spare    []*series  // the previous pending list's storage
-	batches  map[*node]*nodeWrite
-	errs     []error   // failures since the last Flush or Close
-	failures []failure // failures of the flush under way, for OnError
-	flushes  int64     // flush count, for evicting idle series
+	flushMu sync.Mutex // one flush at a time; guards the fields below
+	spare   []*series  // the previous pending list's storage
+	batches map[*node]*nodeWrite
+	errs    []error // failures since the last Flush or Close
+	flushes int64   // flush count, for evicting idle series
 
 	topo *topology // the topology series were routed with; guarded by mu
 
@@ -337,22 +331,11 @@ func (r *Recorder) Stats() RecorderStats {
 	}
 }
 
-// flush sends what is buffered now, then reports its failures to OnError
-// with no lock held.
+// flush sends what is buffered now: it takes the buffers from Add, groups
+// them by node and sends every node its batch at once.
 func (r *Recorder) flush(ctx context.Context) {
 	r.flushMu.Lock()
-	r.flushLocked(ctx)
-	failures := r.failures
-	r.failures = nil
-	r.flushMu.Unlock()
-	for _, f := range failures {
-		r.opts.OnError(f.err, f.points)
-	}
-}
-
-// flushLocked takes the buffers from Add, groups them by node and sends
-// every node its batch at once.
-func (r *Recorder) flushLocked(ctx context.Context) {
+	defer r.flushMu.Unlock()
 
 	r.mu.Lock()
 	if t := r.c.topo.Load(); t != r.topo {
@@ -448,14 +431,8 @@ func (r *Recorder) fail(err error, points int) {
 	r.failed.Add(int64(points))
 	r.errs = append(r.errs, err)
 	if r.opts.OnError != nil {
-		r.failures = append(r.failures, failure{err, points})
+		r.opts.OnError(err, points)
 	}
-}
-
-// failure is a failed write, for OnError.
-type failure struct {
-	err    error
-	points int
 }
 
 // evict forgets series that have had no point for a while (past periods,

@@ -140,32 +140,6 @@ func TestRecorderRoutesByHashTag(t *testing.T) {
 	}
 }
 
-// OnError runs with no lock of the Recorder held: it may flush, and add.
-func TestRecorderOnErrorMayCallTheRecorder(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	var r *federated.Recorder
-	inner := make(chan error, 100)
-	r = newRecorder(t, c, federated.RecorderOptions{FlushInterval: time.Hour, OnError: func(error, int) {
-		inner <- r.Flush(context.Background())
-		inner <- r.Add("web1", "again", time.Now(), 1)
-	}})
-	require.NoError(t, servers[0].Kill())
-	require.NoError(t, r.Add("web1", "cpu", time.Now(), 1))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = r.Flush(context.Background())
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Flush hung: OnError called back into a locked Recorder")
-	}
-	require.ErrorIs(t, <-inner, federated.ErrServerDown, "the Flush in OnError returns the failure")
-	require.NoError(t, <-inner, "the Add in OnError")
-}
-
 func TestRecorderKilledNodeFailsOnlyItsPoints(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
