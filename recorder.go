@@ -40,8 +40,12 @@ type RecorderOptions struct {
 	// FailWhenFull makes Add fail instead of block when the buffer is full.
 	FailWhenFull bool
 	// OnError, if set, is called for every failed write with the error and
-	// the number of points lost in it, from the goroutine that flushed. The
-	// same errors are also returned by the next Flush or Close.
+	// the number of points lost in it, from the goroutine that flushed,
+	// before that flush ends: once Flush returns, OnError has seen every
+	// failure it returns. It runs inside the flush, so it must not call
+	// Flush or Close, nor an Add that may wait for room (re-add from
+	// another goroutine, or set FailWhenFull). The same errors are also
+	// returned by the next Flush or Close.
 	OnError func(err error, points int)
 }
 
