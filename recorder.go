@@ -168,8 +168,20 @@ func (nw *nodeWrite) call(points int) *callWrite {
 }
 
 // NewRecorder returns a Recorder writing through c, and starts its flush
-// loop.
+// loop. A negative option is an error (ErrInvalidConfig) that names it.
 func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
+	for _, o := range []struct {
+		name  string
+		value int64
+	}{
+		{"BatchSize", int64(opts.BatchSize)},
+		{"FlushInterval", int64(opts.FlushInterval)},
+		{"MaxBuffered", int64(opts.MaxBuffered)},
+	} {
+		if o.value < 0 {
+			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%d); zero means the default", ErrInvalidConfig, o.name, o.value)
+		}
+	}
 	if !c.addLoop() {
 		return nil, ErrClosed
 	}

@@ -256,6 +256,11 @@ func TestRecorderBackPressure(t *testing.T) {
 func TestRecorderBadInputAndClose(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	for _, bad := range []federated.RecorderOptions{{BatchSize: -1}, {FlushInterval: -time.Second}, {MaxBuffered: -5}} {
+		_, err := c.NewRecorder(bad)
+		require.ErrorIs(t, err, federated.ErrInvalidConfig, "%+v", bad)
+		assert.ErrorContains(t, err, "is negative")
+	}
 	r, err := c.NewRecorder(federated.RecorderOptions{})
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

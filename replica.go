@@ -55,7 +55,11 @@ func (c *Client) ServerTime(ctx context.Context, addr string) (time.Time, error)
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	return rc.Time(ctx).Result()
+	t, err := rc.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("federated: server %s: reading its clock: %w", addr, err)
+	}
+	return t, nil
 }
 
 // Journal returns up to limit entries of a server's journal scored at or
