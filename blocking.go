@@ -72,9 +72,14 @@ func (c Commands) Exists(ctx context.Context, keys ...string) *redis.IntCmd {
 	return cmd
 }
 
-// Expire runs EXPIRE key seconds.
+// Expire runs EXPIRE key seconds. Like go-redis, it rounds an expiration
+// under a second up to one: EXPIRE key 0 would delete the key.
 func (c Commands) Expire(ctx context.Context, key string, expiration time.Duration) *redis.BoolCmd {
-	cmd := redis.NewBoolCmd(ctx, "expire", key, int64(expiration/time.Second))
+	sec := int64(expiration / time.Second)
+	if expiration > 0 && sec == 0 {
+		sec = 1
+	}
+	cmd := redis.NewBoolCmd(ctx, "expire", key, sec)
 	c.process(ctx, key, cmd)
 	return cmd
 }

@@ -55,6 +55,8 @@ func TestBlockingCommandsAcrossNodes(t *testing.T) {
 	ttl := directClient(t, mustServer(t, c, "ttl")).PTTL(ctx, "ttl").Val()
 	assert.Greater(t, ttl, time.Second)
 	assert.True(t, c.Expire(ctx, "n", time.Minute).Val())
+	assert.True(t, c.Expire(ctx, "n", 500*time.Millisecond).Val())
+	assert.Equal(t, int64(1), c.Exists(ctx, "n").Val(), "an expiration under a second is one second, not EXPIRE 0")
 
 	assert.Equal(t, int64(2), c.HSet(ctx, "h", "a", "1", "b", "2").Val())
 	assert.Equal(t, "2", c.HGet(ctx, "h", "b").Val())

@@ -545,6 +545,11 @@ func (o Options) validate() error {
 	if o.PoolSize < 0 {
 		return fmt.Errorf("%w: options.pool_size: negative value %d", ErrInvalidConfig, o.PoolSize)
 	}
+	for i, h := range o.Hooks {
+		if h == nil {
+			return fmt.Errorf("%w: options.hooks[%d] is nil", ErrInvalidConfig, i)
+		}
+	}
 	if err := o.Metrics.validate(); err != nil {
 		return err
 	}

@@ -255,6 +255,7 @@ func TestHostileConfigs(t *testing.T) {
 		{"huge seconds", "nodes: {a: {address: \"h:1\"}}\noptions: {command_timeout: 1e30}\n", "options.command_timeout: 1e30 seconds is out of range"},
 		{"NaN multiplier", "nodes: {a: {address: \"h:1\"}}\noptions: {retry_interval_mult: .nan}\n", "options.retry_interval_mult: NaN"},
 		{"infinite multiplier", "nodes: {a: {address: \"h:1\"}}\noptions: {retry_interval_mult: .inf}\n", "options.retry_interval_mult: +Inf"},
+		{"huge retention", "nodes: {a: {address: \"h:1\"}}\noptions: {metrics: {retention: 1000000}}\n", "options.metrics.retention: 1000000 periods, want 0 (keep everything) to 100000"},
 		{"alias bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n", ""},
 	}
 	for _, tt := range docs {
@@ -268,6 +269,7 @@ func TestHostileConfigs(t *testing.T) {
 		"zero Config":     {},
 		"empty node name": {Nodes: map[string]federated.Node{" ": {Address: "h:1"}}},
 		"same server":     {Nodes: map[string]federated.Node{"a": {Address: "h:1"}, "b": {Addresses: []string{"h:2", "h:1"}}}},
+		"nil hook":        {Nodes: map[string]federated.Node{"a": {Address: "h:1"}}, Options: federated.Options{Hooks: []redis.Hook{nil}}},
 	} {
 		t.Run("New/"+name, func(t *testing.T) {
 			c, err := federated.New(cfg)

@@ -43,11 +43,15 @@ func (m MetricsOptions) validate() error {
 	if strings.ContainsAny(m.Journal, "\x00\n") {
 		return fmt.Errorf("%w: options.metrics.journal: bad key %q", ErrInvalidConfig, m.Journal)
 	}
-	if m.Retention < 0 {
-		return fmt.Errorf("%w: options.metrics.retention: negative value %d", ErrInvalidConfig, m.Retention)
+	if m.Retention < 0 || m.Retention > maxRetention {
+		return fmt.Errorf("%w: options.metrics.retention: %d periods, want 0 (keep everything) to %d", ErrInvalidConfig, m.Retention, maxRetention)
 	}
 	return nil
 }
+
+// maxRetention bounds the periods kept, so that the cutoff, periods back
+// from now, is a time a Duration can hold (about 290 years).
+const maxRetention = 100_000
 
 func (m MetricsOptions) withDefaults() MetricsOptions {
 	if m.Period == "" {

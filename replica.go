@@ -106,6 +106,9 @@ func (c *Client) Members(ctx context.Context, addr string, keys []string, minSco
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	if minScores != nil && len(minScores) != len(keys) {
+		return nil, fmt.Errorf("federated: Members: %d lowest scores for %d keys", len(minScores), len(keys))
+	}
 	args := make([]any, 0, 2*len(keys))
 	for i, k := range keys {
 		min := "-inf"

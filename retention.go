@@ -233,8 +233,8 @@ func (c *Client) KeepPeriods(ctx context.Context, n int, every time.Duration) er
 	if n == 0 {
 		n = c.opts.Metrics.Retention
 	}
-	if n < 1 {
-		return fmt.Errorf("federated: KeepPeriods: keep %d periods, want at least 1 (n, or else Options.Metrics.Retention)", n)
+	if n < 1 || n > maxRetention {
+		return fmt.Errorf("federated: KeepPeriods: keep %d periods, want 1 to %d (n, or else Options.Metrics.Retention)", n, maxRetention)
 	}
 	if every <= 0 {
 		return fmt.Errorf("federated: KeepPeriods: interval %v, want more than 0", every)

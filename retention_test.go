@@ -254,6 +254,7 @@ func TestKeepPeriods(t *testing.T) {
 			{"no n and no Retention", 0, time.Second},
 			{"zero interval", 3, 0},
 			{"negative interval", 3, -time.Second},
+			{"more periods than a Duration reaches back", 1_000_000, time.Second},
 		}
 		for _, tt := range tests {
 			err := c.KeepPeriods(ctx, tt.n, tt.every)
