@@ -75,9 +75,9 @@ func (n Node) Servers() []string {
 // In a file, durations are Go duration strings ("1s", "250ms") or numbers of
 // seconds, as in the Perl module.
 type Options struct {
-	// CommandTimeout bounds every command and every Poll when the context has
-	// no earlier deadline. A server that does not answer in time is marked
-	// down. Default 1s.
+	// CommandTimeout bounds every command, and every round trip of a Poll,
+	// when the context has no earlier deadline. A server that does not
+	// answer in time is marked down. Default 1s.
 	CommandTimeout time.Duration `yaml:"command_timeout" json:"command_timeout"`
 	// MaxHostRetries is how many times a down server is re-checked at
 	// BaseRetryInterval before the interval starts to grow. Default 3.

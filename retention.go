@@ -72,7 +72,7 @@ local function flush()
 end
 for _, key in ipairs(r[2]) do
   local p = string.match(key, '^([^:]*):')
-  if p and key ~= KEYS[1] and key ~= KEYS[2] and string.match(p, ARGV[4])
+  if p and key ~= KEYS[1] and key ~= KEYS[2] and key ~= KEYS[3] and string.match(p, ARGV[4])
       and tonumber((string.gsub(p, '%D', ''))) < limit then
     n = n + 1
     batch[n] = key
@@ -89,7 +89,8 @@ type DropReport struct {
 	// was dropped.
 	Cutoff time.Time
 	// Horizon is Cutoff as a period string, the value the horizon key of
-	// every server now holds, or a later one it held already.
+	// every server that was reached now holds, or a later one it held
+	// already.
 	Horizon string
 	// Removed is the number of keys removed, by server address. A server
 	// that failed has the keys it removed before failing.
@@ -107,8 +108,14 @@ type DropReport struct {
 // write script refuses the dropped periods from then on and a dropped period
 // never comes back. Keys of other shapes (the journal, the horizon, the
 // origin hash, a syncer's cursors, anything not "$period:...") are never
-// touched, nor are
-// keys whose period string has the other length ("hour" keys under "day").
+// touched, nor are keys whose period string has the other length ("hour"
+// keys under "day").
+//
+// A server that comes back empty, or a node added later, holds no horizon
+// until the next DropBefore: in a replica group the syncer gives it the
+// group's at once, but a node of one server accepts points of dropped
+// periods until then. KeepPeriods, run in the background, closes that gap
+// within its interval.
 //
 // A server marked down is not asked, and a server that fails stops being
 // worked on: each gives an error that names it, all of them joined, and the
