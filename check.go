@@ -48,6 +48,11 @@ return out
 // digestBatch is how many keys one digest call covers.
 const digestBatch = 200
 
+// repairBatchMembers bounds the members that one batch of a repair reads
+// from a server, so that a read of big keys stays well within the command
+// timeout. A key bigger than that is read alone.
+const repairBatchMembers = 50_000
+
 // DefaultMaxDiffs is how many divergent keys a GroupReport lists by default.
 const DefaultMaxDiffs = 100
 
@@ -180,6 +185,7 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	g.Keys = len(keys)
 
 	var divergent []string
+	var cards []int64 // the most members a server holds of each divergent key
 	for start := 0; start < len(keys); start += digestBatch {
 		batch := keys[start:min(start+digestBatch, len(keys))]
 		digests, err := c.digests(ctx, up, batch)
@@ -191,6 +197,11 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 				continue
 			}
 			divergent = append(divergent, key)
+			most := int64(0)
+			for _, addr := range up {
+				most = max(most, digests[addr][i].card)
+			}
+			cards = append(cards, most)
 			if len(g.Diffs) < opts.MaxDiffs {
 				d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up))}
 				for _, addr := range up {
@@ -205,7 +216,7 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	}
 	g.Divergent = len(divergent)
 	if repair && len(divergent) > 0 {
-		if err := c.repairKeys(ctx, &g, up, divergent, opts.Targets); err != nil {
+		if err := c.repairKeys(ctx, &g, up, divergent, cards, opts.Targets); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -309,12 +320,20 @@ func (c *Client) digestOn(ctx context.Context, addr string, keys []any) ([]keyDi
 }
 
 // repairKeys gives each target server the members of the divergent keys that
-// the others hold.
-func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys, targets []string) error {
+// the others hold. cards holds the most members a server has of each key,
+// to size the batches.
+func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64, targets []string) error {
 	var errs []error
 	repaired := make(map[string]bool)
-	for start := 0; start < len(keys); start += digestBatch {
-		batch := keys[start:min(start+digestBatch, len(keys))]
+	defer func() { g.Repaired = len(repaired) }()
+	for start, end := 0, 0; start < len(keys); start = end {
+		members := int64(0)
+		for end = start; end < len(keys) && end-start < digestBatch; end++ {
+			if members += cards[end]; members > repairBatchMembers && end > start {
+				break
+			}
+		}
+		batch := keys[start:end]
 		have := make(map[string][][]string, len(servers))
 		for _, addr := range servers {
 			members, err := c.Members(ctx, addr, batch, nil)
@@ -328,28 +347,38 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys, 
 				continue
 			}
 			var updates []KeyMembers
+			malformed := make(map[string]bool)
 			for i, key := range batch {
-				if missing := missingMembers(have, addr, i); len(missing) > 0 {
+				missing := missingMembers(have, addr, i)
+				for _, m := range missing {
+					if _, ok := memberScore(m); !ok {
+						// Written by someone else: it cannot be copied with
+						// its score, and the key stays divergent.
+						errs = append(errs, fmt.Errorf("federated: key %s: member %q on another server of the group is not \"$timestamp:$value\": not copied to %s", key, m, addr))
+						malformed[key] = true
+						break
+					}
+				}
+				if len(missing) > 0 {
 					updates = append(updates, KeyMembers{Key: key, Members: missing})
 				}
 			}
 			res, err := c.Merge(ctx, addr, updates)
+			g.Added += res.Added
+			for _, err := range res.Failed {
+				errs = append(errs, err)
+			}
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			for _, u := range updates {
-				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) {
+				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && !malformed[u.Key] {
 					repaired[u.Key] = true
 				}
 			}
-			for _, err := range res.Failed {
-				errs = append(errs, err)
-			}
-			g.Added += res.Added
 		}
 	}
-	g.Repaired = len(repaired)
 	return errors.Join(errs...)
 }
 

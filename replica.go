@@ -279,13 +279,22 @@ func (c *Client) serverClient(addr string) (*redis.Client, error) {
 func (w *writeBatch) addMembers(key string, members []string) {
 	n := 0
 	for _, m := range members {
-		if colon := strings.IndexByte(m, ':'); colon > 0 {
-			if ts, err := strconv.ParseFloat(m[:colon], 64); err == nil && !math.IsNaN(ts) {
-				w.pairs = append(w.pairs, m[:colon], m)
-				n++
-			}
+		if colon, ok := memberScore(m); ok {
+			w.pairs = append(w.pairs, m[:colon], m)
+			n++
 		}
 	}
 	w.names = append(w.names, key)
 	w.counts = append(w.counts, n)
+}
+
+// memberScore reports whether m is "$timestamp:..." with a timestamp that
+// is a number, and where its colon is.
+func memberScore(m string) (colon int, ok bool) {
+	colon = strings.IndexByte(m, ':')
+	if colon <= 0 {
+		return 0, false
+	}
+	ts, err := strconv.ParseFloat(m[:colon], 64)
+	return colon, err == nil && !math.IsNaN(ts)
 }

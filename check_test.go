@@ -1,0 +1,107 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// scriptCalls returns how many script calls a server has run to the end
+// (not those refused, as an EVALSHA of a script not loaded yet).
+func scriptCalls(t *testing.T, addr string) int64 {
+	t.Helper()
+	info, err := directClient(t, addr).Info(context.Background(), "commandstats").Result()
+	require.NoError(t, err)
+	total := int64(0)
+	for _, line := range strings.Split(info, "\r\n") {
+		for _, cmd := range []string{"evalsha", "eval"} {
+			rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":")
+			if !ok {
+				continue
+			}
+			for _, field := range strings.Split(rest, ",") {
+				name, value, _ := strings.Cut(field, "=")
+				n, _ := strconv.ParseInt(value, 10, 64)
+				switch name {
+				case "calls":
+					total += n
+				case "failed_calls", "rejected_calls":
+					total -= n
+				}
+			}
+		}
+	}
+	return total
+}
+
+func groupClient(t *testing.T, servers []*redistest.Server) *federated.Client {
+	t.Helper()
+	return newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+}
+
+// Repair of a server that came back empty reads big keys a few at a time,
+// so that no read comes near the command timeout, and copies everything.
+func TestRepairReadsBigKeysInBoundedBatches(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	ctx := context.Background()
+	full, empty := servers[0].Addr(), servers[1].Addr()
+	at := time.Now().UTC().Add(-24 * time.Hour)
+	const keys, perKey = 12, 10_000 // 120,000 members: three batches
+	for k := range keys {
+		key, err := c.MetricKey(at, "web1", fmt.Sprintf("m%d", k))
+		require.NoError(t, err)
+		members := make([]string, perKey)
+		for i := range members {
+			members[i] = fmt.Sprintf("%d:%d", at.Unix()+int64(i), i)
+		}
+		_, err = c.Merge(ctx, full, []federated.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+	}
+
+	before := scriptCalls(t, full)
+	report, err := c.Repair(ctx, federated.CheckOptions{})
+	require.NoError(t, err)
+	require.Len(t, report.Groups, 1)
+	assert.Equal(t, keys, report.Groups[0].Repaired)
+	assert.Equal(t, int64(keys*perKey), report.Groups[0].Added)
+	assert.GreaterOrEqual(t, scriptCalls(t, full)-before, int64(1+3),
+		"one digest call, and the members read in batches of at most 50,000")
+	check, err := c.Check(ctx, federated.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, check.OK(), "%+v", check)
+	assert.Equal(t, int64(perKey), directClient(t, empty).ZCard(ctx, mustKey(t, c, at, "web1", "m0")).Val())
+}
+
+// A member that someone wrote in another shape cannot be copied: Repair
+// says so, names it, and does not count its key as repaired.
+func TestRepairReportsMembersItCannotCopy(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Hour)
+	key := mustKey(t, c, at, "web1", "cpu")
+	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, key, redis.Z{Score: 1, Member: "not a point"}).Err())
+	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, "journal", redis.Z{Score: float64(time.Now().Unix()), Member: key}).Err())
+
+	report, err := c.Repair(ctx, federated.CheckOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), key)
+	assert.Contains(t, err.Error(), `"not a point"`)
+	require.Len(t, report.Groups, 1)
+	assert.Zero(t, report.Groups[0].Repaired)
+	assert.Equal(t, 1, report.Groups[0].Divergent)
+}
