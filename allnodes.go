@@ -17,11 +17,11 @@ type ServerResult struct {
 	Err    error  // the server's error, or the reason it could not be asked
 }
 
-// All sends a command to every up server of the key's node group (the Perl
+// All sends a command to every server of the key's node group (the Perl
 // module's query_all) and returns one result per server, in configuration
 // order, with the errors joined. A server already known to be down is not
-// asked; when none is up, the one result carries the node's ErrServerDown.
-// Use it for sanity checks that compare replicas.
+// asked: its result carries its ErrServerDown. Use it for sanity checks
+// that compare replicas.
 func (c Commands) All(ctx context.Context, key string, args ...any) ([]ServerResult, error) {
 	var results []ServerResult
 	p := c.client.Pipeline().Group(c.group)

@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -53,16 +54,23 @@ func TestQueryAllHitCounts(t *testing.T) {
 	require.LessOrEqual(t, failed, 1, "the dead one fails, once")
 	ok, failed = answers("after")
 	require.Equal(t, 3, ok)
-	require.Zero(t, failed, "a server known to be down is not asked")
+	require.Equal(t, 1, failed, "a server known to be down is not asked, and says so")
 
 	// The query_all option sends typed pipeline commands to every server too.
-	var calls int
-	require.NoError(t, c.Pipeline().Set("typed", "x").Get("typed", func(v string, err error) {
+	var calls, down int
+	err := c.Pipeline().Set("typed", "x").Get("typed", func(v string, err error) {
+		if errors.Is(err, federated.ErrServerDown) {
+			down++
+			return
+		}
 		require.NoError(t, err)
 		require.Equal(t, "x", v)
 		calls++
-	}).Poll(ctx))
+	}).Poll(ctx)
+	require.ErrorIs(t, err, federated.ErrServerDown, "the down server's part is an error")
+	assert.Contains(t, err.Error(), servers[2].Addr())
 	assert.Equal(t, 3, calls, "a Get under query_all answers once per up server")
+	assert.Equal(t, 1, down, "and fails for the down one")
 }
 
 func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
@@ -102,9 +110,18 @@ func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
 	}
 	results, err = c.All(ctx, "k", "GET", "k")
 	require.ErrorIs(t, err, federated.ErrServerDown)
-	require.NotEmpty(t, results)
-	for _, r := range results {
+	require.Len(t, results, 3, "a slot for every server, also when all are down")
+	for i, r := range results {
+		assert.Equal(t, servers[i].Addr(), r.Server)
 		require.Error(t, r.Err)
+	}
+	results, err = c.All(ctx, "k", "GET", "k")
+	require.ErrorIs(t, err, federated.ErrServerDown, "known to be down: not asked")
+	require.Len(t, results, 3)
+	for i, r := range results {
+		assert.Equal(t, servers[i].Addr(), r.Server)
+		assert.ErrorIs(t, r.Err, federated.ErrServerDown)
+		assert.ErrorContains(t, r.Err, servers[i].Addr())
 	}
 }
 

@@ -90,8 +90,9 @@ type Options struct {
 	RetryIntervalMult float64 `yaml:"retry_interval_mult" json:"retry_interval_mult"`
 	// MaxRetryInterval caps the interval between checks. Default 600s.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval" json:"max_retry_interval"`
-	// QueryAll sends every pipelined command to every up server of its
-	// node's group instead of the current one. Default off.
+	// QueryAll sends every pipelined command to every server of its node's
+	// group instead of the current one (as DoAll does: a server marked down
+	// is not asked, and its callback gets its ErrServerDown). Default off.
 	QueryAll bool `yaml:"query_all" json:"query_all"`
 	// PipelineAutoFlush makes a pipeline send its queue as soon as one node
 	// has this many commands queued, so memory stays bounded however much

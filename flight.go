@@ -108,11 +108,13 @@ type plan struct {
 	pinned map[*server]*sendGroup // query-all copies, by server
 	order  []*sendGroup           // every group, in order of first use
 	failed map[*node]bool         // nodes already reported down
+	downs  map[*server]bool       // servers already reported down, by query-all
 	free   []*sendGroup           // groups of an earlier flight, for reuse
 }
 
 func newPlan() *plan {
-	return &plan{groups: make(map[*server]*sendGroup), pinned: make(map[*server]*sendGroup), failed: make(map[*node]bool)}
+	return &plan{groups: make(map[*server]*sendGroup), pinned: make(map[*server]*sendGroup),
+		failed: make(map[*node]bool), downs: make(map[*server]bool)}
 }
 
 // group returns the group for s in m, making it on first use.
@@ -145,6 +147,7 @@ func (pl *plan) reset() {
 	clear(pl.groups)
 	clear(pl.pinned)
 	clear(pl.failed)
+	clear(pl.downs)
 }
 
 // start groups the queue by server and sends each group on its own
@@ -165,7 +168,7 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 	}
 	for i, q := range f.queue {
 		if q.all {
-			f.queueAll(i, q, pl, nodeDown)
+			f.queueAll(i, q, pl)
 			continue
 		}
 		s, err := c.currentServer(q.node)
@@ -215,29 +218,30 @@ func (f *Flight) send(ctx context.Context, g *sendGroup) {
 	}
 }
 
-// queueAll places a query-all command: a copy for every up server of its
-// node's group.
-func (f *Flight) queueAll(i int, q queued, pl *plan, nodeDown func(*node, error)) {
+// queueAll places a query-all command: a copy for every server of its
+// node's group. A server marked down is not asked: its copy fails at once
+// with its ErrServerDown, so that every server has its answer.
+func (f *Flight) queueAll(i int, q queued, pl *plan) {
 	if f.alls == nil {
 		f.alls = make(map[int][]serverCmd)
 	}
 	for _, s := range q.node.servers {
-		if s.down.Load() {
-			continue
-		}
 		cmd := q.cmd
 		if len(f.alls[i]) > 0 {
 			cmd = cloneCmd(q.cmd)
 		}
 		f.alls[i] = append(f.alls[i], serverCmd{server: s.addr, cmd: cmd})
+		if s.down.Load() {
+			err := &ServerError{Node: q.node.name, Server: s.addr, Err: s.downReason(), down: true}
+			cmd.SetErr(err)
+			if !pl.downs[s] {
+				pl.downs[s] = true
+				f.errs = append(f.errs, err)
+			}
+			continue
+		}
 		g := pl.group(pl.pinned, q.node, s, false)
 		g.cmds = append(g.cmds, cmd)
-	}
-	if len(f.alls[i]) == 0 {
-		err := q.node.downError()
-		q.cmd.SetErr(err)
-		f.alls[i] = []serverCmd{{cmd: q.cmd}}
-		nodeDown(q.node, err)
 	}
 }
 

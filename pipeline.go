@@ -86,9 +86,10 @@ func (p *Pipeline) Do(cb func(*redis.Cmd), key string, args ...any) *Pipeline {
 	return p.add(key, redis.NewCmd(context.Background(), args...), cb, false)
 }
 
-// DoAll queues a command for every up server of the key's node group (the
-// Perl module's *_all calls). cb is called once per server, with the
-// server's address and its answer.
+// DoAll queues a command for every server of the key's node group (the Perl
+// module's *_all calls). cb is called once per server, with the server's
+// address and its answer; a server marked down is not asked, and its answer
+// is its ErrServerDown.
 func (p *Pipeline) DoAll(cb func(server string, cmd *redis.Cmd), key string, args ...any) *Pipeline {
 	return p.add(key, redis.NewCmd(context.Background(), args...), cb, true)
 }
