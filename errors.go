@@ -46,6 +46,7 @@ type ServerError struct {
 	down   bool
 }
 
+// Error names the node, the server when there was one, and the cause.
 func (e *ServerError) Error() string {
 	if e.Server == "" {
 		return fmt.Sprintf("federated: node %s: %v", e.Node, e.Err)
