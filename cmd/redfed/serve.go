@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +46,9 @@ Everything it started is stopped on exit.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The story always runs to its end (or Ctrl-C); --duration bounds
 			// the whole run, so the dashboard is served for what is left.
+			if err := checkListen(listen, false); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			serveCtx := ctx
 			if duration > 0 {
@@ -72,10 +76,12 @@ Everything it started is stopped on exit.`,
 			if err != nil {
 				return err
 			}
-			if err := serve(serveCtx, h, listen, true, func(addr string) {
-				fmt.Fprintf(out, "\ndashboard: http://%s/  (Ctrl-C to stop)\n", addr)
-			}); err != nil {
-				return err
+			if serveCtx.Err() == nil { // else --duration is over: nothing to serve
+				if err := serve(serveCtx, h, listen, true, func(addr string) {
+					fmt.Fprintf(out, "\ndashboard: http://%s/  (Ctrl-C to stop)\n", addr)
+				}); err != nil {
+					return err
+				}
 			}
 			if sum.Lost() > 0 || !sum.Check.OK() {
 				return fmt.Errorf("%d points lost, %d keys differ", sum.Lost(), sum.Check.Divergent)
@@ -84,8 +90,8 @@ Everything it started is stopped on exit.`,
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&duration, "duration", 0, "stop after this long (default: at Ctrl-C)")
-	f.StringVar(&listen, "listen", defaultListen, "dashboard address; another free port is taken if it is busy")
+	f.DurationVar(&duration, "duration", 0, "stop serving the dashboard this long after the start; the story itself always runs to its end (default: at Ctrl-C)")
+	f.StringVar(&listen, "listen", defaultListen, "dashboard address, loopback only; another free port is taken if it is busy")
 	f.IntVar(&hosts, "hosts", 50, "fake hosts writing metrics")
 	f.BoolVar(&inProcess, "in-process", false, "use in-process servers even if redis-server is installed")
 	return cmd
@@ -109,12 +115,8 @@ request must then carry (open the page once with ?token=TOKEN).`,
   redfed serve --listen 0.0.0.0:8080 --token "$(openssl rand -hex 16)"`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			host, _, err := net.SplitHostPort(listen)
-			if err != nil {
-				return usagef("--listen %q: %v", listen, err)
-			}
-			if ip := net.ParseIP(host); token == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-				return usagef("--listen %s is not a loopback address: set --token", listen)
+			if err := checkListen(listen, token != ""); err != nil {
+				return err
 			}
 			client, err := newClient(cmd)
 			if err != nil {
@@ -122,21 +124,23 @@ request must then carry (open the page once with ?token=TOKEN).`,
 			}
 			defer client.Close()
 			checks := &lastCheck{}
+			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get, Token: token,
+				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			if err != nil {
+				return usageError{err}
+			}
 			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
 			var wg sync.WaitGroup
+			defer func() {
+				cancel() // before the wait: the check loop ends with ctx
+				wg.Wait()
+			}()
 			if checkEvery > 0 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					checks.loop(ctx, client, checkEvery)
 				}()
-			}
-			defer wg.Wait()
-			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get, Token: token,
-				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-			if err != nil {
-				return usageError{err}
 			}
 			return serve(ctx, h, listen, false, func(addr string) {
 				fmt.Fprintf(cmd.OutOrStdout(), "dashboard: http://%s/\n", addr)
@@ -180,12 +184,26 @@ func (l *lastCheck) loop(ctx context.Context, c *federated.Client, every time.Du
 	}
 }
 
-// serve serves h on listen until ctx ends. With fallback, a busy address
+// checkListen refuses an address that is not host:port, or, without a
+// token, one that is not loopback: the dashboard shows every metric to
+// whoever reaches it.
+func checkListen(listen string, token bool) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return usagef("--listen %q: %v", listen, err)
+	}
+	if ip := net.ParseIP(host); !token && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return usagef("--listen %s is not a loopback address: the dashboard needs a token there (redfed serve --token)", listen)
+	}
+	return nil
+}
+
+// serve serves h on listen until ctx ends. With fallback, an address in use
 // gives way to a free port on the same host.
 func serve(ctx context.Context, h http.Handler, listen string, fallback bool, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", listen)
-	if err != nil && fallback {
-		host, _, _ := net.SplitHostPort(listen)
+	if err != nil && fallback && errors.Is(err, syscall.EADDRINUSE) {
+		host, _, _ := net.SplitHostPort(listen) // checked by checkListen
 		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
 	}
 	if err != nil {
