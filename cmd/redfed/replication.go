@@ -45,6 +45,9 @@ It stops on Ctrl-C or SIGTERM.`,
 			if len(local) == 0 {
 				return usagef("--local is required: the host:port of each server this daemon replicates")
 			}
+			if statusEvery <= 0 {
+				return usagef("--status-every %v: want more than 0", statusEvery)
+			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -135,7 +138,8 @@ func newCheckCmd() *cobra.Command {
 		Short: "Compare the replicas of every replica group",
 		Long: `Compare every metric key of each replica group across its servers, by
 cardinality and a digest computed on each server. Exit 0 when every group
-agrees, 1 when a key differs or a server could not be read.`,
+agrees, 1 when a key differs, 3 when a server could not be read and no
+key was found to differ (the answer is not known).`,
 		Example: `  redfed check --config fed.yaml
   redfed check --node redis_1 --json`,
 		Args: usageArgs(cobra.NoArgs),
@@ -214,6 +218,10 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 		writeCheckTable(cmd.OutOrStdout(), report, repair)
 	}
 	switch {
+	case err != nil && !repair && report.Divergent > 0:
+		return fmt.Errorf("%w: %d of %d keys; and %w", errDiverged, report.Divergent, report.Keys, err)
+	case err != nil && !repair:
+		return unknownError{err}
 	case err != nil:
 		return err
 	case repair && report.Repaired < report.Divergent:

@@ -80,6 +80,12 @@ func TestCheckAndRepair(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "check", "--config", cfg, "--node", "nope")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "nope")
+
+	// A server that cannot be read: whether its group agrees is not known.
+	require.NoError(t, servers[1].Kill())
+	code, _, errOut = runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 3, code, errOut)
+	assert.Contains(t, errOut, servers[1].Addr())
 }
 
 func TestSyncCommand(t *testing.T) {
@@ -122,4 +128,7 @@ func TestSyncCommand(t *testing.T) {
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", "127.0.0.1:1")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut2, "127.0.0.1:1")
+	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--status-every", "0s")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut2, "--status-every 0s")
 }

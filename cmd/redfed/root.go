@@ -21,7 +21,15 @@ const (
 	exitOK      = 0 // done, nothing wrong
 	exitProblem = 1 // the command ran and found a problem
 	exitUsage   = 2 // bad flags, arguments or configuration
+	exitUnknown = 3 // check: a server could not be read, so the answer is not known
 )
+
+// unknownError marks a check that could not tell whether the replicas
+// agree. It maps to exit code 3.
+type unknownError struct{ err error }
+
+func (e unknownError) Error() string { return e.err.Error() }
+func (e unknownError) Unwrap() error { return e.err }
 
 // usageError marks an error that is the caller's: bad flags, arguments or
 // configuration. It maps to exit code 2.
@@ -80,6 +88,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if errors.As(err, &ue) || errors.Is(err, federated.ErrInvalidConfig) {
 		return exitUsage
 	}
+	var unknown unknownError
+	if errors.As(err, &unknown) {
+		return exitUnknown
+	}
 	return exitProblem
 }
 
@@ -91,7 +103,8 @@ func newRootCmd() *cobra.Command {
 federation file (--config, or $REDFED_CONFIG).
 
 Exit codes: 0 done, 1 a problem found (a bad input line, a server that
-failed), 2 a usage or configuration error.`,
+failed), 2 a usage or configuration error; check exits 3 when a server
+could not be read and no key was found to differ.`,
 		Example: `  redfed config init --hosts db1,db2 --ports 6379-6386 --out fed.yaml
   export REDFED_CONFIG=fed.yaml
   redfed record web1.sfo cpu.user 42
