@@ -224,6 +224,10 @@ func (d *Demo) SyncerStats() *syncer.Stats {
 		st.AntiEntropy.Runs += one.AntiEntropy.Runs
 		st.AntiEntropy.Repaired += one.AntiEntropy.Repaired
 		st.AntiEntropy.Added += one.AntiEntropy.Added
+		st.AntiEntropy.Keys += one.AntiEntropy.Keys
+		if one.AntiEntropy.LastRun.After(st.AntiEntropy.LastRun) {
+			st.AntiEntropy.LastRun, st.AntiEntropy.LastError = one.AntiEntropy.LastRun, one.AntiEntropy.LastError
+		}
 	}
 	return &st
 }

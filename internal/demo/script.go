@@ -69,14 +69,20 @@ func (d *Demo) Script(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 
-	report, err := d.settle(ctx)
+	// The writers stay paused until the points are counted, so that the
+	// count and the acknowledgements cover the same points.
+	d.pause.Lock()
+	report, err := d.settleLocked(ctx)
 	if err != nil {
+		d.pause.Unlock()
 		return sum, err
 	}
 	sum.Check = report
 	st := d.rec.Stats()
 	sum.Written, sum.Failed = st.Written, st.Failed
-	if sum.Found, err = d.countPoints(ctx); err != nil {
+	sum.Found, err = d.countPoints(ctx)
+	d.pause.Unlock()
+	if err != nil {
 		return sum, err
 	}
 	for _, p := range d.SyncerStats().Peers {
@@ -92,6 +98,11 @@ func (d *Demo) Script(ctx context.Context) (Summary, error) {
 func (d *Demo) settle(ctx context.Context) (federated.CheckReport, error) {
 	d.pause.Lock()
 	defer d.pause.Unlock()
+	return d.settleLocked(ctx)
+}
+
+// settleLocked is settle with the writers paused by the caller.
+func (d *Demo) settleLocked(ctx context.Context) (federated.CheckReport, error) {
 	if err := d.rec.Flush(ctx); err != nil {
 		d.printf("flush: %v\n", err)
 	}
