@@ -105,3 +105,20 @@ func TestRepairReportsMembersItCannotCopy(t *testing.T) {
 	assert.Zero(t, report.Groups[0].Repaired)
 	assert.Equal(t, 1, report.Groups[0].Divergent)
 }
+
+// Merge leaves out members whose timestamp Redis would refuse as a score,
+// which would fail their whole key, and writes the rest of the key.
+func TestMergeLeavesOutScoresRedisRefuses(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	key := mustKey(t, c, time.Now().Add(-time.Hour), "web1", "cpu")
+	res, err := c.Merge(ctx, servers[0].Addr(), []federated.KeyMembers{{Key: key, Members: []string{
+		"100:1", "1e-400:2", "0x1_0p0:3", "1_000:4", "0:5", "-0.0:6", "0x0p3:7", "1e-310:8",
+	}}})
+	require.NoError(t, err)
+	assert.Empty(t, res.Failed)
+	got, err := directClient(t, servers[0].Addr()).ZRange(ctx, key, 0, -1).Result()
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"100:1", "0:5", "-0.0:6", "0x0p3:7", "1e-310:8"}, got)
+}

@@ -30,6 +30,12 @@ var ErrInvalidConfig = errors.New("federated: invalid configuration")
 // names the key, its period and the oldest period kept.
 var ErrPeriodDropped = errors.New("federated: period dropped")
 
+// ErrTemporary reports a metric write that a server refused for a reason
+// that passes: it is out of memory, loading its data, busy with a script,
+// or a read-only replica (until it is promoted). The same write may
+// succeed later; others, such as ErrWrongType, fail the same way again.
+var ErrTemporary = errors.New("federated: server cannot take the write now")
+
 // ErrWrongType reports a metric write refused because its key holds
 // another type than a sorted set (someone wrote it as a string, say). The
 // error names the key. Writing it again fails the same way until the key

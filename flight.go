@@ -225,9 +225,18 @@ func (f *Flight) queueAll(i int, q queued, pl *plan) {
 	if f.alls == nil {
 		f.alls = make(map[int][]serverCmd)
 	}
-	for _, s := range q.node.servers {
+	// The command itself (a future, Last) holds the answer of the first
+	// server asked; the others get copies.
+	own := 0
+	for j, s := range q.node.servers {
+		if !s.down.Load() {
+			own = j
+			break
+		}
+	}
+	for j, s := range q.node.servers {
 		cmd := q.cmd
-		if len(f.alls[i]) > 0 {
+		if j != own {
 			cmd = cloneCmd(q.cmd)
 		}
 		f.alls[i] = append(f.alls[i], serverCmd{server: s.addr, cmd: cmd})

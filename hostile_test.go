@@ -307,6 +307,7 @@ func TestHostileWrongType(t *testing.T) {
 	err = c.Record(ctx, "web1", "broken", at, 1)
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
 	assert.ErrorIs(t, err, federated.ErrWrongType)
+	assert.NotErrorIs(t, err, federated.ErrTemporary)
 
 	// A Recorder batch: the bad key fails, the others are written.
 	var onError []error
@@ -381,6 +382,8 @@ func TestHostileOutOfMemory(t *testing.T) {
 
 	err := c.Record(ctx, "web1", "cpu", at, 1)
 	assertAnswerError(t, c, err, "OOM", mustKey(t, c, at, "web1", "cpu"))
+	assert.ErrorIs(t, err, federated.ErrTemporary, "a full server may take it later")
+	assert.NotErrorIs(t, err, federated.ErrWrongType)
 	r := newRecorder(t, c, federated.RecorderOptions{})
 	for i := range 10 {
 		require.NoError(t, r.Add(fmt.Sprint("web", i), "cpu", at, 1))

@@ -185,11 +185,9 @@ func (p *Pipeline) add(key string, cmd redis.Cmder, cb any, all bool) *Pipeline 
 	if limit := b.c.opts.PipelineAutoFlush; limit > 0 {
 		b.count[n]++
 		if b.count[n] >= limit {
-			f := b.launch(context.Background(), true)
-			if err := f.Wait(); err != nil {
+			if err := b.waitInline(b.launch(context.Background(), true)); err != nil {
 				b.errs = append(b.errs, err)
 			}
-			b.recycle(f)
 		}
 	}
 	return p
@@ -207,11 +205,9 @@ func (p *Pipeline) Poll(ctx context.Context) error {
 	errs := b.errs
 	b.errs = nil
 	for len(b.queue) > 0 {
-		f := b.launch(ctx, true)
-		if err := f.Wait(); err != nil {
+		if err := b.waitInline(b.launch(ctx, true)); err != nil {
 			errs = append(errs, err)
 		}
-		b.recycle(f)
 	}
 	return errors.Join(errs...)
 }
@@ -245,6 +241,13 @@ func (b *batch) launch(ctx context.Context, inline bool) *Flight {
 	}
 	f.start(ctx, pl, inline)
 	return f
+}
+
+// waitInline waits for an inline flight and recycles it, also when a
+// callback panics.
+func (b *batch) waitInline(f *Flight) error {
+	defer b.recycle(f)
+	return f.Wait()
 }
 
 // recycle keeps the storage of a waited-for inline flight for the next one,

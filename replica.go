@@ -289,12 +289,33 @@ func (w *writeBatch) addMembers(key string, members []string) {
 }
 
 // memberScore reports whether m is "$timestamp:..." with a timestamp that
-// is a number, and where its colon is.
+// Redis takes as a score, and where its colon is. Go reads some numbers
+// that Redis refuses: digits split by '_', and a literal too small for a
+// float64 (Go makes it 0, Redis says it is not a valid float). A member
+// Redis would refuse would fail its whole key.
 func memberScore(m string) (colon int, ok bool) {
 	colon = strings.IndexByte(m, ':')
 	if colon <= 0 {
 		return 0, false
 	}
-	ts, err := strconv.ParseFloat(m[:colon], 64)
-	return colon, err == nil && !math.IsNaN(ts)
+	text := m[:colon]
+	ts, err := strconv.ParseFloat(text, 64)
+	if err != nil || math.IsNaN(ts) || strings.IndexByte(text, '_') >= 0 {
+		return 0, false
+	}
+	return colon, ts != 0 || zeroLiteral(text)
+}
+
+// zeroLiteral reports whether a number that parsed as 0 is written as zero
+// ("0", "-0.0", "0e5", "0x0p3"), not as a value that underflowed.
+func zeroLiteral(text string) bool {
+	text = strings.TrimLeft(text, "+-")
+	mantissa, exp := text, "eE"
+	if len(text) > 1 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') {
+		mantissa, exp = text[2:], "pP"
+	}
+	if i := strings.IndexAny(mantissa, exp); i >= 0 {
+		mantissa = mantissa[:i]
+	}
+	return strings.Trim(mantissa, "0.") == ""
 }

@@ -215,10 +215,25 @@ type scriptError string
 
 func (e scriptError) Error() string { return string(e) }
 
-// Is makes the server's WRONGTYPE error match ErrWrongType.
+// Is makes the server's WRONGTYPE error match ErrWrongType, and its
+// refusals that pass (see ErrTemporary) match ErrTemporary.
 func (e scriptError) Is(target error) bool {
-	return target == ErrWrongType && strings.HasPrefix(string(e), "WRONGTYPE")
+	switch target {
+	case ErrWrongType:
+		return strings.HasPrefix(string(e), "WRONGTYPE")
+	case ErrTemporary:
+		for _, prefix := range temporaryReplies {
+			if strings.HasPrefix(string(e), prefix) {
+				return true
+			}
+		}
+	}
+	return false
 }
+
+// temporaryReplies are the prefixes of Redis's errors for a state that
+// passes.
+var temporaryReplies = []string{"OOM ", "LOADING ", "BUSY ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "NOREPLICAS "}
 
 // droppedError is the write script's message for a key of a dropped period.
 type droppedError string

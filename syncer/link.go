@@ -269,16 +269,17 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 		}
 		added = res.Added
 		skipped += int64(len(res.Dropped))
-		// A key that holds another type cannot be written until someone
-		// deletes it: it is reported and passed, so that it does not stop
-		// the rest. Any other failure (a full server, say) fails the pass
-		// before anything is marked, and the next pass tries again.
-		var wrongType, failed []error
+		// A refusal that passes (a full server, say) fails the pass before
+		// anything is marked, and the next pass tries again. Any other (a
+		// key that holds another type, a member the server will not take)
+		// fails the same way every time: it is reported and passed, so
+		// that it does not stop the rest; anti-entropy tries it again.
+		var permanent, failed []error
 		for _, err := range res.Failed {
-			if errors.Is(err, federated.ErrWrongType) {
-				wrongType = append(wrongType, err)
-			} else {
+			if errors.Is(err, federated.ErrTemporary) {
 				failed = append(failed, err)
+			} else {
+				permanent = append(permanent, err)
 			}
 		}
 		if len(failed) > 0 {
@@ -287,9 +288,9 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 			l.mu.Unlock()
 			return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
 		}
-		if len(wrongType) > 0 {
+		if len(permanent) > 0 {
 			l.mu.Lock()
-			l.stats.LastError = errors.Join(wrongType...).Error()
+			l.stats.LastError = errors.Join(permanent...).Error()
 			l.mu.Unlock()
 		}
 	}

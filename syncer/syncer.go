@@ -102,6 +102,9 @@ type Syncer struct {
 	locals    []string
 	period    metric.Period // the federation's, for checking peers' horizons
 
+	closeOnce sync.Once
+	closeErr  error // Close's result, for every call
+
 	mu      sync.Mutex // guards the fields below
 	running bool
 	closed  bool
@@ -232,24 +235,22 @@ func (s *Syncer) Run(ctx context.Context) error {
 }
 
 // Close stops Run, if it runs, and waits for it to return; then it closes
-// the client if New made it.
+// the client if New made it. Every call waits for that and returns the same.
 func (s *Syncer) Close() error {
-	s.mu.Lock()
-	if s.closed {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		stop, done := s.stop, s.done
 		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	stop, done := s.stop, s.done
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
-	if s.ownClient {
-		return s.c.Close()
-	}
-	return nil
+		if stop != nil {
+			stop()
+			<-done
+		}
+		if s.ownClient {
+			s.closeErr = s.c.Close()
+		}
+	})
+	return s.closeErr
 }
 
 // AntiEntropy compares every key of the local servers' replica groups and

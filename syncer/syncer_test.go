@@ -471,6 +471,23 @@ func TestFullPeerIsStillPulled(t *testing.T) {
 	assert.Zero(t, linkStats(t, s, a, b).Errors)
 }
 
+// A member on the peer whose timestamp Redis would refuse as a score does
+// not hold up its key or the link: it is left out, the rest replicates.
+func TestMemberRedisWouldRefuseIsLeftOut(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	key, err := federated.MetricKey(time.Now(), "web1", "m0")
+	require.NoError(t, err)
+	require.NoError(t, direct(t, b).ZAdd(ctx, key, redis.Z{Score: 1, Member: "1e-400:1"}).Err())
+	writePoints(t, c, b, "web1", 10)
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	require.Eventually(t, func() bool { return len(members(t, a)) == 10 }, 2*time.Second, 10*time.Millisecond)
+	assert.Zero(t, linkStats(t, s, a, b).Errors)
+	assert.False(t, members(t, a)[key+" 1e-400:1"])
+}
+
 // A key that someone made another type on the local server cannot be
 // merged: it is reported and passed, and the rest replicates.
 func TestWrongTypeKeyIsPassed(t *testing.T) {
