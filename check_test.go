@@ -3,8 +3,6 @@ package federated_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,26 +20,8 @@ func scriptCalls(t *testing.T, addr string) int64 {
 	t.Helper()
 	info, err := directClient(t, addr).Info(context.Background(), "commandstats").Result()
 	require.NoError(t, err)
-	total := int64(0)
-	for _, line := range strings.Split(info, "\r\n") {
-		for _, cmd := range []string{"evalsha", "eval"} {
-			rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":")
-			if !ok {
-				continue
-			}
-			for _, field := range strings.Split(rest, ",") {
-				name, value, _ := strings.Cut(field, "=")
-				n, _ := strconv.ParseInt(value, 10, 64)
-				switch name {
-				case "calls":
-					total += n
-				case "failed_calls", "rejected_calls":
-					total -= n
-				}
-			}
-		}
-	}
-	return total
+	stats := redistest.ParseCommandStats(info)
+	return stats["evalsha"].Completed() + stats["eval"].Completed()
 }
 
 func groupClient(t *testing.T, servers []*redistest.Server) *federated.Client {

@@ -867,14 +867,7 @@ func commandCalls(t *testing.T, addr, command string) int64 {
 	t.Helper()
 	info, err := direct(t, addr).Info(context.Background(), "commandstats").Result()
 	require.NoError(t, err)
-	for _, line := range strings.Split(info, "\r\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_"+command+":calls="); ok {
-			n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			require.NoError(t, err)
-			return n
-		}
-	}
-	return 0
+	return redistest.ParseCommandStats(info)[command].Calls
 }
 
 // One write journals thousands of keys at one time. The syncer gets
