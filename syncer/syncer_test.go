@@ -758,21 +758,29 @@ func linkStats(t *testing.T, s *syncer.Syncer, local, peer string) syncer.PeerSt
 	return syncer.PeerStats{}
 }
 
+// warmPair starts two servers A and B that pull from each other, with
+// anti-entropy off, and runs a first round of points written to A through
+// both links. That round runs while the links start: a merge before A's
+// link gave A its epoch cannot be told from B's own change, so tests of
+// echoes begin after it.
+func warmPair(t *testing.T, points int) (a, b string, c *federated.Client, s *syncer.Syncer) {
+	t.Helper()
+	servers := redistest.StartN(t, 2)
+	a, b = servers[0].Addr(), servers[1].Addr()
+	c = newClient(t, groupConfig(servers))
+	s, _ = startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
+	writePoints(t, c, a, "warm", points)
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
+		3*time.Second, 10*time.Millisecond)
+	return a, b, c, s
+}
+
 // What B merged from A is not fetched back by A: A's link sees the keys in
 // B's journal as echoes and skips them. Changes made on B itself, also to
 // keys merged from A, still reach A.
 func TestEchoesAreNotFetchedBack(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
-
-	// The first round runs while the links start: a merge before A's link
-	// gave A its epoch cannot be told from B's own change.
-	writePoints(t, c, a, "warm", 200)
-	converged(t, []string{a, b}, 2*time.Second)
-	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
-		3*time.Second, 10*time.Millisecond)
+	a, b, c, s := warmPair(t, 200)
 	before := linkStats(t, s, a, b)
 
 	writePoints(t, c, a, "origin", 200) // 5 keys
@@ -840,14 +848,7 @@ func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
 // After writers fail over from A to B, B's own changes to keys that were
 // echoes reach A, and only the keys changed are fetched.
 func TestFailoverAfterEchoesReplicatesTheNewPoints(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
-	writePoints(t, c, a, "warm", 5)
-	converged(t, []string{a, b}, 2*time.Second)
-	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
-		3*time.Second, 10*time.Millisecond)
+	a, b, c, s := warmPair(t, 5)
 	writePoints(t, c, a, "h", 500) // 100 points a key
 	converged(t, []string{a, b}, 2*time.Second)
 	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Echoes >= 5 }, 3*time.Second, 10*time.Millisecond)
