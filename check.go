@@ -347,19 +347,8 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 				continue
 			}
 			var updates []KeyMembers
-			malformed := make(map[string]bool)
 			for i, key := range batch {
-				missing := missingMembers(have, addr, i)
-				for _, m := range missing {
-					if _, ok := memberScore(m); !ok {
-						// Written by someone else: it cannot be copied with
-						// its score, and the key stays divergent.
-						errs = append(errs, fmt.Errorf("federated: key %s: member %q on another server of the group is not \"$timestamp:$value\": not copied to %s", key, m, addr))
-						malformed[key] = true
-						break
-					}
-				}
-				if len(missing) > 0 {
+				if missing := missingMembers(have, addr, i); len(missing) > 0 {
 					updates = append(updates, KeyMembers{Key: key, Members: missing})
 				}
 			}
@@ -368,12 +357,17 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 			for _, err := range res.Failed {
 				errs = append(errs, err)
 			}
+			for key, members := range res.LeftOut {
+				// Written by someone else: they cannot be copied with their
+				// score, and the key stays divergent.
+				errs = append(errs, fmt.Errorf("federated: key %s: members %q on another server of the group are not \"$timestamp:$value\": not copied to %s", key, members, addr))
+			}
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			for _, u := range updates {
-				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && !malformed[u.Key] {
+				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && res.LeftOut[u.Key] == nil {
 					repaired[u.Key] = true
 				}
 			}

@@ -98,6 +98,7 @@ func TestMergeLeavesOutScoresRedisRefuses(t *testing.T) {
 	}}})
 	require.NoError(t, err)
 	assert.Empty(t, res.Failed)
+	assert.Equal(t, map[string][]string{key: {"1e-400:2", "0x1_0p0:3", "1_000:4"}}, res.LeftOut, "and says which")
 	got, err := directClient(t, servers[0].Addr()).ZRange(ctx, key, 0, -1).Result()
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"100:1", "0:5", "-0.0:6", "0x0p3:7", "1e-310:8"}, got)

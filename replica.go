@@ -34,6 +34,10 @@ type MergeResult struct {
 	Added   int64            // members that were new to their keys
 	Dropped []string         // keys refused because their period was dropped
 	Failed  map[string]error // keys that failed, for instance holding another type
+	// LeftOut holds, by key, the members not written because they are not
+	// "$timestamp:..." with a timestamp Redis takes as a score (written by
+	// someone else); the key's other members are written.
+	LeftOut map[string][]string
 }
 
 // ReplicaGroup returns the addresses of the servers of the node that a
@@ -185,7 +189,12 @@ func (c *Client) MergeFrom(ctx context.Context, addr string, from Origin, update
 		if len(u.Members) == 0 {
 			continue
 		}
-		w.addMembers(u.Key, u.Members)
+		if leftOut := w.addMembers(u.Key, u.Members); len(leftOut) > 0 {
+			if res.LeftOut == nil {
+				res.LeftOut = make(map[string][]string)
+			}
+			res.LeftOut[u.Key] = leftOut
+		}
 		if points += len(u.Members); points >= maxCallPoints {
 			if err := send(); err != nil {
 				return res, err
@@ -275,17 +284,21 @@ func (c *Client) serverClient(addr string) (*redis.Client, error) {
 	return s.client.Load(), nil
 }
 
-// addMembers appends a key and members given as strings.
-func (w *writeBatch) addMembers(key string, members []string) {
+// addMembers appends a key and members given as strings, and returns those
+// it left out (see memberScore).
+func (w *writeBatch) addMembers(key string, members []string) (leftOut []string) {
 	n := 0
 	for _, m := range members {
 		if colon, ok := memberScore(m); ok {
 			w.pairs = append(w.pairs, m[:colon], m)
 			n++
+		} else {
+			leftOut = append(leftOut, m)
 		}
 	}
 	w.names = append(w.names, key)
 	w.counts = append(w.counts, n)
+	return leftOut
 }
 
 // memberScore reports whether m is "$timestamp:..." with a timestamp that

@@ -288,6 +288,9 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 			l.mu.Unlock()
 			return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
 		}
+		for key, members := range res.LeftOut {
+			permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
+		}
 		if len(permanent) > 0 {
 			l.mu.Lock()
 			l.stats.LastError = errors.Join(permanent...).Error()
