@@ -230,6 +230,7 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 	c := l.s.c
 	var keys []string
 	var skipped, echoes int64
+	var reported string // failures passed over, for LastError
 	newest := l.cursor
 	now := time.Now()
 	handled := entries[:0:0] // entries to mark once merged
@@ -292,9 +293,7 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 			permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
 		}
 		if len(permanent) > 0 {
-			l.mu.Lock()
-			l.stats.LastError = errors.Join(permanent...).Error()
-			l.mu.Unlock()
+			reported = errors.Join(permanent...).Error()
 		}
 	}
 	// Marked only now that the merge is done: a failed merge is read again.
@@ -339,6 +338,9 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 	l.stats.Skipped += skipped
 	l.stats.Echoes += echoes
 	l.stats.Cursor = l.cursor
+	if reported != "" {
+		l.stats.LastError = reported
+	}
 	if added > 0 {
 		lag := time.Since(time.UnixMicro(int64(newest * 1e6)))
 		l.stats.Lag = lag
