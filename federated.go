@@ -203,8 +203,11 @@ func (c *Client) Nodes() []string {
 
 // Servers returns the address of every server of the federation, sorted.
 func (c *Client) Servers() []string {
-	return slices.Sorted(maps.Keys(c.topo.Load().servers))
+	return c.topo.Load().addrs()
 }
+
+// addrs returns the addresses of the topology's servers, sorted.
+func (t *topology) addrs() []string { return slices.Sorted(maps.Keys(t.servers)) }
 
 // AllServers returns the addresses of a node's servers, in configuration
 // order.

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,7 +116,7 @@ type ServerStatus struct {
 func (c *Client) Status() []ServerStatus {
 	t := c.topo.Load()
 	out := make([]ServerStatus, 0, len(t.servers))
-	for _, addr := range slices.Sorted(maps.Keys(t.servers)) { // t's, not a newer topology's
+	for _, addr := range t.addrs() { // t's, not a newer topology's
 		s := t.servers[addr]
 		n := t.nodes[s.node]
 		s.mu.Lock()
