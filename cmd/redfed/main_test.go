@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -81,4 +84,39 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "", "version")
 	require.Equal(t, 0, code)
 	assert.True(t, strings.HasPrefix(out, "redfed "), out)
+}
+
+// runInterrupted runs the command line in-process on a standard input that
+// stays open, writes input to it, lets ready say when the command has
+// handled it, then interrupts the command, which must stop within seconds.
+// It returns the command's exit code and standard error.
+func runInterrupted(t *testing.T, input string, ready func() bool, args ...string) (code int, stderr string) {
+	t.Helper()
+	in, w := io.Pipe()
+	t.Cleanup(func() { _ = w.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, in, &out, &errOut) }()
+	_, err := io.WriteString(w, input)
+	require.NoError(t, err)
+	require.Eventually(t, ready, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	select {
+	case code = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not stop on the interrupt while standard input was open", args[0])
+	}
+	return code, errOut.String()
+}
+
+// TestRouteInterruptedWhileReading interrupts route while standard input is
+// open and sends nothing: it stops at once.
+func TestRouteInterruptedWhileReading(t *testing.T) {
+	cfg := writeConfig(t, perlFederation)
+	code, errOut := runInterrupted(t, "2026-12-21:web284.sin:swap.used\n", func() bool { return true },
+		"route", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "context canceled")
 }

@@ -357,3 +357,16 @@ func TestRecordInterrupted(t *testing.T) {
 	assert.Contains(t, errOut.String(), "interrupted at line 1")
 	assert.Empty(t, rangeOf(t, client, "web1", "cpu"))
 }
+
+// TestRecordInterruptedWhileReading interrupts record while standard input
+// is open and sends nothing (a terminal, or a pipe whose writer waits): the
+// first interrupt stops it, and what was read is written and summed up.
+func TestRecordInterruptedWhileReading(t *testing.T) {
+	cfg, client := startFederation(t, 1)
+	// The Recorder flushes every 100 ms: the line is read once it is stored.
+	stored := func() bool { return len(rangeOf(t, client, "web1", "cpu")) == 1 }
+	code, errOut := runInterrupted(t, "web1 cpu 1795600800 1\n", stored, "record", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "1 points written, 0 failed")
+	assert.Contains(t, errOut, "interrupted at line 2")
+}

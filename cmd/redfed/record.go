@@ -149,6 +149,8 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 		held    []recordedPoint // the points of a strict run, until all are checked
 		stopped error           // why reading or writing stopped early
 	)
+	in, stopInput := interruptible(ctx, in)
+	defer stopInput()
 	r := bufio.NewReaderSize(in, maxLineLen)
 	for lineNo := 1; ; lineNo++ {
 		if err := ctx.Err(); err != nil {
@@ -164,6 +166,10 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 			con.Printf("line %d: %v\n", lineNo, err)
 			skipped++
 			continue
+		}
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			stopped = fmt.Errorf("interrupted at line %d: %w", lineNo, err)
+			break
 		}
 		if err != nil {
 			stopped = fmt.Errorf("reading line %d: %w", lineNo, err)

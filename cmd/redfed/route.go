@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -28,12 +29,14 @@ server is contacted.`,
 				return err
 			}
 			defer client.Close()
-			return routeKeys(client, args, cmd.InOrStdin(), cmd.OutOrStdout())
+			return routeKeys(cmd.Context(), client, args, cmd.InOrStdin(), cmd.OutOrStdout())
 		},
 	}
 }
 
-func routeKeys(client *federated.Client, keys []string, in io.Reader, out io.Writer) error {
+// routeKeys prints where each of keys lives or, with none, each key read
+// from in, until in ends or ctx does.
+func routeKeys(ctx context.Context, client *federated.Client, keys []string, in io.Reader, out io.Writer) error {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	emit := func(key string) error {
@@ -53,6 +56,8 @@ func routeKeys(client *federated.Client, keys []string, in io.Reader, out io.Wri
 		}
 		return nil
 	}
+	in, stop := interruptible(ctx, in)
+	defer stop()
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
