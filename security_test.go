@@ -359,7 +359,7 @@ func TestACLUser(t *testing.T) {
 	// The syncer replicates the group with the same user: its cursors, the
 	// horizons, the journal and the merges.
 	group := redistest.Addrs(servers[:2])
-	s, err := syncer.NewFromClient(c, group, syncer.Options{AntiEntropyInterval: -1})
+	s, err := syncer.NewFromClient(c, group, syncer.Options{NoAntiEntropy: true})
 	require.NoError(t, err)
 	syncCtx, stopSync := context.WithCancel(ctx)
 	synced := make(chan error, 1)

@@ -90,7 +90,7 @@ func syncerRun(ctx context.Context, f *fleet, size, keys int, points int64) (syn
 		return syncerResult{}, err
 	}
 	defer c.Close()
-	s, err := syncer.NewFromClient(c, addrs, syncer.Options{AntiEntropyInterval: -1})
+	s, err := syncer.NewFromClient(c, addrs, syncer.Options{NoAntiEntropy: true})
 	if err != nil {
 		return syncerResult{}, err
 	}

@@ -39,7 +39,7 @@ func replicatedGroups(b *testing.B) (servers []*redistest.Server, c *federated.C
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	s, err = syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{AntiEntropyInterval: -1})
+	s, err = syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{NoAntiEntropy: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,9 +29,8 @@ const (
 // restarted empty since it was read.
 const CursorKey = "syncer:cursors"
 
-// Options tune a Syncer. The zero value of every field means its default,
-// and so does a negative one but for AntiEntropyInterval, which it turns
-// off.
+// Options tune a Syncer. The zero value of every field means its default;
+// a negative one is an error.
 type Options struct {
 	// PollInterval is the pause between passes that found nothing more to
 	// pull. Default 100ms.
@@ -52,8 +51,11 @@ type Options struct {
 	Batch int
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
 	// compare every key of the local servers' groups and repair the local
-	// servers. Default 5m; negative turns anti-entropy off.
+	// servers. Default 5m.
 	AntiEntropyInterval time.Duration
+	// NoAntiEntropy turns the periodic anti-entropy runs off; AntiEntropy
+	// still runs one when called.
+	NoAntiEntropy bool
 	// Links overrides which peers each local server pulls from (local
 	// address to peer addresses). By default a local server pulls from
 	// every other server of its replica group.
@@ -64,17 +66,37 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// check returns an error (federated.ErrInvalidConfig) that names the first
+// negative option.
+func (o Options) check() error {
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"PollInterval", int64(o.PollInterval)},
+		{"Overlap", int64(o.Overlap)},
+		{"Lateness", int64(o.Lateness)},
+		{"Batch", int64(o.Batch)},
+		{"AntiEntropyInterval", int64(o.AntiEntropyInterval)},
+	} {
+		if f.value < 0 {
+			return fmt.Errorf("%w: syncer.Options.%s is negative (%d); zero means the default", federated.ErrInvalidConfig, f.name, f.value)
+		}
+	}
+	return nil
+}
+
 func (o Options) withDefaults(c *federated.Client) Options {
-	if o.PollInterval <= 0 {
+	if o.PollInterval == 0 {
 		o.PollInterval = DefaultPollInterval
 	}
-	if o.Overlap <= 0 {
+	if o.Overlap == 0 {
 		o.Overlap = DefaultOverlap
 	}
-	if o.Lateness <= 0 {
+	if o.Lateness == 0 {
 		o.Lateness = DefaultLateness
 	}
-	if o.Batch <= 0 {
+	if o.Batch == 0 {
 		o.Batch = DefaultBatch
 	}
 	if o.AntiEntropyInterval == 0 {
@@ -138,6 +160,9 @@ func New(cfg federated.Config, local []string, opts Options) (*Syncer, error) {
 // NewFromClient builds a Syncer that works through an existing client,
 // which stays the caller's to close.
 func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	opts = opts.withDefaults(c)
 	if len(local) == 0 {
 		return nil, fmt.Errorf("%w: syncer: no local servers", federated.ErrInvalidConfig)
@@ -223,7 +248,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			l.loop(ctx)
 		}()
 	}
-	if s.opts.AntiEntropyInterval > 0 {
+	if !s.opts.NoAntiEntropy {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

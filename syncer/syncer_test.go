@@ -262,7 +262,7 @@ func TestLatePointsAreLeftToAntiEntropy(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{Lateness: time.Second, AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{Lateness: time.Second, NoAntiEntropy: true})
 	writePoints(t, c, a, "h", 10)
 	converged(t, []string{a, b}, 2*time.Second)
 
@@ -408,6 +408,13 @@ func TestBadOptions(t *testing.T) {
 	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Links: map[string][]string{a: {b, b}}})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "peer "+b+" of "+a+" named twice")
+
+	// A negative option is refused, not read as the default or as "off".
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{AntiEntropyInterval: -time.Second})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "syncer.Options.AntiEntropyInterval is negative")
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Batch: -1})
+	assert.ErrorContains(t, err, "syncer.Options.Batch is negative")
 }
 
 // Close stops a running Run and waits for it; Run after Close refuses, and
@@ -440,7 +447,7 @@ func TestFullLocalServerGetsEverythingOnceItHasRoom(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
-	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
 	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Passes > 0 }, 2*time.Second, 10*time.Millisecond)
 
 	require.NoError(t, direct(t, a).ConfigSet(ctx, "maxmemory", "1").Err(), "a full server")
@@ -465,7 +472,7 @@ func TestFullPeerIsStillPulled(t *testing.T) {
 		writePoints(t, c, b, fmt.Sprintf("web%d", i), 5)
 	}
 	require.NoError(t, direct(t, b).ConfigSet(context.Background(), "maxmemory", "1").Err())
-	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
 	all := converged(t, []string{a, b}, 5*time.Second)
 	require.Len(t, all, 3000)
 	assert.Zero(t, linkStats(t, s, a, b).Errors)
@@ -482,7 +489,7 @@ func TestMemberRedisWouldRefuseIsLeftOut(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, direct(t, b).ZAdd(ctx, key, redis.Z{Score: 1, Member: "1e-400:1"}).Err())
 	writePoints(t, c, b, "web1", 10)
-	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
 	require.Eventually(t, func() bool { return len(members(t, a)) == 10 }, 2*time.Second, 10*time.Millisecond)
 	assert.Zero(t, linkStats(t, s, a, b).Errors)
 	assert.False(t, members(t, a)[key+" 1e-400:1"])
@@ -498,7 +505,7 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	broken, err := federated.MetricKey(time.Now(), "web1", "m0")
 	require.NoError(t, err)
 	require.NoError(t, direct(t, a).Set(ctx, broken, "someone's string", 0).Err())
-	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
 
 	writePoints(t, c, b, "web1", 100) // 20 points to each of m0 … m4
 	require.Eventually(t, func() bool {
@@ -616,7 +623,7 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 		require.EqualValues(t, 100, res.Added)
 	}
 
-	s, _ := startSyncer(t, sc, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, sc, []string{b}, syncer.Options{NoAntiEntropy: true})
 	rb := direct(t, b)
 	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys/4 }, 20*time.Second, time.Millisecond)
 	// Restart B while the pass waits for A, between two of its batches: the
@@ -703,7 +710,7 @@ func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
 			servers := redistest.StartN(t, 2)
 			a, b := servers[0].Addr(), servers[1].Addr()
 			c := newClient(t, groupConfig(servers))
-			s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+			s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 			writePoints(t, c, a, "before", 20)
 			converged(t, []string{a, b}, 2*time.Second)
 
@@ -768,7 +775,7 @@ func warmPair(t *testing.T, points int) (a, b string, c *federated.Client, s *sy
 	servers := redistest.StartN(t, 2)
 	a, b = servers[0].Addr(), servers[1].Addr()
 	c = newClient(t, groupConfig(servers))
-	s, _ = startSyncer(t, c, []string{a, b}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ = startSyncer(t, c, []string{a, b}, syncer.Options{NoAntiEntropy: true})
 	writePoints(t, c, a, "warm", points)
 	converged(t, []string{a, b}, 2*time.Second)
 	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes > 2 && linkStats(t, s, a, b).Passes > 2 },
@@ -820,9 +827,9 @@ func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
 	pb.Blackhole(true)
 	cfgA := federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: []string{a, pb.Addr()}}}, Options: quiet()}
 	cfgA.Options.CommandTimeout = 200 * time.Millisecond
-	sa, _ := startSyncer(t, newClient(t, cfgA), []string{a}, syncer.Options{AntiEntropyInterval: -1})
+	sa, _ := startSyncer(t, newClient(t, cfgA), []string{a}, syncer.Options{NoAntiEntropy: true})
 	require.Eventually(t, func() bool { return direct(t, a).HExists(ctx, syncer.CursorKey, "@epoch").Val() }, 3*time.Second, 10*time.Millisecond)
-	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added == 1 }, 3*time.Second, 10*time.Millisecond)
 
 	pb.Heal()
@@ -890,7 +897,7 @@ func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
 	_, err := c.Merge(context.Background(), a, updates) // one script call: one journal time
 	require.NoError(t, err)
 
-	s, _ := startSyncer(t, c, []string{b}, syncer.Options{AntiEntropyInterval: -1})
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	rb := direct(t, b)
 	require.Eventually(t, func() bool { return rb.DBSize(context.Background()).Val() >= keys+2 }, 10*time.Second, 20*time.Millisecond)
 	// Past the first overlap read too (it comes 5s after the first pass).

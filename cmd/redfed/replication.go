@@ -26,7 +26,6 @@ func newSyncCmd() *cobra.Command {
 		local        []string
 		listen       string
 		opts         syncer.Options
-		antiEntropy  time.Duration
 		statusEvery  time.Duration
 		verboseLevel bool
 	)
@@ -48,6 +47,14 @@ It stops on Ctrl-C or SIGTERM.`,
 			if statusEvery <= 0 {
 				return usagef("--status-every %v: want more than 0", statusEvery)
 			}
+			for _, f := range []struct {
+				name string
+				d    time.Duration
+			}{{"poll", opts.PollInterval}, {"lateness", opts.Lateness}, {"anti-entropy", opts.AntiEntropyInterval}} {
+				if f.d < 0 {
+					return usagef("--%s %v: want 0 (the default) or more", f.name, f.d)
+				}
+			}
 			cfg, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -59,7 +66,6 @@ It stops on Ctrl-C or SIGTERM.`,
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.Options.Logger = logger
 			opts.Logger = logger
-			opts.AntiEntropyInterval = antiEntropy
 			s, err := syncer.New(cfg, local, opts)
 			if err != nil {
 				return err
@@ -73,7 +79,8 @@ It stops on Ctrl-C or SIGTERM.`,
 	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics on this address (off by default)")
 	f.DurationVar(&opts.PollInterval, "poll", syncer.DefaultPollInterval, "pause between passes that found nothing")
 	f.DurationVar(&opts.Lateness, "lateness", syncer.DefaultLateness, "lateness window of the passes; later points are left to anti-entropy")
-	f.DurationVar(&antiEntropy, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs; negative turns them off")
+	f.DurationVar(&opts.AntiEntropyInterval, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs")
+	f.BoolVar(&opts.NoAntiEntropy, "no-anti-entropy", false, "run no anti-entropy (the passes only)")
 	f.DurationVar(&statusEvery, "status-every", time.Minute, "interval of the status log line")
 	f.BoolVar(&verboseLevel, "verbose", false, "log debug messages too")
 	return cmd

@@ -131,4 +131,7 @@ func TestSyncCommand(t *testing.T) {
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--status-every", "0s")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut2, "--status-every 0s")
+	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--anti-entropy", "-1s")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut2, "--anti-entropy -1s: want 0 (the default) or more")
 }
