@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -87,10 +90,10 @@ func TestVersion(t *testing.T) {
 }
 
 // runInterrupted runs the command line in-process on a standard input that
-// stays open, writes input to it, lets ready say when the command has
-// handled it, then interrupts the command, which must stop within seconds.
-// It returns the command's exit code and standard error.
-func runInterrupted(t *testing.T, input string, ready func() bool, args ...string) (code int, stderr string) {
+// stays open, makes each write to it in turn (a write returns once the
+// command's reader took it), waits for ready, then interrupts the command,
+// which must stop within seconds. It returns the exit code and output.
+func runInterrupted(t *testing.T, writes []string, ready func() bool, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	in, w := io.Pipe()
 	t.Cleanup(func() { _ = w.Close() })
@@ -99,8 +102,22 @@ func runInterrupted(t *testing.T, input string, ready func() bool, args ...strin
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, in, &out, &errOut) }()
-	_, err := io.WriteString(w, input)
-	require.NoError(t, err)
+	written := make(chan error, 1)
+	go func() {
+		for _, s := range writes {
+			if _, err := io.WriteString(w, s); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	select {
+	case err := <-written:
+		require.NoError(t, err)
+	case code := <-done:
+		t.Fatalf("%s ended (exit %d) before it read its input: %s", args[0], code, errOut.String())
+	}
 	require.Eventually(t, ready, 5*time.Second, 10*time.Millisecond)
 	cancel()
 	select {
@@ -108,15 +125,52 @@ func runInterrupted(t *testing.T, input string, ready func() bool, args ...strin
 	case <-time.After(5 * time.Second):
 		t.Fatalf("%s did not stop on the interrupt while standard input was open", args[0])
 	}
-	return code, errOut.String()
+	return code, out.String(), errOut.String()
 }
 
 // TestRouteInterruptedWhileReading interrupts route while standard input is
-// open and sends nothing: it stops at once.
+// open and sends nothing more: it stops at once, having routed the keys
+// read, and not the start of a line cut by the interrupt.
 func TestRouteInterruptedWhileReading(t *testing.T) {
 	cfg := writeConfig(t, perlFederation)
-	code, errOut := runInterrupted(t, "2026-12-21:web284.sin:swap.used\n", func() bool { return true },
-		"route", "--config", cfg)
+	code, out, errOut := runInterrupted(t,
+		[]string{"2026-12-21:web284.sin:swap.used\n", "2026-11-12:worker801.lax:req", ".errors"},
+		func() bool { return true }, "route", "--config", cfg)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "context canceled")
+	assert.Equal(t, "2026-12-21:web284.sin:swap.used\tredis_2\t127.0.0.1:7002\n", out)
+	assert.Contains(t, errOut, "interrupted at line 2 of standard input: context canceled")
+}
+
+func TestReadLine(t *testing.T) {
+	cut := errors.New("cut")
+	for _, tc := range []struct {
+		name  string
+		input io.Reader
+		want  []string // lines, then the error's text
+	}{
+		{"lines", strings.NewReader("a\nb\r\n\nc"), []string{"a", "b", "", "c", "EOF"}},
+		{"longer than the buffer", strings.NewReader(strings.Repeat("x", 40) + "\ny\n"), []string{strings.Repeat("x", 40), "y", "EOF"}},
+		{"too long", strings.NewReader(strings.Repeat("x", 65) + "\ny\n" + strings.Repeat("z", 65)), []string{"line too long", "y", "line too long", "EOF"}},
+		{"at the limit with \\r\\n", strings.NewReader(strings.Repeat("x", 64) + "\r\n"), []string{strings.Repeat("x", 64), "EOF"}},
+		{"cut by an error", io.MultiReader(strings.NewReader("a\nb"), iotest.ErrReader(cut)), []string{"a", "cut"}},
+		{"long line cut", io.MultiReader(strings.NewReader(strings.Repeat("x", 40)), iotest.ErrReader(cut)), []string{"cut"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := bufio.NewReaderSize(tc.input, 16)
+			var got []string
+			for {
+				line, err := readLine(r, 64)
+				if errors.Is(err, errLineTooLong) {
+					got = append(got, err.Error())
+					continue
+				}
+				if err != nil {
+					got = append(got, err.Error())
+					break
+				}
+				got = append(got, line)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

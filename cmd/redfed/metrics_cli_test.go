@@ -359,14 +359,29 @@ func TestRecordInterrupted(t *testing.T) {
 }
 
 // TestRecordInterruptedWhileReading interrupts record while standard input
-// is open and sends nothing (a terminal, or a pipe whose writer waits): the
-// first interrupt stops it, and what was read is written and summed up.
+// is open and sends nothing more (a terminal, or a pipe whose writer
+// waits): the first interrupt stops it, what was read is written and summed
+// up, and a line cut by the interrupt is not written.
 func TestRecordInterruptedWhileReading(t *testing.T) {
 	cfg, client := startFederation(t, 1)
 	// The Recorder flushes every 100 ms: the line is read once it is stored.
 	stored := func() bool { return len(rangeOf(t, client, "web1", "cpu")) == 1 }
-	code, errOut := runInterrupted(t, "web1 cpu 1795600800 1\n", stored, "record", "--config", cfg)
+	code, _, errOut := runInterrupted(t, []string{"web1 cpu 1795600800 1\n", "web1 cpu 1795600801 1", "2"},
+		stored, "record", "--config", cfg)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "1 points written, 0 failed")
 	assert.Contains(t, errOut, "interrupted at line 2")
+	assert.Len(t, rangeOf(t, client, "web1", "cpu"), 1, "the cut line is not written")
+}
+
+// A line too long for a point is reported and skipped; the lines around it
+// are written.
+func TestRecordSkipsTooLongLine(t *testing.T) {
+	cfg, client := startFederation(t, 1)
+	in := "web1 cpu 1795600800 1\nweb1 cpu 1795600801 " + strings.Repeat("9", 70000) + "\nweb1 cpu 1795600802 3\n"
+	code, _, errOut := runCLI(t, in, "record", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "line 2: longer than 65536 bytes")
+	assert.Contains(t, errOut, "2 points written, 0 failed")
+	assert.Len(t, rangeOf(t, client, "web1", "cpu"), 2)
 }

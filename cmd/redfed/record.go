@@ -38,7 +38,8 @@ nothing is written if any line is bad; it is held in memory meanwhile.
 
 At the end a summary goes to standard error: points written and failed,
 seconds taken, points per second. On a terminal a progress line is shown
-while points are read.`,
+while points are read. Ctrl-C stops the reading: the points read so far
+are written and summed up, and a line cut by the interrupt is dropped.`,
 		Example: `  redfed record web1.sfo cpu.user 42
   redfed record web1.sfo cpu.user 42 --time 2026-11-25T10:00:00Z
   redfed record -- web1.sfo temp.delta -3.5
@@ -157,24 +158,23 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 			stopped = fmt.Errorf("interrupted at line %d: %w", lineNo, err)
 			break
 		}
-		line, err := readLine(r)
-		if errors.Is(err, io.EOF) {
+		line, err := readLine(r, maxLineLen)
+		switch {
+		case errors.Is(err, io.EOF):
+		case errors.Is(err, errLineTooLong):
+			lines.Add(1)
+			con.Printf("line %d: longer than %d bytes\n", lineNo, maxLineLen)
+			skipped++
+			continue
+		case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			stopped = fmt.Errorf("interrupted at line %d: %w", lineNo, err)
+		case err != nil:
+			stopped = fmt.Errorf("reading line %d: %w", lineNo, err)
+		}
+		if err != nil {
 			break
 		}
 		lines.Add(1)
-		if errors.Is(err, errLineTooLong) {
-			con.Printf("line %d: %v\n", lineNo, err)
-			skipped++
-			continue
-		}
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			stopped = fmt.Errorf("interrupted at line %d: %w", lineNo, err)
-			break
-		}
-		if err != nil {
-			stopped = fmt.Errorf("reading line %d: %w", lineNo, err)
-			break
-		}
 		host, metricName, t, v, err := parseRecordLine(line)
 		switch {
 		case errors.Is(err, errNoPoint):
@@ -228,29 +228,4 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 		errs = append(errs, fmt.Errorf("%d points failed to write", stats.Failed))
 	}
 	return errors.Join(errs...)
-}
-
-// errLineTooLong reports a line longer than maxLineLen.
-var errLineTooLong = fmt.Errorf("longer than %d bytes", maxLineLen)
-
-// readLine returns the next line of r without its end of line. A line that
-// does not fit r's buffer is read to its end and dropped, and errLineTooLong
-// returned. At the end of input it returns io.EOF.
-func readLine(r *bufio.Reader) (string, error) {
-	line, isPrefix, err := r.ReadLine()
-	if err != nil {
-		return "", err
-	}
-	if !isPrefix {
-		return string(line), nil
-	}
-	for isPrefix {
-		if _, isPrefix, err = r.ReadLine(); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return "", err
-		}
-	}
-	return "", errLineTooLong
 }

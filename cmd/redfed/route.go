@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -58,12 +59,24 @@ func routeKeys(ctx context.Context, client *federated.Client, keys []string, in 
 	}
 	in, stop := interruptible(ctx, in)
 	defer stop()
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		if err := emit(sc.Text()); err != nil {
+	r := bufio.NewReaderSize(in, 64<<10)
+	for lineNo := 1; ; lineNo++ {
+		key, err := readLine(r, maxKeyLineLen)
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, errLineTooLong):
+			return fmt.Errorf("line %d of standard input: longer than %d bytes", lineNo, maxKeyLineLen)
+		case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			return fmt.Errorf("interrupted at line %d of standard input: %w", lineNo, err)
+		case err != nil:
+			return fmt.Errorf("reading line %d of standard input: %w", lineNo, err)
+		}
+		if err := emit(key); err != nil {
 			return err
 		}
 	}
-	return sc.Err()
 }
+
+// maxKeyLineLen bounds a line of route's input: a key.
+const maxKeyLineLen = 16 << 20
