@@ -107,3 +107,22 @@ func TestServeDashboard(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 0, code, errOut.String())
 }
+
+// A negative interval or count is a usage error, not a quiet "off" or
+// default.
+func TestDemoAndServeRefuseNegativeFlags(t *testing.T) {
+	cfg := writeConfig(t, "nodes:\n  a: {address: \"127.0.0.1:7000\"}\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "--duration", "-1s"}, "--duration -1s: want more than 0"},
+		{[]string{"demo", "--hosts", "-5"}, "--hosts -5: want 1 or more"},
+		{[]string{"serve", "--config", cfg, "--check-every", "-1m"}, "--check-every -1m0s: want 0 (off) or more"},
+		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1m", "--no-anti-entropy"}, "--anti-entropy with --no-anti-entropy"},
+	} {
+		code, _, errOut := runCLI(t, "", tc.args...)
+		assert.Equal(t, 2, code, "%v: %s", tc.args, errOut)
+		assert.Contains(t, errOut, tc.want, tc.args)
+	}
+}

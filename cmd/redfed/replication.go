@@ -47,6 +47,9 @@ It stops on Ctrl-C or SIGTERM.`,
 			if statusEvery <= 0 {
 				return usagef("--status-every %v: want more than 0", statusEvery)
 			}
+			if opts.NoAntiEntropy && cmd.Flags().Changed("anti-entropy") {
+				return usagef("--anti-entropy with --no-anti-entropy: give one of them")
+			}
 			for _, f := range []struct {
 				name string
 				d    time.Duration

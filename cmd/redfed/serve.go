@@ -49,6 +49,12 @@ Everything it started is stopped on exit.`,
 			if err := checkListen(listen, false); err != nil {
 				return err
 			}
+			if duration < 0 {
+				return usagef("--duration %v: want more than 0, or none to serve until Ctrl-C", duration)
+			}
+			if hosts < 1 {
+				return usagef("--hosts %d: want 1 or more", hosts)
+			}
 			ctx := cmd.Context()
 			serveCtx := ctx
 			if duration > 0 {
@@ -117,6 +123,9 @@ request must then carry (open the page once with ?token=TOKEN).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkListen(listen, token != ""); err != nil {
 				return err
+			}
+			if checkEvery < 0 {
+				return usagef("--check-every %v: want 0 (off) or more", checkEvery)
 			}
 			client, err := newClient(cmd)
 			if err != nil {
