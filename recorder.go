@@ -171,15 +171,16 @@ func (nw *nodeWrite) call(points int) *callWrite {
 // loop. A negative option is an error (ErrInvalidConfig) that names it.
 func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 	for _, o := range []struct {
-		name  string
-		value int64
+		name     string
+		negative bool
+		value    any
 	}{
-		{"BatchSize", int64(opts.BatchSize)},
-		{"FlushInterval", int64(opts.FlushInterval)},
-		{"MaxBuffered", int64(opts.MaxBuffered)},
+		{"BatchSize", opts.BatchSize < 0, opts.BatchSize},
+		{"FlushInterval", opts.FlushInterval < 0, opts.FlushInterval},
+		{"MaxBuffered", opts.MaxBuffered < 0, opts.MaxBuffered},
 	} {
-		if o.value < 0 {
-			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%d); zero means the default", ErrInvalidConfig, o.name, o.value)
+		if o.negative {
+			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%v); zero means the default", ErrInvalidConfig, o.name, o.value)
 		}
 	}
 	if !c.addLoop() {

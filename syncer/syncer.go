@@ -70,17 +70,18 @@ type Options struct {
 // negative option.
 func (o Options) check() error {
 	for _, f := range []struct {
-		name  string
-		value int64
+		name     string
+		negative bool
+		value    any
 	}{
-		{"PollInterval", int64(o.PollInterval)},
-		{"Overlap", int64(o.Overlap)},
-		{"Lateness", int64(o.Lateness)},
-		{"Batch", int64(o.Batch)},
-		{"AntiEntropyInterval", int64(o.AntiEntropyInterval)},
+		{"PollInterval", o.PollInterval < 0, o.PollInterval},
+		{"Overlap", o.Overlap < 0, o.Overlap},
+		{"Lateness", o.Lateness < 0, o.Lateness},
+		{"Batch", o.Batch < 0, o.Batch},
+		{"AntiEntropyInterval", o.AntiEntropyInterval < 0, o.AntiEntropyInterval},
 	} {
-		if f.value < 0 {
-			return fmt.Errorf("%w: syncer.Options.%s is negative (%d); zero means the default", federated.ErrInvalidConfig, f.name, f.value)
+		if f.negative {
+			return fmt.Errorf("%w: syncer.Options.%s is negative (%v); zero means the default", federated.ErrInvalidConfig, f.name, f.value)
 		}
 	}
 	return nil
@@ -212,8 +213,8 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 // Client returns the client the syncer works through.
 func (s *Syncer) Client() *federated.Client { return s.c }
 
-// Run pulls from every peer of every local server, and runs anti-entropy,
-// until ctx ends or Close is called. It then abandons the passes under way
+// Run pulls from every peer of every local server, and runs anti-entropy
+// (unless Options.NoAntiEntropy), until ctx ends or Close is called. It then abandons the passes under way
 // (a cursor is only ever saved after the changes before it are merged) and
 // returns, once every loop has stopped, ctx's error (context.Canceled when
 // Close stopped it). Run may be called once at a time: ErrRunning
@@ -280,7 +281,8 @@ func (s *Syncer) Close() error {
 
 // AntiEntropy compares every key of the local servers' replica groups and
 // gives the local servers what they lack. Run does it every
-// AntiEntropyInterval; call it for a repair on demand.
+// AntiEntropyInterval unless Options.NoAntiEntropy; call it for a repair on
+// demand.
 func (s *Syncer) AntiEntropy(ctx context.Context) (federated.CheckReport, error) {
 	report, err := s.c.Repair(ctx, federated.CheckOptions{Nodes: s.nodes, Targets: s.locals})
 	s.mu.Lock()

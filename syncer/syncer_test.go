@@ -412,7 +412,7 @@ func TestBadOptions(t *testing.T) {
 	// A negative option is refused, not read as the default or as "off".
 	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{AntiEntropyInterval: -time.Second})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
-	assert.ErrorContains(t, err, "syncer.Options.AntiEntropyInterval is negative")
+	assert.ErrorContains(t, err, "syncer.Options.AntiEntropyInterval is negative (-1s)")
 	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Batch: -1})
 	assert.ErrorContains(t, err, "syncer.Options.Batch is negative")
 }
