@@ -174,3 +174,42 @@ func TestReadLine(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadLine checks readLine against splitting the whole input at "\n".
+func FuzzReadLine(f *testing.F) {
+	for _, seed := range []string{"", "a\nb", "a\r\nb\r\n", "\r\n\n\r", strings.Repeat("x", 70) + "\ny", strings.Repeat("y", 64) + "\r\n"} {
+		f.Add(seed)
+	}
+	const limit = 64
+	f.Fuzz(func(t *testing.T, input string) {
+		var want []string
+		pieces := strings.Split(input, "\n")
+		if pieces[len(pieces)-1] == "" {
+			pieces = pieces[:len(pieces)-1] // no line after the last end of line
+		}
+		for i, p := range pieces {
+			if i < len(pieces)-1 || strings.HasSuffix(input, "\n") {
+				p = strings.TrimSuffix(p, "\r")
+			}
+			if len(p) > limit {
+				p = "(too long)"
+			}
+			want = append(want, p)
+		}
+		r := bufio.NewReaderSize(strings.NewReader(input), 16)
+		var got []string
+		for {
+			line, err := readLine(r, limit)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if errors.Is(err, errLineTooLong) {
+				line = "(too long)"
+			} else {
+				require.NoError(t, err)
+			}
+			got = append(got, line)
+		}
+		assert.Equal(t, want, got)
+	})
+}
