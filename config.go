@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -347,6 +348,9 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := secondsToDurations(root.Content[0]); err != nil {
 		return Config{}, err
 	}
+	if err := unknownField(root.Content[0], reflect.TypeFor[Config](), "", map[aliased]bool{}); err != nil {
+		return Config{}, err
+	}
 
 	// Re-encode the adjusted tree so the strict decoder can report unknown
 	// keys; yaml.Node.Decode has no KnownFields switch.
@@ -366,6 +370,93 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// unknownField returns an error that names the first key of n that no
+// field of t takes, by its path ("options.tls.ca_fle") and its line in the
+// document, or nil. t is a struct, or maps, slices and pointers leading to
+// one; a node of another shape than t is left to the decoder to report.
+// An anchored node is walked once per type however many aliases name it
+// (seen), so that a document of aliases of aliases takes no longer than
+// its size.
+func unknownField(n *yaml.Node, t reflect.Type, path string, seen map[aliased]bool) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if seen[aliased{n.Alias, t}] {
+			return nil
+		}
+		seen[aliased{n.Alias, t}] = true
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	at := func(key string) string {
+		if path == "" {
+			return key
+		}
+		return path + "." + key
+	}
+	switch {
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" { // "<<: *defaults" merges mappings into this one
+				sources := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					sources = v.Content
+				}
+				for _, src := range sources {
+					if err := unknownField(src, t, path, seen); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("%w: %s: unknown field (line %d)", ErrInvalidConfig, at(k.Value), k.Line)
+			}
+			if err := unknownField(v, ft, at(k.Value), seen); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := unknownField(n.Content[i+1], t.Elem(), at(n.Content[i].Value), seen); err != nil {
+				return err
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := unknownField(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), seen); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// aliased is an anchored node walked as a type.
+type aliased struct {
+	node *yaml.Node
+	t    reflect.Type
+}
+
+// yamlFields returns the fields of struct type t by their YAML keys.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	fields := make(map[string]reflect.Type, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			continue
+		case name == "":
+			name = strings.ToLower(f.Name)
+		}
+		fields[name] = f.Type
+	}
+	return fields
 }
 
 // secondsToDurations rewrites numeric duration options (seconds, as in the

@@ -127,8 +127,13 @@ func TestBadConfigFiles(t *testing.T) {
 		want string
 	}{
 		{"empty", "", "empty document"},
-		{"unknown top key", "nodez: {}\n", "nodez"},
-		{"unknown node key", "nodes:\n  a: {adress: \"h:1\"}\n", "adress"},
+		{"unknown top key", "nodez: {}\n", "nodez: unknown field (line 1)"},
+		{"unknown node key", "nodes:\n  a: {adress: \"h:1\"}\n", "nodes.a.adress: unknown field (line 2)"},
+		{"unknown option", "# the fleet\nnodes:\n  a: {address: \"h:1\"}\n\noptions:\n  command_timeout: 1\n  bogus: 1\n", "options.bogus: unknown field (line 7)"},
+		{"unknown TLS key", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  tls:\n    ca_fle: x\n", "options.tls.ca_fle: unknown field (line 5)"},
+		{"unknown metrics key", "nodes:\n  a: {address: \"h:1\"}\noptions: {metrics: {perod: day}}\n", "options.metrics.perod: unknown field (line 3)"},
+		{"unknown key merged into a node", "nodes:\n  a: {<<: {bogus: 1}, address: \"h:1\"}\n", "nodes.a.bogus: unknown field (line 2)"},
+		{"unknown key in JSON", `{"nodes": {"a": {"address": "h:1"}}, "options": {"pool_sise": 3}}`, "options.pool_sise: unknown field (line 1)"},
 		{"bad duration", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  command_timeout: soon\n", "soon"},
 		{"not yaml", "nodes: [\n", "did not find expected"},
 	}
@@ -139,6 +144,13 @@ func TestBadConfigFiles(t *testing.T) {
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+// Anchors, aliases and merge keys are YAML, and a file may use them.
+func TestConfigWithMergeKeys(t *testing.T) {
+	cfg, err := federated.ParseConfig([]byte("nodes:\n  a: &a {address: \"h:1\"}\n  b: {<<: *a, address: \"h:2\"}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "h:2", cfg.Nodes["b"].Address)
 }
 
 func TestDefaults(t *testing.T) {
