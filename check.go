@@ -248,7 +248,7 @@ func (c *Client) groupKeys(ctx context.Context, servers []string) ([]string, err
 		}
 		h, err := c.Horizon(ctx, addr)
 		if err != nil {
-			return nil, fmt.Errorf("federated: server %s: %w", addr, err)
+			return nil, err // it names the server
 		}
 		horizon = max(horizon, h)
 		err = c.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })

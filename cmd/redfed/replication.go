@@ -51,11 +51,15 @@ It stops on Ctrl-C or SIGTERM.`,
 				return usagef("--anti-entropy with --no-anti-entropy: give one of them")
 			}
 			for _, f := range []struct {
-				name string
-				d    time.Duration
-			}{{"poll", opts.PollInterval}, {"lateness", opts.Lateness}, {"anti-entropy", opts.AntiEntropyInterval}} {
+				name        string
+				d, fallback time.Duration
+			}{
+				{"poll", opts.PollInterval, syncer.DefaultPollInterval},
+				{"lateness", opts.Lateness, syncer.DefaultLateness},
+				{"anti-entropy", opts.AntiEntropyInterval, syncer.DefaultAntiEntropyInterval},
+			} {
 				if f.d < 0 {
-					return usagef("--%s %v: want 0 (the default) or more", f.name, f.d)
+					return usagef("--%s %v: want 0 or more (0 means the default, %v)", f.name, f.d, f.fallback)
 				}
 			}
 			cfg, err := loadConfig(cmd)
@@ -69,9 +73,19 @@ It stops on Ctrl-C or SIGTERM.`,
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			cfg.Options.Logger = logger
 			opts.Logger = logger
-			s, err := syncer.New(cfg, local, opts)
+			client, err := federated.New(cfg)
 			if err != nil {
-				return err
+				return usageError{err}
+			}
+			defer client.Close()
+			for _, addr := range local {
+				if _, _, err := client.ReplicaGroup(addr); err != nil {
+					return usagef("--local %s: not a server of the federation file", addr)
+				}
+			}
+			s, err := syncer.NewFromClient(client, local, opts)
+			if err != nil {
+				return usageError{err}
 			}
 			defer s.Close()
 			return runSyncer(cmd.Context(), s, listen, statusEvery, logger)
@@ -197,7 +211,7 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 	defer client.Close()
 	for _, n := range nodes {
 		if _, err := client.AllServers(n); err != nil {
-			return usageError{err}
+			return usagef("--node %s: %w", n, err)
 		}
 	}
 	con := consoleOf(cmd.ErrOrStderr())
@@ -267,6 +281,8 @@ func writeCheckTable(w io.Writer, r federated.CheckReport, repair bool) {
 		switch {
 		case g.Error != "":
 			state = "error: " + g.Error
+		case g.Divergent == 1:
+			state = "1 key differs"
 		case g.Divergent > 0:
 			state = fmt.Sprintf("%d keys differ", g.Divergent)
 		}
@@ -294,5 +310,9 @@ func writeCheckTable(w io.Writer, r federated.CheckReport, repair bool) {
 	if repair {
 		verdict = fmt.Sprintf("%d of %d keys repaired, %d members added", r.Repaired, r.Divergent, r.Added)
 	}
-	fmt.Fprintf(w, "%d groups, %d keys: %s\n", len(r.Groups), r.Keys, verdict)
+	groups := fmt.Sprintf("%d groups", len(r.Groups))
+	if len(r.Groups) == 1 {
+		groups = "1 group"
+	}
+	fmt.Fprintf(w, "%s, %d keys: %s\n", groups, r.Keys, verdict)
 }

@@ -53,7 +53,7 @@ func TestCheckAndRepair(t *testing.T) {
 	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
 	assert.Equal(t, 1, code, errOut)
 	assert.Contains(t, out, "redis_2")
-	assert.Contains(t, out, "1 keys differ")
+	assert.Contains(t, out, "1 key differs")
 	assert.Contains(t, out, key)
 	assert.Contains(t, errOut, "replicas differ")
 
@@ -79,13 +79,15 @@ func TestCheckAndRepair(t *testing.T) {
 
 	code, _, errOut = runCLI(t, "", "check", "--config", cfg, "--node", "nope")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "nope")
+	assert.Contains(t, errOut, `--node nope: federated: unknown node: "nope"`)
 
 	// A server that cannot be read: whether its group agrees is not known.
 	require.NoError(t, servers[1].Kill())
 	code, _, errOut = runCLI(t, "", "check", "--config", cfg)
 	assert.Equal(t, 3, code, errOut)
 	assert.Contains(t, errOut, servers[1].Addr())
+	prefix := "federated: server " + servers[1].Addr() + ": "
+	assert.NotContains(t, errOut, prefix+prefix, "the server is named once")
 }
 
 func TestSyncCommand(t *testing.T) {
@@ -127,11 +129,11 @@ func TestSyncCommand(t *testing.T) {
 	assert.Contains(t, errOut2, "--local")
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", "127.0.0.1:1")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut2, "127.0.0.1:1")
+	assert.Contains(t, errOut2, "--local 127.0.0.1:1: not a server of the federation file")
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--status-every", "0s")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut2, "--status-every 0s")
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--anti-entropy", "-1s")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut2, "--anti-entropy -1s: want 0 (the default) or more")
+	assert.Contains(t, errOut2, "--anti-entropy -1s: want 0 or more (0 means the default, 5m0s)")
 }
