@@ -280,12 +280,27 @@ func writeNewFile(path string, data []byte, force bool) error {
 		if _, err := os.Lstat(path); err == nil {
 			return usagef("--out %s exists; pass --force to replace it", path)
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return fmt.Errorf("--out %s: %w", path, err)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err := writeThroughTemp(path, data); err != nil {
+		return fmt.Errorf("--out %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeThroughTemp writes data to a temporary file beside path and renames
+// it to path. Its errors name the file's directory, not the temporary
+// file.
+func writeThroughTemp(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
 	if _, err := tmp.Write(data); err != nil {

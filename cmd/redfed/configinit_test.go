@@ -176,7 +176,10 @@ func TestConfigInitOut(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "no temporary file left behind")
 
-	code, _, errOut = runCLI(t, "", "config", "init", "--hosts", "a", "--ports", "1", "--out", filepath.Join(out, "sub", "x.yaml"))
-	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "x.yaml")
+	for _, bad := range []string{filepath.Join(out, "sub", "x.yaml"), filepath.Join(t.TempDir(), "missing", "x.yaml")} {
+		code, _, errOut = runCLI(t, "", "config", "init", "--hosts", "a", "--ports", "1", "--out", bad)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "--out "+bad+": ")
+		assert.NotContains(t, errOut, ".x.yaml.", "the temporary file is not named")
+	}
 }

@@ -116,7 +116,7 @@ func TestDemoAndServeRefuseNegativeFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"demo", "--duration", "-1s"}, "--duration -1s: want more than 0"},
+		{[]string{"demo", "--duration", "-1s"}, "--duration -1s: want 0 or more (0, the default, serves until Ctrl-C)"},
 		{[]string{"demo", "--hosts", "-5"}, "--hosts -5: want 1 or more"},
 		{[]string{"serve", "--config", cfg, "--check-every", "-1m"}, "--check-every -1m0s: want 0 (off) or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1m", "--no-anti-entropy"}, "--anti-entropy with --no-anti-entropy"},

@@ -61,7 +61,7 @@ func TestRouteArgsAndStdin(t *testing.T) {
 		"2027-01-27:web781.lax:tcp.conns\tredis_7\t127.0.0.1:7007,127.0.0.2:7007\n", out)
 
 	t.Setenv("REDFED_CONFIG", cfg)
-	code, out, errOut = runCLI(t, "2026-12-21:web284.sin:swap.used\n2026-11-12:worker801.lax:req.errors\n", "route")
+	code, out, errOut = runCLI(t, "2026-12-21:web284.sin:swap.used\n\n2026-11-12:worker801.lax:req.errors\n", "route")
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, "2026-12-21:web284.sin:swap.used\tredis_2\t127.0.0.1:7002\n"+
 		"2026-11-12:worker801.lax:req.errors\tredis_1\t127.0.0.1:7001\n", out)

@@ -34,7 +34,9 @@ object for scripts:
    "malformed": 0}
 
 "malformed" counts stored members that do not parse as points and were
-skipped. The range defaults to the last hour. --from and --to take ` + timeArgForms + `.
+skipped. The range defaults to the last hour. --from and --to take
+` + timeArgFormsText + `.
+
 When a server fails, the points the others returned are printed and the
 command exits 1.`,
 		Example: `  redfed query web1.sfo cpu.user
@@ -166,7 +168,7 @@ func newHostsCmd() *cobra.Command {
 		Short: "List the hosts that have metrics",
 		Long: `List, one per line and sorted, the hosts with a metric written at or after
 --since (default 7 days ago), as the journals of every server record it.
---since takes ` + timeArgForms + `.
+--since takes ` + timeArgFormsText + `.
 When a server fails, the hosts the others listed are printed and the
 command exits 1.`,
 		Example: `  redfed hosts
@@ -203,7 +205,7 @@ func newMetricsCmd() *cobra.Command {
 		Short: "List the metrics of a host",
 		Long: `List, one per line and sorted, the metrics of HOST written at or after
 --since (default 7 days ago), as the journals of every server record them.
---since takes ` + timeArgForms + `.
+--since takes ` + timeArgFormsText + `.
 When a server fails, the metrics the others listed are printed and the
 command exits 1.`,
 		Example: `  redfed metrics web1.sfo

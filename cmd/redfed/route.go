@@ -19,7 +19,7 @@ func newRouteCmd() *cobra.Command {
 		Short: "Print the node and server that own each key",
 		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives.
 Keys come from the arguments or, when there are none, from standard input,
-one per line. For a replica group SERVER lists every server of the group,
+one per line (blank lines are skipped). For a replica group SERVER lists every server of the group,
 comma-separated, in configuration order: the key lives on all of them. No
 server is contacted.`,
 		Example: `  redfed route --config fed.yaml 2026-11-25:web1.sfo:cpu.user
@@ -71,6 +71,9 @@ func routeKeys(ctx context.Context, client *federated.Client, keys []string, in 
 			return fmt.Errorf("interrupted at line %d of standard input: %w", lineNo, err)
 		case err != nil:
 			return fmt.Errorf("reading line %d of standard input: %w", lineNo, err)
+		}
+		if key == "" {
+			continue
 		}
 		if err := emit(key); err != nil {
 			return err

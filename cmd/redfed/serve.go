@@ -50,7 +50,7 @@ Everything it started is stopped on exit.`,
 				return err
 			}
 			if duration < 0 {
-				return usagef("--duration %v: want more than 0, or none to serve until Ctrl-C", duration)
+				return usagef("--duration %v: want 0 or more (0, the default, serves until Ctrl-C)", duration)
 			}
 			if hosts < 1 {
 				return usagef("--hosts %d: want 1 or more", hosts)

@@ -15,6 +15,10 @@ import (
 // timeArgForms names what parseTimeArg accepts, for flag help and errors.
 const timeArgForms = `"now", RFC 3339 (2026-11-25T10:00:00Z), Unix seconds (1795600800.5), or a duration ago (2h, -2h, 90m, 7d)`
 
+// timeArgFormsText is timeArgForms on two lines, for a command's long help.
+const timeArgFormsText = `"now", RFC 3339 (2026-11-25T10:00:00Z), Unix seconds
+(1795600800.5), or a duration ago (2h, -2h, 90m, 7d)`
+
 // parseTimeArg reads a time given on the command line: "now", an RFC 3339
 // time, Unix seconds with an optional fraction, or a duration ago, with or
 // without a leading '-' ("2h" and "-2h" both mean two hours before now; a

@@ -166,7 +166,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Print writes the summary.
 func (s Summary) Print(out func(format string, args ...any)) {
-	out("\nsummary (%s):\n", s.Mode)
+	out("\nsummary, %s:\n", s.Mode)
 	out("  points acknowledged  %d (%d failed)\n", s.Written, s.Failed)
 	out("  points on replicas   %d (%d lost)\n", s.Found, s.Lost())
 	out("  live write rate      %.0f points/s over %v\n", s.Rate, s.Elapsed.Round(time.Second))
