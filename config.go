@@ -374,11 +374,11 @@ func ParseConfig(data []byte) (Config, error) {
 
 // unknownField returns an error that names the first key of n that no
 // field of t takes, by its path ("options.tls.ca_fle") and its line in the
-// document, or nil. t is a struct, or maps, slices and pointers leading to
-// one; a node of another shape than t is left to the decoder to report.
-// An anchored node is walked once per type however many aliases name it
-// (seen), so that a document of aliases of aliases takes no longer than
-// its size.
+// document, or a key that is not a string; else nil. t is a struct, or maps,
+// slices and pointers leading to one; a node of another shape than t is left
+// to the decoder to report. An anchored node is walked once per type however
+// many aliases name it (seen), so that a document of aliases of aliases
+// takes no longer than its size.
 func unknownField(n *yaml.Node, t reflect.Type, path string, seen map[aliased]bool) error {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		if seen[aliased{n.Alias, t}] {
@@ -390,51 +390,89 @@ func unknownField(n *yaml.Node, t reflect.Type, path string, seen map[aliased]bo
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	at := func(key string) string {
-		if path == "" {
-			return key
-		}
-		return path + "." + key
-	}
+	var fields map[string]reflect.Type
 	switch {
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Tag == "!!merge" { // "<<: *defaults" merges mappings into this one
-				sources := []*yaml.Node{v}
-				if v.Kind == yaml.SequenceNode {
-					sources = v.Content
-				}
-				for _, src := range sources {
-					if err := unknownField(src, t, path, seen); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			ft, ok := fields[k.Value]
-			if !ok {
-				return fmt.Errorf("%w: %s: unknown field (line %d)", ErrInvalidConfig, at(k.Value), k.Line)
-			}
-			if err := unknownField(v, ft, at(k.Value), seen); err != nil {
-				return err
-			}
-		}
-	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := unknownField(n.Content[i+1], t.Elem(), at(n.Content[i].Value), seen); err != nil {
-				return err
-			}
-		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, c := range n.Content {
 			if err := unknownField(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), seen); err != nil {
 				return err
 			}
 		}
+		return nil
+	case n.Kind != yaml.MappingNode:
+		return nil
+	case t.Kind() == reflect.Struct:
+		fields = yamlFields(t)
+	case t.Kind() != reflect.Map:
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" { // "<<: *defaults" merges mappings into this one
+			sources := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				sources = v.Content
+			}
+			for _, src := range sources {
+				if err := unknownField(src, t, path, seen); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		name, ok := keyName(k)
+		if !ok {
+			return fmt.Errorf("%w: %s: the key at line %d is not a string", ErrInvalidConfig, pathOrTop(path), k.Line)
+		}
+		elem := t
+		if fields != nil {
+			if elem, ok = fields[name]; !ok {
+				return fmt.Errorf("%w: %s: unknown field (line %d)", ErrInvalidConfig, pathAt(path, name), k.Line)
+			}
+		} else {
+			elem = t.Elem()
+		}
+		if err := unknownField(v, elem, pathAt(path, name), seen); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// keyName returns the string a mapping key stands for, through an alias,
+// and false for a key that is not a scalar (a list or a mapping).
+func keyName(k *yaml.Node) (string, bool) {
+	if k.Kind == yaml.AliasNode {
+		k = k.Alias
+	}
+	if k == nil || k.Kind != yaml.ScalarNode {
+		return "", false
+	}
+	var name string
+	if err := k.Decode(&name); err != nil {
+		return k.Value, true
+	}
+	return name, true
+}
+
+// pathAt returns the path of key under path: "options.tls", or
+// nodes["a.b"] for a key that is empty or holds a dot.
+func pathAt(path, key string) string {
+	switch {
+	case key == "" || strings.Contains(key, "."):
+		return fmt.Sprintf("%s[%q]", path, key)
+	case path == "":
+		return key
+	}
+	return path + "." + key
+}
+
+// pathOrTop returns path, or "top level" for the document's root.
+func pathOrTop(path string) string {
+	if path == "" {
+		return "top level"
+	}
+	return path
 }
 
 // aliased is an anchored node walked as a type.

@@ -133,6 +133,10 @@ func TestBadConfigFiles(t *testing.T) {
 		{"unknown TLS key", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  tls:\n    ca_fle: x\n", "options.tls.ca_fle: unknown field (line 5)"},
 		{"unknown metrics key", "nodes:\n  a: {address: \"h:1\"}\noptions: {metrics: {perod: day}}\n", "options.metrics.perod: unknown field (line 3)"},
 		{"unknown key merged into a node", "nodes:\n  a: {<<: {bogus: 1}, address: \"h:1\"}\n", "nodes.a.bogus: unknown field (line 2)"},
+		{"a list as a key", "nodes: {<<: {}, [x]: {address: \"h:1\"}}\n", "nodes: the key at line 1 is not a string"},
+		{"a mapping as a key", "<<: {}\n? {x: 1}\n: 1\n", "top level: the key at line 2 is not a string"},
+		{"a node name with a dot", "nodes:\n  a.b: {address: \"h:1\", bogus: 1}\n", `nodes["a.b"].bogus: unknown field (line 2)`},
+		{"a null key", "~: 1\nnodes:\n  a: {address: \"h:1\"}\n", `[""]: unknown field (line 1)`},
 		{"unknown key in JSON", `{"nodes": {"a": {"address": "h:1"}}, "options": {"pool_sise": 3}}`, "options.pool_sise: unknown field (line 1)"},
 		{"bad duration", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  command_timeout: soon\n", "soon"},
 		{"not yaml", "nodes: [\n", "did not find expected"},
@@ -151,6 +155,13 @@ func TestConfigWithMergeKeys(t *testing.T) {
 	cfg, err := federated.ParseConfig([]byte("nodes:\n  a: &a {address: \"h:1\"}\n  b: {<<: *a, address: \"h:2\"}\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "h:2", cfg.Nodes["b"].Address)
+
+	// A merge into the map of nodes, and a key given by an alias.
+	cfg, err = federated.ParseConfig([]byte("nodes:\n  a: {address: \"h:1\"}\n  <<: {b: {address: \"h:2\"}}\n" +
+		"options: {metrics: {journal: &k pool_size}, *k : 3}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "h:2", cfg.Nodes["b"].Address)
+	assert.Equal(t, 3, cfg.Options.PoolSize)
 }
 
 func TestDefaults(t *testing.T) {
