@@ -276,12 +276,14 @@ func formatPorts(ports []int) string {
 // place, so that a reader never sees half a file. An existing file is
 // replaced only when force is set.
 func writeNewFile(path string, data []byte, force bool) error {
-	if !force {
-		if _, err := os.Lstat(path); err == nil {
-			return usagef("--out %s exists; pass --force to replace it", path)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("--out %s: %w", path, err)
-		}
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("--out %s: %w", path, bareError(err))
+	case !force:
+		return usagef("--out %s exists; pass --force to replace it", path)
+	case !fi.Mode().IsRegular():
+		return usagef("--out %s is not a regular file (%v); it is not replaced", path, fi.Mode().Type())
 	}
 	if err := writeThroughTemp(path, data); err != nil {
 		return fmt.Errorf("--out %s: %w", path, err)
@@ -296,23 +298,35 @@ func writeThroughTemp(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
+		return fmt.Errorf("cannot create a file in %s: %w", dir, bareError(err))
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("writing a file in %s: %w", dir, bareError(err))
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return bareError(err)
+	}
+	return nil
+}
+
+// bareError returns the cause of a file system error without the path or
+// paths it names, which the caller names itself.
+func bareError(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }

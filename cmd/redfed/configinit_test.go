@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -182,4 +184,19 @@ func TestConfigInitOut(t *testing.T) {
 		assert.Contains(t, errOut, "--out "+bad+": ")
 		assert.NotContains(t, errOut, ".x.yaml.", "the temporary file is not named")
 	}
+
+	// --force replaces a file, not a directory, a named pipe or a link.
+	dir := t.TempDir()
+	fifo := filepath.Join(t.TempDir(), "fifo.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	link := filepath.Join(t.TempDir(), "link.yaml")
+	require.NoError(t, os.Symlink(out, link))
+	for _, notFile := range []string{dir, fifo, link} {
+		code, _, errOut = runCLI(t, "", "config", "init", "--hosts", "a", "--ports", "1", "--out", notFile, "--force")
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, "--out "+notFile+" is not a regular file")
+	}
+	fi, err := os.Lstat(fifo)
+	require.NoError(t, err)
+	assert.Equal(t, fs.ModeNamedPipe, fi.Mode().Type(), "the pipe is left as it was")
 }
