@@ -214,11 +214,11 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 func (s *Syncer) Client() *federated.Client { return s.c }
 
 // Run pulls from every peer of every local server, and runs anti-entropy
-// (unless Options.NoAntiEntropy), until ctx ends or Close is called. It then abandons the passes under way
-// (a cursor is only ever saved after the changes before it are merged) and
-// returns, once every loop has stopped, ctx's error (context.Canceled when
-// Close stopped it). Run may be called once at a time: ErrRunning
-// otherwise, and ErrClosed after Close.
+// (unless Options.NoAntiEntropy), until ctx ends or Close is called. It
+// then abandons the passes under way (a cursor is only ever saved after the
+// changes before it are merged) and returns, once every loop has stopped,
+// ctx's error (context.Canceled when Close stopped it). Run may be called
+// once at a time: ErrRunning otherwise, and ErrClosed after Close.
 func (s *Syncer) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

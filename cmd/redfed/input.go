@@ -102,7 +102,8 @@ func (r *interruptibleReader) Read(p []byte) (int, error) {
 var errLineTooLong = errors.New("line too long")
 
 // readLine returns the next line of r without its end of line ("\n" or
-// "\r\n"), and io.EOF at the end of input. A last line with no end of line
+// "\r\n", or a last "\r" at the end of input), and io.EOF at the end of
+// input. A last line with no end of line
 // counts when the input ends there; when reading fails or is interrupted
 // instead, it may have been cut, and is dropped: the error is returned. A
 // line longer than limit bytes is read to its end and dropped, and
@@ -139,9 +140,8 @@ func readLine(r *bufio.Reader, limit int) (string, error) {
 
 // checkedLine returns line without its end of line, or errLineTooLong.
 func checkedLine(line []byte, limit int) (string, error) {
-	if l, ok := bytes.CutSuffix(line, []byte("\n")); ok {
-		line, _ = bytes.CutSuffix(l, []byte("\r"))
-	}
+	line, _ = bytes.CutSuffix(line, []byte("\n"))
+	line, _ = bytes.CutSuffix(line, []byte("\r"))
 	if len(line) > limit {
 		return "", errLineTooLong
 	}

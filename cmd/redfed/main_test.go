@@ -149,6 +149,7 @@ func TestReadLine(t *testing.T) {
 		want  []string // lines, then the error's text
 	}{
 		{"lines", strings.NewReader("a\nb\r\n\nc"), []string{"a", "b", "", "c", "EOF"}},
+		{"\\r at the end", strings.NewReader("a\r\nb\r"), []string{"a", "b", "EOF"}},
 		{"longer than the buffer", strings.NewReader(strings.Repeat("x", 40) + "\ny\n"), []string{strings.Repeat("x", 40), "y", "EOF"}},
 		{"too long", strings.NewReader(strings.Repeat("x", 65) + "\ny\n" + strings.Repeat("z", 65)), []string{"line too long", "y", "line too long", "EOF"}},
 		{"at the limit with \\r\\n", strings.NewReader(strings.Repeat("x", 64) + "\r\n"), []string{strings.Repeat("x", 64), "EOF"}},
@@ -187,10 +188,8 @@ func FuzzReadLine(f *testing.F) {
 		if pieces[len(pieces)-1] == "" {
 			pieces = pieces[:len(pieces)-1] // no line after the last end of line
 		}
-		for i, p := range pieces {
-			if i < len(pieces)-1 || strings.HasSuffix(input, "\n") {
-				p = strings.TrimSuffix(p, "\r")
-			}
+		for _, p := range pieces {
+			p = strings.TrimSuffix(p, "\r")
 			if len(p) > limit {
 				p = "(too long)"
 			}

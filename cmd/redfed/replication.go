@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,17 +76,22 @@ It stops on Ctrl-C or SIGTERM.`,
 			opts.Logger = logger
 			client, err := federated.New(cfg)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			defer client.Close()
-			for _, addr := range local {
-				if _, _, err := client.ReplicaGroup(addr); err != nil {
+			for i, addr := range local {
+				switch _, _, err := client.ReplicaGroup(addr); {
+				case addr == "":
+					return usagef("--local: an empty address in %q", strings.Join(local, ","))
+				case err != nil:
 					return usagef("--local %s: not a server of the federation file", addr)
+				case slices.Contains(local[:i], addr):
+					return usagef("--local %s: named twice", addr)
 				}
 			}
 			s, err := syncer.NewFromClient(client, local, opts)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			defer s.Close()
 			return runSyncer(cmd.Context(), s, listen, statusEvery, logger)
@@ -310,9 +316,13 @@ func writeCheckTable(w io.Writer, r federated.CheckReport, repair bool) {
 	if repair {
 		verdict = fmt.Sprintf("%d of %d keys repaired, %d members added", r.Repaired, r.Divergent, r.Added)
 	}
-	groups := fmt.Sprintf("%d groups", len(r.Groups))
-	if len(r.Groups) == 1 {
-		groups = "1 group"
+	fmt.Fprintf(w, "%s, %s: %s\n", counted(len(r.Groups), "group"), counted(r.Keys, "key"), verdict)
+}
+
+// counted returns "1 key" or "n keys".
+func counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	fmt.Fprintf(w, "%s, %d keys: %s\n", groups, r.Keys, verdict)
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -19,9 +19,9 @@ func newRouteCmd() *cobra.Command {
 		Short: "Print the node and server that own each key",
 		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives.
 Keys come from the arguments or, when there are none, from standard input,
-one per line (blank lines are skipped). For a replica group SERVER lists every server of the group,
-comma-separated, in configuration order: the key lives on all of them. No
-server is contacted.`,
+one per line (blank lines are skipped). For a replica group SERVER lists
+every server of the group, comma-separated, in configuration order: the
+key lives on all of them. No server is contacted.`,
 		Example: `  redfed route --config fed.yaml 2026-11-25:web1.sfo:cpu.user
   cut -f1 keys.tsv | redfed route --config fed.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
