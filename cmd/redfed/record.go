@@ -166,7 +166,7 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 			con.Printf("line %d: longer than %d bytes\n", lineNo, maxLineLen)
 			skipped++
 			continue
-		case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		case err != nil && errors.Is(err, ctx.Err()): // the reader returns ctx's own error
 			stopped = fmt.Errorf("interrupted at line %d: %w", lineNo, err)
 		case err != nil:
 			stopped = fmt.Errorf("reading line %d: %w", lineNo, err)

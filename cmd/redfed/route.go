@@ -67,7 +67,7 @@ func routeKeys(ctx context.Context, client *federated.Client, keys []string, in 
 			return nil
 		case errors.Is(err, errLineTooLong):
 			return fmt.Errorf("line %d of standard input: longer than %d bytes", lineNo, maxKeyLineLen)
-		case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		case err != nil && errors.Is(err, ctx.Err()): // the reader returns ctx's own error
 			return fmt.Errorf("interrupted at line %d of standard input: %w", lineNo, err)
 		case err != nil:
 			return fmt.Errorf("reading line %d of standard input: %w", lineNo, err)
