@@ -1,0 +1,229 @@
+package replyguard
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// fuzzLimits are small, so that short inputs reach every limit.
+var fuzzLimits = Limits{MaxBulkLen: 64, MaxAggregateLen: 16, MaxDepth: 4, MaxLineLen: 32}
+
+// FuzzScanner checks the scanner on any stream, cut into chunks of any size:
+// it never panics, never changes a byte, gives the same verdict however the
+// stream is cut, and agrees with refScan, a second reading of the rules
+// written as a recursive parser over the whole input: it passes exactly
+// the values that refScan finds within the limits, so no header over a
+// limit is ever passed, and it refuses nothing refScan accepts.
+func FuzzScanner(f *testing.F) {
+	for _, r := range honestReplies {
+		f.Add([]byte(r.reply), uint8(1))
+	}
+	f.Add([]byte(honestStream()), uint8(7))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		orig := bytes.Clone(in)
+		whole, err := NewScanner(fuzzLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		passed, scanErr := whole.Scan(in)
+		if !bytes.Equal(in, orig) {
+			t.Fatalf("Scan changed its input")
+		}
+
+		size := int(chunk%16) + 1
+		split, _ := NewScanner(fuzzLimits)
+		splitPassed, splitErr := scanChunks(split, in, size)
+		if errString(splitErr) != errString(scanErr) {
+			t.Fatalf("whole: %v; in chunks of %d: %v", scanErr, size, splitErr)
+		}
+		if splitPassed < passed {
+			t.Fatalf("in chunks of %d, %d bytes passed; whole, %d", size, splitPassed, passed)
+		}
+
+		refEnd, refErr := refScan(in, fuzzLimits)
+		refBad := errors.Is(refErr, ErrTooLarge) || errors.Is(refErr, ErrMalformed)
+		switch {
+		case scanErr == nil && refBad:
+			t.Fatalf("passed %q; refScan: %v", in, refErr)
+		case scanErr != nil && !refBad:
+			t.Fatalf("refused %q: %v; refScan accepts it", in, scanErr)
+		case scanErr != nil:
+			if errors.Is(scanErr, ErrTooLarge) != errors.Is(refErr, ErrTooLarge) {
+				t.Fatalf("%q: Scan: %v; refScan: %v", in, scanErr, refErr)
+			}
+			if passed != refEnd {
+				t.Fatalf("%q: Scan passed %d bytes; the bad value starts at %d", in, passed, refEnd)
+			}
+		}
+		if _, err := refScan(in[:passed], fuzzLimits); errors.Is(err, ErrTooLarge) || errors.Is(err, ErrMalformed) {
+			t.Fatalf("the %d bytes passed of %q hold a bad value: %v", passed, in, err)
+		}
+	})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// errShort reports input that ends inside a value.
+var errShort = errors.New("input ends inside a value")
+
+// refScan parses every value of in, recursively, against l. It returns nil
+// when in ends between values, errShort when it ends inside one, or an
+// error wrapping ErrTooLarge or ErrMalformed and the offset where the bad
+// value begins.
+func refScan(in []byte, l Limits) (int, error) {
+	r := &refParser{in: in, l: l.withDefaults()}
+	for r.pos < len(r.in) {
+		if err := r.value(); err != nil {
+			return r.bad, err
+		}
+	}
+	return len(in), nil
+}
+
+type refParser struct {
+	in      []byte
+	pos     int
+	l       Limits
+	open    int   // aggregates open around the current value
+	pending int64 // elements declared by them and not yet read
+	bad     int   // where the bad value begins
+}
+
+func (r *refParser) fail(start int, err error) error {
+	r.bad = start
+	return err
+}
+
+// value reads one value, with the attributes before it.
+func (r *refParser) value() error {
+	for {
+		start := r.pos
+		if r.pos == len(r.in) {
+			return errShort
+		}
+		kind := r.in[r.pos]
+		r.pos++
+		switch kind {
+		case '+', '-', ':', '_', ',', '#', '(':
+			return r.line(start)
+		case '$', '=', '!', '*', '~', '>', '%', '|':
+		default:
+			return r.fail(start, ErrMalformed)
+		}
+		n, err := r.length()
+		if err != nil {
+			return r.fail(start, err)
+		}
+		if n < -1 {
+			return r.fail(start, ErrMalformed)
+		}
+		switch kind {
+		case '$', '=', '!':
+			return r.bulk(start, n)
+		}
+		if n <= 0 {
+			if kind == '|' {
+				continue // decorates the next value
+			}
+			return nil
+		}
+		elements := n
+		if kind == '%' || kind == '|' {
+			elements = 2 * n
+		}
+		pending := r.pending + elements
+		if r.open > 0 && kind != '|' {
+			pending--
+		}
+		if elements > r.l.MaxAggregateLen || pending > r.l.MaxAggregateLen || r.open >= r.l.MaxDepth {
+			return r.fail(start, ErrTooLarge)
+		}
+		r.open++
+		r.pending += elements
+		for range elements {
+			if err := r.value(); err != nil {
+				return err
+			}
+			r.pending--
+		}
+		r.open--
+		if kind != '|' {
+			return nil
+		}
+	}
+}
+
+// length reads the length of a header, up to its CRLF.
+func (r *refParser) length() (int64, error) {
+	neg := false
+	if r.pos < len(r.in) && r.in[r.pos] == '-' {
+		neg = true
+		r.pos++
+	}
+	var n int64
+	digits := 0
+	for ; r.pos < len(r.in) && '0' <= r.in[r.pos] && r.in[r.pos] <= '9'; r.pos++ {
+		if digits == maxDigits {
+			return 0, ErrTooLarge
+		}
+		n = n*10 + int64(r.in[r.pos]-'0')
+		digits++
+	}
+	switch {
+	case r.pos == len(r.in):
+		return 0, errShort
+	case digits == 0 || r.in[r.pos] != '\r':
+		return 0, ErrMalformed
+	case r.pos+1 == len(r.in):
+		return 0, errShort
+	case r.in[r.pos+1] != '\n':
+		return 0, ErrMalformed
+	}
+	r.pos += 2
+	if neg {
+		n = -n
+	}
+	return n, nil
+}
+
+func (r *refParser) line(start int) error {
+	end := bytes.IndexByte(r.in[start:], '\n')
+	switch {
+	case end < 0 && len(r.in)-start > r.l.MaxLineLen:
+		return r.fail(start, ErrTooLarge)
+	case end < 0:
+		return errShort
+	case end+1 > r.l.MaxLineLen:
+		return r.fail(start, ErrTooLarge)
+	case r.in[start+end-1] != '\r':
+		return r.fail(start, ErrMalformed)
+	}
+	r.pos = start + end + 1
+	return nil
+}
+
+func (r *refParser) bulk(start int, n int64) error {
+	if n == -1 {
+		return nil
+	}
+	if n > r.l.MaxBulkLen {
+		return r.fail(start, ErrTooLarge)
+	}
+	end := int64(r.pos) + n
+	for i, want := range []byte("\r\n") {
+		switch at := end + int64(i); {
+		case at >= int64(len(r.in)):
+			return errShort
+		case r.in[at] != want:
+			return r.fail(start, ErrMalformed)
+		}
+	}
+	r.pos = int(end) + 2
+	return nil
+}

@@ -1,0 +1,350 @@
+package replyguard
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// maxDigits is the most digits a length may have: 18 digits never overflow
+// an int64, and a length of 19 is over any limit worth setting.
+const maxDigits = 18
+
+// scanState is where in the framing of a value the next byte falls.
+type scanState uint8
+
+const (
+	atType      scanState = iota // the type byte of the next value
+	inLength                     // the sign or digits of a length header
+	atLengthLF                   // the LF after a length header's CR
+	inLine                       // a line reply, up to its LF
+	inPayload                    // the payload of a bulk value
+	atPayloadCR                  // the CR after a bulk payload
+	atPayloadLF                  // the LF after a bulk payload
+)
+
+// frame is an aggregate open in the stream.
+type frame struct {
+	left int64 // elements still to be read
+	attr bool  // an attribute: it decorates the value after it and fills no slot of its parent
+}
+
+// Scanner follows a stream of RESP2/RESP3 replies through any split into
+// chunks, and stops it at the first header over its limits or the first
+// byte that breaks the framing. Build one with NewScanner.
+type Scanner struct {
+	limits Limits
+
+	state   scanState
+	kind    byte  // type byte of the value being read
+	neg     bool  // its length has a minus sign
+	digits  int   // digits of its length read so far
+	length  int64 // its length, as far as read
+	lineLen int   // bytes of the line reply read so far
+	cr      bool  // the last byte of the line so far was a CR
+	payload int64 // bulk payload bytes still to pass
+
+	// The innermost open aggregate is kept in fields of its own, the
+	// others in open, so that counting a value touches two fields.
+	depth int      // aggregates open
+	left  int64    // elements still to be read in the innermost one
+	attr  bool     // the innermost one is an attribute
+	outer int64    // elements still to be read in the others, summed
+	open  []frame  // the others, innermost last
+	stack [8]frame // backing for open, so that common nesting allocates nothing
+
+	err error // the first failure; final
+}
+
+// NewScanner returns a Scanner at the start of a stream.
+func NewScanner(l Limits) (*Scanner, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Scanner{}
+	s.init(l)
+	return s, nil
+}
+
+// init sets s up in place: open uses the array inside s, so that the
+// nesting of common replies needs no allocation.
+func (s *Scanner) init(l Limits) {
+	*s = Scanner{limits: l.withDefaults()}
+	s.open = s.stack[:0]
+}
+
+// Scan follows the framing through p, the next bytes of the stream, which it
+// does not change. It returns len(p) and nil when p is within the limits.
+// Otherwise it returns how many bytes of p come before the value at fault,
+// so that the values complete before it can still be read, and an error
+// wrapping ErrTooLarge or ErrMalformed; from then on it returns 0 and that
+// error.
+func (s *Scanner) Scan(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	start := 0 // where in p the value being read began; 0 when before p
+	i := 0
+	for i < len(p) {
+		switch s.state {
+		case atType:
+			start = i
+			if n := s.wholeBulk(p[i:]); n > 0 {
+				i += n
+				s.valueDone()
+				break
+			}
+			s.kind = p[i]
+			i++
+			switch s.kind {
+			case '$', '=', '!', '*', '~', '>', '%', '|':
+				s.state, s.neg, s.digits, s.length = inLength, false, 0, 0
+			case '+', '-', ':', '_', ',', '#', '(':
+				s.state, s.lineLen, s.cr = inLine, 1, false
+			default:
+				return s.fail(start, fmt.Errorf("%w: type byte %q", ErrMalformed, s.kind))
+			}
+
+		case inLength:
+			length, digits := s.length, s.digits
+			for i < len(p) && p[i]-'0' <= 9 {
+				if digits == maxDigits {
+					s.length, s.digits = length, digits
+					return s.fail(start, fmt.Errorf("%w: header %q... has a length of more than %d digits",
+						ErrTooLarge, s.header(), maxDigits))
+				}
+				length = length*10 + int64(p[i]-'0')
+				digits++
+				i++
+			}
+			s.length, s.digits = length, digits
+			if i == len(p) {
+				break
+			}
+			switch c := p[i]; {
+			case c == '\r' && s.digits > 0:
+				if i+1 < len(p) && p[i+1] == '\n' {
+					i += 2
+					if err := s.endHeader(); err != nil {
+						return s.fail(start, err)
+					}
+				} else {
+					i++
+					s.state = atLengthLF
+				}
+			case c == '-' && s.digits == 0 && !s.neg:
+				s.neg = true
+				i++
+			default:
+				return s.fail(start, fmt.Errorf("%w: header %q followed by %q, not a digit or CRLF",
+					ErrMalformed, s.header(), c))
+			}
+
+		case atLengthLF:
+			if p[i] != '\n' {
+				return s.fail(start, fmt.Errorf("%w: header %q ends in CR without LF", ErrMalformed, s.header()))
+			}
+			i++
+			if err := s.endHeader(); err != nil {
+				return s.fail(start, err)
+			}
+
+		case inLine:
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				s.lineLen += len(p) - i
+				s.cr = p[len(p)-1] == '\r'
+				i = len(p)
+				if s.lineLen > s.limits.MaxLineLen {
+					return s.fail(start, s.lineTooLong())
+				}
+				break
+			}
+			cr := s.cr
+			if j > 0 {
+				cr = p[i+j-1] == '\r'
+			}
+			s.lineLen += j + 1
+			i += j + 1
+			if s.lineLen > s.limits.MaxLineLen {
+				return s.fail(start, s.lineTooLong())
+			}
+			if !cr {
+				return s.fail(start, fmt.Errorf("%w: a %q line ends in LF without CR", ErrMalformed, s.kind))
+			}
+			s.state = atType
+			s.valueDone()
+
+		case inPayload:
+			n := len(p) - i
+			if int64(n) > s.payload {
+				n = int(s.payload)
+			}
+			i += n
+			s.payload -= int64(n)
+			if s.payload > 0 {
+				break
+			}
+			s.state = atPayloadCR
+			if i+1 < len(p) && p[i] == '\r' && p[i+1] == '\n' {
+				i += 2
+				s.state = atType
+				s.valueDone()
+			}
+
+		case atPayloadCR:
+			if p[i] != '\r' {
+				return s.fail(start, s.payloadUnended())
+			}
+			i++
+			s.state = atPayloadLF
+
+		case atPayloadLF:
+			if p[i] != '\n' {
+				return s.fail(start, s.payloadUnended())
+			}
+			i++
+			s.state = atType
+			s.valueDone()
+		}
+	}
+	return len(p), nil
+}
+
+// wholeBulk returns the length of the bulk string at the start of b when b
+// holds all of it, header, payload and CRLFs, and it is within the limit;
+// otherwise 0, and the state machine reads it. Most values of a reply are
+// short bulk strings read whole: this is their fast path.
+func (s *Scanner) wholeBulk(b []byte) int {
+	if len(b) < 6 || b[0] != '$' { // $0\r\n\r\n is the shortest
+		return 0
+	}
+	var n int64
+	i := 1
+	for ; i < len(b) && b[i]-'0' <= 9; i++ {
+		if i > maxDigits {
+			return 0
+		}
+		n = n*10 + int64(b[i]-'0')
+	}
+	if i == 1 || n > s.limits.MaxBulkLen {
+		return 0
+	}
+	end := int64(i) + 2 + n + 2
+	if end > int64(len(b)) || b[i] != '\r' || b[i+1] != '\n' || b[end-2] != '\r' || b[end-1] != '\n' {
+		return 0
+	}
+	return int(end)
+}
+
+// endHeader acts on the complete length header of the value being read:
+// it checks the length against the limits and opens the payload or the
+// aggregate it declares.
+func (s *Scanner) endHeader() error {
+	n := s.length
+	if s.neg {
+		n = -n
+	}
+	if n < -1 {
+		return fmt.Errorf("%w: header %q declares a negative length", ErrMalformed, s.header())
+	}
+	switch s.kind {
+	case '$', '=', '!':
+		switch {
+		case n == -1: // a null: no payload
+			s.state = atType
+			s.valueDone()
+		case n > s.limits.MaxBulkLen:
+			return fmt.Errorf("%w: header %q declares a string of %d bytes, over the limit of %d",
+				ErrTooLarge, s.header(), n, s.limits.MaxBulkLen)
+		case n == 0:
+			s.state = atPayloadCR
+		default:
+			s.state, s.payload = inPayload, n
+		}
+		return nil
+	}
+
+	s.state = atType
+	attr := s.kind == '|'
+	if n <= 0 { // empty or null: complete already
+		if !attr {
+			s.valueDone()
+		}
+		return nil
+	}
+	elements, what := n, "elements"
+	if s.kind == '%' || attr {
+		elements, what = 2*n, "pairs"
+	}
+	limit := s.limits.MaxAggregateLen
+	if elements > limit {
+		return fmt.Errorf("%w: header %q declares %d %s, over the limit of %d elements",
+			ErrTooLarge, s.header(), n, what, limit)
+	}
+	pending := s.outer + s.left + elements
+	if s.depth > 0 && !attr {
+		pending-- // it fills a slot of its parent, counted already
+	}
+	if pending > limit {
+		return fmt.Errorf("%w: header %q inside %d open aggregates brings the elements declared and not yet read to %d, over the limit of %d",
+			ErrTooLarge, s.header(), s.depth, pending, limit)
+	}
+	if s.depth >= s.limits.MaxDepth {
+		return fmt.Errorf("%w: header %q opens an aggregate inside %d others, over the limit of %d levels",
+			ErrTooLarge, s.header(), s.depth, s.limits.MaxDepth)
+	}
+	if s.depth > 0 {
+		s.open = append(s.open, frame{left: s.left, attr: s.attr})
+		s.outer += s.left
+	}
+	s.depth++
+	s.left, s.attr = elements, attr
+	return nil
+}
+
+// valueDone counts a complete value against the aggregates it completes.
+func (s *Scanner) valueDone() {
+	for s.depth > 0 {
+		s.left--
+		if s.left > 0 {
+			return
+		}
+		attr := s.attr
+		s.depth--
+		s.left, s.attr = 0, false
+		if s.depth > 0 {
+			parent := s.open[len(s.open)-1]
+			s.open = s.open[:len(s.open)-1]
+			s.left, s.attr = parent.left, parent.attr
+			s.outer -= parent.left
+		}
+		if attr { // complete, but not a value of its parent
+			return
+		}
+	}
+}
+
+// header is the length header being read, as far as read, for errors.
+func (s *Scanner) header() string {
+	sign := ""
+	if s.neg {
+		sign = "-"
+	}
+	if s.digits == 0 {
+		return string(s.kind) + sign
+	}
+	return fmt.Sprintf("%c%s%d", s.kind, sign, s.length)
+}
+
+func (s *Scanner) lineTooLong() error {
+	return fmt.Errorf("%w: a %q line longer than %d bytes", ErrTooLarge, s.kind, s.limits.MaxLineLen)
+}
+
+func (s *Scanner) payloadUnended() error {
+	return fmt.Errorf("%w: a %q payload not followed by CRLF", ErrMalformed, s.kind)
+}
+
+func (s *Scanner) fail(n int, err error) (int, error) {
+	s.err = err
+	return n, err
+}

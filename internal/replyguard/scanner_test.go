@@ -1,0 +1,246 @@
+package replyguard
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// honestReplies are replies of every RESP2 and RESP3 type, as Redis writes
+// them, by name.
+var honestReplies = []struct{ name, reply string }{
+	{"status", "+OK\r\n"},
+	{"empty status", "+\r\n"},
+	{"error", "-ERR unknown command 'FOO', with args beginning with: \r\n"},
+	{"integer", ":-9223372036854775808\r\n"},
+	{"bulk", "$5\r\nhello\r\n"},
+	{"bulk with CRLF inside", "$8\r\n\r\n$1\r\n\r\n\r\n"},
+	{"empty bulk", "$0\r\n\r\n"},
+	{"null bulk", "$-1\r\n"},
+	{"null array", "*-1\r\n"},
+	{"empty array", "*0\r\n"},
+	{"ZRANGE WITHSCORES", "*4\r\n$15\r\n1732550400:42.5\r\n$10\r\n1732550400\r\n$12\r\n1732550401:7\r\n$10\r\n1732550401\r\n"},
+	{"nested arrays", "*3\r\n*2\r\n:1\r\n*1\r\n$1\r\na\r\n*0\r\n$-1\r\n"},
+	{"array of errors and nulls", "*3\r\n-WRONGTYPE x\r\n$-1\r\n*-1\r\n"},
+	{"null", "_\r\n"},
+	{"double", ",3.14\r\n"},
+	{"infinite double", ",-inf\r\n"},
+	{"true", "#t\r\n"},
+	{"big number", "(3492890328409238509324850943850943825024385\r\n"},
+	{"verbatim", "=15\r\ntxt:Some string\r\n"},
+	{"null verbatim", "=-1\r\n"},
+	{"blob error", "!21\r\nSYNTAX invalid syntax\r\n"},
+	{"map", "%2\r\n+first\r\n:1\r\n+second\r\n*2\r\n:2\r\n:3\r\n"},
+	{"empty map", "%0\r\n"},
+	{"set", "~3\r\n+a\r\n+b\r\n,1.5\r\n"},
+	{"push", ">3\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n_\r\n"},
+	{"attribute before a value", "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:2039123\r\n:9543892\r\n"},
+	{"attribute inside an array", "*2\r\n|1\r\n+ttl\r\n:3600\r\n:1\r\n:2\r\n"},
+	{"empty attribute", "|0\r\n:1\r\n"},
+	{"HELLO 3", "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"},
+	{"pipelined", "+OK\r\n:1\r\n$3\r\nfoo\r\n*2\r\n:1\r\n:2\r\n"},
+}
+
+// honestStream is every honest reply back to back, as a pipeline answers.
+func honestStream() string {
+	var b strings.Builder
+	for _, r := range honestReplies {
+		b.WriteString(r.reply)
+	}
+	return b.String()
+}
+
+func newTestScanner(t testing.TB, l Limits) *Scanner {
+	t.Helper()
+	s, err := NewScanner(l)
+	require.NoError(t, err)
+	return s
+}
+
+// scanChunks scans in in chunks of the given sizes, cycling through them,
+// and returns how many bytes it passed and the error that stopped it.
+func scanChunks(s *Scanner, in []byte, sizes ...int) (int, error) {
+	passed := 0
+	for k := 0; len(in) > 0; k++ {
+		n := min(sizes[k%len(sizes)], len(in))
+		chunk := in[:n]
+		in = in[n:]
+		ok, err := s.Scan(chunk)
+		passed += ok
+		if err != nil {
+			return passed, err
+		}
+		if ok != len(chunk) {
+			return passed, fmt.Errorf("Scan passed %d of %d bytes with no error", ok, len(chunk))
+		}
+	}
+	return passed, nil
+}
+
+// assertIdle checks that s stands between values, with nothing open.
+func assertIdle(t *testing.T, s *Scanner) {
+	t.Helper()
+	assert.Equal(t, atType, s.state, "state after a complete stream")
+	assert.Zero(t, s.depth, "aggregates left open")
+	assert.Empty(t, s.open, "aggregates left open")
+	assert.Zero(t, s.outer+s.left, "elements left outstanding")
+}
+
+func TestScannerPassesHonestReplies(t *testing.T) {
+	cases := append(honestReplies, struct{ name, reply string }{"all back to back", honestStream()})
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			in := []byte(tt.reply)
+			orig := strings.Clone(tt.reply)
+			for _, sizes := range [][]int{{len(in)}, {1}, {2}, {3, 1, 7}} {
+				s := newTestScanner(t, Limits{})
+				n, err := scanChunks(s, in, sizes...)
+				require.NoError(t, err, "chunks of %v", sizes)
+				assert.Equal(t, len(in), n, "chunks of %v", sizes)
+				assertIdle(t, s)
+			}
+			// Every split in two, the way a read can end anywhere.
+			for cut := range len(in) {
+				s := newTestScanner(t, Limits{})
+				n, err := scanChunks(s, in, cut+1, len(in))
+				require.NoError(t, err, "split at %d", cut+1)
+				require.Equal(t, len(in), n)
+				assertIdle(t, s)
+			}
+			assert.Equal(t, orig, string(in), "the bytes are not changed")
+		})
+	}
+}
+
+func TestScannerRefuses(t *testing.T) {
+	deep := strings.Repeat("*1\r\n", DefaultMaxDepth)
+	tests := []struct {
+		name   string
+		in     string
+		want   error
+		msg    string
+		passed int // bytes passed when scanned whole
+	}{
+		{"huge array", "*2000000000\r\n", ErrTooLarge,
+			`header "*2000000000" declares 2000000000 elements, over the limit of 16777216 elements`, 0},
+		{"huge bulk", "$2000000000\r\n", ErrTooLarge,
+			`header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`, 0},
+		{"bulk one byte over", fmt.Sprintf("$%d\r\n", DefaultMaxBulkLen+1), ErrTooLarge, "over the limit of 536870912", 0},
+		{"huge map", "%1000000000\r\n", ErrTooLarge,
+			`header "%1000000000" declares 1000000000 pairs, over the limit of 16777216 elements`, 0},
+		{"map of more than half the limit", fmt.Sprintf("%%%d\r\n", DefaultMaxAggregateLen/2+1), ErrTooLarge, "pairs, over the limit", 0},
+		{"huge set", "~16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
+		{"huge push", ">16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
+		{"huge attribute", "|9000000\r\n", ErrTooLarge, "declares 9000000 pairs", 0},
+		{"huge verbatim", "=2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
+		{"huge blob error", "!2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
+		{"nested big arrays", "*16777216\r\n*16777216\r\n", ErrTooLarge,
+			`header "*16777216" inside 1 open aggregates brings the elements declared and not yet read to 33554431, over the limit of 16777216`, 11},
+		{"nested after elements", "*3\r\n:1\r\n*16777216\r\n", ErrTooLarge, "to 16777217, over the limit", 8},
+		{"too deep", deep + "*1\r\n", ErrTooLarge,
+			`header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`, len(deep)},
+		{"19 digits", "$1234567890123456789\r\n", ErrTooLarge, `header "$123456789012345678"... has a length of more than 18 digits`, 0},
+		{"endless line", "-" + strings.Repeat("x", DefaultMaxLineLen), ErrTooLarge,
+			`a '-' line longer than 65536 bytes`, 0},
+		{"long line", "+" + strings.Repeat("x", DefaultMaxLineLen-2) + "\r\n", ErrTooLarge, "line longer than 65536 bytes", 0},
+		{"unknown type", "?\r\n", ErrMalformed, `type byte '?'`, 0},
+		{"inline command", "PING\r\n", ErrMalformed, `type byte 'P'`, 0},
+		{"no digits", "$\r\n", ErrMalformed, `header "$" followed by '\r', not a digit or CRLF`, 0},
+		{"letters", "*abc\r\n", ErrMalformed, "not a digit or CRLF", 0},
+		{"plus sign", "$+5\r\nhello\r\n", ErrMalformed, "not a digit or CRLF", 0},
+		{"two minus signs", "$--1\r\n", ErrMalformed, "not a digit or CRLF", 0},
+		{"streamed string", "$?\r\n;4\r\nHell\r\n;0\r\n", ErrMalformed, "not a digit or CRLF", 0},
+		{"negative length", "*-2\r\n", ErrMalformed, `header "*-2" declares a negative length`, 0},
+		{"CR without LF", "$5\rhello\r\n", ErrMalformed, "ends in CR without LF", 0},
+		{"LF without CR", "+OK\n", ErrMalformed, `a '+' line ends in LF without CR`, 0},
+		{"payload too long", "$3\r\nhello\r\n", ErrMalformed, `a '$' payload not followed by CRLF`, 0},
+		{"payload too short", "$5\r\nhi\r\n:1\r\n", ErrMalformed, "payload not followed by CRLF", 0},
+		{"after honest replies", "+OK\r\n:1\r\n*2000000000\r\n", ErrTooLarge, "declares 2000000000", 9},
+		{"inside an honest array", "*2\r\n:1\r\n$2000000000\r\n", ErrTooLarge, "2000000000 bytes", 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := []byte(tt.in)
+			s := newTestScanner(t, Limits{})
+			n, err := s.Scan(in)
+			require.ErrorIs(t, err, tt.want)
+			assert.Contains(t, err.Error(), tt.msg)
+			assert.Equal(t, tt.passed, n, "bytes passed before the bad value")
+
+			// The failure is final.
+			n, again := s.Scan([]byte("+OK\r\n"))
+			assert.Zero(t, n)
+			assert.Equal(t, err, again)
+
+			// Split anywhere, the same failure.
+			for _, size := range []int{1, 2, 3, 5} {
+				s := newTestScanner(t, Limits{})
+				n, split := scanChunks(s, in, size)
+				require.Error(t, split, "chunks of %d", size)
+				assert.Equal(t, err.Error(), split.Error(), "chunks of %d", size)
+				assert.GreaterOrEqual(t, n, tt.passed, "chunks of %d: the values before the bad one pass", size)
+			}
+		})
+	}
+}
+
+func TestScannerLimits(t *testing.T) {
+	// At a limit passes; one over fails.
+	limits := Limits{MaxBulkLen: 4, MaxAggregateLen: 4, MaxDepth: 2, MaxLineLen: 6}
+	tests := []struct {
+		name     string
+		ok, over string
+	}{
+		{"bulk", "$4\r\nabcd\r\n", "$5\r\nabcde\r\n"},
+		{"verbatim", "=4\r\ntxt:\r\n", "=5\r\ntxt:a\r\n"},
+		{"array", "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*5\r\n"},
+		{"map", "%2\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "%3\r\n"},
+		{"nested", "*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*2\r\n*4\r\n"},
+		{"attribute in an array", "*2\r\n|1\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*3\r\n|1\r\n"},
+		{"depth", "*1\r\n*1\r\n:1\r\n", "*1\r\n*1\r\n*1\r\n"},
+		{"line", "+abc\r\n", "+abcd\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestScanner(t, limits)
+			n, err := s.Scan([]byte(tt.ok))
+			require.NoError(t, err)
+			require.Equal(t, len(tt.ok), n)
+			assertIdle(t, s)
+			_, err = newTestScanner(t, limits).Scan([]byte(tt.over))
+			require.ErrorIs(t, err, ErrTooLarge)
+		})
+	}
+
+	for _, l := range []Limits{{MaxBulkLen: -1}, {MaxAggregateLen: -1}, {MaxDepth: -1}, {MaxLineLen: -1}} {
+		_, err := NewScanner(l)
+		require.ErrorContains(t, err, "want 0 (the default) or more")
+	}
+	assert.Equal(t, Limits{DefaultMaxBulkLen, DefaultMaxAggregateLen, DefaultMaxDepth, DefaultMaxLineLen},
+		Limits{}.withDefaults())
+}
+
+func TestScannerAllocatesNothing(t *testing.T) {
+	in := []byte(honestStream())
+	s := newTestScanner(t, Limits{})
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := scanChunks(s, in, 7, 64, 1); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per pass over the stream")
+
+	// A stack deeper than the array inside the scanner is allocated once.
+	deep := []byte(strings.Repeat("*1\r\n", 40) + ":1\r\n")
+	allocs = testing.AllocsPerRun(100, func() {
+		if _, err := s.Scan(deep); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per deep reply, once the stack has grown")
+	assert.False(t, errors.Is(s.err, ErrTooLarge))
+}
