@@ -28,12 +28,16 @@ import (
 // other keys are still written. A key is journalled only when a member was
 // added, so writing what is already there writes nothing.
 //
-// Every key that changed gets its field of the origin hash set or cleared. A merge from an
-// origin sets it to "address@epoch" when the key holds nothing the origin
-// lacks: the key was new here, its field named the origin already, or its
-// previous change is one the origin had merged (its journal score is at or
-// before the origin's "@pulled:address" field, "epoch:cursor", of the same
-// epoch). Any other change clears it, so that every peer fetches the key.
+// Every key that changed gets its field of the origin hash set or cleared. A
+// merge from an origin sets it to "address@epoch#card" when the key holds
+// nothing the origin lacks: the key was new here, its field named the origin
+// already, or its previous change is one the origin had merged (its journal
+// score is at or before the origin's "@pulled:address" field, "epoch:cursor",
+// of the same epoch). card is the key's cardinality after the merge: a
+// member added since by a writer that does not keep this hash (a plain ZADD,
+// the Perl module) changes the cardinality, and the origin's syncer then
+// fetches the key although the field names it. Any other change clears the
+// field, so that every peer fetches the key.
 //
 // The reply is {members added, i1, error1, i2, error2, ...} with the 1-based
 // index of each key that failed, negated for a key of a dropped period.
@@ -87,14 +91,18 @@ for i = 1, nkeys do
     total = total + added
     if tag then
       -- The key was new here when it holds only what was added.
-      local keep = redis.call('HGET', KEYS[3], key) == tag or redis.call('ZCARD', key) == added
+      local card = redis.call('ZCARD', key)
+      local cur = redis.call('HGET', KEYS[3], key)
+      -- Or its field named the origin, and nothing was added since by
+      -- another writer: the cardinality is the field's plus what was added.
+      local keep = card == added or cur == tag .. '#' .. (card - added)
       if not keep and pulled then
         local prev = redis.call('ZSCORE', KEYS[1], key)
         keep = prev ~= false and tonumber(prev) <= pulled
       end
       if keep then
         set[nset + 1] = key
-        set[nset + 2] = tag
+        set[nset + 2] = tag .. '#' .. card
         nset = nset + 2
       else
         ndel = ndel + 1

@@ -15,57 +15,71 @@ import (
 // it into A, adding nothing: a read of every key replicated, in the other
 // direction. The write script marks a key merged from A in B's origin hash
 // (federated.Client.OriginKey) when B then holds nothing of it that A
-// lacks, and A's syncer skips the keys so marked for it. The mark names A's
-// data set (its epoch): once A comes back empty, the marks of its old data
-// set no longer match and A fetches everything again.
+// lacks, with the key's cardinality then, and A's syncer skips the keys so
+// marked for it while their cardinality is still the marked one: a member
+// added by a writer that does not keep the hash (a plain ZADD, the Perl
+// module) makes the entry a change again. The mark names A's data set (its
+// epoch): once A comes back empty, the marks of its old data set no longer
+// match and A fetches everything again.
 
 // changesScript reads a page of the peer's journal for the link's local
-// server, and says which entries are echoes of the local server's own
-// changes.
+// server, with each key's cardinality, and says which entries are echoes
+// of the local server's own changes.
 //
 // KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
 // hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
-// page size, ARGV[3] the
-// local server's origin tag ("address@epoch", "" for none), ARGV[4] the
-// local server's "@pulled:address" field and ARGV[5] its value
-// ("epoch:cursor", "" to leave it): how far the local server has merged this
-// journal, written only when it changed, so that an idle pass writes
-// nothing. The field only spares fetches: a peer that cannot take the
-// write (it is full) is read all the same.
+// page size, ARGV[3] the local server's origin tag ("address@epoch", "" for
+// none), ARGV[4] the local server's "@pulled:address" field and ARGV[5] its
+// value ("epoch:cursor", "" to leave it): how far the local server has
+// merged this journal, written only when it changed, so that an idle pass
+// writes nothing. The field only spares fetches: a peer that cannot take
+// the write (it is full) is read all the same.
 //
 // The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
-// the peer's TIME} with echo 1 for an entry whose key's origin field is the
-// local server's tag.
+// the peer's TIME, {cardinality, ...}} with echo 1 for an entry whose key's
+// origin field is the local server's tag and the key's cardinality, and
+// cardinality -1 for a key that holds another type.
 var changesScript = redis.NewScript(`
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then
   redis.pcall('HSET', KEYS[2], ARGV[4], ARGV[5])
 end
 local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local echo = {}
+local n = #zs / 2
+local cards, echo = {}, {}
+for i = 1, n do
+  local c = redis.pcall('ZCARD', zs[2 * i - 1])
+  if type(c) ~= 'number' then c = -1 end
+  cards[i] = c
+end
 if ARGV[3] ~= '' then
-  local n = #zs / 2
   for first = 1, n, 5000 do
     local keys = {}
     for i = first, math.min(first + 4999, n) do keys[#keys + 1] = zs[2 * i - 1] end
     local tags = redis.call('HMGET', KEYS[2], unpack(keys))
-    for j = 1, #tags do echo[first + j - 1] = tags[j] == ARGV[3] and 1 or 0 end
+    for j = 1, #tags do
+      local i = first + j - 1
+      echo[i] = tags[j] == ARGV[3] .. '#' .. cards[i] and 1 or 0
+    end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo, redis.call('TIME')}
+return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo, redis.call('TIME'), cards}
 `)
 
-// change is a journal entry of the peer, and whether it is an echo of the
-// local server's own change.
+// change is a journal entry of the peer, the key's cardinality on the peer
+// when it was read, and whether it is an echo of the local server's own
+// change.
 type change struct {
 	federated.JournalEntry
+	card int64
 	echo bool
 }
 
 // changes reads up to limit entries of the peer's journal scored at or
-// after since (after it, with after), and records on the peer how far the local server has merged
-// it. It returns them with the peer's epoch. With echoes false the peer is
-// not asked which entries are echoes: a read of the overlap, whose entries
-// but a few were merged before, saves the peer that work.
+// after since (after it, with after), and records on the peer how far the
+// local server has merged it. It returns them with the peer's epoch. With
+// echoes false the peer is not asked which entries are echoes: a read of
+// the overlap, whose entries but a few were merged before, saves the peer
+// that work.
 func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
 	c := l.s.c
 	journal := c.Options().Metrics.Journal
@@ -100,14 +114,15 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 // parseChanges reads the reply of changesScript: the entries, the peer's
 // epoch and the peer's time.
 func parseChanges(val []any) ([]change, string, float64, error) {
-	if len(val) != 4 {
+	if len(val) != 5 {
 		return nil, "", 0, fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
 	epoch, _ := val[0].(string)
 	zs, _ := val[1].([]any)
 	echo, _ := val[2].([]any)
-	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) {
-		return nil, "", 0, fmt.Errorf("unexpected reply: %d journal fields, %d echo flags", len(zs), len(echo))
+	cards, _ := val[4].([]any)
+	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) || len(cards) != len(zs)/2 {
+		return nil, "", 0, fmt.Errorf("unexpected reply: %d journal fields, %d echo flags, %d cardinalities", len(zs), len(echo), len(cards))
 	}
 	now, err := parseTime(val[3])
 	if err != nil {
@@ -121,7 +136,8 @@ func parseChanges(val []any) ([]change, string, float64, error) {
 		if err != nil {
 			return nil, "", 0, fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
 		}
-		out[i] = change{JournalEntry: federated.JournalEntry{Key: key, Time: t}}
+		card, _ := cards[i].(int64)
+		out[i] = change{JournalEntry: federated.JournalEntry{Key: key, Time: t}, card: card}
 		if len(echo) > 0 {
 			flag, _ := echo[i].(int64)
 			out[i].echo = flag == 1
@@ -141,39 +157,4 @@ func parseTime(v any) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("unexpected server time %v", v)
-}
-
-// newestScript returns, for every key in ARGV, the score of its newest
-// member ("" for a key that is missing or holds another type).
-var newestScript = redis.NewScript(`
-local out = {}
-for i = 1, #ARGV do
-  local r = redis.pcall('ZREVRANGE', ARGV[i], 0, 0, 'WITHSCORES')
-  if type(r) == 'table' and not r.err and r[2] then out[i] = r[2] else out[i] = '' end
-end
-return out
-`)
-
-// localNewest returns the score of the newest member of each key on the
-// local server, math.Inf(-1) for a key it does not hold.
-func (l *link) localNewest(ctx context.Context, keys []string) ([]float64, error) {
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
-	}
-	val, err := l.s.c.RunScript(ctx, l.local, newestScript, nil, args...).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("syncer: server %s: reading the newest members: %w", l.local, err)
-	}
-	if len(val) != len(keys) {
-		return nil, fmt.Errorf("syncer: server %s: %d newest members for %d keys", l.local, len(val), len(keys))
-	}
-	out := make([]float64, len(keys))
-	for i, v := range val {
-		out[i] = negInf
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			out[i] = f
-		}
-	}
-	return out, nil
 }

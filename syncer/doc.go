@@ -4,22 +4,33 @@
 // A client writes a metric key to one server of its group (the current
 // one). Every write journals the key on that server, scored with the
 // server's clock. A Syncer runs, for each local server, one loop per peer
-// of the server's group: a pass reads the peer's journal from a cursor
-// (less a small overlap), fetches the changed keys' recent members from the
-// peer, and merges them into the local server with the same script writers
-// use, so that a key is journalled locally only when something was added.
-// That makes changes travel through intermediaries (A to B to C) and stops
-// them from bouncing back: a merge that adds nothing writes nothing. Nor
-// are they read back: a merge marks the keys it leaves holding nothing the
-// origin lacks (federated.Client.OriginKey), and the origin's syncer skips
-// those entries of the journal instead of fetching every key it gave. The
-// cursor is saved in the local server after each merge, never before, so a
-// restarted syncer resumes where it stopped. It is saved by compare-and-set
-// against what the pass loaded, so a server that comes back empty, even in
-// the middle of a pass, is pulled in full.
+// of the server's group: a pass reads the peer's journal from a cursor,
+// fetches the changed keys' new members from the peer, and merges them into
+// the local server with the same script writers use, so that a key is
+// journalled locally only when something was added. That makes changes
+// travel through intermediaries (A to B to C) and stops them from bouncing
+// back: a merge that adds nothing writes nothing. Nor are they read back: a
+// merge marks the keys it leaves holding nothing the origin lacks
+// (federated.Client.OriginKey), and the origin's syncer skips those entries
+// of the journal instead of fetching every key it gave. The cursor is saved
+// in the local server after each merge, never before, so a restarted syncer
+// resumes where it stopped. It is saved by compare-and-set against what the
+// pass loaded, so a server that comes back empty, even in the middle of a
+// pass, is pulled in full.
 //
-// Points that reach a server later than the lateness window after their
-// timestamp are not fetched by the passes; anti-entropy catches them: every
+// Which members of a changed key are fetched does not depend on the
+// timestamps inside the data: writers' clocks differ and step back, and
+// backfills are normal. A link keeps, for each key, how many members the
+// peer held below a few boundaries when it last fetched it, and fetches
+// from the nearest boundary whose count still holds, in one atomic script
+// call (see fetch.go). Writers that journal with their own clock (the Perl
+// module, redis-cli) are read too: every 5 seconds a pass reads the journal
+// again from a little before where the last such read began (Overlap), and
+// a key whose cardinality changed since it was merged is fetched again,
+// also when its journal score did not move. PeerStats.Lag and
+// PeerStats.SyncedTo say how far the local server is behind.
+//
+// Anti-entropy is the safety net, not the path any write depends on: every
 // few minutes it compares each key's cardinality and digest across the
 // group and gives the local servers the members they lack.
 //

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,19 +48,19 @@ const lagSamples = 1024
 const markTTL = time.Hour
 
 // keyMark is what a link knows of a key: the peer's journal time of the
-// last change it handled (merged, skipped or an echo), so that reading the
-// entry again does nothing; the newest member score merged from the peer
-// (negInf for none); and whether the last changes were echoes (see
-// changes.go), after which nothing was fetched and the newest member the
-// local server holds stands in for the score.
+// last change it handled (merged, skipped or an echo) and the key's
+// cardinality on the peer then, so that reading the entry again does
+// nothing unless a member was added since without moving the journal (a
+// writer that journals with whole-second client time, as the Perl module
+// does); the checkpoints of the key on the peer (see fetch.go); and when
+// they were last read.
 type keyMark struct {
 	journaled float64
-	score     float64
-	echo      bool
+	card      int64
+	checks    []checkpoint
+	checkedAt time.Time
 	touched   time.Time
 }
-
-var negInf = math.Inf(-1)
 
 // link pulls one peer's changes into one local server.
 type link struct {
@@ -94,11 +92,14 @@ type link struct {
 	stats PeerStats
 	lags  []time.Duration // ring of recent batch lags
 	next  int
+	// started is when the link was made; passSynced and overlapSynced
+	// are what synced recorded (see PeerStats.SyncedTo).
+	started, passSynced, overlapSynced time.Time
 }
 
 func newLink(s *Syncer, local, peer string) *link {
 	return &link{s: s, local: local, peer: peer, marks: make(map[string]keyMark),
-		stats: PeerStats{Local: local, Peer: peer}}
+		stats: PeerStats{Local: local, Peer: peer}, started: time.Now()}
 }
 
 // loop makes passes until ctx ends, pausing when a pass found nothing more.
@@ -159,6 +160,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if more, _, err := l.pull(ctx, l.cursor, l.complete, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
 		return more, err
 	}
+	l.synced(began, time.Time{})
 	ov := &l.overlap
 	if !ov.reading && began.Sub(ov.at) >= overlapEvery {
 		start := from // the first read: what the cursor loaded covers
@@ -170,6 +172,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 			began: began, beganAnchor: l.peerTime}
 		if !ov.reading {
 			ov.at, ov.anchor = began, l.peerTime // nothing before the cursor to read again
+			l.synced(time.Time{}, began)
 		}
 	}
 	if ov.reading {
@@ -179,10 +182,25 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 		ov.next = next
 		if !more {
+			l.synced(time.Time{}, ov.began)
 			*ov = overlapRead{at: ov.began, anchor: ov.beganAnchor}
 		}
 	}
 	return false, nil
+}
+
+// synced records, by this host's clock, when the last pass that left
+// nothing after the cursor began (pass), or the last complete read of the
+// overlap (overlap); a zero time leaves its field as it is.
+func (l *link) synced(pass, overlap time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !pass.IsZero() {
+		l.passSynced = pass
+	}
+	if !overlap.IsZero() {
+		l.overlapSynced = overlap
+	}
 }
 
 // pull merges the peer's journal entries from minTime on (after it, with
@@ -227,98 +245,24 @@ func (l *link) pull(ctx context.Context, minTime float64, after bool, until floa
 // echoes of the local server's own changes and the entries handled before,
 // and merges them into the local server, then saves the cursor.
 func (l *link) merge(ctx context.Context, entries []change, full bool, horizon string, from federated.Origin) error {
-	c := l.s.c
-	var keys []string
-	var skipped, echoes int64
-	var reported string // failures passed over, for LastError
-	newest := l.cursor
-	now := time.Now()
-	handled := entries[:0:0] // entries to mark once merged
-	for _, e := range entries {
-		newest = max(newest, e.Time)
-		if m, ok := l.marks[e.Key]; ok && m.journaled == e.Time {
-			continue // merged before: the cursor may pass it
-		}
-		handled = append(handled, e)
-		switch {
-		case horizon != "" && federated.PeriodOf(e.Key) < horizon:
-			skipped++
-		case e.echo:
-			echoes++
-		default:
-			keys = append(keys, e.Key)
-		}
+	sift := l.sift(entries, horizon)
+	results, err := l.fetchChanged(ctx, sift.requests)
+	if err != nil {
+		return err
 	}
-	var added int64
-	var mins []float64
-	var members [][]string
-	if len(keys) > 0 {
-		var err error
-		if mins, err = l.fetchFrom(ctx, keys); err != nil {
-			return err
-		}
-		if members, err = c.Members(ctx, l.peer, keys, mins); err != nil {
-			return err
-		}
-		updates := make([]federated.KeyMembers, len(keys))
-		for i, k := range keys {
-			updates[i] = federated.KeyMembers{Key: k, Members: members[i]}
-		}
-		res, err := c.MergeFrom(ctx, l.local, from, updates)
-		if err != nil {
-			return err
-		}
-		added = res.Added
-		skipped += int64(len(res.Dropped))
-		// A refusal that passes (a full server, say) fails the pass before
-		// anything is marked, and the next pass tries again. Any other (a
-		// key that holds another type, a member the server will not take)
-		// fails the same way every time: it is reported and passed, so
-		// that it does not stop the rest; anti-entropy tries it again.
-		var permanent, failed []error
-		for _, err := range res.Failed {
-			if errors.Is(err, federated.ErrTemporary) {
-				failed = append(failed, err)
-			} else {
-				permanent = append(permanent, err)
-			}
-		}
-		if len(failed) > 0 {
-			l.mu.Lock()
-			l.stats.Added += added
-			l.mu.Unlock()
-			return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
-		}
-		for key, members := range res.LeftOut {
-			permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
-		}
-		if len(permanent) > 0 {
-			reported = errors.Join(permanent...).Error()
-		}
+	res, reported, err := l.mergeFetched(ctx, from, sift.requests, results)
+	if err != nil {
+		return err
 	}
 	// Marked only now that the merge is done: a failed merge is read again.
-	fetched := 0
-	for _, e := range handled {
-		m, ok := l.marks[e.Key]
-		if !ok {
-			m.score = negInf
-		}
-		m.journaled, m.touched = e.Time, now
-		switch {
-		case fetched < len(keys) && keys[fetched] == e.Key:
-			i := fetched
-			fetched++
-			score := mins[i] + l.s.opts.Lateness.Seconds() // what fetchFrom knew
-			if ms := members[i]; len(ms) > 0 {
-				if ts, ok := scoreOf(ms[len(ms)-1]); ok {
-					score = max(score, ts)
-				}
-			}
-			m.score, m.echo = score, false
-		case e.echo:
-			m.echo = true
-		}
-		l.marks[e.Key] = m
+	l.mark(sift, results)
+	newest := l.cursor
+	for _, e := range entries {
+		// The cursor never passes the peer's clock: an entry scored ahead
+		// of it (a writer's clock ahead, journalling with its own time) is
+		// read again until the clock passes it, so that changes journalled
+		// meanwhile by the peer's clock are not behind the cursor.
+		newest = max(newest, min(e.Time, l.peerTime))
 	}
 	if newest > l.cursor {
 		if err := l.saveCursor(ctx, newest); err != nil {
@@ -333,59 +277,170 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.stats.Keys += int64(len(keys))
-	l.stats.Added += added
-	l.stats.Skipped += skipped
-	l.stats.Echoes += echoes
+	l.stats.Keys += int64(sift.fetches)
+	l.stats.Added += res.Added
+	l.stats.Skipped += sift.skipped + int64(len(res.Dropped))
+	l.stats.Echoes += sift.echoes
 	l.stats.Cursor = l.cursor
 	if reported != "" {
 		l.stats.LastError = reported
 	}
-	if added > 0 {
-		lag := time.Since(time.UnixMicro(int64(newest * 1e6)))
-		l.stats.Lag = lag
-		if len(l.lags) < lagSamples {
-			l.lags = append(l.lags, lag)
-		} else {
-			l.lags[l.next] = lag
-			l.next = (l.next + 1) % lagSamples
-		}
+	if res.Added > 0 {
+		l.recordLagLocked(time.Since(time.UnixMicro(int64(newest * 1e6))))
 	}
 	return nil
 }
 
-// fetchFrom returns, for each key, the lowest member score to fetch: the
-// newest merged from the peer before, less the lateness window; for a key
-// whose last changes were echoes, the newest the local server holds, less
-// the window; for a key not merged before, all (negInf).
-func (l *link) fetchFrom(ctx context.Context, keys []string) ([]float64, error) {
-	lateness := l.s.opts.Lateness.Seconds()
-	mins := make([]float64, len(keys))
-	var echoed []int
-	for i, k := range keys {
-		mins[i] = negInf
-		switch m, ok := l.marks[k]; {
-		case ok && m.echo:
-			echoed = append(echoed, i)
-		case ok:
-			mins[i] = m.score - lateness
+// sifted is what a page of entries asks of the link: the entries to mark
+// once merged, and the keys to fetch (or, for echoes, whose checkpoints to
+// read again), in the same order as the entries they come from.
+type sifted struct {
+	handled  []change
+	requests []fetchRequest
+	fetches  int // requests that fetch members
+	skipped  int64
+	echoes   int64
+}
+
+// sift sorts a page of entries: those handled before (same journal time,
+// same cardinality) are passed over; keys of dropped periods are skipped;
+// echoes are not fetched, but their checkpoints are read again now and
+// then; the rest are fetched from their nearest checkpoint.
+func (l *link) sift(entries []change, horizon string) sifted {
+	var s sifted
+	now := time.Now()
+	for _, e := range entries {
+		m, ok := l.marks[e.Key]
+		if ok && m.journaled == e.Time && m.card == e.card {
+			continue // merged before: the cursor may pass it
+		}
+		s.handled = append(s.handled, e)
+		switch {
+		case horizon != "" && federated.PeriodOf(e.Key) < horizon:
+			s.skipped++
+		case e.echo:
+			s.echoes++
+			if ok && now.Sub(m.checkedAt) < refreshEvery && len(m.checks) > 0 {
+				continue
+			}
+			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchRefresh, want: e.card, recount: levels})
+		case !ok:
+			s.fetches++
+			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchFar, recount: 1})
+		default:
+			s.fetches++
+			s.requests = append(s.requests, m.nearRequest(e.Key, l.peerTime))
 		}
 	}
-	if len(echoed) == 0 {
-		return mins, nil
-	}
-	names := make([]string, len(echoed))
-	for j, i := range echoed {
-		names[j] = keys[i]
-	}
-	local, err := l.localNewest(ctx, names)
+	return s
+}
+
+// fetchChanged fetches the requested keys from the peer: first each from
+// its nearest checkpoint, then, in a second call, those whose nearest
+// checkpoint no longer held from a farther one or whole.
+func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+	results, err := l.fetch(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	for j, i := range echoed {
-		mins[i] = local[j] - lateness
+	var far []fetchRequest
+	var at []int
+	for i, r := range results {
+		if reqs[i].mode == fetchNear && !r.fetched() && r.card >= 0 {
+			m := l.marks[reqs[i].key]
+			far = append(far, m.farRequest(reqs[i].key))
+			at = append(at, i)
+		}
 	}
-	return mins, nil
+	if len(far) == 0 {
+		return results, nil
+	}
+	again, err := l.fetch(ctx, far)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		results[i] = again[j]
+	}
+	return results, nil
+}
+
+// mergeFetched merges the fetched members into the local server. A refusal
+// that passes (a full server, say) fails the pass before anything is
+// marked, and the next pass tries again. Any other (a key that holds
+// another type, a member the server will not take) fails the same way
+// every time: it is returned in reported, and passed, so that it does not
+// stop the rest; anti-entropy tries it again.
+func (l *link) mergeFetched(ctx context.Context, from federated.Origin, reqs []fetchRequest, results []fetchResult) (federated.MergeResult, string, error) {
+	var updates []federated.KeyMembers
+	for i, r := range results {
+		if r.fetched() && len(r.members) > 0 {
+			updates = append(updates, federated.KeyMembers{Key: reqs[i].key, Members: r.members})
+		}
+	}
+	if len(updates) == 0 {
+		return federated.MergeResult{}, "", nil
+	}
+	res, err := l.s.c.MergeFrom(ctx, l.local, from, updates)
+	if err != nil {
+		return res, "", err
+	}
+	var permanent, failed []error
+	for _, err := range res.Failed {
+		if errors.Is(err, federated.ErrTemporary) {
+			failed = append(failed, err)
+		} else {
+			permanent = append(permanent, err)
+		}
+	}
+	if len(failed) > 0 {
+		l.mu.Lock()
+		l.stats.Added += res.Added
+		l.mu.Unlock()
+		return res, "", fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
+	}
+	for key, members := range res.LeftOut {
+		permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
+	}
+	if len(permanent) > 0 {
+		return res, errors.Join(permanent...).Error(), nil
+	}
+	return res, "", nil
+}
+
+// mark records what the link now knows of each handled entry's key: its
+// journal time and cardinality, and the checkpoints the fetch read.
+func (l *link) mark(s sifted, results []fetchResult) {
+	now := time.Now()
+	next := 0 // the next request, in the order of the entries
+	for _, e := range s.handled {
+		m := l.marks[e.Key]
+		m.journaled, m.card, m.touched = e.Time, e.card, now
+		if next < len(s.requests) && s.requests[next].key == e.Key {
+			r := results[next]
+			next++
+			switch {
+			case r.fetched():
+				m.card = r.card
+				m.apply(r)
+				m.checkedAt = now
+			case s.requests[next-1].mode == fetchRefresh && r.status == -1:
+				m.apply(r)
+				m.checkedAt = now
+			}
+		}
+		l.marks[e.Key] = m
+	}
+}
+
+// recordLagLocked keeps a batch's lag for the percentiles; l.mu is held.
+func (l *link) recordLagLocked(lag time.Duration) {
+	if len(l.lags) < lagSamples {
+		l.lags = append(l.lags, lag)
+	} else {
+		l.lags[l.next] = lag
+		l.next = (l.next + 1) % lagSamples
+	}
 }
 
 // prune forgets, now and then, the marks of keys that stopped changing.
@@ -399,21 +454,21 @@ func (l *link) prune() {
 	}
 }
 
-// scoreOf returns the timestamp of a member "ts:value": its score.
-func scoreOf(member string) (float64, bool) {
-	ts, _, ok := strings.Cut(member, ":")
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(ts, 64)
-	return v, err == nil
-}
-
 // snapshot returns the link's counters.
 func (l *link) snapshot() PeerStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.stats
+	st.Lag = time.Since(l.started)
+	if !l.passSynced.IsZero() {
+		st.Lag = time.Since(l.passSynced)
+	}
+	if !l.passSynced.IsZero() && !l.overlapSynced.IsZero() {
+		st.SyncedTo = l.passSynced
+		if l.overlapSynced.Before(st.SyncedTo) {
+			st.SyncedTo = l.overlapSynced
+		}
+	}
 	if len(l.lags) > 0 {
 		sorted := slices.Clone(l.lags)
 		slices.Sort(sorted)

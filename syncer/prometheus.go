@@ -17,8 +17,8 @@ type collector struct{ s *Syncer }
 var (
 	peerLabels = []string{"local", "peer"}
 
-	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "Lag of the last batch that added something, when applied: then minus the peer journal time of its newest change.", peerLabels, nil)
-	descLagP99  = prometheus.NewDesc("redfed_syncer_lag_p99_seconds", "99th percentile of the lag of the last 1,024 batches that merged something.", peerLabels, nil)
+	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "How old the local copy of the peer's changes may be: the time since the last pass that left nothing after the cursor began.", peerLabels, nil)
+	descLagP99  = prometheus.NewDesc("redfed_syncer_lag_p99_seconds", "99th percentile of the replication delay of the last 1,024 batches that merged something.", peerLabels, nil)
 	descCursor  = prometheus.NewDesc("redfed_syncer_cursor_seconds", "Peer journal time up to which changes are merged.", peerLabels, nil)
 	descPasses  = prometheus.NewDesc("redfed_syncer_passes_total", "Passes made.", peerLabels, nil)
 	descKeys    = prometheus.NewDesc("redfed_syncer_keys_total", "Changed keys fetched from the peer.", peerLabels, nil)

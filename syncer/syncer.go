@@ -16,8 +16,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultPollInterval        = 100 * time.Millisecond // Options.PollInterval
-	DefaultOverlap             = time.Second            // Options.Overlap
-	DefaultLateness            = 2 * time.Second        // Options.Lateness
+	DefaultOverlap             = 5 * time.Second        // Options.Overlap
 	DefaultBatch               = 1000                   // Options.Batch
 	DefaultAntiEntropyInterval = 5 * time.Minute        // Options.AntiEntropyInterval
 )
@@ -38,15 +37,10 @@ type Options struct {
 	// Overlap is how far a pass, every 5 seconds, reads a peer's journal
 	// again before the peer's time when the last such read began (up to
 	// the cursor), so that a step back of the peer's clock by less than
-	// that loses nothing. Default 1s.
+	// that loses nothing, nor does a writer that journals with its own
+	// clock (the Perl module, redis-cli) less than that behind the peer's.
+	// Default 5s.
 	Overlap time.Duration
-	// Lateness is how far, in point time, before the newest member already
-	// merged from a peer a changed key's members are fetched again. A point
-	// that reaches the peer stamped earlier than that (a late or backfilled
-	// point) is left to anti-entropy. A key the link holds no mark of (new
-	// since the syncer started, unchanged for an hour, or after a reset)
-	// is fetched whole. Default 2s.
-	Lateness time.Duration
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
@@ -76,7 +70,6 @@ func (o Options) check() error {
 	}{
 		{"PollInterval", o.PollInterval < 0, o.PollInterval},
 		{"Overlap", o.Overlap < 0, o.Overlap},
-		{"Lateness", o.Lateness < 0, o.Lateness},
 		{"Batch", o.Batch < 0, o.Batch},
 		{"AntiEntropyInterval", o.AntiEntropyInterval < 0, o.AntiEntropyInterval},
 	} {
@@ -93,9 +86,6 @@ func (o Options) withDefaults(c *federated.Client) Options {
 	}
 	if o.Overlap == 0 {
 		o.Overlap = DefaultOverlap
-	}
-	if o.Lateness == 0 {
-		o.Lateness = DefaultLateness
 	}
 	if o.Batch == 0 {
 		o.Batch = DefaultBatch
@@ -331,12 +321,25 @@ type PeerStats struct {
 	// Cursor is the peer journal time, Unix seconds, up to which its changes
 	// are merged.
 	Cursor float64
-	// Lag is the lag of the last batch that added something, when it was
-	// applied: then minus the peer journal time of its newest change. It
-	// does not grow while nothing changes.
+	// Lag is how old the local server's copy of the peer's changes may be:
+	// the time since the last pass that left nothing after the cursor
+	// began (since the link started, before the first). Every change the
+	// peer acknowledged more than Lag ago is in the local server. It stays
+	// under PollInterval plus a pass while the link keeps up, and grows
+	// while passes fail or fall behind.
 	Lag time.Duration
-	// LagP50 and LagP99 summarize the lag of the last 1,024 batches that
-	// merged something.
+	// SyncedTo is when, by this host's clock, the pass that Lag counts
+	// from began, or the last complete read of the overlap, whichever is
+	// earlier (zero until both happened): every change the peer
+	// acknowledged before it is in the local server, also one journalled
+	// by a writer with its own clock (the Perl module, redis-cli), as long
+	// as that clock is less than Overlap behind the peer's. Stop a server
+	// once SyncedTo of each of its peers' links to it is after the writers
+	// were moved off it.
+	SyncedTo time.Time
+	// LagP50 and LagP99 summarize the replication delay of the last 1,024
+	// batches that merged something: when the batch was applied, less the
+	// peer journal time of its newest change.
 	LagP50, LagP99 time.Duration
 	Passes         int64 // passes made
 	Keys           int64 // changed keys fetched

@@ -258,40 +258,6 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	assert.LessOrEqual(t, st.Keys, int64(10), "only the keys changed since the cursor (and the overlap) are fetched")
 }
 
-func TestLatePointsAreLeftToAntiEntropy(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{Lateness: time.Second, NoAntiEntropy: true})
-	writePoints(t, c, a, "h", 10)
-	converged(t, []string{a, b}, 2*time.Second)
-
-	// A point stamped long before the cursor reaches A late: the passes do
-	// not fetch it, anti-entropy does.
-	key, err := federated.MetricKey(time.Now(), "h", "m0")
-	require.NoError(t, err)
-	old := fmt.Sprintf("%d:42", time.Now().Add(-time.Hour).Unix())
-	_, err = c.Merge(context.Background(), a, []federated.KeyMembers{{Key: key, Members: []string{old}}})
-	require.NoError(t, err)
-	time.Sleep(500 * time.Millisecond)
-	assert.False(t, members(t, b)[key+" "+old], "outside the lateness window the passes miss it")
-
-	report, err := c.Check(context.Background(), federated.CheckOptions{})
-	require.NoError(t, err)
-	require.False(t, report.OK())
-	require.Equal(t, 1, report.Divergent)
-	assert.Equal(t, key, report.Groups[0].Diffs[0].Key)
-
-	repaired, err := s.AntiEntropy(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, 1, repaired.Repaired)
-	assert.Equal(t, int64(1), repaired.Added)
-	assert.True(t, members(t, b)[key+" "+old])
-	report, err = c.Check(context.Background(), federated.CheckOptions{})
-	require.NoError(t, err)
-	assert.True(t, report.OK())
-}
-
 func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	addrs := redistest.Addrs(servers)

@@ -56,7 +56,7 @@ It stops on Ctrl-C or SIGTERM.`,
 				d, fallback time.Duration
 			}{
 				{"poll", opts.PollInterval, syncer.DefaultPollInterval},
-				{"lateness", opts.Lateness, syncer.DefaultLateness},
+				{"overlap", opts.Overlap, syncer.DefaultOverlap},
 				{"anti-entropy", opts.AntiEntropyInterval, syncer.DefaultAntiEntropyInterval},
 			} {
 				if f.d < 0 {
@@ -101,7 +101,7 @@ It stops on Ctrl-C or SIGTERM.`,
 	f.StringSliceVar(&local, "local", nil, "local servers to replicate, host:port, comma-separated")
 	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics on this address (off by default)")
 	f.DurationVar(&opts.PollInterval, "poll", syncer.DefaultPollInterval, "pause between passes that found nothing")
-	f.DurationVar(&opts.Lateness, "lateness", syncer.DefaultLateness, "lateness window of the passes; later points are left to anti-entropy")
+	f.DurationVar(&opts.Overlap, "overlap", syncer.DefaultOverlap, "how far behind the peer's clock a writer journalling with its own clock (the Perl module) may be")
 	f.DurationVar(&opts.AntiEntropyInterval, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs")
 	f.BoolVar(&opts.NoAntiEntropy, "no-anti-entropy", false, "run no anti-entropy (the passes only)")
 	f.DurationVar(&statusEvery, "status-every", time.Minute, "interval of the status log line")

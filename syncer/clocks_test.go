@@ -1,0 +1,163 @@
+package syncer_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
+)
+
+// writeStamped writes, through the write script as a redfed writer does,
+// one point per key of host to a server, each stamped at when.
+func writeStamped(t *testing.T, c *federated.Client, addr, host string, keys int, when time.Time, value int) {
+	t.Helper()
+	var updates []federated.KeyMembers
+	ts := strconv.FormatFloat(float64(when.UnixMicro())/1e6, 'f', -1, 64)
+	for i := range keys {
+		key, err := federated.MetricKey(when, host, fmt.Sprintf("m%d", i))
+		require.NoError(t, err)
+		updates = append(updates, federated.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(value)}})
+	}
+	res, err := c.Merge(context.Background(), addr, updates)
+	require.NoError(t, err)
+	require.Empty(t, res.Failed)
+}
+
+// The passes copy every member added to a changed key, whatever its
+// timestamp: writers whose clocks are seconds apart, a clock that steps
+// back, a backfill of the last hours. Anti-entropy is off: without the
+// passes nothing would arrive. (An earlier syncer fetched only the members
+// stamped after the newest it had merged less two seconds, and left these
+// to anti-entropy, minutes later.)
+func TestWriterClocksDoNotMatter(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		skew []time.Duration // of each writer's clock, in turn
+	}{
+		{"two writers 5s apart", []time.Duration{0, -5 * time.Second}},
+		{"a clock that steps back 10s", []time.Duration{0, 0, 0, -10 * time.Second, -10 * time.Second}},
+		{"a backfill of points 3 hours old", []time.Duration{0, -3 * time.Hour, 0, -3*time.Hour - time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			a, b := servers[0].Addr(), servers[1].Addr()
+			c := newClient(t, groupConfig(servers))
+			startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+			now := time.Now()
+			for round := range 30 {
+				skew := tc.skew[round%len(tc.skew)]
+				writeStamped(t, c, a, "h", 20, now.Add(skew+time.Duration(round)*10*time.Millisecond), round)
+				time.Sleep(20 * time.Millisecond) // let the passes interleave with the writes
+			}
+			got := converged(t, []string{a, b}, 1500*time.Millisecond)
+			assert.Len(t, got, 30*20)
+		})
+	}
+}
+
+// A writer that journals as the Perl module does, with its own clock in
+// whole seconds (ZADD journal <sec> <key> beside ZADD <key> <sec> <member>),
+// may write a key twice in one second without moving its journal entry.
+// The read of the overlap compares the key's cardinality with the one
+// merged, and fetches the key again.
+func TestPerlStyleWriterIsReplicated(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	ctx := context.Background()
+	ra := direct(t, a)
+	for round := range 10 {
+		sec := time.Now().Unix()
+		for i := range 20 {
+			key, err := federated.MetricKey(time.Unix(sec, 0), "perl", fmt.Sprintf("m%d", i))
+			require.NoError(t, err)
+			member := fmt.Sprintf("%d:%d", sec-int64(round), round) // stamped in the past too
+			require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(sec - int64(round)), Member: member}).Err())
+			require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: float64(sec), Member: key}).Err())
+		}
+		time.Sleep(30 * time.Millisecond) // several writes in each second
+	}
+	got := converged(t, []string{a, b}, 8*time.Second) // a read of the overlap every 5s
+	assert.Len(t, got, 10*20)
+}
+
+// A key B merged from A is marked an echo for A, and A skips its entries.
+// A member added to it on B by a writer that does not keep the marks (a
+// plain ZADD and journal entry) changes its cardinality: A fetches it.
+func TestForeignWriteAfterAnEchoReachesTheOrigin(t *testing.T) {
+	a, b, c, s := warmPair(t, 50)
+	before := linkStats(t, s, a, b)
+	writePoints(t, c, a, "origin", 50) // 5 keys, merged into B as echoes for A
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Echoes >= before.Echoes+5 }, 3*time.Second, 10*time.Millisecond)
+
+	ctx := context.Background()
+	key, err := federated.MetricKey(time.Now(), "origin", "m0")
+	require.NoError(t, err)
+	member := fmt.Sprintf("%d:99", time.Now().Unix())
+	rb := direct(t, b)
+	require.NoError(t, rb.ZAdd(ctx, key, redis.Z{Score: float64(time.Now().Unix()), Member: member}).Err())
+	require.NoError(t, rb.ZAdd(ctx, "journal", redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: key}).Err())
+	ra := direct(t, a)
+	require.Eventually(t, func() bool { return ra.ZScore(ctx, key, member).Err() == nil }, time.Second, 10*time.Millisecond,
+		"the member added on B reached A")
+}
+
+// A journal entry scored ahead of the peer's clock (a writer whose clock
+// is ahead, journalling with its own time) does not move the cursor past
+// the peer's clock: the changes journalled meanwhile by the peer's clock
+// keep replicating at once.
+func TestFutureJournalEntryDoesNotHoldReplicationBack(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	ctx := context.Background()
+	ahead := time.Now().Add(30 * time.Second)
+	key, err := federated.MetricKey(ahead, "ahead", "cpu")
+	require.NoError(t, err)
+	ra := direct(t, a)
+	require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(ahead.Unix()), Member: fmt.Sprintf("%d:1", ahead.Unix())}).Err())
+	require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: float64(ahead.Unix()), Member: key}).Err())
+	converged(t, []string{a, b}, 2*time.Second)
+	assert.Less(t, s.Stats().Peers[0].Cursor, float64(time.Now().Add(time.Second).Unix()), "the cursor stays behind the peer's clock")
+
+	for round := range 5 {
+		writeStamped(t, c, a, "now", 10, time.Now(), round)
+		converged(t, []string{a, b}, time.Second)
+	}
+}
+
+// Lag says how old the local copy of the peer's changes may be: small
+// while the link keeps up, growing while the peer cannot be read. SyncedTo
+// passes a write once it is merged.
+func TestLagAndSyncedToSayWhatIsMerged(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	writePoints(t, c, a, "h", 50)
+	written := time.Now()
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].SyncedTo.After(written) }, 8*time.Second, 20*time.Millisecond,
+		"SyncedTo passes the write")
+	assert.Len(t, members(t, b), 50, "what SyncedTo covers is there")
+	assert.Less(t, s.Stats().Peers[0].Lag, time.Second)
+
+	require.NoError(t, servers[0].Pause())
+	t.Cleanup(func() { _ = servers[0].Resume() })
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].Lag > 3*time.Second }, 10*time.Second, 50*time.Millisecond,
+		"the lag grows while the peer does not answer")
+	require.NoError(t, servers[0].Resume())
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].Lag < time.Second }, 10*time.Second, 50*time.Millisecond,
+		"and falls once it answers again")
+}

@@ -1,0 +1,258 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Which members of a changed key a pass fetches is decided by counts on the
+// peer, never by the timestamps inside the data: writers' clocks differ by
+// seconds and step back, and backfills are normal.
+//
+// After each fetch a link keeps, for the key, checkpoints: for a few
+// boundaries below the key's newest score (levelWindow, then levelFactor
+// times farther each), how many members the peer held below the boundary.
+// The link then had every one of them. Members are only ever added to a
+// key (retention drops whole keys), so while the peer still holds exactly
+// that many below a boundary, nothing was added below it since, and
+// fetching the members from the boundary up gets every member the link
+// lacks. The next fetch checks the nearest boundary first, in the same
+// script call as the fetch; a key whose count changed there (a point
+// stamped seconds before the newest, by a writer whose clock is behind) is
+// fetched again from the first farther boundary whose count still holds,
+// or whole.
+//
+// The checks are atomic with the fetch, so a member added between the two
+// cannot be missed. A member removed by hand and another added below the
+// same boundary leave the count unchanged: that case is anti-entropy's.
+
+const (
+	// levelWindow is the nearest boundary's distance below the newest
+	// score: a key written in time order is fetched from there.
+	levelWindow = 2 * time.Second
+	// levelFactor is how much farther each next boundary is.
+	levelFactor = 4
+	// levels is how many boundaries a key keeps: the farthest is
+	// levelWindow·levelFactor^(levels-1), about 9 hours, below the newest.
+	levels = 8
+	// refreshEvery is how often the checkpoints of a key whose changes are
+	// echoes are read again, so that the first real change after a long run
+	// of echoes (the writers moved to the peer) is fetched from a recent
+	// boundary rather than from the last fetch's.
+	refreshEvery = 30 * time.Second
+)
+
+// checkpoint says that the peer held count members scored below the score
+// below, and that the link had all of them.
+type checkpoint struct {
+	below float64 // a whole number of seconds
+	count int64
+}
+
+// fetchMode is what the fetch script does with a key.
+type fetchMode byte
+
+const (
+	// fetchNear fetches from the first boundary whose count holds, or
+	// reports a miss; a key is sent with its nearest checkpoint only.
+	fetchNear fetchMode = 'c'
+	// fetchFar fetches from the first boundary whose count holds, or the
+	// whole key.
+	fetchFar fetchMode = 'a'
+	// fetchRefresh fetches nothing and reads the checkpoints again if the
+	// key's cardinality is still the expected one.
+	fetchRefresh fetchMode = 'r'
+)
+
+// fetchScript fetches members of keys from the peer and reads their
+// checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
+// levelFactor; then, for each key: the key, its mode (see fetchMode), the
+// expected cardinality (fetchRefresh only), how many checkpoints to read
+// again (the nearest first), the number n of checkpoints sent, and n pairs
+// of boundary and count, nearest first.
+//
+// The k-th boundary of a key is its newest score, rounded down to a whole
+// second, less levelSpan(k), a whole number of seconds too.
+//
+// The reply holds, for each key, {status, cardinality, members, newest,
+// count, ...} with newest and the counts only when checkpoints were read
+// again: status 0 when the whole key was fetched, j when it was
+// fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
+// miss, a refresh, or a refresh refused because the cardinality changed: -2).
+// The cardinality is -1 for a key that holds another type, which gets
+// neither members nor checkpoints.
+var fetchScript = redis.NewScript(`
+local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, i = {}, 3
+while i <= #ARGV do
+  local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  i = i + 5
+  local card = redis.pcall('ZCARD', key)
+  if type(card) ~= 'number' then card = -1 end
+  local status, from = -1, nil
+  if card >= 0 then
+    if mode == 'r' then
+      if tostring(card) ~= want then status = -2 end
+    else
+      for j = 1, n do
+        if not from and redis.call('ZCOUNT', key, '-inf', '(' .. ARGV[i]) == tonumber(ARGV[i + 1]) then
+          status, from = j, ARGV[i]
+        end
+        i = i + 2
+      end
+      if not from and mode == 'a' then status, from = 0, '-inf' end
+    end
+  else
+    i = i + 2 * n
+  end
+  local r = {status, card, {}}
+  if from and card > 0 then r[3] = redis.call('ZRANGEBYSCORE', key, from, '+inf') end
+  if card > 0 and (from or status == -1 and mode == 'r') then
+    local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+    local newest = math.floor(tonumber(top[2]))
+    r[4] = newest
+    for k = 0, recount - 1 do
+      r[#r + 1] = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k))
+    end
+  end
+  out[#out + 1] = r
+end
+return out
+`)
+
+// fetchRequest is one key of a fetch.
+type fetchRequest struct {
+	key     string
+	mode    fetchMode
+	want    int64        // the expected cardinality, fetchRefresh only
+	recount int          // checkpoints to read again, nearest first
+	checks  []checkpoint // nearest first
+}
+
+// fetchResult is what the fetch script answered for a key.
+type fetchResult struct {
+	status  int // see fetchScript
+	card    int64
+	members []string
+	fresh   []checkpoint // the checkpoints read again, nearest first
+}
+
+// fetched reports whether the key's members were fetched: from a checkpoint
+// or whole.
+func (r fetchResult) fetched() bool { return r.status >= 0 }
+
+// fetch runs the fetch script on the peer for every request, in one call.
+func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2+len(reqs)*7)
+	args = append(args, int64(levelWindow/time.Second), levelFactor)
+	for _, r := range reqs {
+		args = append(args, r.key, string(r.mode), r.want, r.recount, len(r.checks))
+		for _, c := range r.checks {
+			args = append(args, strconv.FormatFloat(c.below, 'f', -1, 64), c.count)
+		}
+	}
+	val, err := l.s.c.RunScript(ctx, l.peer, fetchScript, nil, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", l.peer, err)
+	}
+	if len(val) != len(reqs) {
+		return nil, fmt.Errorf("syncer: server %s: fetching members: %d answers for %d keys", l.peer, len(val), len(reqs))
+	}
+	out := make([]fetchResult, len(reqs))
+	for i, v := range val {
+		if out[i], err = parseFetch(v); err != nil {
+			return nil, fmt.Errorf("syncer: server %s: fetching %s: %w", l.peer, reqs[i].key, err)
+		}
+	}
+	return out, nil
+}
+
+// parseFetch reads one key's part of the fetch script's reply.
+func parseFetch(v any) (fetchResult, error) {
+	parts, _ := v.([]any)
+	if len(parts) < 3 || len(parts) == 4 {
+		return fetchResult{}, fmt.Errorf("unexpected reply %v", v)
+	}
+	status, ok1 := parts[0].(int64)
+	card, ok2 := parts[1].(int64)
+	ms, ok3 := parts[2].([]any)
+	if !ok1 || !ok2 || !ok3 {
+		return fetchResult{}, fmt.Errorf("unexpected reply %v", v)
+	}
+	r := fetchResult{status: int(status), card: card, members: make([]string, 0, len(ms))}
+	for _, m := range ms {
+		if s, ok := m.(string); ok {
+			r.members = append(r.members, s)
+		}
+	}
+	if len(parts) == 3 {
+		return r, nil
+	}
+	newest, ok := parts[3].(int64)
+	if !ok {
+		return fetchResult{}, fmt.Errorf("unexpected newest score %v", parts[3])
+	}
+	for k, p := range parts[4:] {
+		count, ok := p.(int64)
+		if !ok {
+			return fetchResult{}, fmt.Errorf("unexpected count %v", p)
+		}
+		r.fresh = append(r.fresh, checkpoint{below: float64(newest) - levelSpan(k), count: count})
+	}
+	return r, nil
+}
+
+// nearRequest is the first try at fetching a key the link has a mark of:
+// from its nearest checkpoint, reading again the farther ones that are
+// missing or have fallen far behind the peer's clock, now (its Unix
+// seconds). A key fetched whole gets its nearest checkpoint only, and the
+// farther ones at its next fetch: a key that never changes again (a
+// backlog pulled after a restart) costs no more than its members.
+func (m *keyMark) nearRequest(key string, now float64) fetchRequest {
+	if len(m.checks) == 0 {
+		return fetchRequest{key: key, mode: fetchFar, recount: 1}
+	}
+	recount := 1
+	for k := 1; k < levels; k++ {
+		if k >= len(m.checks) || m.checks[k].below < now-2*levelSpan(k) {
+			recount = k + 1
+		}
+	}
+	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1]}
+}
+
+// farRequest is the second try at fetching a key whose nearest checkpoint
+// no longer holds: from a farther one, or whole.
+func (m *keyMark) farRequest(key string) fetchRequest {
+	var checks []checkpoint
+	if len(m.checks) > 1 {
+		checks = m.checks[1:]
+	}
+	return fetchRequest{key: key, mode: fetchFar, recount: levels, checks: checks}
+}
+
+// levelSpan is the distance of the k-th boundary below the newest score, in
+// seconds.
+func levelSpan(k int) float64 {
+	return levelWindow.Seconds() * math.Pow(levelFactor, float64(k))
+}
+
+// apply takes the checkpoints a fetch or a refresh read again: the nearest
+// ones are replaced and the farther ones kept, which still hold since
+// nothing was added below the boundary the fetch was made from. A key that
+// was fetched whole, or from a farther checkpoint, has them all read again.
+func (m *keyMark) apply(r fetchResult) {
+	if len(r.fresh) >= len(m.checks) || r.status == 0 {
+		m.checks = append(m.checks[:0], r.fresh...)
+		return
+	}
+	copy(m.checks, r.fresh)
+}
