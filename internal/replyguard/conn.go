@@ -44,8 +44,8 @@ func Wrap(c net.Conn, l Limits) (net.Conn, error) {
 
 // Read reads from the wrapped connection and passes on what it read, up to
 // the first value that breaks the limits or the framing; then it fails with
-// a *net.OpError wrapping ErrTooLarge or ErrMalformed, now and on every
-// later call.
+// an error that unwraps to a *net.OpError wrapping ErrTooLarge or
+// ErrMalformed, now and on every later call.
 func (c *Conn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
@@ -53,12 +53,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		if ok, serr := c.scanner.Scan(p[:n]); serr != nil {
-			c.err = &net.OpError{Op: "read", Net: network(c.LocalAddr()), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: serr}
+			c.err = &readError{&net.OpError{Op: "read", Net: network(c.LocalAddr()), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: serr}}
 			return ok, c.err
 		}
 	}
 	return n, err
 }
+
+// readError is a refused read: a *net.OpError, as any failed read of a
+// connection, one layer down. go-redis unwraps the error of a failed
+// connection handshake (HELLO) once before returning it, and would
+// otherwise hand on the bare cause, which a caller that tells connection
+// failures by *net.OpError would take for an answer from the server.
+type readError struct{ op *net.OpError }
+
+func (e *readError) Error() string { return e.op.Error() }
+func (e *readError) Unwrap() error { return e.op }
 
 // NetConn returns the wrapped connection, as tls.Conn's NetConn does, so
 // that go-redis can find the socket under a TLS connection to peek at it.

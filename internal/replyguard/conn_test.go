@@ -55,7 +55,8 @@ func TestConnStopsAtTheBadReply(t *testing.T) {
 
 	n, again := g.Read(make([]byte, 10))
 	assert.Zero(t, n)
-	assert.Same(t, op, again, "the failure is final")
+	assert.Equal(t, err, again, "the failure is final")
+	assert.Equal(t, op, errors.Unwrap(err), "a *net.OpError one layer down, which go-redis's unwrap of a failed handshake leaves")
 }
 
 func TestWrapKeepsTheSocket(t *testing.T) {

@@ -30,8 +30,9 @@
 //
 // Failure behaviour: a header over a limit (ErrTooLarge) or a stream that is
 // not RESP (ErrMalformed: an unknown type byte, a length that is not a
-// number, a missing CRLF) fails the Read with a *net.OpError that names the
-// header and the limit. The bytes of the values complete before the
+// number, a missing CRLF) fails the Read with an error that names the
+// header and the limit and unwraps to a *net.OpError, as a failed read of
+// any connection does. The bytes of the values complete before the
 // offending one are still returned with that error, so a reply read in the
 // same chunk as a bad one is read normally. The failure is final: every
 // later Read returns the same error without reading. go-redis takes a
