@@ -16,11 +16,12 @@ import (
 	"github.com/redfed/federated/internal/metric"
 )
 
-// Reading metrics back. A range read asks for every period key the range
-// touches, all of them in one pipeline Poll: one round trip per server, every
-// server at once. Members that are not "$timestamp:$value" (written by hand,
-// or by a broken writer) are skipped and counted, never fatal. Listings come
-// from the journals of every server.
+// Reading metrics back. A range read asks every up server of the group that
+// owns each period key the range touches, in pages, all servers at once,
+// and merges their copies (see metrics_pages.go). Members that are not
+// "$timestamp:$value" (written by hand, or by a broken writer) are skipped
+// and counted, never fatal. Listings come from the journals of every
+// server.
 
 // ErrNoData is returned by Latest when a series has no point within the
 // look-back.
@@ -44,27 +45,31 @@ type Series struct {
 // RangeResult is what a range read found in one series.
 type RangeResult struct {
 	Points    []Point // sorted by time
-	Malformed int     // members skipped because they do not parse (per copy, with QueryAll)
+	Malformed int     // members skipped because they do not parse, on the copy of each key with the most
 }
 
 // Range returns the points of a host's metric whose time lies in [from, to],
-// sorted by time. It reads every period key the range touches, one
-// ZRANGEBYSCORE each, in one Poll; a missing key has no points. Malformed
-// members are skipped and logged at Debug; RangeResults also counts them.
-// With Options.QueryAll every server of a replica group is read and their
-// copies merged. Bad names fail with ErrBadHost or ErrBadMetric, times before
-// 1970 or after 9999 with ErrBadTimestamp, a range of MaxRangePeriods periods
-// or more with an error that says so, and nothing is read. When a server
-// fails, the points of the others are returned with the error.
+// sorted by time. It reads every period key the range touches from every up
+// server of the key's replica group and merges their copies, so that a
+// point is found as soon as any server acknowledged it, before the syncer
+// has copied it to the others. Keys are read in pages of 1,000 members, so
+// that a long range does not hold a server for long, and a page that runs
+// out of time fails the read without marking its server down. A missing key
+// has no points. Malformed members are skipped and logged at Debug;
+// RangeResults also counts them. Bad names fail with ErrBadHost or
+// ErrBadMetric, times before 1970 or after 9999 with ErrBadTimestamp, a
+// range of MaxRangePeriods periods or more with an error that says so, and
+// nothing is read. When a server is down or fails, the points of the others
+// are returned with its error: what it alone acknowledged may be missing.
 func (c *Client) Range(ctx context.Context, host, metricName string, from, to time.Time) ([]Point, error) {
 	s := Series{Host: host, Metric: metricName}
 	res, err := c.RangeResults(ctx, []Series{s}, from, to)
 	return res[s].Points, err
 }
 
-// RangeMulti reads the range [from, to] of several series in one Poll, as
-// Range does for one. The map has an entry, maybe empty, for every series
-// asked for.
+// RangeMulti reads the range [from, to] of several series at once, as Range
+// does for one. The map has an entry, maybe empty, for every series asked
+// for.
 func (c *Client) RangeMulti(ctx context.Context, series []Series, from, to time.Time) (map[Series][]Point, error) {
 	res, err := c.RangeResults(ctx, series, from, to)
 	if res == nil {
@@ -80,59 +85,48 @@ func (c *Client) RangeMulti(ctx context.Context, series []Series, from, to time.
 // RangeResults is RangeMulti with the number of malformed members skipped in
 // each series. Every name is validated before anything is read.
 func (c *Client) RangeResults(ctx context.Context, series []Series, from, to time.Time) (map[Series]RangeResult, error) {
+	results := make(map[Series]RangeResult, len(series))
+	var owners []Series // by key reference
 	for _, s := range series {
-		if err := validateSeries(s); err != nil {
-			return nil, err
+		if _, dup := results[s]; !dup {
+			results[s] = RangeResult{}
+			owners = append(owners, s)
 		}
 	}
-	p := c.period()
-	if err := checkRange(p, from, to); err != nil {
+	keys, seriesOf, err := c.rangeKeys(owners, from, to)
+	if err != nil {
 		return nil, err
 	}
-	starts := p.Periods(from, to)
-	opt := &redis.ZRangeBy{Min: formatScore(metric.Seconds(from)), Max: formatScore(metric.Seconds(to))}
-
-	results := make(map[Series]RangeResult, len(series))
-	pipe := c.Pipeline()
 	var (
-		key     []byte
-		scratch []metric.Point
+		mu  sync.Mutex
+		bad = make(map[keyCopy]int)
 	)
-	for _, s := range series {
-		if _, dup := results[s]; dup {
-			continue
-		}
-		results[s] = RangeResult{}
-		// Callbacks run in queue order, and the period keys are queued
-		// oldest first: appending keeps each series sorted.
-		for _, start := range starts {
-			key = metric.AppendKey(key[:0], p, start, s.Host, s.Metric)
-			pipe.ZRangeByScore(string(key), opt, func(members []string, err error) {
-				if err != nil {
-					return // Poll reports it
-				}
-				var bad int
-				scratch, bad = metric.ParseMembers(members, scratch[:0])
-				r := results[s]
-				r.Points = appendPoints(r.Points, scratch)
-				r.Malformed += bad
-				results[s] = r
-			})
-		}
-	}
-	err := pipe.Poll(ctx)
-	for s, r := range results {
-		switch {
-		case c.opts.QueryAll:
-			// Every server of a group answered: merge the copies.
-			slices.SortFunc(r.Points, comparePoints)
-			r.Points = slices.Compact(r.Points)
+	err = c.readPages(ctx, keys, secondsRange(from, to),
+		func(ref int, server string, page []redis.Z) bool {
+			points, malformed := parsePage(page, nil)
+			s := owners[seriesOf[ref]]
+			mu.Lock()
+			defer mu.Unlock()
+			r := results[s]
+			r.Points = append(r.Points, points...)
 			results[s] = r
-		case !slices.IsSortedFunc(r.Points, comparePoints):
-			// A member whose timestamp is not its score (not one this
-			// package wrote) can break the order that the scores give.
-			slices.SortStableFunc(r.Points, comparePoints)
-		}
+			bad[keyCopy{ref, server}] += malformed
+			return true
+		})
+	for s, r := range results {
+		// The copies of every server of a group, and the period keys in
+		// any order: sort, and keep each point once.
+		slices.SortFunc(r.Points, comparePoints)
+		r.Points = slices.Compact(r.Points)
+		results[s] = r
+	}
+	for _, n := range mostPerKey(bad) {
+		s := owners[seriesOf[n.ref]]
+		r := results[s]
+		r.Malformed += n.count
+		results[s] = r
+	}
+	for s, r := range results {
 		if r.Malformed > 0 {
 			c.opts.Logger.Debug("federated: malformed metric members skipped",
 				"host", s.Host, "metric", s.Metric, "count", r.Malformed)
@@ -141,56 +135,137 @@ func (c *Client) RangeResults(ctx context.Context, series []Series, from, to tim
 	return results, err
 }
 
+// rangeKeys validates series and a range and returns the period keys to
+// read, each referring to its index, and the index in series of each key's
+// series.
+func (c *Client) rangeKeys(series []Series, from, to time.Time) (keys []pageKey, seriesOf []int, err error) {
+	for _, s := range series {
+		if err := validateSeries(s); err != nil {
+			return nil, nil, err
+		}
+	}
+	p := c.period()
+	if err := checkRange(p, from, to); err != nil {
+		return nil, nil, err
+	}
+	starts := p.Periods(from, to)
+	keys = make([]pageKey, 0, len(series)*len(starts))
+	seriesOf = make([]int, 0, cap(keys))
+	var key []byte
+	for i, s := range series {
+		for _, start := range starts {
+			key = metric.AppendKey(key[:0], p, start, s.Host, s.Metric)
+			keys = append(keys, pageKey{key: string(key), ref: len(keys)})
+			seriesOf = append(seriesOf, i)
+		}
+	}
+	return keys, seriesOf, nil
+}
+
+// secondsRange is the pageRange of the times [from, to].
+func secondsRange(from, to time.Time) pageRange {
+	return pageRange{min: formatScore(metric.Seconds(from)), max: formatScore(metric.Seconds(to))}
+}
+
+// keyCopy is one server's copy of a key of a read, by the key's reference.
+type keyCopy struct {
+	ref    int
+	server string
+}
+
+// keyCount is a count for one key of a read.
+type keyCount struct {
+	ref, count int
+}
+
+// mostPerKey returns, for every key, the largest count of any of its
+// copies, sorted by key reference.
+func mostPerKey(counts map[keyCopy]int) []keyCount {
+	most := make(map[int]int)
+	for k, n := range counts {
+		most[k.ref] = max(most[k.ref], n)
+	}
+	out := make([]keyCount, 0, len(most))
+	for ref, n := range most {
+		out = append(out, keyCount{ref, n})
+	}
+	slices.SortFunc(out, func(a, b keyCount) int { return cmp.Compare(a.ref, b.ref) })
+	return out
+}
+
+// sumMost returns the sum, over the keys, of the largest count of any of
+// their copies.
+func sumMost(counts map[keyCopy]int) int {
+	total := 0
+	for _, n := range mostPerKey(counts) {
+		total += n.count
+	}
+	return total
+}
+
+// parsePage appends the points of a page's members to dst, and counts the
+// members that do not parse.
+func parsePage(page []redis.Z, dst []Point) (points []Point, malformed int) {
+	dst = slices.Grow(dst, len(page))
+	for _, z := range page {
+		m, _ := z.Member.(string)
+		ts, v, err := metric.ParseMember(m)
+		if err != nil {
+			malformed++
+			continue
+		}
+		dst = append(dst, Point{Time: metric.Time(ts), Value: v})
+	}
+	return dst, malformed
+}
+
 // Latest returns the newest point of a host's metric. It looks back through
 // the period that holds the present (by the client's clock) and earlier
 // ones: Options.Metrics.Retention periods when it is set, else 7 days'
 // worth (7 daily or 168 hourly periods), asking each key for its highest
-// scored member, all in one Poll. Malformed members are skipped: the key is
-// asked for the next ones. With no point in the look-back it returns
-// ErrNoData. When a server fails, the error is returned with the newest
-// point the others had, if any.
+// scored member, all keys of a server at once, from every up server of the
+// key's replica group, as Range does: the newest point acknowledged by any
+// of them. Malformed members are skipped: the key is asked for the next
+// ones. With no point in the look-back it returns ErrNoData. When a server
+// is down or fails, the error is returned with the newest point the others
+// had, if any.
 func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, error) {
 	if err := validateSeries(Series{Host: host, Metric: metricName}); err != nil {
 		return Point{}, err
 	}
 	p := c.period()
+	current := p.Start(time.Now())
+	keys := make([]pageKey, c.lookBack())
+	for i := range keys {
+		start := current.Add(-time.Duration(i) * p.Duration())
+		keys[i] = pageKey{key: string(metric.AppendKey(nil, p, start, host, metricName)), ref: i}
+	}
 	var (
-		best      metric.Point
-		found     bool
-		malformed int
-		queue     func(key string, offset, count int)
+		mu    sync.Mutex
+		best  metric.Point
+		found bool
+		bad   = make(map[keyCopy]int)
 	)
-	pipe := c.Pipeline()
-	queue = func(key string, offset, count int) {
-		cmd := redis.NewStringSliceCmd(context.Background(),
-			"zrevrangebyscore", key, "+inf", "-inf", "limit", offset, count)
-		pipe.add(key, cmd, func(members []string, err error) {
-			if err != nil {
-				return // Poll reports it
-			}
-			for _, m := range members {
+	err := c.readPages(ctx, keys, pageRange{min: "-inf", max: "+inf", newest: true, first: 1},
+		func(ref int, server string, page []redis.Z) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for i, z := range page {
+				m, _ := z.Member.(string)
 				ts, v, err := metric.ParseMember(m)
 				if err != nil {
-					malformed++
 					continue
 				}
+				bad[keyCopy{ref, server}] += i
 				if !found || ts > best.Time {
 					best, found = metric.Point{Time: ts, Value: v}, true
 				}
-				return
+				return false
 			}
-			if len(members) == count { // all malformed: ask for the next page
-				queue(key, offset+count, min(2*count, 1024))
-			}
-		}, false)
-	}
-	current := p.Start(time.Now())
-	for i := range c.lookBack() {
-		start := current.Add(-time.Duration(i) * p.Duration())
-		queue(string(metric.AppendKey(nil, p, start, host, metricName)), 0, 1)
-	}
-	err := pipe.Poll(ctx)
-	if malformed > 0 {
+			bad[keyCopy{ref, server}] += len(page)
+			return true // all malformed: the next page
+		})
+	if malformed := sumMost(bad); malformed > 0 {
 		c.opts.Logger.Debug("federated: malformed metric members skipped",
 			"host", host, "metric", metricName, "count", malformed)
 	}
@@ -274,7 +349,7 @@ func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.T
 	if since.IsZero() {
 		minArg = "-inf"
 	}
-	cctx, cancel := c.withTimeout(ctx)
+	cctx, cancel := c.readContext(ctx)
 	keys, err := rc.ZRangeByScore(cctx, journal, &redis.ZRangeBy{Min: minArg, Max: "+inf", Count: journalPage}).Result()
 	cancel()
 	if err != nil {
@@ -291,7 +366,7 @@ func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.T
 	// entry present from start to end at least once.
 	var cursor uint64
 	for {
-		cctx, cancel := c.withTimeout(ctx)
+		cctx, cancel := c.readContext(ctx)
 		page, next, err := rc.ZScan(cctx, journal, cursor, "", journalPage).Result()
 		cancel()
 		if err != nil {

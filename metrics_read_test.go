@@ -227,32 +227,68 @@ func TestRangeMultiAcrossNodes(t *testing.T) {
 	}
 }
 
-func TestRangeQueryAllMergesReplicas(t *testing.T) {
+// A write is acknowledged by one server of its group, whichever the writer
+// is on, and reaches the others only when the syncer copies it. A read
+// right after it, by a client on another server of the group, must see it:
+// reads ask every up server of the group and merge their copies.
+func TestRangeReadsEveryServerOfTheGroup(t *testing.T) {
 	servers := redistest.StartN(t, 2)
-	opts := testOptions()
-	opts.QueryAll = true
-	c := newClient(t, federated.Config{
-		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
-		Options: opts,
-	})
+	c := groupClient(t, servers) // not QueryAll: this is every read
 	ctx := context.Background()
-	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	key, err := c.MetricKey(day, "web1", "cpu")
+	current, err := c.NodeToServer("group")
 	require.NoError(t, err)
-	ts := float64(day.Unix())
-	both := redis.Z{Score: ts + 10, Member: fmt.Sprintf("%d:1", day.Unix()+10)}
-	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, key, both,
-		redis.Z{Score: ts + 20, Member: fmt.Sprintf("%d:2", day.Unix()+20)}).Err())
-	require.NoError(t, directClient(t, servers[1].Addr()).ZAdd(ctx, key, both,
-		redis.Z{Score: ts + 5, Member: fmt.Sprintf("%d:0.5", day.Unix()+5)}).Err())
+	other := servers[0].Addr()
+	if other == current {
+		other = servers[1].Addr()
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	key := mustKey(t, c, day, "web1", "cpu")
+	point := func(sec int, v float64) federated.Point {
+		return federated.Point{Time: day.Add(time.Duration(sec) * time.Second), Value: v}
+	}
+	member := func(p federated.Point) string { return fmt.Sprintf("%d:%g", p.Time.Unix(), p.Value) }
+	both, onCurrent, onOther := point(10, 1), point(20, 2), point(5, 0.5)
+	newest := point(30, 3) // acknowledged by the other server only
+	for addr, points := range map[string][]federated.Point{current: {both, onCurrent}, other: {both, onOther, newest}} {
+		var members []string
+		for _, p := range points {
+			members = append(members, member(p))
+		}
+		_, err := c.Merge(ctx, addr, []federated.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+	}
+	malformed := redis.Z{Score: float64(day.Unix() + 15), Member: "not a point"}
+	for _, addr := range []string{current, other} {
+		require.NoError(t, directClient(t, addr).ZAdd(ctx, key, malformed).Err())
+	}
 
+	want := []federated.Point{onOther, both, onCurrent, newest}
 	got, err := c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
 	require.NoError(t, err)
-	assert.Equal(t, []federated.Point{
-		{Time: day.Add(5 * time.Second), Value: 0.5},
-		{Time: day.Add(10 * time.Second), Value: 1},
-		{Time: day.Add(20 * time.Second), Value: 2},
-	}, got, "the union of the replicas, each point once")
+	assert.Equal(t, want, got, "the union of the replicas, each point once")
+	res, err := c.RangeResults(ctx, []federated.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, 1, res[federated.Series{Host: "web1", Metric: "cpu"}].Malformed,
+		"a malformed member on both copies is one member")
+	latest, err := c.Latest(ctx, "web1", "cpu")
+	require.NoError(t, err)
+	assert.Equal(t, newest, latest, "the newest point of any server")
+
+	// A server marked down cannot be read: what it alone acknowledged may
+	// be missing, and the read says so, with what the others hold.
+	for _, s := range servers {
+		if s.Addr() == other {
+			require.NoError(t, s.Kill()) // so that no re-check marks it up
+		}
+	}
+	require.NoError(t, c.MarkServerDown(other))
+	got, err = c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	assert.Contains(t, err.Error(), other, "the error names the server")
+	assert.Equal(t, []federated.Point{both, onCurrent}, got)
+	latest, err = c.Latest(ctx, "web1", "cpu")
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	assert.Equal(t, onCurrent, latest)
 }
 
 func TestLatest(t *testing.T) {

@@ -1,0 +1,246 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reading metric keys in pages from every server of their replica groups.
+//
+// A read asks every up server of the group that owns a key and merges what
+// they hold. The server that acknowledged a write may be any server of the
+// group (each client starts on one chosen at random, and moves on failover),
+// and the syncer copies the write to the others only some time later (about
+// 100 ms): the union of the group's up servers is the only copy sure to hold
+// every acknowledged write. Members are idempotent, so the union is the
+// series. A server marked down cannot be read: its error comes with the
+// points of the others, since what it alone acknowledged may be missing.
+//
+// A key is read in pages of readPage members, at most readRound pages to a
+// round trip, so that no read holds a single-threaded server for long and
+// writers' commands take turns with the pages. Each round trip has a
+// deadline that the reader sets itself (readContext): a page that runs out
+// of it fails the read, but is not the server's fault and does not mark it
+// down for the writers. A server that stops answering everyone is marked
+// down by the writers' own command timeouts; a connection that fails marks
+// it down as any command does.
+
+const (
+	// readPage is the most members one read command returns: a page costs a
+	// server a fraction of a millisecond.
+	readPage = 1000
+	// readRound is the most members one round trip to a server asks for,
+	// all its pages together.
+	readRound = 16 * readPage
+)
+
+// pageKey is a key to read from every up server of its node, and the
+// caller's reference for it, handed back with each page.
+type pageKey struct {
+	key string
+	ref int
+}
+
+// pageRange is the scores of keys to read, and in which direction.
+type pageRange struct {
+	min, max string // the lowest and highest scores, as sent
+	newest   bool   // read from max down (ZREVRANGEBYSCORE), not from min up
+	first    int64  // the size of each key's first page; readPage when 0
+}
+
+// pageFunc receives one page of a key from one server: members with their
+// scores, in the order of the range, and says whether to read the key's
+// next page, if it has one. It is called from one goroutine per server, so
+// concurrently for different servers, and in order for one key on one
+// server.
+type pageFunc func(ref int, server string, page []redis.Z) (more bool)
+
+// pageCursor is how far the read of one key on one server has come: the
+// next page starts at score from, after skip members scored exactly from
+// (those already read), so that many members of one score are neither
+// skipped nor read twice.
+type pageCursor struct {
+	pageKey
+	from      string  // the score the next page starts at, as sent
+	fromScore float64 // from as a number, once a page has set it
+	skip      int64
+	limit     int64 // the size of the next page
+}
+
+// readContext gives one round trip of a read its own deadline, the command
+// timeout. The health hook counts a timeout against a server only when the
+// deadline that ran out is the one withTimeout sets for commands (see
+// isServerFault): a read that runs out of its own fails alone.
+func (c *Client) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.opts.CommandTimeout)
+}
+
+// readPages reads the members of keys scored in the range from every up
+// server of each key's node, in pages, and hands each page to fn. A server
+// marked down is not asked and a server that fails stops being read: each
+// gives one *ServerError that names it (ErrServerDown for one marked down).
+// A key Redis refuses to read (it holds another type) gives an error that
+// names the key and the server. The error joins them all; fn has had the
+// pages of everything else.
+func (c *Client) readPages(ctx context.Context, keys []pageKey, r pageRange, fn pageFunc) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	from, first := r.min, r.first
+	if r.newest {
+		from = r.max
+	}
+	if first == 0 {
+		first = readPage
+	}
+	t := c.topo.Load()
+	var (
+		work    = make(map[*server][]*pageCursor)
+		order   []*server
+		errs    []error
+		skipped = make(map[*server]bool)
+	)
+	for _, k := range keys {
+		n := t.route(c.hashKey("", k.key))
+		for _, s := range n.servers {
+			if s.down.Load() {
+				if !skipped[s] {
+					skipped[s] = true
+					errs = append(errs, &ServerError{Node: n.name, Server: s.addr, Err: s.downReason(), down: true})
+				}
+				continue
+			}
+			if _, ok := work[s]; !ok {
+				order = append(order, s)
+			}
+			work[s] = append(work[s], &pageCursor{pageKey: k, from: from, limit: first})
+		}
+	}
+	if len(order) == 0 {
+		return errors.Join(errs...)
+	}
+	if !c.addLoop() { // Close waits for reads under way, which see c.done
+		return ErrClosed
+	}
+	defer c.wg.Done()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	for _, s := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serverErrs := c.readServerPages(ctx, s, work[s], r, fn)
+			mu.Lock()
+			errs = append(errs, serverErrs...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// readServerPages reads keys from one server, round trip by round trip,
+// until every key is read, the server fails, or the client closes.
+func (c *Client) readServerPages(ctx context.Context, s *server, pending []*pageCursor, r pageRange, fn pageFunc) []error {
+	var errs []error
+	var cmds []*redis.ZSliceCmd
+	for len(pending) > 0 {
+		select {
+		case <-c.done:
+			return append(errs, ErrClosed)
+		default:
+		}
+		if s.down.Load() {
+			return append(errs, &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true})
+		}
+		size, asked := 1, pending[0].limit
+		for size < len(pending) && asked+pending[size].limit <= readRound {
+			asked += pending[size].limit
+			size++
+		}
+		round := pending[:size]
+		cmds = cmds[:0]
+		rctx, cancel := c.readContext(ctx)
+		pipe := s.client.Load().Pipeline()
+		for _, cur := range round {
+			cmd := cur.command(rctx, r)
+			_ = pipe.Process(rctx, cmd) // only queues
+			cmds = append(cmds, cmd)
+		}
+		_, _ = pipe.Exec(rctx) // each command holds its own error
+		cancel()
+
+		var next []*pageCursor
+		for i, cmd := range cmds {
+			cur := round[i]
+			if err := cmd.Err(); err != nil {
+				var (
+					refused *ServerError // the connection was refused (see healthHook)
+					reply   redis.Error
+				)
+				if errors.As(err, &refused) || !errors.As(err, &reply) {
+					return append(errs, serverFailure(s, err))
+				}
+				errs = append(errs, &ServerError{Node: s.node, Server: s.addr,
+					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
+				continue
+			}
+			page := cmd.Val()
+			more := len(page) > 0 && fn(cur.ref, s.addr, page)
+			if more && int64(len(page)) == cur.limit {
+				cur.advance(page)
+				next = append(next, cur)
+			}
+		}
+		pending = append(next, pending[len(round):]...)
+	}
+	return errs
+}
+
+// serverFailure is the error of a server that failed a round trip: the
+// health hook's own error when it gave one, else the cause named with the
+// server.
+func serverFailure(s *server, err error) error {
+	var se *ServerError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
+}
+
+// command returns the command that reads the cursor's next page.
+func (cur *pageCursor) command(ctx context.Context, r pageRange) *redis.ZSliceCmd {
+	if r.newest {
+		return redis.NewZSliceCmd(ctx, "zrevrangebyscore", cur.key, cur.from, r.min,
+			"withscores", "limit", cur.skip, cur.limit)
+	}
+	return redis.NewZSliceCmd(ctx, "zrangebyscore", cur.key, cur.from, r.max,
+		"withscores", "limit", cur.skip, cur.limit)
+}
+
+// advance moves the cursor past a full page, and makes the next page a
+// whole one. Members that share the last score of the page are counted, so
+// that the next page starts at that score after them: more members than a
+// page at one score are read page by page. A member added meanwhile at a
+// score already passed is not read (it came after the read began); one
+// added at the very score of the cursor may be read twice, which the merge
+// of copies absorbs.
+func (cur *pageCursor) advance(page []redis.Z) {
+	last := page[len(page)-1].Score
+	same := int64(0)
+	for i := len(page) - 1; i >= 0 && page[i].Score == last; i-- {
+		same++
+	}
+	if cur.skip > 0 && last == cur.fromScore {
+		cur.skip += same // the whole page lay at the cursor's score
+	} else {
+		cur.skip = same
+	}
+	cur.from, cur.fromScore, cur.limit = formatScore(last), last, readPage
+}

@@ -1,0 +1,186 @@
+package federated_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// fillScript adds ARGV[2] members to KEYS[1], scored ARGV[1] + i * ARGV[3]
+// for i from 0, with the member "$score:$i": a big series written by the
+// server itself, in batches small enough to unpack.
+var fillScript = redis.NewScript(`
+local base, n, step = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for first = 0, n - 1, 1000 do
+  local args = {}
+  for i = first, math.min(first + 999, n - 1) do
+    local score = base + i * step
+    args[#args + 1] = score
+    args[#args + 1] = string.format('%.17g:%d', score, i)
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
+end
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// fillSeries writes n points of a host's metric on every server of the
+// key's group, from start, step apart, and returns the key.
+func fillSeries(t *testing.T, c *federated.Client, host, metricName string, start time.Time, n int, step time.Duration) string {
+	t.Helper()
+	key := mustKey(t, c, start, host, metricName)
+	addrs, err := c.AllServers(c.KeyToNode(key))
+	require.NoError(t, err)
+	for _, addr := range addrs {
+		card, err := fillScript.Run(context.Background(), directClient(t, addr), []string{key},
+			start.Unix(), n, step.Seconds()).Int64()
+		require.NoError(t, err)
+		require.Equal(t, int64(n), card, "members written to %s", addr)
+	}
+	return key
+}
+
+// A key is read in pages: many members of one score, more than a page,
+// come back once each, as do those around them.
+func TestRangeReadsManyMembersOfOneScore(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	key := mustKey(t, c, day, "web1", "cpu")
+	rc := directClient(t, servers[0].Addr())
+	var want []federated.Point
+	add := func(sec float64, n int) {
+		var zs []redis.Z
+		for i := range n {
+			v := float64(len(want))
+			zs = append(zs, redis.Z{Score: float64(day.Unix()) + sec, Member: fmt.Sprintf("%g:%g", float64(day.Unix())+sec, v)})
+			want = append(want, federated.Point{Time: day.Add(time.Duration(sec * float64(time.Second))), Value: v})
+			if len(zs) == 1000 || i == n-1 {
+				require.NoError(t, rc.ZAdd(ctx, key, zs...).Err())
+				zs = zs[:0]
+			}
+		}
+	}
+	add(1, 999)  // a page but one: the next page starts inside a score
+	add(2, 2500) // two pages and a half at one score
+	add(3, 1)
+	add(4, 1000)
+
+	got, err := c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	assert.Equal(t, want, got)
+}
+
+// readSizes is a go-redis hook that keeps the most members any one range
+// read command answered with.
+type readSizes struct {
+	mu       sync.Mutex
+	most     int
+	commands int
+}
+
+func (h *readSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *readSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.note(cmd)
+		return err
+	}
+}
+
+func (h *readSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			h.note(cmd)
+		}
+		return err
+	}
+}
+
+func (h *readSizes) note(cmd redis.Cmder) {
+	if !strings.HasSuffix(cmd.Name(), "rangebyscore") {
+		return
+	}
+	n := 0
+	switch cmd := cmd.(type) {
+	case *redis.ZSliceCmd:
+		n = len(cmd.Val())
+	case *redis.StringSliceCmd:
+		n = len(cmd.Val())
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.most, h.commands = max(h.most, n), h.commands+1
+}
+
+// No command of a read holds a server for long: a series of 100,000
+// points is read whole in commands of at most 1,000 members each (a page
+// of 1,000 takes a server about 0.4 ms; one ZRANGEBYSCORE of 300,000,
+// 35 ms, while every writer waits).
+func TestRangeReadsInPages(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	sizes := &readSizes{}
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{sizes}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	const n = 100_000
+	fillSeries(t, c, "web1", "cpu", day, n, 250*time.Millisecond)
+
+	end := day.Add((n - 1) * 250 * time.Millisecond)
+	points, err := c.Range(ctx, "web1", "cpu", day, end)
+	require.NoError(t, err)
+	assert.Equal(t, n, len(points), "points read")
+	assert.LessOrEqual(t, sizes.most, 1000, "members of the biggest read command")
+	assert.GreaterOrEqual(t, sizes.commands, n/1000, "read commands")
+}
+
+// A read that runs out of time is the reader's failure: it does not mark
+// the server down, and writers go on using it.
+func TestReadTimeoutLeavesServerUp(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	require.NoError(t, c.Record(ctx, "web1", "cpu", at, 1))
+
+	require.NoError(t, servers[0].Pause())
+	reads := []struct {
+		name string
+		read func() error
+	}{
+		{"Range", func() error { _, err := c.Range(ctx, "web1", "cpu", at, at); return err }},
+		{"Latest", func() error { _, err := c.Latest(ctx, "web1", "cpu"); return err }},
+		{"Hosts", func() error { _, err := c.Hosts(ctx, time.Time{}); return err }},
+	}
+	for _, r := range reads {
+		err := r.read()
+		require.Error(t, err, r.name)
+		var timeout interface{ Timeout() bool }
+		assert.True(t, errors.As(err, &timeout) && timeout.Timeout(), "%s: a timeout: %v", r.name, err)
+		assert.Contains(t, err.Error(), servers[0].Addr(), "%s: the error names the server", r.name)
+		assert.False(t, c.IsServerDown(servers[0].Addr()), "%s marked the server down", r.name)
+	}
+	require.NoError(t, servers[0].Resume())
+	require.NoError(t, c.Record(ctx, "web1", "cpu", at.Add(time.Second), 2))
+	points, err := c.Range(ctx, "web1", "cpu", at, at.Add(time.Second))
+	require.NoError(t, err)
+	assert.Len(t, points, 2)
+}
