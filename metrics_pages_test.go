@@ -146,8 +146,12 @@ func TestRangeReadsInPages(t *testing.T) {
 	points, err := c.Range(ctx, "web1", "cpu", day, end)
 	require.NoError(t, err)
 	assert.Equal(t, n, len(points), "points read")
+	sum, err := c.RangeSummary(ctx, "web1", "cpu", day, end, 1000)
+	require.NoError(t, err)
+	assert.Equal(t, n, sum.Total)
+	assert.Equal(t, 1000, len(sum.Points), "points of the summary")
 	assert.LessOrEqual(t, sizes.most, 1000, "members of the biggest read command")
-	assert.GreaterOrEqual(t, sizes.commands, n/1000, "read commands")
+	assert.GreaterOrEqual(t, sizes.commands, 2*n/1000, "read commands")
 }
 
 // A read that runs out of time is the reader's failure: it does not mark
@@ -167,6 +171,10 @@ func TestReadTimeoutLeavesServerUp(t *testing.T) {
 		read func() error
 	}{
 		{"Range", func() error { _, err := c.Range(ctx, "web1", "cpu", at, at); return err }},
+		{"RangeSummary", func() error {
+			_, err := c.RangeSummary(ctx, "web1", "cpu", at, at, 100)
+			return err
+		}},
 		{"Latest", func() error { _, err := c.Latest(ctx, "web1", "cpu"); return err }},
 		{"Hosts", func() error { _, err := c.Hosts(ctx, time.Time{}); return err }},
 	}
