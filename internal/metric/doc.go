@@ -9,8 +9,12 @@
 // or an hour ("2026-11-25T13"), and Period.Parse turns it back into a time,
 // so retention can find and drop whole periods. A host never contains ':'
 // and a metric name may, so a key splits at its first two colons. Host and
-// metric names are valid UTF-8 without control characters, at most
-// MaxHostLen and MaxMetricLen bytes.
+// metric names are valid UTF-8, at most MaxHostLen and MaxMetricLen bytes,
+// without characters that are invisible or change how the text around them
+// is shown (controls, format characters such as U+200B and the
+// bidirectional overrides, line and paragraph separators, spaces other than
+// the ASCII space; ValidateHost has the exact rule), so that two series
+// never look alike.
 //
 // Each sample is a member "$timestamp:$value" with the timestamp, in Unix
 // seconds with an optional fraction, also as its score: "1290000000:0.5".

@@ -6,13 +6,15 @@ import (
 )
 
 // ErrBadHost reports a host name that cannot be part of a metric key: empty,
-// too long, containing ':', a control character or invalid UTF-8. The error
-// quotes the host and says where the problem is.
+// too long, containing ':', invalid UTF-8, or a character that is invisible
+// or changes how text is shown (see ValidateHost). The error quotes the host
+// and says where the problem is.
 var ErrBadHost = errors.New("federated: bad host")
 
 // ErrBadMetric reports a metric name that cannot be part of a metric key:
-// empty, too long, containing a control character or invalid UTF-8. The error
-// quotes the name and says where the problem is.
+// empty, too long, invalid UTF-8, or a character that is invisible or
+// changes how text is shown (see ValidateHost). The error quotes the name
+// and says where the problem is.
 var ErrBadMetric = errors.New("federated: bad metric name")
 
 // ErrBadValue reports a sample value that is NaN or ±Inf.

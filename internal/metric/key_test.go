@@ -99,11 +99,13 @@ func TestParseKeyRejects(t *testing.T) {
 		{"not a date", Day, "yesterday:web1:cpu", ErrBadPeriod, `"yesterday"`},
 		{"empty period", Day, ":web1:cpu", ErrBadPeriod, `""`},
 		{"empty host", Day, "2026-11-25::cpu", ErrBadHost, "empty host"},
-		{"control in host", Day, "2026-11-25:we\tb1:cpu", ErrBadHost, `"we\tb1": control character 0x09 at byte 2`},
+		{"control in host", Day, "2026-11-25:we\tb1:cpu", ErrBadHost, `"we\tb1": control character U+0009 at byte 2`},
 		{"long host", Day, "2026-11-25:" + strings.Repeat("h", 300) + ":cpu", ErrBadHost, "300 bytes"},
 		{"empty metric", Day, "2026-11-25:web1:", ErrBadMetric, "empty metric"},
 		{"bad UTF-8 metric", Hour, "2026-11-25T13:web1:cpu\xff", ErrBadMetric, `"cpu\xff": invalid UTF-8 at byte 3`},
-		{"DEL in metric", Day, "2026-11-25:web1:a:\x7f", ErrBadMetric, "control character 0x7f at byte 2"},
+		{"DEL in metric", Day, "2026-11-25:web1:a:\x7f", ErrBadMetric, "control character U+007F at byte 2"},
+		{"zero-width space in host", Day, "2026-11-25:web\u200b1:cpu", ErrBadHost, `"web\u200b1": invisible format character U+200B at byte 3`},
+		{"override in metric", Hour, "2026-11-25T13:web1:cpu.\u202eresu", ErrBadMetric, "invisible format character U+202E at byte 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -27,22 +28,50 @@ var (
 )
 
 // ValidateHost reports whether host can be the host part of a metric key.
-// It must be 1 to MaxHostLen bytes of valid UTF-8 with no ':' and no control
-// character (a byte below 0x20, or 0x7f). The error wraps ErrBadHost.
+// It must be 1 to MaxHostLen bytes of valid UTF-8 with no ':' and no
+// character that is invisible or that changes how the text around it is
+// shown, since two series whose names differ only by such a character look
+// the same in every list, graph and log. The characters refused are those
+// of the Unicode categories
+//
+//   - Cc, the controls: bytes below 0x20 (tab, newline and carriage return
+//     among them), DEL 0x7f, and U+0080 to U+009F;
+//   - Cf, the format characters: the soft hyphen U+00AD, the zero-width
+//     space, joiners and direction marks U+200B to U+200F, the
+//     bidirectional embeddings and overrides U+202A to U+202E and isolates
+//     U+2066 to U+2069, the word joiner U+2060, the byte order mark U+FEFF,
+//     the tag characters U+E0001 to U+E007F, and the rest of Cf;
+//   - Zl and Zp, the line and paragraph separators U+2028 and U+2029;
+//   - Zs but the ASCII space: the no-break space U+00A0, the spaces of
+//     other widths U+2000 to U+200A, U+202F, U+205F, U+3000 and the rest.
+//
+// The ASCII space U+0020 is allowed, as the Perl writers allow it. Letters
+// and marks of every script, symbols and unassigned code points are
+// allowed. The error wraps ErrBadHost and names the character as U+XXXX and
+// its byte offset.
 func ValidateHost(host string) error {
 	return checkName(host, "host", ErrBadHost, MaxHostLen, false)
 }
 
 // ValidateMetric reports whether metric can be the metric part of a metric
-// key. It must be 1 to MaxMetricLen bytes of valid UTF-8 with no control
-// character; unlike a host it may contain ':'. The error wraps ErrBadMetric.
+// key. It must be 1 to MaxMetricLen bytes of valid UTF-8 and may hold the
+// characters a host may (see ValidateHost) and ':' too. The error wraps
+// ErrBadMetric.
 func ValidateMetric(metric string) error {
 	return checkName(metric, "metric name", ErrBadMetric, MaxMetricLen, true)
 }
 
-// checkName does the work of ValidateHost and ValidateMetric. The loop looks
-// at ASCII bytes only and decodes runes only past the first non-ASCII byte,
-// because names are nearly always ASCII and are checked on the write path.
+// Unreadable describes the first character of s that a host or metric name
+// may not hold (see ValidateHost), with its byte offset ("format character
+// U+200B at byte 3", "invalid UTF-8 at byte 1"), and returns "" when there
+// is none; ':' is allowed. Other names that end up in keys and logs, such as
+// a federation's node names and its journal key, are held to the same rule
+// with it.
+func Unreadable(s string) string {
+	return nameProblem(s, true)
+}
+
+// checkName does the work of ValidateHost and ValidateMetric.
 func checkName(name, what string, sentinel error, maxLen int, colonOK bool) error {
 	switch {
 	case name == "":
@@ -51,26 +80,55 @@ func checkName(name, what string, sentinel error, maxLen int, colonOK bool) erro
 		return fmt.Errorf("%w %s: %d bytes, longer than the limit of %d",
 			sentinel, quote(name), len(name), maxLen)
 	}
+	if problem := nameProblem(name, colonOK); problem != "" {
+		return fmt.Errorf("%w %s: %s", sentinel, quote(name), problem)
+	}
+	return nil
+}
+
+// nameProblem says what is wrong with the first character of name that it
+// may not hold, and where, or returns "". The loop looks at ASCII bytes only
+// and decodes runes only past the first non-ASCII byte, because names are
+// nearly always ASCII and are checked on the write path.
+func nameProblem(name string, colonOK bool) string {
 	for i := 0; i < len(name); {
 		c := name[i]
 		if c < utf8.RuneSelf {
 			switch {
 			case c < 0x20 || c == 0x7f:
-				return fmt.Errorf("%w %s: control character 0x%02x at byte %d",
-					sentinel, quote(name), c, i)
+				return fmt.Sprintf("control character U+%04X at byte %d", c, i)
 			case c == ':' && !colonOK:
-				return fmt.Errorf("%w %s: contains ':' at byte %d", sentinel, quote(name), i)
+				return fmt.Sprintf("contains ':' at byte %d", i)
 			}
 			i++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(name[i:])
 		if r == utf8.RuneError && size == 1 {
-			return fmt.Errorf("%w %s: invalid UTF-8 at byte %d", sentinel, quote(name), i)
+			return fmt.Sprintf("invalid UTF-8 at byte %d", i)
+		}
+		if kind := hiddenKind(r); kind != "" {
+			return fmt.Sprintf("%s U+%04X at byte %d", kind, r, i)
 		}
 		i += size
 	}
-	return nil
+	return ""
+}
+
+// hiddenKind names the kind of a non-ASCII character that ValidateHost
+// refuses, or returns "".
+func hiddenKind(r rune) string {
+	switch {
+	case unicode.Is(unicode.Cc, r):
+		return "control character"
+	case unicode.Is(unicode.Cf, r):
+		return "invisible format character"
+	case unicode.Is(unicode.Zs, r):
+		return "non-ASCII space"
+	case unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r):
+		return "line or paragraph separator"
+	}
+	return ""
 }
 
 // ValidateValue reports whether v can be stored as a sample value: any
