@@ -23,7 +23,8 @@
 // deduplicates them byte for byte: the same sample always gives the same
 // bytes. ParseMember reads what the Perl writers wrote (integers, decimals,
 // exponents, signs) and nothing else: no NaN or infinity, hex, underscores
-// or white space.
+// or white space, and no number too large or too small for a float64
+// ("1e400", and "1e-400", which would otherwise be read as 0).
 //
 // Everything here is a pure function or an immutable value, safe for
 // concurrent use. The Append functions (AppendKey, AppendMember,

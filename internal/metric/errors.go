@@ -34,8 +34,9 @@ var ErrBadPeriod = errors.New("federated: bad period")
 var ErrBadKey = errors.New("federated: bad metric key")
 
 // ErrBadMember reports a sorted-set member that ParseMember cannot read as
-// "timestamp:value". Where the number is readable but out of range the error
-// also wraps ErrBadTimestamp or ErrBadValue.
+// "timestamp:value", or whose number is too large or too small for a
+// float64. Where the number is a float64 but out of range the error also
+// wraps ErrBadTimestamp or ErrBadValue.
 var ErrBadMember = errors.New("federated: bad member")
 
 // maxQuoted is how many bytes of an offending string an error message

@@ -63,8 +63,10 @@ func FormatMember(ts, value float64) (string, error) {
 // "1290000000.25:-3e-5". Either number may have a sign, a fraction and an
 // exponent. ParseMember refuses what neither writer produces and
 // strconv.ParseFloat would otherwise let through: NaN and infinities however
-// spelled, hex floats, underscores and white space. It also refuses an
-// empty part, a missing or second ':', and numbers out of range (see
+// spelled, hex floats, underscores, white space, and a number that is not
+// zero but too small for a float64 ("1e-400", which ParseFloat reads as 0;
+// see Underflows). It also refuses an empty part, a missing or second ':',
+// numbers too large for a float64, and numbers out of range (see
 // ValidateTimestamp and ValidateValue). It does not allocate unless it fails.
 // The error quotes the member and wraps ErrBadMember, and ErrBadTimestamp or
 // ErrBadValue when a number is readable but out of range.
@@ -119,13 +121,42 @@ func parseNumber(member, text string, offset int, what string) (float64, error) 
 		return float64(whole), nil
 	}
 	f, err := strconv.ParseFloat(text, 64)
-	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			return 0, memberError(member, fmt.Sprintf("%s %s is out of float64 range", what, text))
-		}
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, memberError(member, fmt.Sprintf("%s %s is out of float64 range", what, text))
+	case err != nil:
 		return 0, memberError(member, fmt.Sprintf("%s %s is not a decimal number", what, text))
+	case f == 0 && !zeroMantissa(text):
+		return 0, memberError(member, fmt.Sprintf("%s %s is out of float64 range: too small, it is not 0 but would be read as 0",
+			what, text))
 	}
 	return f, nil
+}
+
+// Underflows reports whether text is a number that strconv.ParseFloat reads
+// as 0, without an error, although its digits are not all zeros: "1e-400",
+// or a fraction with hundreds of zeros before its first other digit. Such a
+// number is too small for a float64, and taken as 0 it would store another
+// value than the one written, or a time in 1970. ParseMember refuses it as
+// it refuses "1e400"; parsers of other input call Underflows to do the same.
+func Underflows(text string) bool {
+	f, err := strconv.ParseFloat(text, 64)
+	return err == nil && f == 0 && !zeroMantissa(text)
+}
+
+// zeroMantissa reports whether the digits of a number before its exponent
+// are all zeros, so that it is written as zero ("0", "-0.0", "0e5", and
+// in ParseFloat's other syntax "0x0p3" and "0_0").
+func zeroMantissa(text string) bool {
+	text = strings.TrimLeft(text, "+-")
+	mantissa, exp := text, "eE"
+	if len(text) > 1 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') {
+		mantissa, exp = text[2:], "pP"
+	}
+	if i := strings.IndexAny(mantissa, exp); i >= 0 {
+		mantissa = mantissa[:i]
+	}
+	return strings.Trim(mantissa, "0._") == ""
 }
 
 // memberError returns an error about member that wraps ErrBadMember.

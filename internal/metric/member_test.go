@@ -106,7 +106,11 @@ func TestParseMemberPerl(t *testing.T) {
 		{"1290000000:.5", 1290000000, 0.5},
 		{"1290000000:5.", 1290000000, 5},
 		{"1290000000:00012", 1290000000, 12},
-		{"1290000000:1e-400", 1290000000, 0},
+		{"1290000000:0e-400", 1290000000, 0},
+		{"1290000000:-0.000e5", 1290000000, 0},
+		{"1290000000:5e-324", 1290000000, 5e-324},
+		{"1290000000:1e-310", 1290000000, 1e-310},
+		{"0.0:1", 0, 1},
 		{"1290000000.:1", 1290000000, 1},
 		{"1.29e9:1", 1290000000, 1},
 		{"+1290000000:1", 1290000000, 1},
@@ -173,6 +177,12 @@ func TestParseMemberRejects(t *testing.T) {
 		{"1290000000:1e999", nil, "value 1e999 is out of float64 range"},
 		{"1290000000:-1e309", nil, "value -1e309 is out of float64 range"},
 		{"1e999:1", nil, "timestamp 1e999 is out of float64 range"},
+		{"1290000000:1e-400", nil, "value 1e-400 is out of float64 range: too small, it is not 0 but would be read as 0"},
+		{"1290000000:-1e-400", nil, "value -1e-400 is out of float64 range: too small"},
+		{"1290000000:2e-324", nil, "value 2e-324 is out of float64 range: too small"},
+		{"1290000000:0." + strings.Repeat("0", 400) + "1", nil, "is out of float64 range: too small"},
+		{"1e-400:1", nil, "timestamp 1e-400 is out of float64 range: too small"},
+		{"-1e-400:1", nil, "timestamp -1e-400 is out of float64 range: too small"},
 		{"-1:1", ErrBadTimestamp, "timestamp -1: negative"},
 		{"-1e-300:1", ErrBadTimestamp, "timestamp -1e-300: negative"},
 		{"253402300800:1", ErrBadTimestamp, "timestamp 253402300800: in year 10000 or later"},
@@ -189,6 +199,43 @@ func TestParseMemberRejects(t *testing.T) {
 			assert.Zero(t, value, "a failed ParseMember should return 0")
 			assert.Contains(t, err.Error(), quote(tt.in), "error should quote the member")
 			assert.Contains(t, err.Error(), tt.why, "error should say what is wrong")
+		})
+	}
+}
+
+func TestUnderflows(t *testing.T) {
+	tests := []struct {
+		text string
+		want bool
+	}{
+		{"1e-400", true},
+		{"-1e-400", true},
+		{"+1E-400", true},
+		{"2e-324", true},
+		{".1e-330", true},
+		{"0." + strings.Repeat("0", 400) + "1", true},
+		{"0x1p-2000", true},
+		{"0x_1p-2000", true},
+		{"3e-324", false}, // rounds up to the smallest subnormal, 5e-324
+		{"5e-324", false},
+		{"1e-310", false},
+		{"0", false},
+		{"-0", false},
+		{"0.000", false},
+		{"00e-400", false},
+		{"-0.0e+5", false},
+		{"0x0p3", false},
+		{"0x_0p-2000", false},
+		{"1", false},
+		{"1e400", false}, // overflow: ParseFloat's error says so
+		{"NaN", false},
+		{"abc", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			got := Underflows(tt.text)
+			assert.Equal(t, tt.want, got, "Underflows(%q): got %v, want %v", tt.text, got, tt.want)
 		})
 	}
 }

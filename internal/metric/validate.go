@@ -132,7 +132,9 @@ func hiddenKind(r rune) string {
 }
 
 // ValidateValue reports whether v can be stored as a sample value: any
-// float64 but NaN, +Inf and -Inf. The error wraps ErrBadValue.
+// float64 but NaN, +Inf and -Inf. A float64 cannot tell a value written as
+// "1e-400" from 0, so a parser of text refuses that before it gets here
+// (ParseMember does; see Underflows). The error wraps ErrBadValue.
 func ValidateValue(v float64) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("%w %s: not a finite number", ErrBadValue, formatFloat(v))
