@@ -30,10 +30,11 @@ var ErrInvalidConfig = errors.New("federated: invalid configuration")
 // names the key, its period and the oldest period kept.
 var ErrPeriodDropped = errors.New("federated: period dropped")
 
-// ErrTemporary reports a metric write that a server refused for a reason
-// that passes: it is out of memory, loading its data, busy with a script,
-// or a read-only replica (until it is promoted). The same write may
-// succeed later; others, such as ErrWrongType, fail the same way again.
+// ErrTemporary reports a command that a server refused for a reason that
+// passes: it is out of memory, loading its data, busy with a script, or a
+// read-only replica (until it is promoted). The same command may succeed
+// later; others, such as ErrWrongType, fail the same way again. A metric
+// write refused so goes to the next server of its group.
 var ErrTemporary = errors.New("federated: server cannot take the write now")
 
 // ErrWrongType reports a metric write refused because its key holds
@@ -60,10 +61,15 @@ func (e *ServerError) Error() string {
 	return fmt.Sprintf("federated: node %s, server %s: %v", e.Node, e.Server, e.Err)
 }
 
-// Unwrap returns the cause and, for a server that is down, ErrServerDown.
+// Unwrap returns the cause and, for a server that is down, ErrServerDown;
+// for a refusal of Redis that passes (OOM, LOADING, BUSY, READONLY,
+// MASTERDOWN...), ErrTemporary.
 func (e *ServerError) Unwrap() []error {
-	if e.down && !errors.Is(e.Err, ErrServerDown) {
+	switch {
+	case e.down && !errors.Is(e.Err, ErrServerDown):
 		return []error{ErrServerDown, e.Err}
+	case isTemporaryReply(e.Err):
+		return []error{ErrTemporary, e.Err}
 	}
 	return []error{e.Err}
 }

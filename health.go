@@ -449,6 +449,17 @@ type retries struct {
 	fresh     bool // the same server was tried again on its new client
 }
 
+// leave reports whether to try another server of n after a server refused
+// a write, and counts the try: each other server of the group at most once,
+// failovers included.
+func (r *retries) leave(n *node) bool {
+	if r.failovers >= len(n.servers)-1 {
+		return false
+	}
+	r.failovers++
+	return true
+}
+
 // again reports whether to try again after a failure on s, and counts the
 // try: the failure came from a client of s since replaced, or s was marked
 // down and another server of n may be up.

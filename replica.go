@@ -223,7 +223,13 @@ func (c *Client) writeServer(ctx context.Context, s *server, rc *redis.Client, w
 	if err != nil {
 		return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
 	}
-	return w.parseReply(val)
+	if err := w.parseReply(val); err != nil {
+		return &ServerError{Node: s.node, Server: s.addr, Err: err}
+	}
+	for i, err := range w.failed {
+		w.failed[i] = &ServerError{Node: s.node, Server: s.addr, Err: err}
+	}
+	return nil
 }
 
 // Horizon returns the oldest period a server keeps, as a period string, or

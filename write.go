@@ -213,7 +213,7 @@ func (w *writeBatch) parseReply(val any) error {
 		if dropped {
 			cause = droppedError(msg)
 		}
-		w.failed[i] = fmt.Errorf("federated: writing %s: %w", w.names[i], cause)
+		w.failed[i] = fmt.Errorf("writing %s: %w", w.names[i], cause)
 	}
 	return nil
 }
@@ -243,6 +243,21 @@ func (e scriptError) Is(target error) bool {
 // passes.
 var temporaryReplies = []string{"OOM ", "LOADING ", "BUSY ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "NOREPLICAS "}
 
+// isTemporaryReply reports an error reply of Redis for a state that
+// passes.
+func isTemporaryReply(err error) bool {
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return false
+	}
+	for _, prefix := range temporaryReplies {
+		if strings.HasPrefix(reply.Error(), prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // droppedError is the write script's message for a key of a dropped period.
 type droppedError string
 
@@ -256,7 +271,10 @@ func (e droppedError) Is(target error) bool { return target == ErrPeriodDropped 
 // failure of the server, a timeout included, the batch goes to the next up
 // server of the group, or again to the same server when the failure came
 // from its replaced client (see retries); each try has its own command
-// timeout.
+// timeout. A server that refuses the write for a reason that passes (out of
+// memory, loading, busy with a script, a read-only replica: ErrTemporary)
+// is left for the next up server of the group, which becomes the node's
+// current one; the refusing server is not marked down, since it answers.
 func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
 	var tries retries
 	for {
@@ -266,9 +284,78 @@ func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
 		}
 		rc := s.client.Load()
 		err = c.writeServer(ctx, s, rc, w)
+		if ctx.Err() != nil {
+			return err
+		}
+		if w.refused(err) {
+			if !tries.leave(n) || !c.leave(n, s, w.refusal(err)) {
+				return err
+			}
+			w.clearReply()
+			continue
+		}
 		var se *ServerError
-		if err == nil || !errors.As(err, &se) || ctx.Err() != nil || !tries.again(n, s, rc != s.client.Load()) {
-			return err // written, refused by Redis, the caller gave up, or no try left
+		if err == nil || !errors.As(err, &se) || !tries.again(n, s, rc != s.client.Load()) {
+			return err // written, refused by Redis, or no try left
 		}
 	}
+}
+
+// refused reports whether the server refused the write, or one of its keys,
+// for a reason that passes, given the error of the whole call.
+func (w *writeBatch) refused(err error) bool {
+	if err != nil {
+		return errors.Is(err, ErrTemporary)
+	}
+	for _, e := range w.failed {
+		if errors.Is(e, ErrTemporary) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal returns the error of a refused write: the whole call's, or the
+// first key's that passes.
+func (w *writeBatch) refusal(err error) error {
+	if err != nil {
+		return err
+	}
+	for _, e := range w.failed {
+		if errors.Is(e, ErrTemporary) {
+			return e
+		}
+	}
+	return nil
+}
+
+// clearReply forgets the reply of a try, so that the batch can be sent
+// again.
+func (w *writeBatch) clearReply() {
+	w.added = 0
+	clear(w.failed)
+}
+
+// leave moves a node's commands off s, which refused a write, to the next
+// up server of its group. It reports false when there is none.
+func (c *Client) leave(n *node, s *server, cause error) bool {
+	from := -1
+	for i, x := range n.servers {
+		if x == s {
+			from = i
+		}
+	}
+	for k := 1; k < len(n.servers); k++ {
+		j := (from + k) % len(n.servers)
+		next := n.servers[j]
+		if next.down.Load() {
+			continue
+		}
+		if n.current.CompareAndSwap(int32(from), int32(j)) {
+			c.opts.Logger.Warn("federated: node failed over: its server refuses writes", "node", n.name,
+				"from", s.addr, "to", next.addr, "err", cause)
+		}
+		return true
+	}
+	return false
 }

@@ -1,0 +1,188 @@
+package federated_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// refusal puts a server in a state where it refuses writes with a reply
+// that passes, and returns a function that ends it.
+type refusal struct {
+	name  string
+	reply string // the prefix of Redis's error
+	args  []string
+	start func(t *testing.T, rc *redis.Client, s *redistest.Server) (end func())
+}
+
+// deadPort returns a loopback address nothing listens on.
+func deadPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// replicaOfNothing makes a server the replica of a master that is not
+// there: it refuses writes (READONLY), or every command with
+// replica-serve-stale-data off (MASTERDOWN).
+func replicaOfNothing(staleData bool) func(t *testing.T, rc *redis.Client, s *redistest.Server) func() {
+	return func(t *testing.T, rc *redis.Client, s *redistest.Server) func() {
+		ctx := context.Background()
+		host, port, _ := net.SplitHostPort(deadPort(t))
+		if !staleData {
+			require.NoError(t, rc.ConfigSet(ctx, "replica-serve-stale-data", "no").Err())
+		}
+		require.NoError(t, rc.SlaveOf(ctx, host, port).Err())
+		return func() {
+			require.NoError(t, rc.SlaveOf(ctx, "NO", "ONE").Err())
+			require.NoError(t, rc.ConfigSet(ctx, "replica-serve-stale-data", "yes").Err())
+		}
+	}
+}
+
+var refusals = []refusal{
+	{name: "out of memory", reply: "OOM", start: func(t *testing.T, rc *redis.Client, _ *redistest.Server) func() {
+		ctx := context.Background()
+		require.NoError(t, rc.ConfigSet(ctx, "maxmemory", "1").Err())
+		return func() { require.NoError(t, rc.ConfigSet(ctx, "maxmemory", "0").Err()) }
+	}},
+	{name: "read-only replica", reply: "READONLY", start: replicaOfNothing(true)},
+	{name: "replica without its master", reply: "MASTERDOWN", start: replicaOfNothing(false)},
+	{name: "busy with a script", reply: "BUSY", start: func(t *testing.T, rc *redis.Client, s *redistest.Server) func() {
+		ctx := context.Background()
+		require.NoError(t, rc.ConfigSet(ctx, "busy-reply-threshold", "20").Err())
+		busy := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, ReadTimeout: -1})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// A script that runs until it is killed.
+			_ = busy.Eval(context.Background(), "while true do end", nil).Err()
+		}()
+		require.Eventually(t, func() bool {
+			err := rc.Ping(ctx).Err()
+			return err != nil && err.Error()[:4] == "BUSY"
+		}, 5*time.Second, 5*time.Millisecond)
+		return func() {
+			require.NoError(t, rc.ScriptKill(ctx).Err())
+			<-done
+			_ = busy.Close()
+		}
+	}},
+	{name: "loading its data", reply: "LOADING",
+		// Each key of the snapshot takes 100µs to load: 20,000 keys keep
+		// the server loading for two seconds after it restarts, answering
+		// LOADING meanwhile.
+		args: []string{"--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024"},
+		start: func(t *testing.T, rc *redis.Client, s *redistest.Server) func() {
+			ctx := context.Background()
+			pipe := rc.Pipeline()
+			for i := range 20000 {
+				pipe.Set(ctx, fmt.Sprintf("filler:%d", i), i, 0)
+			}
+			_, err := pipe.Exec(ctx)
+			require.NoError(t, err)
+			require.NoError(t, rc.Save(ctx).Err())
+			restarted := make(chan error, 1)
+			go func() { restarted <- s.Restart() }() // returns once loaded
+			require.Eventually(t, func() bool {
+				err := rc.Ping(ctx).Err()
+				return err != nil && len(err.Error()) > 7 && err.Error()[:7] == "LOADING"
+			}, 10*time.Second, 2*time.Millisecond)
+			return func() { require.NoError(t, <-restarted) }
+		}},
+}
+
+// A server that refuses writes for a reason that passes (out of memory, a
+// read-only or cut-off replica, a long script, loading its snapshot) is
+// left for the next server of its group: every metric write succeeds, the
+// node's current server moves, and the refusing server is not marked down,
+// since it answers.
+func TestRefusedWritesFailOverInTheGroup(t *testing.T) {
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			servers := redistest.StartN(t, 2, redistest.Options{Args: r.args})
+			addrs := redistest.Addrs(servers)
+			c := newClient(t, federated.Config{
+				Nodes:   map[string]federated.Node{"group": {Addresses: addrs}},
+				Options: testOptions(),
+			})
+			refusing := serverByAddr(servers, currentOf(t, c, "group"))
+			healthy := otherServer(servers, refusing.Addr())
+			rc := redis.NewClient(&redis.Options{Addr: refusing.Addr(), DisableIdentity: true})
+			t.Cleanup(func() { _ = rc.Close() })
+			end := r.start(t, rc, refusing)
+			ctx := context.Background()
+
+			now := time.Now()
+			require.NoError(t, c.Record(ctx, "web1", "cpu", now, 1), "a point written while %s refuses", refusing.Addr())
+			rec, err := c.NewRecorder(federated.RecorderOptions{})
+			require.NoError(t, err)
+			for i := range 100 {
+				require.NoError(t, rec.Add("web1", "load", now.Add(time.Duration(i)*time.Millisecond), float64(i)))
+			}
+			require.NoError(t, rec.Close(ctx))
+			end()
+
+			assert.Equal(t, healthy.Addr(), currentOf(t, c, "group"), "the node's current server moved")
+			assert.False(t, c.IsServerDown(refusing.Addr()), "a server that answers is not marked down")
+			hc := redis.NewClient(&redis.Options{Addr: healthy.Addr(), DisableIdentity: true})
+			t.Cleanup(func() { _ = hc.Close() })
+			for metric, want := range map[string]int64{"cpu": 1, "load": 100} {
+				key, err := c.MetricKey(now, "web1", metric)
+				require.NoError(t, err)
+				assert.Equal(t, want, hc.ZCard(ctx, key).Val(), "%s on the healthy server", key)
+			}
+		})
+	}
+}
+
+// currentOf returns the address of a node's current server.
+func currentOf(t *testing.T, c *federated.Client, node string) string {
+	t.Helper()
+	addr, err := c.NodeToServer(node)
+	require.NoError(t, err)
+	return addr
+}
+
+// With nowhere else to go (a node of one server), a refusal is the write's
+// error: it matches ErrTemporary, and names the server.
+func TestRefusedWriteNamesItsServer(t *testing.T) {
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			s := redistest.StartT(t, redistest.Options{Args: r.args})
+			c := newClient(t, federated.Config{
+				Nodes:   map[string]federated.Node{"one": {Address: s.Addr()}},
+				Options: testOptions(),
+			})
+			rc := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+			t.Cleanup(func() { _ = rc.Close() })
+			end := r.start(t, rc, s)
+			var once sync.Once
+			t.Cleanup(func() { once.Do(end) })
+
+			err := c.Record(context.Background(), "web1", "cpu", time.Now(), 1)
+			once.Do(end)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, federated.ErrTemporary)
+			var se *federated.ServerError
+			require.True(t, errors.As(err, &se), "a *ServerError: %v", err)
+			assert.Equal(t, s.Addr(), se.Server)
+			assert.Contains(t, err.Error(), r.reply)
+			assert.False(t, c.IsServerDown(s.Addr()))
+		})
+	}
+}
