@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,10 @@ func TestParseRecordLine(t *testing.T) {
 		{"web1 m 1795600800 NaN", federated.ErrBadValue, "bad value NaN: not a finite number"},
 		{"web1 m 1795600800 -Inf", federated.ErrBadValue, "bad value -Inf"},
 		{"web1 m 1795600800 1e400", nil, `value "1e400" is out of the range of a float64`},
+		{"web1 m 1795600800 1e-400", nil, `value "1e-400" is out of the range of a float64: too small, it is not 0 but would be read as 0`},
+		{"web1 m 1795600800 -1e-400", nil, `value "-1e-400" is out of the range of a float64: too small`},
+		{"web1 m 1e-400 1", nil, `timestamp "1e-400" is out of the range of a float64: too small`},
+		{"web1 m 0." + strings.Repeat("0", 400) + "1 1", nil, "is out of the range of a float64: too small"},
 		{"web\u200b1 m 1795600800 1", federated.ErrBadHost, `bad host "web\u200b1": invisible format character U+200B at byte 3`},
 		{"web1 cpu\u202eresu 1795600800 1", federated.ErrBadMetric, "invisible format character U+202E at byte 3"},
 		{"web1 \u2066m 1795600800 1", federated.ErrBadMetric, "invisible format character U+2066 at byte 0"},
@@ -95,6 +100,7 @@ func FuzzParseRecordLine(f *testing.F) {
 		"web1.sfo cpu.user 1795600800 42",
 		"web1 disk:sda:used 2026-11-25T11:00:00.5+01:00 -1e-9",
 		"# comment", "", "web1 m 1795600800.123456 NaN", "a b 0x1p4 1_0",
+		"web1 m 1e-400 -1e-400", "web\u200b1 cpu\u202e 1795600800 1",
 	} {
 		f.Add(seed)
 	}
