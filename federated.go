@@ -149,6 +149,7 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 		Password:                 o.Password,
 		TLSConfig:                o.TLSConfig,
 		DialTimeout:              o.DialTimeout,
+		Dialer:                   guardedDialer(o.DialTimeout, o.TLSConfig),
 		ReadTimeout:              o.ReadTimeout,
 		WriteTimeout:             o.WriteTimeout,
 		ContextTimeoutEnabled:    true,

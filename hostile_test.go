@@ -1,12 +1,20 @@
 package federated_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +24,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/internal/replyguard"
 )
 
 // hostileKeys are keys of every byte value and of awkward UTF-8, by name.
@@ -476,4 +485,245 @@ func TestHostileRetryMultiplier(t *testing.T) {
 	got := logs.values("federated: server still down", "next_check")[:4]
 	want := []any{60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond}
 	assert.Equal(t, want, got, "a huge multiplier jumps to the cap, never past it")
+}
+
+// hostileServer is a fake Redis server on a loopback port, for replies no
+// real server sends: it answers HELLO with hello and every other command,
+// PING included, with reply. The first split bytes of an answer are written
+// one at a time, a millisecond apart, so that they reach the client in
+// reads of their own.
+type hostileServer struct {
+	ln           net.Listener
+	hello, reply []byte
+	split        int
+	commands     atomic.Int64 // commands read, HELLO included
+
+	mu     sync.Mutex // guards conns and closed
+	conns  []net.Conn
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// startHostileServer starts a hostileServer, speaking TLS when tlsConfig is
+// set, and stops it when the test ends.
+func startHostileServer(t *testing.T, tlsConfig *tls.Config, hello, reply string, split int) *hostileServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	h := &hostileServer{ln: ln, hello: []byte(hello), reply: []byte(reply), split: split}
+	h.wg.Go(h.accept)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		h.mu.Lock()
+		h.closed = true
+		for _, c := range h.conns {
+			_ = c.Close()
+		}
+		h.mu.Unlock()
+		h.wg.Wait()
+	})
+	return h
+}
+
+func (h *hostileServer) addr() string { return h.ln.Addr().String() }
+
+func (h *hostileServer) accept() {
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		h.conns = append(h.conns, c)
+		h.mu.Unlock()
+		h.wg.Go(func() { h.serve(c) })
+	}
+}
+
+func (h *hostileServer) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		h.commands.Add(1)
+		answer := h.reply
+		if strings.EqualFold(args[0], "HELLO") {
+			answer = h.hello
+		}
+		for i := 0; i < h.split && len(answer) > 0; i++ {
+			if _, err := c.Write(answer[:1]); err != nil {
+				return
+			}
+			answer = answer[1:]
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := c.Write(answer); err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one command as a client sends it: an array of bulk
+// strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	n, err := readLength(r, '*')
+	if err != nil {
+		return nil, err
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("a command of %d arguments", n)
+	}
+	args := make([]string, n)
+	for i := range args {
+		size, err := readLength(r, '$')
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, size+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		args[i] = string(b[:size])
+	}
+	return args, nil
+}
+
+func readLength(r *bufio.Reader, kind byte) (int, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	if len(line) < 4 || line[0] != kind {
+		return 0, fmt.Errorf("want a %c header, got %q", kind, line)
+	}
+	return strconv.Atoi(line[1 : len(line)-2])
+}
+
+// totalAlloc is the bytes the process has allocated since it started.
+func totalAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+// helloReplies are answers to go-redis's HELLO 3: a Redis before 6 refuses
+// it and go-redis stays on RESP2; Redis 7 answers with a map and RESP3
+// starts.
+const (
+	helloRefused = "-ERR unknown command 'HELLO'\r\n"
+	helloRESP3   = "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n" +
+		"$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
+)
+
+// hostileReplyTests are replies that declare more than a client should
+// allocate, or are not RESP at all, with what the error must say.
+var hostileReplyTests = []struct {
+	name         string
+	hello, reply string
+	split        int // bytes of the reply written one at a time
+	run          func(context.Context, *federated.Client) error
+	want         error
+	msg          string
+	allocated    uint64 // the most the process may allocate meanwhile; 0 means 64 MiB
+}{
+	{name: "array", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "*2000000000" declares 2000000000 elements, over the limit of 16777216 elements`},
+	{name: "array byte by byte", hello: helloRefused, reply: "*2000000000\r\n", split: 13, want: replyguard.ErrTooLarge,
+		msg: `header "*2000000000" declares 2000000000 elements`},
+	{name: "array to ZRANGEBYSCORE", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "*2000000000" declares 2000000000 elements`,
+		run: func(ctx context.Context, c *federated.Client) error {
+			return c.ZRangeByScore(ctx, "k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Err()
+		}},
+	{name: "array to a pipeline", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "*2000000000" declares 2000000000 elements`,
+		run: func(ctx context.Context, c *federated.Client) error {
+			return c.Pipeline().ZRangeByScore("k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).Poll(ctx)
+		}},
+	{name: "bulk", hello: helloRefused, reply: "$2000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`},
+	{name: "RESP3 map", hello: helloRESP3, reply: "%1000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "%1000000000" declares 1000000000 pairs, over the limit of 16777216 elements`},
+	{name: "RESP3 map byte by byte", hello: helloRESP3, reply: "%1000000000\r\n", split: 13, want: replyguard.ErrTooLarge,
+		msg: `header "%1000000000" declares 1000000000 pairs`},
+	{name: "RESP3 map to HGETALL", hello: helloRESP3, reply: "%1000000000\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "%1000000000" declares 1000000000 pairs`,
+		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
+	// Each header is within the limit, and go-redis allocates the first
+	// array's 256 MiB of slots; nested, they would take 1 GiB.
+	{name: "nested arrays", hello: helloRefused, reply: strings.Repeat("*16777216\r\n", 4), want: replyguard.ErrTooLarge,
+		msg:       `header "*16777216" inside 1 open aggregates brings the elements declared and not yet read to 33554431, over the limit of 16777216`,
+		allocated: 320 << 20},
+	{name: "deep nesting", hello: helloRefused, reply: strings.Repeat("*1\r\n", 1<<20), want: replyguard.ErrTooLarge,
+		msg: `header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`},
+	{name: "endless line", hello: helloRefused, reply: "+" + strings.Repeat("x", 1<<20), want: replyguard.ErrTooLarge,
+		msg: `a '+' line longer than 65536 bytes`},
+	{name: "hostile HELLO answer", hello: "*2000000000\r\n", reply: "+OK\r\n", want: replyguard.ErrTooLarge,
+		msg: `header "*2000000000" declares 2000000000 elements`},
+	{name: "not Redis", hello: "HTTP/1.1 400 Bad Request\r\n\r\n", reply: "HTTP/1.1 400 Bad Request\r\n\r\n", want: replyguard.ErrMalformed,
+		msg: `malformed reply: type byte 'H'`},
+}
+
+// TestHostileReplies sends replies that declare billions of elements or
+// bytes: the client gets a clear error at once, well within the command
+// timeout, takes the server for down, and the process allocates little,
+// while the command and the background re-checks meet the reply.
+func TestHostileReplies(t *testing.T) {
+	for _, tt := range hostileReplyTests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHostileServer(t, nil, tt.hello, tt.reply, tt.split)
+			checkHostileReply(t, h, nil, tt.run, tt.want, tt.msg, tt.allocated)
+		})
+	}
+}
+
+// checkHostileReply runs a command (a GET by Do when run is nil) against
+// h, over TLS when tlsConfig is set, and checks that it fails with want and
+// msg, within the command timeout, and that the process allocates at most
+// allocated bytes (64 MiB when 0) while the command and two background
+// checks of the server meet the reply.
+func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
+	run func(context.Context, *federated.Client) error, want error, msg string, allocated uint64) {
+	t.Helper()
+	if run == nil {
+		run = func(ctx context.Context, c *federated.Client) error { return c.Do(ctx, "k", "GET", "k").Err() }
+	}
+	if allocated == 0 {
+		allocated = 64 << 20
+	}
+	opts := testOptions()
+	opts.CommandTimeout = time.Second
+	opts.TLSConfig = tlsConfig
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: h.addr()}}, Options: opts})
+
+	before := totalAlloc()
+	start := time.Now()
+	err := run(context.Background(), c)
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, want)
+	assert.Contains(t, err.Error(), msg)
+	assert.Contains(t, err.Error(), h.addr(), "the error names the server")
+	assert.Less(t, elapsed, opts.CommandTimeout, "the error comes before the command timeout")
+	assert.ErrorIs(t, err, federated.ErrServerDown, "a server that sends such a reply is taken for down")
+	assert.True(t, c.IsServerDown(h.addr()))
+
+	// The background checks meet the same reply, and are refused the same
+	// way: the server stays down and the process whole.
+	commands := h.commands.Load()
+	require.Eventually(t, func() bool { return h.commands.Load() >= commands+2 }, 5*time.Second, 5*time.Millisecond,
+		"the server is checked again")
+	assert.True(t, c.IsServerDown(h.addr()))
+	grown := totalAlloc() - before
+	assert.Less(t, grown, allocated, "bytes allocated by the command and the checks: %d MiB", grown>>20)
 }
