@@ -165,6 +165,31 @@ func (p Period) Parse(s string) (time.Time, error) {
 	return time.Date(year, time.Month(month), day, hour, 0, 0, 0, time.UTC), nil
 }
 
+// PeriodShaped reports whether s has the shape of a period string of
+// either length, whether or not it names a real date: four ASCII digits,
+// '-', two, '-', two, and for an hour 'T' and two more ("2026-11-25",
+// "2026-11-25T13", "2026-13-45"). Retention takes a key whose text before
+// its first ':' has this shape for metric data, so no other key the system
+// keeps may begin that way.
+func PeriodShaped(s string) bool {
+	if len(s) != len(dayLayout) && len(s) != len(hourLayout) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch hourLayout[i] {
+		case '-', 'T':
+			if s[i] != hourLayout[i] {
+				return false
+			}
+		default:
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // digits returns the value of s, which holds only ASCII digits.
 func digits(s string) int {
 	n := 0

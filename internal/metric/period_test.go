@@ -267,3 +267,34 @@ func TestParsePeriodErrorWraps(t *testing.T) {
 	assert.True(t, errors.Is(err, ErrBadPeriod), "got %v, want an error wrapping ErrBadPeriod", err)
 	assert.True(t, strings.HasPrefix(err.Error(), "federated: "), "got %q, want the federated: prefix", err)
 }
+
+func TestPeriodShaped(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"2026-11-25", true},
+		{"2026-11-25T13", true},
+		{"2026-13-45", true}, // no real date, but retention's pattern takes it
+		{"0000-00-00T99", true},
+		{"2026-11-2", false},
+		{"2026-11-25T1", false},
+		{"2026-11-25T133", false},
+		{"2026-11-25 13", false},
+		{"2026/11/25", false},
+		{"２０２６-11-25", false},
+		{"journal", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.s, func(t *testing.T) {
+			got := PeriodShaped(tt.s)
+			assert.Equal(t, tt.want, got, "PeriodShaped(%q): got %v, want %v", tt.s, got, tt.want)
+		})
+	}
+	// Everything a Period formats has the shape.
+	for _, p := range []Period{Day, Hour} {
+		s := p.Format(date(2026, 11, 25, 13))
+		assert.True(t, PeriodShaped(s), "PeriodShaped(%q) of %v: got false, want true", s, p)
+	}
+}
