@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -33,7 +34,7 @@ type seriesReply struct {
 	From            string       `json:"from"` // RFC 3339, UTC
 	To              string       `json:"to"`
 	Points          [][2]float64 `json:"points"`
-	DownsampledFrom int          `json:"downsampled_from,omitempty"` // points in the range, when max_points cut them
+	DownsampledFrom int          `json:"downsampled_from,omitempty"` // points in the range, when there were more than max_points
 	Warning         string       `json:"warning,omitempty"`
 }
 
@@ -68,6 +69,8 @@ func (h *handler) apiMetrics(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiSeries answers GET /api/series?host=&metric=&from=&to=&range=&max_points=.
+// At most Options.MaxSeriesReads run at once; the others wait for a turn
+// within the request's time limit, then get 503.
 func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 	q, perr := parseSeriesQuery(r.URL.Query(), h.now())
 	if perr != nil {
@@ -76,8 +79,17 @@ func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	points, err := h.opts.Source.Range(ctx, q.Host, q.Metric, q.From, q.To)
-	warning, ok := h.sourceError(w, r, err, len(points) > 0)
+	select {
+	case h.seriesReads <- struct{}{}:
+	case <-ctx.Done():
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, errorReply{Error: fmt.Sprintf(
+			"busy: %d series reads under way, and none ended within %s; try again", cap(h.seriesReads), requestTimeout)})
+		return
+	}
+	sum, err := h.opts.Source.RangeSummary(ctx, q.Host, q.Metric, q.From, q.To, q.MaxPoints)
+	<-h.seriesReads
+	warning, ok := h.sourceError(w, r, err, len(sum.Points) > 0)
 	if !ok {
 		return
 	}
@@ -86,14 +98,13 @@ func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 		Metric:  q.Metric,
 		From:    q.From.UTC().Format(time.RFC3339Nano),
 		To:      q.To.UTC().Format(time.RFC3339Nano),
+		Points:  make([][2]float64, len(sum.Points)),
 		Warning: warning,
 	}
-	if q.MaxPoints > 0 && len(points) > q.MaxPoints {
-		reply.DownsampledFrom = len(points)
-		points = downsample(points, q.MaxPoints)
+	if sum.Downsampled() {
+		reply.DownsampledFrom = sum.Total
 	}
-	reply.Points = make([][2]float64, len(points))
-	for i, p := range points {
+	for i, p := range sum.Points {
 		reply.Points[i] = [2]float64{unixSeconds(p.Time), p.Value}
 	}
 	writeJSON(w, http.StatusOK, reply)
@@ -149,36 +160,4 @@ func nonNil(s []string) []string {
 // a metric can have (UnixNano overflows after 2262).
 func unixSeconds(t time.Time) float64 {
 	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
-}
-
-// downsample cuts points to at most max (at least 2) by splitting them into
-// max/2 runs of consecutive points and keeping the lowest and the highest
-// point of each run, in time order, so that spikes survive.
-func downsample(points []federated.Point, maxPoints int) []federated.Point {
-	buckets := max(maxPoints/2, 1)
-	out := make([]federated.Point, 0, 2*buckets)
-	for b := range buckets {
-		run := points[b*len(points)/buckets : (b+1)*len(points)/buckets]
-		if len(run) == 0 {
-			continue
-		}
-		lo, hi := 0, 0
-		for i, p := range run {
-			if p.Value < run[lo].Value {
-				lo = i
-			}
-			if p.Value > run[hi].Value {
-				hi = i
-			}
-		}
-		switch {
-		case lo == hi:
-			out = append(out, run[lo])
-		case lo < hi:
-			out = append(out, run[lo], run[hi])
-		default:
-			out = append(out, run[hi], run[lo])
-		}
-	}
-	return out
 }

@@ -126,6 +126,7 @@ func TestAPIBadParameters(t *testing.T) {
 		{"/api/series?host=web1.sfo&metric=cpu&range=1h&from=0", "range"},
 		{"/api/series?host=web1.sfo&metric=cpu&max_points=1", "max_points"},
 		{"/api/series?host=web1.sfo&metric=cpu&max_points=many", "max_points"},
+		{"/api/series?host=web1.sfo&metric=cpu&max_points=10001", "max_points"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -229,22 +230,6 @@ func TestAPIStatus(t *testing.T) {
 	_, body := get(t, srv, "/api/status")
 	assert.Contains(t, body, `"syncer":null`)
 	assert.Contains(t, body, `"check":null`)
-}
-
-func TestDownsample(t *testing.T) {
-	pts := make([]federated.Point, 101)
-	for i := range pts {
-		pts[i] = federated.Point{Time: time.Unix(int64(i), 0), Value: float64(i % 10)}
-	}
-	pts[37].Value = 1000 // a spike
-	got := downsample(pts, 10)
-	assert.LessOrEqual(t, len(got), 10)
-	assert.Contains(t, got, pts[37], "the spike survives")
-	for i := 1; i < len(got); i++ {
-		assert.True(t, got[i-1].Time.Before(got[i].Time), "sorted at %d: %v", i, got)
-	}
-	assert.Equal(t, []federated.Point{pts[0], pts[2]}, downsample(pts[:3], 2), "one run: its lowest and highest")
-	assert.Equal(t, pts[:1], downsample(pts[:1], 2), "one point")
 }
 
 // assertPoints checks JSON points against the points written.

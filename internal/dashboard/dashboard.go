@@ -27,9 +27,12 @@ type Source interface {
 	// Metrics returns the metrics of a host, sorted, changed at or after
 	// since.
 	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
-	// Range returns the points of a host's metric in [from, to], sorted by
-	// time.
-	Range(ctx context.Context, host, metric string, from, to time.Time) ([]federated.Point, error)
+	// RangeSummary returns at most maxPoints points of a host's metric in
+	// [from, to], sorted by time: every point when there are that few,
+	// else the lowest and highest of each span of the range. It reads in
+	// pages, so that its memory and its commands stay small whatever the
+	// range.
+	RangeSummary(ctx context.Context, host, metric string, from, to time.Time, maxPoints int) (federated.Summary, error)
 	// Status returns the health of every server.
 	Status() []federated.ServerStatus
 }
@@ -57,6 +60,10 @@ type Options struct {
 	// Other requests get 401. It must be printable ASCII without spaces,
 	// quotes, commas, semicolons or backslashes. Default: no token.
 	Token string
+	// MaxSeriesReads is how many /api/series reads run at once; more wait
+	// for their turn, up to the request's time limit, so that a page of
+	// many long ranges does not load the servers all at once. Default 4.
+	MaxSeriesReads int
 	// Logger receives failed reads of the Source. Default: slog.Default().
 	Logger *slog.Logger
 	// Now returns the present, for tests. Default: time.Now.
@@ -72,6 +79,14 @@ const (
 	DefaultRange = time.Hour
 	// MaxRange is the longest range /api/series reads.
 	MaxRange = 31 * 24 * time.Hour
+	// DefaultMaxPoints is how many points /api/series returns at most when
+	// max_points is not given: enough for a chart as wide as a screen.
+	DefaultMaxPoints = 1000
+	// MaxPoints is the largest max_points /api/series takes, which bounds
+	// a reply to about 400 KB of JSON.
+	MaxPoints = 10_000
+	// DefaultMaxSeriesReads is the default of Options.MaxSeriesReads.
+	DefaultMaxSeriesReads = 4
 	// TokenCookie is the cookie that carries Options.Token for the pages'
 	// script.
 	TokenCookie = "redfed_dashboard_token"
@@ -90,9 +105,10 @@ var assets embed.FS
 // handler serves the dashboard. Its fields are set by New and only read
 // afterwards.
 type handler struct {
-	opts  Options
-	mux   *http.ServeMux
-	pages map[string]*template.Template // by page name: "index", "status"
+	opts        Options
+	mux         *http.ServeMux
+	pages       map[string]*template.Template // by page name: "index", "status"
+	seriesReads chan struct{}                 // a slot for each series read under way
 }
 
 // New returns the dashboard's handler. It fails when Options.Source is nil
@@ -104,13 +120,20 @@ func New(opts Options) (http.Handler, error) {
 	if err := validateToken(opts.Token); err != nil {
 		return nil, err
 	}
+	if opts.MaxSeriesReads < 0 {
+		return nil, fmt.Errorf("dashboard: Options.MaxSeriesReads %d: want 0 (the default, %d) or more", opts.MaxSeriesReads, DefaultMaxSeriesReads)
+	}
+	if opts.MaxSeriesReads == 0 {
+		opts.MaxSeriesReads = DefaultMaxSeriesReads
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template)}
+	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template),
+		seriesReads: make(chan struct{}, opts.MaxSeriesReads)}
 	for _, name := range []string{"index", "status"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
 		if err != nil {

@@ -19,8 +19,16 @@
 // must carry the token (see Options.Token). Nothing the dashboard shows
 // holds a password: the Source does not expose any.
 //
+// Load: a series is read with Source.RangeSummary, in pages and cut down
+// to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it
+// is read, so that neither the servers, the reply nor the process's memory
+// grow with the range; at most Options.MaxSeriesReads series reads run at
+// once, the others wait their turn. A read that runs out of time fails its
+// chart, and does not mark a server down.
+//
 // Concurrency: the handler is safe for concurrent use; each request reads
-// the Source afresh and keeps no state between requests.
+// the Source afresh and keeps no state between requests but the count of
+// series reads under way.
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,

@@ -194,8 +194,8 @@ func (s *fakeSource) Hosts(context.Context, time.Time) ([]string, error) { retur
 func (s *fakeSource) Metrics(context.Context, string, time.Time) ([]string, error) {
 	return s.metrics, s.err
 }
-func (s *fakeSource) Range(context.Context, string, string, time.Time, time.Time) ([]federated.Point, error) {
-	return s.points, s.err
+func (s *fakeSource) RangeSummary(context.Context, string, string, time.Time, time.Time, int) (federated.Summary, error) {
+	return federated.Summary{Points: s.points, Total: len(s.points)}, s.err
 }
 func (s *fakeSource) Status() []federated.ServerStatus { return s.status }
 

@@ -21,7 +21,7 @@ func (e *paramError) Error() string { return e.Param + ": " + e.Problem }
 type seriesQuery struct {
 	Host, Metric string
 	From, To     time.Time
-	MaxPoints    int // 0: every point
+	MaxPoints    int // at least 2, at most MaxPoints
 }
 
 // rangePresets are the ranges the pages offer, in order.
@@ -36,9 +36,9 @@ var latestTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // parseSeriesQuery reads host, metric, from, to, range and max_points. The
 // range ends at to, or now; it starts at from, or range before its end, or
-// DefaultRange before it.
+// DefaultRange before it. max_points defaults to DefaultMaxPoints.
 func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
-	s := seriesQuery{Host: q.Get("host"), Metric: q.Get("metric"), To: now}
+	s := seriesQuery{Host: q.Get("host"), Metric: q.Get("metric"), To: now, MaxPoints: DefaultMaxPoints}
 	if s.Host == "" {
 		return s, &paramError{Param: "host", Problem: "missing"}
 	}
@@ -81,8 +81,8 @@ func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 	}
 	if v := q.Get("max_points"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 2 {
-			return s, &paramError{Param: "max_points", Problem: fmt.Sprintf("%q is not a whole number of at least 2", v)}
+		if err != nil || n < 2 || n > MaxPoints {
+			return s, &paramError{Param: "max_points", Problem: fmt.Sprintf("%q is not a whole number from 2 to %d", v, MaxPoints)}
 		}
 		s.MaxPoints = n
 	}

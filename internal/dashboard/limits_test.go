@@ -1,0 +1,135 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+)
+
+// A long range of a busy series comes back as a chart's worth of points,
+// not as every point: the reply is small whatever the range.
+func TestSeriesRepliesAreBounded(t *testing.T) {
+	f := newFixture(t, 1)
+	srv := serve(t, Options{Source: f.client})
+	const n = 50_000
+	start := f.base.Add(-24 * time.Hour).Truncate(24 * time.Hour) // a whole UTC day, in one key
+	key, err := f.client.MetricKey(start, "big.sfo", "req.rate")
+	require.NoError(t, err)
+	rc := redis.NewClient(&redis.Options{Addr: f.servers[0].Addr(), Password: testPassword, DisableIdentity: true})
+	defer rc.Close()
+	for first := 0; first < n; first += 1000 {
+		zs := make([]redis.Z, 0, 1000)
+		for i := first; i < first+1000; i++ {
+			ts := start.Unix() + int64(i)
+			zs = append(zs, redis.Z{Score: float64(ts), Member: fmt.Sprintf("%d:%d", ts, i%100)})
+		}
+		require.NoError(t, rc.ZAdd(context.Background(), key, zs...).Err())
+	}
+	series := fmt.Sprintf("/api/series?host=big.sfo&metric=req.rate&from=%d&to=%d", start.Unix(), start.Unix()+n)
+
+	res, body := get(t, srv, series)
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	assert.Less(t, len(body), 64<<10, "bytes of the reply without max_points")
+	var got seriesReply
+	getJSON(t, srv, series, http.StatusOK, &got)
+	assert.Equal(t, n, got.DownsampledFrom)
+	assert.LessOrEqual(t, len(got.Points), DefaultMaxPoints)
+	assert.Greater(t, len(got.Points), DefaultMaxPoints/2)
+
+	getJSON(t, srv, series+"&max_points=10000", http.StatusOK, &got)
+	assert.Equal(t, n, got.DownsampledFrom)
+	assert.LessOrEqual(t, len(got.Points), MaxPoints)
+	assert.Greater(t, len(got.Points), MaxPoints/2)
+}
+
+// gatedSource is a Source whose series reads wait for the test to let
+// them end, and that counts how many run at once.
+type gatedSource struct {
+	fakeSource
+	release           chan struct{}
+	inFlight, started atomic.Int64
+	most              atomic.Int64
+}
+
+func (s *gatedSource) RangeSummary(ctx context.Context, _, _ string, _, _ time.Time, _ int) (federated.Summary, error) {
+	s.started.Add(1)
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.most.Load(); n > m && !s.most.CompareAndSwap(m, n); m = s.most.Load() {
+	}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return federated.Summary{}, ctx.Err()
+	}
+	return federated.Summary{Points: []federated.Point{{Time: time.Unix(1, 0), Value: 1}}, Total: 1}, nil
+}
+
+// Series reads take turns: no more than MaxSeriesReads run at once, and
+// the others wait for theirs rather than fail.
+func TestSeriesReadsTakeTurns(t *testing.T) {
+	_, err := New(Options{Source: &fakeSource{}, MaxSeriesReads: -1})
+	assert.ErrorContains(t, err, "Options.MaxSeriesReads -1: want 0 (the default, 4) or more")
+	src := &gatedSource{release: make(chan struct{})}
+	h, err := New(Options{Source: src, MaxSeriesReads: 2})
+	require.NoError(t, err)
+	var arrived atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	const requests = 6
+	codes := make(chan int, requests)
+	var wg sync.WaitGroup
+	for i := range requests {
+		wg.Go(func() {
+			res, err := srv.Client().Get(fmt.Sprintf("%s/api/series?host=web%d&metric=cpu", srv.URL, i))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			_ = res.Body.Close()
+			codes <- res.StatusCode
+		})
+	}
+	require.Eventually(t, func() bool { return arrived.Load() == requests && src.started.Load() == 2 },
+		10*time.Second, 5*time.Millisecond, "every request arrived, and two reads started")
+	close(src.release)
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		assert.Equal(t, http.StatusOK, code)
+	}
+	assert.Equal(t, int64(requests), src.started.Load(), "every read ran in its turn")
+	assert.Equal(t, int64(2), src.most.Load(), "reads at once")
+}
+
+// A read that runs out of time fails the chart, not the server: it is not
+// marked down, and writers go on using it.
+func TestSeriesReadTimeoutLeavesServerUp(t *testing.T) {
+	f := newFixture(t, 1)
+	srv := serve(t, Options{Source: f.client})
+	addr := f.servers[0].Addr()
+	require.NoError(t, f.servers[0].Pause())
+	var got errorReply
+	getJSON(t, srv, "/api/series?host=web1.sfo&metric=cpu.user", http.StatusBadGateway, &got)
+	assert.Contains(t, got.Error, addr, "the error names the server")
+	assert.True(t, strings.Contains(got.Error, "timeout"), "a timeout: %s", got.Error)
+	assert.False(t, f.client.IsServerDown(addr), "the read marked the server down")
+	require.NoError(t, f.servers[0].Resume())
+	require.NoError(t, f.client.Record(context.Background(), "web1.sfo", "cpu.user", time.Now(), 1))
+}
