@@ -38,7 +38,7 @@ const (
 func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	f := newFixture(t, 3)
-	const token = "browser-T0ken"
+	const token = "browser-T0ken-0123"
 	srv := serve(t, Options{Source: f.client, Token: token, Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
 	b := startBrowser(t, chromium)
 

@@ -57,9 +57,18 @@ type Options struct {
 	// cookie TokenCookie. A page opened with ?token=TOKEN sets the cookie
 	// and redirects to itself without the parameter, so the token leaves
 	// the address bar and the page's script is authorized by the cookie.
-	// Other requests get 401. It must be printable ASCII without spaces,
-	// quotes, commas, semicolons or backslashes. Default: no token.
+	// Other requests get 401. It must be at least MinTokenLength
+	// characters of printable ASCII without spaces, quotes, commas,
+	// semicolons or backslashes. Default: no token.
 	Token string
+	// AllowedHosts are the names, besides the loopback ones (localhost,
+	// 127.0.0.1, [::1]), that requests may give in their Host header when
+	// there is no Token; a port after the name is ignored. Other names are
+	// refused with 421, so that a web page the operator visits cannot read
+	// the dashboard by pointing its own name at a loopback address (DNS
+	// rebinding). With a Token every name is served: the token is the
+	// guard. Default: loopback names only.
+	AllowedHosts []string
 	// MaxSeriesReads is how many /api/series reads run at once; more wait
 	// for their turn, up to the request's time limit, so that a page of
 	// many long ranges does not load the servers all at once. Default 4.
@@ -85,6 +94,9 @@ const (
 	// MaxPoints is the largest max_points /api/series takes, which bounds
 	// a reply to about 400 KB of JSON.
 	MaxPoints = 10_000
+	// MinTokenLength is the shortest Options.Token New takes: a short one
+	// can be guessed.
+	MinTokenLength = 16
 	// DefaultMaxSeriesReads is the default of Options.MaxSeriesReads.
 	DefaultMaxSeriesReads = 4
 	// TokenCookie is the cookie that carries Options.Token for the pages'
@@ -105,19 +117,25 @@ var assets embed.FS
 // handler serves the dashboard. Its fields are set by New and only read
 // afterwards.
 type handler struct {
-	opts        Options
-	mux         *http.ServeMux
-	pages       map[string]*template.Template // by page name: "index", "status"
-	seriesReads chan struct{}                 // a slot for each series read under way
+	opts         Options
+	mux          *http.ServeMux
+	pages        map[string]*template.Template // by page name: "index", "status"
+	allowedHosts map[string]bool               // normalized Options.AllowedHosts
+	seriesReads  chan struct{}                 // a slot for each series read under way
 }
 
-// New returns the dashboard's handler. It fails when Options.Source is nil
-// or Options.Token holds a character it cannot carry.
+// New returns the dashboard's handler. It fails when Options.Source is nil,
+// when Options.Token is too short or holds a character it cannot carry, or
+// when an Options.AllowedHosts entry is not a host name.
 func New(opts Options) (http.Handler, error) {
 	if opts.Source == nil {
 		return nil, errors.New("dashboard: Options.Source is nil")
 	}
-	if err := validateToken(opts.Token); err != nil {
+	if err := ValidateToken(opts.Token); err != nil {
+		return nil, fmt.Errorf("dashboard: Options.Token: %w", err)
+	}
+	allowed, err := allowedHosts(opts.AllowedHosts)
+	if err != nil {
 		return nil, err
 	}
 	if opts.MaxSeriesReads < 0 {
@@ -133,7 +151,7 @@ func New(opts Options) (http.Handler, error) {
 		opts.Now = time.Now
 	}
 	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template),
-		seriesReads: make(chan struct{}, opts.MaxSeriesReads)}
+		allowedHosts: allowed, seriesReads: make(chan struct{}, opts.MaxSeriesReads)}
 	for _, name := range []string{"index", "status"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
 		if err != nil {
@@ -160,24 +178,36 @@ func New(opts Options) (http.Handler, error) {
 	return h, nil
 }
 
-// validateToken refuses tokens that a header, a URL or a cookie would
-// mangle.
-func validateToken(token string) error {
+// ValidateToken refuses a token that is empty (no token: nothing to
+// check), too short to resist guessing, or that a header, a URL or a cookie
+// would mangle. Its errors say what is wrong but never show the token.
+func ValidateToken(token string) error {
+	if token == "" {
+		return nil
+	}
 	for i := 0; i < len(token); i++ {
 		if c := token[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"',;\`, c) >= 0 {
-			return fmt.Errorf("dashboard: Options.Token: character %q at byte %d is not allowed", c, i)
+			return fmt.Errorf("character %q at byte %d is not allowed: use printable ASCII without spaces, quotes, commas, semicolons or backslashes", c, i)
 		}
+	}
+	if len(token) < MinTokenLength {
+		return fmt.Errorf("%d characters is too short to resist guessing: want at least %d (openssl rand -hex 16 makes 32)", len(token), MinTokenLength)
 	}
 	return nil
 }
 
-// ServeHTTP sets the security headers, checks the token and routes.
+// ServeHTTP sets the security headers, checks the Host and the token, and
+// routes.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Frame-Options", "DENY")
+	if h.opts.Token == "" && !h.hostAllowed(r.Host) {
+		h.misdirected(w, r)
+		return
+	}
 	if h.opts.Token != "" {
 		ok, viaQuery := h.authorized(r)
 		if !ok {

@@ -16,8 +16,12 @@
 // and the script inserts them with textContent; a Content-Security-Policy
 // that allows only the dashboard's own script and style is sent with every
 // page as a second line of defence. With Options.Token set, every request
-// must carry the token (see Options.Token). Nothing the dashboard shows
-// holds a password: the Source does not expose any.
+// must carry the token (see Options.Token). Without one, a request must
+// name the dashboard by a loopback name (localhost, 127.0.0.1, [::1]) or
+// one of Options.AllowedHosts in its Host header, else it gets 421: a web
+// page that points its own name at the loopback address (DNS rebinding)
+// reads nothing. Nothing the dashboard shows holds a password: the Source
+// does not expose any.
 //
 // Load: a series is read with Source.RangeSummary, in pages and cut down
 // to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it

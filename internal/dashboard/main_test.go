@@ -82,7 +82,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	require.NoError(t, err)
 	for _, s := range f.data {
 		for _, p := range s.points {
-			require.NoError(t, rec.Add(s.host, s.metric, p.Time, p.Value))
+			require.NoError(t, rec.Add(context.Background(), s.host, s.metric, p.Time, p.Value))
 		}
 	}
 	require.NoError(t, rec.Close(ctx))
@@ -157,8 +157,17 @@ func serve(t *testing.T, opts Options) *httptest.Server {
 // returns the response and its body.
 func get(t *testing.T, srv *httptest.Server, url string, header ...string) (*http.Response, string) {
 	t.Helper()
+	return getHost(t, srv, url, "", header...)
+}
+
+// getHost is get with the Host header host, when it is not empty.
+func getHost(t *testing.T, srv *httptest.Server, url, host string, header ...string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+url, nil)
 	require.NoError(t, err)
+	if host != "" {
+		req.Host = host
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -19,7 +19,7 @@ func TestNewValidates(t *testing.T) {
 		_, err := New(Options{Source: &fakeSource{}, Token: token})
 		assert.ErrorContains(t, err, "Options.Token", "token %q", token)
 	}
-	h, err := New(Options{Source: &fakeSource{}, Token: "A-z_0.9~!"})
+	h, err := New(Options{Source: &fakeSource{}, Token: "A-z_0.9~!A-z_0.9~!"})
 	require.NoError(t, err)
 	assert.NotNil(t, h)
 }
@@ -108,7 +108,7 @@ func TestStaticAssets(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	const token = "s3cret-T0ken"
+	const token = "s3cret-T0ken-0123"
 	srv := serve(t, Options{Source: &fakeSource{hosts: []string{"web1"}}, Token: token})
 	tests := []struct {
 		name   string
