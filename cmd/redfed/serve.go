@@ -105,9 +105,12 @@ Everything it started is stopped on exit.`,
 
 func newServeCmd() *cobra.Command {
 	var (
-		listen     string
-		token      string
-		checkEvery time.Duration
+		listen      string
+		token       string
+		tokenFile   string
+		allowHosts  []string
+		seriesReads int
+		checkEvery  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -115,14 +118,38 @@ func newServeCmd() *cobra.Command {
 		Long: `Serve the dashboard: hosts and their metrics as live charts, and a status
 page of the servers and of the last replica check, which runs every
 --check-every. Every asset is embedded; nothing is fetched from elsewhere.
-It listens on loopback; another address needs --token, which every
-request must then carry (open the page once with ?token=TOKEN).`,
+
+It listens on loopback, and without a token answers only requests that
+name it localhost, 127.0.0.1 or [::1], or a name given with --allow-host
+(for a tunnel or a proxy that keeps the name): a web page cannot read it
+by pointing its own name at this machine. Another address needs a token,
+which every request must then carry (open the page once with
+?token=TOKEN). The token comes from --token-file (its first line), from
+$REDFED_TOKEN, or from --token, which ps shows to every user of the
+machine; it must be at least 16 characters.
+
+A chart reads its series in short pages, cut to at most 1,000 points as
+they come, and at most --series-reads charts read at once.`,
 		Example: `  redfed serve --config fed.yaml
-  redfed serve --listen 0.0.0.0:8080 --token "$(openssl rand -hex 16)"`,
+  openssl rand -hex 16 > ~/.redfed-token && chmod 600 ~/.redfed-token
+  redfed serve --listen 0.0.0.0:8080 --token-file ~/.redfed-token
+  redfed serve --allow-host dash.internal`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := dashboardToken(cmd, token, tokenFile)
+			if err != nil {
+				return err
+			}
 			if err := checkListen(listen, token != ""); err != nil {
 				return err
+			}
+			for _, h := range allowHosts {
+				if err := dashboard.ValidateHostName(h); err != nil {
+					return usagef("--allow-host %q: %v", h, err)
+				}
+			}
+			if seriesReads < 1 {
+				return usagef("--series-reads %d: want 1 or more", seriesReads)
 			}
 			if checkEvery < 0 {
 				return usagef("--check-every %v: want 0 (off) or more", checkEvery)
@@ -133,7 +160,8 @@ request must then carry (open the page once with ?token=TOKEN).`,
 			}
 			defer client.Close()
 			checks := &lastCheck{}
-			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get, Token: token,
+			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get,
+				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return usageError{err}
@@ -158,7 +186,10 @@ request must then carry (open the page once with ?token=TOKEN).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", defaultListen, "address to listen on")
-	f.StringVar(&token, "token", "", "require this token on every request")
+	f.StringVar(&token, "token", "", "require this token on every request (ps shows it: prefer --token-file or $"+tokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "require the token in this file's first line on every request")
+	f.StringSliceVar(&allowHosts, "allow-host", nil, "also answer requests that name the dashboard so, besides the loopback names (repeatable)")
+	f.IntVar(&seriesReads, "series-reads", dashboard.DefaultMaxSeriesReads, "series reads at once; the others wait their turn")
 	f.DurationVar(&checkEvery, "check-every", 5*time.Minute, "interval of the replica check shown on the status page; 0 turns it off")
 	return cmd
 }
@@ -202,7 +233,7 @@ func checkListen(listen string, token bool) error {
 		return usagef("--listen %q: %v", listen, err)
 	}
 	if ip := net.ParseIP(host); !token && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return usagef("--listen %s is not a loopback address: the dashboard needs a token there (redfed serve --token)", listen)
+		return usagef("--listen %s is not a loopback address: the dashboard needs a token there (redfed serve --token-file FILE, or $%s)", listen, tokenEnv)
 	}
 	return nil
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redfed/federated/internal/dashboard"
+)
+
+// tokenEnv names the environment variable serve takes its token from when
+// no flag gives one. Unlike a flag's value, it does not show in ps.
+const tokenEnv = "REDFED_TOKEN"
+
+// maxTokenFile bounds what --token-file reads: a token is a line.
+const maxTokenFile = 4096
+
+// dashboardToken returns the token serve requires: from --token, from the
+// file --token-file names (its first line, without the line's end), or
+// from $REDFED_TOKEN, in that order; "" when none gives one. A token that
+// dashboard.ValidateToken refuses, an empty one given on purpose, or both
+// flags at once, is a usage error that says where the token came from and
+// never shows it.
+func dashboardToken(cmd *cobra.Command, token, file string) (string, error) {
+	flags := cmd.Flags()
+	var source string
+	switch {
+	case flags.Changed("token") && flags.Changed("token-file"):
+		return "", usagef("--token and --token-file: give the token one way")
+	case flags.Changed("token"):
+		source = "--token"
+	case flags.Changed("token-file"):
+		source = "--token-file " + file
+		t, err := readTokenFile(file)
+		if err != nil {
+			return "", err
+		}
+		token = t
+	default:
+		v, ok := os.LookupEnv(tokenEnv)
+		if !ok {
+			return "", nil
+		}
+		source, token = "$"+tokenEnv, v
+	}
+	if token == "" {
+		return "", usagef("%s: the token is empty", source)
+	}
+	if err := dashboard.ValidateToken(token); err != nil {
+		return "", usagef("%s: token: %v", source, err)
+	}
+	return token, nil
+}
+
+// readTokenFile reads the token in a file: its first line.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", usagef("--token-file: %v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", usagef("--token-file %s: %v", path, err)
+	}
+	if len(data) > maxTokenFile {
+		return "", usagef("--token-file %s: more than %d bytes; want the token alone, on one line", path, maxTokenFile)
+	}
+	line, rest, _ := strings.Cut(string(data), "\n")
+	if strings.TrimSpace(rest) != "" {
+		return "", usagef("--token-file %s: more than one line; want the token alone, on one line", path)
+	}
+	return strings.TrimSuffix(line, "\r"), nil
+}
