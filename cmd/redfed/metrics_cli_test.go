@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,6 +248,25 @@ func TestQueryTableAndJSON(t *testing.T) {
 	code, out, _ = runCLI(t, "", append(empty, "--json")...)
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, `"points":[]`)
+}
+
+// As the tour does it, on a replica group with no syncer running: record,
+// then query at once. Each command starts on a server of the group chosen
+// at random, so the query is as likely as not on a server the point has not
+// reached; it reads every server of the group, and finds it every time.
+func TestQueryRightAfterRecordOnAReplicaGroup(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  group: {addresses: [%q, %q]}\noptions: {command_timeout: 2s}\n",
+		servers[0].Addr(), servers[1].Addr()))
+	const tries = 12 // each would fail half the time if query read one server
+	for i := range tries {
+		metricName := fmt.Sprintf("m%d", i)
+		code, _, errOut := runCLI(t, "", "record", "--config", cfg, "web1.sfo", metricName, strconv.Itoa(i))
+		require.Equal(t, 0, code, errOut)
+		code, out, errOut := runCLI(t, "", "query", "--config", cfg, "web1.sfo", metricName)
+		require.Equal(t, 0, code, errOut)
+		assert.Regexp(t, fmt.Sprintf(`(?m)^TIME +VALUE\n\S+ +%d\n$`, i), out, "try %d: the point just recorded", i)
+	}
 }
 
 func TestQueryErrors(t *testing.T) {

@@ -37,8 +37,14 @@ object for scripts:
 skipped. The range defaults to the last hour. --from and --to take
 ` + timeArgFormsText + `.
 
-When a server fails, the points the others returned are printed and the
-command exits 1.`,
+It reads every server of each replica group and merges their copies, so
+a point shows as soon as any server of its group acknowledged it, before
+the syncer has copied it to the others. Long ranges are read in pages of
+1,000 points, which keep the servers free for writers.
+
+When a server is down or fails, the points the others returned are
+printed and the command exits 1: what that server alone acknowledged may
+be missing.`,
 		Example: `  redfed query web1.sfo cpu.user
   redfed query web1.sfo cpu.user --from -6h --to -5h
   redfed query web1.sfo cpu.user --from 2026-11-25T00:00:00Z --to 2026-11-26T00:00:00Z --json`,
