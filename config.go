@@ -3,8 +3,10 @@ package federated
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -165,70 +167,89 @@ const maxPEMFile = 4 << 20
 // tlsConfig reads the files and builds the *tls.Config they describe. Its
 // errors wrap ErrInvalidConfig and name the field at fault.
 func (f TLSFiles) tlsConfig() (*tls.Config, error) {
+	v := validator{}
+	cfg, err := f.build(v)
+	return cfg, v.finish(err, nil)
+}
+
+// build does the work of tlsConfig; a refusal is a *fieldError worded by v.
+func (f TLSFiles) build(v validator) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         f.ServerName,
 		InsecureSkipVerify: f.InsecureSkipVerify,
 	}
+	field := func(name string) fieldPath { return fieldPath{"options", "tls", name} }
 	if f.CAFile != "" {
 		pem, err := readPEMFile(f.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: options.tls.ca_file: %v", ErrInvalidConfig, err)
+			return nil, v.fail(field("ca_file"), "%s: %v", v.quote(f.CAFile), err)
 		}
 		cfg.RootCAs = x509.NewCertPool()
 		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: options.tls.ca_file: %s holds no PEM certificate", ErrInvalidConfig, f.CAFile)
+			return nil, v.fail(field("ca_file"), "%s holds no PEM certificate", v.quote(f.CAFile))
 		}
 	}
 	switch {
 	case f.CertFile == "" && f.KeyFile == "":
 		return cfg, nil
 	case f.KeyFile == "":
-		return nil, fmt.Errorf("%w: options.tls.key_file: not set, but cert_file is (%s)", ErrInvalidConfig, f.CertFile)
+		return nil, v.fail(field("key_file"), "not set, but cert_file is (%s)", v.quote(f.CertFile))
 	case f.CertFile == "":
-		return nil, fmt.Errorf("%w: options.tls.cert_file: not set, but key_file is (%s)", ErrInvalidConfig, f.KeyFile)
+		return nil, v.fail(field("cert_file"), "not set, but key_file is (%s)", v.quote(f.KeyFile))
 	}
 	certPEM, err := readPEMFile(f.CertFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: options.tls.cert_file: %v", ErrInvalidConfig, err)
+		return nil, v.fail(field("cert_file"), "%s: %v", v.quote(f.CertFile), err)
 	}
 	keyPEM, err := readPEMFile(f.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: options.tls.key_file: %v", ErrInvalidConfig, err)
+		return nil, v.fail(field("key_file"), "%s: %v", v.quote(f.KeyFile), err)
 	}
 	// The error of X509KeyPair describes the PEM blocks, never their bytes.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: options.tls.cert_file, options.tls.key_file: %s and %s: %v",
-			ErrInvalidConfig, f.CertFile, f.KeyFile, err)
+		return nil, v.fail(field("key_file"), "%s is not the key of options.tls.cert_file %s: %v",
+			v.quote(f.KeyFile), v.quote(f.CertFile), err)
 	}
 	cfg.Certificates = []tls.Certificate{pair}
 	return cfg, nil
 }
 
 // readPEMFile reads a regular file of at most maxPEMFile bytes, so that a
-// path such as /dev/zero or a FIFO fails instead of hanging.
+// path such as /dev/zero or a FIFO fails instead of hanging. Its errors do
+// not repeat the path, which the caller prints.
 func readPEMFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, withoutPath(err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, withoutPath(err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%v)", path, info.Mode().Type())
+		return nil, fmt.Errorf("not a regular file (%v)", info.Mode().Type())
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
 	if err != nil {
-		return nil, err
+		return nil, withoutPath(err)
 	}
 	if len(data) > maxPEMFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxPEMFile)
+		return nil, fmt.Errorf("larger than %d bytes", maxPEMFile)
 	}
 	return data, nil
+}
+
+// withoutPath returns the cause of a file error without the path that
+// *fs.PathError prints.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // redacted stands in for a password wherever Options are printed.

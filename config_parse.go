@@ -24,7 +24,8 @@ var durationOptions = []string{
 }
 
 // LoadConfig reads a federation from a YAML or JSON file. Unknown keys are
-// errors. The configuration is validated as New would validate it.
+// errors. The configuration is validated as New would validate it. Errors
+// name the file, and the field at fault by its path and its line.
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -38,7 +39,9 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // ParseConfig parses a federation from YAML or JSON (JSON is YAML too) and
-// validates it.
+// validates it. An error names the field
+// at fault by its path and its line, and never shows the password, even
+// where an alias or a tag has carried it into another field.
 func ParseConfig(data []byte) (Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -47,76 +50,127 @@ func ParseConfig(data []byte) (Config, error) {
 	if len(root.Content) == 0 {
 		return Config{}, fmt.Errorf("%w: empty document", ErrInvalidConfig)
 	}
-	if err := secondsToDurations(root.Content[0]); err != nil {
-		return Config{}, err
+	doc := root.Content[0]
+	v := validator{}
+	if pw, ok := lookup(doc, fieldPath{"options", "password"}); ok && pw.Kind == yaml.ScalarNode {
+		v = v.withSecret(pw.Value)
 	}
-	if err := unknownField(root.Content[0], reflect.TypeFor[Config](), "", map[aliased]bool{}); err != nil {
-		return Config{}, err
+	lineOf := func(p fieldPath) int {
+		if n, ok := lookup(doc, p); ok {
+			return n.Line
+		}
+		return 0
+	}
+	if err := v.secondsToDurations(doc); err != nil {
+		return Config{}, v.finish(err, nil)
+	}
+	c := shapeChecker{validator: v, seen: map[aliased]bool{}}
+	if err := c.check(doc, reflect.TypeFor[Config](), fieldPath{}); err != nil {
+		return Config{}, v.finish(err, nil)
 	}
 
-	// Re-encode the adjusted tree so the strict decoder can report unknown
-	// keys; yaml.Node.Decode has no KnownFields switch.
+	// Re-encode the adjusted tree so the strict decoder can report what
+	// the check above let through; yaml.Node.Decode has no KnownFields
+	// switch.
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(&root); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	if err := enc.Encode(doc); err != nil {
+		return Config{}, v.redact(fmt.Errorf("%w: %v", ErrInvalidConfig, err))
 	}
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
 	var cfg Config
 	// A document of only a null ("---", "~") re-encodes as nothing: EOF.
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, strings.TrimPrefix(err.Error(), "yaml: "))
+		return Config{}, v.redact(fmt.Errorf("%w: %v", ErrInvalidConfig, strings.TrimPrefix(err.Error(), "yaml: ")))
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+	v = v.withSecret(cfg.Options.Password)
+	if err := v.config(cfg); err != nil {
+		return Config{}, v.finish(err, lineOf)
 	}
 	return cfg, nil
 }
 
-// unknownField returns an error that names the first key of n that no
-// field of t takes, by its path ("options.tls.ca_fle") and its line in the
-// document, or a key that is not a string; else nil. t is a struct, or maps,
-// slices and pointers leading to one; a node of another shape than t is left
-// to the decoder to report. An anchored node is walked once per type however
-// many aliases name it (seen), so that a document of aliases of aliases
-// takes no longer than its size.
-func unknownField(n *yaml.Node, t reflect.Type, path string, seen map[aliased]bool) error {
+// shapeChecker walks a document with the type it decodes into, before it
+// is decoded, so that a key no field takes, a key given twice and a value
+// the field cannot hold are refused by their path and their line in the
+// file, in words that show no secret. The decoder would name a Go type, a
+// line of the re-encoded document and the value itself.
+type shapeChecker struct {
+	validator
+	// seen holds each anchored node walked as a type, which is walked once
+	// however many aliases name it, so that a document of aliases of
+	// aliases takes no longer than its size.
+	seen map[aliased]bool
+}
+
+// aliased is an anchored node walked as a type.
+type aliased struct {
+	node *yaml.Node
+	t    reflect.Type
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// check checks n, at path, as a value of type t.
+func (c shapeChecker) check(n *yaml.Node, t reflect.Type, path fieldPath) error {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		if seen[aliased{n.Alias, t}] {
+		if c.seen[aliased{n.Alias, t}] {
 			return nil
 		}
-		seen[aliased{n.Alias, t}] = true
+		c.seen[aliased{n.Alias, t}] = true
 		n = n.Alias
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	var fields map[string]reflect.Type
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil // the zero value
+	}
 	switch {
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := unknownField(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), seen); err != nil {
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return c.cannot(n, t, path)
+		}
+		for i, e := range n.Content {
+			if err := c.check(e, t.Elem(), path.at(i)); err != nil {
 				return err
 			}
 		}
 		return nil
-	case n.Kind != yaml.MappingNode:
-		return nil
-	case t.Kind() == reflect.Struct:
-		fields = yamlFields(t)
-	case t.Kind() != reflect.Map:
-		return nil
+	case t.Kind() == reflect.Struct || t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return c.cannot(n, t, path)
+		}
+		return c.mapping(n, t, path)
+	case n.Kind != yaml.ScalarNode:
+		return c.cannot(n, t, path)
 	}
+	if err := n.Decode(reflect.New(t).Interface()); err != nil {
+		return c.cannot(n, t, path)
+	}
+	return nil
+}
+
+// mapping checks the keys and values of mapping n as a struct or map t: a
+// key no field of a struct takes, a key that is not a string and a key
+// given twice are refused. Mappings merged in ("<<: *defaults") are checked
+// as t too.
+func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) error {
+	var fields map[string]reflect.Type
+	if t.Kind() == reflect.Struct {
+		fields = yamlFields(t)
+	}
+	lines := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Tag == "!!merge" { // "<<: *defaults" merges mappings into this one
-			sources := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				sources = v.Content
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Tag == "!!merge" {
+			sources := []*yaml.Node{val}
+			if val.Kind == yaml.SequenceNode {
+				sources = val.Content
 			}
 			for _, src := range sources {
-				if err := unknownField(src, t, path, seen); err != nil {
+				if err := c.check(src, t, path); err != nil {
 					return err
 				}
 			}
@@ -124,21 +178,65 @@ func unknownField(n *yaml.Node, t reflect.Type, path string, seen map[aliased]bo
 		}
 		name, ok := keyName(k)
 		if !ok {
-			return fmt.Errorf("%w: %s: the key at line %d is not a string", ErrInvalidConfig, pathOrTop(path), k.Line)
+			return c.failAt(path, k.Line, "the key at line %d is not a string", k.Line)
 		}
+		if first, dup := lines[name]; dup {
+			return c.failAt(path.at(name), k.Line, "already defined at line %d", first)
+		}
+		lines[name] = k.Line
 		elem := t
 		if fields != nil {
 			if elem, ok = fields[name]; !ok {
-				return fmt.Errorf("%w: %s: unknown field (line %d)", ErrInvalidConfig, pathAt(path, name), k.Line)
+				return c.failAt(path.at(name), k.Line, "unknown field")
 			}
 		} else {
 			elem = t.Elem()
 		}
-		if err := unknownField(v, elem, pathAt(path, name), seen); err != nil {
+		if err := c.check(val, elem, path.at(name)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cannot refuses n, at path, as a value of type t: what n is (a list, a
+// mapping, or its value quoted, and its tag where one is written) and what
+// the field wants. The password's own field never shows its value.
+func (c shapeChecker) cannot(n *yaml.Node, t reflect.Type, path fieldPath) error {
+	what := "a mapping"
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		what = "a list"
+	case n.Kind != yaml.ScalarNode:
+	case path.is("options", "password"):
+		what = redacted
+	default:
+		what = c.quote(n.Value)
+	}
+	if n.Style&yaml.TaggedStyle != 0 {
+		what += " tagged " + n.Tag
+	}
+	return c.failAt(path, n.Line, "cannot unmarshal %s into %s", what, kindName(t))
+}
+
+// kindName says what a value of type t is, in a configuration's words.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a mapping"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	if t == durationType {
+		return `a duration ("1s", "250ms") or a number of seconds`
+	}
+	return "an integer"
 }
 
 // keyName returns the string a mapping key stands for, through an alias,
@@ -157,32 +255,6 @@ func keyName(k *yaml.Node) (string, bool) {
 	return name, true
 }
 
-// pathAt returns the path of key under path: "options.tls", or
-// nodes["a.b"] for a key that is empty or holds a dot.
-func pathAt(path, key string) string {
-	switch {
-	case key == "" || strings.Contains(key, "."):
-		return fmt.Sprintf("%s[%q]", path, key)
-	case path == "":
-		return key
-	}
-	return path + "." + key
-}
-
-// pathOrTop returns path, or "top level" for the document's root.
-func pathOrTop(path string) string {
-	if path == "" {
-		return "top level"
-	}
-	return path
-}
-
-// aliased is an anchored node walked as a type.
-type aliased struct {
-	node *yaml.Node
-	t    reflect.Type
-}
-
 // yamlFields returns the fields of struct type t by their YAML keys.
 func yamlFields(t reflect.Type) map[string]reflect.Type {
 	fields := make(map[string]reflect.Type, t.NumField())
@@ -199,12 +271,83 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return fields
 }
 
+// lookup returns the node of the field at path in doc, through aliases and
+// merged mappings, with the line of its key (or of its element in a list),
+// and false where doc does not hold it (a field left to its default).
+func lookup(doc *yaml.Node, path fieldPath) (*yaml.Node, bool) {
+	n, line := doc, 0
+	for _, step := range path {
+		n = resolve(n)
+		switch s := step.(type) {
+		case string:
+			k, val := entry(n, s, map[*yaml.Node]bool{})
+			if k == nil {
+				return nil, false
+			}
+			n, line = val, k.Line
+		case int:
+			if n.Kind != yaml.SequenceNode || s >= len(n.Content) {
+				return nil, false
+			}
+			n = n.Content[s]
+			line = n.Line
+		}
+	}
+	found := *resolve(n)
+	found.Line = line
+	return &found, true
+}
+
+// resolve follows an alias to the node it names.
+func resolve(n *yaml.Node) *yaml.Node {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+// entry returns the key and value nodes of key in mapping m, or in the
+// mappings merged into it, where a key of m's own wins; nil where neither
+// has it. visited holds the merged mappings already searched.
+func entry(m *yaml.Node, key string, visited map[*yaml.Node]bool) (k, val *yaml.Node) {
+	m = resolve(m)
+	if m.Kind != yaml.MappingNode || visited[m] {
+		return nil, nil
+	}
+	visited[m] = true
+	var merged []*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Tag == "!!merge" {
+			merged = append(merged, m.Content[i+1])
+			continue
+		}
+		if name, ok := keyName(m.Content[i]); ok && name == key {
+			return m.Content[i], m.Content[i+1]
+		}
+	}
+	for _, src := range merged {
+		sources := []*yaml.Node{src}
+		if src.Kind == yaml.SequenceNode {
+			sources = src.Content
+		}
+		for _, s := range sources {
+			if k, val := entry(s, key, visited); k != nil {
+				return k, val
+			}
+		}
+	}
+	return nil, nil
+}
+
 // secondsToDurations rewrites numeric duration options (seconds, as in the
 // Perl configuration) into duration strings. A number of seconds beyond
 // what a time.Duration holds (about 292 years) is an error.
-func secondsToDurations(doc *yaml.Node) error {
-	options := mappingValue(doc, "options")
-	if options == nil || options.Kind != yaml.MappingNode {
+func (v validator) secondsToDurations(doc *yaml.Node) error {
+	_, options := entry(doc, "options", map[*yaml.Node]bool{})
+	if options == nil {
+		return nil
+	}
+	if options = resolve(options); options.Kind != yaml.MappingNode {
 		return nil
 	}
 	for i := 0; i+1 < len(options.Content); i += 2 {
@@ -217,10 +360,10 @@ func secondsToDurations(doc *yaml.Node) error {
 		}
 		secs, err := strconv.ParseFloat(val.Value, 64)
 		if err != nil {
-			continue // the decoder reports it
+			continue // the check of the document's shape reports it
 		}
 		if math.Abs(secs) >= maxDurationSeconds {
-			return fmt.Errorf("%w: options.%s: %s seconds is out of range", ErrInvalidConfig, key.Value, val.Value)
+			return v.failAt(fieldPath{"options", key.Value}, val.Line, "%s seconds is out of range", v.show(val.Value))
 		}
 		val.Value = time.Duration(secs * float64(time.Second)).String()
 		val.Tag = "!!str"
@@ -232,15 +375,3 @@ func secondsToDurations(doc *yaml.Node) error {
 // maxDurationSeconds bounds a duration given in seconds: the longest
 // time.Duration, rounded down to a power of two that float64 holds exactly.
 const maxDurationSeconds = 1 << 33 // 272 years
-
-func mappingValue(m *yaml.Node, key string) *yaml.Node {
-	if m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}

@@ -93,8 +93,10 @@ func TestBadConfigs(t *testing.T) {
 		{"empty address in group", federated.Config{Nodes: map[string]federated.Node{"a": {Addresses: []string{"h:1", ""}}}}, []string{"nodes.a.addresses[1]", "empty address"}},
 		{"no port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "localhost"}}}, []string{"nodes.a.address", `"localhost"`}},
 		{"no host", federated.Config{Nodes: map[string]federated.Node{"a": {Address: ":6379"}}}, []string{"nodes.a.address", "no host"}},
-		{"bad port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:99999"}}}, []string{"nodes.a.address", `"99999"`}},
-		{"word port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:redis"}}}, []string{"nodes.a.address", `"redis"`}},
+		{"bad port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:99999"}}}, []string{"nodes.a.address", `port "99999" is not a number`}},
+		{"word port", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "h:redis"}}}, []string{"nodes.a.address", `port "redis" is not a number`}},
+		{"URL with credentials", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "redis://u:pw@h:1"}}}, []string{"nodes.a.address", `"[REDACTED]@h:1"`, "credentials", "options.password"}},
+		{"URL", federated.Config{Nodes: map[string]federated.Node{"a": {Address: "redis://h:1"}}}, []string{"nodes.a.address", `"redis://h:1": not host:port: a URL`}},
 		{"server in two nodes", federated.Config{Nodes: map[string]federated.Node{
 			"a": {Address: "h:1"}, "b": {Addresses: []string{"h:2", "h:1"}}}}, []string{"nodes.b.addresses[1]", "h:1", "already in node a"}},
 		{"server twice in a group", federated.Config{Nodes: map[string]federated.Node{

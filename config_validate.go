@@ -1,6 +1,7 @@
 package federated
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,18 +14,26 @@ import (
 
 // Validate reports the first problem of the configuration, naming the field
 // and the value. It does not change the configuration. It reads the TLS
-// files, unless Options.TLSConfig is set, as New does.
+// files, unless Options.TLSConfig is set, as New does. No error shows the
+// password, even where another field holds it.
 func (cfg Config) Validate() error {
+	v := validator{}.withSecret(cfg.Options.Password)
+	return v.finish(v.config(cfg), nil)
+}
+
+// config does the work of Validate; a refusal of a field of the
+// configuration is a *fieldError that still has its path.
+func (v validator) config(cfg Config) error {
 	if len(cfg.Nodes) == 0 {
-		return fmt.Errorf("%w: nodes: no nodes configured", ErrInvalidConfig)
+		return v.fail(fieldPath{"nodes"}, "no nodes configured")
 	}
 	owner := make(serverOwners)
 	for _, name := range sortedNodeNames(cfg.Nodes) {
-		if err := validateNode(name, cfg.Nodes[name], owner); err != nil {
+		if err := v.node(name, cfg.Nodes[name], owner); err != nil {
 			return err
 		}
 	}
-	return cfg.Options.validate()
+	return v.options(cfg.Options)
 }
 
 func sortedNodeNames(nodes map[string]Node) []string {
@@ -48,34 +57,39 @@ type serverOwner struct {
 
 // validateNode checks one node and records its servers in owner.
 func validateNode(name string, n Node, owner serverOwners) error {
-	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("%w: nodes: empty node name %q", ErrInvalidConfig, name)
-	}
-	field := "nodes." + name
+	v := validator{}
+	return v.finish(v.node(name, n, owner), nil)
+}
+
+// node checks one node and records its servers in owner.
+func (v validator) node(name string, n Node, owner serverOwners) error {
+	field := fieldPath{"nodes", name}
 	switch {
+	case strings.TrimSpace(name) == "":
+		return v.fail(fieldPath{"nodes"}, "empty node name %s", v.quote(name))
 	case n.Address == "" && len(n.Addresses) == 0:
-		return fmt.Errorf("%w: %s: neither address nor addresses is set", ErrInvalidConfig, field)
+		return v.fail(field, "neither address nor addresses is set")
 	case n.Address != "" && len(n.Addresses) > 0:
-		return fmt.Errorf("%w: %s: both address (%q) and addresses are set; use one", ErrInvalidConfig, field, n.Address)
+		return v.fail(field, "both address (%s) and addresses are set; use one", v.quote(n.Address))
 	}
 	for i, addr := range n.Servers() {
-		f := field + ".address"
+		f := field.at("address")
 		if n.Address == "" {
-			f = fmt.Sprintf("%s.addresses[%d]", field, i)
+			f = field.at("addresses").at(i)
 		}
-		canonical, err := canonicalAddr(addr)
+		canonical, err := v.canonicalAddr(addr)
 		if err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInvalidConfig, f, err)
+			return v.fail(f, "%s: %v", v.quoteAddr(addr), err)
 		}
 		if prev, dup := owner[canonical]; dup {
 			spelt := ""
 			if prev.addr != addr {
-				spelt = fmt.Sprintf(" (as %s)", prev.addr)
+				spelt = fmt.Sprintf(" (as %s)", v.show(prev.addr))
 			}
 			if prev.node == name {
-				return fmt.Errorf("%w: %s: server %s is listed twice in node %s%s", ErrInvalidConfig, f, addr, name, spelt)
+				return v.fail(f, "server %s is listed twice in node %s%s", v.show(addr), v.show(name), spelt)
 			}
-			return fmt.Errorf("%w: %s: server %s is already in node %s%s", ErrInvalidConfig, f, addr, prev.node, spelt)
+			return v.fail(f, "server %s is already in node %s%s", v.show(addr), v.show(prev.node), spelt)
 		}
 		owner[canonical] = serverOwner{node: name, addr: addr}
 	}
@@ -88,23 +102,41 @@ func validateNode(name string, n Node, owner serverOwners) error {
 // leading zeros. Different names of one host (localhost and 127.0.0.1) are
 // not caught: that would need DNS.
 func canonicalAddr(addr string) (string, error) {
+	return validator{}.canonicalAddr(addr)
+}
+
+// canonicalAddr is the function canonicalAddr, with errors that say what is
+// wrong without quoting the address, which the caller prints (or redacts).
+func (v validator) canonicalAddr(addr string) (string, error) {
 	if addr == "" {
-		return "", fmt.Errorf("empty address")
+		return "", errors.New("empty address")
+	}
+	// A URL's user:password@ would be printed by every error about the
+	// address, and its scheme is no part of host:port.
+	if strings.Contains(addr, "@") {
+		return "", errors.New("not host:port: it holds credentials (user:password@); set options.username and options.password instead")
+	}
+	if strings.Contains(addr, "://") {
+		return "", errors.New("not host:port: a URL; give the host and port alone")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%q is not host:port: %v", addr, err)
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return "", fmt.Errorf("not host:port: %s", ae.Err)
+		}
+		return "", errors.New("not host:port")
 	}
 	if host == "" {
-		return "", fmt.Errorf("%q has no host", addr)
+		return "", errors.New("no host")
 	}
 	if i := strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
-		return "", fmt.Errorf("%q: host has a space or control character at byte %d", addr, i)
+		return "", fmt.Errorf("the host has a space or control character at byte %d", i)
 	}
 	// Digits only: Atoi would take "+6379", which no dialer does.
 	p, err := strconv.Atoi(port)
 	if err != nil || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
-		return "", fmt.Errorf("%q: port %q is not a number from 1 to 65535", addr, port)
+		return "", fmt.Errorf("port %s is not a number from 1 to 65535", v.quote(port))
 	}
 	host = strings.ToLower(host)
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -113,7 +145,54 @@ func canonicalAddr(addr string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
 }
 
-func (o Options) validate() error {
+// quoteAddr quotes an address for an error, with what comes before an '@'
+// (a URL's user:password@) redacted.
+func (v validator) quoteAddr(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return v.quote(redacted + addr[i:])
+	}
+	return v.quote(addr)
+}
+
+func (v validator) options(o Options) error {
+	if err := v.durations(o); err != nil {
+		return err
+	}
+	if o.MaxHostRetries < 0 {
+		return v.fail(fieldPath{"options", "max_host_retries"}, "negative value %s", v.show(strconv.Itoa(o.MaxHostRetries)))
+	}
+	if m := o.RetryIntervalMult; math.IsNaN(m) || math.IsInf(m, 0) || (m != 0 && m < 1) {
+		return v.fail(fieldPath{"options", "retry_interval_mult"}, "%s is not a number of at least 1", v.show(fmt.Sprint(m)))
+	}
+	if o.PipelineAutoFlush < 0 {
+		return v.fail(fieldPath{"options", "pipeline_auto_flush"}, "negative value %s", v.show(strconv.Itoa(o.PipelineAutoFlush)))
+	}
+	if o.PoolSize < 0 {
+		return v.fail(fieldPath{"options", "pool_size"}, "negative value %s", v.show(strconv.Itoa(o.PoolSize)))
+	}
+	for i, h := range o.Hooks {
+		if h == nil {
+			return v.fail(fieldPath{"options", "hooks", i}, "nil hook")
+		}
+	}
+	if err := o.Metrics.validate(); err != nil {
+		return v.redact(err)
+	}
+	switch o.Ring {
+	case "", RingConsistent, RingPerl:
+	default:
+		return v.fail(fieldPath{"options", "ring"}, "unknown ring %s (want %q or %q)", v.quote(o.Ring), RingConsistent, RingPerl)
+	}
+	if o.TLS != nil && o.TLSConfig == nil {
+		if _, err := o.TLS.build(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// durations checks that no duration option is negative.
+func (v validator) durations(o Options) error {
 	durations := []struct {
 		name string
 		d    time.Duration
@@ -128,37 +207,7 @@ func (o Options) validate() error {
 	}
 	for _, d := range durations {
 		if d.d < 0 {
-			return fmt.Errorf("%w: options.%s: negative duration %v", ErrInvalidConfig, d.name, d.d)
-		}
-	}
-	if o.MaxHostRetries < 0 {
-		return fmt.Errorf("%w: options.max_host_retries: negative value %d", ErrInvalidConfig, o.MaxHostRetries)
-	}
-	if m := o.RetryIntervalMult; math.IsNaN(m) || math.IsInf(m, 0) || (m != 0 && m < 1) {
-		return fmt.Errorf("%w: options.retry_interval_mult: %v is not a number of at least 1", ErrInvalidConfig, m)
-	}
-	if o.PipelineAutoFlush < 0 {
-		return fmt.Errorf("%w: options.pipeline_auto_flush: negative value %d", ErrInvalidConfig, o.PipelineAutoFlush)
-	}
-	if o.PoolSize < 0 {
-		return fmt.Errorf("%w: options.pool_size: negative value %d", ErrInvalidConfig, o.PoolSize)
-	}
-	for i, h := range o.Hooks {
-		if h == nil {
-			return fmt.Errorf("%w: options.hooks[%d] is nil", ErrInvalidConfig, i)
-		}
-	}
-	if err := o.Metrics.validate(); err != nil {
-		return err
-	}
-	switch o.Ring {
-	case "", RingConsistent, RingPerl:
-	default:
-		return fmt.Errorf("%w: options.ring: unknown ring %q (want %q or %q)", ErrInvalidConfig, o.Ring, RingConsistent, RingPerl)
-	}
-	if o.TLS != nil && o.TLSConfig == nil {
-		if _, err := o.TLS.tlsConfig(); err != nil {
-			return err
+			return v.fail(fieldPath{"options", d.name}, "negative duration %s", v.show(d.d.String()))
 		}
 	}
 	return nil

@@ -1,0 +1,134 @@
+package federated_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+)
+
+// A configuration the client cannot honour is refused, by New as by
+// ParseConfig, with an error that names the field and says what is wrong.
+
+// A file's refusals name the field by its path and its line in the file,
+// not in a re-encoded copy.
+func TestConfigFileRefusalsSayWhere(t *testing.T) {
+	const node = "nodes:\n  a: {address: \"h:1\"}\n"
+	tests := []struct {
+		name string
+		doc  string
+		want string
+	}{
+		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
+			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
+		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},
+		{"a list for a string", node + "options:\n  ring: [perl]\n", "options.ring: cannot unmarshal a list into a string (line 4)"},
+		{"a string for a mapping", "nodes:\n  a: h:1\n", `nodes.a: cannot unmarshal "h:1" into a mapping (line 2)`},
+		{"a string for a list", "nodes:\n  a: {addresses: h:1}\n", `nodes.a.addresses: cannot unmarshal "h:1" into a list (line 2)`},
+		{"a duration", node + "options: {command_timeout: soon}\n", `options.command_timeout: cannot unmarshal "soon" into a duration ("1s", "250ms") or a number of seconds (line 3)`},
+		{"a tag that does not fit", node + "options: {pool_size: !!int many}\n", `options.pool_size: cannot unmarshal "many" tagged !!int into an integer (line 3)`},
+		{"a key twice", "nodes:\n  a: {address: \"h:1\"}\n  a: {address: \"h:2\"}\n", "nodes.a: already defined at line 2 (line 3)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := federated.ParseConfig([]byte(tt.doc))
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assert.Contains(t, err.Error(), tt.want, "ParseConfig(%q)", tt.doc)
+		})
+	}
+}
+
+// The password appears in no error, whatever carries it to the field at
+// fault: a tag that does not fit it, an alias into a field of another type,
+// credentials in an address, a node name, a ring, a period, a file name. A
+// short password is tried, since the YAML decoder quotes values of up to
+// ten bytes whole, and a long one, whose first bytes it would quote.
+func TestConfigErrorsHideThePassword(t *testing.T) {
+	for name, secret := range map[string]string{"short": "Sw0rdf1sh", "long": "Sw0rdf1sh-with-a-longer-tail"} {
+		t.Run(name, func(t *testing.T) { testConfigErrorsHide(t, secret) })
+	}
+}
+
+// testConfigErrorsHide is TestConfigErrorsHideThePassword for one
+// password; no name of a test or a file holds it.
+func testConfigErrorsHide(t *testing.T, secret string) {
+	encoded := base64.StdEncoding.EncodeToString([]byte(secret))
+	hidden := []string{secret, secret[:7], encoded}
+	const node = "nodes: {a: {address: \"h:1\"}}\n"
+	docs := map[string]string{
+		"a tag on the password":          node + "options:\n  password: !!int " + secret + "\n",
+		"a float tag on the password":    node + "options:\n  password: !!float " + secret + "\n",
+		"an alias into an integer":       node + "options:\n  password: &p " + secret + "\n  pool_size: *p\n",
+		"an alias into a duration":       node + "options:\n  password: &p " + secret + "\n  command_timeout: *p\n",
+		"an alias into a bool":           node + "options:\n  password: &p " + secret + "\n  query_all: *p\n",
+		"an alias into a list":           node + "options:\n  password: &p " + secret + "\n  hash_tags: [*p]\n",
+		"credentials in an address":      "nodes: {a: {address: \"redis://user:" + secret + "@h:1\"}}\n",
+		"credentials in a group":         "nodes: {a: {addresses: [\"h:1\", \"user:" + secret + "@h:2\"]}}\n",
+		"an alias into an address":       "options: {password: &p " + secret + "}\nnodes: {a: {address: *p}}\n",
+		"the password in a port":         "options: {password: \"" + secret + "\"}\nnodes: {a: {address: \"h:" + secret + "\"}}\n",
+		"an alias for a node name":       "options: {password: &p " + secret + "}\nnodes: {*p : {}}\n",
+		"an alias into the ring":         node + "options: {password: &p " + secret + ", ring: *p}\n",
+		"an alias into the period":       node + "options: {password: &p " + secret + ", metrics: {period: *p}}\n",
+		"an alias into the journal":      node + "options: {password: &p \"" + secret + "\\0\", metrics: {journal: *p}}\n",
+		"an alias into a TLS file":       node + "options: {password: &p " + secret + ", tls: {ca_file: *p}}\n",
+		"the password merged in":         node + "options: {<<: {password: " + secret + "}, ring: " + secret + "}\n",
+		"binary password, decoded ring":  node + "options: {password: !!binary " + encoded + ", ring: !!binary " + encoded + "}\n",
+		"the password twice":             node + "options:\n  password: " + secret + "\n  password: " + secret + "\n",
+		"the password as a key":          node + "options: {password: &p " + secret + ", *p : 1}\n",
+		"the password in an unknown key": node + "options: {password: " + secret + "}\n" + secret + ": 1\n",
+		"broken YAML after it":           node + "options: {password: " + secret + ", ring: [}\n",
+	}
+	dir := t.TempDir()
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			_, err := federated.ParseConfig([]byte(doc))
+			require.ErrorIs(t, err, federated.ErrInvalidConfig, "ParseConfig(%q)", doc)
+			assertHidden(t, err, hidden...)
+
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+			require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
+			_, err = federated.LoadConfig(path)
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assertHidden(t, err, hidden...)
+		})
+	}
+
+	// Go callers: the password set in Options, and found in another field.
+	one := map[string]federated.Node{"a": {Address: "h:1"}}
+	for name, cfg := range map[string]federated.Config{
+		"address":   {Nodes: map[string]federated.Node{"a": {Address: secret}}, Options: federated.Options{Password: secret}},
+		"URL":       {Nodes: map[string]federated.Node{"a": {Address: "redis://u:" + secret + "@h:1"}}},
+		"node name": {Nodes: map[string]federated.Node{secret: {}}, Options: federated.Options{Password: secret}},
+		"ring":      {Nodes: one, Options: federated.Options{Password: secret, Ring: secret}},
+		"period":    {Nodes: one, Options: federated.Options{Password: secret, Metrics: federated.MetricsOptions{Period: secret}}},
+		"journal":   {Nodes: one, Options: federated.Options{Password: secret, Metrics: federated.MetricsOptions{Journal: secret + "\n"}}},
+		"TLS file":  {Nodes: one, Options: federated.Options{Password: secret, TLS: &federated.TLSFiles{CAFile: filepath.Join(dir, secret)}}},
+		"server twice": {Nodes: map[string]federated.Node{"a": {Address: "h" + secret + ":1"}, "b": {Address: "h" + secret + ":01"}},
+			Options: federated.Options{Password: secret}},
+	} {
+		t.Run("New/"+name, func(t *testing.T) {
+			_, err := federated.New(cfg)
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assertHidden(t, err, secret, secret[:7])
+		})
+	}
+}
+
+// assertHidden checks that an error shows none of the secrets, printed or
+// dumped, and still says more than ErrInvalidConfig.
+func assertHidden(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		for _, out := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+			assert.NotContains(t, out, s, "the error shows (part of) the password")
+		}
+	}
+	assert.NotEqual(t, federated.ErrInvalidConfig.Error(), err.Error(), "the error says no more than ErrInvalidConfig")
+}
