@@ -39,18 +39,14 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // ParseConfig parses a federation from YAML or JSON (JSON is YAML too) and
-// validates it. An error names the field
+// validates it. The data holds one YAML document. An error names the field
 // at fault by its path and its line, and never shows the password, even
 // where an alias or a tag has carried it into another field.
 func ParseConfig(data []byte) (Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	doc, err := oneDocument(data)
+	if err != nil {
+		return Config{}, err
 	}
-	if len(root.Content) == 0 {
-		return Config{}, fmt.Errorf("%w: empty document", ErrInvalidConfig)
-	}
-	doc := root.Content[0]
 	v := validator{}
 	if pw, ok := lookup(doc, fieldPath{"options", "password"}); ok && pw.Kind == yaml.ScalarNode {
 		v = v.withSecret(pw.Value)
@@ -89,6 +85,29 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, v.finish(err, lineOf)
 	}
 	return cfg, nil
+}
+
+// oneDocument parses data as YAML and returns the root of its one
+// document. A second document ("---" and what follows) is refused: the
+// file would say more than a federation is read from. The YAML parser's
+// errors say where they are, and quote no value.
+func oneDocument(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	switch err := dec.Decode(&root); {
+	case errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: empty document", ErrInvalidConfig)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case errors.Is(err, io.EOF):
+		return root.Content[0], nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: a second YAML document follows the first, and is not YAML: %v", ErrInvalidConfig, err)
+	}
+	return nil, fmt.Errorf("%w: a second YAML document begins at line %d; a federation file holds one", ErrInvalidConfig, second.Line)
 }
 
 // shapeChecker walks a document with the type it decodes into, before it

@@ -26,6 +26,10 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 		doc  string
 		want string
 	}{
+		{"second document", node + "---\noptions: {pool_size: -1}\n",
+			"invalid configuration: a second YAML document begins at line 3; a federation file holds one"},
+		{"second document after a start marker", "---\n" + node + "---\n", "a second YAML document begins at line 4"},
+		{"second document not YAML", node + "--- [\n", "a second YAML document follows the first, and is not YAML"},
 		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
 			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
 		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},
@@ -42,6 +46,19 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 			require.ErrorIs(t, err, federated.ErrInvalidConfig)
 			assert.Contains(t, err.Error(), tt.want, "ParseConfig(%q)", tt.doc)
 		})
+	}
+}
+
+// One document, with or without its markers, is taken.
+func TestConfigFileOneDocument(t *testing.T) {
+	for _, doc := range []string{
+		"---\nnodes: {a: {address: \"h:1\"}}\n",
+		"nodes: {a: {address: \"h:1\"}}\n...\n",
+		"# the fleet\n---\nnodes: {a: {address: \"h:1\"}}\n...\n# the end\n",
+	} {
+		cfg, err := federated.ParseConfig([]byte(doc))
+		require.NoError(t, err, "ParseConfig(%q)", doc)
+		assert.Equal(t, "h:1", cfg.Nodes["a"].Address)
 	}
 }
 
@@ -81,6 +98,7 @@ func testConfigErrorsHide(t *testing.T, secret string) {
 		"the password merged in":         node + "options: {<<: {password: " + secret + "}, ring: " + secret + "}\n",
 		"binary password, decoded ring":  node + "options: {password: !!binary " + encoded + ", ring: !!binary " + encoded + "}\n",
 		"the password twice":             node + "options:\n  password: " + secret + "\n  password: " + secret + "\n",
+		"the password in a second doc":   node + "options: {password: " + secret + "}\n---\npassword: " + secret + "\n",
 		"the password as a key":          node + "options: {password: &p " + secret + ", *p : 1}\n",
 		"the password in an unknown key": node + "options: {password: " + secret + "}\n" + secret + ": 1\n",
 		"broken YAML after it":           node + "options: {password: " + secret + ", ring: [}\n",
