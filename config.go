@@ -27,6 +27,26 @@ const (
 	DefaultRing              = RingConsistent
 )
 
+// Floors of the duration options. A duration that is set (zero means the
+// default) must be at least its floor: below it the client cannot do what
+// the option asks, and would spin or fail instead.
+const (
+	// MinTimeout is the floor of CommandTimeout, DialTimeout, ReadTimeout
+	// and WriteTimeout. Below a millisecond not even a round trip to a
+	// server on the same host fits with the scheduling delays of a busy
+	// one, so every command would time out and mark its server down.
+	MinTimeout = time.Millisecond
+	// MinRetryInterval is the floor of BaseRetryInterval and
+	// MaxRetryInterval. A down server is dialed, and its failure logged,
+	// once an interval; with an interval of a nanosecond the re-check loop
+	// spins, with thousands of dials and log lines a second per server.
+	MinRetryInterval = 10 * time.Millisecond
+	// MinIdleTimeout is the floor of IdleTimeout. A connection unused for
+	// less is between two commands of one burst, not idle, and closing it
+	// would cost a dial for nearly every command.
+	MinIdleTimeout = 100 * time.Millisecond
+)
+
 // Names of the rings a federation can hash keys with.
 const (
 	// RingConsistent is the default ring: bounded-load consistent hashing
@@ -72,18 +92,20 @@ func (n Node) Servers() []string {
 type Options struct {
 	// CommandTimeout bounds every command, and every round trip of a Poll,
 	// when the context has no earlier deadline. A server that does not
-	// answer in time is marked down. Default 1s.
+	// answer in time is marked down. Default 1s; at least MinTimeout.
 	CommandTimeout time.Duration `yaml:"command_timeout" json:"command_timeout"`
 	// MaxHostRetries is how many times a down server is re-checked at
 	// BaseRetryInterval before the interval starts to grow. Default 3.
 	MaxHostRetries int `yaml:"max_host_retries" json:"max_host_retries"`
 	// BaseRetryInterval is the first interval between checks of a down
-	// server. Default 2s.
+	// server. Default 2s; at least MinRetryInterval, and at most
+	// MaxRetryInterval.
 	BaseRetryInterval time.Duration `yaml:"base_retry_interval" json:"base_retry_interval"`
 	// RetryIntervalMult multiplies the interval after each further failed
 	// check; it must be at least 1. Default 2.
 	RetryIntervalMult float64 `yaml:"retry_interval_mult" json:"retry_interval_mult"`
-	// MaxRetryInterval caps the interval between checks. Default 600s.
+	// MaxRetryInterval caps the interval between checks. Default 600s; at
+	// least MinRetryInterval and BaseRetryInterval.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval" json:"max_retry_interval"`
 	// QueryAll sends every pipelined command to every server of its node's
 	// group instead of the current one (as DoAll does: a server marked down
@@ -93,7 +115,8 @@ type Options struct {
 	// has this many commands queued, so memory stays bounded however much
 	// is queued between two Polls. Default 0: only Poll sends.
 	PipelineAutoFlush int `yaml:"pipeline_auto_flush" json:"pipeline_auto_flush"`
-	// IdleTimeout closes connections idle for longer. Default 0: no limit.
+	// IdleTimeout closes connections idle for longer. Default 0: no limit;
+	// at least MinIdleTimeout when set.
 	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 
 	// Ring names the hash ring: RingConsistent (default) or RingPerl.
@@ -113,10 +136,12 @@ type Options struct {
 	// with the system's roots). New builds TLSConfig from it; a TLSConfig
 	// set in Go wins and the files are then not read.
 	TLS *TLSFiles `yaml:"tls,omitempty" json:"tls,omitempty"`
-	// DialTimeout bounds a connection attempt. Default: CommandTimeout.
+	// DialTimeout bounds a connection attempt. Default: CommandTimeout; at
+	// least MinTimeout.
 	DialTimeout time.Duration `yaml:"dial_timeout" json:"dial_timeout"`
 	// ReadTimeout and WriteTimeout bound socket reads and writes of a call
-	// whose context has no deadline. Default: CommandTimeout.
+	// whose context has no deadline. Default: CommandTimeout; at least
+	// MinTimeout.
 	ReadTimeout  time.Duration `yaml:"read_timeout" json:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout" json:"write_timeout"`
 	// PoolSize is the most connections kept to each server, pipelines'

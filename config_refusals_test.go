@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -16,6 +17,76 @@ import (
 
 // A configuration the client cannot honour is refused, by New as by
 // ParseConfig, with an error that names the field and says what is wrong.
+
+// refuseConfig checks that New refuses cfg with an error that wraps
+// ErrInvalidConfig and holds every piece of want.
+func refuseConfig(t *testing.T, cfg federated.Config, want ...string) {
+	t.Helper()
+	c, err := federated.New(cfg)
+	require.ErrorIs(t, err, federated.ErrInvalidConfig, "New: got %v, want ErrInvalidConfig", err)
+	require.Nil(t, c)
+	for _, w := range want {
+		assert.Contains(t, err.Error(), w, "error: got %q, want it to hold %q", err, w)
+	}
+}
+
+func TestDurationFloors(t *testing.T) {
+	one := map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}
+	tests := []struct {
+		name string
+		opts federated.Options
+		want []string
+	}{
+		{"base retry interval of 1ns", federated.Options{BaseRetryInterval: time.Nanosecond},
+			[]string{"options.base_retry_interval: 1ns is below the floor of 10ms (0 means the default)"}},
+		{"base retry interval under the floor", federated.Options{BaseRetryInterval: federated.MinRetryInterval - 1},
+			[]string{"options.base_retry_interval: 9.999999ms is below the floor of 10ms"}},
+		{"max retry interval under the floor", federated.Options{BaseRetryInterval: time.Millisecond, MaxRetryInterval: time.Millisecond},
+			[]string{"options.base_retry_interval: 1ms"}},
+		{"max retry interval alone under the floor", federated.Options{MaxRetryInterval: 5 * time.Millisecond},
+			[]string{"options.max_retry_interval: 5ms is below the floor of 10ms"}},
+		{"command timeout", federated.Options{CommandTimeout: time.Microsecond},
+			[]string{"options.command_timeout: 1µs is below the floor of 1ms"}},
+		{"dial timeout", federated.Options{DialTimeout: 999 * time.Microsecond},
+			[]string{"options.dial_timeout: 999µs is below the floor of 1ms"}},
+		{"read timeout", federated.Options{ReadTimeout: 1}, []string{"options.read_timeout: 1ns is below the floor of 1ms"}},
+		{"write timeout", federated.Options{WriteTimeout: 1}, []string{"options.write_timeout: 1ns is below the floor of 1ms"}},
+		{"idle timeout", federated.Options{IdleTimeout: time.Millisecond},
+			[]string{"options.idle_timeout: 1ms is below the floor of 100ms"}},
+		{"max below base", federated.Options{BaseRetryInterval: 5 * time.Second, MaxRetryInterval: time.Second},
+			[]string{"options.max_retry_interval: 1s is below base_retry_interval (5s)"}},
+		{"max below the default base", federated.Options{MaxRetryInterval: time.Second},
+			[]string{"options.max_retry_interval: 1s is below base_retry_interval (2s, its default)"}},
+		{"base above the default max", federated.Options{BaseRetryInterval: 20 * time.Minute},
+			[]string{"options.base_retry_interval: 20m0s is above max_retry_interval (10m0s, its default)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			refuseConfig(t, federated.Config{Nodes: one, Options: tt.opts}, tt.want...)
+		})
+	}
+}
+
+// Zero is the default, and a value at its floor is taken.
+func TestDurationFloorsAccepted(t *testing.T) {
+	one := map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}
+	for name, opts := range map[string]federated.Options{
+		"all zero": {},
+		"at the floors": {
+			CommandTimeout: federated.MinTimeout, DialTimeout: federated.MinTimeout,
+			ReadTimeout: federated.MinTimeout, WriteTimeout: federated.MinTimeout,
+			BaseRetryInterval: federated.MinRetryInterval, MaxRetryInterval: federated.MinRetryInterval,
+			IdleTimeout: federated.MinIdleTimeout,
+		},
+		"max equal to the default base":       {MaxRetryInterval: federated.DefaultBaseRetryInterval},
+		"base equal to the default max":       {BaseRetryInterval: federated.DefaultMaxRetryInterval},
+		"base above the default max, max set": {BaseRetryInterval: time.Hour, MaxRetryInterval: 2 * time.Hour},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, federated.Config{Nodes: one, Options: opts}.Validate())
+		})
+	}
+}
 
 // A file's refusals name the field by its path and its line in the file,
 // not in a re-encoded copy.
@@ -30,6 +101,12 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 			"invalid configuration: a second YAML document begins at line 3; a federation file holds one"},
 		{"second document after a start marker", "---\n" + node + "---\n", "a second YAML document begins at line 4"},
 		{"second document not YAML", node + "--- [\n", "a second YAML document follows the first, and is not YAML"},
+		{"retry interval of 1ns", node + "options:\n  base_retry_interval: 1ns\n",
+			"options.base_retry_interval: 1ns is below the floor of 10ms (0 means the default) (line 4)"},
+		{"retry interval in seconds", node + "options:\n  # Perl style\n  base_retry_interval: 0.000000001\n",
+			"options.base_retry_interval: 1ns is below the floor of 10ms (0 means the default) (line 5)"},
+		{"max below base", node + "options:\n  base_retry_interval: 5s\n  max_retry_interval: 1s\n",
+			"options.max_retry_interval: 1s is below base_retry_interval (5s); the cap must be at least the first interval (line 5)"},
 		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
 			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
 		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},

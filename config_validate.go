@@ -191,24 +191,42 @@ func (v validator) options(o Options) error {
 	return nil
 }
 
-// durations checks that no duration option is negative.
+// durations checks the duration options: none negative, each that is set at
+// least its floor, and the retry intervals in order, defaults counted.
 func (v validator) durations(o Options) error {
 	durations := []struct {
-		name string
-		d    time.Duration
+		name  string
+		d     time.Duration
+		floor time.Duration
 	}{
-		{"command_timeout", o.CommandTimeout},
-		{"base_retry_interval", o.BaseRetryInterval},
-		{"max_retry_interval", o.MaxRetryInterval},
-		{"idle_timeout", o.IdleTimeout},
-		{"dial_timeout", o.DialTimeout},
-		{"read_timeout", o.ReadTimeout},
-		{"write_timeout", o.WriteTimeout},
+		{"command_timeout", o.CommandTimeout, MinTimeout},
+		{"base_retry_interval", o.BaseRetryInterval, MinRetryInterval},
+		{"max_retry_interval", o.MaxRetryInterval, MinRetryInterval},
+		{"idle_timeout", o.IdleTimeout, MinIdleTimeout},
+		{"dial_timeout", o.DialTimeout, MinTimeout},
+		{"read_timeout", o.ReadTimeout, MinTimeout},
+		{"write_timeout", o.WriteTimeout, MinTimeout},
 	}
 	for _, d := range durations {
-		if d.d < 0 {
-			return v.fail(fieldPath{"options", d.name}, "negative duration %s", v.show(d.d.String()))
+		path := fieldPath{"options", d.name}
+		switch {
+		case d.d < 0:
+			return v.fail(path, "negative duration %s", v.show(d.d.String()))
+		case d.d > 0 && d.d < d.floor:
+			return v.fail(path, "%s is below the floor of %v (0 means the default)", v.show(d.d.String()), d.floor)
 		}
+	}
+	base, baseNote := o.BaseRetryInterval, ""
+	if base == 0 {
+		base, baseNote = DefaultBaseRetryInterval, ", its default"
+	}
+	switch {
+	case o.MaxRetryInterval != 0 && o.MaxRetryInterval < base:
+		return v.fail(fieldPath{"options", "max_retry_interval"}, "%s is below base_retry_interval (%v%s); the cap must be at least the first interval",
+			v.show(o.MaxRetryInterval.String()), base, baseNote)
+	case o.MaxRetryInterval == 0 && base > DefaultMaxRetryInterval:
+		return v.fail(fieldPath{"options", "base_retry_interval"}, "%s is above max_retry_interval (%v, its default); raise max_retry_interval too",
+			v.show(base.String()), DefaultMaxRetryInterval)
 	}
 	return nil
 }
