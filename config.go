@@ -62,6 +62,11 @@ const (
 // LoadConfig.
 type Config struct {
 	// Nodes maps a node name, the string hashed on the ring, to its servers.
+	// A name is printed in every log line about its servers, so it must
+	// read as what it is: not blank, no white space at either end, valid
+	// UTF-8, and none of the characters a metric's host may not hold
+	// (controls, invisible and bidirectional format characters, line and
+	// paragraph separators, spaces other than U+0020).
 	Nodes map[string]Node `yaml:"nodes" json:"nodes"`
 	// Options tune timeouts, retries and connections.
 	Options Options `yaml:"options" json:"options"`

@@ -88,6 +88,34 @@ func TestDurationFloorsAccepted(t *testing.T) {
 	}
 }
 
+func TestNodeNamesMustBeReadable(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want string
+	}{
+		{"a\x07", `nodes["a\a"]: the node name has control character U+0007 at byte 1`},
+		{"a\nb", `nodes["a\nb"]: the node name has control character U+000A at byte 1`},
+		{"redis\u200b1", `nodes["redis\u200b1"]: the node name has invisible format character U+200B at byte 5`},
+		{"\u202eredis_1", `nodes["\u202eredis_1"]: the node name has invisible format character U+202E at byte 0`},
+		{"redis_1\u2066", "invisible format character U+2066 at byte 7"},
+		{"redis\u00a01", "non-ASCII space U+00A0 at byte 5"},
+		{"redis\u20281", "line or paragraph separator U+2028 at byte 5"},
+		{"\ufeffredis_1", "invisible format character U+FEFF at byte 0"},
+		{"a\xff", "invalid UTF-8 at byte 1"},
+		{" redis_1", `nodes[" redis_1"]: the node name begins or ends with white space`},
+		{"redis_1 ", `nodes["redis_1 "]: the node name begins or ends with white space`},
+	} {
+		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
+			refuseConfig(t, federated.Config{Nodes: map[string]federated.Node{tt.name: {Address: "127.0.0.1:7000"}}}, tt.want)
+		})
+	}
+	// A name a node could be added under at run time is held to the rule too.
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}, Options: quiet(federated.Options{})})
+	err := c.AddNode("b\u200b", federated.Node{Address: "127.0.0.1:7001"})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "U+200B", "AddNode: got %v, want the character named", err)
+}
+
 // A file's refusals name the field by its path and its line in the file,
 // not in a re-encoded copy.
 func TestConfigFileRefusalsSayWhere(t *testing.T) {
@@ -107,6 +135,8 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 			"options.base_retry_interval: 1ns is below the floor of 10ms (0 means the default) (line 5)"},
 		{"max below base", node + "options:\n  base_retry_interval: 5s\n  max_retry_interval: 1s\n",
 			"options.max_retry_interval: 1s is below base_retry_interval (5s); the cap must be at least the first interval (line 5)"},
+		{"node name", "nodes:\n  a: {address: \"h:1\"}\n  \"b\\u200b\": {address: \"h:2\"}\n",
+			`nodes["b\u200b"]: the node name has invisible format character U+200B at byte 1 (line 3)`},
 		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
 			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
 		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},
@@ -168,6 +198,7 @@ func testConfigErrorsHide(t *testing.T, secret string) {
 		"an alias into an address":       "options: {password: &p " + secret + "}\nnodes: {a: {address: *p}}\n",
 		"the password in a port":         "options: {password: \"" + secret + "\"}\nnodes: {a: {address: \"h:" + secret + "\"}}\n",
 		"an alias for a node name":       "options: {password: &p " + secret + "}\nnodes: {*p : {}}\n",
+		"a node name with the password":  "options: {password: " + secret + "}\nnodes: {\"" + secret + "\\u200b\": {address: \"h:1\"}}\n",
 		"an alias into the ring":         node + "options: {password: &p " + secret + ", ring: *p}\n",
 		"an alias into the period":       node + "options: {password: &p " + secret + ", metrics: {period: *p}}\n",
 		"an alias into the journal":      node + "options: {password: &p \"" + secret + "\\0\", metrics: {journal: *p}}\n",

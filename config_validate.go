@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redfed/federated/internal/metric"
 )
 
 // Validate reports the first problem of the configuration, naming the field
@@ -61,12 +63,21 @@ func validateNode(name string, n Node, owner serverOwners) error {
 	return v.finish(v.node(name, n, owner), nil)
 }
 
-// node checks one node and records its servers in owner.
+// node checks one node and records its servers in owner. A node's name is
+// hashed on the ring and printed in every log line about its servers, so
+// it must read as what it is: not blank, no space at either end, and none
+// of the characters metric.Unreadable refuses (controls, invisible and
+// bidirectional format characters, separators, spaces other than ' ').
 func (v validator) node(name string, n Node, owner serverOwners) error {
 	field := fieldPath{"nodes", name}
+	unreadable := metric.Unreadable(name)
 	switch {
 	case strings.TrimSpace(name) == "":
 		return v.fail(fieldPath{"nodes"}, "empty node name %s", v.quote(name))
+	case unreadable != "":
+		return v.fail(field, "the node name has %s", unreadable)
+	case strings.TrimSpace(name) != name:
+		return v.fail(field, "the node name begins or ends with white space")
 	case n.Address == "" && len(n.Addresses) == 0:
 		return v.fail(field, "neither address nor addresses is set")
 	case n.Address != "" && len(n.Addresses) > 0:
