@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/syncer"
 )
 
 // A configuration the client cannot honour is refused, by New as by
@@ -116,6 +117,32 @@ func TestNodeNamesMustBeReadable(t *testing.T) {
 	assert.Contains(t, err.Error(), "U+200B", "AddNode: got %v, want the character named", err)
 }
 
+func TestJournalKeyCollisions(t *testing.T) {
+	one := map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}
+	for _, tt := range []struct {
+		journal string
+		want    string
+	}{
+		{syncer.CursorKey, `options.metrics.journal: "syncer:cursors" is the syncer's hash of cursors`},
+		{"2026-11-25:web1:cpu", `options.metrics.journal: "2026-11-25:web1:cpu" begins with a period as a metric key`},
+		{"2026-11-25T13:web1:cpu", "begins with a period as a metric key"},
+		{"2026-11-25:web1", `so it, "2026-11-25:web1:horizon" and "2026-11-25:web1:origin" would be taken for metric data`},
+		{"2026-11-25", `"2026-11-25:horizon"`},
+		{"2026-13-45:x", "begins with a period"}, // no real date, but the shape retention looks for
+		{"journal\u200b", `options.metrics.journal: "journal\u200b" has invisible format character U+200B at byte 7`},
+		{"jour\x00nal", "control character U+0000 at byte 4"},
+		{"journal\n", "control character U+000A at byte 7"},
+	} {
+		t.Run(tt.journal, func(t *testing.T) {
+			refuseConfig(t, federated.Config{Nodes: one, Options: federated.Options{Metrics: federated.MetricsOptions{Journal: tt.journal}}}, tt.want)
+		})
+	}
+	for _, journal := range []string{"", "journal", "metrics:journal", "journal:horizon", "syncer:journal", "2026", "j 1"} {
+		cfg := federated.Config{Nodes: one, Options: federated.Options{Metrics: federated.MetricsOptions{Journal: journal}}}
+		assert.NoError(t, cfg.Validate(), "journal %q", journal)
+	}
+}
+
 // A file's refusals name the field by its path and its line in the file,
 // not in a re-encoded copy.
 func TestConfigFileRefusalsSayWhere(t *testing.T) {
@@ -137,6 +164,10 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 			"options.max_retry_interval: 1s is below base_retry_interval (5s); the cap must be at least the first interval (line 5)"},
 		{"node name", "nodes:\n  a: {address: \"h:1\"}\n  \"b\\u200b\": {address: \"h:2\"}\n",
 			`nodes["b\u200b"]: the node name has invisible format character U+200B at byte 1 (line 3)`},
+		{"journal", node + "options:\n  metrics:\n    journal: syncer:cursors\n", `options.metrics.journal: "syncer:cursors" is the syncer's hash of cursors on every server (line 5)`},
+		{"journal through a merge", node + "options:\n  metrics:\n    <<:\n      journal: \"2026-11-25:h\"\n",
+			"options.metrics.journal: \"2026-11-25:h\" begins with a period as a metric key ($period:$host:$metric) does, " +
+				"so it, \"2026-11-25:h:horizon\" and \"2026-11-25:h:origin\" would be taken for metric data (line 6)"},
 		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
 			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
 		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},

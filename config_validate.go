@@ -165,6 +165,11 @@ func (v validator) quoteAddr(addr string) string {
 	return v.quote(addr)
 }
 
+// syncerCursorKey is the syncer's hash of cursors on every server
+// (syncer.CursorKey, which this package cannot import), which the journal
+// must not be.
+const syncerCursorKey = "syncer:cursors"
+
 func (v validator) options(o Options) error {
 	if err := v.durations(o); err != nil {
 		return err
@@ -185,6 +190,9 @@ func (v validator) options(o Options) error {
 		if h == nil {
 			return v.fail(fieldPath{"options", "hooks", i}, "nil hook")
 		}
+	}
+	if err := v.journal(o.Metrics.Journal); err != nil {
+		return err
 	}
 	if err := o.Metrics.validate(); err != nil {
 		return v.redact(err)
@@ -238,6 +246,28 @@ func (v validator) durations(o Options) error {
 	case o.MaxRetryInterval == 0 && base > DefaultMaxRetryInterval:
 		return v.fail(fieldPath{"options", "base_retry_interval"}, "%s is above max_retry_interval (%v, its default); raise max_retry_interval too",
 			v.show(base.String()), DefaultMaxRetryInterval)
+	}
+	return nil
+}
+
+// journal checks the key of each server's journal, which also names the
+// keys beside it (horizonKey, OriginKey): none of them may be a key that
+// something else keeps on the servers, and all must read as what they are
+// in logs. The empty string means the default, DefaultJournal.
+func (v validator) journal(journal string) error {
+	path := fieldPath{"options", "metrics", "journal"}
+	prefix, _, _ := strings.Cut(journal, ":")
+	unreadable := metric.Unreadable(journal)
+	switch {
+	case journal == "":
+		return nil
+	case unreadable != "":
+		return v.fail(path, "%s has %s", v.quote(journal), unreadable)
+	case journal == syncerCursorKey:
+		return v.fail(path, "%s is the syncer's hash of cursors on every server", v.quote(journal))
+	case metric.PeriodShaped(prefix):
+		return v.fail(path, "%s begins with a period as a metric key ($period:$host:$metric) does, "+
+			"so it, %s and %s would be taken for metric data", v.quote(journal), v.quote(journal+":horizon"), v.quote(journal+":origin"))
 	}
 	return nil
 }
