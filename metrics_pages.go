@@ -36,6 +36,10 @@ const (
 	// readRound is the most members one round trip to a server asks for,
 	// all its pages together.
 	readRound = 16 * readPage
+	// minFirstPage is the smallest first page of a key: a read of many
+	// keys on one server asks for smaller first pages, so that keys of a
+	// few points each come in one round trip.
+	minFirstPage = 100
 )
 
 // pageKey is a key to read from every up server of its node, and the
@@ -49,7 +53,7 @@ type pageKey struct {
 type pageRange struct {
 	min, max string // the lowest and highest scores, as sent
 	newest   bool   // read from max down (ZREVRANGEBYSCORE), not from min up
-	first    int64  // the size of each key's first page; readPage when 0
+	first    int64  // the size of each key's first page; by how many keys a server has when 0
 }
 
 // pageFunc receives one page of a key from one server: members with their
@@ -90,12 +94,9 @@ func (c *Client) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	from, first := r.min, r.first
+	from := r.min
 	if r.newest {
 		from = r.max
-	}
-	if first == 0 {
-		first = readPage
 	}
 	t := c.topo.Load()
 	var (
@@ -117,11 +118,19 @@ func (c *Client) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 			if _, ok := work[s]; !ok {
 				order = append(order, s)
 			}
-			work[s] = append(work[s], &pageCursor{pageKey: k, from: from, limit: first})
+			work[s] = append(work[s], &pageCursor{pageKey: k, from: from, limit: r.first})
 		}
 	}
 	if len(order) == 0 {
 		return errors.Join(errs...)
+	}
+	if r.first == 0 {
+		for _, cursors := range work {
+			first := min(readPage, max(readRound/int64(len(cursors)), minFirstPage))
+			for _, cur := range cursors {
+				cur.limit = first
+			}
+		}
 	}
 	if !c.addLoop() { // Close waits for reads under way, which see c.done
 		return ErrClosed

@@ -81,14 +81,29 @@ func TestRangeReadsManyMembersOfOneScore(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, len(want))
 	assert.Equal(t, want, got)
+
+	// With other keys on the server, the first page is smaller (16,000
+	// members a round trip, shared): the paging still finds everything.
+	series := []federated.Series{{Host: "web1", Metric: "cpu"}}
+	for i := range 40 {
+		series = append(series, federated.Series{Host: fmt.Sprintf("db%d", i), Metric: "cpu"})
+		require.NoError(t, c.Record(ctx, series[i+1].Host, "cpu", day.Add(time.Minute), 1))
+	}
+	multi, err := c.RangeMulti(ctx, series, day, day.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, want, multi[series[0]])
+	for _, s := range series[1:] {
+		assert.Len(t, multi[s], 1, "series %v", s)
+	}
 }
 
 // readSizes is a go-redis hook that keeps the most members any one range
-// read command answered with.
+// read command answered with, and counts them and the round trips.
 type readSizes struct {
-	mu       sync.Mutex
-	most     int
-	commands int
+	mu         sync.Mutex
+	most       int
+	commands   int
+	roundTrips int
 }
 
 func (h *readSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -104,11 +119,31 @@ func (h *readSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *readSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
+		h.mu.Lock()
+		h.roundTrips++
+		h.mu.Unlock()
 		for _, cmd := range cmds {
 			h.note(cmd)
 		}
 		return err
 	}
+}
+
+// reset forgets what was counted.
+func (h *readSizes) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.most, h.commands, h.roundTrips = 0, 0, 0
+}
+
+// measuredClient returns a client of one server whose reads a readSizes
+// hook counts.
+func measuredClient(t *testing.T) (*federated.Client, *readSizes) {
+	t.Helper()
+	sizes := &readSizes{}
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{sizes}
+	return newClient(t, federated.Config{Nodes: singleNodes(redistest.StartN(t, 1)), Options: opts}), sizes
 }
 
 func (h *readSizes) note(cmd redis.Cmder) {
@@ -132,11 +167,7 @@ func (h *readSizes) note(cmd redis.Cmder) {
 // of 1,000 takes a server about 0.4 ms; one ZRANGEBYSCORE of 300,000,
 // 35 ms, while every writer waits).
 func TestRangeReadsInPages(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	sizes := &readSizes{}
-	opts := testOptions()
-	opts.Hooks = []redis.Hook{sizes}
-	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	c, sizes := measuredClient(t)
 	ctx := context.Background()
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	const n = 100_000
@@ -152,6 +183,28 @@ func TestRangeReadsInPages(t *testing.T) {
 	assert.Equal(t, 1000, len(sum.Points), "points of the summary")
 	assert.LessOrEqual(t, sizes.most, 1000, "members of the biggest read command")
 	assert.GreaterOrEqual(t, sizes.commands, 2*n/1000, "read commands")
+}
+
+// Many small keys on one server come in one round trip: their first pages
+// share the round's budget of members.
+func TestRangeMultiOfSmallKeysInOneRoundTrip(t *testing.T) {
+	c, sizes := measuredClient(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var series []federated.Series
+	for i := range 150 {
+		s := federated.Series{Host: fmt.Sprintf("web%d", i), Metric: "cpu"}
+		series = append(series, s)
+		require.NoError(t, c.Record(ctx, s.Host, s.Metric, at, float64(i)))
+	}
+	sizes.reset() // the writes' are not counted
+	got, err := c.RangeMulti(ctx, series, at, at)
+	require.NoError(t, err)
+	for i, s := range series {
+		assert.Equal(t, []federated.Point{{Time: at, Value: float64(i)}}, got[s], "series %v", s)
+	}
+	assert.Equal(t, 1, sizes.roundTrips, "round trips")
+	assert.Equal(t, 150, sizes.commands, "read commands")
 }
 
 // A read that runs out of time is the reader's failure: it does not mark
