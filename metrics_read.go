@@ -297,7 +297,8 @@ func (c *Client) lookBack() int {
 // so that no single command holds a server for long. A server marked down is
 // not asked and a server that fails stops being read: each gives an error
 // that names it, and the error, all of them joined, comes with the hosts the
-// other servers listed.
+// other servers listed. Each command has a deadline of the reader's own, as
+// Range's pages do: one that runs out does not mark its server down.
 func (c *Client) Hosts(ctx context.Context, since time.Time) ([]string, error) {
 	return c.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
 }
