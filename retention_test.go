@@ -192,25 +192,6 @@ func TestDropBefore100kKeys(t *testing.T) {
 	}
 }
 
-// A journal named like a period keeps its horizon and origin hash: they
-// match "$period:..." but are the journal's own keys.
-func TestDropBeforeKeepsTheJournalsKeys(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	opts := testOptions()
-	opts.Metrics.Journal = "2020-01-01"
-	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	ctx := context.Background()
-	rc := directClient(t, servers[0].Addr())
-	require.NoError(t, rc.HSet(ctx, c.OriginKey(), "2020-01-01:web1:cpu", "peer@epoch").Err())
-	require.NoError(t, c.Record(ctx, "web1", "cpu", time.Now().Add(-72*time.Hour), 1))
-
-	report, err := c.DropBefore(ctx, time.Now().Add(-24*time.Hour))
-	require.NoError(t, err)
-	assert.Equal(t, int64(1), report.Total, "the old point's key")
-	assert.Equal(t, int64(1), rc.Exists(ctx, c.OriginKey()).Val(), "the origin hash")
-	assert.Equal(t, int64(1), rc.Exists(ctx, "2020-01-01:horizon").Val(), "the horizon")
-}
-
 func TestDropBeforeReplicaGroup(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{
