@@ -106,7 +106,7 @@ func TestResourcesBoundedUnderFailover(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	opts := testOptions()
 	opts.CommandTimeout = 500 * time.Millisecond
-	opts.BaseRetryInterval = 5 * time.Millisecond
+	opts.BaseRetryInterval = federated.MinRetryInterval
 	opts.MaxRetryInterval = 20 * time.Millisecond
 	opts.PoolSize = poolSize
 	c := newClient(t, federated.Config{
