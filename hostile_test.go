@@ -180,7 +180,7 @@ func TestHostileMetricNames(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			require.NoError(t, c.Record(ctx, tt.host, tt.metric, at, 1.5))
 			r := newRecorder(t, c, federated.RecorderOptions{})
-			require.NoError(t, r.Add(tt.host, tt.metric, at.Add(time.Second), 2.5))
+			require.NoError(t, r.Add(context.Background(), tt.host, tt.metric, at.Add(time.Second), 2.5))
 			require.NoError(t, r.Close(ctx))
 
 			points, err := c.Range(ctx, tt.host, tt.metric, at, at.Add(time.Minute))
@@ -230,7 +230,7 @@ func TestHostileMetricNames(t *testing.T) {
 			_, err := checked.Range(ctx, tt.host, tt.metric, at, at)
 			require.ErrorIs(t, err, tt.want)
 			r := newRecorder(t, checked, federated.RecorderOptions{})
-			require.ErrorIs(t, r.Add(tt.host, tt.metric, at, 1), tt.want)
+			require.ErrorIs(t, r.Add(context.Background(), tt.host, tt.metric, at, 1), tt.want)
 			require.NoError(t, r.Close(ctx))
 			require.Zero(t, counter.n.Load(), "commands sent for a refused name")
 		})
@@ -326,9 +326,9 @@ func TestHostileWrongType(t *testing.T) {
 	}})
 	for i := range 3 {
 		ts := at.Add(time.Duration(i) * time.Second)
-		require.NoError(t, r.Add("web1", "good", ts, float64(i)))
-		require.NoError(t, r.Add("web1", "broken", ts, float64(i)))
-		require.NoError(t, r.Add("web2", "good", ts, float64(i)))
+		require.NoError(t, r.Add(context.Background(), "web1", "good", ts, float64(i)))
+		require.NoError(t, r.Add(context.Background(), "web1", "broken", ts, float64(i)))
+		require.NoError(t, r.Add(context.Background(), "web2", "good", ts, float64(i)))
 	}
 	err = r.Flush(ctx)
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
@@ -395,7 +395,7 @@ func TestHostileOutOfMemory(t *testing.T) {
 	assert.NotErrorIs(t, err, federated.ErrWrongType)
 	r := newRecorder(t, c, federated.RecorderOptions{})
 	for i := range 10 {
-		require.NoError(t, r.Add(fmt.Sprint("web", i), "cpu", at, 1))
+		require.NoError(t, r.Add(context.Background(), fmt.Sprint("web", i), "cpu", at, 1))
 	}
 	err = r.Flush(ctx)
 	assertAnswerError(t, c, err, "OOM")
@@ -445,7 +445,7 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 		{"Recorder", func() error {
 			r, err := c.NewRecorder(federated.RecorderOptions{})
 			require.NoError(t, err)
-			require.NoError(t, r.Add("web1", "cpu", at.Add(time.Second), 2))
+			require.NoError(t, r.Add(context.Background(), "web1", "cpu", at.Add(time.Second), 2))
 			return r.Close(ctx)
 		}, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
 	}

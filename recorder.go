@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +20,8 @@ const (
 	DefaultMaxBuffered   = 100000
 )
 
-// ErrBufferFull is returned by Recorder.Add when the buffer is full and
-// RecorderOptions.FailWhenFull is set.
+// ErrBufferFull is returned by Recorder.Add and Recorder.Write when the
+// buffer is full and RecorderOptions.FailWhenFull is set.
 var ErrBufferFull = errors.New("federated: recorder buffer full")
 
 // RecorderOptions tune a Recorder. The zero value of every field means its
@@ -27,25 +29,34 @@ var ErrBufferFull = errors.New("federated: recorder buffer full")
 type RecorderOptions struct {
 	// BatchSize is how many buffered points start a flush. Default 20,000:
 	// the server's cost of a point falls with the points per key in a
-	// flush, since each key costs one ZADD whatever its member count.
+	// flush, since each key costs one ZADD whatever its member count. While
+	// MaxFlushes flushes are under way, points wait and the next flush
+	// takes them all: batches grow with the load.
 	BatchSize int
-	// FlushInterval is the longest a point waits in the buffer before a
-	// flush sends it. Default 100ms.
+	// FlushInterval is the longest a point added with Add waits in the
+	// buffer before a flush sends it. Default 100ms. Write does not wait
+	// for it.
 	FlushInterval time.Duration
-	// MaxBuffered is how many points may wait in the buffer; then Add
-	// blocks until a flush makes room, or fails with ErrBufferFull when
-	// FailWhenFull is set. Default 100,000: a buffer a few batches deep
-	// makes writers wait for the servers instead of racing them for CPU.
+	// MaxBuffered is how many points may be buffered or in flushes under
+	// way; then Add and Write wait until a flush ends, or fail with
+	// ErrBufferFull when FailWhenFull is set. Default 100,000.
 	MaxBuffered int
-	// FailWhenFull makes Add fail instead of block when the buffer is full.
+	// MaxFlushes is how many flushes may be under way at once, each
+	// sending every node its share in script calls of at most 10,000
+	// points. Default: one per 4 CPUs (GOMAXPROCS), from 1 to 4. More
+	// flushes let a server's next batch travel while it runs the last one,
+	// which pays where there are cores to spare; where the client and the
+	// servers share a few cores, one flush at a time makes larger batches,
+	// which cost the servers less per point.
+	MaxFlushes int
+	// FailWhenFull makes Add and Write fail instead of wait when the
+	// buffer is full.
 	FailWhenFull bool
 	// OnError, if set, is called for every failed write with the error and
 	// the number of points lost in it, from the goroutine that flushed,
-	// before that flush ends: once Flush returns, OnError has seen every
-	// failure it returns. It runs inside the flush, so it must not call
-	// Flush or Close, nor an Add that may wait for room (re-add from
-	// another goroutine, or set FailWhenFull). The same errors are also
-	// returned by the next Flush or Close.
+	// before the points' Write, Flush or Close returns. It runs inside the
+	// flush, so it must not call Write, Flush or Close, nor an Add that may
+	// wait for room (re-add from another goroutine, or set FailWhenFull).
 	OnError func(err error, points int)
 }
 
@@ -59,30 +70,45 @@ func (o RecorderOptions) withDefaults() RecorderOptions {
 	if o.MaxBuffered <= 0 {
 		o.MaxBuffered = DefaultMaxBuffered
 	}
+	if o.MaxFlushes <= 0 {
+		o.MaxFlushes = min(max(runtime.GOMAXPROCS(0)/4, 1), 4)
+	}
 	return o
 }
 
 // RecorderStats counts a Recorder's points.
 type RecorderStats struct {
-	Added    int64 // points accepted by Add
+	Added    int64 // points accepted by Add and Write
 	Written  int64 // points acknowledged by Redis
-	Failed   int64 // points whose write failed, reported through Flush, Close and OnError
-	Buffered int64 // points waiting for a flush
+	Failed   int64 // points whose write failed, reported through Write, Flush, Close and OnError
+	Buffered int64 // points waiting for a flush or in a flush under way
 	Flushes  int64 // flushes that sent something
 }
 
-// Recorder writes metric points at high rates. Add buffers a point; a flush
-// groups the buffered points by node and by key and sends each node one
-// script call that adds every key's members with one ZADD and journals each
-// changed key once, scored with the server's clock. Flushes happen when
-// BatchSize points are buffered, every FlushInterval, and on Flush and
-// Close.
+// Sample is one point of one series, for Recorder.Write.
+type Sample struct {
+	Host, Metric string
+	Time         time.Time
+	Value        float64
+}
+
+// Recorder writes metric points at high rates. Points are buffered; a flush
+// groups them by node and by key and sends each node script calls that add
+// every key's members with one ZADD and journal each changed key once,
+// scored with the server's clock. Flushes start when BatchSize points are
+// buffered, every FlushInterval, and for Write, Flush and Close; up to
+// MaxFlushes run at once.
 //
 // A Recorder is safe for concurrent use. Points whose write fails (a node
 // with no up server, a key that holds another type, a dropped period) are
-// never dropped in silence: Flush and Close return their errors, OnError
-// sees each one, and Stats counts them. Writes to a replica group fail over
-// to the group's next server, since adding members is idempotent.
+// never dropped in silence. Write returns the failures of its own points:
+// goroutines that share a Recorder and want to know which of their points
+// to send again use it; their Writes share flushes (a group commit). Add
+// buffers a point and returns at once; Flush, and Close, return every
+// failure since the previous Flush, each once, which suits a Recorder with
+// one goroutine in charge of it, or OnError. Stats counts them all. Writes
+// to a replica group fail over to the group's next server, since adding
+// members is idempotent.
 //
 // Close the Recorder before its Client.
 type Recorder struct {
@@ -92,24 +118,25 @@ type Recorder struct {
 	step   int64 // the period's length in seconds
 
 	mu       sync.Mutex // guards the fields below
-	room     *sync.Cond // signalled when a flush empties the buffer, or on close
 	series   map[seriesID]*series
-	pending  []*series // series with buffered points
-	buffered int
+	cur      *generation   // the points buffered now
+	flushing []*generation // flushes under way, oldest first
+	inFlight int           // points in flushes under way
+	room     chan struct{} // closed when a flush ends, or on close; then replaced
+	free     [][]byte      // member buffers to reuse
+	works    []*flushWork  // flush state to reuse
+	topo     *topology     // the topology series were routed with
+	flushNo  int64         // flushes taken, for evicting idle series
 	closed   bool
 
-	flushMu sync.Mutex // one flush at a time; guards the fields below
-	spare   []*series  // the previous pending list's storage
-	batches map[*node]*nodeWrite
-	errs    []error // failures since the last Flush or Close
-	flushes int64   // flush count, for evicting idle series
+	errMu sync.Mutex
+	errs  []error // failures since the last Flush or Close
 
-	topo *topology // the topology series were routed with; guarded by mu
-
-	kick     chan struct{} // asks the flush loop for a flush now
+	kick     chan struct{} // asks the dispatcher to look at the buffer
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
-	done     chan struct{} // closed when the flush loop ends
+	done     chan struct{} // closed when the dispatcher ends
+	flushers sync.WaitGroup
 
 	added, written, failed, sent atomic.Int64
 }
@@ -120,55 +147,40 @@ type seriesID struct {
 	start        int64 // Unix seconds of the period start
 }
 
-// series is one key's buffer. buf is filled by Add under mu; out is the
-// batch being sent, touched only under flushMu.
+// series is one key's buffer, guarded by Recorder.mu: its members added
+// since the current generation began, each followed by '\n'.
 type series struct {
 	key       string
 	node      *node
-	buf       []byte // members, each followed by '\n'
+	buf       []byte
 	points    int
-	out       []byte
-	outPoints int
-	pending   bool  // in the pending list
-	lastFlush int64 // the flush that last sent points of this series
+	pending   bool  // in the current generation
+	lastFlush int64 // the flush that last took points of this series
 }
 
-// maxCallPoints caps the points of one script call, so that a large flush
-// becomes several calls per node, each with its own command timeout, and no
-// server is blocked long by one script.
-const maxCallPoints = 10000
-
-// nodeWrite is one node's part of a flush: its script calls, sent in turn.
-type nodeWrite struct {
-	node  *node
-	calls []*callWrite
-	used  int // calls in use in this flush
+// generation is the points of one flush: buffered until a flush takes
+// them, then sent. done is closed once every point is written or failed,
+// and failed then says which series failed, and why.
+type generation struct {
+	pending []*series
+	points  int
+	waiters int // Writes and Flushes waiting for it: it is flushed at once
+	done    chan struct{}
+	failed  map[*series]error
 }
 
-// callWrite is one script call of a flush.
-type callWrite struct {
-	batch  writeBatch
-	series []*series
-	points int
-	err    error
+func newGeneration() *generation { return &generation{done: make(chan struct{})} }
+
+// take is a series' points in a flush.
+type take struct {
+	s       *series
+	members []byte
+	points  int
 }
 
-// call returns the node's call that has room for points more.
-func (nw *nodeWrite) call(points int) *callWrite {
-	if nw.used > 0 {
-		if cw := nw.calls[nw.used-1]; cw.points+points <= maxCallPoints || cw.points == 0 {
-			return cw
-		}
-	}
-	if nw.used == len(nw.calls) {
-		nw.calls = append(nw.calls, &callWrite{})
-	}
-	nw.used++
-	return nw.calls[nw.used-1]
-}
-
-// NewRecorder returns a Recorder writing through c, and starts its flush
-// loop. A negative option is an error (ErrInvalidConfig) that names it.
+// NewRecorder returns a Recorder writing through c, and starts its
+// dispatcher. A negative option is an error (ErrInvalidConfig) that names
+// it.
 func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 	for _, o := range []struct {
 		name     string
@@ -178,6 +190,7 @@ func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		{"BatchSize", opts.BatchSize < 0, opts.BatchSize},
 		{"FlushInterval", opts.FlushInterval < 0, opts.FlushInterval},
 		{"MaxBuffered", opts.MaxBuffered < 0, opts.MaxBuffered},
+		{"MaxFlushes", opts.MaxFlushes < 0, opts.MaxFlushes},
 	} {
 		if o.negative {
 			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%v); zero means the default", ErrInvalidConfig, o.name, o.value)
@@ -188,92 +201,175 @@ func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 	}
 	p := c.period()
 	r := &Recorder{
-		c:       c,
-		opts:    opts.withDefaults(),
-		period:  p,
-		step:    int64(p.Duration() / time.Second),
-		series:  make(map[seriesID]*series),
-		topo:    c.topo.Load(),
-		batches: make(map[*node]*nodeWrite),
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		c:      c,
+		opts:   opts.withDefaults(),
+		period: p,
+		step:   int64(p.Duration() / time.Second),
+		series: make(map[seriesID]*series),
+		cur:    newGeneration(),
+		room:   make(chan struct{}),
+		topo:   c.topo.Load(),
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
-	r.room = sync.NewCond(&r.mu)
-	go r.loop()
+	go r.dispatch()
 	return r, nil
 }
 
-// Add buffers one point. It validates the point (ErrBadHost, ErrBadMetric,
-// ErrBadTimestamp, ErrBadValue, nothing buffered on error); it blocks while
-// the buffer is full, or fails with ErrBufferFull if the options say so.
-func (r *Recorder) Add(host, metricName string, t time.Time, value float64) error {
+// Add buffers one point and returns: a flush sends it within FlushInterval.
+// It validates the point (ErrBadHost, ErrBadMetric, ErrBadTimestamp,
+// ErrBadValue; nothing buffered on error). While the buffer is full it
+// waits for room until ctx ends, or fails with ErrBufferFull if the options
+// say so. Its failure, if the write fails, is returned by the next Flush or
+// Close.
+func (r *Recorder) Add(ctx context.Context, host, metricName string, t time.Time, value float64) error {
+	ts, err := validPoint(t, value)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	_, err = r.addLocked(ctx, host, metricName, ts, value)
+	r.mu.Unlock()
+	return err
+}
+
+// Write adds points and waits until each is written or failed, flushing
+// them at once together with what other goroutines added meanwhile. It
+// returns the failures of its own points only (each a *ServerError that
+// names its node and server), and none of others'. Every point is
+// validated first: a bad one is an error that names it, and nothing is
+// written. While the buffer is full Write waits for room, or fails with
+// ErrBufferFull if the options say so; the points added before that are
+// written all the same. When ctx ends before the points are written, Write
+// returns ctx's error, and they may still be written.
+func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
+	tss := make([]float64, len(samples))
+	for i, s := range samples {
+		ts, err := validPoint(s.Time, s.Value)
+		if err != nil {
+			return fmt.Errorf("sample %d of %d: %w", i+1, len(samples), err)
+		}
+		tss[i] = ts
+	}
+	var gens []*generation
+	mine := make(map[*series]struct{})
+	var addErr error
+	r.mu.Lock()
+	for i, s := range samples {
+		if r.series[r.seriesID(s.Host, s.Metric, tss[i])] == nil {
+			if err := validNames(s.Host, s.Metric); err != nil {
+				r.mu.Unlock()
+				return fmt.Errorf("sample %d of %d: %w", i+1, len(samples), err)
+			}
+		}
+	}
+	for i, s := range samples {
+		sr, err := r.addLocked(ctx, s.Host, s.Metric, tss[i], s.Value)
+		if err != nil {
+			addErr = err
+			break
+		}
+		mine[sr] = struct{}{}
+		if len(gens) == 0 || gens[len(gens)-1] != r.cur {
+			r.cur.waiters++
+			gens = append(gens, r.cur)
+		}
+	}
+	r.mu.Unlock()
+	if len(gens) > 0 {
+		r.kickFlush()
+	}
+	errs := []error{addErr}
+	for _, g := range gens {
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		for s := range mine {
+			if err, ok := g.failed[s]; ok {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validPoint checks a point's time and value, and returns its timestamp in
+// seconds.
+func validPoint(t time.Time, value float64) (float64, error) {
 	ts := metric.Seconds(t)
 	if err := metric.ValidateTimestamp(ts); err != nil {
-		return err
+		return 0, err
 	}
-	if err := metric.ValidateValue(value); err != nil {
-		return err
-	}
-	sec := int64(ts)
-	id := seriesID{host: host, metric: metricName, start: sec - sec%r.step}
+	return ts, metric.ValidateValue(value)
+}
 
-	r.mu.Lock()
-	for r.buffered >= r.opts.MaxBuffered && !r.closed {
+// validNames checks the names of a series seen for the first time.
+func validNames(host, metricName string) error {
+	if err := metric.ValidateHost(host); err != nil {
+		return err
+	}
+	return metric.ValidateMetric(metricName)
+}
+
+// seriesID returns the id of the series a point goes to.
+func (r *Recorder) seriesID(host, metricName string, ts float64) seriesID {
+	sec := int64(ts)
+	return seriesID{host: host, metric: metricName, start: sec - sec%r.step}
+}
+
+// addLocked buffers one validated point, waiting for room while the buffer
+// is full; r.mu is held, and released while it waits. It returns the
+// point's series.
+func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, value float64) (*series, error) {
+	for r.cur.points+r.inFlight >= r.opts.MaxBuffered && !r.closed {
 		if r.opts.FailWhenFull {
-			r.mu.Unlock()
-			return ErrBufferFull
+			return nil, ErrBufferFull
 		}
+		room := r.room
+		r.mu.Unlock()
 		r.kickFlush()
-		r.room.Wait()
+		select {
+		case <-room:
+			r.mu.Lock()
+		case <-ctx.Done():
+			r.mu.Lock()
+			return nil, ctx.Err()
+		}
 	}
 	if r.closed {
-		r.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
+	id := r.seriesID(host, metricName, ts)
 	s := r.series[id]
 	if s == nil {
-		var err error
-		if s, err = r.newSeriesLocked(id); err != nil {
-			r.mu.Unlock()
-			return err
+		if err := validNames(host, metricName); err != nil {
+			return nil, err
 		}
+		key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), host, metricName))
+		s = &series{key: key, node: r.topo.route(r.c.hashKey("", key)), lastFlush: r.flushNo}
+		r.series[id] = s
+	}
+	if s.buf == nil && len(r.free) > 0 {
+		s.buf, r.free = r.free[len(r.free)-1], r.free[:len(r.free)-1]
 	}
 	s.buf = append(metric.AppendMember(s.buf, ts, value), '\n')
 	s.points++
 	if !s.pending {
 		s.pending = true
-		r.pending = append(r.pending, s)
+		r.cur.pending = append(r.cur.pending, s)
 	}
-	r.buffered++
-	full := r.buffered >= r.opts.BatchSize
-	r.mu.Unlock()
-
+	r.cur.points++
 	r.added.Add(1)
-	if full {
+	if r.cur.points == r.opts.BatchSize {
 		r.kickFlush()
 	}
-	return nil
-}
-
-// newSeriesLocked validates the names of a series seen for the first time
-// and makes its buffer.
-func (r *Recorder) newSeriesLocked(id seriesID) (*series, error) {
-	if err := metric.ValidateHost(id.host); err != nil {
-		return nil, err
-	}
-	if err := metric.ValidateMetric(id.metric); err != nil {
-		return nil, err
-	}
-	key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), id.host, id.metric))
-	s := &series{key: key, node: r.topo.route(r.c.hashKey("", key)), lastFlush: r.flushCount()}
-	r.series[id] = s
 	return s, nil
 }
 
-func (r *Recorder) flushCount() int64 { return atomic.LoadInt64(&r.flushes) }
-
-// kickFlush asks the flush loop for a flush, without waiting.
+// kickFlush asks the dispatcher to look at the buffer, without waiting.
 func (r *Recorder) kickFlush() {
 	select {
 	case r.kick <- struct{}{}:
@@ -281,63 +377,177 @@ func (r *Recorder) kickFlush() {
 	}
 }
 
-// loop flushes on a timer and when kicked, until Close or the client's
-// Close.
-func (r *Recorder) loop() {
+// dispatch starts flushes: when BatchSize points are buffered, when a
+// Write or Flush waits, and every FlushInterval, as long as fewer than
+// MaxFlushes are under way. It ends on Close or the client's Close.
+func (r *Recorder) dispatch() {
 	defer r.c.wg.Done()
 	defer close(r.done)
 	ticker := time.NewTicker(r.opts.FlushInterval)
 	defer ticker.Stop()
 	for {
+		due := false
 		select {
 		case <-r.stop:
+			r.flushers.Wait()
 			return
 		case <-r.c.done:
 			r.shut()
+			r.flushers.Wait()
 			return
 		case <-ticker.C:
+			due = true
 		case <-r.kick:
 		}
-		r.flush(context.Background())
+		for r.startFlush(due) {
+		}
 	}
 }
 
+// startFlush takes the buffered points and sends them in a goroutine of
+// their own, if there are any, a flush is due (BatchSize reached, the
+// buffer full, a waiter, or the interval, due) and fewer than MaxFlushes
+// are under way. It reports whether it started one.
+func (r *Recorder) startFlush(due bool) bool {
+	r.mu.Lock()
+	g := r.cur
+	full := g.points >= r.opts.BatchSize || g.points+r.inFlight >= r.opts.MaxBuffered
+	if g.points == 0 || len(r.flushing) >= r.opts.MaxFlushes || !(due || full || g.waiters > 0) {
+		r.mu.Unlock()
+		return false
+	}
+	w := r.takeLocked()
+	r.mu.Unlock()
+	r.flushers.Add(1)
+	go func() {
+		defer r.flushers.Done()
+		r.send(w)
+		r.finish(w)
+	}()
+	return true
+}
+
+// takeLocked takes the current generation's points for a flush and starts
+// a new generation; r.mu is held.
+func (r *Recorder) takeLocked() *flushWork {
+	if t := r.c.topo.Load(); t != r.topo {
+		// Nodes were added or removed: route every series again.
+		r.topo = t
+		for _, s := range r.series {
+			s.node = t.route(r.c.hashKey("", s.key))
+		}
+	}
+	var w *flushWork
+	if n := len(r.works); n > 0 {
+		w, r.works = r.works[n-1], r.works[:n-1]
+	} else {
+		w = &flushWork{batches: make(map[*node]*nodeWrite)}
+	}
+	if w.topo != r.topo {
+		clear(w.batches)
+		w.topo = r.topo
+	}
+	g := r.cur
+	r.flushNo++
+	w.gen, w.flushNo = g, r.flushNo
+	for _, s := range g.pending {
+		w.takes = append(w.takes, take{s: s, members: s.buf, points: s.points})
+		s.buf, s.points, s.pending, s.lastFlush = nil, 0, false, r.flushNo
+	}
+	r.inFlight += g.points
+	r.flushing = append(r.flushing, g)
+	r.cur = newGeneration()
+	if r.flushNo%64 == 0 {
+		r.evictLocked()
+	}
+	return w
+}
+
+// finish accounts for a flush that ended: its buffers go back for reuse,
+// its generation is done, and room is made.
+func (r *Recorder) finish(w *flushWork) {
+	g := w.gen
+	r.mu.Lock()
+	for _, t := range w.takes {
+		r.free = append(r.free, t.members[:0])
+	}
+	clear(w.takes)
+	w.takes, w.gen = w.takes[:0], nil
+	r.works = append(r.works, w)
+	r.inFlight -= g.points
+	for i, f := range r.flushing {
+		if f == g {
+			r.flushing = append(r.flushing[:i], r.flushing[i+1:]...)
+			break
+		}
+	}
+	close(r.room)
+	r.room = make(chan struct{})
+	r.mu.Unlock()
+	r.sent.Add(1)
+	close(g.done)
+	r.kickFlush() // points may have piled up while MaxFlushes ran
+}
+
 // Flush sends every point added before it and waits until each is
-// acknowledged by Redis or has failed. It returns the errors of every write
-// that failed since the last Flush or Close, background flushes included.
+// acknowledged by Redis or has failed, or ctx ends. It returns every write
+// failure since the previous Flush or Close (background flushes and
+// Writes included), each once: Write is the call for a goroutine that must
+// know its own points' failures while others use the same Recorder.
 func (r *Recorder) Flush(ctx context.Context) error {
-	r.flush(ctx)
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
+	r.mu.Lock()
+	wait := slices.Clone(r.flushing)
+	if r.cur.points > 0 {
+		wait = append(wait, r.cur)
+		r.cur.waiters++
+	}
+	r.mu.Unlock()
+	r.kickFlush()
+	for _, g := range wait {
+		select {
+		case <-g.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
 	errs := r.errs
 	r.errs = nil
 	return errors.Join(errs...)
 }
 
-// Close flushes what is buffered, stops the flush loop, and returns the
-// errors of every failed write since the last Flush. Adds after Close fail
-// with ErrClosed. Close is idempotent.
+// Close flushes what is buffered, waits for every flush, stops the
+// dispatcher, and returns every write failure since the previous Flush.
+// Add and Write after Close fail with ErrClosed. Close is idempotent.
 func (r *Recorder) Close(ctx context.Context) error {
+	err := r.Flush(ctx)
+	r.shut()
 	r.stopOnce.Do(func() {
 		close(r.stop)
 		<-r.done
 	})
-	r.shut()
-	return r.Flush(ctx)
+	if err != nil {
+		return err
+	}
+	return r.Flush(ctx) // what Adds that raced with the first Flush left
 }
 
-// shut refuses further points and wakes blocked Adds.
+// shut refuses further points and wakes Adds that wait for room.
 func (r *Recorder) shut() {
 	r.mu.Lock()
-	r.closed = true
-	r.room.Broadcast()
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		close(r.room)
+		r.room = make(chan struct{})
+	}
 }
 
 // Stats returns the recorder's counters.
 func (r *Recorder) Stats() RecorderStats {
 	r.mu.Lock()
-	buffered := r.buffered
+	buffered := r.cur.points + r.inFlight
 	r.mu.Unlock()
 	return RecorderStats{
 		Added:    r.added.Load(),
@@ -348,118 +558,16 @@ func (r *Recorder) Stats() RecorderStats {
 	}
 }
 
-// flush sends what is buffered now: it takes the buffers from Add, groups
-// them by node and sends every node its batch at once.
-func (r *Recorder) flush(ctx context.Context) {
-	r.flushMu.Lock()
-	defer r.flushMu.Unlock()
-
-	r.mu.Lock()
-	if t := r.c.topo.Load(); t != r.topo {
-		// Nodes were added or removed: route every series again.
-		r.topo = t
-		for _, s := range r.series {
-			s.node = t.route(r.c.hashKey("", s.key))
-		}
-		clear(r.batches)
-	}
-	batch := r.pending
-	r.pending, r.spare = r.spare[:0], nil
-	r.buffered = 0
-	for _, s := range batch {
-		s.out, s.buf = s.buf, s.out[:0]
-		s.outPoints, s.points = s.points, 0
-		s.pending = false
-	}
-	r.room.Broadcast()
-	r.mu.Unlock()
-
-	flushNo := atomic.AddInt64(&r.flushes, 1)
-	if len(batch) > 0 {
-		r.send(ctx, batch, flushNo)
-		r.sent.Add(1)
-	}
-	clear(batch)
-	r.spare = batch[:0]
-	if flushNo%64 == 0 {
-		r.evict(flushNo)
-	}
-}
-
-// send writes the taken series, node by node at once, each node's calls in
-// turn, and accounts for every point.
-func (r *Recorder) send(ctx context.Context, batch []*series, flushNo int64) {
-	used := make([]*nodeWrite, 0, len(r.batches))
-	for _, s := range batch {
-		s.lastFlush = flushNo
-		nw := r.batches[s.node]
-		if nw == nil {
-			nw = &nodeWrite{node: s.node}
-			r.batches[s.node] = nw
-		}
-		if nw.used == 0 {
-			used = append(used, nw)
-		}
-		cw := nw.call(s.outPoints)
-		cw.series = append(cw.series, s)
-		cw.points += s.outPoints
-		cw.batch.add(s.key, s.out)
-	}
-
-	var wg sync.WaitGroup
-	for _, nw := range used {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, cw := range nw.calls[:nw.used] {
-				cw.err = r.c.writeNode(ctx, nw.node, &cw.batch)
-			}
-		}()
-	}
-	wg.Wait()
-
-	for _, nw := range used {
-		for _, cw := range nw.calls[:nw.used] {
-			r.account(cw)
-			clear(cw.series)
-			cw.series, cw.points, cw.err = cw.series[:0], 0, nil
-			cw.batch.reset()
-		}
-		nw.used = 0
-	}
-}
-
-// account counts a call's written and failed points and reports failures.
-func (r *Recorder) account(cw *callWrite) {
-	points := cw.points
-	if cw.err != nil {
-		r.fail(fmt.Errorf("%w (%d points in %d keys)", cw.err, points, len(cw.series)), points)
-		return
-	}
-	for i, err := range cw.batch.failed {
-		n := cw.series[i].outPoints
-		points -= n
-		r.fail(err, n)
-	}
-	r.written.Add(int64(points))
-}
-
-func (r *Recorder) fail(err error, points int) {
-	r.failed.Add(int64(points))
-	r.errs = append(r.errs, err)
-	if r.opts.OnError != nil {
-		r.opts.OnError(err, points)
-	}
-}
-
-// evict forgets series that have had no point for a while (past periods,
-// hosts gone quiet), so that the table does not grow without end.
-func (r *Recorder) evict(flushNo int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// evictLocked forgets series that have had no point for a while (past
+// periods, hosts gone quiet), so that the table does not grow without end;
+// r.mu is held.
+func (r *Recorder) evictLocked() {
 	for id, s := range r.series {
-		if !s.pending && flushNo-s.lastFlush > 64 {
+		if !s.pending && r.flushNo-s.lastFlush > 64 {
 			delete(r.series, id)
+			if s.buf != nil {
+				r.free = append(r.free, s.buf[:0])
+			}
 		}
 	}
 }

@@ -72,7 +72,7 @@ func BenchmarkW2(b *testing.B) {
 			for pb.Next() {
 				n := clock.Add(1)
 				k, ts := w2Point(day, n)
-				if err := r.Add(hosts[k%500], metrics[k/500], ts, float64(n%1000)); err != nil {
+				if err := r.Add(context.Background(), hosts[k%500], metrics[k/500], ts, float64(n%1000)); err != nil {
 					b.Error(err)
 					return
 				}

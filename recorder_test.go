@@ -57,7 +57,7 @@ func TestRecorderConcurrentWritersLoseNothing(t *testing.T) {
 			for i := range perWriter {
 				host := fmt.Sprintf("web%d.sfo", w)
 				metricName := fmt.Sprintf("m%d", i%10)
-				if err := r.Add(host, metricName, base.Add(time.Duration(i)*time.Second), float64(i)); err != nil {
+				if err := r.Add(context.Background(), host, metricName, base.Add(time.Duration(i)*time.Second), float64(i)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -101,7 +101,7 @@ func TestRecorderJournalUsesServerClock(t *testing.T) {
 	// The writer's clock is an hour ahead: its points say so, the journal
 	// does not.
 	skewed := time.Now().Add(time.Hour)
-	require.NoError(t, r.Add("web1", "cpu", skewed, 1))
+	require.NoError(t, r.Add(context.Background(), "web1", "cpu", skewed, 1))
 	require.NoError(t, r.Flush(context.Background()))
 	rc := directClient(t, servers[0].Addr())
 	key, err := c.MetricKey(skewed, "web1", "cpu")
@@ -124,7 +124,7 @@ func TestRecorderRoutesByHashTag(t *testing.T) {
 	r := newRecorder(t, c, federated.RecorderOptions{})
 	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	for i := range 10 {
-		require.NoError(t, r.Add("web1", fmt.Sprintf("cpu{%d}", i), at, float64(i)))
+		require.NoError(t, r.Add(context.Background(), "web1", fmt.Sprintf("cpu{%d}", i), at, float64(i)))
 	}
 	require.NoError(t, r.Flush(ctx))
 	for i := range 10 {
@@ -160,7 +160,7 @@ func TestRecorderKilledNodeFailsOnlyItsPoints(t *testing.T) {
 				if w == 0 && i == 1500 {
 					require.NoError(t, victim.Kill())
 				}
-				_ = r.Add(fmt.Sprintf("host%d", i%40), fmt.Sprintf("w%d", w), at.Add(time.Duration(i)*time.Millisecond), 1)
+				_ = r.Add(context.Background(), fmt.Sprintf("host%d", i%40), fmt.Sprintf("w%d", w), at.Add(time.Duration(i)*time.Millisecond), 1)
 			}
 		}()
 	}
@@ -215,7 +215,7 @@ func TestRecorderReplicaGroupFailsOverWithNothingLost(t *testing.T) {
 			require.NoError(t, r.Flush(context.Background()))
 			require.NoError(t, serverByAddr(servers, first).Kill())
 		}
-		require.NoError(t, r.Add(fmt.Sprintf("h%d", i%25), "cpu", at.Add(time.Duration(i)*time.Second), float64(i)))
+		require.NoError(t, r.Add(context.Background(), fmt.Sprintf("h%d", i%25), "cpu", at.Add(time.Duration(i)*time.Second), float64(i)))
 	}
 	require.NoError(t, r.Flush(context.Background()), "a replica group fails over: no point fails")
 	st := r.Stats()
@@ -238,16 +238,16 @@ func TestRecorderBackPressure(t *testing.T) {
 	r := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 100, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for i := range 100 {
-		require.NoError(t, r.Add("h", "m", at.Add(time.Duration(i)*time.Second), 1))
+		require.NoError(t, r.Add(context.Background(), "h", "m", at.Add(time.Duration(i)*time.Second), 1))
 	}
-	require.ErrorIs(t, r.Add("h", "m", at, 2), federated.ErrBufferFull)
+	require.ErrorIs(t, r.Add(context.Background(), "h", "m", at, 2), federated.ErrBufferFull)
 	require.NoError(t, r.Flush(context.Background()))
-	require.NoError(t, r.Add("h", "m", at, 2), "room again after a flush")
+	require.NoError(t, r.Add(context.Background(), "h", "m", at, 2), "room again after a flush")
 
 	// Blocking mode: Add waits for the flush loop to make room.
 	b := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 50, BatchSize: 1000000, FlushInterval: time.Hour})
 	for i := range 500 {
-		require.NoError(t, b.Add("h2", "m", at.Add(time.Duration(i)*time.Second), 1))
+		require.NoError(t, b.Add(context.Background(), "h2", "m", at.Add(time.Duration(i)*time.Second), 1))
 	}
 	require.NoError(t, b.Flush(context.Background()))
 	assert.Equal(t, int64(500), b.Stats().Written)
@@ -264,13 +264,13 @@ func TestRecorderBadInputAndClose(t *testing.T) {
 	r, err := c.NewRecorder(federated.RecorderOptions{})
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	require.ErrorIs(t, r.Add("a:b", "m", at, 1), federated.ErrBadHost)
-	require.ErrorIs(t, r.Add("a", "", at, 1), federated.ErrBadMetric)
-	require.ErrorIs(t, r.Add("a", "m", at, math.NaN()), federated.ErrBadValue)
-	require.NoError(t, r.Add("a", "m", at, 1))
+	require.ErrorIs(t, r.Add(context.Background(), "a:b", "m", at, 1), federated.ErrBadHost)
+	require.ErrorIs(t, r.Add(context.Background(), "a", "", at, 1), federated.ErrBadMetric)
+	require.ErrorIs(t, r.Add(context.Background(), "a", "m", at, math.NaN()), federated.ErrBadValue)
+	require.NoError(t, r.Add(context.Background(), "a", "m", at, 1))
 	require.NoError(t, r.Close(context.Background()))
 	require.NoError(t, r.Close(context.Background()), "Close is idempotent")
-	require.ErrorIs(t, r.Add("a", "m", at, 1), federated.ErrClosed)
+	require.ErrorIs(t, r.Add(context.Background(), "a", "m", at, 1), federated.ErrClosed)
 	assert.Equal(t, int64(1), r.Stats().Written)
 	assert.Equal(t, int64(1), r.Stats().Added)
 
@@ -278,8 +278,8 @@ func TestRecorderBadInputAndClose(t *testing.T) {
 	// is written.
 	require.NoError(t, c.Set(context.Background(), "2026-11-25:bad:m", "x", 0).Err())
 	r2 := newRecorder(t, c, federated.RecorderOptions{})
-	require.NoError(t, r2.Add("bad", "m", at, 1))
-	require.NoError(t, r2.Add("good", "m", at, 1))
+	require.NoError(t, r2.Add(context.Background(), "bad", "m", at, 1))
+	require.NoError(t, r2.Add(context.Background(), "good", "m", at, 1))
 	err = r2.Flush(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
@@ -303,14 +303,14 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	// Grow the series' buffer once; a flush keeps its storage for the next.
 	for i := range 3000 {
-		require.NoError(t, r.Add("web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i)))
+		require.NoError(t, r.Add(context.Background(), "web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i)))
 	}
 	require.NoError(t, r.Flush(context.Background()))
 
 	i := 0
 	allocs := testing.AllocsPerRun(1000, func() {
 		i++
-		_ = r.Add("web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i))
+		_ = r.Add(context.Background(), "web1.sfo", "cpu.user", base.Add(time.Duration(i)*time.Second), float64(i))
 	})
 	assert.Zero(t, allocs, "allocations per Recorder.Add")
 	key := "2026-11-25:web1.sfo:cpu.user"

@@ -132,7 +132,7 @@ func TestRefusedWritesFailOverInTheGroup(t *testing.T) {
 			rec, err := c.NewRecorder(federated.RecorderOptions{})
 			require.NoError(t, err)
 			for i := range 100 {
-				require.NoError(t, rec.Add("web1", "load", now.Add(time.Duration(i)*time.Millisecond), float64(i)))
+				require.NoError(t, rec.Add(ctx, "web1", "load", now.Add(time.Duration(i)*time.Millisecond), float64(i)))
 			}
 			require.NoError(t, rec.Close(ctx))
 			end()

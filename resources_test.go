@@ -65,7 +65,7 @@ func runTraffic(c *federated.Client, r *federated.Recorder, n int, stop <-chan s
 				case 3:
 					err = c.Record(ctx, fmt.Sprint("host", g), "m", time.Now(), float64(i))
 					if err == nil {
-						err = r.Add(fmt.Sprint("host", g), "n", time.Now(), float64(i))
+						err = r.Add(context.Background(), fmt.Sprint("host", g), "n", time.Now(), float64(i))
 					}
 				}
 				if err != nil {

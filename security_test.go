@@ -318,7 +318,7 @@ func TestACLUser(t *testing.T) {
 	require.NoError(t, c.Record(ctx, "web1.sfo", "cpu.user", at, 1))
 	r := newRecorder(t, c, federated.RecorderOptions{})
 	for i := range 100 {
-		require.NoError(t, r.Add(fmt.Sprintf("web%d.sfo", i%7), "cpu.user", at.Add(time.Duration(i)*time.Second), float64(i)))
+		require.NoError(t, r.Add(context.Background(), fmt.Sprintf("web%d.sfo", i%7), "cpu.user", at.Add(time.Duration(i)*time.Second), float64(i)))
 	}
 	require.NoError(t, r.Flush(ctx))
 	require.Equal(t, int64(100), r.Stats().Written)

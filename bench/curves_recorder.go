@@ -37,6 +37,12 @@ func newSeriesSet(n int) *seriesSet {
 
 // point returns the n-th point: the series take turns and each is sampled
 // once a second, in whole seconds, as in W2.
+// add adds the n-th point to a Recorder.
+func (s *seriesSet) add(rec *federated.Recorder, n int64) error {
+	host, metricName, t, value := s.point(n)
+	return rec.Add(context.Background(), host, metricName, t, value)
+}
+
 func (s *seriesSet) point(n int64) (host, metricName string, t time.Time, value float64) {
 	k := n % s.n
 	h := int64(len(s.hosts))
@@ -130,7 +136,7 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 						errs[w] = ctx.Err()
 						return
 					}
-					if err := rec.Add(series.point(n)); err != nil {
+					if err := series.add(rec, n); err != nil {
 						errs[w] = err
 						return
 					}
@@ -264,7 +270,7 @@ func (r *recorderRunner) queued(ctx context.Context, c *federated.Client, u int)
 	}
 	before := liveHeap()
 	for i := range n {
-		if err := rec.Add(series.point(i)); err != nil {
+		if err := series.add(rec, i); err != nil {
 			_ = rec.Close(ctx)
 			return 0, err
 		}

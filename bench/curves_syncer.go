@@ -188,7 +188,7 @@ func fill(ctx context.Context, addr string, opts federated.Options, keys int, po
 	}
 	series := newSeriesSet(keys)
 	for n := range points {
-		if err := rec.Add(series.point(n)); err != nil {
+		if err := series.add(rec, n); err != nil {
 			_ = rec.Close(ctx)
 			return err
 		}

@@ -162,7 +162,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 		return err
 	}
 	for k := range universe {
-		if err := r.Add(d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], day, 0); err != nil {
+		if err := r.Add(context.Background(), d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], day, 0); err != nil {
 			_ = r.Close(ctx)
 			return fmt.Errorf("%s: %w", nameRecorder, err)
 		}

@@ -108,7 +108,7 @@ func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, write
 						return
 					}
 					k, sec, value := w2Point(n)
-					if err := r.Add(d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], time.Unix(sec, 0), value); err != nil {
+					if err := r.Add(context.Background(), d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], time.Unix(sec, 0), value); err != nil {
 						errs[w] = err
 						return
 					}

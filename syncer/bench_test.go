@@ -72,7 +72,7 @@ func pace(b *testing.B, r *federated.Recorder, n, rate int) {
 				time.Sleep(ahead)
 			}
 		}
-		if err := r.Add(hosts[i%1000], metrics[i/1000%100], time.Now().Truncate(time.Second), float64(i)); err != nil {
+		if err := r.Add(context.Background(), hosts[i%1000], metrics[i/1000%100], time.Now().Truncate(time.Second), float64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -283,7 +283,7 @@ func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
 		if i == 4500 {
 			require.NoError(t, victim.Restart()) // empty: no persistence
 		}
-		require.NoError(t, r.Add(fmt.Sprintf("h%d", i%30), "load", base.Add(time.Duration(i)*time.Millisecond), float64(i)))
+		require.NoError(t, r.Add(context.Background(), fmt.Sprintf("h%d", i%30), "load", base.Add(time.Duration(i)*time.Millisecond), float64(i)))
 		if i%500 == 0 {
 			time.Sleep(5 * time.Millisecond) // a sustained load, not one burst
 		}

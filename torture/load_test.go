@@ -129,7 +129,7 @@ func (l *load) write(ctx context.Context, w int) {
 			l.gate.RLock()
 			id, us := l.nextID.Add(1)-1, time.Now().UnixMicro()
 			host, metric := seriesOf(id)
-			err := l.rec.Add(host, metric, time.UnixMicro(us), float64(id))
+			err := l.rec.Add(context.Background(), host, metric, time.UnixMicro(us), float64(id))
 			if err == nil {
 				l.epochs[w] = append(l.epochs[w], point{id, us})
 			}
@@ -202,7 +202,7 @@ func (l *load) flush(ctx context.Context, maxReadd int) {
 		}
 		if ok && len(l.readded) < maxReadd {
 			host, metric := seriesOf(p.id)
-			switch err := l.rec.Add(host, metric, time.UnixMicro(p.micros), float64(p.id)); {
+			switch err := l.rec.Add(context.Background(), host, metric, time.UnixMicro(p.micros), float64(p.id)); {
 			case err == nil:
 				l.readded = append(l.readded, p)
 				continue

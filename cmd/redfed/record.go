@@ -187,7 +187,7 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 			held = append(held, recordedPoint{host, metricName, t, v})
 			continue
 		}
-		if err := rec.Add(host, metricName, t, v); err != nil {
+		if err := rec.Add(context.Background(), host, metricName, t, v); err != nil {
 			stopped = fmt.Errorf("line %d: %w", lineNo, err)
 			break
 		}
@@ -198,7 +198,7 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 				stopped = fmt.Errorf("interrupted while writing: %w", err)
 				break
 			}
-			if err := rec.Add(p.host, p.metric, p.time, p.value); err != nil {
+			if err := rec.Add(context.Background(), p.host, p.metric, p.time, p.value); err != nil {
 				stopped = err
 				break
 			}

@@ -172,7 +172,7 @@ func (d *Demo) backfill(ctx context.Context) error {
 	from := start.Add(-d.opts.Backfill).Truncate(step)
 	for t := from; t.Before(start); t = t.Add(step) {
 		for _, s := range all {
-			if err := d.rec.Add(s.host, s.metric, t, s.step(rng, step)); err != nil {
+			if err := d.rec.Add(context.Background(), s.host, s.metric, t, s.step(rng, step)); err != nil {
 				return err
 			}
 		}
@@ -200,7 +200,7 @@ func (d *Demo) write(ctx context.Context) {
 			d.pause.Lock()
 			now := time.Now()
 			for _, s := range all {
-				if err := d.rec.Add(s.host, s.metric, now, s.step(rng, d.opts.Interval)); err != nil {
+				if err := d.rec.Add(context.Background(), s.host, s.metric, now, s.step(rng, d.opts.Interval)); err != nil {
 					d.pause.Unlock()
 					return
 				}

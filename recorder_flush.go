@@ -1,0 +1,146 @@
+package federated
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// maxCallPoints caps the points of one script call, so that a large flush
+// becomes several calls per node, each with its own command timeout, and no
+// server is blocked long by one script.
+const maxCallPoints = 10000
+
+// flushWork is one flush: the points it took, and its script calls by
+// node. It is reused by later flushes, so that a flush allocates little.
+type flushWork struct {
+	gen     *generation
+	flushNo int64
+	takes   []take
+	topo    *topology // the topology batches' nodes belong to
+	batches map[*node]*nodeWrite
+	used    []*nodeWrite
+}
+
+// nodeWrite is one node's part of a flush: its script calls, sent in turn.
+type nodeWrite struct {
+	node  *node
+	calls []*callWrite
+	used  int // calls in use in this flush
+}
+
+// callWrite is one script call of a flush.
+type callWrite struct {
+	batch  writeBatch
+	takes  []*take
+	points int
+	err    error
+}
+
+// call returns the node's call that has room for points more.
+func (nw *nodeWrite) call(points int) *callWrite {
+	if nw.used > 0 {
+		if cw := nw.calls[nw.used-1]; cw.points+points <= maxCallPoints || cw.points == 0 {
+			return cw
+		}
+	}
+	if nw.used == len(nw.calls) {
+		nw.calls = append(nw.calls, &callWrite{})
+	}
+	nw.used++
+	return nw.calls[nw.used-1]
+}
+
+// send writes a flush's points, every node at once, each node's calls in
+// turn, and accounts for every point.
+func (r *Recorder) send(w *flushWork) {
+	w.used = w.used[:0]
+	for i := range w.takes {
+		t := &w.takes[i]
+		nw := w.batches[t.s.node]
+		if nw == nil {
+			nw = &nodeWrite{node: t.s.node}
+			w.batches[t.s.node] = nw
+		}
+		if nw.used == 0 {
+			w.used = append(w.used, nw)
+		}
+		cw := nw.call(t.points)
+		cw.takes = append(cw.takes, t)
+		cw.points += t.points
+		cw.batch.add(t.s.key, t.members)
+	}
+
+	ctx := context.Background() // shared by every waiter: each call has its command timeout
+	var wg sync.WaitGroup
+	for _, nw := range w.used[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.sendNode(ctx, nw)
+		}()
+	}
+	if len(w.used) > 0 {
+		r.sendNode(ctx, w.used[0])
+	}
+	wg.Wait()
+
+	for _, nw := range w.used {
+		for _, cw := range nw.calls[:nw.used] {
+			r.account(w.gen, cw)
+			clear(cw.takes)
+			cw.takes, cw.points, cw.err = cw.takes[:0], 0, nil
+			cw.batch.reset()
+		}
+		nw.used = 0
+	}
+}
+
+// sendNode sends a node's calls of a flush, in turn.
+func (r *Recorder) sendNode(ctx context.Context, nw *nodeWrite) {
+	for _, cw := range nw.calls[:nw.used] {
+		cw.err = r.c.writeNode(ctx, nw.node, &cw.batch)
+	}
+}
+
+// account counts a call's written and failed points and reports failures:
+// to Flush and Close, to OnError, and to the Writes of the series.
+func (r *Recorder) account(g *generation, cw *callWrite) {
+	points := cw.points
+	if cw.err != nil {
+		err := fmt.Errorf("%w (%d points in %d keys)", cw.err, points, len(cw.takes))
+		r.fail(err, points)
+		for _, t := range cw.takes {
+			g.fail(t.s, err)
+		}
+		return
+	}
+	for i, err := range cw.batch.failed {
+		t := cw.takes[i]
+		points -= t.points
+		r.fail(err, t.points)
+		g.fail(t.s, err)
+	}
+	r.written.Add(int64(points))
+}
+
+// fail records a failure for Flush, Close and OnError.
+func (r *Recorder) fail(err error, points int) {
+	r.failed.Add(int64(points))
+	r.errMu.Lock()
+	r.errs = append(r.errs, err)
+	r.errMu.Unlock()
+	if r.opts.OnError != nil {
+		r.opts.OnError(err, points)
+	}
+}
+
+// fail records the failure of a series' points in the generation, for the
+// Writes that wait for it. Only the flush of the generation calls it,
+// before done is closed.
+func (g *generation) fail(s *series, err error) {
+	if g.failed == nil {
+		g.failed = make(map[*series]error)
+	}
+	g.failed[s] = err
+}

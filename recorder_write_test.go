@@ -1,0 +1,212 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/faultproxy"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// hostOn returns a host whose key of metric at t goes to node.
+func hostOn(t *testing.T, c *federated.Client, node, metric string, at time.Time) string {
+	t.Helper()
+	for i := range 10000 {
+		host := fmt.Sprintf("web%d", i)
+		key, err := c.MetricKey(at, host, metric)
+		require.NoError(t, err)
+		if c.KeyToNode(key) == node {
+			return host
+		}
+	}
+	t.Fatalf("no host maps to %s", node)
+	return ""
+}
+
+// Goroutines that share a Recorder each get the failures of their own
+// points from Write, whatever the others do: a Write of points for a dead
+// node fails, naming it, while Writes for a live node, and Flushes made at
+// the same time by other goroutines, do not take its failure from it.
+func TestWriteReturnsItsOwnFailures(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	r := newRecorder(t, c, federated.RecorderOptions{})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	live, dead := hostOn(t, c, "redis_1", "cpu", at), hostOn(t, c, "redis_2", "cpu", at)
+	require.NoError(t, servers[1].Kill())
+
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				samples := make([]federated.Sample, 10)
+				host := live
+				if w%2 == 1 {
+					host = dead
+				}
+				for j := range samples {
+					samples[j] = federated.Sample{Host: host, Metric: "cpu", Time: at.Add(time.Duration(w*1000+i*10+j) * time.Millisecond), Value: 1}
+				}
+				err := r.Write(ctx, samples...)
+				if host == live {
+					assert.NoError(t, err, "a Write of points for the live node")
+				} else {
+					var se *federated.ServerError
+					if assert.ErrorAs(t, err, &se, "a Write of points for the dead node") {
+						assert.Equal(t, servers[1].Addr(), se.Server)
+					}
+				}
+				// Another goroutine's Flush, reporting every failure
+				// once, takes nothing from the Writes.
+				_ = r.Flush(ctx)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(4*20*10), countMembers(t, servers[0].Addr())[mustKey(t, c, at, live, "cpu")])
+}
+
+// Writes share flushes: many goroutines writing at once take far fewer
+// flushes than Writes.
+func TestWritesShareFlushes(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r := newRecorder(t, c, federated.RecorderOptions{MaxFlushes: 1})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	const writers, writes = 16, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range writes {
+				require.NoError(t, r.Write(context.Background(), federated.Sample{
+					Host: fmt.Sprintf("web%d", w), Metric: "cpu", Time: at.Add(time.Duration(i) * time.Second), Value: 1}))
+			}
+		})
+	}
+	wg.Wait()
+	st := r.Stats()
+	assert.Equal(t, int64(writers*writes), st.Written)
+	assert.Less(t, st.Flushes, int64(writers*writes/2), "flushes for %d Writes", writers*writes)
+	t.Logf("%d Writes in %d flushes", writers*writes, st.Flushes)
+}
+
+// A Write with a bad point writes nothing, and says which point is bad.
+func TestWriteRefusesBadInputWholly(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r := newRecorder(t, c, federated.RecorderOptions{})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	err := r.Write(context.Background(),
+		federated.Sample{Host: "web1", Metric: "cpu", Time: at, Value: 1},
+		federated.Sample{Host: "web1:x", Metric: "cpu", Time: at, Value: 1})
+	require.ErrorIs(t, err, federated.ErrBadHost)
+	assert.ErrorContains(t, err, "sample 2 of 2")
+	assert.Zero(t, r.Stats().Added)
+	require.NoError(t, r.Flush(context.Background()))
+	assert.Empty(t, countMembers(t, servers[0].Addr()))
+}
+
+// Add and Write wait for room with a context: a full buffer whose flushes
+// cannot end does not hold a caller past its deadline.
+func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
+	s := redistest.StartT(t)
+	p, err := faultproxy.New(s.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	opts := testOptions()
+	opts.CommandTimeout = 3 * time.Second
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	r := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 10, BatchSize: 10})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, r.Add(context.Background(), "web1", "cpu", at, 0)) // a first connection
+	require.NoError(t, r.Flush(context.Background()))
+	p.Blackhole(true)
+	for i := range 10 {
+		require.NoError(t, r.Add(context.Background(), "web1", "cpu", at.Add(time.Duration(i+1)*time.Second), 1))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err = r.Add(ctx, "web1", "cpu", at.Add(time.Hour), 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(began), time.Second)
+	err = r.Write(ctx, federated.Sample{Host: "web1", Metric: "cpu", Time: at.Add(time.Hour), Value: 1})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	p.Blackhole(false)
+}
+
+// Four goroutines share a Recorder, each writing batches of its own points
+// and writing a batch again when its Write fails, while the writers' path
+// to the server is cut twice for longer than the command timeout. Every
+// point ends up stored: no Write returns nil for a point it lost. (With
+// Add and Flush, a failure went to whichever Flush came next, and a
+// goroutine could see nil for its own lost points.)
+func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
+	s := redistest.StartT(t)
+	p, err := faultproxy.New(s.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	opts := testOptions()
+	opts.CommandTimeout = 200 * time.Millisecond
+	opts.BaseRetryInterval = 20 * time.Millisecond
+	opts.MaxRetryInterval = 50 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 200})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+	stop := make(chan struct{})
+	var faults sync.WaitGroup
+	faults.Go(func() {
+		for _, cut := range []time.Duration{800 * time.Millisecond, 400 * time.Millisecond} {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+			p.Blackhole(true)
+			time.Sleep(cut)
+			p.Blackhole(false)
+		}
+	})
+	const writers, batches, perBatch = 4, 40, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failures := 0
+	for w := range writers {
+		wg.Go(func() {
+			for b := range batches {
+				batch := make([]federated.Sample, perBatch)
+				for i := range batch {
+					batch[i] = federated.Sample{Host: fmt.Sprintf("web%d", w), Metric: "cpu",
+						Time: at.Add(time.Duration(b*perBatch+i) * time.Second), Value: float64(i)}
+				}
+				for r.Write(context.Background(), batch...) != nil {
+					mu.Lock()
+					failures++
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond) // and back off a little
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	faults.Wait()
+	t.Logf("%d Writes failed and were written again", failures)
+	require.Positive(t, failures, "the cuts failed some Writes")
+	counts := countMembers(t, s.Addr())
+	for w := range writers {
+		assert.Equal(t, int64(batches*perBatch), counts[mustKey(t, c, at, fmt.Sprintf("web%d", w), "cpu")], "points of writer %d", w)
+	}
+}
