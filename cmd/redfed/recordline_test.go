@@ -141,6 +141,7 @@ func TestParseTimeArg(t *testing.T) {
 		{"7d", now.Add(-7 * 24 * time.Hour)},
 		{"-1d", now.Add(-24 * time.Hour)},
 		{"0s", now},
+		{"0e-400", time.Unix(0, 0)}, // zero, written small: not an underflow
 	}
 	for _, tt := range tests {
 		got, err := parseTimeArg(tt.arg, now)
@@ -158,6 +159,9 @@ func TestParseTimeArg(t *testing.T) {
 		{"d", "want"},
 		{"1.5d", "want"},
 		{"1.2.3", `"1.2.3" is not a number`},
+		{"1e-400", `"1e-400" is out of the range of a float64: too small`},
+		{"-1e-400", `"-1e-400" is out of the range of a float64: too small`},
+		{"0." + strings.Repeat("0", 400) + "1", "is out of the range of a float64: too small"},
 		{"-5", "bad timestamp -5"},
 		{"1000000h", "bad timestamp"}, // before 1970
 	} {

@@ -112,7 +112,11 @@ func looksNumeric(s string) bool {
 // parseNumber reads a decimal number: digits, an optional sign, fraction
 // and exponent, or NaN and infinities, which it returns for the library's
 // validation to refuse with its own errors. Hex floats and underscores,
-// which strconv.ParseFloat also accepts, are refused.
+// which strconv.ParseFloat also accepts, are refused. So is a number too
+// small for a float64 that is not written as zero ("1e-400"), which
+// strconv.ParseFloat reads as 0 without an error: as a value it would store
+// 0, as a time 1970, another point than the one written. It is refused as
+// "1e400" is.
 func parseNumber(s string) (float64, error) {
 	if strings.ContainsAny(s, "xX_") {
 		return 0, fmt.Errorf("%s is not a decimal number", quoteField(s))
@@ -123,6 +127,9 @@ func parseNumber(s string) (float64, error) {
 		return 0, fmt.Errorf("%s is out of the range of a float64", quoteField(s))
 	case err != nil:
 		return 0, fmt.Errorf("%s is not a number", quoteField(s))
+	case metric.Underflows(s):
+		return 0, fmt.Errorf("%s is out of the range of a float64: too small, it is not 0 but would be read as 0",
+			quoteField(s))
 	}
 	return f, nil
 }
