@@ -36,9 +36,6 @@ func parseRecordLine(line string) (host, metricName string, t time.Time, v float
 	if err := metric.ValidateMetric(metricName); err != nil {
 		return "", "", time.Time{}, 0, err
 	}
-	if err := refuseUnderflow("timestamp", fields[2]); err != nil {
-		return "", "", time.Time{}, 0, err
-	}
 	if t, err = parseTimestamp(fields[2]); err != nil {
 		return "", "", time.Time{}, 0, fieldError("timestamp", err)
 	}
@@ -54,22 +51,7 @@ func parseValue(s string) (float64, error) {
 	if err != nil {
 		return 0, fieldError("value", err)
 	}
-	if err := refuseUnderflow("value", s); err != nil {
-		return 0, err
-	}
 	return v, metric.ValidateValue(v)
-}
-
-// refuseUnderflow refuses a number that is not zero but too small for a
-// float64, which strconv.ParseFloat reads as 0 without an error: "1e-400"
-// would be stored as the value 0 or the time 0 (1970), another point than
-// the one written. It is refused as "1e400" is.
-func refuseUnderflow(field, s string) error {
-	if metric.Underflows(s) {
-		return fmt.Errorf("%s %s is out of the range of a float64: too small, it is not 0 but would be read as 0",
-			field, quoteField(s))
-	}
-	return nil
 }
 
 // fieldError names the field of an error of this package's parsers. The
