@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated/internal/metric"
 )
 
 // These calls address one server rather than a key: the syncer uses them to
@@ -322,19 +324,5 @@ func memberScore(m string) (colon int, ok bool) {
 	if err != nil || math.IsNaN(ts) || strings.IndexByte(text, '_') >= 0 {
 		return 0, false
 	}
-	return colon, ts != 0 || zeroLiteral(text)
-}
-
-// zeroLiteral reports whether a number that parsed as 0 is written as zero
-// ("0", "-0.0", "0e5", "0x0p3"), not as a value that underflowed.
-func zeroLiteral(text string) bool {
-	text = strings.TrimLeft(text, "+-")
-	mantissa, exp := text, "eE"
-	if len(text) > 1 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') {
-		mantissa, exp = text[2:], "pP"
-	}
-	if i := strings.IndexAny(mantissa, exp); i >= 0 {
-		mantissa = mantissa[:i]
-	}
-	return strings.Trim(mantissa, "0.") == ""
+	return colon, !metric.Underflows(text)
 }
