@@ -29,19 +29,23 @@ type MetricsOptions struct {
 	// Period is the length of a key's period: "day" (default) or "hour".
 	Period string `yaml:"period" json:"period"`
 	// Journal is the key of each server's journal. Default "journal". The
-	// key Journal+":horizon" holds the oldest period still kept.
+	// key Journal+":horizon" holds the oldest period still kept, and
+	// Journal+":origin" is Client.OriginKey. It may not be "syncer:cursors", the
+	// syncer's hash on every server, nor begin with a period as a metric key
+	// does ("2026-11-25:"), which would make these keys look like metric
+	// data, nor hold control or invisible characters.
 	Journal string `yaml:"journal" json:"journal"`
 	// Retention is how many periods KeepPeriods keeps, the current one
 	// included. Default 0: keep everything.
 	Retention int `yaml:"retention" json:"retention"`
 }
 
+// validate checks the period and the retention. The journal is checked by
+// validator.journal, which runs first and keeps the password out of its
+// errors.
 func (m MetricsOptions) validate() error {
 	if _, err := metric.ParsePeriod(m.Period); err != nil {
 		return fmt.Errorf("%w: options.metrics.period: %v", ErrInvalidConfig, err)
-	}
-	if strings.ContainsAny(m.Journal, "\x00\n") {
-		return fmt.Errorf("%w: options.metrics.journal: bad key %q", ErrInvalidConfig, m.Journal)
 	}
 	if m.Retention < 0 || m.Retention > maxRetention {
 		return fmt.Errorf("%w: options.metrics.retention: %d periods, want 0 (keep everything) to %d", ErrInvalidConfig, m.Retention, maxRetention)
@@ -87,8 +91,8 @@ func (c *Client) OriginKey() string { return c.opts.Metrics.Journal + ":origin" 
 // Errors of bad metric input. They wrap into errors that quote the value and
 // say what is wrong with it.
 var (
-	ErrBadHost      = metric.ErrBadHost      // empty, too long, ':' or control characters
-	ErrBadMetric    = metric.ErrBadMetric    // empty, too long or control characters
+	ErrBadHost      = metric.ErrBadHost      // empty, too long, ':' or control or invisible characters
+	ErrBadMetric    = metric.ErrBadMetric    // empty, too long or control or invisible characters
 	ErrBadValue     = metric.ErrBadValue     // NaN or ±Inf
 	ErrBadTimestamp = metric.ErrBadTimestamp // before 1970, after 9999, NaN or ±Inf
 	ErrBadKey       = metric.ErrBadKey       // not "$period:$host:$metric"
