@@ -289,3 +289,35 @@ func assertHidden(t *testing.T, err error, secrets ...string) {
 	}
 	assert.NotEqual(t, federated.ErrInvalidConfig.Error(), err.Error(), "the error says no more than ErrInvalidConfig")
 }
+
+// AddNode's refusals hide the client's password as New's do: in a node's
+// name, in an address that is not host:port, in a server that is already
+// in another node, and in the name of a node that exists.
+func TestAddNodeErrorsHideThePassword(t *testing.T) {
+	const secret = "Sw0rdf1sh"
+	c := newClient(t, federated.Config{
+		Nodes: map[string]federated.Node{
+			"a":    {Address: "h" + secret + ":1"},
+			secret: {Address: "127.0.0.1:7000"},
+		},
+		Options: quiet(federated.Options{Password: secret}),
+	})
+	for name, tt := range map[string]struct {
+		node string
+		n    federated.Node
+	}{
+		"a node name with a bad address": {"x" + secret, federated.Node{Address: "h"}},
+		"an unreadable node name":        {secret + "\u200b", federated.Node{Address: "127.0.0.1:7001"}},
+		"a node name and no address":     {"b" + secret, federated.Node{}},
+		"the password as an address":     {"b", federated.Node{Address: secret}},
+		"credentials in a URL":           {"b", federated.Node{Address: "redis://u:" + secret + "@h:1"}},
+		"a server already in a node":     {"b", federated.Node{Addresses: []string{"127.0.0.1:7001", "h" + secret + ":01"}}},
+		"a node that exists":             {secret, federated.Node{Address: "127.0.0.1:7001"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := c.AddNode(tt.node, tt.n)
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+			assertHidden(t, err, secret)
+		})
+	}
+}

@@ -57,12 +57,6 @@ type serverOwner struct {
 	addr string // as written
 }
 
-// validateNode checks one node and records its servers in owner.
-func validateNode(name string, n Node, owner serverOwners) error {
-	v := validator{}
-	return v.finish(v.node(name, n, owner), nil)
-}
-
 // node checks one node and records its servers in owner. A node's name is
 // hashed on the ring and printed in every log line about its servers, so
 // it must read as what it is: not blank, no space at either end, and none

@@ -261,7 +261,8 @@ func (c *Client) ServerClient(addr string) (*redis.Client, error) {
 
 // AddNode adds a node to the federation at run time. Keys that hash to it
 // move to it; other keys stay where they are. It is safe while other
-// goroutines send commands.
+// goroutines send commands. It refuses a node that Config.Validate would,
+// and, like Validate, no error shows the password.
 func (c *Client) AddNode(name string, n Node) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -269,15 +270,17 @@ func (c *Client) AddNode(name string, n Node) error {
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
 	old := c.topo.Load()
+	// The name or an address may hold the password, as in a configuration.
+	v := validator{}.withSecret(c.opts.Password)
 	if _, dup := old.nodes[name]; dup {
-		return fmt.Errorf("%w: nodes.%s: node already exists", ErrInvalidConfig, name)
+		return v.failAt(fieldPath{"nodes", name}, 0, "node already exists")
 	}
 	owner := make(serverOwners, len(old.servers))
 	for addr, s := range old.servers {
 		canonical, _ := canonicalAddr(addr) // validated when it was added
 		owner[canonical] = serverOwner{node: s.node, addr: addr}
 	}
-	if err := validateNode(name, n, owner); err != nil {
+	if err := v.finish(v.node(name, n, owner), nil); err != nil {
 		return err
 	}
 
