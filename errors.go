@@ -3,6 +3,8 @@ package federated
 import (
 	"errors"
 	"fmt"
+
+	"github.com/redfed/federated/internal/replyguard"
 )
 
 // ErrServerDown reports that a command could not be sent because the server
@@ -42,6 +44,21 @@ var ErrTemporary = errors.New("federated: server cannot take the write now")
 // error names the key. Writing it again fails the same way until the key
 // is deleted.
 var ErrWrongType = errors.New("federated: key holds another type")
+
+// ErrReplyTooLarge reports a reply refused because it declares more than
+// the client will allocate before reading it: a string over 512 MiB, more
+// than 16777216 elements of arrays and maps pending, aggregates nested more
+// than 512 deep, or a line over 64 KiB. The connection is closed and the
+// server taken for down, as for a broken connection. The error names the
+// server and the header at fault.
+var ErrReplyTooLarge = replyguard.ErrTooLarge
+
+// ErrMalformedReply reports a reply refused because it is not RESP (an
+// unknown type byte, a length that is not a number, a line not ended by
+// CRLF): something other than Redis answers at the server's address, or
+// the stream was corrupted. As for ErrReplyTooLarge, the connection is
+// closed and the server taken for down.
+var ErrMalformedReply = replyguard.ErrMalformed
 
 // ServerError is the error of a command that failed on, or could not be sent
 // to, a particular server. It unwraps to the cause and, where the server is

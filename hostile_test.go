@@ -24,7 +24,6 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
-	"github.com/redfed/federated/internal/replyguard"
 )
 
 // hostileKeys are keys of every byte value and of awkward UTF-8, by name.
@@ -637,41 +636,41 @@ var hostileReplyTests = []struct {
 	msg          string
 	allocated    uint64 // the most the process may allocate meanwhile; 0 means 64 MiB
 }{
-	{name: "array", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "array", hello: helloRefused, reply: "*2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements, over the limit of 16777216 elements`},
-	{name: "array byte by byte", hello: helloRefused, reply: "*2000000000\r\n", split: 13, want: replyguard.ErrTooLarge,
+	{name: "array byte by byte", hello: helloRefused, reply: "*2000000000\r\n", split: 13, want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements`},
-	{name: "array to ZRANGEBYSCORE", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "array to ZRANGEBYSCORE", hello: helloRefused, reply: "*2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements`,
 		run: func(ctx context.Context, c *federated.Client) error {
 			return c.ZRangeByScore(ctx, "k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Err()
 		}},
-	{name: "array to a pipeline", hello: helloRefused, reply: "*2000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "array to a pipeline", hello: helloRefused, reply: "*2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements`,
 		run: func(ctx context.Context, c *federated.Client) error {
 			return c.Pipeline().ZRangeByScore("k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).Poll(ctx)
 		}},
-	{name: "bulk", hello: helloRefused, reply: "$2000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "bulk", hello: helloRefused, reply: "$2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`},
-	{name: "RESP3 map", hello: helloRESP3, reply: "%1000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "RESP3 map", hello: helloRESP3, reply: "%1000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "%1000000000" declares 1000000000 pairs, over the limit of 16777216 elements`},
-	{name: "RESP3 map byte by byte", hello: helloRESP3, reply: "%1000000000\r\n", split: 13, want: replyguard.ErrTooLarge,
+	{name: "RESP3 map byte by byte", hello: helloRESP3, reply: "%1000000000\r\n", split: 13, want: federated.ErrReplyTooLarge,
 		msg: `header "%1000000000" declares 1000000000 pairs`},
-	{name: "RESP3 map to HGETALL", hello: helloRESP3, reply: "%1000000000\r\n", want: replyguard.ErrTooLarge,
+	{name: "RESP3 map to HGETALL", hello: helloRESP3, reply: "%1000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "%1000000000" declares 1000000000 pairs`,
 		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
 	// Each header is within the limit, and go-redis allocates the first
 	// array's 256 MiB of slots; nested, they would take 1 GiB.
-	{name: "nested arrays", hello: helloRefused, reply: strings.Repeat("*16777216\r\n", 4), want: replyguard.ErrTooLarge,
+	{name: "nested arrays", hello: helloRefused, reply: strings.Repeat("*16777216\r\n", 4), want: federated.ErrReplyTooLarge,
 		msg:       `header "*16777216" inside 1 open aggregates brings the elements declared and not yet read to 33554431, over the limit of 16777216`,
 		allocated: 320 << 20},
-	{name: "deep nesting", hello: helloRefused, reply: strings.Repeat("*1\r\n", 1<<20), want: replyguard.ErrTooLarge,
+	{name: "deep nesting", hello: helloRefused, reply: strings.Repeat("*1\r\n", 1<<20), want: federated.ErrReplyTooLarge,
 		msg: `header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`},
-	{name: "endless line", hello: helloRefused, reply: "+" + strings.Repeat("x", 1<<20), want: replyguard.ErrTooLarge,
+	{name: "endless line", hello: helloRefused, reply: "+" + strings.Repeat("x", 1<<20), want: federated.ErrReplyTooLarge,
 		msg: `a '+' line longer than 65536 bytes`},
-	{name: "hostile HELLO answer", hello: "*2000000000\r\n", reply: "+OK\r\n", want: replyguard.ErrTooLarge,
+	{name: "hostile HELLO answer", hello: "*2000000000\r\n", reply: "+OK\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements`},
-	{name: "not Redis", hello: "HTTP/1.1 400 Bad Request\r\n\r\n", reply: "HTTP/1.1 400 Bad Request\r\n\r\n", want: replyguard.ErrMalformed,
+	{name: "not Redis", hello: "HTTP/1.1 400 Bad Request\r\n\r\n", reply: "HTTP/1.1 400 Bad Request\r\n\r\n", want: federated.ErrMalformedReply,
 		msg: `malformed reply: type byte 'H'`},
 }
 
