@@ -420,11 +420,14 @@ func isTimeout(err error) bool {
 }
 
 // isConnError reports an error of the connection itself: refused, reset,
-// closed by the peer.
+// closed by the peer, or a reply the connection refused to read. The last
+// comes wrapped in a *net.OpError, but is named here so that a server that
+// sends one is taken for down whatever wraps the error on its way.
 func isConnError(err error) bool {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, ErrReplyTooLarge) || errors.Is(err, ErrMalformedReply) {
 		return true
 	}
 	var op *net.OpError
