@@ -83,9 +83,8 @@ func (c *Client) horizonKey() string { return c.opts.Metrics.Journal + ":horizon
 // that a syncer does not fetch back what it gave: the field of a key holds
 // "address@epoch" when the key's last change was a merge from that server
 // (its data set of that epoch, see Origin) and left the key holding nothing
-// that server lacked; any other change clears the field. The field
-// "@pulled:address" holds "epoch:cursor": how far in this server's journal
-// that server's syncer has merged, written by that syncer (see MergeFrom).
+// that server lacked, with the key's cardinality then ("address@epoch#card");
+// any other change clears the field.
 func (c *Client) OriginKey() string { return c.opts.Metrics.Journal + ":origin" }
 
 // Errors of bad metric input. They wrap into errors that quote the value and

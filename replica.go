@@ -155,9 +155,8 @@ func (c *Client) Merge(ctx context.Context, addr string, updates []KeyMembers) (
 // key that then holds nothing the origin lacks is marked so in the origin
 // hash (see OriginKey), and the origin's syncer need not fetch it back.
 // Whether a key holds nothing the origin lacks is known when the key was
-// new, when its last change was a merge from the origin already, or when
-// its last change is one the origin's syncer had merged, as its
-// "@pulled:address" field says. A zero Origin is Merge.
+// new, or when its last change was a merge from the origin already and it
+// has gained no member since from anyone else. A zero Origin is Merge.
 func (c *Client) MergeFrom(ctx context.Context, addr string, from Origin, updates []KeyMembers) (MergeResult, error) {
 	s, err := c.topo.Load().server(addr)
 	if err != nil {

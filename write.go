@@ -30,14 +30,13 @@ import (
 //
 // Every key that changed gets its field of the origin hash set or cleared. A
 // merge from an origin sets it to "address@epoch#card" when the key holds
-// nothing the origin lacks: the key was new here, its field named the origin
-// already, or its previous change is one the origin had merged (its journal
-// score is at or before the origin's "@pulled:address" field, "epoch:cursor",
-// of the same epoch). card is the key's cardinality after the merge: a
-// member added since by a writer that does not keep this hash (a plain ZADD,
-// the Perl module) changes the cardinality, and the origin's syncer then
-// fetches the key although the field names it. Any other change clears the
-// field, so that every peer fetches the key.
+// nothing the origin lacks: the key was new here, or its field named the
+// origin and the key has gained nothing since but what this merge added.
+// card is the key's cardinality after the merge: a member added since by a
+// writer that does not keep this hash (a plain ZADD, the Perl module)
+// changes the cardinality, and the origin's syncer then fetches the key
+// although the field names it. Any other change clears the field, so that
+// every peer fetches the key.
 //
 // The reply is {members added, i1, error1, i2, error2, ...} with the 1-based
 // index of each key that failed, negated for a key of a dropped period.
@@ -46,15 +45,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local horizon = redis.call('GET', KEYS[2])
 local nkeys = tonumber(ARGV[1])
-local tag, pulled = nil, nil
-if ARGV[2] ~= '' and ARGV[3] ~= '' then
-  tag = ARGV[2] .. '@' .. ARGV[3]
-  local p = redis.call('HGET', KEYS[3], '@pulled:' .. ARGV[2])
-  if p then
-    local epoch, cursor = string.match(p, '^(.*):([^:]*)$')
-    if epoch == ARGV[3] then pulled = tonumber(cursor) end
-  end
-end
+local tag = nil
+if ARGV[2] ~= '' and ARGV[3] ~= '' then tag = ARGV[2] .. '@' .. ARGV[3] end
 local tracked = tag or redis.call('EXISTS', KEYS[3]) == 1
 local pos = 2 * nkeys + 4
 local out = {0}
@@ -95,12 +87,7 @@ for i = 1, nkeys do
       local cur = redis.call('HGET', KEYS[3], key)
       -- Or its field named the origin, and nothing was added since by
       -- another writer: the cardinality is the field's plus what was added.
-      local keep = card == added or cur == tag .. '#' .. (card - added)
-      if not keep and pulled then
-        local prev = redis.call('ZSCORE', KEYS[1], key)
-        keep = prev ~= false and tonumber(prev) <= pulled
-      end
-      if keep then
+      if card == added or cur == tag .. '#' .. (card - added) then
         set[nset + 1] = key
         set[nset + 2] = tag .. '#' .. card
         nset = nset + 2

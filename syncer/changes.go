@@ -28,21 +28,14 @@ import (
 //
 // KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
 // hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
-// page size, ARGV[3] the local server's origin tag ("address@epoch", "" for
-// none), ARGV[4] the local server's "@pulled:address" field and ARGV[5] its
-// value ("epoch:cursor", "" to leave it): how far the local server has
-// merged this journal, written only when it changed, so that an idle pass
-// writes nothing. The field only spares fetches: a peer that cannot take
-// the write (it is full) is read all the same.
+// page size and ARGV[3] the local server's origin tag ("address@epoch", ""
+// for none). It writes nothing.
 //
 // The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
 // the peer's TIME, {cardinality, ...}} with echo 1 for an entry whose key's
 // origin field is the local server's tag and the key's cardinality, and
 // cardinality -1 for a key that holds another type.
 var changesScript = redis.NewScript(`
-if ARGV[5] ~= '' and redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then
-  redis.pcall('HSET', KEYS[2], ARGV[4], ARGV[5])
-end
 local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local n = #zs / 2
 local cards, echo = {}, {}
@@ -75,29 +68,24 @@ type change struct {
 }
 
 // changes reads up to limit entries of the peer's journal scored at or
-// after since (after it, with after), and records on the peer how far the
-// local server has merged it. It returns them with the peer's epoch. With
+// after since (after it, with after), and returns them with the peer's
+// epoch. With
 // echoes false the peer is not asked which entries are echoes: a read of
 // the overlap, whose entries but a few were merged before, saves the peer
 // that work.
 func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
 	c := l.s.c
 	journal := c.Options().Metrics.Journal
-	tag, pulled := "", ""
-	if l.epoch != "" {
-		if echoes {
-			tag = l.local + "@" + l.epoch
-		}
-		if l.saved != "" {
-			pulled = l.epoch + ":" + l.saved
-		}
+	tag := ""
+	if l.epoch != "" && echoes {
+		tag = l.local + "@" + l.epoch
 	}
 	min := strconv.FormatFloat(since, 'f', -1, 64)
 	if after {
 		min = "(" + min
 	}
 	val, err := c.RunScript(ctx, l.peer, changesScript, []string{journal, c.OriginKey(), CursorKey},
-		min, limit, tag, "@pulled:"+l.local, pulled).Slice()
+		min, limit, tag).Slice()
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/faultproxy"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/syncer"
 )
@@ -160,4 +161,47 @@ func TestLagAndSyncedToSayWhatIsMerged(t *testing.T) {
 	require.NoError(t, servers[0].Resume())
 	require.Eventually(t, func() bool { return s.Stats().Peers[0].Lag < time.Second }, 10*time.Second, 50*time.Millisecond,
 		"and falls once it answers again")
+}
+
+// A member added on B by a writer that journals with its own clock, behind
+// the point up to which A's syncer has read B's journal, and then a merge
+// from A into the same key: the key holds something A lacks, so it is no
+// echo, and A fetches it. (An earlier rule took a key whose last change
+// was journalled before A's cursor for one A had merged.)
+func TestForeignWriteThenMergeIsNotAnEcho(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	pb, err := faultproxy.New(b)
+	require.NoError(t, err)
+	defer pb.Close()
+	cfgA := federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: []string{a, pb.Addr()}}}, Options: quiet()}
+	cfgA.Options.CommandTimeout = 200 * time.Millisecond
+	sa, _ := startSyncer(t, newClient(t, cfgA), []string{a}, syncer.Options{NoAntiEntropy: true})
+	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+
+	now := time.Now()
+	key, err := federated.MetricKey(now, "mixed", "m0")
+	require.NoError(t, err)
+	writeStamped(t, c, a, "mixed", 1, now, 1)
+	converged(t, []string{a, b}, 2*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, sa, a, pb.Addr()).Passes > 3 }, 3*time.Second, 10*time.Millisecond)
+
+	// A cannot read B for a while. On B: a member journalled a second
+	// behind A's cursor, as the Perl module may; then a merge from A.
+	pb.Blackhole(true)
+	rb := direct(t, b)
+	behind := linkStats(t, sa, a, pb.Addr()).Cursor - 1
+	member := fmt.Sprintf("%d:42", now.Unix())
+	require.NoError(t, rb.ZAdd(ctx, key, redis.Z{Score: float64(now.Unix()), Member: member}).Err())
+	require.NoError(t, rb.ZAdd(ctx, "journal", redis.Z{Score: behind, Member: key}).Err())
+	added := linkStats(t, sb, b, a).Added
+	writeStamped(t, c, a, "mixed", 1, now.Add(time.Second), 2)
+	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added > added }, 3*time.Second, 10*time.Millisecond)
+	pb.Heal()
+
+	ra := direct(t, a)
+	require.Eventually(t, func() bool { return ra.ZScore(ctx, key, member).Err() == nil }, 8*time.Second, 20*time.Millisecond,
+		"the member added on B reached A")
 }
