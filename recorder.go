@@ -164,7 +164,8 @@ type series struct {
 type generation struct {
 	pending []*series
 	points  int
-	waiters int // Writes and Flushes waiting for it: it is flushed at once
+	waiters int  // Writes and Flushes waiting for it: it is flushed at once
+	viaAdd  bool // it holds points of Add, whose failures Flush returns
 	done    chan struct{}
 	failed  map[*series]error
 }
@@ -229,7 +230,9 @@ func (r *Recorder) Add(ctx context.Context, host, metricName string, t time.Time
 		return err
 	}
 	r.mu.Lock()
-	_, err = r.addLocked(ctx, host, metricName, ts, value)
+	if _, err = r.addLocked(ctx, host, metricName, ts, value); err == nil {
+		r.cur.viaAdd = true
+	}
 	r.mu.Unlock()
 	return err
 }
@@ -491,9 +494,10 @@ func (r *Recorder) finish(w *flushWork) {
 
 // Flush sends every point added before it and waits until each is
 // acknowledged by Redis or has failed, or ctx ends. It returns every write
-// failure since the previous Flush or Close (background flushes and
-// Writes included), each once: Write is the call for a goroutine that must
-// know its own points' failures while others use the same Recorder.
+// failure of points added with Add since the previous Flush or Close, each
+// once (and those of Writes whose points shared a flush with them): Write
+// is the call for a goroutine that must know its own points' failures
+// while others use the same Recorder.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.mu.Lock()
 	wait := slices.Clone(r.flushing)
@@ -518,7 +522,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Close flushes what is buffered, waits for every flush, stops the
-// dispatcher, and returns every write failure since the previous Flush.
+// dispatcher, and returns the write failures Flush would.
 // Add and Write after Close fail with ErrClosed. Close is idempotent.
 func (r *Recorder) Close(ctx context.Context) error {
 	err := r.Flush(ctx)

@@ -109,7 +109,7 @@ func (r *Recorder) account(g *generation, cw *callWrite) {
 	points := cw.points
 	if cw.err != nil {
 		err := fmt.Errorf("%w (%d points in %d keys)", cw.err, points, len(cw.takes))
-		r.fail(err, points)
+		r.fail(g, err, points)
 		for _, t := range cw.takes {
 			g.fail(t.s, err)
 		}
@@ -118,18 +118,21 @@ func (r *Recorder) account(g *generation, cw *callWrite) {
 	for i, err := range cw.batch.failed {
 		t := cw.takes[i]
 		points -= t.points
-		r.fail(err, t.points)
+		r.fail(g, err, t.points)
 		g.fail(t.s, err)
 	}
 	r.written.Add(int64(points))
 }
 
-// fail records a failure for Flush, Close and OnError.
-func (r *Recorder) fail(err error, points int) {
+// fail records a failure of a generation's points for OnError and, if
+// the generation holds points of Add, for Flush and Close.
+func (r *Recorder) fail(g *generation, err error, points int) {
 	r.failed.Add(int64(points))
-	r.errMu.Lock()
-	r.errs = append(r.errs, err)
-	r.errMu.Unlock()
+	if g.viaAdd {
+		r.errMu.Lock()
+		r.errs = append(r.errs, err)
+		r.errMu.Unlock()
+	}
 	if r.opts.OnError != nil {
 		r.opts.OnError(err, points)
 	}
