@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +32,10 @@ const (
 	latencySync                     // the syncers' proxy adds latency
 	restartSyncer                   // a host's syncer stops; a new one starts on the same servers
 	isolateGroup                    // both writers' proxies of a group forward nothing
+	outOfMemory                     // the writers' current server refuses writes: OOM
+	readOnly                        // it becomes a replica of nothing: READONLY
+	busy                            // a long script runs on it: BUSY
+	loading                         // it restarts from a snapshot it loads slowly: LOADING
 	faultKinds
 )
 
@@ -37,11 +43,11 @@ var faultNames = [faultKinds]string{
 	"SIGKILL + empty restart", "SIGSTOP/SIGCONT", "blackhole, writers' proxy", "blackhole, syncers' proxy",
 	"connection resets, writers' proxy", "connection resets, syncers' proxy", "one-way cut, writers' proxy",
 	"one-way cut, syncers' proxy", "latency, writers' proxy", "latency, syncers' proxy", "syncer restart",
-	"writers cut off from a group",
+	"writers cut off from a group", "OOM", "READONLY", "BUSY", "LOADING",
 }
 
 // faultWeights make kills and pauses, the harshest faults, the most common.
-var faultWeights = [faultKinds]int{4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2}
+var faultWeights = [faultKinds]int{4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 1, 1, 1, 1}
 
 // fault is a planned fault. Every random choice is made when it is planned,
 // from the seeded generator, so that a seed replays the same faults.
@@ -244,30 +250,23 @@ func (c *chaos) inject(ctx context.Context, ft fault) string {
 		if err := h.start(); err != nil {
 			c.t.Errorf("restarting the syncer of host %c: %v", 'a'+s.host, err)
 		}
+	case outOfMemory, readOnly, busy, loading:
+		return c.refuse(ctx, ft)
 	}
 	return name
 }
 
 // kill kills a server without losing an acknowledged point. It fences the
-// writers off the server (new connections reset, open ones cut), so that
-// the server acknowledges nothing more; waits until the server's peer
-// holds every member the server holds; SIGKILLs it; and restarts it,
-// empty, after the hold. Writers whose current server it was fail over.
+// writers off the server and waits until the server's peer holds everything
+// (see fence); SIGKILLs it; and restarts it, empty, after the hold. Writers
+// whose current server it was fail over.
 func (c *chaos) kill(ctx context.Context, ft fault) string {
 	s := ft.target
-	server, wp := c.f.servers[s.host][s.group], c.f.wproxy[s.host][s.group]
-	name := faultNames[ft.kind] + " (standby)"
-	if cur, err := c.l.client.NodeToServer(nodeName(s.group)); err == nil && cur == wp.Addr() {
-		name = faultNames[ft.kind] + " (current)"
-	}
-	wp.DropNew(true)
-	wp.CutAll()
-	defer wp.DropNew(false)
-	switch missing, err := waitReplicated(ctx, c.f.direct[s.host][s.group], c.f.direct[s.peer().host][s.group]); {
-	case ctx.Err() != nil:
-		return faultNames[ft.kind] + " (not done: the run ended first)"
-	case err != nil:
-		c.t.Errorf("kill %s: its peer still lacks %d of its members: %v", s, missing, err)
+	server := c.f.servers[s.host][s.group]
+	name := faultNames[ft.kind] + c.role(s)
+	unfence, ok := c.fence(ctx, s)
+	defer unfence()
+	if !ok {
 		return faultNames[ft.kind] + " (not done)"
 	}
 	if err := server.Kill(); err != nil {
@@ -278,6 +277,162 @@ func (c *chaos) kill(ctx context.Context, ft fault) string {
 		c.t.Errorf("restart %s: %v", s, err)
 	}
 	return name
+}
+
+// role says whether s is the writers' current server of its group.
+func (c *chaos) role(s sid) string {
+	if cur, err := c.l.client.NodeToServer(nodeName(s.group)); err == nil && cur == c.f.wproxy[s.host][s.group].Addr() {
+		return " (current)"
+	}
+	return " (standby)"
+}
+
+// fence fences the writers off a server (new connections reset, open ones
+// cut), so that it acknowledges nothing more, and waits the way an
+// operator would: until the SyncedTo of its peer's link from it is past
+// the fence. It then checks that the peer holds every member the server
+// holds, as SyncedTo promises. It returns the function that lifts the
+// fence, and whether the server may now be stopped.
+func (c *chaos) fence(ctx context.Context, s sid) (unfence func(), ok bool) {
+	wp := c.f.wproxy[s.host][s.group]
+	wp.DropNew(true)
+	wp.CutAll()
+	unfence = func() { wp.DropNew(false) }
+	// A write the server read before the cut runs a moment after it; its
+	// answer is lost, but the peer must get it too for the check below.
+	fenced := time.Now().Add(500 * time.Millisecond)
+	local, peer := c.f.sproxy[s.peer().host][s.group].Addr(), c.f.sproxy[s.host][s.group].Addr()
+	for deadline := time.Now().Add(settleTimeout); !c.syncers[s.peer().host].syncedTo(local, peer).After(fenced); {
+		if time.Now().After(deadline) {
+			c.t.Errorf("fencing %s: its peer's link is not synced past the fence within %v", s, settleTimeout)
+			return unfence, false
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return unfence, false
+		}
+	}
+	// A script of the syncers that runs past busy-reply-threshold makes a
+	// server answer BUSY for a moment: the comparison is tried again.
+	missing, examples, err := lacking(ctx, c.f.direct[s.host][s.group], c.f.direct[s.peer().host][s.group])
+	for deadline := time.Now().Add(settleTimeout); err != nil && time.Now().Before(deadline) && sleep(ctx, 50*time.Millisecond); {
+		missing, examples, err = lacking(ctx, c.f.direct[s.host][s.group], c.f.direct[s.peer().host][s.group])
+	}
+	switch {
+	case ctx.Err() != nil:
+		return unfence, false
+	case err != nil:
+		c.t.Errorf("fencing %s: comparing it with its peer: %v", s, err)
+		return unfence, false
+	case missing > 0:
+		c.t.Errorf("fencing %s at %s: its peer's link was synced past the fence, yet the peer lacks %d of its members, such as:\n  %s\n%s",
+			s, fenced.Format("15:04:05.000"), missing, strings.Join(examples, "\n  "), c.syncers[s.peer().host].describe(local, peer))
+		return unfence, false
+	}
+	return unfence, true
+}
+
+// refuse makes the writers' current server of a group refuse writes for a
+// while, with a reply that passes: the writers go to the group's other
+// server, and the syncers try their merges again.
+func (c *chaos) refuse(ctx context.Context, ft fault) string {
+	g := ft.target.group
+	s := ft.target
+	for h := range hosts {
+		if c.role(sid{h, g}) == " (current)" {
+			s = sid{h, g}
+		}
+	}
+	name := faultNames[ft.kind] + c.role(s)
+	rc := c.f.direct[s.host][s.group]
+	bg := context.Background() // undone also when the run ends
+	switch ft.kind {
+	case outOfMemory:
+		c.retry("OOM on "+s.String(), func() error { return rc.ConfigSet(bg, "maxmemory", "1").Err() })
+		sleep(ctx, ft.hold)
+		c.retry("OOM on "+s.String()+", undoing", func() error { return rc.ConfigSet(bg, "maxmemory", "0").Err() })
+	case readOnly:
+		// The replica of a master that is not there: its data stays.
+		c.retry("READONLY on "+s.String(), func() error { return rc.SlaveOf(bg, "127.0.0.1", "1").Err() })
+		sleep(ctx, ft.hold)
+		c.retry("READONLY on "+s.String()+", undoing", func() error { return rc.SlaveOf(bg, "NO", "ONE").Err() })
+	case busy:
+		script := redis.NewClient(&redis.Options{Addr: c.f.servers[s.host][s.group].Addr(), DisableIdentity: true, ReadTimeout: -1})
+		defer script.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = script.Eval(bg, "while true do end", nil).Err()
+		}()
+		sleep(ctx, ft.hold)
+		for rc.ScriptKill(bg).Err() != nil && sleep(bg, 10*time.Millisecond) {
+			select {
+			case <-done:
+				return name
+			default:
+			}
+		}
+		<-done
+	case loading:
+		return name + c.reload(ctx, s)
+	}
+	return name
+}
+
+// retry runs a command on a server until it succeeds: a script of the
+// syncers that runs past busy-reply-threshold makes a server answer BUSY
+// for a moment. It reports an error, and false, after settleTimeout.
+func (c *chaos) retry(what string, cmd func() error) bool {
+	err := cmd()
+	for deadline := time.Now().Add(settleTimeout); err != nil && time.Now().Before(deadline); err = cmd() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Errorf("%s: %v", what, err)
+	}
+	return err == nil
+}
+
+// reload restarts a server from a snapshot of what it holds, without
+// losing an acknowledged point (see fence), and makes it the writers'
+// current server while it loads, as it is for a client started meanwhile:
+// the writers meet LOADING and go to the peer.
+func (c *chaos) reload(ctx context.Context, s sid) string {
+	server, rc := c.f.servers[s.host][s.group], c.f.direct[s.host][s.group]
+	unfence, ok := c.fence(ctx, s)
+	if !ok {
+		unfence()
+		return " (not done)"
+	}
+	if !c.retry("LOADING on "+s.String()+": SAVE", func() error { return rc.Save(context.Background()).Err() }) {
+		unfence()
+		return " (not done)"
+	}
+	restarted := make(chan error, 1)
+	go func() { restarted <- server.Restart() }() // returns once loaded
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := rc.Ping(context.Background()).Err(); err != nil && strings.HasPrefix(err.Error(), "LOADING") {
+			break
+		}
+		if time.Now().After(deadline) {
+			break // loaded already, or not up: the writers meet what is there
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	unfence()
+	node, here, peer := nodeName(s.group), c.f.wproxy[s.host][s.group].Addr(), c.f.wproxy[s.peer().host][s.group].Addr()
+	_ = c.l.client.MarkServerUp(here)
+	if cur, _ := c.l.client.NodeToServer(node); cur != here {
+		_ = c.l.client.MarkServerDown(peer)
+		_ = c.l.client.MarkServerUp(peer)
+	}
+	if err := <-restarted; err != nil {
+		c.t.Errorf("LOADING on %s: restart: %v", s, err)
+	}
+	// Later empty restarts stay empty.
+	if err := os.Remove(filepath.Join(server.Dir(), "dump.rdb")); err != nil {
+		c.t.Errorf("LOADING on %s: %v", s, err)
+	}
+	return ""
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.
@@ -295,49 +450,32 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// waitReplicated waits until to holds every member that from holds, and
-// returns how many it still lacks when it gives up. It reads from once:
-// fenced off the writers, from only gains what the syncers copy from to.
-func waitReplicated(ctx context.Context, from, to *redis.Client) (int, error) {
-	deadline := time.Now().Add(settleTimeout)
-	var want map[string][]string
-	var err error
-	for want, err = metricMembers(ctx, from); err != nil; want, err = metricMembers(ctx, from) {
-		if time.Now().After(deadline) || !sleep(ctx, 250*time.Millisecond) {
-			return -1, err
-		}
+// lacking returns how many of from's metric members to lacks, and a few
+// of them, with their keys.
+func lacking(ctx context.Context, from, to *redis.Client) (int, []string, error) {
+	want, err := metricMembers(ctx, from)
+	if err != nil {
+		return 0, nil, err
 	}
 	missing := 0
-	for {
-		missing = 0
-		pipe := to.Pipeline()
-		cmds := make(map[string]*redis.FloatSliceCmd, len(want))
-		for key, members := range want {
-			cmds[key] = pipe.ZMScore(ctx, key, members...)
-		}
-		if _, err = pipe.Exec(ctx); err == nil {
-			for key, cmd := range cmds {
-				// A member's score is its timestamp, never 0; 0 is "none".
-				lacking := want[key][:0]
-				for i, score := range cmd.Val() {
-					if score == 0 {
-						lacking = append(lacking, want[key][i])
-					}
+	var examples []string
+	pipe := to.Pipeline()
+	cmds := make(map[string]*redis.FloatSliceCmd, len(want))
+	for key, members := range want {
+		cmds[key] = pipe.ZMScore(ctx, key, members...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, nil, err
+	}
+	for key, cmd := range cmds {
+		for i, score := range cmd.Val() {
+			if score == 0 { // a member's score is its timestamp, never 0
+				missing++
+				if len(examples) < 5 {
+					examples = append(examples, key+" "+want[key][i])
 				}
-				if want[key] = lacking; len(lacking) == 0 {
-					delete(want, key)
-				}
-				missing += len(lacking)
 			}
-			if missing == 0 {
-				return 0, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return missing, fmt.Errorf("not within %v (last error: %v)", settleTimeout, err)
-		}
-		if !sleep(ctx, 250*time.Millisecond) {
-			return missing, ctx.Err()
 		}
 	}
+	return missing, examples, nil
 }

@@ -46,7 +46,13 @@ type fleet struct {
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	f := &fleet{}
-	started := redistest.StartN(t, hosts*groups)
+	started := redistest.StartN(t, hosts*groups, redistest.Options{Args: []string{
+		// A script that runs 100ms makes the server answer BUSY.
+		"--busy-reply-threshold", "100",
+		// A server restarted from a snapshot loads each key in 1ms,
+		// answering LOADING meanwhile (see refuse).
+		"--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024",
+	}})
 	opts := federated.Options{
 		CommandTimeout:    commandTimeout,
 		BaseRetryInterval: 100 * time.Millisecond,

@@ -3,6 +3,7 @@ package torture_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -25,7 +26,10 @@ type hostSyncer struct {
 }
 
 func (h *hostSyncer) start() error {
-	s, err := syncer.New(h.cfg, h.local, syncer.Options{AntiEntropyInterval: 10 * time.Second})
+	// No periodic anti-entropy: the passes alone must copy every point;
+	// the test runs anti-entropy once at the end, and counts what it
+	// repaired.
+	s, err := syncer.New(h.cfg, h.local, syncer.Options{NoAntiEntropy: true})
 	if err != nil {
 		return err
 	}
@@ -77,6 +81,37 @@ func (h *hostSyncer) antiEntropy(ctx context.Context) (int64, error) {
 		errs = append(errs, err)
 	}
 	return repaired, errors.Join(errs...)
+}
+
+// syncedTo returns the SyncedTo of the running syncer's link of local
+// pulling from peer, zero while the syncer is stopped.
+func (h *hostSyncer) syncedTo(local, peer string) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.s == nil {
+		return time.Time{}
+	}
+	for _, p := range h.s.Stats().Peers {
+		if p.Local == local && p.Peer == peer {
+			return p.SyncedTo
+		}
+	}
+	return time.Time{}
+}
+
+// describe prints the running syncer's stats of a link, for failures.
+func (h *hostSyncer) describe(local, peer string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.s == nil {
+		return "the syncer is stopped"
+	}
+	for _, p := range h.s.Stats().Peers {
+		if p.Local == local && p.Peer == peer {
+			return fmt.Sprintf("%+v", p)
+		}
+	}
+	return "no such link"
 }
 
 // stats returns the counters of every syncer the host ran.

@@ -60,6 +60,8 @@ type load struct {
 	client *federated.Client
 	rec    *federated.Recorder
 	rate   int
+	began  time.Time     // when the load began
+	stepAt time.Duration // when the clock of the writer that steps back does
 
 	gate     sync.RWMutex     // shared by a writer adding and logging, alone by the flusher closing an epoch
 	epochs   [writers][]point // points added in the open epoch, by writer
@@ -84,9 +86,10 @@ type load struct {
 	nodes          map[seriesDay]string
 }
 
-func newLoad(t *testing.T, f *fleet, rate int) *load {
+func newLoad(t *testing.T, f *fleet, rate int, duration time.Duration) *load {
 	t.Helper()
-	l := &load{t: t, client: newClient(t, f.writerCfg), rate: rate, nodes: map[seriesDay]string{}}
+	l := &load{t: t, client: newClient(t, f.writerCfg), rate: rate, nodes: map[seriesDay]string{},
+		began: time.Now(), stepAt: duration / 3}
 	rec, err := l.client.NewRecorder(federated.RecorderOptions{
 		FailWhenFull: true,
 		OnError:      func(_ error, points int) { l.reported.Add(int64(points)) },
@@ -127,7 +130,7 @@ func (l *load) write(ctx context.Context, w int) {
 		}
 		for ; sent < due; sent++ {
 			l.gate.RLock()
-			id, us := l.nextID.Add(1)-1, time.Now().UnixMicro()
+			id, us := l.nextID.Add(1)-1, l.clock(w).UnixMicro()
 			host, metric := seriesOf(id)
 			err := l.rec.Add(context.Background(), host, metric, time.UnixMicro(us), float64(id))
 			if err == nil {
@@ -145,6 +148,29 @@ func (l *load) write(ctx context.Context, w int) {
 			}
 		}
 	}
+}
+
+// Writers' clocks disagree, as a fleet's do: writer 1's is 5 seconds
+// behind the others', and writer 2's steps back 10 seconds a third of the
+// way into the run (an NTP step, a VM resumed). They all write the same
+// keys: the syncers must copy every point whatever its timestamp.
+const (
+	laggingWriter  = 1
+	lag            = 5 * time.Second
+	steppingWriter = 2
+	step           = 10 * time.Second
+)
+
+// clock returns writer w's time now.
+func (l *load) clock(w int) time.Time {
+	now := time.Now()
+	switch {
+	case w == laggingWriter:
+		return now.Add(-lag)
+	case w == steppingWriter && now.Sub(l.began) >= l.stepAt:
+		return now.Add(-step)
+	}
+	return now
 }
 
 // flush closes an epoch, flushes the Recorder, settles the points of the

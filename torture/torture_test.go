@@ -1,11 +1,26 @@
-// Package torture_test is a soak test of the whole system: a Recorder
-// writing at a steady rate into four replica groups of two redis-server
-// processes, one syncer per simulated host replicating them, and a seeded
-// random schedule of faults (SIGKILL with an empty restart, SIGSTOP and
-// SIGCONT, blackholes, connection resets, one-way cuts, latency, syncer
-// restarts, writers cut off from a whole group) on the writers' and the
-// syncers' network paths. At the end every fault is healed and the test
-// checks that no acknowledged point was lost.
+// Package torture_test is a soak test of the whole system under the
+// conditions of a real fleet: four replica groups of two redis-server
+// processes, one syncer per simulated host replicating them (passes only,
+// no periodic anti-entropy), and a seeded random schedule of faults:
+// SIGKILL with an empty restart, SIGSTOP and SIGCONT, blackholes,
+// connection resets, one-way cuts, latency, syncer restarts, writers cut
+// off from a whole group, and the writers' current server refusing writes
+// (OOM, READONLY, BUSY, and LOADING after a restart from a snapshot), on
+// the writers' and the syncers' network paths.
+//
+// The writers are of three kinds, writing the same keys:
+//   - four goroutines adding points to one Recorder, flushed every 200ms,
+//     with clocks that disagree: one 5 seconds behind the others, one that
+//     steps back 10 seconds a third of the way in;
+//   - four goroutines sharing another Recorder, each writing batches of its
+//     own points with Write and writing a batch again until Write returns
+//     nil;
+//   - a writer that journals as the Perl module does, with its own clock in
+//     whole seconds.
+//
+// At the end every fault is healed and the test checks that no
+// acknowledged point was lost and that the passes alone made every
+// replica equal: anti-entropy, run once at the end, must repair nothing.
 //
 // Running it:
 //
@@ -27,9 +42,10 @@
 // SIGKILL is the one fault that destroys data (no persistence), so the
 // test kills a server only the way an operator can without losing an
 // acknowledged point: it fences the writers off the server, waits until
-// the server's peer holds everything the server holds, then kills it,
-// current or standby alike. A point acknowledged by a server that dies
-// before the syncer copied it is lost by design; RELIABILITY.md says so.
+// the SyncedTo of the peer's link from it is past the fence, checks that
+// the peer then holds everything the server holds, and kills it, current
+// or standby alike. A point acknowledged by a server that dies before the
+// syncer copied it is lost by design; RELIABILITY.md says so.
 // Writers cut off from both servers of a group is not a faulty server: the
 // group's writes fail, fast, and the test adds them again.
 package torture_test
@@ -182,8 +198,11 @@ type summary struct {
 	members                 int
 	syncersConverged        time.Duration // 0: not within the wait
 	converged               time.Duration
-	repaired, aeRepaired    int64 // keys repaired by the explicit, and by the periodic, anti-entropy
+	repaired                int64 // keys repaired by anti-entropy at the end
 	passErrors              int64
+	batchAcked, perlAcked   int64 // points of the batchers and of the Perl-style writer
+	batchRetries            int   // Writes made again
+	perlRetries             int   // Perl-style writes made again
 }
 
 func (s *summary) log(t *testing.T) {
@@ -205,6 +224,8 @@ func (s *summary) log(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "points: %d acknowledged; the Recorder took %d Adds and reported %d points failed; %d Adds were retries\n",
 		s.acked, s.added, s.failed, s.retried)
+	fmt.Fprintf(&b, "other writers: %d points of the batchers' Writes (%d Writes failed and were made again), %d Perl-style (%d writes made again)\n",
+		s.batchAcked, s.batchRetries, s.perlAcked, s.perlRetries)
 	fmt.Fprintf(&b, "flushes: %d, %d of them with a failed write; the longest took %v\n",
 		s.flushes, s.failingFlushes, s.longestFlush.Round(time.Millisecond))
 	fmt.Fprintf(&b, "lost: %d acknowledged points (%d copies); %d unknown and %d misplaced members among %d read\n",
@@ -213,8 +234,8 @@ func (s *summary) log(t *testing.T) {
 	if s.syncersConverged > 0 {
 		running = s.syncersConverged.Round(time.Millisecond).String()
 	}
-	fmt.Fprintf(&b, "converged: the running syncers in %s; after explicit anti-entropy in %v (%d keys repaired by it, %d by the periodic runs); %d failed syncer passes",
-		running, s.converged.Round(time.Millisecond), s.repaired, s.aeRepaired, s.passErrors)
+	fmt.Fprintf(&b, "converged: the running syncers in %s; after explicit anti-entropy in %v (%d keys repaired by it); %d failed syncer passes",
+		running, s.converged.Round(time.Millisecond), s.repaired, s.passErrors)
 	t.Log(b.String())
 }
 
@@ -227,8 +248,24 @@ func torture(t *testing.T, set settings, sum *summary) {
 
 	f := newFleet(t)
 	defer f.close(t)
-	l := newLoad(t, f, set.rate)
+	l := newLoad(t, f, set.rate, set.duration)
 	defer l.close(t)
+	shared, err := l.client.NewRecorder(federated.RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := shared.Close(ctx); err != nil {
+			t.Errorf("closing the batchers' recorder: %v", err)
+		}
+	}()
+	others := &extra{}
+	defer func() {
+		others.mu.Lock()
+		defer others.mu.Unlock()
+		sum.batchAcked, sum.batchRetries = int64(len(others.acked)-others.perl), others.batches
+		sum.perlAcked, sum.perlRetries = int64(others.perl), others.perlErr
+	}()
 	defer func() {
 		st := l.rec.Stats()
 		sum.acked, sum.added, sum.failed, sum.retried = int64(l.ackedN), st.Added, st.Failed, l.retried
@@ -254,11 +291,15 @@ func torture(t *testing.T, set settings, sum *summary) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	ch := newChaos(t, f, l, syncers, log, set.seed)
-	var loops sync.WaitGroup
+	var loops, extras sync.WaitGroup
 	for w := range writers {
 		loops.Go(func() { l.write(loadCtx, w) })
 	}
 	loops.Go(func() { ch.run(loadCtx) })
+	for range batchers {
+		extras.Go(func() { l.batcher(loadCtx, shared, max(set.rate/4, batchers*batchSize), others) })
+	}
+	extras.Go(func() { l.perlWriter(loadCtx, max(set.rate/20, 1), others) })
 	loadStart := time.Now()
 	flushes, progress := time.NewTicker(flushEvery), time.NewTicker(20*time.Second)
 	for time.Since(loadStart) < set.duration {
@@ -288,6 +329,8 @@ func torture(t *testing.T, set settings, sum *summary) {
 		}
 		time.Sleep(flushEvery)
 	}
+	extras.Wait() // the other writers' last points are acknowledged
+	l.settleExtra(t, others)
 	st := l.rec.Stats()
 	if st.Buffered != 0 || st.Added != st.Written+st.Failed {
 		t.Errorf("Recorder stats after the last Flush: %+v; want nothing buffered and every point added written or failed", st)
@@ -295,8 +338,9 @@ func torture(t *testing.T, set settings, sum *summary) {
 	if st.Failed != l.reported.Load() {
 		t.Errorf("the Recorder counts %d failed points, OnError saw %d", st.Failed, l.reported.Load())
 	}
-	if added := l.added.Load(); int64(l.ackedN) != added {
-		t.Errorf("acknowledged %d distinct points, want every one of the %d added", l.ackedN, added)
+	if added, tried := l.added.Load(), len(others.tried); int64(l.ackedN) != added+int64(tried) {
+		t.Errorf("acknowledged %d distinct points, want every one of the %d added and the %d the other writers tried",
+			l.ackedN, added, tried)
 	}
 
 	// Convergence: the running syncers (passes, and anti-entropy every 10s),
@@ -306,6 +350,13 @@ func torture(t *testing.T, set settings, sum *summary) {
 	settled := time.Now()
 	if waitChecked(ctx, checker, 10*time.Second) {
 		sum.syncersConverged = time.Since(settled)
+	}
+	if report, err := checker.Check(ctx, federated.CheckOptions{MaxDiffs: 5}); err == nil && !report.OK() {
+		for _, g := range report.Groups {
+			for _, d := range g.Diffs {
+				t.Logf("before anti-entropy, %s differs: %v; %s", d.Key, d.Cards, memberDiff(ctx, f, groupOf(g.Node), d.Key))
+			}
+		}
 	}
 	for _, s := range syncers {
 		repaired, err := s.antiEntropy(ctx)
@@ -321,12 +372,13 @@ func torture(t *testing.T, set settings, sum *summary) {
 	sum.converged = time.Since(settled)
 	for _, s := range syncers {
 		st := s.stats()
-		sum.aeRepaired += st.AntiEntropy.Repaired
 		for _, p := range st.Peers {
 			sum.passErrors += p.Errors
 		}
 	}
-	sum.aeRepaired -= sum.repaired // the syncers count the explicit runs too
+	if sum.repaired > 0 {
+		t.Errorf("anti-entropy repaired %d keys: the syncers' passes alone left replicas apart", sum.repaired)
+	}
 
 	v := verify(ctx, t, f, l)
 	sum.lost, sum.missingCopies, sum.unknown, sum.misplaced, sum.members = v.lost, v.missingCopies, v.unknown, v.misplaced, v.members

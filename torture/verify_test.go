@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,31 @@ func verify(ctx context.Context, t *testing.T, f *fleet, l *load) verification {
 		}
 	}
 	return v
+}
+
+// memberDiff says which members of a key each server of a group lacks.
+func memberDiff(ctx context.Context, f *fleet, g int, key string) string {
+	var sets [hosts]map[string]bool
+	for h := range hosts {
+		ms, err := f.direct[h][g].ZRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return err.Error()
+		}
+		sets[h] = map[string]bool{}
+		for _, m := range ms {
+			sets[h][m] = true
+		}
+	}
+	var b strings.Builder
+	for h := range hosts {
+		var lacks []string
+		for m := range sets[1-h] {
+			if !sets[h][m] {
+				lacks = append(lacks, m)
+			}
+		}
+		slices.Sort(lacks)
+		fmt.Fprintf(&b, "%s lacks %d: %v; ", sid{h, g}, len(lacks), lacks[:min(len(lacks), 5)])
+	}
+	return b.String()
 }
