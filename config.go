@@ -331,7 +331,8 @@ func (o Options) LogValue() slog.Value {
 		slog.Group("metrics",
 			slog.String("period", o.Metrics.Period),
 			slog.String("journal", o.Metrics.Journal),
-			slog.Int("retention", o.Metrics.Retention)),
+			slog.Int("retention", o.Metrics.Retention),
+			slog.Int("copies", o.Metrics.Copies)),
 		slog.Bool("tls_config", o.TLSConfig != nil),
 	}
 	if f := o.TLS; f != nil {

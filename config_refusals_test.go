@@ -143,6 +143,60 @@ func TestJournalKeyCollisions(t *testing.T) {
 	}
 }
 
+// options.metrics.copies asks every metric write to be applied by that
+// many servers of its node's group: more than a node has would fail every
+// write to it, and is refused, in Go and in a file, naming the field, the
+// node and its servers. Zero is the default, one.
+func TestCopiesRefusals(t *testing.T) {
+	pair := federated.Node{Addresses: []string{"127.0.0.1:7001", "127.0.0.1:7002"}}
+	single := federated.Node{Address: "127.0.0.1:7000"}
+	copies := func(n int) federated.Options {
+		return federated.Options{Metrics: federated.MetricsOptions{Copies: n}}
+	}
+	for _, tt := range []struct {
+		name  string
+		nodes map[string]federated.Node
+		opts  federated.Options
+		want  string
+	}{
+		{"negative", map[string]federated.Node{"a": pair}, copies(-1),
+			"options.metrics.copies: negative value -1 (0 means the default, 1)"},
+		{"a single server", map[string]federated.Node{"a": single}, copies(2),
+			"options.metrics.copies: 2 copies of every metric write, but the largest group, node a, has 1 server"},
+		{"above the largest group", map[string]federated.Node{"a": single, "b": pair}, copies(3),
+			"options.metrics.copies: 3 copies of every metric write, but the largest group, node b, has 2 servers"},
+		{"above a smaller group", map[string]federated.Node{"a": pair, "b": single}, copies(2),
+			"options.metrics.copies: 2 copies of every metric write, but node b has 1 server, so it could take none"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			refuseConfig(t, federated.Config{Nodes: tt.nodes, Options: tt.opts}, tt.want)
+		})
+	}
+	for _, n := range []int{0, 1, 2} {
+		other := federated.Node{Addresses: []string{"127.0.0.1:7003", "127.0.0.1:7004"}}
+		cfg := federated.Config{Nodes: map[string]federated.Node{"a": pair, "b": other}, Options: copies(n)}
+		assert.NoError(t, cfg.Validate(), "copies %d of pairs", n)
+	}
+	assert.NoError(t, federated.Config{Nodes: map[string]federated.Node{"a": single}, Options: copies(1)}.Validate())
+
+	const nodes = "nodes:\n  a: {addresses: [\"h:1\", \"h:2\"]}\n  b: {address: \"h:3\"}\n"
+	for _, tt := range []struct{ doc, want string }{
+		{nodes + "options:\n  metrics:\n    copies: 2\n",
+			"options.metrics.copies: 2 copies of every metric write, but node b has 1 server, so it could take none (line 6)"},
+		{nodes + "options:\n  metrics: {copies: 3}\n",
+			"options.metrics.copies: 3 copies of every metric write, but the largest group, node a, has 2 servers (line 5)"},
+		{nodes + "options:\n  metrics:\n    copies: -2\n", "options.metrics.copies: negative value -2 (0 means the default, 1) (line 6)"},
+		{nodes + "options:\n  metrics:\n    copies: two\n", `options.metrics.copies: cannot unmarshal "two" into an integer (line 6)`},
+	} {
+		_, err := federated.ParseConfig([]byte(tt.doc))
+		require.ErrorIs(t, err, federated.ErrInvalidConfig, "ParseConfig(%q)", tt.doc)
+		assert.Contains(t, err.Error(), tt.want, "ParseConfig(%q)", tt.doc)
+	}
+	cfg, err := federated.ParseConfig([]byte("nodes:\n  a: {addresses: [\"h:1\", \"h:2\"]}\noptions: {metrics: {copies: 2}}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 2, cfg.Options.Metrics.Copies)
+}
+
 // A file's refusals name the field by its path and its line in the file,
 // not in a re-encoded copy.
 func TestConfigFileRefusalsSayWhere(t *testing.T) {

@@ -35,7 +35,48 @@ func (v validator) config(cfg Config) error {
 			return err
 		}
 	}
+	if err := v.copies(cfg); err != nil {
+		return err
+	}
 	return v.options(cfg.Options)
+}
+
+// copies checks options.metrics.copies against the nodes: a metric write
+// is acknowledged once that many servers of its node's group applied it,
+// so a node of fewer servers could never take one.
+func (v validator) copies(cfg Config) error {
+	path := fieldPath{"options", "metrics", "copies"}
+	copies := cfg.Options.Metrics.Copies
+	if copies < 0 {
+		return v.fail(path, "negative value %s (0 means the default, %d)", v.show(strconv.Itoa(copies)), DefaultCopies)
+	}
+	size := func(name string) int { return len(cfg.Nodes[name].Servers()) }
+	smallest, largest := "", ""
+	for _, name := range sortedNodeNames(cfg.Nodes) {
+		if smallest == "" || size(name) < size(smallest) {
+			smallest = name
+		}
+		if largest == "" || size(name) > size(largest) {
+			largest = name
+		}
+	}
+	switch {
+	case copies > size(largest):
+		return v.fail(path, "%s copies of every metric write, but the largest group, node %s, has %s",
+			v.show(strconv.Itoa(copies)), v.show(largest), serverCount(size(largest)))
+	case copies > size(smallest):
+		return v.fail(path, "%s copies of every metric write, but node %s has %s, so it could take none",
+			v.show(strconv.Itoa(copies)), v.show(smallest), serverCount(size(smallest)))
+	}
+	return nil
+}
+
+// serverCount says "1 server" or "n servers".
+func serverCount(n int) string {
+	if n == 1 {
+		return "1 server"
+	}
+	return strconv.Itoa(n) + " servers"
 }
 
 func sortedNodeNames(nodes map[string]Node) []string {

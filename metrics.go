@@ -21,6 +21,7 @@ import (
 const (
 	DefaultPeriod  = "day"
 	DefaultJournal = "journal"
+	DefaultCopies  = 1
 )
 
 // MetricsOptions configure the metric schema. The zero value of every field
@@ -38,6 +39,17 @@ type MetricsOptions struct {
 	// Retention is how many periods KeepPeriods keeps, the current one
 	// included. Default 0: keep everything.
 	Retention int `yaml:"retention" json:"retention"`
+	// Copies is how many servers of its node's group must have applied a
+	// metric write (Client.Record, a Recorder's flush) before it is
+	// acknowledged. Default 1: the node's current server alone, from which
+	// the syncer copies it within a pass; should that server die before
+	// then, the points it acknowledged are lost. With 2 or more, the write
+	// then goes, in turn, to the next up servers of the group, and fails
+	// while fewer than Copies of them can take it, with an error that names
+	// the node and each server that could not (matching ErrServerDown where
+	// one was down): the caller sends it again. Config.Validate refuses a
+	// node with fewer servers than Copies.
+	Copies int `yaml:"copies" json:"copies"`
 }
 
 // validate checks the period and the retention. The journal is checked by
@@ -63,6 +75,9 @@ func (m MetricsOptions) withDefaults() MetricsOptions {
 	}
 	if m.Journal == "" {
 		m.Journal = DefaultJournal
+	}
+	if m.Copies == 0 {
+		m.Copies = DefaultCopies
 	}
 	return m
 }
@@ -160,7 +175,8 @@ func checkPoint(host, metricName string, t time.Time, value float64) (float64, e
 
 // Record writes one point and waits for Redis to acknowledge it: the member,
 // and the key's journal entry scored with the server's clock, in one script
-// call. For many points use a Recorder.
+// call on each of MetricsOptions.Copies servers of the key's group. For
+// many points use a Recorder.
 func (c *Client) Record(ctx context.Context, host, metricName string, t time.Time, value float64) error {
 	ts, err := checkPoint(host, metricName, t, value)
 	if err != nil {

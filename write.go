@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -262,31 +263,141 @@ func (e droppedError) Is(target error) bool { return target == ErrPeriodDropped 
 // memory, loading, busy with a script, a read-only replica: ErrTemporary)
 // is left for the next up server of the group, which becomes the node's
 // current one; the refusing server is not marked down, since it answers.
+//
+// With MetricsOptions.Copies above one, the batch then goes on to further
+// servers of the group (writeCopies), and the write succeeds only once
+// that many servers hold it.
 func (c *Client) writeNode(ctx context.Context, n *node, w *writeBatch) error {
+	s, err := c.writeCurrent(ctx, n, w)
+	if err != nil || c.opts.Metrics.Copies <= 1 {
+		return err
+	}
+	return c.writeCopies(ctx, n, s, w)
+}
+
+// writeCurrent is writeNode's first copy. When it returns no error, the
+// server it returns took the batch.
+func (c *Client) writeCurrent(ctx context.Context, n *node, w *writeBatch) (*server, error) {
 	var tries retries
 	for {
 		s, err := c.currentServer(n)
 		if err != nil {
-			return err // every server down: the error names each and why
+			return nil, err // every server down: the error names each and why
 		}
 		rc := s.client.Load()
 		err = c.writeServer(ctx, s, rc, w)
 		if ctx.Err() != nil {
-			return err
+			return s, err
 		}
 		if w.refused(err) {
 			if !tries.leave(n) || !c.leave(n, s, w.refusal(err)) {
-				return err
+				return s, err
 			}
 			w.clearReply()
 			continue
 		}
 		var se *ServerError
 		if err == nil || !errors.As(err, &se) || !tries.again(n, s, rc != s.client.Load()) {
-			return err // written, refused by Redis, or no try left
+			return s, err // written, refused by Redis, or no try left
 		}
 	}
 }
+
+// writeCopies sends a batch that first took on to the servers of n after
+// it, in group order, until MetricsOptions.Copies servers hold it, so that
+// the write outlives the loss of any one of them before the syncer has
+// copied it. Each copy is a writer's own write on its server (the batch's
+// origin is zero): the script clears the key's origin field there as for
+// any writer's change, and a syncer that fetches the key then adds
+// nothing. Each copy has its own command timeout and the first copy's
+// rules: a server that is down, fails, or refuses the write for a reason
+// that passes is left for the next, and a failure that came from a
+// replaced client is tried once more on the new one. A key that fails on
+// a copy fails the write of that key, as on the first. With fewer servers
+// than Copies holding the batch, the write fails, with a *ServerError that
+// names the node, the copies made and each server that failed, and
+// matches ErrServerDown where one was down: the caller sends it again,
+// which is safe since writes are idempotent.
+func (c *Client) writeCopies(ctx context.Context, n *node, first *server, w *writeBatch) error {
+	// The batch's reply is the first copy's, with the keys that failed on
+	// any copy; each further copy parses its reply into a map of its own.
+	added, failed := w.added, w.failed
+	w.failed = nil
+	defer func() { w.added, w.failed = added, failed }()
+	held := []string{first.addr}
+	var faults []error
+	from := slices.Index(n.servers, first)
+	for k := 1; k < len(n.servers) && len(held) < c.opts.Metrics.Copies; k++ {
+		s := n.servers[(from+k)%len(n.servers)]
+		w.clearReply()
+		err := c.writeCopy(ctx, s, w)
+		if errors.Is(err, ErrClosed) || (err != nil && ctx.Err() != nil) {
+			return err
+		}
+		if err != nil || w.refused(nil) {
+			faults = append(faults, w.refusal(err))
+			continue
+		}
+		held = append(held, s.addr)
+		for i, e := range w.failed {
+			if _, seen := failed[i]; !seen {
+				if failed == nil {
+					failed = make(map[int]error)
+				}
+				failed[i] = e
+			}
+		}
+	}
+	if len(held) < c.opts.Metrics.Copies {
+		return &ServerError{Node: n.name, Err: &copiesError{want: c.opts.Metrics.Copies, held: held, faults: faults}}
+	}
+	return nil
+}
+
+// writeCopy writes a batch on one server, and once more when the failure
+// came from a client of the server that has since been replaced, which
+// says nothing of the server as it is now (see retries).
+func (c *Client) writeCopy(ctx context.Context, s *server, w *writeBatch) error {
+	rc := s.client.Load()
+	err := c.writeServer(ctx, s, rc, w)
+	var se *ServerError
+	if err != nil && ctx.Err() == nil && errors.As(err, &se) && rc != s.client.Load() {
+		w.clearReply()
+		err = c.writeServer(ctx, s, nil, w)
+	}
+	return err
+}
+
+// copiesError is the failure of a metric write that fewer servers of its
+// group took than MetricsOptions.Copies asks.
+type copiesError struct {
+	want   int
+	held   []string // the servers that took the write
+	faults []error  // of the servers that did not, each a *ServerError
+}
+
+// Error says how many copies were made, where, and why each other server
+// of the group made none.
+func (e *copiesError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "metric write not acknowledged: %d of %d copies made (on %s)", len(e.held), e.want, strings.Join(e.held, ", "))
+	if len(e.faults) == 0 {
+		b.WriteString("; the group has no other server")
+	}
+	for _, err := range e.faults {
+		var se *ServerError
+		if errors.As(err, &se) {
+			fmt.Fprintf(&b, "; %s: %v", se.Server, se.Err)
+		} else {
+			fmt.Fprintf(&b, "; %v", err)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns each server's failure, so that the write matches
+// ErrServerDown when a server was down, and ErrTemporary when one refused.
+func (e *copiesError) Unwrap() []error { return e.faults }
 
 // refused reports whether the server refused the write, or one of its keys,
 // for a reason that passes, given the error of the whole call.
