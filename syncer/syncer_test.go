@@ -483,6 +483,8 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 		}
 		return true
 	}, 2*time.Second, 10*time.Millisecond)
+	// The pass reports the key once its merge is done.
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).LastError != "" }, 2*time.Second, 10*time.Millisecond)
 	st := linkStats(t, s, a, b)
 	assert.Contains(t, st.LastError, "WRONGTYPE")
 	assert.Contains(t, st.LastError, broken)
