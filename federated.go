@@ -283,6 +283,10 @@ func (c *Client) AddNode(name string, n Node) error {
 	if err := v.finish(v.node(name, n, owner), nil); err != nil {
 		return err
 	}
+	if copies := c.opts.Metrics.Copies; len(n.Servers()) < copies {
+		return v.failAt(fieldPath{"nodes", name}, 0, "%s, but options.metrics.copies asks %d copies of every metric write",
+			serverCount(len(n.Servers())), copies)
+	}
 
 	nd := c.newNode(name, n)
 	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers)}
