@@ -40,13 +40,18 @@ func (d *Demo) Script(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 
-	// Let the replicas agree first, so that the kill loses nothing that was
-	// acknowledged but not yet copied.
-	if _, err := d.settle(ctx); err != nil {
-		return sum, err
-	}
+	// Stop the server the way an operator would, so that the kill loses
+	// nothing that was acknowledged: fence the writers off it, then wait
+	// until its peer's link from it is synced past the fence.
 	victim, err := d.client.NodeToServer("redis_1")
 	if err != nil {
+		return sum, err
+	}
+	if err := d.client.MarkServerDown(victim); err != nil {
+		return sum, err
+	}
+	fenced := time.Now()
+	if err := d.waitSynced(ctx, victim, fenced); err != nil {
 		return sum, err
 	}
 	idx := slices.Index(d.fleet.Addrs(), victim)
@@ -54,7 +59,7 @@ func (d *Demo) Script(ctx context.Context) (Summary, error) {
 	if err := d.fleet.Kill(idx); err != nil {
 		return sum, err
 	}
-	d.printf("killed %s, the current server of redis_1\n", victim)
+	d.printf("killed %s, the current server of redis_1, once its peer was synced past the writers' move off it\n", victim)
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return sum, err
 	}
@@ -93,15 +98,34 @@ func (d *Demo) Script(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
-// settle pauses the writers, flushes, and runs checks until every replica
-// group agrees or SettleTime passes; then the writers go on.
-func (d *Demo) settle(ctx context.Context) (federated.CheckReport, error) {
-	d.pause.Lock()
-	defer d.pause.Unlock()
-	return d.settleLocked(ctx)
+// waitSynced waits until every link that pulls from server reports
+// SyncedTo after t: everything the server acknowledged before t is on its
+// peers. It gives up after SettleTime.
+func (d *Demo) waitSynced(ctx context.Context, server string, t time.Time) error {
+	deadline := time.Now().Add(d.opts.SettleTime)
+	for {
+		synced, links := true, 0
+		for _, p := range d.SyncerStats().Peers {
+			if p.Peer == server {
+				links++
+				synced = synced && p.SyncedTo.After(t)
+			}
+		}
+		if synced && links > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			d.printf("the peers of %s are not synced past its fence after %v; stopping it all the same\n", server, d.opts.SettleTime)
+			return nil
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
-// settleLocked is settle with the writers paused by the caller.
+// settleLocked flushes and runs checks until every replica group agrees
+// or SettleTime passes; the caller pauses the writers.
 func (d *Demo) settleLocked(ctx context.Context) (federated.CheckReport, error) {
 	if err := d.rec.Flush(ctx); err != nil {
 		d.printf("flush: %v\n", err)
