@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -490,24 +488,6 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	assert.Contains(t, st.LastError, broken)
 	assert.Zero(t, st.Errors, "the passes went on")
 	assert.Equal(t, "someone's string", direct(t, a).Get(ctx, broken).Val())
-}
-
-func TestPrometheusCollector(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	addrs := redistest.Addrs(servers)
-	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, addrs, syncer.Options{})
-	writePoints(t, c, addrs[0], "prom", 20)
-	converged(t, addrs, 2*time.Second)
-
-	reg := prometheus.NewRegistry()
-	require.NoError(t, reg.Register(s.Collector()))
-	n, err := testutil.GatherAndCount(reg, "redfed_syncer_members_added_total", "redfed_syncer_lag_seconds")
-	require.NoError(t, err)
-	assert.Equal(t, 4, n, "two links, two series each")
-	problems, err := testutil.GatherAndLint(reg)
-	require.NoError(t, err)
-	assert.Empty(t, problems)
 }
 
 func TestPartitionHealsToTheUnion(t *testing.T) {

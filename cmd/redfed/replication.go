@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
+	redfedprom "github.com/redfed/federated/prometheus"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -114,7 +115,7 @@ It stops on Ctrl-C or SIGTERM.`,
 func runSyncer(ctx context.Context, s *syncer.Syncer, listen string, every time.Duration, logger *slog.Logger) error {
 	if listen != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(s.Collector())
+		reg.MustRegister(redfedprom.NewSyncerCollector(s))
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return usagef("--metrics-listen %s: %v", listen, err)

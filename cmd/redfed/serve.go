@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
-	"github.com/redfed/federated/internal/dashboard"
-	"github.com/redfed/federated/internal/demo"
+	"github.com/redfed/federated/cmd/redfed/internal/dashboard"
+	"github.com/redfed/federated/cmd/redfed/internal/demo"
 )
 
 // defaultListen is where the dashboard listens unless told otherwise.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/redfed/federated/internal/dashboard"
+	"github.com/redfed/federated/cmd/redfed/internal/dashboard"
 )
 
 // tokenEnv names the environment variable serve takes its token from when

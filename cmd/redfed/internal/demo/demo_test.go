@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/redfed/federated/internal/demo"
+	"github.com/redfed/federated/cmd/redfed/internal/demo"
 )
 
 func TestMain(m *testing.M) {

@@ -1,18 +1,20 @@
-package syncer
+package redfedprom
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/redfed/federated/syncer"
 )
 
-// Collector returns a Prometheus collector of the syncer's Stats, for a
-// daemon to register and serve:
+// NewSyncerCollector returns a Prometheus collector of a syncer's Stats,
+// for a daemon to register and serve:
 //
 //	reg := prometheus.NewRegistry()
-//	reg.MustRegister(s.Collector())
+//	reg.MustRegister(redfedprom.NewSyncerCollector(s))
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-func (s *Syncer) Collector() prometheus.Collector { return collector{s} }
+func NewSyncerCollector(s *syncer.Syncer) prometheus.Collector { return syncerCollector{s} }
 
-type collector struct{ s *Syncer }
+type syncerCollector struct{ s *syncer.Syncer }
 
 var (
 	peerLabels = []string{"local", "peer"}
@@ -33,14 +35,14 @@ var (
 	descAEAdded    = prometheus.NewDesc("redfed_antientropy_members_added_total", "Members added by anti-entropy.", nil, nil)
 )
 
-func (collector) Describe(ch chan<- *prometheus.Desc) {
+func (syncerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descLagP99, descCursor, descPasses, descKeys, descAdded,
 		descSkipped, descEchoes, descErrors, descResets, descAERuns, descAERepaired, descAEAdded} {
 		ch <- d
 	}
 }
 
-func (c collector) Collect(ch chan<- prometheus.Metric) {
+func (c syncerCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.Stats()
 	for _, p := range st.Peers {
 		gauge := func(d *prometheus.Desc, v float64) {
