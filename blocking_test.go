@@ -14,15 +14,6 @@ import (
 	"github.com/redfed/federated/internal/redistest"
 )
 
-// directClient talks to one server without the federation, to check where
-// data landed.
-func directClient(t testing.TB, addr string) *redis.Client {
-	t.Helper()
-	rc := redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true})
-	t.Cleanup(func() { _ = rc.Close() })
-	return rc
-}
-
 func TestBlockingCommandsAcrossNodes(t *testing.T) {
 	servers := redistest.StartN(t, 4)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
@@ -80,13 +71,6 @@ func TestBlockingCommandsAcrossNodes(t *testing.T) {
 	assert.Equal(t, int64(1), c.Exists(ctx, "raw").Val())
 	assert.Equal(t, int64(1), c.Del(ctx, "raw").Val())
 	assert.Equal(t, int64(0), c.Exists(ctx, "raw").Val())
-}
-
-func mustServer(t testing.TB, c *federated.Client, key string) string {
-	t.Helper()
-	addr, err := c.NodeToServer(c.KeyToNode(key))
-	require.NoError(t, err)
-	return addr
 }
 
 func TestCrossNodeCommandsSendNothing(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
-	"github.com/redfed/federated/syncer"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // A configuration the client cannot honour is refused, by New as by
@@ -123,7 +123,7 @@ func TestJournalKeyCollisions(t *testing.T) {
 		journal string
 		want    string
 	}{
-		{syncer.CursorKey, `options.metrics.journal: "syncer:cursors" is the syncer's hash of cursors`},
+		{journal.CursorKey, `options.metrics.journal: "syncer:cursors" is the syncer's hash of cursors`},
 		{"2026-11-25:web1:cpu", `options.metrics.journal: "2026-11-25:web1:cpu" begins with a period as a metric key`},
 		{"2026-11-25T13:web1:cpu", "begins with a period as a metric key"},
 		{"2026-11-25:web1", `so it, "2026-11-25:web1:horizon" and "2026-11-25:web1:origin" would be taken for metric data`},

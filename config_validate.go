@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
 )
 
@@ -200,11 +201,6 @@ func (v validator) quoteAddr(addr string) string {
 	return v.quote(addr)
 }
 
-// syncerCursorKey is the syncer's hash of cursors on every server
-// (syncer.CursorKey, which this package cannot import), which the journal
-// must not be.
-const syncerCursorKey = "syncer:cursors"
-
 func (v validator) options(o Options) error {
 	if err := v.durations(o); err != nil {
 		return err
@@ -289,20 +285,20 @@ func (v validator) durations(o Options) error {
 // keys beside it (horizonKey, OriginKey): none of them may be a key that
 // something else keeps on the servers, and all must read as what they are
 // in logs. The empty string means the default, DefaultJournal.
-func (v validator) journal(journal string) error {
+func (v validator) journal(name string) error {
 	path := fieldPath{"options", "metrics", "journal"}
-	prefix, _, _ := strings.Cut(journal, ":")
-	unreadable := metric.Unreadable(journal)
+	prefix, _, _ := strings.Cut(name, ":")
+	unreadable := metric.Unreadable(name)
 	switch {
-	case journal == "":
+	case name == "":
 		return nil
 	case unreadable != "":
-		return v.fail(path, "%s has %s", v.quote(journal), unreadable)
-	case journal == syncerCursorKey:
-		return v.fail(path, "%s is the syncer's hash of cursors on every server", v.quote(journal))
+		return v.fail(path, "%s has %s", v.quote(name), unreadable)
+	case name == journal.CursorKey:
+		return v.fail(path, "%s is the syncer's hash of cursors on every server", v.quote(name))
 	case metric.PeriodShaped(prefix):
 		return v.fail(path, "%s begins with a period as a metric key ($period:$host:$metric) does, "+
-			"so it, %s and %s would be taken for metric data", v.quote(journal), v.quote(journal+":horizon"), v.quote(journal+":origin"))
+			"so it, %s and %s would be taken for metric data", v.quote(name), v.quote(name+":horizon"), v.quote(name+":origin"))
 	}
 	return nil
 }

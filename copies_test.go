@@ -12,6 +12,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // copiesClient returns a client with one node, "group", of the servers in
@@ -30,10 +31,10 @@ func copiesClient(t *testing.T, copies int, servers []*redistest.Server) *federa
 var copiesAt = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // copiesSamples returns n samples of metric on host, a millisecond apart.
-func copiesSamples(host, metric string, n int) []federated.Sample {
-	samples := make([]federated.Sample, n)
+func copiesSamples(host, metric string, n int) []metrics.Sample {
+	samples := make([]metrics.Sample, n)
 	for i := range samples {
-		samples[i] = federated.Sample{Host: host, Metric: metric, Time: copiesAt.Add(time.Duration(i) * time.Millisecond), Value: float64(i)}
+		samples[i] = metrics.Sample{Host: host, Metric: metric, Time: copiesAt.Add(time.Duration(i) * time.Millisecond), Value: float64(i)}
 	}
 	return samples
 }
@@ -61,13 +62,13 @@ func TestCopiesSurviveTheKillOfTheFirstServer(t *testing.T) {
 			c := copiesClient(t, copies, servers)
 			first := serverByAddr(servers, currentOf(t, c, "group"))
 			survivor := otherServer(servers, first.Addr())
-			r := newRecorder(t, c, federated.RecorderOptions{})
+			r := newRecorder(t, c, metrics.RecorderOptions{})
 			ctx := context.Background()
 
 			for _, s := range copiesSamples("web1", "cpu", 20) {
 				require.NoError(t, c.Record(ctx, s.Host, s.Metric, s.Time, s.Value))
 			}
-			var samples []federated.Sample
+			var samples []metrics.Sample
 			for _, metric := range []string{"load", "mem", "disk"} {
 				samples = append(samples, copiesSamples("web2", metric, 300)...)
 			}
@@ -107,7 +108,7 @@ func TestCopiesFailWhileAServerIsDown(t *testing.T) {
 				victim = otherServer(servers, victim.Addr())
 			}
 			live := otherServer(servers, victim.Addr())
-			r := newRecorder(t, c, federated.RecorderOptions{})
+			r := newRecorder(t, c, metrics.RecorderOptions{})
 			ctx := context.Background()
 			require.NoError(t, victim.Kill())
 
@@ -167,7 +168,7 @@ func TestCopiesGoToTheNextUpServer(t *testing.T) {
 			}
 			tt.upset(t, upset)
 			ctx := context.Background()
-			r := newRecorder(t, c, federated.RecorderOptions{})
+			r := newRecorder(t, c, metrics.RecorderOptions{})
 			require.NoError(t, c.Record(ctx, "web1", "cpu", copiesAt, 1))
 			require.NoError(t, r.Write(ctx, copiesSamples("web2", "load", 50)...))
 
@@ -223,10 +224,10 @@ func TestCopiesFailAKeyThatFailsOnACopy(t *testing.T) {
 	require.True(t, errors.As(err, &se), "got %T, want a *ServerError", err)
 	assert.Equal(t, second.Addr(), se.Server, "the server the key failed on")
 
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	err = r.Write(ctx,
-		federated.Sample{Host: "bad", Metric: "cpu", Time: copiesAt.Add(time.Second), Value: 2},
-		federated.Sample{Host: "good", Metric: "cpu", Time: copiesAt, Value: 1})
+		metrics.Sample{Host: "bad", Metric: "cpu", Time: copiesAt.Add(time.Second), Value: 2},
+		metrics.Sample{Host: "good", Metric: "cpu", Time: copiesAt, Value: 1})
 	require.ErrorIs(t, err, federated.ErrWrongType)
 	assert.Contains(t, err.Error(), bad)
 	assert.NotContains(t, err.Error(), ":good:")

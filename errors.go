@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/replyguard"
 )
 
@@ -28,22 +29,22 @@ var ErrUnknownNode = errors.New("federated: unknown node")
 var ErrInvalidConfig = errors.New("federated: invalid configuration")
 
 // ErrPeriodDropped reports a metric write refused because its key's period
-// was dropped (see DropBefore): a dropped period never comes back. The error
+// was dropped (see package metrics, Store.DropBefore): a dropped period never comes back. The error
 // names the key, its period and the oldest period kept.
-var ErrPeriodDropped = errors.New("federated: period dropped")
+var ErrPeriodDropped = journal.ErrPeriodDropped
 
 // ErrTemporary reports a command that a server refused for a reason that
 // passes: it is out of memory, loading its data, busy with a script, or a
 // read-only replica (until it is promoted). The same command may succeed
 // later; others, such as ErrWrongType, fail the same way again. A metric
 // write refused so goes to the next server of its group.
-var ErrTemporary = errors.New("federated: server cannot take the write now")
+var ErrTemporary = journal.ErrTemporary
 
 // ErrWrongType reports a metric write refused because its key holds
 // another type than a sorted set (someone wrote it as a string, say). The
 // error names the key. Writing it again fails the same way until the key
 // is deleted.
-var ErrWrongType = errors.New("federated: key holds another type")
+var ErrWrongType = journal.ErrWrongType
 
 // ErrReplyTooLarge reports a reply refused because it declares more than
 // the client will allocate before reading it: a string over 512 MiB, more
@@ -85,7 +86,7 @@ func (e *ServerError) Unwrap() []error {
 	switch {
 	case e.down && !errors.Is(e.Err, ErrServerDown):
 		return []error{ErrServerDown, e.Err}
-	case isTemporaryReply(e.Err):
+	case journal.IsTemporaryReply(e.Err):
 		return []error{ErrTemporary, e.Err}
 	}
 	return []error{e.Err}

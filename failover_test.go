@@ -16,25 +16,6 @@ import (
 	"github.com/redfed/federated/internal/redistest"
 )
 
-// otherServer returns the server of a 2-server group that is not addr.
-func otherServer(servers []*redistest.Server, addr string) *redistest.Server {
-	for _, s := range servers {
-		if s.Addr() != addr {
-			return s
-		}
-	}
-	return nil
-}
-
-func serverByAddr(servers []*redistest.Server, addr string) *redistest.Server {
-	for _, s := range servers {
-		if s.Addr() == addr {
-			return s
-		}
-	}
-	return nil
-}
-
 func TestFailoverToNextServerOfGroup(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{
@@ -166,18 +147,18 @@ func TestRecheckBacksOff(t *testing.T) {
 	require.NoError(t, servers[0].Kill())
 	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
 
-	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 6 },
+	require.Eventually(t, func() bool { return len(logs.Values("federated: server still down", "next_check")) >= 6 },
 		5*time.Second, 10*time.Millisecond)
-	got := logs.values("federated: server still down", "next_check")[:6]
+	got := logs.Values("federated: server still down", "next_check")[:6]
 	want := []any{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
 	assert.Equal(t, want, got, "MaxHostRetries checks at the base interval, then doubling up to the cap")
 
 	require.NoError(t, servers[0].Restart())
 	require.Eventually(t, func() bool { return !c.IsServerDown(servers[0].Addr()) }, 5*time.Second, 10*time.Millisecond)
 	// The server is marked up just before the event is logged.
-	require.Eventually(t, func() bool { return len(logs.records("federated: server back up")) == 1 },
+	require.Eventually(t, func() bool { return len(logs.Records("federated: server back up")) == 1 },
 		5*time.Second, 5*time.Millisecond)
-	assert.Contains(t, logs.records("federated: server back up")[0], "down_since")
+	assert.Contains(t, logs.Records("federated: server back up")[0], "down_since")
 
 	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
 	require.NoError(t, c.MarkServerUp(servers[0].Addr()))
@@ -200,9 +181,9 @@ func TestMarkServerUpEndsTheRecheck(t *testing.T) {
 	addr := servers[0].Addr()
 	require.NoError(t, servers[0].Kill())
 	require.NoError(t, c.MarkServerDown(addr))
-	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 2 },
+	require.Eventually(t, func() bool { return len(logs.Values("federated: server still down", "next_check")) >= 2 },
 		5*time.Second, 10*time.Millisecond)
-	assert.Equal(t, 2*time.Second, logs.values("federated: server still down", "next_check")[1], "the back-off grew")
+	assert.Equal(t, 2*time.Second, logs.Values("federated: server still down", "next_check")[1], "the back-off grew")
 
 	require.NoError(t, servers[0].Restart())
 	require.NoError(t, c.MarkServerUp(addr))
@@ -278,57 +259,6 @@ func TestAddRemoveNodeUnderTraffic(t *testing.T) {
 		t.Errorf("a write failed while nodes came and went: %v", err)
 	}
 	assert.Equal(t, []string{"redis_1", "redis_2"}, c.Nodes())
-}
-
-// recordHandler is a slog.Handler that keeps every record for inspection.
-type recordHandler struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.recs = append(h.recs, r.Clone())
-	return nil
-}
-
-// values returns the value of attribute key in every record with message msg.
-func (h *recordHandler) values(msg, key string) []any {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []any
-	for _, r := range h.recs {
-		if r.Message != msg {
-			continue
-		}
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == key {
-				out = append(out, a.Value.Any())
-			}
-			return true
-		})
-	}
-	return out
-}
-
-// records returns the attribute keys of every record with message msg.
-func (h *recordHandler) records(msg string) [][]string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out [][]string
-	for _, r := range h.recs {
-		if r.Message != msg {
-			continue
-		}
-		var keys []string
-		r.Attrs(func(a slog.Attr) bool { keys = append(keys, a.Key); return true })
-		out = append(out, keys)
-	}
-	return out
 }
 
 // holdHook holds the failure of the first command (or pipeline) it matches,
@@ -414,7 +344,7 @@ func TestLateFailureOfReplacedClientKeepsServerUp(t *testing.T) {
 			},
 			call: func(c *federated.Client) error { return c.Record(ctx, "web1", "cpu", time.Now(), 1) },
 			check: func(t *testing.T, rc *redis.Client) {
-				key, err := federated.MetricKey(time.Now(), "web1", "cpu")
+				key, err := dayKey(time.Now(), "web1", "cpu")
 				require.NoError(t, err)
 				assert.EqualValues(t, 1, rc.ZCard(ctx, key).Val())
 			},

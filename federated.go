@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/ring"
 )
 
@@ -24,7 +25,8 @@ import (
 type Client struct {
 	Commands // the blocking API, keys hashed as they are
 
-	opts Options // filled with defaults; never changed after New
+	opts Options      // filled with defaults; never changed after New
+	keys journal.Keys // the keys beside the journal, on every server
 
 	topo   atomic.Pointer[topology] // swapped whole by AddNode and RemoveNode
 	topoMu sync.Mutex               // serializes AddNode and RemoveNode
@@ -42,6 +44,7 @@ type Client struct {
 
 // topology is an immutable snapshot of the federation.
 type topology struct {
+	version uint64 // counts the changes: 0 for New's, then one more each
 	ring    Ring
 	nodes   map[string]*node
 	servers map[string]*server // by address
@@ -99,6 +102,7 @@ func New(cfg Config) (*Client, error) {
 		c.opts.TLSConfig = tc
 	}
 	c.Commands = Commands{client: c}
+	c.keys = journal.KeysOf(c.opts.Metrics.Journal)
 
 	topo := &topology{nodes: make(map[string]*node), servers: make(map[string]*server)}
 	for name, n := range cfg.Nodes {
@@ -193,6 +197,15 @@ func (c *Client) closeServers(servers map[string]*server) error {
 	}
 	return errors.Join(errs...)
 }
+
+// TopologyVersion counts the changes of the federation's nodes (AddNode,
+// RemoveNode) since New, so that a layer above the client that caches
+// where keys go (a metrics Recorder) knows when to route them again.
+func (c *Client) TopologyVersion() uint64 { return c.topo.Load().version }
+
+// Done returns a channel closed when Close begins, so that a layer above
+// the client that runs goroutines of its own stops them with it.
+func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Options returns the client's options, with defaults filled in.
 func (c *Client) Options() Options { return c.opts }
@@ -289,7 +302,7 @@ func (c *Client) AddNode(name string, n Node) error {
 	}
 
 	nd := c.newNode(name, n)
-	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers)}
+	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers), version: old.version + 1}
 	next.nodes[name] = nd
 	for _, s := range nd.servers {
 		next.servers[s.addr] = s
@@ -325,7 +338,7 @@ func (c *Client) RemoveNode(name string) error {
 	if len(old.nodes) == 1 {
 		return fmt.Errorf("%w: cannot remove %s, the last node", ErrInvalidConfig, name)
 	}
-	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers)}
+	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers), version: old.version + 1}
 	delete(next.nodes, name)
 	for _, s := range nd.servers {
 		delete(next.servers, s.addr)

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // The fuzz targets check properties that hold for any input: nothing
@@ -204,8 +205,8 @@ func FuzzParseMetricKey(f *testing.F) {
 		}
 		// The key comes back from the period, host and metric, by the
 		// client of the period its prefix has.
-		rebuilt, err := federated.MetricKey(start, host, metricName)
-		if federated.PeriodOf(key) != federated.PeriodOf(rebuilt) {
+		rebuilt, err := dayKey(start, host, metricName)
+		if journal.PeriodOf(key) != journal.PeriodOf(rebuilt) {
 			rebuilt, err = hourly.MetricKey(start, host, metricName)
 		}
 		if err != nil || rebuilt != key {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // hostileKeys are keys of every byte value and of awkward UTF-8, by name.
@@ -178,21 +179,21 @@ func TestHostileMetricNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.NoError(t, c.Record(ctx, tt.host, tt.metric, at, 1.5))
-			r := newRecorder(t, c, federated.RecorderOptions{})
+			r := newRecorder(t, c, metrics.RecorderOptions{})
 			require.NoError(t, r.Add(context.Background(), tt.host, tt.metric, at.Add(time.Second), 2.5))
 			require.NoError(t, r.Close(ctx))
 
-			points, err := c.Range(ctx, tt.host, tt.metric, at, at.Add(time.Minute))
+			points, err := rangeOf(ctx, newStore(t, c), tt.host, tt.metric, at, at.Add(time.Minute))
 			require.NoError(t, err)
-			require.Equal(t, []federated.Point{{Time: at, Value: 1.5}, {Time: at.Add(time.Second), Value: 2.5}}, points)
-			latest, err := c.Latest(ctx, tt.host, tt.metric)
+			require.Equal(t, []metrics.Point{{Time: at, Value: 1.5}, {Time: at.Add(time.Second), Value: 2.5}}, points)
+			latest, err := newStore(t, c).Latest(ctx, metrics.Series{Host: tt.host, Metric: tt.metric})
 			require.NoError(t, err)
 			require.Equal(t, 2.5, latest.Value)
 
-			hosts, err := c.Hosts(ctx, time.Time{})
+			hosts, err := newStore(t, c).Hosts(ctx, time.Time{})
 			require.NoError(t, err)
 			require.Contains(t, hosts, tt.host)
-			metrics, err := c.Metrics(ctx, tt.host, time.Time{})
+			metrics, err := newStore(t, c).Metrics(ctx, tt.host, time.Time{})
 			require.NoError(t, err)
 			require.Contains(t, metrics, tt.metric)
 
@@ -226,12 +227,12 @@ func TestHostileMetricNames(t *testing.T) {
 	for _, tt := range bad {
 		t.Run("refused/"+tt.name, func(t *testing.T) {
 			require.ErrorIs(t, checked.Record(ctx, tt.host, tt.metric, at, 1), tt.want)
-			_, err := checked.Range(ctx, tt.host, tt.metric, at, at)
+			_, err := rangeOf(ctx, newStore(t, checked), tt.host, tt.metric, at, at)
 			require.ErrorIs(t, err, tt.want)
-			r := newRecorder(t, checked, federated.RecorderOptions{})
+			r := newRecorder(t, checked, metrics.RecorderOptions{})
 			require.ErrorIs(t, r.Add(context.Background(), tt.host, tt.metric, at, 1), tt.want)
 			require.NoError(t, r.Close(ctx))
-			require.Zero(t, counter.n.Load(), "commands sent for a refused name")
+			require.Zero(t, counter.Count(), "commands sent for a refused name")
 		})
 	}
 }
@@ -319,7 +320,7 @@ func TestHostileWrongType(t *testing.T) {
 
 	// A Recorder batch: the bad key fails, the others are written.
 	var onError []error
-	r := newRecorder(t, c, federated.RecorderOptions{FlushInterval: time.Hour, OnError: func(err error, points int) {
+	r := newRecorder(t, c, metrics.RecorderOptions{FlushInterval: time.Hour, OnError: func(err error, points int) {
 		onError = append(onError, err)
 		assert.Equal(t, 3, points)
 	}})
@@ -334,9 +335,9 @@ func TestHostileWrongType(t *testing.T) {
 	assert.ErrorIs(t, err, federated.ErrWrongType)
 	require.Len(t, onError, 1)
 	st := r.Stats()
-	assert.Equal(t, federated.RecorderStats{Added: 9, Written: 6, Failed: 3, Flushes: 1}, st)
+	assert.Equal(t, metrics.RecorderStats{Added: 9, Written: 6, Failed: 3, Flushes: 1}, st)
 	for _, host := range []string{"web1", "web2"} {
-		points, err := c.Range(ctx, host, "good", at, at.Add(time.Minute))
+		points, err := rangeOf(ctx, newStore(t, c), host, "good", at, at.Add(time.Minute))
 		require.NoError(t, err)
 		assert.Len(t, points, 3, "%s's good series", host)
 	}
@@ -349,7 +350,7 @@ func TestHostileWrongType(t *testing.T) {
 	assert.ElementsMatch(t, []string{mustKey(t, c, at, "web1", "good"), mustKey(t, c, at, "web2", "good")}, journal)
 
 	// Reads: the bad key's error names it; the other reads succeed.
-	_, err = c.Range(ctx, "web1", "broken", at, at.Add(time.Minute))
+	_, err = rangeOf(ctx, newStore(t, c), "web1", "broken", at, at.Add(time.Minute))
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
 	var good []string
 	err = c.Pipeline().
@@ -360,13 +361,6 @@ func TestHostileWrongType(t *testing.T) {
 		}).Poll(ctx)
 	assertAnswerError(t, c, err, "zrangebyscore "+key, "WRONGTYPE")
 	assert.Len(t, good, 3)
-}
-
-func mustKey(t *testing.T, c *federated.Client, at time.Time, host, metricName string) string {
-	t.Helper()
-	k, err := c.MetricKey(at, host, metricName)
-	require.NoError(t, err)
-	return k
 }
 
 func TestHostileOutOfMemory(t *testing.T) {
@@ -392,7 +386,7 @@ func TestHostileOutOfMemory(t *testing.T) {
 	assertAnswerError(t, c, err, "OOM", mustKey(t, c, at, "web1", "cpu"))
 	assert.ErrorIs(t, err, federated.ErrTemporary, "a full server may take it later")
 	assert.NotErrorIs(t, err, federated.ErrWrongType)
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	for i := range 10 {
 		require.NoError(t, r.Add(context.Background(), fmt.Sprint("web", i), "cpu", at, 1))
 	}
@@ -407,7 +401,7 @@ func TestHostileOutOfMemory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{mustKey(t, c, at, "web1", "before")}, journal)
 	assert.Zero(t, direct.Exists(ctx, mustKey(t, c, at, "web1", "cpu"), "k").Val())
-	points, err := c.Range(ctx, "web1", "before", at, at)
+	points, err := rangeOf(ctx, newStore(t, c), "web1", "before", at, at)
 	require.NoError(t, err)
 	assert.Len(t, points, 1)
 	assert.Equal(t, "v", c.Get(ctx, "before").Val(), "a read of a full server")
@@ -442,7 +436,7 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 		{"pipelined Set", func() error { return c.Pipeline().Set("k", "w").Poll(ctx) }, []string{"READONLY", "set k"}},
 		{"Record", func() error { return c.Record(ctx, "web1", "cpu", at.Add(time.Second), 2) }, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
 		{"Recorder", func() error {
-			r, err := c.NewRecorder(federated.RecorderOptions{})
+			r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
 			require.NoError(t, err)
 			require.NoError(t, r.Add(context.Background(), "web1", "cpu", at.Add(time.Second), 2))
 			return r.Close(ctx)
@@ -456,10 +450,10 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 
 	// Reads work, and nothing of the refused writes is there.
 	assert.Equal(t, "v", c.Get(ctx, "k").Val())
-	points, err := c.Range(ctx, "web1", "cpu", at, at.Add(time.Minute))
+	points, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", at, at.Add(time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, []federated.Point{{Time: at, Value: 1}}, points)
-	hosts, err := c.Hosts(ctx, time.Time{})
+	assert.Equal(t, []metrics.Point{{Time: at, Value: 1}}, points)
+	hosts, err := newStore(t, c).Hosts(ctx, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"web1"}, hosts)
 	assert.False(t, c.IsServerDown(replica.Addr()))
@@ -479,9 +473,9 @@ func TestHostileRetryMultiplier(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	require.NoError(t, servers[0].Kill())
 	require.NoError(t, c.MarkServerDown(servers[0].Addr()))
-	require.Eventually(t, func() bool { return len(logs.values("federated: server still down", "next_check")) >= 4 },
+	require.Eventually(t, func() bool { return len(logs.Values("federated: server still down", "next_check")) >= 4 },
 		5*time.Second, 10*time.Millisecond)
-	got := logs.values("federated: server still down", "next_check")[:4]
+	got := logs.Values("federated: server still down", "next_check")[:4]
 	want := []any{60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond, 60 * time.Millisecond}
 	assert.Equal(t, want, got, "a huge multiplier jumps to the cap, never past it")
 }

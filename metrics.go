@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
 )
 
@@ -20,7 +21,7 @@ import (
 // Defaults of MetricsOptions.
 const (
 	DefaultPeriod  = "day"
-	DefaultJournal = "journal"
+	DefaultJournal = journal.DefaultJournal
 	DefaultCopies  = 1
 )
 
@@ -31,7 +32,8 @@ type MetricsOptions struct {
 	Period string `yaml:"period" json:"period"`
 	// Journal is the key of each server's journal. Default "journal". The
 	// key Journal+":horizon" holds the oldest period still kept, and
-	// Journal+":origin" is Client.OriginKey. It may not be "syncer:cursors", the
+	// Journal+":origin" where each key's last change came from (which
+	// syncers read). It may not be "syncer:cursors", the
 	// syncer's hash on every server, nor begin with a period as a metric key
 	// does ("2026-11-25:"), which would make these keys look like metric
 	// data, nor hold control or invisible characters.
@@ -59,15 +61,15 @@ func (m MetricsOptions) validate() error {
 	if _, err := metric.ParsePeriod(m.Period); err != nil {
 		return fmt.Errorf("%w: options.metrics.period: %v", ErrInvalidConfig, err)
 	}
-	if m.Retention < 0 || m.Retention > maxRetention {
-		return fmt.Errorf("%w: options.metrics.retention: %d periods, want 0 (keep everything) to %d", ErrInvalidConfig, m.Retention, maxRetention)
+	if m.Retention < 0 || m.Retention > MaxRetention {
+		return fmt.Errorf("%w: options.metrics.retention: %d periods, want 0 (keep everything) to %d", ErrInvalidConfig, m.Retention, MaxRetention)
 	}
 	return nil
 }
 
-// maxRetention bounds the periods kept, so that the cutoff, periods back
+// MaxRetention bounds the periods kept, so that the cutoff, periods back
 // from now, is a time a Duration can hold (about 290 years).
-const maxRetention = 100_000
+const MaxRetention = 100_000
 
 func (m MetricsOptions) withDefaults() MetricsOptions {
 	if m.Period == "" {
@@ -89,19 +91,6 @@ func (c *Client) period() metric.Period {
 	return p
 }
 
-// horizonKey is the key, beside the journal, that holds the oldest period
-// a server keeps.
-func (c *Client) horizonKey() string { return c.opts.Metrics.Journal + ":horizon" }
-
-// OriginKey returns the name of the hash, beside the journal on every
-// server, that says where the last change of each metric key came from, so
-// that a syncer does not fetch back what it gave: the field of a key holds
-// "address@epoch" when the key's last change was a merge from that server
-// (its data set of that epoch, see Origin) and left the key holding nothing
-// that server lacked, with the key's cardinality then ("address@epoch#card");
-// any other change clears the field.
-func (c *Client) OriginKey() string { return c.opts.Metrics.Journal + ":origin" }
-
 // Errors of bad metric input. They wrap into errors that quote the value and
 // say what is wrong with it.
 var (
@@ -112,19 +101,6 @@ var (
 	ErrBadKey       = metric.ErrBadKey       // not "$period:$host:$metric"
 	ErrBadMember    = metric.ErrBadMember    // not "$timestamp:$value"
 )
-
-// Point is one sample of a metric.
-type Point struct {
-	Time  time.Time
-	Value float64
-}
-
-// MetricKey returns the key of a host's metric for the UTC day that holds t:
-// "2026-11-25:web1.sfo:cpu.user". Use Client.MetricKey for a client's
-// configured period.
-func MetricKey(t time.Time, host, metricName string) (string, error) {
-	return metric.Key(metric.Day, t, host, metricName)
-}
 
 // MetricKey returns the key of a host's metric for the period, of the
 // client's configured length, that holds t.
@@ -176,7 +152,7 @@ func checkPoint(host, metricName string, t time.Time, value float64) (float64, e
 // Record writes one point and waits for Redis to acknowledge it: the member,
 // and the key's journal entry scored with the server's clock, in one script
 // call on each of MetricsOptions.Copies servers of the key's group. For
-// many points use a Recorder.
+// many points use a Recorder of package metrics.
 func (c *Client) Record(ctx context.Context, host, metricName string, t time.Time, value float64) error {
 	ts, err := checkPoint(host, metricName, t, value)
 	if err != nil {
@@ -184,10 +160,28 @@ func (c *Client) Record(ctx context.Context, host, metricName string, t time.Tim
 	}
 	p := c.period()
 	key := string(metric.AppendKey(nil, p, p.Start(t), host, metricName))
-	var w writeBatch
-	w.add(key, metric.AppendMember(nil, ts, value))
-	if err := c.writeNode(ctx, c.route("", key), &w); err != nil {
+	var b journal.Batch
+	b.Add(key, metric.AppendMember(nil, ts, value))
+	n := c.route("", key)
+	replies, err := c.runOnNode(ctx, n, &ScriptCall{
+		Script: journal.WriteScript, Keys: c.keys.Write, Args: b.Args(), Idempotent: true, Copies: c.opts.Metrics.Copies})
+	if err != nil {
 		return err
 	}
-	return w.failed[0]
+	servers, vals := splitReplies(replies)
+	if err := b.ParseReplies(servers, vals, func(server string, err error) error {
+		return &ServerError{Node: n.name, Server: server, Err: err}
+	}); err != nil {
+		return err
+	}
+	return b.Failed[0]
+}
+
+// splitReplies returns the servers and the values of script replies.
+func splitReplies(replies []ScriptReply) (servers []string, vals []any) {
+	servers, vals = make([]string, len(replies)), make([]any, len(replies))
+	for i, r := range replies {
+		servers[i], vals[i] = r.Server, r.Val
+	}
+	return servers, vals
 }

@@ -17,14 +17,6 @@ import (
 	"github.com/redfed/federated/internal/redistest"
 )
 
-// serverTime returns a server's clock, as the write script reads it.
-func serverTime(t testing.TB, rc *redis.Client) time.Time {
-	t.Helper()
-	now, err := rc.Time(context.Background()).Result()
-	require.NoError(t, err)
-	return now
-}
-
 func TestRecordWritesMemberAndJournal(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
@@ -114,7 +106,7 @@ func TestRecordOnWrongTypeKey(t *testing.T) {
 
 func TestMetricKeyHelpers(t *testing.T) {
 	at := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
-	k, err := federated.MetricKey(at, "web1.sfo", "req:latency:p99")
+	k, err := dayKey(at, "web1.sfo", "req:latency:p99")
 	require.NoError(t, err)
 	assert.Equal(t, "2026-11-25:web1.sfo:req:latency:p99", k)
 	period, host, name, err := federated.ParseMetricKey(k)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // refusal puts a server in a state where it refuses writes with a reply
@@ -129,7 +130,7 @@ func TestRefusedWritesFailOverInTheGroup(t *testing.T) {
 
 			now := time.Now()
 			require.NoError(t, c.Record(ctx, "web1", "cpu", now, 1), "a point written while %s refuses", refusing.Addr())
-			rec, err := c.NewRecorder(federated.RecorderOptions{})
+			rec, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
 			require.NoError(t, err)
 			for i := range 100 {
 				require.NoError(t, rec.Add(ctx, "web1", "load", now.Add(time.Duration(i)*time.Millisecond), float64(i)))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // trafficStats counts the work of the traffic goroutines.
@@ -36,7 +37,7 @@ func (s *trafficStats) fail(err error) {
 
 // runTraffic sends blocking commands, pipelines, Record calls and Recorder
 // points from n goroutines until stop is closed.
-func runTraffic(c *federated.Client, r *federated.Recorder, n int, stop <-chan struct{}, stats *trafficStats) *sync.WaitGroup {
+func runTraffic(c *federated.Client, r *metrics.Recorder, n int, stop <-chan struct{}, stats *trafficStats) *sync.WaitGroup {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range n {
@@ -113,7 +114,7 @@ func TestResourcesBoundedUnderFailover(t *testing.T) {
 		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
 		Options: opts,
 	})
-	r := newRecorder(t, c, federated.RecorderOptions{FlushInterval: 20 * time.Millisecond})
+	r := newRecorder(t, c, metrics.RecorderOptions{FlushInterval: 20 * time.Millisecond})
 	admins := make(map[string]*redis.Client, len(servers))
 	for _, s := range servers {
 		admins[s.Addr()] = redis.NewClient(&redis.Options{Addr: s.Addr(), PoolSize: 1, DisableIdentity: true})

@@ -27,7 +27,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -72,9 +74,9 @@ func TestPasswordAuth(t *testing.T) {
 	require.Equal(t, "7", c.Get(ctx, "k7").Val())
 	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	require.NoError(t, c.Record(ctx, "web1.sfo", "cpu.user", at, 42))
-	points, err := c.Range(ctx, "web1.sfo", "cpu.user", at, at)
+	points, err := rangeOf(ctx, newStore(t, c), "web1.sfo", "cpu.user", at, at)
 	require.NoError(t, err)
-	require.Equal(t, []federated.Point{{Time: at, Value: 42}}, points)
+	require.Equal(t, []metrics.Point{{Time: at, Value: 42}}, points)
 
 	tests := []struct {
 		name     string
@@ -316,43 +318,39 @@ func TestACLUser(t *testing.T) {
 	day := time.Now().UTC().Truncate(24 * time.Hour)
 	at := day.Add(time.Hour)
 	require.NoError(t, c.Record(ctx, "web1.sfo", "cpu.user", at, 1))
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	for i := range 100 {
 		require.NoError(t, r.Add(context.Background(), fmt.Sprintf("web%d.sfo", i%7), "cpu.user", at.Add(time.Duration(i)*time.Second), float64(i)))
 	}
 	require.NoError(t, r.Flush(ctx))
 	require.Equal(t, int64(100), r.Stats().Written)
-	points, err := c.Range(ctx, "web1.sfo", "cpu.user", at, at.Add(time.Hour))
+	points, err := rangeOf(ctx, newStore(t, c), "web1.sfo", "cpu.user", at, at.Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, points, 1+15, "the point of Record and those of the Recorder for web1 (i = 1, 8, ..., 99)")
-	latest, err := c.Latest(ctx, "web1.sfo", "cpu.user")
+	latest, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1.sfo", Metric: "cpu.user"})
 	require.NoError(t, err)
 	assert.Equal(t, float64(99), latest.Value)
-	hosts, err := c.Hosts(ctx, time.Time{})
+	hosts, err := newStore(t, c).Hosts(ctx, time.Time{})
 	require.NoError(t, err)
 	assert.Len(t, hosts, 7)
 	// Writes went to one server of the group: Check sees the replicas
 	// differ, Repair copies what is missing, then they agree.
-	report, err := c.Check(ctx, federated.CheckOptions{})
+	report, err := newStore(t, c).Check(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	require.Len(t, report.Groups, 1)
 	assert.Equal(t, "group", report.Groups[0].Node)
 	require.Positive(t, report.Divergent, "%+v", report)
-	repaired, err := c.Repair(ctx, federated.CheckOptions{})
+	repaired, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, report.Divergent, repaired.Repaired)
-	report, err = c.Check(ctx, federated.CheckOptions{})
+	report, err = newStore(t, c).Check(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	assert.True(t, report.OK(), "%+v", report)
-	drop, err := c.DropBefore(ctx, day.AddDate(0, 0, -3))
+	drop, err := newStore(t, c).DropBefore(ctx, day.AddDate(0, 0, -3))
 	require.NoError(t, err, "DropBefore scans and sets the horizon")
 	assert.Zero(t, drop.Total)
 	for _, addr := range c.Servers() {
-		_, err := c.Journal(ctx, addr, 0, 10)
-		require.NoError(t, err)
-		_, err = c.ServerTime(ctx, addr)
-		require.NoError(t, err)
-		h, err := c.Horizon(ctx, addr)
+		h, err := journal.Horizon(ctx, c, addr, journal.KeysOf("journal"))
 		require.NoError(t, err)
 		assert.Equal(t, day.AddDate(0, 0, -3).Format("2006-01-02"), h)
 	}
@@ -367,10 +365,10 @@ func TestACLUser(t *testing.T) {
 	key, err := c.MetricKey(at, "synced", "cpu.user")
 	require.NoError(t, err)
 	member := fmt.Sprintf("%d:5", at.Unix())
-	_, err = c.Merge(ctx, group[0], []federated.KeyMembers{{Key: key, Members: []string{member}}})
+	_, err = merge(ctx, c, group[0], []journal.KeyMembers{{Key: key, Members: []string{member}}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		ms, err := c.Members(ctx, group[1], []string{key}, nil)
+		ms, err := journal.Members(ctx, c, group[1], []string{key})
 		return err == nil && len(ms[0]) == 1
 	}, 5*time.Second, 20*time.Millisecond, "the syncer copied the point under the ACL user")
 	stopSync()
@@ -508,7 +506,7 @@ func useServers(t *testing.T, c *federated.Client) {
 	}
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	require.NoError(t, c.Record(ctx, "web1.sfo", "cpu.user", at, 1))
-	points, err := c.Range(ctx, "web1.sfo", "cpu.user", at, at)
+	points, err := rangeOf(ctx, newStore(t, c), "web1.sfo", "cpu.user", at, at)
 	require.NoError(t, err)
 	require.Len(t, points, 1)
 }

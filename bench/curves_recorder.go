@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // seriesSet is a key universe of n series: n/metrics hosts × metrics
@@ -38,7 +39,7 @@ func newSeriesSet(n int) *seriesSet {
 // point returns the n-th point: the series take turns and each is sampled
 // once a second, in whole seconds, as in W2.
 // add adds the n-th point to a Recorder.
-func (s *seriesSet) add(rec *federated.Recorder, n int64) error {
+func (s *seriesSet) add(rec *metrics.Recorder, n int64) error {
 	host, metricName, t, value := s.point(n)
 	return rec.Add(context.Background(), host, metricName, t, value)
 }
@@ -115,7 +116,7 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 	}
 	series := newSeriesSet(st.universe)
 	points = max(points, 2*series.n)
-	rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: st.batch})
+	rec, err := newRecorder(c, metrics.RecorderOptions{BatchSize: st.batch})
 	if err != nil {
 		return recorderRun{}, err
 	}
@@ -264,7 +265,7 @@ func (r *recorderRunner) queued(ctx context.Context, c *federated.Client, u int)
 	series := newSeriesSet(u)
 	n := r.cfg.memPoints
 	limit := int(n) + 1
-	rec, err := c.NewRecorder(federated.RecorderOptions{BatchSize: limit, MaxBuffered: limit, FlushInterval: time.Hour})
+	rec, err := newRecorder(c, metrics.RecorderOptions{BatchSize: limit, MaxBuffered: limit, FlushInterval: time.Hour})
 	if err != nil {
 		return 0, err
 	}

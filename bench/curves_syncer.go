@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -182,7 +183,7 @@ func fill(ctx context.Context, addr string, opts federated.Options, keys int, po
 		return err
 	}
 	defer c.Close()
-	rec, err := c.NewRecorder(federated.RecorderOptions{})
+	rec, err := newRecorder(c, metrics.RecorderOptions{})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // cell names one row of the report: a workload setting and a contender.
@@ -157,7 +157,7 @@ func (b *bench) warmUp(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", ct.name, err)
 		}
 	}
-	r, err := b.clients.recorder.NewRecorder(federated.RecorderOptions{})
+	r, err := newRecorder(b.clients.recorder, metrics.RecorderOptions{})
 	if err != nil {
 		return err
 	}

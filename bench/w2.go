@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // recorderCallsHint sizes the buffer of the Recorder's call timings; more
@@ -86,7 +87,7 @@ func w2Writer(ctx context.Context, b batcher, d *w2Data, next *atomic.Int64, poi
 // key, 20,000 points or 100ms a flush, at most 10,000 points a script
 // call); its latencies are those of its script calls, one node each.
 func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, writers int) (sample, error) {
-	r, err := c.recorder.NewRecorder(federated.RecorderOptions{})
+	r, err := newRecorder(c.recorder, metrics.RecorderOptions{})
 	if err != nil {
 		return sample{}, err
 	}
@@ -127,4 +128,13 @@ func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, write
 // every point of series 0.
 func checkW2(ctx context.Context, f *fleet, d *w2Data, points int64) error {
 	return checkKeys(ctx, f, min(points, universe), expectedMembers(points), d.keys[0])
+}
+
+// newRecorder returns a Recorder of a client's metrics store.
+func newRecorder(c *federated.Client, opts metrics.RecorderOptions) (*metrics.Recorder, error) {
+	st, err := metrics.New(c)
+	if err != nil {
+		return nil, err
+	}
+	return st.NewRecorder(opts)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -56,7 +57,7 @@ func replicatedGroups(b *testing.B) (servers []*redistest.Server, c *federated.C
 // series (1,000 hosts × 100 metrics), stamped with the current second, as
 // metrics sampled once a second are: at 100,000 points/s every series gets
 // one point a second.
-func pace(b *testing.B, r *federated.Recorder, n, rate int) {
+func pace(b *testing.B, r *metrics.Recorder, n, rate int) {
 	hosts := make([]string, 1000)
 	for i := range hosts {
 		hosts[i] = fmt.Sprintf("web%d", i)
@@ -85,7 +86,7 @@ func pace(b *testing.B, r *federated.Recorder, n, rate int) {
 // links. One op is one point.
 func BenchmarkSyncerLag(b *testing.B) {
 	_, c, s, stop := replicatedGroups(b)
-	r, err := c.NewRecorder(federated.RecorderOptions{})
+	r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 func BenchmarkSyncerCatchUp(b *testing.B) {
 	servers, c, _, stop := replicatedGroups(b)
 	defer stop()
-	r, err := c.NewRecorder(federated.RecorderOptions{})
+	r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

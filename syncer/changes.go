@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // Echoes. When B merges a change from A, B journals the key, and A's
@@ -22,47 +20,18 @@ import (
 // epoch): once A comes back empty, the marks of its old data set no longer
 // match and A fetches everything again.
 
-// changesScript reads a page of the peer's journal for the link's local
-// server, with each key's cardinality, and says which entries are echoes
-// of the local server's own changes.
-//
-// KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
-// hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
-// page size and ARGV[3] the local server's origin tag ("address@epoch", ""
-// for none). It writes nothing.
-//
-// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
-// the peer's TIME, {cardinality, ...}} with echo 1 for an entry whose key's
-// origin field is the local server's tag and the key's cardinality, and
-// cardinality -1 for a key that holds another type.
-var changesScript = redis.NewScript(`
-local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local n = #zs / 2
-local cards, echo = {}, {}
-for i = 1, n do
-  local c = redis.pcall('ZCARD', zs[2 * i - 1])
-  if type(c) ~= 'number' then c = -1 end
-  cards[i] = c
-end
-if ARGV[3] ~= '' then
-  for first = 1, n, 5000 do
-    local keys = {}
-    for i = first, math.min(first + 4999, n) do keys[#keys + 1] = zs[2 * i - 1] end
-    local tags = redis.call('HMGET', KEYS[2], unpack(keys))
-    for j = 1, #tags do
-      local i = first + j - 1
-      echo[i] = tags[j] == ARGV[3] .. '#' .. cards[i] and 1 or 0
-    end
-  end
-end
-return {redis.call('HGET', KEYS[3], '` + epochField + `') or '', zs, echo, redis.call('TIME'), cards}
-`)
+// journalEntry is one entry of a server's journal: a metric key and the
+// server's time of its last change, in Unix seconds.
+type journalEntry struct {
+	Key  string
+	Time float64
+}
 
 // change is a journal entry of the peer, the key's cardinality on the peer
 // when it was read, and whether it is an echo of the local server's own
 // change.
 type change struct {
-	federated.JournalEntry
+	journalEntry
 	card int64
 	echo bool
 }
@@ -75,7 +44,6 @@ type change struct {
 // that work.
 func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
 	c := l.s.c
-	journal := c.Options().Metrics.Journal
 	tag := ""
 	if l.epoch != "" && echoes {
 		tag = l.local + "@" + l.epoch
@@ -84,7 +52,7 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 	if after {
 		min = "(" + min
 	}
-	val, err := c.RunScript(ctx, l.peer, changesScript, []string{journal, c.OriginKey(), CursorKey},
+	val, err := c.RunOnServer(ctx, l.peer, journal.ChangesScript, []string{l.s.keys.Journal, l.s.keys.Origin, journal.CursorKey},
 		min, limit, tag).Slice()
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
@@ -125,7 +93,7 @@ func parseChanges(val []any) ([]change, string, float64, error) {
 			return nil, "", 0, fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
 		}
 		card, _ := cards[i].(int64)
-		out[i] = change{JournalEntry: federated.JournalEntry{Key: key, Time: t}, card: card}
+		out[i] = change{journalEntry: journalEntry{Key: key, Time: t}, card: card}
 		if len(echo) > 0 {
 			flag, _ := echo[i].(int64)
 			out[i].echo = flag == 1

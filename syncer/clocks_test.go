@@ -13,6 +13,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/faultproxy"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/syncer"
 )
@@ -21,14 +22,14 @@ import (
 // one point per key of host to a server, each stamped at when.
 func writeStamped(t *testing.T, c *federated.Client, addr, host string, keys int, when time.Time, value int) {
 	t.Helper()
-	var updates []federated.KeyMembers
+	var updates []journal.KeyMembers
 	ts := strconv.FormatFloat(float64(when.UnixMicro())/1e6, 'f', -1, 64)
 	for i := range keys {
-		key, err := federated.MetricKey(when, host, fmt.Sprintf("m%d", i))
+		key, err := metricKey(when, host, fmt.Sprintf("m%d", i))
 		require.NoError(t, err)
-		updates = append(updates, federated.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(value)}})
+		updates = append(updates, journal.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(value)}})
 	}
-	res, err := c.Merge(context.Background(), addr, updates)
+	res, err := merge(context.Background(), c, addr, updates)
 	require.NoError(t, err)
 	require.Empty(t, res.Failed)
 }
@@ -80,7 +81,7 @@ func TestPerlStyleWriterIsReplicated(t *testing.T) {
 	for round := range 10 {
 		sec := time.Now().Unix()
 		for i := range 20 {
-			key, err := federated.MetricKey(time.Unix(sec, 0), "perl", fmt.Sprintf("m%d", i))
+			key, err := metricKey(time.Unix(sec, 0), "perl", fmt.Sprintf("m%d", i))
 			require.NoError(t, err)
 			member := fmt.Sprintf("%d:%d", sec-int64(round), round) // stamped in the past too
 			require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(sec - int64(round)), Member: member}).Err())
@@ -103,7 +104,7 @@ func TestForeignWriteAfterAnEchoReachesTheOrigin(t *testing.T) {
 	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Echoes >= before.Echoes+5 }, 3*time.Second, 10*time.Millisecond)
 
 	ctx := context.Background()
-	key, err := federated.MetricKey(time.Now(), "origin", "m0")
+	key, err := metricKey(time.Now(), "origin", "m0")
 	require.NoError(t, err)
 	member := fmt.Sprintf("%d:99", time.Now().Unix())
 	rb := direct(t, b)
@@ -125,7 +126,7 @@ func TestFutureJournalEntryDoesNotHoldReplicationBack(t *testing.T) {
 	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	ctx := context.Background()
 	ahead := time.Now().Add(30 * time.Second)
-	key, err := federated.MetricKey(ahead, "ahead", "cpu")
+	key, err := metricKey(ahead, "ahead", "cpu")
 	require.NoError(t, err)
 	ra := direct(t, a)
 	require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(ahead.Unix()), Member: fmt.Sprintf("%d:1", ahead.Unix())}).Err())
@@ -182,7 +183,7 @@ func TestForeignWriteThenMergeIsNotAnEcho(t *testing.T) {
 	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 
 	now := time.Now()
-	key, err := federated.MetricKey(now, "mixed", "m0")
+	key, err := metricKey(now, "mixed", "m0")
 	require.NoError(t, err)
 	writeStamped(t, c, a, "mixed", 1, now, 1)
 	converged(t, []string{a, b}, 2*time.Second)

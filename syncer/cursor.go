@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // A link's cursor lives in its local server, in the hash CursorKey: one
@@ -22,31 +22,6 @@ import (
 // empty. It is not an address, so no peer's cursor can take its place.
 const epochField = "@epoch"
 
-// loadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
-// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
-var loadCursorScript = redis.NewScript(`
-local epoch = redis.call('HGET', KEYS[1], '` + epochField + `')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], '` + epochField + `', epoch)
-end
-return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
-`)
-
-// saveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] in the cursor
-// hash (KEYS[1]) and returns 1 if the epoch is still ARGV[1] and the cursor
-// still ARGV[3] ("" for none): what the link loaded or saved last. Else it
-// returns 0: the server restarted empty since, or was restored from a
-// snapshot that holds another cursor.
-var saveCursorScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], '` + epochField + `') ~= ARGV[1]
-    or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
-return 1
-`)
-
 // errLocalReset says that the local server lost data (it restarted) during a
 // pass: the link starts again from the peer's first change.
 var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
@@ -56,7 +31,7 @@ var errLocalReset = errors.New("syncer: the local server lost its data during th
 // that went back to an older cursor (restored from a snapshot) is pulled
 // again from its first change too.
 func (l *link) loadCursor(ctx context.Context) error {
-	val, err := l.s.c.RunScript(ctx, l.local, loadCursorScript, []string{CursorKey}, l.peer, newEpoch()).Slice()
+	val, err := l.s.c.RunOnServer(ctx, l.local, journal.LoadCursorScript, []string{journal.CursorKey}, l.peer, newEpoch()).Slice()
 	if err != nil {
 		return fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", l.local, l.peer, err)
 	}
@@ -105,7 +80,7 @@ func newEpoch() string {
 // errLocalReset.
 func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 	raw := strconv.FormatFloat(cursor, 'f', -1, 64)
-	saved, err := l.s.c.RunScript(ctx, l.local, saveCursorScript, []string{CursorKey},
+	saved, err := l.s.c.RunOnServer(ctx, l.local, journal.SaveCursorScript, []string{journal.CursorKey},
 		l.epoch, l.peer, l.saved, raw).Int()
 	if err != nil {
 		return fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", l.local, l.peer, err)

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // Which members of a changed key a pass fetches is decided by counts on the
@@ -69,62 +69,6 @@ const (
 	fetchRefresh fetchMode = 'r'
 )
 
-// fetchScript fetches members of keys from the peer and reads their
-// checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
-// levelFactor; then, for each key: the key, its mode (see fetchMode), the
-// expected cardinality (fetchRefresh only), how many checkpoints to read
-// again (the nearest first), the number n of checkpoints sent, and n pairs
-// of boundary and count, nearest first.
-//
-// The k-th boundary of a key is its newest score, rounded down to a whole
-// second, less levelSpan(k), a whole number of seconds too.
-//
-// The reply holds, for each key, {status, cardinality, members, newest,
-// count, ...} with newest and the counts only when checkpoints were read
-// again: status 0 when the whole key was fetched, j when it was
-// fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
-// miss, a refresh, or a refresh refused because the cardinality changed: -2).
-// The cardinality is -1 for a key that holds another type, which gets
-// neither members nor checkpoints.
-var fetchScript = redis.NewScript(`
-local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, i = {}, 3
-while i <= #ARGV do
-  local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  i = i + 5
-  local card = redis.pcall('ZCARD', key)
-  if type(card) ~= 'number' then card = -1 end
-  local status, from = -1, nil
-  if card >= 0 then
-    if mode == 'r' then
-      if tostring(card) ~= want then status = -2 end
-    else
-      for j = 1, n do
-        if not from and redis.call('ZCOUNT', key, '-inf', '(' .. ARGV[i]) == tonumber(ARGV[i + 1]) then
-          status, from = j, ARGV[i]
-        end
-        i = i + 2
-      end
-      if not from and mode == 'a' then status, from = 0, '-inf' end
-    end
-  else
-    i = i + 2 * n
-  end
-  local r = {status, card, {}}
-  if from and card > 0 then r[3] = redis.call('ZRANGEBYSCORE', key, from, '+inf') end
-  if card > 0 and (from or status == -1 and mode == 'r') then
-    local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
-    local newest = math.floor(tonumber(top[2]))
-    r[4] = newest
-    for k = 0, recount - 1 do
-      r[#r + 1] = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k))
-    end
-  end
-  out[#out + 1] = r
-end
-return out
-`)
-
 // fetchRequest is one key of a fetch.
 type fetchRequest struct {
 	key     string
@@ -159,7 +103,7 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 			args = append(args, strconv.FormatFloat(c.below, 'f', -1, 64), c.count)
 		}
 	}
-	val, err := l.s.c.RunScript(ctx, l.peer, fetchScript, nil, args...).Slice()
+	val, err := l.s.c.RunOnServer(ctx, l.peer, journal.FetchScript, nil, args...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", l.peer, err)
 	}

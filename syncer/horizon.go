@@ -2,8 +2,9 @@ package syncer
 
 import (
 	"context"
-	"fmt"
 	"time"
+
+	"github.com/redfed/federated/internal/journal"
 )
 
 // horizonEvery is how often a link reads the horizons of its two servers:
@@ -21,11 +22,11 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 		return l.localHorizon, nil
 	}
 	c := l.s.c
-	local, err := c.Horizon(ctx, l.local)
+	local, err := journal.Horizon(ctx, c, l.local, l.s.keys)
 	if err != nil {
 		return "", err
 	}
-	peer, err := c.Horizon(ctx, l.peer)
+	peer, err := journal.Horizon(ctx, c, l.peer, l.s.keys)
 	if err != nil {
 		return "", err
 	}
@@ -43,7 +44,7 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 	}
 	if want != "" {
 		l.raising = want
-		removed, err := c.RaiseHorizon(ctx, l.local, want)
+		removed, err := journal.Drop(ctx, c, l.local, l.s.keys, l.s.period, want)
 		if err != nil {
 			return "", err
 		}
@@ -56,19 +57,8 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 	return local, nil
 }
 
-// checkPeerHorizon refuses a peer's horizon that is not one of the
-// federation's period strings (a peer configured with another period), or
-// that is after the next period by this host's clock (a horizon set by
-// mistake, or a clock far ahead): raising to it would wipe the local server.
-// RaiseHorizon applies the same rule.
+// checkPeerHorizon refuses a peer's horizon that raising the local server
+// to would wrongly wipe it (see journal.CheckHorizon).
 func (l *link) checkPeerHorizon(h string) error {
-	p := l.s.period
-	start, err := p.Parse(h)
-	if err != nil {
-		return err
-	}
-	if next := p.Next(p.Start(time.Now())); start.After(next) {
-		return fmt.Errorf("horizon %s is after the next period %s", h, p.Format(next))
-	}
-	return nil
+	return journal.CheckHorizon(l.s.period, h)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // maxEntriesPerPass bounds a pass, so that a long backlog is worked off in
@@ -222,7 +223,7 @@ func (l *link) pull(ctx context.Context, minTime float64, after bool, until floa
 			return false, minTime, err
 		}
 		full := len(entries) == limit
-		if err := l.merge(ctx, entries, full, horizon, federated.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
+		if err := l.merge(ctx, entries, full, horizon, journal.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
 			return false, minTime, err
 		}
 		done += len(entries)
@@ -244,7 +245,7 @@ func (l *link) pull(ctx context.Context, minTime float64, after bool, until floa
 // merge fetches the changed keys among entries from the peer, but for the
 // echoes of the local server's own changes and the entries handled before,
 // and merges them into the local server, then saves the cursor.
-func (l *link) merge(ctx context.Context, entries []change, full bool, horizon string, from federated.Origin) error {
+func (l *link) merge(ctx context.Context, entries []change, full bool, horizon string, from journal.Origin) error {
 	sift := l.sift(entries, horizon)
 	results, err := l.fetchChanged(ctx, sift.requests)
 	if err != nil {
@@ -316,7 +317,7 @@ func (l *link) sift(entries []change, horizon string) sifted {
 		}
 		s.handled = append(s.handled, e)
 		switch {
-		case horizon != "" && federated.PeriodOf(e.Key) < horizon:
+		case horizon != "" && journal.PeriodOf(e.Key) < horizon:
 			s.skipped++
 		case e.echo:
 			s.echoes++
@@ -371,17 +372,17 @@ func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchRe
 // another type, a member the server will not take) fails the same way
 // every time: it is returned in reported, and passed, so that it does not
 // stop the rest; anti-entropy tries it again.
-func (l *link) mergeFetched(ctx context.Context, from federated.Origin, reqs []fetchRequest, results []fetchResult) (federated.MergeResult, string, error) {
-	var updates []federated.KeyMembers
+func (l *link) mergeFetched(ctx context.Context, from journal.Origin, reqs []fetchRequest, results []fetchResult) (journal.MergeResult, string, error) {
+	var updates []journal.KeyMembers
 	for i, r := range results {
 		if r.fetched() && len(r.members) > 0 {
-			updates = append(updates, federated.KeyMembers{Key: reqs[i].key, Members: r.members})
+			updates = append(updates, journal.KeyMembers{Key: reqs[i].key, Members: r.members})
 		}
 	}
 	if len(updates) == 0 {
-		return federated.MergeResult{}, "", nil
+		return journal.MergeResult{}, "", nil
 	}
-	res, err := l.s.c.MergeFrom(ctx, l.local, from, updates)
+	res, err := journal.Merge(ctx, l.s.c, l.local, l.s.keys, from, updates)
 	if err != nil {
 		return res, "", err
 	}

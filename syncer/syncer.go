@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/metrics"
 )
 
 // Defaults of Options.
@@ -20,13 +22,6 @@ const (
 	DefaultBatch               = 1000                   // Options.Batch
 	DefaultAntiEntropyInterval = 5 * time.Minute        // Options.AntiEntropyInterval
 )
-
-// CursorKey is the hash, on each local server, that holds the syncer's
-// cursor for every peer (the field is the peer's address): the peer's
-// journal time up to which its changes are merged. Its field "@epoch" names
-// the server's data set, so that a cursor is never saved into a server that
-// restarted empty since it was read.
-const CursorKey = "syncer:cursors"
 
 // Options tune a Syncer. The zero value of every field means its default;
 // a negative one is an error.
@@ -114,6 +109,8 @@ type Syncer struct {
 	nodes     []string // nodes of the local servers, for anti-entropy
 	locals    []string
 	period    metric.Period // the federation's, for checking peers' horizons
+	keys      journal.Keys  // beside the federation's journal
+	store     *metrics.Store
 
 	closeOnce sync.Once
 	closeErr  error // Close's result, for every call
@@ -162,7 +159,12 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: syncer: %w", federated.ErrInvalidConfig, err)
 	}
-	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period}
+	store, err := metrics.New(c)
+	if err != nil {
+		return nil, err
+	}
+	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period,
+		keys: journal.KeysOf(c.Options().Metrics.Journal), store: store}
 	for i, addr := range local {
 		if slices.Contains(local[:i], addr) {
 			return nil, fmt.Errorf("%w: syncer: local server %s named twice", federated.ErrInvalidConfig, addr)
@@ -199,9 +201,6 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	}
 	return s, nil
 }
-
-// Client returns the client the syncer works through.
-func (s *Syncer) Client() *federated.Client { return s.c }
 
 // Run pulls from every peer of every local server, and runs anti-entropy
 // (unless Options.NoAntiEntropy), until ctx ends or Close is called. It
@@ -273,8 +272,8 @@ func (s *Syncer) Close() error {
 // gives the local servers what they lack. Run does it every
 // AntiEntropyInterval unless Options.NoAntiEntropy; call it for a repair on
 // demand.
-func (s *Syncer) AntiEntropy(ctx context.Context) (federated.CheckReport, error) {
-	report, err := s.c.Repair(ctx, federated.CheckOptions{Nodes: s.nodes, Targets: s.locals})
+func (s *Syncer) AntiEntropy(ctx context.Context) (metrics.CheckReport, error) {
+	report, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: s.nodes, Servers: s.locals})
 	s.mu.Lock()
 	s.ae.Runs++
 	s.ae.Keys += int64(report.Keys)

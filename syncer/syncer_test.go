@@ -17,7 +17,11 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/faultproxy"
+	"github.com/redfed/federated/internal/fedtest"
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/metric"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -125,14 +129,14 @@ func writePoints(t *testing.T, c *federated.Client, addr, host string, n int) {
 	t.Helper()
 	now := time.Now()
 	base := float64(now.UnixMicro()) / 1e6
-	var updates []federated.KeyMembers
+	var updates []journal.KeyMembers
 	for i := range n {
-		key, err := federated.MetricKey(now, host, fmt.Sprintf("m%d", i%5))
+		key, err := metricKey(now, host, fmt.Sprintf("m%d", i%5))
 		require.NoError(t, err)
 		ts := strconv.FormatFloat(base+float64(i)/1000, 'f', -1, 64)
-		updates = append(updates, federated.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(i)}})
+		updates = append(updates, journal.KeyMembers{Key: key, Members: []string{ts + ":" + strconv.Itoa(i)}})
 	}
-	res, err := c.Merge(context.Background(), addr, updates)
+	res, err := merge(context.Background(), c, addr, updates)
 	require.NoError(t, err)
 	require.Empty(t, res.Failed)
 }
@@ -261,7 +265,7 @@ func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
 	addrs := redistest.Addrs(servers)
 	c := newClient(t, groupConfig(servers))
 	startSyncer(t, c, addrs, syncer.Options{})
-	r, err := c.NewRecorder(federated.RecorderOptions{BatchSize: 200, FlushInterval: 10 * time.Millisecond})
+	r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{BatchSize: 200, FlushInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer r.Close(context.Background())
 
@@ -294,7 +298,7 @@ func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
 	// the victim back to the same.
 	all := converged(t, addrs, 10*time.Second)
 	t.Logf("%d points acknowledged, %d on each server after the restart", st.Written, len(all))
-	report, err := c.Check(context.Background(), federated.CheckOptions{})
+	report, err := newStore(t, c).Check(context.Background(), metrics.CheckOptions{})
 	require.NoError(t, err)
 	assert.True(t, report.OK(), "check after the restore: %+v", report)
 }
@@ -304,15 +308,15 @@ func TestDroppedPeriodStaysDropped(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
-	old := federated.KeyMembers{Key: "2026-11-20:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC).Unix())}}
-	recent := federated.KeyMembers{Key: "2026-11-25:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC).Unix())}}
+	old := journal.KeyMembers{Key: "2026-11-20:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC).Unix())}}
+	recent := journal.KeyMembers{Key: "2026-11-25:h:cpu", Members: []string{fmt.Sprintf("%d:1", time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC).Unix())}}
 	for _, addr := range []string{a, b} {
-		_, err := c.Merge(ctx, addr, []federated.KeyMembers{old, recent})
+		_, err := merge(ctx, c, addr, []journal.KeyMembers{old, recent})
 		require.NoError(t, err)
 	}
 	// B is away while A drops the old days: B is a stale peer.
 	require.NoError(t, servers[1].Pause())
-	_, err := c.DropBefore(ctx, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
+	_, err := newStore(t, c).DropBefore(ctx, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))
 	require.Error(t, err, "the paused server fails the drop")
 	require.NoError(t, servers[1].Resume())
 	require.Eventually(t, func() bool { return !c.IsServerDown(b) }, 5*time.Second, 20*time.Millisecond)
@@ -320,7 +324,7 @@ func TestDroppedPeriodStaysDropped(t *testing.T) {
 	// Only A's syncer runs: B stays stale.
 	s, _ := startSyncer(t, c, []string{a}, syncer.Options{})
 	// B gets a change to its old key, so its journal names it again.
-	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: old.Key, Members: []string{fmt.Sprintf("%d:2", time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC).Unix())}}})
+	_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: old.Key, Members: []string{fmt.Sprintf("%d:2", time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC).Unix())}}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		for _, p := range s.Stats().Peers {
@@ -339,7 +343,7 @@ func TestDroppedPeriodStaysDropped(t *testing.T) {
 	startSyncer(t, c, []string{b}, syncer.Options{})
 	require.Eventually(t, func() bool { return direct(t, b).Exists(ctx, old.Key).Val() == 0 }, 3*time.Second, 20*time.Millisecond,
 		"B's syncer drops the old period on B")
-	h, err := c.Horizon(ctx, b)
+	h, err := journal.Horizon(ctx, c, b, journal.KeysOf("journal"))
 	require.NoError(t, err)
 	assert.Equal(t, "2026-11-24", h)
 	for _, addr := range []string{a, b} {
@@ -448,7 +452,7 @@ func TestMemberRedisWouldRefuseIsLeftOut(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
-	key, err := federated.MetricKey(time.Now(), "web1", "m0")
+	key, err := metricKey(time.Now(), "web1", "m0")
 	require.NoError(t, err)
 	require.NoError(t, direct(t, b).ZAdd(ctx, key, redis.Z{Score: 1, Member: "1e-400:1"}).Err())
 	writePoints(t, c, b, "web1", 10)
@@ -465,7 +469,7 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
-	broken, err := federated.MetricKey(time.Now(), "web1", "m0")
+	broken, err := metricKey(time.Now(), "web1", "m0")
 	require.NoError(t, err)
 	require.NoError(t, direct(t, a).Set(ctx, broken, "someone's string", 0).Err())
 	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
@@ -473,7 +477,7 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	writePoints(t, c, b, "web1", 100) // 20 points to each of m0 … m4
 	require.Eventually(t, func() bool {
 		for i := 1; i < 5; i++ {
-			key, err := federated.MetricKey(time.Now(), "web1", fmt.Sprintf("m%d", i))
+			key, err := metricKey(time.Now(), "web1", fmt.Sprintf("m%d", i))
 			require.NoError(t, err)
 			if direct(t, a).ZCard(ctx, key).Val() != 20 {
 				return false
@@ -558,14 +562,14 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 
 	now := time.Now()
 	ts := strconv.FormatInt(now.Unix(), 10)
-	updates := make([]federated.KeyMembers, keys)
+	updates := make([]journal.KeyMembers, keys)
 	for i := range updates {
-		key, err := federated.MetricKey(now, fmt.Sprintf("h%d", i), "m")
+		key, err := metricKey(now, fmt.Sprintf("h%d", i), "m")
 		require.NoError(t, err)
-		updates[i] = federated.KeyMembers{Key: key, Members: []string{ts + ":1"}}
+		updates[i] = journal.KeyMembers{Key: key, Members: []string{ts + ":1"}}
 	}
 	for i := 0; i < keys; i += 100 { // many journal times, as from many flushes
-		res, err := writers.Merge(ctx, a, updates[i:i+100])
+		res, err := merge(ctx, writers, a, updates[i:i+100])
 		require.NoError(t, err)
 		require.EqualValues(t, 100, res.Added)
 	}
@@ -577,8 +581,8 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 	// pass goes on without an error from B. A's latency grows, and B is
 	// restarted once the batch under way saved its cursor.
 	pa.SetLatency(250 * time.Millisecond)
-	saved := rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val()
-	require.Eventually(t, func() bool { return rb.HGet(ctx, syncer.CursorKey, pa.Addr()).Val() != saved },
+	saved := rb.HGet(ctx, journal.CursorKey, pa.Addr()).Val()
+	require.Eventually(t, func() bool { return rb.HGet(ctx, journal.CursorKey, pa.Addr()).Val() != saved },
 		10*time.Second, time.Millisecond)
 	held := rb.DBSize(ctx).Val()
 	require.NoError(t, servers[1].Restart()) // empty, in the middle of the pass
@@ -587,7 +591,7 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 
 	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys+2 }, 30*time.Second, 20*time.Millisecond,
 		"B holds every key of A again (and its journal and cursors)")
-	report, err := writers.Check(ctx, federated.CheckOptions{})
+	report, err := newStore(t, writers).Check(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	assert.True(t, report.OK(), "divergent keys with anti-entropy off: %d", report.Divergent)
 	st := s.Stats().Peers[0]
@@ -604,41 +608,41 @@ func TestEmptyServerTakesItsGroupsHorizon(t *testing.T) {
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
 	day := func(d int) time.Time { return time.Date(2026, 11, d, 1, 0, 0, 0, time.UTC) }
-	point := func(d, v int) federated.KeyMembers {
-		key, err := federated.MetricKey(day(d), "h", "cpu")
+	point := func(d, v int) journal.KeyMembers {
+		key, err := metricKey(day(d), "h", "cpu")
 		require.NoError(t, err)
-		return federated.KeyMembers{Key: key, Members: []string{fmt.Sprintf("%d:%d", day(d).Unix(), v)}}
+		return journal.KeyMembers{Key: key, Members: []string{fmt.Sprintf("%d:%d", day(d).Unix(), v)}}
 	}
 	for _, addr := range []string{a, b} {
-		_, err := c.Merge(ctx, addr, []federated.KeyMembers{point(20, 1), point(25, 1)})
+		_, err := merge(ctx, c, addr, []journal.KeyMembers{point(20, 1), point(25, 1)})
 		require.NoError(t, err)
 	}
-	_, err := c.DropBefore(ctx, day(24))
+	_, err := newStore(t, c).DropBefore(ctx, day(24))
 	require.NoError(t, err)
-	horizon, err := c.Horizon(ctx, a)
+	horizon, err := journal.Horizon(ctx, c, a, journal.KeysOf("journal"))
 	require.NoError(t, err)
 	require.Equal(t, "2026-11-24", horizon)
 
 	require.NoError(t, servers[1].Restart())
 	require.Eventually(t, func() bool {
-		_, err := c.Horizon(ctx, b)
+		_, err := journal.Horizon(ctx, c, b, journal.KeysOf("journal"))
 		return err == nil
 	}, 5*time.Second, 20*time.Millisecond)
-	got, err := c.Horizon(ctx, b)
+	got, err := journal.Horizon(ctx, c, b, journal.KeysOf("journal"))
 	require.NoError(t, err)
 	require.Empty(t, got, "the restarted server has no horizon")
-	res, err := c.Merge(ctx, b, []federated.KeyMembers{point(20, 2)})
+	res, err := merge(ctx, c, b, []journal.KeyMembers{point(20, 2)})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, res.Added, "without a horizon the server takes a dropped period")
 
 	s, _ := startSyncer(t, c, []string{a, b}, syncer.Options{})
 	require.Eventually(t, func() bool {
-		got, err := c.Horizon(ctx, b)
+		got, err := journal.Horizon(ctx, c, b, journal.KeysOf("journal"))
 		return err == nil && got == horizon
 	}, 3*time.Second, 20*time.Millisecond, "the syncer gives B its group's horizon")
 	old := point(20, 3)
 	assert.Zero(t, direct(t, b).Exists(ctx, old.Key).Val(), "what B took of the dropped period is removed")
-	res, err = c.Merge(ctx, b, []federated.KeyMembers{old})
+	res, err = merge(ctx, c, b, []journal.KeyMembers{old})
 	require.NoError(t, err)
 	assert.Equal(t, []string{old.Key}, res.Dropped, "B refuses the dropped period")
 	converged(t, []string{a, b}, 3*time.Second)
@@ -671,9 +675,9 @@ func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
 							return
 						case <-time.After(10 * time.Millisecond):
 						}
-						key, _ := federated.MetricKey(time.Now(), "busy", "m")
+						key, _ := metricKey(time.Now(), "busy", "m")
 						ts := float64(time.Now().UnixMicro()) / 1e6
-						_, _ = c.Merge(context.Background(), a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%.6f:%d", ts, i)}}})
+						_, _ = merge(context.Background(), c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%.6f:%d", ts, i)}}})
 					}
 				})
 			}
@@ -684,7 +688,7 @@ func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
 			// A change journalled half a second before the cursor, as by a
 			// server whose clock went back.
 			ctx := context.Background()
-			key, err := federated.MetricKey(time.Now(), "stepped", "cpu")
+			key, err := metricKey(time.Now(), "stepped", "cpu")
 			require.NoError(t, err)
 			member := fmt.Sprintf("%d:7", time.Now().Unix())
 			ra := direct(t, a)
@@ -758,12 +762,12 @@ func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	ctx := context.Background()
-	key, err := federated.MetricKey(time.Now(), "both", "cpu")
+	key, err := metricKey(time.Now(), "both", "cpu")
 	require.NoError(t, err)
 	now := time.Now().Unix()
-	_, err = c.Merge(ctx, a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", now)}}})
+	_, err = merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", now)}}})
 	require.NoError(t, err)
-	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:2", now+1)}}})
+	_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:2", now+1)}}})
 	require.NoError(t, err)
 
 	// A's syncer runs (A has an epoch) but cannot reach B yet; B's syncer
@@ -775,7 +779,7 @@ func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
 	cfgA := federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: []string{a, pb.Addr()}}}, Options: quiet()}
 	cfgA.Options.CommandTimeout = 200 * time.Millisecond
 	sa, _ := startSyncer(t, newClient(t, cfgA), []string{a}, syncer.Options{NoAntiEntropy: true})
-	require.Eventually(t, func() bool { return direct(t, a).HExists(ctx, syncer.CursorKey, "@epoch").Val() }, 3*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return direct(t, a).HExists(ctx, journal.CursorKey, "@epoch").Val() }, 3*time.Second, 10*time.Millisecond)
 	sb, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added == 1 }, 3*time.Second, 10*time.Millisecond)
 
@@ -788,9 +792,9 @@ func TestMergeAfterAnUnpulledChangeIsNotAnEcho(t *testing.T) {
 	// A into the same key, before A pulls again.
 	require.Eventually(t, func() bool { return linkStats(t, sa, a, pb.Addr()).Keys >= 1 }, 3*time.Second, 10*time.Millisecond)
 	pb.Blackhole(true)
-	_, err = c.Merge(ctx, b, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:4", now+3)}}})
+	_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:4", now+3)}}})
 	require.NoError(t, err)
-	_, err = c.Merge(ctx, a, []federated.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:5", now+4)}}})
+	_, err = merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:5", now+4)}}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return linkStats(t, sb, b, a).Added == 2 }, 3*time.Second, 10*time.Millisecond)
 	pb.Heal()
@@ -834,13 +838,13 @@ func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
 	c := newClient(t, groupConfig(servers))
 	now := time.Now()
 	ts := strconv.FormatInt(now.Unix(), 10)
-	updates := make([]federated.KeyMembers, keys)
+	updates := make([]journal.KeyMembers, keys)
 	for i := range updates {
-		key, err := federated.MetricKey(now, fmt.Sprintf("h%d", i), "m")
+		key, err := metricKey(now, fmt.Sprintf("h%d", i), "m")
 		require.NoError(t, err)
-		updates[i] = federated.KeyMembers{Key: key, Members: []string{ts + ":1"}}
+		updates[i] = journal.KeyMembers{Key: key, Members: []string{ts + ":1"}}
 	}
-	_, err := c.Merge(context.Background(), a, updates) // one script call: one journal time
+	_, err := merge(context.Background(), c, a, updates) // one script call: one journal time
 	require.NoError(t, err)
 
 	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
@@ -855,3 +859,14 @@ func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
 	t.Logf("%d journal reads in %d idle passes", reads, idle)
 	assert.LessOrEqual(t, reads, idle+int64(keys/1000), "an idle pass reads the journal once")
 }
+
+// metricKey returns the daily key of a host's metric.
+func metricKey(t time.Time, host, metricName string) (string, error) {
+	return metric.Key(metric.Day, t, host, metricName)
+}
+
+// Helpers shared with other packages' tests.
+var (
+	merge    = fedtest.Merge
+	newStore = fedtest.NewStore
+)

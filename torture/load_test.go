@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // point is a point added: its id, which is also its value, so that every
@@ -58,7 +59,8 @@ const microsPerDay = int64(24 * time.Hour / time.Microsecond)
 type load struct {
 	t      *testing.T
 	client *federated.Client
-	rec    *federated.Recorder
+	store  *metrics.Store
+	rec    *metrics.Recorder
 	rate   int
 	began  time.Time     // when the load began
 	stepAt time.Duration // when the clock of the writer that steps back does
@@ -88,9 +90,14 @@ type load struct {
 
 func newLoad(t *testing.T, f *fleet, rate int, duration time.Duration) *load {
 	t.Helper()
-	l := &load{t: t, client: newClient(t, f.writerCfg), rate: rate, nodes: map[seriesDay]string{},
+	client := newClient(t, f.writerCfg)
+	store, err := metrics.New(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &load{t: t, client: client, store: store, rate: rate, nodes: map[seriesDay]string{},
 		began: time.Now(), stepAt: duration / 3}
-	rec, err := l.client.NewRecorder(federated.RecorderOptions{
+	rec, err := l.store.NewRecorder(metrics.RecorderOptions{
 		FailWhenFull: true,
 		OnError:      func(_ error, points int) { l.reported.Add(int64(points)) },
 	})
@@ -140,7 +147,7 @@ func (l *load) write(ctx context.Context, w int) {
 			switch {
 			case err == nil:
 				l.added.Add(1)
-			case errors.Is(err, federated.ErrBufferFull):
+			case errors.Is(err, metrics.ErrBufferFull):
 				l.shed.Add(1)
 			default:
 				l.t.Errorf("Add: %v", err)
@@ -232,7 +239,7 @@ func (l *load) flush(ctx context.Context, maxReadd int) {
 			case err == nil:
 				l.readded = append(l.readded, p)
 				continue
-			case !errors.Is(err, federated.ErrBufferFull):
+			case !errors.Is(err, metrics.ErrBufferFull):
 				l.t.Errorf("adding a failed point again: %v", err)
 			}
 		}

@@ -64,10 +64,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redfed/federated/metrics"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
-
-	"github.com/redfed/federated"
 )
 
 var (
@@ -250,7 +249,7 @@ func torture(t *testing.T, set settings, sum *summary) {
 	defer f.close(t)
 	l := newLoad(t, f, set.rate, set.duration)
 	defer l.close(t)
-	shared, err := l.client.NewRecorder(federated.RecorderOptions{})
+	shared, err := l.store.NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,11 +346,15 @@ func torture(t *testing.T, set settings, sum *summary) {
 	// then anti-entropy on demand, until Check finds no divergent key.
 	checker := newClient(t, f.directCfg)
 	defer checker.Close()
+	checkerStore, err := metrics.New(checker)
+	if err != nil {
+		t.Fatal(err)
+	}
 	settled := time.Now()
-	if waitChecked(ctx, checker, 10*time.Second) {
+	if waitChecked(ctx, checkerStore, 10*time.Second) {
 		sum.syncersConverged = time.Since(settled)
 	}
-	if report, err := checker.Check(ctx, federated.CheckOptions{MaxDiffs: 5}); err == nil && !report.OK() {
+	if report, err := checkerStore.Check(ctx, metrics.CheckOptions{MaxDiffs: 5}); err == nil && !report.OK() {
 		for _, g := range report.Groups {
 			for _, d := range g.Diffs {
 				t.Logf("before anti-entropy, %s differs: %v; %s", d.Key, d.Cards, memberDiff(ctx, f, groupOf(g.Node), d.Key))
@@ -365,8 +368,8 @@ func torture(t *testing.T, set settings, sum *summary) {
 			t.Errorf("anti-entropy: %v", err)
 		}
 	}
-	if !waitChecked(ctx, checker, settleTimeout) {
-		report, err := checker.Check(ctx, federated.CheckOptions{MaxDiffs: 3})
+	if !waitChecked(ctx, checkerStore, settleTimeout) {
+		report, err := checkerStore.Check(ctx, metrics.CheckOptions{MaxDiffs: 3})
 		t.Fatalf("Check after anti-entropy: %d divergent keys (err %v): %+v", report.Divergent, err, report.Groups)
 	}
 	sum.converged = time.Since(settled)

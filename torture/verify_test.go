@@ -11,12 +11,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // waitChecked waits until Check finds every replica group in agreement.
-func waitChecked(ctx context.Context, c *federated.Client, within time.Duration) bool {
+func waitChecked(ctx context.Context, c *metrics.Store, within time.Duration) bool {
 	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
-		if report, err := c.Check(ctx, federated.CheckOptions{}); err == nil && report.OK() {
+		if report, err := c.Check(ctx, metrics.CheckOptions{}); err == nil && report.OK() {
 			return true
 		}
 		if time.Now().After(deadline) {

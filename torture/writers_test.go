@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redfed/federated/metrics"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/redfed/federated"
 )
 
 // Besides the load's writers, two other kinds of writer share the fleet, as
@@ -59,7 +58,7 @@ const (
 
 // batcher writes batches of points with Write, at its share of rate, until
 // ctx ends, then finishes the batch it began within settleTimeout.
-func (l *load) batcher(ctx context.Context, rec *federated.Recorder, rate int, e *extra) {
+func (l *load) batcher(ctx context.Context, rec *metrics.Recorder, rate int, e *extra) {
 	every := time.Duration(float64(time.Second) * batchSize * batchers / float64(rate))
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -69,12 +68,12 @@ func (l *load) batcher(ctx context.Context, rec *federated.Recorder, rate int, e
 			return
 		case <-tick.C:
 		}
-		batch := make([]federated.Sample, batchSize)
+		batch := make([]metrics.Sample, batchSize)
 		points := make([]point, batchSize)
 		for i := range batch {
 			id, us := l.nextID.Add(1)-1, time.Now().UnixMicro()
 			host, metric := seriesOf(id)
-			batch[i] = federated.Sample{Host: host, Metric: metric, Time: time.UnixMicro(us), Value: float64(id)}
+			batch[i] = metrics.Sample{Host: host, Metric: metric, Time: time.UnixMicro(us), Value: float64(id)}
 			points[i] = point{id, us}
 		}
 		e.try(points...)

@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/redfed/federated/internal/fedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -212,3 +213,9 @@ func FuzzReadLine(f *testing.F) {
 		assert.Equal(t, want, got)
 	})
 }
+
+// Helpers shared with other packages' tests.
+var (
+	merge     = fedtest.Merge
+	readRange = fedtest.RangeOf
+)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // startFederation starts n redis-servers, one node each, and returns the
@@ -42,9 +43,9 @@ func startFederation(t *testing.T, n int) (cfgPath string, client *federated.Cli
 // day is the UTC day the tests write points in.
 var day = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
-func rangeOf(t *testing.T, c *federated.Client, host, metricName string) []federated.Point {
+func rangeOf(t *testing.T, c *federated.Client, host, metricName string) []metrics.Point {
 	t.Helper()
-	points, err := c.Range(t.Context(), host, metricName, day, day.Add(24*time.Hour))
+	points, err := readRange(t.Context(), storeOf(c), host, metricName, day, day.Add(24*time.Hour))
 	require.NoError(t, err)
 	return points
 }
@@ -61,7 +62,7 @@ func TestRecordOneByArguments(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "record", "--config", cfg, "--time", "1795604400", "--", "web1.sfo", "cpu.user", "-3")
 	require.Equal(t, 0, code, errOut)
 
-	want := []federated.Point{
+	want := []metrics.Point{
 		{Time: day.Add(10*time.Hour + 250*time.Millisecond), Value: 42.5},
 		{Time: day.Add(11 * time.Hour), Value: -3},
 	}
@@ -136,12 +137,12 @@ web2.sfo mem.free 1795600801 0x10
 	assert.Regexp(t, `in [0-9.]+ s, [0-9]+ points/s`, errOut)
 
 	at := func(sec float64) time.Time { return time.Unix(0, int64(sec*1e9)).UTC() }
-	assert.Equal(t, []federated.Point{
+	assert.Equal(t, []metrics.Point{
 		{Time: at(1795600800), Value: 1},
 		{Time: at(1795600860.5), Value: 2.5},
 		{Time: at(1795600920), Value: -3},
 	}, rangeOf(t, client, "web1.sfo", "cpu.user"))
-	assert.Equal(t, []federated.Point{{Time: at(1795600800), Value: 1e6}},
+	assert.Equal(t, []metrics.Point{{Time: at(1795600800), Value: 1e6}},
 		rangeOf(t, client, "web2.sfo", "mem.free"))
 
 	code, _, errOut = runCLI(t, "web3.sfo disk.used 1795600800 10\n", "record", "--config", cfg)
@@ -163,7 +164,7 @@ func TestRecordStrict(t *testing.T) {
 	assert.Contains(t, errOut, "2 bad lines; nothing written")
 	assert.NotContains(t, errOut, "points written")
 	assert.Empty(t, rangeOf(t, client, "web1.sfo", "cpu.user"), "a strict run with a bad line writes nothing")
-	hosts, err := client.Hosts(t.Context(), time.Time{})
+	hosts, err := storeOf(client).Hosts(t.Context(), time.Time{})
 	require.NoError(t, err)
 	assert.Empty(t, hosts)
 
@@ -207,7 +208,7 @@ func TestRecordServerDown(t *testing.T) {
 
 func TestQueryTableAndJSON(t *testing.T) {
 	cfg, client := startFederation(t, 2)
-	points := []federated.Point{
+	points := []metrics.Point{
 		{Time: day.Add(23 * time.Hour), Value: 0.5},
 		{Time: day.Add(24*time.Hour + 30*time.Minute + 250*time.Millisecond), Value: 1234567},
 		{Time: day.Add(26 * time.Hour), Value: -2},
@@ -292,7 +293,7 @@ func TestQueryErrors(t *testing.T) {
 
 func TestHostsAndMetrics(t *testing.T) {
 	cfg, client := startFederation(t, 3)
-	for _, s := range []federated.Series{
+	for _, s := range []metrics.Series{
 		{Host: "web2.sfo", Metric: "cpu.user"}, {Host: "web1.sfo", Metric: "mem.free"},
 		{Host: "web1.sfo", Metric: "cpu.user"}, {Host: "db1.lax", Metric: "disk:sda:used"},
 	} {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/metrics"
 )
 
 // Defaults of the reading commands.
@@ -75,9 +75,12 @@ be missing.`,
 			return err
 		}
 		defer client.Close()
-		s := federated.Series{Host: host, Metric: metricName}
-		res, readErr := client.RangeResults(cmd.Context(), []federated.Series{s}, start, end)
-		r := res[s]
+		s := metrics.Series{Host: host, Metric: metricName}
+		var r metrics.RangeResult
+		res, readErr := storeOf(client).Range(cmd.Context(), start, end, s)
+		if res != nil {
+			r = res[0]
+		}
 		if *asJSON {
 			err = writeQueryJSON(cmd.OutOrStdout(), s, start, end, r)
 		} else {
@@ -130,7 +133,7 @@ type pointJSON struct {
 	Value float64   `json:"value"`
 }
 
-func writeQueryJSON(w io.Writer, s federated.Series, from, to time.Time, r federated.RangeResult) error {
+func writeQueryJSON(w io.Writer, s metrics.Series, from, to time.Time, r metrics.RangeResult) error {
 	out := queryJSON{
 		Host: s.Host, Metric: s.Metric,
 		From: from.UTC(), To: to.UTC(),
@@ -143,7 +146,7 @@ func writeQueryJSON(w io.Writer, s federated.Series, from, to time.Time, r feder
 	return json.NewEncoder(w).Encode(out)
 }
 
-func writeQueryTable(w io.Writer, r federated.RangeResult) error {
+func writeQueryTable(w io.Writer, r metrics.RangeResult) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tVALUE")
 	for _, p := range r.Points {
@@ -195,7 +198,7 @@ command exits 1.`,
 			return err
 		}
 		defer client.Close()
-		hosts, listErr := client.Hosts(cmd.Context(), from)
+		hosts, listErr := storeOf(client).Hosts(cmd.Context(), from)
 		out := struct {
 			Since time.Time `json:"since"`
 			Hosts []string  `json:"hosts"`
@@ -235,7 +238,7 @@ command exits 1.`,
 			return err
 		}
 		defer client.Close()
-		names, listErr := client.Metrics(cmd.Context(), host, from)
+		names, listErr := storeOf(client).Metrics(cmd.Context(), host, from)
 		out := struct {
 			Host    string    `json:"host"`
 			Since   time.Time `json:"since"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/metrics"
 )
 
 func newRecordCmd() *cobra.Command {
@@ -124,7 +125,7 @@ type recordedPoint struct {
 // anything is written, and nothing is if a line is bad.
 func recordLines(ctx context.Context, client *federated.Client, in io.Reader, con *console, strict bool) error {
 	var writeErrors atomic.Int64
-	rec, err := client.NewRecorder(federated.RecorderOptions{
+	rec, err := storeOf(client).NewRecorder(metrics.RecorderOptions{
 		OnError: func(err error, points int) {
 			switch n := writeErrors.Add(1); {
 			case n <= maxWriteErrors:

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	redfedprom "github.com/redfed/federated/prometheus"
 	"github.com/redfed/federated/syncer"
 )
@@ -229,16 +230,16 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 		return fmt.Sprintf("%s %s: %d/%d keys, %s", map[bool]string{false: "checking", true: "repairing"}[repair],
 			group.Load(), done.Load(), total.Load(), elapsed.Round(time.Second))
 	})
-	opts := federated.CheckOptions{Nodes: nodes, Progress: func(node string, d, t int) {
+	opts := metrics.CheckOptions{Nodes: nodes, Progress: func(node string, d, t int) {
 		group.Store(node)
 		done.Store(int64(d))
 		total.Store(int64(t))
 	}}
-	var report federated.CheckReport
+	var report metrics.CheckReport
 	if repair {
-		report, err = client.Repair(cmd.Context(), opts)
+		report, err = storeOf(client).Repair(cmd.Context(), opts)
 	} else {
-		report, err = client.Check(cmd.Context(), opts)
+		report, err = storeOf(client).Check(cmd.Context(), opts)
 	}
 	stop()
 	if asJSON {
@@ -263,26 +264,26 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 	return nil
 }
 
-func writeCheckJSON(w io.Writer, r federated.CheckReport, repair bool) error {
+func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
 	out := struct {
-		OK        bool                    `json:"ok"`
-		Keys      int                     `json:"keys"`
-		Divergent int                     `json:"divergent"`
-		Repaired  *int                    `json:"repaired,omitempty"`
-		Added     *int64                  `json:"added,omitempty"`
-		Groups    []federated.GroupReport `json:"groups"`
+		OK        bool                  `json:"ok"`
+		Keys      int                   `json:"keys"`
+		Divergent int                   `json:"divergent"`
+		Repaired  *int                  `json:"repaired,omitempty"`
+		Added     *int64                `json:"added,omitempty"`
+		Groups    []metrics.GroupReport `json:"groups"`
 	}{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: r.Groups}
 	if repair {
 		out.Repaired, out.Added = &r.Repaired, &r.Added
 	}
 	if out.Groups == nil {
-		out.Groups = []federated.GroupReport{}
+		out.Groups = []metrics.GroupReport{}
 	}
 	enc := json.NewEncoder(w)
 	return enc.Encode(out)
 }
 
-func writeCheckTable(w io.Writer, r federated.CheckReport, repair bool) {
+func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 	for _, g := range r.Groups {
 		state := "agree"
 		switch {

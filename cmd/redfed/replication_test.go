@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
 )
 
@@ -39,15 +40,15 @@ func TestCheckAndRepair(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	now := time.Now()
-	key, err := federated.MetricKey(now, "web1", "cpu")
+	key, err := c.MetricKey(now, "web1", "cpu")
 	require.NoError(t, err)
 	m := func(i int) string { return fmt.Sprintf("%d:%d", now.Unix()+int64(i), i) }
 	// Group 1 agrees; group 2 differs in one key.
 	for _, addr := range []string{servers[0].Addr(), servers[1].Addr(), servers[2].Addr()} {
-		_, err := c.Merge(ctx, addr, []federated.KeyMembers{{Key: key, Members: []string{m(1), m(2)}}})
+		_, err := merge(ctx, c, addr, []journal.KeyMembers{{Key: key, Members: []string{m(1), m(2)}}})
 		require.NoError(t, err)
 	}
-	_, err = c.Merge(ctx, servers[3].Addr(), []federated.KeyMembers{{Key: key, Members: []string{m(1), m(3)}}})
+	_, err = merge(ctx, c, servers[3].Addr(), []journal.KeyMembers{{Key: key, Members: []string{m(1), m(3)}}})
 	require.NoError(t, err)
 
 	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
@@ -105,11 +106,11 @@ func TestSyncCommand(t *testing.T) {
 	}()
 
 	now := time.Now()
-	key, err := federated.MetricKey(now, "web1", "cpu")
-	require.NoError(t, err)
 	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}})
 	require.NoError(t, err)
 	defer c.Close()
+	key, err := c.MetricKey(now, "web1", "cpu")
+	require.NoError(t, err)
 	require.NoError(t, c.Record(context.Background(), "web1", "cpu", now, 7))
 
 	replica := redis.NewClient(&redis.Options{Addr: servers[1].Addr(), DisableIdentity: true})

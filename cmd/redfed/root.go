@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // Exit codes shared by every command.
@@ -153,6 +154,16 @@ func loadConfig(cmd *cobra.Command) (federated.Config, error) {
 // newClient returns a client of the federation named by --config or
 // $REDFED_CONFIG that logs warnings, such as a server going down, on
 // standard error and nothing below them.
+// storeOf returns the metrics store of a client that newClient made: its
+// configuration, validated by federated.New, is one metrics.New takes.
+func storeOf(c *federated.Client) *metrics.Store {
+	st, err := metrics.New(c)
+	if err != nil {
+		panic(fmt.Sprintf("redfed: the metrics store of a valid client: %v", err))
+	}
+	return st
+}
+
 func newClient(cmd *cobra.Command) (*federated.Client, error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/cmd/redfed/internal/dashboard"
 	"github.com/redfed/federated/cmd/redfed/internal/demo"
+	"github.com/redfed/federated/metrics"
 )
 
 // defaultListen is where the dashboard listens unless told otherwise.
@@ -74,7 +75,7 @@ Everything it started is stopped on exit.`,
 			}
 			sum.Print(func(format string, args ...any) { fmt.Fprintf(out, format, args...) })
 			h, err := dashboard.New(dashboard.Options{
-				Source:    d.Client(),
+				Source:    dashboard.Fleet{Store: d.Store()},
 				Syncer:    d.SyncerStats,
 				LastCheck: d.LastCheck,
 				Logger:    slog.New(slog.DiscardHandler),
@@ -160,7 +161,7 @@ they come, and at most --series-reads charts read at once.`,
 			}
 			defer client.Close()
 			checks := &lastCheck{}
-			h, err := dashboard.New(dashboard.Options{Source: client, LastCheck: checks.get,
+			h, err := dashboard.New(dashboard.Options{Source: dashboard.Fleet{Store: storeOf(client)}, LastCheck: checks.get,
 				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
@@ -197,11 +198,11 @@ they come, and at most --series-reads charts read at once.`,
 // lastCheck keeps the result of the latest periodic check.
 type lastCheck struct {
 	mu     sync.Mutex
-	report federated.CheckReport
+	report metrics.CheckReport
 	at     time.Time
 }
 
-func (l *lastCheck) get() (federated.CheckReport, time.Time, bool) {
+func (l *lastCheck) get() (metrics.CheckReport, time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.report, l.at, !l.at.IsZero()
@@ -209,7 +210,7 @@ func (l *lastCheck) get() (federated.CheckReport, time.Time, bool) {
 
 func (l *lastCheck) loop(ctx context.Context, c *federated.Client, every time.Duration) {
 	for {
-		report, _ := c.Check(ctx, federated.CheckOptions{})
+		report, _ := storeOf(c).Check(ctx, metrics.CheckOptions{})
 		if ctx.Err() != nil {
 			return
 		}

@@ -1,7 +1,7 @@
 // Command chaining shows the asynchronous API: queue commands with call
 // chaining, send them all with one Poll, and read the answers in callbacks.
 //
-//	go run ./examples/chaining -config fed.yaml
+//	go run ./examples/chaining -config fed.yaml   # or with $REDFED_CONFIG set
 package main
 
 import (
@@ -9,16 +9,16 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"time"
+	"os"
 
 	"github.com/redfed/federated"
 )
 
 func main() {
-	config := flag.String("config", "", "federation file (YAML or JSON)")
+	config := flag.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
 	flag.Parse()
 	if *config == "" {
-		log.Fatal("usage: chaining -config FILE")
+		log.Fatal("usage: chaining -config FILE (or set $REDFED_CONFIG)")
 	}
 	cfg, err := federated.LoadConfig(*config)
 	if err != nil {
@@ -30,13 +30,15 @@ func main() {
 	}
 	defer client.Close()
 
-	day := time.Now().UTC().Format("2006-01-02")
+	// Plain keys: metric keys ("$period:$host:$metric") are the metrics
+	// store's, written through its Recorder so that they are journalled
+	// and replicated.
 	p := client.Pipeline()
 	for i := 1; i <= 20; i++ {
-		p.Set(fmt.Sprintf("%s:web%d.example:requests", day, i), i*100)
+		p.Set(fmt.Sprintf("requests:web%d.example", i), i*100)
 	}
 	for i := 1; i <= 20; i++ {
-		key := fmt.Sprintf("%s:web%d.example:requests", day, i)
+		key := fmt.Sprintf("requests:web%d.example", i)
 		p.Get(key, func(v string, err error) {
 			if err != nil {
 				fmt.Printf("%s: %v\n", key, err)

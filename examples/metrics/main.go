@@ -1,7 +1,7 @@
-// Metrics records a few hosts' metrics with Client.Record and reads them
-// back with Range and Latest.
+// Metrics records a few hosts' metrics through a Recorder of the metrics
+// store and reads them back with Range and Latest.
 //
-//	go run ./examples/metrics -config fed.yaml
+//	go run ./examples/metrics -config fed.yaml   # or with $REDFED_CONFIG set
 package main
 
 import (
@@ -10,16 +10,18 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 func main() {
-	config := flag.String("config", "", "federation file (YAML or JSON)")
+	config := flag.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
 	flag.Parse()
 	if *config == "" {
-		log.Fatal("usage: metrics -config FILE")
+		log.Fatal("usage: metrics -config FILE (or set $REDFED_CONFIG)")
 	}
 	cfg, err := federated.LoadConfig(*config)
 	if err != nil {
@@ -30,37 +32,52 @@ func main() {
 		log.Fatal(err)
 	}
 	defer client.Close()
+	store, err := metrics.New(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec, err := store.NewRecorder(metrics.RecorderOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	ctx := context.Background()
 	hosts := []string{"web1.example", "web2.example", "db1.example"}
 	names := []string{"cpu.user", "mem.used"}
 	now := time.Now().Truncate(time.Second)
 	from := now.Add(-5 * time.Minute)
+	var samples []metrics.Sample
 	for i, host := range hosts {
 		for j, name := range names {
 			for k := range 5 {
 				at := from.Add(time.Duration(k+1) * time.Minute)
 				value := float64(10*(i+1)+j) + float64(k)/4
-				if err := client.Record(ctx, host, name, at, value); err != nil {
-					log.Fatal(err)
-				}
+				samples = append(samples, metrics.Sample{Host: host, Metric: name, Time: at, Value: value})
 			}
 		}
+	}
+	// Write returns once every point is acknowledged, or says which failed.
+	if err := rec.Write(ctx, samples...); err != nil {
+		log.Fatal(err)
+	}
+	if err := rec.Close(ctx); err != nil {
+		log.Fatal(err)
 	}
 
 	for _, host := range hosts {
 		for _, name := range names {
-			points, err := client.Range(ctx, host, name, from, now)
+			series := metrics.Series{Host: host, Metric: name}
+			res, err := store.Range(ctx, from, now, series)
 			if err != nil {
 				log.Fatal(err)
 			}
-			fmt.Printf("%s %s: %d points\n", host, name, len(points))
-			for _, p := range points {
+			fmt.Printf("%s %s: %d points\n", host, name, len(res[0].Points))
+			for _, p := range res[0].Points {
 				fmt.Printf("  %s  %g\n", p.Time.Format(time.RFC3339), p.Value)
 			}
-			latest, err := client.Latest(ctx, host, name)
+			latest, err := store.Latest(ctx, series)
 			switch {
-			case errors.Is(err, federated.ErrNoData):
+			case errors.Is(err, metrics.ErrNoData):
 				fmt.Println("  latest: none")
 			case err != nil:
 				log.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // The JSON API. Every reply is an object; errors are errorReply. A reply
@@ -87,7 +88,7 @@ func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 			"busy: %d series reads under way, and none ended within %s; try again", cap(h.seriesReads), requestTimeout)})
 		return
 	}
-	sum, err := h.opts.Source.RangeSummary(ctx, q.Host, q.Metric, q.From, q.To, q.MaxPoints)
+	sum, err := h.opts.Source.Summarize(ctx, metrics.Series{Host: q.Host, Metric: q.Metric}, q.From, q.To, q.MaxPoints)
 	<-h.seriesReads
 	warning, ok := h.sourceError(w, r, err, len(sum.Points) > 0)
 	if !ok {

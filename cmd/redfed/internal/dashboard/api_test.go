@@ -13,12 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
 func TestAPIListsHostsAndMetrics(t *testing.T) {
 	f := newFixture(t, 3)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 
 	var hosts hostsReply
 	getJSON(t, srv, "/api/hosts", http.StatusOK, &hosts)
@@ -39,7 +40,7 @@ func TestAPIListsHostsAndMetrics(t *testing.T) {
 
 func TestAPISeries(t *testing.T) {
 	f := newFixture(t, 3)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 	hourAgo := time.Now().Add(-DefaultRange)
 
 	// The default range, the last hour: every point of every series.
@@ -58,7 +59,7 @@ func TestAPISeries(t *testing.T) {
 	tests := []struct {
 		name  string
 		query url.Values
-		want  []federated.Point
+		want  []metrics.Point
 	}{
 		{"unix seconds", url.Values{"from": {unix(from)}, "to": {unix(to)}}, cpu.points[:11]},
 		{"RFC 3339", url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.In(time.FixedZone("", 7200)).Format(time.RFC3339)}}, cpu.points[:11]},
@@ -103,7 +104,7 @@ func TestAPISeries(t *testing.T) {
 
 func TestAPIBadParameters(t *testing.T) {
 	f := newFixture(t, 1)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 	tests := []struct {
 		url, param string
 	}{
@@ -160,7 +161,7 @@ func TestAPISourceErrors(t *testing.T) {
 
 	// Some servers answered: their answer, with the error as a warning.
 	src.hosts, src.metrics = []string{"web1"}, []string{"cpu"}
-	src.points = []federated.Point{{Time: time.Unix(1_700_000_000, 500_000_000), Value: 1.5}}
+	src.points = []metrics.Point{{Time: time.Unix(1_700_000_000, 500_000_000), Value: 1.5}}
 	var hosts hostsReply
 	getJSON(t, srv, urls[0], http.StatusOK, &hosts)
 	assert.Equal(t, hostsReply{Hosts: []string{"web1"}, Warning: failure.Error()}, hosts)
@@ -182,7 +183,7 @@ func TestAPISourceErrors(t *testing.T) {
 func TestAPIStatus(t *testing.T) {
 	f := newFixture(t, 3)
 	checkedAt := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	srv := serve(t, Options{Source: f.client, Syncer: testSyncerStats, LastCheck: testCheck(checkedAt)})
+	srv := serve(t, Options{Source: f.fleet(), Syncer: testSyncerStats, LastCheck: testCheck(checkedAt)})
 
 	var st statusReply
 	getJSON(t, srv, "/api/status", http.StatusOK, &st)
@@ -225,15 +226,15 @@ func TestAPIStatus(t *testing.T) {
 		Groups: []groupStatus{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: 120, Divergent: 2}}}, *st.Check)
 
 	// Without a syncer or a check, both are null.
-	srv = serve(t, Options{Source: f.client, Syncer: func() *syncer.Stats { return nil },
-		LastCheck: func() (federated.CheckReport, time.Time, bool) { return federated.CheckReport{}, time.Time{}, false }})
+	srv = serve(t, Options{Source: f.fleet(), Syncer: func() *syncer.Stats { return nil },
+		LastCheck: func() (metrics.CheckReport, time.Time, bool) { return metrics.CheckReport{}, time.Time{}, false }})
 	_, body := get(t, srv, "/api/status")
 	assert.Contains(t, body, `"syncer":null`)
 	assert.Contains(t, body, `"check":null`)
 }
 
 // assertPoints checks JSON points against the points written.
-func assertPoints(t *testing.T, want []federated.Point, got [][2]float64, what string, args ...any) {
+func assertPoints(t *testing.T, want []metrics.Point, got [][2]float64, what string, args ...any) {
 	t.Helper()
 	label := fmt.Sprintf(what, args...)
 	require.Len(t, got, len(want), "points of %s", label)
@@ -242,15 +243,15 @@ func assertPoints(t *testing.T, want []federated.Point, got [][2]float64, what s
 	}
 }
 
-func pointsOf(pairs [][2]float64) []federated.Point {
-	out := make([]federated.Point, len(pairs))
+func pointsOf(pairs [][2]float64) []metrics.Point {
+	out := make([]metrics.Point, len(pairs))
 	for i, p := range pairs {
-		out[i] = federated.Point{Time: time.Unix(int64(p[0]), 0), Value: p[1]}
+		out[i] = metrics.Point{Time: time.Unix(int64(p[0]), 0), Value: p[1]}
 	}
 	return out
 }
 
-func minMax(pts []federated.Point) (lo, hi float64) {
+func minMax(pts []metrics.Point) (lo, hi float64) {
 	lo, hi = pts[0].Value, pts[0].Value
 	for _, p := range pts {
 		lo, hi = min(lo, p.Value), max(hi, p.Value)

@@ -39,7 +39,7 @@ func TestBrowser(t *testing.T) {
 	chromium := findChromium(t)
 	f := newFixture(t, 3)
 	const token = "browser-T0ken-0123"
-	srv := serve(t, Options{Source: f.client, Token: token, Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
+	srv := serve(t, Options{Source: f.fleet(), Token: token, Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
 	b := startBrowser(t, chromium)
 
 	// The token in the address becomes a cookie, and leaves the address.

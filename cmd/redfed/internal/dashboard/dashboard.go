@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -27,17 +28,23 @@ type Source interface {
 	// Metrics returns the metrics of a host, sorted, changed at or after
 	// since.
 	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
-	// RangeSummary returns at most maxPoints points of a host's metric in
-	// [from, to], sorted by time: every point when there are that few,
-	// else the lowest and highest of each span of the range. It reads in
-	// pages, so that its memory and its commands stay small whatever the
-	// range.
-	RangeSummary(ctx context.Context, host, metric string, from, to time.Time, maxPoints int) (federated.Summary, error)
+	// Summarize returns at most maxPoints points of a series in [from,
+	// to], sorted by time: every point when there are that few, else the
+	// lowest and highest of each span of the range. It reads in pages, so
+	// that its memory and its commands stay small whatever the range.
+	Summarize(ctx context.Context, series metrics.Series, from, to time.Time, maxPoints int) (metrics.Summary, error)
 	// Status returns the health of every server.
 	Status() []federated.ServerStatus
 }
 
-var _ Source = (*federated.Client)(nil)
+// Fleet is the Source of a federation: its metrics store, and the health
+// of the servers of the store's client.
+type Fleet struct{ *metrics.Store }
+
+// Status returns the health of every server of the store's client.
+func (f Fleet) Status() []federated.ServerStatus { return f.Client().Status() }
+
+var _ Source = Fleet{}
 
 // Options configure the dashboard. Only Source is required; the zero value
 // of every other field means its default.
@@ -51,7 +58,7 @@ type Options struct {
 	// LastCheck, when set, returns the report of the last replica check and
 	// when it finished; ok is false while there has been none. Default: no
 	// check section.
-	LastCheck func() (report federated.CheckReport, at time.Time, ok bool)
+	LastCheck func() (report metrics.CheckReport, at time.Time, ok bool)
 	// Token, when set, must come with every request: in the header
 	// "Authorization: Bearer TOKEN", in a "token" query parameter, or in the
 	// cookie TokenCookie. A page opened with ?token=TOKEN sets the cookie

@@ -23,7 +23,7 @@
 // reads nothing. Nothing the dashboard shows holds a password: the Source
 // does not expose any.
 //
-// Load: a series is read with Source.RangeSummary, in pages and cut down
+// Load: a series is read with Source.Summarize, in pages and cut down
 // to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it
 // is read, so that neither the servers, the reply nor the process's memory
 // grow with the range; at most Options.MaxSeriesReads series reads run at

@@ -11,18 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redfed/federated/metrics"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/redfed/federated"
 )
 
 // A long range of a busy series comes back as a chart's worth of points,
 // not as every point: the reply is small whatever the range.
 func TestSeriesRepliesAreBounded(t *testing.T) {
 	f := newFixture(t, 1)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 	const n = 50_000
 	start := f.base.Add(-24 * time.Hour).Truncate(24 * time.Hour) // a whole UTC day, in one key
 	key, err := f.client.MetricKey(start, "big.sfo", "req.rate")
@@ -63,7 +62,7 @@ type gatedSource struct {
 	most              atomic.Int64
 }
 
-func (s *gatedSource) RangeSummary(ctx context.Context, _, _ string, _, _ time.Time, _ int) (federated.Summary, error) {
+func (s *gatedSource) Summarize(ctx context.Context, _ metrics.Series, _, _ time.Time, _ int) (metrics.Summary, error) {
 	s.started.Add(1)
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
@@ -72,9 +71,9 @@ func (s *gatedSource) RangeSummary(ctx context.Context, _, _ string, _, _ time.T
 	select {
 	case <-s.release:
 	case <-ctx.Done():
-		return federated.Summary{}, ctx.Err()
+		return metrics.Summary{}, ctx.Err()
 	}
-	return federated.Summary{Points: []federated.Point{{Time: time.Unix(1, 0), Value: 1}}, Total: 1}, nil
+	return metrics.Summary{Points: []metrics.Point{{Time: time.Unix(1, 0), Value: 1}}, Total: 1}, nil
 }
 
 // Series reads take turns: no more than MaxSeriesReads run at once, and
@@ -122,7 +121,7 @@ func TestSeriesReadsTakeTurns(t *testing.T) {
 // marked down, and writers go on using it.
 func TestSeriesReadTimeoutLeavesServerUp(t *testing.T) {
 	f := newFixture(t, 1)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 	addr := f.servers[0].Addr()
 	require.NoError(t, f.servers[0].Pause())
 	var got errorReply

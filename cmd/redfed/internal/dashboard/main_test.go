@@ -19,6 +19,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -44,7 +45,7 @@ const (
 // series is one series of the test data.
 type series struct {
 	host, metric string
-	points       []federated.Point
+	points       []metrics.Point
 }
 
 // fixture is a federation of real redis-servers holding the test data.
@@ -53,6 +54,15 @@ type fixture struct {
 	client  *federated.Client
 	base    time.Time // the test data's "now", whole seconds
 	data    []series
+}
+
+// fleet is the dashboard's source of the fixture's federation.
+func (f *fixture) fleet() Fleet {
+	st, err := metrics.New(f.client)
+	if err != nil {
+		panic(err) // the fixture's client has a valid configuration
+	}
+	return Fleet{Store: st}
 }
 
 // newFixture starts n password-protected servers, one node each, and writes
@@ -78,7 +88,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	f.data = testData(f.base)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rec, err := client.NewRecorder(federated.RecorderOptions{})
+	rec, err := f.fleet().NewRecorder(metrics.RecorderOptions{})
 	require.NoError(t, err)
 	for _, s := range f.data {
 		for _, p := range s.points {
@@ -92,10 +102,10 @@ func newFixture(t *testing.T, n int) *fixture {
 // testData is a few hosts with a few metrics each, every point within the
 // last hour before base but for two older points of disk.free_gb.
 func testData(base time.Time) []series {
-	every := func(n int, step time.Duration, value func(i int) float64) []federated.Point {
-		pts := make([]federated.Point, n)
+	every := func(n int, step time.Duration, value func(i int) float64) []metrics.Point {
+		pts := make([]metrics.Point, n)
 		for i := range pts {
-			pts[i] = federated.Point{Time: base.Add(-time.Duration(n-i) * step), Value: value(i)}
+			pts[i] = metrics.Point{Time: base.Add(-time.Duration(n-i) * step), Value: value(i)}
 		}
 		return pts
 	}
@@ -105,8 +115,8 @@ func testData(base time.Time) []series {
 			return math.Round((mean+amp*math.Sin(x/6+phase)+amp/5*math.Sin(x*1.7))*100) / 100
 		}
 	}
-	at := func(ago time.Duration, v float64) federated.Point {
-		return federated.Point{Time: base.Add(-ago), Value: v}
+	at := func(ago time.Duration, v float64) metrics.Point {
+		return metrics.Point{Time: base.Add(-ago), Value: v}
 	}
 	return []series{
 		{"web1.sfo", "cpu.user", every(50, time.Minute, wave(40, 25, 0))},
@@ -114,7 +124,7 @@ func testData(base time.Time) []series {
 		{"web2.sfo", "cpu.user", every(50, time.Minute, wave(55, 20, 2))},
 		{"web2.sfo", "req.rate", every(200, 15*time.Second, wave(1200, 300, 1))},
 		{"db1.sfo", xssMetric, every(5, 10*time.Minute, func(i int) float64 { return float64(i * i) })},
-		{"db1.sfo", "disk.free_gb", []federated.Point{at(3*time.Hour, 512), at(2*time.Hour, 500), at(30*time.Minute, 480), at(20*time.Minute, 470.5)}},
+		{"db1.sfo", "disk.free_gb", []metrics.Point{at(3*time.Hour, 512), at(2*time.Hour, 500), at(30*time.Minute, 480), at(20*time.Minute, 470.5)}},
 		{xssHost, "load.1m", every(30, time.Minute, wave(2, 1, 3))},
 	}
 }
@@ -130,8 +140,8 @@ func (f *fixture) find(host, metric string) series {
 }
 
 // since returns the points of s at or after t.
-func (s series) since(t time.Time) []federated.Point {
-	var out []federated.Point
+func (s series) since(t time.Time) []metrics.Point {
+	var out []metrics.Point
 	for _, p := range s.points {
 		if !p.Time.Before(t) {
 			out = append(out, p)
@@ -194,7 +204,7 @@ func getJSON(t *testing.T, srv *httptest.Server, url string, wantCode int, v any
 // fakeSource is a Source whose answers the test sets.
 type fakeSource struct {
 	hosts, metrics []string
-	points         []federated.Point
+	points         []metrics.Point
 	err            error
 	status         []federated.ServerStatus
 }
@@ -203,8 +213,8 @@ func (s *fakeSource) Hosts(context.Context, time.Time) ([]string, error) { retur
 func (s *fakeSource) Metrics(context.Context, string, time.Time) ([]string, error) {
 	return s.metrics, s.err
 }
-func (s *fakeSource) RangeSummary(context.Context, string, string, time.Time, time.Time, int) (federated.Summary, error) {
-	return federated.Summary{Points: s.points, Total: len(s.points)}, s.err
+func (s *fakeSource) Summarize(context.Context, metrics.Series, time.Time, time.Time, int) (metrics.Summary, error) {
+	return metrics.Summary{Points: s.points, Total: len(s.points)}, s.err
 }
 func (s *fakeSource) Status() []federated.ServerStatus { return s.status }
 
@@ -220,11 +230,11 @@ func testSyncerStats() *syncer.Stats {
 	}
 }
 
-func testCheck(at time.Time) func() (federated.CheckReport, time.Time, bool) {
-	return func() (federated.CheckReport, time.Time, bool) {
-		return federated.CheckReport{
+func testCheck(at time.Time) func() (metrics.CheckReport, time.Time, bool) {
+	return func() (metrics.CheckReport, time.Time, bool) {
+		return metrics.CheckReport{
 			Keys: 120, Divergent: 2,
-			Groups: []federated.GroupReport{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: 120, Divergent: 2}},
+			Groups: []metrics.GroupReport{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: 120, Divergent: 2}},
 		}, at, true
 	}
 }
@@ -236,7 +246,7 @@ func (f *fixture) markDown(t *testing.T, i int) string {
 	addr := f.servers[i].Addr()
 	require.NoError(t, f.servers[i].Kill())
 	require.Eventually(t, func() bool {
-		_, err := f.client.Hosts(context.Background(), time.Time{})
+		_, err := f.fleet().Hosts(context.Background(), time.Time{})
 		return errors.Is(err, federated.ErrServerDown) && f.client.IsServerDown(addr)
 	}, 10*time.Second, 20*time.Millisecond, "server %s not marked down", addr)
 	return addr

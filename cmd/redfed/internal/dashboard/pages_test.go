@@ -26,7 +26,7 @@ func TestNewValidates(t *testing.T) {
 
 func TestIndexPage(t *testing.T) {
 	f := newFixture(t, 3)
-	srv := serve(t, Options{Source: f.client})
+	srv := serve(t, Options{Source: f.fleet()})
 
 	res, body := get(t, srv, "/")
 	require.Equal(t, http.StatusOK, res.StatusCode, body)
@@ -70,7 +70,7 @@ func TestIndexPageManyHosts(t *testing.T) {
 
 func TestStatusPage(t *testing.T) {
 	f := newFixture(t, 3)
-	srv := serve(t, Options{Source: f.client, Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
+	srv := serve(t, Options{Source: f.fleet(), Syncer: testSyncerStats, LastCheck: testCheck(f.base)})
 	killed := f.markDown(t, 2)
 
 	res, body := get(t, srv, "/status")
@@ -82,7 +82,7 @@ func TestStatusPage(t *testing.T) {
 	assert.Contains(t, body, "Not OK: 120 keys compared, 2 divergent", "check summary")
 
 	// Without a syncer or a check.
-	srv = serve(t, Options{Source: f.client})
+	srv = serve(t, Options{Source: f.fleet()})
 	_, body = get(t, srv, "/status")
 	assert.Contains(t, body, "No syncer runs here.")
 	assert.Contains(t, body, "No check has run yet.")

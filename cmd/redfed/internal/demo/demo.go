@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -57,8 +58,9 @@ type Demo struct {
 	opts    Options
 	fleet   fleet
 	client  *federated.Client
+	store   *metrics.Store
 	syncers []*syncer.Syncer
-	rec     *federated.Recorder
+	rec     *metrics.Recorder
 	series  []*series // every fake host's metrics; the writer owns them once backfill is done
 
 	cancel context.CancelFunc
@@ -66,7 +68,7 @@ type Demo struct {
 	pause  sync.Mutex // held by the writer around a round of points; the script holds it to pause writes
 
 	mu        sync.Mutex // guards the fields below
-	lastCheck federated.CheckReport
+	lastCheck metrics.CheckReport
 	checkedAt time.Time
 	checked   bool
 }
@@ -104,6 +106,9 @@ func (d *Demo) start(ctx context.Context) error {
 		return err
 	}
 	d.client = c
+	if d.store, err = metrics.New(c); err != nil {
+		return err
+	}
 	// One syncer per simulated host, as each host runs its own daemon.
 	for _, local := range [][]string{addrs[:4], addrs[4:]} {
 		s, err := syncer.NewFromClient(c, local, syncer.Options{AntiEntropyInterval: 5 * time.Second})
@@ -112,7 +117,7 @@ func (d *Demo) start(ctx context.Context) error {
 		}
 		d.syncers = append(d.syncers, s)
 	}
-	if d.rec, err = c.NewRecorder(federated.RecorderOptions{}); err != nil {
+	if d.rec, err = d.store.NewRecorder(metrics.RecorderOptions{}); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -215,6 +220,9 @@ func (d *Demo) printf(format string, args ...any) { fmt.Fprintf(d.opts.Out, form
 // Client returns the demo's client.
 func (d *Demo) Client() *federated.Client { return d.client }
 
+// Store returns the metrics store of the demo's federation.
+func (d *Demo) Store() *metrics.Store { return d.store }
+
 // SyncerStats returns the stats of both syncers, their peers together.
 func (d *Demo) SyncerStats() *syncer.Stats {
 	var st syncer.Stats
@@ -233,7 +241,7 @@ func (d *Demo) SyncerStats() *syncer.Stats {
 }
 
 // LastCheck returns the last check the demo ran, and when.
-func (d *Demo) LastCheck() (federated.CheckReport, time.Time, bool) {
+func (d *Demo) LastCheck() (metrics.CheckReport, time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.lastCheck, d.checkedAt, d.checked

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 )
 
 // Summary is what the demo's script showed.
@@ -20,7 +21,7 @@ type Summary struct {
 	LagP99       time.Duration // worst p99 replication lag of the syncers' links
 	Killed       string        // the server killed
 	FailedOverTo string        // the server its node failed over to
-	Check        federated.CheckReport
+	Check        metrics.CheckReport
 }
 
 // Lost is the number of acknowledged points not found on the replicas.
@@ -126,13 +127,13 @@ func (d *Demo) waitSynced(ctx context.Context, server string, t time.Time) error
 
 // settleLocked flushes and runs checks until every replica group agrees
 // or SettleTime passes; the caller pauses the writers.
-func (d *Demo) settleLocked(ctx context.Context) (federated.CheckReport, error) {
+func (d *Demo) settleLocked(ctx context.Context) (metrics.CheckReport, error) {
 	if err := d.rec.Flush(ctx); err != nil {
 		d.printf("flush: %v\n", err)
 	}
 	deadline := time.Now().Add(d.opts.SettleTime)
 	for {
-		report, err := d.client.Check(ctx, federated.CheckOptions{})
+		report, err := d.store.Check(ctx, metrics.CheckOptions{})
 		if err == nil && report.OK() || time.Now().After(deadline) {
 			d.mu.Lock()
 			d.lastCheck, d.checkedAt, d.checked = report, time.Now(), true

@@ -1,4 +1,4 @@
-package federated
+package metrics
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // Check and Repair compare the servers of each replica group key by key:
@@ -17,33 +17,6 @@ import (
 // script on each server so that members cross the network only for keys
 // that differ. The keys compared are those in the group's journals; keys of
 // dropped periods are left out.
-
-// digestScript returns, for every key in ARGV, its cardinality and a SHA-1
-// digest of its members in sorted-set order, chained over chunks of 1,000
-// members. A missing key is {0, ""}; a key of another type {-1, "type:T"}.
-var digestScript = redis.NewScript(`
-local out = {}
-for i = 1, #ARGV do
-  local key = ARGV[i]
-  local t = redis.call('TYPE', key).ok
-  if t == 'none' then
-    out[#out + 1] = 0
-    out[#out + 1] = ''
-  elseif t ~= 'zset' then
-    out[#out + 1] = -1
-    out[#out + 1] = 'type:' .. t
-  else
-    local card = redis.call('ZCARD', key)
-    local h = ''
-    for start = 0, card - 1, 1000 do
-      h = redis.sha1hex(h .. table.concat(redis.call('ZRANGE', key, start, start + 999), '\n'))
-    end
-    out[#out + 1] = card
-    out[#out + 1] = h
-  end
-end
-return out
-`)
 
 // digestBatch is how many keys one digest call covers.
 const digestBatch = 200
@@ -65,9 +38,11 @@ type CheckOptions struct {
 	// MaxDiffs is how many divergent keys each GroupReport lists. Default
 	// 100.
 	MaxDiffs int
-	// Targets, for Repair, limits the servers written to; empty means every
-	// server of each group. A syncer repairs only its own servers.
-	Targets []string
+	// Servers, for Repair, limits the servers written to, for a host that
+	// repairs only its own (a syncer's anti-entropy, or redfed repair
+	// --server): the other servers of their groups are only read. Empty
+	// means every server of each group.
+	Servers []string
 	// Progress, if set, is called after each batch of keys with the keys
 	// done and the keys in all, per group.
 	Progress func(node string, done, total int)
@@ -120,27 +95,27 @@ type keyDigest struct {
 // Check compares the replicas of every replica group and reports the keys
 // that differ. It writes nothing. The error joins the failures of servers
 // that could not be read; their groups report them too.
-func (c *Client) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
-	return c.check(ctx, opts, false)
+func (st *Store) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	return st.check(ctx, opts, false)
 }
 
 // Repair compares the replicas like Check, then gives every server (of
-// opts.Targets, when set) the members it lacks of every divergent key: the
+// opts.Servers, when set) the members it lacks of every divergent key: the
 // union of the group. Writes go through the write script, so each key that
 // gains members is journalled, and keys of dropped periods are left alone.
 // Servers that are down are skipped, and reported.
-func (c *Client) Repair(ctx context.Context, opts CheckOptions) (CheckReport, error) {
-	return c.check(ctx, opts, true)
+func (st *Store) Repair(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	return st.check(ctx, opts, true)
 }
 
-func (c *Client) check(ctx context.Context, opts CheckOptions, repair bool) (CheckReport, error) {
+func (st *Store) check(ctx context.Context, opts CheckOptions, repair bool) (CheckReport, error) {
 	if opts.MaxDiffs <= 0 {
 		opts.MaxDiffs = DefaultMaxDiffs
 	}
 	nodes := opts.Nodes
 	if len(nodes) == 0 {
-		for _, name := range c.Nodes() {
-			if addrs, _ := c.AllServers(name); len(addrs) > 1 {
+		for _, name := range st.c.Nodes() {
+			if addrs, _ := st.c.AllServers(name); len(addrs) > 1 {
 				nodes = append(nodes, name)
 			}
 		}
@@ -148,7 +123,7 @@ func (c *Client) check(ctx context.Context, opts CheckOptions, repair bool) (Che
 	var report CheckReport
 	var errs []error
 	for _, name := range nodes {
-		g, err := c.checkGroup(ctx, name, opts, repair)
+		g, err := st.checkGroup(ctx, name, opts, repair)
 		if err != nil {
 			g.Error = err.Error()
 			errs = append(errs, err)
@@ -163,8 +138,8 @@ func (c *Client) check(ctx context.Context, opts CheckOptions, repair bool) (Che
 }
 
 // checkGroup checks, and with repair mends, one replica group.
-func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions, repair bool) (GroupReport, error) {
-	servers, err := c.AllServers(name)
+func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions, repair bool) (GroupReport, error) {
+	servers, err := st.c.AllServers(name)
 	g := GroupReport{Node: name, Servers: servers}
 	if err != nil {
 		return g, err
@@ -172,13 +147,13 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	var errs []error
 	var up []string
 	for _, addr := range servers {
-		if err := c.downError(addr); err != nil {
-			errs = append(errs, fmt.Errorf("federated: server %s: %w", addr, err))
+		if _, err := st.serverClient(addr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics: server %s: %w", addr, err))
 			continue
 		}
 		up = append(up, addr)
 	}
-	keys, err := c.groupKeys(ctx, up)
+	keys, err := st.groupKeys(ctx, up)
 	if err != nil {
 		return g, errors.Join(append(errs, err)...)
 	}
@@ -188,7 +163,7 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	var cards []int64 // the most members a server holds of each divergent key
 	for start := 0; start < len(keys); start += digestBatch {
 		batch := keys[start:min(start+digestBatch, len(keys))]
-		digests, err := c.digests(ctx, up, batch)
+		digests, err := st.digests(ctx, up, batch)
 		if err != nil {
 			return g, errors.Join(append(errs, err)...)
 		}
@@ -216,7 +191,7 @@ func (c *Client) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	}
 	g.Divergent = len(divergent)
 	if repair && len(divergent) > 0 {
-		if err := c.repairKeys(ctx, &g, up, divergent, cards, opts.Targets); err != nil {
+		if err := st.repairKeys(ctx, &g, up, divergent, cards, opts.Servers); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -238,27 +213,27 @@ func agree(digests map[string][]keyDigest, i int) bool {
 
 // groupKeys returns the union of the servers' journals, less the keys of
 // periods any of them has dropped, sorted.
-func (c *Client) groupKeys(ctx context.Context, servers []string) ([]string, error) {
+func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, error) {
 	keys := make(map[string]struct{})
 	horizon := ""
 	for _, addr := range servers {
-		rc, err := c.serverClient(addr)
+		rc, err := st.serverClient(addr)
 		if err != nil {
 			return nil, err
 		}
-		h, err := c.Horizon(ctx, addr)
+		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
 		if err != nil {
 			return nil, err // it names the server
 		}
 		horizon = max(horizon, h)
-		err = c.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })
+		err = st.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })
 		if err != nil {
-			return nil, fmt.Errorf("federated: server %s: reading the journal: %w", addr, err)
+			return nil, fmt.Errorf("metrics: server %s: reading the journal: %w", addr, err)
 		}
 	}
 	out := make([]string, 0, len(keys))
 	for k := range keys {
-		if horizon == "" || PeriodOf(k) >= horizon {
+		if horizon == "" || journal.PeriodOf(k) >= horizon {
 			out = append(out, k)
 		}
 	}
@@ -267,7 +242,7 @@ func (c *Client) groupKeys(ctx context.Context, servers []string) ([]string, err
 }
 
 // digests runs the digest script for keys on every server at once.
-func (c *Client) digests(ctx context.Context, servers []string, keys []string) (map[string][]keyDigest, error) {
+func (st *Store) digests(ctx context.Context, servers []string, keys []string) (map[string][]keyDigest, error) {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -282,11 +257,11 @@ func (c *Client) digests(ctx context.Context, servers []string, keys []string) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := c.digestOn(ctx, addr, args)
+			d, err := st.digestOn(ctx, addr, args)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("federated: server %s: digest: %w", addr, err))
+				errs = append(errs, fmt.Errorf("metrics: server %s: digest: %w", addr, err))
 				return
 			}
 			out[addr] = d
@@ -296,14 +271,14 @@ func (c *Client) digests(ctx context.Context, servers []string, keys []string) (
 	return out, errors.Join(errs...)
 }
 
-func (c *Client) digestOn(ctx context.Context, addr string, keys []any) ([]keyDigest, error) {
-	rc, err := c.serverClient(addr)
+func (st *Store) digestOn(ctx context.Context, addr string, keys []any) ([]keyDigest, error) {
+	rc, err := st.serverClient(addr)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := c.withTimeout(ctx)
+	ctx, cancel := st.withTimeout(ctx)
 	defer cancel()
-	val, err := digestScript.Run(ctx, rc, nil, keys...).Slice()
+	val, err := journal.DigestScript.Run(ctx, rc, nil, keys...).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +297,7 @@ func (c *Client) digestOn(ctx context.Context, addr string, keys []any) ([]keyDi
 // repairKeys gives each target server the members of the divergent keys that
 // the others hold. cards holds the most members a server has of each key,
 // to size the batches.
-func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64, targets []string) error {
+func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64, targets []string) error {
 	var errs []error
 	repaired := make(map[string]bool)
 	defer func() { g.Repaired = len(repaired) }()
@@ -336,7 +311,7 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 		batch := keys[start:end]
 		have := make(map[string][][]string, len(servers))
 		for _, addr := range servers {
-			members, err := c.Members(ctx, addr, batch, nil)
+			members, err := journal.Members(ctx, st.c, addr, batch)
 			if err != nil {
 				return errors.Join(append(errs, err)...)
 			}
@@ -346,13 +321,13 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 			if len(targets) > 0 && !slices.Contains(targets, addr) {
 				continue
 			}
-			var updates []KeyMembers
+			var updates []journal.KeyMembers
 			for i, key := range batch {
 				if missing := missingMembers(have, addr, i); len(missing) > 0 {
-					updates = append(updates, KeyMembers{Key: key, Members: missing})
+					updates = append(updates, journal.KeyMembers{Key: key, Members: missing})
 				}
 			}
-			res, err := c.Merge(ctx, addr, updates)
+			res, err := journal.Merge(ctx, st.c, addr, st.keys, journal.Origin{}, updates)
 			g.Added += res.Added
 			for _, err := range res.Failed {
 				errs = append(errs, err)
@@ -360,7 +335,7 @@ func (c *Client) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 			for key, members := range res.LeftOut {
 				// Written by someone else: they cannot be copied with their
 				// score, and the key stays divergent.
-				errs = append(errs, fmt.Errorf("federated: key %s: members %q on another server of the group are not \"$timestamp:$value\": not copied to %s", key, members, addr))
+				errs = append(errs, fmt.Errorf("metrics: key %s: members %q on another server of the group are not \"$timestamp:$value\": not copied to %s", key, members, addr))
 			}
 			if err != nil {
 				errs = append(errs, err)

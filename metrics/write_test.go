@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/faultproxy"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // hostOn returns a host whose key of metric at t goes to node.
@@ -39,7 +40,7 @@ func TestWriteReturnsItsOwnFailures(t *testing.T) {
 	opts := testOptions()
 	opts.CommandTimeout = 300 * time.Millisecond
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	live, dead := hostOn(t, c, "redis_1", "cpu", at), hostOn(t, c, "redis_2", "cpu", at)
 	require.NoError(t, servers[1].Kill())
@@ -49,13 +50,13 @@ func TestWriteReturnsItsOwnFailures(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 20 {
-				samples := make([]federated.Sample, 10)
+				samples := make([]metrics.Sample, 10)
 				host := live
 				if w%2 == 1 {
 					host = dead
 				}
 				for j := range samples {
-					samples[j] = federated.Sample{Host: host, Metric: "cpu", Time: at.Add(time.Duration(w*1000+i*10+j) * time.Millisecond), Value: 1}
+					samples[j] = metrics.Sample{Host: host, Metric: "cpu", Time: at.Add(time.Duration(w*1000+i*10+j) * time.Millisecond), Value: 1}
 				}
 				err := r.Write(ctx, samples...)
 				if host == live {
@@ -81,14 +82,14 @@ func TestWriteReturnsItsOwnFailures(t *testing.T) {
 func TestWritesShareFlushes(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	r := newRecorder(t, c, federated.RecorderOptions{MaxFlushes: 1})
+	r := newRecorder(t, c, metrics.RecorderOptions{MaxFlushes: 1})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	const writers, writes = 16, 50
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			for i := range writes {
-				require.NoError(t, r.Write(context.Background(), federated.Sample{
+				require.NoError(t, r.Write(context.Background(), metrics.Sample{
 					Host: fmt.Sprintf("web%d", w), Metric: "cpu", Time: at.Add(time.Duration(i) * time.Second), Value: 1}))
 			}
 		})
@@ -104,11 +105,11 @@ func TestWritesShareFlushes(t *testing.T) {
 func TestWriteRefusesBadInputWholly(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	err := r.Write(context.Background(),
-		federated.Sample{Host: "web1", Metric: "cpu", Time: at, Value: 1},
-		federated.Sample{Host: "web1:x", Metric: "cpu", Time: at, Value: 1})
+		metrics.Sample{Host: "web1", Metric: "cpu", Time: at, Value: 1},
+		metrics.Sample{Host: "web1:x", Metric: "cpu", Time: at, Value: 1})
 	require.ErrorIs(t, err, federated.ErrBadHost)
 	assert.ErrorContains(t, err, "sample 2 of 2")
 	assert.Zero(t, r.Stats().Added)
@@ -126,7 +127,7 @@ func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
 	opts := testOptions()
 	opts.CommandTimeout = 3 * time.Second
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
-	r := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 10, BatchSize: 10})
+	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 10, BatchSize: 10})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	require.NoError(t, r.Add(context.Background(), "web1", "cpu", at, 0)) // a first connection
 	require.NoError(t, r.Flush(context.Background()))
@@ -140,7 +141,7 @@ func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
 	err = r.Add(ctx, "web1", "cpu", at.Add(time.Hour), 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(began), time.Second)
-	err = r.Write(ctx, federated.Sample{Host: "web1", Metric: "cpu", Time: at.Add(time.Hour), Value: 1})
+	err = r.Write(ctx, metrics.Sample{Host: "web1", Metric: "cpu", Time: at.Add(time.Hour), Value: 1})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	p.Blackhole(false)
 }
@@ -161,7 +162,7 @@ func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
 	opts.BaseRetryInterval = 20 * time.Millisecond
 	opts.MaxRetryInterval = 50 * time.Millisecond
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
-	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 200})
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 200})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 	stop := make(chan struct{})
@@ -185,9 +186,9 @@ func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for b := range batches {
-				batch := make([]federated.Sample, perBatch)
+				batch := make([]metrics.Sample, perBatch)
 				for i := range batch {
-					batch[i] = federated.Sample{Host: fmt.Sprintf("web%d", w), Metric: "cpu",
+					batch[i] = metrics.Sample{Host: fmt.Sprintf("web%d", w), Metric: "cpu",
 						Time: at.Add(time.Duration(b*perBatch+i) * time.Second), Value: float64(i)}
 				}
 				for r.Write(context.Background(), batch...) != nil {

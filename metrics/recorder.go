@@ -1,4 +1,4 @@
-package federated
+package metrics
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
 )
 
@@ -22,7 +24,7 @@ const (
 
 // ErrBufferFull is returned by Recorder.Add and Recorder.Write when the
 // buffer is full and RecorderOptions.FailWhenFull is set.
-var ErrBufferFull = errors.New("federated: recorder buffer full")
+var ErrBufferFull = errors.New("metrics: recorder buffer full")
 
 // RecorderOptions tune a Recorder. The zero value of every field means its
 // default.
@@ -110,9 +112,12 @@ type Sample struct {
 // to a replica group fail over to the group's next server, since adding
 // members is idempotent.
 //
-// Close the Recorder before its Client.
+// Close the Recorder before its Client; a Recorder whose Client closes
+// stops taking points, and its flushes fail with federated.ErrClosed.
 type Recorder struct {
-	c      *Client
+	c      *federated.Client
+	keys   journal.Keys
+	copies int // MetricsOptions.Copies
 	opts   RecorderOptions
 	period metric.Period
 	step   int64 // the period's length in seconds
@@ -125,7 +130,7 @@ type Recorder struct {
 	room     chan struct{} // closed when a flush ends, or on close; then replaced
 	free     [][]byte      // member buffers to reuse
 	works    []*flushWork  // flush state to reuse
-	topo     *topology     // the topology series were routed with
+	topo     uint64        // the topology version series were routed with
 	flushNo  int64         // flushes taken, for evicting idle series
 	closed   bool
 
@@ -151,7 +156,7 @@ type seriesID struct {
 // since the current generation began, each followed by '\n'.
 type series struct {
 	key       string
-	node      *node
+	node      string
 	buf       []byte
 	points    int
 	pending   bool  // in the current generation
@@ -179,10 +184,10 @@ type take struct {
 	points  int
 }
 
-// NewRecorder returns a Recorder writing through c, and starts its
-// dispatcher. A negative option is an error (ErrInvalidConfig) that names
-// it.
-func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
+// NewRecorder returns a Recorder writing to the store, and starts its
+// dispatcher. A negative option is an error (federated.ErrInvalidConfig)
+// that names it.
+func (st *Store) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 	for _, o := range []struct {
 		name     string
 		negative bool
@@ -194,22 +199,26 @@ func (c *Client) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		{"MaxFlushes", opts.MaxFlushes < 0, opts.MaxFlushes},
 	} {
 		if o.negative {
-			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%v); zero means the default", ErrInvalidConfig, o.name, o.value)
+			return nil, fmt.Errorf("%w: RecorderOptions.%s is negative (%v); zero means the default", federated.ErrInvalidConfig, o.name, o.value)
 		}
 	}
-	if !c.addLoop() {
-		return nil, ErrClosed
+	select {
+	case <-st.c.Done():
+		return nil, federated.ErrClosed
+	default:
 	}
-	p := c.period()
+	p := st.period
 	r := &Recorder{
-		c:      c,
+		c:      st.c,
+		keys:   st.keys,
+		copies: st.c.Options().Metrics.Copies,
 		opts:   opts.withDefaults(),
 		period: p,
 		step:   int64(p.Duration() / time.Second),
 		series: make(map[seriesID]*series),
 		cur:    newGeneration(),
 		room:   make(chan struct{}),
-		topo:   c.topo.Load(),
+		topo:   st.c.TopologyVersion(),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -343,7 +352,7 @@ func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, v
 		}
 	}
 	if r.closed {
-		return nil, ErrClosed
+		return nil, federated.ErrClosed
 	}
 	id := r.seriesID(host, metricName, ts)
 	s := r.series[id]
@@ -352,7 +361,7 @@ func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, v
 			return nil, err
 		}
 		key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), host, metricName))
-		s = &series{key: key, node: r.topo.route(r.c.hashKey("", key)), lastFlush: r.flushNo}
+		s = &series{key: key, node: r.c.KeyToNode(key), lastFlush: r.flushNo}
 		r.series[id] = s
 	}
 	if s.buf == nil && len(r.free) > 0 {
@@ -384,7 +393,6 @@ func (r *Recorder) kickFlush() {
 // Write or Flush waits, and every FlushInterval, as long as fewer than
 // MaxFlushes are under way. It ends on Close or the client's Close.
 func (r *Recorder) dispatch() {
-	defer r.c.wg.Done()
 	defer close(r.done)
 	ticker := time.NewTicker(r.opts.FlushInterval)
 	defer ticker.Stop()
@@ -394,7 +402,7 @@ func (r *Recorder) dispatch() {
 		case <-r.stop:
 			r.flushers.Wait()
 			return
-		case <-r.c.done:
+		case <-r.c.Done():
 			r.shut()
 			r.flushers.Wait()
 			return
@@ -433,18 +441,18 @@ func (r *Recorder) startFlush(due bool) bool {
 // takeLocked takes the current generation's points for a flush and starts
 // a new generation; r.mu is held.
 func (r *Recorder) takeLocked() *flushWork {
-	if t := r.c.topo.Load(); t != r.topo {
+	if v := r.c.TopologyVersion(); v != r.topo {
 		// Nodes were added or removed: route every series again.
-		r.topo = t
+		r.topo = v
 		for _, s := range r.series {
-			s.node = t.route(r.c.hashKey("", s.key))
+			s.node = r.c.KeyToNode(s.key)
 		}
 	}
 	var w *flushWork
 	if n := len(r.works); n > 0 {
 		w, r.works = r.works[n-1], r.works[:n-1]
 	} else {
-		w = &flushWork{batches: make(map[*node]*nodeWrite)}
+		w = &flushWork{batches: make(map[string]*nodeWrite)}
 	}
 	if w.topo != r.topo {
 		clear(w.batches)
@@ -523,7 +531,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 
 // Close flushes what is buffered, waits for every flush, stops the
 // dispatcher, and returns the write failures Flush would.
-// Add and Write after Close fail with ErrClosed. Close is idempotent.
+// Add and Write after Close fail with federated.ErrClosed. Close is idempotent.
 func (r *Recorder) Close(ctx context.Context) error {
 	err := r.Flush(ctx)
 	r.shut()

@@ -1,10 +1,8 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
 	"fmt"
-	"log"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,31 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
-// commandCounter is a go-redis hook that counts the commands sent, to check
-// that bad input sends nothing.
-type commandCounter struct{ n atomic.Int64 }
-
-func (h *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
-
 // recordAll writes points with Client.Record, one by one.
-func recordAll(t testing.TB, c *federated.Client, host, metricName string, points []federated.Point) {
+func recordAll(t testing.TB, c *federated.Client, host, metricName string, points []metrics.Point) {
 	t.Helper()
 	for _, p := range points {
 		require.NoError(t, c.Record(context.Background(), host, metricName, p.Time, p.Value))
@@ -80,10 +60,10 @@ func TestRangeAcrossPeriods(t *testing.T) {
 			opts.Metrics.Period = tt.period
 			c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 			host := "web1." + tt.period
-			var all, want []federated.Point
+			var all, want []metrics.Point
 			for i := range tt.count {
 				at := tt.base.Add(time.Duration(i)*tt.step + frac)
-				all = append(all, federated.Point{Time: at, Value: float64(i) + 0.5})
+				all = append(all, metrics.Point{Time: at, Value: float64(i) + 0.5})
 				if d := at.Sub(tt.base) - frac; d >= tt.from && d <= tt.to {
 					want = append(want, all[i])
 				}
@@ -94,7 +74,7 @@ func TestRangeAcrossPeriods(t *testing.T) {
 			}
 
 			from, to := tt.base.Add(tt.from+frac), tt.base.Add(tt.to+frac)
-			got, err := c.Range(context.Background(), host, "cpu.user", from, to)
+			got, err := rangeOf(context.Background(), newStore(t, c), host, "cpu.user", from, to)
 			require.NoError(t, err)
 			assert.Equal(t, want, got, "points in [%v, %v]", from, to)
 			require.NotEmpty(t, got)
@@ -109,10 +89,10 @@ func TestRangeAcrossPeriods(t *testing.T) {
 			}
 			assert.Len(t, keys, tt.keys, "period keys the points in the range come from")
 
-			got, err = c.Range(context.Background(), host, "cpu.user", to, from)
+			got, err = rangeOf(context.Background(), newStore(t, c), host, "cpu.user", to, from)
 			require.NoError(t, err)
 			assert.Empty(t, got, "a range that ends before it starts")
-			got, err = c.Range(context.Background(), "nobody", "cpu.user", from, to)
+			got, err = rangeOf(context.Background(), newStore(t, c), "nobody", "cpu.user", from, to)
 			require.NoError(t, err)
 			assert.Empty(t, got, "missing keys are no points")
 		})
@@ -124,7 +104,7 @@ func TestRangeSkipsMalformedMembers(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	good := []federated.Point{
+	good := []metrics.Point{
 		{Time: day.Add(time.Hour), Value: 1},
 		{Time: day.Add(3 * time.Hour), Value: 3},
 	}
@@ -139,13 +119,13 @@ func TestRangeSkipsMalformedMembers(t *testing.T) {
 		redis.Z{Score: ts + 86400*2, Member: "outside:the range"},
 	)
 
-	res, err := c.RangeResults(ctx, []federated.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(24*time.Hour-time.Second))
+	res, err := rangeBySeries(ctx, newStore(t, c), []metrics.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(24*time.Hour-time.Second))
 	require.NoError(t, err)
-	got := res[federated.Series{Host: "web1", Metric: "cpu"}]
+	got := res[metrics.Series{Host: "web1", Metric: "cpu"}]
 	assert.Equal(t, good, got.Points)
 	assert.Equal(t, 3, got.Malformed, "malformed members in the range: got %d, want 3", got.Malformed)
 
-	points, err := c.Range(ctx, "web1", "cpu", day, day.Add(24*time.Hour))
+	points, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", day, day.Add(24*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, good, points)
 }
@@ -174,23 +154,23 @@ func TestRangeRejectsBadInputAndReadsNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := c.Range(ctx, tt.host, tt.metric, tt.from, tt.to)
+			_, err := rangeOf(ctx, newStore(t, c), tt.host, tt.metric, tt.from, tt.to)
 			require.ErrorIs(t, err, tt.want)
-			series := []federated.Series{{Host: "web1", Metric: "cpu"}, {Host: tt.host, Metric: tt.metric}}
-			_, err = c.RangeMulti(ctx, series, tt.from, tt.to)
+			series := []metrics.Series{{Host: "web1", Metric: "cpu"}, {Host: tt.host, Metric: tt.metric}}
+			_, err = rangeBySeries(ctx, newStore(t, c), series, tt.from, tt.to)
 			require.ErrorIs(t, err, tt.want)
 			if tt.want != federated.ErrBadTimestamp {
-				_, err = c.Latest(ctx, tt.host, tt.metric)
+				_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: tt.host, Metric: tt.metric})
 				require.ErrorIs(t, err, tt.want)
 			}
 		})
 	}
-	_, err := c.Range(ctx, "web1", "cpu", time.Unix(0, 0), time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))
+	_, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", time.Unix(0, 0), time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))
 	require.Error(t, err, "a range of more than MaxRangePeriods periods")
 	assert.Contains(t, err.Error(), "periods")
-	_, err = c.Metrics(ctx, "web:1", time.Time{})
+	_, err = newStore(t, c).Metrics(ctx, "web:1", time.Time{})
 	require.ErrorIs(t, err, federated.ErrBadHost)
-	assert.Zero(t, counter.n.Load(), "commands sent for bad input: got %d, want 0", counter.n.Load())
+	assert.Zero(t, counter.Count(), "commands sent for bad input: got %d, want 0", counter.Count())
 }
 
 func TestRangeMultiAcrossNodes(t *testing.T) {
@@ -200,14 +180,14 @@ func TestRangeMultiAcrossNodes(t *testing.T) {
 	from := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	to := from.Add(36 * time.Hour)
 
-	var series []federated.Series
-	want := map[federated.Series][]federated.Point{}
+	var series []metrics.Series
+	want := map[metrics.Series][]metrics.Point{}
 	nodes := map[string]bool{}
 	for i := range 8 {
-		s := federated.Series{Host: fmt.Sprintf("web%d.sfo", i), Metric: "req:latency:p99"}
+		s := metrics.Series{Host: fmt.Sprintf("web%d.sfo", i), Metric: "req:latency:p99"}
 		series = append(series, s)
 		for j := range 3 {
-			p := federated.Point{Time: from.Add(time.Duration(j*12+i) * time.Hour), Value: float64(10*i + j)}
+			p := metrics.Point{Time: from.Add(time.Duration(j*12+i) * time.Hour), Value: float64(10*i + j)}
 			want[s] = append(want[s], p)
 			key, err := c.MetricKey(p.Time, s.Host, s.Metric)
 			require.NoError(t, err)
@@ -216,14 +196,14 @@ func TestRangeMultiAcrossNodes(t *testing.T) {
 		recordAll(t, c, s.Host, s.Metric, want[s])
 	}
 	require.Greater(t, len(nodes), 1, "the series should land on several nodes")
-	empty := federated.Series{Host: "idle", Metric: "cpu"}
+	empty := metrics.Series{Host: "idle", Metric: "cpu"}
 	want[empty] = nil
 
-	got, err := c.RangeMulti(ctx, append(series, empty, series[0]), from, to)
+	got, err := rangeBySeries(ctx, newStore(t, c), append(series, empty, series[0]), from, to)
 	require.NoError(t, err)
 	require.Len(t, got, len(want), "series in the answer")
 	for s, w := range want {
-		assert.Equal(t, w, got[s], "series %v", s)
+		assert.Equal(t, w, got[s].Points, "series %v", s)
 	}
 }
 
@@ -243,18 +223,18 @@ func TestRangeReadsEveryServerOfTheGroup(t *testing.T) {
 	}
 	day := time.Now().UTC().Truncate(24 * time.Hour)
 	key := mustKey(t, c, day, "web1", "cpu")
-	point := func(sec int, v float64) federated.Point {
-		return federated.Point{Time: day.Add(time.Duration(sec) * time.Second), Value: v}
+	point := func(sec int, v float64) metrics.Point {
+		return metrics.Point{Time: day.Add(time.Duration(sec) * time.Second), Value: v}
 	}
-	member := func(p federated.Point) string { return fmt.Sprintf("%d:%g", p.Time.Unix(), p.Value) }
+	member := func(p metrics.Point) string { return fmt.Sprintf("%d:%g", p.Time.Unix(), p.Value) }
 	both, onCurrent, onOther := point(10, 1), point(20, 2), point(5, 0.5)
 	newest := point(30, 3) // acknowledged by the other server only
-	for addr, points := range map[string][]federated.Point{current: {both, onCurrent}, other: {both, onOther, newest}} {
+	for addr, points := range map[string][]metrics.Point{current: {both, onCurrent}, other: {both, onOther, newest}} {
 		var members []string
 		for _, p := range points {
 			members = append(members, member(p))
 		}
-		_, err := c.Merge(ctx, addr, []federated.KeyMembers{{Key: key, Members: members}})
+		_, err := merge(ctx, c, addr, []journal.KeyMembers{{Key: key, Members: members}})
 		require.NoError(t, err)
 	}
 	malformed := redis.Z{Score: float64(day.Unix() + 15), Member: "not a point"}
@@ -262,15 +242,15 @@ func TestRangeReadsEveryServerOfTheGroup(t *testing.T) {
 		require.NoError(t, directClient(t, addr).ZAdd(ctx, key, malformed).Err())
 	}
 
-	want := []federated.Point{onOther, both, onCurrent, newest}
-	got, err := c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	want := []metrics.Point{onOther, both, onCurrent, newest}
+	got, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", day, day.Add(time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, want, got, "the union of the replicas, each point once")
-	res, err := c.RangeResults(ctx, []federated.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(time.Hour))
+	res, err := rangeBySeries(ctx, newStore(t, c), []metrics.Series{{Host: "web1", Metric: "cpu"}}, day, day.Add(time.Hour))
 	require.NoError(t, err)
-	assert.Equal(t, 1, res[federated.Series{Host: "web1", Metric: "cpu"}].Malformed,
+	assert.Equal(t, 1, res[metrics.Series{Host: "web1", Metric: "cpu"}].Malformed,
 		"a malformed member on both copies is one member")
-	latest, err := c.Latest(ctx, "web1", "cpu")
+	latest, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
 	require.NoError(t, err)
 	assert.Equal(t, newest, latest, "the newest point of any server")
 
@@ -282,11 +262,11 @@ func TestRangeReadsEveryServerOfTheGroup(t *testing.T) {
 		}
 	}
 	require.NoError(t, c.MarkServerDown(other))
-	got, err = c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	got, err = rangeOf(ctx, newStore(t, c), "web1", "cpu", day, day.Add(time.Hour))
 	require.ErrorIs(t, err, federated.ErrServerDown)
 	assert.Contains(t, err.Error(), other, "the error names the server")
-	assert.Equal(t, []federated.Point{both, onCurrent}, got)
-	latest, err = c.Latest(ctx, "web1", "cpu")
+	assert.Equal(t, []metrics.Point{both, onCurrent}, got)
+	latest, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
 	require.ErrorIs(t, err, federated.ErrServerDown)
 	assert.Equal(t, onCurrent, latest)
 }
@@ -300,8 +280,8 @@ func TestLatest(t *testing.T) {
 
 	// The newest point is in yesterday's key, under malformed members that
 	// score higher; today's key does not exist.
-	newest := federated.Point{Time: yesterday.Add(20*time.Hour + 500*time.Millisecond), Value: 42}
-	recordAll(t, c, "web1", "cpu", []federated.Point{
+	newest := metrics.Point{Time: yesterday.Add(20*time.Hour + 500*time.Millisecond), Value: 42}
+	recordAll(t, c, "web1", "cpu", []metrics.Point{
 		{Time: yesterday.Add(-time.Hour), Value: 1},
 		{Time: yesterday.Add(time.Hour), Value: 2},
 		newest,
@@ -315,23 +295,23 @@ func TestLatest(t *testing.T) {
 		redis.Z{Score: late + 2, Member: "1:2:3"},
 	)
 
-	got, err := c.Latest(ctx, "web1", "cpu")
+	got, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
 	require.NoError(t, err)
 	assert.Equal(t, newest, got)
 
-	_, err = c.Latest(ctx, "web1", "never-written")
-	require.ErrorIs(t, err, federated.ErrNoData)
+	_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "never-written"})
+	require.ErrorIs(t, err, metrics.ErrNoData)
 
 	// The look-back is bounded: 7 days by default, Retention when set.
-	old := federated.Point{Time: today.Add(-9 * 24 * time.Hour), Value: 9}
-	recordAll(t, c, "web2", "cpu", []federated.Point{old})
-	_, err = c.Latest(ctx, "web2", "cpu")
-	require.ErrorIs(t, err, federated.ErrNoData, "a point 9 days old, with a 7-day look-back")
+	old := metrics.Point{Time: today.Add(-9 * 24 * time.Hour), Value: 9}
+	recordAll(t, c, "web2", "cpu", []metrics.Point{old})
+	_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
+	require.ErrorIs(t, err, metrics.ErrNoData, "a point 9 days old, with a 7-day look-back")
 
 	opts := testOptions()
 	opts.Metrics.Retention = 10
 	c10 := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	got, err = c10.Latest(ctx, "web2", "cpu")
+	got, err = newStore(t, c10).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
 	require.NoError(t, err)
 	assert.Equal(t, old, got)
 }
@@ -375,17 +355,17 @@ func TestHostsAndMetrics(t *testing.T) {
 		redis.Z{Score: 1, Member: "2026-13-45:bad:date"},
 	).Err())
 
-	hosts, err := c.Hosts(ctx, time.Time{})
+	hosts, err := newStore(t, c).Hosts(ctx, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"db1", "replica-only", grouped, "web1", "web2"}, hosts)
 
-	names, err := c.Metrics(ctx, "web2", time.Time{})
+	names, err := newStore(t, c).Metrics(ctx, "web2", time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"cpu", "disk:/var:used", "mem"}, names)
-	names, err = c.Metrics(ctx, grouped, time.Time{})
+	names, err = newStore(t, c).Metrics(ctx, grouped, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"load"}, names)
-	names, err = c.Metrics(ctx, "nobody", time.Time{})
+	names, err = newStore(t, c).Metrics(ctx, "nobody", time.Time{})
 	require.NoError(t, err)
 	assert.Empty(t, names)
 
@@ -393,20 +373,20 @@ func TestHostsAndMetrics(t *testing.T) {
 	since := serverTime(t, directClient(t, servers[0].Addr()))
 	require.NoError(t, c.Record(ctx, "late1", "cpu", at, 2))
 	require.NoError(t, c.Record(ctx, "web1", "swap", at, 2))
-	hosts, err = c.Hosts(ctx, since)
+	hosts, err = newStore(t, c).Hosts(ctx, since)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"late1", "web1"}, hosts, "hosts changed since %v", since)
-	names, err = c.Metrics(ctx, "web1", since)
+	names, err = newStore(t, c).Metrics(ctx, "web1", since)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"swap"}, names)
 
 	// A server that is down: its error, with what the others listed.
 	require.NoError(t, servers[1].Kill())
-	hosts, err = c.Hosts(ctx, time.Time{})
+	hosts, err = newStore(t, c).Hosts(ctx, time.Time{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), servers[1].Addr(), "the error names the server")
 	assert.Contains(t, hosts, "replica-only", "the other servers are still listed")
-	_, err = c.Hosts(ctx, time.Time{})
+	_, err = newStore(t, c).Hosts(ctx, time.Time{})
 	require.ErrorIs(t, err, federated.ErrServerDown, "once marked down")
 }
 
@@ -439,38 +419,9 @@ func TestHostsBigJournal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hosts, err := c.Hosts(ctx, tt.since)
+			hosts, err := newStore(t, c).Hosts(ctx, tt.since)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, len(hosts), "hosts: got %d, want %d", len(hosts), tt.want)
 		})
 	}
-}
-
-// Read a range of a series and its newest point.
-func ExampleClient_Range() {
-	client, err := federated.New(exampleConfig())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer client.Close()
-
-	ctx := context.Background()
-	start := time.Date(2026, 11, 25, 23, 58, 0, 0, time.UTC)
-	for i := range 4 {
-		at := start.Add(time.Duration(i) * time.Minute) // crosses midnight
-		if err := client.Record(ctx, "example1.sfo", "cpu.user", at, float64(i)/4); err != nil {
-			log.Fatal(err)
-		}
-	}
-	points, err := client.Range(ctx, "example1.sfo", "cpu.user", start.Add(time.Minute), start.Add(time.Hour))
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, p := range points {
-		fmt.Println(p.Time.Format(time.RFC3339), p.Value)
-	}
-	// Output:
-	// 2026-11-25T23:59:00Z 0.25
-	// 2026-11-26T00:00:00Z 0.5
-	// 2026-11-26T00:01:00Z 0.75
 }

@@ -1,4 +1,4 @@
-package federated
+package metrics
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/redfed/federated"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -76,11 +77,12 @@ type pageCursor struct {
 }
 
 // readContext gives one round trip of a read its own deadline, the command
-// timeout. The health hook counts a timeout against a server only when the
-// deadline that ran out is the one withTimeout sets for commands (see
-// isServerFault): a read that runs out of its own fails alone.
-func (c *Client) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.opts.CommandTimeout)
+// timeout. The client counts a timeout against a server only when the
+// deadline that ran out is the one it sets for its own commands: a read
+// that runs out of its own fails alone, and leaves the server up for the
+// writers.
+func (st *Store) readContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, st.c.Options().CommandTimeout)
 }
 
 // readPages reads the members of keys scored in the range from every up
@@ -90,35 +92,37 @@ func (c *Client) readContext(ctx context.Context) (context.Context, context.Canc
 // A key Redis refuses to read (it holds another type) gives an error that
 // names the key and the server. The error joins them all; fn has had the
 // pages of everything else.
-func (c *Client) readPages(ctx context.Context, keys []pageKey, r pageRange, fn pageFunc) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
+func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn pageFunc) error {
 	from := r.min
 	if r.newest {
 		from = r.max
 	}
-	t := c.topo.Load()
 	var (
-		work    = make(map[*server][]*pageCursor)
-		order   []*server
+		work    = make(map[string][]*pageCursor) // by server
+		order   []string
+		nodes   = make(map[string]string) // of each server
 		errs    []error
-		skipped = make(map[*server]bool)
+		skipped = make(map[string]bool)
 	)
 	for _, k := range keys {
-		n := t.route(c.hashKey("", k.key))
-		for _, s := range n.servers {
-			if s.down.Load() {
-				if !skipped[s] {
-					skipped[s] = true
-					errs = append(errs, &ServerError{Node: n.name, Server: s.addr, Err: s.downReason(), down: true})
+		node := st.c.KeyToNode(k.key)
+		addrs, err := st.c.AllServers(node)
+		if err != nil {
+			return err // the node was removed meanwhile
+		}
+		for _, addr := range addrs {
+			nodes[addr] = node
+			if st.c.IsServerDown(addr) {
+				if !skipped[addr] {
+					skipped[addr] = true
+					errs = append(errs, downError(node, addr))
 				}
 				continue
 			}
-			if _, ok := work[s]; !ok {
-				order = append(order, s)
+			if _, ok := work[addr]; !ok {
+				order = append(order, addr)
 			}
-			work[s] = append(work[s], &pageCursor{pageKey: k, from: from, limit: r.first})
+			work[addr] = append(work[addr], &pageCursor{pageKey: k, from: from, limit: r.first})
 		}
 	}
 	if len(order) == 0 {
@@ -132,41 +136,42 @@ func (c *Client) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 			}
 		}
 	}
-	if !c.addLoop() { // Close waits for reads under way, which see c.done
-		return ErrClosed
-	}
-	defer c.wg.Done()
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
 	)
-	for _, s := range order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			serverErrs := c.readServerPages(ctx, s, work[s], r, fn)
+	for _, addr := range order {
+		wg.Go(func() {
+			serverErrs := st.readServerPages(ctx, nodes[addr], addr, work[addr], r, fn)
 			mu.Lock()
 			errs = append(errs, serverErrs...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// downError is the error of a server marked down: it names the server and
+// matches federated.ErrServerDown.
+func downError(node, addr string) error {
+	return &federated.ServerError{Node: node, Server: addr, Err: federated.ErrServerDown}
+}
+
 // readServerPages reads keys from one server, round trip by round trip,
 // until every key is read, the server fails, or the client closes.
-func (c *Client) readServerPages(ctx context.Context, s *server, pending []*pageCursor, r pageRange, fn pageFunc) []error {
+func (st *Store) readServerPages(ctx context.Context, node, addr string, pending []*pageCursor, r pageRange, fn pageFunc) []error {
 	var errs []error
 	var cmds []*redis.ZSliceCmd
 	for len(pending) > 0 {
 		select {
-		case <-c.done:
-			return append(errs, ErrClosed)
+		case <-st.c.Done():
+			return append(errs, federated.ErrClosed)
 		default:
 		}
-		if s.down.Load() {
-			return append(errs, &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true})
+		rc, err := st.serverClient(addr)
+		if err != nil {
+			return append(errs, err)
 		}
 		size, asked := 1, pending[0].limit
 		for size < len(pending) && asked+pending[size].limit <= readRound {
@@ -175,8 +180,8 @@ func (c *Client) readServerPages(ctx context.Context, s *server, pending []*page
 		}
 		round := pending[:size]
 		cmds = cmds[:0]
-		rctx, cancel := c.readContext(ctx)
-		pipe := s.client.Load().Pipeline()
+		rctx, cancel := st.readContext(ctx)
+		pipe := rc.Pipeline()
 		for _, cur := range round {
 			cmd := cur.command(rctx, r)
 			_ = pipe.Process(rctx, cmd) // only queues
@@ -190,18 +195,18 @@ func (c *Client) readServerPages(ctx context.Context, s *server, pending []*page
 			cur := round[i]
 			if err := cmd.Err(); err != nil {
 				var (
-					refused *ServerError // the connection was refused (see healthHook)
+					refused *federated.ServerError // the connection was refused
 					reply   redis.Error
 				)
 				if errors.As(err, &refused) || !errors.As(err, &reply) {
-					return append(errs, serverFailure(s, err))
+					return append(errs, serverFailure(node, addr, err))
 				}
-				errs = append(errs, &ServerError{Node: s.node, Server: s.addr,
+				errs = append(errs, &federated.ServerError{Node: node, Server: addr,
 					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
 				continue
 			}
 			page := cmd.Val()
-			more := len(page) > 0 && fn(cur.ref, s.addr, page)
+			more := len(page) > 0 && fn(cur.ref, addr, page)
 			if more && int64(len(page)) == cur.limit {
 				cur.advance(page)
 				next = append(next, cur)
@@ -213,14 +218,14 @@ func (c *Client) readServerPages(ctx context.Context, s *server, pending []*page
 }
 
 // serverFailure is the error of a server that failed a round trip: the
-// health hook's own error when it gave one, else the cause named with the
+// client's own error when it gave one, else the cause named with the
 // server.
-func serverFailure(s *server, err error) error {
-	var se *ServerError
+func serverFailure(node, addr string, err error) error {
+	var se *federated.ServerError
 	if errors.As(err, &se) {
 		return se
 	}
-	return &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
+	return &federated.ServerError{Node: node, Server: addr, Err: err}
 }
 
 // command returns the command that reads the cursor's next page.

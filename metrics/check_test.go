@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // scriptCalls returns how many script calls a server has run to the end
@@ -48,19 +50,19 @@ func TestRepairReadsBigKeysInBoundedBatches(t *testing.T) {
 		for i := range members {
 			members[i] = fmt.Sprintf("%d:%d", at.Unix()+int64(i), i)
 		}
-		_, err = c.Merge(ctx, full, []federated.KeyMembers{{Key: key, Members: members}})
+		_, err = merge(ctx, c, full, []journal.KeyMembers{{Key: key, Members: members}})
 		require.NoError(t, err)
 	}
 
 	before := scriptCalls(t, full)
-	report, err := c.Repair(ctx, federated.CheckOptions{})
+	report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	require.Len(t, report.Groups, 1)
 	assert.Equal(t, keys, report.Groups[0].Repaired)
 	assert.Equal(t, int64(keys*perKey), report.Groups[0].Added)
 	assert.GreaterOrEqual(t, scriptCalls(t, full)-before, int64(1+3),
 		"one digest call, and the members read in batches of at most 50,000")
-	check, err := c.Check(ctx, federated.CheckOptions{})
+	check, err := newStore(t, c).Check(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
 	assert.True(t, check.OK(), "%+v", check)
 	assert.Equal(t, int64(perKey), directClient(t, empty).ZCard(ctx, mustKey(t, c, at, "web1", "m0")).Val())
@@ -77,7 +79,7 @@ func TestRepairReportsMembersItCannotCopy(t *testing.T) {
 	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, key, redis.Z{Score: 1, Member: "not a point"}).Err())
 	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, "journal", redis.Z{Score: float64(time.Now().Unix()), Member: key}).Err())
 
-	report, err := c.Repair(ctx, federated.CheckOptions{})
+	report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), key)
 	assert.Contains(t, err.Error(), `"not a point"`)
@@ -93,7 +95,7 @@ func TestMergeLeavesOutScoresRedisRefuses(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
 	key := mustKey(t, c, time.Now().Add(-time.Hour), "web1", "cpu")
-	res, err := c.Merge(ctx, servers[0].Addr(), []federated.KeyMembers{{Key: key, Members: []string{
+	res, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: []string{
 		"100:1", "1e-400:2", "0x1_0p0:3", "1_000:4", "0:5", "-0.0:6", "0x0p3:7", "1e-310:8",
 	}}})
 	require.NoError(t, err)

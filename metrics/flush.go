@@ -1,9 +1,12 @@
-package federated
+package metrics
 
 import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 )
 
 // maxCallPoints caps the points of one script call, so that a large flush
@@ -17,21 +20,21 @@ type flushWork struct {
 	gen     *generation
 	flushNo int64
 	takes   []take
-	topo    *topology // the topology batches' nodes belong to
-	batches map[*node]*nodeWrite
+	topo    uint64 // the topology version batches' nodes belong to
+	batches map[string]*nodeWrite
 	used    []*nodeWrite
 }
 
 // nodeWrite is one node's part of a flush: its script calls, sent in turn.
 type nodeWrite struct {
-	node  *node
+	node  string
 	calls []*callWrite
 	used  int // calls in use in this flush
 }
 
 // callWrite is one script call of a flush.
 type callWrite struct {
-	batch  writeBatch
+	batch  journal.Batch
 	takes  []*take
 	points int
 	err    error
@@ -68,7 +71,7 @@ func (r *Recorder) send(w *flushWork) {
 		cw := nw.call(t.points)
 		cw.takes = append(cw.takes, t)
 		cw.points += t.points
-		cw.batch.add(t.s.key, t.members)
+		cw.batch.Add(t.s.key, t.members)
 	}
 
 	ctx := context.Background() // shared by every waiter: each call has its command timeout
@@ -90,7 +93,7 @@ func (r *Recorder) send(w *flushWork) {
 			r.account(w.gen, cw)
 			clear(cw.takes)
 			cw.takes, cw.points, cw.err = cw.takes[:0], 0, nil
-			cw.batch.reset()
+			cw.batch.Reset()
 		}
 		nw.used = 0
 	}
@@ -99,8 +102,33 @@ func (r *Recorder) send(w *flushWork) {
 // sendNode sends a node's calls of a flush, in turn.
 func (r *Recorder) sendNode(ctx context.Context, nw *nodeWrite) {
 	for _, cw := range nw.calls[:nw.used] {
-		cw.err = r.c.writeNode(ctx, nw.node, &cw.batch)
+		cw.err = r.write(ctx, nw.node, &cw.batch)
 	}
+}
+
+// write sends a batch to a node, to as many of its servers as
+// MetricsOptions.Copies asks, and reads the replies into it: the failures
+// of single keys are then in the batch.
+func (r *Recorder) write(ctx context.Context, node string, b *journal.Batch) error {
+	replies, err := r.c.RunOnNode(ctx, node, federated.ScriptCall{
+		Script: journal.WriteScript, Keys: r.keys.Write, Args: b.Args(), Idempotent: true, Copies: r.copies})
+	if err != nil {
+		return err
+	}
+	return parseWrite(b, node, replies)
+}
+
+// parseWrite reads the write script's replies of the servers that ran a
+// batch into it, each failure of a single key a *federated.ServerError that
+// names its server.
+func parseWrite(b *journal.Batch, node string, replies []federated.ScriptReply) error {
+	servers, vals := make([]string, len(replies)), make([]any, len(replies))
+	for i, rp := range replies {
+		servers[i], vals[i] = rp.Server, rp.Val
+	}
+	return b.ParseReplies(servers, vals, func(server string, err error) error {
+		return &federated.ServerError{Node: node, Server: server, Err: err}
+	})
 }
 
 // account counts a call's written and failed points and reports failures:
@@ -115,7 +143,7 @@ func (r *Recorder) account(g *generation, cw *callWrite) {
 		}
 		return
 	}
-	for i, err := range cw.batch.failed {
+	for i, err := range cw.batch.Failed {
 		t := cw.takes[i]
 		points -= t.points
 		r.fail(g, err, t.points)

@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 func TestRangeSummary(t *testing.T) {
@@ -21,10 +23,10 @@ func TestRangeSummary(t *testing.T) {
 	key := mustKey(t, c, day, "web1", "cpu")
 	// 101 points a second apart, with a spike, split between the two
 	// servers of the group (and some on both), as before the syncer ran.
-	points := make([]federated.Point, 101)
+	points := make([]metrics.Point, 101)
 	copies := map[string][]string{}
 	for i := range points {
-		points[i] = federated.Point{Time: day.Add(time.Duration(i) * time.Second), Value: float64(i % 10)}
+		points[i] = metrics.Point{Time: day.Add(time.Duration(i) * time.Second), Value: float64(i % 10)}
 		if i == 37 {
 			points[i].Value = 1000
 		}
@@ -40,17 +42,17 @@ func TestRangeSummary(t *testing.T) {
 		}
 	}
 	for addr, members := range copies {
-		_, err := c.Merge(ctx, addr, []federated.KeyMembers{{Key: key, Members: members}})
+		_, err := merge(ctx, c, addr, []journal.KeyMembers{{Key: key, Members: members}})
 		require.NoError(t, err)
 	}
 	from, to := points[0].Time, points[100].Time
 
-	sum, err := c.RangeSummary(ctx, "web1", "cpu", from, to, 200)
+	sum, err := newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, from, to, 200)
 	require.NoError(t, err)
-	assert.Equal(t, federated.Summary{Points: points, Total: 101}, sum, "few enough: every point of the union")
+	assert.Equal(t, metrics.Summary{Points: points, Total: 101}, sum, "few enough: every point of the union")
 	assert.False(t, sum.Downsampled())
 
-	sum, err = c.RangeSummary(ctx, "web1", "cpu", from, to, 10)
+	sum, err = newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, from, to, 10)
 	require.NoError(t, err)
 	assert.True(t, sum.Downsampled())
 	assert.Equal(t, 101, sum.Total, "the points of the union: none was cut while reading")
@@ -61,16 +63,16 @@ func TestRangeSummary(t *testing.T) {
 		assert.True(t, sum.Points[i-1].Time.Before(sum.Points[i].Time), "sorted at %d: %v", i, sum.Points)
 	}
 
-	sum, err = c.RangeSummary(ctx, "web1", "cpu", from, from.Add(2*time.Second), 2)
+	sum, err = newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, from, from.Add(2*time.Second), 2)
 	require.NoError(t, err)
-	assert.Equal(t, []federated.Point{points[0], points[2]}, sum.Points, "one span: its lowest and highest")
-	sum, err = c.RangeSummary(ctx, "web1", "cpu", from, from, 2)
+	assert.Equal(t, []metrics.Point{points[0], points[2]}, sum.Points, "one span: its lowest and highest")
+	sum, err = newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, from, from, 2)
 	require.NoError(t, err)
 	assert.Equal(t, points[:1], sum.Points, "one point")
 
-	_, err = c.RangeSummary(ctx, "web1", "cpu", from, to, 1)
+	_, err = newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, from, to, 1)
 	assert.ErrorContains(t, err, "maxPoints 1: want at least 2")
-	_, err = c.RangeSummary(ctx, "web:1", "cpu", from, to, 10)
+	_, err = newStore(t, c).Summarize(ctx, metrics.Series{Host: "web:1", Metric: "cpu"}, from, to, 10)
 	assert.ErrorIs(t, err, federated.ErrBadHost)
 }
 
@@ -83,7 +85,7 @@ func TestRangeSummaryOfABigRange(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	const n = 15_000 // on both servers: 30,000 copies of points
 	fillSeries(t, c, "web1", "cpu", day, n, time.Second)
-	sum, err := c.RangeSummary(ctx, "web1", "cpu", day, day.Add(n*time.Second), 100)
+	sum, err := newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, day, day.Add(n*time.Second), 100)
 	require.NoError(t, err)
 	assert.Equal(t, n, sum.Total)
 	assert.Equal(t, 100, len(sum.Points), "points of the summary")

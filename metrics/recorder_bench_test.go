@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // w2Point returns the series and the time of the n-th W2 point: the
@@ -23,14 +24,14 @@ func w2Point(day time.Time, n int64) (series int64, t time.Time) {
 
 // w2Series is the W2 key universe: 500 hosts × 20 metrics = 10,000 keys of
 // one day.
-func w2Series() (hosts, metrics []string) {
+func w2Series() (hosts, names []string) {
 	for i := range 500 {
 		hosts = append(hosts, fmt.Sprintf("web%d.sfo", i))
 	}
 	for i := range 20 {
-		metrics = append(metrics, fmt.Sprintf("cpu.m%d", i))
+		names = append(names, fmt.Sprintf("cpu.m%d", i))
 	}
-	return hosts, metrics
+	return hosts, names
 }
 
 // BenchmarkW2 is workload W2: metric points over a universe of 10,000 keys
@@ -46,7 +47,7 @@ func w2Series() (hosts, metrics []string) {
 //     two commands per point, on a smaller set.
 func BenchmarkW2(b *testing.B) {
 	servers := redistest.StartN(b, 8)
-	hosts, metrics := w2Series()
+	hosts, names := w2Series()
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	var clock atomic.Int64 // numbers the points of both contenders
 	// Each contender starts from empty servers.
@@ -61,7 +62,7 @@ func BenchmarkW2(b *testing.B) {
 	b.Run("impl=recorder", func(b *testing.B) {
 		flushAll(b)
 		c := newClient(b, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-		r, err := c.NewRecorder(federated.RecorderOptions{})
+		r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func BenchmarkW2(b *testing.B) {
 			for pb.Next() {
 				n := clock.Add(1)
 				k, ts := w2Point(day, n)
-				if err := r.Add(context.Background(), hosts[k%500], metrics[k/500], ts, float64(n%1000)); err != nil {
+				if err := r.Add(context.Background(), hosts[k%500], names[k/500], ts, float64(n%1000)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -98,7 +99,7 @@ func BenchmarkW2(b *testing.B) {
 		keys := make([]string, 10000)
 		journals := make([]string, 10000)
 		for n := range keys {
-			keys[n] = day.Format("2006-01-02") + ":" + hosts[n%500] + ":" + metrics[n/500]
+			keys[n] = day.Format("2006-01-02") + ":" + hosts[n%500] + ":" + names[n/500]
 			journals[n] = "journal{" + keys[n] + "}"
 		}
 		b.ReportAllocs()

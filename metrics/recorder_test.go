@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // countMembers returns how many members every metric key holds on one
@@ -34,18 +35,10 @@ func countMembers(t testing.TB, addr string) map[string]int64 {
 	return out
 }
 
-func newRecorder(t testing.TB, c *federated.Client, opts federated.RecorderOptions) *federated.Recorder {
-	t.Helper()
-	r, err := c.NewRecorder(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close(context.Background()) })
-	return r
-}
-
 func TestRecorderConcurrentWritersLoseNothing(t *testing.T) {
 	servers := redistest.StartN(t, 4)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 700})
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 700})
 	base := time.Date(2026, 11, 25, 23, 50, 0, 0, time.UTC) // the points cross midnight
 
 	const writers, perWriter = 16, 2000
@@ -97,7 +90,7 @@ func TestRecorderConcurrentWritersLoseNothing(t *testing.T) {
 func TestRecorderJournalUsesServerClock(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	// The writer's clock is an hour ahead: its points say so, the journal
 	// does not.
 	skewed := time.Now().Add(time.Hour)
@@ -121,7 +114,7 @@ func TestRecorderRoutesByHashTag(t *testing.T) {
 	opts.HashTags = true
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	ctx := context.Background()
-	r := newRecorder(t, c, federated.RecorderOptions{})
+	r := newRecorder(t, c, metrics.RecorderOptions{})
 	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	for i := range 10 {
 		require.NoError(t, r.Add(context.Background(), "web1", fmt.Sprintf("cpu{%d}", i), at, float64(i)))
@@ -129,7 +122,7 @@ func TestRecorderRoutesByHashTag(t *testing.T) {
 	require.NoError(t, r.Flush(ctx))
 	for i := range 10 {
 		name := fmt.Sprintf("cpu{%d}", i)
-		points, err := c.Range(ctx, "web1", name, at, at)
+		points, err := rangeOf(ctx, newStore(t, c), "web1", name, at, at)
 		require.NoError(t, err)
 		assert.Len(t, points, 1, "Range finds what the Recorder wrote to %s", name)
 		key, err := c.MetricKey(at, "web1", name)
@@ -144,7 +137,7 @@ func TestRecorderKilledNodeFailsOnlyItsPoints(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	var reported atomic.Int64
-	r := newRecorder(t, c, federated.RecorderOptions{
+	r := newRecorder(t, c, metrics.RecorderOptions{
 		BatchSize: 500,
 		OnError:   func(_ error, points int) { reported.Add(int64(points)) },
 	})
@@ -205,7 +198,7 @@ func TestRecorderReplicaGroupFailsOverWithNothingLost(t *testing.T) {
 		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
 		Options: testOptions(),
 	})
-	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 300})
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 300})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	first, err := c.NodeToServer("group")
 	require.NoError(t, err)
@@ -235,17 +228,17 @@ func TestRecorderBackPressure(t *testing.T) {
 	opts := testOptions()
 	opts.CommandTimeout = 500 * time.Millisecond
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	r := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 100, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
+	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 100, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	for i := range 100 {
 		require.NoError(t, r.Add(context.Background(), "h", "m", at.Add(time.Duration(i)*time.Second), 1))
 	}
-	require.ErrorIs(t, r.Add(context.Background(), "h", "m", at, 2), federated.ErrBufferFull)
+	require.ErrorIs(t, r.Add(context.Background(), "h", "m", at, 2), metrics.ErrBufferFull)
 	require.NoError(t, r.Flush(context.Background()))
 	require.NoError(t, r.Add(context.Background(), "h", "m", at, 2), "room again after a flush")
 
 	// Blocking mode: Add waits for the flush loop to make room.
-	b := newRecorder(t, c, federated.RecorderOptions{MaxBuffered: 50, BatchSize: 1000000, FlushInterval: time.Hour})
+	b := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 50, BatchSize: 1000000, FlushInterval: time.Hour})
 	for i := range 500 {
 		require.NoError(t, b.Add(context.Background(), "h2", "m", at.Add(time.Duration(i)*time.Second), 1))
 	}
@@ -256,12 +249,12 @@ func TestRecorderBackPressure(t *testing.T) {
 func TestRecorderBadInputAndClose(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	for _, bad := range []federated.RecorderOptions{{BatchSize: -1}, {FlushInterval: -time.Second}, {MaxBuffered: -5}} {
-		_, err := c.NewRecorder(bad)
+	for _, bad := range []metrics.RecorderOptions{{BatchSize: -1}, {FlushInterval: -time.Second}, {MaxBuffered: -5}} {
+		_, err := newStore(t, c).NewRecorder(bad)
 		require.ErrorIs(t, err, federated.ErrInvalidConfig, "%+v", bad)
 		assert.ErrorContains(t, err, "is negative")
 	}
-	r, err := c.NewRecorder(federated.RecorderOptions{})
+	r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
 	require.NoError(t, err)
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	require.ErrorIs(t, r.Add(context.Background(), "a:b", "m", at, 1), federated.ErrBadHost)
@@ -277,7 +270,7 @@ func TestRecorderBadInputAndClose(t *testing.T) {
 	// A key that someone made a string fails alone; the rest of the batch
 	// is written.
 	require.NoError(t, c.Set(context.Background(), "2026-11-25:bad:m", "x", 0).Err())
-	r2 := newRecorder(t, c, federated.RecorderOptions{})
+	r2 := newRecorder(t, c, metrics.RecorderOptions{})
 	require.NoError(t, r2.Add(context.Background(), "bad", "m", at, 1))
 	require.NoError(t, r2.Add(context.Background(), "good", "m", at, 1))
 	err = r2.Flush(context.Background())
@@ -299,7 +292,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	// No flush during the measurement: the flush loop's work would count.
-	r := newRecorder(t, c, federated.RecorderOptions{BatchSize: 1 << 20, MaxBuffered: 1 << 20, FlushInterval: time.Hour})
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 1 << 20, MaxBuffered: 1 << 20, FlushInterval: time.Hour})
 	base := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	// Grow the series' buffer once; a flush keeps its storage for the next.
 	for i := range 3000 {

@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -134,7 +134,7 @@ func TestDropBefore100kKeys(t *testing.T) {
 	t.Logf("wrote %d keys on %d servers in %v", wantDropped+3_000, len(servers), time.Since(began).Round(time.Millisecond))
 
 	cutoff := today.Add(-2 * 24 * time.Hour)
-	report, err := c.DropBefore(ctx, cutoff.Add(time.Hour)) // the period holding t is kept
+	report, err := newStore(t, c).DropBefore(ctx, cutoff.Add(time.Hour)) // the period holding t is kept
 	require.NoError(t, err)
 	t.Logf("DropBefore removed %d keys on %d servers in %v", report.Total, len(report.Removed), report.Duration.Round(time.Millisecond))
 	assert.Equal(t, int64(wantDropped), report.Total, "keys removed: got %d, want %d", report.Total, wantDropped)
@@ -181,10 +181,10 @@ func TestDropBefore100kKeys(t *testing.T) {
 	require.NoError(t, c.Record(ctx, "h0001", "m01", cutoff.Add(2*time.Hour), 5), "a kept period takes writes")
 
 	// The horizon only moves forward, and the current period is not dropped.
-	report, err = c.DropBefore(ctx, today.Add(-5*24*time.Hour))
+	report, err = newStore(t, c).DropBefore(ctx, today.Add(-5*24*time.Hour))
 	require.NoError(t, err)
 	assert.Zero(t, report.Total)
-	_, err = c.DropBefore(ctx, time.Now().Add(48*time.Hour))
+	_, err = newStore(t, c).DropBefore(ctx, time.Now().Add(48*time.Hour))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "current period")
 	for _, s := range servers {
@@ -214,7 +214,7 @@ func TestDropBeforeReplicaGroup(t *testing.T) {
 		require.NoError(t, writeKeysOn(ctx, rc, periodKeys(keep.Format("2006-01-02"), prefix, 50), keep.Unix()))
 	}
 
-	report, err := c.DropBefore(ctx, today.Add(-2*24*time.Hour))
+	report, err := newStore(t, c).DropBefore(ctx, today.Add(-2*24*time.Hour))
 	require.NoError(t, err)
 	assert.Equal(t, wantRemoved, report.Removed, "every server of the group is dropped, current or not")
 	for _, s := range servers {
@@ -228,7 +228,7 @@ func TestDropBeforeReplicaGroup(t *testing.T) {
 	rc0 := directClient(t, servers[0].Addr())
 	require.NoError(t, writeKeysOn(ctx, rc0, periodKeys(old.Format("2006-01-02"), "again", 10), old.Unix()))
 	require.NoError(t, servers[2].Kill())
-	report, err = c.DropBefore(ctx, today.Add(-2*24*time.Hour))
+	report, err = newStore(t, c).DropBefore(ctx, today.Add(-2*24*time.Hour))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), servers[2].Addr())
 	assert.Equal(t, int64(10), report.Removed[servers[0].Addr()])
@@ -257,7 +257,7 @@ func TestKeepPeriods(t *testing.T) {
 			{"more periods than a Duration reaches back", 1_000_000, time.Second},
 		}
 		for _, tt := range tests {
-			err := c.KeepPeriods(ctx, tt.n, tt.every)
+			err := newStore(t, c).KeepPeriods(ctx, tt.n, tt.every)
 			require.Error(t, err, tt.name)
 			assert.Contains(t, err.Error(), "KeepPeriods", tt.name)
 		}
@@ -279,7 +279,7 @@ func TestKeepPeriods(t *testing.T) {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- c.KeepPeriods(kctx, 3, 50*time.Millisecond) }()
+	go func() { done <- newStore(t, c).KeepPeriods(kctx, 3, 50*time.Millisecond) }()
 
 	require.Eventually(t, func() bool {
 		for i := 3; i < 6; i++ {
@@ -292,13 +292,13 @@ func TestKeepPeriods(t *testing.T) {
 		return true
 	}, 10*time.Second, 20*time.Millisecond, "the keys of hours 3 to 5 back are dropped")
 	// The loop goes on ticking, with nothing more to drop.
-	require.Eventually(t, func() bool { return len(logs.values("federated: no old periods to drop", "before")) >= 2 },
+	require.Eventually(t, func() bool { return len(logs.Values("metrics: no old periods to drop", "before")) >= 2 },
 		10*time.Second, 20*time.Millisecond)
 	// n periods are kept, the current one included (one fewer if the hour
 	// turned meanwhile).
 	now := time.Now().UTC().Truncate(time.Hour)
 	if now.Equal(hour) {
-		assert.Equal(t, []any{int64(9)}, logs.values("federated: dropped old periods", "removed"))
+		assert.Equal(t, []any{int64(9)}, logs.Values("metrics: dropped old periods", "removed"))
 	}
 	oldestKept := now.Add(-2 * time.Hour)
 	for i := range 3 {
@@ -324,7 +324,7 @@ func TestKeepPeriods(t *testing.T) {
 		c2, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: opts})
 		require.NoError(t, err)
 		done := make(chan error, 1)
-		go func() { done <- c2.KeepPeriods(context.Background(), 0, time.Hour) }()
+		go func() { done <- newStore(t, c2).KeepPeriods(context.Background(), 0, time.Hour) }()
 		require.NoError(t, c2.Close())
 		select {
 		case err := <-done:

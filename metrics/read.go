@@ -1,4 +1,4 @@
-package federated
+package metrics
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/metric"
 )
 
@@ -25,7 +26,7 @@ import (
 
 // ErrNoData is returned by Latest when a series has no point within the
 // look-back.
-var ErrNoData = errors.New("federated: no data")
+var ErrNoData = errors.New("metrics: no data")
 
 // MaxRangePeriods bounds the number of periods one range read may touch, so
 // that a range from the zero time does not queue millions of commands.
@@ -36,55 +37,42 @@ const MaxRangePeriods = 100_000
 // with ZSCAN in pages of this size.
 const journalPage = 10_000
 
-// Series names one time series: a metric of a host.
-type Series struct {
-	Host   string
-	Metric string
-}
-
 // RangeResult is what a range read found in one series.
 type RangeResult struct {
+	Series    Series
 	Points    []Point // sorted by time
 	Malformed int     // members skipped because they do not parse, on the copy of each key with the most
 }
 
-// Range returns the points of a host's metric whose time lies in [from, to],
-// sorted by time. It reads every period key the range touches from every up
-// server of the key's replica group and merges their copies, so that a
-// point is found as soon as any server acknowledged it, before the syncer
-// has copied it to the others. Keys are read in pages of 1,000 members, so
-// that a long range does not hold a server for long, and a page that runs
-// out of time fails the read without marking its server down. A missing key
-// has no points. Malformed members are skipped and logged at Debug;
-// RangeResults also counts them. Bad names fail with ErrBadHost or
-// ErrBadMetric, times before 1970 or after 9999 with ErrBadTimestamp, a
-// range of MaxRangePeriods periods or more with an error that says so, and
-// nothing is read. When a server is down or fails, the points of the others
-// are returned with its error: what it alone acknowledged may be missing.
-func (c *Client) Range(ctx context.Context, host, metricName string, from, to time.Time) ([]Point, error) {
-	s := Series{Host: host, Metric: metricName}
-	res, err := c.RangeResults(ctx, []Series{s}, from, to)
-	return res[s].Points, err
-}
-
-// RangeMulti reads the range [from, to] of several series at once, as Range
-// does for one. The map has an entry, maybe empty, for every series asked
-// for.
-func (c *Client) RangeMulti(ctx context.Context, series []Series, from, to time.Time) (map[Series][]Point, error) {
-	res, err := c.RangeResults(ctx, series, from, to)
-	if res == nil {
+// Range returns the points of each series whose time lies in [from, to],
+// sorted by time: one result per series asked for, in the same order. It
+// reads every period key the range touches from every up server of the
+// key's replica group and merges their copies, so that a point is found as
+// soon as any server acknowledged it, before the syncer has copied it to
+// the others. Keys are read in pages of 1,000 members, so that a long range
+// does not hold a server for long, and a page that runs out of time fails
+// the read without marking its server down. A missing key has no points.
+// Malformed members are skipped, counted and logged at Debug. Bad names
+// fail with federated.ErrBadHost or ErrBadMetric, times before 1970 or
+// after 9999 with ErrBadTimestamp, a range of MaxRangePeriods periods or
+// more with an error that says so, and nothing is read. When a server is
+// down or fails, the points of the others are returned with its error:
+// what it alone acknowledged may be missing.
+func (st *Store) Range(ctx context.Context, from, to time.Time, series ...Series) ([]RangeResult, error) {
+	byKey, err := st.rangeSeries(ctx, series, from, to)
+	if byKey == nil {
 		return nil, err
 	}
-	out := make(map[Series][]Point, len(res))
-	for s, r := range res {
-		out[s] = r.Points
+	out := make([]RangeResult, len(series))
+	for i, s := range series {
+		out[i] = byKey[s]
+		out[i].Series = s
 	}
 	return out, err
 }
 
-// RangeResults is RangeMulti with the number of malformed members skipped in
-// each series. Every name is validated before anything is read.
-func (c *Client) RangeResults(ctx context.Context, series []Series, from, to time.Time) (map[Series]RangeResult, error) {
+// rangeSeries is Range by series, each asked for once.
+func (st *Store) rangeSeries(ctx context.Context, series []Series, from, to time.Time) (map[Series]RangeResult, error) {
 	results := make(map[Series]RangeResult, len(series))
 	var owners []Series // by key reference
 	for _, s := range series {
@@ -93,7 +81,7 @@ func (c *Client) RangeResults(ctx context.Context, series []Series, from, to tim
 			owners = append(owners, s)
 		}
 	}
-	keys, seriesOf, err := c.rangeKeys(owners, from, to)
+	keys, seriesOf, err := st.rangeKeys(owners, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +89,7 @@ func (c *Client) RangeResults(ctx context.Context, series []Series, from, to tim
 		mu  sync.Mutex
 		bad = make(map[keyCopy]int)
 	)
-	err = c.readPages(ctx, keys, secondsRange(from, to),
+	err = st.readPages(ctx, keys, secondsRange(from, to),
 		func(ref int, server string, page []redis.Z) bool {
 			points, malformed := parsePage(page, nil)
 			s := owners[seriesOf[ref]]
@@ -128,7 +116,7 @@ func (c *Client) RangeResults(ctx context.Context, series []Series, from, to tim
 	}
 	for s, r := range results {
 		if r.Malformed > 0 {
-			c.opts.Logger.Debug("federated: malformed metric members skipped",
+			st.c.Options().Logger.Debug("metrics: malformed metric members skipped",
 				"host", s.Host, "metric", s.Metric, "count", r.Malformed)
 		}
 	}
@@ -138,13 +126,13 @@ func (c *Client) RangeResults(ctx context.Context, series []Series, from, to tim
 // rangeKeys validates series and a range and returns the period keys to
 // read, each referring to its index, and the index in series of each key's
 // series.
-func (c *Client) rangeKeys(series []Series, from, to time.Time) (keys []pageKey, seriesOf []int, err error) {
+func (st *Store) rangeKeys(series []Series, from, to time.Time) (keys []pageKey, seriesOf []int, err error) {
 	for _, s := range series {
 		if err := validateSeries(s); err != nil {
 			return nil, nil, err
 		}
 	}
-	p := c.period()
+	p := st.period
 	if err := checkRange(p, from, to); err != nil {
 		return nil, nil, err
 	}
@@ -229,13 +217,14 @@ func parsePage(page []redis.Z, dst []Point) (points []Point, malformed int) {
 // ones. With no point in the look-back it returns ErrNoData. When a server
 // is down or fails, the error is returned with the newest point the others
 // had, if any.
-func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, error) {
-	if err := validateSeries(Series{Host: host, Metric: metricName}); err != nil {
+func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
+	if err := validateSeries(series); err != nil {
 		return Point{}, err
 	}
-	p := c.period()
+	host, metricName := series.Host, series.Metric
+	p := st.period
 	current := p.Start(time.Now())
-	keys := make([]pageKey, c.lookBack())
+	keys := make([]pageKey, st.lookBack())
 	for i := range keys {
 		start := current.Add(-time.Duration(i) * p.Duration())
 		keys[i] = pageKey{key: string(metric.AppendKey(nil, p, start, host, metricName)), ref: i}
@@ -246,7 +235,7 @@ func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, er
 		found bool
 		bad   = make(map[keyCopy]int)
 	)
-	err := c.readPages(ctx, keys, pageRange{min: "-inf", max: "+inf", newest: true, first: 1},
+	err := st.readPages(ctx, keys, pageRange{min: "-inf", max: "+inf", newest: true, first: 1},
 		func(ref int, server string, page []redis.Z) bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -266,7 +255,7 @@ func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, er
 			return true // all malformed: the next page
 		})
 	if malformed := sumMost(bad); malformed > 0 {
-		c.opts.Logger.Debug("federated: malformed metric members skipped",
+		st.c.Options().Logger.Debug("metrics: malformed metric members skipped",
 			"host", host, "metric", metricName, "count", malformed)
 	}
 	switch {
@@ -275,15 +264,15 @@ func (c *Client) Latest(ctx context.Context, host, metricName string) (Point, er
 	case err != nil:
 		return Point{}, err
 	}
-	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, host, metricName, c.lookBack(), p)
+	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, host, metricName, st.lookBack(), p)
 }
 
 // lookBack is how many periods Latest reads.
-func (c *Client) lookBack() int {
-	if n := c.opts.Metrics.Retention; n > 0 {
+func (st *Store) lookBack() int {
+	if n := st.c.Options().Metrics.Retention; n > 0 {
 		return n
 	}
-	return int(7 * 24 * time.Hour / c.period().Duration())
+	return int(7 * 24 * time.Hour / st.period.Duration())
 }
 
 // Hosts returns the hosts, sorted and distinct, that have a metric key
@@ -299,34 +288,34 @@ func (c *Client) lookBack() int {
 // that names it, and the error, all of them joined, comes with the hosts the
 // other servers listed. Each command has a deadline of the reader's own, as
 // Range's pages do: one that runs out does not mark its server down.
-func (c *Client) Hosts(ctx context.Context, since time.Time) ([]string, error) {
-	return c.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
+func (st *Store) Hosts(ctx context.Context, since time.Time) ([]string, error) {
+	return st.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
 }
 
 // Metrics returns the metric names of a host, sorted and distinct, whose key
 // changed at or after since, read from the journals as Hosts reads them. A
 // bad host name fails with ErrBadHost.
-func (c *Client) Metrics(ctx context.Context, host string, since time.Time) ([]string, error) {
+func (st *Store) Metrics(ctx context.Context, host string, since time.Time) ([]string, error) {
 	if err := metric.ValidateHost(host); err != nil {
 		return nil, err
 	}
-	return c.listJournals(ctx, since, func(h, name string) (string, bool) { return name, h == host })
+	return st.listJournals(ctx, since, func(h, name string) (string, bool) { return name, h == host })
 }
 
 // listJournals collects pick(host, metric) of every metric key journalled
 // on any server at or after since.
-func (c *Client) listJournals(ctx context.Context, since time.Time, pick func(host, metricName string) (string, bool)) ([]string, error) {
+func (st *Store) listJournals(ctx context.Context, since time.Time, pick func(host, metricName string) (string, bool)) ([]string, error) {
 	var (
 		mu    sync.Mutex
 		found = make(map[string]struct{})
 	)
-	err := c.ForEachServer(ctx, func(ctx context.Context, addr string, rc *redis.Client) error {
-		if err := c.downError(addr); err != nil {
+	err := st.c.ForEachServer(ctx, func(ctx context.Context, addr string, rc *redis.Client) error {
+		if _, err := st.serverClient(addr); err != nil {
 			return err
 		}
 		local := make(map[string]struct{})
-		err := c.scanJournal(ctx, rc, since, func(key string) {
-			_, host, name, err := ParseMetricKey(key)
+		err := st.scanJournal(ctx, rc, since, func(key string) {
+			_, host, name, err := federated.ParseMetricKey(key)
 			if err != nil {
 				return
 			}
@@ -344,13 +333,13 @@ func (c *Client) listJournals(ctx context.Context, since time.Time, pick func(ho
 
 // scanJournal calls fn with every member of a server's journal scored at or
 // after since.
-func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.Time, fn func(key string)) error {
-	journal := c.opts.Metrics.Journal
+func (st *Store) scanJournal(ctx context.Context, rc *redis.Client, since time.Time, fn func(key string)) error {
+	journal := st.keys.Journal
 	minScore, minArg := metric.Seconds(since), formatScore(metric.Seconds(since))
 	if since.IsZero() {
 		minArg = "-inf"
 	}
-	cctx, cancel := c.readContext(ctx)
+	cctx, cancel := st.readContext(ctx)
 	keys, err := rc.ZRangeByScore(cctx, journal, &redis.ZRangeBy{Min: minArg, Max: "+inf", Count: journalPage}).Result()
 	cancel()
 	if err != nil {
@@ -367,7 +356,7 @@ func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.T
 	// entry present from start to end at least once.
 	var cursor uint64
 	for {
-		cctx, cancel := c.readContext(ctx)
+		cctx, cancel := st.readContext(ctx)
 		page, next, err := rc.ZScan(cctx, journal, cursor, "", journalPage).Result()
 		cancel()
 		if err != nil {
@@ -384,15 +373,6 @@ func (c *Client) scanJournal(ctx context.Context, rc *redis.Client, since time.T
 		}
 		cursor = next
 	}
-}
-
-// downError returns the error of a server marked down, or nil.
-func (c *Client) downError(addr string) error {
-	s, err := c.topo.Load().server(addr)
-	if err != nil || !s.down.Load() {
-		return nil
-	}
-	return s.downReason()
 }
 
 // validateSeries checks a series' names as Record does.
@@ -412,7 +392,7 @@ func checkRange(p metric.Period, from, to time.Time) error {
 		}
 	}
 	if n := to.Sub(from) / p.Duration(); n >= MaxRangePeriods {
-		return fmt.Errorf("federated: range %s to %s spans more than %d %s periods",
+		return fmt.Errorf("metrics: range %s to %s spans more than %d %s periods",
 			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), MaxRangePeriods, p)
 	}
 	return nil

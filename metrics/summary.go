@@ -1,4 +1,4 @@
-package federated
+package metrics
 
 import (
 	"context"
@@ -30,36 +30,37 @@ type Summary struct {
 // Downsampled reports whether the range held more points than Points.
 func (s Summary) Downsampled() bool { return len(s.Points) < s.Total }
 
-// RangeSummary reads the range [from, to] of a host's metric as Range does,
+// Summarize reads the range [from, to] of a host's metric as Range does,
 // from every up server of each key's replica group and in pages, and keeps
 // at most maxPoints of its points (see Summary), so that its memory does
 // not grow with the range: a month of a point a second is read in
 // thousands of short commands and comes back as maxPoints points. It fails
 // as Range does, and with maxPoints under 2.
-func (c *Client) RangeSummary(ctx context.Context, host, metricName string, from, to time.Time, maxPoints int) (Summary, error) {
+func (st *Store) Summarize(ctx context.Context, series Series, from, to time.Time, maxPoints int) (Summary, error) {
 	if maxPoints < 2 {
-		return Summary{}, fmt.Errorf("federated: RangeSummary: maxPoints %d: want at least 2", maxPoints)
+		return Summary{}, fmt.Errorf("metrics: Summarize: maxPoints %d: want at least 2", maxPoints)
 	}
-	keys, _, err := c.rangeKeys([]Series{{Host: host, Metric: metricName}}, from, to)
+	host, metricName := series.Host, series.Metric
+	keys, _, err := st.rangeKeys([]Series{series}, from, to)
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := newSummarizer(from, to, maxPoints, c.mostCopies(keys))
-	err = c.readPages(ctx, keys, secondsRange(from, to), sum.add)
+	sum := newSummarizer(from, to, maxPoints, st.mostCopies(keys))
+	err = st.readPages(ctx, keys, secondsRange(from, to), sum.add)
 	out := sum.result()
 	if out.Malformed > 0 {
-		c.opts.Logger.Debug("federated: malformed metric members skipped",
+		st.c.Options().Logger.Debug("metrics: malformed metric members skipped",
 			"host", host, "metric", metricName, "count", out.Malformed)
 	}
 	return out, err
 }
 
 // mostCopies returns the most servers that any of keys is read from.
-func (c *Client) mostCopies(keys []pageKey) int {
-	t := c.topo.Load()
+func (st *Store) mostCopies(keys []pageKey) int {
 	most := 1
 	for _, k := range keys {
-		most = max(most, len(t.route(c.hashKey("", k.key)).servers))
+		servers, _ := st.c.AllServers(st.c.KeyToNode(k.key))
+		most = max(most, len(servers))
 	}
 	return most
 }

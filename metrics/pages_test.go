@@ -1,4 +1,4 @@
-package federated_test
+package metrics_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // fillScript adds ARGV[2] members to KEYS[1], scored ARGV[1] + i * ARGV[3]
@@ -59,13 +60,13 @@ func TestRangeReadsManyMembersOfOneScore(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	key := mustKey(t, c, day, "web1", "cpu")
 	rc := directClient(t, servers[0].Addr())
-	var want []federated.Point
+	var want []metrics.Point
 	add := func(sec float64, n int) {
 		var zs []redis.Z
 		for i := range n {
 			v := float64(len(want))
 			zs = append(zs, redis.Z{Score: float64(day.Unix()) + sec, Member: fmt.Sprintf("%g:%g", float64(day.Unix())+sec, v)})
-			want = append(want, federated.Point{Time: day.Add(time.Duration(sec * float64(time.Second))), Value: v})
+			want = append(want, metrics.Point{Time: day.Add(time.Duration(sec * float64(time.Second))), Value: v})
 			if len(zs) == 1000 || i == n-1 {
 				require.NoError(t, rc.ZAdd(ctx, key, zs...).Err())
 				zs = zs[:0]
@@ -77,23 +78,23 @@ func TestRangeReadsManyMembersOfOneScore(t *testing.T) {
 	add(3, 1)
 	add(4, 1000)
 
-	got, err := c.Range(ctx, "web1", "cpu", day, day.Add(time.Hour))
+	got, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", day, day.Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, got, len(want))
 	assert.Equal(t, want, got)
 
 	// With other keys on the server, the first page is smaller (16,000
 	// members a round trip, shared): the paging still finds everything.
-	series := []federated.Series{{Host: "web1", Metric: "cpu"}}
+	series := []metrics.Series{{Host: "web1", Metric: "cpu"}}
 	for i := range 40 {
-		series = append(series, federated.Series{Host: fmt.Sprintf("db%d", i), Metric: "cpu"})
+		series = append(series, metrics.Series{Host: fmt.Sprintf("db%d", i), Metric: "cpu"})
 		require.NoError(t, c.Record(ctx, series[i+1].Host, "cpu", day.Add(time.Minute), 1))
 	}
-	multi, err := c.RangeMulti(ctx, series, day, day.Add(time.Hour))
+	multi, err := rangeBySeries(ctx, newStore(t, c), series, day, day.Add(time.Hour))
 	require.NoError(t, err)
-	assert.Equal(t, want, multi[series[0]])
+	assert.Equal(t, want, multi[series[0]].Points)
 	for _, s := range series[1:] {
-		assert.Len(t, multi[s], 1, "series %v", s)
+		assert.Len(t, multi[s].Points, 1, "series %v", s)
 	}
 }
 
@@ -174,10 +175,10 @@ func TestRangeReadsInPages(t *testing.T) {
 	fillSeries(t, c, "web1", "cpu", day, n, 250*time.Millisecond)
 
 	end := day.Add((n - 1) * 250 * time.Millisecond)
-	points, err := c.Range(ctx, "web1", "cpu", day, end)
+	points, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", day, end)
 	require.NoError(t, err)
 	assert.Equal(t, n, len(points), "points read")
-	sum, err := c.RangeSummary(ctx, "web1", "cpu", day, end, 1000)
+	sum, err := newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, day, end, 1000)
 	require.NoError(t, err)
 	assert.Equal(t, n, sum.Total)
 	assert.Equal(t, 1000, len(sum.Points), "points of the summary")
@@ -191,17 +192,17 @@ func TestRangeMultiOfSmallKeysInOneRoundTrip(t *testing.T) {
 	c, sizes := measuredClient(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	var series []federated.Series
+	var series []metrics.Series
 	for i := range 150 {
-		s := federated.Series{Host: fmt.Sprintf("web%d", i), Metric: "cpu"}
+		s := metrics.Series{Host: fmt.Sprintf("web%d", i), Metric: "cpu"}
 		series = append(series, s)
 		require.NoError(t, c.Record(ctx, s.Host, s.Metric, at, float64(i)))
 	}
 	sizes.reset() // the writes' are not counted
-	got, err := c.RangeMulti(ctx, series, at, at)
+	got, err := rangeBySeries(ctx, newStore(t, c), series, at, at)
 	require.NoError(t, err)
 	for i, s := range series {
-		assert.Equal(t, []federated.Point{{Time: at, Value: float64(i)}}, got[s], "series %v", s)
+		assert.Equal(t, []metrics.Point{{Time: at, Value: float64(i)}}, got[s].Points, "series %v", s)
 	}
 	assert.Equal(t, 1, sizes.roundTrips, "round trips")
 	assert.Equal(t, 150, sizes.commands, "read commands")
@@ -223,13 +224,16 @@ func TestReadTimeoutLeavesServerUp(t *testing.T) {
 		name string
 		read func() error
 	}{
-		{"Range", func() error { _, err := c.Range(ctx, "web1", "cpu", at, at); return err }},
+		{"Range", func() error { _, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", at, at); return err }},
 		{"RangeSummary", func() error {
-			_, err := c.RangeSummary(ctx, "web1", "cpu", at, at, 100)
+			_, err := newStore(t, c).Summarize(ctx, metrics.Series{Host: "web1", Metric: "cpu"}, at, at, 100)
 			return err
 		}},
-		{"Latest", func() error { _, err := c.Latest(ctx, "web1", "cpu"); return err }},
-		{"Hosts", func() error { _, err := c.Hosts(ctx, time.Time{}); return err }},
+		{"Latest", func() error {
+			_, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+			return err
+		}},
+		{"Hosts", func() error { _, err := newStore(t, c).Hosts(ctx, time.Time{}); return err }},
 	}
 	for _, r := range reads {
 		err := r.read()
@@ -241,7 +245,7 @@ func TestReadTimeoutLeavesServerUp(t *testing.T) {
 	}
 	require.NoError(t, servers[0].Resume())
 	require.NoError(t, c.Record(ctx, "web1", "cpu", at.Add(time.Second), 2))
-	points, err := c.Range(ctx, "web1", "cpu", at, at.Add(time.Second))
+	points, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", at, at.Add(time.Second))
 	require.NoError(t, err)
 	assert.Len(t, points, 2)
 }

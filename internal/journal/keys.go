@@ -1,0 +1,47 @@
+package journal
+
+import "strings"
+
+// DefaultJournal is the journal's key when the configuration names none.
+const DefaultJournal = "journal"
+
+// Keys are the keys of the protocol beside a journal, on every server.
+type Keys struct {
+	// Journal is the sorted set of metric keys, each scored with the
+	// server's time of its last change.
+	Journal string
+	// Horizon holds the oldest period the server keeps (see DropScript):
+	// writes of older periods are refused.
+	Horizon string
+	// Origin is the hash that says, for each metric key, that its last
+	// change was a merge from a server (its address and epoch) that left
+	// the key holding nothing that server lacked, and the key's
+	// cardinality then: "address@epoch#card" (see WriteScript).
+	Origin string
+	// Write is Journal, Horizon and Origin, the KEYS of WriteScript.
+	Write []string
+}
+
+// KeysOf returns the keys beside a journal.
+func KeysOf(journal string) Keys {
+	k := Keys{Journal: journal, Horizon: journal + ":horizon", Origin: journal + ":origin"}
+	k.Write = []string{k.Journal, k.Horizon, k.Origin}
+	return k
+}
+
+// CursorKey is the hash, on each server a syncer merges into, that holds
+// the syncer's cursor for every peer (the field is the peer's address):
+// the peer's journal time up to which its changes are merged.
+const CursorKey = "syncer:cursors"
+
+// EpochField is the field of CursorKey that names the server's data set: a
+// random token written by the first load after the server came up empty.
+// It is not an address, so no peer's cursor can take its place.
+const EpochField = "@epoch"
+
+// PeriodOf returns the period string of a metric key, the text before its
+// first ':'. Period strings of one length sort in time order.
+func PeriodOf(key string) string {
+	p, _, _ := strings.Cut(key, ":")
+	return p
+}

@@ -1,0 +1,120 @@
+package journal
+
+import "github.com/redis/go-redis/v9"
+
+// ChangesScript reads a page of the peer's journal for the link's local
+// server, with each key's cardinality, and says which entries are echoes
+// of the local server's own changes.
+//
+// KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
+// hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
+// page size and ARGV[3] the local server's origin tag ("address@epoch", ""
+// for none). It writes nothing.
+//
+// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
+// the peer's TIME, {cardinality, ...}} with echo 1 for an entry whose key's
+// origin field is the local server's tag and the key's cardinality, and
+// cardinality -1 for a key that holds another type.
+var ChangesScript = redis.NewScript(`
+local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local n = #zs / 2
+local cards, echo = {}, {}
+for i = 1, n do
+  local c = redis.pcall('ZCARD', zs[2 * i - 1])
+  if type(c) ~= 'number' then c = -1 end
+  cards[i] = c
+end
+if ARGV[3] ~= '' then
+  for first = 1, n, 5000 do
+    local keys = {}
+    for i = first, math.min(first + 4999, n) do keys[#keys + 1] = zs[2 * i - 1] end
+    local tags = redis.call('HMGET', KEYS[2], unpack(keys))
+    for j = 1, #tags do
+      local i = first + j - 1
+      echo[i] = tags[j] == ARGV[3] .. '#' .. cards[i] and 1 or 0
+    end
+  end
+end
+return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis.call('TIME'), cards}
+`)
+
+// FetchScript fetches members of keys from the peer and reads their
+// checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
+// levelFactor; then, for each key: the key, its mode (see fetchMode), the
+// expected cardinality (fetchRefresh only), how many checkpoints to read
+// again (the nearest first), the number n of checkpoints sent, and n pairs
+// of boundary and count, nearest first.
+//
+// The k-th boundary of a key is its newest score, rounded down to a whole
+// second, less levelSpan(k), a whole number of seconds too.
+//
+// The reply holds, for each key, {status, cardinality, members, newest,
+// count, ...} with newest and the counts only when checkpoints were read
+// again: status 0 when the whole key was fetched, j when it was
+// fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
+// miss, a refresh, or a refresh refused because the cardinality changed: -2).
+// The cardinality is -1 for a key that holds another type, which gets
+// neither members nor checkpoints.
+var FetchScript = redis.NewScript(`
+local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, i = {}, 3
+while i <= #ARGV do
+  local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  i = i + 5
+  local card = redis.pcall('ZCARD', key)
+  if type(card) ~= 'number' then card = -1 end
+  local status, from = -1, nil
+  if card >= 0 then
+    if mode == 'r' then
+      if tostring(card) ~= want then status = -2 end
+    else
+      for j = 1, n do
+        if not from and redis.call('ZCOUNT', key, '-inf', '(' .. ARGV[i]) == tonumber(ARGV[i + 1]) then
+          status, from = j, ARGV[i]
+        end
+        i = i + 2
+      end
+      if not from and mode == 'a' then status, from = 0, '-inf' end
+    end
+  else
+    i = i + 2 * n
+  end
+  local r = {status, card, {}}
+  if from and card > 0 then r[3] = redis.call('ZRANGEBYSCORE', key, from, '+inf') end
+  if card > 0 and (from or status == -1 and mode == 'r') then
+    local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+    local newest = math.floor(tonumber(top[2]))
+    r[4] = newest
+    for k = 0, recount - 1 do
+      r[#r + 1] = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k))
+    end
+  end
+  out[#out + 1] = r
+end
+return out
+`)
+
+// LoadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
+// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
+var LoadCursorScript = redis.NewScript(`
+local epoch = redis.call('HGET', KEYS[1], '` + EpochField + `')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], '` + EpochField + `', epoch)
+end
+return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
+`)
+
+// SaveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] in the cursor
+// hash (KEYS[1]) and returns 1 if the epoch is still ARGV[1] and the cursor
+// still ARGV[3] ("" for none): what the link loaded or saved last. Else it
+// returns 0: the server restarted empty since, or was restored from a
+// snapshot that holds another cursor.
+var SaveCursorScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1]
+    or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+return 1
+`)
