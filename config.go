@@ -126,6 +126,12 @@ type Options struct {
 
 	// Ring names the hash ring: RingConsistent (default) or RingPerl.
 	Ring string `yaml:"ring" json:"ring"`
+	// NewRing, if set, builds the ring over the names of the nodes, in
+	// place of the one Ring names: a placement of your own, as go-redis's
+	// RingOptions.NewConsistentHash. It is called by New and again, with
+	// the new names, by AddNode and RemoveNode; it must place a key the
+	// same way whatever order the names come in. Ring must then be empty.
+	NewRing func(nodes []string) (Ring, error) `yaml:"-" json:"-"`
 	// HashTags makes a key's {tag}, as in Redis Cluster, the string that is
 	// hashed, so "{user1}.a" and "{user1}.b" share a node. Off by default,
 	// since the Perl module does not do it.
@@ -376,7 +382,7 @@ func (o Options) withDefaults() Options {
 	if o.MaxRetryInterval == 0 {
 		o.MaxRetryInterval = DefaultMaxRetryInterval
 	}
-	if o.Ring == "" {
+	if o.Ring == "" && o.NewRing == nil {
 		o.Ring = DefaultRing
 	}
 	if o.DialTimeout == 0 {

@@ -229,7 +229,11 @@ func (v validator) options(o Options) error {
 		return v.redact(err)
 	}
 	switch o.Ring {
-	case "", RingConsistent, RingPerl:
+	case "":
+	case RingConsistent, RingPerl:
+		if o.NewRing != nil {
+			return v.fail(fieldPath{"options", "ring"}, "%s with Options.NewRing: give one of them", v.quote(o.Ring))
+		}
 	default:
 		return v.fail(fieldPath{"options", "ring"}, "unknown ring %s (want %q or %q)", v.quote(o.Ring), RingConsistent, RingPerl)
 	}

@@ -112,7 +112,7 @@ func New(cfg Config) (*Client, error) {
 			topo.servers[s.addr] = s
 		}
 	}
-	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(topo.nodes)))
+	r, err := newRing(&c.opts, slices.Collect(maps.Keys(topo.nodes)))
 	if err != nil {
 		c.closeServers(topo.servers)
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
@@ -307,7 +307,7 @@ func (c *Client) AddNode(name string, n Node) error {
 	for _, s := range nd.servers {
 		next.servers[s.addr] = s
 	}
-	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(next.nodes)))
+	r, err := newRing(&c.opts, slices.Collect(maps.Keys(next.nodes)))
 	if err != nil {
 		for _, s := range nd.servers {
 			_ = s.close()
@@ -343,7 +343,7 @@ func (c *Client) RemoveNode(name string) error {
 	for _, s := range nd.servers {
 		delete(next.servers, s.addr)
 	}
-	r, err := newRing(c.opts.Ring, slices.Collect(maps.Keys(next.nodes)))
+	r, err := newRing(&c.opts, slices.Collect(maps.Keys(next.nodes)))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
