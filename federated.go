@@ -31,8 +31,9 @@ type Client struct {
 	topo   atomic.Pointer[topology] // swapped whole by AddNode and RemoveNode
 	topoMu sync.Mutex               // serializes AddNode and RemoveNode
 
-	tag  string // the Shared tag, empty for a client from New
-	refs int    // Shared references not yet closed; guarded by shared.mu
+	registry *Registry // that handed the client out; nil for a client from New
+	tag      string    // the tag it was handed out under
+	refs     int       // Shared references not yet closed; guarded by registry.mu
 
 	lifeMu sync.Mutex     // guards closed transitions and wg.Add
 	closed atomic.Bool    // set once by Close
@@ -172,7 +173,7 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 // with ErrClosed. Close is idempotent. A client from Shared closes when
 // every Shared call has been matched by a Close.
 func (c *Client) Close() error {
-	if c.tag != "" && !c.release() {
+	if c.registry != nil && !c.release() {
 		return nil
 	}
 	c.lifeMu.Lock()

@@ -5,24 +5,32 @@ import (
 	"sync"
 )
 
-// shared holds the clients handed out by Shared, by tag.
-var shared struct {
+// Registry hands out one client per tag, reference-counted: the Perl
+// module's shared client by tag. The zero value is ready to use, and safe
+// for concurrent use. Most programs use the process's registry through
+// Shared; a Registry of their own keeps a component's clients apart from
+// the rest of the process (a test, say).
+type Registry struct {
 	mu      sync.Mutex
-	clients map[string]*Client
+	clients map[string]*Client // by tag; guarded by mu
 }
 
-// Shared returns the process's client for tag, creating it from cfg the
-// first time (the Perl module's tag). Later calls with the same tag return
-// the same client and ignore their cfg: the first caller's configuration
-// wins. Each call to Shared must be matched by a call to Close on the
-// client it returned; the client really closes when the last of them does.
-func Shared(tag string, cfg Config) (*Client, error) {
+// defaultRegistry is the process's registry, that Shared uses.
+var defaultRegistry Registry
+
+// Shared returns the registry's client for tag, creating it from cfg the
+// first time. Later calls with the same tag return the same client and
+// ignore their cfg: the first caller's configuration wins. Each call must
+// be matched by a call to Close on the client it returned; the client
+// really closes when the last of them does, and a later call makes a new
+// one.
+func (r *Registry) Shared(tag string, cfg Config) (*Client, error) {
 	if tag == "" {
 		return nil, fmt.Errorf("%w: empty tag for a shared client", ErrInvalidConfig)
 	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if c, ok := shared.clients[tag]; ok {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[tag]; ok {
 		c.refs++
 		return c, nil
 	}
@@ -30,26 +38,34 @@ func Shared(tag string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.tag, c.refs = tag, 1
-	if shared.clients == nil {
-		shared.clients = make(map[string]*Client)
+	c.registry, c.tag, c.refs = r, tag, 1
+	if r.clients == nil {
+		r.clients = make(map[string]*Client)
 	}
-	shared.clients[tag] = c
+	r.clients[tag] = c
 	return c, nil
+}
+
+// Shared returns the process's client for tag, creating it from cfg the
+// first time (the Perl module's tag): Registry.Shared on the process's
+// registry.
+func Shared(tag string, cfg Config) (*Client, error) {
+	return defaultRegistry.Shared(tag, cfg)
 }
 
 // release drops one reference to a shared client. It reports whether the
 // client should really close now.
 func (c *Client) release() bool {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
+	r := c.registry
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if c.refs == 0 {
-		return true // already released, or never shared
+		return true // already released
 	}
 	c.refs--
 	if c.refs > 0 {
 		return false
 	}
-	delete(shared.clients, c.tag)
+	delete(r.clients, c.tag)
 	return true
 }

@@ -74,3 +74,22 @@ func TestSharedConcurrently(t *testing.T) {
 	}
 	require.ErrorIs(t, clients[0].Get(context.Background(), "k").Err(), federated.ErrClosed)
 }
+
+// A Registry of one's own keeps its clients apart from the process's.
+func TestRegistryOfItsOwn(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	cfg := federated.Config{Nodes: singleNodes(servers), Options: testOptions()}
+	var r federated.Registry
+	mine, err := r.Shared("tag", cfg)
+	require.NoError(t, err)
+	process, err := federated.Shared("tag", cfg)
+	require.NoError(t, err)
+	require.NotSame(t, mine, process)
+	again, err := r.Shared("tag", cfg)
+	require.NoError(t, err)
+	require.Same(t, mine, again)
+	require.NoError(t, mine.Close())
+	require.NoError(t, again.Close())
+	require.NoError(t, process.Close())
+	require.ErrorIs(t, mine.Get(context.Background(), "k").Err(), federated.ErrClosed)
+}
