@@ -69,21 +69,21 @@ func (r CheckReport) OK() bool {
 
 // GroupReport is one replica group's part of a CheckReport.
 type GroupReport struct {
-	Node      string    `json:"node"`
-	Servers   []string  `json:"servers"`
-	Keys      int       `json:"keys"`
-	Divergent int       `json:"divergent"`
-	Diffs     []KeyDiff `json:"diffs,omitempty"` // the first MaxDiffs divergent keys
-	Repaired  int       `json:"repaired,omitempty"`
-	Added     int64     `json:"added,omitempty"`
-	Error     string    `json:"error,omitempty"` // why the group could not be fully checked
+	Node      string
+	Servers   []string
+	Keys      int
+	Divergent int
+	Diffs     []KeyDiff // the first MaxDiffs divergent keys
+	Repaired  int
+	Added     int64
+	Error     string // why the group could not be fully checked
 }
 
 // KeyDiff is a key whose replicas differ: its cardinality on each server
 // (-1 for a key of another type).
 type KeyDiff struct {
-	Key   string           `json:"key"`
-	Cards map[string]int64 `json:"cards"`
+	Key   string
+	Cards map[string]int64
 }
 
 // keyDigest is one server's view of a key.

@@ -265,22 +265,40 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 }
 
 func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
+	type keyDiff struct {
+		Key   string           `json:"key"`
+		Cards map[string]int64 `json:"cards"`
+	}
+	type group struct {
+		Node      string    `json:"node"`
+		Servers   []string  `json:"servers"`
+		Keys      int       `json:"keys"`
+		Divergent int       `json:"divergent"`
+		Diffs     []keyDiff `json:"diffs,omitempty"` // the first divergent keys
+		Repaired  int       `json:"repaired,omitempty"`
+		Added     int64     `json:"added,omitempty"`
+		Error     string    `json:"error,omitempty"` // why the group could not be fully checked
+	}
 	out := struct {
-		OK        bool                  `json:"ok"`
-		Keys      int                   `json:"keys"`
-		Divergent int                   `json:"divergent"`
-		Repaired  *int                  `json:"repaired,omitempty"`
-		Added     *int64                `json:"added,omitempty"`
-		Groups    []metrics.GroupReport `json:"groups"`
-	}{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: r.Groups}
+		OK        bool    `json:"ok"`
+		Keys      int     `json:"keys"`
+		Divergent int     `json:"divergent"`
+		Repaired  *int    `json:"repaired,omitempty"`
+		Added     *int64  `json:"added,omitempty"`
+		Groups    []group `json:"groups"`
+	}{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: []group{}}
 	if repair {
 		out.Repaired, out.Added = &r.Repaired, &r.Added
 	}
-	if out.Groups == nil {
-		out.Groups = []metrics.GroupReport{}
+	for _, g := range r.Groups {
+		og := group{Node: g.Node, Servers: g.Servers, Keys: g.Keys, Divergent: g.Divergent,
+			Repaired: g.Repaired, Added: g.Added, Error: g.Error}
+		for _, d := range g.Diffs {
+			og.Diffs = append(og.Diffs, keyDiff{Key: d.Key, Cards: d.Cards})
+		}
+		out.Groups = append(out.Groups, og)
 	}
-	enc := json.NewEncoder(w)
-	return enc.Encode(out)
+	return json.NewEncoder(w).Encode(out)
 }
 
 func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
