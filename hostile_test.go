@@ -181,7 +181,7 @@ func TestHostileMetricNames(t *testing.T) {
 			require.NoError(t, c.Record(ctx, tt.host, tt.metric, at, 1.5))
 			r := newRecorder(t, c, metrics.RecorderOptions{})
 			require.NoError(t, r.Add(context.Background(), tt.host, tt.metric, at.Add(time.Second), 2.5))
-			require.NoError(t, r.Close(ctx))
+			require.NoError(t, r.Close())
 
 			points, err := rangeOf(ctx, newStore(t, c), tt.host, tt.metric, at, at.Add(time.Minute))
 			require.NoError(t, err)
@@ -231,7 +231,7 @@ func TestHostileMetricNames(t *testing.T) {
 			require.ErrorIs(t, err, tt.want)
 			r := newRecorder(t, checked, metrics.RecorderOptions{})
 			require.ErrorIs(t, r.Add(context.Background(), tt.host, tt.metric, at, 1), tt.want)
-			require.NoError(t, r.Close(ctx))
+			require.NoError(t, r.Close())
 			require.Zero(t, counter.Count(), "commands sent for a refused name")
 		})
 	}
@@ -439,7 +439,7 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 			r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
 			require.NoError(t, err)
 			require.NoError(t, r.Add(context.Background(), "web1", "cpu", at.Add(time.Second), 2))
-			return r.Close(ctx)
+			return r.Close()
 		}, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
 	}
 	for _, tt := range writes {

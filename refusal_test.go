@@ -135,7 +135,7 @@ func TestRefusedWritesFailOverInTheGroup(t *testing.T) {
 			for i := range 100 {
 				require.NoError(t, rec.Add(ctx, "web1", "load", now.Add(time.Duration(i)*time.Millisecond), float64(i)))
 			}
-			require.NoError(t, rec.Close(ctx))
+			require.NoError(t, rec.Close())
 			end()
 
 			assert.Equal(t, healthy.Addr(), currentOf(t, c, "group"), "the node's current server moved")

@@ -145,7 +145,7 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 			})
 		}
 		wg.Wait()
-		errs[r.cfg.writers] = rec.Close(context.WithoutCancel(ctx))
+		errs[r.cfg.writers] = rec.Close()
 		return rec.Stats().Added, errors.Join(errs...)
 	})
 	if err != nil {
@@ -272,12 +272,12 @@ func (r *recorderRunner) queued(ctx context.Context, c *federated.Client, u int)
 	before := liveHeap()
 	for i := range n {
 		if err := series.add(rec, i); err != nil {
-			_ = rec.Close(ctx)
+			_ = rec.Close()
 			return 0, err
 		}
 	}
 	after := liveHeap()
-	if err := rec.Close(ctx); err != nil {
+	if err := rec.Close(); err != nil {
 		return 0, err
 	}
 	return (float64(after) - float64(before)) / float64(n), nil

@@ -190,11 +190,11 @@ func fill(ctx context.Context, addr string, opts federated.Options, keys int, po
 	series := newSeriesSet(keys)
 	for n := range points {
 		if err := series.add(rec, n); err != nil {
-			_ = rec.Close(ctx)
+			_ = rec.Close()
 			return err
 		}
 	}
-	if err := rec.Close(ctx); err != nil {
+	if err := rec.Close(); err != nil {
 		return err
 	}
 	if st := rec.Stats(); st.Written != points {

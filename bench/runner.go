@@ -163,11 +163,11 @@ func (b *bench) warmUp(ctx context.Context) error {
 	}
 	for k := range universe {
 		if err := r.Add(context.Background(), d.hosts[k%w2Hosts], d.metrics[k/w2Hosts], day, 0); err != nil {
-			_ = r.Close(ctx)
+			_ = r.Close()
 			return fmt.Errorf("%s: %w", nameRecorder, err)
 		}
 	}
-	if err := r.Close(ctx); err != nil {
+	if err := r.Close(); err != nil {
 		return fmt.Errorf("%s: %w", nameRecorder, err)
 	}
 	return b.fleet.flushAll(ctx)

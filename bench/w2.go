@@ -91,7 +91,7 @@ func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, write
 	if err != nil {
 		return sample{}, err
 	}
-	defer r.Close(context.WithoutCancel(ctx))
+	defer r.Close()
 	c.calls.reset(recorderCallsHint)
 	var next atomic.Int64
 	s, err := measure(func() (int64, error) {
@@ -117,7 +117,7 @@ func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, write
 			})
 		}
 		wg.Wait()
-		errs[writers] = r.Close(context.WithoutCancel(ctx))
+		errs[writers] = r.Close()
 		return points, errors.Join(errs...)
 	})
 	s.latencies = c.calls.take()

@@ -530,9 +530,12 @@ func (r *Recorder) Flush(ctx context.Context) error {
 }
 
 // Close flushes what is buffered, waits for every flush, stops the
-// dispatcher, and returns the write failures Flush would.
-// Add and Write after Close fail with federated.ErrClosed. Close is idempotent.
-func (r *Recorder) Close(ctx context.Context) error {
+// dispatcher, and returns the write failures Flush would. Each write is
+// bounded by the command timeout, on each server it may go to; call Flush
+// first with a context to bound the wait otherwise. Add and Write after
+// Close fail with federated.ErrClosed. Close is idempotent.
+func (r *Recorder) Close() error {
+	ctx := context.Background()
 	err := r.Flush(ctx)
 	r.shut()
 	r.stopOnce.Do(func() {

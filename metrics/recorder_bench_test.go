@@ -79,7 +79,7 @@ func BenchmarkW2(b *testing.B) {
 				}
 			}
 		})
-		if err := r.Close(context.Background()); err != nil {
+		if err := r.Close(); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")

@@ -92,7 +92,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	}
 	b.ResetTimer()
 	pace(b, r, b.N, *lagRate)
-	if err := r.Close(context.Background()); err != nil {
+	if err := r.Close(); err != nil {
 		b.Fatal(err)
 	}
 	b.StopTimer()
@@ -121,7 +121,7 @@ func BenchmarkSyncerCatchUp(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close(context.Background())
+	defer r.Close()
 
 	// The victim is redis_1's replica that is not current.
 	current, err := c.NodeToServer("redis_1")

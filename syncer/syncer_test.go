@@ -267,7 +267,7 @@ func TestKilledServerComesBackEmptyAndIsRestored(t *testing.T) {
 	startSyncer(t, c, addrs, syncer.Options{})
 	r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{BatchSize: 200, FlushInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
-	defer r.Close(context.Background())
+	defer r.Close()
 
 	first, err := c.NodeToServer("group")
 	require.NoError(t, err)

@@ -110,7 +110,7 @@ func newLoad(t *testing.T, f *fleet, rate int, duration time.Duration) *load {
 }
 
 func (l *load) close(t *testing.T) {
-	if err := l.rec.Close(context.Background()); err != nil {
+	if err := l.rec.Close(); err != nil {
 		t.Errorf("closing the recorder: %v", err)
 	}
 	_ = l.client.Close()

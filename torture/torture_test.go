@@ -254,7 +254,7 @@ func torture(t *testing.T, set settings, sum *summary) {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := shared.Close(ctx); err != nil {
+		if err := shared.Close(); err != nil {
 			t.Errorf("closing the batchers' recorder: %v", err)
 		}
 	}()

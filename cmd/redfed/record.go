@@ -208,7 +208,7 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 	// Write what was read even when interrupted: the summary then says
 	// exactly how much made it. Close's errors are those OnError has
 	// reported and Stats counts.
-	_ = rec.Close(context.WithoutCancel(ctx))
+	_ = rec.Close()
 	stopProgress()
 	elapsed := time.Since(start)
 	stats := rec.Stats()

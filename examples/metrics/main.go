@@ -60,7 +60,7 @@ func main() {
 	if err := rec.Write(ctx, samples...); err != nil {
 		log.Fatal(err)
 	}
-	if err := rec.Close(ctx); err != nil {
+	if err := rec.Close(); err != nil {
 		log.Fatal(err)
 	}
 

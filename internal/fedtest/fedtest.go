@@ -77,7 +77,7 @@ func NewRecorder(t testing.TB, c *federated.Client, opts metrics.RecorderOptions
 	if err != nil {
 		t.Fatalf("NewRecorder: %v", err)
 	}
-	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	t.Cleanup(func() { _ = r.Close() })
 	return r
 }
 

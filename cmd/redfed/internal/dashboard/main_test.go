@@ -92,10 +92,11 @@ func newFixture(t *testing.T, n int) *fixture {
 	require.NoError(t, err)
 	for _, s := range f.data {
 		for _, p := range s.points {
-			require.NoError(t, rec.Add(context.Background(), s.host, s.metric, p.Time, p.Value))
+			require.NoError(t, rec.Add(ctx, s.host, s.metric, p.Time, p.Value))
 		}
 	}
-	require.NoError(t, rec.Close(ctx))
+	require.NoError(t, rec.Flush(ctx))
+	require.NoError(t, rec.Close())
 	return f
 }
 

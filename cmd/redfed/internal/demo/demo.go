@@ -256,7 +256,7 @@ func (d *Demo) Close() error {
 	d.wg.Wait()
 	var errs []error
 	if d.rec != nil {
-		if err := d.rec.Close(context.Background()); err != nil && !errors.Is(err, federated.ErrClosed) {
+		if err := d.rec.Close(); err != nil && !errors.Is(err, federated.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
