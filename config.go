@@ -314,6 +314,31 @@ func (o Options) GoString() string {
 	return "federated.Options" + strings.TrimPrefix(fmt.Sprintf("%#v", o.printable()), "federated.plainOptions")
 }
 
+// durationOption is an option that is a duration: its key in a file, where
+// it may be a number of seconds as in the Perl configuration, its field,
+// and the least value it may be set to.
+type durationOption struct {
+	key   string
+	field func(*Options) *time.Duration
+	floor time.Duration
+}
+
+// durationOptions are every duration option.
+var durationOptions = []durationOption{
+	{"command_timeout", func(o *Options) *time.Duration { return &o.CommandTimeout }, MinTimeout},
+	{"base_retry_interval", func(o *Options) *time.Duration { return &o.BaseRetryInterval }, MinRetryInterval},
+	{"max_retry_interval", func(o *Options) *time.Duration { return &o.MaxRetryInterval }, MinRetryInterval},
+	{"idle_timeout", func(o *Options) *time.Duration { return &o.IdleTimeout }, MinIdleTimeout},
+	{"dial_timeout", func(o *Options) *time.Duration { return &o.DialTimeout }, MinTimeout},
+	{"read_timeout", func(o *Options) *time.Duration { return &o.ReadTimeout }, MinTimeout},
+	{"write_timeout", func(o *Options) *time.Duration { return &o.WriteTimeout }, MinTimeout},
+}
+
+// isDurationOption reports whether an Options key in a file is a duration.
+func isDurationOption(key string) bool {
+	return slices.ContainsFunc(durationOptions, func(o durationOption) bool { return o.key == key })
+}
+
 // LogValue logs the options that can be written in a configuration file,
 // with the password redacted.
 func (o Options) LogValue() slog.Value {

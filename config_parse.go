@@ -8,20 +8,12 @@ import (
 	"math"
 	"os"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 )
-
-// durationOptions are the Options keys whose file values may be numbers of
-// seconds.
-var durationOptions = []string{
-	"command_timeout", "base_retry_interval", "max_retry_interval",
-	"idle_timeout", "dial_timeout", "read_timeout", "write_timeout",
-}
 
 // LoadConfig reads a federation from a YAML or JSON file. Unknown keys are
 // errors. The configuration is validated as New would validate it. Errors
@@ -371,7 +363,7 @@ func (v validator) secondsToDurations(doc *yaml.Node) error {
 	}
 	for i := 0; i+1 < len(options.Content); i += 2 {
 		key, val := options.Content[i], options.Content[i+1]
-		if !slices.Contains(durationOptions, key.Value) || val.Kind != yaml.ScalarNode {
+		if !isDurationOption(key.Value) || val.Kind != yaml.ScalarNode {
 			continue
 		}
 		if val.Tag != "!!int" && val.Tag != "!!float" {

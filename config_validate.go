@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
@@ -248,26 +247,13 @@ func (v validator) options(o Options) error {
 // durations checks the duration options: none negative, each that is set at
 // least its floor, and the retry intervals in order, defaults counted.
 func (v validator) durations(o Options) error {
-	durations := []struct {
-		name  string
-		d     time.Duration
-		floor time.Duration
-	}{
-		{"command_timeout", o.CommandTimeout, MinTimeout},
-		{"base_retry_interval", o.BaseRetryInterval, MinRetryInterval},
-		{"max_retry_interval", o.MaxRetryInterval, MinRetryInterval},
-		{"idle_timeout", o.IdleTimeout, MinIdleTimeout},
-		{"dial_timeout", o.DialTimeout, MinTimeout},
-		{"read_timeout", o.ReadTimeout, MinTimeout},
-		{"write_timeout", o.WriteTimeout, MinTimeout},
-	}
-	for _, d := range durations {
-		path := fieldPath{"options", d.name}
+	for _, opt := range durationOptions {
+		path, d := fieldPath{"options", opt.key}, *opt.field(&o)
 		switch {
-		case d.d < 0:
-			return v.fail(path, "negative duration %s", v.show(d.d.String()))
-		case d.d > 0 && d.d < d.floor:
-			return v.fail(path, "%s is below the floor of %v (0 means the default)", v.show(d.d.String()), d.floor)
+		case d < 0:
+			return v.fail(path, "negative duration %s", v.show(d.String()))
+		case d > 0 && d < opt.floor:
+			return v.fail(path, "%s is below the floor of %v (0 means the default)", v.show(d.String()), opt.floor)
 		}
 	}
 	base, baseNote := o.BaseRetryInterval, ""
