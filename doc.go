@@ -10,6 +10,21 @@
 // are listed in. The default ring is bounded-load consistent hashing over
 // xxhash; the "perl" ring places keys exactly as the Perl module does.
 //
+// # Layers
+//
+// This package is the client: the ring, routing, failover, pipelines, the
+// blocking API, query-all and the shared clients by tag; and, in
+// metrics.go, the metric key schema ("$period:$host:$metric", members
+// "$timestamp:$value") with Record, the write of one point and its journal
+// entry to its node. Package metrics is the metrics store above it
+// (Recorder, range reads, listings, retention, check and repair), and
+// package syncer replicates the servers of each replica group. What they
+// need from the client is open to users' own scripts too: RunOnNode runs
+// a Lua script on a node with an explicit rule for sending it again
+// elsewhere (idempotent or not), RunOnServer on one server, and
+// TopologyVersion and Done tell a layer when to route again and when to
+// stop.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use by many goroutines, including while
@@ -30,7 +45,10 @@
 // command that timed out is not, since the server may still run it. A
 // background check probes each down server, first at BaseRetryInterval and
 // then at intervals growing by RetryIntervalMult up to MaxRetryInterval,
-// and marks it up on the first answer. A command for a node with no up server fails
-// at once with an error that matches ErrServerDown and names the node and
-// its servers: nothing hangs and no write is dropped without an error.
+// and marks it up on the first answer. A command for a node with no up
+// server fails at once with an error that matches ErrServerDown and names
+// the node and its servers: nothing hangs and no write is dropped without
+// an error. A server that refuses a metric write for a reason that passes
+// (out of memory, read-only, loading, busy: ErrTemporary) is left for the
+// group's next server without being marked down.
 package federated
