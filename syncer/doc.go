@@ -24,10 +24,10 @@
 // peer held below a few boundaries when it last fetched it, and fetches
 // from the nearest boundary whose count still holds, in one atomic script
 // call (see fetch.go). Writers that journal with their own clock (the Perl
-// module, redis-cli) are read too: every 5 seconds a pass reads the journal
-// again from a little before where the last such read began (Overlap), and
-// a key whose cardinality changed since it was merged is fetched again,
-// also when its journal score did not move. PeerStats.Lag and
+// module, redis-cli) are read too: every OverlapInterval (5s) a pass reads
+// the journal again from a little before where the last such read began
+// (Overlap), and a key whose cardinality changed since it was merged is
+// fetched again, also when its journal score did not move. PeerStats.Lag and
 // PeerStats.SyncedTo say how far the local server is behind.
 //
 // Anti-entropy is the safety net, not the path any write depends on: every

@@ -17,11 +17,6 @@ import (
 // steps that each save the cursor.
 const maxEntriesPerPass = 20000
 
-// overlapEvery is how often a pass reads the overlap before the cursor
-// again. Such a pass reads every entry since the last one less the
-// overlap, so reading it in every pass would read each entry many times.
-const overlapEvery = 5 * time.Second
-
 // overlapPages is how many pages of the overlap a pass reads at most.
 const overlapPages = 4
 
@@ -140,7 +135,7 @@ func (l *link) loop(ctx context.Context) {
 // pass merges the peer's journal entries from the cursor on. It reports
 // whether entries are left for another pass at once.
 //
-// Every overlapEvery the link reads the journal again, up to the cursor the
+// Every OverlapInterval the link reads the journal again, up to the cursor the
 // pass started at, from the peer's time when the last such read began,
 // less the overlap: a change journalled since then is scored at least
 // that, unless the peer's clock went back by more than the overlap. (While
@@ -158,12 +153,12 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	}
 	began, from := time.Now(), l.cursor
 	l.peerTime = 0 // set by the pass's first read of the journal
-	if more, _, err := l.pull(ctx, l.cursor, l.complete, math.Inf(1), maxEntriesPerPass, true, horizon); err != nil || more {
+	if more, _, err := l.pull(ctx, span{from: l.cursor, after: l.complete, until: math.Inf(1), most: maxEntriesPerPass, echoes: true}, horizon); err != nil || more {
 		return more, err
 	}
 	l.synced(began, time.Time{})
 	ov := &l.overlap
-	if !ov.reading && began.Sub(ov.at) >= overlapEvery {
+	if !ov.reading && began.Sub(ov.at) >= l.s.opts.OverlapInterval {
 		start := from // the first read: what the cursor loaded covers
 		if !ov.at.IsZero() {
 			start = ov.anchor
@@ -177,7 +172,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 	}
 	if ov.reading {
-		more, next, err := l.pull(ctx, ov.next, false, ov.until, overlapPages*l.s.opts.Batch, false, horizon)
+		more, next, err := l.pull(ctx, span{from: ov.next, until: ov.until, most: overlapPages * l.s.opts.Batch}, horizon)
 		if err != nil {
 			return false, err
 		}
@@ -204,21 +199,33 @@ func (l *link) synced(pass, overlap time.Time) {
 	}
 }
 
-// pull merges the peer's journal entries from minTime on (after it, with
-// after), page by page, until a page ends after until or is the last, or
-// most entries were read. It reports whether entries are left, and where
-// the next page starts. With echoes false, it does not ask the peer which
-// entries are echoes: every new entry is fetched (see changes).
+// span is a stretch of the peer's journal that a pull reads: from a score
+// (after it, with after) to until, at most most entries; and whether to
+// ask the peer which entries are echoes (not for a read of the overlap,
+// whose entries but a few were merged before: every new entry is then
+// fetched, see changes).
+type span struct {
+	from   float64
+	after  bool
+	until  float64
+	most   int
+	echoes bool
+}
+
+// pull merges the peer's journal entries of a span, page by page, until a
+// page ends after the span or is the last, or most entries were read. It
+// reports whether entries are left, and where the next page starts.
 //
 // A full page of entries of one time is read again twice as large, however
 // many entries the pass has read, until a page gets past them: a pass
 // always makes progress, also through the thousands of keys that one write
 // journals at one time.
-func (l *link) pull(ctx context.Context, minTime float64, after bool, until float64, most int, echoes bool, horizon string) (more bool, next float64, err error) {
+func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, next float64, err error) {
 	defer l.prune()
 	limit := l.s.opts.Batch
+	minTime, after := sp.from, sp.after
 	for done := 0; ; {
-		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, echoes)
+		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, sp.echoes)
 		if err != nil {
 			return false, minTime, err
 		}
@@ -227,7 +234,7 @@ func (l *link) pull(ctx context.Context, minTime float64, after bool, until floa
 			return false, minTime, err
 		}
 		done += len(entries)
-		if !full || entries[len(entries)-1].Time > until {
+		if !full || entries[len(entries)-1].Time > sp.until {
 			return false, minTime, nil
 		}
 		last := entries[len(entries)-1].Time
@@ -236,7 +243,7 @@ func (l *link) pull(ctx context.Context, minTime float64, after bool, until floa
 			continue
 		}
 		minTime, after = last, false
-		if done >= most {
+		if done >= sp.most {
 			return true, minTime, nil
 		}
 	}

@@ -19,6 +19,7 @@ import (
 const (
 	DefaultPollInterval        = 100 * time.Millisecond // Options.PollInterval
 	DefaultOverlap             = 5 * time.Second        // Options.Overlap
+	DefaultOverlapInterval     = 5 * time.Second        // Options.OverlapInterval
 	DefaultBatch               = 1000                   // Options.Batch
 	DefaultAntiEntropyInterval = 5 * time.Minute        // Options.AntiEntropyInterval
 )
@@ -29,13 +30,17 @@ type Options struct {
 	// PollInterval is the pause between passes that found nothing more to
 	// pull. Default 100ms.
 	PollInterval time.Duration
-	// Overlap is how far a pass, every 5 seconds, reads a peer's journal
-	// again before the peer's time when the last such read began (up to
-	// the cursor), so that a step back of the peer's clock by less than
-	// that loses nothing, nor does a writer that journals with its own
+	// Overlap is how far a pass, every OverlapInterval, reads a peer's
+	// journal again before the peer's time when the last such read began
+	// (up to the cursor), so that a step back of the peer's clock by less
+	// than that loses nothing, nor does a writer that journals with its own
 	// clock (the Perl module, redis-cli) less than that behind the peer's.
 	// Default 5s.
 	Overlap time.Duration
+	// OverlapInterval is how often a pass reads the overlap again: the
+	// longest a change of such a writer waits before it is copied, beside
+	// a pass. Shorter reads more of the journal again. Default 5s.
+	OverlapInterval time.Duration
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
@@ -65,6 +70,7 @@ func (o Options) check() error {
 	}{
 		{"PollInterval", o.PollInterval < 0, o.PollInterval},
 		{"Overlap", o.Overlap < 0, o.Overlap},
+		{"OverlapInterval", o.OverlapInterval < 0, o.OverlapInterval},
 		{"Batch", o.Batch < 0, o.Batch},
 		{"AntiEntropyInterval", o.AntiEntropyInterval < 0, o.AntiEntropyInterval},
 	} {
@@ -81,6 +87,9 @@ func (o Options) withDefaults(c *federated.Client) Options {
 	}
 	if o.Overlap == 0 {
 		o.Overlap = DefaultOverlap
+	}
+	if o.OverlapInterval == 0 {
+		o.OverlapInterval = DefaultOverlapInterval
 	}
 	if o.Batch == 0 {
 		o.Batch = DefaultBatch

@@ -217,13 +217,21 @@ func TestIdleAfterConvergenceWritesNothing(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	addrs := redistest.Addrs(servers)
 	c := newClient(t, groupConfig(servers))
-	s, _ := startSyncer(t, c, addrs, syncer.Options{})
+	s, _ := startSyncer(t, c, addrs, syncer.Options{OverlapInterval: 200 * time.Millisecond})
 	for i, addr := range addrs {
 		writePoints(t, c, addr, fmt.Sprintf("w%d", i), 300)
 	}
 	converged(t, addrs, 2*time.Second)
 	// Let the passes that follow the last change run, then measure.
-	time.Sleep(300 * time.Millisecond)
+	settled := time.Now()
+	require.Eventually(t, func() bool {
+		for _, p := range s.Stats().Peers {
+			if !p.SyncedTo.After(settled) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
 	before := make([]int64, len(addrs))
 	for i, addr := range addrs {
 		before[i] = dirty(t, addr)
@@ -522,7 +530,9 @@ func TestPartitionHealsToTheUnion(t *testing.T) {
 	writePoints(t, writers, b, "side-b", 70)
 	require.Eventually(t, func() bool { return sc.IsServerDown(pb.Addr()) }, 5*time.Second, 20*time.Millisecond,
 		"the cut-off server is marked down")
-	time.Sleep(300 * time.Millisecond)
+	// Passes of both links fail while cut off.
+	failed := linkStats(t, s, pa.Addr(), pb.Addr()).Errors
+	require.Eventually(t, func() bool { return linkStats(t, s, pa.Addr(), pb.Addr()).Errors >= failed+2 }, 5*time.Second, 20*time.Millisecond)
 	assert.Len(t, members(t, a), 150, "nothing crosses while cut off")
 	assert.Len(t, members(t, b), 120)
 
@@ -850,8 +860,9 @@ func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
 	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	rb := direct(t, b)
 	require.Eventually(t, func() bool { return rb.DBSize(context.Background()).Val() >= keys+2 }, 10*time.Second, 20*time.Millisecond)
-	// Past the first overlap read too (it comes 5s after the first pass).
-	time.Sleep(6 * time.Second)
+	// Past the first complete read of the overlap too.
+	done := time.Now()
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).SyncedTo.After(done) }, 10*time.Second, 20*time.Millisecond)
 	before, passes := commandCalls(t, a, "zrangebyscore"), linkStats(t, s, b, a).Passes
 	require.Eventually(t, func() bool { return linkStats(t, s, b, a).Passes >= passes+20 }, 5*time.Second, 10*time.Millisecond)
 	reads := commandCalls(t, a, "zrangebyscore") - before
