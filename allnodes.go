@@ -17,23 +17,37 @@ type ServerResult struct {
 	Err    error  // the server's error, or the reason it could not be asked
 }
 
-// All sends a command to every server of the key's node group (the Perl
-// module's query_all) and returns one result per server, in configuration
-// order, with the errors joined. A server already known to be down is not
-// asked: its result carries its ErrServerDown. Use it for sanity checks
-// that compare replicas.
-func (c Commands) All(ctx context.Context, key string, args ...any) ([]ServerResult, error) {
+// All sends a command, name first, to every server of its keys' node group
+// (the Perl module's query_all) and returns one result per server, in
+// configuration order, with the errors joined. A server already known to
+// be down is not asked: its result carries its ErrServerDown. Use it for
+// sanity checks that compare replicas.
+func (c *Client) All(ctx context.Context, args ...any) ([]ServerResult, error) {
+	return c.all(ctx, routing{}, args...)
+}
+
+// all is All with a routing.
+func (c *Client) all(ctx context.Context, r routing, args ...any) ([]ServerResult, error) {
 	var results []ServerResult
-	p := c.client.Pipeline().Group(c.group)
+	p := c.Chain()
+	p.r = r
 	p.DoAll(func(server string, cmd *redis.Cmd) {
 		val, err := cmd.Result()
 		results = append(results, ServerResult{Server: server, Val: val, Err: err})
-	}, key, args...)
-	if err := p.Poll(ctx); err != nil {
-		return results, err
+	}, args...)
+	err := p.Poll(ctx)
+	if len(results) == 0 && err == nil {
+		err = fmt.Errorf("federated: All: no server answered")
 	}
-	return results, nil
+	return results, err
 }
+
+// SetQueryAll turns query-all on or off at run time (Options.QueryAll, the
+// Perl module's query_all): with it on, every command of a Chain, and
+// every command of the typed API, goes to every server of its node's
+// group; the typed API answers with the first server's reply and fails
+// when any server fails.
+func (c *Client) SetQueryAll(on bool) { c.queryAll.Store(on) }
 
 // ForEachServer calls fn for every server of the federation, each on its own
 // goroutine, with the server's go-redis client, and waits for all of them.

@@ -30,14 +30,14 @@ func TestQueryAllHitCounts(t *testing.T) {
 	ctx := context.Background()
 
 	answers := func(key string) (ok, failed int) {
-		p := c.Pipeline()
+		p := c.Chain()
 		p.DoAll(func(server string, cmd *redis.Cmd) {
 			if cmd.Err() == nil {
 				ok++
 			} else {
 				failed++
 			}
-		}, key, "SET", key, "v")
+		}, "SET", key, "v")
 		_ = p.Poll(ctx)
 		return ok, failed
 	}
@@ -58,7 +58,7 @@ func TestQueryAllHitCounts(t *testing.T) {
 
 	// The query_all option sends typed pipeline commands to every server too.
 	var calls, down int
-	err := c.Pipeline().Set("typed", "x").Get("typed", func(v string, err error) {
+	err := c.Chain().Set("typed", "x").Get("typed", func(v string, err error) {
 		if errors.Is(err, federated.ErrServerDown) {
 			down++
 			return
@@ -83,7 +83,7 @@ func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
 	for i, s := range servers {
 		require.NoError(t, directClient(t, s.Addr()).Set(ctx, "k", fmt.Sprint("v", i), 0).Err())
 	}
-	results, err := c.All(ctx, "k", "GET", "k")
+	results, err := c.All(ctx, "GET", "k")
 	require.NoError(t, err)
 	require.Len(t, results, 3)
 	for i, r := range results {
@@ -97,7 +97,7 @@ func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
 	require.NoError(t, directClient(t, servers[1].Addr()).Del(ctx, "z").Err())
 	require.NoError(t, directClient(t, servers[1].Addr()).Set(ctx, "z", "string", 0).Err())
 	require.NoError(t, directClient(t, servers[0].Addr()).ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}).Err())
-	results, err = c.All(ctx, "z", "ZCARD", "z")
+	results, err = c.All(ctx, "ZCARD", "z")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
 	require.Len(t, results, 3)
@@ -108,14 +108,14 @@ func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
 	for _, s := range servers {
 		require.NoError(t, s.Kill())
 	}
-	results, err = c.All(ctx, "k", "GET", "k")
+	results, err = c.All(ctx, "GET", "k")
 	require.ErrorIs(t, err, federated.ErrServerDown)
 	require.Len(t, results, 3, "a slot for every server, also when all are down")
 	for i, r := range results {
 		assert.Equal(t, servers[i].Addr(), r.Server)
 		require.Error(t, r.Err)
 	}
-	results, err = c.All(ctx, "k", "GET", "k")
+	results, err = c.All(ctx, "GET", "k")
 	require.ErrorIs(t, err, federated.ErrServerDown, "known to be down: not asked")
 	require.Len(t, results, 3)
 	for i, r := range results {

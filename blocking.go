@@ -2,239 +2,193 @@ package federated
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Commands is the blocking API: one call, one answer, routed by key with
-// failover. Client embeds the Commands that hash keys as they are; Group
-// returns Commands that hash a key group instead.
-//
-// Every call takes a context; the command timeout applies when the context
-// has no earlier deadline. Results are go-redis commands, so their Result,
-// Val and Err methods work as with go-redis; a missing key is redis.Nil, an
-// unreachable server an error that matches ErrServerDown.
-type Commands struct {
-	client *Client
-	group  string
+// The blocking API is go-redis's, routed: the typed commands of
+// redis.Cmdable, Do and Process, pipelines and transactions, each command
+// sent to the node of its keys (see route.go). This file holds what
+// redis.UniversalClient adds to redis.Cmdable, and Group.
+
+var (
+	_ redis.UniversalClient = (*Client)(nil)
+	_ redis.Scripter        = (*Client)(nil)
+	_ redis.Cmdable         = (*Group)(nil)
+)
+
+// Do sends any command, given as go-redis's Do takes it, name first, to
+// the node of its keys: c.Do(ctx, "SET", "k", "v"). A command whose keys
+// are on several nodes fails with ErrCrossNode, and one with no key with
+// ErrKeyless (see Client), before anything is sent.
+func (c *Client) Do(ctx context.Context, args ...any) *redis.Cmd { return c.router.Do(ctx, args...) }
+
+// Process sends a go-redis command, routed as Do's.
+func (c *Client) Process(ctx context.Context, cmd redis.Cmder) error {
+	return c.router.Process(ctx, cmd)
 }
 
-// Group returns the blocking API with keys placed by the key group instead of
-// by themselves: every key used through it lands on the group's node (the
-// Perl module's [group, key]).
-func (c *Client) Group(group string) Commands {
-	return Commands{client: c, group: group}
+// Watch runs fn in a transaction of the node of keys, which must all be on
+// one node (ErrCrossNode otherwise), on a connection of that node's current
+// server: go-redis's optimistic locking, WATCH then MULTI/EXEC. Every key
+// fn's transaction touches must be on that node too.
+func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	return c.watch(ctx, routing{}, fn, keys...)
 }
 
-// Do sends any command, routed by key. args is the whole command, name
-// first: c.Do(ctx, "k", "SET", "k", "v").
-func (c Commands) Do(ctx context.Context, key string, args ...any) *redis.Cmd {
-	cmd := redis.NewCmd(ctx, args...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// Get runs GET key.
-func (c Commands) Get(ctx context.Context, key string) *redis.StringCmd {
-	cmd := redis.NewStringCmd(ctx, "get", key)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// Set runs SET key value, with EX/PX when expiration is positive.
-func (c Commands) Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd {
-	args := []any{"set", key, value}
-	if expiration > 0 {
-		if expiration%time.Second == 0 {
-			args = append(args, "ex", int64(expiration/time.Second))
-		} else {
-			args = append(args, "px", expiration.Milliseconds())
+// watch is Watch with a routing.
+func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error, keys ...string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if len(keys) == 0 && !r.grouped {
+		return fmt.Errorf("%w: WATCH needs a key", ErrKeyless)
+	}
+	var n *node
+	if r.grouped {
+		n = c.topo.Load().route(r.group)
+	} else {
+		n = c.route("", keys[0])
+		for _, k := range keys[1:] {
+			if other := c.route("", k); other != n {
+				return fmt.Errorf("%w: WATCH: key %q is on node %s, key %q on node %s", ErrCrossNode, keys[0], n.name, k, other.name)
+			}
 		}
 	}
-	cmd := redis.NewStatusCmd(ctx, args...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// Del runs DEL on keys that live on one node; see MGet for keys on several.
-func (c Commands) Del(ctx context.Context, keys ...string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, keysArgs("del", keys)...)
-	c.processMulti(ctx, keys, cmd)
-	return cmd
-}
-
-// Exists runs EXISTS on keys that live on one node.
-func (c Commands) Exists(ctx context.Context, keys ...string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, keysArgs("exists", keys)...)
-	c.processMulti(ctx, keys, cmd)
-	return cmd
-}
-
-// Expire runs EXPIRE key seconds. Like go-redis, it rounds an expiration
-// under a second up to one: EXPIRE key 0 would delete the key.
-func (c Commands) Expire(ctx context.Context, key string, expiration time.Duration) *redis.BoolCmd {
-	sec := int64(expiration / time.Second)
-	if expiration > 0 && sec == 0 {
-		sec = 1
+	s, err := c.currentServer(n)
+	if err != nil {
+		return err
 	}
-	cmd := redis.NewBoolCmd(ctx, "expire", key, sec)
-	c.process(ctx, key, cmd)
-	return cmd
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	return s.client.Load().Watch(ctx, fn, keys...)
 }
 
-// Incr runs INCR key.
-func (c Commands) Incr(ctx context.Context, key string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, "incr", key)
-	c.process(ctx, key, cmd)
-	return cmd
+// Subscribe subscribes to channels on the node of the first, the node a
+// PUBLISH to it goes to: channels are placed as keys are. As with
+// go-redis's Ring, the others are subscribed on that node too: subscribe
+// to the channels of one node per PubSub.
+func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.pubsubClient(channels).Subscribe(ctx, channels...)
 }
 
-// IncrBy runs INCRBY key n.
-func (c Commands) IncrBy(ctx context.Context, key string, n int64) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, "incrby", key, n)
-	c.process(ctx, key, cmd)
-	return cmd
+// PSubscribe subscribes to patterns, on the node of the first, as
+// Subscribe does: a pattern matches the channels of that node only.
+func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
+	return c.pubsubClient(patterns).PSubscribe(ctx, patterns...)
 }
 
-// HSet runs HSET key field value [field value ...].
-func (c Commands) HSet(ctx context.Context, key string, fieldValues ...any) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, append([]any{"hset", key}, fieldValues...)...)
-	c.process(ctx, key, cmd)
-	return cmd
+// SSubscribe subscribes to shard channels on the node of the first, as
+// Subscribe does.
+func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
+	return c.pubsubClient(channels).SSubscribe(ctx, channels...)
 }
 
-// HGet runs HGET key field.
-func (c Commands) HGet(ctx context.Context, key, field string) *redis.StringCmd {
-	cmd := redis.NewStringCmd(ctx, "hget", key, field)
-	c.process(ctx, key, cmd)
-	return cmd
+// pubsubClient returns the client of the current server of the first
+// channel's node, or the router when there is none, whose PubSub then
+// fails to connect with a clear error.
+func (c *Client) pubsubClient(channels []string) *redis.Client {
+	if len(channels) == 0 || c.closed.Load() {
+		return c.router
+	}
+	s, err := c.currentServer(c.route("", channels[0]))
+	if err != nil {
+		return c.router
+	}
+	return s.client.Load()
 }
 
-// HGetAll runs HGETALL key.
-func (c Commands) HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd {
-	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", key)
-	c.process(ctx, key, cmd)
-	return cmd
+// AddHook adds a go-redis hook to the client of every server, now and
+// after any server's client is replaced (a recovered server gets a fresh
+// one), after the hooks of Options.Hooks.
+func (c *Client) AddHook(h redis.Hook) {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	c.extraHooks = append(c.extraHooks, h)
+	for _, s := range c.topo.Load().servers {
+		s.client.Load().AddHook(h)
+	}
 }
 
-// ZAdd runs ZADD key score member [score member ...].
-func (c Commands) ZAdd(ctx context.Context, key string, members ...redis.Z) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, zaddArgs(key, members)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRangeByScore runs ZRANGEBYSCORE key min max [LIMIT offset count].
-func (c Commands) ZRangeByScore(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.StringSliceCmd {
-	cmd := redis.NewStringSliceCmd(ctx, rangeByArgs("zrangebyscore", key, opt.Min, opt.Max, false, opt)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRangeByScoreWithScores runs ZRANGEBYSCORE key min max WITHSCORES.
-func (c Commands) ZRangeByScoreWithScores(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.ZSliceCmd {
-	cmd := redis.NewZSliceCmd(ctx, rangeByArgs("zrangebyscore", key, opt.Min, opt.Max, true, opt)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRevRangeByScore runs ZREVRANGEBYSCORE key max min: highest scores first.
-func (c Commands) ZRevRangeByScore(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.StringSliceCmd {
-	cmd := redis.NewStringSliceCmd(ctx, rangeByArgs("zrevrangebyscore", key, opt.Max, opt.Min, false, opt)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRevRangeByScoreWithScores runs ZREVRANGEBYSCORE key max min WITHSCORES.
-func (c Commands) ZRevRangeByScoreWithScores(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.ZSliceCmd {
-	cmd := redis.NewZSliceCmd(ctx, rangeByArgs("zrevrangebyscore", key, opt.Max, opt.Min, true, opt)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZCard runs ZCARD key.
-func (c Commands) ZCard(ctx context.Context, key string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, "zcard", key)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRem runs ZREM key member [member ...].
-func (c Commands) ZRem(ctx context.Context, key string, members ...any) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, append([]any{"zrem", key}, members...)...)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// ZRemRangeByScore runs ZREMRANGEBYSCORE key min max.
-func (c Commands) ZRemRangeByScore(ctx context.Context, key, min, max string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, "zremrangebyscore", key, min, max)
-	c.process(ctx, key, cmd)
-	return cmd
-}
-
-// MGet runs MGET on keys that live on one node. Keys on different nodes fail
-// with ErrCrossNode and nothing is sent; use a key group to keep keys
+// PoolStats returns the connection pool statistics of every server
 // together.
-func (c Commands) MGet(ctx context.Context, keys ...string) *redis.SliceCmd {
-	cmd := redis.NewSliceCmd(ctx, keysArgs("mget", keys)...)
-	c.processMulti(ctx, keys, cmd)
-	return cmd
+func (c *Client) PoolStats() *redis.PoolStats {
+	out := &redis.PoolStats{}
+	for _, s := range c.topo.Load().servers {
+		st := s.client.Load().PoolStats()
+		out.Hits += st.Hits
+		out.Misses += st.Misses
+		out.Timeouts += st.Timeouts
+		out.WaitCount += st.WaitCount
+		out.WaitDurationNs += st.WaitDurationNs
+		out.Unusable += st.Unusable
+		out.TotalConns += st.TotalConns
+		out.IdleConns += st.IdleConns
+		out.StaleConns += st.StaleConns
+	}
+	return out
 }
 
-// zaddArgs returns the arguments of ZADD key score member [score member ...].
-func zaddArgs(key string, members []redis.Z) []any {
-	args := make([]any, 2, 2+2*len(members))
-	args[0], args[1] = "zadd", key
-	for _, m := range members {
-		args = append(args, m.Score, m.Member)
-	}
-	return args
+// errNoAutoPipeline is the error of the AutoPipeline calls.
+var errNoAutoPipeline = errors.New("federated: auto-pipelining is not supported; use Pipelined, which sends each node's share at once")
+
+// AutoPipeline is not supported, as with go-redis's Ring.
+func (c *Client) AutoPipeline() (*redis.AutoPipeliner, error) { return nil, errNoAutoPipeline }
+
+// AutoPipelineWithOptions is not supported, as with go-redis's Ring.
+func (c *Client) AutoPipelineWithOptions(*redis.AutoPipelineOptions) (*redis.AutoPipeliner, error) {
+	return nil, errNoAutoPipeline
 }
 
-func keysArgs(name string, keys []string) []any {
-	args := make([]any, 1, 1+len(keys))
-	args[0] = name
-	for _, k := range keys {
-		args = append(args, k)
-	}
-	return args
+// AsyncAutoPipeline is not supported, as with go-redis's Ring.
+func (c *Client) AsyncAutoPipeline() (*redis.AutoPipeliner, error) { return nil, errNoAutoPipeline }
+
+// AsyncAutoPipelineWithOptions is not supported, as with go-redis's Ring.
+func (c *Client) AsyncAutoPipelineWithOptions(*redis.AutoPipelineOptions) (*redis.AutoPipeliner, error) {
+	return nil, errNoAutoPipeline
 }
 
-func rangeByArgs(name, key, from, to string, withScores bool, opt *redis.ZRangeBy) []any {
-	args := []any{name, key, from, to}
-	if withScores {
-		args = append(args, "withscores")
-	}
-	if opt.Offset != 0 || opt.Count != 0 {
-		args = append(args, "limit", opt.Offset, opt.Count)
-	}
-	return args
+// Group is the typed go-redis API with every key placed by a key group
+// instead of by itself: every command lands on the group's node (the Perl
+// module's [group, key]), whatever keys it names. Get one with
+// Client.Group; it is safe for concurrent use.
+type Group struct {
+	cmdable
+	c      *Client
+	router *redis.Client
+	name   string
 }
 
-// processMulti sends a command on several keys after checking that they all
-// live on one node.
-func (c Commands) processMulti(ctx context.Context, keys []string, cmd redis.Cmder) {
-	if len(keys) == 0 {
-		cmd.SetErr(fmt.Errorf("federated: %s needs at least one key", cmd.Name()))
-		return
-	}
-	first := c.client.route(c.group, keys[0])
-	for _, k := range keys[1:] {
-		if n := c.client.route(c.group, k); n != first {
-			cmd.SetErr(fmt.Errorf("%w: %s: key %q is on node %s, key %q on node %s",
-				ErrCrossNode, cmd.Name(), keys[0], first.name, k, n.name))
-			return
-		}
-	}
-	c.client.processOn(ctx, first, cmd)
+// Group returns the typed API of a key group. The empty group is a group
+// too, placed as the Perl module places it.
+func (c *Client) Group(name string) *Group {
+	rc := c.newRouter(name, true)
+	return &Group{cmdable: rc, c: c, router: rc, name: name}
 }
 
-// process routes a command by key and sends it.
-func (c Commands) process(ctx context.Context, key string, cmd redis.Cmder) {
-	c.client.processOn(ctx, c.client.route(c.group, key), cmd)
+// Node returns the name of the group's node.
+func (g *Group) Node() string { return g.c.topo.Load().route(g.name).name }
+
+// Do sends any command, name first, to the group's node.
+func (g *Group) Do(ctx context.Context, args ...any) *redis.Cmd { return g.router.Do(ctx, args...) }
+
+// Process sends a go-redis command to the group's node.
+func (g *Group) Process(ctx context.Context, cmd redis.Cmder) error {
+	return g.router.Process(ctx, cmd)
+}
+
+// Watch runs fn in a transaction of the group's node, as Client.Watch.
+func (g *Group) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	return g.c.watch(ctx, routing{group: g.name, grouped: true}, fn, keys...)
+}
+
+// All sends a command to every server of the group's node (query-all), as
+// Client.All does.
+func (g *Group) All(ctx context.Context, args ...any) ([]ServerResult, error) {
+	return g.c.all(ctx, routing{group: g.name, grouped: true}, args...)
 }
 
 // processOn sends a command to a node's current server. When the connection
@@ -270,3 +224,6 @@ func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
 		return
 	}
 }
+
+// cmdName names a command for errors.
+func cmdName(cmd redis.Cmder) string { return strings.ToUpper(cmd.Name()) }

@@ -171,6 +171,12 @@ type Options struct {
 	// client's own health hook (for tracing or metrics: redisotel and
 	// friends work unchanged).
 	Hooks []redis.Hook `yaml:"-" json:"-"`
+	// OnNewClient, if set, is called with every go-redis client the client
+	// makes for a server: one per server at New and AddNode, and a fresh
+	// one each time a server comes back up. Instrument it there, e.g. with
+	// redisotel.InstrumentTracing, so that what recovered servers run is
+	// instrumented too. It must not block.
+	OnNewClient func(addr string, rc *redis.Client) `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }

@@ -89,7 +89,7 @@ func TestDialKeepsTheReuseCheck(t *testing.T) {
 	direct := directClient(t, servers[0].Addr())
 	ctx := context.Background()
 	for i := range 3 {
-		id, err := c.Do(ctx, "k", "CLIENT", "ID").Int64()
+		id, err := c.Group("k").Do(ctx, "CLIENT", "ID").Int64()
 		require.NoError(t, err)
 		require.NoError(t, direct.ClientKillByFilter(ctx, "ID", fmt.Sprint(id)).Err())
 		require.Eventually(t, func() bool {

@@ -34,7 +34,7 @@ func ExamplePipeline() {
 	}
 	defer client.Close()
 
-	p := client.Pipeline()
+	p := client.Chain()
 	p.Set("2026-11-25:web1.sfo:cpu.user", "42").
 		Set("2026-11-25:web2.sfo:cpu.user", "17").
 		Get("2026-11-25:web1.sfo:cpu.user", func(v string, err error) {
@@ -53,7 +53,7 @@ func ExamplePipeline() {
 
 // Ask every server of a replica group, for a sanity check that compares
 // the replicas.
-func ExampleCommands_All() {
+func ExampleClient_All() {
 	cfg := exampleConfig()
 	cfg.Nodes = map[string]federated.Node{"replicas": {Addresses: exampleServers}}
 	client, err := federated.New(cfg)
@@ -63,10 +63,10 @@ func ExampleCommands_All() {
 	defer client.Close()
 	ctx := context.Background()
 
-	if _, err := client.All(ctx, "greeting", "SET", "greeting", "hello"); err != nil {
+	if _, err := client.All(ctx, "SET", "greeting", "hello"); err != nil {
 		log.Fatal(err)
 	}
-	results, err := client.All(ctx, "greeting", "GET", "greeting")
+	results, err := client.All(ctx, "GET", "greeting")
 	if err != nil {
 		log.Fatal(err)
 	}

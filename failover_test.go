@@ -333,7 +333,7 @@ func TestLateFailureOfReplacedClientKeepsServerUp(t *testing.T) {
 		{
 			name:  "pipeline",
 			match: held,
-			call:  func(c *federated.Client) error { return c.Pipeline().Set("held", "p").Poll(ctx) },
+			call:  func(c *federated.Client) error { return c.Chain().Set("held", "p").Poll(ctx) },
 			check: func(t *testing.T, rc *redis.Client) { assert.Equal(t, "p", rc.Get(ctx, "held").Val()) },
 		},
 		{

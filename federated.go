@@ -22,8 +22,37 @@ import (
 // Client routes commands over a federation of Redis servers. It is safe for
 // concurrent use by many goroutines. Build one with New and release it with
 // Close.
+//
+// A Client is a redis.UniversalClient: every command of go-redis's typed
+// API, Do and Process, pipelines and transactions, each sent to the node of
+// its keys with the client's failover. The rules:
+//
+//   - A command, transaction or Watch whose keys are on two nodes fails
+//     with ErrCrossNode before anything is sent; a pipeline may span
+//     nodes, each node's share sent at once. Options.HashTags places keys
+//     by their {tag}; Group places every key by a name.
+//   - A command that names no key fails with ErrKeyless, except PING,
+//     FLUSHALL, FLUSHDB and SCRIPT and FUNCTION LOAD, EXISTS, FLUSH (and
+//     FUNCTION DELETE, RESTORE), which go to every server and answer with
+//     the first server's reply (SCRIPT EXISTS: true where every server has
+//     the script). SCAN walks every node. Through a Group a keyless
+//     command goes to the group's node.
+//   - MULTI, EXEC, DISCARD, WATCH and UNWATCH sent alone fail with
+//     ErrTxCommand: use TxPipelined or Watch.
+//   - PUBLISH and SUBSCRIBE place a channel as a key.
+//   - A blocking command waits its time without counting against its
+//     server; sent raw by Do, a wait over half the read timeout is refused.
 type Client struct {
-	Commands // the blocking API, keys hashed as they are
+	// cmdable is the typed go-redis API of router: every command routed
+	// by its keys (see route.go).
+	cmdable
+	router *redis.Client
+
+	specs    keySpecs    // where commands' keys are, learnt from the servers
+	queryAll atomic.Bool // Options.QueryAll, or as SetQueryAll last set it
+
+	hooksMu    sync.Mutex
+	extraHooks []redis.Hook // added by AddHook, for every server's client; guarded by hooksMu
 
 	opts Options      // filled with defaults; never changed after New
 	keys journal.Keys // the keys beside the journal, on every server
@@ -102,7 +131,9 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.opts.TLSConfig = tc
 	}
-	c.Commands = Commands{client: c}
+	c.queryAll.Store(c.opts.QueryAll)
+	c.router = c.newRouter("", false)
+	c.cmdable = c.router
 	c.keys = journal.KeysOf(c.opts.Metrics.Journal)
 
 	topo := &topology{nodes: make(map[string]*node), servers: make(map[string]*server)}
@@ -116,6 +147,7 @@ func New(cfg Config) (*Client, error) {
 	r, err := newRing(&c.opts, slices.Collect(maps.Keys(topo.nodes)))
 	if err != nil {
 		c.closeServers(topo.servers)
+		_ = c.router.Close()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	topo.setRing(r)
@@ -208,6 +240,7 @@ func (c *Client) Close() error {
 	c.lifeMu.Unlock()
 
 	c.wg.Wait()
+	_ = c.router.Close() // it holds no connection
 	return c.closeServers(c.topo.Load().servers)
 }
 
@@ -242,6 +275,9 @@ func (c *Client) Nodes() []string {
 func (c *Client) Servers() []string {
 	return c.topo.Load().addrs()
 }
+
+// names returns the names of the topology's nodes, sorted.
+func (t *topology) names() []string { return slices.Sorted(maps.Keys(t.nodes)) }
 
 // addrs returns the addresses of the topology's servers, sorted.
 func (t *topology) addrs() []string { return slices.Sorted(maps.Keys(t.servers)) }
@@ -474,8 +510,15 @@ func (n *node) downError() error {
 // server is marked down only when it missed the command timeout, not when a
 // caller's shorter deadline ran out.
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	timeout := c.opts.CommandTimeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
+	return c.withTimeoutPlus(ctx, 0)
+}
+
+// withTimeoutPlus is withTimeout for a command that may wait on the server
+// (BLPOP, say) for extra before it answers. A context that carries the
+// client's deadline already keeps it.
+func (c *Client) withTimeoutPlus(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
+	timeout := c.opts.CommandTimeout + extra
+	if dl, ok := ctx.Deadline(); ok && (time.Until(dl) <= timeout || hasCommandTimeout(ctx)) {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(context.WithValue(ctx, commandTimeoutKey{}, true), timeout)

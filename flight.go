@@ -62,7 +62,7 @@ func (f *Flight) Wait() error {
 	f.waited = true
 	errs := f.errs
 	for i, q := range f.queue {
-		if !q.all {
+		if !q.all || q.node == nil {
 			deliver(q.cb, "", q.cmd)
 			errs = appendReplyError(errs, q.cmd)
 			continue
@@ -167,6 +167,9 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 		}
 	}
 	for i, q := range f.queue {
+		if q.node == nil {
+			continue // not placed: its error is set
+		}
 		if q.all {
 			f.queueAll(i, q, pl)
 			continue

@@ -49,6 +49,14 @@ func (c *Client) newRedisClient(s *server) *redis.Client {
 	for _, h := range c.opts.Hooks {
 		rc.AddHook(h)
 	}
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	for _, h := range c.extraHooks {
+		rc.AddHook(h)
+	}
+	if c.opts.OnNewClient != nil {
+		c.opts.OnNewClient(s.addr, rc)
+	}
 	return rc
 }
 

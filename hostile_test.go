@@ -78,7 +78,7 @@ func TestHostileKeys(t *testing.T) {
 				}
 
 				// The pipeline: binary values under binary keys.
-				p := c.Pipeline()
+				p := c.Chain()
 				for i, k := range keys {
 					p.Set(k, k+string(rune(i)))
 				}
@@ -144,7 +144,7 @@ func TestHostileLargeValues(t *testing.T) {
 			require.True(t, got == tt.value, "Get gave %d bytes, want %d", len(got), len(tt.value))
 
 			var piped string
-			require.NoError(t, c.Pipeline().Set(tt.key+"/p", tt.value).Get(tt.key+"/p", func(v string, err error) {
+			require.NoError(t, c.Chain().Set(tt.key+"/p", tt.value).Get(tt.key+"/p", func(v string, err error) {
 				require.NoError(t, err)
 				piped = v
 			}).Poll(ctx))
@@ -353,7 +353,7 @@ func TestHostileWrongType(t *testing.T) {
 	_, err = rangeOf(ctx, newStore(t, c), "web1", "broken", at, at.Add(time.Minute))
 	assertAnswerError(t, c, err, key, "WRONGTYPE")
 	var good []string
-	err = c.Pipeline().
+	err = c.Chain().
 		ZRangeByScore(key, &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).
 		ZRangeByScore(mustKey(t, c, at, "web1", "good"), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, func(m []string, err error) {
 			require.NoError(t, err)
@@ -394,7 +394,7 @@ func TestHostileOutOfMemory(t *testing.T) {
 	assertAnswerError(t, c, err, "OOM")
 	assert.Equal(t, int64(10), r.Stats().Failed)
 	assertAnswerError(t, c, c.Set(ctx, "k", "v", 0).Err(), "OOM")
-	assertAnswerError(t, c, c.Pipeline().Set("k", "v").Poll(ctx), "OOM", "set k")
+	assertAnswerError(t, c, c.Chain().Set("k", "v").Poll(ctx), "OOM", "set k")
 
 	// Nothing half-written; reads still work.
 	journal, err := direct.ZRange(ctx, "journal", 0, -1).Result()
@@ -433,7 +433,7 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 		want []string
 	}{
 		{"Set", func() error { return c.Set(ctx, "k", "w", 0).Err() }, []string{"READONLY"}},
-		{"pipelined Set", func() error { return c.Pipeline().Set("k", "w").Poll(ctx) }, []string{"READONLY", "set k"}},
+		{"pipelined Set", func() error { return c.Chain().Set("k", "w").Poll(ctx) }, []string{"READONLY", "set k"}},
 		{"Record", func() error { return c.Record(ctx, "web1", "cpu", at.Add(time.Second), 2) }, []string{"READONLY", mustKey(t, c, at, "web1", "cpu")}},
 		{"Recorder", func() error {
 			r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
@@ -642,7 +642,7 @@ var hostileReplyTests = []struct {
 	{name: "array to a pipeline", hello: helloRefused, reply: "*2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements`,
 		run: func(ctx context.Context, c *federated.Client) error {
-			return c.Pipeline().ZRangeByScore("k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).Poll(ctx)
+			return c.Chain().ZRangeByScore("k", &redis.ZRangeBy{Min: "-inf", Max: "+inf"}, nil).Poll(ctx)
 		}},
 	{name: "bulk", hello: helloRefused, reply: "$2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`},
@@ -690,7 +690,7 @@ func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
 	run func(context.Context, *federated.Client) error, want error, msg string, allocated uint64) {
 	t.Helper()
 	if run == nil {
-		run = func(ctx context.Context, c *federated.Client) error { return c.Do(ctx, "k", "GET", "k").Err() }
+		run = func(ctx context.Context, c *federated.Client) error { return c.Do(ctx, "GET", "k").Err() }
 	}
 	if allocated == 0 {
 		allocated = 64 << 20

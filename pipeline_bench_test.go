@@ -49,7 +49,7 @@ func BenchmarkPipelineSet(b *testing.B) {
 		}
 		// Write every key once, so that neither contender pays for
 		// creating them.
-		warm := c.Pipeline()
+		warm := c.Chain()
 		for _, ks := range keys {
 			for _, k := range ks {
 				warm.Set(k, "0")
@@ -61,7 +61,7 @@ func BenchmarkPipelineSet(b *testing.B) {
 
 		b.Run(fmt.Sprintf("batch=%d/impl=redfed", batch), func(b *testing.B) {
 			b.ReportAllocs()
-			p := c.Pipeline()
+			p := c.Chain()
 			for i := 0; b.Loop(); i++ {
 				for _, k := range keys[i%len(keys)] {
 					p.Set(k, "1")

@@ -23,7 +23,7 @@ func TestPipelineChainingAcrossEightServers(t *testing.T) {
 	ctx := context.Background()
 
 	const n = 400
-	p := c.Pipeline()
+	p := c.Chain()
 	nodes := map[string]bool{}
 	for i := range n {
 		k := fmt.Sprintf("2026-11-25:web%d.sfo:cpu.user", i)
@@ -76,10 +76,10 @@ func TestPipelineTypedCommandsAndFutures(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
-	p := c.Pipeline()
+	p := c.Chain()
 
-	future := redis.NewStringCmd(ctx, "get", "h-future")
-	p.Set("h-future", "soon").Queue("h-future", future)
+	var future *redis.StringCmd
+	p.Set("h-future", "soon").Cmd(func(r redis.Cmdable) { future = r.Get(ctx, "h-future") }, nil)
 	setCmd := p.Set("x", "1").Last()
 	var exists, card int64
 	var hash map[string]string
@@ -95,7 +95,7 @@ func TestPipelineTypedCommandsAndFutures(t *testing.T) {
 		ZCard("z", func(v int64, err error) { card = v }).
 		ZRangeByScore("z", &redis.ZRangeBy{Min: "2", Max: "+inf"}, func(v []string, err error) { rng = v }).
 		ZRangeByScoreWithScores("z", &redis.ZRangeBy{Min: "-inf", Max: "1"}, func(v []redis.Z, err error) { withScores = v }).
-		Do(func(cmd *redis.Cmd) { score, _ = cmd.Val().(float64) }, "z", "ZSCORE", "z", "3:c")
+		Do(func(cmd *redis.Cmd) { score, _ = cmd.Val().(float64) }, "ZSCORE", "z", "3:c")
 	require.NoError(t, p.Poll(ctx))
 	assert.Equal(t, "soon", future.Val())
 	assert.Equal(t, "OK", setCmd.(*redis.StatusCmd).Val())
@@ -107,7 +107,7 @@ func TestPipelineTypedCommandsAndFutures(t *testing.T) {
 	assert.Equal(t, []redis.Z{{Score: 1, Member: "1:a"}}, withScores)
 	assert.Equal(t, 3.0, score)
 
-	p.ZRem("z", "1:a").ZRemRangeByScore("z", "3", "3").Expire("h", 60).Del("x")
+	p.ZRem("z", "1:a").ZRemRangeByScore("z", "3", "3").Expire("h", time.Minute).Del("x")
 	require.NoError(t, p.Poll(ctx))
 	assert.Equal(t, int64(1), c.ZCard(ctx, "z").Val())
 	assert.Equal(t, int64(0), c.Exists(ctx, "x").Val())
@@ -131,7 +131,7 @@ func TestPipelineReplyErrorsAreJoined(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "str", "x", 0).Err())
 
 	var cbErr error
-	p := c.Pipeline().
+	p := c.Chain().
 		ZCard("str", func(_ int64, err error) { cbErr = err }).
 		Set("fine", "1")
 	err := p.Poll(ctx)
@@ -149,7 +149,7 @@ func TestPipelineCallbacksMayQueueMore(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "pointer", "target", 0).Err())
 	require.NoError(t, c.Set(ctx, "target", "value", 0).Err())
 
-	p := c.Pipeline()
+	p := c.Chain()
 	var final string
 	p.Get("pointer", func(next string, err error) {
 		require.NoError(t, err)
@@ -167,7 +167,7 @@ func TestPipelineTimeoutOnPausedServer(t *testing.T) {
 	ctx := context.Background()
 
 	paused := servers[0].Addr()
-	p := c.Pipeline()
+	p := c.Chain()
 	keys := make([]string, 200)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%d", i)
@@ -228,12 +228,12 @@ func TestPipelineFailsOverInGroup(t *testing.T) {
 		Options: testOptions(),
 	})
 	ctx := context.Background()
-	require.NoError(t, c.Pipeline().Set("warm", "1").Poll(ctx))
+	require.NoError(t, c.Chain().Set("warm", "1").Poll(ctx))
 	cur, err := c.NodeToServer("group")
 	require.NoError(t, err)
 	require.NoError(t, serverByAddr(servers, cur).Kill())
 
-	p := c.Pipeline()
+	p := c.Chain()
 	for i := range 50 {
 		p.Set(fmt.Sprintf("after%d", i), i)
 	}
@@ -246,7 +246,7 @@ func TestPipelineGoOverlapsWork(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
-	p := c.Pipeline()
+	p := c.Chain()
 	var v string
 	f := p.Set("a", "1").Get("a", func(s string, err error) { v = s }).Go(ctx)
 	require.Equal(t, 0, p.Len(), "the pipeline is free again once Go returns")
@@ -269,7 +269,7 @@ func TestPipelineAutoFlush(t *testing.T) {
 	opts := testOptions()
 	opts.PipelineAutoFlush = 100
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	p := c.Pipeline()
+	p := c.Chain()
 	for i := range 1000 {
 		p.Set(fmt.Sprintf("k%d", i), i)
 		require.Less(t, p.Len(), 200, "the queue never holds more than the limit per node")
@@ -290,7 +290,7 @@ func TestPipelineAutoFlushFromCallbacks(t *testing.T) {
 	opts.PipelineAutoFlush = 2
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	ctx := context.Background()
-	p := c.Pipeline()
+	p := c.Chain()
 	got := map[string]int64{}
 	record := func(key string) func(int64, error) {
 		return func(v int64, err error) {
@@ -327,7 +327,7 @@ func TestPipelineConcurrentGoroutines(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := c.Pipeline()
+			p := c.Chain()
 			for round := range 20 {
 				for i := range 25 {
 					p.Set(fmt.Sprintf("g%d:k%d", g, i), round)
@@ -361,7 +361,7 @@ func TestPipelineMemoryIsBounded(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
-	p := c.Pipeline()
+	p := c.Chain()
 	cycles := func(n int) {
 		for i := range n {
 			if err := p.Set("leak-test", i).Poll(ctx); err != nil {
@@ -389,7 +389,7 @@ func TestPipelineOnClosedClient(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	require.NoError(t, err)
-	p := c.Pipeline()
+	p := c.Chain()
 	require.NoError(t, c.Close())
 	var cbErr error
 	err = p.Get("k", func(_ string, err error) { cbErr = err }).Poll(context.Background())

@@ -58,7 +58,7 @@ func runTraffic(c *federated.Client, r *metrics.Recorder, n int, stop <-chan str
 						err = nil // the server that had it may have been restarted, empty
 					}
 				case 2:
-					p := c.Pipeline()
+					p := c.Chain()
 					for j := range 10 {
 						p.Set(fmt.Sprintf("%s-%d", k, j), j)
 					}
@@ -138,7 +138,7 @@ func TestResourcesBoundedUnderFailover(t *testing.T) {
 	require.Zero(t, warm.errs.Load(), "errors while warming up: %v", warm.firstErrs)
 	// A flight to both servers starts the client's senders, which it keeps
 	// until Close.
-	require.NoError(t, c.Pipeline().DoAll(nil, "k", "PING").Poll(context.Background()))
+	require.NoError(t, c.Chain().DoAll(nil, "EXISTS", "k").Poll(context.Background()))
 	settle := opts.CommandTimeout + time.Second // old connections close after the command timeout
 	time.Sleep(settle)
 	startGoroutines := runtime.NumGoroutine()

@@ -107,7 +107,7 @@ func TestPasswordAuth(t *testing.T) {
 			assert.Regexp(t, tt.want, err.Error())
 			assertNoSecret(t, "the Record error", err.Error())
 			var got string
-			err = bad.Pipeline().Get("k7", func(v string, err error) {
+			err = bad.Chain().Get("k7", func(v string, err error) {
 				require.Error(t, err, "the callback gets the error, not an empty value")
 				got = v
 			}).Poll(ctx)
@@ -385,10 +385,10 @@ func TestACLUser(t *testing.T) {
 	}{
 		{"SET of another key", func() error { return c.Set(ctx, "other", "x", 0).Err() }},
 		{"GET of another key", func() error { return c.Get(ctx, "other").Err() }},
-		{"pipelined SET", func() error { return c.Pipeline().Set("other", "x").Poll(ctx) }},
-		{"FLUSHALL", func() error { return c.Do(ctx, "k", "FLUSHALL").Err() }},
-		{"CONFIG SET", func() error { return c.Do(ctx, "k", "CONFIG", "SET", "maxmemory", "1").Err() }},
-		{"KEYS", func() error { return c.Do(ctx, "k", "KEYS", "*").Err() }},
+		{"pipelined SET", func() error { return c.Chain().Set("other", "x").Poll(ctx) }},
+		{"FLUSHALL", func() error { return c.Do(ctx, "FLUSHALL").Err() }},
+		{"CONFIG SET", func() error { return c.Group("k").Do(ctx, "CONFIG", "SET", "maxmemory", "1").Err() }},
+		{"KEYS", func() error { return c.Group("k").Do(ctx, "KEYS", "*").Err() }},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -401,7 +401,7 @@ func TestACLUser(t *testing.T) {
 			assertNoSecret(t, "the error", err.Error())
 		})
 	}
-	err = c.Pipeline().Set("other", "x").Poll(ctx)
+	err = c.Chain().Set("other", "x").Poll(ctx)
 	assert.Contains(t, err.Error(), "set other", "a pipeline error names the command and key")
 	for _, s := range servers {
 		assert.False(t, c.IsServerDown(s.Addr()), "a refused command is an answer: %s must not be marked down", s.Addr())

@@ -16,10 +16,10 @@ import (
 
 // redfedBatcher chains the batch on a redfed Pipeline and sends it with
 // Poll: one round trip per server, all servers at once.
-type redfedBatcher struct{ p *federated.Pipeline }
+type redfedBatcher struct{ p *federated.Chain }
 
 func (c *clients) newRedfedBatcher() batcher {
-	return &redfedBatcher{p: c.pipeline.Pipeline()}
+	return &redfedBatcher{p: c.pipeline.Chain()}
 }
 
 func (b *redfedBatcher) set(key, value string) { b.p.Set(key, value) }

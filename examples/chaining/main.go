@@ -33,7 +33,7 @@ func main() {
 	// Plain keys: metric keys ("$period:$host:$metric") are the metrics
 	// store's, written through its Recorder so that they are journalled
 	// and replicated.
-	p := client.Pipeline()
+	p := client.Chain()
 	for i := 1; i <= 20; i++ {
 		p.Set(fmt.Sprintf("requests:web%d.example", i), i*100)
 	}

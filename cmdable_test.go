@@ -1,0 +1,344 @@
+package federated_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// goRedisProgram is a program written for go-redis, against the interface
+// a go-redis service holds. It returns a transcript of what it read, so
+// that two clients can be compared answer by answer. Its keys share a hash
+// tag per use, so that what go-redis runs as one command or one
+// transaction is on one node of the federation too.
+func goRedisProgram(ctx context.Context, t *testing.T, rc redis.UniversalClient) []string {
+	var out []string
+	log := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	must := func(err error) {
+		t.Helper()
+		require.NoError(t, err)
+	}
+
+	// Strings, counters, expirations.
+	must(rc.Set(ctx, "s:1", "one", 0).Err())
+	must(rc.Set(ctx, "s:2", "two", time.Minute).Err())
+	log("get %s", rc.Get(ctx, "s:1").Val())
+	log("getrange %s", rc.GetRange(ctx, "s:2", 0, 1).Val())
+	log("incr %d", rc.IncrBy(ctx, "n", 41).Val()+rc.Incr(ctx, "n").Val())
+	log("ttl>0 %t", rc.TTL(ctx, "s:2").Val() > 0)
+	_, err := rc.Get(ctx, "missing").Result()
+	log("missing %v", err)
+	log("mget %v", rc.MGet(ctx, "{m}a", "{m}b").Val())
+	must(rc.MSet(ctx, "{m}a", "A", "{m}b", "B").Err())
+	log("mget %v", rc.MGet(ctx, "{m}a", "{m}b").Val())
+
+	// Hashes, sets, sorted sets, lists.
+	must(rc.HSet(ctx, "h", map[string]any{"a": "1", "b": "2"}).Err())
+	log("hgetall %v", rc.HGetAll(ctx, "h").Val())
+	log("hincr %d", rc.HIncrBy(ctx, "h", "a", 9).Val())
+	must(rc.SAdd(ctx, "{set}x", "a", "b", "c").Err())
+	must(rc.SAdd(ctx, "{set}y", "b", "c", "d").Err())
+	inter := rc.SInter(ctx, "{set}x", "{set}y").Val()
+	sort.Strings(inter)
+	log("sinter %v", inter)
+	must(rc.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "1:a"}, redis.Z{Score: 2, Member: "2:b"}).Err())
+	log("zrange %v", rc.ZRangeWithScores(ctx, "z", 0, -1).Val())
+	log("zunionstore %d", rc.ZUnionStore(ctx, "{zu}dst", &redis.ZStore{Keys: []string{"{zu}a", "{zu}b"}}).Val())
+	must(rc.RPush(ctx, "l", "a", "b", "c").Err())
+	log("lrange %v", rc.LRange(ctx, "l", 0, -1).Val())
+	log("blpop %v", rc.BLPop(ctx, time.Second, "l").Val())
+
+	// Streams.
+	id := rc.XAdd(ctx, &redis.XAddArgs{Stream: "st", ID: "1-1", Values: map[string]any{"f": "v"}}).Val()
+	log("xadd %s", id)
+	streams := rc.XRead(ctx, &redis.XReadArgs{Streams: []string{"st", "0"}, Count: 10}).Val()
+	log("xread %v", streams)
+	log("xlen %d", rc.XLen(ctx, "st").Val())
+
+	// Scripts: EVAL, EVALSHA through go-redis's Script, a script loaded on
+	// every server.
+	log("eval %v", rc.Eval(ctx, "return redis.call('GET', KEYS[1])", []string{"s:1"}).Val())
+	script := redis.NewScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+	log("script %v", script.Run(ctx, rc, []string{"sc"}, 5).Val())
+	log("script %v", script.Run(ctx, rc, []string{"sc"}, 5).Val())
+	sha := rc.ScriptLoad(ctx, "return 7").Val()
+	log("evalsha %v", rc.EvalSha(ctx, sha, []string{"anykey"}).Val())
+	log("exists %v", rc.ScriptExists(ctx, sha).Val())
+
+	// Pipelines and transactions.
+	var gets []*redis.StringCmd
+	cmds, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 20 {
+			p.Set(ctx, fmt.Sprintf("p:%d", i), i, 0)
+			gets = append(gets, p.Get(ctx, fmt.Sprintf("p:%d", i)))
+		}
+		return nil
+	})
+	must(err)
+	log("pipelined %d", len(cmds))
+	for _, g := range gets {
+		log("pget %s", g.Val())
+	}
+	var incr *redis.IntCmd
+	_, err = rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "{tx}a", "1", 0)
+		incr = p.Incr(ctx, "{tx}a")
+		return nil
+	})
+	must(err)
+	log("tx %d", incr.Val())
+	err = rc.Watch(ctx, func(tx *redis.Tx) error {
+		n, err := tx.Get(ctx, "{tx}a").Int()
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "{tx}a", n*10, 0)
+			return nil
+		})
+		return err
+	}, "{tx}a")
+	must(err)
+	log("watch %s", rc.Get(ctx, "{tx}a").Val())
+
+	// SCAN, with go-redis's iterator, over every node.
+	var scanned []string
+	iter := rc.Scan(ctx, 0, "p:*", 3).Iterator()
+	for iter.Next(ctx) {
+		scanned = append(scanned, iter.Val())
+	}
+	must(iter.Err())
+	sort.Strings(scanned)
+	log("scan %v", scanned)
+	return out
+}
+
+// TestGoRedisProgramRunsUnchanged runs one go-redis program on a plain
+// go-redis client of one server and on a federation of four nodes: the
+// answers are the same, and the federation's keys are spread over its
+// nodes.
+func TestGoRedisProgramRunsUnchanged(t *testing.T) {
+	ctx := context.Background()
+	alone := redistest.StartN(t, 1)
+	plain := directClient(t, alone[0].Addr())
+	want := goRedisProgram(ctx, t, plain)
+
+	servers := redistest.StartN(t, 4)
+	opts := testOptions()
+	opts.HashTags = true // as go-redis's Ring and Redis Cluster place {tag}s
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	var rc redis.UniversalClient = c // the one line a go-redis program changes
+	got := goRedisProgram(ctx, t, rc)
+	assert.Equal(t, want, got)
+
+	holding := 0
+	for _, s := range servers {
+		if directClient(t, s.Addr()).DBSize(ctx).Val() > 0 {
+			holding++
+		}
+	}
+	assert.Equal(t, 4, holding, "the keys are spread over every node")
+	for i := range 20 {
+		k := fmt.Sprintf("p:%d", i)
+		assert.Equal(t, int64(1), directClient(t, mustServer(t, c, k)).Exists(ctx, k).Val(), "%s is on the node of its key", k)
+	}
+}
+
+// TestTransactionCommandsAloneAreRefused sends MULTI and EXEC as separate
+// calls while other goroutines GET: they are refused before anything is
+// sent, and no GET ever answers QUEUED.
+func TestTransactionCommandsAloneAreRefused(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.PoolSize = 2
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+					wrong.Add(1)
+				}
+			}
+		}()
+	}
+	for _, args := range [][]any{{"MULTI"}, {"EXEC"}, {"DISCARD"}, {"WATCH", "k"}, {"UNWATCH"}} {
+		err := c.Do(ctx, args...).Err()
+		require.ErrorIs(t, err, federated.ErrTxCommand, "%v", args)
+		assert.Contains(t, err.Error(), "TxPipelined or Watch", "the error names the API to use")
+	}
+	err := c.Chain().Do(nil, "MULTI").Poll(ctx)
+	require.ErrorIs(t, err, federated.ErrTxCommand, "a chain refuses MULTI too")
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, wrong.Load(), "no GET answered anything but its value")
+	for _, s := range servers {
+		info := directClient(t, s.Addr()).ClientList(ctx).Val()
+		assert.NotContains(t, info, "cmd=multi", "MULTI never reached %s", s.Addr())
+	}
+}
+
+// TestTransactionsAcrossNodesFail: TxPipelined and Watch of keys on two
+// nodes fail with ErrCrossNode and write nothing.
+func TestTransactionsAcrossNodesFail(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	a, b := "key-a", ""
+	for i := range 100 {
+		if k := fmt.Sprintf("key-%d", i); c.KeyToNode(k) != c.KeyToNode(a) {
+			b = k
+			break
+		}
+	}
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, a, "1", 0)
+		p.Set(ctx, b, "2", 0)
+		return nil
+	})
+	require.ErrorIs(t, err, federated.ErrCrossNode)
+	err = c.Watch(ctx, func(*redis.Tx) error { return nil }, a, b)
+	require.ErrorIs(t, err, federated.ErrCrossNode)
+	assert.Zero(t, c.Exists(ctx, a).Val()+c.Exists(ctx, b).Val(), "nothing was written")
+
+	// A pipeline (not a transaction) may span nodes: each node's share is
+	// sent at once.
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, a, "1", 0)
+		p.Set(ctx, b, "2", 0)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "1", c.Get(ctx, a).Val())
+	assert.Equal(t, "2", c.Get(ctx, b).Val())
+}
+
+// TestBlockingCommandOutlivesCommandTimeout: a BLPOP that waits longer than
+// the command timeout is Redis doing what it was asked, not a server down.
+func TestBlockingCommandOutlivesCommandTimeout(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 500 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+
+	start := time.Now()
+	_, err := c.BLPop(ctx, time.Second, "empty").Result()
+	require.ErrorIs(t, err, redis.Nil, "an empty list answers nil after its timeout")
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+	// Sent raw, go-redis would cut its wait at the read timeout: refused,
+	// with what to do instead; a shorter wait is sent.
+	err = c.Do(ctx, "BLPOP", "empty", "1").Err()
+	require.ErrorContains(t, err, "use the typed method")
+	start = time.Now()
+	_, err = c.Do(ctx, "BLPOP", "empty", "0.1").Result()
+	require.ErrorIs(t, err, redis.Nil)
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		directClient(t, servers[0].Addr()).RPush(ctx, "later", "x")
+	}()
+	v, err := c.BLPop(ctx, 5*time.Second, "later").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"later", "x"}, v)
+}
+
+// TestGroupRoutesTypedCommands: a Group's commands land on the group's
+// node, whatever their keys, as the Perl module's [group, key] do.
+func TestGroupRoutesTypedCommands(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	g := c.Group("web1.sfo")
+	addr, err := c.NodeToServer(g.Node())
+	require.NoError(t, err)
+	direct := directClient(t, addr)
+	for i := range 20 {
+		k := fmt.Sprintf("any-%d", i)
+		require.NoError(t, g.Set(ctx, k, i, 0).Err())
+		assert.Equal(t, int64(1), direct.Exists(ctx, k).Val(), "%s is on the group's node", k)
+	}
+	n, err := g.Do(ctx, "DBSIZE").Int64()
+	require.NoError(t, err, "a keyless command goes to the group's node")
+	assert.Equal(t, int64(20), n)
+	_, err = g.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "any-1")
+		p.Incr(ctx, "any-2")
+		return nil
+	})
+	require.NoError(t, err, "a group's transaction may name any keys")
+	_, err = c.Do(ctx, "DBSIZE").Result()
+	require.ErrorIs(t, err, federated.ErrKeyless, "the client has no node for a keyless command")
+	require.NoError(t, c.Ping(ctx).Err(), "PING goes to every server")
+}
+
+// TestEveryTypedCommandInBothStyles: the typed go-redis API and the chain
+// are one set of commands. Every method of redis.Cmdable is a method of
+// the Client, and a chain queues the same commands through Cmd; a sample
+// of each kind of reply comes back the same by both.
+func TestEveryTypedCommandInBothStyles(t *testing.T) {
+	ct := reflect.TypeOf((*redis.Cmdable)(nil)).Elem()
+	client := reflect.TypeOf(&federated.Client{})
+	group := reflect.TypeOf(&federated.Group{})
+	for i := range ct.NumMethod() {
+		name := ct.Method(i).Name
+		_, onClient := client.MethodByName(name)
+		_, onGroup := group.MethodByName(name)
+		assert.True(t, onClient && onGroup, "%s", name)
+	}
+	assert.Greater(t, ct.NumMethod(), 400, "go-redis's whole command set")
+
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	samples := []func(r redis.Cmdable) redis.Cmder{
+		func(r redis.Cmdable) redis.Cmder { return r.Set(ctx, "a", "1", time.Minute) },
+		func(r redis.Cmdable) redis.Cmder { return r.Get(ctx, "a") },
+		func(r redis.Cmdable) redis.Cmder { return r.Expire(ctx, "a", 500*time.Millisecond) },
+		func(r redis.Cmdable) redis.Cmder { return r.Exists(ctx, "a") },
+		func(r redis.Cmdable) redis.Cmder { return r.HSet(ctx, "h", "f", "v") },
+		func(r redis.Cmdable) redis.Cmder { return r.HGetAll(ctx, "h") },
+		func(r redis.Cmdable) redis.Cmder { return r.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "m"}) },
+		func(r redis.Cmdable) redis.Cmder { return r.ZRangeWithScores(ctx, "z", 0, -1) },
+		func(r redis.Cmdable) redis.Cmder { return r.XLen(ctx, "nostream") },
+		func(r redis.Cmdable) redis.Cmder { return r.Eval(ctx, "return KEYS[1]", []string{"a"}) },
+	}
+	var typed, chained []string
+	for _, s := range samples {
+		typed = append(typed, s(c).String())
+	}
+	require.NoError(t, c.FlushAll(ctx).Err(), "FLUSHALL goes to every server")
+	p := c.Chain()
+	for _, s := range samples {
+		p.Cmd(func(r redis.Cmdable) { s(r) }, func(cmd redis.Cmder) { chained = append(chained, cmd.String()) })
+	}
+	require.NoError(t, p.Poll(ctx))
+	assert.Equal(t, typed, chained)
+	assert.Contains(t, typed[2], "expire a 1", "an expiration under a second is one second in both")
+}

@@ -1,0 +1,275 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Where a command's keys are. Redis declares, for each command, the
+// position of its first and last key and the step between keys (COMMAND
+// INFO). The declarations of every command of Redis 7.0 are in
+// commandSpecs, generated from a server's COMMAND reply, so that placing a
+// command never waits on a server other than its own; a command missing
+// there (a module's, a newer Redis's) is asked of a server once, and the
+// answer kept. Commands whose keys move with their arguments (EVAL's
+// numkeys, XREAD's STREAMS, ZUNIONSTORE's numkeys...) are read here by
+// their syntax; any other such command is asked of a server with COMMAND
+// GETKEYS.
+
+// keySpec is where a command's keys are, by Redis's declaration.
+type keySpec struct {
+	first, last, step int  // positions in the arguments, the name at 0; last < 0 counts from the end
+	movable           bool // the keys move with the arguments
+	known             bool // Redis described the command
+}
+
+// keySpecs caches the keySpecs of commands, by lower-case name, and of
+// subcommands as "name|sub".
+type keySpecs struct {
+	mu    sync.Mutex
+	specs map[string]keySpec
+}
+
+// keySpec returns the key spec of a command, from commandSpecs, or else
+// asking a server for it the first time.
+func (c *Client) keySpec(ctx context.Context, name string) (keySpec, error) {
+	if spec, ok := commandSpecs[name]; ok {
+		return spec, nil
+	}
+	c.specs.mu.Lock()
+	spec, ok := c.specs.specs[name]
+	c.specs.mu.Unlock()
+	if ok {
+		return spec, nil
+	}
+	spec, err := c.askKeySpec(ctx, name)
+	if err != nil {
+		return keySpec{}, err
+	}
+	c.specs.mu.Lock()
+	if c.specs.specs == nil {
+		c.specs.specs = make(map[string]keySpec)
+	}
+	c.specs.specs[name] = spec
+	c.specs.mu.Unlock()
+	return spec, nil
+}
+
+// askKeySpec asks an up server for COMMAND INFO of a command ("name" or
+// "name|sub"). A command the server does not know has no keys declared.
+func (c *Client) askKeySpec(ctx context.Context, name string) (keySpec, error) {
+	rc, err := c.anyServer()
+	if err != nil {
+		return keySpec{}, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	cmd := redis.NewSliceCmd(ctx, "command", "info", name)
+	if err := rc.Process(ctx, cmd); err != nil {
+		return keySpec{}, fmt.Errorf("federated: learning where the keys of %s are (COMMAND INFO): %w", strings.ToUpper(name), err)
+	}
+	val := cmd.Val()
+	if len(val) != 1 {
+		return keySpec{}, nil
+	}
+	info, _ := val[0].([]any)
+	if len(info) < 6 {
+		return keySpec{}, nil // nil: unknown to the server
+	}
+	spec := keySpec{known: true}
+	first, _ := info[3].(int64)
+	last, _ := info[4].(int64)
+	step, _ := info[5].(int64)
+	spec.first, spec.last, spec.step = int(first), int(last), int(step)
+	if flags, ok := info[2].([]any); ok {
+		for _, f := range flags {
+			if f == "movablekeys" {
+				spec.movable = true
+			}
+		}
+	}
+	return spec, nil
+}
+
+// anyServer returns the client of an up server, for questions about
+// commands that any server answers.
+func (c *Client) anyServer() (*redis.Client, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	t := c.topo.Load()
+	var errs []error
+	for _, name := range t.names() {
+		s, err := c.currentServer(t.nodes[name])
+		if err == nil {
+			return s.client.Load(), nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// containers are the commands whose keys are declared by subcommand.
+var containers = func() map[string]bool {
+	m := make(map[string]bool)
+	for name := range commandSpecs {
+		if container, _, ok := strings.Cut(name, "|"); ok {
+			m[container] = true
+		}
+	}
+	return m
+}()
+
+// commandKeys returns the keys of a command, in argument order. A command
+// with none returns none.
+func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder) ([]string, error) {
+	args := cmd.Args()
+	name := strings.ToLower(cmd.Name())
+	if keys, ok := movableKeys(name, args); ok {
+		return keys, nil
+	}
+	specName := name
+	if containers[name] && len(args) > 1 {
+		specName = name + "|" + strings.ToLower(argString(args[1]))
+	}
+	spec, err := c.keySpec(ctx, specName)
+	if err != nil {
+		return nil, err
+	}
+	if spec.movable {
+		return c.askKeys(ctx, args)
+	}
+	if !spec.known || spec.first <= 0 {
+		return nil, nil
+	}
+	last := spec.last
+	if last < 0 {
+		last = len(args) + last
+	}
+	step := max(spec.step, 1)
+	var keys []string
+	for i := spec.first; i <= last && i < len(args); i += step {
+		keys = append(keys, argString(args[i]))
+	}
+	return keys, nil
+}
+
+// askKeys asks a server for the keys of a command (COMMAND GETKEYS).
+func (c *Client) askKeys(ctx context.Context, args []any) ([]string, error) {
+	rc, err := c.anyServer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	keys, err := rc.CommandGetKeys(ctx, args...).Result()
+	if err != nil {
+		var reply redis.Error
+		if errors.As(err, &reply) {
+			return nil, nil // Redis finds no key in it: a keyless use
+		}
+		return nil, fmt.Errorf("federated: learning the keys of %s (COMMAND GETKEYS): %w", argString(args[0]), err)
+	}
+	return keys, nil
+}
+
+// movableKeys reads the keys of the commands whose keys move with their
+// arguments, by their syntax, sparing a round trip. ok is false for the
+// commands it does not know.
+func movableKeys(name string, args []any) (keys []string, ok bool) {
+	switch name {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro":
+		return countedKeys(args, 2), true // name script numkeys key...
+	case "zunion", "zinter", "zdiff", "sintercard", "zintercard", "lmpop", "zmpop":
+		return countedKeys(args, 1), true // name numkeys key...
+	case "blmpop", "bzmpop":
+		return countedKeys(args, 2), true // name timeout numkeys key...
+	case "zunionstore", "zinterstore", "zdiffstore":
+		if len(args) < 2 {
+			return nil, true
+		}
+		return append([]string{argString(args[1])}, countedKeys(args, 2)...), true
+	case "xread", "xreadgroup":
+		for i, a := range args {
+			if strings.EqualFold(argString(a), "streams") {
+				rest := args[i+1:]
+				for _, k := range rest[:len(rest)/2] {
+					keys = append(keys, argString(k))
+				}
+				return keys, true
+			}
+		}
+		return nil, true
+	case "georadius", "georadiusbymember":
+		if len(args) < 2 {
+			return nil, true
+		}
+		keys = []string{argString(args[1])}
+		for i := 2; i+1 < len(args); i++ {
+			if a := argString(args[i]); strings.EqualFold(a, "store") || strings.EqualFold(a, "storedist") {
+				keys = append(keys, argString(args[i+1]))
+			}
+		}
+		return keys, true
+	case "migrate": // host port key|"" db timeout [COPY] [REPLACE] [AUTH...] [KEYS key...]
+		if len(args) > 3 && argString(args[3]) != "" {
+			return []string{argString(args[3])}, true
+		}
+		for i := 6; i < len(args); i++ {
+			if strings.EqualFold(argString(args[i]), "keys") {
+				for _, k := range args[i+1:] {
+					keys = append(keys, argString(k))
+				}
+				return keys, true
+			}
+		}
+		return nil, true
+	case "sort", "sort_ro":
+		if len(args) < 2 {
+			return nil, true
+		}
+		keys = []string{argString(args[1])}
+		for i := 2; i+1 < len(args); i++ {
+			if strings.EqualFold(argString(args[i]), "store") {
+				keys = append(keys, argString(args[i+1]))
+			}
+		}
+		return keys, true
+	}
+	return nil, false
+}
+
+// countedKeys returns the keys that follow a count at args[at].
+func countedKeys(args []any, at int) []string {
+	if len(args) <= at {
+		return nil
+	}
+	n, err := strconv.Atoi(argString(args[at]))
+	if err != nil || n <= 0 {
+		return nil
+	}
+	var keys []string
+	for i := at + 1; i <= at+n && i < len(args); i++ {
+		keys = append(keys, argString(args[i]))
+	}
+	return keys
+}
+
+// argString returns an argument as Redis reads it.
+func argString(a any) string {
+	switch v := a.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case fmt.Stringer:
+		return v.String()
+	}
+	return fmt.Sprint(a)
+}
