@@ -197,28 +197,6 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 		DialerRetries:            1,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		OnConnect:                requireAuth(o.Password),
-	}
-}
-
-// requireAuth refuses, at dial, a connection without a password to a server
-// that asks for one. Without it the connection would be pooled
-// unauthenticated: Redis answers its short commands NOAUTH, but closes it
-// after a long one (a script call, a metric write), and a command that took
-// it from the pool before the close arrived would fail with EOF and mark an
-// answering server down. With a password go-redis's AUTH at dial already
-// refuses a wrong one.
-func requireAuth(password string) func(context.Context, *redis.Conn) error {
-	if password != "" {
-		return nil
-	}
-	return func(ctx context.Context, cn *redis.Conn) error {
-		err := cn.Ping(ctx).Err()
-		var reply redis.Error
-		if errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "NOAUTH") {
-			return err
-		}
-		return nil
 	}
 }
 

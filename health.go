@@ -23,6 +23,10 @@ type server struct {
 
 	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
 	down   atomic.Bool                  // read on every command without the lock
+	// unauthenticated is set when the server refused a long command from a
+	// connection that gave no password, and then closes it; cleared by an
+	// answer. See healthHook.unauthenticated.
+	unauthenticated atomic.Bool
 
 	mu        sync.Mutex // guards the fields below, and transitions of down
 	downSince time.Time
@@ -341,9 +345,13 @@ func (h healthHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
+		if explained, ok := h.unauthenticated(err); ok {
+			cmd.SetErr(explained)
+			err = explained
+		}
 		if isServerFault(ctx, err) {
 			h.fault(err)
-		} else if explained := explainReply(err); explained != err {
+		} else if explained := h.explainReply(err); explained != err {
 			cmd.SetErr(explained)
 			err = explained
 		}
@@ -351,12 +359,33 @@ func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
+// unauthenticated explains the loss of a connection that Redis closes after
+// refusing a long command from it for want of a password: go-redis pooled
+// it again before the close arrived, and the next command on it fails
+// with EOF. That is the refusal, not a server down. ok is false for any
+// other error, and for every error once the server has answered since.
+func (h healthHook) unauthenticated(err error) (error, bool) {
+	if !h.s.unauthenticated.Load() {
+		return err, false
+	}
+	if err == nil {
+		h.s.unauthenticated.Store(false)
+		return nil, false
+	}
+	if !isConnError(err) {
+		return err, false
+	}
+	return fmt.Errorf("federated: authentication required: the server closed a connection that gave no password (%v)", err), true
+}
+
 // explainReply explains Redis's answer to a command of more than ten
 // arguments (a script call, a metric write) from a connection that has not
 // authenticated: a protocol error, where a shorter command gets NOAUTH.
-func explainReply(err error) error {
+// Redis closes the connection after it, which the hook notes.
+func (h healthHook) explainReply(err error) error {
 	var reply redis.Error
 	if errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "ERR Protocol error: unauthenticated") {
+		h.s.unauthenticated.Store(true)
 		return fmt.Errorf("federated: authentication required: the server refused a long command from a connection that gave no password (%w)", err)
 	}
 	return err
@@ -365,10 +394,18 @@ func explainReply(err error) error {
 func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
+		if explained, ok := h.unauthenticated(err); ok {
+			err = explained
+			for _, cmd := range cmds {
+				if e := cmd.Err(); e == nil || isConnError(e) {
+					cmd.SetErr(explained)
+				}
+			}
+		}
 		if err != nil {
 			for _, cmd := range cmds {
 				if e := cmd.Err(); e != nil {
-					if explained := explainReply(e); explained != e {
+					if explained := h.explainReply(e); explained != e {
 						cmd.SetErr(explained)
 					}
 				}

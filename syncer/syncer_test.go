@@ -592,10 +592,8 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 	// restarted once the batch under way saved its cursor.
 	pa.SetLatency(250 * time.Millisecond)
 	saved := rb.HGet(ctx, journal.CursorKey, pa.Addr()).Val()
-	// A batch waits 250ms per round trip, and a connection idle past
-	// 100ms is dialled again (a round trip more, to see it authenticated).
 	require.Eventually(t, func() bool { return rb.HGet(ctx, journal.CursorKey, pa.Addr()).Val() != saved },
-		30*time.Second, time.Millisecond)
+		10*time.Second, time.Millisecond)
 	held := rb.DBSize(ctx).Val()
 	require.NoError(t, servers[1].Restart()) // empty, in the middle of the pass
 	pa.SetLatency(40 * time.Millisecond)
