@@ -39,7 +39,9 @@ func parseFlags(args []string, usageOut io.Writer) (config, error) {
 
 Compares redfed with go-redis (Ring, hand-sharded pipelines) and rueidis on
 the same redis-server processes in one run, contenders alternating round by
-round, each run on freshly flushed servers.
+round, each run on freshly flushed servers. Each contender's rate is
+reported with the CPU time per op of the servers (INFO cpu) and of this
+process (getrusage) over the same runs.
 
 Flags:
 `)

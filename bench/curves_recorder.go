@@ -122,7 +122,7 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 	}
 	var deadline time.Time
 	var next atomic.Int64
-	s, err := measure(func() (int64, error) {
+	s, err := measure(ctx, r.f, func() (int64, error) {
 		deadline = time.Now().Add(r.cfg.maxRun)
 		errs := make([]error, r.cfg.writers+1)
 		var wg sync.WaitGroup

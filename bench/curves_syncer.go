@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redfed/federated"
@@ -206,23 +204,6 @@ func fill(ctx context.Context, addr string, opts federated.Options, keys int, po
 // groupCPU returns the CPU time used so far by this process and by the
 // first size servers of the fleet.
 func groupCPU(ctx context.Context, f *fleet, size int) (time.Duration, error) {
-	total := processCPU()
-	for i, c := range f.admin[:size] {
-		info, err := c.Info(ctx, "cpu").Result()
-		if err != nil {
-			return 0, fmt.Errorf("INFO cpu on %s: %w", f.addrs[i], err)
-		}
-		for line := range strings.SplitSeq(info, "\n") {
-			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-			if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
-				continue
-			}
-			sec, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return 0, fmt.Errorf("INFO cpu on %s: %s: %w", f.addrs[i], line, err)
-			}
-			total += time.Duration(sec * float64(time.Second))
-		}
-	}
-	return total, nil
+	servers, err := f.cpu(ctx, size)
+	return processCPU() + servers, err
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -62,9 +63,15 @@ type row struct {
 	OpsPerSecRounds []float64 `json:"ops_per_sec_rounds"`
 	AllocsPerOp     float64   `json:"allocs_per_op"`
 	BytesPerOp      float64   `json:"bytes_per_op"`
-	LatencyOf       string    `json:"latency_of"` // "batch", or "script call" for the Recorder
-	LatencyP50Micro float64   `json:"latency_p50_us"`
-	LatencyP99Micro float64   `json:"latency_p99_us"`
+	// ServerCPUMicros is the CPU time of every server per op, and
+	// ClientCPUMicros that of the whole benchmark process, each the median
+	// over the rounds; ClientCPUMicros is absent where the process's CPU
+	// time is not measured (see processCPU).
+	ServerCPUMicros float64 `json:"server_cpu_us_per_op"`
+	ClientCPUMicros float64 `json:"client_cpu_us_per_op,omitempty"`
+	LatencyOf       string  `json:"latency_of"` // "batch", or "script call" for the Recorder
+	LatencyP50Micro float64 `json:"latency_p50_us"`
+	LatencyP99Micro float64 `json:"latency_p99_us"`
 
 	// For redfed rows: the peer with the highest median in the same
 	// workload, writers and batch (any batch for the Recorder), and this
@@ -93,6 +100,7 @@ var notes = []string{
 	"Journal: the redfed Pipeline and the peers write each point's journal entry to \"journal{KEY}\", routed with KEY (hash tag for redfed and the Ring, KEY's server for hand sharding), since key routing cannot name a per-server journal through a Ring; the Recorder writes the real per-server journal, one entry per changed key per script call, scored by the server's clock.",
 	"Recorder: default options, it batches by itself (flush at 20,000 points or 100ms, at most 10,000 points a script call), so batch is \"auto\"; its ratio is against the best peer at any batch size with as many writers, and its latency is one script call to one node, not a whole flush.",
 	"Hand sharding: \"go-redis sharded\" and \"rueidis sharded\" place each key with redfed's ring (Client.KeyToNode), one pipeline (go-redis) or DoMulti (rueidis, auto-pipelining on) per server, all servers at once; the Ring places keys with its own hash.",
+	"CPU µs/op: server is used_cpu_sys + used_cpu_user of INFO cpu, summed over every server, client is the whole benchmark process's user + system time (getrusage), each read just before and just after a run, ÷ its ops; median over the rounds. Client CPU includes the garbage collections during a run, not that of the garbage left at its end, which the next run's forced collection clears outside its interval.",
 	"allocs/op and B/op: the whole process's runtime.MemStats (Mallocs, TotalAlloc) over the runs ÷ ops, all rounds together; they include each peer's member string per point, made by the harness as a caller would.",
 	"ops/s: median and min–max over the rounds; latency percentiles: every batch of every round together.",
 }
@@ -149,16 +157,19 @@ func aggregate(c cell, ss []sample) row {
 	var ops int64
 	var mallocs, bytes uint64
 	var latencies []time.Duration
+	var serverCPU, clientCPU []float64
 	for _, s := range ss {
 		r.OpsPerSecRounds = append(r.OpsPerSecRounds, rate(s))
+		serverCPU = append(serverCPU, perOp(s.serverCPU, s.ops))
+		clientCPU = append(clientCPU, perOp(s.clientCPU, s.ops))
 		ops += s.ops
 		mallocs += s.mallocs
 		bytes += s.bytes
 		latencies = append(latencies, s.latencies...)
 	}
-	sorted := slices.Sorted(slices.Values(r.OpsPerSecRounds))
-	r.OpsPerSecMin, r.OpsPerSecMax = sorted[0], sorted[len(sorted)-1]
-	r.OpsPerSecMedian = (sorted[(len(sorted)-1)/2] + sorted[len(sorted)/2]) / 2
+	r.OpsPerSecMedian, r.OpsPerSecMin, r.OpsPerSecMax = median(r.OpsPerSecRounds)
+	r.ServerCPUMicros, _, _ = median(serverCPU)
+	r.ClientCPUMicros, _, _ = median(clientCPU)
 	if ops > 0 {
 		r.AllocsPerOp = float64(mallocs) / float64(ops)
 		r.BytesPerOp = float64(bytes) / float64(ops)
@@ -167,6 +178,14 @@ func aggregate(c cell, ss []sample) row {
 	r.LatencyP50Micro = micros(percentile(latencies, 0.50))
 	r.LatencyP99Micro = micros(percentile(latencies, 0.99))
 	return r
+}
+
+// perOp returns a CPU time per op in microseconds, 0 for no ops.
+func perOp(cpu time.Duration, ops int64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return micros(cpu) / float64(ops)
 }
 
 // percentile returns the nearest-rank percentile of sorted durations.
@@ -201,12 +220,12 @@ func writeTable(w io.Writer, rep report) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbatch\twriters\tcontender\tops/s\tmin–max\tallocs/op\tB/op\tp50\tp99\t÷ best peer\t÷ go-redis sharded\t")
+	fmt.Fprintln(tw, "workload\tbatch\twriters\tcontender\tops/s\tmin–max\tserver µs/op\tclient µs/op\tallocs/op\tB/op\tp50\tp99\t÷ best peer\t÷ go-redis sharded\t")
 	last := ""
 	for _, r := range rep.Rows {
 		group := fmt.Sprint(r.Workload, r.Writers, r.Batch)
 		if last != "" && group != last {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t")
+			fmt.Fprintln(tw, strings.Repeat("\t", 14))
 		}
 		last = group
 		ratio, toSharded := "", ""
@@ -220,10 +239,10 @@ func writeTable(w io.Writer, rep report) error {
 		if r.LatencyOf != "batch" {
 			star = "†"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s–%s\t%.1f\t%.0f\t%s%s\t%s%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s–%s\t%s\t%s\t%.1f\t%.0f\t%s%s\t%s%s\t%s\t%s\t\n",
 			r.Workload, batchLabel(r.Batch), r.Writers, r.Contender,
 			humanRate(r.OpsPerSecMedian), humanRate(r.OpsPerSecMin), humanRate(r.OpsPerSecMax),
-			r.AllocsPerOp, r.BytesPerOp,
+			cpuLabel(r.ServerCPUMicros), cpuLabel(r.ClientCPUMicros), r.AllocsPerOp, r.BytesPerOp,
 			humanMicros(r.LatencyP50Micro), star, humanMicros(r.LatencyP99Micro), star, ratio, toSharded)
 	}
 	if err := tw.Flush(); err != nil {
@@ -246,6 +265,15 @@ func humanRate(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
+}
+
+// cpuLabel prints a CPU time per op, in microseconds, "–" where it was
+// not measured.
+func cpuLabel(us float64) string {
+	if us == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", us)
 }
 
 // humanMicros prints a duration given in microseconds.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -23,28 +24,42 @@ type cell struct {
 type sample struct {
 	ops       int64 // SETs or points
 	elapsed   time.Duration
-	mallocs   uint64 // heap allocations of the whole process during the run
-	bytes     uint64 // bytes of those allocations
+	mallocs   uint64        // heap allocations of the whole process during the run
+	bytes     uint64        // bytes of those allocations
+	clientCPU time.Duration // user and system CPU of the whole process during the run
+	serverCPU time.Duration // user and system CPU of every server of the fleet during the run
 	latencies []time.Duration
 }
 
-// measure times fn and counts the process's allocations while it runs.
-// The heap is collected first, so that no run pays for its predecessor's
-// garbage.
-func measure(fn func() (int64, error)) (sample, error) {
+// measure times fn and counts the process's allocations and CPU time and
+// the CPU time of every server of f while it runs. The heap is collected
+// first, so that no run pays for its predecessor's garbage. The readings
+// nest around fn, the servers' outermost: the process's CPU interval holds
+// fn and no INFO call, and the servers' holds nothing but fn's commands and
+// the two INFO calls' own few microseconds.
+func measure(ctx context.Context, f *fleet, fn func() (int64, error)) (sample, error) {
 	runtime.GC()
 	var before, after runtime.MemStats
+	server0, err := f.cpu(ctx, len(f.admin))
+	if err != nil {
+		return sample{}, err
+	}
 	runtime.ReadMemStats(&before)
+	client0 := processCPU()
 	start := time.Now()
 	ops, err := fn()
 	elapsed := time.Since(start)
+	client1 := processCPU()
 	runtime.ReadMemStats(&after)
+	server1, cpuErr := f.cpu(ctx, len(f.admin))
 	return sample{
-		ops:     ops,
-		elapsed: elapsed,
-		mallocs: after.Mallocs - before.Mallocs,
-		bytes:   after.TotalAlloc - before.TotalAlloc,
-	}, err
+		ops:       ops,
+		elapsed:   elapsed,
+		mallocs:   after.Mallocs - before.Mallocs,
+		bytes:     after.TotalAlloc - before.TotalAlloc,
+		clientCPU: client1 - client0,
+		serverCPU: server1 - server0,
+	}, errors.Join(err, cpuErr)
 }
 
 // job is one cell's run: run measures it, check verifies what it wrote.
@@ -79,7 +94,7 @@ func (b *bench) groups() [][]job {
 			g = append(g, job{
 				cell: cell{workload: "W1", batch: batch, writers: 1, contender: ct.name, redfed: ct.redfed},
 				run: func(ctx context.Context) (sample, error) {
-					return runW1(ctx, ct, keys, batch, cfg.w1Ops)
+					return runW1(ctx, b.fleet, ct, keys, batch, cfg.w1Ops)
 				},
 				check: func(ctx context.Context) error { return checkW1(ctx, b.fleet, cfg.w1Ops) },
 			})
@@ -94,7 +109,7 @@ func (b *bench) groups() [][]job {
 				g = append(g, job{
 					cell: cell{workload: "W2", batch: batch, writers: writers, contender: ct.name, redfed: ct.redfed},
 					run: func(ctx context.Context) (sample, error) {
-						return runW2(ctx, ct, d, cfg.points, batch, writers)
+						return runW2(ctx, b.fleet, ct, d, cfg.points, batch, writers)
 					},
 					check: checkW2Run,
 				})
@@ -103,7 +118,7 @@ func (b *bench) groups() [][]job {
 		g = append(g, job{
 			cell: cell{workload: "W2", writers: writers, contender: nameRecorder, redfed: true},
 			run: func(ctx context.Context) (sample, error) {
-				return runRecorder(ctx, b.clients, d, cfg.points, writers)
+				return runRecorder(ctx, b.fleet, b.clients, d, cfg.points, writers)
 			},
 			check: checkW2Run,
 		})
@@ -134,8 +149,9 @@ func (b *bench) run(ctx context.Context) error {
 					return fmt.Errorf("round %d, %s: %w", round+1, describe(j.cell), err)
 				}
 				s := b.samples[j.cell][len(b.samples[j.cell])-1]
-				fmt.Fprintf(b.progress, "round %d/%d  %-44s %10s %ss/s\n", round+1, b.cfg.rounds,
-					describe(j.cell), humanRate(rate(s)), unit(j.cell.workload))
+				fmt.Fprintf(b.progress, "round %d/%d  %-44s %10s %ss/s  server %s µs/op  client %s µs/op\n",
+					round+1, b.cfg.rounds, describe(j.cell), humanRate(rate(s)), unit(j.cell.workload),
+					cpuLabel(perOp(s.serverCPU, s.ops)), cpuLabel(perOp(s.clientCPU, s.ops)))
 			}
 		}
 	}

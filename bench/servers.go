@@ -233,6 +233,31 @@ func (f *fleet) zcard(ctx context.Context, key string) (int64, error) {
 	return total, nil
 }
 
+// cpu returns the CPU time that the first n servers have used so far:
+// used_cpu_sys plus used_cpu_user of INFO cpu, which count every thread of
+// a server and are given to the microsecond.
+func (f *fleet) cpu(ctx context.Context, n int) (time.Duration, error) {
+	var total time.Duration
+	for i, c := range f.admin[:n] {
+		info, err := c.Info(ctx, "cpu").Result()
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu on %s: %w", f.addrs[i], err)
+		}
+		for line := range strings.SplitSeq(info, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+				continue
+			}
+			sec, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("INFO cpu on %s: %s: %w", f.addrs[i], line, err)
+			}
+			total += time.Duration(sec * float64(time.Second))
+		}
+	}
+	return total, nil
+}
+
 // version returns the redis_version of the first server.
 func (f *fleet) version(ctx context.Context) (string, error) {
 	info, err := f.admin[0].Info(ctx, "server").Result()

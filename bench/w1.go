@@ -9,10 +9,10 @@ import (
 // SETs over the key universe in batches of batch, waiting for each batch's
 // answers before it queues the next. A batch's latency runs from queueing
 // its first command to its last answer.
-func runW1(ctx context.Context, ct contender, keys []string, batch, ops int) (sample, error) {
+func runW1(ctx context.Context, f *fleet, ct contender, keys []string, batch, ops int) (sample, error) {
 	b := ct.newBatcher()
 	latencies := make([]time.Duration, 0, ops/batch+1)
-	s, err := measure(func() (int64, error) {
+	s, err := measure(ctx, f, func() (int64, error) {
 		sent := 0
 		for sent < ops {
 			if err := ctx.Err(); err != nil {

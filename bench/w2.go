@@ -20,7 +20,7 @@ const recorderCallsHint = 4096
 // counter, each queueing a point and its journal entry and sending every
 // batch points. A batch's latency runs from queueing its first point to
 // its last answer.
-func runW2(ctx context.Context, ct contender, d *w2Data, points int64, batch, writers int) (sample, error) {
+func runW2(ctx context.Context, f *fleet, ct contender, d *w2Data, points int64, batch, writers int) (sample, error) {
 	batchers := make([]batcher, writers)
 	latencies := make([][]time.Duration, writers)
 	for w := range writers {
@@ -28,7 +28,7 @@ func runW2(ctx context.Context, ct contender, d *w2Data, points int64, batch, wr
 		latencies[w] = make([]time.Duration, 0, points/int64(batch)+1)
 	}
 	var next atomic.Int64
-	s, err := measure(func() (int64, error) {
+	s, err := measure(ctx, f, func() (int64, error) {
 		errs := make([]error, writers)
 		var wg sync.WaitGroup
 		for w := range writers {
@@ -86,7 +86,7 @@ func w2Writer(ctx context.Context, b batcher, d *w2Data, next *atomic.Int64, poi
 // left, inside the timing. The Recorder batches by itself (per node and
 // key, 20,000 points or 100ms a flush, at most 10,000 points a script
 // call); its latencies are those of its script calls, one node each.
-func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, writers int) (sample, error) {
+func runRecorder(ctx context.Context, f *fleet, c *clients, d *w2Data, points int64, writers int) (sample, error) {
 	r, err := newRecorder(c.recorder, metrics.RecorderOptions{})
 	if err != nil {
 		return sample{}, err
@@ -94,7 +94,7 @@ func runRecorder(ctx context.Context, c *clients, d *w2Data, points int64, write
 	defer r.Close()
 	c.calls.reset(recorderCallsHint)
 	var next atomic.Int64
-	s, err := measure(func() (int64, error) {
+	s, err := measure(ctx, f, func() (int64, error) {
 		errs := make([]error, writers+1)
 		var wg sync.WaitGroup
 		for w := range writers {
