@@ -162,3 +162,95 @@ func (b *rueidisBatcher) execShard(ctx context.Context, i int) {
 	clear(b.cmds[i])
 	b.cmds[i] = b.cmds[i][:0]
 }
+
+// rueidisGroupedBatcher groups a W2 batch by key by hand, as the Recorder
+// does in its script: per server, one ZADD per key with all of the key's
+// points and one ZADD to the server's journal with every key the batch
+// changed there, sent with DoMulti, all servers at once. The journal is the
+// Recorder's, not the other peers' "journal{KEY}": a key's entry is scored
+// with its last point's journal score, the client's clock. SETs are not
+// grouped; they are queued as rueidisBatcher queues them.
+type rueidisGroupedBatcher struct {
+	send    *rueidisBatcher // queues and sends the built commands
+	servers []groupedShard  // one per server, in fleet order
+}
+
+// groupedShard is one server's share of a batch, grouped by key.
+type groupedShard struct {
+	index  map[string]int // key → its place in series
+	series []groupedSeries
+}
+
+// groupedSeries is one key's points in a batch. Its points slice is kept
+// from batch to batch, so that grouping rarely allocates.
+type groupedSeries struct {
+	key          string
+	journalScore float64
+	points       []groupedPoint
+}
+
+// groupedPoint is one point of a series: its score and member.
+type groupedPoint struct {
+	sec    float64
+	member string
+}
+
+func (c *clients) newRueidisGroupedBatcher() batcher {
+	b := &rueidisGroupedBatcher{
+		send:    &rueidisBatcher{c: c, cmds: make([][]rueidis.Completed, len(c.rue)), errs: make([]error, len(c.rue))},
+		servers: make([]groupedShard, len(c.rue)),
+	}
+	for i := range b.servers {
+		b.servers[i].index = make(map[string]int)
+	}
+	return b
+}
+
+func (b *rueidisGroupedBatcher) set(key, value string) { b.send.set(key, value) }
+
+// point ignores the per-key journal: the batch's keys are journalled per
+// server by exec.
+func (b *rueidisGroupedBatcher) point(key, _, member string, sec, journalScore float64) {
+	sh := &b.servers[b.send.c.shard(key)]
+	i, ok := sh.index[key]
+	if !ok {
+		i = len(sh.series)
+		if i < cap(sh.series) {
+			sh.series = sh.series[:i+1]
+		} else {
+			sh.series = append(sh.series, groupedSeries{})
+		}
+		sh.series[i].key = key
+		sh.index[key] = i
+	}
+	s := &sh.series[i]
+	s.journalScore = journalScore
+	s.points = append(s.points, groupedPoint{sec: sec, member: member})
+}
+
+// exec builds each server's commands, empties the groups and sends.
+func (b *rueidisGroupedBatcher) exec(ctx context.Context) error {
+	for i := range b.servers {
+		sh := &b.servers[i]
+		if len(sh.series) == 0 {
+			continue
+		}
+		cb := b.send.c.rue[i].B()
+		journal := cb.Zadd().Key(federated.DefaultJournal).ScoreMember()
+		for j := range sh.series {
+			s := &sh.series[j]
+			zadd := cb.Zadd().Key(s.key).ScoreMember()
+			for _, p := range s.points {
+				zadd = zadd.ScoreMember(p.sec, p.member)
+			}
+			b.send.cmds[i] = append(b.send.cmds[i], zadd.Build())
+			journal = journal.ScoreMember(s.journalScore, s.key)
+			clear(s.points)
+			s.points = s.points[:0]
+		}
+		b.send.cmds[i] = append(b.send.cmds[i], journal.Build())
+		sh.series = sh.series[:0]
+		clear(sh.index)
+	}
+	return b.send.exec(ctx)
+}

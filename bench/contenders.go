@@ -23,6 +23,7 @@ const (
 	nameRing           = "go-redis Ring"
 	nameRaw            = "go-redis sharded"
 	nameRueidis        = "rueidis sharded"
+	nameRueidisGrouped = "rueidis grouped"
 )
 
 // commandTimeout bounds every call of every contender: long enough that a
@@ -46,6 +47,7 @@ type batcher interface {
 type contender struct {
 	name   string
 	redfed bool // one of ours: compared with the best peer
+	w2Only bool // left out of W1; its batcher's set serves the warm-up only
 	// newBatcher returns a writer's batcher; nil for the Recorder, which
 	// batches by itself.
 	newBatcher func() batcher
@@ -151,6 +153,7 @@ func (c *clients) batchContenders() []contender {
 		{name: nameRing, newBatcher: c.newRingBatcher},
 		{name: nameRaw, newBatcher: c.newRawBatcher},
 		{name: nameRueidis, newBatcher: c.newRueidisBatcher},
+		{name: nameRueidisGrouped, w2Only: true, newBatcher: c.newRueidisGroupedBatcher},
 	}
 }
 

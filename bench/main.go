@@ -2,10 +2,11 @@
 // processes in one run: workload W1 (batches of SETs, the Perl module's own
 // test) and W2 (metric points with their journal entries), through a redfed
 // Pipeline and Recorder, go-redis's Ring, plain go-redis clients sharded by
-// hand and rueidis clients sharded by hand. Contenders alternate round by
-// round and each run starts on empty servers; each run reports its rate and
-// the CPU time the servers and the process spent per op. BENCHMARKS.md says
-// how to run it; `go run . -h` lists the flags.
+// hand and rueidis clients sharded by hand, as they come and, on W2,
+// grouping each batch by key. Contenders alternate round by round and each
+// run starts on empty servers; each run reports its rate and the CPU time
+// the servers and the process spent per op. BENCHMARKS.md says how to run
+// it; `go run . -h` lists the flags.
 //
 // It is a module of its own so that the library never depends on rueidis.
 package main

@@ -91,6 +91,9 @@ func (b *bench) groups() [][]job {
 	for _, batch := range cfg.w1Batches {
 		var g []job
 		for _, ct := range b.clients.batchContenders() {
+			if ct.w2Only {
+				continue
+			}
 			g = append(g, job{
 				cell: cell{workload: "W1", batch: batch, writers: 1, contender: ct.name, redfed: ct.redfed},
 				run: func(ctx context.Context) (sample, error) {
