@@ -52,6 +52,7 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := v.secondsToDurations(doc); err != nil {
 		return Config{}, v.finish(err, nil)
 	}
+	numbersToBooleans(doc)
 	c := shapeChecker{validator: v, seen: map[aliased]bool{}}
 	if err := c.check(doc, reflect.TypeFor[Config](), fieldPath{}); err != nil {
 		return Config{}, v.finish(err, nil)
@@ -381,6 +382,36 @@ func (v validator) secondsToDurations(doc *yaml.Node) error {
 		val.Style = 0
 	}
 	return nil
+}
+
+// numbersToBooleans rewrites 0 and 1 given to a boolean option (as the Perl
+// configuration writes query_all) into false and true. Any other number
+// is left for the check of the document's shape to refuse.
+func numbersToBooleans(doc *yaml.Node) {
+	_, options := entry(doc, "options", map[*yaml.Node]bool{})
+	if options == nil {
+		return
+	}
+	if options = resolve(options); options.Kind != yaml.MappingNode {
+		return
+	}
+	fields := yamlFields(reflect.TypeFor[Options]())
+	for i := 0; i+1 < len(options.Content); i += 2 {
+		key, val := options.Content[i], options.Content[i+1]
+		if fields[key.Value] != reflect.TypeFor[bool]() || val.Kind != yaml.ScalarNode || val.Tag != "!!int" {
+			continue
+		}
+		switch val.Value {
+		case "0":
+			val.Value = "false"
+		case "1":
+			val.Value = "true"
+		default:
+			continue
+		}
+		val.Tag = "!!bool"
+		val.Style = 0
+	}
 }
 
 // maxDurationSeconds bounds a duration given in seconds: the longest

@@ -3,6 +3,7 @@ package federated_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,13 +51,20 @@ options:
 			Ring:              federated.RingPerl,
 		},
 	}
-	for name, doc := range map[string]string{"yaml": yamlDoc, "json": jsonDoc} {
+	// The Perl configuration writes booleans as 0 and 1.
+	perlDoc := strings.Replace(yamlDoc, "query_all: true", "query_all: 1", 1)
+	for name, doc := range map[string]string{"yaml": yamlDoc, "json": jsonDoc, "perl": perlDoc} {
 		t.Run(name, func(t *testing.T) {
 			got, err := federated.ParseConfig([]byte(doc))
 			require.NoError(t, err)
 			assert.Equal(t, want, got)
 		})
 	}
+	off, err := federated.ParseConfig([]byte(strings.Replace(yamlDoc, "query_all: true", "query_all: 0", 1)))
+	require.NoError(t, err)
+	assert.False(t, off.Options.QueryAll)
+	_, err = federated.ParseConfig([]byte(strings.Replace(yamlDoc, "query_all: true", "query_all: 2", 1)))
+	require.ErrorContains(t, err, "query_all", "a number other than 0 and 1 is no boolean")
 }
 
 func TestLoadConfigFile(t *testing.T) {
