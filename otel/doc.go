@@ -1,0 +1,22 @@
+// Package redfedotel holds the tests that OpenTelemetry's go-redis
+// instrumentation (github.com/redis/go-redis/extra/redisotel/v9) traces
+// and measures what a federated client sends, across a server's failure
+// and recovery. It is a module of its own, so that a program that uses the
+// redfed library without OpenTelemetry does not get it in its module
+// graph. It has no code of its own.
+//
+// redisotel.InstrumentTracing and redisotel.InstrumentMetrics take a
+// redis.UniversalClient but accept only go-redis's own *redis.Client,
+// *redis.ClusterClient and *redis.Ring: they instrument the clients of a
+// cluster or a ring's nodes through those types' OnNewNode. Given a
+// *federated.Client they return "redisotel: *federated.Client not
+// supported" and add nothing. The federated counterpart of OnNewNode is
+// Options.OnNewClient, called with the go-redis client of every server,
+// including the fresh one a server gets each time it comes back up:
+//
+//	opts.OnNewClient = func(addr string, rc *redis.Client) {
+//		if err := redisotel.InstrumentTracing(rc); err != nil {
+//			otel.Handle(err)
+//		}
+//	}
+package redfedotel
