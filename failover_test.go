@@ -419,3 +419,42 @@ func TestTimedOutCommandIsNotResent(t *testing.T) {
 		5*time.Second, 10*time.Millisecond)
 	assert.Zero(t, directClient(t, other.Addr()).Exists(ctx, "counter").Val())
 }
+
+// A server's client from ServerClient keeps working after the server dies,
+// is marked down and comes back with fresh connections: for single
+// commands, pipelines and transactions.
+func TestServerClientOutlivesRecovery(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	addr := servers[0].Addr()
+	rc, err := c.ServerClient(addr)
+	require.NoError(t, err)
+	require.NoError(t, rc.Set(ctx, "k", "1", 0).Err())
+
+	require.NoError(t, servers[0].Kill())
+	require.Error(t, rc.Get(ctx, "k").Err())
+	require.True(t, c.IsServerDown(addr), "a failure through the server's client marks it down")
+	require.NoError(t, servers[0].Restart())
+	require.Eventually(t, func() bool { return !c.IsServerDown(addr) }, 10*time.Second, 10*time.Millisecond)
+
+	again, err := c.ServerClient(addr)
+	require.NoError(t, err)
+	assert.Same(t, rc, again, "one client per server, for the server's life in the federation")
+	require.NoError(t, rc.Set(ctx, "k", "2", 0).Err(), "the client from before the failure still works")
+	cmds, err := rc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, "k")
+		p.Get(ctx, "k")
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "3", cmds[1].(*redis.StringCmd).Val())
+	var incr *redis.IntCmd
+	_, err = rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, "k")
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), incr.Val())
+	require.ErrorIs(t, rc.Watch(ctx, func(*redis.Tx) error { return nil }, "k"), federated.ErrTxCommand)
+}

@@ -296,17 +296,20 @@ func (c *Client) NodeToServer(nodeName string) (string, error) {
 	return s.addr, nil
 }
 
-// ServerClient returns the go-redis client of one server, for commands that
-// address a server rather than a key (INFO, SCAN, scripts loading). Health
-// tracking applies to it as to routed commands. The client is owned by the
-// federation: do not close it, and fetch it again after a server comes back
-// up, since a recovered server gets fresh connections.
+// ServerClient returns a go-redis client of one server, for commands that
+// address a server rather than a key (INFO, SCAN, scripts loading). It
+// sends its commands and pipelines through the server's current
+// connections, with health tracking as for routed commands, and keeps
+// working after the server is marked down and comes back up (a recovered
+// server gets fresh connections). It holds no connection of its own, so
+// Conn, Watch and Subscribe on it fail: use the Client's. It is owned by
+// the federation: do not close it.
 func (c *Client) ServerClient(addr string) (*redis.Client, error) {
 	s, err := c.topo.Load().server(addr)
 	if err != nil {
 		return nil, err
 	}
-	return s.client.Load(), nil
+	return s.handle, nil
 }
 
 // AddNode adds a node to the federation at run time. Keys that hash to it

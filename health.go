@@ -22,6 +22,7 @@ type server struct {
 	opts *redis.Options // template for the clients of this server
 
 	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
+	handle *redis.Client                // ServerClient's: sends through client, whichever it is
 	down   atomic.Bool                  // read on every command without the lock
 	// unauthenticated is set when the server refused a long command from a
 	// connection that gave no password, and then closes it; cleared by an
@@ -42,6 +43,7 @@ func (c *Client) newServer(nodeName, addr string) *server {
 	s := &server{addr: addr, node: nodeName, opts: c.redisOptions(addr),
 		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.client.Store(c.newRedisClient(s))
+	s.handle = newHandle(s)
 	return s
 }
 
@@ -81,6 +83,7 @@ func (s *server) close() error {
 	if !s.retire() {
 		return nil
 	}
+	_ = s.handle.Close() // it holds no connection
 	return s.client.Load().Close()
 }
 

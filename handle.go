@@ -1,0 +1,68 @@
+package federated
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// newHandle returns the go-redis client ServerClient hands out for s: one of
+// no connection, whose hooks send everything through the server's current
+// client, so that it outlives the replacement of that client.
+func newHandle(s *server) *redis.Client {
+	rc := redis.NewClient(&redis.Options{
+		Addr:                     s.addr,
+		DisableIdentity:          true,
+		MaxRetries:               -1,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	rc.AddHook(handleHook{s: s})
+	return rc
+}
+
+// errHandleConn reports a use of a ServerClient that needs a connection
+// of its own.
+var errHandleConn = errors.New("federated: a server's client from ServerClient holds no connection: use the Client's Conn, Watch or Subscribe")
+
+// handleHook sends a handle's commands through its server's current client.
+type handleHook struct{ s *server }
+
+var _ redis.Hook = handleHook{}
+
+func (h handleHook) DialHook(redis.DialHook) redis.DialHook {
+	return func(context.Context, string, string) (net.Conn, error) { return nil, errHandleConn }
+}
+
+func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if txCommands[strings.ToLower(cmd.Name())] {
+			// A Watch of the handle would WATCH on a pooled connection,
+			// and its transaction run on another.
+			cmd.SetErr(fmt.Errorf("%w (%s on a server's client from ServerClient)", ErrTxCommand, cmdName(cmd)))
+			return cmd.Err()
+		}
+		return h.s.client.Load().Process(ctx, cmd)
+	}
+}
+
+func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		rc := h.s.client.Load()
+		var pipe redis.Pipeliner
+		if len(cmds) >= 2 && cmds[0].Name() == "multi" && cmds[len(cmds)-1].Name() == "exec" {
+			pipe, cmds = rc.TxPipeline(), cmds[1:len(cmds)-1]
+		} else {
+			pipe = rc.Pipeline()
+		}
+		for _, cmd := range cmds {
+			_ = pipe.Process(ctx, cmd)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+}
