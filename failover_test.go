@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -457,4 +458,34 @@ func TestServerClientOutlivesRecovery(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(4), incr.Val())
 	require.ErrorIs(t, rc.Watch(ctx, func(*redis.Tx) error { return nil }, "k"), federated.ErrTxCommand)
+}
+
+// NextServer and IsServerUp, the Perl module's calls: a failover by hand,
+// in configuration order.
+func TestNextServerMovesTheNode(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	addrs := redistest.Addrs(servers)
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: addrs}}, Options: testOptions()})
+	ctx := context.Background()
+	first, err := c.NodeToServer("g")
+	require.NoError(t, err)
+	k := slices.Index(addrs, first)
+	require.GreaterOrEqual(t, k, 0)
+	for i := range 4 {
+		now, err := c.NodeToServer("g")
+		require.NoError(t, err)
+		assert.Equal(t, addrs[(k+i)%3], now)
+		require.NoError(t, c.Set(ctx, "k", i, 0).Err())
+		assert.Equal(t, int64(1), directClient(t, now).Exists(ctx, "k").Val(), "commands go to %s", now)
+		require.NoError(t, directClient(t, now).Del(ctx, "k").Err())
+		next, err := c.NextServer("g")
+		require.NoError(t, err)
+		assert.Equal(t, addrs[(k+i+1)%3], next)
+	}
+	_, err = c.NextServer("nope")
+	require.ErrorIs(t, err, federated.ErrUnknownNode)
+	assert.True(t, c.IsServerUp(addrs[0]))
+	require.NoError(t, c.MarkServerDown(addrs[0]))
+	assert.False(t, c.IsServerUp(addrs[0]))
+	assert.False(t, c.IsServerUp("127.0.0.1:1"), "a server outside the federation is not up")
 }

@@ -157,6 +157,35 @@ func (c *Client) IsServerDown(addr string) bool {
 	return err == nil && s.down.Load()
 }
 
+// IsServerUp reports whether the server at addr is in the federation and
+// not marked down (the Perl module's isServerUp).
+func (c *Client) IsServerUp(addr string) bool {
+	s, err := c.topo.Load().server(addr)
+	return err == nil && !s.down.Load()
+}
+
+// NextServer moves a node's commands to the next server of its group, in
+// configuration order and wrapping around, and returns its address: a
+// failover by hand (the Perl module's nextServer). A node of one server
+// keeps it. The next server is taken even if marked down; commands then
+// move on from it as after any failure.
+func (c *Client) NextServer(nodeName string) (string, error) {
+	n, err := c.topo.Load().node(nodeName)
+	if err != nil {
+		return "", err
+	}
+	for {
+		i := n.current.Load()
+		j := (int(i) + 1) % len(n.servers)
+		if n.current.CompareAndSwap(i, int32(j)) {
+			if j != int(i) {
+				c.opts.Logger.Warn("federated: node moved to its next server", "node", n.name, "from", n.servers[i].addr, "to", n.servers[j].addr)
+			}
+			return n.servers[j].addr, nil
+		}
+	}
+}
+
 // MarkServerDown marks a server down by hand: commands stop going to it and
 // the background check starts probing it, as after a failure.
 func (c *Client) MarkServerDown(addr string) error {
