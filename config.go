@@ -168,14 +168,18 @@ type Options struct {
 	// precedence over TLS.
 	TLSConfig *tls.Config `yaml:"-" json:"-"`
 	// Hooks are added to the go-redis client of every server, after the
-	// client's own health hook (for tracing or metrics: redisotel and
-	// friends work unchanged).
+	// client's own health hook, the clients made when servers come back up
+	// included.
 	Hooks []redis.Hook `yaml:"-" json:"-"`
 	// OnNewClient, if set, is called with every go-redis client the client
 	// makes for a server: one per server at New and AddNode, and a fresh
 	// one each time a server comes back up. Instrument it there, e.g. with
 	// redisotel.InstrumentTracing, so that what recovered servers run is
-	// instrumented too. It must not block.
+	// instrumented too. The client it replaces is closed; redisotel's
+	// InstrumentMetrics goes on reporting a closed client until the
+	// channel given to its WithCloseChan is closed, so close the previous
+	// one's when a new client comes for the same address. It must not
+	// block.
 	OnNewClient func(addr string, rc *redis.Client) `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
