@@ -182,6 +182,10 @@ type Options struct {
 	// block.
 	OnNewClient func(addr string, rc *redis.Client) `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
+	// When set, go-redis's own log lines (a failed dial, a pool's
+	// trouble) go there too, at Warn level with source "go-redis": go-redis
+	// has one logger per process, so the Logger of the client made last
+	// takes them.
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
 

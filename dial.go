@@ -3,6 +3,8 @@ package federated
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -34,4 +36,11 @@ func guardedDialer(timeout time.Duration, tlsConfig *tls.Config) func(context.Co
 		}
 		return guarded, nil
 	}
+}
+
+// goRedisLog passes go-redis's log lines to a slog.Logger.
+type goRedisLog struct{ l *slog.Logger }
+
+func (g goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	g.l.WarnContext(ctx, fmt.Sprintf(format, v...), "source", "go-redis")
 }

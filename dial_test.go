@@ -1,12 +1,15 @@
 package federated_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +113,35 @@ func containsClientID(list string, id int64) bool {
 		}
 	}
 	return false
+}
+
+// go-redis's own log lines go to Options.Logger, not to standard error.
+func TestGoRedisLogsToTheLogger(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	var buf syncBuffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	require.NoError(t, servers[0].Kill())
+	require.Error(t, c.Set(context.Background(), "k", "v", 0).Err())
+	require.Eventually(t, func() bool { return strings.Contains(buf.String(), "source=go-redis") }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, buf.String(), "failed to dial")
+}
+
+// syncBuffer is a bytes.Buffer for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -131,6 +131,9 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.opts.TLSConfig = tc
 	}
+	if cfg.Options.Logger != nil {
+		redis.SetLogger(goRedisLog{cfg.Options.Logger})
+	}
 	c.queryAll.Store(c.opts.QueryAll)
 	c.router = c.newRouter("", false)
 	c.cmdable = c.router
