@@ -155,3 +155,29 @@ func TestForEachServer(t *testing.T) {
 	assert.Contains(t, err.Error(), servers[3].Addr())
 	assert.NotContains(t, err.Error(), servers[0].Addr())
 }
+
+// Query-all reaches the typed API too, and switches at run time.
+func TestQueryAllTypedAndSwitched(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	ctx := context.Background()
+	holding := func(key string) int {
+		n := 0
+		for _, s := range servers {
+			n += int(directClient(t, s.Addr()).Exists(ctx, key).Val())
+		}
+		return n
+	}
+	require.NoError(t, c.Set(ctx, "one", "x", 0).Err())
+	assert.Equal(t, 1, holding("one"), "off: the current server only")
+	c.SetQueryAll(true)
+	require.NoError(t, c.Set(ctx, "all", "x", 0).Err())
+	assert.Equal(t, 3, holding("all"), "on: every server of the group")
+	assert.Equal(t, "x", c.Get(ctx, "all").Val())
+	c.SetQueryAll(false)
+	require.NoError(t, c.Set(ctx, "one-again", "x", 0).Err())
+	assert.Equal(t, 1, holding("one-again"))
+}

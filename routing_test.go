@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
 )
 
 // fakeNodes makes n single-server nodes on addresses nothing listens on:
@@ -183,4 +185,33 @@ func TestHashTag(t *testing.T) {
 		spread[off.KeyToNode(k)] = true
 	}
 	assert.Greater(t, len(spread), 1, "without hash tags the keys should spread")
+}
+
+// The empty key group is a group as any other: the Perl module hashes
+// the group it is given, "" included, and so does the client.
+func TestEmptyKeyGroupIsHashed(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	opts := testOptions()
+	opts.Ring = federated.RingPerl
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	g := c.Group("")
+	require.Equal(t, c.KeyToNode(""), g.Node(), "the node of the hash of the empty string")
+	for i := range 20 {
+		k := fmt.Sprintf("k%d", i)
+		require.NoError(t, g.Set(ctx, k, i, 0).Err())
+		addr, err := c.NodeToServer(g.Node())
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), directClient(t, addr).Exists(ctx, k).Val(), "%s is on the empty group's node, not its own (%s)", k, c.KeyToNode(k))
+	}
+	var landed string
+	require.NoError(t, c.Chain().Group("").Set("chained", "x").Poll(ctx))
+	for _, s := range servers {
+		if directClient(t, s.Addr()).Exists(ctx, "chained").Val() == 1 {
+			landed = s.Addr()
+		}
+	}
+	addr, err := c.NodeToServer(g.Node())
+	require.NoError(t, err)
+	assert.Equal(t, addr, landed, "a chain's empty group too")
 }
