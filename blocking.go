@@ -105,11 +105,19 @@ func (c *Client) pubsubClient(channels []string) *redis.Client {
 // after any server's client is replaced (a recovered server gets a fresh
 // one), after the hooks of Options.Hooks.
 func (c *Client) AddHook(h redis.Hook) {
+	c.AddServerHook(func(string) redis.Hook { return h })
+}
+
+// AddServerHook is AddHook with a hook made for each server by hook, which
+// is given the server's address: for instrumentation that tells servers
+// apart. hook is called for every server now and for every server client
+// made later, and must not block.
+func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	c.extraHooks = append(c.extraHooks, h)
-	for _, s := range c.topo.Load().servers {
-		s.client.Load().AddHook(h)
+	c.extraHooks = append(c.extraHooks, hook)
+	for addr, s := range c.topo.Load().servers {
+		s.client.Load().AddHook(hook(addr))
 	}
 }
 

@@ -52,7 +52,7 @@ type Client struct {
 	queryAll atomic.Bool // Options.QueryAll, or as SetQueryAll last set it
 
 	hooksMu    sync.Mutex
-	extraHooks []redis.Hook // added by AddHook, for every server's client; guarded by hooksMu
+	extraHooks []func(addr string) redis.Hook // added by AddServerHook, for every server's client; guarded by hooksMu
 
 	opts Options      // filled with defaults; never changed after New
 	keys journal.Keys // the keys beside the journal, on every server
@@ -465,6 +465,7 @@ func (c *Client) currentServer(n *node) (*server, error) {
 			continue
 		}
 		if n.current.CompareAndSwap(i, int32(j)) {
+			next.takeovers.Add(1)
 			c.opts.Logger.Warn("federated: node failed over", "node", n.name, "from", s.addr, "to", next.addr)
 		}
 		return next, nil

@@ -23,7 +23,9 @@ type server struct {
 
 	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
 	handle *redis.Client                // ServerClient's: sends through client, whichever it is
-	down   atomic.Bool                  // read on every command without the lock
+	// takeovers counts the times its node's commands moved to it.
+	takeovers atomic.Uint64
+	down      atomic.Bool // read on every command without the lock
 	// unauthenticated is set when the server refused a long command from a
 	// connection that gave no password, and then closes it; cleared by an
 	// answer. See healthHook.unauthenticated.
@@ -58,7 +60,7 @@ func (c *Client) newRedisClient(s *server) *redis.Client {
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
 	for _, h := range c.extraHooks {
-		rc.AddHook(h)
+		rc.AddHook(h(s.addr))
 	}
 	if c.opts.OnNewClient != nil {
 		c.opts.OnNewClient(s.addr, rc)
@@ -125,6 +127,8 @@ type ServerStatus struct {
 	Down      bool      // marked down
 	DownSince time.Time // when it was marked down; zero when up
 	LastError error     // why it went down, or why the last check failed
+	Downs     int       // times it was marked down
+	Takeovers uint64    // times its node's commands moved to it from another server
 }
 
 // Status returns the health of every server, sorted by address.
@@ -136,10 +140,12 @@ func (c *Client) Status() []ServerStatus {
 		n := t.nodes[s.node]
 		s.mu.Lock()
 		st := ServerStatus{
-			Node:    s.node,
-			Address: s.addr,
-			Current: n.servers[n.current.Load()] == s,
-			Down:    s.down.Load(),
+			Node:      s.node,
+			Address:   s.addr,
+			Current:   n.servers[n.current.Load()] == s,
+			Down:      s.down.Load(),
+			Downs:     s.downs,
+			Takeovers: s.takeovers.Load(),
 		}
 		if st.Down {
 			st.DownSince, st.LastError = s.downSince, s.lastErr
@@ -179,6 +185,7 @@ func (c *Client) NextServer(nodeName string) (string, error) {
 		j := (int(i) + 1) % len(n.servers)
 		if n.current.CompareAndSwap(i, int32(j)) {
 			if j != int(i) {
+				n.servers[j].takeovers.Add(1)
 				c.opts.Logger.Warn("federated: node moved to its next server", "node", n.name, "from", n.servers[i].addr, "to", n.servers[j].addr)
 			}
 			return n.servers[j].addr, nil

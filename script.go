@@ -214,6 +214,7 @@ func (c *Client) leave(n *node, s *server, cause error) bool {
 			continue
 		}
 		if n.current.CompareAndSwap(int32(from), int32(j)) {
+			next.takeovers.Add(1)
 			c.opts.Logger.Warn("federated: node failed over: its server refuses writes", "node", n.name,
 				"from", s.addr, "to", next.addr, "err", cause)
 		}
