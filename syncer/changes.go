@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
-	"github.com/redfed/federated/internal/journal"
 )
 
 // Echoes. When B merges a change from A, B journals the key, and A's
@@ -43,23 +41,13 @@ type change struct {
 // the overlap, whose entries but a few were merged before, saves the peer
 // that work.
 func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
-	c := l.s.c
 	tag := ""
 	if l.epoch != "" && echoes {
 		tag = l.local + "@" + l.epoch
 	}
-	min := strconv.FormatFloat(since, 'f', -1, 64)
-	if after {
-		min = "(" + min
-	}
-	val, err := c.RunOnServer(ctx, l.peer, journal.ChangesScript, []string{l.s.keys.Journal, l.s.keys.Origin, journal.CursorKey},
-		min, limit, tag).Slice()
+	out, epoch, now, err := l.servers.changes(ctx, since, after, limit, tag)
 	if err != nil {
-		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
-	}
-	out, epoch, now, err := parseChanges(val)
-	if err != nil {
-		return nil, "", fmt.Errorf("syncer: server %s: reading the journal: %w", l.peer, err)
+		return nil, "", err
 	}
 	if l.peerTime == 0 {
 		l.peerTime = now

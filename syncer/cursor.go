@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
-
-	"github.com/redfed/federated/internal/journal"
 )
 
 // A link's cursor lives in its local server, in the hash CursorKey: one
@@ -31,13 +29,9 @@ var errLocalReset = errors.New("syncer: the local server lost its data during th
 // that went back to an older cursor (restored from a snapshot) is pulled
 // again from its first change too.
 func (l *link) loadCursor(ctx context.Context) error {
-	val, err := l.s.c.RunOnServer(ctx, l.local, journal.LoadCursorScript, []string{journal.CursorKey}, l.peer, newEpoch()).Slice()
+	epoch, raw, cursor, err := l.servers.loadCursor(ctx, newEpoch())
 	if err != nil {
-		return fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", l.local, l.peer, err)
-	}
-	epoch, raw, cursor, err := parseCursor(val)
-	if err != nil {
-		return fmt.Errorf("syncer: server %s: the cursor of %s: %w", l.local, l.peer, err)
+		return err
 	}
 	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
 		l.reset("the local server came back empty or older")
@@ -80,12 +74,11 @@ func newEpoch() string {
 // errLocalReset.
 func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 	raw := strconv.FormatFloat(cursor, 'f', -1, 64)
-	saved, err := l.s.c.RunOnServer(ctx, l.local, journal.SaveCursorScript, []string{journal.CursorKey},
-		l.epoch, l.peer, l.saved, raw).Int()
+	saved, err := l.servers.saveCursor(ctx, l.epoch, l.saved, raw)
 	if err != nil {
-		return fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", l.local, l.peer, err)
+		return err
 	}
-	if saved == 0 {
+	if !saved {
 		l.reset("the local server lost data during the pass")
 		return errLocalReset
 	}

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
-
-	"github.com/redfed/federated/internal/journal"
 )
 
 // Which members of a changed key a pass fetches is decided by counts on the
@@ -95,28 +92,7 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, 2+len(reqs)*7)
-	args = append(args, int64(levelWindow/time.Second), levelFactor)
-	for _, r := range reqs {
-		args = append(args, r.key, string(r.mode), r.want, r.recount, len(r.checks))
-		for _, c := range r.checks {
-			args = append(args, strconv.FormatFloat(c.below, 'f', -1, 64), c.count)
-		}
-	}
-	val, err := l.s.c.RunOnServer(ctx, l.peer, journal.FetchScript, nil, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", l.peer, err)
-	}
-	if len(val) != len(reqs) {
-		return nil, fmt.Errorf("syncer: server %s: fetching members: %d answers for %d keys", l.peer, len(val), len(reqs))
-	}
-	out := make([]fetchResult, len(reqs))
-	for i, v := range val {
-		if out[i], err = parseFetch(v); err != nil {
-			return nil, fmt.Errorf("syncer: server %s: fetching %s: %w", l.peer, reqs[i].key, err)
-		}
-	}
-	return out, nil
+	return l.servers.fetch(ctx, reqs)
 }
 
 // parseFetch reads one key's part of the fetch script's reply.

@@ -18,15 +18,10 @@ const horizonEvery = time.Second
 // that failed part way, after the horizon was set but before every old key
 // was removed, is run again by the next pass until it completes.
 func (l *link) horizon(ctx context.Context) (string, error) {
-	if time.Since(l.horizonAt) < horizonEvery && l.raising == "" {
+	if l.now().Sub(l.horizonAt) < horizonEvery && l.raising == "" {
 		return l.localHorizon, nil
 	}
-	c := l.s.c
-	local, err := journal.Horizon(ctx, c, l.local, l.s.keys)
-	if err != nil {
-		return "", err
-	}
-	peer, err := journal.Horizon(ctx, c, l.peer, l.s.keys)
+	local, peer, err := l.servers.horizons(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -34,8 +29,8 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 	// Period strings of one length sort in time order.
 	if peer > local && peer > want {
 		if err := l.checkPeerHorizon(peer); err != nil {
-			if time.Since(l.warnedAt) > time.Minute {
-				l.warnedAt = time.Now()
+			if l.now().Sub(l.warnedAt) > time.Minute {
+				l.warnedAt = l.now()
 				l.s.opts.Logger.Warn("syncer: ignoring the peer's horizon", "local", l.local, "peer", l.peer, "err", err)
 			}
 		} else {
@@ -44,7 +39,7 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 	}
 	if want != "" {
 		l.raising = want
-		removed, err := journal.Drop(ctx, c, l.local, l.s.keys, l.s.period, want)
+		removed, err := l.servers.drop(ctx, want)
 		if err != nil {
 			return "", err
 		}
@@ -53,7 +48,7 @@ func (l *link) horizon(ctx context.Context) (string, error) {
 			"local", l.local, "peer", l.peer, "from", local, "to", want, "removed", removed)
 		local = max(local, want)
 	}
-	l.localHorizon, l.horizonAt = local, time.Now()
+	l.localHorizon, l.horizonAt = local, l.now()
 	return local, nil
 }
 

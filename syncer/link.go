@@ -62,6 +62,8 @@ type keyMark struct {
 type link struct {
 	s           *Syncer
 	local, peer string
+	servers     linkServers      // the peer and the local server
+	now         func() time.Time // this host's clock
 
 	// Owned by the link's loop.
 	cursor float64 // peer journal time merged up to
@@ -94,8 +96,15 @@ type link struct {
 }
 
 func newLink(s *Syncer, local, peer string) *link {
-	return &link{s: s, local: local, peer: peer, marks: make(map[string]keyMark),
-		stats: PeerStats{Local: local, Peer: peer}, started: time.Now()}
+	cs := &clientServers{run: s.c, local: local, peer: peer, keys: s.keys, period: s.period}
+	return newLinkVia(s, local, peer, cs, time.Now)
+}
+
+// newLinkVia makes a link that reaches its servers through servers and reads
+// the time from now.
+func newLinkVia(s *Syncer, local, peer string, servers linkServers, now func() time.Time) *link {
+	return &link{s: s, local: local, peer: peer, servers: servers, now: now, marks: make(map[string]keyMark),
+		stats: PeerStats{Local: local, Peer: peer}, started: now()}
 }
 
 // loop makes passes until ctx ends, pausing when a pass found nothing more.
@@ -120,8 +129,8 @@ func (l *link) loop(ctx context.Context) {
 			l.stats.LastError = err.Error()
 		}
 		l.mu.Unlock()
-		if err != nil && ctx.Err() == nil && time.Since(logged) > 10*time.Second {
-			logged = time.Now()
+		if err != nil && ctx.Err() == nil && l.now().Sub(logged) > 10*time.Second {
+			logged = l.now()
 			l.s.opts.Logger.Warn("syncer: pass failed", "local", l.local, "peer", l.peer, "err", err)
 		}
 		wait := l.s.opts.PollInterval
@@ -151,7 +160,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	began, from := time.Now(), l.cursor
+	began, from := l.now(), l.cursor
 	l.peerTime = 0 // set by the pass's first read of the journal
 	if more, _, err := l.pull(ctx, span{from: l.cursor, after: l.complete, until: math.Inf(1), most: maxEntriesPerPass, echoes: true}, horizon); err != nil || more {
 		return more, err
@@ -294,7 +303,7 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 		l.stats.LastError = reported
 	}
 	if res.Added > 0 {
-		l.recordLagLocked(time.Since(time.UnixMicro(int64(newest * 1e6))))
+		l.recordLagLocked(l.now().Sub(time.UnixMicro(int64(newest * 1e6))))
 	}
 	return nil
 }
@@ -316,7 +325,7 @@ type sifted struct {
 // then; the rest are fetched from their nearest checkpoint.
 func (l *link) sift(entries []change, horizon string) sifted {
 	var s sifted
-	now := time.Now()
+	now := l.now()
 	for _, e := range entries {
 		m, ok := l.marks[e.Key]
 		if ok && m.journaled == e.Time && m.card == e.card {
@@ -389,7 +398,7 @@ func (l *link) mergeFetched(ctx context.Context, from journal.Origin, reqs []fet
 	if len(updates) == 0 {
 		return journal.MergeResult{}, "", nil
 	}
-	res, err := journal.Merge(ctx, l.s.c, l.local, l.s.keys, from, updates)
+	res, err := l.servers.merge(ctx, from, updates)
 	if err != nil {
 		return res, "", err
 	}
@@ -419,7 +428,7 @@ func (l *link) mergeFetched(ctx context.Context, from journal.Origin, reqs []fet
 // mark records what the link now knows of each handled entry's key: its
 // journal time and cardinality, and the checkpoints the fetch read.
 func (l *link) mark(s sifted, results []fetchResult) {
-	now := time.Now()
+	now := l.now()
 	next := 0 // the next request, in the order of the entries
 	for _, e := range s.handled {
 		m := l.marks[e.Key]
@@ -454,8 +463,9 @@ func (l *link) recordLagLocked(lag time.Duration) {
 // prune forgets, now and then, the marks of keys that stopped changing.
 func (l *link) prune() {
 	if l.pulls++; l.pulls%1000 == 0 {
+		now := l.now()
 		for k, m := range l.marks {
-			if time.Since(m.touched) > markTTL {
+			if now.Sub(m.touched) > markTTL {
 				delete(l.marks, k)
 			}
 		}
@@ -467,9 +477,10 @@ func (l *link) snapshot() PeerStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.stats
-	st.Lag = time.Since(l.started)
+	now := l.now()
+	st.Lag = now.Sub(l.started)
 	if !l.passSynced.IsZero() {
-		st.Lag = time.Since(l.passSynced)
+		st.Lag = now.Sub(l.passSynced)
 	}
 	if !l.passSynced.IsZero() && !l.overlapSynced.IsZero() {
 		st.SyncedTo = l.passSynced

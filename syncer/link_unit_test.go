@@ -1,0 +1,588 @@
+package syncer
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/metric"
+)
+
+// These tests drive a link's passes against two servers kept in memory and
+// a clock the test moves. The fake does what the scripts do, no more; the
+// tests against real servers (syncer_test.go, clocks_test.go) remain the
+// authority on what the scripts do.
+
+const (
+	testLocal = "local:1"
+	testPeer  = "peer:1"
+)
+
+// testStart is the fake clock's first reading: whole seconds, so that the
+// peer's journal times are exact in float64.
+var testStart = time.Date(2024, 5, 10, 12, 0, 0, 0, time.UTC)
+
+// fakeClock is a clock that moves only when the test moves it.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// fakeServer is what the scripts see of one server.
+type fakeServer struct {
+	epoch   string                        // the cursor hash's epoch, "" for none
+	cursors map[string]string             // the cursor hash, by peer
+	horizon string                        // "" for none
+	journal map[string]float64            // key to the time of its last change
+	data    map[string]map[string]float64 // key to member to score
+	origin  map[string]string             // key to "address@epoch#card"
+}
+
+func newFakeServer() *fakeServer {
+	return &fakeServer{cursors: map[string]string{}, journal: map[string]float64{},
+		data: map[string]map[string]float64{}, origin: map[string]string{}}
+}
+
+// add adds a member stamped at score to key, as a plain ZADD does, and
+// reports whether it was new. It journals nothing.
+func (s *fakeServer) add(key string, score float64, value string) bool {
+	member := strconv.FormatFloat(score, 'f', -1, 64) + ":" + value
+	if s.data[key] == nil {
+		s.data[key] = map[string]float64{}
+	}
+	if _, ok := s.data[key][member]; ok {
+		return false
+	}
+	s.data[key][member] = score
+	return true
+}
+
+// count is ZCOUNT key -inf (below.
+func (s *fakeServer) count(key string, below float64) int64 {
+	var n int64
+	for _, score := range s.data[key] {
+		if score < below {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeServers is a link's two servers in memory. The peer's clock is the
+// test's clock plus peerSkew. fail, when set, is asked before every call
+// (with the call's number, from 1, for its method) and fails the call with
+// what it returns.
+type fakeServers struct {
+	clock       *fakeClock
+	local, peer *fakeServer
+	peerSkew    time.Duration
+	fail        func(method string, call int) error
+	calls       map[string]int
+	fetched     []string // keys whose members were fetched, in turn
+}
+
+var _ linkServers = (*fakeServers)(nil)
+
+func newFakeServers(clock *fakeClock) *fakeServers {
+	return &fakeServers{clock: clock, local: newFakeServer(), peer: newFakeServer(), calls: map[string]int{}}
+}
+
+func (f *fakeServers) call(method string) error {
+	f.calls[method]++
+	if f.fail == nil {
+		return nil
+	}
+	return f.fail(method, f.calls[method])
+}
+
+// peerNow is the peer's clock, in Unix seconds.
+func (f *fakeServers) peerNow() float64 {
+	return float64(f.clock.now().Add(f.peerSkew).UnixMicro()) / 1e6
+}
+
+func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, error) {
+	if err := f.call("changes"); err != nil {
+		return nil, "", 0, err
+	}
+	var out []change
+	for key, t := range f.peer.journal {
+		if t > since || t == since && !after {
+			out = append(out, change{journalEntry: journalEntry{Key: key, Time: t}})
+		}
+	}
+	slices.SortFunc(out, func(a, b change) int { // as ZRANGEBYSCORE orders them
+		return cmp.Or(cmp.Compare(a.Time, b.Time), strings.Compare(a.Key, b.Key))
+	})
+	out = out[:min(len(out), limit)]
+	for i := range out {
+		out[i].card = int64(len(f.peer.data[out[i].Key]))
+		out[i].echo = tag != "" && f.peer.origin[out[i].Key] == tag+"#"+strconv.FormatInt(out[i].card, 10)
+	}
+	return out, f.peer.epoch, f.peerNow(), nil
+}
+
+// fetch does what journal.FetchScript does, for keys of members only.
+func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+	if err := f.call("fetch"); err != nil {
+		return nil, err
+	}
+	out := make([]fetchResult, len(reqs))
+	for i, r := range reqs {
+		card := int64(len(f.peer.data[r.key]))
+		status, from, found := -1, 0.0, false
+		if r.mode == fetchRefresh {
+			if card != r.want {
+				status = -2
+			}
+		} else {
+			for j, c := range r.checks {
+				if !found && f.peer.count(r.key, c.below) == c.count {
+					status, from, found = j+1, c.below, true
+				}
+			}
+			if !found && r.mode == fetchFar {
+				status, from, found = 0, math.Inf(-1), true
+			}
+		}
+		res := fetchResult{status: status, card: card, members: []string{}}
+		if found && card > 0 {
+			for m, score := range f.peer.data[r.key] {
+				if score >= from {
+					res.members = append(res.members, m)
+				}
+			}
+			f.fetched = append(f.fetched, r.key)
+		}
+		if card > 0 && (found || status == -1 && r.mode == fetchRefresh) {
+			newest := math.Inf(-1)
+			for _, score := range f.peer.data[r.key] {
+				newest = max(newest, score)
+			}
+			newest = math.Floor(newest)
+			for k := range r.recount {
+				below := newest - levelSpan(k)
+				res.fresh = append(res.fresh, checkpoint{below: below, count: f.peer.count(r.key, below)})
+			}
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// merge does what journal.Merge does but for the origin marks, which the
+// link reads only on its peer.
+func (f *fakeServers) merge(_ context.Context, _ journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {
+	var res journal.MergeResult
+	if err := f.call("merge"); err != nil {
+		return res, err
+	}
+	for _, u := range updates {
+		if f.local.horizon != "" && journal.PeriodOf(u.Key) < f.local.horizon {
+			res.Dropped = append(res.Dropped, u.Key)
+			continue
+		}
+		var added int64
+		for _, m := range u.Members {
+			ts, value, _ := strings.Cut(m, ":")
+			score, err := strconv.ParseFloat(ts, 64)
+			if err != nil {
+				return res, fmt.Errorf("fake: member %q", m)
+			}
+			if f.local.add(u.Key, score, value) {
+				added++
+			}
+		}
+		if added > 0 {
+			f.local.journal[u.Key] = float64(f.clock.now().UnixMicro()) / 1e6
+		}
+		res.Added += added
+	}
+	return res, nil
+}
+
+func (f *fakeServers) loadCursor(_ context.Context, fresh string) (string, string, float64, error) {
+	if err := f.call("loadCursor"); err != nil {
+		return "", "", 0, err
+	}
+	if f.local.epoch == "" {
+		f.local.epoch = fresh
+	}
+	reply := []any{f.local.epoch}
+	if raw, ok := f.local.cursors[testPeer]; ok {
+		reply = append(reply, raw)
+	}
+	return parseCursor(reply)
+}
+
+func (f *fakeServers) saveCursor(_ context.Context, epoch, saved, cursor string) (bool, error) {
+	if err := f.call("saveCursor"); err != nil {
+		return false, err
+	}
+	if f.local.epoch != epoch || f.local.cursors[testPeer] != saved {
+		return false, nil
+	}
+	f.local.cursors[testPeer] = cursor
+	return true, nil
+}
+
+func (f *fakeServers) horizons(context.Context) (string, string, error) {
+	if err := f.call("horizons"); err != nil {
+		return "", "", err
+	}
+	return f.local.horizon, f.peer.horizon, nil
+}
+
+func (f *fakeServers) drop(_ context.Context, h string) (int64, error) {
+	if err := f.call("drop"); err != nil {
+		return 0, err
+	}
+	f.local.horizon = max(f.local.horizon, h)
+	var removed int64
+	for key := range f.local.data {
+		if journal.PeriodOf(key) < f.local.horizon {
+			delete(f.local.data, key)
+			delete(f.local.journal, key)
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// testLink returns a link between two fake servers, with opts (defaults
+// for the zero fields), and the clock it reads.
+func testLink(t *testing.T, opts Options) (*link, *fakeServers, *fakeClock) {
+	t.Helper()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	s := &Syncer{opts: opts.withDefaults(nil), period: metric.Day, keys: journal.KeysOf(journal.DefaultJournal)}
+	clock := &fakeClock{t: testStart}
+	fs := newFakeServers(clock)
+	return newLinkVia(s, testLocal, testPeer, fs, clock.now), fs, clock
+}
+
+// key returns the metric key of name for the day of at.
+func key(t *testing.T, at time.Time, name string) string {
+	t.Helper()
+	k, err := metric.Key(metric.Day, at, "host", name)
+	require.NoError(t, err)
+	return k
+}
+
+// unix is t in Unix seconds, as journals score it.
+func unix(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
+
+// write adds a member stamped at to key on s and journals the key at
+// journaled, as a writer with its own clock does.
+func write(s *fakeServer, key string, at, journaled time.Time, value string) {
+	s.add(key, unix(at), value)
+	s.journal[key] = unix(journaled)
+}
+
+// pass runs one pass and requires it to succeed.
+func pass(t *testing.T, l *link) {
+	t.Helper()
+	_, err := l.pass(context.Background())
+	require.NoError(t, err)
+}
+
+func TestLinkCursorFollowsWhatIsMerged(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Overlap: 5 * time.Second})
+	now := clock.now()
+	var keys []string
+	for i := range 3 {
+		at := now.Add(time.Duration(i-3) * 10 * time.Second)
+		keys = append(keys, key(t, at, fmt.Sprintf("m%d", i)))
+		write(fs.peer, keys[i], at, at, "1")
+	}
+	pass(t, l)
+	for _, k := range keys {
+		assert.Len(t, fs.local.data[k], 1, "%s merged", k)
+	}
+	want := unix(now.Add(-10 * time.Second))
+	assert.Equal(t, want, l.cursor, "the cursor is the newest entry merged")
+	assert.Equal(t, strconv.FormatFloat(want, 'f', -1, 64), fs.local.cursors[testPeer], "and saved in the local server")
+	assert.Equal(t, want, l.snapshot().Cursor)
+	assert.Equal(t, int64(3), l.snapshot().Keys)
+
+	// A restarted link resumes from the saved cursor: it fetches again the
+	// entry at the cursor and the overlap before it (marks are not kept),
+	// nothing older.
+	l2 := newLinkVia(l.s, testLocal, testPeer, fs, clock.now)
+	fs.fetched = nil
+	pass(t, l2)
+	assert.Equal(t, want, l2.cursor)
+	assert.Equal(t, keys[2:], fs.fetched)
+}
+
+func TestLinkCursorStaysBehindThePeersClock(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	ahead := clock.now().Add(30 * time.Second) // a writer's clock ahead, journalling with its own time
+	k := key(t, ahead, "ahead")
+	write(fs.peer, k, ahead, ahead, "1")
+	pass(t, l)
+	assert.Len(t, fs.local.data[k], 1, "the entry ahead is merged")
+	assert.Equal(t, fs.peerNow(), l.cursor, "got the cursor %v, want the peer's clock", l.cursor)
+
+	// Until the peer's clock passes it, the entry is read again each pass,
+	// but not fetched again; the cursor moves with the peer's clock.
+	for range 3 {
+		clock.advance(time.Second)
+		fs.fetched = nil
+		pass(t, l)
+		assert.Empty(t, fs.fetched, "an entry merged before is not fetched again")
+		assert.Equal(t, fs.peerNow(), l.cursor)
+	}
+
+	// A change journalled meanwhile by the peer's clock is after the cursor.
+	clock.advance(time.Second)
+	k2 := key(t, clock.now(), "now")
+	write(fs.peer, k2, clock.now(), clock.now(), "1")
+	clock.advance(100 * time.Millisecond)
+	pass(t, l)
+	assert.Len(t, fs.local.data[k2], 1, "a change behind an entry ahead is merged at once")
+	assert.Less(t, l.cursor, unix(ahead))
+}
+
+func TestLinkFailedPassKeepsTheCursor(t *testing.T) {
+	errDown := errors.New("server down")
+	for _, method := range []string{"changes", "fetch", "merge", "saveCursor"} {
+		t.Run(method, func(t *testing.T) {
+			l, fs, clock := testLink(t, Options{Batch: 2})
+			now := clock.now()
+			var keys []string
+			for i := range 5 {
+				at := now.Add(time.Duration(i-5) * time.Second)
+				keys = append(keys, key(t, at, fmt.Sprintf("m%d", i)))
+				write(fs.peer, keys[i], at, at, "1")
+			}
+			fs.fail = func(m string, call int) error {
+				if m == method && call == 2 { // the second page
+					return errDown
+				}
+				return nil
+			}
+			_, err := l.pass(context.Background())
+			require.ErrorIs(t, err, errDown)
+			first := unix(now.Add(-4 * time.Second)) // the first page's newest entry
+			assert.Equal(t, first, l.cursor, "got the cursor %v, want the first page's %v", l.cursor, first)
+			assert.Equal(t, strconv.FormatFloat(first, 'f', -1, 64), fs.local.cursors[testPeer])
+			for _, k := range keys[2:4] {
+				if method != "saveCursor" { // that one failed after the merge
+					assert.Empty(t, fs.local.data[k], "%s is not merged", k)
+				}
+			}
+
+			fs.fail = nil
+			clock.advance(time.Second)
+			for more := true; more; {
+				more, err = l.pass(context.Background())
+				require.NoError(t, err)
+			}
+			for _, k := range keys {
+				assert.Len(t, fs.local.data[k], 1, "%s merged once the servers answer", k)
+			}
+			assert.Equal(t, unix(now.Add(-time.Second)), l.cursor)
+		})
+	}
+}
+
+func TestLinkTemporaryRefusalFailsThePass(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	k := key(t, clock.now(), "m")
+	write(fs.peer, k, clock.now(), clock.now().Add(-time.Second), "1")
+	refused := &refusingServers{fakeServers: fs, key: k}
+	l.servers = refused
+	_, err := l.pass(context.Background())
+	require.ErrorIs(t, err, federated.ErrTemporary)
+	assert.Zero(t, l.cursor, "the cursor does not pass a refused key")
+
+	refused.key = ""
+	pass(t, l)
+	assert.Len(t, fs.local.data[k], 1, "the refused key is merged when the server takes it")
+	assert.Equal(t, unix(clock.now().Add(-time.Second)), l.cursor)
+}
+
+// refusingServers refuses the merge of key as a full server does.
+type refusingServers struct {
+	*fakeServers
+	key string
+}
+
+func (r *refusingServers) merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {
+	if r.key == "" {
+		return r.fakeServers.merge(ctx, from, updates)
+	}
+	return journal.MergeResult{Failed: map[string]error{r.key: fmt.Errorf("server %s: %w", testLocal, federated.ErrTemporary)}}, nil
+}
+
+func TestLinkLocalServerBackEmptyIsPulledInFull(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	k := key(t, clock.now(), "m")
+	write(fs.peer, k, clock.now(), clock.now().Add(-time.Second), "1")
+	pass(t, l)
+	require.Len(t, fs.local.data[k], 1)
+
+	fs.local = newFakeServer() // restarted empty
+	clock.advance(time.Second)
+	pass(t, l)
+	assert.Len(t, fs.local.data[k], 1, "pulled again in full")
+	assert.Equal(t, int64(1), l.snapshot().Resets)
+	assert.Equal(t, unix(clock.now().Add(-2*time.Second)), l.cursor)
+}
+
+func TestLinkOverlapReadsTheLastWindowAgain(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Overlap: 5 * time.Second, OverlapInterval: 5 * time.Second})
+	t0 := clock.now()
+	a := key(t, t0, "a")
+	write(fs.peer, a, t0.Add(-time.Second), t0.Add(-time.Second), "1")
+	pass(t, l) // reads the overlap too: the first since the link started
+	require.Len(t, fs.local.data[a], 1)
+	cursor := l.cursor
+
+	// A writer with its own clock, behind the cursor: one key within the
+	// overlap, one before it; and a member added to a without moving its
+	// journal entry (whole-second client time, as the Perl module does).
+	clock.advance(time.Second)
+	within, before := key(t, t0, "within"), key(t, t0, "before")
+	write(fs.peer, within, t0.Add(-2*time.Second), t0.Add(-2*time.Second), "1")
+	write(fs.peer, before, t0.Add(-7*time.Second), t0.Add(-7*time.Second), "1")
+	fs.peer.add(a, unix(t0.Add(-time.Second)), "2")
+
+	pass(t, l)
+	assert.Empty(t, fs.local.data[within], "not read again before OverlapInterval")
+	assert.Len(t, fs.local.data[a], 1)
+	assert.Equal(t, cursor, l.cursor)
+
+	clock.advance(4 * time.Second) // OverlapInterval since the last read of the overlap began
+	fs.fetched = nil
+	pass(t, l)
+	assert.Len(t, fs.local.data[within], 1, "an entry within the overlap is read again")
+	assert.Len(t, fs.local.data[a], 2, "a key whose cardinality changed is fetched again")
+	assert.Empty(t, fs.local.data[before], "an entry before the overlap is anti-entropy's")
+	assert.ElementsMatch(t, []string{a, within}, fs.fetched, "the entries merged before are not fetched again")
+	assert.Equal(t, cursor, l.cursor, "reading the overlap does not move the cursor")
+}
+
+func TestLinkSkipsEchoesButNotAForeignAddition(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	fs.local.epoch = "e1"
+	now := clock.now()
+	k := key(t, now, "m")
+	// The local server's own change, merged into the peer and marked an
+	// echo for it, with the key's cardinality then.
+	fs.local.add(k, unix(now.Add(-2*time.Second)), "1")
+	fs.local.add(k, unix(now.Add(-time.Second)), "2")
+	fs.peer.add(k, unix(now.Add(-2*time.Second)), "1")
+	fs.peer.add(k, unix(now.Add(-time.Second)), "2")
+	fs.peer.journal[k] = unix(now.Add(-time.Second))
+	fs.peer.origin[k] = testLocal + "@e1#2"
+
+	pass(t, l)
+	st := l.snapshot()
+	assert.Equal(t, int64(1), st.Echoes)
+	assert.Zero(t, st.Keys, "an echo is not fetched")
+	assert.Empty(t, fs.fetched)
+	assert.Equal(t, unix(now.Add(-time.Second)), l.cursor, "the cursor passes an echo")
+
+	// A writer that does not keep the marks adds a member on the peer: the
+	// key's cardinality is no longer the marked one.
+	clock.advance(time.Second)
+	write(fs.peer, k, now, clock.now().Add(-500*time.Millisecond), "3")
+	pass(t, l)
+	st = l.snapshot()
+	assert.Equal(t, int64(1), st.Echoes, "the foreign addition is no echo")
+	assert.Equal(t, int64(1), st.Keys)
+	assert.Equal(t, []string{k}, fs.fetched)
+	assert.Len(t, fs.local.data[k], 3, "the foreign member is merged")
+	assert.Equal(t, int64(1), st.Added)
+}
+
+func TestLinkSkipsKeysOfDroppedPeriods(t *testing.T) {
+	day := 24 * time.Hour
+	l, fs, clock := testLink(t, Options{})
+	now := clock.now()
+	old, current := key(t, now.Add(-day), "m"), key(t, now, "m")
+	write(fs.peer, old, now.Add(-day), now.Add(-2*time.Second), "1")
+	write(fs.peer, current, now, now.Add(-time.Second), "1")
+	fs.local.add(old, unix(now.Add(-day)), "0") // a drop the local server missed
+	fs.peer.horizon = journal.PeriodOf(current)
+
+	pass(t, l)
+	assert.Equal(t, journal.PeriodOf(current), fs.local.horizon, "the local horizon is raised to the peer's")
+	assert.NotContains(t, fs.local.data, old, "and the keys of the dropped periods removed")
+	assert.Len(t, fs.local.data[current], 1)
+	assert.Equal(t, int64(1), l.snapshot().Skipped)
+	assert.Equal(t, unix(now.Add(-time.Second)), l.cursor, "the cursor passes a skipped key")
+
+	// The horizons are read again once every horizonEvery, by the link's
+	// clock.
+	next := now.Add(day)
+	fs.peer.horizon = journal.PeriodOf(key(t, next, "m"))
+	fs.local.add(current, unix(now), "2")
+	clock.advance(horizonEvery / 2)
+	pass(t, l)
+	assert.Contains(t, fs.local.data, current, "the horizon read half a horizonEvery ago holds")
+	clock.advance(horizonEvery / 2)
+	pass(t, l)
+	assert.NotContains(t, fs.local.data, current, "then it is read again")
+	assert.Equal(t, fs.peer.horizon, fs.local.horizon)
+}
+
+func TestLinkLagAndSyncedToFollowTheClock(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Overlap: 5 * time.Second, OverlapInterval: 5 * time.Second})
+	started := clock.now()
+	clock.advance(3 * time.Second)
+	st := l.snapshot()
+	assert.Equal(t, 3*time.Second, st.Lag, "before the first pass, the time since the link started")
+	assert.Zero(t, st.SyncedTo)
+
+	// A change the peer journalled 2s before the pass merges it.
+	k := key(t, clock.now(), "m")
+	write(fs.peer, k, clock.now(), clock.now().Add(-2*time.Second), "1")
+	first := clock.now()
+	pass(t, l)
+	st = l.snapshot()
+	assert.Zero(t, st.Lag)
+	assert.Equal(t, first, st.SyncedTo, "the pass and the first read of the overlap began then")
+	assert.Equal(t, 2*time.Second, st.LagP50, "the batch was applied 2s after the peer journalled it")
+
+	clock.advance(2 * time.Second)
+	assert.Equal(t, 2*time.Second, l.snapshot().Lag)
+
+	// The peer does not answer: the lag grows, SyncedTo stays.
+	fs.fail = func(m string, _ int) error {
+		if m == "changes" {
+			return errors.New("peer down")
+		}
+		return nil
+	}
+	for range 4 {
+		clock.advance(time.Second)
+		_, err := l.pass(context.Background())
+		require.Error(t, err)
+	}
+	st = l.snapshot()
+	assert.Equal(t, 6*time.Second, st.Lag)
+	assert.Equal(t, first, st.SyncedTo)
+
+	fs.fail = nil
+	clock.advance(time.Second)
+	healed := clock.now()
+	pass(t, l) // a pass, and a read of the overlap: OverlapInterval since the last
+	st = l.snapshot()
+	assert.Zero(t, st.Lag)
+	assert.Equal(t, healed, st.SyncedTo)
+	assert.True(t, st.SyncedTo.After(started))
+}

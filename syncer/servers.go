@@ -1,0 +1,138 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/metric"
+)
+
+// linkServers is what a link asks of its two servers: it reads the peer's
+// journal, members and horizon, and reads and writes the local server's
+// cursor, horizon and data. Each call is one script call, or a few, on one
+// server; the errors name the server. clientServers does it through the
+// federation's client; the link's unit tests use a fake.
+type linkServers interface {
+	// changes reads up to limit entries of the peer's journal scored at or
+	// after since (after it, with after), with each key's cardinality, and
+	// flags as echoes those whose origin mark is tag and the key's
+	// cardinality ("" asks for no flags). It returns them with the peer's
+	// epoch and the peer's clock, Unix seconds.
+	changes(ctx context.Context, since float64, after bool, limit int, tag string) (entries []change, epoch string, now float64, err error)
+	// fetch runs the fetch script on the peer for every request, in one
+	// call.
+	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error)
+	// merge adds members to keys of the local server with the write
+	// script, marking the keys left holding nothing from lacks.
+	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
+	// loadCursor returns the local server's epoch, first setting it to
+	// fresh if it has none, and the peer's cursor as stored ("" for none)
+	// and its value.
+	loadCursor(ctx context.Context, fresh string) (epoch, raw string, cursor float64, err error)
+	// saveCursor stores cursor as the peer's cursor in the local server if
+	// its epoch is still epoch and the cursor still saved; it reports
+	// whether it did.
+	saveCursor(ctx context.Context, epoch, saved, cursor string) (bool, error)
+	// horizons returns the local server's horizon and the peer's, "" for
+	// none.
+	horizons(ctx context.Context) (local, peer string, err error)
+	// drop raises the local server's horizon to h and removes the keys of
+	// the periods before it; it returns how many keys it removed.
+	drop(ctx context.Context, h string) (int64, error)
+}
+
+// clientServers reaches a link's servers through the federation's client.
+type clientServers struct {
+	run         journal.Runner
+	local, peer string
+	keys        journal.Keys
+	period      metric.Period
+}
+
+var _ linkServers = (*clientServers)(nil)
+
+func (cs *clientServers) changes(ctx context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, error) {
+	min := strconv.FormatFloat(since, 'f', -1, 64)
+	if after {
+		min = "(" + min
+	}
+	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.ChangesScript, []string{cs.keys.Journal, cs.keys.Origin, journal.CursorKey},
+		min, limit, tag).Slice()
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+	}
+	out, epoch, now, err := parseChanges(val)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+	}
+	return out, epoch, now, nil
+}
+
+func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+	args := make([]any, 0, 2+len(reqs)*7)
+	args = append(args, int64(levelWindow/time.Second), levelFactor)
+	for _, r := range reqs {
+		args = append(args, r.key, string(r.mode), r.want, r.recount, len(r.checks))
+		for _, c := range r.checks {
+			args = append(args, strconv.FormatFloat(c.below, 'f', -1, 64), c.count)
+		}
+	}
+	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.FetchScript, nil, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
+	}
+	if len(val) != len(reqs) {
+		return nil, fmt.Errorf("syncer: server %s: fetching members: %d answers for %d keys", cs.peer, len(val), len(reqs))
+	}
+	out := make([]fetchResult, len(reqs))
+	for i, v := range val {
+		if out[i], err = parseFetch(v); err != nil {
+			return nil, fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
+		}
+	}
+	return out, nil
+}
+
+func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {
+	return journal.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
+}
+
+func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (string, string, float64, error) {
+	val, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadCursorScript, []string{journal.CursorKey}, cs.peer, fresh).Slice()
+	if err != nil {
+		return "", "", 0, fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", cs.local, cs.peer, err)
+	}
+	epoch, raw, cursor, err := parseCursor(val)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("syncer: server %s: the cursor of %s: %w", cs.local, cs.peer, err)
+	}
+	return epoch, raw, cursor, nil
+}
+
+func (cs *clientServers) saveCursor(ctx context.Context, epoch, saved, cursor string) (bool, error) {
+	n, err := cs.run.RunOnServer(ctx, cs.local, journal.SaveCursorScript, []string{journal.CursorKey},
+		epoch, cs.peer, saved, cursor).Int()
+	if err != nil {
+		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", cs.local, cs.peer, err)
+	}
+	return n != 0, nil
+}
+
+func (cs *clientServers) horizons(ctx context.Context) (string, string, error) {
+	local, err := journal.Horizon(ctx, cs.run, cs.local, cs.keys)
+	if err != nil {
+		return "", "", err
+	}
+	peer, err := journal.Horizon(ctx, cs.run, cs.peer, cs.keys)
+	if err != nil {
+		return "", "", err
+	}
+	return local, peer, nil
+}
+
+func (cs *clientServers) drop(ctx context.Context, h string) (int64, error) {
+	return journal.Drop(ctx, cs.run, cs.local, cs.keys, cs.period, h)
+}
