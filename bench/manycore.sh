@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Measures on a machine without Go: the peer suite (W1 and W2 at 16 and 64
+# writers, with server and client CPU per op) and the syncer's lag at 100k
+# and 200k points/s over 4 groups of 2, the latter with a CPU profile.
+#
+# Build here, from the project's root, with redis-server's binaries and
+# libraries packed into .devkit/kit.tar.xz (bin/ and lib/):
+#
+#	(cd bench && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o ../.devkit/bench .)
+#	CGO_ENABLED=0 go test -c -trimpath -ldflags=-s -o .devkit/syncer.test ./syncer
+#
+# then run there, from a copy of the checkout with .devkit:
+#
+#	bench/manycore.sh OUTDIR          # about 4 minutes on 16 cores
+#	bench/manycore.sh OUTDIR quick    # a smoke run of the script itself
+#
+# OUTDIR receives machine.txt, bench.json (go run . -json's shape),
+# bench.log, syncer100000.txt, syncer200000.txt and syncer200k.prof (read
+# it with go tool pprof .devkit/syncer.test syncer200k.prof).
+set -uo pipefail
+out=$(realpath "$1")
+quick=${2:-}
+mkdir -p "$out" /tmp/kit
+tar -xJf .devkit/kit.tar.xz -C /tmp/kit
+export PATH=/tmp/kit/bin:$PATH LD_LIBRARY_PATH=/tmp/kit/lib
+{
+	nproc
+	lscpu | grep -E 'Model name|^CPU\(s\)|Thread|Socket'
+	redis-server --version
+	free -g | head -2
+} >"$out/machine.txt" 2>&1
+if [ -n "$quick" ]; then
+	bargs=(-rounds 1 -points 20000 -w1-ops 2000 -servers 2 -w1-batches 20 -w2-batches 1000 -w2-writers 4)
+	n100=20000
+	n200=20000
+else
+	bargs=(-rounds 3 -w1-batches 20 -w2-batches 1000 -w2-writers 16,64)
+	n100=1500000
+	n200=3000000
+fi
+timeout 330 .devkit/bench "${bargs[@]}" -json >"$out/bench.json" 2>"$out/bench.log"
+cd syncer || exit 1
+timeout 100 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
+	-test.benchtime "${n100}x" -syncer.rate=100000 >"$out/syncer100000.txt" 2>&1
+timeout 100 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
+	-test.benchtime "${n200}x" -test.cpuprofile "$out/syncer200k.prof" -syncer.rate=200000 >"$out/syncer200000.txt" 2>&1
+echo done >"$out/done"
