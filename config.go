@@ -25,6 +25,10 @@ const (
 	DefaultRetryIntervalMult = 2.0
 	DefaultMaxRetryInterval  = 600 * time.Second
 	DefaultRing              = RingConsistent
+	// DefaultHealthCheckInterval is how often up servers are pinged: a
+	// server that dies is marked down within about this plus the command
+	// timeout, whether or not commands go to it.
+	DefaultHealthCheckInterval = time.Second
 )
 
 // Floors of the duration options. A duration that is set (zero means the
@@ -123,6 +127,15 @@ type Options struct {
 	// IdleTimeout closes connections idle for longer. Default 0: no limit;
 	// at least MinIdleTimeout when set.
 	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// HealthCheckInterval is how often every up server is sent a PING in
+	// the background (as go-redis's Ring does), so that a server that
+	// dies, or stops answering, is marked down within about the interval
+	// plus CommandTimeout even when no command goes to it: a group's
+	// standby, an idle node. Default 1s; at least MinRetryInterval.
+	HealthCheckInterval time.Duration `yaml:"health_check_interval" json:"health_check_interval"`
+	// NoHealthCheck turns the background PINGs off: a server is then
+	// marked down only when a command finds it failing.
+	NoHealthCheck bool `yaml:"no_health_check" json:"no_health_check"`
 
 	// Ring names the hash ring: RingConsistent (default) or RingPerl.
 	Ring string `yaml:"ring" json:"ring"`
@@ -343,6 +356,7 @@ var durationOptions = []durationOption{
 	{"base_retry_interval", func(o *Options) *time.Duration { return &o.BaseRetryInterval }, MinRetryInterval},
 	{"max_retry_interval", func(o *Options) *time.Duration { return &o.MaxRetryInterval }, MinRetryInterval},
 	{"idle_timeout", func(o *Options) *time.Duration { return &o.IdleTimeout }, MinIdleTimeout},
+	{"health_check_interval", func(o *Options) *time.Duration { return &o.HealthCheckInterval }, MinRetryInterval},
 	{"dial_timeout", func(o *Options) *time.Duration { return &o.DialTimeout }, MinTimeout},
 	{"read_timeout", func(o *Options) *time.Duration { return &o.ReadTimeout }, MinTimeout},
 	{"write_timeout", func(o *Options) *time.Duration { return &o.WriteTimeout }, MinTimeout},
@@ -365,6 +379,8 @@ func (o Options) LogValue() slog.Value {
 		slog.Bool("query_all", o.QueryAll),
 		slog.Int("pipeline_auto_flush", o.PipelineAutoFlush),
 		slog.Duration("idle_timeout", o.IdleTimeout),
+		slog.Duration("health_check_interval", o.HealthCheckInterval),
+		slog.Bool("no_health_check", o.NoHealthCheck),
 		slog.String("ring", o.Ring),
 		slog.Bool("hash_tags", o.HashTags),
 		slog.String("username", o.Username),
@@ -408,6 +424,9 @@ func (cfg Config) LogValue() slog.Value {
 func (o Options) withDefaults() Options {
 	if o.CommandTimeout == 0 {
 		o.CommandTimeout = DefaultCommandTimeout
+	}
+	if o.HealthCheckInterval == 0 {
+		o.HealthCheckInterval = DefaultHealthCheckInterval
 	}
 	if o.MaxHostRetries == 0 {
 		o.MaxHostRetries = DefaultMaxHostRetries

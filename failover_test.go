@@ -489,3 +489,61 @@ func TestNextServerMovesTheNode(t *testing.T) {
 	assert.False(t, c.IsServerUp(addrs[0]))
 	assert.False(t, c.IsServerUp("127.0.0.1:1"), "a server outside the federation is not up")
 }
+
+// A server that dies while no command goes to it (a group's standby) is
+// found down by the background PINGs within about the health-check
+// interval and the command timeout, with the time it stopped answering;
+// one that stops answering (SIGSTOP) too. Close does not wait for a PING
+// to a paused server.
+func TestHealthCheckFindsIdleServersDown(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	addrs := redistest.Addrs(servers)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	opts.HealthCheckInterval = 200 * time.Millisecond
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: addrs}}, Options: opts})
+	require.NoError(t, err)
+	cur, err := c.NodeToServer("g")
+	require.NoError(t, err)
+	var standby []*redistest.Server
+	for _, s := range servers {
+		if s.Addr() != cur {
+			standby = append(standby, s)
+		}
+	}
+
+	killed := time.Now()
+	require.NoError(t, standby[0].Kill())
+	require.Eventually(t, func() bool { return c.IsServerDown(standby[0].Addr()) }, 2*time.Second, 10*time.Millisecond,
+		"no command went to it: the health check found it")
+	for _, st := range c.Status() {
+		if st.Address == standby[0].Addr() {
+			assert.WithinDuration(t, killed, st.DownSince, time.Second, "down since about when it died")
+			assert.Error(t, st.LastError)
+		}
+	}
+
+	require.NoError(t, standby[1].Pause())
+	t.Cleanup(func() { _ = standby[1].Resume() })
+	require.Eventually(t, func() bool { return c.IsServerDown(standby[1].Addr()) }, 3*time.Second, 10*time.Millisecond,
+		"a server that stops answering is found down too")
+	assert.False(t, c.IsServerDown(cur), "the server that answers stays up")
+
+	start := time.Now()
+	require.NoError(t, c.Close())
+	assert.Less(t, time.Since(start), opts.CommandTimeout, "Close cuts the PINGs under way short")
+}
+
+// With NoHealthCheck a dead idle server is found only by a command.
+func TestNoHealthCheck(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.NoHealthCheck = true
+	opts.HealthCheckInterval = 50 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	require.NoError(t, servers[0].Kill())
+	time.Sleep(6 * opts.HealthCheckInterval) // what would have been six checks
+	assert.False(t, c.IsServerDown(servers[0].Addr()), "nothing asked it")
+	require.Error(t, c.Set(context.Background(), "k", "v", 0).Err())
+	assert.True(t, c.IsServerDown(servers[0].Addr()))
+}

@@ -155,6 +155,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	topo.setRing(r)
 	c.topo.Store(topo)
+	if !c.opts.NoHealthCheck && c.addLoop() {
+		go c.heartbeat()
+	}
 	return c, nil
 }
 

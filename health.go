@@ -561,3 +561,52 @@ func (r *retries) again(n *node, s *server, replaced bool) bool {
 	}
 	return false
 }
+
+// heartbeat sends every up server a PING each HealthCheckInterval, so that
+// a server that dies while no command goes to it (a group's standby, a node
+// idle for a while) is marked down within about the interval and the
+// command timeout, by the health hook, instead of when a command next
+// finds it. A down server is left to its recheck loop. It ends on Close,
+// cutting short the PINGs under way.
+func (c *Client) heartbeat() {
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() { cancel(); <-stopped }()
+	t := time.NewTicker(c.opts.HealthCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.pingUp(ctx)
+	}
+}
+
+// pingUp pings every up server at once and waits for the answers.
+func (c *Client) pingUp(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range c.topo.Load().servers {
+		if s.down.Load() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := c.withTimeout(ctx)
+			defer cancel()
+			_ = s.client.Load().Ping(ctx).Err() // a failure marks s down, in the health hook
+		}()
+	}
+	wg.Wait()
+}
