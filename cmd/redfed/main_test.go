@@ -84,12 +84,6 @@ func TestRouteErrors(t *testing.T) {
 	assert.Contains(t, errOut, "bogus")
 }
 
-func TestVersion(t *testing.T) {
-	code, out, _ := runCLI(t, "", "version")
-	require.Equal(t, 0, code)
-	assert.True(t, strings.HasPrefix(out, "redfed "), out)
-}
-
 // runInterrupted runs the command line in-process on a standard input that
 // stays open, makes each write to it in turn (a write returns once the
 // command's reader took it), waits for ready, then interrupts the command,

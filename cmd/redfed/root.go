@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -114,6 +113,8 @@ could not be read and no key was found to differ.`,
 		SilenceErrors: true,
 	}
 	groupCommand(root)
+	root.Version = readBuildVersion().String()
+	root.SetVersionTemplate("redfed {{.Version}}\n")
 	root.PersistentFlags().String("config", "", "federation file, YAML or JSON (default $REDFED_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRouteCmd(), newRecordCmd(), newQueryCmd(), newHostsCmd(), newMetricsCmd(),
@@ -171,21 +172,4 @@ func newClient(cmd *cobra.Command) (*federated.Client, error) {
 	}
 	cfg.Options.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return federated.New(cfg)
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version of redfed",
-		Example: "  redfed version",
-		Args:    usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			version := "(devel)"
-			if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-				version = info.Main.Version
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "redfed", version)
-			return nil
-		},
-	}
 }
