@@ -296,6 +296,8 @@ func TestHostsAndMetrics(t *testing.T) {
 	for _, s := range []metrics.Series{
 		{Host: "web2.sfo", Metric: "cpu.user"}, {Host: "web1.sfo", Metric: "mem.free"},
 		{Host: "web1.sfo", Metric: "cpu.user"}, {Host: "db1.lax", Metric: "disk:sda:used"},
+		// Numbers in names sort as numbers: web2 before web10, disk2 before disk10.
+		{Host: "web10.sfo", Metric: "cpu.user"}, {Host: "web1.sfo", Metric: "disk10.free"}, {Host: "web1.sfo", Metric: "disk2.free"},
 	} {
 		// The journals record when a key changed, by the servers' clocks,
 		// whatever the time of the point.
@@ -304,7 +306,7 @@ func TestHostsAndMetrics(t *testing.T) {
 
 	code, out, errOut := runCLI(t, "", "hosts", "--config", cfg)
 	require.Equal(t, 0, code, errOut)
-	assert.Equal(t, "db1.lax\nweb1.sfo\nweb2.sfo\n", out)
+	assert.Equal(t, "db1.lax\nweb1.sfo\nweb2.sfo\nweb10.sfo\n", out)
 
 	code, out, errOut = runCLI(t, "", "hosts", "--config", cfg, "--json", "--since", "1h")
 	require.Equal(t, 0, code, errOut)
@@ -313,12 +315,12 @@ func TestHostsAndMetrics(t *testing.T) {
 		Hosts []string
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &hosts), out)
-	assert.Equal(t, []string{"db1.lax", "web1.sfo", "web2.sfo"}, hosts.Hosts)
+	assert.Equal(t, []string{"db1.lax", "web1.sfo", "web2.sfo", "web10.sfo"}, hosts.Hosts)
 	assert.WithinDuration(t, time.Now().Add(-time.Hour), hosts.Since, time.Minute)
 
 	code, out, errOut = runCLI(t, "", "metrics", "--config", cfg, "web1.sfo")
 	require.Equal(t, 0, code, errOut)
-	assert.Equal(t, "cpu.user\nmem.free\n", out)
+	assert.Equal(t, "cpu.user\ndisk2.free\ndisk10.free\nmem.free\n", out)
 
 	code, out, errOut = runCLI(t, "", "metrics", "--config", cfg, "db1.lax", "--json")
 	require.Equal(t, 0, code, errOut)

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/redfed/federated/cmd/redfed/internal/natural"
 	"github.com/redfed/federated/internal/metric"
 	"github.com/redfed/federated/metrics"
 )
@@ -175,8 +177,9 @@ func newHostsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hosts",
 		Short: "List the hosts that have metrics",
-		Long: `List, one per line and sorted, the hosts with a metric written at or after
---since (default 7 days ago), as the journals of every server record it.
+		Long: `List, one per line in natural order (cache3 before cache27), the hosts
+with a metric written at or after --since (default 7 days ago), as the
+journals of every server record it.
 --since takes ` + timeArgFormsText + `.
 When a server fails, the hosts the others listed are printed and the
 command exits 1.`,
@@ -199,6 +202,7 @@ command exits 1.`,
 		}
 		defer client.Close()
 		hosts, listErr := storeOf(client).Hosts(cmd.Context(), from)
+		slices.SortFunc(hosts, natural.Compare)
 		out := struct {
 			Since time.Time `json:"since"`
 			Hosts []string  `json:"hosts"`
@@ -212,8 +216,9 @@ func newMetricsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "metrics HOST",
 		Short: "List the metrics of a host",
-		Long: `List, one per line and sorted, the metrics of HOST written at or after
---since (default 7 days ago), as the journals of every server record them.
+		Long: `List, one per line in natural order (disk2 before disk10), the metrics
+of HOST written at or after --since (default 7 days ago), as the journals
+of every server record them.
 --since takes ` + timeArgFormsText + `.
 When a server fails, the metrics the others listed are printed and the
 command exits 1.`,
@@ -239,6 +244,7 @@ command exits 1.`,
 		}
 		defer client.Close()
 		names, listErr := storeOf(client).Metrics(cmd.Context(), host, from)
+		slices.SortFunc(names, natural.Compare)
 		out := struct {
 			Host    string    `json:"host"`
 			Since   time.Time `json:"since"`

@@ -48,7 +48,7 @@ func (h *handler) apiHosts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, hostsReply{Hosts: nonNil(hosts), Warning: warning})
+	writeJSON(w, http.StatusOK, hostsReply{Hosts: nonNil(inNaturalOrder(hosts)), Warning: warning})
 }
 
 // apiMetrics answers GET /api/metrics?host=H: the host's metrics written to
@@ -66,7 +66,7 @@ func (h *handler) apiMetrics(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, metricsReply{Host: host, Metrics: nonNil(metrics), Warning: warning})
+	writeJSON(w, http.StatusOK, metricsReply{Host: host, Metrics: nonNil(inNaturalOrder(metrics)), Warning: warning})
 }
 
 // apiSeries answers GET /api/series?host=&metric=&from=&to=&range=&max_points=.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,28 @@ func TestAPIListsHostsAndMetrics(t *testing.T) {
 		getJSON(t, srv, "/api/metrics?host="+url.QueryEscape(host), http.StatusOK, &got)
 		assert.Equal(t, metricsReply{Host: host, Metrics: want}, got, "metrics of %q", host)
 	}
+}
+
+// TestAPIListsInNaturalOrder checks that hosts and metrics come with their
+// numbers in order (cache3 before cache27), on the API and on the page,
+// whatever order the source gives them in.
+func TestAPIListsInNaturalOrder(t *testing.T) {
+	src := &fakeSource{hosts: []string{"cache27", "web1", "cache3", "cache100"}, metrics: []string{"disk10.free", "disk2.free"}}
+	srv := serve(t, Options{Source: src})
+
+	var hosts hostsReply
+	getJSON(t, srv, "/api/hosts", http.StatusOK, &hosts)
+	assert.Equal(t, []string{"cache3", "cache27", "cache100", "web1"}, hosts.Hosts)
+	assert.Equal(t, []string{"cache27", "web1", "cache3", "cache100"}, src.hosts, "the source's slice was changed")
+
+	var got metricsReply
+	getJSON(t, srv, "/api/metrics?host=cache3", http.StatusOK, &got)
+	assert.Equal(t, []string{"disk2.free", "disk10.free"}, got.Metrics)
+
+	_, page := get(t, srv, "/")
+	i3, i27 := strings.Index(page, "cache3"), strings.Index(page, "cache27")
+	require.True(t, i3 >= 0 && i27 >= 0, "page lists the hosts: %s", page)
+	assert.Less(t, i3, i27, "cache3 after cache27 on the page")
 }
 
 func TestAPISeries(t *testing.T) {

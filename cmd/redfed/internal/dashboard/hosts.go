@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/redfed/federated/cmd/redfed/internal/natural"
 )
 
 // The Host check. A browser sends the name it resolved in the Host header.
@@ -72,4 +75,10 @@ func (h *handler) misdirected(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusMisdirectedRequest, errorReply{Error: msg})
+}
+
+// inNaturalOrder returns a sorted copy of names, digits compared as
+// numbers (cache3 before cache27), leaving the Source's slice alone.
+func inNaturalOrder(names []string) []string {
+	return slices.SortedFunc(slices.Values(names), natural.Compare)
 }

@@ -82,6 +82,7 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusBadGateway
 		}
 	}
+	hosts = inNaturalOrder(hosts)
 	p.Hosts = hosts
 	var show []string
 	switch {
@@ -98,7 +99,7 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	for i, host := range show {
 		wg.Go(func() {
 			metrics, err := h.opts.Source.Metrics(ctx, host, since)
-			p.Sections[i] = hostSection{Host: host, Metrics: metrics}
+			p.Sections[i] = hostSection{Host: host, Metrics: inNaturalOrder(metrics)}
 			if err != nil {
 				errs[i] = err
 				p.Sections[i].Error = err.Error()
