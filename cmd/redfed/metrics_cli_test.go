@@ -336,9 +336,15 @@ func TestHostsAndMetrics(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "hosts", "--config", cfg, "--since", fmt.Sprint(time.Now().Add(time.Hour).Unix()))
 	require.Equal(t, 0, code, errOut)
 	assert.Empty(t, out)
+	// A host with no metrics, a typo most often, is an error that names it.
 	code, out, errOut = runCLI(t, "", "metrics", "--config", cfg, "nohost", "--json")
-	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, 1, code, errOut)
 	assert.Contains(t, out, `"metrics":[]`)
+	assert.Contains(t, errOut, "redfed metrics: host nohost: no metric written since ")
+	code, out, errOut = runCLI(t, "", "metrics", "--config", cfg, "web1.sfo", "--since", fmt.Sprint(time.Now().Add(time.Hour).Unix()))
+	assert.Equal(t, 1, code, errOut)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "host web1.sfo: no metric written since ")
 
 	code, _, errOut = runCLI(t, "", "metrics", "--config", cfg, "bad:host")
 	assert.Equal(t, 2, code)

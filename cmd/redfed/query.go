@@ -221,7 +221,8 @@ of HOST written at or after --since (default 7 days ago), as the journals
 of every server record them.
 --since takes ` + timeArgFormsText + `.
 When a server fails, the metrics the others listed are printed and the
-command exits 1.`,
+command exits 1. A host with no metric in that time, such as a name that
+is not a host, is an error too (exit 1).`,
 		Example: `  redfed metrics web1.sfo
   redfed metrics web1.sfo --since 2026-11-25T00:00:00Z --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
@@ -250,7 +251,15 @@ command exits 1.`,
 			Since   time.Time `json:"since"`
 			Metrics []string  `json:"metrics"`
 		}{host, from.UTC(), nonNil(names)}
-		return firstError(listErr, writeList(cmd.OutOrStdout(), *asJSON, out, names))
+		if err := firstError(listErr, writeList(cmd.OutOrStdout(), *asJSON, out, names)); err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			// Most often a typo in the host's name: say so rather than
+			// print nothing and succeed.
+			return fmt.Errorf("host %s: no metric written since %s; redfed hosts lists the hosts", host, formatTime(from))
+		}
+		return nil
 	}
 	return cmd
 }
