@@ -312,7 +312,11 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 		case g.Divergent > 0:
 			state = fmt.Sprintf("%d keys differ", g.Divergent)
 		}
-		fmt.Fprintf(w, "%-12s %-48s %7d keys  %s\n", g.Node, strings.Join(g.Servers, ","), g.Keys, state)
+		keys := "keys"
+		if g.Keys == 1 {
+			keys = "key"
+		}
+		fmt.Fprintf(w, "%-12s %-48s %7d %-4s  %s\n", g.Node, strings.Join(g.Servers, ","), g.Keys, keys, state)
 		for _, d := range g.Diffs[:min(len(g.Diffs), 10)] {
 			var cards []string
 			for _, addr := range g.Servers {
@@ -326,21 +330,25 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 			fmt.Fprintf(w, "    … %d more\n", g.Divergent-10)
 		}
 		if repair && g.Divergent > 0 {
-			fmt.Fprintf(w, "    repaired %d keys, %d members added\n", g.Repaired, g.Added)
+			fmt.Fprintf(w, "    repaired %s, %s added\n", counted(g.Repaired, "key"), counted(g.Added, "member"))
 		}
 	}
 	verdict := "every replica group agrees"
 	if !r.OK() {
-		verdict = fmt.Sprintf("%d of %d keys differ", r.Divergent, r.Keys)
+		verb := "differ"
+		if r.Divergent == 1 {
+			verb = "differs"
+		}
+		verdict = fmt.Sprintf("%d of %s %s", r.Divergent, counted(r.Keys, "key"), verb)
 	}
 	if repair {
-		verdict = fmt.Sprintf("%d of %d keys repaired, %d members added", r.Repaired, r.Divergent, r.Added)
+		verdict = fmt.Sprintf("%d of %s repaired, %s added", r.Repaired, counted(r.Divergent, "key"), counted(r.Added, "member"))
 	}
 	fmt.Fprintf(w, "%s, %s: %s\n", counted(len(r.Groups), "group"), counted(r.Keys, "key"), verdict)
 }
 
 // counted returns "1 key" or "n keys".
-func counted(n int, noun string) string {
+func counted[N ~int | ~int64](n N, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // groupsConfig writes a federation of two replica groups of two servers.
@@ -72,7 +73,8 @@ func TestCheckAndRepair(t *testing.T) {
 
 	code, out, errOut = runCLI(t, "", "repair", "--config", cfg)
 	require.Equal(t, 0, code, errOut)
-	assert.Contains(t, out, "1 of 1 keys repaired, 2 members added")
+	assert.Contains(t, out, "repaired 1 key, 2 members added\n")
+	assert.Contains(t, out, "1 of 1 key repaired, 2 members added\n")
 
 	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
 	assert.Equal(t, 0, code, errOut)
@@ -143,4 +145,38 @@ func TestSyncCommand(t *testing.T) {
 	code, _, errOut2 = runCLI(t, "", "sync", "--config", cfg, "--local", servers[1].Addr(), "--anti-entropy", "-1s")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut2, "--anti-entropy -1s: want 0 or more (0 means the default, 5m0s)")
+}
+
+// TestCheckTableCounts checks that the check and repair tables say "1 key"
+// and "2 keys", never "1 keys".
+func TestCheckTableCounts(t *testing.T) {
+	group := func(keys, divergent, repaired int, added int64) metrics.GroupReport {
+		return metrics.GroupReport{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: keys,
+			Divergent: divergent, Repaired: repaired, Added: added}
+	}
+	for _, tc := range []struct {
+		name   string
+		report metrics.CheckReport
+		repair bool
+		want   []string
+	}{
+		{"one key differs", metrics.CheckReport{Keys: 1, Divergent: 1, Groups: []metrics.GroupReport{group(1, 1, 0, 0)}}, false,
+			[]string{"1 key differs", "1 group, 1 key: 1 of 1 key differs\n"}},
+		{"keys differ", metrics.CheckReport{Keys: 5, Divergent: 2, Groups: []metrics.GroupReport{group(5, 2, 0, 0)}}, false,
+			[]string{"2 keys differ", "1 group, 5 keys: 2 of 5 keys differ"}},
+		{"one repaired", metrics.CheckReport{Keys: 3, Divergent: 1, Repaired: 1, Added: 1, Groups: []metrics.GroupReport{group(3, 1, 1, 1)}}, true,
+			[]string{"repaired 1 key, 1 member added", "1 of 1 key repaired, 1 member added"}},
+		{"several repaired", metrics.CheckReport{Keys: 3, Divergent: 2, Repaired: 2, Added: 5, Groups: []metrics.GroupReport{group(3, 2, 2, 5)}}, true,
+			[]string{"repaired 2 keys, 5 members added", "2 of 2 keys repaired, 5 members added"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			writeCheckTable(&out, tc.report, tc.repair)
+			for _, want := range tc.want {
+				assert.Contains(t, out.String(), want)
+			}
+			assert.NotContains(t, out.String(), "1 keys")
+			assert.NotContains(t, out.String(), "1 members")
+		})
+	}
 }
