@@ -23,7 +23,7 @@ func newRecordCmd() *cobra.Command {
 		Long: `Write metric points.
 
 With HOST METRIC VALUE, write one point, at --time or now, and wait for Redis
-to acknowledge it. A negative VALUE needs "--" before the arguments.
+to acknowledge it. A negative VALUE may stand as it is (-3.5).
 
 With no arguments, read points from standard input, one per line:
 
@@ -43,7 +43,7 @@ while points are read. Ctrl-C stops the reading: the points read so far
 are written and summed up, and a line cut by the interrupt is dropped.`,
 		Example: `  redfed record web1.sfo cpu.user 42
   redfed record web1.sfo cpu.user 42 --time 2026-11-25T10:00:00Z
-  redfed record -- web1.sfo temp.delta -3.5
+  redfed record web1.sfo temp.delta -3.5
   printf 'web1.sfo cpu.user 1795600800 42\n' | redfed record
   redfed record --strict < points.txt`,
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {

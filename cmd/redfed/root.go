@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	redis.SetLogger(discardRedisLog{})
 	con := newConsole(stderr)
 	root := newRootCmd()
-	root.SetArgs(args)
+	root.SetArgs(numberArgs(root, args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(con)
