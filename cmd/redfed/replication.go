@@ -73,7 +73,7 @@ It stops on Ctrl-C or SIGTERM.`,
 			if verboseLevel {
 				level = slog.LevelDebug
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			logger := newLogger(cmd, level)
 			cfg.Options.Logger = logger
 			opts.Logger = logger
 			client, err := federated.New(cfg)

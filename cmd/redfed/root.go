@@ -116,6 +116,8 @@ could not be read and no key was found to differ.`,
 	root.Version = readBuildVersion().String()
 	root.SetVersionTemplate("redfed {{.Version}}\n")
 	root.PersistentFlags().String("config", "", "federation file, YAML or JSON (default $REDFED_CONFIG)")
+	root.PersistentFlags().String("log-format", logFormatText, "format of log lines on standard error: text (key=value) or json (one object a line)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkLogFormat(cmd) }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRouteCmd(), newRecordCmd(), newQueryCmd(), newHostsCmd(), newMetricsCmd(),
 		newSyncCmd(), newCheckCmd(), newRepairCmd(), newServeCmd(), newDemoCmd(), newConfigCmd(), newVersionCmd())
@@ -170,6 +172,6 @@ func newClient(cmd *cobra.Command) (*federated.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Options.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Options.Logger = newLogger(cmd, slog.LevelWarn)
 	return federated.New(cfg)
 }

@@ -163,7 +163,7 @@ they come, and at most --series-reads charts read at once.`,
 			checks := &lastCheck{}
 			h, err := dashboard.New(dashboard.Options{Source: dashboard.Fleet{Store: storeOf(client)}, LastCheck: checks.get,
 				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads,
-				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+				Logger: newLogger(cmd, slog.LevelWarn)})
 			if err != nil {
 				return usageError{err}
 			}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// TestLogFormatJSON checks that --log-format json makes the client's
+// warnings one JSON object a line, and that text stays the default.
+func TestLogFormatJSON(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\noptions: {command_timeout: 2s}\n", servers[0].Addr()))
+	require.NoError(t, servers[0].Kill())
+
+	code, _, errOut := runCLI(t, "", "hosts", "--config", cfg, "--log-format", "json")
+	assert.Equal(t, 1, code, errOut)
+	var down map[string]any
+	for line := range strings.Lines(errOut) {
+		if !strings.HasPrefix(line, "{") {
+			assert.True(t, strings.HasPrefix(line, "redfed hosts: "), "a line neither a log record nor the error: %q", line)
+			continue
+		}
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "log line %q", line)
+		if rec["msg"] == "federated: server down" {
+			down = rec
+		}
+	}
+	require.NotNil(t, down, "no server-down record in %s", errOut)
+	assert.Equal(t, "WARN", down["level"])
+	assert.Equal(t, servers[0].Addr(), down["server"])
+
+	code, _, errOut = runCLI(t, "", "hosts", "--config", cfg)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, errOut, `level=WARN msg="federated: server down"`)
+
+	code, _, errOut = runCLI(t, "", "hosts", "--config", cfg, "--log-format", "xml")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, `--log-format "xml": want text or json`)
+}
