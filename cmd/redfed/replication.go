@@ -39,7 +39,11 @@ func newSyncCmd() *cobra.Command {
 the federation file): each pulls the changes of every other server of its
 replica group through their journals and merges them, and anti-entropy
 compares and repairs every key now and then. One daemon runs per host.
-It stops on Ctrl-C or SIGTERM.`,
+It stops on Ctrl-C or SIGTERM.
+
+With --metrics-listen it serves Prometheus metrics at /metrics, and
+probes: /healthz (200 while the process runs) and /readyz (200 while
+every node has a server up, else 503 naming the nodes with none).`,
 		Example: `  redfed sync --config fed.yaml --local db1:6379,db1:6380,db1:6381,db1:6382
   redfed sync --local db1:6379 --metrics-listen 127.0.0.1:9121`,
 		Args: usageArgs(cobra.NoArgs),
@@ -96,12 +100,12 @@ It stops on Ctrl-C or SIGTERM.`,
 				return err
 			}
 			defer s.Close()
-			return runSyncer(cmd.Context(), s, listen, statusEvery, logger)
+			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger)
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&local, "local", nil, "local servers to replicate, host:port, comma-separated")
-	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics on this address (off by default)")
+	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics (/metrics) and health probes (/healthz, /readyz) on this address (off by default)")
 	f.DurationVar(&opts.PollInterval, "poll", syncer.DefaultPollInterval, "pause between passes that found nothing")
 	f.DurationVar(&opts.Overlap, "overlap", syncer.DefaultOverlap, "how far behind the peer's clock a writer journalling with its own clock (the Perl module) may be")
 	f.DurationVar(&opts.AntiEntropyInterval, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs")
@@ -111,9 +115,9 @@ It stops on Ctrl-C or SIGTERM.`,
 	return cmd
 }
 
-// runSyncer runs s until ctx ends, serving its metrics if asked and logging
-// its lag now and then.
-func runSyncer(ctx context.Context, s *syncer.Syncer, listen string, every time.Duration, logger *slog.Logger) error {
+// runSyncer runs s until ctx ends, serving its metrics and the health of
+// client if asked, and logging its lag now and then.
+func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger) error {
 	if listen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(redfedprom.NewSyncerCollector(s))
@@ -121,7 +125,12 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, listen string, every time.
 		if err != nil {
 			return usagef("--metrics-listen %s: %v", listen, err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		// Only the paths it serves: anything else is 404, so that a
+		// mistyped probe fails instead of reading the metrics as "ok".
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		handleHealth(mux, client)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		served := make(chan struct{})
 		go func() {
 			defer close(served)

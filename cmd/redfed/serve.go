@@ -129,6 +129,10 @@ which every request must then carry (open the page once with
 $REDFED_TOKEN, or from --token, which ps shows to every user of the
 machine; it must be at least 16 characters.
 
+GET /healthz answers 200 "ok" while the process serves, and GET /readyz
+200 while every node has a server up, else 503 naming the nodes with
+none; both answer without a token, for a load balancer or systemd.
+
 A chart reads its series in short pages, cut to at most 1,000 points as
 they come, and at most --series-reads charts read at once.`,
 		Example: `  redfed serve --config fed.yaml
@@ -180,7 +184,10 @@ they come, and at most --series-reads charts read at once.`,
 					checks.loop(ctx, client, checkEvery)
 				}()
 			}
-			return serve(ctx, h, listen, false, func(addr string) {
+			mux := http.NewServeMux()
+			handleHealth(mux, client)
+			mux.Handle("/", h)
+			return serve(ctx, mux, listen, false, func(addr string) {
 				fmt.Fprintf(cmd.OutOrStdout(), "dashboard: http://%s/\n", addr)
 			})
 		},

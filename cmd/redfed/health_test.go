@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// httpGet requests http://addr/path and returns the status and body.
+func httpGet(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	res, err := http.Get("http://" + addr + path)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, string(body)
+}
+
+// waitStatus polls path until it answers want, and returns the body.
+func waitStatus(t *testing.T, addr, path string, want int) string {
+	t.Helper()
+	var code int
+	var body string
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		code, body = res.StatusCode, string(b)
+		return code == want
+	}, 15*time.Second, 50*time.Millisecond, "GET %s: got %d %q, want %d", path, code, body, want)
+	return body
+}
+
+// TestSyncHealthEndpoints checks the probes on sync's metrics listener:
+// ready while every node has a server up, 503 naming the node once its
+// only server is killed, and 404 for a path it does not serve.
+func TestSyncHealthEndpoints(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	cfg := writeConfig(t, fmt.Sprintf(`nodes:
+  redis_1: {addresses: ["%s", "%s"]}
+  redis_2: {address: "%s"}
+options: {command_timeout: 1s, health_check_interval: 100ms}
+`, servers[0].Addr(), servers[1].Addr(), servers[2].Addr()))
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run(ctx, []string{"sync", "--config", cfg, "--local", servers[1].Addr(), "--metrics-listen", addr},
+			strings.NewReader(""), io.Discard, &errOut)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	assert.Equal(t, "ok\n", waitStatus(t, addr, "/healthz", http.StatusOK))
+	assert.Equal(t, "ok\n", waitStatus(t, addr, "/readyz", http.StatusOK))
+	code, body := httpGet(t, addr, "/metrics")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "redfed_syncer_")
+	for _, path := range []string{"/", "/metricz", "/healthz/x"} {
+		code, body := httpGet(t, addr, path)
+		assert.Equal(t, http.StatusNotFound, code, "GET %s", path)
+		assert.NotContains(t, body, "redfed_syncer_", "GET %s", path)
+	}
+
+	require.NoError(t, servers[2].Kill())
+	body = waitStatus(t, addr, "/readyz", http.StatusServiceUnavailable)
+	assert.Contains(t, body, "node redis_2: no server up ("+servers[2].Addr()+" down since ")
+	assert.NotContains(t, body, "redis_1")
+	code, _ = httpGet(t, addr, "/healthz")
+	assert.Equal(t, http.StatusOK, code, "alive while a node is down")
+}
+
+// TestServeHealthEndpoints checks the probes on serve: they answer without
+// the token the dashboard requires, and /readyz turns 503 when a node has
+// no server up.
+func TestServeHealthEndpoints(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := writeConfig(t, fmt.Sprintf(`nodes:
+  redis_1: {address: "%s"}
+  redis_2: {address: "%s"}
+options: {command_timeout: 1s, health_check_interval: 100ms}
+`, servers[0].Addr(), servers[1].Addr()))
+	t.Setenv(tokenEnv, "0123456789abcdef0123456789abcdef")
+	d := startServe(t, "--config", cfg)
+
+	code, _ := d.get(t, "/api/hosts", "", "")
+	assert.Equal(t, http.StatusUnauthorized, code, "the dashboard still wants its token")
+	code, body := d.get(t, "/healthz", "", "")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "ok\n", body)
+	assert.Equal(t, "ok\n", waitStatus(t, d.addr, "/readyz", http.StatusOK))
+
+	require.NoError(t, servers[0].Kill())
+	body = waitStatus(t, d.addr, "/readyz", http.StatusServiceUnavailable)
+	assert.Regexp(t, `^node redis_1: no server up \(`+regexp.QuoteMeta(servers[0].Addr())+` down since \d{4}-\d\d-\d\dT[\d:]+Z\)\n$`, body)
+}
+
+func TestNodesDown(t *testing.T) {
+	since := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	status := []federated.ServerStatus{
+		{Node: "b", Address: "h:2", Down: true, DownSince: since},
+		{Node: "a", Address: "h:1", Down: true, DownSince: since},
+		{Node: "a", Address: "h:3"},
+		{Node: "c", Address: "h:4", Down: true},
+		{Node: "c", Address: "h:5", Down: true, DownSince: since},
+	}
+	assert.Equal(t, []string{
+		"node b: no server up (h:2 down since 2026-11-25T10:00:00Z)",
+		"node c: no server up (h:4 down, h:5 down since 2026-11-25T10:00:00Z)",
+	}, nodesDown(status))
+	assert.Empty(t, nodesDown(status[1:3]))
+}
