@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -59,6 +58,27 @@ func waitStatus(t *testing.T, addr, path string, want int) string {
 	return body
 }
 
+// startSync runs redfed sync of the local servers with its metrics
+// listener on a free port until the test ends, and returns the listener's
+// address.
+func startSync(t *testing.T, cfg, local string) string {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run(ctx, []string{"sync", "--config", cfg, "--local", local, "--metrics-listen", addr},
+			strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return addr
+}
+
 // TestSyncHealthEndpoints checks the probes on sync's metrics listener:
 // ready while every node has a server up, 503 naming the node once its
 // only server is killed, and 404 for a path it does not serve.
@@ -69,21 +89,7 @@ func TestSyncHealthEndpoints(t *testing.T) {
   redis_2: {address: "%s"}
 options: {command_timeout: 1s, health_check_interval: 100ms}
 `, servers[0].Addr(), servers[1].Addr(), servers[2].Addr()))
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	var errOut bytes.Buffer
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		run(ctx, []string{"sync", "--config", cfg, "--local", servers[1].Addr(), "--metrics-listen", addr},
-			strings.NewReader(""), io.Discard, &errOut)
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-
+	addr := startSync(t, cfg, servers[1].Addr())
 	assert.Equal(t, "ok\n", waitStatus(t, addr, "/healthz", http.StatusOK))
 	assert.Equal(t, "ok\n", waitStatus(t, addr, "/readyz", http.StatusOK))
 	code, body := httpGet(t, addr, "/metrics")

@@ -14,13 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/metrics"
-	redfedprom "github.com/redfed/federated/prometheus"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -119,8 +117,7 @@ every node has a server up, else 503 naming the nodes with none).`,
 // client if asked, and logging its lag now and then.
 func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger) error {
 	if listen != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(redfedprom.NewSyncerCollector(s))
+		reg := syncerRegistry(s, readBuildVersion())
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return usagef("--metrics-listen %s: %v", listen, err)
