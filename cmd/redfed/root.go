@@ -100,7 +100,9 @@ func newRootCmd() *cobra.Command {
 		Use:   "redfed",
 		Short: "Run metrics and other fast-moving data on a fleet of plain Redis processes",
 		Long: `redfed inspects and feeds a federation of Redis servers described by a
-federation file (--config, or $REDFED_CONFIG).
+federation file (--config, or $REDFED_CONFIG). The Redis password comes
+from --password-file (its first line), else $REDFED_PASSWORD, else the
+federation file's options.password.
 
 Exit codes: 0 done, 1 a problem found (a bad input line, a server that
 failed), 2 a usage or configuration error; check exits 3 when a server
@@ -116,6 +118,7 @@ could not be read and no key was found to differ.`,
 	root.Version = readBuildVersion().String()
 	root.SetVersionTemplate("redfed {{.Version}}\n")
 	root.PersistentFlags().String("config", "", "federation file, YAML or JSON (default $REDFED_CONFIG)")
+	root.PersistentFlags().String("password-file", "", "read the Redis password from this file's first line (default $"+passwordEnv+", else the federation file's)")
 	root.PersistentFlags().String("log-format", logFormatText, "format of log lines on standard error: text (key=value) or json (one object a line)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return checkLogFormat(cmd) }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -142,7 +145,8 @@ func groupCommand(cmd *cobra.Command) {
 	}
 }
 
-// loadConfig reads the federation named by --config or $REDFED_CONFIG.
+// loadConfig reads the federation named by --config or $REDFED_CONFIG, with
+// the Redis password of --password-file or $REDFED_PASSWORD when given.
 func loadConfig(cmd *cobra.Command) (federated.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
@@ -151,7 +155,11 @@ func loadConfig(cmd *cobra.Command) (federated.Config, error) {
 	if path == "" {
 		return federated.Config{}, usagef("no federation file: pass --config FILE or set REDFED_CONFIG")
 	}
-	return federated.LoadConfig(path)
+	cfg, err := federated.LoadConfig(path)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, applyPassword(cmd, &cfg)
 }
 
 // newClient returns a client of the federation named by --config or

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,9 +11,6 @@ import (
 // tokenEnv names the environment variable serve takes its token from when
 // no flag gives one. Unlike a flag's value, it does not show in ps.
 const tokenEnv = "REDFED_TOKEN"
-
-// maxTokenFile bounds what --token-file reads: a token is a line.
-const maxTokenFile = 4096
 
 // dashboardToken returns the token serve requires: from --token, from the
 // file --token-file names (its first line, without the line's end), or
@@ -33,7 +28,7 @@ func dashboardToken(cmd *cobra.Command, token, file string) (string, error) {
 		source = "--token"
 	case flags.Changed("token-file"):
 		source = "--token-file " + file
-		t, err := readTokenFile(file)
+		t, err := readSecretFile(cmd, "--token-file", file)
 		if err != nil {
 			return "", err
 		}
@@ -52,25 +47,4 @@ func dashboardToken(cmd *cobra.Command, token, file string) (string, error) {
 		return "", usagef("%s: token: %v", source, err)
 	}
 	return token, nil
-}
-
-// readTokenFile reads the token in a file: its first line.
-func readTokenFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", usagef("--token-file: %v", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	if err != nil {
-		return "", usagef("--token-file %s: %v", path, err)
-	}
-	if len(data) > maxTokenFile {
-		return "", usagef("--token-file %s: more than %d bytes; want the token alone, on one line", path, maxTokenFile)
-	}
-	line, rest, _ := strings.Cut(string(data), "\n")
-	if strings.TrimSpace(rest) != "" {
-		return "", usagef("--token-file %s: more than one line; want the token alone, on one line", path)
-	}
-	return strings.TrimSuffix(line, "\r"), nil
 }
