@@ -399,17 +399,21 @@ func TestCloseStopsRun(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	s, err := syncer.New(groupConfig(servers), redistest.Addrs(servers), syncer.Options{})
 	require.NoError(t, err)
+	before := goleak.IgnoreCurrent()
 	returned := make(chan error, 1)
 	go func() { returned <- s.Run(context.Background()) }()
 	require.Eventually(t, func() bool { return s.Stats().Peers[0].Passes > 0 }, 2*time.Second, 10*time.Millisecond)
 	require.ErrorIs(t, s.Run(context.Background()), syncer.ErrRunning)
 
 	require.NoError(t, s.Close())
+	// When Close returns, none of Run's goroutines is left; only the one
+	// above may still be on its way to send Run's result.
+	goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("github.com/redfed/federated/syncer_test.TestCloseStopsRun.func1"))
 	select {
 	case err := <-returned:
 		require.ErrorIs(t, err, context.Canceled)
-	default:
-		t.Fatal("Close returned before Run")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Close")
 	}
 	require.ErrorIs(t, s.Run(context.Background()), syncer.ErrClosed)
 	require.NoError(t, s.Close(), "a second Close")
