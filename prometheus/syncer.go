@@ -20,8 +20,9 @@ var (
 	peerLabels = []string{"local", "peer"}
 
 	descLag     = prometheus.NewDesc("redfed_syncer_lag_seconds", "How old the local copy of the peer's changes may be: the time since the last pass that left nothing after the cursor began.", peerLabels, nil)
-	descLagP99  = prometheus.NewDesc("redfed_syncer_lag_p99_seconds", "99th percentile of the replication delay of the last 1,024 batches that merged something.", peerLabels, nil)
-	descCursor  = prometheus.NewDesc("redfed_syncer_cursor_seconds", "Peer journal time up to which changes are merged.", peerLabels, nil)
+	descDelay   = prometheus.NewDesc("redfed_syncer_replication_delay_seconds", "Replication delay of each batch that merged something: when it was applied, less the peer journal time of its newest change.", peerLabels, nil)
+	descCursor  = prometheus.NewDesc("redfed_syncer_cursor_timestamp_seconds", "Peer journal time, Unix seconds, up to which changes are merged.", peerLabels, nil)
+	descSynced  = prometheus.NewDesc("redfed_syncer_synced_timestamp_seconds", "Unix time before which every change the peer acknowledged is in the local server (0 until known).", peerLabels, nil)
 	descPasses  = prometheus.NewDesc("redfed_syncer_passes_total", "Passes made.", peerLabels, nil)
 	descKeys    = prometheus.NewDesc("redfed_syncer_keys_total", "Changed keys fetched from the peer.", peerLabels, nil)
 	descAdded   = prometheus.NewDesc("redfed_syncer_members_added_total", "Members added to the local server.", peerLabels, nil)
@@ -36,7 +37,7 @@ var (
 )
 
 func (syncerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descLagP99, descCursor, descPasses, descKeys, descAdded,
+	for _, d := range []*prometheus.Desc{descLag, descDelay, descCursor, descSynced, descPasses, descKeys, descAdded,
 		descSkipped, descEchoes, descErrors, descResets, descAERuns, descAERepaired, descAEAdded} {
 		ch <- d
 	}
@@ -52,8 +53,13 @@ func (c syncerCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), p.Local, p.Peer)
 		}
 		gauge(descLag, p.Lag.Seconds())
-		gauge(descLagP99, p.LagP99.Seconds())
+		ch <- delayHistogram(p)
 		gauge(descCursor, p.Cursor)
+		synced := 0.0
+		if !p.SyncedTo.IsZero() {
+			synced = float64(p.SyncedTo.UnixMicro()) / 1e6
+		}
+		gauge(descSynced, synced)
 		counter(descPasses, p.Passes)
 		counter(descKeys, p.Keys)
 		counter(descAdded, p.Added)
@@ -65,4 +71,18 @@ func (c syncerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descAERuns, prometheus.CounterValue, float64(st.AntiEntropy.Runs))
 	ch <- prometheus.MustNewConstMetric(descAERepaired, prometheus.CounterValue, float64(st.AntiEntropy.Repaired))
 	ch <- prometheus.MustNewConstMetric(descAEAdded, prometheus.CounterValue, float64(st.AntiEntropy.Added))
+}
+
+// delayHistogram returns a link's replication delays as a Prometheus
+// histogram.
+func delayHistogram(p syncer.PeerStats) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(syncer.DelayBounds))
+	for i, bound := range syncer.DelayBounds {
+		var n uint64
+		if i < len(p.Delays.Buckets) {
+			n = p.Delays.Buckets[i]
+		}
+		buckets[bound.Seconds()] = n
+	}
+	return prometheus.MustNewConstHistogram(descDelay, p.Delays.Count, p.Delays.Sum.Seconds(), buckets, p.Local, p.Peer)
 }

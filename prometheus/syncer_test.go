@@ -54,6 +54,26 @@ func TestSyncerCollector(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "redfed_syncer_members_added_total", "redfed_syncer_lag_seconds")
 	require.NoError(t, err)
 	assert.Equal(t, 4, n, "two links, two series each")
+
+	// The delays of the batches that merged the points are a histogram
+	// per link, with every batch counted.
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var batches uint64
+	for _, mf := range mfs {
+		if mf.GetName() != "redfed_syncer_replication_delay_seconds" {
+			continue
+		}
+		require.Len(t, mf.GetMetric(), 2, "one histogram per link")
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			require.Len(t, h.GetBucket(), len(syncer.DelayBounds))
+			last := h.GetBucket()[len(h.GetBucket())-1]
+			assert.LessOrEqual(t, last.GetCumulativeCount(), h.GetSampleCount(), "buckets are cumulative")
+			batches += h.GetSampleCount()
+		}
+	}
+	assert.Positive(t, batches, "the batches that merged the points are counted")
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)

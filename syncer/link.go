@@ -450,8 +450,10 @@ func (l *link) mark(s sifted, results []fetchResult) {
 	}
 }
 
-// recordLagLocked keeps a batch's lag for the percentiles; l.mu is held.
+// recordLagLocked keeps a batch's lag for the percentiles and counts it
+// in the histogram; l.mu is held.
 func (l *link) recordLagLocked(lag time.Duration) {
+	l.stats.Delays.observe(lag)
 	if len(l.lags) < lagSamples {
 		l.lags = append(l.lags, lag)
 	} else {
@@ -477,6 +479,7 @@ func (l *link) snapshot() PeerStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.stats
+	st.Delays.Buckets = slices.Clone(st.Delays.Buckets)
 	now := l.now()
 	st.Lag = now.Sub(l.started)
 	if !l.passSynced.IsZero() {

@@ -557,6 +557,15 @@ func TestLinkLagAndSyncedToFollowTheClock(t *testing.T) {
 	assert.Zero(t, st.Lag)
 	assert.Equal(t, first, st.SyncedTo, "the pass and the first read of the overlap began then")
 	assert.Equal(t, 2*time.Second, st.LagP50, "the batch was applied 2s after the peer journalled it")
+	assert.Equal(t, uint64(1), st.Delays.Count)
+	assert.Equal(t, 2*time.Second, st.Delays.Sum)
+	for i, bound := range DelayBounds {
+		want := uint64(0)
+		if bound >= 2*time.Second {
+			want = 1
+		}
+		assert.Equal(t, want, st.Delays.Buckets[i], "bucket ≤ %v", bound)
+	}
 
 	clock.advance(2 * time.Second)
 	assert.Equal(t, 2*time.Second, l.snapshot().Lag)

@@ -349,10 +349,13 @@ type PeerStats struct {
 	// batches that merged something: when the batch was applied, less the
 	// peer journal time of its newest change.
 	LagP50, LagP99 time.Duration
-	Passes         int64 // passes made
-	Keys           int64 // changed keys fetched
-	Added          int64 // members added to the local server
-	Skipped        int64 // keys of dropped periods left alone
+	// Delays counts the replication delay of every batch that merged
+	// something since the link started, in the buckets of DelayBounds.
+	Delays  DelayHistogram
+	Passes  int64 // passes made
+	Keys    int64 // changed keys fetched
+	Added   int64 // members added to the local server
+	Skipped int64 // keys of dropped periods left alone
 	// Echoes counts the journal entries of the peer not fetched because
 	// they were merges of the local server's own changes.
 	Echoes int64
@@ -362,6 +365,38 @@ type PeerStats struct {
 	// peer was pulled again from its first change.
 	Resets    int64
 	LastError string
+}
+
+// DelayBounds are the upper bounds of DelayHistogram's buckets: from a
+// millisecond, under the default PollInterval, to a minute, beyond which a
+// link is not keeping up.
+var DelayBounds = []time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+	30 * time.Second, time.Minute,
+}
+
+// DelayHistogram counts replication delays: Buckets[i] is how many were at
+// most DelayBounds[i] (cumulative, as Prometheus histograms count), Count
+// how many there were in all and Sum their total.
+type DelayHistogram struct {
+	Count   uint64
+	Sum     time.Duration
+	Buckets []uint64
+}
+
+// observe counts one delay.
+func (h *DelayHistogram) observe(d time.Duration) {
+	if h.Buckets == nil {
+		h.Buckets = make([]uint64, len(DelayBounds))
+	}
+	h.Count++
+	h.Sum += d
+	for i := len(DelayBounds) - 1; i >= 0 && d <= DelayBounds[i]; i-- {
+		h.Buckets[i]++
+	}
 }
 
 // AntiEntropyStats count anti-entropy runs.
