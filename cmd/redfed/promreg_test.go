@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -67,4 +68,12 @@ func TestSyncMetricsEndpoint(t *testing.T) {
 			t.Logf("promlint: %s: %s", p.Metric, p.Text)
 		}
 	}
+
+	// Prometheus's own checker agrees, on the whole page.
+	promtool, err := exec.LookPath("promtool")
+	require.NoError(t, err, "promtool (Debian package prometheus) is needed; scripts/test installs it")
+	check := exec.Command(promtool, "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	out, err := check.CombinedOutput()
+	assert.NoError(t, err, "promtool check metrics:\n%s", out)
 }
