@@ -78,7 +78,11 @@ type Config struct {
 
 // Node is one slot on the ring: a single server (Address) or a replica group
 // of servers holding copies of the same data (Addresses). Exactly one of the
-// two is set.
+// two is set. A server is in one node only, however its address is spelt:
+// host names compare without case or a trailing dot, IP addresses by
+// value, and localhost, 127.0.0.1 and ::1 are one host; other names are
+// not resolved (no DNS at New), so a name and its IP address are two
+// servers to Validate.
 type Node struct {
 	// Address is the host:port of a node with a single server.
 	Address string `yaml:"address,omitempty" json:"address,omitempty"`

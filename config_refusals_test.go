@@ -224,6 +224,8 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 				"so it, \"2026-11-25:h:horizon\" and \"2026-11-25:h:origin\" would be taken for metric data (line 6)"},
 		{"server of a group", "nodes:\n  a: {address: \"h:1\"}\n  b:\n    addresses:\n      - h:2\n      - H:1\n",
 			"nodes.b.addresses[1]: server H:1 is already in node a (as h:1) (line 6)"},
+		{"a loopback server by two names", "nodes:\n  a: {address: \"127.0.0.1:6379\"}\n  b: {address: \"localhost:6379\"}\n",
+			"nodes.b.address: server localhost:6379 is already in node a (as 127.0.0.1:6379) (line 3)"},
 		{"an integer", node + "options:\n\n  pool_size: ten\n", `options.pool_size: cannot unmarshal "ten" into an integer (line 5)`},
 		{"a list for a string", node + "options:\n  ring: [perl]\n", "options.ring: cannot unmarshal a list into a string (line 4)"},
 		{"a string for a mapping", "nodes:\n  a: h:1\n", `nodes.a: cannot unmarshal "h:1" into a mapping (line 2)`},

@@ -143,10 +143,14 @@ func (v validator) node(name string, n Node, owner serverOwners) error {
 }
 
 // canonicalAddr checks a server address and returns the form that two
-// spellings of one server share: the host in lower case, an IP address in
-// its shortest form (IPv4 for an IPv4-mapped IPv6 address), the port without
-// leading zeros. Different names of one host (localhost and 127.0.0.1) are
-// not caught: that would need DNS.
+// spellings of one server share: the host in lower case without a trailing
+// dot, an IP address in its shortest form (IPv4 for an IPv4-mapped IPv6
+// address), the port without leading zeros, and the loopback names
+// (localhost, 127.0.0.1, ::1) one host, loopbackHost.
+//
+// Other names are compared as written, not resolved: New does no DNS, so
+// that a federation loads the same whatever the resolver says that day,
+// and db1 and its IP address in one file are not caught.
 func canonicalAddr(addr string) (string, error) {
 	return validator{}.canonicalAddr(addr)
 }
@@ -184,11 +188,27 @@ func (v validator) canonicalAddr(addr string) (string, error) {
 	if err != nil || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
 		return "", fmt.Errorf("port %s is not a number from 1 to 65535", v.quote(port))
 	}
-	host = strings.ToLower(host)
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	}
+	if isLoopbackName(host) {
+		host = loopbackHost
+	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// loopbackHost is the canonical host of a server on this machine, however
+// its address names it.
+const loopbackHost = "localhost"
+
+// isLoopbackName reports whether host, in lower case, names this machine's
+// loopback address as a client dials it: localhost resolves to 127.0.0.1
+// and ::1, and redis-server listens on both by default ("bind 127.0.0.1
+// -::1"). Other loopback IPv4 addresses (127.0.0.2...) are distinct: a
+// server can listen on one alone, and tests run one server per address.
+func isLoopbackName(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // quoteAddr quotes an address for an error, with what comes before an '@'

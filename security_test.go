@@ -667,6 +667,15 @@ func TestSecurityDuplicateServerSpellings(t *testing.T) {
 			[]string{"nodes.b.address", "already in node a"}},
 		{"signed port", map[string]federated.Node{"a": {Address: "127.0.0.1:+6379"}},
 			[]string{"nodes.a.address", `port "+6379"`}},
+		// Loopback names are one host, whichever a file uses.
+		{"localhost and 127.0.0.1", map[string]federated.Node{"a": {Address: "127.0.0.1:6379"}, "b": {Address: "localhost:6379"}},
+			[]string{"nodes.b.address: server localhost:6379 is already in node a (as 127.0.0.1:6379)"}},
+		{"localhost and ::1", map[string]federated.Node{"a": {Address: "[::1]:6379"}, "b": {Address: "LocalHost.:6379"}},
+			[]string{"nodes.b.address: server LocalHost.:6379 is already in node a (as [::1]:6379)"}},
+		{"127.0.0.1 and ::1 in a group", map[string]federated.Node{"a": {Addresses: []string{"127.0.0.1:6379", "[::1]:6379"}}},
+			[]string{"nodes.a.addresses[1]: server [::1]:6379 is listed twice in node a (as 127.0.0.1:6379)"}},
+		{"a trailing dot", map[string]federated.Node{"a": {Address: "db1.example:6379"}, "b": {Address: "db1.example.:6379"}},
+			[]string{"nodes.b.address", "already in node a (as db1.example:6379)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -681,4 +690,15 @@ func TestSecurityDuplicateServerSpellings(t *testing.T) {
 	err := c.AddNode("b", federated.Node{Address: "127.0.0.1:006379"})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "already in node a")
+	err = c.AddNode("b", federated.Node{Address: "localhost:6379"})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "server localhost:6379 is already in node a (as 127.0.0.1:6379)")
+
+	// Distinct servers: other loopback addresses, and names not resolved.
+	for _, nodes := range []map[string]federated.Node{
+		{"a": {Address: "127.0.0.1:6379"}, "b": {Address: "127.0.0.2:6379"}},
+		{"a": {Address: "db1:6379"}, "b": {Address: "10.0.0.1:6379"}},
+	} {
+		require.NoError(t, federated.Config{Nodes: nodes}.Validate())
+	}
 }
