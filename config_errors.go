@@ -21,6 +21,8 @@ type fieldError struct {
 	where   string
 	problem string
 	line    int // 0: not from a file, or not in it (a default)
+	// hint, when set, follows the line: what was probably meant.
+	hint string
 }
 
 // Error says which field is refused, why, and where in the file.
@@ -28,6 +30,9 @@ func (e *fieldError) Error() string {
 	msg := ErrInvalidConfig.Error() + ": " + e.where + ": " + e.problem
 	if e.line > 0 {
 		msg += fmt.Sprintf(" (line %d)", e.line)
+	}
+	if e.hint != "" {
+		msg += "; " + e.hint
 	}
 	return msg
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,7 +93,7 @@ func oneDocument(data []byte) (*yaml.Node, error) {
 	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("%w: empty document", ErrInvalidConfig)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return nil, syntaxError(data, err)
 	}
 	var second yaml.Node
 	switch err := dec.Decode(&second); {
@@ -199,7 +201,7 @@ func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) erro
 		elem := t
 		if fields != nil {
 			if elem, ok = fields[name]; !ok {
-				return c.failAt(path.at(name), k.Line, "unknown field")
+				return c.unknownField(path.at(name), k.Line, name, fields)
 			}
 		} else {
 			elem = t.Elem()
@@ -209,6 +211,23 @@ func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) erro
 		}
 	}
 	return nil
+}
+
+// unknownField refuses the key name, at path, that no field of a mapping
+// of fields takes, with the fields it may have meant.
+func (c shapeChecker) unknownField(path fieldPath, line int, name string, fields map[string]reflect.Type) error {
+	err := c.fail(path, "unknown field")
+	if c.hides(name) {
+		return err.done(line)
+	}
+	if near := suggestFields(name, slices.Collect(maps.Keys(fields))); len(near) > 0 {
+		last := len(near) - 1
+		if last > 0 {
+			near = append(near[:last-1], near[last-1]+" or "+near[last])
+		}
+		err.hint = "did you mean " + strings.Join(near, ", ") + "?"
+	}
+	return err.done(line)
 }
 
 // cannot refuses n, at path, as a value of type t: what n is (a list, a
