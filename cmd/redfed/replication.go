@@ -29,6 +29,7 @@ func newSyncCmd() *cobra.Command {
 		opts         syncer.Options
 		statusEvery  time.Duration
 		verboseLevel bool
+		allowNoPeers bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --local ADDR[,ADDR...]",
@@ -38,6 +39,10 @@ the federation file): each pulls the changes of every other server of its
 replica group through their journals and merges them, and anti-entropy
 compares and repairs every key now and then. One daemon runs per host.
 It stops on Ctrl-C or SIGTERM.
+
+A local server alone in its node has no peer. When none has one there is
+nothing to replicate, and sync refuses to start (exit 2) unless
+--allow-no-peers is given.
 
 With --metrics-listen it serves Prometheus metrics at /metrics, and
 probes: /healthz (200 while the process runs) and /readyz (200 while
@@ -93,6 +98,9 @@ every node has a server up, else 503 naming the nodes with none).`,
 					return usagef("--local %s: named twice", addr)
 				}
 			}
+			if err := checkPeers(client, local, allowNoPeers, logger); err != nil {
+				return err
+			}
 			s, err := syncer.NewFromClient(client, local, opts)
 			if err != nil {
 				return err
@@ -110,7 +118,35 @@ every node has a server up, else 503 naming the nodes with none).`,
 	f.BoolVar(&opts.NoAntiEntropy, "no-anti-entropy", false, "run no anti-entropy (the passes only)")
 	f.DurationVar(&statusEvery, "status-every", time.Minute, "interval of the status log line")
 	f.BoolVar(&verboseLevel, "verbose", false, "log debug messages too")
+	f.BoolVar(&allowNoPeers, "allow-no-peers", false, "run even when no --local server has a peer to replicate with (until a reload gives one)")
 	return cmd
+}
+
+// checkPeers refuses a syncer with nothing to do: every local server alone
+// in its node, so no link to pull through; allow runs it anyway (a file
+// that will gain replicas, reloaded with SIGHUP). A local server without
+// a peer among others with one is logged.
+func checkPeers(client *federated.Client, local []string, allow bool, logger *slog.Logger) error {
+	var alone []string
+	for _, addr := range local {
+		node, group, err := client.ReplicaGroup(addr)
+		if err == nil && len(group) < 2 {
+			alone = append(alone, addr+" (node "+node+")")
+		}
+	}
+	switch {
+	case len(alone) < len(local):
+		for _, a := range alone {
+			logger.Warn("local server has no peer: nothing to replicate for it", "server", a)
+		}
+	case !allow:
+		return usagef("--local: no server has a peer to replicate with: each is alone in its node (%s); "+
+			"give the nodes several addresses (redfed config init --replicas 2), or pass --allow-no-peers to run anyway",
+			strings.Join(alone, ", "))
+	default:
+		logger.Warn("no local server has a peer: the syncer waits for a reload that gives one", "servers", strings.Join(alone, ", "))
+	}
+	return nil
 }
 
 // runSyncer runs s until ctx ends, serving its metrics and the health of
@@ -177,7 +213,9 @@ func newCheckCmd() *cobra.Command {
 		Long: `Compare every metric key of each replica group across its servers, by
 cardinality and a digest computed on each server. Exit 0 when every group
 agrees, 1 when a key differs, 3 when a server could not be read and no
-key was found to differ (the answer is not known).`,
+key was found to differ (the answer is not known). A federation whose
+nodes have one server each has no replica group: check says so, and
+exits 0.`,
 		Example: `  redfed check --config fed.yaml
   redfed check --node redis_1 --json`,
 		Args: usageArgs(cobra.NoArgs),
@@ -227,6 +265,14 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 		if _, err := client.AllServers(n); err != nil {
 			return usagef("--node %s: %w", n, err)
 		}
+	}
+	if len(nodes) == 0 && !hasReplicaGroup(client) {
+		verb := map[bool]string{false: "compare", true: "repair"}[repair]
+		if asJSON {
+			return writeCheckJSON(cmd.OutOrStdout(), metrics.CheckReport{}, repair)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "no replica groups: every node has one server, nothing to %s\n", verb)
+		return nil
 	}
 	con := consoleOf(cmd.ErrOrStderr())
 	var done, total atomic.Int64
@@ -351,6 +397,17 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 		verdict = fmt.Sprintf("%d of %s repaired, %s added", r.Repaired, counted(r.Divergent, "key"), counted(r.Added, "member"))
 	}
 	fmt.Fprintf(w, "%s, %s: %s\n", counted(len(r.Groups), "group"), counted(r.Keys, "key"), verdict)
+}
+
+// hasReplicaGroup reports whether a node of the client has more than one
+// server: something for check, repair and sync to compare or copy.
+func hasReplicaGroup(c *federated.Client) bool {
+	for _, name := range c.Nodes() {
+		if servers, _ := c.AllServers(name); len(servers) > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // counted returns "1 key" or "n keys".

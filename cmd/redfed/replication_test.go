@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +180,36 @@ func TestCheckTableCounts(t *testing.T) {
 			assert.NotContains(t, out.String(), "1 members")
 		})
 	}
+}
+
+// A federation of single servers has nothing to compare or replicate, and
+// check, repair and sync say so instead of reporting agreement.
+func TestNoReplicaGroups(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n  redis_2: {address: %q}\n", servers[0].Addr(), servers[1].Addr()))
+
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "no replica groups: every node has one server, nothing to compare\n", out)
+	code, out, errOut = runCLI(t, "", "repair", "--config", cfg)
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "no replica groups: every node has one server, nothing to repair\n", out)
+
+	code, _, errOut = runCLI(t, "", "sync", "--config", cfg, "--local", servers[0].Addr())
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--local: no server has a peer to replicate with: each is alone in its node ("+
+		servers[0].Addr()+" (node redis_1)); give the nodes several addresses (redfed config init --replicas 2), or pass --allow-no-peers to run anyway")
+
+	// With the flag it runs, and says it waits.
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"sync", "--config", cfg, "--local", servers[0].Addr(), "--allow-no-peers"},
+			strings.NewReader(""), io.Discard, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "syncer running") }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	assert.Equal(t, 0, <-done, stderr.String())
+	assert.Contains(t, stderr.String(), "no local server has a peer: the syncer waits for a reload that gives one")
 }
