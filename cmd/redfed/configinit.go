@@ -38,21 +38,29 @@ per port of --ports. There is one node per port, named redis_1, redis_2, ...
 in port order, and node redis_i is a replica group of the i-th port on
 several hosts: process i on one host pairs with process i on the others.
 
-With --replicas N (default: every host), each group has N hosts. Group i,
-counting from 0, takes hosts (i*N + j) mod H for j = 0 ... N-1, H the number
-of hosts in --hosts order: the groups deal the hosts out in turn, each
-starting where the one before stopped. Every host is then in P*N/H of the
+With --replicas N (default: every host), each group has N servers. When N
+is at most the number H of hosts, group i, counting from 0, takes hosts
+(i*N + j) mod H for j = 0 ... N-1, in --hosts order: the groups deal the
+hosts out in turn, each starting where the one before stopped. Every host is then in P*N/H of the
 P groups (4 hosts, 8 ports, --replicas 2: 4 each); when that is not a whole
 number, the counts of two hosts differ by at most one, and a note on
 standard error gives them. A group of one host is written as "address:", a
 larger one as "addresses:".
+
+To try replication on one machine, give more replicas than hosts: N a
+multiple of the H hosts, each group then takes N/H consecutive ports of
+every host. --hosts 127.0.0.1 --ports 7001-7004 --replicas 2 makes
+redis_1 of ports 7001 and 7002, redis_2 of 7003 and 7004: start a
+redis-server on each port, and check, repair and sync (--local every
+one of them) have replicas to compare and copy.
 
 --ports takes ports and ranges, comma-separated: 6379-6386, or 6379,6380.
 The file goes to standard output, or to --out, which is not overwritten
 unless --force is given. It is checked to load before it is written.`,
 		Example: `  redfed config init --hosts db1,db2 --ports 6379-6386 --out fed.yaml
   redfed config init --hosts db1,db2,db3,db4 --ports 6379-6386 --replicas 2
-  redfed config init --hosts localhost --ports 7001-7004`,
+  redfed config init --hosts localhost --ports 7001-7004
+  redfed config init --hosts 127.0.0.1 --ports 7001-7004 --replicas 2   # replicas on one machine`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	hosts := cmd.Flags().String("hosts", "", "hosts of the fleet, comma-separated (required)")
@@ -73,8 +81,8 @@ unless --force is given. It is checked to load before it is written.`,
 		if !cmd.Flags().Changed("replicas") {
 			n = len(hostList)
 		}
-		if n < 1 || n > len(hostList) {
-			return usagef("--replicas %d: want 1 to %d, the number of hosts", n, len(hostList))
+		if err := checkReplicas(n, len(hostList), len(portList)); err != nil {
+			return err
 		}
 		groups := replicaGroups(hostList, portList, n)
 		data := renderFederation(groups, configInitCommandLine(hostList, portList, *replicas, cmd.Flags().Changed("replicas")))
@@ -166,10 +174,42 @@ func parsePort(s, item string) (int, error) {
 	return p, nil
 }
 
+// checkReplicas refuses a --replicas of n that cannot lay out the ports of
+// a fleet of the given numbers of hosts and ports.
+func checkReplicas(n, hosts, ports int) error {
+	switch {
+	case n < 1:
+		return usagef("--replicas %d: want 1 or more", n)
+	case n <= hosts:
+		return nil
+	case n%hosts != 0:
+		return usagef("--replicas %d: want 1 to %d, the number of hosts, or a multiple of it "+
+			"(more replicas than hosts puts several ports of each host in a group)", n, hosts)
+	case ports%(n/hosts) != 0:
+		return usagef("--replicas %d on %s: each group takes %d ports of each host, and %d ports do not divide into groups of %d",
+			n, counted(hosts, "host"), n/hosts, ports, n/hosts)
+	}
+	return nil
+}
+
 // replicaGroups lays out the fleet: group i holds ports[i] on n hosts,
 // hosts (i*n + j) mod len(hosts) for j = 0 ... n-1, so that the groups deal
-// the hosts out in turn. Each group is a list of host:port addresses.
+// the hosts out in turn. Each group is a list of host:port addresses. With
+// more replicas than hosts (checkReplicas: a multiple of them), group i
+// holds the k = n/len(hosts) ports ports[i*k] ... ports[i*k+k-1] of every
+// host, host by host: one host can try replication.
 func replicaGroups(hosts []string, ports []int, n int) [][]string {
+	if k := n / len(hosts); n > len(hosts) {
+		groups := make([][]string, len(ports)/k)
+		for i := range groups {
+			for _, host := range hosts {
+				for _, port := range ports[i*k : i*k+k] {
+					groups[i] = append(groups[i], net.JoinHostPort(host, strconv.Itoa(port)))
+				}
+			}
+		}
+		return groups
+	}
 	groups := make([][]string, len(ports))
 	for i, port := range ports {
 		group := make([]string, n)

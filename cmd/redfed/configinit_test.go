@@ -120,6 +120,24 @@ func TestConfigInitOneHost(t *testing.T) {
 	}, cfg.Nodes)
 }
 
+// More replicas than hosts: each group takes consecutive ports of every
+// host, so one machine can try replication.
+func TestConfigInitReplicasOnOneHost(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "config", "init", "--hosts", "127.0.0.1", "--ports", "7001-7004", "--replicas", "2")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
+	assert.Equal(t, "# Written by: redfed config init --hosts 127.0.0.1 --ports 7001-7004 --replicas 2\n"+
+		"nodes:\n"+
+		`  redis_1: {addresses: ["127.0.0.1:7001", "127.0.0.1:7002"]}`+"\n"+
+		`  redis_2: {addresses: ["127.0.0.1:7003", "127.0.0.1:7004"]}`+"\n", out)
+
+	cfg := configInit(t, "--hosts", "db1,db2", "--ports", "7001-7004", "--replicas", "4")
+	assert.Equal(t, map[string]federated.Node{
+		"redis_1": {Addresses: []string{"db1:7001", "db1:7002", "db2:7001", "db2:7002"}},
+		"redis_2": {Addresses: []string{"db1:7003", "db1:7004", "db2:7003", "db2:7004"}},
+	}, cfg.Nodes)
+}
+
 func TestConfigInitUnbalancedNote(t *testing.T) {
 	code, _, errOut := runCLI(t, "", "config", "init", "--hosts", "a,b,c", "--ports", "1-8", "--replicas", "2")
 	require.Equal(t, 0, code, errOut)
@@ -144,8 +162,11 @@ func TestConfigInitErrors(t *testing.T) {
 		{"port 0", []string{"--hosts", "a", "--ports", "0-3"}, `port 0 in "0-3" is not from 1 to 65535`},
 		{"port too high", []string{"--hosts", "a", "--ports", "65535-65536"}, "port 65536"},
 		{"duplicate port", []string{"--hosts", "a", "--ports", "1-3,3"}, "port 3 is given twice"},
-		{"replicas 0", []string{"--hosts", "a,b", "--ports", "1", "--replicas", "0"}, "--replicas 0: want 1 to 2"},
-		{"replicas above hosts", []string{"--hosts", "a,b", "--ports", "1", "--replicas", "3"}, "--replicas 3: want 1 to 2"},
+		{"replicas 0", []string{"--hosts", "a,b", "--ports", "1", "--replicas", "0"}, "--replicas 0: want 1 or more"},
+		{"replicas above hosts", []string{"--hosts", "a,b", "--ports", "1", "--replicas", "3"},
+			"--replicas 3: want 1 to 2, the number of hosts, or a multiple of it (more replicas than hosts puts several ports of each host in a group)"},
+		{"ports left over", []string{"--hosts", "127.0.0.1", "--ports", "7001-7003", "--replicas", "2"},
+			"--replicas 2 on 1 host: each group takes 2 ports of each host, and 3 ports do not divide into groups of 2"},
 		{"replicas not a number", []string{"--hosts", "a", "--ports", "1", "--replicas", "x"}, `invalid argument "x"`},
 		{"argument", []string{"--hosts", "a", "--ports", "1", "extra"}, `unknown command "extra"`},
 	}
