@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +85,10 @@ type GroupReport struct {
 type KeyDiff struct {
 	Key   string
 	Cards map[string]int64
+	// Types holds, by server, the type of a key that is not a sorted set
+	// there ("string", "hash"): written by something other than the
+	// metrics store, it can be neither compared nor repaired.
+	Types map[string]string
 }
 
 // keyDigest is one server's view of a key.
@@ -91,6 +96,34 @@ type keyDigest struct {
 	card   int64
 	digest string
 }
+
+// wrongTypePrefix begins the digest of a key of another type.
+const wrongTypePrefix = "type:"
+
+// otherType returns the type of a key that is not a sorted set, and ""
+// for a sorted set or a missing key.
+func (d keyDigest) otherType() string {
+	if d.card >= 0 {
+		return ""
+	}
+	t, _ := strings.CutPrefix(d.digest, wrongTypePrefix)
+	return t
+}
+
+// WrongTypeError is the refusal to repair a key that holds another type
+// than a sorted set on a server. It matches federated.ErrWrongType.
+type WrongTypeError struct {
+	Server, Key, Type string
+}
+
+// Error names the server, the key and what it holds.
+func (e *WrongTypeError) Error() string {
+	return fmt.Sprintf("metrics: server %s: key %s holds a %s, not a sorted set: not repaired there; "+
+		"delete or rename it on that server, and repair again", e.Server, e.Key, e.Type)
+}
+
+// Is makes a WrongTypeError match federated.ErrWrongType.
+func (e *WrongTypeError) Is(target error) bool { return target == journal.ErrWrongType }
 
 // Check compares the replicas of every replica group and reports the keys
 // that differ. It writes nothing. The error joins the failures of servers
@@ -160,7 +193,8 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	g.Keys = len(keys)
 
 	var divergent []string
-	var cards []int64 // the most members a server holds of each divergent key
+	var cards []int64                               // the most members a server holds of each divergent key
+	wrongType := make(map[string]map[string]string) // by key and server
 	for start := 0; start < len(keys); start += digestBatch {
 		batch := keys[start:min(start+digestBatch, len(keys))]
 		digests, err := st.digests(ctx, up, batch)
@@ -177,8 +211,16 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 				most = max(most, digests[addr][i].card)
 			}
 			cards = append(cards, most)
+			for _, addr := range up {
+				if t := digests[addr][i].otherType(); t != "" {
+					if wrongType[key] == nil {
+						wrongType[key] = make(map[string]string)
+					}
+					wrongType[key][addr] = t
+				}
+			}
 			if len(g.Diffs) < opts.MaxDiffs {
-				d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up))}
+				d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up)), Types: wrongType[key]}
 				for _, addr := range up {
 					d.Cards[addr] = digests[addr][i].card
 				}
@@ -191,7 +233,7 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	}
 	g.Divergent = len(divergent)
 	if repair && len(divergent) > 0 {
-		if err := st.repairKeys(ctx, &g, up, divergent, cards, opts.Servers); err != nil {
+		if err := st.repairKeys(ctx, &g, up, divergent, cards, wrongType, opts.Servers); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -296,11 +338,24 @@ func (st *Store) digestOn(ctx context.Context, addr string, keys []any) ([]keyDi
 
 // repairKeys gives each target server the members of the divergent keys that
 // the others hold. cards holds the most members a server has of each key,
-// to size the batches.
-func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64, targets []string) error {
+// to size the batches. A key of another type on a server (wrongType, by key
+// and server) is left alone there, with an error that names both, and
+// counts as repaired only if no target server holds it so.
+func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64,
+	wrongType map[string]map[string]string, targets []string) error {
 	var errs []error
 	repaired := make(map[string]bool)
 	defer func() { g.Repaired = len(repaired) }()
+	isTarget := func(addr string) bool { return len(targets) == 0 || slices.Contains(targets, addr) }
+	blocked := make(map[string]bool) // keys of another type on a target
+	for _, key := range keys {
+		for _, addr := range servers {
+			if t := wrongType[key][addr]; t != "" && isTarget(addr) {
+				errs = append(errs, &WrongTypeError{Server: addr, Key: key, Type: t})
+				blocked[key] = true
+			}
+		}
+	}
 	for start, end := 0, 0; start < len(keys); start = end {
 		members := int64(0)
 		for end = start; end < len(keys) && end-start < digestBatch; end++ {
@@ -318,11 +373,14 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 			have[addr] = members
 		}
 		for _, addr := range servers {
-			if len(targets) > 0 && !slices.Contains(targets, addr) {
+			if !isTarget(addr) {
 				continue
 			}
 			var updates []journal.KeyMembers
 			for i, key := range batch {
+				if wrongType[key][addr] != "" {
+					continue
+				}
 				if missing := missingMembers(have, addr, i); len(missing) > 0 {
 					updates = append(updates, journal.KeyMembers{Key: key, Members: missing})
 				}
@@ -342,7 +400,7 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 				continue
 			}
 			for _, u := range updates {
-				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && res.LeftOut[u.Key] == nil {
+				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && res.LeftOut[u.Key] == nil && !blocked[u.Key] {
 					repaired[u.Key] = true
 				}
 			}

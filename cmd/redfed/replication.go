@@ -318,8 +318,9 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 
 func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
 	type keyDiff struct {
-		Key   string           `json:"key"`
-		Cards map[string]int64 `json:"cards"`
+		Key   string            `json:"key"`
+		Cards map[string]int64  `json:"cards"`
+		Types map[string]string `json:"types,omitempty"` // servers where the key is not a sorted set
 	}
 	type group struct {
 		Node      string    `json:"node"`
@@ -346,7 +347,7 @@ func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
 		og := group{Node: g.Node, Servers: g.Servers, Keys: g.Keys, Divergent: g.Divergent,
 			Repaired: g.Repaired, Added: g.Added, Error: g.Error}
 		for _, d := range g.Diffs {
-			og.Diffs = append(og.Diffs, keyDiff{Key: d.Key, Cards: d.Cards})
+			og.Diffs = append(og.Diffs, keyDiff{Key: d.Key, Cards: d.Cards, Types: d.Types})
 		}
 		out.Groups = append(out.Groups, og)
 	}
@@ -372,7 +373,9 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 		for _, d := range g.Diffs[:min(len(g.Diffs), 10)] {
 			var cards []string
 			for _, addr := range g.Servers {
-				if n, ok := d.Cards[addr]; ok {
+				if t := d.Types[addr]; t != "" {
+					cards = append(cards, fmt.Sprintf("%s=(a %s, not a sorted set)", addr, t))
+				} else if n, ok := d.Cards[addr]; ok {
 					cards = append(cards, fmt.Sprintf("%s=%d", addr, n))
 				}
 			}

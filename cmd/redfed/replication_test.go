@@ -213,3 +213,59 @@ func TestNoReplicaGroups(t *testing.T) {
 	assert.Equal(t, 0, <-done, stderr.String())
 	assert.Contains(t, stderr.String(), "no local server has a peer: the syncer waits for a reload that gives one")
 }
+
+// A metric key that a server holds as another type (a plain SET under a
+// metric-shaped name) is shown as such by check, and repair names the
+// server and the key it cannot mend.
+func TestCheckAndRepairWrongType(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	cfg := groupsConfig(t, servers)
+	ctx := context.Background()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{
+		"redis_1": {Addresses: []string{servers[0].Addr(), servers[1].Addr()}},
+	}})
+	require.NoError(t, err)
+	defer c.Close()
+	now := time.Now()
+	key, err := c.MetricKey(now, "web1", "cpu")
+	require.NoError(t, err)
+	members := []string{fmt.Sprintf("%d:1", now.Unix()), fmt.Sprintf("%d:2", now.Unix()+1)}
+	for _, s := range servers[:2] {
+		_, err := merge(ctx, c, s.Addr(), []journal.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+	}
+	plain := redis.NewClient(&redis.Options{Addr: servers[1].Addr(), DisableIdentity: true})
+	defer plain.Close()
+	require.NoError(t, plain.Set(ctx, key, "42", 0).Err())
+
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, out, fmt.Sprintf("    %s  %s=2 %s=(a string, not a sorted set)\n", key, servers[0].Addr(), servers[1].Addr()))
+	assert.NotContains(t, out, "=-1")
+
+	code, out, _ = runCLI(t, "", "check", "--config", cfg, "--json")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, fmt.Sprintf(`"types":{%q:"string"}`, servers[1].Addr()))
+
+	wantErr := fmt.Sprintf("metrics: server %s: key %s holds a string, not a sorted set: not repaired there; "+
+		"delete or rename it on that server, and repair again", servers[1].Addr(), key)
+	code, _, errOut = runCLI(t, "", "repair", "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "redfed repair: "+wantErr+"\n")
+	_, err = storeOf(c).Repair(ctx, metrics.CheckOptions{})
+	require.ErrorIs(t, err, federated.ErrWrongType)
+	var wt *metrics.WrongTypeError
+	require.ErrorAs(t, err, &wt)
+	assert.Equal(t, metrics.WrongTypeError{Server: servers[1].Addr(), Key: key, Type: "string"}, *wt)
+	v, err := plain.Get(ctx, key).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "42", v, "the key of another type is left as it was")
+
+	// Once it is gone, repair mends the key and check agrees.
+	require.NoError(t, plain.Del(ctx, key).Err())
+	code, _, errOut = runCLI(t, "", "repair", "--config", cfg)
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "every replica group agrees")
+}
