@@ -26,7 +26,10 @@ func exampleConfig() federated.Config {
 }
 
 // Queue commands with call chaining, then send them all with Poll: one round
-// trip per server, all servers at once.
+// trip per server, all servers at once. The keys are plain ones: a metric
+// key ("$period:$host:$metric") is the metrics store's sorted set, written
+// through its Recorder or Client.Record so that it is journalled and
+// replicated, never a string.
 func ExamplePipeline() {
 	client, err := federated.New(exampleConfig())
 	if err != nil {
@@ -35,19 +38,19 @@ func ExamplePipeline() {
 	defer client.Close()
 
 	p := client.Chain()
-	p.Set("2026-11-25:web1.sfo:cpu.user", "42").
-		Set("2026-11-25:web2.sfo:cpu.user", "17").
-		Get("2026-11-25:web1.sfo:cpu.user", func(v string, err error) {
+	p.Set("owner:web1.sfo", "alice").
+		Set("owner:web2.sfo", "bob").
+		Get("owner:web1.sfo", func(v string, err error) {
 			fmt.Println("web1:", v, err)
 		}).
-		Get("2026-11-25:web3.sfo:cpu.user", func(v string, err error) {
+		Get("owner:web3.sfo", func(v string, err error) {
 			fmt.Println("web3 missing:", err == redis.Nil)
 		})
 	if err := p.Poll(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 	// Output:
-	// web1: 42 <nil>
+	// web1: alice <nil>
 	// web3 missing: true
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 
@@ -15,24 +16,36 @@ import (
 )
 
 func main() {
-	config := flag.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
-	flag.Parse()
+	log.SetFlags(0)
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run runs the example with the command line args, writing to out. The
+// federation file is -config's, else $REDFED_CONFIG's.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	flags := flag.NewFlagSet("chaining", flag.ContinueOnError)
+	config := flags.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
 	if *config == "" {
-		log.Fatal("usage: chaining -config FILE (or set $REDFED_CONFIG)")
+		return fmt.Errorf("usage: chaining -config FILE (or set $REDFED_CONFIG)")
 	}
 	cfg, err := federated.LoadConfig(*config)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	client, err := federated.New(cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer client.Close()
 
-	// Plain keys: metric keys ("$period:$host:$metric") are the metrics
-	// store's, written through its Recorder so that they are journalled
-	// and replicated.
+	// Plain keys, not metric-shaped: metric keys ("$period:$host:$metric")
+	// are the metrics store's sorted sets, written through its Recorder
+	// so that they are journalled and replicated (examples/metrics).
 	p := client.Chain()
 	for i := 1; i <= 20; i++ {
 		p.Set(fmt.Sprintf("requests:web%d.example", i), i*100)
@@ -41,13 +54,11 @@ func main() {
 		key := fmt.Sprintf("requests:web%d.example", i)
 		p.Get(key, func(v string, err error) {
 			if err != nil {
-				fmt.Printf("%s: %v\n", key, err)
+				fmt.Fprintf(out, "%s: %v\n", key, err)
 				return
 			}
-			fmt.Printf("%s = %s (node %s)\n", key, v, client.KeyToNode(key))
+			fmt.Fprintf(out, "%s = %s (node %s)\n", key, v, client.KeyToNode(key))
 		})
 	}
-	if err := p.Poll(context.Background()); err != nil {
-		log.Fatal(err)
-	}
+	return p.Poll(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -18,30 +19,42 @@ import (
 )
 
 func main() {
-	config := flag.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
-	flag.Parse()
+	log.SetFlags(0)
+	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run runs the example with the command line args, writing to out. The
+// federation file is -config's, else $REDFED_CONFIG's.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	flags := flag.NewFlagSet("metrics", flag.ContinueOnError)
+	config := flags.String("config", os.Getenv("REDFED_CONFIG"), "federation file (YAML or JSON); default $REDFED_CONFIG")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
 	if *config == "" {
-		log.Fatal("usage: metrics -config FILE (or set $REDFED_CONFIG)")
+		return fmt.Errorf("usage: metrics -config FILE (or set $REDFED_CONFIG)")
 	}
 	cfg, err := federated.LoadConfig(*config)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	client, err := federated.New(cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer client.Close()
 	store, err := metrics.New(client)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	rec, err := store.NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
+	defer rec.Close() // closed below too, for its error; a second Close does nothing
 
-	ctx := context.Background()
 	hosts := []string{"web1.example", "web2.example", "db1.example"}
 	names := []string{"cpu.user", "mem.used"}
 	now := time.Now().Truncate(time.Second)
@@ -58,10 +71,10 @@ func main() {
 	}
 	// Write returns once every point is acknowledged, or says which failed.
 	if err := rec.Write(ctx, samples...); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	if err := rec.Close(); err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	for _, host := range hosts {
@@ -69,21 +82,22 @@ func main() {
 			series := metrics.Series{Host: host, Metric: name}
 			res, err := store.Range(ctx, from, now, series)
 			if err != nil {
-				log.Fatal(err)
+				return err
 			}
-			fmt.Printf("%s %s: %d points\n", host, name, len(res[0].Points))
+			fmt.Fprintf(out, "%s %s: %d points\n", host, name, len(res[0].Points))
 			for _, p := range res[0].Points {
-				fmt.Printf("  %s  %g\n", p.Time.Format(time.RFC3339), p.Value)
+				fmt.Fprintf(out, "  %s  %g\n", p.Time.Format(time.RFC3339), p.Value)
 			}
 			latest, err := store.Latest(ctx, series)
 			switch {
 			case errors.Is(err, metrics.ErrNoData):
-				fmt.Println("  latest: none")
+				fmt.Fprintln(out, "  latest: none")
 			case err != nil:
-				log.Fatal(err)
+				return err
 			default:
-				fmt.Printf("  latest: %s  %g\n", latest.Time.Format(time.RFC3339), latest.Value)
+				fmt.Fprintf(out, "  latest: %s  %g\n", latest.Time.Format(time.RFC3339), latest.Value)
 			}
 		}
 	}
+	return nil
 }
