@@ -329,26 +329,17 @@ func (c *Client) AddNode(name string, n Node) error {
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
 	old := c.topo.Load()
-	// The name or an address may hold the password, as in a configuration.
-	v := validator{}.withSecret(c.opts.Password)
 	if _, dup := old.nodes[name]; dup {
+		// The name may hold the password, as in a configuration.
+		v := validator{}.withSecret(c.opts.Password)
 		return v.failAt(fieldPath{"nodes", name}, 0, "node already exists")
 	}
-	owner := make(serverOwners, len(old.servers))
-	for addr, s := range old.servers {
-		canonical, _ := canonicalAddr(addr) // validated when it was added
-		owner[canonical] = serverOwner{node: s.node, addr: addr}
-	}
-	if err := v.finish(v.node(name, n, owner), nil); err != nil {
+	if err := c.checkNode(old, name, n); err != nil {
 		return err
-	}
-	if copies := c.opts.Metrics.Copies; len(n.Servers()) < copies {
-		return v.failAt(fieldPath{"nodes", name}, 0, "%s, but options.metrics.copies asks %d copies of every metric write",
-			serverCount(len(n.Servers())), copies)
 	}
 
 	nd := c.newNode(name, n)
-	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers), version: old.version + 1}
+	next := old.successor()
 	next.nodes[name] = nd
 	for _, s := range nd.servers {
 		next.servers[s.addr] = s
@@ -363,6 +354,30 @@ func (c *Client) AddNode(name string, n Node) error {
 	next.setRing(r)
 	c.topo.Store(next)
 	c.opts.Logger.Info("federated: node added", "node", name, "servers", n.Servers())
+	return nil
+}
+
+// checkNode refuses a node n named name that Config.Validate would refuse
+// beside the nodes of t other than name itself, without showing the
+// password.
+func (c *Client) checkNode(t *topology, name string, n Node) error {
+	// The name or an address may hold the password, as in a configuration.
+	v := validator{}.withSecret(c.opts.Password)
+	owner := make(serverOwners, len(t.servers))
+	for addr, s := range t.servers {
+		if s.node == name {
+			continue
+		}
+		canonical, _ := canonicalAddr(addr) // validated when it was added
+		owner[canonical] = serverOwner{node: s.node, addr: addr}
+	}
+	if err := v.finish(v.node(name, n, owner), nil); err != nil {
+		return err
+	}
+	if copies := c.opts.Metrics.Copies; len(n.Servers()) < copies {
+		return v.failAt(fieldPath{"nodes", name}, 0, "%s, but options.metrics.copies asks %d copies of every metric write",
+			serverCount(len(n.Servers())), copies)
+	}
 	return nil
 }
 
@@ -384,7 +399,7 @@ func (c *Client) RemoveNode(name string) error {
 	if len(old.nodes) == 1 {
 		return fmt.Errorf("%w: cannot remove %s, the last node", ErrInvalidConfig, name)
 	}
-	next := &topology{nodes: maps.Clone(old.nodes), servers: maps.Clone(old.servers), version: old.version + 1}
+	next := old.successor()
 	delete(next.nodes, name)
 	for _, s := range nd.servers {
 		delete(next.servers, s.addr)
@@ -395,13 +410,24 @@ func (c *Client) RemoveNode(name string) error {
 	}
 	next.setRing(r)
 	c.topo.Store(next)
-	for _, s := range nd.servers {
+	c.retireLater(nd.servers)
+	c.opts.Logger.Info("federated: node removed", "node", name)
+	return nil
+}
+
+// successor returns a copy of t to change into the next topology.
+func (t *topology) successor() *topology {
+	return &topology{nodes: maps.Clone(t.nodes), servers: maps.Clone(t.servers), version: t.version + 1}
+}
+
+// retireLater stops the servers of a node that left the topology, and
+// closes their connections once the commands under way are done.
+func (c *Client) retireLater(servers []*server) {
+	for _, s := range servers {
 		if s.retire() {
 			c.closeLater(s.client.Load())
 		}
 	}
-	c.opts.Logger.Info("federated: node removed", "node", name)
-	return nil
 }
 
 func (t *topology) node(name string) (*node, error) {
