@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -43,6 +45,10 @@ It stops on Ctrl-C or SIGTERM.
 A local server alone in its node has no peer. When none has one there is
 nothing to replicate, and sync refuses to start (exit 2) unless
 --allow-no-peers is given.
+
+` + reloadHelp + ` The syncer then restarts on the new nodes, from the
+cursors its servers keep; a --local server no longer in the file is
+dropped, and a file that keeps none is refused.
 
 With --metrics-listen it serves Prometheus metrics at /metrics, and
 probes: /healthz (200 while the process runs) and /readyz (200 while
@@ -98,7 +104,7 @@ every node has a server up, else 503 naming the nodes with none).`,
 					return usagef("--local %s: named twice", addr)
 				}
 			}
-			if err := checkPeers(client, local, allowNoPeers, logger); err != nil {
+			if err := checkPeers(cfg, local, allowNoPeers, logger); err != nil {
 				return err
 			}
 			s, err := syncer.NewFromClient(client, local, opts)
@@ -106,7 +112,10 @@ every node has a server up, else 503 naming the nodes with none).`,
 				return err
 			}
 			defer s.Close()
-			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger)
+			reloads, stopReloads := reloadRequests()
+			defer stopReloads()
+			r := &syncReloader{cmd: cmd, client: client, local: local, opts: opts, allowNoPeers: allowNoPeers, logger: logger}
+			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.prepare)
 		},
 	}
 	f := cmd.Flags()
@@ -126,11 +135,10 @@ every node has a server up, else 503 naming the nodes with none).`,
 // in its node, so no link to pull through; allow runs it anyway (a file
 // that will gain replicas, reloaded with SIGHUP). A local server without
 // a peer among others with one is logged.
-func checkPeers(client *federated.Client, local []string, allow bool, logger *slog.Logger) error {
+func checkPeers(cfg federated.Config, local []string, allow bool, logger *slog.Logger) error {
 	var alone []string
 	for _, addr := range local {
-		node, group, err := client.ReplicaGroup(addr)
-		if err == nil && len(group) < 2 {
+		if node, size, ok := nodeOfServer(cfg, addr); ok && size < 2 {
 			alone = append(alone, addr+" (node "+node+")")
 		}
 	}
@@ -150,10 +158,15 @@ func checkPeers(client *federated.Client, local []string, allow bool, logger *sl
 }
 
 // runSyncer runs s until ctx ends, serving its metrics and the health of
-// client if asked, and logging its lag now and then.
-func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger) error {
+// client if asked, and logging its lag now and then. A reload request that
+// prepare takes replaces s by the syncer of the new configuration.
+func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger,
+	reloads <-chan os.Signal, prepare func() func() (*syncer.Syncer, error)) error {
+	var cur atomic.Pointer[syncer.Syncer]
+	cur.Store(s)
+	var reg atomic.Pointer[prometheus.Registry]
 	if listen != "" {
-		reg := syncerRegistry(s, readBuildVersion())
+		reg.Store(syncerRegistry(s, readBuildVersion()))
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return usagef("--metrics-listen %s: %v", listen, err)
@@ -161,7 +174,9 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 		// Only the paths it serves: anything else is 404, so that a
 		// mistyped probe fails instead of reading the metrics as "ok".
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			promhttp.HandlerFor(reg.Load(), promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		})
 		handleHealth(mux, client)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		served := make(chan struct{})
@@ -185,7 +200,7 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				for _, p := range s.Stats().Peers {
+				for _, p := range cur.Load().Stats().Peers {
 					logger.Info("syncer status", "local", p.Local, "peer", p.Peer, "lag", p.Lag.Round(time.Millisecond),
 						"p99", p.LagP99.Round(time.Millisecond), "added", p.Added, "errors", p.Errors)
 				}
@@ -193,7 +208,12 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 		}
 	}()
 	logger.Info("syncer running", "links", len(s.Stats().Peers))
-	err := s.Run(ctx)
+	err := runSyncers(ctx, &cur, reloads, prepare, func(next *syncer.Syncer) {
+		if listen != "" {
+			reg.Store(syncerRegistry(next, readBuildVersion()))
+		}
+		logger.Info("syncer running", "links", len(next.Stats().Peers))
+	})
 	<-done
 	if errors.Is(err, context.Canceled) {
 		logger.Info("syncer stopped")

@@ -134,7 +134,9 @@ GET /healthz answers 200 "ok" while the process serves, and GET /readyz
 none; both answer without a token, for a load balancer or systemd.
 
 A chart reads its series in short pages, cut to at most 1,000 points as
-they come, and at most --series-reads charts read at once.`,
+they come, and at most --series-reads charts read at once.
+
+` + reloadHelp,
 		Example: `  redfed serve --config fed.yaml
   openssl rand -hex 16 > ~/.redfed-token && chmod 600 ~/.redfed-token
   redfed serve --listen 0.0.0.0:8080 --token-file ~/.redfed-token
@@ -176,6 +178,21 @@ they come, and at most --series-reads charts read at once.`,
 			defer func() {
 				cancel() // before the wait: the check loop ends with ctx
 				wg.Wait()
+			}()
+			reloads, stopReloads := reloadRequests()
+			defer stopReloads()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				logger := newLogger(cmd, slog.LevelInfo)
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-reloads:
+						reloadNodes(cmd, client, logger)
+					}
+				}
 			}()
 			if checkEvery > 0 {
 				wg.Add(1)

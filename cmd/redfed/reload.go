@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/syncer"
+)
+
+// reloadHelp is what the help of sync and serve says of SIGHUP.
+const reloadHelp = `On SIGHUP it reads the federation file again and applies its nodes
+without a restart: nodes added, removed, or given other servers (a
+node's keys stay on it). A file that does not load is logged, with its
+line, and the running configuration kept. Options (timeouts, password,
+metrics) take effect at a restart.`
+
+// reloadRequests returns a channel that receives SIGHUP, the request to
+// read the federation file again, and the function that stops that. Until
+// then SIGHUP no longer ends the process.
+func reloadRequests() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// nodeChanges are the differences between a client's nodes and a
+// configuration's, by node name, sorted.
+type nodeChanges struct {
+	added, removed, changed []string
+}
+
+func (c nodeChanges) none() bool {
+	return len(c.added)+len(c.removed)+len(c.changed) == 0
+}
+
+// logAttrs describes the changes for a log line.
+func (c nodeChanges) logAttrs() []any {
+	return []any{"added", c.added, "removed", c.removed, "changed", c.changed}
+}
+
+// diffNodes compares the nodes of client with those of cfg: a node whose
+// servers differ, in any way or order, is changed.
+func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
+	var ch nodeChanges
+	running := client.Nodes()
+	for _, name := range running {
+		n, ok := cfg.Nodes[name]
+		servers, _ := client.AllServers(name)
+		switch {
+		case !ok:
+			ch.removed = append(ch.removed, name)
+		case !slices.Equal(servers, n.Servers()):
+			ch.changed = append(ch.changed, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Nodes)) {
+		if !slices.Contains(running, name) {
+			ch.added = append(ch.added, name)
+		}
+	}
+	return ch
+}
+
+// applyNodes brings the nodes of client to those of cfg: it removes the
+// nodes removed, gives the changed ones their new servers (each in one
+// step, so their keys never route elsewhere), and adds the new ones. A
+// client keeps at least one node, so where every node goes, the last is
+// removed once new ones are in, and a new node that wants one of its
+// servers is added after. It goes on past a node that fails and returns
+// every failure.
+func applyNodes(client *federated.Client, cfg federated.Config, ch nodeChanges) error {
+	var errs []error
+	fail := func(what, name string, err error) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s node %s: %w", what, name, err))
+		}
+	}
+	var last string // removed once the others are added
+	for _, name := range ch.removed {
+		if len(client.Nodes()) == 1 {
+			last = name
+			continue
+		}
+		fail("removing", name, client.RemoveNode(name))
+	}
+	for _, name := range ch.changed {
+		fail("changing", name, client.ReplaceNode(name, cfg.Nodes[name]))
+	}
+	var retry []string // added nodes that may want a server of last
+	for _, name := range ch.added {
+		if err := client.AddNode(name, cfg.Nodes[name]); err != nil && last != "" {
+			retry = append(retry, name)
+		} else {
+			fail("adding", name, err)
+		}
+	}
+	if last != "" {
+		fail("removing", last, client.RemoveNode(last))
+		for _, name := range retry {
+			fail("adding", name, client.AddNode(name, cfg.Nodes[name]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadReload reads the federation file again for a reload: the
+// configuration and how its nodes differ from the client's, or false
+// where it is refused or changes no node, which it logs.
+func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logger) (federated.Config, nodeChanges, bool) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		logger.Error("reload refused: the running configuration is kept", "err", err)
+		return cfg, nodeChanges{}, false
+	}
+	ch := diffNodes(client, cfg)
+	if ch.none() {
+		logger.Info("reload: no node changed")
+		return cfg, ch, false
+	}
+	return cfg, ch, true
+}
+
+// reloadNodes reads the federation file again and applies its nodes to
+// client, logging what changed, or why nothing did.
+func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logger) {
+	cfg, ch, ok := loadReload(cmd, client, logger)
+	if !ok {
+		return
+	}
+	if err := applyNodes(client, cfg, ch); err != nil {
+		logger.Error("reload partly applied", append(ch.logAttrs(), "err", err)...)
+		return
+	}
+	logger.Info("federation file reloaded", ch.logAttrs()...)
+}
+
+// syncReloader reloads the federation file of a running sync.
+type syncReloader struct {
+	cmd          *cobra.Command
+	client       *federated.Client
+	local        []string // the local servers the running syncer replicates
+	opts         syncer.Options
+	allowNoPeers bool
+	logger       *slog.Logger
+}
+
+// prepare reads the federation file again and returns the function that
+// applies it once the running syncer has stopped, which returns the syncer
+// of the new configuration, on the cursors the servers keep; nil where
+// the file is refused or changes no node (logged). A local server no
+// longer in the file is dropped; a file that keeps none is refused, as is
+// one that leaves no local server a peer, unless --allow-no-peers.
+func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
+	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger)
+	if !ok {
+		return nil
+	}
+	var local, gone []string
+	for _, addr := range r.local {
+		if _, _, found := nodeOfServer(cfg, addr); found {
+			local = append(local, addr)
+		} else {
+			gone = append(gone, addr)
+		}
+	}
+	if len(local) == 0 {
+		r.logger.Error("reload refused: the running configuration is kept",
+			"err", "no --local server is in the federation file", "local", r.local)
+		return nil
+	}
+	if err := checkPeers(cfg, local, r.allowNoPeers, r.logger); err != nil {
+		r.logger.Error("reload refused: the running configuration is kept", "err", err)
+		return nil
+	}
+	return func() (*syncer.Syncer, error) {
+		if err := applyNodes(r.client, cfg, ch); err != nil {
+			r.logger.Error("reload partly applied", append(ch.logAttrs(), "err", err)...)
+		} else {
+			r.logger.Info("federation file reloaded", ch.logAttrs()...)
+		}
+		if len(gone) > 0 {
+			r.logger.Warn("local servers no longer in the federation file are not replicated", "servers", gone)
+		}
+		// What a partly applied file left out is not replicated either.
+		r.local = slices.DeleteFunc(local, func(addr string) bool {
+			_, _, err := r.client.ReplicaGroup(addr)
+			return err != nil
+		})
+		return syncer.NewFromClient(r.client, r.local, r.opts)
+	}
+}
+
+// nodeOfServer returns the node of cfg that has the server addr, as
+// written, and the number of its servers.
+func nodeOfServer(cfg federated.Config, addr string) (node string, size int, ok bool) {
+	for name, n := range cfg.Nodes {
+		if slices.Contains(n.Servers(), addr) {
+			return name, len(n.Servers()), true
+		}
+	}
+	return "", 0, false
+}
+
+// runSyncers runs the syncer cur holds until ctx ends or it fails. On each
+// reload request that prepare takes, it stops the syncer, applies the
+// reload, and runs the syncer that returns, which swapped is told of.
+func runSyncers(ctx context.Context, cur *atomic.Pointer[syncer.Syncer], reloads <-chan os.Signal,
+	prepare func() func() (*syncer.Syncer, error), swapped func(*syncer.Syncer)) error {
+	for {
+		s := cur.Load()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- s.Run(runCtx) }()
+		var apply func() (*syncer.Syncer, error)
+		for apply == nil {
+			select {
+			case err := <-done:
+				stop()
+				_ = s.Close()
+				return err
+			case <-reloads:
+				apply = prepare()
+			}
+		}
+		stop()
+		err := <-done
+		_ = s.Close()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !errors.Is(err, context.Canceled):
+			return err
+		}
+		next, err := apply()
+		if err != nil {
+			return err
+		}
+		cur.Store(next)
+		swapped(next)
+	}
+}
