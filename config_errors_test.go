@@ -34,6 +34,10 @@ func TestConfigFileErrorLines(t *testing.T) {
 		{"a list item out of line", "nodes:\n  a:\n    addresses:\n      - h:1\n     - h:2\n",
 			"not YAML: did not find expected key: is this line indented as the keys beside it? (line 5)"},
 		{"a number for a list", node + "options:\n  hooks: 3\n", "options.hooks: unknown field (line 4)"},
+		{"an unknown period", node + "options:\n  metrics:\n    period: week\n",
+			`options.metrics.period: "week" is not a period: want "day" or "hour" (line 5)`},
+		{"a negative retention", node + "options:\n  metrics: {retention: -1}\n",
+			"options.metrics.retention: -1 periods, want 0 (keep everything) to 100000 (line 4)"},
 		{"a second document", node + "---\nnodes: {}\n", "a second YAML document begins at line 3; a federation file holds one"},
 	}
 	for _, tt := range tests {

@@ -244,8 +244,8 @@ func (v validator) options(o Options) error {
 	if err := v.journal(o.Metrics.Journal); err != nil {
 		return err
 	}
-	if err := o.Metrics.validate(); err != nil {
-		return v.redact(err)
+	if err := v.metricsOptions(o.Metrics); err != nil {
+		return err
 	}
 	switch o.Ring {
 	case "":
@@ -309,6 +309,19 @@ func (v validator) journal(name string) error {
 	case metric.PeriodShaped(prefix):
 		return v.fail(path, "%s begins with a period as a metric key ($period:$host:$metric) does, "+
 			"so it, %s and %s would be taken for metric data", v.quote(name), v.quote(name+":horizon"), v.quote(name+":origin"))
+	}
+	return nil
+}
+
+// metricsOptions checks the period and the retention of the metrics
+// options. The journal is checked by journal.
+func (v validator) metricsOptions(m MetricsOptions) error {
+	if _, err := metric.ParsePeriod(m.Period); err != nil {
+		return v.fail(fieldPath{"options", "metrics", "period"}, "%s is not a period: want \"day\" or \"hour\"", v.quote(m.Period))
+	}
+	if m.Retention < 0 || m.Retention > MaxRetention {
+		return v.fail(fieldPath{"options", "metrics", "retention"}, "%s periods, want 0 (keep everything) to %d",
+			v.show(strconv.Itoa(m.Retention)), MaxRetention)
 	}
 	return nil
 }

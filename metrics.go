@@ -2,7 +2,6 @@ package federated
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -52,19 +51,6 @@ type MetricsOptions struct {
 	// one was down): the caller sends it again. Config.Validate refuses a
 	// node with fewer servers than Copies.
 	Copies int `yaml:"copies" json:"copies"`
-}
-
-// validate checks the period and the retention. The journal is checked by
-// validator.journal, which runs first and keeps the password out of its
-// errors.
-func (m MetricsOptions) validate() error {
-	if _, err := metric.ParsePeriod(m.Period); err != nil {
-		return fmt.Errorf("%w: options.metrics.period: %v", ErrInvalidConfig, err)
-	}
-	if m.Retention < 0 || m.Retention > MaxRetention {
-		return fmt.Errorf("%w: options.metrics.retention: %d periods, want 0 (keep everything) to %d", ErrInvalidConfig, m.Retention, MaxRetention)
-	}
-	return nil
 }
 
 // MaxRetention bounds the periods kept, so that the cutoff, periods back
