@@ -19,6 +19,9 @@ func TestConfigFileErrorLines(t *testing.T) {
 		{"a duration in words", node + "options:\n  command_timeout: 1 sec\n",
 			`options.command_timeout: cannot unmarshal "1 sec" into a duration ("1s", "250ms") or a number of seconds (line 4)`},
 		{"a field by half its name", node + "options:\n  timeout: 1 sec\n",
+			"options.timeout: unknown field (line 4); did you mean command_timeout, dial_timeout, idle_timeout, read_timeout or write_timeout? " +
+				`"1 sec" is not a duration either: write a duration ("1s", "250ms") or a number of seconds`},
+		{"a field by half its name, with a duration", node + "options:\n  timeout: 2s\n",
 			"options.timeout: unknown field (line 4); did you mean command_timeout, dial_timeout, idle_timeout, read_timeout or write_timeout?"},
 		{"a misspelt field", "nodes:\n  a: {adress: \"h:1\"}\n", "nodes.a.adress: unknown field (line 2); did you mean address?"},
 		{"a key indented one space too few", "nodes:\n  a: {address: \"h:1\"}\n b: {address: \"h:2\"}\n",

@@ -201,7 +201,7 @@ func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) erro
 		elem := t
 		if fields != nil {
 			if elem, ok = fields[name]; !ok {
-				return c.unknownField(path.at(name), k.Line, name, fields)
+				return c.unknownField(path.at(name), k.Line, name, val, fields)
 			}
 		} else {
 			elem = t.Elem()
@@ -214,20 +214,40 @@ func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) erro
 }
 
 // unknownField refuses the key name, at path, that no field of a mapping
-// of fields takes, with the fields it may have meant.
-func (c shapeChecker) unknownField(path fieldPath, line int, name string, fields map[string]reflect.Type) error {
+// of fields takes, with the fields it may have meant, and, where those
+// are durations and val is not one, what a duration looks like.
+func (c shapeChecker) unknownField(path fieldPath, line int, name string, val *yaml.Node, fields map[string]reflect.Type) error {
 	err := c.fail(path, "unknown field")
 	if c.hides(name) {
 		return err.done(line)
 	}
-	if near := suggestFields(name, slices.Collect(maps.Keys(fields))); len(near) > 0 {
-		last := len(near) - 1
-		if last > 0 {
-			near = append(near[:last-1], near[last-1]+" or "+near[last])
-		}
-		err.hint = "did you mean " + strings.Join(near, ", ") + "?"
+	near := suggestFields(name, slices.Collect(maps.Keys(fields)))
+	if len(near) == 0 {
+		return err.done(line)
+	}
+	durations := true
+	for _, f := range near {
+		durations = durations && fields[f] == durationType
+	}
+	last := len(near) - 1
+	if last > 0 {
+		near = append(near[:last-1], near[last-1]+" or "+near[last])
+	}
+	err.hint = "did you mean " + strings.Join(near, ", ") + "?"
+	if val = resolve(val); durations && val.Kind == yaml.ScalarNode && !isDuration(val.Value) {
+		err.hint += fmt.Sprintf(" %s is not a duration either: write %s", c.quote(val.Value), kindName(durationType))
 	}
 	return err.done(line)
+}
+
+// isDuration reports whether s is a duration as a file may write it: a
+// Go duration or a number of seconds.
+func isDuration(s string) bool {
+	if _, err := time.ParseDuration(s); err == nil {
+		return true
+	}
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
 
 // cannot refuses n, at path, as a value of type t: what n is (a list, a
