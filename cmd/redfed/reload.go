@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -23,7 +24,8 @@ const reloadHelp = `On SIGHUP it reads the federation file again and applies its
 without a restart: nodes added, removed, or given other servers (a
 node's keys stay on it). A file that does not load is logged, with its
 line, and the running configuration kept. Options (timeouts, password,
-metrics) take effect at a restart.`
+metrics) take effect at a restart; a reload that finds them changed
+says so.`
 
 // reloadRequests returns a channel that receives SIGHUP, the request to
 // read the federation file again, and the function that stops that. Until
@@ -116,12 +118,17 @@ func applyNodes(client *federated.Client, cfg federated.Config, ch nodeChanges) 
 
 // loadReload reads the federation file again for a reload: the
 // configuration and how its nodes differ from the client's, or false
-// where it is refused or changes no node, which it logs.
-func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logger) (federated.Config, nodeChanges, bool) {
+// where it is refused or changes no node, which it logs. Options that
+// differ from started, those the process started with, are logged as
+// waiting for a restart.
+func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logger, started federated.Options) (federated.Config, nodeChanges, bool) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		logger.Error("reload refused: the running configuration is kept", "err", err)
 		return cfg, nodeChanges{}, false
+	}
+	if optionsDiffer(started, cfg.Options) {
+		logger.Warn("reload: the options in the federation file changed; they take effect at a restart")
 	}
 	ch := diffNodes(client, cfg)
 	if ch.none() {
@@ -131,10 +138,18 @@ func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logge
 	return cfg, ch, true
 }
 
+// optionsDiffer reports whether two files' options differ, the logger
+// that the command sets aside.
+func optionsDiffer(a, b federated.Options) bool {
+	a.Logger, b.Logger = nil, nil
+	return !reflect.DeepEqual(a, b)
+}
+
 // reloadNodes reads the federation file again and applies its nodes to
-// client, logging what changed, or why nothing did.
-func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logger) {
-	cfg, ch, ok := loadReload(cmd, client, logger)
+// client, logging what changed, or why nothing did; started are the
+// options the process started with.
+func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logger, started federated.Options) {
+	cfg, ch, ok := loadReload(cmd, client, logger, started)
 	if !ok {
 		return
 	}
@@ -150,6 +165,7 @@ type syncReloader struct {
 	cmd          *cobra.Command
 	client       *federated.Client
 	local        []string // the local servers the running syncer replicates
+	started      federated.Options
 	opts         syncer.Options
 	allowNoPeers bool
 	logger       *slog.Logger
@@ -162,7 +178,7 @@ type syncReloader struct {
 // longer in the file is dropped; a file that keeps none is refused, as is
 // one that leaves no local server a peer, unless --allow-no-peers.
 func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
-	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger)
+	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger, r.started)
 	if !ok {
 		return nil
 	}

@@ -100,6 +100,10 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	code, _ = readyz()
 	assert.Equal(t, http.StatusServiceUnavailable, code, "redis_2 is still there")
 
+	// Options wait for a restart, and say so.
+	reload(t, stderr, cfg, strings.Replace(two, "command_timeout: 1s", "command_timeout: 2s", 1), "reload: no node changed")
+	assert.Contains(t, stderr.String(), "reload: the options in the federation file changed; they take effect at a restart")
+
 	reload(t, stderr, cfg, one, "federation file reloaded")
 	assert.Contains(t, stderr.String(), "removed=[redis_2]")
 	code, body := readyz()
@@ -145,6 +149,7 @@ func TestSyncReloadsOnSIGHUP(t *testing.T) {
 	after := fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n  redis_2: {addresses: [%q, %q]}\n", addrs[0], addrs[1], addrs[2], addrs[3]) + reloadOptions
 	reload(t, stderr, cfg, after, "federation file reloaded")
 	assert.Contains(t, stderr.String(), "changed=[redis_2]")
+	assert.NotContains(t, stderr.String(), "options in the federation file changed", "the options are the same")
 	assert.Contains(t, stderr.String(), "links=2")
 	copied(addrs[2], point(addrs[3], "web2"), "redis_2's new server is pulled from")
 	copied(addrs[0], point(addrs[1], "web3"), "redis_1 still replicates")

@@ -114,7 +114,8 @@ every node has a server up, else 503 naming the nodes with none).`,
 			defer s.Close()
 			reloads, stopReloads := reloadRequests()
 			defer stopReloads()
-			r := &syncReloader{cmd: cmd, client: client, local: local, opts: opts, allowNoPeers: allowNoPeers, logger: logger}
+			r := &syncReloader{cmd: cmd, client: client, local: local, started: cfg.Options, opts: opts,
+				allowNoPeers: allowNoPeers, logger: logger}
 			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.prepare)
 		},
 	}

@@ -176,10 +176,18 @@ func storeOf(c *federated.Client) *metrics.Store {
 }
 
 func newClient(cmd *cobra.Command) (*federated.Client, error) {
+	c, _, err := newClientConfig(cmd)
+	return c, err
+}
+
+// newClientConfig is newClient that also returns the configuration the
+// client was made from.
+func newClientConfig(cmd *cobra.Command) (*federated.Client, federated.Config, error) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	cfg.Options.Logger = newLogger(cmd, slog.LevelWarn)
-	return federated.New(cfg)
+	c, err := federated.New(cfg)
+	return c, cfg, err
 }

@@ -161,7 +161,7 @@ they come, and at most --series-reads charts read at once.
 			if checkEvery < 0 {
 				return usagef("--check-every %v: want 0 (off) or more", checkEvery)
 			}
-			client, err := newClient(cmd)
+			client, cfg, err := newClientConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -190,7 +190,7 @@ they come, and at most --series-reads charts read at once.
 					case <-ctx.Done():
 						return
 					case <-reloads:
-						reloadNodes(cmd, client, logger)
+						reloadNodes(cmd, client, logger, cfg.Options)
 					}
 				}
 			}()
