@@ -242,6 +242,14 @@ func runSyncers(ctx context.Context, cur *atomic.Pointer[syncer.Syncer], reloads
 		for apply == nil {
 			select {
 			case err := <-done:
+				if err == nil && ctx.Err() == nil {
+					// Nothing to run (no link, no anti-entropy): wait
+					// for the end or a reload as if it ran.
+					idle := make(chan error, 1)
+					context.AfterFunc(runCtx, func() { idle <- runCtx.Err() })
+					done = idle
+					continue
+				}
 				stop()
 				_ = s.Close()
 				return err

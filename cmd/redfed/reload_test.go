@@ -196,3 +196,26 @@ func TestApplyNodes(t *testing.T) {
 		assert.True(t, diffNodes(c, cfg).none())
 	}
 }
+
+// A sync with no peer, allowed to run, waits for a reload that gives it
+// one, even with nothing else to do (no anti-entropy).
+func TestSyncWaitsForPeersOnSIGHUP(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n", a)+reloadOptions)
+	_, stderr := startDaemon(t, "syncer running", "sync", "--config", cfg, "--local", a,
+		"--allow-no-peers", "--no-anti-entropy", "--poll", "20ms")
+	require.Contains(t, stderr.String(), "links=0")
+
+	reload(t, stderr, cfg, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", a, b)+reloadOptions, "federation file reloaded")
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "links=1") }, 5*time.Second, 10*time.Millisecond)
+	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"redis_1": {Addresses: []string{a, b}}},
+		Options: fedtest.Options()})
+	ctx := context.Background()
+	key := fedtest.MustKey(t, c, time.Now(), "web1", "cpu")
+	_, err := merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", time.Now().Unix())}}})
+	require.NoError(t, err)
+	rc := fedtest.DirectClient(t, a)
+	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond,
+		"the peer the reload gave is pulled from: %s", stderr)
+}
