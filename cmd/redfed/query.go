@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated/cmd/redfed/internal/natural"
+	"github.com/redfed/federated/cmd/redfed/internal/wire"
 	"github.com/redfed/federated/internal/metric"
 	"github.com/redfed/federated/metrics"
 )
@@ -120,32 +121,15 @@ func timeFlag(name, value string, now, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// queryJSON is query's --json output.
+// queryJSON is query's --json output: the series in the shape the
+// dashboard's API shares, and the members skipped.
 type queryJSON struct {
-	Host      string      `json:"host"`
-	Metric    string      `json:"metric"`
-	From      time.Time   `json:"from"`
-	To        time.Time   `json:"to"`
-	Points    []pointJSON `json:"points"`
-	Malformed int         `json:"malformed"`
-}
-
-type pointJSON struct {
-	Time  time.Time `json:"time"`
-	Value float64   `json:"value"`
+	wire.Series
+	Malformed int `json:"malformed"`
 }
 
 func writeQueryJSON(w io.Writer, s metrics.Series, from, to time.Time, r metrics.RangeResult) error {
-	out := queryJSON{
-		Host: s.Host, Metric: s.Metric,
-		From: from.UTC(), To: to.UTC(),
-		Points:    make([]pointJSON, len(r.Points)),
-		Malformed: r.Malformed,
-	}
-	for i, p := range r.Points {
-		out.Points[i] = pointJSON{Time: p.Time.UTC(), Value: p.Value}
-	}
-	return json.NewEncoder(w).Encode(out)
+	return json.NewEncoder(w).Encode(queryJSON{Series: wire.NewSeries(s, from, to, r.Points), Malformed: r.Malformed})
 }
 
 func writeQueryTable(w io.Writer, r metrics.RangeResult) error {

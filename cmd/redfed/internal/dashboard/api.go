@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/cmd/redfed/internal/wire"
 	"github.com/redfed/federated/metrics"
 )
 
@@ -27,16 +27,12 @@ type metricsReply struct {
 	Warning string   `json:"warning,omitempty"`
 }
 
-// seriesReply is the body of GET /api/series. Points are [Unix seconds,
-// value] pairs, sorted by time.
+// seriesReply is the body of GET /api/series: the series in the shape
+// redfed query --json prints (package wire), its points sorted by time.
 type seriesReply struct {
-	Host            string       `json:"host"`
-	Metric          string       `json:"metric"`
-	From            string       `json:"from"` // RFC 3339, UTC
-	To              string       `json:"to"`
-	Points          [][2]float64 `json:"points"`
-	DownsampledFrom int          `json:"downsampled_from,omitempty"` // points in the range, when there were more than max_points
-	Warning         string       `json:"warning,omitempty"`
+	wire.Series
+	DownsampledFrom int    `json:"downsampled_from,omitempty"` // points in the range, when there were more than max_points
+	Warning         string `json:"warning,omitempty"`
 }
 
 // apiHosts answers GET /api/hosts: the hosts written to in HostsWindow.
@@ -95,18 +91,11 @@ func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply := seriesReply{
-		Host:    q.Host,
-		Metric:  q.Metric,
-		From:    q.From.UTC().Format(time.RFC3339Nano),
-		To:      q.To.UTC().Format(time.RFC3339Nano),
-		Points:  make([][2]float64, len(sum.Points)),
+		Series:  wire.NewSeries(metrics.Series{Host: q.Host, Metric: q.Metric}, q.From, q.To, sum.Points),
 		Warning: warning,
 	}
 	if sum.Downsampled() {
 		reply.DownsampledFrom = sum.Total
-	}
-	for i, p := range sum.Points {
-		reply.Points[i] = [2]float64{unixSeconds(p.Time), p.Value}
 	}
 	writeJSON(w, http.StatusOK, reply)
 }
@@ -155,10 +144,4 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// unixSeconds converts t to Unix seconds with its fraction, for every year
-// a metric can have (UnixNano overflows after 2262).
-func unixSeconds(t time.Time) float64 {
-	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
 }

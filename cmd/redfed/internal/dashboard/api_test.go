@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/cmd/redfed/internal/wire"
 	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
@@ -193,7 +194,7 @@ func TestAPISourceErrors(t *testing.T) {
 	assert.Equal(t, metricsReply{Host: "web1", Metrics: []string{"cpu"}, Warning: failure.Error()}, metrics)
 	var series seriesReply
 	getJSON(t, srv, urls[2], http.StatusOK, &series)
-	assert.Equal(t, [][2]float64{{1_700_000_000.5, 1.5}}, series.Points)
+	assert.Equal(t, []wire.Point{{Time: time.Unix(1_700_000_000, 500_000_000).UTC(), Value: 1.5}}, series.Points)
 	assert.Equal(t, failure.Error(), series.Warning)
 
 	// A bad name wrapped in another error is still the caller's fault.
@@ -256,20 +257,21 @@ func TestAPIStatus(t *testing.T) {
 	assert.Contains(t, body, `"check":null`)
 }
 
-// assertPoints checks JSON points against the points written.
-func assertPoints(t *testing.T, want []metrics.Point, got [][2]float64, what string, args ...any) {
+// assertPoints checks JSON points against the points written: the same
+// instants, to the nanosecond, in UTC.
+func assertPoints(t *testing.T, want []metrics.Point, got []wire.Point, what string, args ...any) {
 	t.Helper()
 	label := fmt.Sprintf(what, args...)
 	require.Len(t, got, len(want), "points of %s", label)
 	for i, p := range want {
-		assert.Equal(t, [2]float64{unixSeconds(p.Time), p.Value}, got[i], "point %d of %s", i, label)
+		assert.Equal(t, wire.Point{Time: p.Time.UTC(), Value: p.Value}, got[i], "point %d of %s", i, label)
 	}
 }
 
-func pointsOf(pairs [][2]float64) []metrics.Point {
-	out := make([]metrics.Point, len(pairs))
-	for i, p := range pairs {
-		out[i] = metrics.Point{Time: time.Unix(int64(p[0]), 0), Value: p[1]}
+func pointsOf(points []wire.Point) []metrics.Point {
+	out := make([]metrics.Point, len(points))
+	for i, p := range points {
+		out[i] = metrics.Point{Time: p.Time, Value: p.Value}
 	}
 	return out
 }

@@ -44,7 +44,8 @@
   // draw replaces the chart with the points of a /api/series reply.
   function draw(svg, data) {
     const from = Date.parse(data.from) / 1000, to = Date.parse(data.to) / 1000;
-    const pts = data.points;
+    // Points are {time: RFC 3339, value}; the chart works in Unix seconds.
+    const pts = data.points.map((p) => [Date.parse(p.time) / 1000, p.value]);
     const nodes = [svgEl("rect", { class: "frame", x: LEFT, y: TOP, width: PLOT_W, height: PLOT_H })];
     const withDate = to - from >= 86400;
     nodes.push(svgEl("text", { class: "axis", x: LEFT, y: H - 6, "text-anchor": "start" }, formatTime(from, withDate)));
@@ -108,7 +109,7 @@
         draw(svg, data);
         st.range = asked;
         const last = data.points[data.points.length - 1];
-        setText(fig.querySelector(".latest"), last ? formatValue(last[1]) : "");
+        setText(fig.querySelector(".latest"), last ? formatValue(last.value) : "");
         setText(fig.querySelector(".chart-error"), data.warning || "");
         stamp();
       } catch (e) {
