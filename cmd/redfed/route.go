@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,37 +15,56 @@ import (
 )
 
 func newRouteCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "route [KEY...]",
 		Short: "Print the node and server that own each key",
 		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives.
 Keys come from the arguments or, when there are none, from standard input,
 one per line (blank lines are skipped). For a replica group SERVER lists
 every server of the group, comma-separated, in configuration order: the
-key lives on all of them. No server is contacted.`,
+key lives on all of them. No server is contacted.
+
+With --json it prints one object a line (JSON Lines), as the keys come:
+
+  {"key": "...", "node": "redis_7", "servers": ["db1:6385", "db2:6385"]}`,
 		Example: `  redfed route --config fed.yaml 2026-11-25:web1.sfo:cpu.user
-  cut -f1 keys.tsv | redfed route --config fed.yaml`,
+  cut -f1 keys.tsv | redfed route --config fed.yaml
+  redfed route --json 2026-11-25:web1.sfo:cpu.user | jq -r .node`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := newClient(cmd)
 			if err != nil {
 				return err
 			}
 			defer client.Close()
-			return routeKeys(cmd.Context(), client, args, cmd.InOrStdin(), cmd.OutOrStdout())
+			return routeKeys(cmd.Context(), client, args, cmd.InOrStdin(), cmd.OutOrStdout(), asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"key", "node", "servers": [...]} a line`)
+	return cmd
+}
+
+// routeJSON is a line of route's --json output.
+type routeJSON struct {
+	Key     string   `json:"key"`
+	Node    string   `json:"node"`
+	Servers []string `json:"servers"` // in configuration order
 }
 
 // routeKeys prints where each of keys lives or, with none, each key read
-// from in, until in ends or ctx does.
-func routeKeys(ctx context.Context, client *federated.Client, keys []string, in io.Reader, out io.Writer) error {
+// from in, until in ends or ctx does; asJSON, as JSON Lines.
+func routeKeys(ctx context.Context, client *federated.Client, keys []string, in io.Reader, out io.Writer, asJSON bool) error {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
+	enc := json.NewEncoder(w)
 	emit := func(key string) error {
 		node := client.KeyToNode(key)
 		servers, err := client.AllServers(node)
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			return enc.Encode(routeJSON{Key: key, Node: node, Servers: servers})
 		}
 		_, err = fmt.Fprintf(w, "%s\t%s\t%s\n", key, node, strings.Join(servers, ","))
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -10,12 +11,13 @@ import (
 )
 
 // buildVersion is what the binary knows of the build that made it.
+// Its JSON is version --json's output.
 type buildVersion struct {
-	Version   string // the module version, "(devel)" for a build from a checkout
-	Revision  string // the VCS commit, "" when the build did not record it
-	Time      string // the commit's time, RFC 3339, or ""
-	Modified  bool   // the working tree had changes the commit does not hold
-	GoVersion string // the Go toolchain that built it
+	Version   string `json:"version"`  // the module version, "(devel)" for a build from a checkout
+	Revision  string `json:"revision"` // the VCS commit, "" when the build did not record it
+	Time      string `json:"time"`     // the commit's time, RFC 3339, or ""
+	Modified  bool   `json:"modified"` // the working tree had changes the commit does not hold
+	GoVersion string `json:"go"`       // the Go toolchain that built it
 }
 
 // readBuildVersion reads the binary's build information.
@@ -71,19 +73,30 @@ func (v buildVersion) String() string {
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of redfed",
 		Long: `Print the module version of redfed, the commit it was built from with
 the commit's time and whether the tree had changes (when the build
 recorded them: go build in a checkout does, go install of a module
 version does not), and the Go version that built it. redfed --version
-prints the same.`,
-		Example: "  redfed version\n  redfed --version",
+prints the same. With --json, one object:
+
+  {"version": "v1.2.3", "revision": "abc123...", "time": "2026-11-25T10:00:00Z",
+   "modified": false, "go": "go1.26.0"}
+
+with "" for what the build did not record.`,
+		Example: "  redfed version\n  redfed --version\n  redfed version --json | jq -r .revision",
 		Args:    usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(readBuildVersion())
+			}
 			_, err := fmt.Fprintln(cmd.OutOrStdout(), "redfed", readBuildVersion())
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the build's fields as one JSON object")
+	return cmd
 }
