@@ -337,38 +337,46 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 	return nil
 }
 
+// checkJSON is the --json output of check and repair.
+type checkJSON struct {
+	OK        bool             `json:"ok"`
+	Keys      int              `json:"keys"`
+	Divergent int              `json:"divergent"`
+	Repaired  *int             `json:"repaired,omitempty"` // repair only
+	Added     *int64           `json:"added,omitempty"`    // repair only
+	Groups    []checkGroupJSON `json:"groups"`
+}
+
+// checkGroupJSON is a replica group in checkJSON.
+type checkGroupJSON struct {
+	Node      string        `json:"node"`
+	Servers   []string      `json:"servers"`
+	Keys      int           `json:"keys"`
+	Divergent int           `json:"divergent"`
+	Diffs     []keyDiffJSON `json:"diffs,omitempty"` // the first divergent keys
+	Repaired  int           `json:"repaired,omitempty"`
+	Added     int64         `json:"added,omitempty"`
+	Error     string        `json:"error,omitempty"` // why the group could not be fully checked
+}
+
+// keyDiffJSON is a divergent key in checkGroupJSON: its cardinality on
+// each server that could be read.
+type keyDiffJSON struct {
+	Key   string            `json:"key"`
+	Cards map[string]int64  `json:"cards"`
+	Types map[string]string `json:"types,omitempty"` // servers where the key is not a sorted set
+}
+
 func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
-	type keyDiff struct {
-		Key   string            `json:"key"`
-		Cards map[string]int64  `json:"cards"`
-		Types map[string]string `json:"types,omitempty"` // servers where the key is not a sorted set
-	}
-	type group struct {
-		Node      string    `json:"node"`
-		Servers   []string  `json:"servers"`
-		Keys      int       `json:"keys"`
-		Divergent int       `json:"divergent"`
-		Diffs     []keyDiff `json:"diffs,omitempty"` // the first divergent keys
-		Repaired  int       `json:"repaired,omitempty"`
-		Added     int64     `json:"added,omitempty"`
-		Error     string    `json:"error,omitempty"` // why the group could not be fully checked
-	}
-	out := struct {
-		OK        bool    `json:"ok"`
-		Keys      int     `json:"keys"`
-		Divergent int     `json:"divergent"`
-		Repaired  *int    `json:"repaired,omitempty"`
-		Added     *int64  `json:"added,omitempty"`
-		Groups    []group `json:"groups"`
-	}{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: []group{}}
+	out := checkJSON{OK: r.OK(), Keys: r.Keys, Divergent: r.Divergent, Groups: []checkGroupJSON{}}
 	if repair {
 		out.Repaired, out.Added = &r.Repaired, &r.Added
 	}
 	for _, g := range r.Groups {
-		og := group{Node: g.Node, Servers: g.Servers, Keys: g.Keys, Divergent: g.Divergent,
+		og := checkGroupJSON{Node: g.Node, Servers: g.Servers, Keys: g.Keys, Divergent: g.Divergent,
 			Repaired: g.Repaired, Added: g.Added, Error: g.Error}
 		for _, d := range g.Diffs {
-			og.Diffs = append(og.Diffs, keyDiff{Key: d.Key, Cards: d.Cards, Types: d.Types})
+			og.Diffs = append(og.Diffs, keyDiffJSON{Key: d.Key, Cards: d.Cards, Types: d.Types})
 		}
 		out.Groups = append(out.Groups, og)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -62,15 +61,16 @@ func TestCheckAndRepair(t *testing.T) {
 
 	code, out, _ = runCLI(t, "", "check", "--config", cfg, "--json")
 	assert.Equal(t, 1, code)
-	var report struct {
-		OK        bool `json:"ok"`
-		Keys      int  `json:"keys"`
-		Divergent int  `json:"divergent"`
-	}
-	require.NoError(t, json.Unmarshal([]byte(out), &report), out)
+	reports := decodeJSONLines[checkJSON](t, out)
+	require.Len(t, reports, 1, out)
+	report := reports[0]
 	assert.False(t, report.OK)
 	assert.Equal(t, 2, report.Keys)
 	assert.Equal(t, 1, report.Divergent)
+	assert.Nil(t, report.Repaired, "check does not repair")
+	require.Len(t, report.Groups, 2)
+	assert.Equal(t, checkGroupJSON{Node: "redis_2", Servers: []string{servers[2].Addr(), servers[3].Addr()}, Keys: 1, Divergent: 1,
+		Diffs: []keyDiffJSON{{Key: key, Cards: map[string]int64{servers[2].Addr(): 2, servers[3].Addr(): 2}}}}, report.Groups[1])
 
 	code, out, errOut = runCLI(t, "", "repair", "--config", cfg)
 	require.Equal(t, 0, code, errOut)
@@ -80,6 +80,19 @@ func TestCheckAndRepair(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
 	assert.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "every replica group agrees")
+
+	// A member that one server alone holds, repaired with --json.
+	_, err = merge(ctx, c, servers[2].Addr(), []journal.KeyMembers{{Key: key, Members: []string{m(4)}}})
+	require.NoError(t, err)
+	code, out, errOut = runCLI(t, "", "repair", "--config", cfg, "--json")
+	require.Equal(t, 0, code, errOut)
+	reports = decodeJSONLines[checkJSON](t, out)
+	require.Len(t, reports, 1, out)
+	require.NotNil(t, reports[0].Repaired, out)
+	require.NotNil(t, reports[0].Added, out)
+	assert.Equal(t, 1, *reports[0].Repaired)
+	assert.Equal(t, int64(1), *reports[0].Added)
+	assert.Equal(t, 1, reports[0].Groups[1].Repaired)
 
 	code, _, errOut = runCLI(t, "", "check", "--config", cfg, "--node", "nope")
 	assert.Equal(t, 2, code)
