@@ -124,6 +124,7 @@ could not be read and no key was found to differ.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRouteCmd(), newRecordCmd(), newQueryCmd(), newHostsCmd(), newMetricsCmd(),
 		newSyncCmd(), newCheckCmd(), newRepairCmd(), newServeCmd(), newDemoCmd(), newConfigCmd(), newVersionCmd())
+	addCompletions(root)
 	return root
 }
 
