@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/redfed/federated/internal/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -53,4 +55,43 @@ func TestVersionJSON(t *testing.T) {
 	for _, field := range []string{`"version":`, `"revision":`, `"time":`, `"modified":`, `"go":`} {
 		assert.Contains(t, out, field)
 	}
+}
+
+func TestRecordJSON(t *testing.T) {
+	cfg, client := startFederation(t, 1)
+	summary := func(t *testing.T, out string) recordSummary {
+		t.Helper()
+		got := decodeJSONLines[recordSummary](t, out)
+		require.Len(t, got, 1, out)
+		assert.Greater(t, got[0].Seconds, 0.0)
+		got[0].Seconds = 0
+		return got[0]
+	}
+	in := "# a comment\nweb1 cpu 1795600800 1\nweb1 cpu yesterday 2\n\nweb1 cpu 1795600801 3\n"
+	code, out, errOut := runCLI(t, in, "record", "--config", cfg, "--json")
+	assert.Equal(t, 1, code, errOut)
+	assert.Equal(t, recordSummary{Lines: 5, Written: 2, Skipped: 1}, summary(t, out))
+	assert.Contains(t, errOut, "2 points written, 0 failed", "the summary for a person still goes to standard error")
+	assert.Len(t, rangeOf(t, client, "web1", "cpu"), 2)
+
+	code, out, errOut = runCLI(t, in, "record", "--config", cfg, "--json", "--strict")
+	assert.Equal(t, 1, code, errOut)
+	assert.Equal(t, recordSummary{Lines: 5, Skipped: 1}, summary(t, out))
+
+	code, out, errOut = runCLI(t, "", "record", "--config", cfg, "--json", "web1", "cpu", "4")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, recordSummary{Lines: 1, Written: 1}, summary(t, out))
+
+	// Nothing tried: no summary.
+	code, out, _ = runCLI(t, "", "record", "--config", cfg, "--json", "web:1", "cpu", "4")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out)
+
+	// A write that fails: tried, and counted failed.
+	down := redistest.StartN(t, 1)[0]
+	downCfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\noptions: {command_timeout: 2s}\n", down.Addr()))
+	require.NoError(t, down.Kill())
+	code, out, errOut = runCLI(t, "", "record", "--config", downCfg, "--json", "web1", "cpu", "4")
+	assert.Equal(t, 1, code, errOut)
+	assert.Equal(t, recordSummary{Lines: 1, Failed: 1}, summary(t, out))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,14 +39,22 @@ written. With --strict the whole input is read and checked first, and
 nothing is written if any line is bad; it is held in memory meanwhile.
 
 At the end a summary goes to standard error: points written and failed,
-seconds taken, points per second. On a terminal a progress line is shown
+seconds taken, points per second; with --json it also goes to standard
+output as one object:
+
+  {"lines": 12, "written": 10, "failed": 0, "skipped": 1, "seconds": 0.004}
+
+"lines" counts the lines read (blank lines and comments too), "skipped"
+the bad ones. A point given by arguments counts as one line. On a terminal
+a progress line is shown
 while points are read. Ctrl-C stops the reading: the points read so far
 are written and summed up, and a line cut by the interrupt is dropped.`,
 		Example: `  redfed record web1.sfo cpu.user 42
   redfed record web1.sfo cpu.user 42 --time 2026-11-25T10:00:00Z
   redfed record web1.sfo temp.delta -3.5
   printf 'web1.sfo cpu.user 1795600800 42\n' | redfed record
-  redfed record --strict < points.txt`,
+  redfed record --strict < points.txt
+  redfed record --json < points.txt | jq .written`,
 		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 && len(args) != 3 {
 				return fmt.Errorf("got %d arguments, want HOST METRIC VALUE, or none to read standard input", len(args))
@@ -55,12 +64,19 @@ are written and summed up, and a line cut by the interrupt is dropped.`,
 	}
 	at := cmd.Flags().String("time", "", "time of the point given by arguments: "+timeArgForms+" (default now)")
 	strict := cmd.Flags().Bool("strict", false, "check all of standard input first; write nothing if any line is bad")
+	asJSON := cmd.Flags().Bool("json", false, `also print the summary as {"lines", "written", "failed", "skipped", "seconds"}`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		printSummary := func(sum recordSummary, err error) error {
+			if *asJSON && (err == nil || sum.Lines > 0) { // else nothing was tried
+				err = firstError(err, json.NewEncoder(cmd.OutOrStdout()).Encode(sum))
+			}
+			return err
+		}
 		if len(args) == 3 {
 			if *strict {
 				return usagef("--strict applies to points read from standard input, not to one given by arguments")
 			}
-			return recordOne(cmd, args[0], args[1], args[2], *at)
+			return printSummary(recordOne(cmd, args[0], args[1], args[2], *at))
 		}
 		if cmd.Flags().Changed("time") {
 			return usagef("--time applies to a point given by arguments; lines of standard input carry their own time")
@@ -75,35 +91,51 @@ are written and summed up, and a line cut by the interrupt is dropped.`,
 		if isTerminal(in) {
 			con.Printf("reading HOST METRIC TIMESTAMP VALUE lines from standard input; end with Ctrl-D\n")
 		}
-		return recordLines(cmd.Context(), client, in, con, *strict)
+		return printSummary(recordLines(cmd.Context(), client, in, con, *strict))
 	}
 	return cmd
 }
 
-// recordOne writes the point given by record's arguments.
-func recordOne(cmd *cobra.Command, host, metricName, value, at string) error {
+// recordSummary is what record did: its --json output.
+type recordSummary struct {
+	Lines   int64   `json:"lines"`   // lines read, blank ones and comments too
+	Written int64   `json:"written"` // points Redis acknowledged
+	Failed  int64   `json:"failed"`  // points whose write failed
+	Skipped int     `json:"skipped"` // bad lines, not written
+	Seconds float64 `json:"seconds"`
+}
+
+// recordOne writes the point given by record's arguments. The summary is
+// zero when the write was not tried.
+func recordOne(cmd *cobra.Command, host, metricName, value, at string) (recordSummary, error) {
 	if err := metric.ValidateHost(host); err != nil {
-		return usageError{err}
+		return recordSummary{}, usageError{err}
 	}
 	if err := metric.ValidateMetric(metricName); err != nil {
-		return usageError{err}
+		return recordSummary{}, usageError{err}
 	}
 	v, err := parseValue(value)
 	if err != nil {
-		return usageError{err}
+		return recordSummary{}, usageError{err}
 	}
 	t := time.Now()
 	if at != "" {
 		if t, err = parseTimeArg(at, t); err != nil {
-			return usagef("--time %w", err)
+			return recordSummary{}, usagef("--time %w", err)
 		}
 	}
 	client, err := newClient(cmd)
 	if err != nil {
-		return err
+		return recordSummary{}, err
 	}
 	defer client.Close()
-	return client.Record(cmd.Context(), host, metricName, t, v)
+	start := time.Now()
+	err = client.Record(cmd.Context(), host, metricName, t, v)
+	sum := recordSummary{Lines: 1, Written: 1, Seconds: time.Since(start).Seconds()}
+	if err != nil {
+		sum.Written, sum.Failed = 0, 1
+	}
+	return sum, err
 }
 
 // maxLineLen bounds a line of record's input. A point's line is well under
@@ -123,7 +155,7 @@ type recordedPoint struct {
 // recordLines writes the points of in, one per line, through a Recorder,
 // reporting bad lines on con. With strict, every line is parsed before
 // anything is written, and nothing is if a line is bad.
-func recordLines(ctx context.Context, client *federated.Client, in io.Reader, con *console, strict bool) error {
+func recordLines(ctx context.Context, client *federated.Client, in io.Reader, con *console, strict bool) (recordSummary, error) {
 	var writeErrors atomic.Int64
 	rec, err := storeOf(client).NewRecorder(metrics.RecorderOptions{
 		OnError: func(err error, points int) {
@@ -136,7 +168,7 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 		},
 	})
 	if err != nil {
-		return err
+		return recordSummary{}, err
 	}
 	start := time.Now()
 	var lines atomic.Int64
@@ -212,9 +244,10 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 	stopProgress()
 	elapsed := time.Since(start)
 	stats := rec.Stats()
+	sum := recordSummary{Lines: lines.Load(), Written: stats.Written, Failed: stats.Failed, Skipped: skipped, Seconds: elapsed.Seconds()}
 
 	if strict && skipped > 0 {
-		return errors.Join(stopped, fmt.Errorf("%d bad lines; nothing written", skipped))
+		return sum, errors.Join(stopped, fmt.Errorf("%d bad lines; nothing written", skipped))
 	}
 	con.Printf("%d points written, %d failed, in %.3f s, %.0f points/s\n",
 		stats.Written, stats.Failed, elapsed.Seconds(), float64(stats.Written)/elapsed.Seconds())
@@ -228,5 +261,5 @@ func recordLines(ctx context.Context, client *federated.Client, in io.Reader, co
 	if stats.Failed > 0 {
 		errs = append(errs, fmt.Errorf("%d points failed to write", stats.Failed))
 	}
-	return errors.Join(errs...)
+	return sum, errors.Join(errs...)
 }
