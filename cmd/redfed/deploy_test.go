@@ -189,33 +189,57 @@ func unitFleet(t *testing.T) (servers []*redistest.Server, config, credentials s
 	return servers, config, credentials, client
 }
 
-// startUnit runs a unit's command line in-process until the test stops it,
-// which it does by cancelling, as systemctl stop's SIGTERM does; stop
-// returns the exit code.
-func startUnit(t *testing.T, args []string) (stdout, stderr *syncBuffer, stop func() int) {
+// unitProcess is a unit's command line running in-process.
+type unitProcess struct {
+	stdout, stderr syncBuffer
+	cancel         context.CancelFunc
+	ended          chan struct{} // closed when run returns
+	code           int           // run's exit code, once ended
+}
+
+// startUnit runs a unit's command line in-process until the test stops
+// it; the test's end stops it if the test did not.
+func startUnit(t *testing.T, args []string) *unitProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, strings.NewReader(""), stdout, stderr) }()
-	stopped := false
-	stop = func() int {
-		stopped = true
-		cancel()
+	p := &unitProcess{cancel: cancel, ended: make(chan struct{})}
+	go func() {
+		defer close(p.ended)
+		p.code = run(ctx, args, strings.NewReader(""), &p.stdout, &p.stderr)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// waitFor polls cond until it holds, failing the test at once if the
+// command ends first.
+func (p *unitProcess) waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
 		select {
-		case code := <-done:
-			return code
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%v did not stop within 10 s of SIGTERM; stderr: %s", args, stderr)
-			return -1
+		case <-p.ended:
+			t.Fatalf("%s: the command ended first, exit %d; stderr: %s", what, p.code, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s; stderr: %s", what, p.stderr.String())
 		}
 	}
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
-	return stdout, stderr, stop
+}
+
+// stop cancels the command, as systemctl stop's SIGTERM does, and returns
+// its exit code.
+func (p *unitProcess) stop(t *testing.T) int {
+	t.Helper()
+	p.cancel()
+	select {
+	case <-p.ended:
+		return p.code
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the command did not stop within 10 s of SIGTERM; stderr: %s", p.stderr.String())
+		return -1
+	}
 }
 
 // TestSyncUnitCommandLine runs redfed-sync.service's command line, as
@@ -231,7 +255,7 @@ func TestSyncUnitCommandLine(t *testing.T) {
 				env["REDFED_SYNC_METRICS"] = metrics
 			}
 			args := execStart(t, service, credentials, config, env)
-			_, stderr, stop := startUnit(t, args)
+			p := startUnit(t, args)
 
 			key, err := client.MetricKey(day, "web1.sfo", "m"+metrics)
 			require.NoError(t, err)
@@ -239,14 +263,15 @@ func TestSyncUnitCommandLine(t *testing.T) {
 			require.NoError(t, err)
 			local, err := client.ServerClient(servers[0].Addr())
 			require.NoError(t, err)
-			require.Eventually(t, func() bool {
+			p.waitFor(t, func() bool {
 				n, _ := local.ZCard(t.Context(), key).Result()
 				return n == 1
-			}, 10*time.Second, 20*time.Millisecond, "the local server pulls its peer's point; stderr: %s", stderr)
-			assert.Equal(t, 0, stop(), "stderr: %s", stderr)
-			assert.Equal(t, metrics != "", strings.Contains(stderr.String(), `"msg":"serving Prometheus metrics"`),
+			}, "the local server pulls its peer's point")
+			assert.Equal(t, 0, p.stop(t), "stderr: %s", p.stderr.String())
+			stderr := p.stderr.String()
+			assert.Equal(t, metrics != "", strings.Contains(stderr, `"msg":"serving Prometheus metrics"`),
 				"metrics served only with REDFED_SYNC_METRICS; stderr: %s", stderr)
-			assert.Contains(t, stderr.String(), `"msg":"syncer stopped"`, "JSON log lines")
+			assert.Contains(t, stderr, `"msg":"syncer stopped"`, "JSON log lines")
 		})
 	}
 }
@@ -263,11 +288,10 @@ func TestServeUnitCommandLine(t *testing.T) {
 		"REDFED_SERVE_LISTEN": "127.0.0.1:0",
 		"REDFED_SERVE_FLAGS":  "--check-every 0 --allow-host dash.internal",
 	})
-	stdout, stderr, stop := startUnit(t, args)
+	p := startUnit(t, args)
 	addr := regexp.MustCompile(`dashboard: http://(\S+)/`)
-	require.Eventually(t, func() bool { return addr.MatchString(stdout.String()) }, 10*time.Second, 10*time.Millisecond,
-		"serve says where it listens; stderr: %s", stderr)
-	base := "http://" + addr.FindStringSubmatch(stdout.String())[1]
+	p.waitFor(t, func() bool { return addr.MatchString(p.stdout.String()) }, "serve says where it listens")
+	base := "http://" + addr.FindStringSubmatch(p.stdout.String())[1]
 
 	get := func(path, token string) (int, string) {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+path, nil)
@@ -289,5 +313,5 @@ func TestServeUnitCommandLine(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, code, "the credential's token is required")
 	code, body = get("/readyz", "")
 	assert.Equal(t, http.StatusOK, code, body)
-	assert.Equal(t, 0, stop(), "stderr: %s", stderr)
+	assert.Equal(t, 0, p.stop(t), "stderr: %s", p.stderr.String())
 }
