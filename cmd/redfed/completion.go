@@ -24,6 +24,7 @@ const completionTimeout = time.Second
 // metrics from the servers' journals, nodes and servers from the
 // federation file, metric keys for route.
 func addCompletions(root *cobra.Command) {
+	_ = root.MarkPersistentFlagFilename("config", "yaml", "yml", "json")
 	_ = root.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(
 		[]cobra.Completion{logFormatText, logFormatJSON}, cobra.ShellCompDirectiveNoFileComp))
 	for _, cmd := range root.Commands() {

@@ -74,6 +74,7 @@ func TestCompletionOfNames(t *testing.T) {
 			[]string{"now\tthe time of the command", "1h\tan hour ago", "6h\t6 hours ago", "1d\ta day ago", "7d\t7 days ago"},
 			noFiles | cobra.ShellCompDirectiveKeepOrder},
 		{"log format", []string{"hosts", "--log-format", ""}, []string{"text", "json"}, noFiles},
+		{"federation files", []string{"query", "--config", ""}, []string{"yaml", "yml", "json"}, cobra.ShellCompDirectiveFilterFileExt},
 	}
 	t.Setenv("REDFED_CONFIG", cfg)
 	for _, tt := range tests {
