@@ -69,8 +69,8 @@ func completionConfig(cmd *cobra.Command) (federated.Config, bool) {
 
 // withCompletionClient runs f with a client of the federation of cmd's
 // flags and a context that ends after completionTimeout. The client logs
-// nothing: a warning would land in the middle of the command line being
-// completed.
+// nothing: a server down is no news at a <TAB>, and the shells' scripts
+// drop standard error; failures go to cobra's completion debug log.
 func withCompletionClient(cmd *cobra.Command, f func(ctx context.Context, c *federated.Client) ([]cobra.Completion, cobra.ShellCompDirective)) ([]cobra.Completion, cobra.ShellCompDirective) {
 	cfg, ok := completionConfig(cmd)
 	if !ok {
