@@ -1,0 +1,145 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxBodyBytes bounds a request body as sent. Prometheus sends
+	// at most a few thousand samples a request (max_samples_per_send),
+	// some tens of kilobytes.
+	DefaultMaxBodyBytes = 16 << 20
+	// DefaultMaxDecodedBytes bounds a request body once decompressed.
+	DefaultMaxDecodedBytes = 64 << 20
+	// DefaultMaxSamples bounds the samples one read answers with, all its
+	// queries together: about 16 bytes each in the reply, and a few times
+	// that while it is built.
+	DefaultMaxSamples = 5_000_000
+	// DefaultMaxRange is how far back from its end a query reads.
+	DefaultMaxRange = 366 * 24 * time.Hour
+)
+
+// listSlack is how long before a query's start the listing of hosts and
+// metrics looks for changed keys: a key holding a sample at time t was
+// changed at t or later by the servers' clocks, unless its writer's clock
+// runs ahead of them.
+const listSlack = time.Hour
+
+// Options configure the handlers. Zero values mean the defaults.
+type Options struct {
+	// HostLabel is the label whose value is a series' host. Default
+	// DefaultHostLabel, "instance". It may not be __name__.
+	HostLabel string
+	// MaxBodyBytes bounds a request body as sent; a bigger one gets 413.
+	// Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds a request body once decompressed; a bigger
+	// one gets 413. Default DefaultMaxDecodedBytes.
+	MaxDecodedBytes int
+	// MaxSamples bounds the samples of one read, all its queries together;
+	// a read that finds more gets 400 and a message that says so. Default
+	// DefaultMaxSamples.
+	MaxSamples int
+	// MaxRange bounds how far back from its end a query reads; an earlier
+	// start is moved up to end − MaxRange. Prometheus asks for ranges from
+	// the year −292 million when a series listing gives no start. Default
+	// DefaultMaxRange.
+	MaxRange time.Duration
+	// Logger receives a line for each request that fails. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults validates the options and fills in the defaults.
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.HostLabel == model.MetricNameLabel:
+		return o, fmt.Errorf("remote: Options.HostLabel %q: the metric name cannot be the host", o.HostLabel)
+	case o.HostLabel != "" && !model.UTF8Validation.IsValidLabelName(o.HostLabel):
+		return o, fmt.Errorf("remote: Options.HostLabel %q is not a label name", o.HostLabel)
+	case o.MaxBodyBytes < 0, o.MaxDecodedBytes < 0, o.MaxSamples < 0, o.MaxRange < 0:
+		return o, errors.New("remote: Options.MaxBodyBytes, MaxDecodedBytes, MaxSamples and MaxRange may not be negative; zero means the default")
+	}
+	if o.HostLabel == "" {
+		o.HostLabel = DefaultHostLabel
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxDecodedBytes == 0 {
+		o.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if o.MaxSamples == 0 {
+		o.MaxSamples = DefaultMaxSamples
+	}
+	if o.MaxRange == 0 {
+		o.MaxRange = DefaultMaxRange
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// httpError is a reply other than success: its status and message.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) *httpError {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// readBody checks the method and the encoding of a request and returns its
+// body, decompressed, within the options' bounds.
+func readBody(w http.ResponseWriter, r *http.Request, opts Options) ([]byte, *httpError) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, errorf(http.StatusMethodNotAllowed, "method %s: want POST", r.Method)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		return nil, errorf(http.StatusUnsupportedMediaType, "Content-Encoding %q: want snappy", enc)
+	}
+	compressed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, opts.MaxBodyBytes))
+	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "body over the limit of %d bytes", opts.MaxBodyBytes)
+		}
+		return nil, errorf(http.StatusBadRequest, "read body: %v", err)
+	}
+	n, err := snappy.DecodedLen(compressed)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "body is not snappy-compressed: %v", err)
+	}
+	if n > opts.MaxDecodedBytes {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body decompresses to %d bytes, over the limit of %d", n, opts.MaxDecodedBytes)
+	}
+	body, err := snappy.Decode(nil, compressed)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "body is not snappy-compressed: %v", err)
+	}
+	return body, nil
+}
+
+// fail writes the reply of an error, and logs it.
+func fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *httpError) {
+	level := slog.LevelWarn
+	if e.code == http.StatusMethodNotAllowed {
+		level = slog.LevelDebug
+	}
+	log.Log(r.Context(), level, "remote: request failed", "path", r.URL.Path, "status", e.code, "error", e.msg)
+	http.Error(w, e.msg, e.code)
+}

@@ -1,0 +1,271 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/redfed/federated/metrics"
+)
+
+// Querier lists and reads series: a *metrics.Store.
+type Querier interface {
+	Hosts(ctx context.Context, since time.Time) ([]string, error)
+	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
+	Range(ctx context.Context, from, to time.Time, series ...metrics.Series) ([]metrics.RangeResult, error)
+}
+
+var _ Querier = (*metrics.Store)(nil)
+
+// listings is how many hosts' metrics one query lists at once.
+const listings = 8
+
+// The times a query is held to: redfed keeps no sample before 1970 or in
+// year 10000 or later.
+var (
+	earliest = time.Unix(0, 0)
+	latest   = time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)
+)
+
+// ReadHandler serves remote read from a Querier.
+type ReadHandler struct {
+	q    Querier
+	opts Options
+}
+
+// NewReadHandler returns a handler that reads from q. Bad options are an
+// error that names the field.
+func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
+	if q == nil {
+		return nil, errors.New("remote: the Querier is nil")
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &ReadHandler{q: q, opts: opts}, nil
+}
+
+// ServeHTTP decodes a ReadRequest and answers it with a ReadResponse; see
+// the package doc.
+func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reply, e := h.serve(w, r)
+	if e != nil {
+		fail(w, r, h.opts.Logger, e)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Header().Set("Content-Encoding", "snappy")
+	_, _ = w.Write(reply)
+}
+
+func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
+	body, e := readBody(w, r, h.opts)
+	if e != nil {
+		return nil, e
+	}
+	var req prompb.ReadRequest
+	if err := req.Unmarshal(body); err != nil {
+		return nil, errorf(http.StatusBadRequest, "decode ReadRequest: %v", err)
+	}
+	if len(req.AcceptedResponseTypes) > 0 && !slices.Contains(req.AcceptedResponseTypes, prompb.ReadRequest_SAMPLES) {
+		return nil, errorf(http.StatusBadRequest, "accepted response types %v: only SAMPLES is served", req.AcceptedResponseTypes)
+	}
+	resp := prompb.ReadResponse{Results: make([]*prompb.QueryResult, len(req.Queries))}
+	budget := h.opts.MaxSamples
+	for i, q := range req.Queries {
+		series, e := h.query(r.Context(), q, &budget)
+		if e != nil {
+			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
+			return nil, e
+		}
+		resp.Results[i] = &prompb.QueryResult{Timeseries: series}
+	}
+	data, err := resp.Marshal()
+	if err != nil {
+		return nil, errorf(http.StatusInternalServerError, "encode ReadResponse: %v", err)
+	}
+	return snappy.Encode(nil, data), nil
+}
+
+// query answers one query, and takes its samples from budget.
+func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) ([]*prompb.TimeSeries, *httpError) {
+	matchers, err := toMatchers(q.Matchers)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	from, to := time.UnixMilli(q.StartTimestampMs), time.UnixMilli(q.EndTimestampMs)
+	for _, floor := range []time.Time{to.Add(-h.opts.MaxRange), earliest} {
+		if from.Before(floor) {
+			from = floor
+		}
+	}
+	if to.After(latest) {
+		to = latest
+	}
+	if to.Before(from) {
+		return nil, nil
+	}
+	series, err := h.selectSeries(ctx, matchers, from.Add(-listSlack))
+	if err != nil {
+		return nil, errorf(http.StatusServiceUnavailable, "list series: %v", err)
+	}
+	if len(series) == 0 {
+		return nil, nil
+	}
+	ids := make([]metrics.Series, len(series))
+	for i, s := range series {
+		ids[i] = s.id
+	}
+	results, err := h.q.Range(ctx, from, to, ids...)
+	if err != nil {
+		return nil, errorf(http.StatusServiceUnavailable, "read series: %v", err)
+	}
+	var out []*prompb.TimeSeries
+	for i, res := range results {
+		if len(res.Points) == 0 {
+			continue
+		}
+		if *budget -= len(res.Points); *budget < 0 {
+			return nil, errorf(http.StatusBadRequest, "more than %d samples: narrow the query", h.opts.MaxSamples)
+		}
+		ts := &prompb.TimeSeries{
+			Labels:  prompb.FromLabels(series[i].labels, nil),
+			Samples: make([]prompb.Sample, len(res.Points)),
+		}
+		for j, p := range res.Points {
+			ts.Samples[j] = prompb.Sample{Timestamp: p.Time.Add(500 * time.Microsecond).UnixMilli(), Value: p.Value}
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// selected is a series that a query's matchers select.
+type selected struct {
+	id     metrics.Series
+	labels labels.Labels
+}
+
+// selectSeries lists the series changed since then that the matchers
+// select, sorted by labels.
+func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Matcher, since time.Time) ([]selected, error) {
+	hostLabel := h.opts.HostLabel
+	var hosts []string
+	if m := equality(matchers, hostLabel); m != nil {
+		host, err := EncodeHost(m.Value)
+		if err != nil {
+			return nil, nil // no series has that host
+		}
+		hosts = []string{host}
+	} else {
+		all, err := h.q.Hosts(ctx, since)
+		if err != nil {
+			return nil, err
+		}
+		for _, host := range all {
+			if v, err := DecodeHost(host); err == nil && matchesLabel(matchers, hostLabel, v) {
+				hosts = append(hosts, host)
+			}
+		}
+	}
+	var (
+		mu    sync.Mutex
+		found []selected
+		errs  []error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, listings)
+	)
+	for _, host := range hosts {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			names, err := h.q.Metrics(ctx, host, since)
+			var mine []selected
+			for _, name := range names {
+				id := metrics.Series{Host: host, Metric: name}
+				ls, err := LabelsOf(id, hostLabel)
+				if err == nil && matchesAll(matchers, ls) {
+					mine = append(mine, selected{id: id, labels: ls})
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			found = append(found, mine...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(found, func(a, b selected) int { return labels.Compare(a.labels, b.labels) })
+	return found, nil
+}
+
+// toMatchers converts a query's matchers.
+func toMatchers(ms []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
+	out := make([]*labels.Matcher, 0, len(ms))
+	for _, m := range ms {
+		var t labels.MatchType
+		switch m.Type {
+		case prompb.LabelMatcher_EQ:
+			t = labels.MatchEqual
+		case prompb.LabelMatcher_NEQ:
+			t = labels.MatchNotEqual
+		case prompb.LabelMatcher_RE:
+			t = labels.MatchRegexp
+		case prompb.LabelMatcher_NRE:
+			t = labels.MatchNotRegexp
+		default:
+			return nil, fmt.Errorf("matcher %s: unknown type %d", m.Name, m.Type)
+		}
+		lm, err := labels.NewMatcher(t, m.Name, m.Value)
+		if err != nil {
+			return nil, fmt.Errorf("matcher %s %s %q: %w", m.Name, t, m.Value, err)
+		}
+		out = append(out, lm)
+	}
+	return out, nil
+}
+
+// equality returns the first matcher of name that is an equality, or nil.
+func equality(ms []*labels.Matcher, name string) *labels.Matcher {
+	for _, m := range ms {
+		if m.Name == name && m.Type == labels.MatchEqual {
+			return m
+		}
+	}
+	return nil
+}
+
+// matchesLabel reports whether every matcher of the label name matches v.
+func matchesLabel(ms []*labels.Matcher, name, v string) bool {
+	for _, m := range ms {
+		if m.Name == name && !m.Matches(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchesAll reports whether every matcher matches ls; a label ls does not
+// have has the value "", as in Prometheus.
+func matchesAll(ms []*labels.Matcher, ls labels.Labels) bool {
+	for _, m := range ms {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,199 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"mime"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/metrics"
+)
+
+// Appender stores samples and returns once Redis acknowledged them, or
+// with their failures: a *metrics.Recorder.
+type Appender interface {
+	Write(ctx context.Context, samples ...metrics.Sample) error
+}
+
+var _ Appender = (*metrics.Recorder)(nil)
+
+// WriteStats counts what a WriteHandler received.
+type WriteStats struct {
+	Requests     int64 // requests answered, whatever the answer
+	Samples      int64 // samples written and acknowledged
+	StaleMarkers int64 // staleness markers skipped
+	NonFinite    int64 // other NaN, +Inf and -Inf samples skipped
+	Histograms   int64 // native histogram samples skipped
+	Exemplars    int64 // exemplars skipped
+	Refused      int64 // requests answered 4xx: nothing of them written
+	Failed       int64 // requests answered 5xx: the store failed, Prometheus sends them again
+}
+
+// WriteHandler serves remote write: it stores the samples of each
+// request through an Appender.
+type WriteHandler struct {
+	app  Appender
+	opts Options
+
+	requests, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
+}
+
+// NewWriteHandler returns a handler that writes through app. Bad options
+// are an error that names the field.
+func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
+	if app == nil {
+		return nil, errors.New("remote: the Appender is nil")
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &WriteHandler{app: app, opts: opts}, nil
+}
+
+// Stats returns the counts since the handler was made.
+func (h *WriteHandler) Stats() WriteStats {
+	return WriteStats{
+		Requests:     h.requests.Load(),
+		Samples:      h.samples.Load(),
+		StaleMarkers: h.stale.Load(),
+		NonFinite:    h.nonFinite.Load(),
+		Histograms:   h.histograms.Load(),
+		Exemplars:    h.exemplars.Load(),
+		Refused:      h.refused.Load(),
+		Failed:       h.failed.Load(),
+	}
+}
+
+// ServeHTTP decodes a WriteRequest and writes its samples; see the package
+// doc for the replies.
+func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.requests.Add(1)
+	if e := h.serve(w, r); e != nil {
+		if e.code >= 500 {
+			h.failed.Add(1)
+		} else {
+			h.refused.Add(1)
+		}
+		fail(w, r, h.opts.Logger, e)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		media, params, err := mime.ParseMediaType(ct)
+		if err != nil || media != "application/x-protobuf" ||
+			(params["proto"] != "" && params["proto"] != "prometheus.WriteRequest") {
+			return errorf(http.StatusUnsupportedMediaType,
+				"Content-Type %q: want application/x-protobuf, remote write 1.0 (prometheus.WriteRequest)", ct)
+		}
+	}
+	body, e := readBody(w, r, h.opts)
+	if e != nil {
+		return e
+	}
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(body); err != nil {
+		return errorf(http.StatusBadRequest, "decode WriteRequest: %v", err)
+	}
+	samples, skipped, err := h.convert(&req)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if len(samples) > 0 {
+		if err := h.app.Write(r.Context(), samples...); err != nil {
+			if isBadInput(err) {
+				return errorf(http.StatusBadRequest, "%v", err)
+			}
+			return errorf(http.StatusServiceUnavailable, "store: %s", summary(err))
+		}
+	}
+	h.samples.Add(int64(len(samples)))
+	h.stale.Add(skipped.StaleMarkers)
+	h.nonFinite.Add(skipped.NonFinite)
+	h.histograms.Add(skipped.Histograms)
+	h.exemplars.Add(skipped.Exemplars)
+	return nil
+}
+
+// convert returns the samples of a request to store, and counts those it
+// skips. A series that cannot be named or a timestamp out of range is an
+// error that names the series.
+func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, WriteStats, error) {
+	var (
+		skipped WriteStats
+		out     []metrics.Sample
+		b       labels.ScratchBuilder
+	)
+	n := 0
+	for _, ts := range req.Timeseries {
+		n += len(ts.Samples)
+	}
+	out = make([]metrics.Sample, 0, n)
+	for i, ts := range req.Timeseries {
+		skipped.Histograms += int64(len(ts.Histograms))
+		skipped.Exemplars += int64(len(ts.Exemplars))
+		if len(ts.Samples) == 0 {
+			continue
+		}
+		ls := ts.ToLabels(&b, nil)
+		where := func() string {
+			return fmt.Sprintf("series %d of %d, %s", i+1, len(req.Timeseries), ls.String())
+		}
+		s, err := SeriesOf(ls, h.opts.HostLabel)
+		if err != nil {
+			return nil, skipped, fmt.Errorf("%s: %w", where(), err)
+		}
+		for _, smp := range ts.Samples {
+			switch {
+			case value.IsStaleNaN(smp.Value):
+				skipped.StaleMarkers++
+				continue
+			case math.IsNaN(smp.Value) || math.IsInf(smp.Value, 0):
+				skipped.NonFinite++
+				continue
+			}
+			t := time.UnixMilli(smp.Timestamp)
+			if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
+				return nil, skipped, fmt.Errorf("%s: timestamp %d ms: %w", where(), smp.Timestamp, err)
+			}
+			out = append(out, metrics.Sample{Host: s.Host, Metric: s.Metric, Time: t, Value: smp.Value})
+		}
+	}
+	return out, skipped, nil
+}
+
+// isBadInput reports an error of the store that sending again cannot fix.
+func isBadInput(err error) bool {
+	for _, bad := range []error{federated.ErrBadHost, federated.ErrBadMetric, federated.ErrBadTimestamp, federated.ErrBadValue} {
+		if errors.Is(err, bad) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary returns the first of the errors that Write joined, and how many
+// there are: one per series, which for a server down are all alike.
+func summary(err error) string {
+	var errs []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	if len(errs) < 2 {
+		return err.Error()
+	}
+	return fmt.Sprintf("%v (and %d more errors)", errs[0], len(errs)-1)
+}
