@@ -80,6 +80,11 @@ type Options struct {
 	// for their turn, up to the request's time limit, so that a page of
 	// many long ranges does not load the servers all at once. Default 4.
 	MaxSeriesReads int
+	// Routes are more handlers, by http.ServeMux pattern ("POST
+	// /api/v1/write"), served behind the same Host and token checks as
+	// the pages, with the same headers. A pattern that clashes with the
+	// dashboard's own is an error. Default: none.
+	Routes map[string]http.Handler
 	// Logger receives failed reads of the Source. Default: slog.Default().
 	Logger *slog.Logger
 	// Now returns the present, for tests. Default: time.Now.
@@ -182,7 +187,24 @@ func New(opts Options) (http.Handler, error) {
 	h.mux.HandleFunc("GET /api/metrics", h.apiMetrics)
 	h.mux.HandleFunc("GET /api/series", h.apiSeries)
 	h.mux.HandleFunc("GET /api/status", h.apiStatus)
+	for pattern, route := range opts.Routes {
+		if err := handle(h.mux, pattern, route); err != nil {
+			return nil, err
+		}
+	}
 	return h, nil
+}
+
+// handle adds a route to mux, and turns the panic of a bad or clashing
+// pattern into an error.
+func handle(mux *http.ServeMux, pattern string, route http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("dashboard: Options.Routes %q: %v", pattern, p)
+		}
+	}()
+	mux.Handle(pattern, route)
+	return nil
 }
 
 // ValidateToken refuses a token that is empty (no token: nothing to

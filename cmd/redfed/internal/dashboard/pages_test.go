@@ -168,3 +168,28 @@ func TestToken(t *testing.T) {
 	mux.ServeHTTP(rec, req)
 	assert.Equal(t, "status", rec.Header().Get("Location"))
 }
+
+// Routes are served behind the same checks as the pages: the token, or
+// without one the Host.
+func TestRoutes(t *testing.T) {
+	const token = "s3cret-T0ken-0123"
+	routes := map[string]http.Handler{"GET /api/v1/extra": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("extra"))
+	})}
+	withToken := serve(t, Options{Source: &fakeSource{}, Token: token, Routes: routes})
+	res, body := get(t, withToken, "/api/v1/extra")
+	assert.Equal(t, http.StatusUnauthorized, res.StatusCode, body)
+	res, body = get(t, withToken, "/api/v1/extra", "Authorization", "Bearer "+token)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "extra", body)
+	assert.NotEmpty(t, res.Header.Get("Content-Security-Policy"), "the dashboard's headers")
+
+	open := serve(t, Options{Source: &fakeSource{}, Routes: routes})
+	res, _ = get(t, open, "/api/v1/extra")
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	res, _ = getHost(t, open, "/api/v1/extra", "evil.example")
+	assert.Equal(t, http.StatusMisdirectedRequest, res.StatusCode)
+
+	_, err := New(Options{Source: &fakeSource{}, Routes: map[string]http.Handler{"GET /api/hosts": routes["GET /api/v1/extra"]}})
+	assert.ErrorContains(t, err, `Options.Routes "GET /api/hosts"`)
+}
