@@ -112,6 +112,7 @@ func newServeCmd() *cobra.Command {
 		allowHosts  []string
 		seriesReads int
 		checkEvery  time.Duration
+		remoteFl    *remoteFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -135,6 +136,15 @@ none; both answer without a token, for a load balancer or systemd.
 
 A chart reads its series in short pages, cut to at most 1,000 points as
 they come, and at most --series-reads charts read at once.
+
+Prometheus writes to POST /api/v1/write (remote write; --remote-write=false
+turns it off) and reads from POST /api/v1/read (remote read), under the
+same token rules: give Prometheus the token as authorization credentials.
+A series is stored under the host of its --remote-host-label label,
+"instance" by default, with ':' written %3A ("localhost%3A9090"), as the
+metric up{job="prometheus"}: its other labels, sorted. A write is
+answered once Redis has acknowledged it, or 503 so that Prometheus sends
+it again; NaN values, staleness markers among them, are skipped.
 
 ` + reloadHelp,
 		Example: `  redfed serve --config fed.yaml
@@ -166,9 +176,14 @@ they come, and at most --series-reads charts read at once.
 				return err
 			}
 			defer client.Close()
+			routes, closeRoutes, err := remoteRoutes(cmd, client, remoteFl)
+			if err != nil {
+				return err
+			}
+			defer closeRoutes() // after the server's stop: flushes what the writes added
 			checks := &lastCheck{}
 			h, err := dashboard.New(dashboard.Options{Source: dashboard.Fleet{Store: storeOf(client)}, LastCheck: checks.get,
-				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads,
+				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads, Routes: routes,
 				Logger: newLogger(cmd, slog.LevelWarn)})
 			if err != nil {
 				return usageError{err}
@@ -216,6 +231,7 @@ they come, and at most --series-reads charts read at once.
 	f.StringSliceVar(&allowHosts, "allow-host", nil, "also answer requests that name the dashboard so, besides the loopback names (repeatable)")
 	f.IntVar(&seriesReads, "series-reads", dashboard.DefaultMaxSeriesReads, "series reads at once; the others wait their turn")
 	f.DurationVar(&checkEvery, "check-every", 5*time.Minute, "interval of the replica check shown on the status page; 0 turns it off")
+	remoteFl = addRemoteFlags(f)
 	return cmd
 }
 
