@@ -191,9 +191,9 @@ func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
-// ParseMetric returns the labels of a metric name FormatMetric made. Any
-// other name is an error that wraps ErrNotEncoded and says where it went
-// wrong.
+// ParseMetric returns the labels of a metric name FormatMetric made, within
+// redfed's limits on metric names. Any other name is an error that wraps
+// ErrNotEncoded and says where it went wrong.
 func ParseMetric(m string) (labels.Labels, error) {
 	p := metricParser{s: m}
 	ls, err := p.parse()
@@ -202,6 +202,9 @@ func ParseMetric(m string) (labels.Labels, error) {
 	}
 	if again := FormatMetric(ls); again != m {
 		return labels.EmptyLabels(), fmt.Errorf("%w: metric %q is not in canonical form (%q)", ErrNotEncoded, m, again)
+	}
+	if err := metric.ValidateMetric(m); err != nil {
+		return labels.EmptyLabels(), fmt.Errorf("%w: %w", ErrNotEncoded, err)
 	}
 	return ls, nil
 }

@@ -114,6 +114,7 @@ func TestLabelsOfRefuses(t *testing.T) {
 		{Host: "a", Metric: `up{"a"="1"}`},                      // a classic label name in quotes
 		{Host: "a", Metric: "up{a=\"\x01\"}"},                   // a raw control
 		{Host: "a", Metric: strings.Repeat("x", 300) + "{a=\""}, // nonsense
+		{Host: "a", Metric: strings.Repeat("x", 513)},           // too long to be stored
 	} {
 		t.Run(tc.Host+" "+tc.Metric, func(t *testing.T) {
 			_, err := remote.LabelsOf(tc, "instance")
