@@ -321,3 +321,18 @@ func TestNewHandlersRefuseBadOptions(t *testing.T) {
 	_, err := remote.NewWriteHandler(nil, remote.Options{})
 	assert.Error(t, err)
 }
+
+// While a server is down Prometheus sends its writes again and again; the
+// log gets one line for many failures, with their count.
+func TestWriteFailuresLogged(t *testing.T) {
+	var logs fedtest.Logs
+	e := startEndpoints(t, 1, remote.Options{Logger: slog.New(&logs)})
+	require.NoError(t, e.servers[0].Kill())
+	s := series([]string{"__name__", "up"}, prompb.Sample{Timestamp: t0, Value: 1})
+	for range 3 {
+		code, _ := e.writeSeries(t, s)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+	}
+	assert.Equal(t, []any{int64(503)}, logs.Values("remote: request failed", "status"), "one line for three failures")
+	assert.Equal(t, int64(3), e.write.Stats().Failed)
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -55,8 +56,9 @@ type Options struct {
 	// the year −292 million when a series listing gives no start. Default
 	// DefaultMaxRange.
 	MaxRange time.Duration
-	// Logger receives a line for each request that fails. Default
-	// slog.Default().
+	// Logger receives a warning for a request that fails, one every 10
+	// seconds at most, with the number of failures left out before it.
+	// Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -134,12 +136,34 @@ func readBody(w http.ResponseWriter, r *http.Request, opts Options) ([]byte, *ht
 	return body, nil
 }
 
+// logEvery is the shortest interval between two log lines of failed
+// requests: while a server is down Prometheus sends each shard's request
+// again every few hundred milliseconds.
+const logEvery = 10 * time.Second
+
+// failLog answers failed requests and logs them, one line every logEvery
+// at most, with the number of failures left out since the last.
+type failLog struct {
+	log *slog.Logger
+
+	mu      sync.Mutex
+	last    time.Time // guarded by mu: the last line logged
+	skipped int       // guarded by mu: failures since, not logged
+}
+
 // fail writes the reply of an error, and logs it.
-func fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *httpError) {
-	level := slog.LevelWarn
-	if e.code == http.StatusMethodNotAllowed {
-		level = slog.LevelDebug
-	}
-	log.Log(r.Context(), level, "remote: request failed", "path", r.URL.Path, "status", e.code, "error", e.msg)
+func (f *failLog) fail(w http.ResponseWriter, r *http.Request, e *httpError) {
 	http.Error(w, e.msg, e.code)
+	f.mu.Lock()
+	now := time.Now()
+	if now.Sub(f.last) < logEvery {
+		f.skipped++
+		f.mu.Unlock()
+		return
+	}
+	skipped := f.skipped
+	f.last, f.skipped = now, 0
+	f.mu.Unlock()
+	f.log.Warn("remote: request failed", "path", r.URL.Path, "status", e.code, "error", e.msg,
+		"not_logged_before", skipped)
 }

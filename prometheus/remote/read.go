@@ -37,8 +37,9 @@ var (
 
 // ReadHandler serves remote read from a Querier.
 type ReadHandler struct {
-	q    Querier
-	opts Options
+	q        Querier
+	opts     Options
+	failures failLog
 }
 
 // NewReadHandler returns a handler that reads from q. Bad options are an
@@ -51,7 +52,7 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ReadHandler{q: q, opts: opts}, nil
+	return &ReadHandler{q: q, opts: opts, failures: failLog{log: opts.Logger}}, nil
 }
 
 // ServeHTTP decodes a ReadRequest and answers it with a ReadResponse; see
@@ -59,7 +60,7 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply, e := h.serve(w, r)
 	if e != nil {
-		fail(w, r, h.opts.Logger, e)
+		h.failures.fail(w, r, e)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-protobuf")

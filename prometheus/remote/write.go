@@ -42,8 +42,9 @@ type WriteStats struct {
 // WriteHandler serves remote write: it stores the samples of each
 // request through an Appender.
 type WriteHandler struct {
-	app  Appender
-	opts Options
+	app      Appender
+	opts     Options
+	failures failLog
 
 	requests, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
 }
@@ -58,7 +59,7 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &WriteHandler{app: app, opts: opts}, nil
+	return &WriteHandler{app: app, opts: opts, failures: failLog{log: opts.Logger}}, nil
 }
 
 // Stats returns the counts since the handler was made.
@@ -85,7 +86,7 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			h.refused.Add(1)
 		}
-		fail(w, r, h.opts.Logger, e)
+		h.failures.fail(w, r, e)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
