@@ -271,6 +271,11 @@ func TestWriteServerDown(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, reply, e.servers[0].Addr())
 	assert.Equal(t, int64(1), e.write.Stats().Failed)
+	body, err := (&prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0)}}).Marshal()
+	require.NoError(t, err)
+	code, readReply := post(t, e.url+"/read", body, false)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "a read that may miss data fails")
+	assert.Contains(t, string(readReply), e.servers[0].Addr())
 
 	require.NoError(t, e.servers[0].Restart())
 	require.Eventually(t, func() bool {

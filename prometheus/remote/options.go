@@ -167,3 +167,17 @@ func (f *failLog) fail(w http.ResponseWriter, r *http.Request, e *httpError) {
 	f.log.Warn("remote: request failed", "path", r.URL.Path, "status", e.code, "error", e.msg,
 		"not_logged_before", skipped)
 }
+
+// summary returns the first of the errors that the store joined, and how
+// many there are: one per series or server, which for a server down are
+// all alike.
+func summary(err error) string {
+	var errs []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
+	}
+	if len(errs) < 2 {
+		return err.Error()
+	}
+	return fmt.Sprintf("%v (and %d more errors)", errs[0], len(errs)-1)
+}

@@ -117,7 +117,7 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) (
 	}
 	series, err := h.selectSeries(ctx, matchers, from.Add(-listSlack))
 	if err != nil {
-		return nil, errorf(http.StatusServiceUnavailable, "list series: %v", err)
+		return nil, errorf(http.StatusServiceUnavailable, "list series: %s", summary(err))
 	}
 	if len(series) == 0 {
 		return nil, nil
@@ -128,7 +128,7 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) (
 	}
 	results, err := h.q.Range(ctx, from, to, ids...)
 	if err != nil {
-		return nil, errorf(http.StatusServiceUnavailable, "read series: %v", err)
+		return nil, errorf(http.StatusServiceUnavailable, "read series: %s", summary(err))
 	}
 	var out []*prompb.TimeSeries
 	for i, res := range results {

@@ -185,16 +185,3 @@ func isBadInput(err error) bool {
 	}
 	return false
 }
-
-// summary returns the first of the errors that Write joined, and how many
-// there are: one per series, which for a server down are all alike.
-func summary(err error) string {
-	var errs []error
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = joined.Unwrap()
-	}
-	if len(errs) < 2 {
-		return err.Error()
-	}
-	return fmt.Sprintf("%v (and %d more errors)", errs[0], len(errs)-1)
-}
