@@ -7,13 +7,32 @@
 //
 // # Naming
 //
-// A Prometheus series is stored as the redfed series whose host is the
-// value of its "instance" label (Options.HostLabel), percent-encoded where
-// redfed's host names need it ("localhost%3A9090"), and whose metric name is
-// its other labels in Prometheus's text format, sorted
-// (`up{job="prometheus"}`). SeriesOf and LabelsOf convert both ways, and
-// the conversion is exact: remote read gives back the labels written. The
-// file names.go tells the whole rule.
+// A Prometheus series is a set of labels; a redfed series is a host and a
+// metric name. SeriesOf and LabelsOf convert both ways, exactly: remote
+// read gives back the labels written.
+//
+// The host is the value of the host label (Options.HostLabel, "instance"
+// by default) with '%', ':' and every character a host may not hold
+// (controls and invisible characters) percent-encoded as in URLs, each
+// byte of its UTF-8 as %XX in upper-case hex: "localhost:9090" is
+// "localhost%3A9090". A series without the host label is under the host
+// NoHost, "%", which no value encodes to.
+//
+// The metric name is the other labels in Prometheus's text format, sorted
+// by name, no spaces: `up{job="prometheus"}`, or just `up` when there is
+// no other label. A label value is quoted with '\', '"' and newline
+// escaped as the text format does (`\\`, `\"`, `\n`), and every other
+// character a metric name may not hold written `\uXXXX` (`\UXXXXXXXX`
+// above U+FFFF) in lower-case hex. A metric or label name outside
+// Prometheus's classic character set is quoted as Prometheus 3 writes it:
+// `{"my.metric",job="x"}`. Labels with an empty value are the same as no
+// label to Prometheus, and are left out.
+//
+// Both parts have redfed's limits once encoded, 256 bytes for the host
+// and 512 for the metric name: a series beyond them cannot be stored
+// (ErrBadLabels). Only names in exactly this form have labels: a host or
+// metric name written otherwise, by another writer or by hand, is not
+// read back (ErrNotEncoded), so that one series has one name.
 //
 // # Writing
 //

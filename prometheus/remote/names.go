@@ -13,30 +13,6 @@ import (
 	"github.com/redfed/federated/metrics"
 )
 
-// How a Prometheus series is named in redfed. A series is a set of labels;
-// redfed's is a host and a metric name. The host is the value of the host
-// label (Options.HostLabel, "instance" by default), the metric name the
-// other labels, and both are reversible: LabelsOf(SeriesOf(ls)) is ls.
-//
-// The host is the label's value with '%', ':' and every character a host
-// may not hold (controls, invisible characters, see metric.ValidateHost)
-// percent-encoded as in URLs, each byte of its UTF-8 as %XX in upper-case
-// hex: "localhost:9090" is "localhost%3A9090". A series without the host
-// label is under the host NoHost, "%", which no value encodes to.
-//
-// The metric name is the series in Prometheus's text format, labels sorted
-// by name, no spaces: `up{job="prometheus"}`, or just `up` when it has no
-// other label. A label value is quoted with '\\', '"' and newline escaped
-// as the text format does (`\\`, `\"`, `\n`), and every other character a
-// metric name may not hold written as `\uXXXX` (or `\UXXXXXXXX` above
-// U+FFFF) in lower-case hex. A metric or label name outside Prometheus's
-// classic character set is quoted as Prometheus 3 writes it:
-// `{"my.metric",job="x"}`. Labels with an empty value are the same as no
-// label to Prometheus, and are left out.
-//
-// Both parts have redfed's length limits, 256 bytes for the host and 512
-// for the metric name, once encoded; a series beyond them cannot be stored.
-
 // DefaultHostLabel is the default of Options.HostLabel.
 const DefaultHostLabel = "instance"
 
