@@ -140,9 +140,9 @@ they come, and at most --series-reads charts read at once.
 Prometheus writes to POST /api/v1/write (remote write; --remote-write=false
 turns it off) and reads from POST /api/v1/read (remote read), under the
 same token rules: give Prometheus the token as authorization credentials.
-A series is stored under the host of its --remote-host-label label,
-"instance" by default, with ':' written %3A ("localhost%3A9090"), as the
-metric up{job="prometheus"}: its other labels, sorted. A write is
+A series is stored under the host its --remote-host-label label names
+("instance" by default; ':' is written %3A: "localhost%3A9090"), and its
+other labels, sorted, are the metric: up{job="prometheus"}. A write is
 answered once Redis has acknowledged it, or 503 so that Prometheus sends
 it again; NaN values, staleness markers among them, are skipped.
 
