@@ -53,13 +53,14 @@
 // ReadHandler answers each query of a request with the series that match
 // its matchers (=, !=, =~, !~, with Prometheus's own matching) and their
 // samples in the query's time range, as SAMPLES, the response type every
-// Prometheus reads. It lists the hosts and then the metrics of each host
-// changed since the start of the range (less an hour, for writers whose
-// clocks run ahead), narrowed by the matchers of the host label, keeps
-// those whose labels match, and reads their range. A series that a writer
-// other than WriteHandler named, which has no labels, is not listed. A
-// failed listing or read is a 503: a partial answer would look like a
-// gap in the data.
+// Prometheus reads, or as STREAMED_XOR_CHUNKS (frames of XOR-encoded
+// chunks, each of one series) when the request prefers those. It lists
+// the hosts and then the metrics of each host changed since the start of
+// the range (less an hour, for writers whose clocks run ahead), narrowed
+// by the matchers of the host label, keeps those whose labels match, and
+// reads their range. A series that a writer other than WriteHandler named,
+// which has no labels, is not listed. A failed listing or read is a 503:
+// a partial answer would look like a gap in the data.
 //
 // Both handlers are safe for concurrent use and hold no goroutine between
 // requests.

@@ -302,8 +302,8 @@ func TestReadRefuses(t *testing.T) {
 			"query 1 of 1: more than 2 samples"},
 		{"bad regexp", &prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0+10, matcher(prompb.LabelMatcher_RE, "__name__", "("))}},
 			"matcher __name__ =~ \"(\""},
-		{"only chunks", &prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0+10)},
-			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{prompb.ReadRequest_STREAMED_XOR_CHUNKS}}, "only SAMPLES"},
+		{"an unknown response type", &prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0+10)},
+			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{7}}, "only SAMPLES and STREAMED_XOR_CHUNKS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body, err := tc.req.Marshal()

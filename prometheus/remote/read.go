@@ -55,46 +55,69 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 	return &ReadHandler{q: q, opts: opts, failures: failLog{log: opts.Logger}}, nil
 }
 
-// ServeHTTP decodes a ReadRequest and answers it with a ReadResponse; see
-// the package doc.
+// ServeHTTP decodes a ReadRequest and answers it with a ReadResponse, or a
+// stream of chunks when the request prefers them; see the package doc.
 func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reply, e := h.serve(w, r)
+	results, streamed, e := h.serve(w, r)
 	if e != nil {
 		h.failures.fail(w, r, e)
 		return
 	}
+	if streamed {
+		// The status is sent with the first frame: a failure after it
+		// can only cut the stream, which the reader sees.
+		if err := writeChunked(w, results); err != nil {
+			h.opts.Logger.Warn("remote: write chunked read response", "error", err)
+		}
+		return
+	}
+	resp := prompb.ReadResponse{Results: make([]*prompb.QueryResult, len(results))}
+	for i, series := range results {
+		resp.Results[i] = &prompb.QueryResult{Timeseries: series}
+	}
+	data, err := resp.Marshal()
+	if err != nil {
+		h.failures.fail(w, r, errorf(http.StatusInternalServerError, "encode ReadResponse: %v", err))
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	w.Header().Set("Content-Encoding", "snappy")
-	_, _ = w.Write(reply)
+	_, _ = w.Write(snappy.Encode(nil, data))
 }
 
-func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
+// serve decodes a request and answers its queries: the series of each,
+// and whether to send them as streamed chunks rather than samples.
+func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][]*prompb.TimeSeries, streamed bool, _ *httpError) {
 	body, e := readBody(w, r, h.opts)
 	if e != nil {
-		return nil, e
+		return nil, false, e
 	}
 	var req prompb.ReadRequest
 	if err := req.Unmarshal(body); err != nil {
-		return nil, errorf(http.StatusBadRequest, "decode ReadRequest: %v", err)
+		return nil, false, errorf(http.StatusBadRequest, "decode ReadRequest: %v", err)
 	}
-	if len(req.AcceptedResponseTypes) > 0 && !slices.Contains(req.AcceptedResponseTypes, prompb.ReadRequest_SAMPLES) {
-		return nil, errorf(http.StatusBadRequest, "accepted response types %v: only SAMPLES is served", req.AcceptedResponseTypes)
+	// The request lists the types it takes, the one it prefers first; none
+	// means samples.
+	i := slices.IndexFunc(req.AcceptedResponseTypes, func(t prompb.ReadRequest_ResponseType) bool {
+		return t == prompb.ReadRequest_SAMPLES || t == prompb.ReadRequest_STREAMED_XOR_CHUNKS
+	})
+	switch {
+	case i >= 0:
+		streamed = req.AcceptedResponseTypes[i] == prompb.ReadRequest_STREAMED_XOR_CHUNKS
+	case len(req.AcceptedResponseTypes) > 0:
+		return nil, false, errorf(http.StatusBadRequest, "accepted response types %v: only SAMPLES and STREAMED_XOR_CHUNKS are served", req.AcceptedResponseTypes)
 	}
-	resp := prompb.ReadResponse{Results: make([]*prompb.QueryResult, len(req.Queries))}
+	results = make([][]*prompb.TimeSeries, len(req.Queries))
 	budget := h.opts.MaxSamples
 	for i, q := range req.Queries {
 		series, e := h.query(r.Context(), q, &budget)
 		if e != nil {
 			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
-			return nil, e
+			return nil, false, e
 		}
-		resp.Results[i] = &prompb.QueryResult{Timeseries: series}
+		results[i] = series
 	}
-	data, err := resp.Marshal()
-	if err != nil {
-		return nil, errorf(http.StatusInternalServerError, "encode ReadResponse: %v", err)
-	}
-	return snappy.Encode(nil, data), nil
+	return results, streamed, nil
 }
 
 // query answers one query, and takes its samples from budget.
