@@ -113,6 +113,7 @@ func newServeCmd() *cobra.Command {
 		seriesReads int
 		checkEvery  time.Duration
 		remoteFl    *remoteFlags
+		ingest      *ingestFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -146,11 +147,28 @@ other labels, sorted, are the metric: up{job="prometheus"}. A write is
 answered once Redis has acknowledged it, or 503 so that Prometheus sends
 it again; NaN values, staleness markers among them, are skipped.
 
+With --graphite-listen ADDR, serve also takes in metrics in Graphite's
+plaintext protocol ("PATH VALUE TIMESTAMP" lines, as collectd's
+write_graphite sends them) on ADDR over TCP and UDP, and writes them in
+batches, reading no more from a connection until its batch is written.
+--graphite-template maps a path to a host and a metric: one template
+word for each word of the path between dots: host (part of the host),
+metric (part of the metric name), metric* (last: the rest of the path),
+* (any word, dropped), or a word the path must have there. The default,
+collectd.host.metric*, reads collectd.web1_sfo.cpu-0.cpu-user as host
+web1_sfo, metric cpu-0.cpu-user. A line that does not parse or map, a
+NaN or infinite value, a line over 4,096 bytes is skipped, counted and
+logged with the sender's address (one warning every 10 seconds at most).
+At most 256 connections at once; one silent 5 minutes is closed. The
+protocol has no authentication: listen where only your hosts reach.
+
 ` + reloadHelp,
 		Example: `  redfed serve --config fed.yaml
   openssl rand -hex 16 > ~/.redfed-token && chmod 600 ~/.redfed-token
   redfed serve --listen 0.0.0.0:8080 --token-file ~/.redfed-token
-  redfed serve --allow-host dash.internal`,
+  redfed serve --allow-host dash.internal
+  redfed serve --graphite-listen 0.0.0.0:2003
+  redfed serve --graphite-listen 0.0.0.0:2003 --graphite-template 'servers.host.host.metric*'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			token, err := dashboardToken(cmd, token, tokenFile)
@@ -216,6 +234,11 @@ it again; NaN values, staleness markers among them, are skipped.
 					checks.loop(ctx, client, checkEvery)
 				}()
 			}
+			stopIngest, err := startIngest(cmd, client, ingest)
+			if err != nil {
+				return err
+			}
+			defer stopIngest()
 			mux := http.NewServeMux()
 			handleHealth(mux, client)
 			mux.Handle("/", h)
@@ -232,6 +255,7 @@ it again; NaN values, staleness markers among them, are skipped.
 	f.IntVar(&seriesReads, "series-reads", dashboard.DefaultMaxSeriesReads, "series reads at once; the others wait their turn")
 	f.DurationVar(&checkEvery, "check-every", 5*time.Minute, "interval of the replica check shown on the status page; 0 turns it off")
 	remoteFl = addRemoteFlags(f)
+	ingest = addIngestFlags(f)
 	return cmd
 }
 
