@@ -22,7 +22,12 @@
 // one is skipped up to its end of line, never buffered whole), a batch at
 // most Options.MaxBatch points, and at most Options.MaxConns TCP
 // connections are served at once (a connection beyond that is closed at
-// once). A connection that sends nothing for Options.IdleTimeout is closed.
+// once). A point keeps only its names, at most 768 bytes (metric.MaxHostLen
+// and metric.MaxMetricLen), not its line. With the defaults a connection
+// holds at most a 4 KiB read buffer and a batch of 1,000 points, under
+// 1 MiB, and 256 connections under 256 MiB however hard they push; the
+// Recorder's own buffer is bounded by its MaxBuffered. A connection that
+// sends no complete line for Options.IdleTimeout is closed.
 //
 // Failures: a line that cannot be read (not three fields, a value or a
 // timestamp that is not a decimal number, NaN or infinity, a timestamp

@@ -141,7 +141,9 @@ func (t *Template) Map(path string) (host, metricName string, err error) {
 			metricWords = append(metricWords, w)
 		}
 	}
-	host, metricName = strings.Join(hostWords, "."), strings.Join(metricWords, ".")
+	// Cloned: a single word would be a slice of the line, and the
+	// Recorder keeps the names as long as it buffers their series.
+	host, metricName = strings.Clone(strings.Join(hostWords, ".")), strings.Clone(strings.Join(metricWords, "."))
 	if err := metric.ValidateHost(host); err != nil {
 		return "", "", fmt.Errorf("%w: path %s: %w", ErrUnmapped, quote(path), err)
 	}
