@@ -298,7 +298,7 @@ func TestBackPressureStopsTheSender(t *testing.T) {
 	require.NoError(t, c.Close())
 	st = f.waitStats(t, func(st Stats) bool { return st.Written == int64(sent) })
 	assert.Equal(t, BadLines{}, st.Bad)
-	assert.Equal(t, min(sent, 86400), len(f.points(t, "web1", "bp")))
+	assert.Len(t, f.points(t, "web1", "bp"), sent, "every line sent is stored")
 }
 
 // A connection that ends in the middle of a batch, and of a line, loses
@@ -344,7 +344,7 @@ func TestCloseWritesWhatWasRead(t *testing.T) {
 	assert.Equal(t, st.Lines-st.Bad.Total(), st.Written, "every good line read is written: %+v", st)
 	assert.Equal(t, int64(0), st.Failed)
 	assert.Equal(t, int64(0), st.Conns)
-	assert.Len(t, f.points(t, "web1", "close"), int(min(st.Written, 86400)))
+	assert.Len(t, f.points(t, "web1", "close"), int(st.Written), "every line written is stored")
 }
 
 // Connections beyond MaxConns are closed at once; a connection idle for
@@ -392,4 +392,20 @@ func TestStartRefusesBadOptions(t *testing.T) {
 	}
 	_, err = Start(Options{Writer: w}, nil, nil)
 	assert.ErrorContains(t, err, "no listener")
+}
+
+// In a datagram, too long and bad lines are counted and skipped, and the
+// good ones written; the sender's address is logged.
+func TestUDPBadLines(t *testing.T) {
+	f := startServer(t, Options{LogInterval: time.Hour}, nil)
+	u, err := net.Dial("udp", f.srv.UDPAddr().String())
+	require.NoError(t, err)
+	defer u.Close()
+	_, err = fmt.Fprintf(u, "collectd.web3.%s 1 %d\ncollectd.web3.udp nan %d\r\ncollectd.web3.udp 5 %d\n",
+		strings.Repeat("m", DefaultMaxLineLen), at(0), at(1), at(2))
+	require.NoError(t, err)
+	assert.Equal(t, []metrics.Point{{Time: time.Unix(at(2), 0).UTC(), Value: 5}}, f.waitPoints(t, "web3", "udp", 1))
+	st := f.waitStats(t, func(st Stats) bool { return st.Written == 1 })
+	assert.Equal(t, Stats{Lines: 3, Written: 1, Bad: BadLines{TooLong: 1, NotFinite: 1}}, st)
+	assert.Equal(t, []any{u.LocalAddr().String()}, f.logs.Values("graphite: bad line skipped", "peer"))
 }
