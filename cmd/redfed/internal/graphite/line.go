@@ -23,8 +23,9 @@ var (
 	// such as a CPU counter's first interval.
 	ErrNotFinite = errors.New("graphite: value not finite")
 	// ErrBadTimestamp reports a timestamp before 1970 or in year 10000 or
-	// later.
-	ErrBadTimestamp = errors.New("graphite: bad timestamp")
+	// later. It is the library's own (federated: bad timestamp), whose
+	// rule this is.
+	ErrBadTimestamp = metric.ErrBadTimestamp
 	// ErrUnmapped reports a path that the Template does not map to a valid
 	// host and metric name.
 	ErrUnmapped = errors.New("graphite: path not mapped")
@@ -44,14 +45,14 @@ func ParseLine(line string) (path string, value float64, t time.Time, err error)
 		return "", 0, time.Time{}, err
 	}
 	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return "", 0, time.Time{}, fmt.Errorf("%w: value %s", ErrNotFinite, fields[1])
+		return "", 0, time.Time{}, fmt.Errorf("%w: %s", ErrNotFinite, fields[1])
 	}
 	ts, err := parseDecimal("timestamp", fields[2])
 	if err != nil {
 		return "", 0, time.Time{}, err
 	}
 	if err := metric.ValidateTimestamp(ts); err != nil {
-		return "", 0, time.Time{}, fmt.Errorf("%w: %w", ErrBadTimestamp, err)
+		return "", 0, time.Time{}, err
 	}
 	return fields[0], value, metric.Time(ts), nil
 }
@@ -82,4 +83,12 @@ func quote(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(s[:maxQuoted]) + "..."
+}
+
+// cut returns s, or its first maxQuoted bytes and "..." if it is longer.
+func cut(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	return s[:maxQuoted] + "..."
 }

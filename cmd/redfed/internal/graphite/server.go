@@ -325,12 +325,12 @@ func reasonOf(err error) badReason {
 }
 
 // badLine counts a refused line and logs it, rate-limited, with the line
-// when there is one (cut short if long).
+// when there is one (cut short if long; the log handler quotes it).
 func (s *Server) badLine(peer string, reason badReason, line []byte, err error) {
 	s.bad[reason].Add(1)
 	args := []any{"peer", peer, "error", err}
 	if line != nil {
-		args = append(args, "line", quote(string(line)))
+		args = append(args, "line", cut(string(line)))
 	}
 	s.badLog.warn("graphite: bad line skipped", args...)
 }
