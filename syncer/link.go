@@ -88,8 +88,11 @@ type link struct {
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats
-	lags  []time.Duration // ring of recent batch lags
-	next  int
+	// reports counts the merges refused and reported by passes that went
+	// on, so that the loop knows whether a pass met no error at all.
+	reports int64
+	lags    []time.Duration // ring of recent batch lags
+	next    int
 	// started is when the link was made; passSynced and overlapSynced
 	// are what synced recorded (see PeerStats.SyncedTo).
 	started, passSynced, overlapSynced time.Time
@@ -118,15 +121,21 @@ func (l *link) loop(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		l.mu.Lock()
+		reportsBefore := l.reports
+		l.mu.Unlock()
 		more, err := l.pass(ctx)
 		if errors.Is(err, errLocalReset) {
 			more, err = true, nil // not a failure: the next pass starts afresh, at once
 		}
 		l.mu.Lock()
 		l.stats.Passes++
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err != nil && ctx.Err() == nil:
 			l.stats.Errors++
-			l.stats.LastError = err.Error()
+			l.stats.LastError, l.stats.LastErrorAt = err.Error(), l.now()
+		case err == nil && l.reports == reportsBefore:
+			l.stats.LastSuccess = l.now()
 		}
 		l.mu.Unlock()
 		if err != nil && ctx.Err() == nil && l.now().Sub(logged) > 10*time.Second {
@@ -300,7 +309,8 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 	l.stats.Echoes += sift.echoes
 	l.stats.Cursor = l.cursor
 	if reported != "" {
-		l.stats.LastError = reported
+		l.stats.LastError, l.stats.LastErrorAt = reported, l.now()
+		l.reports++
 	}
 	if res.Added > 0 {
 		l.recordLagLocked(l.now().Sub(time.UnixMicro(int64(newest * 1e6))))

@@ -363,8 +363,14 @@ type PeerStats struct {
 	// Resets counts the times the local server was found to have lost its
 	// data (it came back empty, or with an older cursor), after which the
 	// peer was pulled again from its first change.
-	Resets    int64
-	LastError string
+	Resets int64
+	// LastError is why the last pass that failed did, or the last merge
+	// Redis refused; LastErrorAt is when, by this host's clock (zero
+	// before the first). LastSuccess is when the last pass that met no
+	// error ended: the link is failing now while LastErrorAt is after it.
+	LastError   string
+	LastErrorAt time.Time
+	LastSuccess time.Time
 }
 
 // DelayBounds are the upper bounds of DelayHistogram's buckets: from a

@@ -435,11 +435,17 @@ func TestFullLocalServerGetsEverythingOnceItHasRoom(t *testing.T) {
 	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Errors >= 3 }, 5*time.Second, 10*time.Millisecond)
 	st := linkStats(t, s, a, b)
 	assert.Contains(t, st.LastError, "OOM")
+	assert.WithinDuration(t, time.Now(), st.LastErrorAt, 5*time.Second, "when the last pass failed")
+	assert.True(t, st.LastSuccess.Before(st.LastErrorAt), "failing: last success %v before last error %v", st.LastSuccess, st.LastErrorAt)
 	assert.Empty(t, members(t, a), "the full server took nothing")
 
 	require.NoError(t, direct(t, a).ConfigSet(ctx, "maxmemory", "0").Err())
 	all := converged(t, []string{a, b}, 2*time.Second)
 	require.Len(t, all, 200)
+	require.Eventually(t, func() bool {
+		st := linkStats(t, s, a, b)
+		return st.LastSuccess.After(st.LastErrorAt)
+	}, 2*time.Second, 10*time.Millisecond, "a pass succeeds once the server has room")
 }
 
 // A peer that is full is still read: reading its changes writes nothing.
@@ -502,6 +508,7 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	st := linkStats(t, s, a, b)
 	assert.Contains(t, st.LastError, "WRONGTYPE")
 	assert.Contains(t, st.LastError, broken)
+	assert.WithinDuration(t, time.Now(), st.LastErrorAt, 5*time.Second, "when the key was reported")
 	assert.Zero(t, st.Errors, "the passes went on")
 	assert.Equal(t, "someone's string", direct(t, a).Get(ctx, broken).Val())
 }
