@@ -242,7 +242,8 @@ func TestAPIStatus(t *testing.T) {
 	require.NotNil(t, st.Syncer)
 	assert.Equal(t, []peerStatus{
 		{Local: "127.0.0.1:1", Peer: "127.0.0.1:2", LagMS: 1.5, P50MS: 1, P99MS: 40, Added: 7},
-		{Local: "127.0.0.1:1", Peer: "127.0.0.1:3", LagMS: 2000, Errors: 3, LastError: "dial tcp: refused"},
+		{Local: "127.0.0.1:1", Peer: "127.0.0.1:3", LagMS: 2000, Errors: 3, LastError: "dial tcp: refused",
+			LastErrorAt: ptr("2026-11-25T09:59:58.000Z")},
 	}, st.Syncer.Peers)
 	assert.Equal(t, antiEntropyStatus{Runs: 2, Repaired: 1, Added: 4}, st.Syncer.AntiEntropy)
 	require.NotNil(t, st.Check)
@@ -285,3 +286,5 @@ func minMax(pts []metrics.Point) (lo, hi float64) {
 }
 
 func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+func ptr[T any](v T) *T { return &v }

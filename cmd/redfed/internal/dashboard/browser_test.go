@@ -29,6 +29,8 @@ const (
 	browserTimeout = 60 * time.Second
 	// scriptPoll is how often the page's script polls (POLL_MS).
 	scriptPoll = 5 * time.Second
+	// statusPoll is how often the status page polls (STATUS_POLL_MS).
+	statusPoll = 2 * time.Second
 )
 
 // TestBrowser loads the dashboard in a real headless Chromium: the charts
@@ -235,15 +237,15 @@ func (b *browser) waitPoints(host, metric string, want int) {
 func (b *browser) checkDown(addr string) {
 	b.t.Helper()
 	type row struct {
-		Class string `json:"class"`
+		Down  bool   `json:"down"`
 		State string `json:"state"`
 		Since string `json:"since"`
 	}
 	a, _ := json.Marshal(addr)
-	got := evaluate[*row](b, fmt.Sprintf(`(r => r && {class: r.className, state: r.querySelector(".state").textContent, since: r.querySelector(".since").textContent})(
+	got := evaluate[*row](b, fmt.Sprintf(`(r => r && {down: r.classList.contains("down"), state: r.querySelector(".state").textContent, since: r.querySelector(".since").textContent})(
 		Array.from(document.querySelectorAll("#servers tr")).find(r => r.dataset.address === %s))`, a))
 	require.NotNil(b.t, got, "no row of server %s on the status page", addr)
-	assert.Equal(b.t, "down", got.Class, "class of the row of %s", addr)
+	assert.True(b.t, got.Down, "row of %s marked down", addr)
 	assert.Equal(b.t, "down", got.State, "state of %s", addr)
 	assert.NotEmpty(b.t, got.Since, "down since of %s", addr)
 	up := evaluate[int](b, `document.querySelectorAll("#servers tr.up").length`)
@@ -275,4 +277,59 @@ func (b *browser) screenshot(path string) {
 	require.NoError(b.t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(b.t, os.WriteFile(path, png, 0o644))
 	b.t.Logf("screenshot saved to %s (%d bytes)", path, len(png))
+}
+
+// TestBrowserStatus checks the status page in Chromium: servers grouped by
+// node in each node's order, and a server killed with no command sent to
+// it shown down within seconds, with the time it went down and its error,
+// both gone once it is back, all without a reload.
+func TestBrowserStatus(t *testing.T) {
+	chromium := findChromium(t)
+	f := newGroupFixture(t, 2, 2)
+	srv := serve(t, Options{Source: f.fleet()})
+	b := startBrowser(t, chromium)
+	b.do(chromedp.Navigate(srv.URL + "/status"))
+
+	type group struct {
+		Node   string   `json:"node"`
+		Addrs  []string `json:"addrs"`
+		Header string   `json:"header"`
+		Spans  bool     `json:"spans"`
+	}
+	got := evaluate[[]group](b, `Array.from(document.querySelectorAll("#servers tbody.node"), g => {
+		const rows = g.querySelectorAll("tr"), th = g.querySelector("th.node-name").getBoundingClientRect();
+		const first = rows[0].getBoundingClientRect(), last = rows[rows.length - 1].getBoundingClientRect();
+		return {node: g.dataset.node, addrs: Array.from(rows, r => r.dataset.address), header: th && g.querySelector("th.node-name").textContent,
+			spans: Math.abs(th.top - first.top) < 1 && Math.abs(th.bottom - last.bottom) < 1};
+	})`)
+	var want []group
+	for _, node := range f.client.Nodes() {
+		addrs, err := f.client.AllServers(node)
+		require.NoError(t, err)
+		want = append(want, group{Node: node, Addrs: addrs, Header: node + "2 of 2 up", Spans: true})
+	}
+	assert.Equal(t, want, got, "servers by node, in each node's order; the node's name beside all its rows")
+
+	victim := f.servers[0]
+	addr, _ := json.Marshal(victim.Addr())
+	row := fmt.Sprintf(`Array.from(document.querySelectorAll("#servers tr")).find(r => r.dataset.address === %s)`, addr)
+	require.NoError(t, victim.Kill())
+	b.poll(fmt.Sprintf(`(r => r.classList.contains("down") && / ago\)$/.test(r.querySelector(".since").textContent) &&
+		r.querySelector(".error").textContent !== "")(%s)`, row), 5*time.Second+2*statusPoll, "killed server shown down, with its time and error")
+	assert.Contains(t, evaluate[string](b, `document.querySelector("tbody.node.degraded").textContent`), "1 of 2 up")
+
+	require.NoError(t, victim.Restart())
+	b.poll(fmt.Sprintf(`(r => r.classList.contains("up") && r.querySelector(".since").textContent === "" &&
+		r.querySelector(".error").textContent === "")(%s)`, row), 10*time.Second, "restarted server shown up, its error gone")
+	assert.Zero(t, evaluate[int](b, `document.querySelectorAll("tbody.node.degraded").length`), "nodes shown degraded")
+	b.checkConsole()
+}
+
+// poll waits until a JavaScript expression is true, failing the test with
+// msg if it is not within timeout.
+func (b *browser) poll(expr string, timeout time.Duration, msg string) {
+	b.t.Helper()
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(b.t, err, "%s: not within %v", msg, timeout)
 }

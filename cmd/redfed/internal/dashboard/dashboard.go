@@ -35,6 +35,9 @@ type Source interface {
 	Summarize(ctx context.Context, series metrics.Series, from, to time.Time, maxPoints int) (metrics.Summary, error)
 	// Status returns the health of every server.
 	Status() []federated.ServerStatus
+	// AllServers returns the addresses of a node's servers, in
+	// configuration order.
+	AllServers(node string) ([]string, error)
 }
 
 // Fleet is the Source of a federation: its metrics store, and the health
@@ -43,6 +46,10 @@ type Fleet struct{ *metrics.Store }
 
 // Status returns the health of every server of the store's client.
 func (f Fleet) Status() []federated.ServerStatus { return f.Client().Status() }
+
+// AllServers returns the addresses of a node's servers, in configuration
+// order.
+func (f Fleet) AllServers(node string) ([]string, error) { return f.Client().AllServers(node) }
 
 var _ Source = Fleet{}
 

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,6 +76,29 @@ func newFixture(t *testing.T, n int) *fixture {
 	for i, s := range servers {
 		nodes[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Address: s.Addr()}
 	}
+	return startFixture(t, servers, nodes)
+}
+
+// newGroupFixture starts nodes replica groups of replicas password-protected
+// servers each, and writes the test data. Each group lists its servers by
+// address from highest to lowest, so that the order of its configuration
+// is not the order of the addresses.
+func newGroupFixture(t *testing.T, nodes, replicas int) *fixture {
+	t.Helper()
+	servers := redistest.StartN(t, nodes*replicas, redistest.Options{Args: []string{"--requirepass", testPassword}})
+	cfg := make(map[string]federated.Node, nodes)
+	for i := range nodes {
+		group := redistest.Addrs(servers[i*replicas : (i+1)*replicas])
+		slices.SortFunc(group, func(a, b string) int { return cmp.Compare(b, a) })
+		cfg[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Addresses: group}
+	}
+	return startFixture(t, servers, cfg)
+}
+
+// startFixture makes the client of the servers laid out as nodes, and
+// writes the test data.
+func startFixture(t *testing.T, servers []*redistest.Server, nodes map[string]federated.Node) *fixture {
+	t.Helper()
 	client, err := federated.New(federated.Config{Nodes: nodes, Options: federated.Options{
 		CommandTimeout:    2 * time.Second,
 		BaseRetryInterval: 50 * time.Millisecond,
@@ -208,6 +233,7 @@ type fakeSource struct {
 	points         []metrics.Point
 	err            error
 	status         []federated.ServerStatus
+	order          map[string][]string // each node's servers in configuration order; default: as in status
 }
 
 func (s *fakeSource) Hosts(context.Context, time.Time) ([]string, error) { return s.hosts, s.err }
@@ -218,6 +244,21 @@ func (s *fakeSource) Summarize(context.Context, metrics.Series, time.Time, time.
 	return metrics.Summary{Points: s.points, Total: len(s.points)}, s.err
 }
 func (s *fakeSource) Status() []federated.ServerStatus { return s.status }
+func (s *fakeSource) AllServers(node string) ([]string, error) {
+	if addrs, ok := s.order[node]; ok {
+		return addrs, nil
+	}
+	var out []string
+	for _, st := range s.status {
+		if st.Node == node {
+			out = append(out, st.Address)
+		}
+	}
+	return out, nil
+}
+
+// testErrorAt is when the failing link of testSyncerStats failed.
+var testErrorAt = time.Date(2026, 11, 25, 9, 59, 58, 0, time.UTC)
 
 // testSyncerStats and testCheck stand in for a running syncer and a check.
 func testSyncerStats() *syncer.Stats {
@@ -225,7 +266,8 @@ func testSyncerStats() *syncer.Stats {
 		Peers: []syncer.PeerStats{
 			{Local: "127.0.0.1:1", Peer: "127.0.0.1:2", Lag: 1500 * time.Microsecond, LagP50: time.Millisecond,
 				LagP99: 40 * time.Millisecond, Added: 7},
-			{Local: "127.0.0.1:1", Peer: "127.0.0.1:3", Lag: 2 * time.Second, Errors: 3, LastError: "dial tcp: refused"},
+			{Local: "127.0.0.1:1", Peer: "127.0.0.1:3", Lag: 2 * time.Second, Errors: 3, LastError: "dial tcp: refused",
+				LastErrorAt: testErrorAt, LastSuccess: testErrorAt.Add(-time.Minute)},
 		},
 		AntiEntropy: syncer.AntiEntropyStats{Runs: 2, Repaired: 1, Added: 4},
 	}

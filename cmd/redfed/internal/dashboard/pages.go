@@ -42,17 +42,36 @@ type hostSection struct {
 type statusPage struct {
 	Page, Title string
 	statusReply
+	Nodes []nodeGroup // the servers, by node
+}
+
+// nodeGroup is one node's servers, for the status page.
+type nodeGroup struct {
+	Node    string
+	Up      int // servers up
+	Servers []serverStatus
+}
+
+// groupByNode splits servers, which are sorted by node, into one group per
+// node.
+func groupByNode(servers []serverStatus) []nodeGroup {
+	var out []nodeGroup
+	for _, s := range servers {
+		if len(out) == 0 || out[len(out)-1].Node != s.Node {
+			out = append(out, nodeGroup{Node: s.Node})
+		}
+		g := &out[len(out)-1]
+		g.Servers = append(g.Servers, s)
+		if !s.Down {
+			g.Up++
+		}
+	}
+	return out
 }
 
 // templateFuncs are the helpers the page templates use.
 var templateFuncs = template.FuncMap{
 	"ms": formatMillis,
-	"deref": func(s *string) string {
-		if s == nil {
-			return ""
-		}
-		return *s
-	},
 }
 
 // indexPage serves "/": hosts and their metrics, one chart per metric,
@@ -120,7 +139,8 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 // statusPage serves "/status": the servers, the syncer and the last check,
 // which the script keeps live.
 func (h *handler) statusPage(w http.ResponseWriter, _ *http.Request) {
-	h.render(w, http.StatusOK, "status", statusPage{Page: "status", Title: "Status", statusReply: h.status()})
+	st := h.status()
+	h.render(w, http.StatusOK, "status", statusPage{Page: "status", Title: "Status", statusReply: st, Nodes: groupByNode(st.Servers)})
 }
 
 // render executes a page into a buffer first, so that a template error is a

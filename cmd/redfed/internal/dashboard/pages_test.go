@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -75,8 +76,8 @@ func TestStatusPage(t *testing.T) {
 
 	res, body := get(t, srv, "/status")
 	require.Equal(t, http.StatusOK, res.StatusCode, body)
-	assert.Contains(t, body, `<tr class="down" data-address="`+killed+`">`)
-	assert.Equal(t, 2, strings.Count(body, `<tr class="up"`), "servers up")
+	assert.Regexp(t, `<tr class="down( current)?" data-address="`+regexp.QuoteMeta(killed)+`">`, body)
+	assert.Equal(t, 2, strings.Count(body, `<tr class="up`), "servers up")
 	assert.Contains(t, body, "<td>127.0.0.1:1</td><td>127.0.0.1:3</td>", "syncer peer")
 	assert.Contains(t, body, `<td class="num">40 ms</td>`, "p99 of a peer")
 	assert.Contains(t, body, "Not OK: 120 keys compared, 2 divergent", "check summary")

@@ -1,14 +1,21 @@
 package dashboard
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"time"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/cmd/redfed/internal/natural"
 )
 
 // statusReply is the body of GET /api/status and the data of the status
 // page.
 type statusReply struct {
-	Now     string         `json:"now"` // RFC 3339, UTC
+	Now string `json:"now"` // RFC 3339, UTC
+	// Servers are grouped by node, nodes in natural order (redis_2 before
+	// redis_10), each node's servers in its configuration order.
 	Servers []serverStatus `json:"servers"`
 	Syncer  *syncerStatus  `json:"syncer"` // null when no syncer runs here
 	Check   *checkStatus   `json:"check"`  // null before the first check, or without one
@@ -21,7 +28,7 @@ type serverStatus struct {
 	Current   bool    `json:"current"` // its node's commands go to it
 	Down      bool    `json:"down"`
 	DownSince *string `json:"down_since"` // RFC 3339; null when up
-	LastError string  `json:"last_error"`
+	LastError string  `json:"last_error"` // why it is down; empty when up
 }
 
 // syncerStatus is the syncer's state: one entry per pair of local server
@@ -31,17 +38,21 @@ type syncerStatus struct {
 	AntiEntropy antiEntropyStatus `json:"anti_entropy"`
 }
 
-// peerStatus is a local server's pulls from one peer. Times are in
+// peerStatus is a local server's pulls from one peer. Durations are in
 // milliseconds.
 type peerStatus struct {
-	Local     string  `json:"local"`
-	Peer      string  `json:"peer"`
-	LagMS     float64 `json:"lag_ms"`
-	P50MS     float64 `json:"p50_ms"`
-	P99MS     float64 `json:"p99_ms"`
-	Added     int64   `json:"added"`
-	Errors    int64   `json:"errors"`
-	LastError string  `json:"last_error"`
+	Local  string  `json:"local"`
+	Peer   string  `json:"peer"`
+	LagMS  float64 `json:"lag_ms"`
+	P50MS  float64 `json:"p50_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	Added  int64   `json:"added"`
+	Errors int64   `json:"errors"` // failed passes, since the syncer started
+	// LastError is why the link fails, and LastErrorAt (RFC 3339) when
+	// it did: both empty while the link works, also once a pass after
+	// the error succeeded.
+	LastError   string  `json:"last_error"`
+	LastErrorAt *string `json:"last_error_at"`
 }
 
 // antiEntropyStatus counts the syncer's anti-entropy runs.
@@ -75,13 +86,12 @@ type groupStatus struct {
 // status gathers the health of the servers, the syncer and the last check.
 func (h *handler) status() statusReply {
 	st := statusReply{Now: formatTime(h.now()), Servers: []serverStatus{}}
-	for _, s := range h.opts.Source.Status() {
+	for _, s := range h.serversByNode() {
 		ss := serverStatus{Node: s.Node, Address: s.Address, Current: s.Current, Down: s.Down}
 		if s.Down && !s.DownSince.IsZero() {
-			since := formatTime(s.DownSince)
-			ss.DownSince = &since
+			ss.DownSince = timeOrNil(s.DownSince)
 		}
-		if s.LastError != nil {
+		if s.Down && s.LastError != nil {
 			ss.LastError = s.LastError.Error()
 		}
 		st.Servers = append(st.Servers, ss)
@@ -90,18 +100,19 @@ func (h *handler) status() statusReply {
 		if stats := h.opts.Syncer(); stats != nil {
 			sy := &syncerStatus{Peers: []peerStatus{}}
 			for _, p := range stats.Peers {
-				sy.Peers = append(sy.Peers, peerStatus{
+				ps := peerStatus{
 					Local: p.Local, Peer: p.Peer,
 					LagMS: millis(p.Lag), P50MS: millis(p.LagP50), P99MS: millis(p.LagP99),
-					Added: p.Added, Errors: p.Errors, LastError: p.LastError,
-				})
+					Added: p.Added, Errors: p.Errors,
+				}
+				if p.LastError != "" && !p.LastSuccess.After(p.LastErrorAt) {
+					ps.LastError, ps.LastErrorAt = p.LastError, timeOrNil(p.LastErrorAt)
+				}
+				sy.Peers = append(sy.Peers, ps)
 			}
 			ae := stats.AntiEntropy
-			sy.AntiEntropy = antiEntropyStatus{Runs: ae.Runs, Repaired: ae.Repaired, Added: ae.Added, LastError: ae.LastError}
-			if !ae.LastRun.IsZero() {
-				last := formatTime(ae.LastRun)
-				sy.AntiEntropy.LastRun = &last
-			}
+			sy.AntiEntropy = antiEntropyStatus{Runs: ae.Runs, Repaired: ae.Repaired, Added: ae.Added,
+				LastRun: timeOrNil(ae.LastRun), LastError: ae.LastError}
 			st.Syncer = sy
 		}
 	}
@@ -117,6 +128,43 @@ func (h *handler) status() statusReply {
 		}
 	}
 	return st
+}
+
+// serversByNode returns the Source's servers grouped by node, nodes in
+// natural order, each node's servers in the order of its configuration
+// (by address when the Source cannot say).
+func (h *handler) serversByNode() []federated.ServerStatus {
+	servers := h.opts.Source.Status()
+	rank := make(map[string]int, len(servers))
+	nodes := make(map[string]bool)
+	for _, s := range servers {
+		if nodes[s.Node] {
+			continue
+		}
+		nodes[s.Node] = true
+		addrs, err := h.opts.Source.AllServers(s.Node)
+		if err != nil {
+			continue // removed meanwhile: by address
+		}
+		for i, a := range addrs {
+			rank[a] = i
+		}
+	}
+	return slices.SortedStableFunc(slices.Values(servers), func(a, b federated.ServerStatus) int {
+		if c := natural.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		return cmp.Compare(rank[a.Address], rank[b.Address])
+	})
+}
+
+// timeOrNil formats t for the API, or returns nil when t is zero.
+func timeOrNil(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := formatTime(t)
+	return &s
 }
 
 // formatTime formats t for the API: RFC 3339 in UTC, to the millisecond.

@@ -7,6 +7,9 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const POLL_MS = 5000;
+  // The status page costs no command to a server: it polls more often, so
+  // that a server that dies shows within seconds.
+  const STATUS_POLL_MS = 2000;
   const MAX_POINTS = 1000;
   // Chart geometry, in viewBox units (the viewBox is 360 x 150).
   const W = 360, H = 150, LEFT = 56, RIGHT = 8, TOP = 8, BOTTOM = 22;
@@ -196,7 +199,7 @@
       } finally {
         busy = false;
       }
-    }, POLL_MS);
+    }, STATUS_POLL_MS);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
