@@ -31,6 +31,7 @@ type metricsReply struct {
 // redfed query --json prints (package wire), its points sorted by time.
 type seriesReply struct {
 	wire.Series
+	Unit            unit   `json:"unit"`                       // what the values measure, by the metric's name
 	DownsampledFrom int    `json:"downsampled_from,omitempty"` // points in the range, when there were more than max_points
 	Warning         string `json:"warning,omitempty"`
 }
@@ -92,6 +93,7 @@ func (h *handler) apiSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	reply := seriesReply{
 		Series:  wire.NewSeries(metrics.Series{Host: q.Host, Metric: q.Metric}, q.From, q.To, sum.Points),
+		Unit:    unitOf(q.Metric),
 		Warning: warning,
 	}
 	if sum.Downsampled() {

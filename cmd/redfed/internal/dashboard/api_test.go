@@ -73,8 +73,11 @@ func TestAPISeries(t *testing.T) {
 		getJSON(t, srv, "/api/series?"+url.Values{"host": {s.host}, "metric": {s.metric}}.Encode(), http.StatusOK, &got)
 		assert.Equal(t, s.host, got.Host)
 		assert.Equal(t, s.metric, got.Metric)
+		assert.Equal(t, unitOf(s.metric), got.Unit, "unit of %s", s.metric)
 		assertPoints(t, s.since(hourAgo), got.Points, "%s %s", s.host, s.metric)
 	}
+	_, body := get(t, srv, "/api/series?host=web1.sfo&metric=mem.used_mb")
+	assert.Contains(t, body, `"unit":{"kind":"bytes","scale":1048576}`, "the unit of a metric in MB")
 
 	cpu := f.find("web1.sfo", "cpu.user")
 	from, to := cpu.points[0].Time, cpu.points[10].Time
