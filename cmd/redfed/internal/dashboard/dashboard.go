@@ -33,6 +33,10 @@ type Source interface {
 	// lowest and highest of each span of the range. It reads in pages, so
 	// that its memory and its commands stay small whatever the range.
 	Summarize(ctx context.Context, series metrics.Series, from, to time.Time, maxPoints int) (metrics.Summary, error)
+	// Latest returns the newest point of a series, or an error that is
+	// metrics.ErrNoData when it has none. With some servers failed, it
+	// returns the newest point of the others with the error.
+	Latest(ctx context.Context, series metrics.Series) (metrics.Point, error)
 	// Status returns the health of every server.
 	Status() []federated.ServerStatus
 	// AllServers returns the addresses of a node's servers, in
@@ -193,6 +197,7 @@ func New(opts Options) (http.Handler, error) {
 	h.mux.HandleFunc("GET /api/hosts", h.apiHosts)
 	h.mux.HandleFunc("GET /api/metrics", h.apiMetrics)
 	h.mux.HandleFunc("GET /api/series", h.apiSeries)
+	h.mux.HandleFunc("GET /api/overview", h.apiOverview)
 	h.mux.HandleFunc("GET /api/status", h.apiStatus)
 	for pattern, route := range opts.Routes {
 		if err := handle(h.mux, pattern, route); err != nil {

@@ -71,12 +71,18 @@ func (f *fixture) fleet() Fleet {
 // the test data.
 func newFixture(t *testing.T, n int) *fixture {
 	t.Helper()
+	return newFixtureOf(t, n, testData)
+}
+
+// newFixtureOf is newFixture with the data that data returns.
+func newFixtureOf(t *testing.T, n int, data func(base time.Time) []series) *fixture {
+	t.Helper()
 	servers := redistest.StartN(t, n, redistest.Options{Args: []string{"--requirepass", testPassword}})
 	nodes := make(map[string]federated.Node, n)
 	for i, s := range servers {
 		nodes[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Address: s.Addr()}
 	}
-	return startFixture(t, servers, nodes)
+	return startFixture(t, servers, nodes, data)
 }
 
 // newGroupFixture starts nodes replica groups of replicas password-protected
@@ -92,12 +98,12 @@ func newGroupFixture(t *testing.T, nodes, replicas int) *fixture {
 		slices.SortFunc(group, func(a, b string) int { return cmp.Compare(b, a) })
 		cfg[fmt.Sprintf("redis_%d", i+1)] = federated.Node{Addresses: group}
 	}
-	return startFixture(t, servers, cfg)
+	return startFixture(t, servers, cfg, testData)
 }
 
 // startFixture makes the client of the servers laid out as nodes, and
-// writes the test data.
-func startFixture(t *testing.T, servers []*redistest.Server, nodes map[string]federated.Node) *fixture {
+// writes the data that data returns for a "now" of base.
+func startFixture(t *testing.T, servers []*redistest.Server, nodes map[string]federated.Node, data func(base time.Time) []series) *fixture {
 	t.Helper()
 	client, err := federated.New(federated.Config{Nodes: nodes, Options: federated.Options{
 		CommandTimeout:    2 * time.Second,
@@ -110,7 +116,7 @@ func startFixture(t *testing.T, servers []*redistest.Server, nodes map[string]fe
 	t.Cleanup(func() { _ = client.Close() })
 
 	f := &fixture{servers: servers, client: client, base: time.Now().Truncate(time.Second)}
-	f.data = testData(f.base)
+	f.data = data(f.base)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rec, err := f.fleet().NewRecorder(metrics.RecorderOptions{})
@@ -242,6 +248,15 @@ func (s *fakeSource) Metrics(context.Context, string, time.Time) ([]string, erro
 }
 func (s *fakeSource) Summarize(context.Context, metrics.Series, time.Time, time.Time, int) (metrics.Summary, error) {
 	return metrics.Summary{Points: s.points, Total: len(s.points)}, s.err
+}
+func (s *fakeSource) Latest(context.Context, metrics.Series) (metrics.Point, error) {
+	if len(s.points) == 0 && s.err == nil {
+		return metrics.Point{}, metrics.ErrNoData
+	}
+	if len(s.points) == 0 {
+		return metrics.Point{}, s.err
+	}
+	return s.points[len(s.points)-1], s.err
 }
 func (s *fakeSource) Status() []federated.ServerStatus { return s.status }
 func (s *fakeSource) AllServers(node string) ([]string, error) {

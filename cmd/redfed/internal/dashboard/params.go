@@ -38,10 +38,18 @@ var latestTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 // range ends at to, or now; it starts at from, or range before its end, or
 // DefaultRange before it. max_points defaults to DefaultMaxPoints.
 func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
-	s := seriesQuery{Host: q.Get("host"), Metric: q.Get("metric"), To: now, MaxPoints: DefaultMaxPoints}
-	if s.Host == "" {
-		return s, &paramError{Param: "host", Problem: "missing"}
+	if q.Get("host") == "" {
+		return seriesQuery{}, &paramError{Param: "host", Problem: "missing"}
 	}
+	s, err := parseMetricQuery(q, now)
+	s.Host = q.Get("host")
+	return s, err
+}
+
+// parseMetricQuery is parseSeriesQuery without the host: metric, from, to,
+// range and max_points.
+func parseMetricQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
+	s := seriesQuery{Metric: q.Get("metric"), To: now, MaxPoints: DefaultMaxPoints}
 	if s.Metric == "" {
 		return s, &paramError{Param: "metric", Problem: "missing"}
 	}

@@ -1,0 +1,237 @@
+package dashboard
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redfed/federated/cmd/redfed/internal/natural"
+	"github.com/redfed/federated/metrics"
+)
+
+// The overview: one chart per metric, each comparing the hosts whose latest
+// value of it is highest, so that a page opened with no host chosen shows
+// where the fleet is busy.
+
+const (
+	// DefaultOverviewTop is how many hosts an overview chart compares when
+	// top is not given.
+	DefaultOverviewTop = 5
+	// MaxOverviewTop is the most hosts an overview chart compares: more
+	// lines than that cannot be told apart.
+	MaxOverviewTop = 12
+	// overviewMetrics is the most metrics the index page gives an overview
+	// chart.
+	overviewMetrics = 24
+	// latestReads is how many Latest reads one overview runs at once.
+	latestReads = 8
+)
+
+// overviewReply is the body of GET /api/overview. Points are as in
+// seriesReply.
+type overviewReply struct {
+	Metric string `json:"metric"`
+	Unit   unit   `json:"unit"`
+	From   string `json:"from"` // RFC 3339, UTC
+	To     string `json:"to"`
+	// Ranked is how many hosts were compared to choose the series: the
+	// hosts with a latest point of the metric; 0 when the hosts were given.
+	Ranked  int              `json:"ranked"`
+	Series  []overviewSeries `json:"series"` // the busiest first
+	Warning string           `json:"warning,omitempty"`
+}
+
+// overviewSeries is one host's series of an overview chart.
+type overviewSeries struct {
+	Host            string       `json:"host"`
+	Points          [][2]float64 `json:"points"`
+	DownsampledFrom int          `json:"downsampled_from,omitempty"`
+}
+
+// apiOverview answers GET /api/overview?metric=&range=&from=&to=&max_points=
+// with top= (the top hosts by their latest value of metric, busiest first)
+// or host= given once per host (those hosts, in that order; the page's
+// script asks for the hosts it was first given, so that its lines keep their
+// colours and a refresh ranks nothing).
+func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
+	params := r.URL.Query()
+	q, perr := parseMetricQuery(params, h.now())
+	if perr != nil {
+		writeParamError(w, perr)
+		return
+	}
+	hosts := params["host"]
+	top := DefaultOverviewTop
+	if v := params.Get("top"); v != "" {
+		if len(hosts) > 0 {
+			writeParamError(w, &paramError{Param: "top", Problem: "give top or host, not both"})
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxOverviewTop {
+			writeParamError(w, &paramError{Param: "top", Problem: fmt.Sprintf("%q is not a whole number from 1 to %d", v, MaxOverviewTop)})
+			return
+		}
+		top = n
+	}
+	if len(hosts) > MaxOverviewTop {
+		writeParamError(w, &paramError{Param: "host", Problem: fmt.Sprintf("%d hosts: at most %d", len(hosts), MaxOverviewTop)})
+		return
+	}
+	if slices.Contains(hosts, "") {
+		writeParamError(w, &paramError{Param: "host", Problem: "empty"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	reply := overviewReply{Metric: q.Metric, Unit: unitOf(q.Metric), From: formatRFC3339(q.From), To: formatRFC3339(q.To)}
+	var errs []error
+	if len(hosts) == 0 {
+		ranked, err := h.busiest(ctx, q.Metric, top)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		reply.Ranked = len(ranked)
+		hosts = ranked
+	}
+	reply.Series = make([]overviewSeries, len(hosts))
+	seriesErrs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, host := range hosts {
+		wg.Go(func() {
+			select {
+			case h.seriesReads <- struct{}{}:
+			case <-ctx.Done():
+				seriesErrs[i] = ctx.Err()
+				return
+			}
+			sum, err := h.opts.Source.Summarize(ctx, metrics.Series{Host: host, Metric: q.Metric}, q.From, q.To, q.MaxPoints)
+			<-h.seriesReads
+			s := overviewSeries{Host: host, Points: pointPairs(sum.Points)}
+			if sum.Downsampled() {
+				s.DownsampledFrom = sum.Total
+			}
+			reply.Series[i], seriesErrs[i] = s, err
+		})
+	}
+	wg.Wait()
+	errs = append(errs, seriesErrs...)
+	partial := false
+	for _, s := range reply.Series {
+		partial = partial || len(s.Points) > 0
+	}
+	warning, ok := h.sourceError(w, r, errors.Join(errs...), partial)
+	if !ok {
+		return
+	}
+	reply.Warning = distinctLines(warning)
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// busiest returns up to top hosts, those whose latest point of metric is
+// highest, highest first. A host without the metric is left out; the
+// errors of the others are returned with what was read.
+func (h *handler) busiest(ctx context.Context, metric string, top int) ([]string, error) {
+	hosts, err := h.opts.Source.Hosts(ctx, h.now().Add(-HostsWindow))
+	errs := []error{err}
+	type latest struct {
+		host  string
+		value float64
+		ok    bool
+	}
+	found := make([]latest, len(hosts))
+	readErrs := make([]error, len(hosts))
+	slots := make(chan struct{}, latestReads)
+	var wg sync.WaitGroup
+	for i, host := range hosts {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			p, err := h.opts.Source.Latest(ctx, metrics.Series{Host: host, Metric: metric})
+			if errors.Is(err, metrics.ErrNoData) {
+				return
+			}
+			found[i] = latest{host: host, value: p.Value, ok: !p.Time.IsZero()}
+			readErrs[i] = err
+		})
+	}
+	wg.Wait()
+	found = slices.DeleteFunc(found, func(l latest) bool { return !l.ok })
+	slices.SortFunc(found, func(a, b latest) int {
+		if c := cmp.Compare(b.value, a.value); c != 0 {
+			return c
+		}
+		return natural.Compare(a.host, b.host)
+	})
+	out := make([]string, 0, min(top, len(found)))
+	for _, l := range found[:min(top, len(found))] {
+		out = append(out, l.host)
+	}
+	return out, errors.Join(append(errs, readErrs...)...)
+}
+
+// overviewMetricsOf returns the metrics the index page charts in its
+// overview: those of up to maxInlineHosts hosts spread over the list (a
+// fleet's hosts of one kind are named alike, and sort together), at most
+// overviewMetrics of them, in natural order.
+func (h *handler) overviewMetricsOf(ctx context.Context, hosts []string, sections []hostSection) ([]string, error) {
+	seen := make(map[string]bool)
+	for _, s := range sections {
+		for _, m := range s.Metrics {
+			seen[m] = true
+		}
+	}
+	var errs []error
+	if len(sections) == 0 && len(hosts) > 0 {
+		sample := spread(hosts, maxInlineHosts)
+		lists := make([][]string, len(sample))
+		listErrs := make([]error, len(sample))
+		var wg sync.WaitGroup
+		for i, host := range sample {
+			wg.Go(func() { lists[i], listErrs[i] = h.opts.Source.Metrics(ctx, host, h.now().Add(-HostsWindow)) })
+		}
+		wg.Wait()
+		for _, l := range lists {
+			for _, m := range l {
+				seen[m] = true
+			}
+		}
+		errs = listErrs
+	}
+	all := inNaturalOrder(slices.Collect(maps.Keys(seen)))
+	return all[:min(len(all), overviewMetrics)], errors.Join(errs...)
+}
+
+// spread returns at most n of names, evenly spaced, first and last
+// included.
+func spread(names []string, n int) []string {
+	if len(names) <= n {
+		return names
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = names[i*(len(names)-1)/(n-1)]
+	}
+	return out
+}
+
+// distinctLines drops repeated lines of an error's text: the same server's
+// failure met by many reads is said once.
+func distinctLines(s string) string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if line != "" && !seen[line] {
+			seen[line] = true
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
