@@ -3,6 +3,18 @@
 // as an SVG line chart and keeps it live, and the JSON API the script reads.
 // Every asset is embedded, so the dashboard works offline, with no CDN.
 //
+// The metrics page opens on an overview: a chart per metric comparing the
+// hosts whose latest value of it is highest (/api/overview), each in its
+// own colour with a legend, and, for a fleet of a few hosts, every host's
+// charts. Axes have gridlines and values in the unit the metric's name
+// gives (mem.used_mb in MiB or GiB, a latency in ms, a percentage); a
+// pointer over a chart shows the time and each series' value of the
+// nearest point. A server that is down is said once for the whole page,
+// with the time it went down, however many charts lack its points, and
+// the warning goes once it is back. The status page lists the servers by
+// node, and every error it shows carries the time it happened and goes
+// once the condition clears.
+//
 // New returns an http.Handler that answers at its root. To mount it under a
 // prefix, strip the prefix and keep the trailing slash:
 //

@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redfed/federated/cmd/redfed/internal/natural"
+	"github.com/redfed/federated/cmd/redfed/internal/wire"
 	"github.com/redfed/federated/metrics"
 )
 
@@ -34,13 +36,13 @@ const (
 	latestReads = 8
 )
 
-// overviewReply is the body of GET /api/overview. Points are as in
-// seriesReply.
+// overviewReply is the body of GET /api/overview. Times and points are
+// as in seriesReply (package wire).
 type overviewReply struct {
-	Metric string `json:"metric"`
-	Unit   unit   `json:"unit"`
-	From   string `json:"from"` // RFC 3339, UTC
-	To     string `json:"to"`
+	Metric string    `json:"metric"`
+	Unit   unit      `json:"unit"`
+	From   time.Time `json:"from"` // UTC
+	To     time.Time `json:"to"`
 	// Ranked is how many hosts were compared to choose the series: the
 	// hosts with a latest point of the metric; 0 when the hosts were given.
 	Ranked  int              `json:"ranked"`
@@ -51,7 +53,7 @@ type overviewReply struct {
 // overviewSeries is one host's series of an overview chart.
 type overviewSeries struct {
 	Host            string       `json:"host"`
-	Points          [][2]float64 `json:"points"`
+	Points          []wire.Point `json:"points"`
 	DownsampledFrom int          `json:"downsampled_from,omitempty"`
 }
 
@@ -91,7 +93,7 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	reply := overviewReply{Metric: q.Metric, Unit: unitOf(q.Metric), From: formatRFC3339(q.From), To: formatRFC3339(q.To)}
+	reply := overviewReply{Metric: q.Metric, Unit: unitOf(q.Metric), From: q.From.UTC(), To: q.To.UTC()}
 	var errs []error
 	if len(hosts) == 0 {
 		ranked, err := h.busiest(ctx, q.Metric, top)
@@ -114,7 +116,7 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 			}
 			sum, err := h.opts.Source.Summarize(ctx, metrics.Series{Host: host, Metric: q.Metric}, q.From, q.To, q.MaxPoints)
 			<-h.seriesReads
-			s := overviewSeries{Host: host, Points: pointPairs(sum.Points)}
+			s := overviewSeries{Host: host, Points: wire.Points(sum.Points)}
 			if sum.Downsampled() {
 				s.DownsampledFrom = sum.Total
 			}

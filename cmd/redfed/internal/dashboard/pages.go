@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,6 +30,11 @@ type indexPage struct {
 	Sections    []hostSection
 	Choose      bool   // too many hosts to chart at once and none chosen
 	Warning     string // why some hosts or metrics may be missing
+	// Metric is the metric chosen with ?metric=, or "": the page then
+	// shows only its overview chart, of more hosts.
+	Metric   string
+	Overview []string // the metrics of the overview charts
+	Top      int      // hosts in each overview chart
 }
 
 // hostSection is one host's charts.
@@ -71,14 +77,30 @@ func groupByNode(servers []serverStatus) []nodeGroup {
 
 // templateFuncs are the helpers the page templates use.
 var templateFuncs = template.FuncMap{
-	"ms": formatMillis,
+	"ms":   formatMillis,
+	"unit": unitOf,
+	"num":  func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+	"hostChart": func(host, metric string) chartData {
+		return chartData{Host: host, Metric: metric}
+	},
+	"overviewChart": func(metric, rng string, top int) chartData {
+		return chartData{Metric: metric, Range: rng, Top: top}
+	},
+}
+
+// chartData is the data of one chart of the index page.
+type chartData struct {
+	Host, Metric string // Host is "" in an overview chart
+	Range        string // the page's range
+	Top          int    // hosts in an overview chart
 }
 
 // indexPage serves "/": hosts and their metrics, one chart per metric,
 // which the script draws and keeps live.
 func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := indexPage{Page: "index", Title: "Metrics", Range: q.Get("range"), Ranges: rangePresets, Host: q.Get("host")}
+	p := indexPage{Page: "index", Title: "Metrics", Range: q.Get("range"), Ranges: rangePresets, Host: q.Get("host"),
+		Metric: q.Get("metric"), Top: DefaultOverviewTop}
 	if p.Range == "" {
 		p.Range = defaultPreset
 	} else if !slices.Contains(rangePresets, p.Range) {
@@ -87,6 +109,14 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Has("host") && p.Host == "" {
 		http.Error(w, "host: empty", http.StatusBadRequest)
+		return
+	}
+	if q.Has("metric") && p.Metric == "" {
+		http.Error(w, "metric: empty", http.StatusBadRequest)
+		return
+	}
+	if p.Host != "" && p.Metric != "" {
+		http.Error(w, "metric: give host or metric, not both", http.StatusBadRequest)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
@@ -107,6 +137,8 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p.Host != "":
 		show = []string{p.Host}
+	case p.Metric != "":
+		p.Overview, p.Top = []string{p.Metric}, MaxOverviewTop
 	case len(hosts) <= maxInlineHosts:
 		show = hosts
 	default:
@@ -132,6 +164,15 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.opts.Logger.Warn("dashboard: list metrics", "err", err)
+	}
+	if p.Host == "" && p.Metric == "" && len(hosts) > 1 {
+		var err error
+		if p.Overview, err = h.overviewMetricsOf(ctx, hosts, p.Sections); err != nil {
+			h.opts.Logger.Warn("dashboard: list metrics for the overview", "err", err)
+			if p.Warning == "" {
+				p.Warning = distinctLines(err.Error())
+			}
+		}
 	}
 	h.render(w, code, "index", p)
 }

@@ -34,7 +34,13 @@ func TestIndexPage(t *testing.T) {
 	assert.Equal(t, "text/html; charset=utf-8", res.Header.Get("Content-Type"))
 	assert.Contains(t, res.Header.Get("Content-Security-Policy"), "script-src 'self'")
 	assert.Contains(t, body, `<meta name="viewport"`)
-	assert.Equal(t, len(f.data), strings.Count(body, `<svg class="plot"`), "one chart per series")
+	assert.Len(t, regexp.MustCompile(`<svg [^>]*data-host=`).FindAllString(body, -1), len(f.data), "one chart per series")
+	metrics := make(map[string]bool)
+	for _, s := range f.data {
+		metrics[s.metric] = true
+	}
+	assert.Equal(t, len(metrics), strings.Count(body, `data-top="5"`), "an overview chart per metric, of the 5 busiest hosts")
+	assert.Contains(t, body, `data-metric="mem.used_mb" data-unit="bytes" data-scale="1048576"`, "the unit of a metric in MB")
 	assert.Equal(t, 1, strings.Count(body, "<script"), "the page's one script, no other")
 	assert.NotContains(t, body, "<img", "the host named as an img tag")
 	for _, s := range f.data {
@@ -46,11 +52,17 @@ func TestIndexPage(t *testing.T) {
 
 	// One host, another range.
 	_, body = get(t, srv, "/?host=web1.sfo&range=6h")
-	assert.Equal(t, 2, strings.Count(body, `<svg class="plot"`), "charts of web1.sfo")
+	assert.Equal(t, 2, strings.Count(body, `<svg class="plot"`), "charts of web1.sfo, and no overview")
 	assert.Contains(t, body, `data-range="6h"`)
 	assert.Contains(t, body, `<a class="range active" data-range="6h"`)
 
-	for _, bad := range []string{"/?range=2h", "/?host=", "/?host=a:b"} {
+	// One metric across the busiest hosts.
+	_, body = get(t, srv, "/?metric=cpu.user")
+	assert.Equal(t, 1, strings.Count(body, `<svg class="plot"`), "the chart of cpu.user")
+	assert.Contains(t, body, `data-metric="cpu.user" data-top="12"`)
+	assert.Contains(t, body, `<a class="range" data-range="6h" href="?metric=cpu.user&amp;range=6h">`)
+
+	for _, bad := range []string{"/?range=2h", "/?host=", "/?host=a:b", "/?metric=", "/?metric=a&host=b"} {
 		res, body := get(t, srv, bad)
 		assert.Equal(t, http.StatusBadRequest, res.StatusCode, "GET %s: %s", bad, body)
 	}
@@ -64,7 +76,9 @@ func TestIndexPageManyHosts(t *testing.T) {
 	srv := serve(t, Options{Source: src})
 	_, body := get(t, srv, "/")
 	assert.Contains(t, body, "choose one above")
-	assert.NotContains(t, body, `<svg class="plot"`)
+	assert.NotRegexp(t, `<svg [^>]*data-host=`, body, "charts of single hosts")
+	assert.Equal(t, 1, strings.Count(body, `<svg class="plot"`), "the overview chart of the one metric")
+	assert.Contains(t, body, `data-metric="cpu" data-top="5"`)
 	_, body = get(t, srv, "/?host=hostb")
 	assert.Equal(t, 1, strings.Count(body, `<svg class="plot"`))
 }
