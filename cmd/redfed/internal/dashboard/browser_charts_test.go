@@ -173,6 +173,15 @@ func TestBrowserPageWarning(t *testing.T) {
 	if other == current {
 		other = addrs[1]
 	}
+	defer func() {
+		if t.Failed() {
+			t.Log("the page's warning, charts missing points and errors: " + evaluate[string](b, `[
+				document.getElementById("page-warning").textContent,
+				Array.from(document.querySelectorAll("figure.partial svg"), s => (s.dataset.host || "overview") + " " + s.dataset.metric).join(", "),
+				Array.from(document.querySelectorAll(".chart-error"), e => e.textContent).filter(Boolean).join(", "),
+			].join(" | ")`))
+		}
+	}()
 	for _, victim := range []*redistest.Server{byAddr[other], byAddr[current]} {
 		require.NoError(t, victim.Kill())
 		one := fmt.Sprintf(`(w => !w.hidden && w.querySelectorAll("li").length === 1 && w.textContent.includes(%q) &&

@@ -83,8 +83,8 @@ var templateFuncs = template.FuncMap{
 	"hostChart": func(host, metric string) chartData {
 		return chartData{Host: host, Metric: metric}
 	},
-	"overviewChart": func(metric, rng string, top int) chartData {
-		return chartData{Metric: metric, Range: rng, Top: top}
+	"overviewChart": func(metric, rng string, top int, wide bool) chartData {
+		return chartData{Metric: metric, Range: rng, Top: top, Wide: wide}
 	},
 }
 
@@ -93,6 +93,7 @@ type chartData struct {
 	Host, Metric string // Host is "" in an overview chart
 	Range        string // the page's range
 	Top          int    // hosts in an overview chart
+	Wide         bool   // the page's one chart, as wide as the page
 }
 
 // indexPage serves "/": hosts and their metrics, one chart per metric,

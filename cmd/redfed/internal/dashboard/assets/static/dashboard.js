@@ -18,9 +18,6 @@
   const MAX_POINTS = 1000;
   const OVERVIEW_POINTS = 400;
   const COLOURS = 10; // classes s0 … s9 of the stylesheet
-  // Chart geometry, in viewBox units (the viewBox is 360 x 170).
-  const W = 360, H = 170, LEFT = 60, RIGHT = 10, TOP = 8, BOTTOM = 22;
-  const PLOT_W = W - LEFT - RIGHT, PLOT_H = H - TOP - BOTTOM;
 
   function svgEl(name, attrs, text) {
     const e = document.createElementNS(SVG, name);
@@ -139,64 +136,78 @@
 
   const charts = new Map(); // svg → what was drawn, for the hover read-out
 
+  // geometry is the layout of a chart, in its viewBox's units: the plot
+  // leaves left of it room for the widest value label.
+  function geometry(svg, labelChars) {
+    const vb = svg.viewBox.baseVal;
+    const w = vb && vb.width ? vb.width : 360, h = vb && vb.height ? vb.height : 170;
+    const left = Math.min(Math.max(labelChars * 6.2 + 8, 32), 96), right = 10, top = 8, bottom = 22;
+    return { w, h, left, right, top, plotW: w - left - right, plotH: h - top - bottom };
+  }
+
   // draw replaces the chart with its series: model is {from, to, unit,
   // series: [{label, points, colour}]}, points being [Unix seconds, value].
   function draw(svg, model) {
     const from = model.from, to = model.to, span = to - from || 1;
-    const nodes = [];
     let lo = Infinity, hi = -Infinity, total = 0;
     for (const s of model.series) {
       for (const p of s.points) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); }
       total += s.points.length;
     }
-    const x = (t) => LEFT + Math.min(Math.max((t - from) / span, 0), 1) * PLOT_W;
+    // The values' scale and labels first: the plot starts where the
+    // widest label ends.
+    let bottom = 0, top = 1, labels = [];
+    if (total > 0) {
+      // Keep the lines off the frame: a margin of 6% above and below, or
+      // around a flat line.
+      const margin = lo === hi ? Math.abs(lo) * 0.1 || 1 : (hi - lo) * 0.06;
+      bottom = lo - margin;
+      top = hi + margin;
+      if (lo >= 0 && bottom < 0) bottom = 0;
+      const p = prefixFor(model.unit, Math.max(Math.abs(bottom), Math.abs(top)));
+      labels = niceTicks(bottom / p.div, top / p.div, 4)
+        .filter((tick) => tick * p.div >= bottom && tick * p.div <= top)
+        .map((tick) => ({ value: tick * p.div, text: trimNumber(tick, 6) + p.suffix }));
+    }
+    const g = geometry(svg, Math.max(0, ...labels.map((l) => l.text.length)));
+    const x = (t) => g.left + Math.min(Math.max((t - from) / span, 0), 1) * g.plotW;
+    const y = (v) => g.top + (top - v) / (top - bottom) * g.plotH;
+    const nodes = [];
     // Vertical gridlines and the time axis, leaving out a label that would
     // run into the one before.
     let labelEnd = -Infinity;
     for (const t of timeTicks(from, to)) {
       const tx = x(t), label = formatTime(t, false), width = label.length * 6;
-      nodes.push(svgEl("line", { class: "grid", x1: tx.toFixed(1), x2: tx.toFixed(1), y1: TOP, y2: TOP + PLOT_H }));
-      const left = Math.min(Math.max(tx - width / 2, LEFT - 20), W - width);
+      nodes.push(svgEl("line", { class: "grid", x1: tx.toFixed(1), x2: tx.toFixed(1), y1: g.top, y2: g.top + g.plotH }));
+      const left = Math.min(Math.max(tx - width / 2, g.left - 20), g.w - width);
       if (left < labelEnd + 4) continue;
       labelEnd = left + width;
-      nodes.push(svgEl("text", { class: "axis x", x: (left + width / 2).toFixed(1), y: H - 6, "text-anchor": "middle" }, label));
+      nodes.push(svgEl("text", { class: "axis x", x: (left + width / 2).toFixed(1), y: g.h - 6, "text-anchor": "middle" }, label));
     }
-    let y = null;
     if (total === 0) {
-      nodes.push(svgEl("text", { class: "empty", x: LEFT + PLOT_W / 2, y: TOP + PLOT_H / 2, "text-anchor": "middle" }, "no data in range"));
-    } else {
-      // Keep the lines off the frame: a margin of 6% above and below, or
-      // around a flat line.
-      const margin = lo === hi ? Math.abs(lo) * 0.1 || 1 : (hi - lo) * 0.06;
-      let bottom = lo - margin, top = hi + margin;
-      if (lo >= 0 && bottom < 0) bottom = 0;
-      const p = prefixFor(model.unit, Math.max(Math.abs(bottom), Math.abs(top)));
-      const ticks = niceTicks(bottom / p.div, top / p.div, 4);
-      y = (v) => TOP + (top - v) / (top - bottom) * PLOT_H;
-      // Horizontal gridlines, each with its value.
-      for (const tick of ticks) {
-        const ty = y(tick * p.div);
-        if (ty < TOP - 0.5 || ty > TOP + PLOT_H + 0.5) continue;
-        nodes.push(svgEl("line", { class: "grid", x1: LEFT, x2: W - RIGHT, y1: ty.toFixed(1), y2: ty.toFixed(1) }));
-        nodes.push(svgEl("text", { class: "axis y", x: LEFT - 4, y: (ty + 4).toFixed(1), "text-anchor": "end" },
-          trimNumber(tick, 6) + p.suffix));
-      }
-      for (const s of model.series) {
-        if (s.points.length === 0) continue;
-        const coords = s.points.map((pt) => x(pt[0]).toFixed(1) + "," + y(pt[1]).toFixed(1)).join(" ");
-        nodes.push(svgEl("polyline", { class: "line " + s.colour, points: coords, fill: "none" }));
-        const last = s.points[s.points.length - 1];
-        nodes.push(svgEl("circle", { class: "last " + s.colour, cx: x(last[0]).toFixed(1), cy: y(last[1]).toFixed(1), r: 2.5 }));
-      }
+      nodes.push(svgEl("text", { class: "empty", x: g.left + g.plotW / 2, y: g.top + g.plotH / 2, "text-anchor": "middle" }, "no data in range"));
     }
-    nodes.push(svgEl("rect", { class: "frame", x: LEFT, y: TOP, width: PLOT_W, height: PLOT_H }));
+    // Horizontal gridlines, each with its value.
+    for (const l of labels) {
+      const ty = y(l.value).toFixed(1);
+      nodes.push(svgEl("line", { class: "grid", x1: g.left, x2: g.w - g.right, y1: ty, y2: ty }));
+      nodes.push(svgEl("text", { class: "axis y", x: g.left - 4, y: (Number(ty) + 4).toFixed(1), "text-anchor": "end" }, l.text));
+    }
+    for (const s of model.series) {
+      if (s.points.length === 0) continue;
+      const coords = s.points.map((pt) => x(pt[0]).toFixed(1) + "," + y(pt[1]).toFixed(1)).join(" ");
+      nodes.push(svgEl("polyline", { class: "line " + s.colour, points: coords, fill: "none" }));
+      const last = s.points[s.points.length - 1];
+      nodes.push(svgEl("circle", { class: "last " + s.colour, cx: x(last[0]).toFixed(1), cy: y(last[1]).toFixed(1), r: 2.5 }));
+    }
+    nodes.push(svgEl("rect", { class: "frame", x: g.left, y: g.top, width: g.plotW, height: g.plotH }));
     const hover = svgEl("g", { class: "hover", visibility: "hidden" });
-    hover.appendChild(svgEl("line", { class: "crosshair", x1: 0, x2: 0, y1: TOP, y2: TOP + PLOT_H }));
+    hover.appendChild(svgEl("line", { class: "crosshair", x1: 0, x2: 0, y1: g.top, y2: g.top + g.plotH }));
     for (const s of model.series) hover.appendChild(svgEl("circle", { class: "dot " + s.colour, r: 3.5, cx: 0, cy: 0 }));
     nodes.push(hover);
     svg.replaceChildren(...nodes);
     svg.dataset.points = String(total);
-    charts.set(svg, { model, x, y, hover });
+    charts.set(svg, { model, g, x, y: total > 0 ? y : null, hover });
     hideTooltip(svg);
   }
 
@@ -228,10 +239,11 @@
     const tip = tooltipOf(svg);
     if (!c || !c.y || !tip) return;
     const rect = svg.getBoundingClientRect();
-    const vx = (clientX - rect.left) / rect.width * W;
-    if (vx < LEFT || vx > W - RIGHT) { hideTooltip(svg); return; }
+    const g = c.g;
+    const vx = (clientX - rect.left) / rect.width * g.w;
+    if (vx < g.left || vx > g.w - g.right) { hideTooltip(svg); return; }
     const m = c.model;
-    const t = m.from + (vx - LEFT) / PLOT_W * (m.to - m.from);
+    const t = m.from + (vx - g.left) / g.plotW * (m.to - m.from);
     // The crosshair goes to the point nearest the pointer of any series.
     let at = null;
     const found = m.series.map((s) => {
@@ -262,7 +274,7 @@
     c.hover.setAttribute("visibility", "visible");
     tip.hidden = false;
     // Beside the crosshair, on the side with room.
-    const px = cx / W * rect.width;
+    const px = cx / g.w * rect.width;
     tip.classList.toggle("left", px > rect.width / 2);
     tip.style.left = px > rect.width / 2 ? "" : (px + 12) + "px";
     tip.style.right = px > rect.width / 2 ? (rect.width - px + 12) + "px" : "";
@@ -425,6 +437,18 @@
       }));
     }
 
+    // report gives the page's warning what a chart's reply said, unless
+    // the chart went off screen while it was asked: it is not refreshed
+    // there, so its warning would go stale. It is asked again once back.
+    function report(svg, text, failed) {
+      if (visible.has(svg)) {
+        warning.chart(svg, text, failed);
+      } else {
+        state.get(svg).range = "";
+        warning.chart(svg, "");
+      }
+    }
+
     async function refresh(svg) {
       const st = state.get(svg);
       if (st.busy) return;
@@ -443,10 +467,10 @@
           setText(fig.querySelector(".latest"), last ? formatValue(last[1], model.unit) : "");
         }
         setText(fig.querySelector(".chart-error"), "");
-        warning.chart(svg, got.data.warning);
+        report(svg, got.data.warning, false);
         stamp();
       } catch (e) {
-        warning.chart(svg, String(e.message || e), true);
+        report(svg, String(e.message || e), true);
       } finally {
         st.busy = false;
       }
