@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -204,5 +206,39 @@ func TestBrowserPageWarning(t *testing.T) {
 	}
 	// The browser logs the reads that found nothing (502) with the server
 	// down; the page shows them only in its warning.
+	b.checkConsole("the server responded with a status of 502 (Bad Gateway)")
+}
+
+// TestBrowserChartError breaks a series (its key holds a string, so Redis
+// refuses to read it): its chart says why, since when, and so does the
+// page's warning for the overview that ranks it; both go once the series
+// is whole again, without a reload.
+func TestBrowserChartError(t *testing.T) {
+	chromium := findChromium(t)
+	f := newFixture(t, 1)
+	srv := serve(t, Options{Source: f.fleet()})
+	ctx := context.Background()
+	const host, metric = "broken.sfo", "cpu.user"
+	key, err := f.client.MetricKey(time.Now(), host, metric)
+	require.NoError(t, err)
+	rc := redis.NewClient(&redis.Options{Addr: f.servers[0].Addr(), Password: testPassword, DisableIdentity: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	require.NoError(t, rc.Set(ctx, key, "not a sorted set", 0).Err())
+	require.NoError(t, rc.ZAdd(ctx, f.client.Options().Metrics.Journal, redis.Z{Score: float64(time.Now().Unix()), Member: key}).Err())
+
+	b := startBrowser(t, chromium)
+	b.do(chromedp.Navigate(srv.URL + "/"))
+	b.poll(`(w => !w.hidden && w.textContent.includes("WRONGTYPE") && / ago\)$/.test(w.textContent))(document.getElementById("page-warning"))`,
+		3*scriptPoll, "the page's warning of the overview that ranks the broken series, with since when")
+	chart := chartOf(host, metric)
+	b.poll(fmt.Sprintf(`(c => { c.scrollIntoView({block: "center"}); const e = c.closest("figure").querySelector(".chart-error");
+		return !e.hidden && e.textContent.includes("WRONGTYPE") && / ago\)$/.test(e.textContent) })(%s)`, chart),
+		3*scriptPoll, "the broken chart's error, with since when")
+
+	require.NoError(t, rc.Del(ctx, key).Err())
+	require.NoError(t, f.client.Record(ctx, host, metric, time.Now(), 1))
+	b.poll(fmt.Sprintf(`(c => c.closest("figure").querySelector(".chart-error").hidden && c.dataset.points === "1")(%s)`, chart),
+		3*scriptPoll, "the chart drawn, its error gone")
+	b.poll(`document.getElementById("page-warning").hidden`, 3*scriptPoll, "the page's warning gone")
 	b.checkConsole("the server responded with a status of 502 (Bad Gateway)")
 }

@@ -314,6 +314,19 @@
 
   // ---- The page's warning ------------------------------------------------
 
+  // chartError shows why a chart failed under it, with since when, or
+  // nothing when text is empty.
+  function chartError(svg, text, since) {
+    const p = svg.closest("figure").querySelector(".chart-error");
+    if (!p) return;
+    if (text === "") { setText(p, ""); return; }
+    const when = el("span", "when", since);
+    when.dataset.time = since;
+    p.replaceChildren(document.createTextNode(text + " Since "), when);
+    p.hidden = false;
+    localTimes(p);
+  }
+
   // pageWarning keeps one warning for the whole metrics page: a server that
   // is down is said once, with the time it went down, however many charts
   // lack its points; other troubles once each, with how many charts met
@@ -338,7 +351,7 @@
         // A chart that failed says why under it, unless the servers that
         // failed it are down: the warning says so for all.
         const explained = c.lines.every((line) => named(line, down));
-        if (c.failed) setText(svg.closest("figure").querySelector(".chart-error"), explained ? "" : c.lines.join("\n"));
+        if (c.failed) chartError(svg, explained ? "" : c.lines.join("\n"), c.since);
         if (c.failed && !explained) continue;
         for (const line of new Set(c.lines)) {
           if (!named(line, down)) counts.set(line, (counts.get(line) || 0) + 1);
@@ -384,7 +397,9 @@
       chart(svg, text, failed) {
         const lines = (text || "").split("\n").filter(Boolean);
         svg.closest("figure").classList.toggle("partial", lines.length > 0);
-        chartLines.set(svg, { lines, failed: Boolean(failed) && lines.length > 0 });
+        const before = chartLines.get(svg);
+        const same = before && before.lines.join("\n") === lines.join("\n");
+        chartLines.set(svg, { lines, failed: Boolean(failed) && lines.length > 0, since: same ? before.since : new Date().toISOString() });
         render();
       },
     };
