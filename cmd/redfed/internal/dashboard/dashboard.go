@@ -145,6 +145,7 @@ type handler struct {
 	pages        map[string]*template.Template // by page name: "index", "status"
 	allowedHosts map[string]bool               // normalized Options.AllowedHosts
 	seriesReads  chan struct{}                 // a slot for each series read under way
+	latestReads  chan struct{}                 // a slot for each Latest read of an overview under way
 }
 
 // New returns the dashboard's handler. It fails when Options.Source is nil,
@@ -174,7 +175,8 @@ func New(opts Options) (http.Handler, error) {
 		opts.Now = time.Now
 	}
 	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template),
-		allowedHosts: allowed, seriesReads: make(chan struct{}, opts.MaxSeriesReads)}
+		allowedHosts: allowed, seriesReads: make(chan struct{}, opts.MaxSeriesReads),
+		latestReads: make(chan struct{}, latestReads)}
 	for _, name := range []string{"index", "status"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
 		if err != nil {

@@ -39,12 +39,15 @@
 // to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it
 // is read, so that neither the servers, the reply nor the process's memory
 // grow with the range; at most Options.MaxSeriesReads series reads run at
-// once, the others wait their turn. A read that runs out of time fails its
-// chart, and does not mark a server down.
+// once, the others wait their turn. An overview ranks the hosts by one
+// read of each one's newest point, at most 8 at once for all requests,
+// and its page's script ranks again only once a minute, asking for the
+// same hosts in between. A read that runs out of time fails its chart,
+// and does not mark a server down.
 //
 // Concurrency: the handler is safe for concurrent use; each request reads
-// the Source afresh and keeps no state between requests but the count of
-// series reads under way.
+// the Source afresh and keeps no state between requests but the counts of
+// reads under way.
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,

@@ -32,7 +32,8 @@ const (
 	// overviewMetrics is the most metrics the index page gives an overview
 	// chart.
 	overviewMetrics = 24
-	// latestReads is how many Latest reads one overview runs at once.
+	// latestReads is how many Latest reads the overviews run at once, all
+	// requests together: 8 charts ranking 50 hosts each make 400.
 	latestReads = 8
 )
 
@@ -150,13 +151,17 @@ func (h *handler) busiest(ctx context.Context, metric string, top int) ([]string
 	}
 	found := make([]latest, len(hosts))
 	readErrs := make([]error, len(hosts))
-	slots := make(chan struct{}, latestReads)
 	var wg sync.WaitGroup
 	for i, host := range hosts {
 		wg.Go(func() {
-			slots <- struct{}{}
-			defer func() { <-slots }()
+			select {
+			case h.latestReads <- struct{}{}:
+			case <-ctx.Done():
+				readErrs[i] = ctx.Err()
+				return
+			}
 			p, err := h.opts.Source.Latest(ctx, metrics.Series{Host: host, Metric: metric})
+			<-h.latestReads
 			if errors.Is(err, metrics.ErrNoData) {
 				return
 			}
