@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/syncer"
 )
 
@@ -110,16 +111,18 @@ func waitStatus(t *testing.T, srv *httptest.Server, within time.Duration, match 
 }
 
 // A syncer link's error shows with its time while the link fails, and is
-// gone once a pass after it succeeded.
+// gone once a pass after it succeeded; anti-entropy's, until a run
+// succeeds.
 func TestStatusSyncerErrorClears(t *testing.T) {
 	failedAt := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
+	ae := syncer.AntiEntropyStats{Runs: 1, LastRun: failedAt, LastError: "compare: timeout"}
 	peer := syncer.PeerStats{Local: "10.0.0.1:1", Peer: "10.0.0.2:1", Errors: 1, LastError: "dial tcp: refused",
 		LastErrorAt: failedAt, LastSuccess: failedAt.Add(-time.Minute)}
 	stats := func() *syncer.Stats {
 		mu.Lock()
 		defer mu.Unlock()
-		return &syncer.Stats{Peers: []syncer.PeerStats{peer}}
+		return &syncer.Stats{Peers: []syncer.PeerStats{peer}, AntiEntropy: ae}
 	}
 	srv := serve(t, Options{Source: &fakeSource{}, Syncer: stats})
 
@@ -130,9 +133,12 @@ func TestStatusSyncerErrorClears(t *testing.T) {
 	assert.Equal(t, ptr("2026-11-25T10:00:00.000Z"), st.Syncer.Peers[0].LastErrorAt)
 	_, body := get(t, srv, "/status")
 	assert.Contains(t, body, `dial tcp: refused <span class="when" data-time="2026-11-25T10:00:00.000Z">`, "the error and its time")
+	assert.Contains(t, body, `The last run failed, <span class="when" data-time="2026-11-25T10:00:00.000Z">2026-11-25T10:00:00.000Z</span>: compare: timeout`,
+		"anti-entropy's error and its time")
 
 	mu.Lock()
 	peer.LastSuccess = failedAt.Add(time.Second)
+	ae = syncer.AntiEntropyStats{Runs: 2, LastRun: failedAt.Add(time.Second)}
 	mu.Unlock()
 	getJSON(t, srv, "/api/status", http.StatusOK, &st)
 	assert.Empty(t, st.Syncer.Peers[0].LastError, "error once a pass succeeded")
@@ -140,5 +146,29 @@ func TestStatusSyncerErrorClears(t *testing.T) {
 	assert.Equal(t, int64(1), st.Syncer.Peers[0].Errors, "failed passes are still counted")
 	_, body = get(t, srv, "/status")
 	assert.NotContains(t, body, "dial tcp: refused")
+	assert.NotContains(t, body, "compare: timeout", "anti-entropy's error once a run succeeded")
 	assert.False(t, strings.Contains(body, `class="failing"`), "a link that works is not marked failing")
+}
+
+// A check's error shows with the check's time, and is gone once a check
+// finds the group well.
+func TestStatusCheckErrorClears(t *testing.T) {
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	report := metrics.CheckReport{Keys: 10, Groups: []metrics.GroupReport{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Error: "b:1: refused"}}}
+	last := func() (metrics.CheckReport, time.Time, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return report, at, true
+	}
+	srv := serve(t, Options{Source: &fakeSource{}, LastCheck: last})
+	_, body := get(t, srv, "/status")
+	assert.Contains(t, body, `b:1: refused <span class="when" data-time="2026-11-25T10:00:00.000Z">`, "the check's error and its time")
+
+	mu.Lock()
+	report.Groups, at = []metrics.GroupReport{{Node: "redis_1", Servers: []string{"a:1", "b:1"}, Keys: 10}}, at.Add(time.Minute)
+	mu.Unlock()
+	_, body = get(t, srv, "/status")
+	assert.NotContains(t, body, "refused", "the error once a check found the group well")
+	assert.Contains(t, body, `OK: 10 keys compared, 0 divergent, at <span data-time="2026-11-25T10:01:00.000Z">`)
 }
