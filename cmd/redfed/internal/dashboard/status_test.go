@@ -92,6 +92,36 @@ func TestStatusShowsKilledServerDown(t *testing.T) {
 	assert.Empty(t, got.LastError, "error once up")
 }
 
+// A server that hangs (SIGSTOP) answers no PING: it shows as down once
+// the PING's command timeout is over, down since a time after the pause
+// (the client marks the time it gave up on the PING, at most a PING
+// interval and a command timeout after the server stopped answering), and
+// up once it answers again.
+func TestStatusShowsHungServerDown(t *testing.T) {
+	f := newFixture(t, 2)
+	srv := serve(t, Options{Source: f.fleet()})
+	opts := f.client.Options()
+	victim := f.servers[0]
+	addr := victim.Addr()
+
+	pausedAt := time.Now()
+	require.NoError(t, victim.Pause())
+	within := opts.HealthCheckInterval + opts.CommandTimeout + 2*time.Second
+	var got serverStatus
+	waitStatus(t, srv, within, func(s serverStatus) bool { return s.Address == addr && s.Down }, &got,
+		"hung server %s down within a PING interval and a command timeout (%v)", addr, within)
+	require.NotNil(t, got.DownSince)
+	since, err := time.Parse(time.RFC3339, *got.DownSince)
+	require.NoError(t, err)
+	assert.False(t, since.Before(pausedAt.Add(-time.Millisecond)), "down since %v, before the pause at %v", since, pausedAt)
+	assert.False(t, since.After(pausedAt.Add(within)), "down since %v, more than %v after the pause at %v", since, within, pausedAt)
+
+	require.NoError(t, victim.Resume())
+	waitStatus(t, srv, 10*time.Second, func(s serverStatus) bool { return s.Address == addr && !s.Down }, &got,
+		"server %s up once it answers again", addr)
+	assert.Empty(t, got.LastError)
+}
+
 // waitStatus polls /api/status until a server matches, and stores it in
 // got.
 func waitStatus(t *testing.T, srv *httptest.Server, within time.Duration, match func(serverStatus) bool,
