@@ -24,44 +24,73 @@ const epochField = "@epoch"
 // pass: the link starts again from the peer's first change.
 var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
 
-// loadCursor reads the cursor saved in the local server at every pass: a
+// storedCursor is a link's cursor as the local server stores it.
+type storedCursor struct {
+	epoch  string  // the server's epoch
+	raw    string  // the cursor as stored, "" for none
+	cursor float64 // its value, 0 for none
+	seq    uint64  // the number of the save that stored it, 0 for none
+}
+
+// seqText is the seq as stored, "" for none.
+func (c storedCursor) seqText() string {
+	if c.seq == 0 {
+		return ""
+	}
+	return strconv.FormatUint(c.seq, 10)
+}
+
+// loadCursor reads the cursor saved in the local server at every pass. A
 // server that came back empty has none, and is pulled in full again; one
-// that went back to an older cursor (restored from a snapshot) is pulled
-// again from its first change too.
+// that holds another cursor than the link saved last (restored from a
+// snapshot, with an older cursor, or one taken before the link's last
+// merge) may lack what the link merged since, which its marks take for
+// merged: it is pulled again from the peer's first change too.
 func (l *link) loadCursor(ctx context.Context) error {
-	epoch, raw, cursor, err := l.servers.loadCursor(ctx, newEpoch())
+	c, err := l.servers.loadCursor(ctx, newEpoch())
 	if err != nil {
 		return err
 	}
-	if l.epoch != "" && (epoch != l.epoch || cursor < l.cursor) {
+	if l.epoch != "" && (c.epoch != l.epoch || c.raw != l.saved || c.seq != l.seq) {
 		l.reset("the local server came back empty or older")
+		c.cursor = 0
 	}
-	if cursor != l.cursor {
+	if c.cursor != l.cursor {
 		l.complete = false
 	}
-	l.epoch, l.saved, l.cursor = epoch, raw, cursor
+	l.epoch, l.saved, l.seq, l.cursor = c.epoch, c.raw, c.seq, c.cursor
 	return nil
 }
 
-// parseCursor reads the reply of loadCursorScript: the epoch, the cursor as
-// stored ("" for none) and its value. A cursor that is not a number, which
-// the syncer never writes, counts as 0: the peer is pulled from its first
-// change, which is always safe.
-func parseCursor(val []any) (epoch, raw string, cursor float64, err error) {
+// parseCursor reads the reply of LoadCursorScript: the epoch, the cursor as
+// stored ("" for none) and the number of the save that stored it. A
+// cursor that is not a number, which the syncer never writes, counts as 0:
+// the peer is pulled from its first change, which is always safe; so does
+// a seq that is not a number.
+func parseCursor(val []any) (storedCursor, error) {
 	if len(val) == 0 {
-		return "", "", 0, fmt.Errorf("unexpected reply %v", val)
+		return storedCursor{}, fmt.Errorf("unexpected reply %v", val)
 	}
 	epoch, ok := val[0].(string)
 	if !ok || epoch == "" {
-		return "", "", 0, fmt.Errorf("unexpected epoch %v", val[0])
+		return storedCursor{}, fmt.Errorf("unexpected epoch %v", val[0])
 	}
+	c := storedCursor{epoch: epoch}
 	if len(val) > 1 {
-		raw, _ = val[1].(string)
-		if c, err := strconv.ParseFloat(raw, 64); err == nil && c > 0 && !math.IsInf(c, 0) {
-			cursor = c
+		c.raw, _ = val[1].(string)
+		if v, err := strconv.ParseFloat(c.raw, 64); err == nil && v > 0 && !math.IsInf(v, 0) {
+			c.cursor = v
 		}
 	}
-	return epoch, raw, cursor, nil
+	if len(val) > 2 {
+		raw, _ := val[2].(string)
+		if seq, err := strconv.ParseUint(raw, 10, 64); err == nil {
+			c.seq = seq
+		} else if raw != "" {
+			c.cursor = 0
+		}
+	}
+	return c, nil
 }
 
 // newEpoch returns a random epoch token.
@@ -69,12 +98,13 @@ func newEpoch() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
-// saveCursor saves the cursor if the local server still holds what the
-// link loaded or saved last; else it resets the link and returns
-// errLocalReset.
+// saveCursor saves the cursor, with the next save number, if the local
+// server still holds what the link loaded or saved last; else it resets
+// the link and returns errLocalReset.
 func (l *link) saveCursor(ctx context.Context, cursor float64) error {
-	raw := strconv.FormatFloat(cursor, 'f', -1, 64)
-	saved, err := l.servers.saveCursor(ctx, l.epoch, l.saved, raw)
+	last := storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq}
+	next := storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(cursor, 'f', -1, 64), cursor: cursor, seq: l.seq + 1}
+	saved, err := l.servers.saveCursor(ctx, last, next)
 	if err != nil {
 		return err
 	}
@@ -82,7 +112,7 @@ func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 		l.reset("the local server lost data during the pass")
 		return errLocalReset
 	}
-	l.saved, l.cursor = raw, cursor
+	l.saved, l.seq, l.cursor = next.raw, next.seq, cursor
 	return nil
 }
 
@@ -91,7 +121,7 @@ func (l *link) saveCursor(ctx context.Context, cursor float64) error {
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
 	clear(l.marks)
-	l.cursor, l.epoch, l.saved, l.complete = 0, "", "", false
+	l.cursor, l.epoch, l.saved, l.seq, l.complete = 0, "", "", 0, false
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++

@@ -74,6 +74,7 @@ type link struct {
 	complete bool
 	epoch    string             // the local server's epoch the cursor belongs to
 	saved    string             // the cursor as stored in the local server, "" for none
+	seq      uint64             // the number of the link's last save stored with it, 0 for none
 	marks    map[string]keyMark // by key
 	pulls    int64              // pulls made: every 1,000th prunes the marks
 	overlap  overlapRead
@@ -290,7 +291,11 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 		// meanwhile by the peer's clock are not behind the cursor.
 		newest = max(newest, min(e.Time, l.peerTime))
 	}
-	if newest > l.cursor {
+	// A merge that added members is saved even when the cursor stays (an
+	// overlap read, entries at the cursor's time): the save's number then
+	// tells a server restored from a snapshot taken before it, which lacks
+	// what the merge added although its marks say otherwise.
+	if newest > l.cursor || res.Added > 0 {
 		if err := l.saveCursor(ctx, newest); err != nil {
 			return err
 		}

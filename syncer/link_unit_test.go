@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -213,28 +214,26 @@ func (f *fakeServers) merge(_ context.Context, _ journal.Origin, updates []journ
 	return res, nil
 }
 
-func (f *fakeServers) loadCursor(_ context.Context, fresh string) (string, string, float64, error) {
+func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor, error) {
 	if err := f.call("loadCursor"); err != nil {
-		return "", "", 0, err
+		return storedCursor{}, err
 	}
 	if f.local.epoch == "" {
 		f.local.epoch = fresh
 	}
-	reply := []any{f.local.epoch}
-	if raw, ok := f.local.cursors[testPeer]; ok {
-		reply = append(reply, raw)
-	}
-	return parseCursor(reply)
+	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix]})
 }
 
-func (f *fakeServers) saveCursor(_ context.Context, epoch, saved, cursor string) (bool, error) {
+func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bool, error) {
 	if err := f.call("saveCursor"); err != nil {
 		return false, err
 	}
-	if f.local.epoch != epoch || f.local.cursors[testPeer] != saved {
+	if f.local.epoch != last.epoch || f.local.cursors[testPeer] != last.raw ||
+		f.local.cursors[testPeer+journal.SeqSuffix] != last.seqText() {
 		return false, nil
 	}
-	f.local.cursors[testPeer] = cursor
+	f.local.cursors[testPeer] = next.raw
+	f.local.cursors[testPeer+journal.SeqSuffix] = next.seqText()
 	return true, nil
 }
 
@@ -473,6 +472,52 @@ func TestLinkOverlapReadsTheLastWindowAgain(t *testing.T) {
 	assert.Empty(t, fs.local.data[before], "an entry before the overlap is anti-entropy's")
 	assert.ElementsMatch(t, []string{a, within}, fs.fetched, "the entries merged before are not fetched again")
 	assert.Equal(t, cursor, l.cursor, "reading the overlap does not move the cursor")
+}
+
+// snapshot returns a copy of what s holds, as a server restored from a
+// snapshot taken now would hold it.
+func (s *fakeServer) snapshot() *fakeServer {
+	c := newFakeServer()
+	c.epoch, c.horizon = s.epoch, s.horizon
+	maps.Copy(c.cursors, s.cursors)
+	maps.Copy(c.journal, s.journal)
+	maps.Copy(c.origin, s.origin)
+	for k, members := range s.data {
+		c.data[k] = maps.Clone(members)
+	}
+	return c
+}
+
+// A merge that does not move the cursor (here, of the overlap) still
+// changes what the local server stores: restored from a snapshot taken
+// before it, the server lacks what the merge added although it holds the
+// same cursor, and the link's marks say the keys are merged. The link
+// tells it by the save's number and pulls the peer again.
+func TestLinkLocalServerRestoredFromSnapshotIsPulledAgain(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Overlap: 5 * time.Second, OverlapInterval: 5 * time.Second})
+	t0 := clock.now()
+	a := key(t, t0, "a")
+	write(fs.peer, a, t0.Add(-time.Second), t0.Add(-time.Second), "1")
+	pass(t, l)
+	snap := fs.local.snapshot()
+	cursor := l.cursor
+
+	// A writer behind the cursor, within the overlap: its entry is merged
+	// by the next read of the overlap, which leaves the cursor.
+	clock.advance(time.Second)
+	within := key(t, t0, "within")
+	write(fs.peer, within, t0.Add(-2*time.Second), t0.Add(-2*time.Second), "1")
+	clock.advance(4 * time.Second)
+	pass(t, l)
+	require.Len(t, fs.local.data[within], 1)
+	require.Equal(t, cursor, l.cursor)
+
+	fs.local = snap // restored from the snapshot taken before that merge
+	clock.advance(time.Second)
+	pass(t, l)
+	assert.Equal(t, int64(1), l.snapshot().Resets)
+	assert.Len(t, fs.local.data[within], 1, "pulled again")
+	assert.Len(t, fs.local.data[a], 1)
 }
 
 func TestLinkSkipsEchoesButNotAForeignAddition(t *testing.T) {

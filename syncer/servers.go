@@ -29,13 +29,12 @@ type linkServers interface {
 	// script, marking the keys left holding nothing from lacks.
 	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
 	// loadCursor returns the local server's epoch, first setting it to
-	// fresh if it has none, and the peer's cursor as stored ("" for none)
-	// and its value.
-	loadCursor(ctx context.Context, fresh string) (epoch, raw string, cursor float64, err error)
-	// saveCursor stores cursor as the peer's cursor in the local server if
-	// its epoch is still epoch and the cursor still saved; it reports
+	// fresh if it has none, and the peer's cursor as stored.
+	loadCursor(ctx context.Context, fresh string) (storedCursor, error)
+	// saveCursor stores next as the peer's cursor in the local server if
+	// its epoch and the cursor stored are still those of last; it reports
 	// whether it did.
-	saveCursor(ctx context.Context, epoch, saved, cursor string) (bool, error)
+	saveCursor(ctx context.Context, last, next storedCursor) (bool, error)
 	// horizons returns the local server's horizon and the peer's, "" for
 	// none.
 	horizons(ctx context.Context) (local, peer string, err error)
@@ -100,21 +99,21 @@ func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates
 	return journal.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
 }
 
-func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (string, string, float64, error) {
+func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (storedCursor, error) {
 	val, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadCursorScript, []string{journal.CursorKey}, cs.peer, fresh).Slice()
 	if err != nil {
-		return "", "", 0, fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", cs.local, cs.peer, err)
+		return storedCursor{}, fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", cs.local, cs.peer, err)
 	}
-	epoch, raw, cursor, err := parseCursor(val)
+	c, err := parseCursor(val)
 	if err != nil {
-		return "", "", 0, fmt.Errorf("syncer: server %s: the cursor of %s: %w", cs.local, cs.peer, err)
+		return storedCursor{}, fmt.Errorf("syncer: server %s: the cursor of %s: %w", cs.local, cs.peer, err)
 	}
-	return epoch, raw, cursor, nil
+	return c, nil
 }
 
-func (cs *clientServers) saveCursor(ctx context.Context, epoch, saved, cursor string) (bool, error) {
+func (cs *clientServers) saveCursor(ctx context.Context, last, next storedCursor) (bool, error) {
 	n, err := cs.run.RunOnServer(ctx, cs.local, journal.SaveCursorScript, []string{journal.CursorKey},
-		epoch, cs.peer, saved, cursor).Int()
+		last.epoch, cs.peer, last.raw, next.raw, last.seqText(), next.seqText()).Int()
 	if err != nil {
 		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", cs.local, cs.peer, err)
 	}

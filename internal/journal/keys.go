@@ -31,8 +31,15 @@ func KeysOf(journal string) Keys {
 
 // CursorKey is the hash, on each server a syncer merges into, that holds
 // the syncer's cursor for every peer (the field is the peer's address):
-// the peer's journal time up to which its changes are merged.
+// the peer's journal time up to which its changes are merged; and, in the
+// field of the address plus SeqSuffix, the number of the link's last save,
+// which changes at every merge that adds members even when the cursor
+// stays, so that a server restored from a snapshot taken before such a
+// merge is told from one that holds it.
 const CursorKey = "syncer:cursors"
+
+// SeqSuffix ends the field of CursorKey that numbers a peer's cursor saves.
+const SeqSuffix = "#seq"
 
 // EpochField is the field of CursorKey that names the server's data set: a
 // random token written by the first load after the server came up empty.

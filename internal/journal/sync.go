@@ -94,27 +94,32 @@ end
 return out
 `)
 
-// LoadCursorScript returns {epoch, cursor} from the cursor hash (KEYS[1]) for
-// the peer ARGV[1], first setting the epoch to ARGV[2] if there is none.
+// LoadCursorScript returns {epoch, cursor, seq} from the cursor hash
+// (KEYS[1]) for the peer ARGV[1], "" for a cursor or seq not saved, first
+// setting the epoch to ARGV[2] if there is none.
 var LoadCursorScript = redis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], '` + EpochField + `')
 if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[1], '` + EpochField + `', epoch)
 end
-return {epoch, redis.call('HGET', KEYS[1], ARGV[1])}
+return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
+  redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or ''}
 `)
 
-// SaveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] in the cursor
-// hash (KEYS[1]) and returns 1 if the epoch is still ARGV[1] and the cursor
-// still ARGV[3] ("" for none): what the link loaded or saved last. Else it
-// returns 0: the server restarted empty since, or was restored from a
-// snapshot that holds another cursor.
+// SaveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] and its seq
+// to ARGV[6] in the cursor hash (KEYS[1]) and returns 1 if the epoch is
+// still ARGV[1], the cursor still ARGV[3] and the seq still ARGV[5] (""
+// for none): what the link loaded or saved last. Else it returns 0: the
+// server restarted empty since, or was restored from a snapshot taken
+// before the link's last save.
 var SaveCursorScript = redis.NewScript(`
+local seqField = ARGV[2] .. '` + SeqSuffix + `'
 if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1]
-    or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3] then
+    or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3]
+    or (redis.call('HGET', KEYS[1], seqField) or '') ~= ARGV[5] then
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], seqField, ARGV[6])
 return 1
 `)
