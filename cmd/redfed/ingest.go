@@ -30,7 +30,7 @@ func addIngestFlags(f *pflag.FlagSet) *ingestFlags {
 // startIngest starts the listeners that fl asks for, writing through one
 // Recorder, and returns the function that stops them and then flushes and
 // closes the Recorder. With none asked for it starts nothing.
-func startIngest(cmd *cobra.Command, client *federated.Client, fl *ingestFlags) (stop func(), err error) {
+func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) (stop func(), err error) {
 	tmpl, err := graphite.Parse(fl.graphiteTemplate)
 	if err != nil {
 		return nil, usagef("--graphite-template: %v", err)
@@ -41,30 +41,50 @@ func startIngest(cmd *cobra.Command, client *federated.Client, fl *ingestFlags) 
 	if _, _, err := net.SplitHostPort(fl.graphiteListen); err != nil {
 		return nil, usagef("--graphite-listen %q: %v", fl.graphiteListen, err)
 	}
-	logger := newLogger(cmd, slog.LevelWarn)
-	rec, err := newIngestRecorder(client, logger)
+	rec, err := recorder.get()
 	if err != nil {
 		return nil, err
 	}
-	srv, err := graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, Logger: logger})
+	srv, err := graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, Logger: newLogger(cmd, slog.LevelWarn)})
 	if err != nil {
-		_ = rec.Close()
 		return nil, usagef("--graphite-listen %s: %v", fl.graphiteListen, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "graphite: %s, TCP and UDP, paths as %s\n", srv.TCPAddr(), tmpl)
-	return func() {
-		_ = srv.Close() // waits for the batches read to be written
-		_ = rec.Close() // its failures went to OnError
-	}, nil
+	return func() { _ = srv.Close() }, nil // waits for the batches read to be written
 }
 
-// newIngestRecorder returns the Recorder that serve writes the metrics it
-// takes in through. A failed write is logged as a warning with the number
-// of points lost.
-func newIngestRecorder(client *federated.Client, logger *slog.Logger) (*metrics.Recorder, error) {
-	return storeOf(client).NewRecorder(metrics.RecorderOptions{
+// ingestRecorder is the one Recorder that serve writes the metrics it takes
+// in through (Graphite lines, Prometheus remote write), made at the first
+// use, so that their points share flushes. serve's set-up alone calls
+// get, from one goroutine.
+type ingestRecorder struct {
+	client *federated.Client
+	logger *slog.Logger
+	rec    *metrics.Recorder
+}
+
+// get returns the Recorder, made at the first call. A failed write is
+// logged as a warning with the number of points lost.
+func (r *ingestRecorder) get() (*metrics.Recorder, error) {
+	if r.rec != nil {
+		return r.rec, nil
+	}
+	rec, err := storeOf(r.client).NewRecorder(metrics.RecorderOptions{
 		OnError: func(err error, points int) {
-			logger.Warn("ingest: write failed", "points", points, "error", err)
+			r.logger.Warn("ingest: write failed", "points", points, "error", err)
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	r.rec = rec
+	return rec, nil
+}
+
+// close flushes and closes the Recorder, if it was made; its failures
+// went to OnError.
+func (r *ingestRecorder) close() {
+	if r.rec != nil {
+		_ = r.rec.Close()
+	}
 }

@@ -33,28 +33,26 @@ func addRemoteFlags(f *pflag.FlagSet) *remoteFlags {
 }
 
 // remoteRoutes returns the routes of remote read, and of remote write
-// unless fl turns it off, for the dashboard to serve behind its checks,
-// and the function that flushes and closes the writes' Recorder once the
-// HTTP server has stopped.
-func remoteRoutes(cmd *cobra.Command, client *federated.Client, fl *remoteFlags) (map[string]http.Handler, func(), error) {
+// through recorder unless fl turns it off, for the dashboard to serve
+// behind its checks.
+func remoteRoutes(cmd *cobra.Command, client *federated.Client, recorder *ingestRecorder, fl *remoteFlags) (map[string]http.Handler, error) {
 	opts := remote.Options{HostLabel: fl.hostLabel, Logger: newLogger(cmd, slog.LevelWarn)}
 	read, err := remote.NewReadHandler(storeOf(client), opts)
 	if err != nil {
-		return nil, nil, usagef("--remote-host-label: %v", err)
+		return nil, usagef("--remote-host-label: %v", err)
 	}
 	routes := map[string]http.Handler{remoteReadPath: read}
 	if !fl.write {
-		return routes, func() {}, nil
+		return routes, nil
 	}
-	rec, err := newIngestRecorder(client, opts.Logger)
+	rec, err := recorder.get()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	write, err := remote.NewWriteHandler(rec, opts)
 	if err != nil {
-		_ = rec.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	routes[remoteWritePath] = write
-	return routes, func() { _ = rec.Close() }, nil
+	return routes, nil
 }

@@ -194,11 +194,14 @@ protocol has no authentication: listen where only your hosts reach.
 				return err
 			}
 			defer client.Close()
-			routes, closeRoutes, err := remoteRoutes(cmd, client, remoteFl)
+			// Closed after the HTTP server and the Graphite listener stop:
+			// flushes what they took in.
+			recorder := &ingestRecorder{client: client, logger: newLogger(cmd, slog.LevelWarn)}
+			defer recorder.close()
+			routes, err := remoteRoutes(cmd, client, recorder, remoteFl)
 			if err != nil {
 				return err
 			}
-			defer closeRoutes() // after the server's stop: flushes what the writes added
 			checks := &lastCheck{}
 			h, err := dashboard.New(dashboard.Options{Source: dashboard.Fleet{Store: storeOf(client)}, LastCheck: checks.get,
 				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads, Routes: routes,
@@ -234,7 +237,7 @@ protocol has no authentication: listen where only your hosts reach.
 					checks.loop(ctx, client, checkEvery)
 				}()
 			}
-			stopIngest, err := startIngest(cmd, client, ingest)
+			stopIngest, err := startIngest(cmd, recorder, ingest)
 			if err != nil {
 				return err
 			}
