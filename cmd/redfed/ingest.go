@@ -30,27 +30,27 @@ func addIngestFlags(f *pflag.FlagSet) *ingestFlags {
 // startIngest starts the listeners that fl asks for, writing through one
 // Recorder, and returns the function that stops them and then flushes and
 // closes the Recorder. With none asked for it starts nothing.
-func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) (stop func(), err error) {
+func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) (srv *graphite.Server, stop func(), err error) {
 	tmpl, err := graphite.Parse(fl.graphiteTemplate)
 	if err != nil {
-		return nil, usagef("--graphite-template: %v", err)
+		return nil, nil, usagef("--graphite-template: %v", err)
 	}
 	if fl.graphiteListen == "" {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
 	if _, _, err := net.SplitHostPort(fl.graphiteListen); err != nil {
-		return nil, usagef("--graphite-listen %q: %v", fl.graphiteListen, err)
+		return nil, nil, usagef("--graphite-listen %q: %v", fl.graphiteListen, err)
 	}
 	rec, err := recorder.get()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	srv, err := graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, Logger: newLogger(cmd, slog.LevelWarn)})
+	srv, err = graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, Logger: newLogger(cmd, slog.LevelWarn)})
 	if err != nil {
-		return nil, usagef("--graphite-listen %s: %v", fl.graphiteListen, err)
+		return nil, nil, usagef("--graphite-listen %s: %v", fl.graphiteListen, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "graphite: %s, TCP and UDP, paths as %s\n", srv.TCPAddr(), tmpl)
-	return func() { _ = srv.Close() }, nil // waits for the batches read to be written
+	return srv, func() { _ = srv.Close() }, nil // waits for the batches read to be written
 }
 
 // ingestRecorder is the one Recorder that serve writes the metrics it takes

@@ -12,9 +12,17 @@ import (
 // collector, redfed_build_info, and the Go runtime's and the process's
 // collectors that every Prometheus exporter is expected to have.
 func syncerRegistry(s *syncer.Syncer, v buildVersion) *prometheus.Registry {
+	reg := processRegistry(v)
+	reg.MustRegister(redfedprom.NewSyncerCollector(s))
+	return reg
+}
+
+// processRegistry returns a registry with what every redfed process
+// serves: redfed_build_info and the Go runtime's and the process's
+// collectors, which every Prometheus exporter is expected to have.
+func processRegistry(v buildVersion) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		redfedprom.NewSyncerCollector(s),
 		buildInfoCollector(v),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

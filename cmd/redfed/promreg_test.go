@@ -70,10 +70,17 @@ func TestSyncMetricsEndpoint(t *testing.T) {
 	}
 
 	// Prometheus's own checker agrees, on the whole page.
+	assertPromtoolPasses(t, body)
+}
+
+// assertPromtoolPasses runs Prometheus's own checker, promtool check
+// metrics, on a /metrics page.
+func assertPromtoolPasses(t *testing.T, page string) {
+	t.Helper()
 	promtool, err := exec.LookPath("promtool")
 	require.NoError(t, err, "promtool (Debian package prometheus) is needed; scripts/test installs it")
 	check := exec.Command(promtool, "check", "metrics")
-	check.Stdin = strings.NewReader(body)
+	check.Stdin = strings.NewReader(page)
 	out, err := check.CombinedOutput()
 	assert.NoError(t, err, "promtool check metrics:\n%s", out)
 }

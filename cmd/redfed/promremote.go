@@ -34,25 +34,25 @@ func addRemoteFlags(f *pflag.FlagSet) *remoteFlags {
 
 // remoteRoutes returns the routes of remote read, and of remote write
 // through recorder unless fl turns it off, for the dashboard to serve
-// behind its checks.
-func remoteRoutes(cmd *cobra.Command, client *federated.Client, recorder *ingestRecorder, fl *remoteFlags) (map[string]http.Handler, error) {
+// behind its checks, and the write handler (nil when off).
+func remoteRoutes(cmd *cobra.Command, client *federated.Client, recorder *ingestRecorder, fl *remoteFlags) (map[string]http.Handler, *remote.WriteHandler, error) {
 	opts := remote.Options{HostLabel: fl.hostLabel, Logger: newLogger(cmd, slog.LevelWarn)}
 	read, err := remote.NewReadHandler(storeOf(client), opts)
 	if err != nil {
-		return nil, usagef("--remote-host-label: %v", err)
+		return nil, nil, usagef("--remote-host-label: %v", err)
 	}
 	routes := map[string]http.Handler{remoteReadPath: read}
 	if !fl.write {
-		return routes, nil
+		return routes, nil, nil
 	}
 	rec, err := recorder.get()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	write, err := remote.NewWriteHandler(rec, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	routes[remoteWritePath] = write
-	return routes, nil
+	return routes, write, nil
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
@@ -134,6 +135,10 @@ machine; it must be at least 16 characters.
 GET /healthz answers 200 "ok" while the process serves, and GET /readyz
 200 while every node has a server up, else 503 naming the nodes with
 none; both answer without a token, for a load balancer or systemd.
+GET /metrics serves Prometheus metrics, under the dashboard's token rules:
+the servers as the client sees them (up, down since, failovers, call
+latencies), what Graphite and remote write took in and refused, and
+redfed_build_info.
 
 A chart reads its series in short pages, cut to at most 1,000 points as
 they come, and at most --series-reads charts read at once.
@@ -198,10 +203,16 @@ protocol has no authentication: listen where only your hosts reach.
 			// flushes what they took in.
 			recorder := &ingestRecorder{client: client, logger: newLogger(cmd, slog.LevelWarn)}
 			defer recorder.close()
-			routes, err := remoteRoutes(cmd, client, recorder, remoteFl)
+			routes, write, err := remoteRoutes(cmd, client, recorder, remoteFl)
 			if err != nil {
 				return err
 			}
+			graphiteSrv, stopIngest, err := startIngest(cmd, recorder, ingest)
+			if err != nil {
+				return err
+			}
+			defer stopIngest()
+			routes["/metrics"] = promhttp.HandlerFor(serveRegistry(client, graphiteSrv, write, readBuildVersion()), promhttp.HandlerOpts{})
 			checks := &lastCheck{}
 			h, err := dashboard.New(dashboard.Options{Source: dashboard.Fleet{Store: storeOf(client)}, LastCheck: checks.get,
 				Token: token, AllowedHosts: allowHosts, MaxSeriesReads: seriesReads, Routes: routes,
@@ -237,11 +248,6 @@ protocol has no authentication: listen where only your hosts reach.
 					checks.loop(ctx, client, checkEvery)
 				}()
 			}
-			stopIngest, err := startIngest(cmd, recorder, ingest)
-			if err != nil {
-				return err
-			}
-			defer stopIngest()
 			mux := http.NewServeMux()
 			handleHealth(mux, client)
 			mux.Handle("/", h)
