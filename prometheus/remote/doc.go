@@ -43,8 +43,11 @@
 // succeed, which Prometheus drops: 400 for one that does not decode, or
 // holds a series whose labels cannot be named (ErrBadLabels) or a
 // timestamp before 1970, and nothing of it is written; 413 for a body over
-// Options.MaxBodyBytes or MaxDecodedBytes. Values redfed cannot store are
-// skipped and counted in Stats: Prometheus's staleness markers (a special
+// Options.MaxBodyBytes, or over MaxDecodedBytes once decompressed or once
+// decoded (the size a message will take is read from its wire format
+// before it is decoded: a body of many empty elements takes dozens of
+// times its size). Values redfed cannot store are skipped and counted in
+// Stats: Prometheus's staleness markers (a special
 // NaN, written when a series disappears), other NaNs and ±Inf. Native
 // histograms and exemplars are not stored either, and counted.
 //

@@ -222,6 +222,9 @@ func TestWriteRefuses(t *testing.T) {
 			false, http.StatusBadRequest, `label "a" appears twice`},
 		{"compressed over the limit", snappy.Encode(nil, randomBytes(5000)), true, http.StatusRequestEntityTooLarge, "over the limit of 4096 bytes"},
 		{"decompressed over the limit", bytes.Repeat([]byte{0}, 9000), false, http.StatusRequestEntityTooLarge, "decompresses to 9000 bytes"},
+		{"decoded over the limit", bytes.Repeat([]byte{0x0a, 0x00}, 2000), false, http.StatusRequestEntityTooLarge,
+			"WriteRequest of 4000 bytes takes about 256000 once decoded, over the limit of 8192"},
+		{"malformed deep down", marshal(good)[:20], false, http.StatusBadRequest, "decode WriteRequest: field 1: unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, reply := post(t, e.url+"/write", tc.body, tc.raw)
@@ -232,7 +235,7 @@ func TestWriteRefuses(t *testing.T) {
 	hosts, err := e.store.Hosts(t.Context(), time.Time{})
 	require.NoError(t, err)
 	assert.Empty(t, hosts, "nothing written")
-	assert.Equal(t, int64(7), e.write.Stats().Refused)
+	assert.Equal(t, int64(9), e.write.Stats().Refused)
 
 	res, err := http.Get(e.url + "/write")
 	require.NoError(t, err)
@@ -316,6 +319,11 @@ func TestReadRefuses(t *testing.T) {
 	got := e.read(t, query(t0+1, t0+2, matcher(prompb.LabelMatcher_EQ, "__name__", "x")))[0]
 	require.Len(t, got, 1)
 	assert.Len(t, got[0].Samples, 2, "within the bound")
+
+	// A million empty queries are 2 MB, and would each list every host.
+	code, readReply := post(t, e.url+"/read", bytes.Repeat([]byte{0x0a, 0x00}, 1_000_000), false)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code)
+	assert.Contains(t, string(readReply), "ReadRequest of 2000000 bytes takes about 88000000 once decoded")
 }
 
 func TestNewHandlersRefuseBadOptions(t *testing.T) {

@@ -20,7 +20,8 @@ const (
 	// at most a few thousand samples a request (max_samples_per_send),
 	// some tens of kilobytes.
 	DefaultMaxBodyBytes = 16 << 20
-	// DefaultMaxDecodedBytes bounds a request body once decompressed.
+	// DefaultMaxDecodedBytes bounds a request body once decompressed and
+	// decoded.
 	DefaultMaxDecodedBytes = 64 << 20
 	// DefaultMaxSamples bounds the samples one read answers with, all its
 	// queries together: about 16 bytes each in the reply, and a few times
@@ -44,8 +45,10 @@ type Options struct {
 	// MaxBodyBytes bounds a request body as sent; a bigger one gets 413.
 	// Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// MaxDecodedBytes bounds a request body once decompressed; a bigger
-	// one gets 413. Default DefaultMaxDecodedBytes.
+	// MaxDecodedBytes bounds a request body once decompressed, and the
+	// memory its message takes once decoded, which for many small
+	// elements is many times its size; a bigger one gets 413. Default
+	// DefaultMaxDecodedBytes.
 	MaxDecodedBytes int
 	// MaxSamples bounds the samples of one read, all its queries together;
 	// a read that finds more gets 400 and a message that says so. Default
@@ -106,8 +109,10 @@ func errorf(code int, format string, args ...any) *httpError {
 }
 
 // readBody checks the method and the encoding of a request and returns its
-// body, decompressed, within the options' bounds.
-func readBody(w http.ResponseWriter, r *http.Request, opts Options) ([]byte, *httpError) {
+// body, decompressed, within the options' bounds: a message named name, of
+// shape s, checked to be well-formed and to take at most MaxDecodedBytes
+// once decoded.
+func readBody(w http.ResponseWriter, r *http.Request, opts Options, name string, s *shape) ([]byte, *httpError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return nil, errorf(http.StatusMethodNotAllowed, "method %s: want POST", r.Method)
@@ -132,6 +137,14 @@ func readBody(w http.ResponseWriter, r *http.Request, opts Options) ([]byte, *ht
 	body, err := snappy.Decode(nil, compressed)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "body is not snappy-compressed: %v", err)
+	}
+	size, err := decodedSize(body, s)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "decode %s: %v", name, err)
+	}
+	if size > opts.MaxDecodedBytes {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "%s of %d bytes takes about %d once decoded, over the limit of %d",
+			name, len(body), size, opts.MaxDecodedBytes)
 	}
 	return body, nil
 }

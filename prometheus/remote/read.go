@@ -88,7 +88,7 @@ func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve decodes a request and answers its queries: the series of each,
 // and whether to send them as streamed chunks rather than samples.
 func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][]*prompb.TimeSeries, streamed bool, _ *httpError) {
-	body, e := readBody(w, r, h.opts)
+	body, e := readBody(w, r, h.opts, "ReadRequest", readRequestShape)
 	if e != nil {
 		return nil, false, e
 	}

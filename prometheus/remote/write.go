@@ -101,7 +101,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 				"Content-Type %q: want application/x-protobuf, remote write 1.0 (prometheus.WriteRequest)", ct)
 		}
 	}
-	body, e := readBody(w, r, h.opts)
+	body, e := readBody(w, r, h.opts, "WriteRequest", writeRequestShape)
 	if e != nil {
 		return e
 	}
