@@ -61,7 +61,9 @@
 // the hosts and then the metrics of each host changed since the start of
 // the range (less an hour, for writers whose clocks run ahead), narrowed
 // by the matchers of the host label, keeps those whose labels match, and
-// reads their range. A series that a writer other than WriteHandler named,
+// reads their range, 64 series at a time, so that a query over
+// Options.MaxSamples stops reading soon after it is over, not once it has
+// read everything. A series that a writer other than WriteHandler named,
 // which has no labels, is not listed. A failed listing or read is a 503:
 // a partial answer would look like a gap in the data.
 //

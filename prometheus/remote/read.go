@@ -28,6 +28,13 @@ var _ Querier = (*metrics.Store)(nil)
 // listings is how many hosts' metrics one query lists at once.
 const listings = 8
 
+// seriesPerRange is how many series one Range call reads. A query reads
+// its series a group at a time and stops at the group that takes it over
+// MaxSamples, so that a query matching every series of a large store holds
+// at most one group's samples beyond the bound, and asks for one group's
+// period keys at a time.
+const seriesPerRange = 64
+
 // The times a query is held to: redfed keeps no sample before 1970 or in
 // year 10000 or later.
 var (
@@ -142,33 +149,34 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) (
 	if err != nil {
 		return nil, errorf(http.StatusServiceUnavailable, "list series: %s", summary(err))
 	}
-	if len(series) == 0 {
-		return nil, nil
-	}
-	ids := make([]metrics.Series, len(series))
-	for i, s := range series {
-		ids[i] = s.id
-	}
-	results, err := h.q.Range(ctx, from, to, ids...)
-	if err != nil {
-		return nil, errorf(http.StatusServiceUnavailable, "read series: %s", summary(err))
-	}
 	var out []*prompb.TimeSeries
-	for i, res := range results {
-		if len(res.Points) == 0 {
-			continue
+	for len(series) > 0 {
+		group := series[:min(seriesPerRange, len(series))]
+		series = series[len(group):]
+		ids := make([]metrics.Series, len(group))
+		for i, s := range group {
+			ids[i] = s.id
 		}
-		if *budget -= len(res.Points); *budget < 0 {
-			return nil, errorf(http.StatusBadRequest, "more than %d samples: narrow the query", h.opts.MaxSamples)
+		results, err := h.q.Range(ctx, from, to, ids...)
+		if err != nil {
+			return nil, errorf(http.StatusServiceUnavailable, "read series: %s", summary(err))
 		}
-		ts := &prompb.TimeSeries{
-			Labels:  prompb.FromLabels(series[i].labels, nil),
-			Samples: make([]prompb.Sample, len(res.Points)),
+		for i, res := range results {
+			if len(res.Points) == 0 {
+				continue
+			}
+			if *budget -= len(res.Points); *budget < 0 {
+				return nil, errorf(http.StatusBadRequest, "more than %d samples: narrow the query", h.opts.MaxSamples)
+			}
+			ts := &prompb.TimeSeries{
+				Labels:  prompb.FromLabels(group[i].labels, nil),
+				Samples: make([]prompb.Sample, len(res.Points)),
+			}
+			for j, p := range res.Points {
+				ts.Samples[j] = prompb.Sample{Timestamp: p.Time.Add(500 * time.Microsecond).UnixMilli(), Value: p.Value}
+			}
+			out = append(out, ts)
 		}
-		for j, p := range res.Points {
-			ts.Samples[j] = prompb.Sample{Timestamp: p.Time.Add(500 * time.Microsecond).UnixMilli(), Value: p.Value}
-		}
-		out = append(out, ts)
 	}
 	return out, nil
 }

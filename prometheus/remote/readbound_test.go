@@ -1,0 +1,80 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated/metrics"
+	"github.com/redfed/federated/prometheus/remote"
+)
+
+// countingStore is a Store that counts the points its range reads return.
+type countingStore struct {
+	*metrics.Store
+	points atomic.Int64
+}
+
+func (s *countingStore) Range(ctx context.Context, from, to time.Time, series ...metrics.Series) ([]metrics.RangeResult, error) {
+	results, err := s.Store.Range(ctx, from, to, series...)
+	for _, r := range results {
+		s.points.Add(int64(len(r.Points)))
+	}
+	return results, err
+}
+
+// A query that matches every series of a store with many hosts stops
+// reading once it is over MaxSamples, instead of reading them all and
+// then refusing; a range that is empty, reversed or reaches the ends of
+// time is answered.
+func TestReadStopsAtMaxSamples(t *testing.T) {
+	e := startEndpoints(t, 2, remote.Options{})
+	const hosts = 300
+	var all []prompb.TimeSeries
+	for i := range hosts {
+		all = append(all, series([]string{"__name__", "up", "instance", fmt.Sprintf("host%03d:9100", i)},
+			prompb.Sample{Timestamp: t0, Value: float64(i)}))
+	}
+	code, reply := e.writeSeries(t, all...)
+	require.Equal(t, http.StatusNoContent, code, reply)
+
+	store := &countingStore{Store: e.store}
+	h, err := remote.NewReadHandler(store, remote.Options{MaxSamples: 10, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	body, err := (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0, matcher(prompb.LabelMatcher_RE, "instance", ".*")),
+	}}).Marshal()
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/read", bytes.NewReader(snappy.Encode(nil, body))))
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), "more than 10 samples")
+	assert.LessOrEqual(t, store.points.Load(), int64(64), "one group of series read, not all %d", hosts)
+
+	got := e.read(t,
+		query(t0, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "up")),
+		query(t0+1, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "up")),
+		query(math.MinInt64, math.MaxInt64, matcher(prompb.LabelMatcher_EQ, "__name__", "up")),
+		query(0, 0, matcher(prompb.LabelMatcher_EQ, "__name__", "up")),
+	)
+	assert.Len(t, got[0], hosts, "a range of one instant")
+	assert.Empty(t, got[1], "a reversed range")
+	assert.Empty(t, got[2], "from the year -292 million to +292 million: a year back from 9999")
+	assert.Empty(t, got[3], "the epoch")
+	for i, ts := range got[0] {
+		assert.Equal(t, fmt.Sprintf("host%03d:9100", i), ts.Labels[1].Value)
+		assert.Equal(t, []prompb.Sample{{Timestamp: t0, Value: float64(i)}}, ts.Samples)
+	}
+}
