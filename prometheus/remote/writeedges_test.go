@@ -1,0 +1,76 @@
+package remote_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated/prometheus/remote"
+)
+
+// What a broken or hostile sender puts in a request: names at the limits,
+// an empty host, every odd character, a series twice, samples out of
+// order, the same series from many writers at once. What can be stored
+// reads back exactly; what cannot is refused whole, with its series named.
+func TestWriteEdges(t *testing.T) {
+	e := startEndpoints(t, 2, remote.Options{})
+	// x{v="…"} is 7 bytes around the value.
+	atLimit := series([]string{"__name__", "x", "v", strings.Repeat("y", 512-7)}, prompb.Sample{Timestamp: t0, Value: 1})
+	overLimit := series([]string{"__name__", "x", "v", strings.Repeat("y", 512-6)}, prompb.Sample{Timestamp: t0, Value: 1})
+	odd := "\x00\t\r\n\\\"'{}=,%:\u200b\u00a0\u202e😀é\x7f"
+	oddSeries := series([]string{"__name__", "odd.name", "instance", odd, "lé bel", odd}, prompb.Sample{Timestamp: t0, Value: 2})
+	emptyHost := series([]string{"__name__", "nohost", "instance", "", "job", "j"}, prompb.Sample{Timestamp: t0, Value: 3})
+	dup := []string{"__name__", "dup", "instance", "h:1"}
+	code, reply := e.writeSeries(t, atLimit, oddSeries, emptyHost,
+		series(dup, prompb.Sample{Timestamp: t0 + 2, Value: 2}, prompb.Sample{Timestamp: t0, Value: 0}),
+		series([]string{"instance", "h:1", "__name__", "dup"}, prompb.Sample{Timestamp: t0 + 1, Value: 1}, prompb.Sample{Timestamp: t0 + 2, Value: 2}))
+	require.Equal(t, http.StatusNoContent, code, reply)
+
+	code, reply = e.writeSeries(t, series([]string{"__name__", "fine"}, prompb.Sample{Timestamp: t0, Value: 1}), overLimit)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, reply, "series 2 of 2")
+	assert.Contains(t, reply, "longer than the limit of 512")
+	code, reply = e.writeSeries(t, series([]string{"__name__", "bad", "v", "\xff"}, prompb.Sample{Timestamp: t0, Value: 1}))
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, reply, "UTF-8")
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 5 {
+				s := series([]string{"__name__", "shared"}, prompb.Sample{Timestamp: t0 + int64(i), Value: float64(i)})
+				if code, reply := e.writeSeries(t, s); code != http.StatusNoContent {
+					t.Errorf("writer %d: %d %s", w, code, reply)
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	got := e.read(t,
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "x")),
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "odd.name")),
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "nohost")),
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "dup")),
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "shared")),
+		query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "fine")),
+	)
+	require.Len(t, got[0], 1)
+	assert.Equal(t, []string{"__name__=x", "v=" + strings.Repeat("y", 505)}, labelsOf(got[0][0]))
+	require.Len(t, got[1], 1)
+	assert.Equal(t, []string{"__name__=odd.name", "instance=" + odd, "lé bel=" + odd}, labelsOf(got[1][0]))
+	require.Len(t, got[2], 1)
+	assert.Equal(t, []string{"__name__=nohost", "job=j"}, labelsOf(got[2][0]), "an empty label is no label")
+	require.Len(t, got[3], 1, "one series, however often and in whatever label order it is sent")
+	assert.Equal(t, []prompb.Sample{{Timestamp: t0, Value: 0}, {Timestamp: t0 + 1, Value: 1}, {Timestamp: t0 + 2, Value: 2}},
+		got[3][0].Samples, "sorted, each once")
+	require.Len(t, got[4], 1)
+	assert.Equal(t, []prompb.Sample{{Timestamp: t0}, {Timestamp: t0 + 1, Value: 1}, {Timestamp: t0 + 2, Value: 2},
+		{Timestamp: t0 + 3, Value: 3}, {Timestamp: t0 + 4, Value: 4}}, got[4][0].Samples)
+	assert.Empty(t, got[5], "nothing of a refused request is written")
+}
