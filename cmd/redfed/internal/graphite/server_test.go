@@ -30,9 +30,10 @@ var day = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
 // fixture is a Server writing through a Recorder to two real redis-servers.
 type fixture struct {
-	store *metrics.Store
-	srv   *Server
-	logs  *fedtest.Logs
+	servers []*redistest.Server
+	store   *metrics.Store
+	srv     *Server
+	logs    *fedtest.Logs
 }
 
 // startServer starts two redis-servers and a Server on loopback with opts,
@@ -43,7 +44,7 @@ func startServer(t *testing.T, opts Options, wrap func(Writer) Writer) *fixture 
 	servers := redistest.StartN(t, 2)
 	client := fedtest.NewClient(t, federated.Config{Nodes: fedtest.SingleNodes(servers), Options: fedtest.Options()})
 	rec := fedtest.NewRecorder(t, client, metrics.RecorderOptions{})
-	f := &fixture{store: fedtest.NewStore(t, client), logs: &fedtest.Logs{}}
+	f := &fixture{servers: servers, store: fedtest.NewStore(t, client), logs: &fedtest.Logs{}}
 	opts.Writer = rec
 	if wrap != nil {
 		opts.Writer = wrap(rec)
