@@ -46,10 +46,11 @@
 // Options.MaxBodyBytes, or over MaxDecodedBytes once decompressed or once
 // decoded (the size a message will take is read from its wire format
 // before it is decoded: a body of many empty elements takes dozens of
-// times its size). Values redfed cannot store are skipped and counted in
-// Stats: Prometheus's staleness markers (a special
-// NaN, written when a series disappears), other NaNs and ±Inf. Native
-// histograms and exemplars are not stored either, and counted.
+// times its size); 408 for a body that takes over Options.BodyTimeout to
+// arrive. Values redfed cannot store are skipped and counted in Stats:
+// Prometheus's staleness markers (a special NaN, written when a series
+// disappears), other NaNs and ±Inf. Native histograms and exemplars are
+// not stored either, and counted.
 //
 // # Reading
 //

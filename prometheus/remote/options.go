@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ const (
 	DefaultMaxSamples = 5_000_000
 	// DefaultMaxRange is how far back from its end a query reads.
 	DefaultMaxRange = 366 * 24 * time.Hour
+	// DefaultBodyTimeout bounds the reading of a request body, twice
+	// Prometheus's default remote_timeout, after which it has given up.
+	DefaultBodyTimeout = time.Minute
 )
 
 // listSlack is how long before a query's start the listing of hosts and
@@ -59,6 +63,12 @@ type Options struct {
 	// the year −292 million when a series listing gives no start. Default
 	// DefaultMaxRange.
 	MaxRange time.Duration
+	// BodyTimeout bounds how long a request's body may take to arrive; a
+	// slower one gets 408. It holds whatever the http.Server's own
+	// timeouts, so that a sender that trickles its body a byte at a time
+	// does not hold a goroutine and a growing buffer for ever. Default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// Logger receives a warning for a request that fails, one every 10
 	// seconds at most, with the number of failures left out before it.
 	// Default slog.Default().
@@ -72,8 +82,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("remote: Options.HostLabel %q: the metric name cannot be the host", o.HostLabel)
 	case o.HostLabel != "" && !model.UTF8Validation.IsValidLabelName(o.HostLabel):
 		return o, fmt.Errorf("remote: Options.HostLabel %q is not a label name", o.HostLabel)
-	case o.MaxBodyBytes < 0, o.MaxDecodedBytes < 0, o.MaxSamples < 0, o.MaxRange < 0:
-		return o, errors.New("remote: Options.MaxBodyBytes, MaxDecodedBytes, MaxSamples and MaxRange may not be negative; zero means the default")
+	case o.MaxBodyBytes < 0, o.MaxDecodedBytes < 0, o.MaxSamples < 0, o.MaxRange < 0, o.BodyTimeout < 0:
+		return o, errors.New("remote: Options.MaxBodyBytes, MaxDecodedBytes, MaxSamples, MaxRange and BodyTimeout may not be negative; zero means the default")
 	}
 	if o.HostLabel == "" {
 		o.HostLabel = DefaultHostLabel
@@ -89,6 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxRange == 0 {
 		o.MaxRange = DefaultMaxRange
+	}
+	if o.BodyTimeout == 0 {
+		o.BodyTimeout = DefaultBodyTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -120,10 +133,17 @@ func readBody(w http.ResponseWriter, r *http.Request, opts Options, name string,
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
 		return nil, errorf(http.StatusUnsupportedMediaType, "Content-Encoding %q: want snappy", enc)
 	}
+	// A ResponseWriter that cannot set deadlines leaves the bound to its
+	// server. The deadline stays once the body is read: the server sets
+	// its own before it reads the next request.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(opts.BodyTimeout))
 	compressed, err := io.ReadAll(http.MaxBytesReader(w, r.Body, opts.MaxBodyBytes))
 	if err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
+		switch {
+		case errors.As(err, new(*http.MaxBytesError)):
 			return nil, errorf(http.StatusRequestEntityTooLarge, "body over the limit of %d bytes", opts.MaxBodyBytes)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, errorf(http.StatusRequestTimeout, "body not read within %v", opts.BodyTimeout)
 		}
 		return nil, errorf(http.StatusBadRequest, "read body: %v", err)
 	}
