@@ -64,9 +64,13 @@
 // by the matchers of the host label, keeps those whose labels match, and
 // reads their range, 64 series at a time, so that a query over
 // Options.MaxSamples stops reading soon after it is over, not once it has
-// read everything. A series that a writer other than WriteHandler named,
-// which has no labels, is not listed. A failed listing or read is a 503:
-// a partial answer would look like a gap in the data.
+// read everything. Times are rounded to the millisecond, and the points
+// of a series within one millisecond (redfed keeps microseconds, and two
+// values written at one time) are one sample, the last, since a
+// Prometheus series holds one sample a millisecond. A series that a
+// writer other than WriteHandler named, which has no labels, is not
+// listed. A failed listing or read is a 503: a partial answer would look
+// like a gap in the data.
 //
 // Both handlers are safe for concurrent use and hold no goroutine between
 // requests.

@@ -168,17 +168,30 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) (
 			if *budget -= len(res.Points); *budget < 0 {
 				return nil, errorf(http.StatusBadRequest, "more than %d samples: narrow the query", h.opts.MaxSamples)
 			}
-			ts := &prompb.TimeSeries{
+			out = append(out, &prompb.TimeSeries{
 				Labels:  prompb.FromLabels(group[i].labels, nil),
-				Samples: make([]prompb.Sample, len(res.Points)),
-			}
-			for j, p := range res.Points {
-				ts.Samples[j] = prompb.Sample{Timestamp: p.Time.Add(500 * time.Microsecond).UnixMilli(), Value: p.Value}
-			}
-			out = append(out, ts)
+				Samples: samplesOf(res.Points),
+			})
 		}
 	}
 	return out, nil
+}
+
+// samplesOf returns points, sorted by time, as samples: their times
+// rounded to the millisecond, and one sample a millisecond, the last point
+// of it, since a Prometheus series cannot hold two at one time. redfed
+// keeps microseconds, and two values written at one time.
+func samplesOf(points []metrics.Point) []prompb.Sample {
+	out := make([]prompb.Sample, 0, len(points))
+	for _, p := range points {
+		ms := p.Time.Add(500 * time.Microsecond).UnixMilli()
+		if n := len(out); n > 0 && out[n-1].Timestamp == ms {
+			out[n-1].Value = p.Value
+			continue
+		}
+		out = append(out, prompb.Sample{Timestamp: ms, Value: p.Value})
+	}
+	return out
 }
 
 // selected is a series that a query's matchers select.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/redfed/federated/internal/fedtest"
 	"github.com/redfed/federated/metrics"
 	"github.com/redfed/federated/prometheus/remote"
 )
@@ -77,4 +78,25 @@ func TestReadStopsAtMaxSamples(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("host%03d:9100", i), ts.Labels[1].Value)
 		assert.Equal(t, []prompb.Sample{{Timestamp: t0, Value: float64(i)}}, ts.Samples)
 	}
+}
+
+// Points of one series within one millisecond, which redfed keeps apart
+// (Graphite's timestamps have microseconds, and two writers may give one
+// time two values), are one sample to Prometheus, whose series hold one
+// sample a millisecond: the last.
+func TestReadOneSamplePerMillisecond(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	rec := fedtest.NewRecorder(t, e.store.Client(), metrics.RecorderOptions{})
+	at := time.UnixMilli(t0)
+	require.NoError(t, rec.Write(t.Context(),
+		metrics.Sample{Host: "h", Metric: "m", Time: at, Value: 1},
+		metrics.Sample{Host: "h", Metric: "m", Time: at.Add(300 * time.Microsecond), Value: 2},
+		metrics.Sample{Host: "h", Metric: "m", Time: at.Add(time.Millisecond), Value: 3},
+		metrics.Sample{Host: "h", Metric: "m", Time: at.Add(time.Millisecond), Value: 4},
+		metrics.Sample{Host: "h", Metric: "m", Time: at.Add(2 * time.Millisecond), Value: 5},
+	))
+	want := []prompb.Sample{{Timestamp: t0, Value: 2}, {Timestamp: t0 + 1, Value: 4}, {Timestamp: t0 + 2, Value: 5}}
+	got := e.read(t, query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "m")))[0]
+	require.Len(t, got, 1)
+	assert.Equal(t, want, got[0].Samples)
 }
