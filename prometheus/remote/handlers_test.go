@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -307,6 +308,11 @@ func TestReadRefuses(t *testing.T) {
 			"matcher __name__ =~ \"(\""},
 		{"an unknown response type", &prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0+10)},
 			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{7}}, "only SAMPLES and STREAMED_XOR_CHUNKS"},
+		{"too many queries", &prompb.ReadRequest{Queries: slices.Repeat([]*prompb.Query{query(t0, t0+10)}, 101)},
+			"101 queries: at most 100 a request"},
+		{"too many matchers", &prompb.ReadRequest{Queries: []*prompb.Query{query(t0, t0+10,
+			slices.Repeat([]*prompb.LabelMatcher{matcher(prompb.LabelMatcher_RE, "__name__", ".{1000}")}, 101)...)}},
+			"query 1 of 1: 101 matchers: at most 100 a query"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body, err := tc.req.Marshal()

@@ -25,6 +25,15 @@ type Querier interface {
 
 var _ Querier = (*metrics.Store)(nil)
 
+// Bounds on a read request, far above what Prometheus sends (one query a
+// request, with the few matchers of a selector). A query's matchers are
+// compiled before it runs, and a regular expression of a few bytes, such
+// as ".{1000}", compiles to over 100 KiB; each query lists the hosts.
+const (
+	maxQueries  = 100 // a request
+	maxMatchers = 100 // a query
+)
+
 // listings is how many hosts' metrics one query lists at once.
 const listings = 8
 
@@ -113,6 +122,9 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 		streamed = req.AcceptedResponseTypes[i] == prompb.ReadRequest_STREAMED_XOR_CHUNKS
 	case len(req.AcceptedResponseTypes) > 0:
 		return nil, false, errorf(http.StatusBadRequest, "accepted response types %v: only SAMPLES and STREAMED_XOR_CHUNKS are served", req.AcceptedResponseTypes)
+	}
+	if len(req.Queries) > maxQueries {
+		return nil, false, errorf(http.StatusBadRequest, "%d queries: at most %d a request", len(req.Queries), maxQueries)
 	}
 	results = make([][]*prompb.TimeSeries, len(req.Queries))
 	budget := h.opts.MaxSamples
@@ -260,6 +272,9 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 
 // toMatchers converts a query's matchers.
 func toMatchers(ms []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
+	if len(ms) > maxMatchers {
+		return nil, fmt.Errorf("%d matchers: at most %d a query", len(ms), maxMatchers)
+	}
 	out := make([]*labels.Matcher, 0, len(ms))
 	for _, m := range ms {
 		var t labels.MatchType
