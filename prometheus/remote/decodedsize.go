@@ -18,16 +18,16 @@ import (
 // is refused before it is decoded.
 
 // shape is what decodedSize knows of a message type: the size of its Go
-// struct, its fields that are messages, and its packed repeated scalars.
+// struct, its fields that are messages, and its repeated scalars.
 type shape struct {
 	size     int
 	messages map[protowire.Number]*shape
-	packed   map[protowire.Number]bool
+	repeated map[protowire.Number]bool
 }
 
-// packedFactor bounds the bytes that a byte of a packed repeated field
-// decodes to: a one-byte varint becomes an int64.
-const packedFactor = 8
+// scalarSize bounds the bytes that an element of a repeated scalar decodes
+// to, an int64 or a float64; packed, an element may be a single byte.
+const scalarSize = 8
 
 var (
 	labelShape = &shape{size: int(unsafe.Sizeof(prompb.Label{}))}
@@ -44,7 +44,7 @@ var (
 				4: {
 					size:     int(unsafe.Sizeof(prompb.Histogram{})),
 					messages: map[protowire.Number]*shape{8: spanShape, 11: spanShape},
-					packed:   map[protowire.Number]bool{9: true, 10: true, 12: true, 13: true, 16: true},
+					repeated: map[protowire.Number]bool{9: true, 10: true, 12: true, 13: true, 16: true},
 				},
 			},
 		},
@@ -61,7 +61,7 @@ var (
 				},
 			},
 		},
-		packed: map[protowire.Number]bool{2: true}, // accepted_response_types
+		repeated: map[protowire.Number]bool{2: true}, // accepted_response_types
 	}
 )
 
@@ -84,6 +84,9 @@ func decodedSize(b []byte, s *shape) (int, error) {
 				return 0, fmt.Errorf("field %d: %w", num, protowire.ParseError(n))
 			}
 			b = b[n:]
+			if s.repeated[num] { // an element sent unpacked
+				total += scalarSize
+			}
 			continue
 		}
 		v, n := protowire.ConsumeBytes(b)
@@ -98,8 +101,8 @@ func decodedSize(b []byte, s *shape) (int, error) {
 				return 0, fmt.Errorf("field %d: %w", num, err)
 			}
 			total += size
-		case s.packed[num]:
-			total += packedFactor * len(v)
+		case s.repeated[num]: // packed
+			total += scalarSize * len(v)
 		default:
 			total += len(v)
 		}
