@@ -333,7 +333,7 @@ func TestReadRefuses(t *testing.T) {
 }
 
 func TestNewHandlersRefuseBadOptions(t *testing.T) {
-	for _, opts := range []remote.Options{{HostLabel: "__name__"}, {HostLabel: "bad\xff"}, {MaxSamples: -1}, {MaxBodyBytes: -1}, {BodyTimeout: -1}} {
+	for _, opts := range []remote.Options{{HostLabel: "__name__"}, {HostLabel: "bad\xff"}, {MaxSamples: -1}, {MaxBodyBytes: -1}, {BodyTimeout: -1}, {MaxRequests: -1}} {
 		_, err := remote.NewReadHandler(&metrics.Store{}, opts)
 		assert.Error(t, err, "%+v", opts)
 	}

@@ -33,6 +33,10 @@ const (
 	// DefaultBodyTimeout bounds the reading of a request body, twice
 	// Prometheus's default remote_timeout, after which it has given up.
 	DefaultBodyTimeout = time.Minute
+	// DefaultMaxRequests is how many requests a handler serves at once.
+	// Prometheus sends a shard's requests one after another, and a store
+	// that answers in milliseconds keeps it to a few shards.
+	DefaultMaxRequests = 16
 )
 
 // listSlack is how long before a query's start the listing of hosts and
@@ -69,6 +73,12 @@ type Options struct {
 	// does not hold a goroutine and a growing buffer for ever. Default
 	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// MaxRequests is how many requests a handler serves at once; the
+	// others wait for their turn before their body is read, so that the
+	// memory of the requests in hand stays under MaxRequests times
+	// MaxBodyBytes plus MaxDecodedBytes twice (decompressed, then
+	// decoded). Default DefaultMaxRequests.
+	MaxRequests int
 	// Logger receives a warning for a request that fails, one every 10
 	// seconds at most, with the number of failures left out before it.
 	// Default slog.Default().
@@ -82,8 +92,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("remote: Options.HostLabel %q: the metric name cannot be the host", o.HostLabel)
 	case o.HostLabel != "" && !model.UTF8Validation.IsValidLabelName(o.HostLabel):
 		return o, fmt.Errorf("remote: Options.HostLabel %q is not a label name", o.HostLabel)
-	case o.MaxBodyBytes < 0, o.MaxDecodedBytes < 0, o.MaxSamples < 0, o.MaxRange < 0, o.BodyTimeout < 0:
-		return o, errors.New("remote: Options.MaxBodyBytes, MaxDecodedBytes, MaxSamples, MaxRange and BodyTimeout may not be negative; zero means the default")
+	case o.MaxBodyBytes < 0, o.MaxDecodedBytes < 0, o.MaxSamples < 0, o.MaxRange < 0, o.BodyTimeout < 0, o.MaxRequests < 0:
+		return o, errors.New("remote: Options.MaxBodyBytes, MaxDecodedBytes, MaxSamples, MaxRange, BodyTimeout and MaxRequests may not be negative; zero means the default")
 	}
 	if o.HostLabel == "" {
 		o.HostLabel = DefaultHostLabel
@@ -103,11 +113,31 @@ func (o Options) withDefaults() (Options, error) {
 	if o.BodyTimeout == 0 {
 		o.BodyTimeout = DefaultBodyTimeout
 	}
+	if o.MaxRequests == 0 {
+		o.MaxRequests = DefaultMaxRequests
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	return o, nil
 }
+
+// turns lets at most a number of requests be served at once.
+type turns chan struct{}
+
+// take waits for a turn, and reports false when the request ended first
+// (its sender went away).
+func (t turns) take(r *http.Request) bool {
+	select {
+	case t <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// give hands a turn back.
+func (t turns) give() { <-t }
 
 // httpError is a reply other than success: its status and message.
 type httpError struct {

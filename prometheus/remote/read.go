@@ -56,6 +56,7 @@ type ReadHandler struct {
 	q        Querier
 	opts     Options
 	failures failLog
+	turns    turns
 }
 
 // NewReadHandler returns a handler that reads from q. Bad options are an
@@ -68,12 +69,16 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ReadHandler{q: q, opts: opts, failures: failLog{log: opts.Logger}}, nil
+	return &ReadHandler{q: q, opts: opts, failures: failLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // ServeHTTP decodes a ReadRequest and answers it with a ReadResponse, or a
 // stream of chunks when the request prefers them; see the package doc.
 func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.turns.take(r) {
+		return // the sender went away while waiting
+	}
+	defer h.turns.give()
 	results, streamed, e := h.serve(w, r)
 	if e != nil {
 		h.failures.fail(w, r, e)

@@ -45,6 +45,7 @@ type WriteHandler struct {
 	app      Appender
 	opts     Options
 	failures failLog
+	turns    turns
 
 	requests, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
 }
@@ -59,7 +60,7 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &WriteHandler{app: app, opts: opts, failures: failLog{log: opts.Logger}}, nil
+	return &WriteHandler{app: app, opts: opts, failures: failLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // Stats returns the counts since the handler was made.
@@ -79,6 +80,10 @@ func (h *WriteHandler) Stats() WriteStats {
 // ServeHTTP decodes a WriteRequest and writes its samples; see the package
 // doc for the replies.
 func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.turns.take(r) {
+		return // the sender went away while waiting
+	}
+	defer h.turns.give()
 	h.requests.Add(1)
 	if e := h.serve(w, r); e != nil {
 		if e.code >= 500 {
