@@ -4,7 +4,8 @@
 //
 //	PATH VALUE TIMESTAMP\n
 //
-// over TCP (a stream of lines) or UDP (lines in datagrams). A Template maps
+// over TCP (a stream of lines) or UDP (lines in datagrams); a TIMESTAMP of
+// -1 is the time the line is read, as carbon takes it. A Template maps
 // each PATH to the host and metric name of a redfed series; the points go
 // to a Writer (a metrics.Recorder) in batches.
 //
@@ -31,7 +32,7 @@
 //
 // Failures: a line that cannot be read (not three fields, a value or a
 // timestamp that is not a decimal number, NaN or infinity, a timestamp
-// before 1970 or after 9999, a path the Template does not map to a valid
+// before 1970 (but -1) or after 9999, a path the Template does not map to a valid
 // host and metric, a line too long, a last line cut by the end of the
 // connection) is skipped, counted in Stats and logged with the sender's
 // address; the lines around it are written. Log lines are rate-limited, so

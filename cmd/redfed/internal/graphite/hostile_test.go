@@ -70,7 +70,7 @@ func TestOddLinesThroughTheStore(t *testing.T) {
 		fmt.Sprintf("collectd.odd.v nan %d\n", at(9)),
 		fmt.Sprintf("collectd.odd.v 1e309 %d\n", at(9)),
 		fmt.Sprintf("collectd.odd.v 1e-400 %d\n", at(9)),
-		"collectd.odd.v 1 -1\n",
+		"collectd.odd.v 1 -2\n",
 		"collectd.odd.v 1 253402300800\n",
 		"collectd.odd.v 1 1e400\n",
 		"collectd.odd.v 1 nan\n", // a timestamp that is not finite

@@ -33,9 +33,10 @@ var (
 
 // ParseLine parses one line of the plaintext protocol, without its end of
 // line: PATH VALUE TIMESTAMP, separated by spaces or tabs, VALUE a decimal
-// number and TIMESTAMP Unix seconds, with a fraction if need be. The path
-// is returned as it is; Template.Map checks it.
-func ParseLine(line string) (path string, value float64, t time.Time, err error) {
+// number and TIMESTAMP Unix seconds, with a fraction if need be, or -1
+// for now, as carbon reads it. The path is returned as it is; Template.Map
+// checks it.
+func ParseLine(line string, now time.Time) (path string, value float64, t time.Time, err error) {
 	fields := strings.Fields(line)
 	if len(fields) != 3 {
 		return "", 0, time.Time{}, fmt.Errorf("%w: %d fields, want 3: PATH VALUE TIMESTAMP", ErrMalformed, len(fields))
@@ -50,6 +51,9 @@ func ParseLine(line string) (path string, value float64, t time.Time, err error)
 	ts, err := parseDecimal("timestamp", fields[2])
 	if err != nil {
 		return "", 0, time.Time{}, err
+	}
+	if ts == -1 {
+		return fields[0], value, now, nil
 	}
 	if err := metric.ValidateTimestamp(ts); err != nil {
 		return "", 0, time.Time{}, err

@@ -12,6 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// lineNow is the time a line of timestamp -1 is read at in the tests.
+var lineNow = time.Date(2026, 12, 5, 13, 0, 0, 0, time.UTC)
+
 func TestParseLine(t *testing.T) {
 	for _, tc := range []struct {
 		line  string
@@ -24,9 +27,11 @@ func TestParseLine(t *testing.T) {
 		{"  a.b\t1e3   1796470439.25 ", "a.b", 1000, time.Unix(1796470439, 250e6)},
 		{"a.b +0.5 1796470439", "a.b", 0.5, time.Unix(1796470439, 0)},
 		{"a.b 0e-999 1", "a.b", 0, time.Unix(1, 0)},
+		{"a.b 2 -1", "a.b", 2, lineNow},
+		{"a.b 2 -1.0", "a.b", 2, lineNow},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
-			path, value, at, err := ParseLine(tc.line)
+			path, value, at, err := ParseLine(tc.line, lineNow)
 			require.NoError(t, err)
 			assert.Equal(t, tc.path, path)
 			assert.Equal(t, tc.value, value)
@@ -54,13 +59,13 @@ func TestParseLineRejects(t *testing.T) {
 		{"a.b infinity 1796470439", ErrNotFinite, ""},
 		{"a.b 1 now", ErrMalformed, `timestamp "now" is not a number`},
 		{"a.b 1 N", ErrMalformed, "timestamp"},
-		{"a.b 1 -1", ErrBadTimestamp, "federated: bad timestamp -1: negative, before 1970-01-01"},
+		{"a.b 1 -2", ErrBadTimestamp, "federated: bad timestamp -2: negative, before 1970-01-01"},
 		{"a.b 1 253402300800", ErrBadTimestamp, "year 10000"},
 		{"a.b 1 nan", ErrBadTimestamp, "not a finite number"},
 		{"a.b 1 " + strings.Repeat("9", 500), ErrMalformed, "timestamp"},
 	} {
 		t.Run(tc.line, func(t *testing.T) {
-			_, _, _, err := ParseLine(tc.line)
+			_, _, _, err := ParseLine(tc.line, lineNow)
 			require.ErrorIs(t, err, tc.want)
 			assert.Contains(t, err.Error(), tc.text)
 		})
@@ -78,7 +83,7 @@ func FuzzParseLine(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		path, value, at, err := ParseLine(line)
+		path, value, at, err := ParseLine(line, lineNow)
 		if err != nil {
 			assert.True(t, errors.Is(err, ErrMalformed) || errors.Is(err, ErrNotFinite) || errors.Is(err, ErrBadTimestamp),
 				"error %v wraps none of the reasons", err)
@@ -89,7 +94,7 @@ func FuzzParseLine(f *testing.F) {
 		require.NotContains(t, path, " ")
 		require.False(t, at.Before(time.Unix(0, 0)), "time %v", at)
 		again := path + " " + strconv.FormatFloat(value, 'g', -1, 64) + " " + strconv.FormatInt(at.Unix(), 10)
-		path2, value2, at2, err := ParseLine(again)
+		path2, value2, at2, err := ParseLine(again, lineNow)
 		require.NoError(t, err, again)
 		assert.Equal(t, path, path2)
 		assert.Equal(t, value, value2)

@@ -288,7 +288,7 @@ func (s *Server) line(peer string, line []byte, batch []metrics.Sample) []metric
 		return batch
 	}
 	s.lines.Add(1)
-	path, value, t, err := ParseLine(string(line))
+	path, value, t, err := ParseLine(string(line), time.Now())
 	var host, metricName string
 	if err == nil {
 		host, metricName, err = s.opts.Template.Map(path)
