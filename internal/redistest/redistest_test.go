@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -323,4 +324,25 @@ func TestParseCommandStats(t *testing.T) {
 	require.Equal(t, int64(3), got["evalsha"].Completed())
 	require.Equal(t, int64(7), got["zrangebyscore"].Calls)
 	require.NotContains(t, got, "get")
+}
+
+func TestCPUTimeCountsTheServersWork(t *testing.T) {
+	s, err := redistest.Start(redistest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Stop() })
+	c := newClient(t, s)
+	before, err := redistest.CPUTime([]*redistest.Server{s})
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, c.Eval(context.Background(), "local i = 0 while i < 20000000 do i = i + 1 end return i", nil).Err())
+	busy := time.Since(start)
+	after, err := s.CPUTime()
+	require.NoError(t, err)
+	// The loop is the server's own CPU: most of the time it took.
+	assert.Greater(t, after-before, busy/2, "CPU time %v for a loop of %v", after-before, busy)
+	assert.LessOrEqual(t, after-before, busy+50*time.Millisecond)
+
+	require.NoError(t, s.Stop())
+	_, err = s.CPUTime()
+	assert.ErrorIs(t, err, redistest.ErrNotRunning)
 }
