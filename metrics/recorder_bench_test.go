@@ -68,6 +68,7 @@ func BenchmarkW2(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.SetParallelism(8) // 16 writers on 2 cores
+		cpu := serverCPU(b, servers)
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -83,6 +84,7 @@ func BenchmarkW2(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
+		cpu.report(b)
 	})
 
 	b.Run("impl=ring", func(b *testing.B) {
@@ -104,6 +106,7 @@ func BenchmarkW2(b *testing.B) {
 		}
 		b.ReportAllocs()
 		b.SetParallelism(8)
+		cpu := serverCPU(b, servers)
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			pipe := ring.Pipeline()
@@ -132,5 +135,32 @@ func BenchmarkW2(b *testing.B) {
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
+		cpu.report(b)
 	})
+}
+
+// cpuMark is the servers' CPU time at the start of a benchmark's timed part.
+type cpuMark struct {
+	servers []*redistest.Server
+	at      time.Duration
+}
+
+// serverCPU marks the servers' CPU time now.
+func serverCPU(b *testing.B, servers []*redistest.Server) cpuMark {
+	at, err := redistest.CPUTime(servers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cpuMark{servers: servers, at: at}
+}
+
+// report reports the servers' CPU time since the mark per op, in µs: with
+// the client on the same cores, what predicts the rate on a machine where
+// the servers have cores of their own.
+func (m cpuMark) report(b *testing.B) {
+	now, err := redistest.CPUTime(m.servers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(now-m.at)/float64(time.Microsecond)/float64(b.N), "server-µs/op")
 }

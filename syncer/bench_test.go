@@ -86,13 +86,16 @@ func pace(b *testing.B, r *metrics.Recorder, n, rate int) {
 // links. One op is one point. Beside the target rate it reports the rate
 // written, the points the Recorder wrote over the time from the first Add
 // to the end of its closing flush: a writer that falls behind the target
-// shows there, and its lag figures are those of a lower rate.
+// shows there, and its lag figures are those of a lower rate. It also
+// reports the servers' CPU time per point written, the writes and their
+// replication together: what sets the rate a fleet can replicate.
 func BenchmarkSyncerLag(b *testing.B) {
-	_, c, s, stop := replicatedGroups(b)
+	servers, c, s, stop := replicatedGroups(b)
 	r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	cpu0 := serversCPU(b, servers)
 	b.ResetTimer()
 	start := time.Now()
 	pace(b, r, b.N, *lagRate)
@@ -103,6 +106,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	b.StopTimer()
 	time.Sleep(time.Second) // let the last changes replicate
 	stop()
+	cpu := serversCPU(b, servers) - cpu0
 
 	var p50, p99 []time.Duration
 	for _, p := range s.Stats().Peers {
@@ -113,6 +117,16 @@ func BenchmarkSyncerLag(b *testing.B) {
 	b.ReportMetric(float64(slices.Max(p99).Milliseconds()), "lag-p99-ms")
 	b.ReportMetric(float64(*lagRate), "target-points/s")
 	b.ReportMetric(float64(r.Stats().Written)/wrote.Seconds(), "written-points/s")
+	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(r.Stats().Written), "server-µs/point")
+}
+
+// serversCPU returns the CPU time the servers have used so far, summed.
+func serversCPU(b *testing.B, servers []*redistest.Server) time.Duration {
+	d, err := redistest.CPUTime(servers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 // BenchmarkSyncerCatchUp kills one server of a group, keeps writing for
