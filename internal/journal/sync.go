@@ -85,8 +85,12 @@ while i <= #ARGV do
     local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
     local newest = math.floor(tonumber(top[2]))
     r[4] = newest
+    local count = 1
     for k = 0, recount - 1 do
-      r[#r + 1] = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k))
+      -- A farther boundary has no more members below it: after a count of
+      -- 0 (a key younger than the boundary) the rest are 0 too.
+      if count > 0 then count = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k)) end
+      r[#r + 1] = count
     end
   end
   out[#out + 1] = r
