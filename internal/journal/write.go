@@ -47,7 +47,9 @@ import (
 // each key that failed, negated for a key of a dropped period.
 var WriteScript = redis.NewScript(`
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- The journal's score as text, made once: Redis would format a Lua number
+-- again for every key journalled.
+local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 local horizon = redis.call('GET', KEYS[2])
 local nkeys = tonumber(ARGV[1])
 local tag = nil
