@@ -132,17 +132,20 @@ func parseFetch(v any) (fetchResult, error) {
 
 // nearRequest is the first try at fetching a key the link has a mark of:
 // from its nearest checkpoint, reading again the farther ones that are
-// missing or have fallen far behind the peer's clock, now (its Unix
-// seconds). A key fetched whole gets its nearest checkpoint only, and the
-// farther ones at its next fetch: a key that never changes again (a
-// backlog pulled after a restart) costs no more than its members.
+// missing or have fallen behind the peer's clock, now (its Unix seconds),
+// by more than the next level's span: a farther checkpoint is only for a
+// key whose nearest one no longer holds, and an old one still holds, it
+// only makes that fetch larger. A key fetched whole gets its nearest
+// checkpoint only, and the farther ones at its next fetch: a key that
+// never changes again (a backlog pulled after a restart) costs no more
+// than its members.
 func (m *keyMark) nearRequest(key string, now float64) fetchRequest {
 	if len(m.checks) == 0 {
 		return fetchRequest{key: key, mode: fetchFar, recount: 1}
 	}
 	recount := 1
 	for k := 1; k < levels; k++ {
-		if k >= len(m.checks) || m.checks[k].below < now-2*levelSpan(k) {
+		if k >= len(m.checks) || m.checks[k].below < now-levelSpan(k+1) {
 			recount = k + 1
 		}
 	}
