@@ -107,10 +107,10 @@ for i = 1, nkeys do
     if tag then
       -- The key was new here when it holds only what was added.
       local card = redis.call('ZCARD', key)
-      local cur = redis.call('HGET', KEYS[3], key)
       -- Or its field named the origin, and nothing was added since by
       -- another writer: the cardinality is the field's plus what was added.
-      if card == added or cur == tag .. '#' .. (card - added) then
+      -- (Read only for a key that was not new.)
+      if card == added or redis.call('HGET', KEYS[3], key) == tag .. '#' .. (card - added) then
         set[nset + 1] = key
         set[nset + 2] = tag .. '#' .. card
         nset = nset + 2
