@@ -72,11 +72,11 @@ type link struct {
 	// again. An entry journalled later at that very time (a step back of
 	// the peer's clock) is the overlap read's to catch.
 	complete bool
-	epoch    string             // the local server's epoch the cursor belongs to
-	saved    string             // the cursor as stored in the local server, "" for none
-	seq      uint64             // the number of the link's last save stored with it, 0 for none
-	marks    map[string]keyMark // by key
-	pulls    int64              // pulls made: every 1,000th prunes the marks
+	epoch    string              // the local server's epoch the cursor belongs to
+	saved    string              // the cursor as stored in the local server, "" for none
+	seq      uint64              // the number of the link's last save stored with it, 0 for none
+	marks    map[string]*keyMark // by key
+	pulls    int64               // pulls made: every 1,000th prunes the marks
 	overlap  overlapRead
 	peerTime float64 // the peer's clock at the pass's first read of its journal
 	// The horizons: the local one as last read (at horizonAt), a raise
@@ -107,7 +107,7 @@ func newLink(s *Syncer, local, peer string) *link {
 // newLinkVia makes a link that reaches its servers through servers and reads
 // the time from now.
 func newLinkVia(s *Syncer, local, peer string, servers linkServers, now func() time.Time) *link {
-	return &link{s: s, local: local, peer: peer, servers: servers, now: now, marks: make(map[string]keyMark),
+	return &link{s: s, local: local, peer: peer, servers: servers, now: now, marks: make(map[string]*keyMark),
 		stats: PeerStats{Local: local, Peer: peer}, started: now()}
 }
 
@@ -328,6 +328,7 @@ func (l *link) merge(ctx context.Context, entries []change, full bool, horizon s
 // read again), in the same order as the entries they come from.
 type sifted struct {
 	handled  []change
+	marks    []*keyMark // of the handled entries' keys, nil for a key new to the link
 	requests []fetchRequest
 	fetches  int // requests that fetch members
 	skipped  int64
@@ -342,11 +343,13 @@ func (l *link) sift(entries []change, horizon string) sifted {
 	var s sifted
 	now := l.now()
 	for _, e := range entries {
-		m, ok := l.marks[e.Key]
+		m := l.marks[e.Key]
+		ok := m != nil
 		if ok && m.journaled == e.Time && m.card == e.card {
 			continue // merged before: the cursor may pass it
 		}
 		s.handled = append(s.handled, e)
+		s.marks = append(s.marks, m)
 		switch {
 		case horizon != "" && journal.PeriodOf(e.Key) < horizon:
 			s.skipped++
@@ -445,8 +448,12 @@ func (l *link) mergeFetched(ctx context.Context, from journal.Origin, reqs []fet
 func (l *link) mark(s sifted, results []fetchResult) {
 	now := l.now()
 	next := 0 // the next request, in the order of the entries
-	for _, e := range s.handled {
-		m := l.marks[e.Key]
+	for i, e := range s.handled {
+		m := s.marks[i]
+		if m == nil {
+			m = &keyMark{}
+			l.marks[e.Key] = m
+		}
 		m.journaled, m.card, m.touched = e.Time, e.card, now
 		if next < len(s.requests) && s.requests[next].key == e.Key {
 			r := results[next]
@@ -461,7 +468,6 @@ func (l *link) mark(s sifted, results []fetchResult) {
 				m.checkedAt = now
 			}
 		}
-		l.marks[e.Key] = m
 	}
 }
 
