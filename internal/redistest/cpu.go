@@ -28,7 +28,8 @@ func (s *Server) CPUTime() (time.Duration, error) {
 		if err != nil {
 			continue // a thread that ended meanwhile
 		}
-		ns, err := strconv.ParseInt(strings.Fields(string(data) + " x")[0], 10, 64)
+		first, _, _ := strings.Cut(string(data), " ")
+		ns, err := strconv.ParseInt(first, 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("redistest: CPU time of %s: %s: %w", s.addr, f, err)
 		}
