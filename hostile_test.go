@@ -695,8 +695,12 @@ func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
 	if allocated == 0 {
 		allocated = 64 << 20
 	}
+	// The timeout is far above the time the guard takes (milliseconds, and
+	// about a second for the nested arrays' 256 MiB on a busy 2-core
+	// machine), so a reply the guard missed shows as a timeout, never as a
+	// slow machine.
 	opts := testOptions()
-	opts.CommandTimeout = time.Second
+	opts.CommandTimeout = 5 * time.Second
 	opts.TLSConfig = tlsConfig
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: h.addr()}}, Options: opts})
 
