@@ -98,24 +98,6 @@ func newEpoch() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
-// saveCursor saves the cursor, with the next save number, if the local
-// server still holds what the link loaded or saved last; else it resets
-// the link and returns errLocalReset.
-func (l *link) saveCursor(ctx context.Context, cursor float64) error {
-	last := storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq}
-	next := storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(cursor, 'f', -1, 64), cursor: cursor, seq: l.seq + 1}
-	saved, err := l.servers.saveCursor(ctx, last, next)
-	if err != nil {
-		return err
-	}
-	if !saved {
-		l.reset("the local server lost data during the pass")
-		return errLocalReset
-	}
-	l.saved, l.seq, l.cursor = next.raw, next.seq, cursor
-	return nil
-}
-
 // reset forgets everything the link knows of the local server's state, so
 // that the peer is pulled again from its first change and both horizons are
 // read again, and counts and logs why.

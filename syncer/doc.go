@@ -16,7 +16,9 @@
 // in the local server after each merge, never before, so a restarted syncer
 // resumes where it stopped. It is saved by compare-and-set against what the
 // pass loaded, so a server that comes back empty, even in the middle of a
-// pass, is pulled in full.
+// pass, is pulled in full. While the local server merges a page, the link
+// reads and fetches the next one from the peer, so that both servers work
+// at once; pages are still merged, marked and saved in turn.
 //
 // Which members of a changed key are fetched does not depend on the
 // timestamps inside the data: writers' clocks differ and step back, and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -239,8 +240,23 @@ type span struct {
 // many entries the pass has read, until a page gets past them: a pass
 // always makes progress, also through the thousands of keys that one write
 // journals at one time.
+//
+// Pages travel in two steps: a page is read and fetched from the peer,
+// then merged into the local server and the cursor saved there. The second
+// step runs while the next page takes the first, so that the peer and the
+// local server work at once; a page's marks are taken in, and its cursor
+// known, before the next page is merged, and whatever ends the pull waits
+// for the page under way (see settle).
 func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, next float64, err error) {
 	defer l.prune()
+	var merging *page // the page being merged into the local server
+	defer func() {
+		// A local server that lost its data outranks what else failed: the
+		// next pass starts afresh at once.
+		if serr := l.settle(merging); serr != nil && (err == nil || errors.Is(serr, errLocalReset)) {
+			more, err = false, serr
+		}
+	}()
 	limit := l.s.opts.Batch
 	minTime, after := sp.from, sp.after
 	for done := 0; ; {
@@ -248,12 +264,19 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		if err != nil {
 			return false, minTime, err
 		}
-		full := len(entries) == limit
-		if err := l.merge(ctx, entries, full, horizon, journal.Origin{Server: l.peer, Epoch: peerEpoch}); err != nil {
+		p := &page{entries: entries, full: len(entries) == limit, from: journal.Origin{Server: l.peer, Epoch: peerEpoch}}
+		p.sift = l.sift(entries, horizon, merging)
+		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
 			return false, minTime, err
 		}
+		prev := merging
+		merging = nil
+		if err := l.settle(prev); err != nil {
+			return false, minTime, err
+		}
+		merging = l.startMerge(ctx, p)
 		done += len(entries)
-		if !full || entries[len(entries)-1].Time > sp.until {
+		if !p.full || entries[len(entries)-1].Time > sp.until {
 			return false, minTime, nil
 		}
 		last := entries[len(entries)-1].Time
@@ -268,57 +291,148 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 	}
 }
 
-// merge fetches the changed keys among entries from the peer, but for the
-// echoes of the local server's own changes and the entries handled before,
-// and merges them into the local server, then saves the cursor.
-func (l *link) merge(ctx context.Context, entries []change, full bool, horizon string, from journal.Origin) error {
-	sift := l.sift(entries, horizon)
-	results, err := l.fetchChanged(ctx, sift.requests)
-	if err != nil {
-		return err
+// page is a page of the peer's journal on its way through a pull: its
+// entries, what they ask of the link and what the peer answered, then
+// (once startMerge has begun the local step) the cursor to save and what
+// the merge and the save did.
+type page struct {
+	entries []change
+	full    bool
+	sift    sifted
+	results []fetchResult
+	from    journal.Origin
+
+	lastTime   float64          // the time of its last entry
+	tail       map[string]int64 // its entries of that time: key to cardinality
+	newest     float64          // the cursor the page moves to
+	last, next storedCursor     // the save: the cursor stored now, and the page's
+	done       chan struct{}
+	res        journal.MergeResult
+	merged     bool // the merge ran, and met no refusal that passes
+	saved      bool // the cursor was saved
+	err        error
+}
+
+// handles reports whether the page, which is being merged, handles the
+// entry e of the next page: one of its entries of its last time, where
+// the next page starts, with the same key and cardinality. Those need not
+// be fetched again.
+func (p *page) handles(e change) bool {
+	if p == nil || e.Time != p.lastTime {
+		return false
 	}
-	res, reported, err := l.mergeFetched(ctx, from, sift.requests, results)
-	if err != nil {
-		return err
+	card, ok := p.tail[e.Key]
+	return ok && card == e.card
+}
+
+// startMerge merges a fetched page into the local server and saves the
+// cursor, in a goroutine of its own; settle waits for it and takes in what
+// it did. The cursor never passes the peer's clock: an entry scored ahead
+// of it (a writer's clock ahead, journalling with its own time) is read
+// again until the clock passes it, so that changes journalled meanwhile by
+// the peer's clock are not behind the cursor.
+func (l *link) startMerge(ctx context.Context, p *page) *page {
+	p.newest = l.cursor
+	for _, e := range p.entries {
+		p.newest = max(p.newest, min(e.Time, l.peerTime))
 	}
-	// Marked only now that the merge is done: a failed merge is read again.
-	l.mark(sift, results)
-	newest := l.cursor
-	for _, e := range entries {
-		// The cursor never passes the peer's clock: an entry scored ahead
-		// of it (a writer's clock ahead, journalling with its own time) is
-		// read again until the clock passes it, so that changes journalled
-		// meanwhile by the peer's clock are not behind the cursor.
-		newest = max(newest, min(e.Time, l.peerTime))
-	}
-	// A merge that added members is saved even when the cursor stays (an
-	// overlap read, entries at the cursor's time): the save's number then
-	// tells a server restored from a snapshot taken before it, which lacks
-	// what the merge added although its marks say otherwise.
-	if newest > l.cursor || res.Added > 0 {
-		if err := l.saveCursor(ctx, newest); err != nil {
-			return err
+	if n := len(p.entries); p.full && n > 0 { // only a full page has a next one
+		p.lastTime = p.entries[n-1].Time
+		p.tail = make(map[string]int64)
+		for i := n - 1; i >= 0 && p.entries[i].Time == p.lastTime; i-- {
+			p.tail[p.entries[i].Key] = p.entries[i].card
 		}
+		// A key fetched holds what its fetch read, atomically: a member
+		// added after the journal was read is merged too.
+		for i, r := range p.results {
+			if _, ok := p.tail[p.sift.requests[i].key]; ok && r.fetched() {
+				p.tail[p.sift.requests[i].key] = r.card
+			}
+		}
+	}
+	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq}
+	p.next = storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(p.newest, 'f', -1, 64), cursor: p.newest, seq: l.seq + 1}
+	var updates []journal.KeyMembers
+	for i, r := range p.results {
+		if r.fetched() && len(r.members) > 0 {
+			updates = append(updates, journal.KeyMembers{Key: p.sift.requests[i].key, Members: r.members})
+		}
+	}
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		if len(updates) > 0 {
+			if p.res, p.err = l.servers.merge(ctx, p.from, updates); p.err != nil || len(temporaryFailures(p.res)) > 0 {
+				return
+			}
+		}
+		p.merged = true
+		// A merge that added members is saved even when the cursor stays
+		// (an overlap read, entries at the cursor's time): the save's
+		// number then tells a server restored from a snapshot taken before
+		// it, which lacks what the merge added although its marks say
+		// otherwise.
+		if p.newest > p.last.cursor || p.res.Added > 0 {
+			p.saved, p.err = l.servers.saveCursor(ctx, p.last, p.next)
+			if p.err == nil && !p.saved {
+				p.err = errLocalReset
+			}
+		}
+	}()
+	return p
+}
+
+// settle waits for a page's merge and takes in what it did: a refusal
+// that passes (a full server, say) fails the pass before anything is
+// marked, and the next pass tries again. Any other (a key that holds
+// another type, a member the server will not take) fails the same way
+// every time: it is reported in the stats, and passed, so that it does not
+// stop the rest; anti-entropy tries it again. The entries are marked only
+// once the merge is done: a failed merge is read again.
+func (l *link) settle(p *page) error {
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	if !p.merged {
+		if p.err != nil {
+			return p.err
+		}
+		l.mu.Lock()
+		l.stats.Added += p.res.Added
+		l.mu.Unlock()
+		return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(temporaryFailures(p.res)...))
+	}
+	l.mark(p.sift, p.results)
+	switch {
+	case errors.Is(p.err, errLocalReset):
+		l.reset("the local server lost data during the pass")
+		return errLocalReset
+	case p.err != nil:
+		return p.err
+	case p.saved:
+		l.saved, l.seq, l.cursor = p.next.raw, p.next.seq, p.newest
 	}
 	// Entries are sorted by time: a page that is not full, or that goes
 	// past the cursor, holds every entry of the cursor's time.
-	if n := len(entries); n == 0 || entries[n-1].Time >= l.cursor {
-		l.complete = !full || entries[n-1].Time > l.cursor
+	if n := len(p.entries); n == 0 || p.entries[n-1].Time >= l.cursor {
+		l.complete = !p.full || p.entries[n-1].Time > l.cursor
 	}
+	reported := l.permanentFailures(p.res)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.stats.Keys += int64(sift.fetches)
-	l.stats.Added += res.Added
-	l.stats.Skipped += sift.skipped + int64(len(res.Dropped))
-	l.stats.Echoes += sift.echoes
+	l.stats.Keys += int64(p.sift.fetches)
+	l.stats.Added += p.res.Added
+	l.stats.Skipped += p.sift.skipped + int64(len(p.res.Dropped))
+	l.stats.Echoes += p.sift.echoes
 	l.stats.Cursor = l.cursor
 	if reported != "" {
 		l.stats.LastError, l.stats.LastErrorAt = reported, l.now()
 		l.reports++
 	}
-	if res.Added > 0 {
-		l.recordLagLocked(l.now().Sub(time.UnixMicro(int64(newest * 1e6))))
+	if p.res.Added > 0 {
+		l.recordLagLocked(l.now().Sub(time.UnixMicro(int64(p.newest * 1e6))))
 	}
 	return nil
 }
@@ -336,16 +450,17 @@ type sifted struct {
 }
 
 // sift sorts a page of entries: those handled before (same journal time,
-// same cardinality) are passed over; keys of dropped periods are skipped;
-// echoes are not fetched, but their checkpoints are read again now and
-// then; the rest are fetched from their nearest checkpoint.
-func (l *link) sift(entries []change, horizon string) sifted {
+// same cardinality), or by the page being merged, are passed over; keys of
+// dropped periods are skipped; echoes are not fetched, but their
+// checkpoints are read again now and then; the rest are fetched from their
+// nearest checkpoint.
+func (l *link) sift(entries []change, horizon string, merging *page) sifted {
 	var s sifted
 	now := l.now()
 	for _, e := range entries {
 		m := l.marks[e.Key]
 		ok := m != nil
-		if ok && m.journaled == e.Time && m.card == e.card {
+		if ok && m.journaled == e.Time && m.card == e.card || merging.handles(e) {
 			continue // merged before: the cursor may pass it
 		}
 		s.handled = append(s.handled, e)
@@ -400,47 +515,32 @@ func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchRe
 	return results, nil
 }
 
-// mergeFetched merges the fetched members into the local server. A refusal
-// that passes (a full server, say) fails the pass before anything is
-// marked, and the next pass tries again. Any other (a key that holds
-// another type, a member the server will not take) fails the same way
-// every time: it is returned in reported, and passed, so that it does not
-// stop the rest; anti-entropy tries it again.
-func (l *link) mergeFetched(ctx context.Context, from journal.Origin, reqs []fetchRequest, results []fetchResult) (journal.MergeResult, string, error) {
-	var updates []journal.KeyMembers
-	for i, r := range results {
-		if r.fetched() && len(r.members) > 0 {
-			updates = append(updates, journal.KeyMembers{Key: reqs[i].key, Members: r.members})
-		}
-	}
-	if len(updates) == 0 {
-		return journal.MergeResult{}, "", nil
-	}
-	res, err := l.servers.merge(ctx, from, updates)
-	if err != nil {
-		return res, "", err
-	}
-	var permanent, failed []error
+// temporaryFailures returns the keys of a merge refused for a reason that
+// passes.
+func temporaryFailures(res journal.MergeResult) []error {
+	var failed []error
 	for _, err := range res.Failed {
 		if errors.Is(err, federated.ErrTemporary) {
 			failed = append(failed, err)
-		} else {
-			permanent = append(permanent, err)
 		}
 	}
-	if len(failed) > 0 {
-		l.mu.Lock()
-		l.stats.Added += res.Added
-		l.mu.Unlock()
-		return res, "", fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(failed...))
+	return failed
+}
+
+// permanentFailures says, in one text, which keys and members of a merge
+// were refused for a reason that does not pass, "" for none.
+func (l *link) permanentFailures(res journal.MergeResult) string {
+	var permanent []error
+	for _, err := range res.Failed {
+		permanent = append(permanent, err)
 	}
 	for key, members := range res.LeftOut {
 		permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
 	}
-	if len(permanent) > 0 {
-		return res, errors.Join(permanent...).Error(), nil
+	if len(permanent) == 0 {
+		return ""
 	}
-	return res, "", nil
+	return errors.Join(permanent...).Error()
 }
 
 // mark records what the link now knows of each handled entry's key: its

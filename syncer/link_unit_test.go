@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,9 @@ func (s *fakeServer) count(key string, below float64) int64 {
 // (with the call's number, from 1, for its method) and fails the call with
 // what it returns.
 type fakeServers struct {
+	// mu orders the calls: a link reads the peer while it merges into the
+	// local server.
+	mu          sync.Mutex
 	clock       *fakeClock
 	local, peer *fakeServer
 	peerSkew    time.Duration
@@ -102,11 +106,14 @@ func newFakeServers(clock *fakeClock) *fakeServers {
 }
 
 func (f *fakeServers) call(method string) error {
+	f.mu.Lock()
 	f.calls[method]++
-	if f.fail == nil {
+	n, fail := f.calls[method], f.fail
+	f.mu.Unlock()
+	if fail == nil {
 		return nil
 	}
-	return f.fail(method, f.calls[method])
+	return fail(method, n) // outside mu: it may wait for another call
 }
 
 // peerNow is the peer's clock, in Unix seconds.
@@ -118,6 +125,8 @@ func (f *fakeServers) changes(_ context.Context, since float64, after bool, limi
 	if err := f.call("changes"); err != nil {
 		return nil, "", 0, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var out []change
 	for key, t := range f.peer.journal {
 		if t > since || t == since && !after {
@@ -140,6 +149,8 @@ func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResu
 	if err := f.call("fetch"); err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	out := make([]fetchResult, len(reqs))
 	for i, r := range reqs {
 		card := int64(len(f.peer.data[r.key]))
@@ -190,6 +201,8 @@ func (f *fakeServers) merge(_ context.Context, _ journal.Origin, updates []journ
 	if err := f.call("merge"); err != nil {
 		return res, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, u := range updates {
 		if f.local.horizon != "" && journal.PeriodOf(u.Key) < f.local.horizon {
 			res.Dropped = append(res.Dropped, u.Key)
@@ -218,6 +231,8 @@ func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor,
 	if err := f.call("loadCursor"); err != nil {
 		return storedCursor{}, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.local.epoch == "" {
 		f.local.epoch = fresh
 	}
@@ -228,6 +243,8 @@ func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bo
 	if err := f.call("saveCursor"); err != nil {
 		return false, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.local.epoch != last.epoch || f.local.cursors[testPeer] != last.raw ||
 		f.local.cursors[testPeer+journal.SeqSuffix] != last.seqText() {
 		return false, nil
@@ -241,6 +258,8 @@ func (f *fakeServers) horizons(context.Context) (string, string, error) {
 	if err := f.call("horizons"); err != nil {
 		return "", "", err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.local.horizon, f.peer.horizon, nil
 }
 
@@ -248,6 +267,8 @@ func (f *fakeServers) drop(_ context.Context, h string) (int64, error) {
 	if err := f.call("drop"); err != nil {
 		return 0, err
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.local.horizon = max(f.local.horizon, h)
 	var removed int64
 	for key := range f.local.data {
@@ -287,6 +308,20 @@ func unix(t time.Time) float64 { return float64(t.UnixMicro()) / 1e6 }
 func write(s *fakeServer, key string, at, journaled time.Time, value string) {
 	s.add(key, unix(at), value)
 	s.journal[key] = unix(journaled)
+}
+
+// writeSeconds writes a member to each of n keys on s, one a second up to
+// a second before now, each journalled at its own time, and returns the
+// keys in that order.
+func writeSeconds(t *testing.T, s *fakeServer, now time.Time, n int) []string {
+	t.Helper()
+	var keys []string
+	for i := range n {
+		at := now.Add(time.Duration(i-n) * time.Second)
+		keys = append(keys, key(t, at, fmt.Sprintf("m%d", i)))
+		write(s, keys[i], at, at, "1")
+	}
+	return keys
 }
 
 // pass runs one pass and requires it to succeed.
@@ -360,12 +395,7 @@ func TestLinkFailedPassKeepsTheCursor(t *testing.T) {
 		t.Run(method, func(t *testing.T) {
 			l, fs, clock := testLink(t, Options{Batch: 2})
 			now := clock.now()
-			var keys []string
-			for i := range 5 {
-				at := now.Add(time.Duration(i-5) * time.Second)
-				keys = append(keys, key(t, at, fmt.Sprintf("m%d", i)))
-				write(fs.peer, keys[i], at, at, "1")
-			}
+			keys := writeSeconds(t, fs.peer, now, 5)
 			fs.fail = func(m string, call int) error {
 				if m == method && call == 2 { // the second page
 					return errDown
@@ -395,6 +425,54 @@ func TestLinkFailedPassKeepsTheCursor(t *testing.T) {
 			assert.Equal(t, unix(now.Add(-time.Second)), l.cursor)
 		})
 	}
+}
+
+// A link fetches the next page from the peer while the local server
+// merges the last: here the first page's merge waits until the second page
+// is fetched, which it could not do were the two steps taken in turn.
+func TestLinkFetchesTheNextPageWhileMerging(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Batch: 2})
+	now := clock.now()
+	keys := writeSeconds(t, fs.peer, now, 6)
+	secondFetched := make(chan struct{})
+	fs.fail = func(m string, call int) error {
+		switch {
+		case m == "fetch" && call == 2:
+			close(secondFetched)
+		case m == "merge" && call == 1:
+			select {
+			case <-secondFetched:
+			case <-time.After(10 * time.Second):
+				return errors.New("the second page was not fetched while the first was merged")
+			}
+		}
+		return nil
+	}
+	pass(t, l)
+	for _, k := range keys {
+		assert.Len(t, fs.local.data[k], 1, "%s merged", k)
+	}
+	assert.Equal(t, unix(now.Add(-time.Second)), l.cursor)
+	assert.Equal(t, keys, fs.fetched, "each key fetched once, in turn")
+}
+
+// More keys journalled at one time than a page holds (one write's keys)
+// are read again from that time, while the page before is still being
+// merged: the entries of that page are not fetched twice.
+func TestLinkPageOfOneTimeIsFetchedOnce(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Batch: 2})
+	at := clock.now().Add(-time.Second)
+	var keys []string
+	for i := range 7 {
+		keys = append(keys, key(t, at, fmt.Sprintf("m%d", i)))
+		write(fs.peer, keys[i], at, at, "1")
+	}
+	pass(t, l)
+	for _, k := range keys {
+		assert.Len(t, fs.local.data[k], 1, "%s merged", k)
+	}
+	assert.ElementsMatch(t, keys, fs.fetched, "each key fetched once")
+	assert.Equal(t, unix(at), l.cursor)
 }
 
 func TestLinkTemporaryRefusalFailsThePass(t *testing.T) {
