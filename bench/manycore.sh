@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures on a machine without Go: the peer suite (W1 and W2 at 16 and 64
-# writers, with server and client CPU per op) and the syncer's lag at 100k
-# and 200k points/s over 4 groups of 2, the latter with a CPU profile.
+# writers, with server and client CPU per op) and the syncer's lag at 100k,
+# 200k and 300k points/s over 4 groups of 2, the 200k run with a CPU
+# profile.
 #
 # Build here, from the project's root, with redis-server's binaries and
 # libraries packed into .devkit/kit.tar.xz (bin/ and lib/):
@@ -15,7 +16,8 @@
 #	bench/manycore.sh OUTDIR quick    # a smoke run of the script itself
 #
 # OUTDIR receives machine.txt, bench.json (go run . -json's shape),
-# bench.log, syncer100000.txt, syncer200000.txt and syncer200k.prof (read
+# bench.log, syncer100000.txt, syncer200000.txt, syncer300000.txt and
+# syncer200k.prof (read
 # it with go tool pprof .devkit/syncer.test syncer200k.prof).
 set -uo pipefail
 out=$(realpath "$1")
@@ -33,15 +35,19 @@ if [ -n "$quick" ]; then
 	bargs=(-rounds 1 -points 20000 -w1-ops 2000 -servers 2 -w1-batches 20 -w2-batches 1000 -w2-writers 4)
 	n100=20000
 	n200=20000
+	n300=20000
 else
 	bargs=(-rounds 3 -w1-batches 20 -w2-batches 1000 -w2-writers 16,64)
 	n100=1500000
 	n200=3000000
+	n300=4500000
 fi
 timeout 330 .devkit/bench "${bargs[@]}" -json >"$out/bench.json" 2>"$out/bench.log"
 cd syncer || exit 1
-timeout 100 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
+timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n100}x" -syncer.rate=100000 >"$out/syncer100000.txt" 2>&1
-timeout 100 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
+timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n200}x" -test.cpuprofile "$out/syncer200k.prof" -syncer.rate=200000 >"$out/syncer200000.txt" 2>&1
+timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
+	-test.benchtime "${n300}x" -syncer.rate=300000 >"$out/syncer300000.txt" 2>&1
 echo done >"$out/done"
