@@ -130,36 +130,33 @@ type browser struct {
 	problems []string // exceptions, console errors and dialogs
 }
 
+// browserStarts is how many times startBrowser tries to start Chromium: on a
+// loaded machine it can die or miss its start-up deadline once.
+const browserStarts = 3
+
 // startBrowser starts Chromium on a fresh profile. The browser, and the
 // goroutines that watch it, are gone when the test ends.
 func startBrowser(t *testing.T, execPath string) *browser {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(execPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
+	t.Cleanup(cancel)
+	var (
+		tabCtx context.Context
+		stop   func()
+		err    error
 	)
-	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
-	tabCtx, tabCancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	for try := 1; try <= browserStarts; try++ {
+		if tabCtx, stop, err = launchBrowser(t, ctx, execPath); err == nil {
+			break
+		}
+		t.Logf("start chromium (try %d of %d): %v", try, browserStarts, err)
+	}
+	require.NoError(t, err, "start chromium")
 	b := &browser{t: t, ctx: tabCtx}
 
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		if err := chromedp.Cancel(tabCtx); err != nil {
-			t.Logf("close the browser: %v", err)
-		}
-		tabCancel()
-		allocCancel() // waits for the browser process
-		cancel()
+		stop()
 		wg.Wait()
 	})
 
@@ -194,6 +191,40 @@ func startBrowser(t *testing.T, execPath string) *browser {
 		}
 	})
 	return b
+}
+
+// launchBrowser starts Chromium and opens its tab. A context whose start
+// failed is never used again: chromedp would start a second browser on it,
+// and the two would both close its allocator's channel.
+func launchBrowser(t *testing.T, ctx context.Context, execPath string) (context.Context, func(), error) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(execPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, allocCancel := chromedp.NewExecAllocator(ctx, opts...)
+	tabCtx, tabCancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(t.Logf))
+	stop := func() {
+		if err := chromedp.Cancel(tabCtx); err != nil {
+			t.Logf("close the browser: %v", err)
+		}
+		tabCancel()
+		allocCancel() // waits for the browser process
+	}
+	if err := chromedp.Do(tabCtx); err != nil { // starts the browser and opens the tab
+		tabCancel()
+		allocCancel()
+		return nil, nil, err
+	}
+	return tabCtx, stop, nil
 }
 
 // do runs actions, failing the test on error.
