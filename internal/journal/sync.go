@@ -55,35 +55,70 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // miss, a refresh, or a refresh refused because the cardinality changed: -2).
 // The cardinality is -1 for a key that holds another type, which gets
 // neither members nor checkpoints.
+//
+// Each command costs a script call about a microsecond besides its work,
+// so a fetch counts what it can instead of asking: the cardinality of a
+// key fetched from a boundary is the count below it plus the members
+// fetched, and the newest score is the timestamp of the last member when
+// that reads as a finite number. (A member whose timestamp is not its
+// score, written by hand, only moves the boundaries: a count read below
+// any boundary is true, since it is read in the same call.) The first
+// command on a key tells a key of another type by its error.
 var FetchScript = redis.NewScript(`
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, i = {}, 3
 while i <= #ARGV do
   local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   i = i + 5
-  local card = redis.pcall('ZCARD', key)
-  if type(card) ~= 'number' then card = -1 end
-  local status, from = -1, nil
-  if card >= 0 then
-    if mode == 'r' then
-      if tostring(card) ~= want then status = -2 end
-    else
-      for j = 1, n do
-        if not from and redis.call('ZCOUNT', key, '-inf', '(' .. ARGV[i]) == tonumber(ARGV[i + 1]) then
-          status, from = j, ARGV[i]
-        end
-        i = i + 2
-      end
-      if not from and mode == 'a' then status, from = 0, '-inf' end
+  local card, status, from, below = nil, -1, nil, 0
+  if mode == 'r' then
+    card = redis.pcall('ZCARD', key)
+    if type(card) ~= 'number' then
+      card = -1
+    elseif tostring(card) ~= want then
+      status = -2
     end
-  else
     i = i + 2 * n
+  else
+    for j = 1, n do
+      if card == nil and not from then
+        local c = redis.pcall('ZCOUNT', key, '-inf', '(' .. ARGV[i])
+        if type(c) == 'table' then
+          if string.sub(c.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(c.err) end
+          card = -1
+        elseif c == tonumber(ARGV[i + 1]) then
+          status, from, below = j, ARGV[i], c
+        end
+      end
+      i = i + 2
+    end
+    if card == nil and not from and mode == 'a' then status, from = 0, '-inf' end
   end
-  local r = {status, card, {}}
-  if from and card > 0 then r[3] = redis.call('ZRANGEBYSCORE', key, from, '+inf') end
+  local r = {status, 0, {}}
+  local newest = nil
+  if from then
+    local ms = redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
+    if type(ms) == 'table' and ms.err then
+      if string.sub(ms.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(ms.err) end
+      card, r[1], from = -1, -1, nil
+    else
+      r[3] = ms
+      card = below + #ms
+      if #ms > 0 then
+        newest = tonumber(string.match(ms[#ms], '^[^:]*'))
+        if newest and (newest ~= newest or newest == math.huge or newest == -math.huge) then newest = nil end
+      end
+    end
+  elseif card == nil then
+    card = redis.pcall('ZCARD', key)
+    if type(card) ~= 'number' then card = -1 end
+  end
+  r[2] = card
   if card > 0 and (from or status == -1 and mode == 'r') then
-    local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
-    local newest = math.floor(tonumber(top[2]))
+    if not newest then
+      newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
+    end
+    newest = math.floor(newest)
     r[4] = newest
     local count = 1
     for k = 0, recount - 1 do

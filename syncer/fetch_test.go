@@ -1,0 +1,120 @@
+package syncer
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// The fetch script derives a key's cardinality and newest score instead of
+// asking for them. Whatever the members hold, and whoever wrote them, what
+// it answers must be what the server says: the cardinality, the members
+// from the boundary up, and for every checkpoint it reads, the count the
+// server holds below that boundary.
+func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.StartN(t, 1)[0]
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"n": {Addresses: []string{srv.Addr()}}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	cs := &clientServers{run: c, peer: srv.Addr(), keys: journal.KeysOf(c.Options().Metrics.Journal)}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+
+	zadd := func(key string, pairs ...any) {
+		t.Helper()
+		var zs []redis.Z
+		for i := 0; i < len(pairs); i += 2 {
+			zs = append(zs, redis.Z{Score: pairs[i].(float64), Member: pairs[i+1]})
+		}
+		require.NoError(t, rdb.ZAdd(ctx, key, zs...).Err())
+	}
+	// Written as redfed writes: the score is the member's timestamp.
+	var plain []any
+	for ts := 1000.0; ts < 1100; ts += 5 {
+		plain = append(plain, ts, strconv.FormatFloat(ts, 'f', -1, 64)+":1")
+	}
+	zadd("plain", plain...)
+	// Written by hand: the timestamps say nothing of the scores.
+	zadd("lying", 1000.0, "5:1", 1050.0, "9000000:2", 1099.5, "-7:3")
+	zadd("nan", 1000.0, "1000:1", 1090.0, "nan:2")
+	zadd("inf", 1000.0, "1000:1", 1090.0, "inf:2")
+	zadd("words", 1000.0, "1000:1", 1090.0, "abc")
+	require.NoError(t, rdb.Set(ctx, "string", "x", 0).Err())
+
+	near := []checkpoint{{below: 1090, count: 18}}
+	reqs := []fetchRequest{
+		{key: "plain", mode: fetchNear, recount: levels, checks: near},
+		{key: "plain", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 1090, count: 17}}}, // a miss
+		{key: "plain", mode: fetchFar, recount: levels},
+		{key: "plain", mode: fetchFar, recount: levels, checks: []checkpoint{{below: 1090, count: 3}, {below: 1050, count: 10}}},
+		{key: "plain", mode: fetchRefresh, want: 20, recount: levels},
+		{key: "plain", mode: fetchRefresh, want: 19, recount: levels},
+		{key: "lying", mode: fetchFar, recount: levels},
+		{key: "lying", mode: fetchNear, recount: levels, checks: []checkpoint{{below: 1050, count: 1}}},
+		{key: "nan", mode: fetchFar, recount: levels},
+		{key: "inf", mode: fetchFar, recount: levels},
+		{key: "words", mode: fetchFar, recount: levels},
+		{key: "missing", mode: fetchFar, recount: levels},
+		{key: "missing", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 10, count: 0}}},
+		{key: "string", mode: fetchNear, recount: 1, checks: near},
+		{key: "string", mode: fetchFar, recount: levels},
+		{key: "string", mode: fetchRefresh, want: 1, recount: levels},
+	}
+	res, err := cs.fetch(ctx, reqs)
+	require.NoError(t, err)
+	require.Len(t, res, len(reqs))
+
+	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 1, -1, -1, -1}
+	for i, r := range res {
+		req := reqs[i]
+		name := req.key + " " + string(req.mode) + " #" + strconv.Itoa(i)
+		assert.Equal(t, wantStatus[i], r.status, "%s: status", name)
+		if req.key == "string" {
+			assert.EqualValues(t, -1, r.card, "%s: a key of another type", name)
+			assert.Empty(t, r.members, name)
+			assert.Empty(t, r.fresh, name)
+			continue
+		}
+		assert.Equal(t, rdb.ZCard(ctx, req.key).Val(), r.card, "%s: cardinality", name)
+		if r.fetched() {
+			from := "-inf"
+			if r.status > 0 {
+				from = strconv.FormatFloat(req.checks[r.status-1].below, 'f', -1, 64)
+			}
+			want := rdb.ZRangeByScore(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "+inf"}).Val()
+			assert.Equal(t, len(want), len(r.members), "%s: members", name)
+			if len(want) > 0 {
+				assert.Equal(t, want, r.members, "%s: members", name)
+			}
+		} else {
+			assert.Empty(t, r.members, name)
+		}
+		for k, cp := range r.fresh {
+			below := strconv.FormatFloat(cp.below, 'f', -1, 64)
+			assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
+				"%s: checkpoint %d below %s", name, k, below)
+		}
+		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) {
+			assert.NotEmpty(t, r.fresh, "%s: checkpoints read again", name)
+		}
+	}
+	// Where the timestamps are the scores, the boundaries are the newest
+	// score's: 1095, less 2 s, then 8 s.
+	require.NotEmpty(t, res[0].fresh)
+	assert.Equal(t, checkpoint{below: 1093, count: 19}, res[0].fresh[0])
+	assert.Equal(t, checkpoint{below: 1087, count: 18}, res[0].fresh[1])
+	// A timestamp that is not a finite number falls back to the score.
+	for _, i := range []int{8, 9, 10} {
+		require.NotEmpty(t, res[i].fresh, reqs[i].key)
+		assert.Equal(t, 1088.0, res[i].fresh[0].below, "%s: newest score 1090", reqs[i].key)
+	}
+}
