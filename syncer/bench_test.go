@@ -90,14 +90,16 @@ func pace(b *testing.B, r *metrics.Recorder, n, rate int) {
 // to the end of its closing flush: a writer that falls behind the target
 // shows there, and its lag figures are those of a lower rate. It also
 // reports the servers' CPU time per point written, the writes and their
-// replication together: what sets the rate a fleet can replicate.
+// replication together: what sets the rate a fleet can replicate; and this
+// process's CPU time per point, the Recorder, the loop that feeds it and
+// the syncers of all 8 servers together.
 func BenchmarkSyncerLag(b *testing.B) {
 	servers, c, s, stop := replicatedGroups(b)
 	r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cpu0 := serversCPU(b, servers)
+	cpu0, client0 := serversCPU(b, servers), processCPU(b)
 	b.ResetTimer()
 	start := time.Now()
 	pace(b, r, b.N, *lagRate)
@@ -108,7 +110,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	b.StopTimer()
 	time.Sleep(time.Second) // let the last changes replicate
 	stop()
-	cpu := serversCPU(b, servers) - cpu0
+	cpu, client := serversCPU(b, servers)-cpu0, processCPU(b)-client0
 
 	var p50, p99 []time.Duration
 	for _, p := range s.Stats().Peers {
@@ -120,6 +122,16 @@ func BenchmarkSyncerLag(b *testing.B) {
 	b.ReportMetric(float64(*lagRate), "target-points/s")
 	b.ReportMetric(float64(r.Stats().Written)/wrote.Seconds(), "written-points/s")
 	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(r.Stats().Written), "server-µs/point")
+	b.ReportMetric(float64(client)/float64(time.Microsecond)/float64(r.Stats().Written), "client-µs/point")
+}
+
+// processCPU returns the CPU time this process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	d, err := redistest.ProcessCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 // serversCPU returns the CPU time the servers have used so far, summed.

@@ -91,3 +91,13 @@ func peek(pid int, which int) bool {
 		return info.Signo == int32(unix.SIGCHLD)
 	}
 }
+
+// ProcessCPU returns the user and system CPU time the calling process has
+// used so far, every thread of it together.
+func ProcessCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("redistest: CPU time of this process: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}

@@ -3,6 +3,7 @@
 package redistest
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 	"time"
@@ -22,3 +23,8 @@ func processExited(int) bool { return false }
 func waitExited(int, time.Time) bool { return false }
 
 func waitStopped(int, time.Time) error { return nil }
+
+// ProcessCPU is Linux only; elsewhere it is an error, as CPUTime is.
+func ProcessCPU() (time.Duration, error) {
+	return 0, errors.New("redistest: CPU time of this process: Linux only")
+}
