@@ -172,8 +172,10 @@ func levelSpan(k int) float64 {
 // ones are replaced and the farther ones kept, which still hold since
 // nothing was added below the boundary the fetch was made from. A key that
 // was fetched whole, or from a farther checkpoint, has them all read again.
+// A key that got none (its newest score is out of the script's range) has
+// none left, and is fetched whole next time.
 func (m *keyMark) apply(r fetchResult) {
-	if len(r.fresh) >= len(m.checks) || r.status == 0 {
+	if len(r.fresh) >= len(m.checks) || r.status == 0 || len(r.fresh) == 0 {
 		m.checks = append(m.checks[:0], r.fresh...)
 		return
 	}

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"testing"
 
@@ -48,6 +49,10 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	zadd("nan", 1000.0, "1000:1", 1090.0, "nan:2")
 	zadd("inf", 1000.0, "1000:1", 1090.0, "inf:2")
 	zadd("words", 1000.0, "1000:1", 1090.0, "abc")
+	zadd("huge", 1000.0, "1000:1", 1090.0, "1e300:2")
+	// A newest score that Lua cannot write exactly gets no checkpoints.
+	zadd("far", 1000.0, "1000:1", 1e15, "1000000000000000:2")
+	zadd("infinite", 1000.0, "1000:1", math.Inf(1), "inf:2")
 	require.NoError(t, rdb.Set(ctx, "string", "x", 0).Err())
 
 	near := []checkpoint{{below: 1090, count: 18}}
@@ -63,6 +68,10 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 		{key: "nan", mode: fetchFar, recount: levels},
 		{key: "inf", mode: fetchFar, recount: levels},
 		{key: "words", mode: fetchFar, recount: levels},
+		{key: "huge", mode: fetchFar, recount: levels},
+		{key: "far", mode: fetchFar, recount: levels},
+		{key: "infinite", mode: fetchFar, recount: levels},
+		{key: "infinite", mode: fetchRefresh, want: 2, recount: levels},
 		{key: "missing", mode: fetchFar, recount: levels},
 		{key: "missing", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 10, count: 0}}},
 		{key: "string", mode: fetchNear, recount: 1, checks: near},
@@ -73,7 +82,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res, len(reqs))
 
-	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 1, -1, -1, -1}
+	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 0, 0, -1, 0, 1, -1, -1, -1}
 	for i, r := range res {
 		req := reqs[i]
 		name := req.key + " " + string(req.mode) + " #" + strconv.Itoa(i)
@@ -103,7 +112,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 			assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
 				"%s: checkpoint %d below %s", name, k, below)
 		}
-		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) {
+		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) && req.key != "far" && req.key != "infinite" {
 			assert.NotEmpty(t, r.fresh, "%s: checkpoints read again", name)
 		}
 	}
@@ -113,8 +122,22 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	assert.Equal(t, checkpoint{below: 1093, count: 19}, res[0].fresh[0])
 	assert.Equal(t, checkpoint{below: 1087, count: 18}, res[0].fresh[1])
 	// A timestamp that is not a finite number falls back to the score.
-	for _, i := range []int{8, 9, 10} {
+	for _, i := range []int{8, 9, 10, 11} {
 		require.NotEmpty(t, res[i].fresh, reqs[i].key)
 		assert.Equal(t, 1088.0, res[i].fresh[0].below, "%s: newest score 1090", reqs[i].key)
 	}
+	for _, i := range []int{12, 13, 14} {
+		assert.Empty(t, res[i].fresh, "%s %c: no checkpoints", reqs[i].key, reqs[i].mode)
+	}
+}
+
+// A key fetched without checkpoints (its newest score out of the script's
+// range) keeps none of its old ones: the nearer ones no longer hold, and
+// its next fetch is whole.
+func TestFetchWithoutCheckpointsForgetsThem(t *testing.T) {
+	m := &keyMark{checks: []checkpoint{{below: 1093, count: 19}, {below: 1087, count: 18}}}
+	m.apply(fetchResult{status: 2, card: 21, members: []string{"1e15:1"}})
+	assert.Empty(t, m.checks)
+	assert.Equal(t, fetchFar, m.nearRequest("k", 1100).mode, "the next fetch is whole")
+	assert.Empty(t, m.nearRequest("k", 1100).checks)
 }

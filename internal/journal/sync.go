@@ -53,17 +53,21 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // again: status 0 when the whole key was fetched, j when it was
 // fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
 // miss, a refresh, or a refresh refused because the cardinality changed: -2).
-// The cardinality is -1 for a key that holds another type, which gets
-// neither members nor checkpoints.
+// The cardinality is -1 for a key that holds another type, or that the
+// script may not read, which gets neither members nor checkpoints. A key
+// whose newest score is not within ±1e14 gets no checkpoints either: Lua
+// writes numbers with 14 digits and Redis makes them 64-bit integers, so
+// its boundaries would not be the ones counted, and the link fetches it
+// whole.
 //
 // Each command costs a script call about a microsecond besides its work,
 // so a fetch counts what it can instead of asking: the cardinality of a
 // key fetched from a boundary is the count below it plus the members
 // fetched, and the newest score is the timestamp of the last member when
-// that reads as a finite number. (A member whose timestamp is not its
-// score, written by hand, only moves the boundaries: a count read below
-// any boundary is true, since it is read in the same call.) The first
-// command on a key tells a key of another type by its error.
+// that reads as a number within ±1e14. (A member whose timestamp is not
+// its score, written by hand, only moves the boundaries: a count read
+// below any boundary is true, since it is read in the same call.) The
+// first command on a key tells a key it cannot read by its error.
 var FetchScript = redis.NewScript(`
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, i = {}, 3
@@ -84,7 +88,6 @@ while i <= #ARGV do
       if card == nil and not from then
         local c = redis.pcall('ZCOUNT', key, '-inf', '(' .. ARGV[i])
         if type(c) == 'table' then
-          if string.sub(c.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(c.err) end
           card = -1
         elseif c == tonumber(ARGV[i + 1]) then
           status, from, below = j, ARGV[i], c
@@ -99,14 +102,13 @@ while i <= #ARGV do
   if from then
     local ms = redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
     if type(ms) == 'table' and ms.err then
-      if string.sub(ms.err, 1, 9) ~= 'WRONGTYPE' then return redis.error_reply(ms.err) end
       card, r[1], from = -1, -1, nil
     else
       r[3] = ms
       card = below + #ms
       if #ms > 0 then
         newest = tonumber(string.match(ms[#ms], '^[^:]*'))
-        if newest and (newest ~= newest or newest == math.huge or newest == -math.huge) then newest = nil end
+        if newest and not (math.abs(newest) < 1e14) then newest = nil end
       end
     end
   elseif card == nil then
@@ -114,10 +116,10 @@ while i <= #ARGV do
     if type(card) ~= 'number' then card = -1 end
   end
   r[2] = card
-  if card > 0 and (from or status == -1 and mode == 'r') then
-    if not newest then
-      newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
-    end
+  if card > 0 and (from or status == -1 and mode == 'r') and not newest then
+    newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
+  end
+  if card > 0 and (from or status == -1 and mode == 'r') and math.abs(newest) < 1e14 then
     newest = math.floor(newest)
     r[4] = newest
     local count = 1
