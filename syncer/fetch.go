@@ -95,39 +95,66 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 	return l.servers.fetch(ctx, reqs)
 }
 
-// parseFetch reads one key's part of the fetch script's reply.
-func parseFetch(v any) (fetchResult, error) {
-	parts, _ := v.([]any)
-	if len(parts) < 3 || len(parts) == 4 {
-		return fetchResult{}, fmt.Errorf("unexpected reply %v", v)
-	}
-	status, ok1 := parts[0].(int64)
-	card, ok2 := parts[1].(int64)
-	ms, ok3 := parts[2].([]any)
-	if !ok1 || !ok2 || !ok3 {
-		return fetchResult{}, fmt.Errorf("unexpected reply %v", v)
-	}
-	r := fetchResult{status: int(status), card: card, members: make([]string, 0, len(ms))}
-	for _, m := range ms {
-		if s, ok := m.(string); ok {
-			r.members = append(r.members, s)
+// parseFetch reads one key's part of the fetch script's flat reply, from
+// v[at] on, and returns where the next key's part starts.
+func parseFetch(v []any, at int) (fetchResult, int, error) {
+	next := func() (int64, error) {
+		if at >= len(v) {
+			return 0, fmt.Errorf("the reply ends after %d values", len(v))
 		}
-	}
-	if len(parts) == 3 {
-		return r, nil
-	}
-	newest, ok := parts[3].(int64)
-	if !ok {
-		return fetchResult{}, fmt.Errorf("unexpected newest score %v", parts[3])
-	}
-	for k, p := range parts[4:] {
-		count, ok := p.(int64)
+		n, ok := v[at].(int64)
 		if !ok {
-			return fetchResult{}, fmt.Errorf("unexpected count %v", p)
+			return 0, fmt.Errorf("unexpected value %v at %d", v[at], at)
+		}
+		at++
+		return n, nil
+	}
+	status, err := next()
+	if err != nil {
+		return fetchResult{}, at, err
+	}
+	card, err := next()
+	if err != nil {
+		return fetchResult{}, at, err
+	}
+	m, err := next()
+	if err != nil {
+		return fetchResult{}, at, err
+	}
+	if m < 0 || m > int64(len(v)-at) {
+		return fetchResult{}, at, fmt.Errorf("%d members at %d of a reply of %d values", m, at, len(v))
+	}
+	r := fetchResult{status: int(status), card: card, members: make([]string, 0, m)}
+	for _, x := range v[at : at+int(m)] {
+		s, ok := x.(string)
+		if !ok {
+			return fetchResult{}, at, fmt.Errorf("unexpected member %v", x)
+		}
+		r.members = append(r.members, s)
+	}
+	at += int(m)
+	c, err := next()
+	if err != nil {
+		return fetchResult{}, at, err
+	}
+	if c == 0 {
+		return r, at, nil
+	}
+	if c < 0 || c >= int64(len(v)-at) {
+		return fetchResult{}, at, fmt.Errorf("%d counts at %d of a reply of %d values", c, at, len(v))
+	}
+	newest, err := next()
+	if err != nil {
+		return fetchResult{}, at, err
+	}
+	for k := range int(c) {
+		count, err := next()
+		if err != nil {
+			return fetchResult{}, at, err
 		}
 		r.fresh = append(r.fresh, checkpoint{below: float64(newest) - levelSpan(k), count: count})
 	}
-	return r, nil
+	return r, at, nil
 }
 
 // nearRequest is the first try at fetching a key the link has a mark of:

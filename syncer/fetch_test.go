@@ -141,3 +141,29 @@ func TestFetchWithoutCheckpointsForgetsThem(t *testing.T) {
 	assert.Equal(t, fetchFar, m.nearRequest("k", 1100).mode, "the next fetch is whole")
 	assert.Empty(t, m.nearRequest("k", 1100).checks)
 }
+
+// A reply cut short or out of shape is an error, never a panic nor a
+// result read from the wrong place.
+func TestParseFetchRefusesBrokenReplies(t *testing.T) {
+	good := []any{int64(1), int64(3), int64(2), "1:a", "2:b", int64(2), int64(9), int64(1), int64(0)}
+	r, at, err := parseFetch(good, 0)
+	require.NoError(t, err)
+	assert.Equal(t, len(good), at)
+	assert.Equal(t, []string{"1:a", "2:b"}, r.members)
+	assert.Equal(t, []checkpoint{{below: 7, count: 1}, {below: 1, count: 0}}, r.fresh)
+	for n := range len(good) {
+		_, _, err := parseFetch(good[:n], 0)
+		assert.Error(t, err, "cut after %d values", n)
+	}
+	for _, bad := range [][]any{
+		{int64(1), int64(3), int64(-1), int64(0)},
+		{int64(1), int64(3), int64(5), "1:a", int64(0)},
+		{int64(1), int64(3), int64(1), int64(7), int64(0)},
+		{int64(1), int64(3), int64(0), int64(-2)},
+		{int64(1), int64(3), int64(0), int64(1), int64(9)},
+		{"1", int64(3), int64(0), int64(0)},
+	} {
+		_, _, err := parseFetch(bad, 0)
+		assert.Error(t, err, "%v", bad)
+	}
+}

@@ -83,14 +83,15 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 	if err != nil {
 		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
 	}
-	if len(val) != len(reqs) {
-		return nil, fmt.Errorf("syncer: server %s: fetching members: %d answers for %d keys", cs.peer, len(val), len(reqs))
-	}
 	out := make([]fetchResult, len(reqs))
-	for i, v := range val {
-		if out[i], err = parseFetch(v); err != nil {
+	at := 0
+	for i := range reqs {
+		if out[i], at, err = parseFetch(val, at); err != nil {
 			return nil, fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
 		}
+	}
+	if at != len(val) {
+		return nil, fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-at, len(reqs))
 	}
 	return out, nil
 }

@@ -48,9 +48,12 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // The k-th boundary of a key is its newest score, rounded down to a whole
 // second, less levelSpan(k), a whole number of seconds too.
 //
-// The reply holds, for each key, {status, cardinality, members, newest,
-// count, ...} with newest and the counts only when checkpoints were read
-// again: status 0 when the whole key was fetched, j when it was
+// The reply is one flat array that holds, for each key in turn: status,
+// cardinality, the number m of members fetched and the m members, the
+// number c of counts read again and, when c > 0, the newest score and the
+// c counts, nearest first. (A nested array per key would cost the server
+// more than the key's commands: Redis 7.0 builds each from a Lua table
+// field by field.) Status is 0 when the whole key was fetched, j when it was
 // fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
 // miss, a refresh, or a refresh refused because the cardinality changed: -2).
 // The cardinality is -1 for a key that holds another type, or that the
@@ -70,7 +73,7 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // first command on a key tells a key it cannot read by its error.
 var FetchScript = redis.NewScript(`
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, i = {}, 3
+local out, o, i = {}, 0, 3
 while i <= #ARGV do
   local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   i = i + 5
@@ -97,14 +100,12 @@ while i <= #ARGV do
     end
     if card == nil and not from and mode == 'a' then status, from = 0, '-inf' end
   end
-  local r = {status, 0, {}}
-  local newest = nil
+  local newest, ms = nil, nil
   if from then
-    local ms = redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
-    if type(ms) == 'table' and ms.err then
-      card, r[1], from = -1, -1, nil
+    ms = redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
+    if ms.err then
+      card, status, from, ms = -1, -1, nil, nil
     else
-      r[3] = ms
       card = below + #ms
       if #ms > 0 then
         newest = tonumber(string.match(ms[#ms], '^[^:]*'))
@@ -115,22 +116,35 @@ while i <= #ARGV do
     card = redis.pcall('ZCARD', key)
     if type(card) ~= 'number' then card = -1 end
   end
-  r[2] = card
+  out[o + 1], out[o + 2] = status, card
+  o = o + 3
+  if ms then
+    out[o] = #ms
+    for x = 1, #ms do out[o + x] = ms[x] end
+    o = o + #ms
+  else
+    out[o] = 0
+  end
+  o = o + 1
+  out[o] = 0 -- the number of counts, set below
+  local counts = o
   if card > 0 and (from or status == -1 and mode == 'r') and not newest then
     newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
   end
-  if card > 0 and (from or status == -1 and mode == 'r') and math.abs(newest) < 1e14 then
+  if card > 0 and (from or status == -1 and mode == 'r') and math.abs(newest) < 1e14 and recount > 0 then
     newest = math.floor(newest)
-    r[4] = newest
+    out[o + 1] = newest
+    o = o + 1
     local count = 1
     for k = 0, recount - 1 do
       -- A farther boundary has no more members below it: after a count of
       -- 0 (a key younger than the boundary) the rest are 0 too.
       if count > 0 then count = redis.call('ZCOUNT', key, '-inf', '(' .. (newest - window * factor ^ k)) end
-      r[#r + 1] = count
+      out[o + 1] = count
+      o = o + 1
     end
+    out[counts] = recount
   end
-  out[#out + 1] = r
 end
 return out
 `)
