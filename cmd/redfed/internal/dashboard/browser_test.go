@@ -146,7 +146,7 @@ func startBrowser(t *testing.T, execPath string) *browser {
 		err    error
 	)
 	for try := 1; try <= browserStarts; try++ {
-		if tabCtx, stop, err = launchBrowser(t, ctx, execPath); err == nil {
+		if tabCtx, stop, err = launchBrowser(ctx, t, execPath); err == nil {
 			break
 		}
 		t.Logf("start chromium (try %d of %d): %v", try, browserStarts, err)
@@ -196,7 +196,7 @@ func startBrowser(t *testing.T, execPath string) *browser {
 // launchBrowser starts Chromium and opens its tab. A context whose start
 // failed is never used again: chromedp would start a second browser on it,
 // and the two would both close its allocator's channel.
-func launchBrowser(t *testing.T, ctx context.Context, execPath string) (context.Context, func(), error) {
+func launchBrowser(ctx context.Context, t *testing.T, execPath string) (context.Context, func(), error) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,
