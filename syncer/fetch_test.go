@@ -53,6 +53,8 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	// A newest score that Lua cannot write exactly gets no checkpoints.
 	zadd("far", 1000.0, "1000:1", 1e15, "1000000000000000:2")
 	zadd("infinite", 1000.0, "1000:1", math.Inf(1), "inf:2")
+	// Nor one whose farther boundaries Lua cannot write exactly.
+	zadd("deep", -100000000000001.0, "-100000000000001:1", -99999999999999.0, "-99999999999999:2")
 	require.NoError(t, rdb.Set(ctx, "string", "x", 0).Err())
 
 	near := []checkpoint{{below: 1090, count: 18}}
@@ -72,6 +74,8 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 		{key: "far", mode: fetchFar, recount: levels},
 		{key: "infinite", mode: fetchFar, recount: levels},
 		{key: "infinite", mode: fetchRefresh, want: 2, recount: levels},
+		{key: "deep", mode: fetchFar, recount: levels},
+		{key: "deep", mode: fetchRefresh, want: 2, recount: levels},
 		{key: "missing", mode: fetchFar, recount: levels},
 		{key: "missing", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 10, count: 0}}},
 		{key: "string", mode: fetchNear, recount: 1, checks: near},
@@ -82,7 +86,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res, len(reqs))
 
-	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 0, 0, -1, 0, 1, -1, -1, -1}
+	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 0, 0, -1, 0, -1, 0, 1, -1, -1, -1}
 	for i, r := range res {
 		req := reqs[i]
 		name := req.key + " " + string(req.mode) + " #" + strconv.Itoa(i)
@@ -112,7 +116,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 			assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
 				"%s: checkpoint %d below %s", name, k, below)
 		}
-		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) && req.key != "far" && req.key != "infinite" {
+		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) && req.key != "far" && req.key != "infinite" && req.key != "deep" {
 			assert.NotEmpty(t, r.fresh, "%s: checkpoints read again", name)
 		}
 	}
@@ -126,7 +130,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 		require.NotEmpty(t, res[i].fresh, reqs[i].key)
 		assert.Equal(t, 1088.0, res[i].fresh[0].below, "%s: newest score 1090", reqs[i].key)
 	}
-	for _, i := range []int{12, 13, 14} {
+	for _, i := range []int{12, 13, 14, 15, 16} {
 		assert.Empty(t, res[i].fresh, "%s %c: no checkpoints", reqs[i].key, reqs[i].mode)
 	}
 }

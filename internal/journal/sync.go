@@ -60,7 +60,8 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // miss, a refresh, or a refresh refused because the cardinality changed: -2).
 // The cardinality is -1 for a key that holds another type, or that the
 // script may not read, which gets neither members nor checkpoints. A key
-// whose newest score is not within ±1e14 gets no checkpoints either: Lua
+// whose newest score or farthest boundary is not within ±1e14 gets no
+// checkpoints either: Lua
 // writes numbers with 14 digits and Redis makes them 64-bit integers, so
 // its boundaries would not be the ones counted, and the link fetches it
 // whole.
@@ -133,7 +134,8 @@ while i <= #ARGV do
   if card > 0 and (from or status == -1 and mode == 'r') and not newest then
     newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
   end
-  if card > 0 and (from or status == -1 and mode == 'r') and math.abs(newest) < 1e14 and recount > 0 then
+  if card > 0 and (from or status == -1 and mode == 'r') and recount > 0 and math.abs(newest) < 1e14
+      and math.floor(newest) - window * factor ^ (recount - 1) > -1e14 then
     newest = math.floor(newest)
     out[o + 1] = newest
     o = o + 1
