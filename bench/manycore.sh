@@ -16,8 +16,9 @@
 #	bench/manycore.sh OUTDIR quick    # a smoke run of the script itself
 #
 # OUTDIR receives machine.txt, bench.json (go run . -json's shape),
-# bench.log, syncer100000.txt, syncer200000.txt, syncer300000.txt and
-# syncer200k.prof (read
+# bench.log, syncer100000.txt, syncer200000.txt, syncer300000.txt,
+# syncercosts.txt (the server CPU of each step of replication, per key)
+# and syncer200k.prof (read
 # it with go tool pprof .devkit/syncer.test syncer200k.prof).
 set -uo pipefail
 out=$(realpath "$1")
@@ -50,4 +51,6 @@ timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n200}x" -test.cpuprofile "$out/syncer200k.prof" -syncer.rate=200000 >"$out/syncer200000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n300}x" -syncer.rate=300000 >"$out/syncer300000.txt" 2>&1
+timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerCosts \
+	-test.benchtime 50000x >"$out/syncercosts.txt" 2>&1
 echo done >"$out/done"
