@@ -58,43 +58,68 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	require.NoError(t, rdb.Set(ctx, "string", "x", 0).Err())
 
 	near := []checkpoint{{below: 1090, count: 18}}
-	reqs := []fetchRequest{
-		{key: "plain", mode: fetchNear, recount: levels, checks: near},
-		{key: "plain", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 1090, count: 17}}}, // a miss
-		{key: "plain", mode: fetchFar, recount: levels},
-		{key: "plain", mode: fetchFar, recount: levels, checks: []checkpoint{{below: 1090, count: 3}, {below: 1050, count: 10}}},
-		{key: "plain", mode: fetchRefresh, want: 20, recount: levels},
-		{key: "plain", mode: fetchRefresh, want: 19, recount: levels},
-		{key: "lying", mode: fetchFar, recount: levels},
-		{key: "lying", mode: fetchNear, recount: levels, checks: []checkpoint{{below: 1050, count: 1}}},
-		{key: "nan", mode: fetchFar, recount: levels},
-		{key: "inf", mode: fetchFar, recount: levels},
-		{key: "words", mode: fetchFar, recount: levels},
-		{key: "huge", mode: fetchFar, recount: levels},
-		{key: "far", mode: fetchFar, recount: levels},
-		{key: "infinite", mode: fetchFar, recount: levels},
-		{key: "infinite", mode: fetchRefresh, want: 2, recount: levels},
-		{key: "deep", mode: fetchFar, recount: levels},
-		{key: "deep", mode: fetchRefresh, want: 2, recount: levels},
-		{key: "missing", mode: fetchFar, recount: levels},
-		{key: "missing", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 10, count: 0}}},
-		{key: "string", mode: fetchNear, recount: 1, checks: near},
-		{key: "string", mode: fetchFar, recount: levels},
-		{key: "string", mode: fetchRefresh, want: 1, recount: levels},
+	// Each row: the request, the status it gets, whether it gets its
+	// checkpoints read again (as many as it asks), and the nearest one's
+	// boundary where it says something (0: not checked).
+	rows := []struct {
+		req     fetchRequest
+		status  int
+		checks  bool
+		nearest float64
+	}{
+		// The boundaries of a key whose timestamps are its scores are the
+		// newest score's, 1095, less 2 s, 8 s, and so on.
+		{fetchRequest{key: "plain", mode: fetchNear, recount: levels, checks: near}, 1, true, 1093},
+		{fetchRequest{key: "plain", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 1090, count: 17}}}, -1, false, 0}, // a miss
+		{fetchRequest{key: "plain", mode: fetchFar, recount: levels}, 0, true, 1093},
+		{fetchRequest{key: "plain", mode: fetchFar, recount: levels, checks: []checkpoint{{below: 1090, count: 3}, {below: 1050, count: 10}}}, 2, true, 1093},
+		{fetchRequest{key: "plain", mode: fetchRefresh, want: 20, recount: levels}, -1, true, 1093},
+		{fetchRequest{key: "plain", mode: fetchRefresh, want: 19, recount: levels}, -2, false, 0},
+		// Timestamps that lie move the boundaries; the counts stay true.
+		{fetchRequest{key: "lying", mode: fetchFar, recount: levels}, 0, true, 0},
+		{fetchRequest{key: "lying", mode: fetchNear, recount: levels, checks: []checkpoint{{below: 1050, count: 1}}}, 1, true, 0},
+		// A timestamp that is not a number within ±1e14 gives way to the
+		// score, 1090.
+		{fetchRequest{key: "nan", mode: fetchFar, recount: levels}, 0, true, 1088},
+		{fetchRequest{key: "inf", mode: fetchFar, recount: levels}, 0, true, 1088},
+		{fetchRequest{key: "words", mode: fetchFar, recount: levels}, 0, true, 1088},
+		{fetchRequest{key: "huge", mode: fetchFar, recount: levels}, 0, true, 1088},
+		// Scores whose boundaries Lua cannot write exactly: none.
+		{fetchRequest{key: "far", mode: fetchFar, recount: levels}, 0, false, 0},
+		{fetchRequest{key: "infinite", mode: fetchFar, recount: levels}, 0, false, 0},
+		{fetchRequest{key: "infinite", mode: fetchRefresh, want: 2, recount: levels}, -1, false, 0},
+		{fetchRequest{key: "deep", mode: fetchFar, recount: levels}, 0, false, 0},
+		{fetchRequest{key: "deep", mode: fetchRefresh, want: 2, recount: levels}, -1, false, 0},
+		{fetchRequest{key: "missing", mode: fetchFar, recount: levels}, 0, false, 0},
+		{fetchRequest{key: "missing", mode: fetchNear, recount: 1, checks: []checkpoint{{below: 10, count: 0}}}, 1, false, 0},
+		{fetchRequest{key: "string", mode: fetchNear, recount: 1, checks: near}, -1, false, 0},
+		{fetchRequest{key: "string", mode: fetchFar, recount: levels}, -1, false, 0},
+		{fetchRequest{key: "string", mode: fetchRefresh, want: 1, recount: levels}, -1, false, 0},
 	}
+	reqs := make([]fetchRequest, len(rows))
+	for i, row := range rows {
+		reqs[i] = row.req
+	}
+	// One call for all: the answers of a key must not run into the next.
 	res, err := cs.fetch(ctx, reqs)
 	require.NoError(t, err)
 	require.Len(t, res, len(reqs))
 
-	wantStatus := []int{1, -1, 0, 2, -1, -2, 0, 1, 0, 0, 0, 0, 0, 0, -1, 0, -1, 0, 1, -1, -1, -1}
 	for i, r := range res {
-		req := reqs[i]
+		row, req := rows[i], rows[i].req
 		name := req.key + " " + string(req.mode) + " #" + strconv.Itoa(i)
-		assert.Equal(t, wantStatus[i], r.status, "%s: status", name)
+		assert.Equal(t, row.status, r.status, "%s: status", name)
+		if row.checks {
+			assert.Len(t, r.fresh, req.recount, "%s: checkpoints read again", name)
+		} else {
+			assert.Empty(t, r.fresh, "%s: no checkpoints", name)
+		}
+		if row.nearest != 0 && len(r.fresh) > 0 {
+			assert.Equal(t, row.nearest, r.fresh[0].below, "%s: nearest boundary", name)
+		}
 		if req.key == "string" {
 			assert.EqualValues(t, -1, r.card, "%s: a key of another type", name)
 			assert.Empty(t, r.members, name)
-			assert.Empty(t, r.fresh, name)
 			continue
 		}
 		assert.Equal(t, rdb.ZCard(ctx, req.key).Val(), r.card, "%s: cardinality", name)
@@ -116,22 +141,6 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 			assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
 				"%s: checkpoint %d below %s", name, k, below)
 		}
-		if r.card > 0 && (r.fetched() || r.status == -1 && req.mode == fetchRefresh) && req.key != "far" && req.key != "infinite" && req.key != "deep" {
-			assert.NotEmpty(t, r.fresh, "%s: checkpoints read again", name)
-		}
-	}
-	// Where the timestamps are the scores, the boundaries are the newest
-	// score's: 1095, less 2 s, then 8 s.
-	require.NotEmpty(t, res[0].fresh)
-	assert.Equal(t, checkpoint{below: 1093, count: 19}, res[0].fresh[0])
-	assert.Equal(t, checkpoint{below: 1087, count: 18}, res[0].fresh[1])
-	// A timestamp that is not a finite number falls back to the score.
-	for _, i := range []int{8, 9, 10, 11} {
-		require.NotEmpty(t, res[i].fresh, reqs[i].key)
-		assert.Equal(t, 1088.0, res[i].fresh[0].below, "%s: newest score 1090", reqs[i].key)
-	}
-	for _, i := range []int{12, 13, 14, 15, 16} {
-		assert.Empty(t, res[i].fresh, "%s %c: no checkpoints", reqs[i].key, reqs[i].mode)
 	}
 }
 
