@@ -77,7 +77,7 @@ type fetchRequest struct {
 
 // fetchResult is what the fetch script answered for a key.
 type fetchResult struct {
-	status  int // see fetchScript
+	status  int // see journal.FetchScript
 	card    int64
 	members []string
 	fresh   []checkpoint // the checkpoints read again, nearest first
@@ -125,10 +125,10 @@ func parseFetch(v []any, at int) (fetchResult, int, error) {
 		return fetchResult{}, at, fmt.Errorf("%d members at %d of a reply of %d values", m, at, len(v))
 	}
 	r := fetchResult{status: int(status), card: card, members: make([]string, 0, m)}
-	for _, x := range v[at : at+int(m)] {
+	for j, x := range v[at : at+int(m)] {
 		s, ok := x.(string)
 		if !ok {
-			return fetchResult{}, at, fmt.Errorf("unexpected member %v", x)
+			return fetchResult{}, at, fmt.Errorf("unexpected member %v at %d", x, at+j)
 		}
 		r.members = append(r.members, s)
 	}
@@ -199,8 +199,8 @@ func levelSpan(k int) float64 {
 // ones are replaced and the farther ones kept, which still hold since
 // nothing was added below the boundary the fetch was made from. A key that
 // was fetched whole, or from a farther checkpoint, has them all read again.
-// A key that got none (its newest score is out of the script's range) has
-// none left, and is fetched whole next time.
+// A key that got none (empty, of another type, or its newest score out of
+// the script's range) has none left, and is fetched whole next time.
 func (m *keyMark) apply(r fetchResult) {
 	if len(r.fresh) >= len(m.checks) || r.status == 0 || len(r.fresh) == 0 {
 		m.checks = append(m.checks[:0], r.fresh...)

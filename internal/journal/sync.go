@@ -52,19 +52,19 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 //
 // The reply is one flat array that holds, for each key in turn: status,
 // cardinality, the number m of members fetched and the m members, the
-// number c of counts read again and, when c > 0, the newest score and the
-// c counts, nearest first. (A nested array per key would cost the server
-// more than the key's commands: Redis 7.0 builds each from a Lua table
-// field by field.) Status is 0 when the whole key was fetched, j when it was
-// fetched from the j-th checkpoint sent, -1 when nothing was fetched (a
-// miss, a refresh, or a refresh refused because the cardinality changed: -2).
-// The cardinality is -1 for a key that holds another type, or that the
-// script may not read, which gets neither members nor checkpoints. A key
-// whose newest score or farthest boundary is not within ±1e14 gets no
-// checkpoints either: Lua
-// writes numbers with 14 digits and Redis makes them 64-bit integers, so
-// its boundaries would not be the ones counted, and the link fetches it
-// whole.
+// number c of counts read again and, when c > 0, the newest score (rounded
+// down as above) and the c counts, nearest first. (Redis 7.0 turns each Lua
+// table of a reply into a nested array field by field: a script that only
+// builds two tables per key costs the server 1.8-2.1 µs per key, against
+// 0.6-0.7 for one number per key.) Status is 0 when the whole key was
+// fetched, j when it was fetched from the j-th checkpoint sent, -1 when
+// nothing was fetched (a miss, a refresh, or a refresh refused because the
+// cardinality changed: -2). The cardinality is -1 for a key that holds
+// another type, or that the script may not read, which gets neither
+// members nor checkpoints. A key whose newest score or farthest boundary is
+// not within ±1e14 gets no checkpoints either: Lua writes numbers with 14
+// digits and Redis makes them 64-bit integers, so its boundaries would not
+// be the ones counted, and the link fetches it whole.
 //
 // Each command costs a script call about a microsecond besides its work,
 // so a fetch counts what it can instead of asking: the cardinality of a
