@@ -146,8 +146,8 @@ func startBrowser(t *testing.T, execPath string) *browser {
 		err    error
 	)
 	for try := 1; try <= browserStarts; try++ {
-		if tabCtx, stop, err = launchBrowser(ctx, t, execPath); err == nil {
-			break
+		if tabCtx, stop, err = launchBrowser(ctx, t, execPath); err == nil || ctx.Err() != nil {
+			break // started, or out of time for another try
 		}
 		t.Logf("start chromium (try %d of %d): %v", try, browserStarts, err)
 	}
