@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures on a machine without Go: the peer suite (W1 and W2 at 16 and 64
-# writers, with server and client CPU per op) and the syncer's lag at 100k,
+# writers, with server and client CPU per op), the syncer's lag at 100k,
 # 200k and 300k points/s over 4 groups of 2, the 200k run with a CPU
-# profile.
+# profile, and the server CPU of each step of replication.
 #
 # Build here, from the project's root, with redis-server's binaries and
 # libraries packed into .devkit/kit.tar.xz (bin/ and lib/):
@@ -37,11 +37,13 @@ if [ -n "$quick" ]; then
 	n100=20000
 	n200=20000
 	n300=20000
+	ncosts=2000
 else
 	bargs=(-rounds 3 -w1-batches 20 -w2-batches 1000 -w2-writers 16,64)
 	n100=1500000
 	n200=3000000
 	n300=4500000
+	ncosts=50000
 fi
 timeout 330 .devkit/bench "${bargs[@]}" -json >"$out/bench.json" 2>"$out/bench.log"
 cd syncer || exit 1
@@ -52,5 +54,5 @@ timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n300}x" -syncer.rate=300000 >"$out/syncer300000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerCosts \
-	-test.benchtime 50000x >"$out/syncercosts.txt" 2>&1
+	-test.benchtime "${ncosts}x" >"$out/syncercosts.txt" 2>&1
 echo done >"$out/done"
