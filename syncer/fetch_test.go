@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 
@@ -22,14 +23,7 @@ import (
 // server holds below that boundary.
 func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 	ctx := context.Background()
-	srv := redistest.StartN(t, 1)[0]
-	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"n": {Addresses: []string{srv.Addr()}}}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	cs := &clientServers{run: c, peer: srv.Addr(), keys: journal.KeysOf(c.Options().Metrics.Journal)}
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { _ = rdb.Close() })
-
+	cs, rdb := fetchServer(t)
 	zadd := func(key string, pairs ...any) {
 		t.Helper()
 		var zs []redis.Z
@@ -117,30 +111,140 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 		if row.nearest != 0 && len(r.fresh) > 0 {
 			assert.Equal(t, row.nearest, r.fresh[0].below, "%s: nearest boundary", name)
 		}
-		if req.key == "string" {
-			assert.EqualValues(t, -1, r.card, "%s: a key of another type", name)
-			assert.Empty(t, r.members, name)
-			continue
+		checkFetched(t, rdb, req, r, name)
+	}
+}
+
+// fetchServer starts a server and returns what a link reads it with, and a
+// plain client to write it and to check the answers.
+func fetchServer(t *testing.T) (*clientServers, *redis.Client) {
+	t.Helper()
+	srv := redistest.StartN(t, 1)[0]
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"n": {Addresses: []string{srv.Addr()}}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return &clientServers{run: c, peer: srv.Addr(), keys: journal.KeysOf(c.Options().Metrics.Journal)}, rdb
+}
+
+// checkFetched checks one answer of the fetch script against what the
+// server holds: the cardinality (-1 for a key of another type), the
+// members from the boundary up, and the count below every checkpoint.
+func checkFetched(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResult, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if typ := rdb.Type(ctx, req.key).Val(); typ != "zset" && typ != "none" {
+		assert.EqualValues(t, -1, r.card, "%s: a key of another type", name)
+		assert.Empty(t, r.members, name)
+		assert.Empty(t, r.fresh, name)
+		return
+	}
+	assert.Equal(t, rdb.ZCard(ctx, req.key).Val(), r.card, "%s: cardinality", name)
+	if r.fetched() {
+		from := "-inf"
+		if r.status > 0 {
+			from = strconv.FormatFloat(req.checks[r.status-1].below, 'f', -1, 64)
 		}
-		assert.Equal(t, rdb.ZCard(ctx, req.key).Val(), r.card, "%s: cardinality", name)
-		if r.fetched() {
-			from := "-inf"
-			if r.status > 0 {
-				from = strconv.FormatFloat(req.checks[r.status-1].below, 'f', -1, 64)
+		want := rdb.ZRangeByScore(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "+inf"}).Val()
+		assert.Equal(t, len(want), len(r.members), "%s: members", name)
+		if len(want) > 0 {
+			assert.Equal(t, want, r.members, "%s: members", name)
+		}
+	} else {
+		assert.Empty(t, r.members, name)
+	}
+	for k, cp := range r.fresh {
+		below := strconv.FormatFloat(cp.below, 'f', -1, 64)
+		assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
+			"%s: checkpoint %d below %s", name, k, below)
+	}
+}
+
+// Random keys, written as redfed writes and by hand, and random requests,
+// right and wrong, in calls of random sizes: every answer is what the
+// server holds.
+func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
+	ctx := context.Background()
+	cs, rdb := fetchServer(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const nkeys = 400
+	timestamp := func() float64 {
+		ts := 1.7e9 + float64(rng.IntN(3600))
+		if rng.IntN(3) == 0 {
+			ts += float64(rng.IntN(1000000)) / 1e6
+		}
+		return ts
+	}
+	hostile := []float64{math.Inf(1), math.Inf(-1), 1e15, -1e19, -99999999999999, 0, math.Copysign(0, -1)}
+	texts := []string{"nan", "inf", "abc", "1e300", "0x10", "", "-7"}
+	var reqs []fetchRequest
+	for i := range nkeys {
+		key := "k" + strconv.Itoa(i)
+		kind := rng.IntN(20)
+		deep := kind == 2 || kind == 6 // near -1e14, where Lua's 14 digits run out
+		switch {
+		case kind == 0:
+			continue // missing
+		case kind == 1:
+			require.NoError(t, rdb.Set(ctx, key, "x", 0).Err())
+		default:
+			var zs []redis.Z
+			for range 1 + rng.IntN(40) {
+				ts := timestamp()
+				if deep {
+					ts = -1e14 + float64(rng.IntN(24)-12)
+				}
+				text := strconv.FormatFloat(ts, 'f', -1, 64)
+				if kind >= 3 && kind < 6 { // by hand
+					if rng.IntN(2) == 0 {
+						ts = hostile[rng.IntN(len(hostile))]
+					}
+					if rng.IntN(2) == 0 {
+						text = texts[rng.IntN(len(texts))]
+					}
+				}
+				zs = append(zs, redis.Z{Score: ts, Member: text + ":" + strconv.Itoa(rng.IntN(1000))})
 			}
-			want := rdb.ZRangeByScore(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "+inf"}).Val()
-			assert.Equal(t, len(want), len(r.members), "%s: members", name)
-			if len(want) > 0 {
-				assert.Equal(t, want, r.members, "%s: members", name)
+			require.NoError(t, rdb.ZAdd(ctx, key, zs...).Err())
+		}
+		for range 4 {
+			// A boundary with its true count, or one off.
+			check := func() checkpoint {
+				b := math.Floor(timestamp())
+				if deep {
+					b = -1e14 + float64(rng.IntN(24)-12)
+				}
+				n := rdb.ZCount(ctx, key, "-inf", "("+strconv.FormatFloat(b, 'f', -1, 64)).Val()
+				if rng.IntN(4) == 0 {
+					n++
+				}
+				return checkpoint{below: b, count: n}
 			}
-		} else {
-			assert.Empty(t, r.members, name)
+			req := fetchRequest{key: key, recount: 1 + rng.IntN(levels)}
+			switch rng.IntN(3) {
+			case 0:
+				req.mode, req.checks = fetchNear, []checkpoint{check()}
+			case 1:
+				req.mode = fetchFar
+				for range rng.IntN(levels) {
+					req.checks = append(req.checks, check())
+				}
+			default:
+				req.mode, req.want = fetchRefresh, rdb.ZCard(ctx, key).Val()+int64(rng.IntN(2))
+			}
+			reqs = append(reqs, req)
 		}
-		for k, cp := range r.fresh {
-			below := strconv.FormatFloat(cp.below, 'f', -1, 64)
-			assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
-				"%s: checkpoint %d below %s", name, k, below)
+	}
+	rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
+	for len(reqs) > 0 {
+		n := min(len(reqs), 1+rng.IntN(300))
+		res, err := cs.fetch(ctx, reqs[:n])
+		require.NoError(t, err)
+		for i, r := range res {
+			checkFetched(t, rdb, reqs[i], r, reqs[i].key+" "+string(reqs[i].mode))
 		}
+		reqs = reqs[n:]
 	}
 }
 
