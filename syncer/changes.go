@@ -45,32 +45,39 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 	if l.epoch != "" && echoes {
 		tag = l.local + "@" + l.epoch
 	}
-	out, epoch, now, err := l.servers.changes(ctx, since, after, limit, tag)
+	out, epoch, now, run, err := l.servers.changes(ctx, since, after, limit, tag)
 	if err != nil {
 		return nil, "", err
 	}
 	if l.peerTime == 0 {
 		l.peerTime = now
 	}
+	if run != l.peerRun {
+		// The peer started again, maybe from a snapshot that lacks what it
+		// took since: the checkpoints read before say nothing now.
+		l.peerRun = run
+		l.peerGen++
+	}
 	return out, epoch, nil
 }
 
-// parseChanges reads the reply of changesScript: the entries, the peer's
-// epoch and the peer's time.
-func parseChanges(val []any) ([]change, string, float64, error) {
-	if len(val) != 5 {
-		return nil, "", 0, fmt.Errorf("unexpected reply of %d parts", len(val))
+// parseChanges reads the reply of journal.ChangesScript: the entries, the
+// peer's epoch, the peer's time and the peer's run.
+func parseChanges(val []any) ([]change, string, float64, string, error) {
+	if len(val) != 6 {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
 	epoch, _ := val[0].(string)
+	run, _ := val[5].(string)
 	zs, _ := val[1].([]any)
 	echo, _ := val[2].([]any)
 	cards, _ := val[4].([]any)
 	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) || len(cards) != len(zs)/2 {
-		return nil, "", 0, fmt.Errorf("unexpected reply: %d journal fields, %d echo flags, %d cardinalities", len(zs), len(echo), len(cards))
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d journal fields, %d echo flags, %d cardinalities", len(zs), len(echo), len(cards))
 	}
 	now, err := parseTime(val[3])
 	if err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, "", err
 	}
 	out := make([]change, len(zs)/2)
 	for i := range out {
@@ -78,7 +85,7 @@ func parseChanges(val []any) ([]change, string, float64, error) {
 		score, _ := zs[2*i+1].(string)
 		t, err := strconv.ParseFloat(score, 64)
 		if err != nil {
-			return nil, "", 0, fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
+			return nil, "", 0, "", fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
 		}
 		card, _ := cards[i].(int64)
 		out[i] = change{journalEntry: journalEntry{Key: key, Time: t}, card: card}
@@ -87,7 +94,7 @@ func parseChanges(val []any) ([]change, string, float64, error) {
 			out[i].echo = flag == 1
 		}
 	}
-	return out, epoch, now, nil
+	return out, epoch, now, run, nil
 }
 
 // parseTime reads a TIME reply, {seconds, microseconds}, as Unix seconds.

@@ -78,7 +78,7 @@ func BenchmarkSyncerCosts(b *testing.B) {
 		for i, k := range keys {
 			reqs[i] = req(k)
 		}
-		if _, err := cs.fetch(ctx, reqs); err != nil {
+		if _, _, err := cs.fetch(ctx, reqs); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,7 +88,7 @@ func BenchmarkSyncerCosts(b *testing.B) {
 		// from the start when it ends.
 		since, after := 0.0, false
 		run(b, peer, func(b *testing.B, _ int, keys []string) {
-			out, _, _, err := cs.changes(ctx, since, after, len(keys), tag)
+			out, _, _, _, err := cs.changes(ctx, since, after, len(keys), tag)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -25,8 +25,11 @@ import (
 // or whole.
 //
 // The checks are atomic with the fetch, so a member added between the two
-// cannot be missed. A member removed by hand and another added below the
-// same boundary leave the count unchanged: that case is anti-entropy's.
+// cannot be missed. A peer restarted from a snapshot has lost members
+// below the boundaries, so the checkpoints read before a restart are
+// dropped (see journal.RunLua). A member removed by hand and another added
+// below the same boundary leave the count unchanged: that case is
+// anti-entropy's.
 
 const (
 	// levelWindow is the nearest boundary's distance below the newest
@@ -88,11 +91,19 @@ type fetchResult struct {
 func (r fetchResult) fetched() bool { return r.status >= 0 }
 
 // fetch runs the fetch script on the peer for every request, in one call.
+// A peer that started again since the link last read its journal may have
+// lost members the requests' checkpoints counted: the fetch fails, and the
+// next pass reads the journal, sees the new run and reads the checkpoints
+// again.
 func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	return l.servers.fetch(ctx, reqs)
+	results, run, err := l.servers.fetch(ctx, reqs)
+	if err == nil && run != l.peerRun {
+		err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
+	}
+	return results, err
 }
 
 // parseFetch reads one key's part of the fetch script's flat reply, from

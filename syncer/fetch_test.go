@@ -95,7 +95,7 @@ func TestFetchAnswersWhatTheServerHolds(t *testing.T) {
 		reqs[i] = row.req
 	}
 	// One call for all: the answers of a key must not run into the next.
-	res, err := cs.fetch(ctx, reqs)
+	res, _, err := cs.fetch(ctx, reqs)
 	require.NoError(t, err)
 	require.Len(t, res, len(reqs))
 
@@ -239,7 +239,7 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 	rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
 	for len(reqs) > 0 {
 		n := min(len(reqs), 1+rng.IntN(300))
-		res, err := cs.fetch(ctx, reqs[:n])
+		res, _, err := cs.fetch(ctx, reqs[:n])
 		require.NoError(t, err)
 		for i, r := range res {
 			checkFetched(t, rdb, reqs[i], r, reqs[i].key+" "+string(reqs[i].mode))

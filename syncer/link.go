@@ -55,6 +55,7 @@ type keyMark struct {
 	journaled float64
 	card      int64
 	checks    []checkpoint
+	gen       uint64 // the link's peerGen when the checkpoints were read
 	checkedAt time.Time
 	touched   time.Time
 }
@@ -80,6 +81,11 @@ type link struct {
 	pulls    int64               // pulls made: every 1,000th prunes the marks
 	overlap  overlapRead
 	peerTime float64 // the peer's clock at the pass's first read of its journal
+	// peerRun is the peer's run_id at the last read of its journal, and
+	// peerGen counts its changes: checkpoints read under an earlier one
+	// are dropped (see journal.RunLua).
+	peerRun string
+	peerGen uint64
 	// The horizons: the local one as last read (at horizonAt), a raise
 	// that did not complete, and when an unusable peer horizon was last
 	// logged.
@@ -264,7 +270,7 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		if err != nil {
 			return false, minTime, err
 		}
-		p := &page{entries: entries, full: len(entries) == limit, from: journal.Origin{Server: l.peer, Epoch: peerEpoch}}
+		p := &page{entries: entries, full: len(entries) == limit, from: journal.Origin{Server: l.peer, Epoch: peerEpoch}, gen: l.peerGen}
 		p.sift = l.sift(entries, horizon, merging)
 		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
 			return false, minTime, err
@@ -298,6 +304,7 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 type page struct {
 	entries []change
 	full    bool
+	gen     uint64 // the link's peerGen when the page was read
 	sift    sifted
 	results []fetchResult
 	from    journal.Origin
@@ -403,7 +410,7 @@ func (l *link) settle(p *page) error {
 		l.mu.Unlock()
 		return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(temporaryFailures(p.res)...))
 	}
-	l.mark(p.sift, p.results)
+	l.mark(p.sift, p.results, p.gen)
 	switch {
 	case errors.Is(p.err, errLocalReset):
 		l.reset("the local server lost data during the pass")
@@ -460,6 +467,9 @@ func (l *link) sift(entries []change, horizon string, merging *page) sifted {
 	for _, e := range entries {
 		m := l.marks[e.Key]
 		ok := m != nil
+		if ok && m.gen != l.peerGen {
+			m.checks, m.gen = m.checks[:0], l.peerGen // read before the peer restarted
+		}
 		if ok && m.journaled == e.Time && m.card == e.card || merging.handles(e) {
 			continue // merged before: the cursor may pass it
 		}
@@ -544,8 +554,9 @@ func (l *link) permanentFailures(res journal.MergeResult) string {
 }
 
 // mark records what the link now knows of each handled entry's key: its
-// journal time and cardinality, and the checkpoints the fetch read.
-func (l *link) mark(s sifted, results []fetchResult) {
+// journal time and cardinality, and the checkpoints the fetch read under
+// the peer's run of gen.
+func (l *link) mark(s sifted, results []fetchResult, gen uint64) {
 	now := l.now()
 	next := 0 // the next request, in the order of the entries
 	for i, e := range s.handled {
@@ -562,10 +573,10 @@ func (l *link) mark(s sifted, results []fetchResult) {
 			case r.fetched():
 				m.card = r.card
 				m.apply(r)
-				m.checkedAt = now
+				m.gen, m.checkedAt = gen, now
 			case s.requests[next-1].mode == fetchRefresh && r.status == -1:
 				m.apply(r)
-				m.checkedAt = now
+				m.gen, m.checkedAt = gen, now
 			}
 		}
 	}

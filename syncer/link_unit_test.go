@@ -51,6 +51,7 @@ type fakeServer struct {
 	journal map[string]float64            // key to the time of its last change
 	data    map[string]map[string]float64 // key to member to score
 	origin  map[string]string             // key to "address@epoch#card"
+	run     string                        // the run_id: a restart changes it
 }
 
 func newFakeServer() *fakeServer {
@@ -121,9 +122,9 @@ func (f *fakeServers) peerNow() float64 {
 	return float64(f.clock.now().Add(f.peerSkew).UnixMicro()) / 1e6
 }
 
-func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, error) {
+func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, string, error) {
 	if err := f.call("changes"); err != nil {
-		return nil, "", 0, err
+		return nil, "", 0, "", err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -141,13 +142,13 @@ func (f *fakeServers) changes(_ context.Context, since float64, after bool, limi
 		out[i].card = int64(len(f.peer.data[out[i].Key]))
 		out[i].echo = tag != "" && f.peer.origin[out[i].Key] == tag+"#"+strconv.FormatInt(out[i].card, 10)
 	}
-	return out, f.peer.epoch, f.peerNow(), nil
+	return out, f.peer.epoch, f.peerNow(), f.peer.run, nil
 }
 
 // fetch does what journal.FetchScript does, for keys of members only.
-func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
 	if err := f.call("fetch"); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -191,7 +192,7 @@ func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResu
 		}
 		out[i] = res
 	}
-	return out, nil
+	return out, f.peer.run, nil
 }
 
 // merge does what journal.Merge does but for the origin marks, which the

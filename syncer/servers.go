@@ -20,11 +20,12 @@ type linkServers interface {
 	// after since (after it, with after), with each key's cardinality, and
 	// flags as echoes those whose origin mark is tag and the key's
 	// cardinality ("" asks for no flags). It returns them with the peer's
-	// epoch and the peer's clock, Unix seconds.
-	changes(ctx context.Context, since float64, after bool, limit int, tag string) (entries []change, epoch string, now float64, err error)
+	// epoch, the peer's clock, Unix seconds, and the peer's run (see
+	// journal.RunLua).
+	changes(ctx context.Context, since float64, after bool, limit int, tag string) (entries []change, epoch string, now float64, run string, err error)
 	// fetch runs the fetch script on the peer for every request, in one
-	// call.
-	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error)
+	// call, and returns the peer's run with the results.
+	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error)
 	// merge adds members to keys of the local server with the write
 	// script, marking the keys left holding nothing from lacks.
 	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
@@ -53,7 +54,7 @@ type clientServers struct {
 
 var _ linkServers = (*clientServers)(nil)
 
-func (cs *clientServers) changes(ctx context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, error) {
+func (cs *clientServers) changes(ctx context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, string, error) {
 	min := strconv.FormatFloat(since, 'f', -1, 64)
 	if after {
 		min = "(" + min
@@ -61,16 +62,16 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.ChangesScript, []string{cs.keys.Journal, cs.keys.Origin, journal.CursorKey},
 		min, limit, tag).Slice()
 	if err != nil {
-		return nil, "", 0, fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
-	out, epoch, now, err := parseChanges(val)
+	out, epoch, now, run, err := parseChanges(val)
 	if err != nil {
-		return nil, "", 0, fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
-	return out, epoch, now, nil
+	return out, epoch, now, run, nil
 }
 
-func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
 	args := make([]any, 0, 2+len(reqs)*7)
 	args = append(args, int64(levelWindow/time.Second), levelFactor)
 	for _, r := range reqs {
@@ -81,19 +82,26 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 	}
 	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.FetchScript, nil, args...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
+	}
+	run, ok := "", len(val) > 0
+	if ok {
+		run, ok = val[0].(string)
+	}
+	if !ok {
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply without the server's run", cs.peer)
 	}
 	out := make([]fetchResult, len(reqs))
-	at := 0
+	at := 1
 	for i := range reqs {
 		if out[i], at, err = parseFetch(val, at); err != nil {
-			return nil, fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
+			return nil, "", fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
 		}
 	}
 	if at != len(val) {
-		return nil, fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-at, len(reqs))
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-at, len(reqs))
 	}
-	return out, nil
+	return out, run, nil
 }
 
 func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {

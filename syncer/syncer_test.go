@@ -892,3 +892,51 @@ var (
 	merge    = fedtest.Merge
 	newStore = fedtest.NewStore
 )
+
+// A peer restarted from a snapshot has lost what it took after it, so a
+// count below a checkpoint no longer says that nothing was added below
+// the boundary: a member lost and a late one added below the same
+// boundary leave the count as the link read it. The link must not trust
+// checkpoints read before its peer restarted.
+func TestPeerRestoredFromASnapshotDoesNotHideALateMember(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	ctx := context.Background()
+	now := time.Now()
+	key, err := metricKey(now, "late", "m")
+	require.NoError(t, err)
+	base := float64(now.Unix() - 60)
+	write := func(ts float64, v int) string {
+		t.Helper()
+		m := strconv.FormatFloat(ts, 'f', -1, 64) + ":" + strconv.Itoa(v)
+		require.Eventually(t, func() bool {
+			_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{m}}})
+			return err == nil
+		}, 5*time.Second, 20*time.Millisecond, "write %s to A", m)
+		return m
+	}
+	onB := func(m string) func() bool {
+		return func() bool { return direct(t, b).ZScore(ctx, key, m).Err() == nil }
+	}
+	var last string
+	for i := range 11 { // the newest is base+10: the nearest boundary base+8
+		last = write(base+float64(i), i)
+	}
+	require.Eventually(t, onB(last), 3*time.Second, 10*time.Millisecond)
+	require.NoError(t, direct(t, a).Save(ctx).Err())
+
+	// A late member, below the boundary, taken after the snapshot: B gets it.
+	lost := write(base+5.5, 100)
+	require.Eventually(t, onB(lost), 3*time.Second, 10*time.Millisecond)
+	// A comes back from the snapshot without it.
+	require.NoError(t, servers[0].Restart())
+	require.Eventually(t, func() bool { return direct(t, a).Ping(ctx).Err() == nil }, 5*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, direct(t, a).ZScore(ctx, key, lost).Err(), redis.Nil, "A lost what it took after the snapshot")
+
+	// Another late member below the same boundary: A holds as many members
+	// below it as when the link last counted.
+	late := write(base+6.5, 101)
+	require.Eventually(t, onB(late), 3*time.Second, 10*time.Millisecond, "the late member reached B")
+}

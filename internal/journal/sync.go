@@ -12,9 +12,10 @@ import "github.com/redis/go-redis/v9"
 // for none). It writes nothing.
 //
 // The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
-// the peer's TIME, {cardinality, ...}} with echo 1 for an entry whose key's
-// origin field is the local server's tag and the key's cardinality, and
-// cardinality -1 for a key that holds another type.
+// the peer's TIME, {cardinality, ...}, the peer's run} with echo 1 for an
+// entry whose key's origin field is the local server's tag and the key's
+// cardinality, cardinality -1 for a key that holds another type, and the
+// run the server's run_id (see RunLua).
 var ChangesScript = redis.NewScript(`
 local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local n = #zs / 2
@@ -37,8 +38,15 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis.call('TIME'), cards}
+return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis.call('TIME'), cards, ` + RunLua + `}
 `)
+
+// RunLua is a Lua expression for the server's run_id, which changes each
+// time the server starts. A server restarted from a snapshot keeps its
+// epoch but has lost what it took after the snapshot, so that a count
+// read before the restart no longer says what was added since: a syncer
+// reads its checkpoints again after a restart of its peer.
+const RunLua = `(string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '')`
 
 // FetchScript fetches members of keys from the peer and reads their
 // checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
@@ -50,10 +58,11 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // The k-th boundary of a key is its newest score, rounded down to a whole
 // second, less levelSpan(k), a whole number of seconds too.
 //
-// The reply is one flat array that holds, for each key in turn: status,
-// cardinality, the number m of members fetched and the m members, the
-// number c of counts read again and, when c > 0, the newest score (rounded
-// down as above) and the c counts, nearest first. (Redis 7.0 turns each Lua
+// The reply is one flat array: the server's run (see RunLua), then, for
+// each key in turn, status, cardinality, the number m of members fetched
+// and the m members, the number c of counts read again and, when c > 0,
+// the newest score (rounded down as above) and the c counts, nearest
+// first. (Redis 7.0 turns each Lua
 // table of a reply into a nested array field by field: a script that only
 // builds two tables per key costs the server 1.8-2.1 µs per key, against
 // 0.6-0.7 for one number per key.) Status is 0 when the whole key was
@@ -76,7 +85,7 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // first command on a key tells a key it cannot read by its error.
 var FetchScript = redis.NewScript(`
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, o, i = {}, 0, 3
+local out, o, i = {` + RunLua + `}, 1, 3
 while i <= #ARGV do
   local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   i = i + 5
