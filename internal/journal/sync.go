@@ -45,8 +45,11 @@ return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis
 // time the server starts. A server restarted from a snapshot keeps its
 // epoch but has lost what it took after the snapshot, so that a count
 // read before the restart no longer says what was added since: a syncer
-// reads its checkpoints again after a restart of its peer.
-const RunLua = `(string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or '')`
+// reads its checkpoints again after a restart of its peer. INFO is in the
+// @dangerous category: for a user that may not run it the run is "", and
+// a restart goes unseen.
+const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
+	`return type(i) == 'string' and string.match(i, 'run_id:(%x+)') or '' end)()`
 
 // FetchScript fetches members of keys from the peer and reads their
 // checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
