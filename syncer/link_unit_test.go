@@ -719,3 +719,58 @@ func TestLinkLagAndSyncedToFollowTheClock(t *testing.T) {
 	assert.Equal(t, healed, st.SyncedTo)
 	assert.True(t, st.SyncedTo.After(started))
 }
+
+// A peer restored from a snapshot has lost a late member below a key's
+// nearest boundary, and takes another there: its count below the boundary
+// is the one the link read. The link sees the peer's new run and fetches
+// the key whole.
+func TestLinkPeerRestoredFromSnapshotIsFetchedWhole(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	t0 := clock.now()
+	k := key(t, t0, "k")
+	for i := range 11 { // the newest 10 s ago: the nearest boundary 12 s ago
+		at := t0.Add(time.Duration(i-20) * time.Second)
+		write(fs.peer, k, at, at, strconv.Itoa(i))
+	}
+	fs.peer.run = "first"
+	pass(t, l)
+	snap := fs.peer.snapshot()
+
+	clock.advance(time.Second)
+	write(fs.peer, k, t0.Add(-14500*time.Millisecond), clock.now(), "lost")
+	pass(t, l)
+	require.Len(t, fs.local.data[k], 12)
+
+	fs.peer = snap // back from the snapshot, without "lost"
+	fs.peer.run = "second"
+	clock.advance(time.Second)
+	write(fs.peer, k, t0.Add(-13500*time.Millisecond), clock.now(), "late")
+	pass(t, l)
+	assert.Len(t, fs.local.data[k], 13, "the late member is copied")
+}
+
+// A peer that restarts between the link's read of its journal and the
+// fetch fails the pass: the checkpoints the requests carry were read
+// before. The next pass reads them again.
+func TestLinkPeerRestartedDuringAPassFailsIt(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	t0 := clock.now()
+	k := key(t, t0, "k")
+	write(fs.peer, k, t0.Add(-time.Second), t0.Add(-time.Second), "1")
+	fs.peer.run = "first"
+	fs.fail = func(method string, _ int) error {
+		if method == "fetch" {
+			fs.mu.Lock()
+			fs.peer.run = "second"
+			fs.mu.Unlock()
+		}
+		return nil
+	}
+	_, err := l.pass(context.Background())
+	require.ErrorContains(t, err, "started again")
+	assert.Empty(t, fs.local.data[k], "nothing merged from that fetch")
+	fs.fail = nil
+	clock.advance(time.Second)
+	pass(t, l)
+	assert.Len(t, fs.local.data[k], 1)
+}
