@@ -65,10 +65,10 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // each key in turn, status, cardinality, the number m of members fetched
 // and the m members, the number c of counts read again and, when c > 0,
 // the newest score (rounded down as above) and the c counts, nearest
-// first. (Redis 7.0 turns each Lua
-// table of a reply into a nested array field by field: a script that only
-// builds two tables per key costs the server 1.8-2.1 µs per key, against
-// 0.6-0.7 for one number per key.) Status is 0 when the whole key was
+// first. (Redis 7.0 turns each Lua table of a reply into a nested array
+// field by field: a script that only builds two tables per key costs the
+// server 1.8-2.1 µs per key, against 0.6-0.7 for one number per key.)
+// Status is 0 when the whole key was
 // fetched, j when it was fetched from the j-th checkpoint sent, -1 when
 // nothing was fetched (a miss, a refresh, or a refresh refused because the
 // cardinality changed: -2). The cardinality is -1 for a key that holds
@@ -78,8 +78,8 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // digits and Redis makes them 64-bit integers, so its boundaries would not
 // be the ones counted, and the link fetches it whole.
 //
-// Each command costs a script call about a microsecond besides its work,
-// so a fetch counts what it can instead of asking: the cardinality of a
+// Each command costs a script call 0.5-1.5 µs, so a fetch counts what it
+// can instead of asking: the cardinality of a
 // key fetched from a boundary is the count below it plus the members
 // fetched, and the newest score is the timestamp of the last member when
 // that reads as a number within ±1e14. (A member whose timestamp is not
@@ -131,24 +131,19 @@ while i <= #ARGV do
     card = redis.pcall('ZCARD', key)
     if type(card) ~= 'number' then card = -1 end
   end
-  out[o + 1], out[o + 2] = status, card
-  o = o + 3
-  if ms then
-    out[o] = #ms
-    for x = 1, #ms do out[o + x] = ms[x] end
-    o = o + #ms
-  else
-    out[o] = 0
-  end
-  o = o + 1
+  local m = ms and #ms or 0
+  out[o + 1], out[o + 2], out[o + 3] = status, card, m
+  for x = 1, m do out[o + 3 + x] = ms[x] end
+  o = o + m + 4
   out[o] = 0 -- the number of counts, set below
   local counts = o
-  if card > 0 and (from or status == -1 and mode == 'r') and not newest then
-    newest = tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2])
+  -- A key fetched, or refreshed, has its checkpoints read again.
+  if card > 0 and (from or status == -1 and mode == 'r') and recount > 0 then
+    newest = math.floor(newest or tonumber(redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')[2]))
+  else
+    newest = nil
   end
-  if card > 0 and (from or status == -1 and mode == 'r') and recount > 0 and math.abs(newest) < 1e14
-      and math.floor(newest) - window * factor ^ (recount - 1) > -1e14 then
-    newest = math.floor(newest)
+  if newest and math.abs(newest) < 1e14 and newest - window * factor ^ (recount - 1) > -1e14 then
     out[o + 1] = newest
     o = o + 1
     local count = 1
