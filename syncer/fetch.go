@@ -106,66 +106,79 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 	return results, err
 }
 
-// parseFetch reads one key's part of the fetch script's flat reply, from
-// v[at] on, and returns where the next key's part starts.
-func parseFetch(v []any, at int) (fetchResult, int, error) {
-	next := func() (int64, error) {
-		if at >= len(v) {
+// fetchReader reads the fetch script's flat reply key by key, from v[at]
+// on. The members and the checkpoints of all keys are slices of members
+// and checks, one array each for the whole reply.
+type fetchReader struct {
+	v       []any
+	at      int
+	members []string
+	checks  []checkpoint
+}
+
+// next reads the next key's part of the reply.
+func (rd *fetchReader) next() (fetchResult, error) {
+	v := rd.v
+	num := func() (int64, error) {
+		if rd.at >= len(v) {
 			return 0, fmt.Errorf("the reply ends after %d values", len(v))
 		}
-		n, ok := v[at].(int64)
+		n, ok := v[rd.at].(int64)
 		if !ok {
-			return 0, fmt.Errorf("unexpected value %v at %d", v[at], at)
+			return 0, fmt.Errorf("unexpected value %v at %d", v[rd.at], rd.at)
 		}
-		at++
+		rd.at++
 		return n, nil
 	}
-	status, err := next()
+	status, err := num()
 	if err != nil {
-		return fetchResult{}, at, err
+		return fetchResult{}, err
 	}
-	card, err := next()
+	card, err := num()
 	if err != nil {
-		return fetchResult{}, at, err
+		return fetchResult{}, err
 	}
-	m, err := next()
+	m, err := num()
 	if err != nil {
-		return fetchResult{}, at, err
+		return fetchResult{}, err
 	}
-	if m < 0 || m > int64(len(v)-at) {
-		return fetchResult{}, at, fmt.Errorf("%d members at %d of a reply of %d values", m, at, len(v))
+	if m < 0 || m > int64(len(v)-rd.at) {
+		return fetchResult{}, fmt.Errorf("%d members at %d of a reply of %d values", m, rd.at, len(v))
 	}
-	r := fetchResult{status: int(status), card: card, members: make([]string, 0, m)}
-	for j, x := range v[at : at+int(m)] {
+	first := len(rd.members)
+	for j, x := range v[rd.at : rd.at+int(m)] {
 		s, ok := x.(string)
 		if !ok {
-			return fetchResult{}, at, fmt.Errorf("unexpected member %v at %d", x, at+j)
+			return fetchResult{}, fmt.Errorf("unexpected member %v at %d", x, rd.at+j)
 		}
-		r.members = append(r.members, s)
+		rd.members = append(rd.members, s)
 	}
-	at += int(m)
-	c, err := next()
+	rd.at += int(m)
+	r := fetchResult{status: int(status), card: card, members: rd.members[first:len(rd.members):len(rd.members)]}
+	c, err := num()
 	if err != nil {
-		return fetchResult{}, at, err
+		return fetchResult{}, err
 	}
 	if c == 0 {
-		return r, at, nil
+		return r, nil
 	}
-	if c < 0 || c >= int64(len(v)-at) {
-		return fetchResult{}, at, fmt.Errorf("%d counts at %d of a reply of %d values", c, at, len(v))
+	if c < 0 || c >= int64(len(v)-rd.at) {
+		return fetchResult{}, fmt.Errorf("%d counts at %d of a reply of %d values", c, rd.at, len(v))
 	}
-	newest, err := next()
+	newest, err := num()
 	if err != nil {
-		return fetchResult{}, at, err
+		return fetchResult{}, err
 	}
+	first = len(rd.checks)
 	for k := range int(c) {
-		count, err := next()
+		count, err := num()
 		if err != nil {
-			return fetchResult{}, at, err
+			return fetchResult{}, err
 		}
-		r.fresh = append(r.fresh, checkpoint{below: float64(newest) - levelSpan(k), count: count})
+		rd.checks = append(rd.checks, checkpoint{below: float64(newest) - levelSpan(k), count: count})
 	}
-	return r, at, nil
+	r.fresh = rd.checks[first:len(rd.checks):len(rd.checks)]
+	return r, nil
 }
 
 // nearRequest is the first try at fetching a key the link has a mark of:
@@ -214,6 +227,11 @@ func levelSpan(k int) float64 {
 // the script's range) has none left, and is fetched whole next time.
 func (m *keyMark) apply(r fetchResult) {
 	if len(r.fresh) >= len(m.checks) || r.status == 0 || len(r.fresh) == 0 {
+		if cap(m.checks) < len(r.fresh) {
+			// Room for every level at once: a key's next fetches read
+			// the farther ones.
+			m.checks = make([]checkpoint, 0, max(levels, len(r.fresh)))
+		}
 		m.checks = append(m.checks[:0], r.fresh...)
 		return
 	}

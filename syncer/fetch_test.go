@@ -263,13 +263,18 @@ func TestFetchWithoutCheckpointsForgetsThem(t *testing.T) {
 // result read from the wrong place.
 func TestParseFetchRefusesBrokenReplies(t *testing.T) {
 	good := []any{int64(1), int64(3), int64(2), "1:a", "2:b", int64(2), int64(9), int64(1), int64(0)}
-	r, at, err := parseFetch(good, 0)
+	read := func(v []any) (fetchResult, int, error) {
+		rd := fetchReader{v: v}
+		r, err := rd.next()
+		return r, rd.at, err
+	}
+	r, at, err := read(good)
 	require.NoError(t, err)
 	assert.Equal(t, len(good), at)
 	assert.Equal(t, []string{"1:a", "2:b"}, r.members)
 	assert.Equal(t, []checkpoint{{below: 7, count: 1}, {below: 1, count: 0}}, r.fresh)
 	for n := range len(good) {
-		_, _, err := parseFetch(good[:n], 0)
+		_, _, err := read(good[:n])
 		assert.Error(t, err, "cut after %d values", n)
 	}
 	for _, bad := range [][]any{
@@ -280,7 +285,30 @@ func TestParseFetchRefusesBrokenReplies(t *testing.T) {
 		{int64(1), int64(3), int64(0), int64(1), int64(9)},
 		{"1", int64(3), int64(0), int64(0)},
 	} {
-		_, _, err := parseFetch(bad, 0)
+		_, _, err := read(bad)
 		assert.Error(t, err, "%v", bad)
 	}
+}
+
+// The keys of one reply share the reader's arrays, but each result is
+// its own: growing one never writes over the next.
+func TestFetchReaderKeepsKeysApart(t *testing.T) {
+	v := []any{
+		int64(0), int64(1), int64(1), "1:a", int64(1), int64(5), int64(1),
+		int64(0), int64(2), int64(2), "2:b", "3:c", int64(2), int64(9), int64(2), int64(1),
+	}
+	rd := fetchReader{v: v}
+	first, err := rd.next()
+	require.NoError(t, err)
+	second, err := rd.next()
+	require.NoError(t, err)
+	assert.Equal(t, len(v), rd.at)
+	first.members = append(first.members, "4:d")
+	first.fresh = append(first.fresh, checkpoint{below: 1, count: 1})
+	assert.Equal(t, []string{"2:b", "3:c"}, second.members)
+	assert.Equal(t, []checkpoint{{below: 7, count: 2}, {below: 1, count: 1}}, second.fresh)
+	m := &keyMark{}
+	m.apply(second)
+	second.fresh[0].count = 99
+	assert.Equal(t, int64(2), m.checks[0].count, "a mark keeps its own copy")
 }

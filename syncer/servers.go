@@ -50,6 +50,7 @@ type clientServers struct {
 	local, peer string
 	keys        journal.Keys
 	period      metric.Period
+	fetchArgs   []any // reused by fetch, which runs one call at a time
 }
 
 var _ linkServers = (*clientServers)(nil)
@@ -71,15 +72,27 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 	return out, epoch, now, run, nil
 }
 
+// The fetch script's arguments are pointers, which go-redis writes without
+// boxing a copy of each: to the requests' own fields, and to these.
+var (
+	windowArg = int64(levelWindow / time.Second)
+	factorArg = int64(levelFactor)
+	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r"}
+)
+
 func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
-	args := make([]any, 0, 2+len(reqs)*7)
-	args = append(args, int64(levelWindow/time.Second), levelFactor)
-	for _, r := range reqs {
-		args = append(args, r.key, string(r.mode), r.want, r.recount, len(r.checks))
-		for _, c := range r.checks {
-			args = append(args, strconv.FormatFloat(c.below, 'f', -1, 64), c.count)
+	args := append(cs.fetchArgs[:0], &windowArg, &factorArg)
+	counts := 0 // checkpoints read again, at most
+	for i := range reqs {
+		r := &reqs[i]
+		args = append(args, &r.key, &modeArgs[r.mode], &r.want, r.recount, len(r.checks))
+		for j := range r.checks {
+			args = append(args, &r.checks[j].below, &r.checks[j].count)
 		}
+		counts += r.recount
 	}
+	cs.fetchArgs = args
+	defer clear(args) // go-redis copied them: keep no request alive
 	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.FetchScript, nil, args...).Slice()
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
@@ -92,14 +105,14 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply without the server's run", cs.peer)
 	}
 	out := make([]fetchResult, len(reqs))
-	at := 1
+	rd := fetchReader{v: val, at: 1, members: make([]string, 0, len(val)), checks: make([]checkpoint, 0, counts)}
 	for i := range reqs {
-		if out[i], at, err = parseFetch(val, at); err != nil {
+		if out[i], err = rd.next(); err != nil {
 			return nil, "", fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
 		}
 	}
-	if at != len(val) {
-		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-at, len(reqs))
+	if rd.at != len(val) {
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-rd.at, len(reqs))
 	}
 	return out, run, nil
 }
