@@ -51,6 +51,7 @@ type clientServers struct {
 	keys        journal.Keys
 	period      metric.Period
 	fetchArgs   []any // reused by fetch, which runs one call at a time
+	merger      journal.Merger
 }
 
 var _ linkServers = (*clientServers)(nil)
@@ -118,7 +119,7 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 }
 
 func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {
-	return journal.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
+	return cs.merger.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
 }
 
 func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (storedCursor, error) {

@@ -44,8 +44,23 @@ type MergeResult struct {
 // origin lacks is marked so in the origin hash, and the origin's syncer
 // need not fetch it back; a zero Origin is a writer's own write.
 func Merge(ctx context.Context, run Runner, addr string, keys Keys, from Origin, updates []KeyMembers) (MergeResult, error) {
+	var m Merger
+	return m.Merge(ctx, run, addr, keys, from, updates)
+}
+
+// Merger merges as Merge does, and keeps its buffers from one merge to
+// the next: a syncer's link merges page after page. It serves one merge
+// at a time.
+type Merger struct {
+	b Batch
+}
+
+// Merge does what the function Merge does.
+func (mg *Merger) Merge(ctx context.Context, run Runner, addr string, keys Keys, from Origin, updates []KeyMembers) (MergeResult, error) {
 	var res MergeResult
-	b := Batch{Origin: from}
+	b := &mg.b
+	b.Reset()
+	b.Origin = from
 	send := func() error {
 		if len(b.Names) == 0 {
 			return nil
