@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -35,17 +36,17 @@ type change struct {
 }
 
 // changes reads up to limit entries of the peer's journal scored at or
-// after since (after it, with after), and returns them with the peer's
-// epoch. With
+// after since (after it, with after) into buf's array, and returns them
+// with the peer's epoch. With
 // echoes false the peer is not asked which entries are echoes: a read of
 // the overlap, whose entries but a few were merged before, saves the peer
 // that work.
-func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool) ([]change, string, error) {
+func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool, buf []change) ([]change, string, error) {
 	tag := ""
 	if l.epoch != "" && echoes {
 		tag = l.local + "@" + l.epoch
 	}
-	out, epoch, now, run, err := l.servers.changes(ctx, since, after, limit, tag)
+	out, epoch, now, run, err := l.servers.changes(ctx, since, after, limit, tag, buf)
 	if err != nil {
 		return nil, "", err
 	}
@@ -61,9 +62,9 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 	return out, epoch, nil
 }
 
-// parseChanges reads the reply of journal.ChangesScript: the entries, the
-// peer's epoch, the peer's time and the peer's run.
-func parseChanges(val []any) ([]change, string, float64, string, error) {
+// parseChanges reads the reply of journal.ChangesScript: the entries (into
+// buf's array), the peer's epoch, the peer's time and the peer's run.
+func parseChanges(val []any, buf []change) ([]change, string, float64, string, error) {
 	if len(val) != 6 {
 		return nil, "", 0, "", fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
@@ -79,7 +80,7 @@ func parseChanges(val []any) ([]change, string, float64, string, error) {
 	if err != nil {
 		return nil, "", 0, "", err
 	}
-	out := make([]change, len(zs)/2)
+	out := slices.Grow(buf[:0], len(zs)/2)[:len(zs)/2]
 	for i := range out {
 		key, _ := zs[2*i].(string)
 		score, _ := zs[2*i+1].(string)

@@ -88,7 +88,7 @@ func BenchmarkSyncerCosts(b *testing.B) {
 		// from the start when it ends.
 		since, after := 0.0, false
 		run(b, peer, func(b *testing.B, _ int, keys []string) {
-			out, _, _, _, err := cs.changes(ctx, since, after, len(keys), tag)
+			out, _, _, _, err := cs.changes(ctx, since, after, len(keys), tag, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -79,6 +79,7 @@ type link struct {
 	seq      uint64              // the number of the link's last save stored with it, 0 for none
 	marks    map[string]*keyMark // by key
 	pulls    int64               // pulls made: every 1,000th prunes the marks
+	spare    *page               // a settled page, for the next to reuse
 	overlap  overlapRead
 	peerTime float64 // the peer's clock at the pass's first read of its journal
 	// peerRun is the peer's run_id at the last read of its journal, and
@@ -262,16 +263,18 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		if serr := l.settle(merging); serr != nil && (err == nil || errors.Is(serr, errLocalReset)) {
 			more, err = false, serr
 		}
+		l.recycle(merging)
 	}()
 	limit := l.s.opts.Batch
 	minTime, after := sp.from, sp.after
 	for done := 0; ; {
-		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, sp.echoes)
+		p := l.newPage()
+		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, sp.echoes, p.entries)
 		if err != nil {
 			return false, minTime, err
 		}
-		p := &page{entries: entries, full: len(entries) == limit, from: journal.Origin{Server: l.peer, Epoch: peerEpoch}, gen: l.peerGen}
-		p.sift = l.sift(entries, horizon, merging)
+		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Epoch: peerEpoch}, l.peerGen
+		l.sift(&p.sift, entries, horizon, merging)
 		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
 			return false, minTime, err
 		}
@@ -280,6 +283,7 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		if err := l.settle(prev); err != nil {
 			return false, minTime, err
 		}
+		l.recycle(prev)
 		merging = l.startMerge(ctx, p)
 		done += len(entries)
 		if !p.full || entries[len(entries)-1].Time > sp.until {
@@ -313,11 +317,44 @@ type page struct {
 	tail       map[string]int64 // its entries of that time: key to cardinality
 	newest     float64          // the cursor the page moves to
 	last, next storedCursor     // the save: the cursor stored now, and the page's
+	updates    []journal.KeyMembers
 	done       chan struct{}
 	res        journal.MergeResult
 	merged     bool // the merge ran, and met no refusal that passes
 	saved      bool // the cursor was saved
 	err        error
+}
+
+// newPage returns a page to read into: the one recycled last, or a new
+// one.
+func (l *link) newPage() *page {
+	if p := l.spare; p != nil {
+		l.spare = nil
+		return p
+	}
+	return &page{}
+}
+
+// recycle keeps a settled page's arrays and map for the next page, which
+// a pull then reads into without allocating them again. It drops what the
+// page pointed to, so that a spare page keeps no key nor mark alive.
+func (l *link) recycle(p *page) {
+	if p == nil {
+		return
+	}
+	clear(p.entries)
+	clear(p.sift.handled)
+	clear(p.sift.marks)
+	clear(p.sift.requests)
+	clear(p.tail)
+	clear(p.updates)
+	*p = page{
+		entries: p.entries[:0],
+		sift:    sifted{handled: p.sift.handled[:0], marks: p.sift.marks[:0], requests: p.sift.requests[:0]},
+		tail:    p.tail,
+		updates: p.updates[:0],
+	}
+	l.spare = p
 }
 
 // handles reports whether the page, which is being merged, handles the
@@ -345,7 +382,9 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 	}
 	if n := len(p.entries); p.full && n > 0 { // only a full page has a next one
 		p.lastTime = p.entries[n-1].Time
-		p.tail = make(map[string]int64)
+		if p.tail == nil {
+			p.tail = make(map[string]int64)
+		}
 		for i := n - 1; i >= 0 && p.entries[i].Time == p.lastTime; i-- {
 			p.tail[p.entries[i].Key] = p.entries[i].card
 		}
@@ -359,12 +398,12 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 	}
 	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq}
 	p.next = storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(p.newest, 'f', -1, 64), cursor: p.newest, seq: l.seq + 1}
-	var updates []journal.KeyMembers
 	for i, r := range p.results {
 		if r.fetched() && len(r.members) > 0 {
-			updates = append(updates, journal.KeyMembers{Key: p.sift.requests[i].key, Members: r.members})
+			p.updates = append(p.updates, journal.KeyMembers{Key: p.sift.requests[i].key, Members: r.members})
 		}
 	}
+	updates := p.updates
 	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
@@ -456,13 +495,13 @@ type sifted struct {
 	echoes   int64
 }
 
-// sift sorts a page of entries: those handled before (same journal time,
-// same cardinality), or by the page being merged, are passed over; keys of
-// dropped periods are skipped; echoes are not fetched, but their
-// checkpoints are read again now and then; the rest are fetched from their
-// nearest checkpoint.
-func (l *link) sift(entries []change, horizon string, merging *page) sifted {
-	var s sifted
+// sift sorts a page of entries into s, whose arrays it reuses: those
+// handled before (same journal time, same cardinality), or by the page
+// being merged, are passed over; keys of dropped periods are skipped;
+// echoes are not fetched, but their checkpoints are read again now and
+// then; the rest are fetched from their nearest checkpoint.
+func (l *link) sift(s *sifted, entries []change, horizon string, merging *page) {
+	*s = sifted{handled: s.handled[:0], marks: s.marks[:0], requests: s.requests[:0]}
 	now := l.now()
 	for _, e := range entries {
 		m := l.marks[e.Key]
@@ -492,7 +531,6 @@ func (l *link) sift(entries []change, horizon string, merging *page) sifted {
 			s.requests = append(s.requests, m.nearRequest(e.Key, l.peerTime))
 		}
 	}
-	return s
 }
 
 // fetchChanged fetches the requested keys from the peer: first each from

@@ -122,7 +122,7 @@ func (f *fakeServers) peerNow() float64 {
 	return float64(f.clock.now().Add(f.peerSkew).UnixMicro()) / 1e6
 }
 
-func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, string, error) {
+func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string, _ []change) ([]change, string, float64, string, error) {
 	if err := f.call("changes"); err != nil {
 		return nil, "", 0, "", err
 	}

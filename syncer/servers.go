@@ -21,8 +21,8 @@ type linkServers interface {
 	// flags as echoes those whose origin mark is tag and the key's
 	// cardinality ("" asks for no flags). It returns them with the peer's
 	// epoch, the peer's clock, Unix seconds, and the peer's run (see
-	// journal.RunLua).
-	changes(ctx context.Context, since float64, after bool, limit int, tag string) (entries []change, epoch string, now float64, run string, err error)
+	// journal.RunLua). The entries reuse buf's array.
+	changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) (entries []change, epoch string, now float64, run string, err error)
 	// fetch runs the fetch script on the peer for every request, in one
 	// call, and returns the peer's run with the results.
 	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error)
@@ -56,7 +56,7 @@ type clientServers struct {
 
 var _ linkServers = (*clientServers)(nil)
 
-func (cs *clientServers) changes(ctx context.Context, since float64, after bool, limit int, tag string) ([]change, string, float64, string, error) {
+func (cs *clientServers) changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) ([]change, string, float64, string, error) {
 	min := strconv.FormatFloat(since, 'f', -1, 64)
 	if after {
 		min = "(" + min
@@ -66,7 +66,7 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 	if err != nil {
 		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
-	out, epoch, now, run, err := parseChanges(val)
+	out, epoch, now, run, err := parseChanges(val, buf)
 	if err != nil {
 		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
