@@ -54,6 +54,9 @@ local horizon = redis.call('GET', KEYS[2])
 local nkeys = tonumber(ARGV[1])
 local tag = nil
 if ARGV[2] ~= '' and ARGV[3] ~= '' then tag = ARGV[2] .. '@' .. ARGV[3] end
+-- A key's origin field, less its cardinality. (A number joined to a
+-- string is written with %.14g; string.format's %d is faster.)
+local marked = tag and tag .. '#'
 local tracked = tag or redis.call('EXISTS', KEYS[3]) == 1
 local pos = 2 * nkeys + 4
 local out = {0}
@@ -110,9 +113,9 @@ for i = 1, nkeys do
       -- Or its field named the origin, and nothing was added since by
       -- another writer: the cardinality is the field's plus what was added.
       -- (Read only for a key that was not new.)
-      if card == added or redis.call('HGET', KEYS[3], key) == tag .. '#' .. (card - added) then
+      if card == added or redis.call('HGET', KEYS[3], key) == marked .. string.format('%d', card - added) then
         set[nset + 1] = key
-        set[nset + 2] = tag .. '#' .. card
+        set[nset + 2] = marked .. string.format('%d', card)
         nset = nset + 2
       else
         ndel = ndel + 1
