@@ -65,37 +65,72 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 // parseChanges reads the reply of journal.ChangesScript: the entries (into
 // buf's array), the peer's epoch, the peer's time and the peer's run.
 func parseChanges(val []any, buf []change) ([]change, string, float64, string, error) {
-	if len(val) != 6 {
+	if len(val) != 8 {
 		return nil, "", 0, "", fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
 	epoch, _ := val[0].(string)
-	run, _ := val[5].(string)
-	zs, _ := val[1].([]any)
-	echo, _ := val[2].([]any)
-	cards, _ := val[4].([]any)
-	if len(zs)%2 != 0 || (len(echo) != 0 && len(echo) != len(zs)/2) || len(cards) != len(zs)/2 {
-		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d journal fields, %d echo flags, %d cardinalities", len(zs), len(echo), len(cards))
+	keys, _ := val[1].([]any)
+	runs, _ := val[2].([]any)
+	rest, _ := val[3].([]any)
+	echo, _ := val[4].([]any)
+	cards, _ := val[6].([]any)
+	run, _ := val[7].(string)
+	n := len(keys)
+	if len(runs)%2 != 0 || len(rest)%2 != 0 || (len(echo) != 0 && len(echo) != n) || len(cards) != n {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d keys, %d run fields, %d more fields, %d echo flags, %d cardinalities", n, len(runs), len(rest), len(echo), len(cards))
 	}
-	now, err := parseTime(val[3])
+	now, err := parseTime(val[5])
 	if err != nil {
 		return nil, "", 0, "", err
 	}
-	out := slices.Grow(buf[:0], len(zs)/2)[:len(zs)/2]
+	out := slices.Grow(buf[:0], n)[:n]
 	for i := range out {
-		key, _ := zs[2*i].(string)
-		score, _ := zs[2*i+1].(string)
-		t, err := strconv.ParseFloat(score, 64)
-		if err != nil {
-			return nil, "", 0, "", fmt.Errorf("journal entry %q: score %q: %w", key, score, err)
-		}
+		key, _ := keys[i].(string)
 		card, _ := cards[i].(int64)
-		out[i] = change{journalEntry: journalEntry{Key: key, Time: t}, card: card}
+		out[i] = change{journalEntry: journalEntry{Key: key}, card: card}
 		if len(echo) > 0 {
 			flag, _ := echo[i].(int64)
 			out[i].echo = flag == 1
 		}
 	}
+	// The scores: runs of entries of one score, then pairs of key and score.
+	i := 0
+	for j := 0; j < len(runs); j += 2 {
+		count, _ := runs[j+1].(int64)
+		if count < 1 || count > int64(n-i) {
+			return nil, "", 0, "", fmt.Errorf("unexpected reply: a run of %v entries at entry %d of %d", runs[j+1], i, n)
+		}
+		t, err := parseScore(out[i].Key, runs[j])
+		if err != nil {
+			return nil, "", 0, "", err
+		}
+		for range count {
+			out[i].Time = t
+			i++
+		}
+	}
+	if len(rest) != 2*(n-i) {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d more fields for %d entries", len(rest), n-i)
+	}
+	for j := 0; j < len(rest); j, i = j+2, i+1 {
+		if rest[j] != keys[i] {
+			return nil, "", 0, "", fmt.Errorf("unexpected reply: entry %d is %v, then %v", i, keys[i], rest[j])
+		}
+		if out[i].Time, err = parseScore(out[i].Key, rest[j+1]); err != nil {
+			return nil, "", 0, "", err
+		}
+	}
 	return out, epoch, now, run, nil
+}
+
+// parseScore reads the journal score of key.
+func parseScore(key string, v any) (float64, error) {
+	score, _ := v.(string)
+	t, err := strconv.ParseFloat(score, 64)
+	if err != nil {
+		return 0, fmt.Errorf("journal entry %q: score %v: %w", key, v, err)
+	}
+	return t, nil
 }
 
 // parseTime reads a TIME reply, {seconds, microseconds}, as Unix seconds.

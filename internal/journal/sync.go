@@ -11,26 +11,46 @@ import "github.com/redis/go-redis/v9"
 // page size and ARGV[3] the local server's origin tag ("address@epoch", ""
 // for none). It writes nothing.
 //
-// The reply is {the peer's epoch or "", {key, score, ...}, {echo, ...},
-// the peer's TIME, {cardinality, ...}, the peer's run} with echo 1 for an
-// entry whose key's origin field is the local server's tag and the key's
-// cardinality, cardinality -1 for a key that holds another type, and the
-// run the server's run_id (see RunLua).
+// The reply is {the peer's epoch or "", {key, ...}, {score, count, ...},
+// {key, score, ...}, {echo, ...}, the peer's TIME, {cardinality, ...}, the
+// peer's run}. The scores come as runs, each a score and how many entries
+// in a row have it, and then, for the rest of the page, as pairs: Redis
+// 7.0 writes a score with %.17g for each entry read WITHSCORES, 0.3 µs an
+// entry, three quarters of a page's reading, while a journal's entries
+// come in long runs of one score (each script call that writes journals
+// its keys at one time). A run costs two calls (ZSCORE, ZCOUNT): after 8
+// runs in a row of fewer than 4 entries the rest of the page is read
+// WITHSCORES. Echo is 1 for an entry whose key's origin field is the local
+// server's tag and the key's cardinality; the cardinality is -1 for a key
+// that holds another type; the run is the server's run_id (see RunLua).
 var ChangesScript = redis.NewScript(`
-local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', '0', ARGV[2])
-local n = #zs / 2
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0', ARGV[2])
+local n = #keys
+local runs, nr, rest, i, short = {}, 0, {}, 1, 0
+while i <= n do
+  if short >= 8 then
+    rest = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', i - 1), string.format('%d', n - i + 1))
+    break
+  end
+  -- The page starts at or after ARGV[1]: every entry of this score is in
+  -- it, up to the page's end.
+  local score = redis.call('ZSCORE', KEYS[1], keys[i])
+  local c = math.min(redis.call('ZCOUNT', KEYS[1], score, score), n - i + 1)
+  runs[nr + 1], runs[nr + 2] = score, c
+  nr = nr + 2
+  if c < 4 then short = short + 1 else short = 0 end
+  i = i + c
+end
 local cards, echo = {}, {}
 for i = 1, n do
-  local c = redis.pcall('ZCARD', zs[2 * i - 1])
+  local c = redis.pcall('ZCARD', keys[i])
   if type(c) ~= 'number' then c = -1 end
   cards[i] = c
 end
 if ARGV[3] ~= '' then
   local prefix = ARGV[3] .. '#'
   for first = 1, n, 5000 do
-    local keys = {}
-    for i = first, math.min(first + 4999, n) do keys[#keys + 1] = zs[2 * i - 1] end
-    local tags = redis.call('HMGET', KEYS[2], unpack(keys))
+    local tags = redis.call('HMGET', KEYS[2], unpack(keys, first, math.min(first + 4999, n)))
     for j = 1, #tags do
       local i = first + j - 1
       -- Writing a number costs more than the comparison: only for a tag.
@@ -38,7 +58,7 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', zs, echo, redis.call('TIME'), cards, ` + RunLua + `}
+return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', keys, runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `}
 `)
 
 // RunLua is a Lua expression for the server's run_id, which changes each
