@@ -76,8 +76,8 @@ func parseChanges(val []any, buf []change) ([]change, string, float64, string, e
 	cards, _ := val[6].([]any)
 	run, _ := val[7].(string)
 	n := len(keys)
-	if len(runs)%2 != 0 || len(rest)%2 != 0 || (len(echo) != 0 && len(echo) != n) || len(cards) != n {
-		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d keys, %d run fields, %d more fields, %d echo flags, %d cardinalities", n, len(runs), len(rest), len(echo), len(cards))
+	if len(runs)%2 != 0 || (len(echo) != 0 && len(echo) != n) || len(cards) != n {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d keys, %d run fields, %d echo flags, %d cardinalities", n, len(runs), len(echo), len(cards))
 	}
 	now, err := parseTime(val[5])
 	if err != nil {
@@ -85,7 +85,10 @@ func parseChanges(val []any, buf []change) ([]change, string, float64, string, e
 	}
 	out := slices.Grow(buf[:0], n)[:n]
 	for i := range out {
-		key, _ := keys[i].(string)
+		key, ok := keys[i].(string)
+		if !ok {
+			return nil, "", 0, "", fmt.Errorf("unexpected reply: entry %d is %v", i, keys[i])
+		}
 		card, _ := cards[i].(int64)
 		out[i] = change{journalEntry: journalEntry{Key: key}, card: card}
 		if len(echo) > 0 {
@@ -93,7 +96,7 @@ func parseChanges(val []any, buf []change) ([]change, string, float64, string, e
 			out[i].echo = flag == 1
 		}
 	}
-	// The scores: runs of entries of one score, then pairs of key and score.
+	// The scores: runs of entries of one score, then one for each entry.
 	i := 0
 	for j := 0; j < len(runs); j += 2 {
 		count, _ := runs[j+1].(int64)
@@ -109,16 +112,14 @@ func parseChanges(val []any, buf []change) ([]change, string, float64, string, e
 			i++
 		}
 	}
-	if len(rest) != 2*(n-i) {
-		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d more fields for %d entries", len(rest), n-i)
+	if len(rest) != n-i {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d more scores for %d entries", len(rest), n-i)
 	}
-	for j := 0; j < len(rest); j, i = j+2, i+1 {
-		if rest[j] != keys[i] {
-			return nil, "", 0, "", fmt.Errorf("unexpected reply: entry %d is %v, then %v", i, keys[i], rest[j])
-		}
-		if out[i].Time, err = parseScore(out[i].Key, rest[j+1]); err != nil {
+	for _, score := range rest {
+		if out[i].Time, err = parseScore(out[i].Key, score); err != nil {
 			return nil, "", 0, "", err
 		}
+		i++
 	}
 	return out, epoch, now, run, nil
 }

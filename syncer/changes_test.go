@@ -144,7 +144,7 @@ func TestChangesAnswerWhatTheJournalHolds(t *testing.T) {
 // the wrong place.
 func TestParseChangesRefusesBrokenReplies(t *testing.T) {
 	now := []any{int64(1764028800), int64(5)}
-	good := []any{"e", []any{"a", "b", "c"}, []any{"10.5", int64(2)}, []any{"c", "11"}, []any{}, now, []any{int64(1), int64(2), int64(-1)}, "run"}
+	good := []any{"e", []any{"a", "b", "c"}, []any{"10.5", int64(2)}, []any{"11"}, []any{}, now, []any{int64(1), int64(2), int64(-1)}, "run"}
 	out, epoch, at, run, err := parseChanges(good, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "e", epoch)
@@ -166,7 +166,9 @@ func TestParseChangesRefusesBrokenReplies(t *testing.T) {
 		"an empty run":         with(2, []any{"10.5", int64(0), "11", int64(3)}),
 		"a run without length": with(2, []any{"10.5"}),
 		"rest too short":       with(3, []any{}),
-		"rest of other keys":   with(3, []any{"d", "11"}),
+		"rest too long":        with(3, []any{"11", "12"}),
+		"a score not a text":   with(3, []any{[]any{"11"}}),
+		"keys not texts":       with(1, []any{[]any{}, []any{}, []any{}}),
 		"a score not a number": with(2, []any{"x", int64(2)}),
 		"cardinalities":        with(6, []any{int64(1)}),
 		"echo flags":           with(4, []any{int64(1)}),

@@ -12,15 +12,16 @@ import "github.com/redis/go-redis/v9"
 // for none). It writes nothing.
 //
 // The reply is {the peer's epoch or "", {key, ...}, {score, count, ...},
-// {key, score, ...}, {echo, ...}, the peer's TIME, {cardinality, ...}, the
+// {score, ...}, {echo, ...}, the peer's TIME, {cardinality, ...}, the
 // peer's run}. The scores come as runs, each a score and how many entries
-// in a row have it, and then, for the rest of the page, as pairs: Redis
+// in a row have it, and then, for the rest of the page, one by one: Redis
 // 7.0 writes a score with %.17g for each entry read WITHSCORES, 0.3 µs an
 // entry, three quarters of a page's reading, while a journal's entries
 // come in long runs of one score (each script call that writes journals
-// its keys at one time). A run costs two calls (ZSCORE, ZCOUNT): after 8
-// runs in a row of fewer than 4 entries the rest of the page is read
-// WITHSCORES. Echo is 1 for an entry whose key's origin field is the local
+// its keys at one time). A run costs two calls (ZSCORE, ZCOUNT), so the
+// rest of the page is read WITHSCORES once runs are short: after 8 runs
+// in a row of fewer than 4 entries, or 8 runs or more of fewer than 4
+// entries on average. Echo is 1 for an entry whose key's origin field is the local
 // server's tag and the key's cardinality; the cardinality is -1 for a key
 // that holds another type; the run is the server's run_id (see RunLua).
 var ChangesScript = redis.NewScript(`
@@ -28,8 +29,9 @@ local keys = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0',
 local n = #keys
 local runs, nr, rest, i, short = {}, 0, {}, 1, 0
 while i <= n do
-  if short >= 8 then
-    rest = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', i - 1), string.format('%d', n - i + 1))
+  if short >= 8 or nr >= 16 and (i - 1) * 2 < nr * 4 then
+    local zs = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', i - 1), string.format('%d', n - i + 1))
+    for j = 2, #zs, 2 do rest[j / 2] = zs[j] end
     break
   end
   -- The page starts at or after ARGV[1]: every entry of this score is in
