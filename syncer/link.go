@@ -313,11 +313,11 @@ type page struct {
 	results []fetchResult
 	from    journal.Origin
 
-	lastTime   float64          // the time of its last entry
-	tail       map[string]int64 // its entries of that time: key to cardinality
-	newest     float64          // the cursor the page moves to
-	last, next storedCursor     // the save: the cursor stored now, and the page's
-	updates    []journal.KeyMembers
+	lastTime   float64              // the time of its last entry
+	tail       map[string]int64     // its entries of that time: key to cardinality
+	newest     float64              // the cursor the page moves to
+	last, next storedCursor         // the save: the cursor stored now, and the page's
+	updates    []journal.KeyMembers // the merge's keys and members
 	done       chan struct{}
 	res        journal.MergeResult
 	merged     bool // the merge ran, and met no refusal that passes
@@ -337,9 +337,11 @@ func (l *link) newPage() *page {
 
 // recycle keeps a settled page's arrays and map for the next page, which
 // a pull then reads into without allocating them again. It drops what the
-// page pointed to, so that a spare page keeps no key nor mark alive.
+// page pointed to, so that a spare page keeps no key nor mark alive, and
+// drops a page grown past a few pages' size (a read of thousands of
+// entries of one time), whose arrays and map would stay that large.
 func (l *link) recycle(p *page) {
-	if p == nil {
+	if p == nil || cap(p.entries) > 4*l.s.opts.Batch {
 		return
 	}
 	clear(p.entries)

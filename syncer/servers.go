@@ -21,7 +21,7 @@ type linkServers interface {
 	// flags as echoes those whose origin mark is tag and the key's
 	// cardinality ("" asks for no flags). It returns them with the peer's
 	// epoch, the peer's clock, Unix seconds, and the peer's run (see
-	// journal.RunLua). The entries reuse buf's array.
+	// journal.RunLua). The entries go in buf's array when it has room.
 	changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) (entries []change, epoch string, now float64, run string, err error)
 	// fetch runs the fetch script on the peer for every request, in one
 	// call, and returns the peer's run with the results.
@@ -50,8 +50,8 @@ type clientServers struct {
 	local, peer string
 	keys        journal.Keys
 	period      metric.Period
-	fetchArgs   []any // reused by fetch, which runs one call at a time
-	merger      journal.Merger
+	fetchArgs   []any          // reused by fetch, which runs one call at a time
+	merger      journal.Merger // the link merges a page only once the last is settled
 }
 
 var _ linkServers = (*clientServers)(nil)

@@ -102,7 +102,13 @@ func (mg *Merger) Merge(ctx context.Context, run Runner, addr string, keys Keys,
 			}
 		}
 	}
-	return res, send()
+	err := send()
+	if cap(b.pairs) > 4*maxCallPoints {
+		// A key fetched whole, whose members all went in one call: keep
+		// no arrays that large for the next merges.
+		mg.b = Batch{}
+	}
+	return res, err
 }
 
 // Members returns every member of each key on one server, in one call. A
