@@ -96,9 +96,9 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // cardinality changed: -2). The cardinality is -1 for a key that holds
 // another type, or that the script may not read, which gets neither
 // members nor checkpoints. A key whose newest score or farthest boundary is
-// not within ±1e14 gets no checkpoints either: Lua writes numbers with 14
-// digits and Redis makes them 64-bit integers, so its boundaries would not
-// be the ones counted, and the link fetches it whole.
+// not within ±1e14 gets no checkpoints either, and the link fetches it
+// whole: Redis makes the newest score a 64-bit integer in the reply, and
+// the boundaries are written with %d, both exact within that range only.
 //
 // Each command costs a script call 0.5-1.5 µs, so a fetch counts what it
 // can instead of asking: the cardinality of a
