@@ -21,9 +21,10 @@ import "github.com/redis/go-redis/v9"
 // its keys at one time). A run costs two calls (ZSCORE, ZCOUNT), so the
 // rest of the page is read WITHSCORES once runs are short: after 8 runs
 // in a row of fewer than 4 entries, or 8 runs or more of fewer than 4
-// entries on average. Echo is 1 for an entry whose key's origin field is the local
-// server's tag and the key's cardinality; the cardinality is -1 for a key
-// that holds another type; the run is the server's run_id (see RunLua).
+// entries on average. Echo is 1 for an entry whose key's origin field is
+// the local server's tag and the key's cardinality; the cardinality is -1
+// for a key that holds another type; the run is the server's run_id (see
+// RunLua).
 var ChangesScript = redis.NewScript(`
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0', ARGV[2])
 local n = #keys
