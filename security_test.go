@@ -285,10 +285,12 @@ func TestPasswordNotInConfigErrors(t *testing.T) {
 // aclRules let a user write and read metrics, the journal, the horizon, the
 // origin hash and the syncer's cursors, and nothing else: metric keys start
 // with a period ("2026-11-25:..." or "2026-11-25T13:..."); the scripts need
-// EVALSHA and EVAL (@scripting), TIME, GET, ZADD, TYPE, ZCARD, ZRANGE,
-// ZREVRANGE, ZSCORE, SCAN, UNLINK, ZREM, EXISTS, HGET, HMGET, HSET and HDEL,
-// the reads ZRANGEBYSCORE, ZREVRANGEBYSCORE and ZSCAN. Administrative and
-// dangerous commands (FLUSHALL, CONFIG, KEYS, DEBUG, ...) are refused.
+// EVALSHA and EVAL (@scripting), TIME, GET, ZADD, TYPE, ZCARD, ZCOUNT,
+// ZRANGE, ZREVRANGE, ZSCORE, SCAN, UNLINK, ZREM, EXISTS, HGET, HMGET, HSET
+// and HDEL, the reads ZRANGEBYSCORE, ZREVRANGEBYSCORE and ZSCAN.
+// Administrative and dangerous commands (FLUSHALL, CONFIG, KEYS, DEBUG,
+// INFO, ...) are refused: the syncer then does not see a peer restart (see
+// journal.RunLua).
 var aclRules = []any{
 	"on", ">" + password, "resetkeys", "resetchannels",
 	"~[0-9][0-9][0-9][0-9]-*", "~journal", "~journal:horizon", "~journal:origin", "~syncer:cursors",
