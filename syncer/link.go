@@ -344,12 +344,13 @@ func (l *link) recycle(p *page) {
 	if p == nil || cap(p.entries) > 4*l.s.opts.Batch {
 		return
 	}
-	clear(p.entries)
-	clear(p.sift.handled)
-	clear(p.sift.marks)
-	clear(p.sift.requests)
+	// Whole arrays: what filled one may have written past its length.
+	clear(p.entries[:cap(p.entries)])
+	clear(p.sift.handled[:cap(p.sift.handled)])
+	clear(p.sift.marks[:cap(p.sift.marks)])
+	clear(p.sift.requests[:cap(p.sift.requests)])
 	clear(p.tail)
-	clear(p.updates)
+	clear(p.updates[:cap(p.updates)])
 	*p = page{
 		entries: p.entries[:0],
 		sift:    sifted{handled: p.sift.handled[:0], marks: p.sift.marks[:0], requests: p.sift.requests[:0]},

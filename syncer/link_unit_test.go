@@ -122,13 +122,13 @@ func (f *fakeServers) peerNow() float64 {
 	return float64(f.clock.now().Add(f.peerSkew).UnixMicro()) / 1e6
 }
 
-func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string, _ []change) ([]change, string, float64, string, error) {
+func (f *fakeServers) changes(_ context.Context, since float64, after bool, limit int, tag string, buf []change) ([]change, string, float64, string, error) {
 	if err := f.call("changes"); err != nil {
 		return nil, "", 0, "", err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []change
+	out := buf[:0]
 	for key, t := range f.peer.journal {
 		if t > since || t == since && !after {
 			out = append(out, change{journalEntry: journalEntry{Key: key, Time: t}})
@@ -474,6 +474,41 @@ func TestLinkPageOfOneTimeIsFetchedOnce(t *testing.T) {
 	}
 	assert.ElementsMatch(t, keys, fs.fetched, "each key fetched once")
 	assert.Equal(t, unix(at), l.cursor)
+}
+
+// A link keeps its last settled page to read the next one into: the page
+// it keeps holds no key of the pages before, and a page grown large (a
+// read of many entries of one time) is not kept at all.
+func TestLinkKeepsOnlyAnEmptyPageOfUsualSize(t *testing.T) {
+	l, fs, clock := testLink(t, Options{Batch: 2})
+	writeSeconds(t, fs.peer, clock.now(), 6)
+	pass(t, l)
+	require.NotNil(t, l.spare, "a page of usual size is kept")
+	p := l.spare
+	assert.Empty(t, p.entries)
+	assert.Empty(t, p.tail)
+	for _, s := range [][]change{p.entries[:cap(p.entries)], p.sift.handled[:cap(p.sift.handled)]} {
+		for _, e := range s {
+			assert.Empty(t, e.Key, "a kept page holds no key")
+		}
+	}
+	for _, m := range p.sift.marks[:cap(p.sift.marks)] {
+		assert.Nil(t, m, "a kept page holds no mark")
+	}
+	for _, r := range p.sift.requests[:cap(p.sift.requests)] {
+		assert.Empty(t, r.key, "a kept page holds no request")
+	}
+
+	at := clock.now()
+	clock.advance(time.Second)
+	for i := range 40 {
+		write(fs.peer, key(t, at, fmt.Sprintf("one%d", i)), at, at, "1")
+	}
+	pass(t, l)
+	assert.Len(t, fs.fetched, 46, "every key fetched once")
+	if l.spare != nil {
+		assert.LessOrEqual(t, cap(l.spare.entries), 4*l.s.opts.Batch, "a page grown large is not kept")
+	}
 }
 
 func TestLinkTemporaryRefusalFailsThePass(t *testing.T) {
