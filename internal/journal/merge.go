@@ -59,8 +59,14 @@ type Merger struct {
 func (mg *Merger) Merge(ctx context.Context, run Runner, addr string, keys Keys, from Origin, updates []KeyMembers) (MergeResult, error) {
 	var res MergeResult
 	b := &mg.b
-	b.Reset()
 	b.Origin = from
+	defer func() {
+		// After a key fetched whole, whose members all went in one call,
+		// keep no arrays that large for the next merges.
+		if cap(b.pairs) > 4*maxCallPoints {
+			mg.b = Batch{}
+		}
+	}()
 	send := func() error {
 		if len(b.Names) == 0 {
 			return nil
@@ -102,13 +108,7 @@ func (mg *Merger) Merge(ctx context.Context, run Runner, addr string, keys Keys,
 			}
 		}
 	}
-	err := send()
-	if cap(b.pairs) > 4*maxCallPoints {
-		// A key fetched whole, whose members all went in one call: keep
-		// no arrays that large for the next merges.
-		mg.b = Batch{}
-	}
-	return res, err
+	return res, send()
 }
 
 // Members returns every member of each key on one server, in one call. A
