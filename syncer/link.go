@@ -406,12 +406,11 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 			p.updates = append(p.updates, journal.KeyMembers{Key: p.sift.requests[i].key, Members: r.members})
 		}
 	}
-	updates := p.updates
 	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
-		if len(updates) > 0 {
-			if p.res, p.err = l.servers.merge(ctx, p.from, updates); p.err != nil || len(temporaryFailures(p.res)) > 0 {
+		if len(p.updates) > 0 {
+			if p.res, p.err = l.servers.merge(ctx, p.from, p.updates); p.err != nil || len(temporaryFailures(p.res)) > 0 {
 				return
 			}
 		}
