@@ -93,7 +93,7 @@ func TestOddLinesThroughTheStore(t *testing.T) {
 	}, f.waitPoints(t, "odd", "v", 7))
 	assert.Len(t, f.waitPoints(t, "ünï", "çödé", 1), 1)
 	assert.Len(t, f.waitPoints(t, "odd", strings.Repeat("m", 512), 1), 1)
-	st := f.waitStats(t, func(st Stats) bool { return st.Bad.Total() == 10 })
+	st := f.waitStats(t, func(st Stats) bool { return st.Bad.Total() == 10 && st.Written == 10 })
 	assert.Equal(t, Stats{Lines: 20, Written: 10, Conns: 1,
 		Bad: BadLines{Unmapped: 2, NotFinite: 1, Malformed: 4, Timestamp: 3}}, st)
 }
