@@ -19,7 +19,7 @@ import (
 const (
 	DefaultBatchSize     = 20000
 	DefaultFlushInterval = 100 * time.Millisecond
-	DefaultMaxBuffered   = 100000
+	DefaultMaxBuffered   = 200000
 )
 
 // ErrBufferFull is returned by Recorder.Add and Recorder.Write when the
@@ -41,7 +41,12 @@ type RecorderOptions struct {
 	FlushInterval time.Duration
 	// MaxBuffered is how many points may be buffered or in flushes under
 	// way; then Add and Write wait until a flush ends, or fail with
-	// ErrBufferFull when FailWhenFull is set. Default 100,000.
+	// ErrBufferFull when FailWhenFull is set. Default 200,000. While the
+	// servers lag behind the writers, each flush takes what was buffered
+	// during the flushes before it, about MaxBuffered / (MaxFlushes + 1)
+	// points: the more points each key gets in a script call, the less a
+	// point costs the servers. A queued point holds 17 to 285 bytes, more
+	// with more series.
 	MaxBuffered int
 	// MaxFlushes is how many flushes may be under way at once, each
 	// sending every node its share in script calls of at most 10,000
