@@ -127,8 +127,10 @@ var containers = func() map[string]bool {
 }()
 
 // commandKeys returns the keys of a command, in argument order. A command
-// with none returns none.
-func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder) ([]string, error) {
+// with none returns none. Keys found by the command's key spec are
+// appended to dst, so that a caller's array on its stack holds the usual
+// one key or few without an allocation per command.
+func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder, dst []string) ([]string, error) {
 	args := cmd.Args()
 	name := strings.ToLower(cmd.Name())
 	if keys, ok := movableKeys(name, args); ok {
@@ -153,7 +155,7 @@ func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder) ([]string, er
 		last = len(args) + last
 	}
 	step := max(spec.step, 1)
-	var keys []string
+	keys := dst
 	for i := spec.first; i <= last && i < len(args); i += step {
 		keys = append(keys, argString(args[i]))
 	}

@@ -128,7 +128,8 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		// A channel is placed as a key would be, and so is a subscription.
 		return target{node: c.route("", argString(args[1]))}, true
 	}
-	keys, err := c.commandKeys(ctx, cmd)
+	var held [4]string
+	keys, err := c.commandKeys(ctx, cmd, held[:0])
 	if err != nil {
 		cmd.SetErr(err)
 		return target{}, false
