@@ -26,18 +26,22 @@ type flushWork struct {
 }
 
 // nodeWrite is one node's part of a flush: its script calls, sent in turn.
+// Each call's batch is built in batch just before it is sent, so that a
+// flush holds the script's arguments of one call per node, not of all its
+// points.
 type nodeWrite struct {
 	node  string
 	calls []*callWrite
 	used  int // calls in use in this flush
+	batch journal.Batch
 }
 
 // callWrite is one script call of a flush.
 type callWrite struct {
-	batch  journal.Batch
 	takes  []*take
 	points int
 	err    error
+	failed map[int]error // errors of single keys, by index into takes
 }
 
 // call returns the node's call that has room for points more.
@@ -71,7 +75,6 @@ func (r *Recorder) send(w *flushWork) {
 		cw := nw.call(t.points)
 		cw.takes = append(cw.takes, t)
 		cw.points += t.points
-		cw.batch.Add(t.s.key, t.members)
 	}
 
 	ctx := context.Background() // shared by every waiter: each call has its command timeout
@@ -92,17 +95,22 @@ func (r *Recorder) send(w *flushWork) {
 		for _, cw := range nw.calls[:nw.used] {
 			r.account(w.gen, cw)
 			clear(cw.takes)
-			cw.takes, cw.points, cw.err = cw.takes[:0], 0, nil
-			cw.batch.Reset()
+			cw.takes, cw.points, cw.err, cw.failed = cw.takes[:0], 0, nil, nil
 		}
 		nw.used = 0
 	}
 }
 
-// sendNode sends a node's calls of a flush, in turn.
+// sendNode builds and sends a node's calls of a flush, in turn.
 func (r *Recorder) sendNode(ctx context.Context, nw *nodeWrite) {
+	b := &nw.batch
 	for _, cw := range nw.calls[:nw.used] {
-		cw.err = r.write(ctx, nw.node, &cw.batch)
+		for _, t := range cw.takes {
+			b.Add(t.s.key, t.members)
+		}
+		cw.err = r.write(ctx, nw.node, b)
+		cw.failed, b.Failed = b.Failed, nil
+		b.Reset()
 	}
 }
 
@@ -143,7 +151,7 @@ func (r *Recorder) account(g *generation, cw *callWrite) {
 		}
 		return
 	}
-	for i, err := range cw.batch.Failed {
+	for i, err := range cw.failed {
 		t := cw.takes[i]
 		points -= t.points
 		r.fail(g, err, t.points)
