@@ -41,12 +41,13 @@ type RecorderOptions struct {
 	FlushInterval time.Duration
 	// MaxBuffered is how many points may be buffered or in flushes under
 	// way; then Add and Write wait until a flush ends, or fail with
-	// ErrBufferFull when FailWhenFull is set. Default 200,000. While the
-	// servers lag behind the writers, each flush takes what was buffered
-	// during the flushes before it, about MaxBuffered / (MaxFlushes + 1)
-	// points: the more points each key gets in a script call, the less a
-	// point costs the servers. A queued point holds 17 to 285 bytes, more
-	// with more series.
+	// ErrBufferFull when FailWhenFull is set. Default 200,000. While
+	// flushes are under way the buffer takes at most MaxBuffered /
+	// (MaxFlushes + 1) points, so that while the servers lag behind the
+	// writers each flush takes about that many: the more points each key
+	// gets in a script call, the less a point costs the servers. A
+	// buffered point holds 17 to 285 bytes, more with more series; a flush
+	// holds one script call's arguments per node besides.
 	MaxBuffered int
 	// MaxFlushes is how many flushes may be under way at once, each
 	// sending every node its share in script calls of at most 10,000
@@ -341,7 +342,7 @@ func (r *Recorder) seriesID(host, metricName string, ts float64) seriesID {
 // is full; r.mu is held, and released while it waits. It returns the
 // point's series.
 func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, value float64) (*series, error) {
-	for r.cur.points+r.inFlight >= r.opts.MaxBuffered && !r.closed {
+	for r.cur.points >= r.roomLocked() && !r.closed {
 		if r.opts.FailWhenFull {
 			return nil, ErrBufferFull
 		}
@@ -386,6 +387,19 @@ func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, v
 	return s, nil
 }
 
+// roomLocked returns how many points the current generation may hold; r.mu
+// is held. With no flush under way it may fill MaxBuffered. While flushes
+// run it takes at most MaxBuffered / (MaxFlushes + 1), so that a loaded
+// Recorder's flushes keep an even size: were it to take all the room a
+// small flush leaves, a large flush would follow, then a small one again,
+// and the writers would wait while the servers work.
+func (r *Recorder) roomLocked() int {
+	if r.inFlight == 0 {
+		return r.opts.MaxBuffered
+	}
+	return min(r.opts.MaxBuffered-r.inFlight, r.opts.MaxBuffered/(r.opts.MaxFlushes+1))
+}
+
 // kickFlush asks the dispatcher to look at the buffer, without waiting.
 func (r *Recorder) kickFlush() {
 	select {
@@ -427,7 +441,7 @@ func (r *Recorder) dispatch() {
 func (r *Recorder) startFlush(due bool) bool {
 	r.mu.Lock()
 	g := r.cur
-	full := g.points >= r.opts.BatchSize || g.points+r.inFlight >= r.opts.MaxBuffered
+	full := g.points >= r.opts.BatchSize || g.points >= r.roomLocked()
 	if g.points == 0 || len(r.flushing) >= r.opts.MaxFlushes || !(due || full || g.waiters > 0) {
 		r.mu.Unlock()
 		return false
