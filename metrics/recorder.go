@@ -19,7 +19,9 @@ import (
 const (
 	DefaultBatchSize     = 20000
 	DefaultFlushInterval = 100 * time.Millisecond
-	DefaultMaxBuffered   = 200000
+	// DefaultPointsPerFlush sets MaxBuffered's default: this many points
+	// for each flush MaxFlushes lets run, and as many again buffered.
+	DefaultPointsPerFlush = 300000
 )
 
 // ErrBufferFull is returned by Recorder.Add and Recorder.Write when the
@@ -41,13 +43,14 @@ type RecorderOptions struct {
 	FlushInterval time.Duration
 	// MaxBuffered is how many points may be buffered or in flushes under
 	// way; then Add and Write wait until a flush ends, or fail with
-	// ErrBufferFull when FailWhenFull is set. Default 200,000. While
-	// flushes are under way the buffer takes at most MaxBuffered /
-	// (MaxFlushes + 1) points, so that while the servers lag behind the
-	// writers each flush takes about that many: the more points each key
-	// gets in a script call, the less a point costs the servers. A
-	// buffered point holds 17 to 285 bytes, more with more series; a flush
-	// holds one script call's arguments per node besides.
+	// ErrBufferFull when FailWhenFull is set. Default DefaultPointsPerFlush
+	// × (MaxFlushes + 1): 600,000 with one flush at a time. While flushes
+	// are under way the buffer takes at most MaxBuffered / (MaxFlushes +
+	// 1) points, so that while the servers lag behind the writers each
+	// flush takes about that many: the more points each key gets in a
+	// script call, the less a point costs the servers. A buffered point
+	// holds 17 to 285 bytes, more with more series; a flush holds one
+	// script call's arguments per node besides.
 	MaxBuffered int
 	// MaxFlushes is how many flushes may be under way at once, each
 	// sending every node its share in script calls of at most 10,000
@@ -75,11 +78,11 @@ func (o RecorderOptions) withDefaults() RecorderOptions {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
-	if o.MaxBuffered <= 0 {
-		o.MaxBuffered = DefaultMaxBuffered
-	}
 	if o.MaxFlushes <= 0 {
 		o.MaxFlushes = min(max(runtime.GOMAXPROCS(0)/4, 1), 4)
+	}
+	if o.MaxBuffered <= 0 {
+		o.MaxBuffered = DefaultPointsPerFlush * (o.MaxFlushes + 1)
 	}
 	return o
 }
