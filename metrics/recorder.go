@@ -35,7 +35,8 @@ type RecorderOptions struct {
 	// the server's cost of a point falls with the points per key in a
 	// flush, since each key costs one ZADD whatever its member count. While
 	// MaxFlushes flushes are under way, points wait and the next flush
-	// takes them all: batches grow with the load.
+	// takes them all, up to MaxBuffered / (MaxFlushes + 1): batches grow
+	// with the load.
 	BatchSize int
 	// FlushInterval is the longest a point added with Add waits in the
 	// buffer before a flush sends it. Default 100ms. Write does not wait
@@ -46,11 +47,11 @@ type RecorderOptions struct {
 	// ErrBufferFull when FailWhenFull is set. Default DefaultPointsPerFlush
 	// × (MaxFlushes + 1): 600,000 with one flush at a time. While flushes
 	// are under way the buffer takes at most MaxBuffered / (MaxFlushes +
-	// 1) points, so that while the servers lag behind the writers each
-	// flush takes about that many: the more points each key gets in a
-	// script call, the less a point costs the servers. A buffered point
-	// holds 17 to 285 bytes, more with more series; a flush holds one
-	// script call's arguments per node besides.
+	// 1) points (and Add and Write wait or fail there), so that while the
+	// servers lag behind the writers each flush takes about that many: the
+	// more points each key gets in a script call, the less a point costs
+	// the servers. A buffered point holds 17 to 285 bytes, more with more
+	// series; a flush holds one script call's arguments per node besides.
 	MaxBuffered int
 	// MaxFlushes is how many flushes may be under way at once, each
 	// sending every node its share in script calls of at most 10,000
@@ -347,6 +348,7 @@ func (r *Recorder) seriesID(host, metricName string, ts float64) seriesID {
 func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, value float64) (*series, error) {
 	for r.cur.points >= r.roomLocked() && !r.closed {
 		if r.opts.FailWhenFull {
+			r.kickFlush() // a flush may be free to take the buffer
 			return nil, ErrBufferFull
 		}
 		room := r.room
@@ -400,7 +402,7 @@ func (r *Recorder) roomLocked() int {
 	if r.inFlight == 0 {
 		return r.opts.MaxBuffered
 	}
-	return min(r.opts.MaxBuffered-r.inFlight, r.opts.MaxBuffered/(r.opts.MaxFlushes+1))
+	return min(r.opts.MaxBuffered-r.inFlight, max(r.opts.MaxBuffered/(r.opts.MaxFlushes+1), 1))
 }
 
 // kickFlush asks the dispatcher to look at the buffer, without waiting.

@@ -127,7 +127,7 @@ func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
 	opts := testOptions()
 	opts.CommandTimeout = 3 * time.Second
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
-	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 10, BatchSize: 10})
+	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 10, BatchSize: 10, FlushInterval: time.Hour})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	require.NoError(t, r.Add(context.Background(), "web1", "cpu", at, 0)) // a first connection
 	require.NoError(t, r.Flush(context.Background()))
@@ -210,4 +210,47 @@ func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
 	for w := range writers {
 		assert.Equal(t, int64(batches*perBatch), counts[mustKey(t, c, at, fmt.Sprintf("web%d", w), "cpu")], "points of writer %d", w)
 	}
+}
+
+// While a flush is under way the buffer takes at most MaxBuffered /
+// (MaxFlushes + 1) points, so that a loaded Recorder's flushes keep an
+// even size; with no flush under way it takes MaxBuffered.
+func TestBufferHoldsLessWhileAFlushRuns(t *testing.T) {
+	s := redistest.StartT(t)
+	p, err := faultproxy.New(s.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 100, MaxFlushes: 1, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	n := 0
+	add := func() error {
+		n++
+		return r.Add(ctx, "web1", "cpu", at.Add(time.Duration(n)*time.Second), 1)
+	}
+	require.NoError(t, add()) // a first connection
+	require.NoError(t, r.Flush(ctx))
+
+	p.Blackhole(true)
+	for range 20 {
+		require.NoError(t, add())
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, r.Flush(short), context.DeadlineExceeded, "the flush of 20 points hangs")
+	for i := range 50 {
+		require.NoError(t, add(), "point %d while the flush runs", i+1)
+	}
+	require.ErrorIs(t, add(), metrics.ErrBufferFull, "100 / (1 + 1) = 50 points while a flush runs, though the flush holds only 20")
+
+	p.Blackhole(false)
+	_ = r.Flush(ctx) // the 20 points timed out, or a retry wrote them
+	require.NoError(t, r.Flush(ctx))
+	for i := range 100 {
+		require.NoError(t, add(), "point %d with no flush under way", i+1)
+	}
+	require.ErrorIs(t, add(), metrics.ErrBufferFull)
 }
