@@ -285,6 +285,37 @@ func TestRecorderBadInputAndClose(t *testing.T) {
 	assert.Equal(t, int64(1), n)
 }
 
+// A key that fails in a node's second script call of a flush fails alone,
+// flush after flush: the calls of a node share one batch, and each call's
+// failures are read out before the next is built.
+func TestRecorderKeyFailsInALaterCall(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, c.Set(ctx, "2026-11-25:bad:m", "x", 0).Err())
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 1 << 20, FlushInterval: time.Hour})
+	for round := range 2 {
+		day := at.Add(time.Duration(round) * time.Hour)
+		for i := range 10000 { // a script call's worth
+			require.NoError(t, r.Add(ctx, "big", "m", day.Add(time.Duration(i)*time.Millisecond), 1))
+		}
+		require.NoError(t, r.Add(ctx, "bad", "m", day, 1))
+		require.NoError(t, r.Add(ctx, "good", "m", day, 1))
+		err := r.Flush(ctx)
+		require.Error(t, err, "round %d", round+1)
+		assert.Contains(t, err.Error(), "WRONGTYPE")
+		assert.Contains(t, err.Error(), "2026-11-25:bad:m")
+		assert.NotContains(t, err.Error(), "2026-11-25:good:m")
+	}
+	st := r.Stats()
+	assert.Equal(t, int64(2*10001), st.Written)
+	assert.Equal(t, int64(2), st.Failed)
+	direct := directClient(t, servers[0].Addr())
+	assert.Equal(t, int64(20000), direct.ZCard(ctx, "2026-11-25:big:m").Val())
+	assert.Equal(t, int64(2), direct.ZCard(ctx, "2026-11-25:good:m").Val())
+}
+
 // Adding a point to a series the Recorder knows allocates nothing, and
 // neither does routing a key: the cost of a point is an append under a
 // mutex.
