@@ -31,6 +31,17 @@ func hostOn(t *testing.T, c *federated.Client, node, metric string, at time.Time
 	return ""
 }
 
+// proxiedClient returns a client of one node, a redis-server behind a
+// fault proxy, the proxy and the server.
+func proxiedClient(t *testing.T, opts federated.Options) (*federated.Client, *faultproxy.Proxy, *redistest.Server) {
+	t.Helper()
+	s := redistest.StartT(t)
+	p, err := faultproxy.New(s.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts}), p, s
+}
+
 // Goroutines that share a Recorder each get the failures of their own
 // points from Write, whatever the others do: a Write of points for a dead
 // node fails, naming it, while Writes for a live node, and Flushes made at
@@ -120,13 +131,9 @@ func TestWriteRefusesBadInputWholly(t *testing.T) {
 // Add and Write wait for room with a context: a full buffer whose flushes
 // cannot end does not hold a caller past its deadline.
 func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
-	s := redistest.StartT(t)
-	p, err := faultproxy.New(s.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
 	opts := testOptions()
 	opts.CommandTimeout = 3 * time.Second
-	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	c, p, _ := proxiedClient(t, opts)
 	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 10, BatchSize: 10, FlushInterval: time.Hour})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	require.NoError(t, r.Add(context.Background(), "web1", "cpu", at, 0)) // a first connection
@@ -138,7 +145,7 @@ func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	err = r.Add(ctx, "web1", "cpu", at.Add(time.Hour), 1)
+	err := r.Add(ctx, "web1", "cpu", at.Add(time.Hour), 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(began), time.Second)
 	err = r.Write(ctx, metrics.Sample{Host: "web1", Metric: "cpu", Time: at.Add(time.Hour), Value: 1})
@@ -153,15 +160,11 @@ func TestAddWaitsForRoomUntilItsContextEnds(t *testing.T) {
 // Add and Flush, a failure went to whichever Flush came next, and a
 // goroutine could see nil for its own lost points.)
 func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
-	s := redistest.StartT(t)
-	p, err := faultproxy.New(s.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
 	opts := testOptions()
 	opts.CommandTimeout = 200 * time.Millisecond
 	opts.BaseRetryInterval = 20 * time.Millisecond
 	opts.MaxRetryInterval = 50 * time.Millisecond
-	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	c, p, s := proxiedClient(t, opts)
 	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 200})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
@@ -216,13 +219,9 @@ func TestSharedRecorderLosesNoAcknowledgedPoint(t *testing.T) {
 // (MaxFlushes + 1) points, so that a loaded Recorder's flushes keep an
 // even size; with no flush under way it takes MaxBuffered.
 func TestBufferHoldsLessWhileAFlushRuns(t *testing.T) {
-	s := redistest.StartT(t)
-	p, err := faultproxy.New(s.Addr())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
 	opts := testOptions()
 	opts.CommandTimeout = 300 * time.Millisecond
-	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"one": {Address: p.Addr()}}, Options: opts})
+	c, p, _ := proxiedClient(t, opts)
 	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: 100, MaxFlushes: 1, BatchSize: 1000000, FlushInterval: time.Hour, FailWhenFull: true})
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
