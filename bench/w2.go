@@ -84,8 +84,9 @@ func w2Writer(ctx context.Context, b batcher, d *w2Data, next *atomic.Int64, poi
 // runRecorder is one run of W2 through a redfed Recorder with its default
 // options: writers goroutines Add the points, then Close flushes what is
 // left, inside the timing. The Recorder batches by itself (per node and
-// key, 20,000 points or 100ms a flush, at most 10,000 points a script
-// call); its latencies are those of its script calls, one node each.
+// key; a flush starts at 20,000 points or after 100ms and, under load,
+// takes up to 300,000; at most 10,000 points a script call); its
+// latencies are those of its script calls, one node each.
 func runRecorder(ctx context.Context, f *fleet, c *clients, d *w2Data, points int64, writers int) (sample, error) {
 	r, err := newRecorder(c.recorder, metrics.RecorderOptions{})
 	if err != nil {
