@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -132,16 +134,16 @@ type Recorder struct {
 	period metric.Period
 	step   int64 // the period's length in seconds
 
-	mu       sync.Mutex // guards the fields below
-	series   map[seriesID]*series
-	cur      *generation   // the points buffered now
-	flushing []*generation // flushes under way, oldest first
-	inFlight int           // points in flushes under way
-	room     chan struct{} // closed when a flush ends, or on close; then replaced
-	free     [][]byte      // member buffers to reuse
-	works    []*flushWork  // flush state to reuse
-	topo     uint64        // the topology version series were routed with
-	flushNo  int64         // flushes taken, for evicting idle series
+	mu       sync.Mutex         // guards the fields below
+	series   map[uint64]*series // by the hash seriesOf gives; series of one hash chained through next
+	cur      *generation        // the points buffered now
+	flushing []*generation      // flushes under way, oldest first
+	inFlight int                // points in flushes under way
+	room     chan struct{}      // closed when a flush ends, or on close; then replaced
+	free     [][]byte           // member buffers to reuse
+	works    []*flushWork       // flush state to reuse
+	topo     uint64             // the topology version series were routed with
+	flushNo  int64              // flushes taken, for evicting idle series
 	closed   bool
 
 	errMu sync.Mutex
@@ -154,6 +156,8 @@ type Recorder struct {
 	flushers sync.WaitGroup
 
 	added, written, failed, sent atomic.Int64
+
+	seed maphash.Seed // of the series hashes
 }
 
 // seriesID names the key a point goes to.
@@ -165,6 +169,8 @@ type seriesID struct {
 // series is one key's buffer, guarded by Recorder.mu: its members added
 // since the current generation began, each followed by '\n'.
 type series struct {
+	id        seriesID
+	next      *series // of the same hash
 	key       string
 	node      string
 	buf       []byte
@@ -225,7 +231,8 @@ func (st *Store) NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		opts:   opts.withDefaults(),
 		period: p,
 		step:   int64(p.Duration() / time.Second),
-		series: make(map[seriesID]*series),
+		series: make(map[uint64]*series),
+		seed:   maphash.MakeSeed(),
 		cur:    newGeneration(),
 		room:   make(chan struct{}),
 		topo:   st.c.TopologyVersion(),
@@ -248,8 +255,10 @@ func (r *Recorder) Add(ctx context.Context, host, metricName string, t time.Time
 	if err != nil {
 		return err
 	}
+	// The series' hash is found before the mutex is taken.
+	id, h := r.seriesOf(host, metricName, ts)
 	r.mu.Lock()
-	if _, err = r.addLocked(ctx, host, metricName, ts, value); err == nil {
+	if _, err = r.addLocked(ctx, id, h, ts, value); err == nil {
 		r.cur.viaAdd = true
 	}
 	r.mu.Unlock()
@@ -266,28 +275,29 @@ func (r *Recorder) Add(ctx context.Context, host, metricName string, t time.Time
 // written all the same. When ctx ends before the points are written, Write
 // returns ctx's error, and they may still be written.
 func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
-	tss := make([]float64, len(samples))
+	points := make([]point, len(samples))
 	for i, s := range samples {
 		ts, err := validPoint(s.Time, s.Value)
 		if err != nil {
 			return fmt.Errorf("sample %d of %d: %w", i+1, len(samples), err)
 		}
-		tss[i] = ts
+		points[i].id, points[i].hash = r.seriesOf(s.Host, s.Metric, ts)
+		points[i].ts, points[i].value = ts, s.Value
 	}
 	var gens []*generation
 	mine := make(map[*series]struct{})
 	var addErr error
 	r.mu.Lock()
 	for i, s := range samples {
-		if r.series[r.seriesID(s.Host, s.Metric, tss[i])] == nil {
+		if r.lookupLocked(points[i].id, points[i].hash) == nil {
 			if err := validNames(s.Host, s.Metric); err != nil {
 				r.mu.Unlock()
 				return fmt.Errorf("sample %d of %d: %w", i+1, len(samples), err)
 			}
 		}
 	}
-	for i, s := range samples {
-		sr, err := r.addLocked(ctx, s.Host, s.Metric, tss[i], s.Value)
+	for i := range points {
+		sr, err := r.addLocked(ctx, points[i].id, points[i].hash, points[i].ts, points[i].value)
 		if err != nil {
 			addErr = err
 			break
@@ -336,16 +346,40 @@ func validNames(host, metricName string) error {
 	return metric.ValidateMetric(metricName)
 }
 
-// seriesID returns the id of the series a point goes to.
-func (r *Recorder) seriesID(host, metricName string, ts float64) seriesID {
+// point is a validated point of a Write: its series' id and hash, its
+// timestamp and value.
+type point struct {
+	id        seriesID
+	hash      uint64
+	ts, value float64
+}
+
+// seriesOf returns the id of the series a point goes to and its hash, the
+// key of the series in the Recorder's table (two series may share one: the
+// table chains them). It needs no lock.
+func (r *Recorder) seriesOf(host, metricName string, ts float64) (seriesID, uint64) {
 	sec := int64(ts)
-	return seriesID{host: host, metric: metricName, start: sec - sec%r.step}
+	id := seriesID{host: host, metric: metricName, start: sec - sec%r.step}
+	h := maphash.String(r.seed, host) ^ bits.RotateLeft64(maphash.String(r.seed, metricName), 32) ^
+		uint64(id.start)*0x9e3779b97f4a7c15
+	return id, h
+}
+
+// lookupLocked returns the series of id, whose hash is h, or nil if the
+// Recorder has none; r.mu is held.
+func (r *Recorder) lookupLocked(id seriesID, h uint64) *series {
+	for s := r.series[h]; s != nil; s = s.next {
+		if s.id == id {
+			return s
+		}
+	}
+	return nil
 }
 
 // addLocked buffers one validated point, waiting for room while the buffer
 // is full; r.mu is held, and released while it waits. It returns the
 // point's series.
-func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, value float64) (*series, error) {
+func (r *Recorder) addLocked(ctx context.Context, id seriesID, h uint64, ts, value float64) (*series, error) {
 	for r.cur.points >= r.roomLocked() && !r.closed {
 		if r.opts.FailWhenFull {
 			r.kickFlush() // a flush may be free to take the buffer
@@ -365,15 +399,14 @@ func (r *Recorder) addLocked(ctx context.Context, host, metricName string, ts, v
 	if r.closed {
 		return nil, federated.ErrClosed
 	}
-	id := r.seriesID(host, metricName, ts)
-	s := r.series[id]
+	s := r.lookupLocked(id, h)
 	if s == nil {
-		if err := validNames(host, metricName); err != nil {
+		if err := validNames(id.host, id.metric); err != nil {
 			return nil, err
 		}
-		key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), host, metricName))
-		s = &series{key: key, node: r.c.KeyToNode(key), lastFlush: r.flushNo}
-		r.series[id] = s
+		key := string(metric.AppendKey(nil, r.period, time.Unix(id.start, 0).UTC(), id.host, id.metric))
+		s = &series{id: id, next: r.series[h], key: key, node: r.c.KeyToNode(key), lastFlush: r.flushNo}
+		r.series[h] = s
 	}
 	if s.buf == nil && len(r.free) > 0 {
 		s.buf, r.free = r.free[len(r.free)-1], r.free[:len(r.free)-1]
@@ -468,8 +501,10 @@ func (r *Recorder) takeLocked() *flushWork {
 	if v := r.c.TopologyVersion(); v != r.topo {
 		// Nodes were added or removed: route every series again.
 		r.topo = v
-		for _, s := range r.series {
-			s.node = r.c.KeyToNode(s.key)
+		for _, first := range r.series {
+			for s := first; s != nil; s = s.next {
+				s.node = r.c.KeyToNode(s.key)
+			}
 		}
 	}
 	var w *flushWork
@@ -601,12 +636,24 @@ func (r *Recorder) Stats() RecorderStats {
 // periods, hosts gone quiet), so that the table does not grow without end;
 // r.mu is held.
 func (r *Recorder) evictLocked() {
-	for id, s := range r.series {
-		if !s.pending && r.flushNo-s.lastFlush > 64 {
-			delete(r.series, id)
-			if s.buf != nil {
-				r.free = append(r.free, s.buf[:0])
+	for h, first := range r.series {
+		var kept *series
+		for s := first; s != nil; {
+			next := s.next
+			if !s.pending && r.flushNo-s.lastFlush > 64 {
+				if s.buf != nil {
+					r.free = append(r.free, s.buf[:0])
+				}
+				s.next = nil
+			} else {
+				s.next, kept = kept, s
 			}
+			s = next
+		}
+		if kept == nil {
+			delete(r.series, h)
+		} else {
+			r.series[h] = kept
 		}
 	}
 }
