@@ -63,38 +63,46 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 }
 
 // parseChanges reads the reply of journal.ChangesScript: the entries (into
-// buf's array), the peer's epoch, the peer's time and the peer's run.
+// buf's array), the peer's epoch, the peer's time and the peer's run. The
+// entries' keys share the reply's string of keys: what keeps a key beyond
+// the page (a new mark) keeps a copy.
 func parseChanges(val []any, buf []change) ([]change, string, float64, string, error) {
-	if len(val) != 8 {
+	if len(val) != 9 {
 		return nil, "", 0, "", fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
 	epoch, _ := val[0].(string)
-	keys, _ := val[1].([]any)
+	joined, ok := val[1].(string)
 	runs, _ := val[2].([]any)
 	rest, _ := val[3].([]any)
 	echo, _ := val[4].([]any)
 	cards, _ := val[6].([]any)
 	run, _ := val[7].(string)
-	n := len(keys)
-	if len(runs)%2 != 0 || (len(echo) != 0 && len(echo) != n) || len(cards) != n {
-		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d keys, %d run fields, %d echo flags, %d cardinalities", n, len(runs), len(echo), len(cards))
+	lens, _ := val[8].([]any)
+	n := len(lens)
+	if !ok || len(runs)%2 != 0 || (len(echo) != 0 && len(echo) != n) || len(cards) != n {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: keys %T, %d key lengths, %d run fields, %d echo flags, %d cardinalities", val[1], n, len(runs), len(echo), len(cards))
 	}
 	now, err := parseTime(val[5])
 	if err != nil {
 		return nil, "", 0, "", err
 	}
 	out := slices.Grow(buf[:0], n)[:n]
+	at := 0
 	for i := range out {
-		key, ok := keys[i].(string)
-		if !ok {
-			return nil, "", 0, "", fmt.Errorf("unexpected reply: entry %d is %v", i, keys[i])
+		size, ok := lens[i].(int64)
+		if !ok || size < 0 || size > int64(len(joined)-at) {
+			return nil, "", 0, "", fmt.Errorf("unexpected reply: key %d of length %v, with %d bytes of keys left", i, lens[i], len(joined)-at)
 		}
 		card, _ := cards[i].(int64)
-		out[i] = change{journalEntry: journalEntry{Key: key}, card: card}
+		out[i] = change{journalEntry: journalEntry{Key: joined[at : at+int(size)]}, card: card}
+		at += int(size)
 		if len(echo) > 0 {
 			flag, _ := echo[i].(int64)
 			out[i].echo = flag == 1
 		}
+	}
+	if at != len(joined) {
+		return nil, "", 0, "", fmt.Errorf("unexpected reply: %d bytes of keys beyond the %d keys' lengths", len(joined)-at, n)
 	}
 	// The scores: runs of entries of one score, then one for each entry.
 	i := 0

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -56,7 +57,16 @@ func TestChangesAnswerWhatTheJournalHolds(t *testing.T) {
 				score = -score
 			}
 			for range run {
-				zs = append(zs, redis.Z{Score: score, Member: "k" + strconv.Itoa(key)})
+				// Keys of every length and byte: the reply sends them end
+				// to end, with their lengths.
+				name := "k" + strconv.Itoa(key)
+				switch rng.IntN(20) {
+				case 0:
+					name += "\n\x00é\r\n$3"
+				case 1:
+					name += strings.Repeat("x", rng.IntN(2000))
+				}
+				zs = append(zs, redis.Z{Score: score, Member: name})
 				key++
 			}
 		}
@@ -144,7 +154,7 @@ func TestChangesAnswerWhatTheJournalHolds(t *testing.T) {
 // the wrong place.
 func TestParseChangesRefusesBrokenReplies(t *testing.T) {
 	now := []any{int64(1764028800), int64(5)}
-	good := []any{"e", []any{"a", "b", "c"}, []any{"10.5", int64(2)}, []any{"11"}, []any{}, now, []any{int64(1), int64(2), int64(-1)}, "run"}
+	good := []any{"e", "abbc", []any{"10.5", int64(2)}, []any{"11"}, []any{}, now, []any{int64(1), int64(2), int64(-1)}, "run", []any{int64(1), int64(2), int64(1)}}
 	out, epoch, at, run, err := parseChanges(good, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "e", epoch)
@@ -152,7 +162,7 @@ func TestParseChangesRefusesBrokenReplies(t *testing.T) {
 	assert.Equal(t, 1764028800.000005, at)
 	assert.Equal(t, []change{
 		{journalEntry: journalEntry{Key: "a", Time: 10.5}, card: 1},
-		{journalEntry: journalEntry{Key: "b", Time: 10.5}, card: 2},
+		{journalEntry: journalEntry{Key: "bb", Time: 10.5}, card: 2},
 		{journalEntry: journalEntry{Key: "c", Time: 11}, card: -1},
 	}, out)
 	with := func(i int, v any) []any {
@@ -161,18 +171,22 @@ func TestParseChangesRefusesBrokenReplies(t *testing.T) {
 		return bad
 	}
 	for name, bad := range map[string][]any{
-		"short":                good[:7],
-		"a run too long":       with(2, []any{"10.5", int64(4)}),
-		"an empty run":         with(2, []any{"10.5", int64(0), "11", int64(3)}),
-		"a run without length": with(2, []any{"10.5"}),
-		"rest too short":       with(3, []any{}),
-		"rest too long":        with(3, []any{"11", "12"}),
-		"a score not a text":   with(3, []any{[]any{"11"}}),
-		"keys not texts":       with(1, []any{[]any{}, []any{}, []any{}}),
-		"a score not a number": with(2, []any{"x", int64(2)}),
-		"cardinalities":        with(6, []any{int64(1)}),
-		"echo flags":           with(4, []any{int64(1)}),
-		"time":                 with(5, "now"),
+		"short":                 good[:8],
+		"a run too long":        with(2, []any{"10.5", int64(4)}),
+		"an empty run":          with(2, []any{"10.5", int64(0), "11", int64(3)}),
+		"a run without length":  with(2, []any{"10.5"}),
+		"rest too short":        with(3, []any{}),
+		"rest too long":         with(3, []any{"11", "12"}),
+		"a score not a text":    with(3, []any{[]any{"11"}}),
+		"keys not a text":       with(1, []any{"a", "bb", "c"}),
+		"keys too short":        with(1, "abb"),
+		"keys too long":         with(1, "abbcd"),
+		"a length not a number": with(8, []any{int64(1), "2", int64(1)}),
+		"a negative length":     with(8, []any{int64(2), int64(-1), int64(3)}),
+		"a score not a number":  with(2, []any{"x", int64(2)}),
+		"cardinalities":         with(6, []any{int64(1)}),
+		"echo flags":            with(4, []any{int64(1)}),
+		"time":                  with(5, "now"),
 	} {
 		_, _, _, _, err := parseChanges(bad, nil)
 		assert.Error(t, err, name)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -603,7 +604,7 @@ func (l *link) mark(s sifted, results []fetchResult, gen uint64) {
 		m := s.marks[i]
 		if m == nil {
 			m = &keyMark{}
-			l.marks[e.Key] = m
+			l.marks[strings.Clone(e.Key)] = m // not the page's string of keys
 		}
 		m.journaled, m.card, m.touched = e.Time, e.card, now
 		if next < len(s.requests) && s.requests[next].key == e.Key {

@@ -11,9 +11,12 @@ import "github.com/redis/go-redis/v9"
 // page size and ARGV[3] the local server's origin tag ("address@epoch", ""
 // for none). It writes nothing.
 //
-// The reply is {the peer's epoch or "", {key, ...}, {score, count, ...},
-// {score, ...}, {echo, ...}, the peer's TIME, {cardinality, ...}, the
-// peer's run}. The scores come as runs, each a score and how many entries
+// The reply is {the peer's epoch or "", the keys end to end, {score,
+// count, ...}, {score, ...}, {echo, ...}, the peer's TIME, {cardinality,
+// ...}, the peer's run, {key length, ...}}. The keys come as one string
+// and their lengths: a reader then makes one string of a page, where an
+// array makes one of each key and an interface value to hold it, two
+// thirds of what a syncer allocated. The scores come as runs, each a score and how many entries
 // in a row have it, and then, for the rest of the page, one by one: Redis
 // 7.0 writes a score with %.17g for each entry read WITHSCORES, 0.3 µs an
 // entry, three quarters of a page's reading, while a journal's entries
@@ -44,11 +47,12 @@ while i <= n do
   if c < 4 then short = short + 1 else short = 0 end
   i = i + c
 end
-local cards, echo = {}, {}
+local cards, echo, lens = {}, {}, {}
 for i = 1, n do
   local c = redis.pcall('ZCARD', keys[i])
   if type(c) ~= 'number' then c = -1 end
   cards[i] = c
+  lens[i] = #keys[i]
 end
 if ARGV[3] ~= '' then
   local prefix = ARGV[3] .. '#'
@@ -61,7 +65,7 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', keys, runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `}
+return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', table.concat(keys), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
 `)
 
 // RunLua is a Lua expression for the server's run_id, which changes each
