@@ -107,11 +107,15 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 }
 
 // fetchReader reads the fetch script's flat reply key by key, from v[at]
-// on. The members and the checkpoints of all keys are slices of members
-// and checks, one array each for the whole reply.
+// on, and the members from joined[off:] by the lengths the reply gives.
+// The members and the checkpoints of all keys are slices of members and
+// checks, one array each for the whole reply; the members share the
+// reply's string of members.
 type fetchReader struct {
 	v       []any
 	at      int
+	joined  string
+	off     int
 	members []string
 	checks  []checkpoint
 }
@@ -147,11 +151,12 @@ func (rd *fetchReader) next() (fetchResult, error) {
 	}
 	first := len(rd.members)
 	for j, x := range v[rd.at : rd.at+int(m)] {
-		s, ok := x.(string)
-		if !ok {
-			return fetchResult{}, fmt.Errorf("unexpected member %v at %d", x, rd.at+j)
+		size, ok := x.(int64)
+		if !ok || size < 0 || size > int64(len(rd.joined)-rd.off) {
+			return fetchResult{}, fmt.Errorf("unexpected member length %v at %d, with %d bytes of members left", x, rd.at+j, len(rd.joined)-rd.off)
 		}
-		rd.members = append(rd.members, s)
+		rd.members = append(rd.members, rd.joined[rd.off:rd.off+int(size)])
+		rd.off += int(size)
 	}
 	rd.at += int(m)
 	r := fetchResult{status: int(status), card: card, members: rd.members[first:len(rd.members):len(rd.members)]}

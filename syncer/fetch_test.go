@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -177,7 +178,9 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 		return ts
 	}
 	hostile := []float64{math.Inf(1), math.Inf(-1), 1e15, -1e19, -99999999999999, 0, math.Copysign(0, -1)}
-	texts := []string{"nan", "inf", "abc", "1e300", "0x10", "", "-7"}
+	// Texts by hand, of every byte and length: the reply sends the
+	// members end to end, with their lengths.
+	texts := []string{"nan", "inf", "abc", "1e300", "0x10", "", "-7", "\n\x00é\r\n$3", strings.Repeat("x", 3000)}
 	var reqs []fetchRequest
 	for i := range nkeys {
 		key := "k" + strconv.Itoa(i)
@@ -262,16 +265,16 @@ func TestFetchWithoutCheckpointsForgetsThem(t *testing.T) {
 // A reply cut short or out of shape is an error, never a panic nor a
 // result read from the wrong place.
 func TestParseFetchRefusesBrokenReplies(t *testing.T) {
-	good := []any{int64(1), int64(3), int64(2), "1:a", "2:b", int64(2), int64(9), int64(1), int64(0)}
+	good := []any{int64(1), int64(3), int64(2), int64(3), int64(4), int64(2), int64(9), int64(1), int64(0)}
 	read := func(v []any) (fetchResult, int, error) {
-		rd := fetchReader{v: v}
+		rd := fetchReader{v: v, joined: "1:a2:bb"}
 		r, err := rd.next()
 		return r, rd.at, err
 	}
 	r, at, err := read(good)
 	require.NoError(t, err)
 	assert.Equal(t, len(good), at)
-	assert.Equal(t, []string{"1:a", "2:b"}, r.members)
+	assert.Equal(t, []string{"1:a", "2:bb"}, r.members)
 	assert.Equal(t, []checkpoint{{below: 7, count: 1}, {below: 1, count: 0}}, r.fresh)
 	for n := range len(good) {
 		_, _, err := read(good[:n])
@@ -279,8 +282,11 @@ func TestParseFetchRefusesBrokenReplies(t *testing.T) {
 	}
 	for _, bad := range [][]any{
 		{int64(1), int64(3), int64(-1), int64(0)},
-		{int64(1), int64(3), int64(5), "1:a", int64(0)},
-		{int64(1), int64(3), int64(1), int64(7), int64(0)},
+		{int64(1), int64(3), int64(5), int64(3), int64(0)},
+		{int64(1), int64(3), int64(1), "1:a", int64(0)},
+		{int64(1), int64(3), int64(1), int64(8), int64(0)},
+		{int64(1), int64(3), int64(1), int64(-1), int64(0)},
+		{int64(1), int64(3), int64(1), int64(3), int64(7), int64(0)},
 		{int64(1), int64(3), int64(0), int64(-2)},
 		{int64(1), int64(3), int64(0), int64(1), int64(9)},
 		{"1", int64(3), int64(0), int64(0)},
@@ -294,10 +300,10 @@ func TestParseFetchRefusesBrokenReplies(t *testing.T) {
 // its own: growing one never writes over the next.
 func TestFetchReaderKeepsKeysApart(t *testing.T) {
 	v := []any{
-		int64(0), int64(1), int64(1), "1:a", int64(1), int64(5), int64(1),
-		int64(0), int64(2), int64(2), "2:b", "3:c", int64(2), int64(9), int64(2), int64(1),
+		int64(0), int64(1), int64(1), int64(3), int64(1), int64(5), int64(1),
+		int64(0), int64(2), int64(2), int64(3), int64(3), int64(2), int64(9), int64(2), int64(1),
 	}
-	rd := fetchReader{v: v}
+	rd := fetchReader{v: v, joined: "1:a2:b3:c"}
 	first, err := rd.next()
 	require.NoError(t, err)
 	second, err := rd.next()

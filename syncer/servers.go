@@ -98,22 +98,26 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 	if err != nil {
 		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %w", cs.peer, err)
 	}
-	run, ok := "", len(val) > 0
+	var run, joined string
+	ok := len(val) > 1
 	if ok {
 		run, ok = val[0].(string)
 	}
+	if ok {
+		joined, ok = val[1].(string)
+	}
 	if !ok {
-		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply without the server's run", cs.peer)
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply without the server's run and members", cs.peer)
 	}
 	out := make([]fetchResult, len(reqs))
-	rd := fetchReader{v: val, at: 1, members: make([]string, 0, len(val)), checks: make([]checkpoint, 0, counts)}
+	rd := fetchReader{v: val, at: 2, joined: joined, members: make([]string, 0, len(val)), checks: make([]checkpoint, 0, counts)}
 	for i := range reqs {
 		if out[i], err = rd.next(); err != nil {
 			return nil, "", fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
 		}
 	}
-	if rd.at != len(val) {
-		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values left over after %d keys", cs.peer, len(val)-rd.at, len(reqs))
+	if rd.at != len(val) || rd.off != len(joined) {
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values and %d bytes of members left over after %d keys", cs.peer, len(val)-rd.at, len(joined)-rd.off, len(reqs))
 	}
 	return out, run, nil
 }

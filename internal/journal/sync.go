@@ -88,9 +88,11 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // The k-th boundary of a key is its newest score, rounded down to a whole
 // second, less levelSpan(k), a whole number of seconds too.
 //
-// The reply is one flat array: the server's run (see RunLua), then, for
-// each key in turn, status, cardinality, the number m of members fetched
-// and the m members, the number c of counts read again and, when c > 0,
+// The reply is one flat array: the server's run (see RunLua), the
+// members fetched end to end (one string: go-redis makes a string and an
+// interface value of each string of an array), then, for each key in
+// turn, status, cardinality, the number m of members fetched and the
+// length of each, the number c of counts read again and, when c > 0,
 // the newest score (rounded down as above) and the c counts, nearest
 // first. (Redis 7.0 turns each Lua table of a reply into a nested array
 // field by field: a script that only builds two tables per key costs the
@@ -115,7 +117,8 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // first command on a key tells a key it cannot read by its error.
 var FetchScript = redis.NewScript(`
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, o, i = {` + RunLua + `}, 1, 3
+local out, o, i = {` + RunLua + `, ''}, 2, 3
+local all, na = {}, 0
 while i <= #ARGV do
   local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   i = i + 5
@@ -160,7 +163,11 @@ while i <= #ARGV do
   end
   local m = ms and #ms or 0
   out[o + 1], out[o + 2], out[o + 3] = status, card, m
-  for x = 1, m do out[o + 3 + x] = ms[x] end
+  for x = 1, m do
+    out[o + 3 + x] = #ms[x]
+    all[na + x] = ms[x]
+  end
+  na = na + m
   o = o + m + 4
   out[o] = 0 -- the number of counts, set below
   local counts = o
@@ -187,6 +194,7 @@ while i <= #ARGV do
     out[counts] = recount
   end
 end
+out[2] = table.concat(all, '', 1, na)
 return out
 `)
 
