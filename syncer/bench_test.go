@@ -1,11 +1,14 @@
 package syncer_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 var (
 	lagRate = flag.Int("syncer.rate", 100000, "points per second written by BenchmarkSyncerLag")
 	outage  = flag.Duration("syncer.outage", 60*time.Second, "how long BenchmarkSyncerCatchUp keeps a server down")
+	byCmd   = flag.Bool("syncer.commands", false, "BenchmarkSyncerLag logs the servers' commands per point written, by command")
 )
 
 // fourGroups starts 8 servers as 4 replica groups of 2, as two hosts of 4
@@ -103,6 +107,13 @@ func BenchmarkSyncerLag(b *testing.B) {
 	var mem0, mem runtime.MemStats
 	runtime.ReadMemStats(&mem0)
 	cpu0, client0 := serversCPU(b, servers), processCPU(b)
+	if *byCmd {
+		for _, sv := range servers {
+			if err := direct(b, sv.Addr()).ConfigResetStat(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	b.ResetTimer()
 	start := time.Now()
 	pace(b, r, b.N, *lagRate)
@@ -115,6 +126,9 @@ func BenchmarkSyncerLag(b *testing.B) {
 	stop()
 	cpu, client := serversCPU(b, servers)-cpu0, processCPU(b)-client0
 	runtime.ReadMemStats(&mem)
+	if *byCmd {
+		logCommands(b, servers, r.Stats().Written)
+	}
 
 	var p50, p99 []time.Duration
 	for _, p := range s.Stats().Peers {
@@ -131,6 +145,38 @@ func BenchmarkSyncerLag(b *testing.B) {
 	// sixth of its CPU goes to collecting them.
 	b.ReportMetric(float64(mem.Mallocs-mem0.Mallocs)/float64(r.Stats().Written), "client-allocs/point")
 	b.ReportMetric(float64(mem.TotalAlloc-mem0.TotalAlloc)/float64(r.Stats().Written), "client-B/point")
+}
+
+// logCommands logs, for each command the servers ran since their stats
+// were reset, its calls and its time per point written. Scripts' calls of
+// commands count as those commands' calls, and a script's time includes
+// theirs: what a script spends apart from its commands (Lua, its
+// arguments and replies) is its time less theirs. The times are Redis's
+// own, by the clock: where servers share cores, a server made to wait
+// in a command counts the wait. Run with -test.v: a benchmark's log is
+// cut to its first lines otherwise.
+func logCommands(b *testing.B, servers []*redistest.Server, points int64) {
+	total := make(map[string]redistest.CommandStat)
+	for _, sv := range servers {
+		info, err := direct(b, sv.Addr()).Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for name, st := range redistest.ParseCommandStats(info) {
+			t := total[name]
+			t.Calls += st.Calls
+			t.Usec += st.Usec
+			total[name] = t
+		}
+	}
+	names := slices.SortedFunc(maps.Keys(total), func(x, y string) int { return cmp.Compare(total[y].Usec, total[x].Usec) })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%-20s %14s %14s\n", "command", "calls/point", "µs/point")
+	for _, name := range names {
+		t := total[name]
+		fmt.Fprintf(&sb, "%-20s %14.3f %14.3f\n", name, float64(t.Calls)/float64(points), float64(t.Usec)/float64(points))
+	}
+	b.Logf("servers' commands over %d points written:\n%s", points, sb.String())
 }
 
 // processCPU returns the CPU time this process has used so far.

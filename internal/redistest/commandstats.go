@@ -10,6 +10,7 @@ type CommandStat struct {
 	Calls    int64 // every call, scripts' own calls of it included
 	Failed   int64 // calls that ran and answered an error
 	Rejected int64 // calls refused before running (an unknown script, say)
+	Usec     int64 // µs spent running it, by the clock: a script's includes its calls'
 }
 
 // Completed is the calls that ran to the end.
@@ -39,6 +40,8 @@ func ParseCommandStats(info string) map[string]CommandStat {
 				st.Failed = n
 			case "rejected_calls":
 				st.Rejected = n
+			case "usec":
+				st.Usec = n
 			}
 		}
 		out[name] = st

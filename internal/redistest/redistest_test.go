@@ -320,7 +320,7 @@ func TestParseCommandStats(t *testing.T) {
 		"cmdstat_evalsha:calls=5,usec=10,usec_per_call=2.00,rejected_calls=1,failed_calls=1\r\n" +
 		"cmdstat_zrangebyscore:calls=7,usec=3,usec_per_call=0.43,rejected_calls=0,failed_calls=0\r\n"
 	got := redistest.ParseCommandStats(info)
-	require.Equal(t, redistest.CommandStat{Calls: 5, Failed: 1, Rejected: 1}, got["evalsha"])
+	require.Equal(t, redistest.CommandStat{Calls: 5, Failed: 1, Rejected: 1, Usec: 10}, got["evalsha"])
 	require.Equal(t, int64(3), got["evalsha"].Completed())
 	require.Equal(t, int64(7), got["zrangebyscore"].Calls)
 	require.NotContains(t, got, "get")
