@@ -16,19 +16,19 @@ import "github.com/redis/go-redis/v9"
 // ...}, the peer's run, {key length, ...}}. The keys come as one string
 // and their lengths: a reader then makes one string of a page, where an
 // array makes one of each key and an interface value to hold it, two
-// thirds of what a syncer allocated. The scores come as runs, each a score and how many entries
-// in a row have it, and then, for the rest of the page, one by one: Redis
-// 7.0 writes a score with %.17g for each entry read WITHSCORES, 0.3 µs an
-// entry, three quarters of a page's reading, while a journal's entries
-// come in long runs of one score (each script call that writes journals
-// its keys at one time). A run costs two calls (ZSCORE, ZCOUNT), so the
-// rest of the page is read WITHSCORES once runs are short: after 8 runs
-// in a row of fewer than 4 entries, or 8 runs or more of fewer than 4
-// entries on average. Echo is 1 for an entry whose key's origin field is
+// thirds of what a syncer allocated. The scores come as runs, each a
+// score and how many entries in a row have it, and then, for the rest of
+// the page, one by one: Redis 7.0 writes a score with %.17g for each
+// entry read WITHSCORES, 0.3 µs an entry, three quarters of a page's
+// reading, while a journal's entries come in long runs of one score
+// (each script call that writes journals its keys at one time). A run
+// costs two calls (ZSCORE, ZCOUNT), so the rest of the page is read
+// WITHSCORES once runs are short: after 8 runs in a row of fewer than 4
+// entries, or 8 runs or more of fewer than 4 entries on average. Echo is 1 for an entry whose key's origin field is
 // the local server's tag and the key's cardinality; the cardinality is -1
 // for a key that holds another type; the run is the server's run_id (see
 // RunLua).
-var ChangesScript = redis.NewScript(`
+var ChangesScript = redis.NewScript(joinLua + `
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0', ARGV[2])
 local n = #keys
 local runs, nr, rest, i, short = {}, 0, {}, 1, 0
@@ -56,8 +56,8 @@ for i = 1, n do
 end
 if ARGV[3] ~= '' then
   local prefix = ARGV[3] .. '#'
-  for first = 1, n, 5000 do
-    local tags = redis.call('HMGET', KEYS[2], unpack(keys, first, math.min(first + 4999, n)))
+  for first = 1, n, 4000 do
+    local tags = redis.call('HMGET', KEYS[2], unpack(keys, first, math.min(first + 3999, n)))
     for j = 1, #tags do
       local i = first + j - 1
       -- Writing a number costs more than the comparison: only for a tag.
@@ -65,8 +65,22 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', table.concat(keys), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
+return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', join(keys, n), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
 `)
+
+// joinLua defines join(t, n), which joins t[1..n] into one string: by
+// 1,000 at a time, then the parts, since an in-process server built on
+// gopher-lua (the demo's) pushes every element of a table.concat, and a
+// separator after it, on a stack of 5,120 slots.
+const joinLua = `local function join(t, n)
+  if n <= 1000 then return table.concat(t, '', 1, n) end
+  local parts = {}
+  for first = 1, n, 1000 do
+    parts[#parts + 1] = table.concat(t, '', first, math.min(first + 999, n))
+  end
+  return join(parts, #parts)
+end
+`
 
 // RunLua is a Lua expression for the server's run_id, which changes each
 // time the server starts. A server restarted from a snapshot keeps its
@@ -90,7 +104,9 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 //
 // The reply is one flat array: the server's run (see RunLua), the
 // members fetched end to end (one string: go-redis makes a string and an
-// interface value of each string of an array), then, for each key in
+// interface value of each string of an array; a client reads a string of
+// at most 512 MiB, as many as the members of an array it reads at most
+// when they average 32 bytes), then, for each key in
 // turn, status, cardinality, the number m of members fetched and the
 // length of each, the number c of counts read again and, when c > 0,
 // the newest score (rounded down as above) and the c counts, nearest
@@ -115,7 +131,7 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // its score, written by hand, only moves the boundaries: a count read
 // below any boundary is true, since it is read in the same call.) The
 // first command on a key tells a key it cannot read by its error.
-var FetchScript = redis.NewScript(`
+var FetchScript = redis.NewScript(joinLua + `
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, o, i = {` + RunLua + `, ''}, 2, 3
 local all, na = {}, 0
@@ -194,7 +210,7 @@ while i <= #ARGV do
     out[counts] = recount
   end
 end
-out[2] = table.concat(all, '', 1, na)
+out[2] = join(all, na)
 return out
 `)
 
