@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -808,4 +809,25 @@ func TestLinkPeerRestartedDuringAPassFailsIt(t *testing.T) {
 	clock.advance(time.Second)
 	pass(t, l)
 	assert.Len(t, fs.local.data[k], 1)
+}
+
+// A page's keys are slices of one string, the reply's: a mark, which
+// outlives the page, keeps a copy of its key, so that it keeps no page's
+// string alive.
+func TestMarksKeepNoPageAlive(t *testing.T) {
+	l, _, _ := testLink(t, Options{})
+	page := strings.Repeat("2026-12-06:host:m", 3)
+	var s sifted
+	for i := range 3 {
+		k := page[i*17 : (i+1)*17]
+		s.handled = append(s.handled, change{journalEntry: journalEntry{Key: k, Time: 1}, card: 1})
+		s.marks = append(s.marks, nil)
+	}
+	l.mark(s, nil, 0)
+	require.Len(t, l.marks, 1, "three entries of one key")
+	first := uintptr(unsafe.Pointer(unsafe.StringData(page)))
+	for k := range l.marks {
+		at := uintptr(unsafe.Pointer(unsafe.StringData(k)))
+		assert.False(t, at >= first && at < first+uintptr(len(page)), "the mark of %s holds the page's string", k)
+	}
 }
