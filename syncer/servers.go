@@ -107,7 +107,7 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 		joined, ok = val[1].(string)
 	}
 	if !ok {
-		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply without the server's run and members", cs.peer)
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: a reply that does not start with the server's run and the members (%d values)", cs.peer, len(val))
 	}
 	out := make([]fetchResult, len(reqs))
 	rd := fetchReader{v: val, at: 2, joined: joined, members: make([]string, 0, len(val)), checks: make([]checkpoint, 0, counts)}
