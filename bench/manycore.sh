@@ -16,10 +16,10 @@
 #	bench/manycore.sh OUTDIR quick    # a smoke run of the script itself
 #
 # OUTDIR receives machine.txt, bench.json (go run . -json's shape),
-# bench.log, syncer100000.txt, syncer200000.txt, syncer300000.txt,
-# syncercosts.txt (the server CPU of each step of replication, per key)
-# and syncer200k.prof (read
-# it with go tool pprof .devkit/syncer.test syncer200k.prof).
+# bench.log, syncer100000.txt, syncer200000.txt (with the servers'
+# commands per point written), syncer300000.txt, syncercosts.txt (the
+# server CPU of each step of replication, per key) and syncer200k.prof
+# (read it with go tool pprof .devkit/syncer.test syncer200k.prof).
 set -uo pipefail
 out=$(realpath "$1")
 quick=${2:-}
@@ -50,7 +50,8 @@ cd syncer || exit 1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n100}x" -syncer.rate=100000 >"$out/syncer100000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
-	-test.benchtime "${n200}x" -test.cpuprofile "$out/syncer200k.prof" -syncer.rate=200000 >"$out/syncer200000.txt" 2>&1
+	-test.benchtime "${n200}x" -test.cpuprofile "$out/syncer200k.prof" -syncer.rate=200000 \
+	-syncer.commands -test.v >"$out/syncer200000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n300}x" -syncer.rate=300000 >"$out/syncer300000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerCosts \
