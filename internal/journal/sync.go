@@ -24,10 +24,10 @@ import "github.com/redis/go-redis/v9"
 // (each script call that writes journals its keys at one time). A run
 // costs two calls (ZSCORE, ZCOUNT), so the rest of the page is read
 // WITHSCORES once runs are short: after 8 runs in a row of fewer than 4
-// entries, or 8 runs or more of fewer than 4 entries on average. Echo is 1 for an entry whose key's origin field is
-// the local server's tag and the key's cardinality; the cardinality is -1
-// for a key that holds another type; the run is the server's run_id (see
-// RunLua).
+// entries, or 8 runs or more of fewer than 4 entries on average. Echo is
+// 1 for an entry whose key's origin field is the local server's tag and
+// the key's cardinality; the cardinality is -1 for a key that holds
+// another type; the run is the server's run_id (see RunLua).
 var ChangesScript = redis.NewScript(joinLua + `
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'LIMIT', '0', ARGV[2])
 local n = #keys
@@ -56,6 +56,7 @@ for i = 1, n do
 end
 if ARGV[3] ~= '' then
   local prefix = ARGV[3] .. '#'
+  -- 4,000 at a time: gopher-lua's stack takes 5,120 (see WriteScript).
   for first = 1, n, 4000 do
     local tags = redis.call('HMGET', KEYS[2], unpack(keys, first, math.min(first + 3999, n)))
     for j = 1, #tags do
@@ -103,12 +104,11 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // second, less levelSpan(k), a whole number of seconds too.
 //
 // The reply is one flat array: the server's run (see RunLua), the
-// members fetched end to end (one string: go-redis makes a string and an
-// interface value of each string of an array; a client reads a string of
-// at most 512 MiB, as many as the members of an array it reads at most
-// when they average 32 bytes), then, for each key in
-// turn, status, cardinality, the number m of members fetched and the
-// length of each, the number c of counts read again and, when c > 0,
+// members fetched end to end as one string (go-redis makes a string and
+// an interface value of each element of an array; the client's reply
+// guard takes a string of up to 512 MiB, replyguard.DefaultMaxBulkLen),
+// then, for each key in turn, status, cardinality, the number m of
+// members fetched and the length of each, the number c of counts read again and, when c > 0,
 // the newest score (rounded down as above) and the c counts, nearest
 // first. (Redis 7.0 turns each Lua table of a reply into a nested array
 // field by field: a script that only builds two tables per key costs the
