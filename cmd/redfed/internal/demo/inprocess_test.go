@@ -30,13 +30,15 @@ func TestInProcessServersReplicateLargePagesAndFetches(t *testing.T) {
 	require.NoError(t, err)
 	r, err := st.NewRecorder(metrics.RecorderOptions{})
 	require.NoError(t, err)
-	// 3,000 series of one point, journalled at one time: one page; and one
-	// series of 3,000 points: one fetch.
-	now := time.Now().Truncate(time.Second)
+	// 3,000 series of one point, journalled by one call at one time: one
+	// page (a link's page takes a block of one time whole, beyond its batch
+	// of 1,000 entries); and one series of 3,000 points, all of one day (noon
+	// yesterday and the 50 minutes before): one fetch.
+	noon := time.Now().UTC().Truncate(24 * time.Hour).Add(-12 * time.Hour)
 	const n = 3000
 	for i := range n {
-		require.NoError(t, r.Add(ctx, fmt.Sprint("host", i), "one", now, float64(i)))
-		require.NoError(t, r.Add(ctx, "host", "many", now.Add(-time.Duration(i)*time.Second), float64(i)))
+		require.NoError(t, r.Add(ctx, fmt.Sprint("host", i), "one", noon, float64(i)))
+		require.NoError(t, r.Add(ctx, "host", "many", noon.Add(-time.Duration(i)*time.Second), float64(i)))
 	}
 	require.NoError(t, r.Close())
 
@@ -54,7 +56,7 @@ func TestInProcessServersReplicateLargePagesAndFetches(t *testing.T) {
 		}
 		return total
 	}
-	require.Equal(t, int64(2*n), points(a, ra)+points(b, rb), "what the Recorder wrote, on one server")
+	require.Equal(t, int64(2*n), points(a, ra)+points(b, rb), "what the Recorder wrote, in all")
 
 	s, err := syncer.NewFromClient(c, []string{a.Addr(), b.Addr()}, syncer.Options{})
 	require.NoError(t, err)
@@ -66,8 +68,8 @@ func TestInProcessServersReplicateLargePagesAndFetches(t *testing.T) {
 		require.ErrorIs(t, <-done, context.Canceled)
 	}()
 
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		assert.Equal(c, int64(2*n), points(a, ra), "points on %s; links: %+v", a.Addr(), s.Stats().Peers)
-		assert.Equal(c, int64(2*n), points(b, rb), "points on %s", b.Addr())
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		assert.Equal(ct, int64(2*n), points(a, ra), "points on %s; links: %+v", a.Addr(), s.Stats().Peers)
+		assert.Equal(ct, int64(2*n), points(b, rb), "points on %s", b.Addr())
 	}, 10*time.Second, 50*time.Millisecond)
 }
