@@ -22,9 +22,9 @@ import (
 )
 
 var (
-	lagRate = flag.Int("syncer.rate", 100000, "points per second written by BenchmarkSyncerLag")
-	outage  = flag.Duration("syncer.outage", 60*time.Second, "how long BenchmarkSyncerCatchUp keeps a server down")
-	byCmd   = flag.Bool("syncer.commands", false, "BenchmarkSyncerLag logs the servers' commands per point written, by command")
+	lagRate   = flag.Int("syncer.rate", 100000, "points per second written by BenchmarkSyncerLag")
+	outage    = flag.Duration("syncer.outage", 60*time.Second, "how long BenchmarkSyncerCatchUp keeps a server down")
+	byCommand = flag.Bool("syncer.commands", false, "BenchmarkSyncerLag logs the servers' commands per point written, by command")
 )
 
 // fourGroups starts 8 servers as 4 replica groups of 2, as two hosts of 4
@@ -107,7 +107,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	var mem0, mem runtime.MemStats
 	runtime.ReadMemStats(&mem0)
 	cpu0, client0 := serversCPU(b, servers), processCPU(b)
-	if *byCmd {
+	if *byCommand {
 		for _, sv := range servers {
 			if err := direct(b, sv.Addr()).ConfigResetStat(context.Background()).Err(); err != nil {
 				b.Fatal(err)
@@ -126,7 +126,7 @@ func BenchmarkSyncerLag(b *testing.B) {
 	stop()
 	cpu, client := serversCPU(b, servers)-cpu0, processCPU(b)-client0
 	runtime.ReadMemStats(&mem)
-	if *byCmd {
+	if *byCommand {
 		logCommands(b, servers, r.Stats().Written)
 	}
 

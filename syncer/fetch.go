@@ -107,17 +107,17 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 }
 
 // fetchReader reads the fetch script's flat reply key by key, from v[at]
-// on, and the members from joined[off:] by the lengths the reply gives.
+// on, and the members from joined[joinedAt:] by the lengths the reply gives.
 // The members and the checkpoints of all keys are slices of members and
 // checks, one array each for the whole reply; the members share the
 // reply's string of members.
 type fetchReader struct {
-	v       []any
-	at      int
-	joined  string
-	off     int
-	members []string
-	checks  []checkpoint
+	v        []any
+	at       int
+	joined   string
+	joinedAt int
+	members  []string
+	checks   []checkpoint
 }
 
 // next reads the next key's part of the reply.
@@ -152,11 +152,11 @@ func (rd *fetchReader) next() (fetchResult, error) {
 	first := len(rd.members)
 	for j, x := range v[rd.at : rd.at+int(m)] {
 		size, ok := x.(int64)
-		if !ok || size < 0 || size > int64(len(rd.joined)-rd.off) {
-			return fetchResult{}, fmt.Errorf("unexpected member length %v at %d, with %d bytes of members left", x, rd.at+j, len(rd.joined)-rd.off)
+		if !ok || size < 0 || size > int64(len(rd.joined)-rd.joinedAt) {
+			return fetchResult{}, fmt.Errorf("unexpected member length %v at %d, with %d bytes of members left", x, rd.at+j, len(rd.joined)-rd.joinedAt)
 		}
-		rd.members = append(rd.members, rd.joined[rd.off:rd.off+int(size)])
-		rd.off += int(size)
+		rd.members = append(rd.members, rd.joined[rd.joinedAt:rd.joinedAt+int(size)])
+		rd.joinedAt += int(size)
 	}
 	rd.at += int(m)
 	r := fetchResult{status: int(status), card: card, members: rd.members[first:len(rd.members):len(rd.members)]}

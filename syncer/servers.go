@@ -116,8 +116,8 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 			return nil, "", fmt.Errorf("syncer: server %s: fetching %s: %w", cs.peer, reqs[i].key, err)
 		}
 	}
-	if rd.at != len(val) || rd.off != len(joined) {
-		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values and %d bytes of members left over after %d keys", cs.peer, len(val)-rd.at, len(joined)-rd.off, len(reqs))
+	if rd.at != len(val) || rd.joinedAt != len(joined) {
+		return nil, "", fmt.Errorf("syncer: server %s: fetching members: %d values and %d bytes of members left over after %d keys", cs.peer, len(val)-rd.at, len(joined)-rd.joinedAt, len(reqs))
 	}
 	return out, run, nil
 }
