@@ -448,7 +448,8 @@ func (r *Recorder) kickFlush() {
 
 // dispatch starts flushes: when BatchSize points are buffered, when a
 // Write or Flush waits, and every FlushInterval, as long as fewer than
-// MaxFlushes are under way. It ends on Close or the client's Close.
+// MaxFlushes are under way. It ends on Close or the client's Close, once
+// every point buffered is flushed.
 func (r *Recorder) dispatch() {
 	defer close(r.done)
 	ticker := time.NewTicker(r.opts.FlushInterval)
@@ -457,17 +458,30 @@ func (r *Recorder) dispatch() {
 		due := false
 		select {
 		case <-r.stop:
-			r.flushers.Wait()
+			r.drain()
 			return
 		case <-r.c.Done():
 			r.shut()
-			r.flushers.Wait()
+			r.drain()
 			return
 		case <-ticker.C:
 			due = true
 		case <-r.kick:
 		}
 		for r.startFlush(due) {
+		}
+	}
+}
+
+// drain flushes what is left in the buffer once the Recorder is shut (the
+// points of Adds that raced with Close's first Flush, or of a client that
+// closed first, whose flushes then fail), and waits for every flush: no
+// generation is left for a Flush to wait on when the dispatcher ends.
+func (r *Recorder) drain() {
+	for {
+		r.flushers.Wait()
+		if !r.startFlush(true) {
+			return
 		}
 	}
 }
