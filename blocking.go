@@ -113,6 +113,10 @@ func (c *Client) AddHook(h redis.Hook) {
 // apart. hook is called for every server now and for every server client
 // made later, and must not block.
 func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
+	// AddNode and ReplaceNode make their servers' clients, with the hooks
+	// then, and store them under topoMu: the hook waits for them.
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
 	c.extraHooks = append(c.extraHooks, hook)

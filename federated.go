@@ -57,8 +57,8 @@ type Client struct {
 	opts Options      // filled with defaults; never changed after New
 	keys journal.Keys // the keys beside the journal, on every server
 
-	topo   atomic.Pointer[topology] // swapped whole by AddNode and RemoveNode
-	topoMu sync.Mutex               // serializes AddNode and RemoveNode
+	topo   atomic.Pointer[topology] // swapped whole by AddNode, RemoveNode and ReplaceNode
+	topoMu sync.Mutex               // serializes the changes of topo, AddServerHook and Close's last read
 
 	registry *Registry // that handed the client out; nil for a client from New
 	tag      string    // the tag it was handed out under
@@ -225,7 +225,12 @@ func (c *Client) Close() error {
 
 	c.wg.Wait()
 	_ = c.router.Close() // it holds no connection
-	return c.closeServers(c.topo.Load().servers)
+	// An AddNode or ReplaceNode under way stores its servers first, or
+	// sees the client closed.
+	c.topoMu.Lock()
+	servers := c.topo.Load().servers
+	c.topoMu.Unlock()
+	return c.closeServers(servers)
 }
 
 func (c *Client) closeServers(servers map[string]*server) error {
@@ -323,11 +328,11 @@ func (c *Client) ServerClient(addr string) (*redis.Client, error) {
 // goroutines send commands. It refuses a node that Config.Validate would,
 // and, like Validate, no error shows the password.
 func (c *Client) AddNode(name string, n Node) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
+	if c.closed.Load() { // under topoMu, so Close closes what it adds
+		return ErrClosed
+	}
 	old := c.topo.Load()
 	if _, dup := old.nodes[name]; dup {
 		// The name may hold the password, as in a configuration.

@@ -52,13 +52,20 @@ func (c *Client) newServer(nodeName, addr string) *server {
 // newRedisClient builds a go-redis client for s with the health hook first
 // and the user's hooks after it.
 func (c *Client) newRedisClient(s *server) *redis.Client {
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	return c.newRedisClientLocked(s)
+}
+
+// newRedisClientLocked is newRedisClient with c.hooksMu held: the caller
+// that puts the client in place before it lets go of the mutex knows that
+// AddServerHook sees it.
+func (c *Client) newRedisClientLocked(s *server) *redis.Client {
 	rc := redis.NewClient(s.opts)
 	rc.AddHook(healthHook{c: c, s: s, rc: rc})
 	for _, h := range c.opts.Hooks {
 		rc.AddHook(h)
 	}
-	c.hooksMu.Lock()
-	defer c.hooksMu.Unlock()
 	for _, h := range c.extraHooks {
 		rc.AddHook(h(s.addr))
 	}
@@ -264,7 +271,9 @@ func (c *Client) markUp(s *server) {
 		return
 	}
 	since := s.downSince
-	old := s.client.Swap(c.newRedisClient(s))
+	c.hooksMu.Lock() // a hook added meanwhile goes to the client swapped in
+	old := s.client.Swap(c.newRedisClientLocked(s))
+	c.hooksMu.Unlock()
 	s.downSince, s.lastErr = time.Time{}, nil
 	s.down.Store(false)
 	s.poke() // the loop ends, also when marked up by hand

@@ -8,11 +8,11 @@ package federated
 // finish there, as with RemoveNode. It refuses servers that Config.Validate
 // would, and no error shows the password.
 func (c *Client) ReplaceNode(name string, n Node) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
+	if c.closed.Load() { // under topoMu, so Close closes what it adds
+		return ErrClosed
+	}
 	old := c.topo.Load()
 	prev, err := old.node(name)
 	if err != nil {
