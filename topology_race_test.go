@@ -32,6 +32,22 @@ func holdNewClient(addr string) (opts federated.Options, entered, release chan s
 	return opts, entered, release
 }
 
+// addHookMeanwhile adds a hook that counts commands while a change to c
+// is held in OnNewClient, lets the change go on (release) and returns
+// the hook once added.
+func addHookMeanwhile(c *federated.Client, release chan struct{}) *commandCounter {
+	cc := &commandCounter{}
+	hooked := make(chan struct{})
+	go func() {
+		c.AddHook(cc)
+		close(hooked)
+	}()
+	time.Sleep(50 * time.Millisecond) // AddHook has run, if it does not wait
+	close(release)
+	<-hooked
+	return cc
+}
+
 // An AddNode that Close overtakes: Close waits for it and closes the new
 // node's server too, so no connection of a closed client is left open.
 // (Close read the servers without waiting, and the added server's client
@@ -69,16 +85,8 @@ func TestHookAddedDuringAddNodeReachesItsServers(t *testing.T) {
 	added := make(chan error, 1)
 	go func() { added <- c.AddNode("b", federated.Node{Address: servers[1].Addr()}) }()
 	<-entered
-	cc := &commandCounter{}
-	hooked := make(chan struct{})
-	go func() {
-		c.AddHook(cc)
-		close(hooked)
-	}()
-	time.Sleep(50 * time.Millisecond) // AddHook has run, if it does not wait
-	close(release)
+	cc := addHookMeanwhile(c, release)
 	require.NoError(t, <-added)
-	<-hooked
 	sc, err := c.ServerClient(servers[1].Addr())
 	require.NoError(t, err)
 	require.NoError(t, sc.Ping(context.Background()).Err())
@@ -112,16 +120,8 @@ func TestHookAddedWhileAServerComesBackReachesIt(t *testing.T) {
 	up := make(chan error, 1)
 	go func() { up <- c.MarkServerUp(addr) }()
 	<-entered
-	cc := &commandCounter{}
-	hooked := make(chan struct{})
-	go func() {
-		c.AddHook(cc)
-		close(hooked)
-	}()
-	time.Sleep(50 * time.Millisecond) // AddHook has run, if it does not wait
-	close(release)
+	cc := addHookMeanwhile(c, release)
 	require.NoError(t, <-up)
-	<-hooked
 	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
 	assert.Positive(t, cc.Count(), "commands the hook saw on the server's fresh client")
 }
