@@ -21,7 +21,8 @@ var defaultRegistry Registry
 // Shared returns the registry's client for tag, creating it from cfg the
 // first time. Later calls with the same tag return the same client and
 // ignore their cfg: the first caller's configuration wins. Each call must
-// be matched by a call to Close on the client it returned; the client
+// be matched by exactly one call to Close on the client it returned (the
+// holders share one *Client, which cannot tell them apart); the client
 // really closes when the last of them does, and a later call makes a new
 // one.
 func (r *Registry) Shared(tag string, cfg Config) (*Client, error) {
