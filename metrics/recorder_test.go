@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,72 +88,77 @@ func TestRecorderConcurrentWritersLoseNothing(t *testing.T) {
 	}
 }
 
-// Many goroutines add points to series spread over the Recorder's shards,
-// into a buffer far smaller than what they add, while Stats is read and
-// the Recorder closes under them. Every Add that returned nil is stored,
-// every other returned ErrClosed, and the buffer never held more than
-// MaxBuffered.
+// Many goroutines add points to many series, into a buffer far smaller
+// than what they add, while Stats is read and the Recorder closes under
+// them. Every Add that returned nil is stored, every other returned
+// ErrClosed, and the buffer never held more than MaxBuffered, small or
+// larger.
 func TestRecorderClosesUnderManyWriters(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	const maxBuffered = 64
-	r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: maxBuffered, BatchSize: 16})
-	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	for round, maxBuffered := range []int64{64, 20000} {
+		t.Run(fmt.Sprintf("MaxBuffered=%d", maxBuffered), func(t *testing.T) {
+			r := newRecorder(t, c, metrics.RecorderOptions{MaxBuffered: int(maxBuffered), MaxFlushes: 1, BatchSize: int(maxBuffered / 4)})
+			day := time.Date(2026, 11, 25+round, 0, 0, 0, 0, time.UTC)
 
-	const writers, most = 32, 20000
-	var acked [writers]int64
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range most {
-				err := r.Add(context.Background(), fmt.Sprintf("web%d", w), fmt.Sprintf("m%d", i%7), day.Add(time.Duration(i)*time.Second), float64(i))
-				if err != nil {
-					assert.ErrorIs(t, err, federated.ErrClosed, "writer %d, point %d", w, i)
-					return
-				}
-				acked[w]++
+			const writers, most = 32, 20000
+			var acked [writers]int64
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := range most {
+						err := r.Add(context.Background(), fmt.Sprintf("web%d", w), fmt.Sprintf("m%d", i%7), day.Add(time.Duration(i)*time.Second), float64(i))
+						if err != nil {
+							assert.ErrorIs(t, err, federated.ErrClosed, "writer %d, point %d", w, i)
+							return
+						}
+						acked[w]++
+					}
+				})
 			}
+			stop := make(chan struct{})
+			var sampler sync.WaitGroup
+			peak := int64(0)
+			sampler.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if b := r.Stats().Buffered; b > peak {
+						peak = b
+					}
+				}
+			})
+			for r.Stats().Added < writers*most/16 {
+				time.Sleep(time.Millisecond)
+			}
+			require.NoError(t, r.Close())
+			wg.Wait()
+			close(stop)
+			sampler.Wait()
+
+			var sum int64
+			for _, n := range acked {
+				sum += n
+			}
+			st := r.Stats()
+			assert.Equal(t, sum, st.Added, "points accepted")
+			assert.Equal(t, sum, st.Written, "points written")
+			assert.Zero(t, st.Buffered)
+			assert.LessOrEqual(t, peak, maxBuffered, "points buffered or in flushes at most")
+			var stored int64
+			for _, s := range servers {
+				for key, n := range countMembers(t, s.Addr()) {
+					if strings.HasPrefix(key, day.Format("2006-01-02")) {
+						stored += n
+					}
+				}
+			}
+			assert.Equal(t, sum, stored, "every acknowledged point is stored, and no other")
 		})
 	}
-	stop := make(chan struct{})
-	var sampler sync.WaitGroup
-	peak := int64(0)
-	sampler.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if b := r.Stats().Buffered; b > peak {
-				peak = b
-			}
-		}
-	})
-	for r.Stats().Added < writers*most/16 {
-		time.Sleep(time.Millisecond)
-	}
-	require.NoError(t, r.Close())
-	wg.Wait()
-	close(stop)
-	sampler.Wait()
-
-	var sum int64
-	for _, n := range acked {
-		sum += n
-	}
-	st := r.Stats()
-	assert.Equal(t, sum, st.Added, "points accepted")
-	assert.Equal(t, sum, st.Written, "points written")
-	assert.Zero(t, st.Buffered)
-	assert.LessOrEqual(t, peak, int64(maxBuffered), "points buffered or in flushes at most")
-	var stored int64
-	for _, s := range servers {
-		for _, n := range countMembers(t, s.Addr()) {
-			stored += n
-		}
-	}
-	assert.Equal(t, sum, stored, "every acknowledged point is stored, and no other")
 }
 
 // A Recorder whose client closes with points in its buffer fails them,
