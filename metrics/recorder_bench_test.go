@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,7 +38,7 @@ func w2Series() (hosts, names []string) {
 
 // BenchmarkW2 is workload W2: metric points over a universe of 10,000 keys
 // of 2026-11-25 on 8 servers, each point a ZADD of "ts:value" plus its
-// journal entry, from 16 writers. One op is one point.
+// journal entry, from 8 writers per CPU (16 on 2). One op is one point.
 //
 //   - impl=recorder: redfed's Recorder (points batched per node and key,
 //     one script call per node per flush, the journal in the same call);
@@ -73,19 +74,9 @@ func BenchmarkW2(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
-		b.SetParallelism(8) // 16 writers on 2 cores
 		cpu := serverCPU(b, servers)
 		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				n := clock.Add(1)
-				k, ts := w2Point(day, n)
-				if err := r.Add(context.Background(), hosts[k%500], names[k/500], ts, float64(n%1000)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+		inParallel(b, &clock, addW2Points(b, r, day, hosts, names))
 		if err := r.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -111,33 +102,33 @@ func BenchmarkW2(b *testing.B) {
 			journals[n] = "journal{" + keys[n] + "}"
 		}
 		b.ReportAllocs()
-		b.SetParallelism(8)
 		cpu := serverCPU(b, servers)
 		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
+		inParallel(b, &clock, func(take func() (int64, int64, bool)) {
 			pipe := ring.Pipeline()
-			queued := 0
-			var buf []byte
-			flush := func() {
+			exec := func() {
 				if _, err := pipe.Exec(ctx); err != nil {
 					b.Error(err)
 				}
-				queued = 0
 			}
-			for pb.Next() {
-				n := clock.Add(1)
-				k, ts := w2Point(day, n)
-				sec := float64(ts.Unix())
-				buf = strconv.AppendFloat(buf[:0], sec, 'f', -1, 64)
-				buf = strconv.AppendFloat(append(buf, ':'), float64(n%1000), 'g', -1, 64)
-				pipe.ZAdd(ctx, keys[k], redis.Z{Score: sec, Member: string(buf)})
-				pipe.ZAdd(ctx, journals[k], redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: keys[k]})
-				if queued++; queued == 1000 {
-					flush()
+			var buf []byte
+			queued := 0
+			for first, count, ok := take(); ok; first, count, ok = take() {
+				for n := first; n < first+count; n++ {
+					k, ts := w2Point(day, n)
+					sec := float64(ts.Unix())
+					buf = strconv.AppendFloat(buf[:0], sec, 'f', -1, 64)
+					buf = strconv.AppendFloat(append(buf, ':'), float64(n%1000), 'g', -1, 64)
+					pipe.ZAdd(ctx, keys[k], redis.Z{Score: sec, Member: string(buf)})
+					pipe.ZAdd(ctx, journals[k], redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: keys[k]})
+					if queued++; queued == 1000 {
+						exec()
+						queued = 0
+					}
 				}
 			}
 			if queued > 0 {
-				flush()
+				exec()
 			}
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "points/s")
@@ -188,28 +179,115 @@ func BenchmarkW2(b *testing.B) {
 	})
 }
 
-// cpuMark is the servers' CPU time at the start of a benchmark's timed part.
+// inParallel runs 8 writers for each CPU (GOMAXPROCS), each calling
+// writer once, and shares b.N points among them: take returns the first
+// number of a writer's next 1,000 points (or fewer, the last) and how
+// many, taken from clock, until b.N are taken. A writer counts its points
+// in its own variables. (RunParallel, with -benchtime Nx, adds to one
+// counter shared by every writer for each point: on many cores a cost of
+// the bench, beside what it measures.)
+func inParallel(b *testing.B, clock *atomic.Int64, writer func(take func() (first, count int64, ok bool))) {
+	const block = 1000
+	var taken atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			writer(func() (int64, int64, bool) {
+				first := taken.Add(block) - block
+				if first >= int64(b.N) {
+					return 0, 0, false
+				}
+				count := min(block, int64(b.N)-first)
+				return clock.Add(count) - count + 1, count, true
+			})
+		})
+	}
+	wg.Wait()
+}
+
+// addW2Points returns a writer for inParallel that adds the W2 points it
+// takes to r.
+func addW2Points(b *testing.B, r *metrics.Recorder, day time.Time, hosts, names []string) func(take func() (int64, int64, bool)) {
+	return func(take func() (int64, int64, bool)) {
+		for first, count, ok := take(); ok; first, count, ok = take() {
+			for n := first; n < first+count; n++ {
+				k, ts := w2Point(day, n)
+				if err := r.Add(context.Background(), hosts[k%500], names[k/500], ts, float64(n%1000)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	}
+}
+
+// cpuMark is the CPU time of the servers and of this process at the start
+// of a benchmark's timed part.
 type cpuMark struct {
-	servers []*redistest.Server
-	at      time.Duration
+	servers        []*redistest.Server
+	server, client time.Duration
 }
 
-// serverCPU marks the servers' CPU time now.
+// serverCPU marks the servers' and this process's CPU time now.
 func serverCPU(b *testing.B, servers []*redistest.Server) cpuMark {
-	at, err := redistest.CPUTime(servers)
+	m := cpuMark{servers: servers}
+	var err error
+	if m.server, err = redistest.CPUTime(servers); err == nil {
+		m.client, err = redistest.ProcessCPU()
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	return cpuMark{servers: servers, at: at}
+	return m
 }
 
-// report reports the servers' CPU time since the mark per op, in µs: with
-// the client on the same cores, what predicts the rate on a machine where
-// the servers have cores of their own.
+// report reports the servers' and this process's CPU time since the mark
+// per op, in µs: with the client on the same cores, what predicts the
+// rate on a machine where each has cores of its own.
 func (m cpuMark) report(b *testing.B) {
-	now, err := redistest.CPUTime(m.servers)
+	server, err := redistest.CPUTime(m.servers)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(now-m.at)/float64(time.Microsecond)/float64(b.N), "server-µs/op")
+	client, err := redistest.ProcessCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(server-m.server)/float64(time.Microsecond)/float64(b.N), "server-µs/op")
+	b.ReportMetric(float64(client-m.client)/float64(time.Microsecond)/float64(b.N), "client-µs/op")
+}
+
+// BenchmarkRecorderAdd is what Add costs the writers, W2's points from 8
+// writers per CPU, with no flush while it is timed (the points are written
+// at Close, untimed). Run it with -cpu 1,2,...: where Add's ns/op does
+// not fall with more CPUs, its writers wait for each other, and that
+// bounds their rate on any number of cores; cpu-ns/op is the CPU time the
+// process spent per point, waits for a mutex included.
+func BenchmarkRecorderAdd(b *testing.B) {
+	servers := redistest.StartN(b, 1)
+	hosts, names := w2Series()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	c := newClient(b, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r, err := newStore(b, c).NewRecorder(metrics.RecorderOptions{
+		BatchSize: b.N + 1, MaxBuffered: b.N + 1, FlushInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var clock atomic.Int64
+	b.ReportAllocs()
+	cpu, err := redistest.ProcessCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	inParallel(b, &clock, addW2Points(b, r, day, hosts, names))
+	b.StopTimer()
+	end, err := redistest.ProcessCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(end-cpu)/float64(b.N), "cpu-ns/op")
+	if err := r.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
