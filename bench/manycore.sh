@@ -9,17 +9,27 @@
 #
 #	(cd bench && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o ../.devkit/bench .)
 #	CGO_ENABLED=0 go test -c -trimpath -ldflags=-s -o .devkit/syncer.test ./syncer
+#	CGO_ENABLED=0 go test -c -trimpath -ldflags=-s -o .devkit/metrics.test ./metrics
+#
+# and, to compare the sharded Recorder of the branch recorder-shards:
+#
+#	git worktree add /tmp/shards recorder-shards
+#	(cd /tmp/shards && CGO_ENABLED=0 go test -c -trimpath -ldflags=-s \
+#		-o "$OLDPWD/.devkit/metrics-shards.test" ./metrics)
 #
 # then run there, from a copy of the checkout with .devkit:
 #
-#	bench/manycore.sh OUTDIR          # about 4 minutes on 16 cores
+#	bench/manycore.sh OUTDIR          # about 5 minutes on 16 cores
 #	bench/manycore.sh OUTDIR quick    # a smoke run of the script itself
 #
 # OUTDIR receives machine.txt, bench.json (go run . -json's shape),
 # bench.log, syncer100000.txt, syncer200000.txt (with the servers'
 # commands per point written), syncer300000.txt, syncercosts.txt (the
 # server CPU of each step of replication, per key) and syncer200k.prof
-# (read it with go tool pprof .devkit/syncer.test syncer200k.prof).
+# (read it with go tool pprof .devkit/syncer.test syncer200k.prof), and
+# for each metrics test binary (metrics, metrics-shards) NAME-add.txt
+# (BenchmarkRecorderAdd at 1, 4 and 16 CPUs) and NAME-w2.txt (the
+# Recorder's W2 at 16 CPUs, 128 writers, client and server CPU per point).
 set -uo pipefail
 out=$(realpath "$1")
 quick=${2:-}
@@ -38,15 +48,27 @@ if [ -n "$quick" ]; then
 	n200=20000
 	n300=20000
 	ncosts=2000
+	nadd=20000
+	nw2=20000
 else
 	bargs=(-rounds 3 -w1-batches 20 -w2-batches 1000 -w2-writers 16,64)
 	n100=1500000
 	n200=3000000
 	n300=4500000
 	ncosts=50000
+	nadd=4000000
+	nw2=10000000
 fi
 timeout 330 .devkit/bench "${bargs[@]}" -json >"$out/bench.json" 2>"$out/bench.log"
-cd syncer || exit 1
+cd metrics || exit 1
+for v in metrics metrics-shards; do
+	[ -x "../.devkit/$v.test" ] || continue
+	timeout 90 "../.devkit/$v.test" -test.run XXX -test.bench BenchmarkRecorderAdd \
+		-test.benchtime "${nadd}x" -test.cpu 1,4,16 >"$out/$v-add.txt" 2>&1
+	timeout 90 "../.devkit/$v.test" -test.run XXX -test.bench 'BenchmarkW2/impl=recorder' \
+		-test.benchtime "${nw2}x" -test.cpu 16 >"$out/$v-w2.txt" 2>&1
+done
+cd ../syncer || exit 1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
 	-test.benchtime "${n100}x" -syncer.rate=100000 >"$out/syncer100000.txt" 2>&1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
