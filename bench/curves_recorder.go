@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redfed/federated"
@@ -121,25 +120,23 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 		return recorderRun{}, err
 	}
 	var deadline time.Time
-	var next atomic.Int64
+	nums := pointNumbers{points: points}
 	s, err := measure(ctx, r.f, func() (int64, error) {
 		deadline = time.Now().Add(r.cfg.maxRun)
 		errs := make([]error, r.cfg.writers+1)
 		var wg sync.WaitGroup
 		for w := range r.cfg.writers {
 			wg.Go(func() {
-				for {
-					n := next.Add(1) - 1
-					if n >= points {
-						return
-					}
-					if n%4096 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+				for first, end, ok := nums.take(); ok; first, end, ok = nums.take() {
+					if ctx.Err() != nil || time.Now().After(deadline) {
 						errs[w] = ctx.Err()
 						return
 					}
-					if err := series.add(rec, n); err != nil {
-						errs[w] = err
-						return
+					for n := first; n < end; n++ {
+						if err := series.add(rec, n); err != nil {
+							errs[w] = err
+							return
+						}
 					}
 				}
 			})
