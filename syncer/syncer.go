@@ -212,13 +212,14 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 }
 
 // Run pulls from every peer of every local server, and runs anti-entropy
-// (unless Options.NoAntiEntropy), until ctx ends or Close is called. It
-// then abandons the passes under way (a cursor is only ever saved after the
-// changes before it are merged) and returns, once every loop has stopped,
-// ctx's error (context.Canceled when Close stopped it). Run may be called
+// (unless Options.NoAntiEntropy), until ctx ends, Close is called or the
+// client closes. It then abandons the passes under way (a cursor is only
+// ever saved after the changes before it are merged) and returns, once
+// every loop has stopped, ctx's error (context.Canceled when Close stopped
+// it), or federated.ErrClosed when the client closed. Run may be called
 // once at a time: ErrRunning otherwise, and ErrClosed after Close.
-func (s *Syncer) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (s *Syncer) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	s.mu.Lock()
 	switch {
@@ -240,6 +241,18 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}()
 
 	var wg sync.WaitGroup
+	var clientClosed bool
+	if len(s.links) > 0 || !s.opts.NoAntiEntropy {
+		wg.Go(func() {
+			// Every pass of a closed client fails: nothing is left to do.
+			select {
+			case <-s.c.Done():
+				clientClosed = true
+				cancel()
+			case <-ctx.Done():
+			}
+		})
+	}
 	for _, l := range s.links {
 		wg.Add(1)
 		go func() {
@@ -255,6 +268,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if clientClosed && parent.Err() == nil {
+		return federated.ErrClosed
+	}
 	return ctx.Err()
 }
 

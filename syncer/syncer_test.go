@@ -419,6 +419,29 @@ func TestCloseStopsRun(t *testing.T) {
 	require.NoError(t, s.Close(), "a second Close")
 }
 
+// A syncer whose client closes stops: Run returns federated.ErrClosed,
+// with none of its goroutines left, instead of failing pass after pass.
+func TestRunEndsWhenTheClientCloses(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c, err := federated.New(groupConfig(servers))
+	require.NoError(t, err)
+	s, err := syncer.NewFromClient(c, redistest.Addrs(servers), syncer.Options{})
+	require.NoError(t, err)
+	before := goleak.IgnoreCurrent()
+	returned := make(chan error, 1)
+	go func() { returned <- s.Run(context.Background()) }()
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].Passes > 0 }, 2*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.Close())
+	select {
+	case err := <-returned:
+		require.ErrorIs(t, err, federated.ErrClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still runs 5s after its client closed")
+	}
+	goleak.VerifyNone(t, before)
+	require.NoError(t, s.Close())
+}
+
 // A local server that cannot take writes (it is full) fails the passes
 // that merge into it, and nothing is taken as merged: once it has room,
 // the syncer alone, without anti-entropy, gives it every point.
