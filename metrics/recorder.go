@@ -615,10 +615,9 @@ func (r *Recorder) Close() error {
 		close(r.stop)
 		<-r.done
 	})
-	if err != nil {
-		return err
-	}
-	return r.Flush(ctx) // what Adds that raced with the first Flush left
+	// The dispatcher sent what Adds that raced with the first Flush left
+	// before it ended: this Flush collects their failures.
+	return errors.Join(err, r.Flush(ctx))
 }
 
 // shut refuses further points and wakes Adds that wait for room.
