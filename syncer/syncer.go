@@ -216,8 +216,9 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 // client closes. It then abandons the passes under way (a cursor is only
 // ever saved after the changes before it are merged) and returns, once
 // every loop has stopped, ctx's error (context.Canceled when Close stopped
-// it), or federated.ErrClosed when the client closed. Run may be called
-// once at a time: ErrRunning otherwise, and ErrClosed after Close.
+// it), or an error that wraps federated.ErrClosed when the client closed.
+// Run may be called once at a time: ErrRunning otherwise, and this
+// package's ErrClosed after Close.
 func (s *Syncer) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -269,7 +270,7 @@ func (s *Syncer) Run(parent context.Context) error {
 	}
 	wg.Wait()
 	if clientClosed && parent.Err() == nil {
-		return federated.ErrClosed
+		return fmt.Errorf("%w: the syncer's client closed", federated.ErrClosed)
 	}
 	return ctx.Err()
 }
