@@ -51,8 +51,10 @@ type Client struct {
 	specs    keySpecs    // where commands' keys are, learnt from the servers
 	queryAll atomic.Bool // Options.QueryAll, or as SetQueryAll last set it
 
+	// hooksMu guards extraHooks; it is taken after topoMu and after a
+	// server's mutex, never before them.
 	hooksMu    sync.Mutex
-	extraHooks []func(addr string) redis.Hook // added by AddServerHook, for every server's client; guarded by hooksMu
+	extraHooks []func(addr string) redis.Hook // added by AddServerHook, for every server's client
 
 	opts Options      // filled with defaults; never changed after New
 	keys journal.Keys // the keys beside the journal, on every server
@@ -246,7 +248,7 @@ func (c *Client) closeServers(servers map[string]*server) error {
 }
 
 // TopologyVersion counts the changes of the federation's nodes (AddNode,
-// RemoveNode) since New, so that a layer above the client that caches
+// RemoveNode, ReplaceNode) since New, so that a layer above the client that caches
 // where keys go (a metrics Recorder) knows when to route them again.
 func (c *Client) TopologyVersion() uint64 { return c.topo.Load().version }
 
