@@ -104,7 +104,7 @@ func BenchmarkW2(b *testing.B) {
 		b.ReportAllocs()
 		cpu := serverCPU(b, servers)
 		start := time.Now()
-		inParallel(b, &clock, func(take func() (int64, int64, bool)) {
+		inParallel(b, &clock, func(first, step, end int64) {
 			pipe := ring.Pipeline()
 			exec := func() {
 				if _, err := pipe.Exec(ctx); err != nil {
@@ -113,18 +113,16 @@ func BenchmarkW2(b *testing.B) {
 			}
 			var buf []byte
 			queued := 0
-			for first, count, ok := take(); ok; first, count, ok = take() {
-				for n := first; n < first+count; n++ {
-					k, ts := w2Point(day, n)
-					sec := float64(ts.Unix())
-					buf = strconv.AppendFloat(buf[:0], sec, 'f', -1, 64)
-					buf = strconv.AppendFloat(append(buf, ':'), float64(n%1000), 'g', -1, 64)
-					pipe.ZAdd(ctx, keys[k], redis.Z{Score: sec, Member: string(buf)})
-					pipe.ZAdd(ctx, journals[k], redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: keys[k]})
-					if queued++; queued == 1000 {
-						exec()
-						queued = 0
-					}
+			for n := first; n < end; n += step {
+				k, ts := w2Point(day, n)
+				sec := float64(ts.Unix())
+				buf = strconv.AppendFloat(buf[:0], sec, 'f', -1, 64)
+				buf = strconv.AppendFloat(append(buf, ':'), float64(n%1000), 'g', -1, 64)
+				pipe.ZAdd(ctx, keys[k], redis.Z{Score: sec, Member: string(buf)})
+				pipe.ZAdd(ctx, journals[k], redis.Z{Score: float64(time.Now().UnixMicro()) / 1e6, Member: keys[k]})
+				if queued++; queued == 1000 {
+					exec()
+					queued = 0
 				}
 			}
 			if queued > 0 {
@@ -180,42 +178,30 @@ func BenchmarkW2(b *testing.B) {
 }
 
 // inParallel runs 8 writers for each CPU (GOMAXPROCS), each calling
-// writer once, and shares b.N points among them: take returns the first
-// number of a writer's next 1,000 points (or fewer, the last) and how
-// many, taken from clock, until b.N are taken. A writer counts its points
-// in its own variables. (RunParallel, with -benchtime Nx, adds to one
-// counter shared by every writer for each point: on many cores a cost of
-// the bench, beside what it measures.)
-func inParallel(b *testing.B, clock *atomic.Int64, writer func(take func() (first, count int64, ok bool))) {
-	const block = 1000
-	var taken atomic.Int64
+// writer once, and shares the next b.N point numbers of clock among them
+// in turn: a writer's are first, first+step, ... below end. (RunParallel,
+// with -benchtime Nx, adds to one counter shared by every writer for each
+// point: on many cores a cost of the bench, beside what it measures.
+// Taking turns keeps what a writer's batch holds as it was with it.)
+func inParallel(b *testing.B, clock *atomic.Int64, writer func(first, step, end int64)) {
+	writers := int64(8 * runtime.GOMAXPROCS(0))
+	base := clock.Add(int64(b.N)) - int64(b.N)
 	var wg sync.WaitGroup
-	for range 8 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			writer(func() (int64, int64, bool) {
-				first := taken.Add(block) - block
-				if first >= int64(b.N) {
-					return 0, 0, false
-				}
-				count := min(block, int64(b.N)-first)
-				return clock.Add(count) - count + 1, count, true
-			})
-		})
+	for w := range writers {
+		wg.Go(func() { writer(base+1+w, writers, base+1+int64(b.N)) })
 	}
 	wg.Wait()
 }
 
-// addW2Points returns a writer for inParallel that adds the W2 points it
-// takes to r.
-func addW2Points(b *testing.B, r *metrics.Recorder, day time.Time, hosts, names []string) func(take func() (int64, int64, bool)) {
-	return func(take func() (int64, int64, bool)) {
-		for first, count, ok := take(); ok; first, count, ok = take() {
-			for n := first; n < first+count; n++ {
-				k, ts := w2Point(day, n)
-				if err := r.Add(context.Background(), hosts[k%500], names[k/500], ts, float64(n%1000)); err != nil {
-					b.Error(err)
-					return
-				}
+// addW2Points returns a writer for inParallel that adds its W2 points to
+// r.
+func addW2Points(b *testing.B, r *metrics.Recorder, day time.Time, hosts, names []string) func(first, step, end int64) {
+	return func(first, step, end int64) {
+		for n := first; n < end; n += step {
+			k, ts := w2Point(day, n)
+			if err := r.Add(context.Background(), hosts[k%500], names[k/500], ts, float64(n%1000)); err != nil {
+				b.Error(err)
+				return
 			}
 		}
 	}
