@@ -120,21 +120,23 @@ func (r *recorderRunner) run(ctx context.Context, st recorderSetting, points int
 		return recorderRun{}, err
 	}
 	var deadline time.Time
+	nums := pointNumbers{points: points}
 	s, err := measure(ctx, r.f, func() (int64, error) {
 		deadline = time.Now().Add(r.cfg.maxRun)
 		errs := make([]error, r.cfg.writers+1)
 		var wg sync.WaitGroup
 		for w := range r.cfg.writers {
 			wg.Go(func() {
-				writers := int64(r.cfg.writers)
-				for n, i := int64(w), 0; n < points; n, i = n+writers, i+1 {
-					if i%4096 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+				for first, end := nums.take(); first < end; first, end = nums.take() {
+					if first%4096 < pointBlock && (ctx.Err() != nil || time.Now().After(deadline)) {
 						errs[w] = ctx.Err()
 						return
 					}
-					if err := series.add(rec, n); err != nil {
-						errs[w] = err
-						return
+					for n := first; n < end; n++ {
+						if err := series.add(rec, n); err != nil {
+							errs[w] = err
+							return
+						}
 					}
 				}
 			})
