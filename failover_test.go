@@ -547,3 +547,23 @@ func TestNoHealthCheck(t *testing.T) {
 	require.Error(t, c.Set(context.Background(), "k", "v", 0).Err())
 	assert.True(t, c.IsServerDown(servers[0].Addr()))
 }
+
+// A server's client from ServerClient, kept past Close, fails its
+// commands and pipelines with ErrClosed, as every call of the closed
+// client does.
+func TestServerClientAfterCloseFailsWithErrClosed(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: testOptions()})
+	require.NoError(t, err)
+	sc, err := c.ServerClient(servers[0].Addr())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, sc.Ping(ctx).Err())
+	require.NoError(t, c.Close())
+	require.ErrorIs(t, sc.Ping(ctx).Err(), federated.ErrClosed)
+	_, err = sc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Ping(ctx)
+		return nil
+	})
+	require.ErrorIs(t, err, federated.ErrClosed)
+}

@@ -11,17 +11,18 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// newHandle returns the go-redis client ServerClient hands out for s: one of
-// no connection, whose hooks send everything through the server's current
-// client, so that it outlives the replacement of that client.
-func newHandle(s *server) *redis.Client {
+// newHandle returns the go-redis client ServerClient hands out for s, a
+// server of c: one of no connection, whose hooks send everything through
+// the server's current client, so that it outlives the replacement of
+// that client.
+func newHandle(c *Client, s *server) *redis.Client {
 	rc := redis.NewClient(&redis.Options{
 		Addr:                     s.addr,
 		DisableIdentity:          true,
 		MaxRetries:               -1,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	})
-	rc.AddHook(handleHook{s: s})
+	rc.AddHook(handleHook{c: c, s: s})
 	return rc
 }
 
@@ -29,8 +30,13 @@ func newHandle(s *server) *redis.Client {
 // of its own.
 var errHandleConn = errors.New("federated: a server's client from ServerClient holds no connection: use the Client's Conn, Watch or Subscribe")
 
-// handleHook sends a handle's commands through its server's current client.
-type handleHook struct{ s *server }
+// handleHook sends a handle's commands through its server's current
+// client, and fails them with ErrClosed once c is closed, as every call
+// of c does (the server's client would answer go-redis's own error).
+type handleHook struct {
+	c *Client
+	s *server
+}
 
 var _ redis.Hook = handleHook{}
 
@@ -40,6 +46,10 @@ func (h handleHook) DialHook(redis.DialHook) redis.DialHook {
 
 func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.c.closed.Load() {
+			cmd.SetErr(ErrClosed)
+			return ErrClosed
+		}
 		if txCommands[strings.ToLower(cmd.Name())] {
 			// A Watch of the handle would WATCH on a pooled connection,
 			// and its transaction run on another.
@@ -52,6 +62,12 @@ func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 
 func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.c.closed.Load() {
+			for _, cmd := range cmds {
+				cmd.SetErr(ErrClosed)
+			}
+			return ErrClosed
+		}
 		rc := h.s.client.Load()
 		var pipe redis.Pipeliner
 		if len(cmds) >= 2 && cmds[0].Name() == "multi" && cmds[len(cmds)-1].Name() == "exec" {

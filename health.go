@@ -45,7 +45,7 @@ func (c *Client) newServer(nodeName, addr string) *server {
 	s := &server{addr: addr, node: nodeName, opts: c.redisOptions(addr),
 		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.client.Store(c.newRedisClient(s))
-	s.handle = newHandle(s)
+	s.handle = newHandle(c, s)
 	return s
 }
 
