@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -46,9 +47,45 @@ func holdNewRing(h *hold) federated.Options {
 		if len(nodes) > 1 {
 			h.wait()
 		}
-		return firstNode(nodes[0]), nil
+		return firstNode(slices.Min(nodes)), nil
 	}
 	return opts
+}
+
+// lastClient makes opts record the go-redis client the client makes last
+// for addr, and returns what it recorded: the real client of the server,
+// not the handle ServerClient gives, which answers ErrClosed by itself
+// once the client closed.
+func lastClient(opts *federated.Options, addr string) func() *redis.Client {
+	var mu sync.Mutex
+	var last *redis.Client
+	next := opts.OnNewClient
+	opts.OnNewClient = func(a string, rc *redis.Client) {
+		if a == addr {
+			mu.Lock()
+			last = rc
+			mu.Unlock()
+		}
+		if next != nil {
+			next(a, rc)
+		}
+	}
+	return func() *redis.Client {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+}
+
+// entered waits until a change reaches h, or fails the test if the change
+// returned before (with its error).
+func entered(t *testing.T, h *hold, returned <-chan error) {
+	t.Helper()
+	select {
+	case <-h.entered:
+	case err := <-returned:
+		t.Fatalf("the change returned before it was held: %v", err)
+	}
 }
 
 // closeMeanwhile closes c while a change to it is held at h, lets the
@@ -86,16 +123,17 @@ func addHookMeanwhile(c *federated.Client, h *hold) *commandCounter {
 func TestAddNodeDuringCloseLeavesNothingOpen(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	h := newHold()
-	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: holdNewRing(h)})
+	opts := holdNewRing(h)
+	added := lastClient(&opts, servers[1].Addr())
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: opts})
 	require.NoError(t, err)
-	added := make(chan error, 1)
-	go func() { added <- c.AddNode("b", federated.Node{Address: servers[1].Addr()}) }()
-	<-h.entered
+	t.Cleanup(func() { _ = c.Close() })
+	returned := make(chan error, 1)
+	go func() { returned <- c.AddNode("b", federated.Node{Address: servers[1].Addr()}) }()
+	entered(t, h, returned)
 	require.NoError(t, closeMeanwhile(c, h))
-	require.NoError(t, <-added, "AddNode was past its check for a closed client")
-	sc, err := c.ServerClient(servers[1].Addr())
-	require.NoError(t, err)
-	assert.Error(t, sc.Ping(context.Background()).Err(), "the added server's client answers after Close")
+	require.NoError(t, <-returned, "AddNode was past its check for a closed client")
+	require.ErrorIs(t, added().Ping(context.Background()).Err(), redis.ErrClosed, "the added server's client after Close")
 }
 
 // The same for a ReplaceNode that Close overtakes, held while it builds
@@ -109,16 +147,16 @@ func TestReplaceNodeDuringCloseLeavesNothingOpen(t *testing.T) {
 			h.wait()
 		}
 	}
+	made := lastClient(&opts, servers[1].Addr())
 	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: opts})
 	require.NoError(t, err)
-	replaced := make(chan error, 1)
-	go func() { replaced <- c.ReplaceNode("a", federated.Node{Address: servers[1].Addr()}) }()
-	<-h.entered
+	t.Cleanup(func() { _ = c.Close() })
+	returned := make(chan error, 1)
+	go func() { returned <- c.ReplaceNode("a", federated.Node{Address: servers[1].Addr()}) }()
+	entered(t, h, returned)
 	require.NoError(t, closeMeanwhile(c, h))
-	require.NoError(t, <-replaced, "ReplaceNode was past its check for a closed client")
-	sc, err := c.ServerClient(servers[1].Addr())
-	require.NoError(t, err)
-	assert.Error(t, sc.Ping(context.Background()).Err(), "the new server's client answers after Close")
+	require.NoError(t, <-returned, "ReplaceNode was past its check for a closed client")
+	require.ErrorIs(t, made().Ping(context.Background()).Err(), redis.ErrClosed, "the new server's client after Close")
 }
 
 // A hook added while AddNode builds a node reaches the node's servers.
@@ -130,7 +168,7 @@ func TestHookAddedDuringAddNodeReachesItsServers(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: holdNewRing(h)})
 	added := make(chan error, 1)
 	go func() { added <- c.AddNode("b", federated.Node{Address: servers[1].Addr()}) }()
-	<-h.entered
+	entered(t, h, added)
 	cc := addHookMeanwhile(c, h)
 	require.NoError(t, <-added)
 	sc, err := c.ServerClient(servers[1].Addr())
@@ -166,7 +204,7 @@ func TestHookAddedWhileAServerComesBackReachesIt(t *testing.T) {
 	holding.Unlock()
 	up := make(chan error, 1)
 	go func() { up <- c.MarkServerUp(addr) }()
-	<-h.entered
+	entered(t, h, up)
 	cc := addHookMeanwhile(c, h)
 	require.NoError(t, <-up)
 	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
