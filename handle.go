@@ -56,7 +56,7 @@ func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 			cmd.SetErr(fmt.Errorf("%w (%s on a server's client from ServerClient)", ErrTxCommand, cmdName(cmd)))
 			return cmd.Err()
 		}
-		return h.s.client.Load().Process(ctx, cmd)
+		return h.closedErr(h.s.client.Load().Process(ctx, cmd), cmd)
 	}
 }
 
@@ -79,6 +79,19 @@ func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.Process
 			_ = pipe.Process(ctx, cmd)
 		}
 		_, err := pipe.Exec(ctx)
+		return h.closedErr(err, cmds...)
+	}
+}
+
+// closedErr returns err, or ErrClosed (set on cmds too) when err is
+// go-redis's for a closed client and the client closed: a command that
+// passed the check as Close began meets the server's client closed.
+func (h handleHook) closedErr(err error, cmds ...redis.Cmder) error {
+	if !errors.Is(err, redis.ErrClosed) || !h.c.closed.Load() {
 		return err
 	}
+	for _, cmd := range cmds {
+		cmd.SetErr(ErrClosed)
+	}
+	return ErrClosed
 }
