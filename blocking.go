@@ -112,9 +112,9 @@ func (c *Client) AddHook(h redis.Hook) {
 // is given the server's address: for instrumentation that tells servers
 // apart. hook is called for every server now and for every server client
 // made later, and must not block, nor call the client's AddNode,
-// RemoveNode, ReplaceNode, AddHook or AddServerHook. AddServerHook waits
-// for an AddNode or ReplaceNode under way, so that their servers get the
-// hook too.
+// RemoveNode, ReplaceNode, MarkServerUp, AddHook, AddServerHook or Close.
+// AddServerHook waits for an AddNode or ReplaceNode under way, so that
+// their servers get the hook too.
 func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 	// AddNode and ReplaceNode make their servers' clients, with the hooks
 	// then, and store them under topoMu: the hook waits for them.

@@ -197,7 +197,8 @@ type Options struct {
 	// channel given to its WithCloseChan is closed, so close the previous
 	// one's when a new client comes for the same address. It must not
 	// block, nor call the client's AddNode, RemoveNode, ReplaceNode,
-	// AddHook, AddServerHook or Close, which wait for it.
+	// MarkServerUp, MarkServerDown, AddHook, AddServerHook or Close,
+	// which wait for it.
 	OnNewClient func(addr string, rc *redis.Client) `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
 	// When set, go-redis's own log lines (a failed dial, a pool's

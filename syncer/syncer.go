@@ -270,7 +270,7 @@ func (s *Syncer) Run(parent context.Context) error {
 	}
 	wg.Wait()
 	if clientClosed && parent.Err() == nil {
-		return fmt.Errorf("%w: the syncer's client closed", federated.ErrClosed)
+		return fmt.Errorf("syncer: Run: %w", federated.ErrClosed)
 	}
 	return ctx.Err()
 }
