@@ -121,6 +121,11 @@ func TestRecorderClosesUnderManyWriters(t *testing.T) {
 			stop := make(chan struct{})
 			var sampler sync.WaitGroup
 			peak := int64(0)
+			stopSampler := sync.OnceFunc(func() {
+				close(stop)
+				sampler.Wait()
+			})
+			defer stopSampler() // also when the test fails before
 			sampler.Go(func() {
 				for {
 					select {
@@ -143,8 +148,7 @@ func TestRecorderClosesUnderManyWriters(t *testing.T) {
 				t.Fatal("Close still waits after 10s")
 			}
 			wg.Wait()
-			close(stop)
-			sampler.Wait()
+			stopSampler()
 
 			var sum int64
 			for _, n := range acked {
@@ -166,6 +170,28 @@ func TestRecorderClosesUnderManyWriters(t *testing.T) {
 			assert.Equal(t, sum, stored, "every acknowledged point is stored, and no other")
 		})
 	}
+}
+
+// Close returns the failures of every point added before it returned: of
+// those its first Flush waited for, and of a point added while that Flush
+// ran (here by OnError, as it learns of the first failure), which the
+// flush loop sends as it ends.
+func TestRecorderCloseReturnsTheFailuresOfWhatItDrained(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var r *metrics.Recorder
+	var once sync.Once
+	r = newRecorder(t, c, metrics.RecorderOptions{FlushInterval: time.Hour, FailWhenFull: true,
+		OnError: func(error, int) {
+			once.Do(func() { assert.NoError(t, r.Add(context.Background(), "web2", "cpu", at, 2)) })
+		}})
+	require.NoError(t, servers[0].Kill())
+	require.NoError(t, r.Add(context.Background(), "web1", "cpu", at, 1))
+	err := r.Close()
+	require.Error(t, err)
+	assert.Equal(t, 2, strings.Count(err.Error(), "(1 points in 1 keys)"), "both points' failures: %v", err)
+	assert.Equal(t, int64(2), r.Stats().Failed)
 }
 
 // A Recorder whose client closes with points in its buffer fails them,
