@@ -248,8 +248,9 @@ func (c *Client) closeServers(servers map[string]*server) error {
 }
 
 // TopologyVersion counts the changes of the federation's nodes (AddNode,
-// RemoveNode, ReplaceNode) since New, so that a layer above the client that caches
-// where keys go (a metrics Recorder) knows when to route them again.
+// RemoveNode, ReplaceNode) since New, so that a layer above the client
+// that caches where keys go (a metrics Recorder) knows when to route them
+// again.
 func (c *Client) TopologyVersion() uint64 { return c.topo.Load().version }
 
 // Done returns a channel closed when Close begins, so that a layer above

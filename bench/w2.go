@@ -39,10 +39,10 @@ func (p *pointNumbers) take() (first, end int64) {
 const recorderCallsHint = 4096
 
 // runW2 is one run of W2 for a contender that sends the batches the
-// workload makes: writers goroutines take the points in turn, 16 at a
-// time (pointNumbers), each queueing a point and its journal entry and
-// sending every batch points. A batch's latency runs from queueing its first point to
-// its last answer.
+// workload makes: writers goroutines take the point numbers 16 at a time
+// (pointNumbers), each queueing a point and its journal entry and sending
+// every batch points. A batch's latency runs from queueing its first
+// point to its last answer.
 func runW2(ctx context.Context, f *fleet, ct contender, d *w2Data, points int64, batch, writers int) (sample, error) {
 	batchers := make([]batcher, writers)
 	latencies := make([][]time.Duration, writers)

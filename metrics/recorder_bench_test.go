@@ -181,8 +181,8 @@ func BenchmarkW2(b *testing.B) {
 
 // inParallel runs 8 writers for each CPU (GOMAXPROCS), each calling
 // writer once, and shares b.N point numbers among them: take returns a
-// writer's next numbers, first to end-1, taken from clock 16 at a time,
-// until b.N are taken. (RunParallel, with -benchtime Nx, adds to one
+// writer's next numbers, first to end-1, 16 at a time from the b.N that
+// clock gives the run, until every one is taken. (RunParallel, with -benchtime Nx, adds to one
 // counter shared by every writer at every point: on many cores a cost of
 // the bench, beside what it measures. Taking 16 at a time cuts that
 // sixteen times and spreads a writer's points over the series as
