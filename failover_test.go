@@ -567,3 +567,33 @@ func TestServerClientAfterCloseFailsWithErrClosed(t *testing.T) {
 	})
 	require.ErrorIs(t, err, federated.ErrClosed)
 }
+
+// A server's client from ServerClient whose server left the federation
+// fails its commands with ErrUnknownNode, and ServerClient gives the
+// server's client of now: after RemoveNode, and after a ReplaceNode that
+// keeps the server.
+func TestServerClientOfAServerThatLeftFails(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}}, Options: testOptions()})
+	ctx := context.Background()
+
+	old, err := c.ServerClient(b)
+	require.NoError(t, err)
+	require.NoError(t, c.RemoveNode("b"))
+	require.ErrorIs(t, old.Ping(ctx).Err(), federated.ErrUnknownNode)
+	_, err = c.ServerClient(b)
+	require.ErrorIs(t, err, federated.ErrUnknownNode)
+
+	old, err = c.ServerClient(a)
+	require.NoError(t, err)
+	require.NoError(t, c.ReplaceNode("a", federated.Node{Address: a}))
+	_, err = old.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Ping(ctx)
+		return nil
+	})
+	require.ErrorIs(t, err, federated.ErrUnknownNode)
+	now, err := c.ServerClient(a)
+	require.NoError(t, err)
+	require.NoError(t, now.Ping(ctx).Err())
+}

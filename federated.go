@@ -317,9 +317,12 @@ func (c *Client) NodeToServer(nodeName string) (string, error) {
 // sends its commands and pipelines through the server's current
 // connections, with health tracking as for routed commands, and keeps
 // working after the server is marked down and comes back up (a recovered
-// server gets fresh connections). It holds no connection of its own, so
-// Conn, Watch and Subscribe on it fail: use the Client's. It is owned by
-// the federation: do not close it.
+// server gets fresh connections). Once the server leaves the federation
+// (RemoveNode, or ReplaceNode, even one that keeps it) its commands fail
+// with ErrUnknownNode, and after Close with ErrClosed: call ServerClient
+// again for the server's client of now. It holds no connection of its
+// own, so Conn, Watch and Subscribe on it fail: use the Client's. It is
+// owned by the federation: do not close it.
 func (c *Client) ServerClient(addr string) (*redis.Client, error) {
 	s, err := c.topo.Load().server(addr)
 	if err != nil {

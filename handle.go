@@ -31,8 +31,8 @@ func newHandle(c *Client, s *server) *redis.Client {
 var errHandleConn = errors.New("federated: a server's client from ServerClient holds no connection: use the Client's Conn, Watch or Subscribe")
 
 // handleHook sends a handle's commands through its server's current
-// client, and fails them with ErrClosed once c is closed, as every call
-// of c does (the server's client would answer go-redis's own error).
+// client, and fails them once c is closed or the server left it (see
+// gone).
 type handleHook struct {
 	c *Client
 	s *server
@@ -46,9 +46,9 @@ func (h handleHook) DialHook(redis.DialHook) redis.DialHook {
 
 func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.c.closed.Load() {
-			cmd.SetErr(ErrClosed)
-			return ErrClosed
+		if err := h.gone(); err != nil {
+			cmd.SetErr(err)
+			return err
 		}
 		if txCommands[strings.ToLower(cmd.Name())] {
 			// A Watch of the handle would WATCH on a pooled connection,
@@ -62,11 +62,11 @@ func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 
 func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.c.closed.Load() {
+		if err := h.gone(); err != nil {
 			for _, cmd := range cmds {
-				cmd.SetErr(ErrClosed)
+				cmd.SetErr(err)
 			}
-			return ErrClosed
+			return err
 		}
 		rc := h.s.client.Load()
 		var pipe redis.Pipeliner
@@ -80,6 +80,23 @@ func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.Process
 		}
 		_, err := pipe.Exec(ctx)
 		return h.closedErr(err, cmds...)
+	}
+}
+
+// gone returns ErrClosed once the client closed, and an error wrapping
+// ErrUnknownNode once the server left the federation (RemoveNode, or
+// ReplaceNode, which gives a server in both lists a new client too): the
+// server's go-redis client would answer go-redis's own error, or, until
+// it is closed, commands for a server that is no longer the federation's.
+func (h handleHook) gone() error {
+	if h.c.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case <-h.s.stop:
+		return fmt.Errorf("%w: server %s left the federation; ServerClient gives its client now", ErrUnknownNode, h.s.addr)
+	default:
+		return nil
 	}
 }
 
