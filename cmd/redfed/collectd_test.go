@@ -110,9 +110,17 @@ func TestCollectdIntoServe(t *testing.T) {
 	if !ok {
 		t.Fatalf("collectd's output:\n%s", out)
 	}
+	// The points are waited for too: a query's range ends at its now,
+	// and write_graphite rounds collectd's time to the nearest second, up
+	// to half a second ahead of it (a query just after the point came
+	// found nothing, on a loaded machine).
+	point := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT[0-9:.]+Z +[-+0-9.e]+$`)
 	for _, m := range want {
-		code, stdout, errOut := runCLI(t, "", "query", "--config", cfgPath, collectdHost, m, "--from", "-1m")
-		require.Equal(t, 0, code, errOut)
-		assert.Regexp(t, `(?m)^\d{4}-\d\d-\d\dT[0-9:.]+Z +[-+0-9.e]+$`, stdout, "%s has points", m)
+		var stdout, errOut string
+		assert.Eventually(t, func() bool {
+			var code int
+			code, stdout, errOut = runCLI(t, "", "query", "--config", cfgPath, collectdHost, m, "--from", "-1m")
+			return code == 0 && point.MatchString(stdout)
+		}, 20*time.Second, 250*time.Millisecond, "%s has points: %q %q", m, stdout, errOut)
 	}
 }
