@@ -338,8 +338,10 @@ func TestCPUTimeCountsTheServersWork(t *testing.T) {
 	busy := time.Since(start)
 	after, err := s.CPUTime()
 	require.NoError(t, err)
-	// The loop is the server's own CPU: most of the time it took.
-	assert.Greater(t, after-before, busy/2, "CPU time %v for a loop of %v", after-before, busy)
+	// The loop is the server's own CPU: much of the time it took, though
+	// on two cores shared with other test packages under way (go test
+	// runs them at once) it can get less than half of one.
+	assert.Greater(t, after-before, busy/4, "CPU time %v for a loop of %v", after-before, busy)
 	assert.LessOrEqual(t, after-before, busy+50*time.Millisecond)
 
 	require.NoError(t, s.Stop())
