@@ -116,47 +116,53 @@ func addHookMeanwhile(c *federated.Client, h *hold) *commandCounter {
 	return cc
 }
 
-// An AddNode that Close overtakes: Close waits for it and closes the new
-// node's server too, so no connection of a closed client is left open.
-// (Close read the servers without waiting, and the added server's client
-// stayed open: 3-9 runs in 2,000 of the two calls at once.)
-func TestAddNodeDuringCloseLeavesNothingOpen(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	h := newHold()
-	opts := holdNewRing(h)
-	added := lastClient(&opts, servers[1].Addr())
-	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: opts})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	returned := make(chan error, 1)
-	go func() { returned <- c.AddNode("b", federated.Node{Address: servers[1].Addr()}) }()
-	entered(t, h, returned)
-	require.NoError(t, closeMeanwhile(c, h))
-	require.NoError(t, <-returned, "AddNode was past its check for a closed client")
-	require.ErrorIs(t, added().Ping(context.Background()).Err(), redis.ErrClosed, "the added server's client after Close")
-}
-
-// The same for a ReplaceNode that Close overtakes, held while it builds
-// the node's new server's client.
-func TestReplaceNodeDuringCloseLeavesNothingOpen(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	h := newHold()
-	opts := testOptions()
-	opts.OnNewClient = func(addr string, _ *redis.Client) {
-		if addr == servers[1].Addr() {
-			h.wait()
-		}
+// A change of the topology that Close overtakes, held after it built its
+// new server's client: Close waits for it and closes that client too, so
+// no connection of a closed client is left open. (Close read the servers
+// without waiting, and an added server's client stayed open: 3-9 runs in
+// 2,000 of AddNode and Close at once.)
+func TestChangeDuringCloseLeavesNothingOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hold   func(h *hold, addr string) federated.Options
+		change func(c *federated.Client, addr string) error
+	}{{
+		name: "AddNode", // held in NewRing, its clients built
+		hold: func(h *hold, _ string) federated.Options { return holdNewRing(h) },
+		change: func(c *federated.Client, addr string) error {
+			return c.AddNode("b", federated.Node{Address: addr})
+		},
+	}, {
+		name: "ReplaceNode", // held while it builds the new server's client
+		hold: func(h *hold, addr string) federated.Options {
+			opts := testOptions()
+			opts.OnNewClient = func(a string, _ *redis.Client) {
+				if a == addr {
+					h.wait()
+				}
+			}
+			return opts
+		},
+		change: func(c *federated.Client, addr string) error {
+			return c.ReplaceNode("a", federated.Node{Address: addr})
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			h := newHold()
+			opts := tc.hold(h, servers[1].Addr())
+			made := lastClient(&opts, servers[1].Addr())
+			c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: opts})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			returned := make(chan error, 1)
+			go func() { returned <- tc.change(c, servers[1].Addr()) }()
+			entered(t, h, returned)
+			require.NoError(t, closeMeanwhile(c, h))
+			require.NoError(t, <-returned, "%s was past its check for a closed client", tc.name)
+			require.ErrorIs(t, made().Ping(context.Background()).Err(), redis.ErrClosed, "the new server's client after Close")
+		})
 	}
-	made := lastClient(&opts, servers[1].Addr())
-	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: opts})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	returned := make(chan error, 1)
-	go func() { returned <- c.ReplaceNode("a", federated.Node{Address: servers[1].Addr()}) }()
-	entered(t, h, returned)
-	require.NoError(t, closeMeanwhile(c, h))
-	require.NoError(t, <-returned, "ReplaceNode was past its check for a closed client")
-	require.ErrorIs(t, made().Ping(context.Background()).Err(), redis.ErrClosed, "the new server's client after Close")
 }
 
 // A hook added while AddNode builds a node reaches the node's servers.
