@@ -242,13 +242,11 @@ func (s *Syncer) Run(parent context.Context) error {
 	}()
 
 	var wg sync.WaitGroup
-	var clientClosed bool
 	if len(s.links) > 0 || !s.opts.NoAntiEntropy {
 		wg.Go(func() {
 			// Every pass of a closed client fails: nothing is left to do.
 			select {
 			case <-s.c.Done():
-				clientClosed = true
 				cancel()
 			case <-ctx.Done():
 			}
@@ -269,8 +267,12 @@ func (s *Syncer) Run(parent context.Context) error {
 		}()
 	}
 	wg.Wait()
-	if clientClosed && parent.Err() == nil {
-		return fmt.Errorf("syncer: Run: %w", federated.ErrClosed)
+	select {
+	case <-s.c.Done():
+		if parent.Err() == nil {
+			return fmt.Errorf("syncer: Run: %w", federated.ErrClosed)
+		}
+	default:
 	}
 	return ctx.Err()
 }
