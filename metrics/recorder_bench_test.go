@@ -182,12 +182,13 @@ func BenchmarkW2(b *testing.B) {
 // inParallel runs 8 writers for each CPU (GOMAXPROCS), each calling
 // writer once, and shares b.N point numbers among them: take returns a
 // writer's next numbers, first to end-1, 16 at a time from the b.N that
-// clock gives the run, until every one is taken. (RunParallel, with -benchtime Nx, adds to one
-// counter shared by every writer at every point: on many cores a cost of
-// the bench, beside what it measures. Taking 16 at a time cuts that
-// sixteen times and spreads a writer's points over the series as
-// before, where 1,000 at a time gave each writer a stretch of the series
-// of its own, and turns by the writer's number a fixed part of them.)
+// clock gives the run, until every one is taken. (RunParallel, with
+// -benchtime Nx, adds to one counter shared by every writer at every
+// point: on many cores a cost of the bench, beside what it measures.
+// Taking 16 at a time cuts that sixteen times and spreads a writer's
+// points over the series as before, where 1,000 at a time gave each
+// writer a stretch of the series of its own, and turns by the writer's
+// number a fixed part of them.)
 func inParallel(b *testing.B, clock *atomic.Int64, writer func(take func() (first, end int64))) {
 	const block = 16
 	base := clock.Add(int64(b.N)) - int64(b.N)

@@ -110,10 +110,10 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // then, for each key in turn, status, cardinality, the number m of
 // members fetched and the length of each, the number c of counts read
 // again and, when c > 0, the newest score (rounded down as above) and
-// the c counts, nearest first. (Redis 7.0 turns each Lua table of a reply into a nested array
-// field by field: a script that only builds two tables per key costs the
-// server 1.8-2.1 µs per key, against 0.6-0.7 for one number per key.)
-// Status is 0 when the whole key was
+// the c counts, nearest first. (Redis 7.0 turns each Lua table of a
+// reply into a nested array field by field: a script that only builds two
+// tables per key costs the server 1.8-2.1 µs per key, against 0.6-0.7 for
+// one number per key.) Status is 0 when the whole key was
 // fetched, j when it was fetched from the j-th checkpoint sent, -1 when
 // nothing was fetched (a miss, a refresh, or a refresh refused because the
 // cardinality changed: -2). The cardinality is -1 for a key that holds
