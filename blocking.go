@@ -223,11 +223,15 @@ func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
 	for {
 		s, err := c.currentServer(n)
 		if err != nil {
-			cmd.SetErr(err)
+			cmd.SetErr(c.whenClosed(err))
 			return
 		}
 		rc := s.client.Load()
 		err = rc.Process(ctx, cmd)
+		if closed := c.whenClosed(err); closed != err {
+			cmd.SetErr(closed)
+			return
+		}
 		if err == nil || !isServerFault(ctx, err) {
 			return
 		}
@@ -238,6 +242,22 @@ func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
 		cmd.SetErr(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
 		return
 	}
+}
+
+// whenClosed returns ErrClosed for a command's error that is not the
+// server's reply, nor the caller's context, once c has closed, and err as
+// it is otherwise: a command that passed the check for a closed client as
+// Close began meets its server's client or connection closed under it,
+// and go-redis answers that in more ways than one.
+func (c *Client) whenClosed(err error) error {
+	if err == nil || !c.closed.Load() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return err
+	}
+	return ErrClosed
 }
 
 // cmdName names a command for errors.

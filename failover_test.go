@@ -597,3 +597,42 @@ func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, now.Ping(ctx).Err())
 }
+
+// Commands sent while Close runs, routed or through a ServerClient, fail
+// with ErrClosed once they fail, never with go-redis's own error for the
+// server's client it closed under them.
+func TestCommandsRacingCloseFailWithErrClosed(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	ctx := context.Background()
+	for range 50 {
+		c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+		require.NoError(t, err)
+		sc, err := c.ServerClient(servers[0].Addr())
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := range 8 {
+			wg.Go(func() {
+				for {
+					var err error
+					if w%2 == 0 {
+						err = c.Set(ctx, "k", "v", 0).Err()
+					} else {
+						err = sc.Set(ctx, "k", "v", 0).Err()
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(5 * time.Millisecond)
+		require.NoError(t, c.Close())
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.ErrorIs(t, err, federated.ErrClosed)
+		}
+	}
+}

@@ -100,15 +100,12 @@ func (h handleHook) gone() error {
 	}
 }
 
-// closedErr returns err, or ErrClosed (set on cmds too) when err is
-// go-redis's for a closed client and the client closed: a command that
-// passed the check as Close began meets the server's client closed.
+// closedErr is Client.whenClosed of err, and of each of cmds' errors.
 func (h handleHook) closedErr(err error, cmds ...redis.Cmder) error {
-	if !errors.Is(err, redis.ErrClosed) || !h.c.closed.Load() {
-		return err
-	}
 	for _, cmd := range cmds {
-		cmd.SetErr(ErrClosed)
+		if closed := h.c.whenClosed(cmd.Err()); closed != cmd.Err() {
+			cmd.SetErr(closed)
+		}
 	}
-	return ErrClosed
+	return h.c.whenClosed(err)
 }
