@@ -160,7 +160,8 @@ func currentOf(t *testing.T, c *federated.Client, node string) string {
 }
 
 // With nowhere else to go (a node of one server), a refusal is the write's
-// error: it matches ErrTemporary, and names the server.
+// error: it matches ErrTemporary, and names the server. A Recorder's Close
+// returns it for the points it could not write.
 func TestRefusedWriteNamesItsServer(t *testing.T) {
 	for _, r := range refusals {
 		t.Run(r.name, func(t *testing.T) {
@@ -175,8 +176,21 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 			var once sync.Once
 			t.Cleanup(func() { once.Do(end) })
 
-			err := c.Record(context.Background(), "web1", "cpu", time.Now(), 1)
+			ctx := context.Background()
+			err := c.Record(ctx, "web1", "cpu", time.Now(), 1)
+			// A Recorder's buffered points meet the refusal when Close
+			// flushes them: Close ends, returns it and counts them failed.
+			rec, rerr := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
+			require.NoError(t, rerr)
+			for i := range 100 {
+				require.NoError(t, rec.Add(ctx, "web1", "load", time.Now(), float64(i)))
+			}
+			closeErr := rec.Close()
 			once.Do(end)
+			assert.ErrorIs(t, closeErr, federated.ErrTemporary)
+			assert.Contains(t, fmt.Sprint(closeErr), r.reply)
+			assert.Equal(t, int64(100), rec.Stats().Failed, "the points Close could not write")
+			assert.Zero(t, rec.Stats().Written)
 			require.Error(t, err)
 			assert.ErrorIs(t, err, federated.ErrTemporary)
 			var se *federated.ServerError
