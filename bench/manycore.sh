@@ -29,7 +29,10 @@
 # (read it with go tool pprof .devkit/syncer.test syncer200k.prof), and
 # for each metrics test binary (metrics, metrics-shards) NAME-add.txt
 # (BenchmarkRecorderAdd at 1, 4 and 16 CPUs) and NAME-w2.txt (the
-# Recorder's W2 at 16 CPUs, 128 writers, client and server CPU per point).
+# Recorder's W2 at 16 CPUs, 128 writers, client and server CPU per point)
+# with its CPU and mutex profiles, NAME-w2.prof and NAME-w2.mutex (read
+# them with go tool pprof .devkit/NAME.test FILE: the mutex profile says
+# how long writers waited for each other, one contention in 100 sampled).
 set -uo pipefail
 out=$(realpath "$1")
 quick=${2:-}
@@ -66,7 +69,9 @@ for v in metrics metrics-shards; do
 	timeout 90 "../.devkit/$v.test" -test.run XXX -test.bench BenchmarkRecorderAdd \
 		-test.benchtime "${nadd}x" -test.cpu 1,4,16 >"$out/$v-add.txt" 2>&1
 	timeout 90 "../.devkit/$v.test" -test.run XXX -test.bench 'BenchmarkW2/impl=recorder' \
-		-test.benchtime "${nw2}x" -test.cpu 16 >"$out/$v-w2.txt" 2>&1
+		-test.benchtime "${nw2}x" -test.cpu 16 -test.cpuprofile "$out/$v-w2.prof" \
+		-test.mutexprofile "$out/$v-w2.mutex" -test.mutexprofilefraction 100 \
+		>"$out/$v-w2.txt" 2>&1
 done
 cd ../syncer || exit 1
 timeout 60 ../.devkit/syncer.test -test.run XXX -test.bench BenchmarkSyncerLag \
