@@ -157,7 +157,7 @@ func TestHostileMetricNames(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	at := anHourAgo()
 	tests := []struct {
 		name         string
 		host, metric string
@@ -302,12 +302,23 @@ func assertAnswerError(t *testing.T, c *federated.Client, err error, want ...str
 	}
 }
 
+// anHourAgo is a point time an hour ago, to the second, with the minute
+// after it in the same UTC day: the points a test writes from it on share
+// one day's keys whenever it runs.
+func anHourAgo() time.Time {
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	if at.Add(time.Minute).Day() != at.Day() {
+		at = at.Add(-time.Minute)
+	}
+	return at
+}
+
 func TestHostileWrongType(t *testing.T) {
 	servers := redistest.StartN(t, 1) // one node: every key in one script call
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
 	direct := directClient(t, servers[0].Addr())
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	at := anHourAgo()
 	key, err := c.MetricKey(at, "web1", "broken")
 	require.NoError(t, err)
 	require.NoError(t, direct.Set(ctx, key, "someone's string", 0).Err())
@@ -368,7 +379,7 @@ func TestHostileOutOfMemory(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 	ctx := context.Background()
 	direct := directClient(t, servers[0].Addr())
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	at := anHourAgo()
 	// 1 MiB is little more than an empty server uses: loading the write
 	// script may be what fills it.
 	require.NoError(t, c.Set(ctx, "before", "v", 0).Err(), "a server with room takes writes")
@@ -415,7 +426,7 @@ func TestHostileReadOnlyReplica(t *testing.T) {
 	primary := redistest.StartT(t, redistest.Options{Args: []string{"--repl-diskless-sync-delay", "0"}})
 	replica := redistest.StartT(t, redistest.Options{Args: []string{"--replicaof", "127.0.0.1", fmt.Sprint(primary.Port())}})
 	ctx := context.Background()
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	at := anHourAgo()
 	opts := testOptions()
 	writer := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: primary.Addr()}}, Options: opts})
 	require.NoError(t, writer.Set(ctx, "k", "v", 0).Err())

@@ -43,6 +43,7 @@ var (
 	mustKey       = fedtest.MustKey
 	mustServer    = fedtest.MustServer
 	serverTime    = fedtest.ServerTime
+	sameDay       = fedtest.SameDay
 )
 
 type (

@@ -294,6 +294,15 @@ func TestKeepPeriods(t *testing.T) {
 	// The loop goes on ticking, with nothing more to drop.
 	require.Eventually(t, func() bool { return len(logs.Values("metrics: no old periods to drop", "before")) >= 2 },
 		10*time.Second, 20*time.Millisecond)
+	// The loop ends when its context does; stopped, it cannot drop a key
+	// while the kept ones are counted, should the hour turn meanwhile.
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("KeepPeriods did not return after its context was cancelled")
+	}
 	// n periods are kept, the current one included (one fewer if the hour
 	// turned meanwhile).
 	now := time.Now().UTC().Truncate(time.Hour)
@@ -308,14 +317,6 @@ func TestKeepPeriods(t *testing.T) {
 		for _, h := range hosts {
 			assert.Equal(t, int64(1), c.Exists(ctx, keyOf(i, h)).Val(), "key %s is kept", keyOf(i, h))
 		}
-	}
-
-	cancel()
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, context.Canceled)
-	case <-time.After(10 * time.Second):
-		t.Fatal("KeepPeriods did not return after its context was cancelled")
 	}
 
 	t.Run("stops when the client closes", func(t *testing.T) {

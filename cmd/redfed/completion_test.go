@@ -32,6 +32,7 @@ func complete(t *testing.T, args ...string) (candidates []string, directive cobr
 const noFiles = cobra.ShellCompDirectiveNoFileComp
 
 func TestCompletionOfNames(t *testing.T) {
+	sameDay(t, 30*time.Second) // the period a completion offers is today's
 	cfg, client := startFederation(t, 2)
 	for _, s := range [][2]string{
 		{"web2.sfo", "cpu.user"}, {"web10.sfo", "cpu.user"}, {"web1.sfo", "mem.free"},

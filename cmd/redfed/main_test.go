@@ -212,4 +212,5 @@ func FuzzReadLine(f *testing.F) {
 var (
 	merge     = fedtest.Merge
 	readRange = fedtest.RangeOf
+	sameDay   = fedtest.SameDay
 )

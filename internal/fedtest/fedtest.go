@@ -36,6 +36,18 @@ func Options() federated.Options {
 	}
 }
 
+// SameDay waits, if need be, until the UTC day has at least d left: a
+// test that takes the time more than once within d, and reads the day's
+// keys of each, then finds them all in one day whenever it runs.
+func SameDay(t testing.TB, d time.Duration) {
+	t.Helper()
+	now := time.Now().UTC()
+	if left := now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now); left < d {
+		t.Logf("waiting %v for the UTC day to turn", left.Round(time.Millisecond))
+		time.Sleep(left + 10*time.Millisecond)
+	}
+}
+
 // NodeName is the name SingleNodes gives the i-th server, from 1.
 func NodeName(i int) string { return "redis_" + strconv.Itoa(i) }
 
