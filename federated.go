@@ -211,10 +211,11 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 // Close closes every connection and stops the background checks, waiting
 // for them and for pipelines under way to end. Calls made after Close fail
 // with ErrClosed, and so does a command under way when it began that
-// fails for lack of its connection. Close of a client from New is idempotent. A client from
-// Shared closes when every Shared call has been matched by a Close: each
-// Close gives back one call's reference, whoever calls it, so a holder
-// that closes twice closes the client under another holder.
+// fails for lack of its connection. Close of a client from New is
+// idempotent. A client from Shared closes when every Shared call has been
+// matched by a Close: each Close gives back one call's reference, whoever
+// calls it, so a holder that closes twice closes the client under another
+// holder.
 func (c *Client) Close() error {
 	if c.registry != nil && !c.release() {
 		return nil
