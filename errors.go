@@ -34,8 +34,9 @@ var ErrInvalidConfig = errors.New("federated: invalid configuration")
 var ErrPeriodDropped = journal.ErrPeriodDropped
 
 // ErrTemporary reports a command that a server refused for a reason that
-// passes: it is out of memory, loading its data, busy with a script, or a
-// read-only replica (until it is promoted). The same command may succeed
+// passes: it is out of memory, loading its data, busy with a script, a
+// read-only replica (until it is promoted), or refusing writes since its
+// last snapshot failed (MISCONF, a full disk). The same command may succeed
 // later; others, such as ErrWrongType, fail the same way again. A metric
 // write refused so goes to the next server of its group.
 var ErrTemporary = journal.ErrTemporary
@@ -81,7 +82,7 @@ func (e *ServerError) Error() string {
 
 // Unwrap returns the cause and, for a server that is down, ErrServerDown;
 // for a refusal of Redis that passes (OOM, LOADING, BUSY, READONLY,
-// MASTERDOWN...), ErrTemporary.
+// MASTERDOWN, MISCONF...), ErrTemporary.
 func (e *ServerError) Unwrap() []error {
 	switch {
 	case e.down && !errors.Is(e.Err, ErrServerDown):

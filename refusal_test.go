@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +86,28 @@ var refusals = []refusal{
 			_ = busy.Close()
 		}
 	}},
+	{name: "failed snapshot", reply: "MISCONF",
+		// A server that saves snapshots refuses writes (and PING) once one
+		// fails, as on a full disk, until a save succeeds again. Here the
+		// directory it saves into is gone.
+		args: []string{"--save", "3600 1", "--enable-protected-configs", "yes"},
+		start: func(t *testing.T, rc *redis.Client, s *redistest.Server) func() {
+			ctx := context.Background()
+			gone := filepath.Join(t.TempDir(), "gone")
+			require.NoError(t, os.Mkdir(gone, 0o700))
+			require.NoError(t, rc.ConfigSet(ctx, "dir", gone).Err())
+			require.NoError(t, os.Remove(gone))
+			require.NoError(t, rc.BgSave(ctx).Err())
+			require.Eventually(t, func() bool {
+				err := rc.Ping(ctx).Err()
+				return err != nil && strings.HasPrefix(err.Error(), "MISCONF")
+			}, 10*time.Second, 5*time.Millisecond)
+			return func() {
+				require.NoError(t, rc.ConfigSet(ctx, "dir", s.Dir()).Err())
+				require.NoError(t, rc.BgSave(ctx).Err())
+				require.Eventually(t, func() bool { return rc.Ping(ctx).Err() == nil }, 10*time.Second, 5*time.Millisecond)
+			}
+		}},
 	{name: "loading its data", reply: "LOADING",
 		// Each key of the snapshot takes 100µs to load: 20,000 keys keep
 		// the server loading for two seconds after it restarts, answering

@@ -302,8 +302,8 @@ func (e droppedError) Is(target error) bool { return target == ErrPeriodDropped 
 
 // TemporaryReplies are the prefixes of Redis's errors for a state that
 // passes: out of memory, loading, busy with a script, a read-only or
-// cut-off replica.
-var TemporaryReplies = []string{"OOM ", "LOADING ", "BUSY ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "NOREPLICAS "}
+// cut-off replica, a failed snapshot (a full disk) that stops writes.
+var TemporaryReplies = []string{"OOM ", "LOADING ", "BUSY ", "READONLY ", "MASTERDOWN ", "MISCONF ", "TRYAGAIN ", "NOREPLICAS "}
 
 // temporaryLua is TemporaryReplies as a Lua table's items.
 var temporaryLua = func() string {
