@@ -64,7 +64,13 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	return s.client.Load().Watch(ctx, fn, keys...)
+	err = s.client.Load().Watch(ctx, fn, keys...)
+	// fn's own error is the caller's, and passes as it is; the connection
+	// closed under fn by Close is ErrClosed, as for any command.
+	if errors.Is(err, redis.ErrClosed) || isConnError(err) {
+		return c.whenClosed(err)
+	}
+	return err
 }
 
 // Subscribe subscribes to channels on the node of the first, the node a

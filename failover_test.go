@@ -605,30 +605,50 @@ func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 func TestCommandsRacingCloseFailWithErrClosed(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	ctx := context.Background()
-	for range 50 {
+	for round := range 50 {
 		c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
 		require.NoError(t, err)
 		sc, err := c.ServerClient(servers[0].Addr())
 		require.NoError(t, err)
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for w := range 8 {
-			wg.Go(func() {
-				for {
-					var err error
-					if w%2 == 0 {
-						err = c.Set(ctx, "k", "v", 0).Err()
-					} else {
-						err = sc.Set(ctx, "k", "v", 0).Err()
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
+		incr := func(key string) func(redis.Pipeliner) error {
+			return func(p redis.Pipeliner) error {
+				p.Incr(ctx, key)
+				p.Incr(ctx, key)
+				return nil
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		// Each worker has its key, so that no other's write fails its
+		// WATCH.
+		ops := map[string]func(key string) error{
+			"routed":        func(key string) error { return c.Set(ctx, key, "v", 0).Err() },
+			"server client": func(key string) error { return sc.Set(ctx, key, "v", 0).Err() },
+			"transaction": func(key string) error {
+				_, err := c.TxPipelined(ctx, incr(key))
+				return err
+			},
+			"watch": func(key string) error {
+				return c.Watch(ctx, func(tx *redis.Tx) error {
+					_, err := tx.TxPipelined(ctx, incr(key))
+					return err
+				}, key)
+			},
+			"to every server": func(string) error { return c.Ping(ctx).Err() },
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*len(ops))
+		for name, op := range ops {
+			for i := range 2 {
+				wg.Go(func() {
+					for {
+						if err := op(fmt.Sprintf("%s:%d", name, i)); err != nil {
+							errs <- fmt.Errorf("%s: %w", name, err)
+							return
+						}
+					}
+				})
+			}
+		}
+		time.Sleep(time.Duration(2+round%10) * time.Millisecond)
 		require.NoError(t, c.Close())
 		wg.Wait()
 		close(errs)

@@ -259,6 +259,9 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 		_ = pipe.Process(ctx, cmd) // only queues
 	}
 	_, err = pipe.Exec(ctx)
+	if closed := c.whenClosed(err); closed != err {
+		return fail(closed)
+	}
 	if err != nil && isServerFault(ctx, err) {
 		return fail(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
 	}
@@ -286,6 +289,12 @@ func (c *Client) sendEach(ctx context.Context, servers []*server, cmd redis.Cmde
 			sctx, cancel := c.withTimeout(ctx)
 			err = s.client.Load().Process(sctx, one)
 			cancel()
+			if closed := c.whenClosed(err); closed != err {
+				// Close came while the command was on its way: the
+				// servers not reached yet are not tried.
+				cmd.SetErr(closed)
+				return
+			}
 			if err != nil && !errors.Is(err, redis.Nil) {
 				err = &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
 			} else if e, ok := scriptExists(one); ok {
