@@ -62,9 +62,20 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	if err != nil {
 		return err
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	err = s.client.Load().Watch(ctx, fn, keys...)
+	// WATCH gets the command timeout, and fn's commands the deadlines fn
+	// gives them: fn may take its time, and go-redis's UNWATCH at its end,
+	// sent with ctx, is not sent with a command timeout that fn used up.
+	err = s.client.Load().Watch(ctx, func(tx *redis.Tx) error {
+		if len(keys) > 0 {
+			wctx, cancel := c.withTimeout(ctx)
+			err := tx.Watch(wctx, keys...).Err()
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
 	// fn's own error is the caller's, and passes as it is; the connection
 	// closed under fn by Close is ErrClosed, as for any command.
 	if errors.Is(err, redis.ErrClosed) || isConnError(err) {

@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -267,6 +268,41 @@ func TestBlockingCommandOutlivesCommandTimeout(t *testing.T) {
 	v, err := c.BLPop(ctx, 5*time.Second, "later").Result()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"later", "x"}, v)
+}
+
+// TestSlowWatchFunctionKeepsItsServerUp: a Watch whose function takes
+// longer than the command timeout, and ends without a transaction, leaves
+// go-redis to UNWATCH: that is no timeout of the server.
+func TestSlowWatchFunctionKeepsItsServerUp(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 200 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+	ctx := context.Background()
+	current := currentOf(t, c, "g")
+	nothing := errors.New("nothing to do")
+	err := c.Watch(ctx, func(tx *redis.Tx) error {
+		if err := tx.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+		return nothing
+	}, "k")
+	require.ErrorIs(t, err, nothing, "the function's own error, as it is")
+	assert.False(t, c.IsServerDown(current))
+	assert.Equal(t, current, currentOf(t, c, "g"), "the node did not fail over")
+
+	// A WATCH that does commit after the same wait.
+	require.NoError(t, c.Watch(ctx, func(tx *redis.Tx) error {
+		time.Sleep(300 * time.Millisecond)
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, "k", "v", 0)
+			return nil
+		})
+		return err
+	}, "k"))
+	assert.Equal(t, "v", directClient(t, current).Get(ctx, "k").Val())
+	assert.False(t, c.IsServerDown(current))
 }
 
 // TestGroupRoutesTypedCommands: a Group's commands land on the group's

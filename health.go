@@ -376,7 +376,9 @@ func (c *Client) probe(s *server) error {
 // that ran on the client replaced when the server came back up (it started
 // before a crash and its error surfaced late) says nothing about the
 // restarted server, and marking it down would fail its node over for no
-// reason, or leave a group with no up server.
+// reason, or leave a group with no up server. Nor does a command sent with
+// its context already done: it never reached the server (go-redis fails it
+// at once, often as a timeout).
 type healthHook struct {
 	c  *Client
 	s  *server
@@ -392,12 +394,13 @@ func (h healthHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		late := ctx.Err() != nil
 		err := next(ctx, cmd)
 		if explained, ok := h.unauthenticated(err); ok {
 			cmd.SetErr(explained)
 			err = explained
 		}
-		if isServerFault(ctx, err) {
+		if !late && isServerFault(ctx, err) {
 			h.fault(err)
 		} else if explained := h.explainReply(err); explained != err {
 			cmd.SetErr(explained)
@@ -441,6 +444,7 @@ func (h healthHook) explainReply(err error) error {
 
 func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		late := ctx.Err() != nil
 		err := next(ctx, cmds)
 		if explained, ok := h.unauthenticated(err); ok {
 			err = explained
@@ -458,7 +462,7 @@ func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 					}
 				}
 			}
-			if fault := firstFault(ctx, cmds); fault != nil {
+			if fault := firstFault(ctx, cmds); fault != nil && !late {
 				h.fault(fault)
 			} else if unanswered(cmds) {
 				err = &ServerError{Node: h.s.node, Server: h.s.addr, Err: err}
