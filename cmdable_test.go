@@ -270,6 +270,54 @@ func TestBlockingCommandOutlivesCommandTimeout(t *testing.T) {
 	assert.Equal(t, []string{"later", "x"}, v)
 }
 
+// TestBlockingCommandInAPipeline: go-redis reads a pipeline's replies
+// under the read timeout, whatever its commands. A wait that fits in half
+// of it is waited, past the command timeout, in a pipeline and in a chain;
+// a longer one is refused before anything is sent, with what to do
+// instead. Neither marks the server down.
+func TestBlockingCommandInAPipeline(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	opts.ReadTimeout = 2500 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+	ctx := context.Background()
+	current := currentOf(t, c, "g")
+
+	start := time.Now()
+	var pop *redis.StringSliceCmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "before", "1", 0)
+		pop = p.BLPop(ctx, time.Second, "empty")
+		return nil
+	})
+	require.ErrorIs(t, err, redis.Nil, "an empty list answers nil after its wait")
+	require.ErrorIs(t, pop.Err(), redis.Nil)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+
+	var chained error
+	ch := c.Chain().Cmd(func(r redis.Cmdable) { r.BLPop(ctx, time.Second, "empty") }, func(cmd redis.Cmder) { chained = cmd.Err() })
+	require.NoError(t, ch.Poll(ctx), "a chain's nil is an answer")
+	require.ErrorIs(t, chained, redis.Nil)
+
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "beside", "1", 0)
+		p.BLPop(ctx, 2*time.Second, "empty")
+		return nil
+	})
+	require.ErrorContains(t, err, "BLPOP in a pipeline waits 2s, more than half the read timeout")
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.BRPop(ctx, 0, "empty")
+		return nil
+	})
+	require.ErrorContains(t, err, "waits forever")
+	assert.Equal(t, int64(1), directClient(t, current).Exists(ctx, "beside").Val(), "the pipeline's other commands are sent")
+	for _, s := range servers {
+		assert.False(t, c.IsServerDown(s.Addr()), "%s is up", s.Addr())
+	}
+	assert.Equal(t, current, currentOf(t, c, "g"), "the node did not fail over")
+}
+
 // TestSlowWatchFunctionKeepsItsServerUp: a Watch whose function takes
 // longer than the command timeout, and ends without a transaction, leaves
 // go-redis to UNWATCH: that is no timeout of the server.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -166,10 +167,17 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 			f.errs = append(f.errs, err)
 		}
 	}
+	var wait time.Duration // the longest wait of a blocking command
 	for i, q := range f.queue {
 		if q.node == nil {
 			continue // not placed: its error is set
 		}
+		w, ok := c.pipelineWait(q.cmd)
+		if !ok {
+			f.queue[i].node = nil // refused: its error is set
+			continue
+		}
+		wait = max(wait, w)
 		if q.all {
 			f.queueAll(i, q, pl)
 			continue
@@ -193,7 +201,7 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 		f.failAll(ErrClosed)
 		return
 	}
-	ctx, f.cancel = c.withTimeout(ctx)
+	ctx, f.cancel = c.withTimeoutPlus(ctx, wait)
 	f.pending.Store(int32(len(order)))
 	if inline {
 		last := order[len(order)-1]

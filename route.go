@@ -397,6 +397,25 @@ func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (context.
 	return ctx, cancel, true
 }
 
+// pipelineWait returns how long a command sent in a pipeline may wait on
+// the server (BLPOP, XREAD BLOCK, WAIT...), 0 for most. go-redis reads a
+// pipeline's replies under the read timeout, whatever its commands, so a
+// wait of more than half of it would end as a timeout that marks a healthy
+// server down: such a command is refused, with an error that names the way
+// to send it, and ok is false.
+func (c *Client) pipelineWait(cmd redis.Cmder) (wait time.Duration, ok bool) {
+	wait, forever, err := blockTime(cmd)
+	if err == nil && (forever || wait > c.opts.ReadTimeout/2) {
+		err = fmt.Errorf("federated: %s in a pipeline waits %s, more than half the read timeout (%s): send it alone, by the typed method (BLPop, XRead...), which go-redis lets wait, or wait less",
+			cmdName(cmd), waitText(wait, forever), c.opts.ReadTimeout)
+	}
+	if err != nil {
+		cmd.SetErr(err)
+		return 0, false
+	}
+	return wait, true
+}
+
 // waitText says how long a blocking command waits.
 func waitText(wait time.Duration, forever bool) string {
 	if forever {
