@@ -15,9 +15,10 @@ import (
 // lacks, with the key's cardinality then, and A's syncer skips the keys so
 // marked for it while their cardinality is still the marked one: a member
 // added by a writer that does not keep the hash (a plain ZADD, the Perl
-// module) makes the entry a change again. The mark names A's data set (its
-// epoch): once A comes back empty, the marks of its old data set no longer
-// match and A fetches everything again.
+// module) makes the entry a change again. The mark names A's data set since
+// it last started (journal.OriginField): once A restarts, empty or from a
+// snapshot that may lack points B holds, the marks of its old data set no
+// longer match, and A fetches what they named.
 
 // journalEntry is one entry of a server's journal: a metric key and the
 // server's time of its last change, in Unix seconds.
@@ -37,16 +38,15 @@ type change struct {
 
 // changes reads up to limit entries of the peer's journal scored at or
 // after since (after it, with after) into buf's array, and returns them
-// with the peer's epoch. With
-// echoes false the peer is not asked which entries are echoes: a read of
-// the overlap, whose entries but a few were merged before, saves the peer
-// that work.
+// with the peer's origin token. With echoes false the peer is not asked
+// which entries are echoes: a read of the overlap, whose entries but a few
+// were merged before, saves the peer that work.
 func (l *link) changes(ctx context.Context, since float64, after bool, limit int, echoes bool, buf []change) ([]change, string, error) {
 	tag := ""
-	if l.epoch != "" && echoes {
-		tag = l.local + "@" + l.epoch
+	if l.origin != "" && echoes {
+		tag = l.local + "@" + l.origin
 	}
-	out, epoch, now, run, err := l.servers.changes(ctx, since, after, limit, tag, buf)
+	out, origin, now, run, err := l.servers.changes(ctx, since, after, limit, tag, buf)
 	if err != nil {
 		return nil, "", err
 	}
@@ -59,18 +59,18 @@ func (l *link) changes(ctx context.Context, since float64, after bool, limit int
 		l.peerRun = run
 		l.peerGen++
 	}
-	return out, epoch, nil
+	return out, origin, nil
 }
 
 // parseChanges reads the reply of journal.ChangesScript: the entries (into
-// buf's array), the peer's epoch, the peer's time and the peer's run. The
-// entries' keys share the reply's string of keys: what keeps a key beyond
-// the page (a new mark) keeps a copy.
+// buf's array), the peer's origin token, the peer's time and the peer's
+// run. The entries' keys share the reply's string of keys: what keeps a
+// key beyond the page (a new mark) keeps a copy.
 func parseChanges(val []any, buf []change) ([]change, string, float64, string, error) {
 	if len(val) != 9 {
 		return nil, "", 0, "", fmt.Errorf("unexpected reply of %d parts", len(val))
 	}
-	epoch, _ := val[0].(string)
+	origin, _ := val[0].(string)
 	joined, ok := val[1].(string)
 	runs, _ := val[2].([]any)
 	rest, _ := val[3].([]any)
@@ -129,7 +129,7 @@ func parseChanges(val []any, buf []change) ([]change, string, float64, string, e
 		}
 		i++
 	}
-	return out, epoch, now, run, nil
+	return out, origin, now, run, nil
 }
 
 // parseScore reads the journal score of key.

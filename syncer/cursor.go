@@ -30,6 +30,9 @@ type storedCursor struct {
 	raw    string  // the cursor as stored, "" for none
 	cursor float64 // its value, 0 for none
 	seq    uint64  // the number of the save that stored it, 0 for none
+	// origin is the token of the server's data set since it last started
+	// (journal.OriginField), which its peers' marks name.
+	origin string
 }
 
 // seqText is the seq as stored, "" for none.
@@ -58,15 +61,15 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if c.cursor != l.cursor {
 		l.complete = false
 	}
-	l.epoch, l.saved, l.seq, l.cursor = c.epoch, c.raw, c.seq, c.cursor
+	l.epoch, l.saved, l.seq, l.cursor, l.origin = c.epoch, c.raw, c.seq, c.cursor, c.origin
 	return nil
 }
 
 // parseCursor reads the reply of LoadCursorScript: the epoch, the cursor as
-// stored ("" for none) and the number of the save that stored it. A
-// cursor that is not a number, which the syncer never writes, counts as 0:
-// the peer is pulled from its first change, which is always safe; so does
-// a seq that is not a number.
+// stored ("" for none), the number of the save that stored it and the
+// origin token. A cursor that is not a number, which the syncer never
+// writes, counts as 0: the peer is pulled from its first change, which is
+// always safe; so does a seq that is not a number.
 func parseCursor(val []any) (storedCursor, error) {
 	if len(val) == 0 {
 		return storedCursor{}, fmt.Errorf("unexpected reply %v", val)
@@ -90,6 +93,9 @@ func parseCursor(val []any) (storedCursor, error) {
 			c.cursor = 0
 		}
 	}
+	if len(val) > 3 {
+		c.origin, _ = val[3].(string)
+	}
 	return c, nil
 }
 
@@ -103,7 +109,7 @@ func newEpoch() string {
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
 	clear(l.marks)
-	l.cursor, l.epoch, l.saved, l.seq, l.complete = 0, "", "", 0, false
+	l.cursor, l.epoch, l.saved, l.seq, l.origin, l.complete = 0, "", "", 0, "", false
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++

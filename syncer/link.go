@@ -76,6 +76,7 @@ type link struct {
 	// the peer's clock) is the overlap read's to catch.
 	complete bool
 	epoch    string              // the local server's epoch the cursor belongs to
+	origin   string              // the local server's origin token (see storedCursor)
 	saved    string              // the cursor as stored in the local server, "" for none
 	seq      uint64              // the number of the link's last save stored with it, 0 for none
 	marks    map[string]*keyMark // by key
@@ -270,11 +271,11 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 	minTime, after := sp.from, sp.after
 	for done := 0; ; {
 		p := l.newPage()
-		entries, peerEpoch, err := l.changes(ctx, minTime, after, limit, sp.echoes, p.entries)
+		entries, peerOrigin, err := l.changes(ctx, minTime, after, limit, sp.echoes, p.entries)
 		if err != nil {
 			return false, minTime, err
 		}
-		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Epoch: peerEpoch}, l.peerGen
+		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Epoch: peerOrigin}, l.peerGen
 		l.sift(&p.sift, entries, horizon, merging)
 		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
 			return false, minTime, err
@@ -400,8 +401,8 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 			}
 		}
 	}
-	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq}
-	p.next = storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(p.newest, 'f', -1, 64), cursor: p.newest, seq: l.seq + 1}
+	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq, origin: l.origin}
+	p.next = storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(p.newest, 'f', -1, 64), cursor: p.newest, seq: l.seq + 1, origin: l.origin}
 	for i, r := range p.results {
 		if r.fetched() && len(r.members) > 0 {
 			p.updates = append(p.updates, journal.KeyMembers{Key: p.sift.requests[i].key, Members: r.members})

@@ -47,11 +47,13 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 // fakeServer is what the scripts see of one server.
 type fakeServer struct {
 	epoch   string                        // the cursor hash's epoch, "" for none
+	token   string                        // the cursor hash's origin token, "" for none
+	ofRun   string                        // the run when token was set
 	cursors map[string]string             // the cursor hash, by peer
 	horizon string                        // "" for none
 	journal map[string]float64            // key to the time of its last change
 	data    map[string]map[string]float64 // key to member to score
-	origin  map[string]string             // key to "address@epoch#card"
+	origin  map[string]string             // key to "address@token#card"
 	run     string                        // the run_id: a restart changes it
 }
 
@@ -238,7 +240,10 @@ func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor,
 	if f.local.epoch == "" {
 		f.local.epoch = fresh
 	}
-	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix]})
+	if f.local.token == "" || f.local.ofRun != f.local.run {
+		f.local.token, f.local.ofRun = fresh, f.local.run
+	}
+	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix], f.local.token})
 }
 
 func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bool, error) {
@@ -248,7 +253,8 @@ func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bo
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.local.epoch != last.epoch || f.local.cursors[testPeer] != last.raw ||
-		f.local.cursors[testPeer+journal.SeqSuffix] != last.seqText() {
+		f.local.cursors[testPeer+journal.SeqSuffix] != last.seqText() ||
+		f.local.token != last.origin || f.local.ofRun != f.local.run {
 		return false, nil
 	}
 	f.local.cursors[testPeer] = next.raw
@@ -593,7 +599,7 @@ func TestLinkOverlapReadsTheLastWindowAgain(t *testing.T) {
 // snapshot taken now would hold it.
 func (s *fakeServer) snapshot() *fakeServer {
 	c := newFakeServer()
-	c.epoch, c.horizon = s.epoch, s.horizon
+	c.epoch, c.token, c.ofRun, c.horizon = s.epoch, s.token, s.ofRun, s.horizon
 	maps.Copy(c.cursors, s.cursors)
 	maps.Copy(c.journal, s.journal)
 	maps.Copy(c.origin, s.origin)
@@ -637,7 +643,7 @@ func TestLinkLocalServerRestoredFromSnapshotIsPulledAgain(t *testing.T) {
 
 func TestLinkSkipsEchoesButNotAForeignAddition(t *testing.T) {
 	l, fs, clock := testLink(t, Options{})
-	fs.local.epoch = "e1"
+	fs.local.token = "e1"
 	now := clock.now()
 	k := key(t, now, "m")
 	// The local server's own change, merged into the peer and marked an

@@ -20,9 +20,9 @@ type linkServers interface {
 	// after since (after it, with after), with each key's cardinality, and
 	// flags as echoes those whose origin mark is tag and the key's
 	// cardinality ("" asks for no flags). It returns them with the peer's
-	// epoch, the peer's clock, Unix seconds, and the peer's run (see
-	// journal.RunLua). The entries go in buf's array when it has room.
-	changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) (entries []change, epoch string, now float64, run string, err error)
+	// origin token (journal.OriginField), the peer's clock, Unix seconds,
+	// and the peer's run (see journal.RunLua). The entries go in buf's array when it has room.
+	changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) (entries []change, origin string, now float64, run string, err error)
 	// fetch runs the fetch script on the peer for every request, in one
 	// call, and returns the peer's run with the results.
 	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error)
@@ -30,11 +30,13 @@ type linkServers interface {
 	// script, marking the keys left holding nothing from lacks.
 	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
 	// loadCursor returns the local server's epoch, first setting it to
-	// fresh if it has none, and the peer's cursor as stored.
+	// fresh if it has none, the peer's cursor as stored and the server's
+	// origin token, set to fresh if it has none or the server started
+	// since it was set.
 	loadCursor(ctx context.Context, fresh string) (storedCursor, error)
 	// saveCursor stores next as the peer's cursor in the local server if
-	// its epoch and the cursor stored are still those of last; it reports
-	// whether it did.
+	// its epoch, the cursor stored and its origin token are still those of
+	// last, and it did not start since; it reports whether it did.
 	saveCursor(ctx context.Context, last, next storedCursor) (bool, error)
 	// horizons returns the local server's horizon and the peer's, "" for
 	// none.
@@ -66,11 +68,11 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 	if err != nil {
 		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
-	out, epoch, now, run, err := parseChanges(val, buf)
+	out, origin, now, run, err := parseChanges(val, buf)
 	if err != nil {
 		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
 	}
-	return out, epoch, now, run, nil
+	return out, origin, now, run, nil
 }
 
 // The fetch script's arguments are pointers, which go-redis writes without
@@ -140,7 +142,7 @@ func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (storedCu
 
 func (cs *clientServers) saveCursor(ctx context.Context, last, next storedCursor) (bool, error) {
 	n, err := cs.run.RunOnServer(ctx, cs.local, journal.SaveCursorScript, []string{journal.CursorKey},
-		last.epoch, cs.peer, last.raw, next.raw, last.seqText(), next.seqText()).Int()
+		last.epoch, cs.peer, last.raw, next.raw, last.seqText(), next.seqText(), last.origin).Int()
 	if err != nil {
 		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", cs.local, cs.peer, err)
 	}

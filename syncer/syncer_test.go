@@ -920,6 +920,69 @@ var (
 	newStore = fedtest.NewStore
 )
 
+// A server restored from a snapshot keeps its epoch and its cursors, but
+// has lost the points writers gave it after the snapshot, which its peer
+// holds and had marked as the server's own: the server's syncer must not
+// skip them as echoes of its own writes. It fetches them back, so that a
+// later, separate loss of the peer loses nothing acknowledged. The same
+// with the syncer restarted beside the server, with no memory of the
+// cursors it saved.
+func TestServerRestoredFromASnapshotGetsBackWhatItLost(t *testing.T) {
+	for _, restarted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("syncer restarted %v", restarted), func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			addrs := redistest.Addrs(servers)
+			c := newClient(t, groupConfig(servers))
+			s, stop := startSyncer(t, c, addrs, syncer.Options{NoAntiEntropy: true})
+			ctx := context.Background()
+			cur, err := c.NodeToServer("group")
+			require.NoError(t, err)
+			a, b := fedtest.ServerByAddr(servers, cur), fedtest.OtherServer(servers, cur)
+			r, err := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = r.Close() })
+			base, n := time.Now(), 0
+			add := func(points int) {
+				for range points {
+					require.NoError(t, r.Add(ctx, fmt.Sprintf("h%d", n%10), "cpu", base.Add(time.Duration(n)*time.Millisecond), float64(n)))
+					n++
+				}
+				require.NoError(t, r.Flush(ctx))
+			}
+			echoes := func() int64 {
+				for _, p := range s.Stats().Peers {
+					if p.Local == a.Addr() && p.Peer == b.Addr() {
+						return p.Echoes
+					}
+				}
+				return 0
+			}
+			add(200)
+			converged(t, addrs, 5*time.Second)
+			require.NoError(t, direct(t, a.Addr()).Save(ctx).Err())
+			before := echoes()
+			add(200) // acknowledged by A after its snapshot
+			all := converged(t, addrs, 5*time.Second)
+			require.Len(t, all, 400)
+			require.Eventually(t, func() bool { return echoes() >= before+10 }, 5*time.Second, 10*time.Millisecond,
+				"A's link took B's merges of the 10 keys for echoes")
+
+			if restarted {
+				stop()
+			}
+			require.NoError(t, a.Restart())
+			require.Len(t, members(t, a.Addr()), 200, "A lost what it took after the snapshot")
+			if restarted {
+				startSyncer(t, c, addrs, syncer.Options{NoAntiEntropy: true})
+			}
+			assert.Equal(t, all, converged(t, addrs, 10*time.Second), "A got back what it lost")
+
+			require.NoError(t, b.Restart()) // B comes back empty
+			assert.Equal(t, all, converged(t, addrs, 10*time.Second), "nothing acknowledged is lost")
+		})
+	}
+}
+
 // A peer restarted from a snapshot has lost what it took after it, so a
 // count below a checkpoint no longer says that nothing was added below
 // the boundary: a member lost and a late one added below the same

@@ -17,7 +17,10 @@
 // nothing the origin lacks is marked so in the origin hash, and the
 // origin's syncer does not fetch it back. Its cursors live in the server
 // merged into (CursorScripts), saved by compare-and-set against the
-// server's epoch, so that a server that comes back empty is pulled in full.
+// server's epoch, so that a server that comes back empty is pulled in full;
+// the marks name the origin's data set since it last started
+// (OriginField), so that a server restored from a snapshot fetches back
+// what it lost.
 //
 // The scripts are safe to run from many clients at once: each is one
 // atomic call. Nothing here holds state.

@@ -14,9 +14,10 @@ type Keys struct {
 	// writes of older periods are refused.
 	Horizon string
 	// Origin is the hash that says, for each metric key, that its last
-	// change was a merge from a server (its address and epoch) that left
-	// the key holding nothing that server lacked, and the key's
-	// cardinality then: "address@epoch#card" (see WriteScript).
+	// change was a merge from a server (its address and the token of its
+	// data set, OriginField) that left the key holding nothing that server
+	// lacked, and the key's cardinality then: "address@token#card" (see
+	// WriteScript).
 	Origin string
 	// Write is Journal, Horizon and Origin, the KEYS of WriteScript.
 	Write []string
@@ -45,6 +46,20 @@ const SeqSuffix = "#seq"
 // random token written by the first load after the server came up empty.
 // It is not an address, so no peer's cursor can take its place.
 const EpochField = "@epoch"
+
+// OriginField is the field of CursorKey that names the server's data set
+// as its peers mark the keys they merged from it (see Keys.Origin): a
+// random token, written again by the first load of a cursor after each
+// start of the server (a new run_id, kept in RunField). A server restored
+// from a snapshot keeps its epoch, and its cursors say what it merged,
+// but it may have lost writers' points that its peers hold and marked as
+// its own: the new token makes those marks no longer its, and its syncer
+// fetches the keys back.
+const OriginField = "@origin"
+
+// RunField is the field of CursorKey that holds the server's run_id when
+// OriginField was written (see RunLua).
+const RunField = "@run"
 
 // PeriodOf returns the period string of a metric key, the text before its
 // first ':'. Period strings of one length sort in time order.

@@ -8,10 +8,10 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
 // hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
-// page size and ARGV[3] the local server's origin tag ("address@epoch", ""
-// for none). It writes nothing.
+// page size and ARGV[3] the local server's origin tag ("address@token",
+// with its OriginField; "" for none). It writes nothing.
 //
-// The reply is {the peer's epoch or "", the keys end to end, {score,
+// The reply is {the peer's OriginField or "", the keys end to end, {score,
 // count, ...}, {score, ...}, {echo, ...}, the peer's TIME, {cardinality,
 // ...}, the peer's run, {key length, ...}}. The keys come as one string
 // and their lengths: a reader then makes one string of a page, where an
@@ -66,7 +66,7 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + EpochField + `') or '', join(keys, n), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
+return {redis.call('HGET', KEYS[3], '` + OriginField + `') or '', join(keys, n), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
 `)
 
 // joinLua defines join(t, n), which joins t[1..n] into one string: by
@@ -214,30 +214,44 @@ out[2] = join(all, na)
 return out
 `)
 
-// LoadCursorScript returns {epoch, cursor, seq} from the cursor hash
-// (KEYS[1]) for the peer ARGV[1], "" for a cursor or seq not saved, first
-// setting the epoch to ARGV[2] if there is none.
+// LoadCursorScript returns {epoch, cursor, seq, origin} from the cursor
+// hash (KEYS[1]) for the peer ARGV[1], "" for a cursor or seq not saved,
+// first setting the epoch to ARGV[2] if there is none, and the origin
+// (OriginField) to ARGV[2] if there is none or the server started since it
+// was set. A server whose run_id the script may not read (see RunLua)
+// keeps its origin token across restarts.
 var LoadCursorScript = redis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], '` + EpochField + `')
 if not epoch then
   epoch = ARGV[2]
   redis.call('HSET', KEYS[1], '` + EpochField + `', epoch)
 end
+local run = ` + RunLua + `
+local origin = redis.call('HGET', KEYS[1], '` + OriginField + `')
+if not origin or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~= run then
+  origin = ARGV[2]
+  redis.call('HSET', KEYS[1], '` + OriginField + `', origin, '` + RunField + `', run)
+end
 return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
-  redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or ''}
+  redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or '', origin}
 `)
 
 // SaveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] and its seq
 // to ARGV[6] in the cursor hash (KEYS[1]) and returns 1 if the epoch is
-// still ARGV[1], the cursor still ARGV[3] and the seq still ARGV[5] (""
-// for none): what the link loaded or saved last. Else it returns 0: the
-// server restarted empty since, or was restored from a snapshot taken
-// before the link's last save.
+// still ARGV[1], the cursor still ARGV[3], the seq still ARGV[5] ("" for
+// none) and the origin still ARGV[7], of the server's present run: what
+// the link loaded or saved last, and the origin it read the peer's
+// journal as. Else it returns 0: the server restarted since, empty or
+// from a snapshot, and the pages read since may have taken for its own
+// what it lost.
 var SaveCursorScript = redis.NewScript(`
 local seqField = ARGV[2] .. '` + SeqSuffix + `'
+local run = ` + RunLua + `
 if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1]
     or (redis.call('HGET', KEYS[1], ARGV[2]) or '') ~= ARGV[3]
-    or (redis.call('HGET', KEYS[1], seqField) or '') ~= ARGV[5] then
+    or (redis.call('HGET', KEYS[1], seqField) or '') ~= ARGV[5]
+    or redis.call('HGET', KEYS[1], '` + OriginField + `') ~= ARGV[7]
+    or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~= run then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[4], seqField, ARGV[6])

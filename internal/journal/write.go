@@ -20,11 +20,11 @@ import (
 // KEYS[1] is the journal, KEYS[2] the horizon key (the oldest period kept)
 // and KEYS[3] the origin hash (see OriginKey). ARGV[1] is the number of metric
 // keys n; ARGV[2] and ARGV[3] name the origin of a merge, a server address
-// and the epoch of its data set, both empty for a writer's own points;
-// ARGV[4..2n+3] holds each key and its member count; after them come the
-// score and member of every point, key by key. Metric keys are not
-// declared in KEYS: this schema runs on standalone servers, not Redis
-// Cluster.
+// and the token of its data set (see Origin), both empty for a writer's
+// own points; ARGV[4..2n+3] holds each key and its member count; after
+// them come the score and member of every point, key by key. Metric keys
+// are not declared in KEYS: this schema runs on standalone servers, not
+// Redis Cluster.
 //
 // A key of a period older than the horizon is refused, so a dropped period
 // never comes back. A key that holds another type gets its error and the
@@ -32,7 +32,7 @@ import (
 // added, so writing what is already there writes nothing.
 //
 // Every key that changed gets its field of the origin hash set or cleared. A
-// merge from an origin sets it to "address@epoch#card" when the key holds
+// merge from an origin sets it to "address@token#card" when the key holds
 // nothing the origin lacks: the key was new here, or its field named the
 // origin and the key has gained nothing since but what this merge added.
 // card is the key's cardinality after the merge: a member added since by a
@@ -138,13 +138,13 @@ out[1] = total
 return out
 `)
 
-// Origin names the server a merge copies from and the epoch of its data
-// set (a token that changes when the server comes back empty), so that the
-// server merged into can tell the origin's own changes from others: see
-// WriteScript and OriginKey.
+// Origin names the server a merge copies from and the token of its data
+// set (OriginField, which changes each time the server starts), so that
+// the server merged into can tell the origin's own changes from others:
+// see WriteScript and OriginKey.
 type Origin struct {
 	Server string // host:port
-	Epoch  string
+	Epoch  string // the server's OriginField
 }
 
 // Batch is a batch of metric writes for one server or node: the write
