@@ -93,6 +93,52 @@ func TestPerlStyleWriterIsReplicated(t *testing.T) {
 	assert.Len(t, got, 10*20)
 }
 
+// A syncer that stops and starts again reads the overlap from where the
+// last one's last complete read began. The entries a writer journalled
+// with its own clock behind since then (the Perl module's whole seconds),
+// below the cursor that a writer on the server's clock keeps moving, are
+// read by no other pass: a first read from the loaded cursor less the
+// overlap missed those journalled before the stop less about the
+// overlap, for good (anti-entropy is off).
+func TestOverlapReadResumesAcrossASyncerRestart(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	opts := syncer.Options{NoAntiEntropy: true, Overlap: 3 * time.Second, OverlapInterval: 3 * time.Second}
+	s, stop := startSyncer(t, c, []string{b}, opts)
+	ctx := context.Background()
+	ra := direct(t, a)
+	n := 0
+	write := func() {
+		sec := time.Now().Unix() - 1 // 1-2 s behind the server's clock
+		key, err := metricKey(time.Unix(sec, 0), "perl", fmt.Sprintf("m%d", n))
+		require.NoError(t, err)
+		require.NoError(t, ra.ZAdd(ctx, key, redis.Z{Score: float64(sec), Member: fmt.Sprintf("%d:%d", sec, n)}).Err())
+		require.NoError(t, ra.ZAdd(ctx, "journal", redis.Z{Score: float64(sec), Member: key}).Err())
+		n++
+		writeStamped(t, c, a, "go", 1, time.Now(), n) // journalled with the server's clock
+		time.Sleep(50 * time.Millisecond)
+	}
+	writeFor := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			write()
+		}
+	}
+	// Until a read of the overlap completes, then for most of an interval.
+	writeFor(500 * time.Millisecond)
+	synced := linkStats(t, s, b, a).SyncedTo
+	for end := time.Now().Add(5 * time.Second); !linkStats(t, s, b, a).SyncedTo.After(synced); {
+		require.True(t, time.Now().Before(end), "no read of the overlap completed")
+		write()
+	}
+	writeFor(2500 * time.Millisecond)
+	stop()
+	startSyncer(t, c, []string{b}, opts)
+	writeFor(500 * time.Millisecond)
+	got := converged(t, []string{a, b}, 8*time.Second)
+	assert.Len(t, got, 2*n)
+}
+
 // A key B merged from A is marked an echo for A, and A skips its entries.
 // A member added to it on B by a writer that does not keep the marks (a
 // plain ZADD and journal entry) changes its cardinality: A fetches it.

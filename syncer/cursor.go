@@ -33,6 +33,9 @@ type storedCursor struct {
 	// origin is the token of the server's data set since it last started
 	// (journal.OriginField), which its peers' marks name.
 	origin string
+	// overlap is the peer's time when the link's last complete read of the
+	// overlap began, 0 for none (journal.OverlapSuffix).
+	overlap float64
 }
 
 // seqText is the seq as stored, "" for none.
@@ -62,14 +65,16 @@ func (l *link) loadCursor(ctx context.Context) error {
 		l.complete = false
 	}
 	l.epoch, l.saved, l.seq, l.cursor, l.origin = c.epoch, c.raw, c.seq, c.cursor, c.origin
+	l.resumeOverlap = c.overlap
 	return nil
 }
 
 // parseCursor reads the reply of LoadCursorScript: the epoch, the cursor as
-// stored ("" for none), the number of the save that stored it and the
-// origin token. A cursor that is not a number, which the syncer never
-// writes, counts as 0: the peer is pulled from its first change, which is
-// always safe; so does a seq that is not a number.
+// stored ("" for none), the number of the save that stored it, the origin
+// token and the overlap's start. A cursor that is not a number, which the
+// syncer never writes, counts as 0: the peer is pulled from its first
+// change, which is always safe; so does a seq that is not a number. An
+// overlap's start that is not a number counts as none.
 func parseCursor(val []any) (storedCursor, error) {
 	if len(val) == 0 {
 		return storedCursor{}, fmt.Errorf("unexpected reply %v", val)
@@ -95,6 +100,12 @@ func parseCursor(val []any) (storedCursor, error) {
 	}
 	if len(val) > 3 {
 		c.origin, _ = val[3].(string)
+	}
+	if len(val) > 4 {
+		raw, _ := val[4].(string)
+		if v, err := strconv.ParseFloat(raw, 64); err == nil && v > 0 && !math.IsInf(v, 0) {
+			c.overlap = v
+		}
 	}
 	return c, nil
 }

@@ -28,7 +28,8 @@
 // call (see fetch.go). Writers that journal with their own clock (the Perl
 // module, redis-cli) are read too: every OverlapInterval (5s) a pass reads
 // the journal again from a little before where the last such read began
-// (Overlap), and a key whose cardinality changed since it was merged is
+// (Overlap; stored beside the cursor, for a syncer that starts again), and
+// a key whose cardinality changed since it was merged is
 // fetched again, also when its journal score did not move. PeerStats.Lag and
 // PeerStats.SyncedTo say how far the local server is behind.
 //

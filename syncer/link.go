@@ -22,6 +22,12 @@ const maxEntriesPerPass = 20000
 // overlapPages is how many pages of the overlap a pass reads at most.
 const overlapPages = 4
 
+// overlapSaveStep is how far the cursor moves past the start of the
+// overlap's last read stored in the local server before the link stores a
+// newer one. An older one is safe: a syncer that starts again reads more of
+// the overlap. And an idle link writes nothing.
+const overlapSaveStep = 10 * time.Second
+
 // overlapRead is the state of the link's reading of the overlap again: when
 // the last complete read began, by this host's clock and by the peer's
 // (anchor; the next read starts at that less the overlap); and, while a
@@ -83,7 +89,11 @@ type link struct {
 	pulls    int64               // pulls made: every 1,000th prunes the marks
 	spare    *page               // a settled page, for the next to reuse
 	overlap  overlapRead
-	peerTime float64 // the peer's clock at the pass's first read of its journal
+	// resumeOverlap is the peer's time when the last complete read of the
+	// overlap began, as the local server stores it: a link's first read
+	// starts from there.
+	resumeOverlap float64
+	peerTime      float64 // the peer's clock at the pass's first read of its journal
 	// peerRun is the peer's run_id at the last read of its journal, and
 	// peerGen counts its changes: checkpoints read under an earlier one
 	// are dropped (see journal.RunLua).
@@ -189,15 +199,20 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 	ov := &l.overlap
 	if !ov.reading && began.Sub(ov.at) >= l.s.opts.OverlapInterval {
 		start := from // the first read: what the cursor loaded covers
-		if !ov.at.IsZero() {
+		switch {
+		case !ov.at.IsZero():
 			start = ov.anchor
+		case l.resumeOverlap > 0:
+			// The link started again (the syncer did): the last one's reads
+			// covered what was journalled before its last read began.
+			start = l.resumeOverlap
 		}
 		start -= l.s.opts.Overlap.Seconds()
 		*ov = overlapRead{at: ov.at, anchor: ov.anchor, reading: start <= from, next: start, until: from,
 			began: began, beganAnchor: l.peerTime}
 		if !ov.reading {
-			ov.at, ov.anchor = began, l.peerTime // nothing before the cursor to read again
-			l.synced(time.Time{}, began)
+			// Nothing before the cursor to read again.
+			return false, l.overlapRead(ctx, began, l.peerTime)
 		}
 	}
 	if ov.reading {
@@ -207,11 +222,27 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 		ov.next = next
 		if !more {
-			l.synced(time.Time{}, ov.began)
-			*ov = overlapRead{at: ov.began, anchor: ov.beganAnchor}
+			return false, l.overlapRead(ctx, ov.began, ov.beganAnchor)
 		}
 	}
 	return false, nil
+}
+
+// overlapRead records a complete read of the overlap that began at began by
+// this host's clock and at anchor by the peer's, and stores anchor in the
+// local server, for the link that follows this one should the syncer start
+// again, once the cursor moved overlapSaveStep past the one stored.
+func (l *link) overlapRead(ctx context.Context, began time.Time, anchor float64) error {
+	l.synced(time.Time{}, began)
+	l.overlap = overlapRead{at: began, anchor: anchor}
+	if l.cursor-l.resumeOverlap <= overlapSaveStep.Seconds() {
+		return nil
+	}
+	if err := l.servers.saveOverlap(ctx, l.epoch, anchor); err != nil {
+		return err
+	}
+	l.resumeOverlap = anchor
+	return nil
 }
 
 // synced records, by this host's clock, when the last pass that left

@@ -243,7 +243,8 @@ func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor,
 	if f.local.token == "" || f.local.ofRun != f.local.run {
 		f.local.token, f.local.ofRun = fresh, f.local.run
 	}
-	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix], f.local.token})
+	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix], f.local.token,
+		f.local.cursors[testPeer+journal.OverlapSuffix]})
 }
 
 func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bool, error) {
@@ -260,6 +261,18 @@ func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bo
 	f.local.cursors[testPeer] = next.raw
 	f.local.cursors[testPeer+journal.SeqSuffix] = next.seqText()
 	return true, nil
+}
+
+func (f *fakeServers) saveOverlap(_ context.Context, epoch string, anchor float64) error {
+	if err := f.call("saveOverlap"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local.epoch == epoch {
+		f.local.cursors[testPeer+journal.OverlapSuffix] = strconv.FormatFloat(anchor, 'f', -1, 64)
+	}
+	return nil
 }
 
 func (f *fakeServers) horizons(context.Context) (string, string, error) {

@@ -38,6 +38,10 @@ type linkServers interface {
 	// its epoch, the cursor stored and its origin token are still those of
 	// last, and it did not start since; it reports whether it did.
 	saveCursor(ctx context.Context, last, next storedCursor) (bool, error)
+	// saveOverlap stores the peer's time when the link's last complete
+	// read of the overlap began in the local server, if its epoch is still
+	// epoch.
+	saveOverlap(ctx context.Context, epoch string, anchor float64) error
 	// horizons returns the local server's horizon and the peer's, "" for
 	// none.
 	horizons(ctx context.Context) (local, peer string, err error)
@@ -147,6 +151,15 @@ func (cs *clientServers) saveCursor(ctx context.Context, last, next storedCursor
 		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", cs.local, cs.peer, err)
 	}
 	return n != 0, nil
+}
+
+func (cs *clientServers) saveOverlap(ctx context.Context, epoch string, anchor float64) error {
+	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveOverlapScript, []string{journal.CursorKey},
+		epoch, cs.peer, strconv.FormatFloat(anchor, 'f', -1, 64)).Err()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read: %w", cs.local, cs.peer, err)
+	}
+	return nil
 }
 
 func (cs *clientServers) horizons(ctx context.Context) (string, string, error) {

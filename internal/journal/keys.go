@@ -42,6 +42,12 @@ const CursorKey = "syncer:cursors"
 // SeqSuffix ends the field of CursorKey that numbers a peer's cursor saves.
 const SeqSuffix = "#seq"
 
+// OverlapSuffix ends the field of CursorKey that holds the peer's time
+// when the link's last complete read of the overlap began: a syncer that
+// starts again reads the overlap from there, as the one before it would
+// have.
+const OverlapSuffix = "#overlap"
+
 // EpochField is the field of CursorKey that names the server's data set: a
 // random token written by the first load after the server came up empty.
 // It is not an address, so no peer's cursor can take its place.

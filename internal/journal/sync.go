@@ -214,8 +214,9 @@ out[2] = join(all, na)
 return out
 `)
 
-// LoadCursorScript returns {epoch, cursor, seq, origin} from the cursor
-// hash (KEYS[1]) for the peer ARGV[1], "" for a cursor or seq not saved,
+// LoadCursorScript returns {epoch, cursor, seq, origin, overlap} from the
+// cursor hash (KEYS[1]) for the peer ARGV[1], "" for a cursor, seq or
+// overlap (see OverlapSuffix) not saved,
 // first setting the epoch to ARGV[2] if there is none, and the origin
 // (OriginField) to ARGV[2] if there is none or the server started since it
 // was set. A server whose run_id the script may not read (see RunLua)
@@ -233,7 +234,18 @@ if not origin or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~
   redis.call('HSET', KEYS[1], '` + OriginField + `', origin, '` + RunField + `', run)
 end
 return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
-  redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or '', origin}
+  redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or '', origin,
+  redis.call('HGET', KEYS[1], ARGV[1] .. '` + OverlapSuffix + `') or ''}
+`)
+
+// SaveOverlapScript sets the peer ARGV[2]'s overlap (see OverlapSuffix) to
+// ARGV[3] in the cursor hash (KEYS[1]) and returns 1 if the epoch is still
+// ARGV[1]; else it returns 0, and the link's next load of its cursor finds
+// the server came back empty.
+var SaveOverlapScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2] .. '` + OverlapSuffix + `', ARGV[3])
+return 1
 `)
 
 // SaveCursorScript sets the peer ARGV[2]'s cursor to ARGV[4] and its seq
