@@ -44,9 +44,11 @@ func (c *Client) all(ctx context.Context, r routing, args ...any) ([]ServerResul
 
 // SetQueryAll turns query-all on or off at run time (Options.QueryAll, the
 // Perl module's query_all): with it on, every command of a Chain, and
-// every command of the typed API, goes to every server of its node's
-// group; the typed API answers with the first server's reply and fails
-// when any server fails.
+// every command of the typed API, Pipelined's included, goes to every
+// server of its node's group; the typed API answers with the first
+// server's reply and fails when any server fails. A transaction
+// (TxPipelined, Watch) is one server's: it goes to the node's current
+// server only.
 func (c *Client) SetQueryAll(on bool) { c.queryAll.Store(on) }
 
 // ForEachServer calls fn for every server of the federation, each on its own

@@ -177,6 +177,31 @@ func TestQueryAllTypedAndSwitched(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "all", "x", 0).Err())
 	assert.Equal(t, 3, holding("all"), "on: every server of the group")
 	assert.Equal(t, "x", c.Get(ctx, "all").Val())
+	var got *redis.StringCmd
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "pipelined", "x", 0)
+		got = p.Get(ctx, "all")
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 3, holding("pipelined"), "a pipeline's commands too")
+	assert.Equal(t, "x", got.Val())
+	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "transaction", "x", 0)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 1, holding("transaction"), "a transaction is the current server's")
+
+	// A server's error is the command's, and names the server.
+	require.NoError(t, directClient(t, servers[2].Addr()).Set(ctx, "list", "not a list", 0).Err())
+	var push *redis.IntCmd
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		push = p.LPush(ctx, "list", "x")
+		return nil
+	})
+	require.ErrorContains(t, err, servers[2].Addr())
+	require.ErrorContains(t, push.Err(), "WRONGTYPE")
 	c.SetQueryAll(false)
 	require.NoError(t, c.Set(ctx, "one-again", "x", 0).Err())
 	assert.Equal(t, 1, holding("one-again"))

@@ -120,9 +120,11 @@ type Options struct {
 	// MaxRetryInterval caps the interval between checks. Default 600s; at
 	// least MinRetryInterval and BaseRetryInterval.
 	MaxRetryInterval time.Duration `yaml:"max_retry_interval" json:"max_retry_interval"`
-	// QueryAll sends every pipelined command to every server of its node's
-	// group instead of the current one (as DoAll does: a server marked down
-	// is not asked, and its callback gets its ErrServerDown). Default off.
+	// QueryAll sends every command to every server of its node's group
+	// instead of the current one (as DoAll does: a server marked down is
+	// not asked, and its callback gets its ErrServerDown), but for a
+	// transaction, which goes to the current server only (see
+	// Client.SetQueryAll). Default off.
 	QueryAll bool `yaml:"query_all" json:"query_all"`
 	// PipelineAutoFlush makes a pipeline send its queue as soon as one node
 	// has this many commands queued, so memory stays bounded however much

@@ -265,6 +265,32 @@ func (f *Flight) queueAll(i int, q queued, pl *plan) {
 	}
 }
 
+// joinCopies sets on each query-all command of a finished flight every
+// server's error, each naming its server, as sendEach does for a command
+// sent alone; the command keeps the first server's reply.
+func (f *Flight) joinCopies() {
+	for i, q := range f.queue {
+		if !q.all || q.node == nil {
+			continue
+		}
+		var errs []error
+		for _, sc := range f.alls[i] {
+			err := sc.cmd.Err()
+			if err == nil || errors.Is(err, redis.Nil) {
+				continue
+			}
+			var se *ServerError
+			if !errors.As(err, &se) && !errors.Is(err, ErrClosed) {
+				err = &ServerError{Node: q.node.name, Server: sc.server, Err: err}
+			}
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			q.cmd.SetErr(errors.Join(errs...))
+		}
+	}
+}
+
 // failAll fails every command of the flight with err.
 func (f *Flight) failAll(err error) {
 	for _, q := range f.queue {
