@@ -124,6 +124,36 @@ func TestPipelineTypedCommandsAndFutures(t *testing.T) {
 	}
 }
 
+// A command sent to every server keeps its place in a pipeline: the
+// commands before it run before it, those after it after it, as in a
+// pipeline of one server.
+func TestPipelineKeepsABroadcastInItsPlace(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	var keys []string
+	for i := range 10 {
+		keys = append(keys, fmt.Sprintf("before-%d", i))
+	}
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, k, "1", 0)
+		}
+		p.FlushDB(ctx)
+		p.Set(ctx, "after", "1", 0)
+		return nil
+	})
+	require.NoError(t, err)
+	for _, k := range keys {
+		n, err := c.Exists(ctx, k).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "FLUSHDB came after the SET of %s before it", k)
+	}
+	n, err := c.Exists(ctx, "after").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "and before the SET after it")
+}
+
 func TestPipelineReplyErrorsAreJoined(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})

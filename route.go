@@ -193,28 +193,35 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 
 // routeMany places a pipeline's commands and sends them, each node's at
 // once, every node at the same time; every command gets its result or
-// error. With query-all on, each goes to every server of its node's group,
-// as a command sent alone does: it holds the first server's reply, and
-// every server's error. It returns the first error, as go-redis's
-// pipelines do.
+// error. A command sent to every server (FLUSHDB, PING...) goes once the
+// commands before it are answered, and before those after it. With
+// query-all on, each command goes to every server of its node's group, as
+// a command sent alone does: it holds the first server's reply, and every
+// server's error. It returns the first error, as go-redis's pipelines do.
 func (c *Client) routeMany(ctx context.Context, r routing, cmds []redis.Cmder) error {
-	f := &Flight{c: c, done: make(chan struct{})}
 	all := c.queryAll.Load()
+	f := &Flight{c: c, done: make(chan struct{})}
+	send := func() {
+		if len(f.queue) == 0 {
+			return
+		}
+		f.start(ctx, newPlan(), true)
+		<-f.done
+		f.joinCopies()
+		f = &Flight{c: c, done: make(chan struct{})}
+	}
 	for _, cmd := range cmds {
 		t, ok := c.placeCmd(ctx, r, cmd)
 		switch {
 		case !ok:
 		case t.broadcast:
+			send()
 			c.routeOne(ctx, r, cmd)
 		default:
 			f.queue = append(f.queue, queued{node: t.node, cmd: cmd, all: all && len(t.node.servers) > 1})
 		}
 	}
-	if len(f.queue) > 0 {
-		f.start(ctx, newPlan(), true)
-		<-f.done
-		f.joinCopies()
-	}
+	send()
 	for _, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
 			return err
