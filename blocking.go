@@ -104,9 +104,9 @@ func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubS
 	return c.pubsubClient(channels).SSubscribe(ctx, channels...)
 }
 
-// pubsubClient returns the client of the current server of the first
-// channel's node, or the router when there is none, whose PubSub then
-// fails to connect with a clear error.
+// pubsubClient returns the subscriptions' client of the current server of
+// the first channel's node (see pubsubOf), or the router when there is
+// none, whose PubSub then fails to connect with a clear error.
 func (c *Client) pubsubClient(channels []string) *redis.Client {
 	if len(channels) == 0 || c.closed.Load() {
 		return c.router
@@ -115,7 +115,37 @@ func (c *Client) pubsubClient(channels []string) *redis.Client {
 	if err != nil {
 		return c.router
 	}
-	return s.client.Load()
+	if ps := c.pubsubOf(s); ps != nil {
+		return ps
+	}
+	return c.router
+}
+
+// pubsubOf returns the server's client for subscriptions, made at the
+// first, or nil once the server left the federation or the client closed.
+// Unlike the client of its commands, it is not replaced when the server
+// comes back up, which would close a PubSub's connections for good: a
+// PubSub on it reconnects after a failure as go-redis's do. It closes with
+// the server.
+func (c *Client) pubsubOf(s *server) *redis.Client {
+	if ps := s.pubsub.Load(); ps != nil {
+		return ps
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.removed {
+		return nil
+	}
+	if ps := s.pubsub.Load(); ps != nil {
+		return ps
+	}
+	// Made and stored under hooksMu, as markUp swaps a client in: a hook
+	// added meanwhile is in it, or added to it.
+	c.hooksMu.Lock()
+	defer c.hooksMu.Unlock()
+	ps := c.newRedisClientLocked(s)
+	s.pubsub.Store(ps)
+	return ps
 }
 
 // AddHook adds a go-redis hook to the client of every server, now and
@@ -142,6 +172,9 @@ func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 	c.extraHooks = append(c.extraHooks, hook)
 	for addr, s := range c.topo.Load().servers {
 		s.client.Load().AddHook(hook(addr))
+		if ps := s.pubsub.Load(); ps != nil {
+			ps.AddHook(hook(addr))
+		}
 	}
 }
 

@@ -138,3 +138,78 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	require.ErrorIs(t, c.Get(context.Background(), "k").Err(), federated.ErrClosed)
 	require.ErrorIs(t, c.AddNode("x", federated.Node{Address: "127.0.0.1:1"}), federated.ErrClosed)
 }
+
+// A subscription outlives its server's blip, as go-redis's does: the
+// server stops answering, is marked down, comes back and is marked up,
+// which gives its commands a fresh client and closes the old one; the
+// subscription, on a client of its own, still receives. Close ends it.
+func TestSubscriptionOutlivesAServerBlip(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: opts})
+	require.NoError(t, err)
+	ctx := context.Background()
+	ps := c.Subscribe(ctx, "news")
+	defer ps.Close()
+	_, err = ps.Receive(ctx)
+	require.NoError(t, err, "subscribed")
+	ch := ps.Channel()
+	receive := func(want string) {
+		t.Helper()
+		require.NoError(t, c.Publish(ctx, "news", want).Err())
+		select {
+		case m, ok := <-ch:
+			require.True(t, ok, "the subscription ended")
+			assert.Equal(t, want, m.Payload)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no message %q", want)
+		}
+	}
+	receive("before")
+
+	addr := servers[0].Addr()
+	require.NoError(t, servers[0].Pause())
+	require.Error(t, c.Ping(ctx).Err())
+	require.True(t, c.IsServerDown(addr))
+	require.NoError(t, servers[0].Resume())
+	require.Eventually(t, func() bool { return !c.IsServerDown(addr) }, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(opts.CommandTimeout + 200*time.Millisecond) // the replaced client is closed
+	receive("after")
+
+	require.NoError(t, c.Close())
+	select {
+	case _, ok := <-ch:
+		assert.False(t, ok, "Close ends the subscription")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the subscription outlived Close")
+	}
+}
+
+// A subscription on a server of a node that leaves the federation ends
+// once the commands under way would have: the federation no longer reads
+// that server, and nothing of it outlives Close.
+func TestSubscriptionEndsWithItsNode(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	leaving := nodeName(1)
+	channel := ""
+	for i := 0; channel == ""; i++ {
+		if k := fmt.Sprintf("news-%d", i); c.KeyToNode(k) == leaving {
+			channel = k
+		}
+	}
+	ps := c.Subscribe(ctx, channel)
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err, "subscribed")
+	ch := ps.Channel()
+	require.NoError(t, c.RemoveNode(leaving))
+	select {
+	case _, ok := <-ch:
+		assert.False(t, ok, "the subscription ended")
+	case <-time.After(testOptions().CommandTimeout + 2*time.Second):
+		t.Fatal("the subscription outlived its node")
+	}
+}

@@ -436,11 +436,16 @@ func (t *topology) successor() *topology {
 }
 
 // retireLater stops the servers of a node that left the topology, and
-// closes their connections once the commands under way are done.
+// closes their connections once the commands under way are done, the
+// subscriptions' included: no server the federation no longer reads keeps
+// one, nor any past Close.
 func (c *Client) retireLater(servers []*server) {
 	for _, s := range servers {
 		if s.retire() {
 			c.closeLater(s.client.Load())
+			if ps := s.pubsub.Load(); ps != nil {
+				c.closeLater(ps) // none is made once retired
+			}
 		}
 	}
 }

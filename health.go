@@ -23,6 +23,7 @@ type server struct {
 
 	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
 	handle *redis.Client                // ServerClient's: sends through client, whichever it is
+	pubsub atomic.Pointer[redis.Client] // subscriptions', made at the first (see pubsubOf)
 	// takeovers counts the times its node's commands moved to it.
 	takeovers atomic.Uint64
 	down      atomic.Bool // read on every command without the lock
@@ -93,6 +94,9 @@ func (s *server) close() error {
 		return nil
 	}
 	_ = s.handle.Close() // it holds no connection
+	if pubsub := s.pubsub.Load(); pubsub != nil {
+		_ = pubsub.Close() // none is made once retired
+	}
 	return s.client.Load().Close()
 }
 
