@@ -949,14 +949,7 @@ func TestServerRestoredFromASnapshotGetsBackWhatItLost(t *testing.T) {
 				}
 				require.NoError(t, r.Flush(ctx))
 			}
-			echoes := func() int64 {
-				for _, p := range s.Stats().Peers {
-					if p.Local == a.Addr() && p.Peer == b.Addr() {
-						return p.Echoes
-					}
-				}
-				return 0
-			}
+			echoes := func() int64 { return linkStats(t, s, a.Addr(), b.Addr()).Echoes }
 			add(200)
 			converged(t, addrs, 5*time.Second)
 			require.NoError(t, direct(t, a.Addr()).Save(ctx).Err())
