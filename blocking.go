@@ -88,6 +88,14 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 // PUBLISH to it goes to: channels are placed as keys are. As with
 // go-redis's Ring, the others are subscribed on that node too: subscribe
 // to the channels of one node per PubSub.
+//
+// The subscription is on the node's current server when it is made, and
+// stays there: it reconnects to that server after a failure, as go-redis's
+// do. The servers of a group do not share messages, so once the node fails
+// over to another server of its group, what is published through the
+// client goes there and no longer reaches the subscription: subscribe
+// again after a failover (NodeToServer says where the node is). A
+// subscription ends when its node leaves the federation, and at Close.
 func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
 	return c.pubsubClient(channels).Subscribe(ctx, channels...)
 }
