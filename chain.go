@@ -48,6 +48,9 @@ type batch struct {
 	plan  *plan         // reused by the flights that are waited for at once
 	inUse bool          // plan belongs to a flight not yet recycled
 	errs  []error       // errors of automatic flushes, reported by the next Poll
+	// version is the topology's when the queue's first command was placed
+	// (see Flight.version).
+	version uint64
 
 	// What the next command the builder makes is queued with.
 	next struct {
@@ -61,8 +64,9 @@ type batch struct {
 type queued struct {
 	node *node // nil for a command that could not be placed: its error is set
 	cmd  redis.Cmder
-	cb   any  // nil or one of the callback types that deliver knows
-	all  bool // send to every up server of the node's group
+	cb   any     // nil or one of the callback types that deliver knows
+	all  bool    // send to every up server of the node's group
+	r    routing // how node was found, to find it again (see Flight.version)
 }
 
 // Chain returns an empty chain.
@@ -245,7 +249,10 @@ func (p *Chain) with(cb any, all bool, make func(r redis.Cmdable)) *Chain {
 // when a node's share of it reaches Options.PipelineAutoFlush.
 func (b *batch) add(cmd redis.Cmder) {
 	c := b.c
-	q := queued{cmd: cmd, cb: b.next.cb, all: b.next.all || c.queryAll.Load()}
+	if len(b.queue) == 0 {
+		b.version = c.topo.Load().version
+	}
+	q := queued{cmd: cmd, cb: b.next.cb, all: b.next.all || c.queryAll.Load(), r: b.next.r}
 	t, ok := c.placeCmd(bg, b.next.r, cmd)
 	switch {
 	case !ok:
@@ -297,7 +304,7 @@ func (p *Chain) Go(ctx context.Context) *Flight {
 // flight whose callbacks are running holds it (an automatic flush of what
 // they queue).
 func (b *batch) launch(ctx context.Context, inline bool) *Flight {
-	f := &Flight{c: b.c, queue: b.queue, done: make(chan struct{})}
+	f := &Flight{c: b.c, queue: b.queue, version: b.version, done: make(chan struct{})}
 	b.queue, b.spare = b.spare, nil
 	clear(b.count)
 	var pl *plan

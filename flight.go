@@ -16,8 +16,13 @@ import (
 type Flight struct {
 	c     *Client
 	queue []queued
-	alls  map[int][]serverCmd // answers of query-all commands, by queue index
-	done  chan struct{}       // closed when every server has answered or failed
+	// version is the topology's when the first command of the queue was
+	// placed: a flight started after a change of topology places its
+	// commands again, so that none goes to a node that no longer holds
+	// its keys, nor to a server the federation no longer reads.
+	version uint64
+	alls    map[int][]serverCmd // answers of query-all commands, by queue index
+	done    chan struct{}       // closed when every server has answered or failed
 
 	pending atomic.Int32       // server round trips still under way
 	cancel  context.CancelFunc // of the round trips' context, called by the last
@@ -161,6 +166,9 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 		f.failAll(ErrClosed)
 		return
 	}
+	if c.topo.Load().version != f.version {
+		f.placeAgain(ctx)
+	}
 	nodeDown := func(n *node, err error) {
 		if !pl.failed[n] {
 			pl.failed[n] = true
@@ -262,6 +270,27 @@ func (f *Flight) queueAll(i int, q queued, pl *plan) {
 		}
 		g := pl.group(pl.pinned, q.node, s, false)
 		g.cmds = append(g.cmds, cmd)
+	}
+}
+
+// placeAgain places the flight's commands again on the topology of now.
+// One whose key no longer has a node, or that can no longer be placed,
+// gets its error and is not sent.
+func (f *Flight) placeAgain(ctx context.Context) {
+	for i, q := range f.queue {
+		if q.node == nil {
+			continue // never placed: its error is set
+		}
+		t, ok := f.c.placeCmd(ctx, q.r, q.cmd)
+		switch {
+		case !ok:
+			f.queue[i].node = nil
+		case t.broadcast: // placed as a key's before, it cannot be one now
+			f.queue[i].node = nil
+			q.cmd.SetErr(fmt.Errorf("%w: %s", ErrKeyless, cmdName(q.cmd)))
+		default:
+			f.queue[i].node = t.node
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -61,4 +62,55 @@ func TestReplaceNode(t *testing.T) {
 	got, err = c.AllServers("a")
 	require.NoError(t, err)
 	assert.Equal(t, []string{servers[3].Addr(), servers[2].Addr()}, got, "a refusal changes nothing")
+}
+
+// A chain's commands queued before a change of topology go where the keys
+// are when it is polled: after AddNode, the keys that moved to the new
+// node are read there; after ReplaceNode, the node's new server holds
+// them, and the server that left gets none of them.
+func TestChainQueuedBeforeATopologyChange(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: servers[0].Addr()}}, Options: testOptions()})
+	ctx := context.Background()
+	keys := make([]string, 200)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("chained-%d", i)
+	}
+	queue := func(value string) *federated.Chain {
+		ch := c.Chain()
+		for _, k := range keys {
+			ch.Set(k, value)
+		}
+		return ch
+	}
+	read := func(value string) {
+		t.Helper()
+		for _, k := range keys {
+			got, err := c.Get(ctx, k).Result()
+			require.NoError(t, err, "key %s", k)
+			require.Equal(t, value, got, "key %s", k)
+		}
+	}
+
+	ch := queue("1")
+	require.NoError(t, c.AddNode("b", federated.Node{Address: servers[1].Addr()}))
+	require.NoError(t, ch.Poll(ctx))
+	moved := 0
+	for _, k := range keys {
+		if c.KeyToNode(k) == "b" {
+			moved++
+		}
+	}
+	require.Positive(t, moved, "some keys moved to the new node")
+	read("1")
+
+	ch = queue("2")
+	require.NoError(t, c.ReplaceNode("a", federated.Node{Address: servers[2].Addr()}))
+	require.NoError(t, ch.Poll(ctx))
+	read("2")
+	left, err := directClient(t, servers[0].Addr()).MGet(ctx, keys...).Result()
+	require.NoError(t, err)
+	for i, v := range left {
+		assert.NotEqual(t, "2", v, "the server that left got %s", keys[i])
+	}
 }

@@ -200,7 +200,7 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 // server's error. It returns the first error, as go-redis's pipelines do.
 func (c *Client) routeMany(ctx context.Context, r routing, cmds []redis.Cmder) error {
 	all := c.queryAll.Load()
-	f := &Flight{c: c, done: make(chan struct{})}
+	f := &Flight{c: c, version: c.topo.Load().version, done: make(chan struct{})}
 	send := func() {
 		if len(f.queue) == 0 {
 			return
@@ -208,7 +208,7 @@ func (c *Client) routeMany(ctx context.Context, r routing, cmds []redis.Cmder) e
 		f.start(ctx, newPlan(), true)
 		<-f.done
 		f.joinCopies()
-		f = &Flight{c: c, done: make(chan struct{})}
+		f = &Flight{c: c, version: c.topo.Load().version, done: make(chan struct{})}
 	}
 	for _, cmd := range cmds {
 		t, ok := c.placeCmd(ctx, r, cmd)
@@ -218,7 +218,7 @@ func (c *Client) routeMany(ctx context.Context, r routing, cmds []redis.Cmder) e
 			send()
 			c.routeOne(ctx, r, cmd)
 		default:
-			f.queue = append(f.queue, queued{node: t.node, cmd: cmd, all: all && len(t.node.servers) > 1})
+			f.queue = append(f.queue, queued{node: t.node, cmd: cmd, all: all && len(t.node.servers) > 1, r: r})
 		}
 	}
 	send()
