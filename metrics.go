@@ -2,6 +2,7 @@ package federated
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 // members are the metric keys it holds and whose scores are the server's
 // own time of each key's last change; data and journal are written together
 // by one script call. Old data goes by dropping whole periods.
+
+// topologyRounds is how many times Record writes its point again when the
+// topology changes while it writes.
+const topologyRounds = 3
 
 // Defaults of MetricsOptions.
 const (
@@ -139,6 +144,10 @@ func checkPoint(host, metricName string, t time.Time, value float64) (float64, e
 // and the key's journal entry scored with the server's clock, in one script
 // call on each of MetricsOptions.Copies servers of the key's group. For
 // many points use a Recorder of package metrics.
+//
+// When the topology changes while it writes (AddNode, RemoveNode,
+// ReplaceNode), it writes the point again on its key's node of now: a
+// point is acknowledged where reads look for it.
 func (c *Client) Record(ctx context.Context, host, metricName string, t time.Time, value float64) error {
 	ts, err := checkPoint(host, metricName, t, value)
 	if err != nil {
@@ -148,9 +157,19 @@ func (c *Client) Record(ctx context.Context, host, metricName string, t time.Tim
 	key := string(metric.AppendKey(nil, p, p.Start(t), host, metricName))
 	var b journal.Batch
 	b.Add(key, metric.AppendMember(nil, ts, value))
-	n := c.route("", key)
-	replies, err := c.runOnNode(ctx, n, &ScriptCall{
-		Script: journal.WriteScript, Keys: c.keys.Write, Args: b.Args(), Idempotent: true, Copies: c.opts.Metrics.Copies})
+	var (
+		n       *node
+		replies []ScriptReply
+	)
+	for round := 0; ; round++ {
+		version := c.topo.Load().version
+		n = c.route("", key)
+		replies, err = c.runOnNode(ctx, n, &ScriptCall{
+			Script: journal.WriteScript, Keys: c.keys.Write, Args: b.Args(), Idempotent: true, Copies: c.opts.Metrics.Copies})
+		if c.topo.Load().version == version || round == topologyRounds || ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // ReplaceNode moves a node to other servers in one step: every key stays
@@ -112,5 +114,51 @@ func TestChainQueuedBeforeATopologyChange(t *testing.T) {
 	require.NoError(t, err)
 	for i, v := range left {
 		assert.NotEqual(t, "2", v, "the server that left got %s", keys[i])
+	}
+}
+
+// A metric write under way as a node is added (its node's current server
+// paused, so that it fails over after the command timeout, after AddNode
+// returned) is acknowledged where its key is by then: a read finds it.
+// Record and a Recorder's Write alike.
+func TestMetricWriteDuringAddNodeLandsWhereItsKeyIs(t *testing.T) {
+	for _, via := range []string{"Record", "Recorder"} {
+		t.Run(via, func(t *testing.T) {
+			servers := redistest.StartN(t, 3)
+			opts := testOptions()
+			opts.CommandTimeout = 500 * time.Millisecond
+			group := federated.Node{Addresses: redistest.Addrs(servers[:2])}
+			added := federated.Node{Address: servers[2].Addr()}
+			c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": group}, Options: opts})
+			both := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": group, "b": added}, Options: opts})
+			ctx := context.Background()
+			now := time.Now()
+			host := ""
+			for i := 0; host == ""; i++ {
+				if h := fmt.Sprintf("web%d", i); both.KeyToNode(mustKey(t, c, now, h, "cpu")) == "b" {
+					host = h // its key moves to b
+				}
+			}
+			st := newStore(t, c)
+			rec := newRecorder(t, c, metrics.RecorderOptions{})
+			paused := serverByAddr(servers, currentOf(t, c, "a"))
+			require.NoError(t, paused.Pause())
+			t.Cleanup(func() { _ = paused.Resume() })
+
+			done := make(chan error, 1)
+			go func() {
+				if via == "Record" {
+					done <- c.Record(ctx, host, "cpu", now, 1)
+				} else {
+					done <- rec.Write(ctx, metrics.Sample{Host: host, Metric: "cpu", Time: now, Value: 1})
+				}
+			}()
+			time.Sleep(100 * time.Millisecond) // the write waits for the paused server
+			require.NoError(t, c.AddNode("b", added))
+			require.NoError(t, <-done)
+			points, err := rangeOf(ctx, st, host, "cpu", now.Add(-time.Minute), now.Add(time.Minute))
+			require.NoError(t, err)
+			assert.Len(t, points, 1, "the point acknowledged is where reads look")
+		})
 	}
 }

@@ -58,16 +58,59 @@ func (nw *nodeWrite) call(points int) *callWrite {
 	return nw.calls[nw.used-1]
 }
 
+// topologyRounds is how many times a flush writes its points again when
+// the topology changes while it runs.
+const topologyRounds = 3
+
 // send writes a flush's points, every node at once, each node's calls in
-// turn, and accounts for every point.
+// turn, and accounts for every point. When the topology changed while it
+// ran (AddNode, RemoveNode, ReplaceNode), a point written may be where its
+// key no longer is, and one may have failed on a node that left: it
+// writes every point again, on its key's node of now (a metric write is
+// idempotent: what a server holds already adds nothing, and journals
+// nothing), and accounts for what that round did.
 func (r *Recorder) send(w *flushWork) {
+	r.sendTakes(w, func(t *take) string { return t.s.node })
+	for range topologyRounds {
+		v := r.c.TopologyVersion()
+		if v == w.topo {
+			break
+		}
+		w.topo = v
+		r.reset(w)
+		r.sendTakes(w, func(t *take) string { return r.c.KeyToNode(t.s.key) })
+	}
+	for _, nw := range w.used {
+		for _, cw := range nw.calls[:nw.used] {
+			r.account(w.gen, cw)
+		}
+	}
+	r.reset(w)
+}
+
+// reset empties a flush's calls for the next round or flush, keeping their
+// storage.
+func (r *Recorder) reset(w *flushWork) {
+	for _, nw := range w.used {
+		for _, cw := range nw.calls[:nw.used] {
+			clear(cw.takes)
+			cw.takes, cw.points, cw.err, cw.failed = cw.takes[:0], 0, nil, nil
+		}
+		nw.used = 0
+	}
 	w.used = w.used[:0]
+}
+
+// sendTakes groups a flush's points by node (nodeOf) into script calls
+// and sends them, every node at once, each node's calls in turn.
+func (r *Recorder) sendTakes(w *flushWork, nodeOf func(*take) string) {
 	for i := range w.takes {
 		t := &w.takes[i]
-		nw := w.batches[t.s.node]
+		node := nodeOf(t)
+		nw := w.batches[node]
 		if nw == nil {
-			nw = &nodeWrite{node: t.s.node}
-			w.batches[t.s.node] = nw
+			nw = &nodeWrite{node: node}
+			w.batches[node] = nw
 		}
 		if nw.used == 0 {
 			w.used = append(w.used, nw)
@@ -90,15 +133,6 @@ func (r *Recorder) send(w *flushWork) {
 		r.sendNode(ctx, w.used[0])
 	}
 	wg.Wait()
-
-	for _, nw := range w.used {
-		for _, cw := range nw.calls[:nw.used] {
-			r.account(w.gen, cw)
-			clear(cw.takes)
-			cw.takes, cw.points, cw.err, cw.failed = cw.takes[:0], 0, nil, nil
-		}
-		nw.used = 0
-	}
 }
 
 // sendNode builds and sends a node's calls of a flush, in turn.
