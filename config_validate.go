@@ -191,6 +191,10 @@ func (v validator) canonicalAddr(addr string) (string, error) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
+		if ip.IsUnspecified() {
+			// A dial of 0.0.0.0 or :: reaches this machine's loopback.
+			host = loopbackHost
+		}
 	}
 	if isLoopbackName(host) {
 		host = loopbackHost
