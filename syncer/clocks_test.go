@@ -139,6 +139,48 @@ func TestOverlapReadResumesAcrossASyncerRestart(t *testing.T) {
 	assert.Len(t, got, 2*n)
 }
 
+// A local server that comes back empty, or from an older snapshot, lacks
+// what the stats said was merged: SyncedTo goes back to zero until the
+// link has pulled the peer again, so that an operator who waits for it
+// to pass a fence before stopping the peer waits for the refill. (It kept
+// its old value, past the fence, while the server held 1 key of 30,003.)
+func TestSyncedToAfterTheLocalServerLostItsData(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("from a snapshot %v", snapshot), func(t *testing.T) {
+			const keys = 24000 // more than a pass reads: the refill takes several
+			servers := redistest.StartN(t, 2)
+			a, b := servers[0].Addr(), servers[1].Addr()
+			c := newClient(t, groupConfig(servers))
+			ctx := context.Background()
+			rb := direct(t, b)
+			if snapshot {
+				require.NoError(t, rb.Save(ctx).Err()) // of nothing yet
+			}
+			_, err := merge(ctx, c, a, onePointEach(t, time.Now(), keys))
+			require.NoError(t, err)
+			s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+			require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys }, 60*time.Second, 50*time.Millisecond)
+			fence := time.Now()
+			require.Eventually(t, func() bool { return linkStats(t, s, b, a).SyncedTo.After(fence) }, 20*time.Second, 20*time.Millisecond)
+
+			resets := linkStats(t, s, b, a).Resets
+			require.NoError(t, servers[1].Restart())
+			restarted := time.Now()
+			wrong := ""
+			require.Eventually(t, func() bool {
+				st := linkStats(t, s, b, a)
+				held := rb.DBSize(ctx).Val()
+				if st.Resets > resets && held < keys && st.SyncedTo.After(fence) {
+					wrong = fmt.Sprintf("SyncedTo %v after the fence while B holds %d keys of %d", st.SyncedTo.Sub(fence), held, keys)
+					return true
+				}
+				return held >= keys && st.SyncedTo.After(restarted)
+			}, 60*time.Second, 5*time.Millisecond, "B refilled, and SyncedTo says so")
+			assert.Empty(t, wrong)
+		})
+	}
+}
+
 // A key B merged from A is marked an echo for A, and A skips its entries.
 // A member added to it on B by a writer that does not keep the marks (a
 // plain ZADD and journal entry) changes its cardinality: A fetches it.

@@ -124,6 +124,10 @@ func (l *link) reset(why string) {
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++
+	// What the stats said was merged may be lost: they say nothing until
+	// a pass and a read of the overlap complete again, and Lag counts from
+	// now, as for a link that just started.
+	l.started, l.passSynced, l.overlapSynced = l.now(), time.Time{}, time.Time{}
 	l.mu.Unlock()
 	l.s.opts.Logger.Info("syncer: pulling the peer again from the start", "local", l.local, "peer", l.peer, "why", why)
 }

@@ -350,19 +350,22 @@ type PeerStats struct {
 	Cursor float64
 	// Lag is how old the local server's copy of the peer's changes may be:
 	// the time since the last pass that left nothing after the cursor
-	// began (since the link started, before the first). Every change the
-	// peer acknowledged more than Lag ago is in the local server. It stays
-	// under PollInterval plus a pass while the link keeps up, and grows
-	// while passes fail or fall behind.
+	// began. Once SyncedTo is set, every change the peer acknowledged more
+	// than Lag ago is in the local server. It stays under PollInterval
+	// plus a pass while the link keeps up, and grows while passes fail or
+	// fall behind. Before the first such pass, after the link started or
+	// found the local server without what it had merged (Resets), it is
+	// the time since then, and promises nothing.
 	Lag time.Duration
 	// SyncedTo is when, by this host's clock, the pass that Lag counts
 	// from began, or the last complete read of the overlap, whichever is
-	// earlier (zero until both happened): every change the peer
-	// acknowledged before it is in the local server, also one journalled
-	// by a writer with its own clock (the Perl module, redis-cli), as long
-	// as that clock is less than Overlap behind the peer's. Stop a server
-	// once SyncedTo of each of its peers' links to it is after the writers
-	// were moved off it.
+	// earlier (zero until both happened since the link started or last
+	// found the local server without what it had merged): every change
+	// the peer acknowledged before it is in the local server, also one
+	// journalled by a writer with its own clock (the Perl module,
+	// redis-cli), as long as that clock is less than Overlap behind the
+	// peer's. Stop a server once SyncedTo of each of its peers' links to it
+	// is after the writers were moved off it.
 	SyncedTo time.Time
 	// LagP50 and LagP99 summarize the replication delay of the last 1,024
 	// batches that merged something: when the batch was applied, less the

@@ -608,14 +608,7 @@ func TestLocalServerRestartedDuringAPassIsPulledInFull(t *testing.T) {
 	writers := newClient(t, groupConfig(servers))
 	ctx := context.Background()
 
-	now := time.Now()
-	ts := strconv.FormatInt(now.Unix(), 10)
-	updates := make([]journal.KeyMembers, keys)
-	for i := range updates {
-		key, err := metricKey(now, fmt.Sprintf("h%d", i), "m")
-		require.NoError(t, err)
-		updates[i] = journal.KeyMembers{Key: key, Members: []string{ts + ":1"}}
-	}
+	updates := onePointEach(t, time.Now(), keys)
 	for i := 0; i < keys; i += 100 { // many journal times, as from many flushes
 		res, err := merge(ctx, writers, a, updates[i:i+100])
 		require.NoError(t, err)
@@ -752,6 +745,20 @@ func TestClockStepBackIsCaughtByTheOverlap(t *testing.T) {
 	}
 }
 
+// onePointEach returns the updates of n keys (hosts h0, h1... of metric
+// m) of one point each, stamped with now's second.
+func onePointEach(t *testing.T, now time.Time, n int) []journal.KeyMembers {
+	t.Helper()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	updates := make([]journal.KeyMembers, n)
+	for i := range updates {
+		key, err := metricKey(now, fmt.Sprintf("h%d", i), "m")
+		require.NoError(t, err)
+		updates[i] = journal.KeyMembers{Key: key, Members: []string{ts + ":1"}}
+	}
+	return updates
+}
+
 // linkStats returns the stats of the link of local pulling from peer.
 func linkStats(t *testing.T, s *syncer.Syncer, local, peer string) syncer.PeerStats {
 	t.Helper()
@@ -884,15 +891,7 @@ func TestIdlePassesDoNotReadABigBlockAgain(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
-	now := time.Now()
-	ts := strconv.FormatInt(now.Unix(), 10)
-	updates := make([]journal.KeyMembers, keys)
-	for i := range updates {
-		key, err := metricKey(now, fmt.Sprintf("h%d", i), "m")
-		require.NoError(t, err)
-		updates[i] = journal.KeyMembers{Key: key, Members: []string{ts + ":1"}}
-	}
-	_, err := merge(context.Background(), c, a, updates) // one script call: one journal time
+	_, err := merge(context.Background(), c, a, onePointEach(t, time.Now(), keys)) // one script call: one journal time
 	require.NoError(t, err)
 
 	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
