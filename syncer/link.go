@@ -238,7 +238,7 @@ func (l *link) overlapRead(ctx context.Context, began time.Time, anchor float64)
 	if l.cursor-l.resumeOverlap <= overlapSaveStep.Seconds() {
 		return nil
 	}
-	if err := l.servers.saveOverlap(ctx, l.epoch, anchor); err != nil {
+	if err := l.servers.saveOverlap(ctx, storedCursor{epoch: l.epoch, origin: l.origin}, anchor); err != nil {
 		return err
 	}
 	l.resumeOverlap = anchor

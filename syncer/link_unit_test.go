@@ -263,13 +263,13 @@ func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bo
 	return true, nil
 }
 
-func (f *fakeServers) saveOverlap(_ context.Context, epoch string, anchor float64) error {
+func (f *fakeServers) saveOverlap(_ context.Context, last storedCursor, anchor float64) error {
 	if err := f.call("saveOverlap"); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.local.epoch == epoch {
+	if f.local.epoch == last.epoch && f.local.token == last.origin && f.local.ofRun == f.local.run {
 		f.local.cursors[testPeer+journal.OverlapSuffix] = strconv.FormatFloat(anchor, 'f', -1, 64)
 	}
 	return nil

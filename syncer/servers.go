@@ -39,9 +39,9 @@ type linkServers interface {
 	// last, and it did not start since; it reports whether it did.
 	saveCursor(ctx context.Context, last, next storedCursor) (bool, error)
 	// saveOverlap stores the peer's time when the link's last complete
-	// read of the overlap began in the local server, if its epoch is still
-	// epoch.
-	saveOverlap(ctx context.Context, epoch string, anchor float64) error
+	// read of the overlap began in the local server, if its epoch and
+	// origin token are still last's and it did not start since.
+	saveOverlap(ctx context.Context, last storedCursor, anchor float64) error
 	// horizons returns the local server's horizon and the peer's, "" for
 	// none.
 	horizons(ctx context.Context) (local, peer string, err error)
@@ -153,9 +153,9 @@ func (cs *clientServers) saveCursor(ctx context.Context, last, next storedCursor
 	return n != 0, nil
 }
 
-func (cs *clientServers) saveOverlap(ctx context.Context, epoch string, anchor float64) error {
+func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anchor float64) error {
 	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveOverlapScript, []string{journal.CursorKey},
-		epoch, cs.peer, strconv.FormatFloat(anchor, 'f', -1, 64)).Err()
+		last.epoch, cs.peer, strconv.FormatFloat(anchor, 'f', -1, 64), last.origin).Err()
 	if err != nil {
 		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read: %w", cs.local, cs.peer, err)
 	}

@@ -240,10 +240,16 @@ return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
 
 // SaveOverlapScript sets the peer ARGV[2]'s overlap (see OverlapSuffix) to
 // ARGV[3] in the cursor hash (KEYS[1]) and returns 1 if the epoch is still
-// ARGV[1]; else it returns 0, and the link's next load of its cursor finds
-// the server came back empty.
+// ARGV[1] and the origin ARGV[4], of the server's present run; else it
+// returns 0: the server restarted since the link loaded its cursor, maybe
+// without what the read merged, and the link's next load finds it.
 var SaveOverlapScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1] then return 0 end
+local run = ` + RunLua + `
+if redis.call('HGET', KEYS[1], '` + EpochField + `') ~= ARGV[1]
+    or redis.call('HGET', KEYS[1], '` + OriginField + `') ~= ARGV[4]
+    or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~= run then
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[2] .. '` + OverlapSuffix + `', ARGV[3])
 return 1
 `)
