@@ -735,3 +735,30 @@ func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
 	grown := totalAlloc() - before
 	assert.Less(t, grown, allocated, "bytes allocated by the command and the checks: %d MiB", grown>>20)
 }
+
+// A server that answers every page of a range read with the same page
+// would have the read go round without end, its memory growing (143 MiB
+// within 5 s): each page must come after the one before, in the order of
+// the range, and the read fails at once, naming the server.
+func TestHostileRangePageSentAgain(t *testing.T) {
+	var page strings.Builder
+	fmt.Fprintf(&page, "*%d\r\n", 2000)
+	for i := range 1000 {
+		score := strconv.Itoa(1_700_000_000 + i)
+		member := score + ":1"
+		fmt.Fprintf(&page, "$%d\r\n%s\r\n$%d\r\n%s\r\n", len(member), member, len(score), score)
+	}
+	h := startHostileServer(t, nil, helloRefused, page.String(), 0)
+	opts := testOptions()
+	opts.NoHealthCheck = true // a PING would meet the page
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: h.addr()}}, Options: opts})
+	st := newStore(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	at := time.Unix(1_700_000_000, 0)
+	_, err := rangeOf(ctx, st, "web1", "cpu", at, at.Add(time.Hour))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the read ended on its own")
+	assert.Contains(t, err.Error(), "out of the order of the range")
+	assert.Contains(t, err.Error(), h.addr(), "the error names the server")
+}

@@ -74,6 +74,33 @@ type pageCursor struct {
 	fromScore float64 // from as a number, once a page has set it
 	skip      int64
 	limit     int64 // the size of the next page
+	// last is the last member read, and its score (see order).
+	last    string
+	lastAt  float64
+	hasLast bool
+}
+
+// order checks that a page comes in the order of the range, each member
+// after the one before it, the first after the last of the page before:
+// by score, and by member within a score, as Redis sorts a sorted set
+// (both reversed when reading from the newest). A server that answers
+// otherwise (a page sent again, members out of order) would have the read
+// go round without end.
+func (cur *pageCursor) order(page []redis.Z, newest bool) error {
+	for _, z := range page {
+		m, _ := z.Member.(string)
+		if cur.hasLast {
+			after := z.Score > cur.lastAt || z.Score == cur.lastAt && m > cur.last
+			if newest {
+				after = z.Score < cur.lastAt || z.Score == cur.lastAt && m < cur.last
+			}
+			if !after {
+				return fmt.Errorf("a reply out of the order of the range: member %q at score %v after %q at %v", m, z.Score, cur.last, cur.lastAt)
+			}
+		}
+		cur.last, cur.lastAt, cur.hasLast = m, z.Score, true
+	}
+	return nil
 }
 
 // readContext gives one round trip of a read its own deadline, the command
@@ -206,6 +233,10 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 				continue
 			}
 			page := cmd.Val()
+			if err := cur.order(page, r.newest); err != nil {
+				return append(errs, &federated.ServerError{Node: node, Server: addr,
+					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
+			}
 			more := len(page) > 0 && fn(cur.ref, addr, page)
 			if more && int64(len(page)) == cur.limit {
 				cur.advance(page)
