@@ -76,12 +76,11 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		}
 		return fn(tx)
 	})
-	// fn's own error is the caller's, and passes as it is; the connection
-	// closed under fn by Close is ErrClosed, as for any command.
-	if errors.Is(err, redis.ErrClosed) || isConnError(err) {
-		return c.whenClosed(err)
-	}
-	return err
+	// Once Close has begun, whatever failed under fn failed for it, in more
+	// ways than go-redis names (a closed pool, a connection's state): the
+	// error is ErrClosed, as for any command Close cut off. A reply of
+	// Redis (a failed transaction) stays as it is.
+	return c.whenClosed(err)
 }
 
 // Subscribe subscribes to channels on the node of the first, the node a
