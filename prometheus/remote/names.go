@@ -3,11 +3,13 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/redfed/federated/internal/metric"
 	"github.com/redfed/federated/metrics"
@@ -38,7 +40,7 @@ func EncodeHost(v string) (string, error) {
 		return NoHost, nil
 	}
 	if !utf8.ValidString(v) {
-		return "", fmt.Errorf("%w: host label value %q is not valid UTF-8", ErrBadLabels, v)
+		return "", fmt.Errorf("%w: host label value %s is not valid UTF-8", ErrBadLabels, shortQuote(v))
 	}
 	var b strings.Builder
 	for i := 0; i < len(v); {
@@ -334,6 +336,50 @@ func unescape(s string) (rune, int, error) {
 	return 0, 0, fmt.Errorf("unknown escape \\%c", s[1])
 }
 
+// labelsFit refuses, before anything is made of them, the labels of a
+// series that cannot fit a redfed series: a host label value longer than
+// a host may be, or other labels whose names and values alone are longer
+// than a metric name may be. (Prometheus's labels refuse a value over
+// 16 MiB with a panic, and an error that quoted such a value whole would
+// cost many times its size.)
+func labelsFit(ls []prompb.Label, hostLabel string) error {
+	metricLen := 0
+	for _, l := range ls {
+		switch {
+		case l.Name == hostLabel:
+			if len(l.Value) > metric.MaxHostLen {
+				return fmt.Errorf("%w: host label %s has a value of %d bytes, more than a host may be (%d)",
+					ErrBadLabels, shortQuote(l.Name), len(l.Value), metric.MaxHostLen)
+			}
+			continue
+		case l.Value == "":
+			continue // no label
+		case l.Name != model.MetricNameLabel:
+			metricLen += len(l.Name)
+		}
+		metricLen += len(l.Value)
+		if metricLen > metric.MaxMetricLen {
+			return fmt.Errorf("%w: the labels up to %s hold more than %d bytes, the longest a metric name may be",
+				ErrBadLabels, shortQuote(l.Name), metric.MaxMetricLen)
+		}
+	}
+	return nil
+}
+
+// shortQuote quotes s for an error, cut to its first 64 bytes (at a
+// character's start) when longer, with its length.
+func shortQuote(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:cut]), len(s))
+}
+
 // SeriesOf returns the redfed series of a Prometheus series with the
 // labels ls, its host from the label hostLabel. The error wraps
 // ErrBadLabels and says what is wrong.
@@ -345,14 +391,14 @@ func SeriesOf(ls labels.Labels, hostLabel string) (metrics.Series, error) {
 		case l.Name == "":
 			err = fmt.Errorf("%w: a label has an empty name", ErrBadLabels)
 		case !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value):
-			err = fmt.Errorf("%w: label %q=%q is not valid UTF-8", ErrBadLabels, l.Name, l.Value)
+			err = fmt.Errorf("%w: label %s=%s is not valid UTF-8", ErrBadLabels, shortQuote(l.Name), shortQuote(l.Value))
 		}
 	})
 	if err != nil {
 		return metrics.Series{}, err
 	}
 	if name, dup := ls.HasDuplicateLabelNames(); dup {
-		return metrics.Series{}, fmt.Errorf("%w: label %q appears twice", ErrBadLabels, name)
+		return metrics.Series{}, fmt.Errorf("%w: label %s appears twice", ErrBadLabels, shortQuote(name))
 	}
 	host, err := EncodeHost(ls.Get(hostLabel))
 	if err != nil {

@@ -154,9 +154,12 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 		if len(ts.Samples) == 0 {
 			continue
 		}
+		if err := labelsFit(ts.Labels, h.opts.HostLabel); err != nil {
+			return nil, skipped, fmt.Errorf("series %d of %d: %w", i+1, len(req.Timeseries), err)
+		}
 		ls := ts.ToLabels(&b, nil)
 		where := func() string {
-			return fmt.Sprintf("series %d of %d, %s", i+1, len(req.Timeseries), ls.String())
+			return fmt.Sprintf("series %d of %d, %s", i+1, len(req.Timeseries), shortQuote(ls.String()))
 		}
 		s, err := SeriesOf(ls, h.opts.HostLabel)
 		if err != nil {

@@ -74,3 +74,30 @@ func TestWriteEdges(t *testing.T) {
 		{Timestamp: t0 + 3, Value: 3}, {Timestamp: t0 + 4, Value: 4}}, got[4][0].Samples)
 	assert.Empty(t, got[5], "nothing of a refused request is written")
 }
+
+// Labels far too long for a series are refused at once, with a short
+// reply: a value over 16 MiB made Prometheus's labels panic (the sender
+// saw its connection dropped, and sent again for ever), and one of
+// 8 MiB of bytes that quote long came back whole in the reply, and in the
+// log, several times its size.
+func TestWriteRefusesHugeLabels(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	for _, tt := range []struct {
+		name   string
+		labels []string
+		want   string
+	}{
+		{"a value over 16 MiB", []string{"__name__", "x", "v", strings.Repeat("y", 1<<24+1)}, "more than 512 bytes"},
+		{"a value that quotes long", []string{"__name__", "x", "v", strings.Repeat("\xff", 8<<20)}, "more than 512 bytes"},
+		{"a long name", []string{"__name__", "x", strings.Repeat("n", 1<<20), "v"}, "more than 512 bytes"},
+		{"a long host", []string{"__name__", "x", "instance", strings.Repeat("h", 300)}, "more than a host may be (256)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, reply := e.writeSeries(t, series(tt.labels, prompb.Sample{Timestamp: t0, Value: 1}))
+			assert.Equal(t, http.StatusBadRequest, code)
+			assert.Contains(t, reply, "series 1 of 1")
+			assert.Contains(t, reply, tt.want)
+			assert.Less(t, len(reply), 1024, "the reply is short: %.200s", reply)
+		})
+	}
+}
