@@ -80,7 +80,7 @@ func (c remoteWriteCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	counter(descRemoteRequests, st.Requests-st.Refused-st.Failed, "ok")
+	counter(descRemoteRequests, st.Stored, "ok")
 	counter(descRemoteRequests, st.Refused, "refused")
 	counter(descRemoteRequests, st.Failed, "failed")
 	counter(descRemoteSamples, st.Samples)

@@ -154,7 +154,7 @@ func TestWriteThenRead(t *testing.T) {
 		prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{{Timestamp: t0}}},
 	)
 	require.Equal(t, http.StatusNoContent, code, reply)
-	assert.Equal(t, remote.WriteStats{Requests: 1, Samples: 5, StaleMarkers: 1, NonFinite: 2, Histograms: 1}, e.write.Stats())
+	assert.Equal(t, remote.WriteStats{Requests: 1, Stored: 1, Samples: 5, StaleMarkers: 1, NonFinite: 2, Histograms: 1}, e.write.Stats())
 
 	points, err := fedtest.RangeOf(t.Context(), e.store, "localhost%3A9090", `up{job="prometheus"}`,
 		time.UnixMilli(t0), time.UnixMilli(t0+10_000))
@@ -354,4 +354,30 @@ func TestWriteFailuresLogged(t *testing.T) {
 	}
 	assert.Equal(t, []any{int64(503)}, logs.Values("remote: request failed", "status"), "one line for three failures")
 	assert.Equal(t, int64(3), e.write.Stats().Failed)
+}
+
+// The requests stored only count up: one under way is not counted until
+// it is answered 204, and one that fails never is (the exporter's ok
+// requests, counted as the requests less those refused and failed, went
+// down when one under way failed).
+func TestWriteStatsStoredCountsAnswers(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	s := series([]string{"__name__", "up", "instance", "a:1"}, prompb.Sample{Timestamp: t0, Value: 1})
+	code, _ := e.writeSeries(t, s)
+	require.Equal(t, http.StatusNoContent, code)
+	require.Equal(t, int64(1), e.write.Stats().Stored)
+
+	require.NoError(t, e.servers[0].Pause())
+	done := make(chan int, 1)
+	go func() {
+		code, _ := e.writeSeries(t, s)
+		done <- code
+	}()
+	require.Eventually(t, func() bool { return e.write.Stats().Requests == 2 }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, int64(1), e.write.Stats().Stored, "a request under way is not stored yet")
+	assert.Equal(t, http.StatusServiceUnavailable, <-done, "Redis did not answer in time")
+	st := e.write.Stats()
+	assert.Equal(t, int64(1), st.Stored)
+	assert.Equal(t, int64(1), st.Failed)
+	require.NoError(t, e.servers[0].Resume())
 }

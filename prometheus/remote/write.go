@@ -29,7 +29,8 @@ var _ Appender = (*metrics.Recorder)(nil)
 
 // WriteStats counts what a WriteHandler received.
 type WriteStats struct {
-	Requests     int64 // requests answered, whatever the answer
+	Requests     int64 // requests served, answered or under way
+	Stored       int64 // requests answered 204: every sample stored or skipped
 	Samples      int64 // samples written and acknowledged
 	StaleMarkers int64 // staleness markers skipped
 	NonFinite    int64 // other NaN, +Inf and -Inf samples skipped
@@ -47,7 +48,7 @@ type WriteHandler struct {
 	failures failLog
 	turns    turns
 
-	requests, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
+	requests, stored, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
 }
 
 // NewWriteHandler returns a handler that writes through app. Bad options
@@ -67,6 +68,7 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 func (h *WriteHandler) Stats() WriteStats {
 	return WriteStats{
 		Requests:     h.requests.Load(),
+		Stored:       h.stored.Load(),
 		Samples:      h.samples.Load(),
 		StaleMarkers: h.stale.Load(),
 		NonFinite:    h.nonFinite.Load(),
@@ -95,6 +97,7 @@ func (h *WriteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+	h.stored.Add(1)
 }
 
 func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError {
