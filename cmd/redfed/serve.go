@@ -323,7 +323,9 @@ func serve(ctx context.Context, h http.Handler, listen string, fallback bool, re
 	if err != nil {
 		return usagef("--listen %s: %v", listen, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// Idle connections are closed after a while: every one holds a
+	// goroutine and its buffers.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	ready(ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -80,6 +80,9 @@ func (h *ReadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.turns.give()
 	results, streamed, e := h.serve(w, r)
+	// A reader that does not read its reply would hold the turn for as
+	// long as its connection stays open.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.opts.BodyTimeout))
 	if e != nil {
 		h.failures.fail(w, r, e)
 		return

@@ -1,13 +1,16 @@
 package remote_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,4 +102,52 @@ func TestReadOneSamplePerMillisecond(t *testing.T) {
 	got := e.read(t, query(t0, t0+10, matcher(prompb.LabelMatcher_EQ, "__name__", "m")))[0]
 	require.Len(t, got, 1)
 	assert.Equal(t, want, got[0].Samples)
+}
+
+// A reader that does not read its reply gives its turn up once the reply
+// has taken BodyTimeout, its connection cut: with one turn, an honest read
+// that comes after it is answered. (The turn was held for as long as the
+// connection stayed open, and 16 such readers stopped every read.)
+func TestReadReplyNotReadGivesItsTurnUp(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{MaxRequests: 1, BodyTimeout: time.Second})
+	const n = 600_000 // a reply of megabytes, more than the sockets hold
+	samples := make([]prompb.Sample, n)
+	for i := range samples {
+		samples[i] = prompb.Sample{Timestamp: t0 + int64(i), Value: float64(i)}
+	}
+	for i := 0; i < n; i += n / 4 { // each request under the decoded limit
+		code, reply := e.writeSeries(t, series([]string{"__name__", "big"}, samples[i:i+n/4]...))
+		require.Equal(t, http.StatusNoContent, code, reply)
+	}
+	code, reply := e.writeSeries(t, series([]string{"__name__", "small"}, prompb.Sample{Timestamp: t0, Value: 1}))
+	require.Equal(t, http.StatusNoContent, code, reply)
+
+	body, err := (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0+n, matcher(prompb.LabelMatcher_EQ, "__name__", "big")),
+	}}).Marshal()
+	require.NoError(t, err)
+	body = snappy.Encode(nil, body)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = fmt.Fprintf(conn, "POST /read HTTP/1.1\r\nHost: redfed\r\nContent-Type: application/x-protobuf\r\n"+
+		"Content-Encoding: snappy\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	require.NoError(t, err)
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "HTTP/1.1 200 OK\r\n", status, "the reply has begun: the reader holds the turn, and reads no more")
+
+	small, err := (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "small")),
+	}}).Marshal()
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodPost, e.url+"/read", bytes.NewReader(snappy.Encode(nil, small)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	require.NoError(t, err, "the honest read is answered")
+	defer res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
 }
