@@ -70,10 +70,11 @@
 // Prometheus series holds one sample a millisecond. A series that a
 // writer other than WriteHandler named, which has no labels, is not
 // listed. A failed listing or read is a 503: a partial answer would look
-// like a gap in the data. A request of more than 100 queries, or a query
-// of more than 100 matchers, is a 400: Prometheus sends one query a
-// request, and a regular expression of a few bytes may take 100 KiB once
-// compiled.
+// like a gap in the data. A request of more than 100 queries, a query of
+// more than 100 matchers, or regular expressions that would compile to
+// more than 100,000 instructions, all together, is a 400: Prometheus
+// sends one query a request, and a regular expression of a few bytes may
+// take 100 KiB once compiled, one of a few kilobytes tens of MiB.
 //
 // Both handlers are safe for concurrent use and hold no goroutine between
 // requests.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp/syntax"
 	"slices"
 	"sync"
 	"time"
@@ -32,6 +33,12 @@ var _ Querier = (*metrics.Store)(nil)
 const (
 	maxQueries  = 100 // a request
 	maxMatchers = 100 // a query
+	// maxRegexpSize bounds the regular expressions of a request, all its
+	// matchers together, in the instructions they compile to (see
+	// regexpSize): a Grafana variable of a thousand hosts is a few tens of
+	// thousands; ".{1000}" a thousand times over, 11 KB, a million, and
+	// 42 MiB once compiled.
+	maxRegexpSize = 100_000
 )
 
 // listings is how many hosts' metrics one query lists at once.
@@ -135,9 +142,9 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 		return nil, false, errorf(http.StatusBadRequest, "%d queries: at most %d a request", len(req.Queries), maxQueries)
 	}
 	results = make([][]*prompb.TimeSeries, len(req.Queries))
-	budget := h.opts.MaxSamples
+	budget, regexps := h.opts.MaxSamples, maxRegexpSize
 	for i, q := range req.Queries {
-		series, e := h.query(r.Context(), q, &budget)
+		series, e := h.query(r.Context(), q, &budget, &regexps)
 		if e != nil {
 			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
 			return nil, false, e
@@ -147,9 +154,10 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 	return results, streamed, nil
 }
 
-// query answers one query, and takes its samples from budget.
-func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget *int) ([]*prompb.TimeSeries, *httpError) {
-	matchers, err := toMatchers(q.Matchers)
+// query answers one query, and takes its samples from budget and the size
+// of its regular expressions from regexps.
+func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexps *int) ([]*prompb.TimeSeries, *httpError) {
+	matchers, err := toMatchers(q.Matchers, regexps)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
@@ -278,10 +286,60 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 	return found, nil
 }
 
-// toMatchers converts a query's matchers.
-func toMatchers(ms []*prompb.LabelMatcher) ([]*labels.Matcher, error) {
+// checkRegexps takes the size of a query's regular expressions from what
+// is left of its request's (see maxRegexpSize), before any is compiled,
+// and refuses them once that runs out. One that does not parse is left
+// for labels.NewMatcher to refuse.
+func checkRegexps(ms []*prompb.LabelMatcher, left *int) error {
+	for _, m := range ms {
+		if m.Type != prompb.LabelMatcher_RE && m.Type != prompb.LabelMatcher_NRE {
+			continue
+		}
+		re, err := syntax.Parse(m.Value, syntax.Perl)
+		if err != nil {
+			continue
+		}
+		if *left -= regexpSize(re, *left); *left < 0 {
+			return fmt.Errorf("matcher %s %s: the regular expressions would compile to more than %d instructions",
+				shortQuote(m.Name), shortQuote(m.Value), maxRegexpSize)
+		}
+	}
+	return nil
+}
+
+// regexpSize counts about the instructions a parsed regular expression
+// compiles to, and stops counting once past most: a counted repetition
+// multiplies its operand, which is how a few bytes compile to megabytes.
+func regexpSize(re *syntax.Regexp, most int) int {
+	size := 1 + len(re.Rune)
+	if re.Op == syntax.OpRepeat {
+		n := re.Max
+		if n < 0 {
+			n = re.Min + 1
+		}
+		n = max(n, 1)
+		sub := regexpSize(re.Sub[0], most)
+		if sub > (most+1)/n {
+			return most + 1
+		}
+		return size + sub*n
+	}
+	for _, sub := range re.Sub {
+		if size += regexpSize(sub, most-size); size > most {
+			return most + 1
+		}
+	}
+	return size
+}
+
+// toMatchers converts a query's matchers, the size of its regular
+// expressions taken from regexps (see checkRegexps).
+func toMatchers(ms []*prompb.LabelMatcher, regexps *int) ([]*labels.Matcher, error) {
 	if len(ms) > maxMatchers {
 		return nil, fmt.Errorf("%d matchers: at most %d a query", len(ms), maxMatchers)
+	}
+	if err := checkRegexps(ms, regexps); err != nil {
+		return nil, err
 	}
 	out := make([]*labels.Matcher, 0, len(ms))
 	for _, m := range ms {

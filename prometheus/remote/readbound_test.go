@@ -151,3 +151,35 @@ func TestReadReplyNotReadGivesItsTurnUp(t *testing.T) {
 	defer res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 }
+
+// Regular expressions that would compile to megabytes are refused before
+// any is compiled: ".{1000}" a thousand times over, 11 KB, held 42 MiB
+// once compiled, and a request could hold a hundred of them. One that
+// lists a thousand hosts, as a Grafana variable does, is served.
+func TestReadRefusesHugeRegexps(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	huge := strings.Repeat(".{1000}", 1000)
+	body, err := (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "up"), matcher(prompb.LabelMatcher_RE, "instance", huge)),
+	}}).Marshal()
+	require.NoError(t, err)
+	start := time.Now()
+	code, reply := post(t, e.url+"/read", body, false)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(reply), "would compile to more than 100000 instructions")
+	assert.Less(t, len(reply), 1024)
+	assert.Less(t, time.Since(start), time.Second)
+
+	hosts := make([]string, 1000)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("web%03d.example.com:9100", i)
+	}
+	code, written := e.writeSeries(t, series([]string{"__name__", "up", "instance", hosts[7]}, prompb.Sample{Timestamp: t0, Value: 1}))
+	require.Equal(t, http.StatusNoContent, code, written)
+	body, err = (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "up"), matcher(prompb.LabelMatcher_RE, "instance", strings.Join(hosts, "|"))),
+	}}).Marshal()
+	require.NoError(t, err)
+	code, _ = post(t, e.url+"/read", body, false)
+	assert.Equal(t, http.StatusOK, code)
+}
