@@ -66,15 +66,19 @@
 // Options.MaxSamples stops reading soon after it is over, not once it has
 // read everything. Times are rounded to the millisecond, and the points
 // of a series within one millisecond (redfed keeps microseconds, and two
-// values written at one time) are one sample, the last, since a
-// Prometheus series holds one sample a millisecond. A series that a
-// writer other than WriteHandler named, which has no labels, is not
-// listed. A failed listing or read is a 503: a partial answer would look
-// like a gap in the data. A request of more than 100 queries, a query of
-// more than 100 matchers, or regular expressions that would compile to
-// more than 100,000 instructions, all together, is a 400: Prometheus
-// sends one query a request, and a regular expression of a few bytes may
-// take 100 KiB once compiled, one of a few kilobytes tens of MiB.
+// values written at one time) are one sample, the last in time, since a
+// Prometheus series holds one sample a millisecond. Of values written at
+// the very same time, which a store of many writers does not order, it is
+// the last in Redis's order of members (by their text), whichever was
+// written last; Prometheus itself keeps the first and refuses the others.
+// A series that a writer other than WriteHandler named, which has no
+// labels, is not listed. A failed listing or read is a 503: a partial
+// answer would look like a gap in the data. A request of more than 100
+// queries, a query of more than 100 matchers, or regular expressions that
+// would compile to more than 100,000 instructions, all together, is a
+// 400: Prometheus sends one query a request, and a regular expression of
+// a few bytes may take 100 KiB once compiled, one of a few kilobytes tens
+// of MiB.
 //
 // Both handlers are safe for concurrent use and hold no goroutine between
 // requests.

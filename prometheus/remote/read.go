@@ -208,7 +208,8 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 // samplesOf returns points, sorted by time, as samples: their times
 // rounded to the millisecond, and one sample a millisecond, the last point
 // of it, since a Prometheus series cannot hold two at one time. redfed
-// keeps microseconds, and two values written at one time.
+// keeps microseconds, and two values written at one time, in the order
+// of their members' text (see the package doc).
 func samplesOf(points []metrics.Point) []prompb.Sample {
 	out := make([]prompb.Sample, 0, len(points))
 	for _, p := range points {
