@@ -346,6 +346,11 @@ func labelsFit(ls []prompb.Label, hostLabel string) error {
 	metricLen := 0
 	for _, l := range ls {
 		switch {
+		case len(l.Name) > metric.MaxMetricLen:
+			// Also with no value: Prometheus's labels take the name all
+			// the same.
+			return fmt.Errorf("%w: label name %s is more than %d bytes, the longest a metric name may be",
+				ErrBadLabels, shortQuote(l.Name), metric.MaxMetricLen)
 		case l.Name == hostLabel:
 			if len(l.Value) > metric.MaxHostLen {
 				return fmt.Errorf("%w: host label %s has a value of %d bytes, more than a host may be (%d)",

@@ -30,8 +30,9 @@ const (
 	DefaultMaxSamples = 5_000_000
 	// DefaultMaxRange is how far back from its end a query reads.
 	DefaultMaxRange = 366 * 24 * time.Hour
-	// DefaultBodyTimeout bounds the reading of a request body, twice
-	// Prometheus's default remote_timeout, after which it has given up.
+	// DefaultBodyTimeout bounds the reading of a request body and the
+	// sending of a read's reply: twice Prometheus's default
+	// remote_timeout, after which it has given up.
 	DefaultBodyTimeout = time.Minute
 	// DefaultMaxRequests is how many requests a handler serves at once.
 	// Prometheus sends a shard's requests one after another, and a store

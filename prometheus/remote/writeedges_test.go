@@ -90,6 +90,7 @@ func TestWriteRefusesHugeLabels(t *testing.T) {
 		{"a value over 16 MiB", []string{"__name__", "x", "v", strings.Repeat("y", 1<<24+1)}, "more than 512 bytes"},
 		{"a value that quotes long", []string{"__name__", "x", "v", strings.Repeat("\xff", 8<<20)}, "more than 512 bytes"},
 		{"a long name", []string{"__name__", "x", strings.Repeat("n", 1<<20), "v"}, "more than 512 bytes"},
+		{"a name over 16 MiB with no value", []string{"__name__", "x", strings.Repeat("n", 1<<24+1), ""}, "more than 512 bytes"},
 		{"a long host", []string{"__name__", "x", "instance", strings.Repeat("h", 300)}, "more than a host may be (256)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
