@@ -738,7 +738,7 @@ func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
 
 // A server that answers every page of a range read with the same page
 // would have the read go round without end, its memory growing (143 MiB
-// within 5 s): each page must come after the one before, in the order of
+// within 5 s): each page must end after the one before, in the order of
 // the range, and the read fails at once, naming the server.
 func TestHostileRangePageSentAgain(t *testing.T) {
 	var page strings.Builder
@@ -759,6 +759,6 @@ func TestHostileRangePageSentAgain(t *testing.T) {
 	_, err := rangeOf(ctx, st, "web1", "cpu", at, at.Add(time.Hour))
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the read ended on its own")
-	assert.Contains(t, err.Error(), "out of the order of the range")
+	assert.Contains(t, err.Error(), "a page that does not move on")
 	assert.Contains(t, err.Error(), h.addr(), "the error names the server")
 }

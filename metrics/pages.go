@@ -74,33 +74,46 @@ type pageCursor struct {
 	fromScore float64 // from as a number, once a page has set it
 	skip      int64
 	limit     int64 // the size of the next page
-	// last is the last member read, and its score (see order).
+	// last is the last member read, and its score (see progress).
 	last    string
 	lastAt  float64
 	hasLast bool
 }
 
-// order checks that a page comes in the order of the range, each member
-// after the one before it, the first after the last of the page before:
-// by score, and by member within a score, as Redis sorts a sorted set
-// (both reversed when reading from the newest). A server that answers
-// otherwise (a page sent again, members out of order) would have the read
-// go round without end.
-func (cur *pageCursor) order(page []redis.Z, newest bool) error {
-	for _, z := range page {
-		m, _ := z.Member.(string)
-		if cur.hasLast {
-			after := z.Score > cur.lastAt || z.Score == cur.lastAt && m > cur.last
-			if newest {
-				after = z.Score < cur.lastAt || z.Score == cur.lastAt && m < cur.last
-			}
-			if !after {
-				return fmt.Errorf("a reply out of the order of the range: member %q at score %v after %q at %v", m, z.Score, cur.last, cur.lastAt)
-			}
-		}
-		cur.last, cur.lastAt, cur.hasLast = m, z.Score, true
+// progress checks that a page ends after the last member read before it,
+// in the order of the range (by score, then by member within a score, as
+// Redis sorts a sorted set; both reversed when reading from the newest),
+// and returns the page less the members at its start that are not after
+// it: read again when a member was added at the cursor's score, which
+// moves the members after it. A server that answers with a page that does
+// not end further (the same page again) would have the read go round
+// without end.
+func (cur *pageCursor) progress(page []redis.Z, newest bool) ([]redis.Z, error) {
+	if len(page) == 0 {
+		return page, nil
 	}
-	return nil
+	after := func(z redis.Z) bool {
+		m, _ := z.Member.(string)
+		if newest {
+			return z.Score < cur.lastAt || z.Score == cur.lastAt && m < cur.last
+		}
+		return z.Score > cur.lastAt || z.Score == cur.lastAt && m > cur.last
+	}
+	end := page[len(page)-1]
+	first := 0
+	if cur.hasLast {
+		if !after(end) {
+			m, _ := end.Member.(string)
+			return nil, fmt.Errorf("a page that does not move on: it ends at member %q at score %v, and the page before at %q at %v",
+				m, end.Score, cur.last, cur.lastAt)
+		}
+		for !after(page[first]) {
+			first++
+		}
+	}
+	cur.last, _ = end.Member.(string)
+	cur.lastAt, cur.hasLast = end.Score, true
+	return page[first:], nil
 }
 
 // readContext gives one round trip of a read its own deadline, the command
@@ -233,11 +246,12 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 				continue
 			}
 			page := cmd.Val()
-			if err := cur.order(page, r.newest); err != nil {
+			fresh, err := cur.progress(page, r.newest)
+			if err != nil {
 				return append(errs, &federated.ServerError{Node: node, Server: addr,
 					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
 			}
-			more := len(page) > 0 && fn(cur.ref, addr, page)
+			more := len(fresh) > 0 && fn(cur.ref, addr, fresh)
 			if more && int64(len(page)) == cur.limit {
 				cur.advance(page)
 				next = append(next, cur)

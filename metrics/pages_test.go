@@ -163,6 +163,52 @@ func (h *readSizes) note(cmd redis.Cmder) {
 	h.most, h.commands = max(h.most, n), h.commands+1
 }
 
+// afterFirstRead runs f once, after the first pipeline of ZRANGEBYSCOREs
+// a client sends.
+type afterFirstRead struct {
+	once sync.Once
+	f    func()
+}
+
+func (h *afterFirstRead) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *afterFirstRead) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *afterFirstRead) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 0 && cmds[0].Name() == "zrangebyscore" {
+			h.once.Do(h.f)
+		}
+		return err
+	}
+}
+
+// A member added at the score a read's next page starts at, between two
+// pages, moves the members after it: the next page begins with one read
+// already, which the read leaves out, and goes on.
+func TestRangeReadsOnAcrossAMemberAddedBetweenPages(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	key := mustKey(t, c, day, "web1", "cpu")
+	rc := directClient(t, servers[0].Addr())
+	score := float64(day.Unix() + 2)
+	var zs []redis.Z
+	for i := range 1500 { // a page and a half at one score
+		zs = append(zs, redis.Z{Score: score, Member: fmt.Sprintf("%g:%d", score, 1000+i)})
+	}
+	require.NoError(t, rc.ZAdd(ctx, key, zs...).Err())
+	c.AddServerHook(func(string) redis.Hook {
+		return &afterFirstRead{f: func() {
+			// Sorts before every member of the score.
+			require.NoError(t, rc.ZAdd(ctx, key, redis.Z{Score: score, Member: fmt.Sprintf("%g:0", score)}).Err())
+		}}
+	})
+	got, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", day, day.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Len(t, got, 1500, "every member of the read's start, once")
+}
+
 // No command of a read holds a server for long: a series of 100,000
 // points is read whole in commands of at most 1,000 members each (a page
 // of 1,000 takes a server about 0.4 ms; one ZRANGEBYSCORE of 300,000,
