@@ -70,7 +70,7 @@ const topologyRounds = 3
 // idempotent: what a server holds already adds nothing, and journals
 // nothing), and accounts for what that round did.
 func (r *Recorder) send(w *flushWork) {
-	r.sendTakes(w, func(t *take) string { return t.s.node })
+	r.sendTakes(w, func(t *take) string { return t.node })
 	for range topologyRounds {
 		v := r.c.TopologyVersion()
 		if v == w.topo {

@@ -196,6 +196,7 @@ func newGeneration() *generation { return &generation{done: make(chan struct{})}
 // take is a series' points in a flush.
 type take struct {
 	s       *series
+	node    string // s.node when taken: another flush may route s again
 	members []byte
 	points  int
 }
@@ -535,7 +536,7 @@ func (r *Recorder) takeLocked() *flushWork {
 	r.flushNo++
 	w.gen, w.flushNo = g, r.flushNo
 	for _, s := range g.pending {
-		w.takes = append(w.takes, take{s: s, members: s.buf, points: s.points})
+		w.takes = append(w.takes, take{s: s, node: s.node, members: s.buf, points: s.points})
 		s.buf, s.points, s.pending, s.lastFlush = nil, 0, false, r.flushNo
 	}
 	r.inFlight += g.points
