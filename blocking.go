@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -65,6 +66,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	// WATCH gets the command timeout, and fn's commands the deadlines fn
 	// gives them: fn may take its time, and go-redis's UNWATCH at its end,
 	// sent with ctx, is not sent with a command timeout that fn used up.
+	var own error // fn's error, when none of its commands failed with it
 	err = s.client.Load().Watch(ctx, func(tx *redis.Tx) error {
 		if len(keys) > 0 {
 			wctx, cancel := c.withTimeout(ctx)
@@ -74,13 +76,73 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 				return err
 			}
 		}
-		return fn(tx)
+		var failed cmdErrors
+		tx.AddHook(&failed)
+		err := fn(tx)
+		if !failed.include(err) {
+			own = err
+		}
+		return err
 	})
-	// Once Close has begun, whatever failed under fn failed for it, in more
+	if err != nil && err == own {
+		return err // the caller's, as it is
+	}
+	// Once Close has begun, what failed under fn failed for it, in more
 	// ways than go-redis names (a closed pool, a connection's state): the
 	// error is ErrClosed, as for any command Close cut off. A reply of
 	// Redis (a failed transaction) stays as it is.
 	return c.whenClosed(err)
+}
+
+// cmdErrors is a hook that keeps the errors of the commands it sees.
+type cmdErrors struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+// include reports whether err is, or wraps, an error a command failed
+// with.
+func (h *cmdErrors) include(err error) bool {
+	if err == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.errs {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *cmdErrors) keep(err error) {
+	if err != nil {
+		h.mu.Lock()
+		h.errs = append(h.errs, err)
+		h.mu.Unlock()
+	}
+}
+
+func (h *cmdErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cmdErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.keep(err)
+		return err
+	}
+}
+
+func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.keep(err)
+		for _, cmd := range cmds {
+			h.keep(cmd.Err())
+		}
+		return err
+	}
 }
 
 // Subscribe subscribes to channels on the node of the first, the node a

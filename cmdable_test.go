@@ -353,6 +353,29 @@ func TestSlowWatchFunctionKeepsItsServerUp(t *testing.T) {
 	assert.False(t, c.IsServerDown(current))
 }
 
+// TestWatchKeepsItsFunctionsErrorAsCloseBegins: an error of Watch's own
+// function is the caller's, also once Close has begun; an error of a
+// command the function sent, which Close cut off, is ErrClosed.
+func TestWatchKeepsItsFunctionsErrorAsCloseBegins(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	mine := errors.New("nothing to do")
+	closed := make(chan error, 1)
+	err = c.Watch(ctx, func(tx *redis.Tx) error {
+		if err := tx.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+			return err
+		}
+		go func() { closed <- c.Close() }()
+		require.Eventually(t, func() bool { return errors.Is(c.Ping(ctx).Err(), federated.ErrClosed) }, 5*time.Second, time.Millisecond)
+		return mine
+	}, "k")
+	require.ErrorIs(t, err, mine)
+	require.NoError(t, <-closed)
+	require.ErrorIs(t, c.Watch(ctx, func(*redis.Tx) error { return nil }, "k"), federated.ErrClosed)
+}
+
 // TestGroupRoutesTypedCommands: a Group's commands land on the group's
 // node, whatever their keys, as the Perl module's [group, key] do.
 func TestGroupRoutesTypedCommands(t *testing.T) {
