@@ -146,7 +146,8 @@ func (v validator) node(name string, n Node, owner serverOwners) error {
 // spellings of one server share: the host in lower case without a trailing
 // dot, an IP address in its shortest form (IPv4 for an IPv4-mapped IPv6
 // address), the port without leading zeros, and the loopback names
-// (localhost, 127.0.0.1, ::1) one host, loopbackHost.
+// (localhost, 127.0.0.1, ::1, and the unspecified 0.0.0.0 and ::, which a
+// dial takes for loopback) one host, loopbackHost.
 //
 // Other names are compared as written, not resolved: New does no DNS, so
 // that a federation loads the same whatever the resolver says that day,

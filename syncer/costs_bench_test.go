@@ -50,7 +50,7 @@ func BenchmarkSyncerCosts(b *testing.B) {
 		}
 	}
 	cs := &clientServers{run: c, local: local.Addr(), peer: peer.Addr(), keys: jk}
-	tag := local.Addr() + "@" + "epoch"
+	tag := local.Addr() + "@" + "token"
 
 	// run calls f with the keys of each call of 1,000, b.N keys in all, and
 	// reports the server's CPU time per key.
@@ -112,7 +112,7 @@ func BenchmarkSyncerCosts(b *testing.B) {
 		})
 	})
 	b.Run("step=merge", func(b *testing.B) {
-		from := journal.Origin{Server: peer.Addr(), Epoch: "epoch"}
+		from := journal.Origin{Server: peer.Addr(), Token: "token"}
 		run(b, local, func(b *testing.B, n int, keys []string) {
 			if _, err := journal.Merge(ctx, c, local.Addr(), jk, from, oneMemberEach(keys, base+100, "m"+strconv.Itoa(n))); err != nil {
 				b.Fatal(err)

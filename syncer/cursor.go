@@ -10,15 +10,14 @@ import (
 	"time"
 )
 
-// A link's cursor lives in its local server, in the hash CursorKey: one
-// field per peer, the peer's journal time up to which its changes are
-// merged, and epochField. The cursor must never be ahead of the data the
-// server holds, also when the server restarts in the middle of a pass.
-
-// epochField is the field of CursorKey that names the local server's data
-// set: a random token written by the first load after the server came up
-// empty. It is not an address, so no peer's cursor can take its place.
-const epochField = "@epoch"
+// A link's cursor lives in its local server, in the hash
+// journal.CursorKey: for each peer, the peer's journal time up to which
+// its changes are merged, the number of the link's last save (SeqSuffix)
+// and where its last read of the overlap began (OverlapSuffix); and for
+// the server, its epoch (EpochField) and the token of its data set since
+// it last started (OriginField, with RunField). The cursor must never be
+// ahead of the data the server holds, also when the server restarts in
+// the middle of a pass.
 
 // errLocalReset says that the local server lost data (it restarted) during a
 // pass: the link starts again from the peer's first change.

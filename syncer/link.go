@@ -114,8 +114,9 @@ type link struct {
 	reports int64
 	lags    []time.Duration // ring of recent batch lags
 	next    int
-	// started is when the link was made; passSynced and overlapSynced
-	// are what synced recorded (see PeerStats.SyncedTo).
+	// started is when the link was made, or last found its local server
+	// without what it merged (reset); passSynced and overlapSynced are
+	// what synced recorded since (see PeerStats.SyncedTo).
 	started, passSynced, overlapSynced time.Time
 }
 
@@ -212,7 +213,7 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 			began: began, beganAnchor: l.peerTime}
 		if !ov.reading {
 			// Nothing before the cursor to read again.
-			return false, l.overlapRead(ctx, began, l.peerTime)
+			return false, l.overlapDone(ctx, began, l.peerTime)
 		}
 	}
 	if ov.reading {
@@ -222,17 +223,17 @@ func (l *link) pass(ctx context.Context) (more bool, err error) {
 		}
 		ov.next = next
 		if !more {
-			return false, l.overlapRead(ctx, ov.began, ov.beganAnchor)
+			return false, l.overlapDone(ctx, ov.began, ov.beganAnchor)
 		}
 	}
 	return false, nil
 }
 
-// overlapRead records a complete read of the overlap that began at began by
+// overlapDone records a complete read of the overlap that began at began by
 // this host's clock and at anchor by the peer's, and stores anchor in the
 // local server, for the link that follows this one should the syncer start
 // again, once the cursor moved overlapSaveStep past the one stored.
-func (l *link) overlapRead(ctx context.Context, began time.Time, anchor float64) error {
+func (l *link) overlapDone(ctx context.Context, began time.Time, anchor float64) error {
 	l.synced(time.Time{}, began)
 	l.overlap = overlapRead{at: began, anchor: anchor}
 	if l.cursor-l.resumeOverlap <= overlapSaveStep.Seconds() {
@@ -306,7 +307,7 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		if err != nil {
 			return false, minTime, err
 		}
-		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Epoch: peerOrigin}, l.peerGen
+		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Token: peerOrigin}, l.peerGen
 		l.sift(&p.sift, entries, horizon, merging)
 		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
 			return false, minTime, err

@@ -21,7 +21,8 @@ type linkServers interface {
 	// flags as echoes those whose origin mark is tag and the key's
 	// cardinality ("" asks for no flags). It returns them with the peer's
 	// origin token (journal.OriginField), the peer's clock, Unix seconds,
-	// and the peer's run (see journal.RunLua). The entries go in buf's array when it has room.
+	// and the peer's run (see journal.RunLua). The entries go in buf's
+	// array when it has room.
 	changes(ctx context.Context, since float64, after bool, limit int, tag string, buf []change) (entries []change, origin string, now float64, run string, err error)
 	// fetch runs the fetch script on the peer for every request, in one
 	// call, and returns the peer's run with the results.

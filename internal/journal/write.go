@@ -144,7 +144,7 @@ return out
 // see WriteScript and OriginKey.
 type Origin struct {
 	Server string // host:port
-	Epoch  string // the server's OriginField
+	Token  string // the server's OriginField
 }
 
 // Batch is a batch of metric writes for one server or node: the write
@@ -210,7 +210,7 @@ func (b *Batch) Points() int { return len(b.pairs) / 2 }
 // Args returns the script's ARGV.
 func (b *Batch) Args() []any {
 	b.nkeys = len(b.Names)
-	args := append(b.args[:0], &b.nkeys, &b.Origin.Server, &b.Origin.Epoch)
+	args := append(b.args[:0], &b.nkeys, &b.Origin.Server, &b.Origin.Token)
 	for i := range b.Names {
 		args = append(args, &b.Names[i], &b.counts[i])
 	}
