@@ -2,7 +2,9 @@ package federated_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,6 +149,8 @@ func TestSubscriptionOutlivesAServerBlip(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	opts := testOptions()
 	opts.CommandTimeout = 300 * time.Millisecond
+	var first atomic.Pointer[redis.Client] // the server's first client, for commands
+	opts.OnNewClient = func(_ string, rc *redis.Client) { first.CompareAndSwap(nil, rc) }
 	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: opts})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -174,7 +178,8 @@ func TestSubscriptionOutlivesAServerBlip(t *testing.T) {
 	require.True(t, c.IsServerDown(addr))
 	require.NoError(t, servers[0].Resume())
 	require.Eventually(t, func() bool { return !c.IsServerDown(addr) }, 5*time.Second, 10*time.Millisecond)
-	time.Sleep(opts.CommandTimeout + 200*time.Millisecond) // the replaced client is closed
+	require.Eventually(t, func() bool { return errors.Is(first.Load().Ping(ctx).Err(), redis.ErrClosed) }, 5*time.Second, 10*time.Millisecond,
+		"the client replaced when the server came back is closed")
 	receive("after")
 
 	require.NoError(t, c.Close())

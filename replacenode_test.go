@@ -3,9 +3,11 @@ package federated_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -144,6 +146,15 @@ func TestMetricWriteDuringAddNodeLandsWhereItsKeyIs(t *testing.T) {
 			paused := serverByAddr(servers, currentOf(t, c, "a"))
 			require.NoError(t, paused.Pause())
 			t.Cleanup(func() { _ = paused.Resume() })
+			sent := make(chan struct{}) // the write is on its way to the paused server
+			var once sync.Once
+			c.AddServerHook(func(addr string) redis.Hook {
+				return scriptSent(func() {
+					if addr == paused.Addr() {
+						once.Do(func() { close(sent) })
+					}
+				})
+			})
 
 			done := make(chan error, 1)
 			go func() {
@@ -153,7 +164,7 @@ func TestMetricWriteDuringAddNodeLandsWhereItsKeyIs(t *testing.T) {
 					done <- rec.Write(ctx, metrics.Sample{Host: host, Metric: "cpu", Time: now, Value: 1})
 				}
 			}()
-			time.Sleep(100 * time.Millisecond) // the write waits for the paused server
+			<-sent
 			require.NoError(t, c.AddNode("b", added))
 			require.NoError(t, <-done)
 			points, err := rangeOf(ctx, st, host, "cpu", now.Add(-time.Minute), now.Add(time.Minute))
@@ -161,4 +172,22 @@ func TestMetricWriteDuringAddNodeLandsWhereItsKeyIs(t *testing.T) {
 			assert.Len(t, points, 1, "the point acknowledged is where reads look")
 		})
 	}
+}
+
+// scriptSent is a hook that calls itself as a script call is sent.
+type scriptSent func()
+
+func (h scriptSent) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h scriptSent) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			h()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h scriptSent) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

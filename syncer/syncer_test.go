@@ -963,8 +963,9 @@ func TestServerRestoredFromASnapshotGetsBackWhatItLost(t *testing.T) {
 				stop()
 			}
 			require.NoError(t, a.Restart())
-			require.Len(t, members(t, a.Addr()), 200, "A lost what it took after the snapshot")
 			if restarted {
+				// (With the syncer running, it may fill A again first.)
+				require.Len(t, members(t, a.Addr()), 200, "A lost what it took after the snapshot")
 				startSyncer(t, c, addrs, syncer.Options{NoAntiEntropy: true})
 			}
 			assert.Equal(t, all, converged(t, addrs, 10*time.Second), "A got back what it lost")
