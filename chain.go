@@ -29,7 +29,11 @@ import (
 // Flight.Wait, in queue order, and may queue more commands: Poll sends
 // those too before it returns. A command that cannot be placed (its keys on
 // several nodes, or none) fails with its error, delivered to its callback,
-// and nothing of it is sent.
+// and nothing of it is sent. Commands queued before a change of topology
+// (AddNode, RemoveNode, ReplaceNode) are placed again when they are sent.
+// A blocking command (BLPOP, XREAD BLOCK...) may wait at most half the
+// read timeout, which go-redis applies to a pipeline's replies; one that
+// waits longer is refused (send it alone, by the Client's typed method).
 //
 // A Chain is for one goroutine at a time and can be reused after Poll; the
 // Client is for many, so give each goroutine its own Chain.
