@@ -42,7 +42,10 @@
 // written twice is stored once), and 4xx for a request that can never
 // succeed, which Prometheus drops: 400 for one that does not decode, or
 // holds a series whose labels cannot be named (ErrBadLabels) or a
-// timestamp before 1970, and nothing of it is written; 413 for a body over
+// timestamp before 1970, and nothing of it is written; 400 too for a
+// series whose key holds another type on a server (federated.ErrWrongType,
+// which names the key): that series is not written until someone deletes
+// the key, the request's others are; 413 for a body over
 // Options.MaxBodyBytes, or over MaxDecodedBytes once decompressed or once
 // decoded (the size a message will take is read from its wire format
 // before it is decoded: a body of many empty elements takes dozens of

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -380,4 +383,27 @@ func TestWriteStatsStoredCountsAnswers(t *testing.T) {
 	assert.Equal(t, int64(1), st.Stored)
 	assert.Equal(t, int64(1), st.Failed)
 	require.NoError(t, e.servers[0].Resume())
+}
+
+// A series whose key holds another type (written by hand) can never be
+// stored until someone deletes the key: 400, naming the key, and the
+// request's other series are written. A 503 had Prometheus send the
+// request again for ever, holding back every series behind it.
+func TestWriteToAKeyOfAnotherType(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	ls := []string{"__name__", "up", "instance", "a:1"}
+	s, err := remote.SeriesOf(labels.FromStrings(ls...), remote.DefaultHostLabel)
+	require.NoError(t, err)
+	c := fedtest.NewClient(t, federated.Config{Nodes: fedtest.SingleNodes(e.servers), Options: fedtest.Options()})
+	key := fedtest.MustKey(t, c, time.UnixMilli(t0), s.Host, s.Metric)
+	rc := redis.NewClient(&redis.Options{Addr: e.servers[0].Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	require.NoError(t, rc.Set(context.Background(), key, "by hand", 0).Err())
+
+	code, reply := e.writeSeries(t, series(ls, prompb.Sample{Timestamp: t0, Value: 1}),
+		series([]string{"__name__", "fine"}, prompb.Sample{Timestamp: t0, Value: 2}))
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, reply, key)
+	got := e.read(t, query(t0, t0, matcher(prompb.LabelMatcher_EQ, "__name__", "fine")))
+	require.Len(t, got[0], 1, "the request's other series is written")
 }

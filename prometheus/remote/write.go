@@ -187,9 +187,12 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 	return out, skipped, nil
 }
 
-// isBadInput reports an error of the store that sending again cannot fix.
+// isBadInput reports an error of the store that sending again cannot fix:
+// bad input, or a series whose key holds another type, which stays so
+// until someone deletes it (a 503 would have Prometheus send the request
+// again for ever, and hold back every series behind it).
 func isBadInput(err error) bool {
-	for _, bad := range []error{federated.ErrBadHost, federated.ErrBadMetric, federated.ErrBadTimestamp, federated.ErrBadValue} {
+	for _, bad := range []error{federated.ErrBadHost, federated.ErrBadMetric, federated.ErrBadTimestamp, federated.ErrBadValue, federated.ErrWrongType} {
 		if errors.Is(err, bad) {
 			return true
 		}
