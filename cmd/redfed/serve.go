@@ -325,7 +325,8 @@ func serve(ctx context.Context, h http.Handler, listen string, fallback bool, re
 	}
 	// Idle connections are closed after a while: every one holds a
 	// goroutine and its buffers.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	var served inflight
+	srv := &http.Server{Handler: served.wrap(h), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	ready(ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -337,8 +338,58 @@ func serve(ctx context.Context, h http.Handler, listen string, fallback bool, re
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdown)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Requests still under way (a slow or paused server) are cut off:
+		// stopping is what was asked. Their connections close, which ends
+		// their contexts, and so their reads.
+		err = srv.Close()
+	}
+	served.wait()
 	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return err
+}
+
+// inflight counts the requests being served, so that serve returns only
+// once every handler has: none then writes to a log the command has
+// finished with, nor reads through a client it has closed.
+type inflight struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    sync.Cond // signalled when n falls to 0; L is &mu
+}
+
+// wrap counts h's requests; once wait has begun it refuses new ones.
+func (f *inflight) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		if f.closing {
+			f.mu.Unlock()
+			http.Error(w, "redfed serve: stopping", http.StatusServiceUnavailable)
+			return
+		}
+		f.n++
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			if f.n--; f.n == 0 && f.closing {
+				f.idle.Broadcast()
+			}
+			f.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// wait refuses new requests and waits for those being served.
+func (f *inflight) wait() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	f.idle.L = &f.mu
+	for f.n > 0 {
+		f.idle.Wait()
+	}
 }

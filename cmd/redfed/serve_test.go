@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated/internal/redistest"
 )
 
 // servedDashboard is a running redfed serve.
@@ -156,4 +159,33 @@ func TestServeAllowHost(t *testing.T) {
 		code, body := d.get(t, "/api/hosts", host, "")
 		assert.Equal(t, want, code, "Host %q: %s", host, body)
 	}
+}
+
+// Stopping serve while requests wait for a paused server stops it all the
+// same, cleanly, once the grace of 5 s is over (one read at a time, six
+// requests of 3 s each): it exited 1 with "context deadline exceeded",
+// which systemd takes for a failure.
+func TestServeStopsWithRequestsUnderWay(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\noptions: {command_timeout: 3s}\n", servers[0].Addr()))
+	code, _, stderr := runCLI(t, "", "record", "--config", cfg, "web1.sfo", "cpu.user", "1")
+	require.Zero(t, code, stderr)
+	d := startServe(t, "--config", cfg, "--series-reads", "1")
+	require.NoError(t, servers[0].Pause())
+	t.Cleanup(func() { _ = servers[0].Resume() })
+	for range 6 {
+		go func() {
+			res, err := http.Get("http://" + d.addr + "/api/series?host=web1.sfo&metric=cpu.user")
+			if err == nil {
+				_ = res.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // the requests reach serve
+	start := time.Now()
+	d.cancel()
+	d.wg.Wait()
+	assert.Zero(t, d.code, d.errOut.String())
+	assert.Greater(t, time.Since(start), 4*time.Second, "the requests were under way: serve gave them their grace")
+	assert.Less(t, time.Since(start), 10*time.Second, "the grace, then a command timeout at most")
 }
