@@ -149,6 +149,9 @@ func TestAPIBadParameters(t *testing.T) {
 		{"/api/series?host=web1.sfo&metric=cpu&from=0", "from"},
 		{"/api/series?host=web1.sfo&metric=cpu&range=0s", "range"},
 		{"/api/series?host=web1.sfo&metric=cpu&range=-1h", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu&range=-213503d", "range"}, // wrapped to 23.6 h once
+		{"/api/series?host=web1.sfo&metric=cpu&to=0", "to"},              // the default range before it
+		{"/api/overview?metric=a%00b", "metric"},                         // before any host is read
 		{"/api/series?host=web1.sfo&metric=cpu&range=1y", "range"},
 		{"/api/series?host=web1.sfo&metric=cpu&range=40d", "range"},
 		{"/api/series?host=web1.sfo&metric=cpu&range=1h&from=0", "range"},

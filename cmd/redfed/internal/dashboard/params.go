@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redfed/federated/internal/metric"
 )
 
 // paramError is a bad query parameter.
@@ -41,6 +43,9 @@ func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 	if q.Get("host") == "" {
 		return seriesQuery{}, &paramError{Param: "host", Problem: "missing"}
 	}
+	if err := metric.ValidateHost(q.Get("host")); err != nil {
+		return seriesQuery{}, &paramError{Param: "host", Problem: err.Error()}
+	}
 	s, err := parseMetricQuery(q, now)
 	s.Host = q.Get("host")
 	return s, err
@@ -52,6 +57,11 @@ func parseMetricQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 	s := seriesQuery{Metric: q.Get("metric"), To: now, MaxPoints: DefaultMaxPoints}
 	if s.Metric == "" {
 		return s, &paramError{Param: "metric", Problem: "missing"}
+	}
+	// Before any read: an overview reads the metric of every host, and
+	// each read would refuse it again.
+	if err := metric.ValidateMetric(s.Metric); err != nil {
+		return s, &paramError{Param: "metric", Problem: err.Error()}
 	}
 	if v := q.Get("to"); v != "" {
 		t, err := parseTime(v)
@@ -80,6 +90,9 @@ func parseMetricQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 		s.From = t
 	}
 	switch {
+	case s.From.Before(time.Unix(0, 0)) && q.Get("from") == "":
+		// The range was counted back from to.
+		return s, &paramError{Param: "to", Problem: fmt.Sprintf("the range of %s before it starts before 1970", s.To.Sub(s.From))}
 	case s.From.Before(time.Unix(0, 0)):
 		return s, &paramError{Param: "from", Problem: "before 1970"}
 	case s.From.After(s.To):
@@ -131,9 +144,13 @@ func parseRange(v string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%q is not a duration like 15m, 6h or 7d", v)
 		}
-		d = time.Duration(n) * 24 * time.Hour
-		if n > int(MaxRange/(24*time.Hour)) {
+		switch {
+		case n <= 0: // before multiplying, which could wrap a large negative
+			d = 0
+		case n > int(MaxRange/(24*time.Hour)):
 			d = MaxRange + 1
+		default:
+			d = time.Duration(n) * 24 * time.Hour
 		}
 	} else {
 		var err error
