@@ -949,6 +949,12 @@ func TestServerRestoredFromASnapshotGetsBackWhatItLost(t *testing.T) {
 				require.NoError(t, r.Flush(ctx))
 			}
 			echoes := func() int64 { return linkStats(t, s, a.Addr(), b.Addr()).Echoes }
+			// Each link has loaded its cursor, and so written its server's
+			// origin token, which the other's merges mark: B's merges of
+			// A's points are then echoes for A from the first.
+			require.Eventually(t, func() bool {
+				return linkStats(t, s, a.Addr(), b.Addr()).Passes > 0 && linkStats(t, s, b.Addr(), a.Addr()).Passes > 0
+			}, 5*time.Second, 5*time.Millisecond)
 			add(200)
 			converged(t, addrs, 5*time.Second)
 			require.NoError(t, direct(t, a.Addr()).Save(ctx).Err())
