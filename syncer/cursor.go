@@ -35,6 +35,9 @@ type storedCursor struct {
 	// overlap is the peer's time when the link's last complete read of the
 	// overlap began, 0 for none (journal.OverlapSuffix).
 	overlap float64
+	// run is the server's run when the cursor was loaded, "" where it may
+	// not be read (see journal.RunLua).
+	run string
 }
 
 // seqText is the seq as stored, "" for none.
@@ -63,17 +66,17 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if c.cursor != l.cursor {
 		l.complete = false
 	}
-	l.epoch, l.saved, l.seq, l.cursor, l.origin = c.epoch, c.raw, c.seq, c.cursor, c.origin
+	l.epoch, l.saved, l.seq, l.cursor, l.origin, l.localRun = c.epoch, c.raw, c.seq, c.cursor, c.origin, c.run
 	l.resumeOverlap = c.overlap
 	return nil
 }
 
 // parseCursor reads the reply of LoadCursorScript: the epoch, the cursor as
 // stored ("" for none), the number of the save that stored it, the origin
-// token and the overlap's start. A cursor that is not a number, which the
-// syncer never writes, counts as 0: the peer is pulled from its first
-// change, which is always safe; so does a seq that is not a number. An
-// overlap's start that is not a number counts as none.
+// token, the overlap's start and the server's run. A cursor that is not a
+// number, which the syncer never writes, counts as 0: the peer is pulled
+// from its first change, which is always safe; so does a seq that is not
+// a number. An overlap's start that is not a number counts as none.
 func parseCursor(val []any) (storedCursor, error) {
 	if len(val) == 0 {
 		return storedCursor{}, fmt.Errorf("unexpected reply %v", val)
@@ -106,6 +109,9 @@ func parseCursor(val []any) (storedCursor, error) {
 			c.overlap = v
 		}
 	}
+	if len(val) > 5 {
+		c.run, _ = val[5].(string)
+	}
 	return c, nil
 }
 
@@ -119,6 +125,7 @@ func newEpoch() string {
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
 	clear(l.marks)
+	l.marksChanged = true
 	l.cursor, l.epoch, l.saved, l.seq, l.origin, l.complete = 0, "", "", 0, "", false
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()

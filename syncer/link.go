@@ -99,6 +99,18 @@ type link struct {
 	// are dropped (see journal.RunLua).
 	peerRun string
 	peerGen uint64
+	// localRun is the local server's run when the cursor was last loaded,
+	// "" where it may not be read.
+	localRun string
+	// The copy of the marks in the local server (see marks.go): whether
+	// the link took it in yet, whether it no longer reads nor saves it,
+	// whether the marks changed since the last save, when that was, and
+	// the buffer the last save encoded into.
+	marksLoaded  bool
+	marksOff     bool
+	marksChanged bool
+	marksSavedAt time.Time
+	marksBuf     []byte
 	// The horizons: the local one as last read (at horizonAt), a raise
 	// that did not complete, and when an unusable peer horizon was last
 	// logged.
@@ -140,6 +152,7 @@ func (l *link) loop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			l.saveMarksOnStop(ctx)
 			return
 		case <-timer.C:
 		}
@@ -147,6 +160,9 @@ func (l *link) loop(ctx context.Context) {
 		reportsBefore := l.reports
 		l.mu.Unlock()
 		more, err := l.pass(ctx)
+		if err == nil && l.marksDue() {
+			l.saveMarks(ctx)
+		}
 		if errors.Is(err, errLocalReset) {
 			more, err = true, nil // not a failure: the next pass starts afresh, at once
 		}
@@ -186,6 +202,11 @@ func (l *link) loop(ctx context.Context) {
 func (l *link) pass(ctx context.Context) (more bool, err error) {
 	if err := l.loadCursor(ctx); err != nil {
 		return false, err
+	}
+	if !l.marksLoaded {
+		if err := l.loadMarks(ctx); err != nil {
+			return false, err
+		}
 	}
 	horizon, err := l.horizon(ctx)
 	if err != nil {
@@ -632,6 +653,7 @@ func (l *link) permanentFailures(res journal.MergeResult) string {
 // the peer's run of gen.
 func (l *link) mark(s sifted, results []fetchResult, gen uint64) {
 	now := l.now()
+	l.marksChanged = l.marksChanged || len(s.handled) > 0
 	next := 0 // the next request, in the order of the entries
 	for i, e := range s.handled {
 		m := s.marks[i]
@@ -675,6 +697,7 @@ func (l *link) prune() {
 		for k, m := range l.marks {
 			if now.Sub(m.touched) > markTTL {
 				delete(l.marks, k)
+				l.marksChanged = true
 			}
 		}
 	}

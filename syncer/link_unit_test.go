@@ -55,6 +55,7 @@ type fakeServer struct {
 	data    map[string]map[string]float64 // key to member to score
 	origin  map[string]string             // key to "address@token#card"
 	run     string                        // the run_id: a restart changes it
+	marks   string                        // the copy of the link's marks, "" for none
 }
 
 func newFakeServer() *fakeServer {
@@ -101,6 +102,7 @@ type fakeServers struct {
 	fail        func(method string, call int) error
 	calls       map[string]int
 	fetched     []string // keys whose members were fetched, in turn
+	members     int      // members fetched, in all
 }
 
 var _ linkServers = (*fakeServers)(nil)
@@ -181,6 +183,7 @@ func (f *fakeServers) fetch(_ context.Context, reqs []fetchRequest) ([]fetchResu
 				}
 			}
 			f.fetched = append(f.fetched, r.key)
+			f.members += len(res.members)
 		}
 		if card > 0 && (found || status == -1 && r.mode == fetchRefresh) {
 			newest := math.Inf(-1)
@@ -244,7 +247,7 @@ func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor,
 		f.local.token, f.local.ofRun = fresh, f.local.run
 	}
 	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix], f.local.token,
-		f.local.cursors[testPeer+journal.OverlapSuffix]})
+		f.local.cursors[testPeer+journal.OverlapSuffix], f.local.run})
 }
 
 func (f *fakeServers) saveCursor(_ context.Context, last, next storedCursor) (bool, error) {
@@ -273,6 +276,25 @@ func (f *fakeServers) saveOverlap(_ context.Context, last storedCursor, anchor f
 		f.local.cursors[testPeer+journal.OverlapSuffix] = strconv.FormatFloat(anchor, 'f', -1, 64)
 	}
 	return nil
+}
+
+func (f *fakeServers) saveMarks(_ context.Context, copy []byte) error {
+	if err := f.call("saveMarks"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.local.marks = string(copy)
+	return nil
+}
+
+func (f *fakeServers) loadMarks(context.Context) (string, error) {
+	if err := f.call("loadMarks"); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.local.marks, nil
 }
 
 func (f *fakeServers) horizons(context.Context) (string, string, error) {
@@ -612,7 +634,7 @@ func TestLinkOverlapReadsTheLastWindowAgain(t *testing.T) {
 // snapshot taken now would hold it.
 func (s *fakeServer) snapshot() *fakeServer {
 	c := newFakeServer()
-	c.epoch, c.token, c.ofRun, c.horizon = s.epoch, s.token, s.ofRun, s.horizon
+	c.epoch, c.token, c.ofRun, c.horizon, c.marks = s.epoch, s.token, s.ofRun, s.horizon, s.marks
 	maps.Copy(c.cursors, s.cursors)
 	maps.Copy(c.journal, s.journal)
 	maps.Copy(c.origin, s.origin)

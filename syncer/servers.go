@@ -43,6 +43,11 @@ type linkServers interface {
 	// read of the overlap began in the local server, if its epoch and
 	// origin token are still last's and it did not start since.
 	saveOverlap(ctx context.Context, last storedCursor, anchor float64) error
+	// saveMarks stores a copy of the link's marks in the local server.
+	saveMarks(ctx context.Context, copy []byte) error
+	// loadMarks returns the copy of the link's marks the local server
+	// holds, "" for none.
+	loadMarks(ctx context.Context) (string, error)
 	// horizons returns the local server's horizon and the peer's, "" for
 	// none.
 	horizons(ctx context.Context) (local, peer string, err error)
@@ -161,6 +166,22 @@ func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anc
 		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read: %w", cs.local, cs.peer, err)
 	}
 	return nil
+}
+
+func (cs *clientServers) saveMarks(ctx context.Context, copy []byte) error {
+	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.MarksKey}, cs.peer, copy).Err()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: saving what the link knows of the keys of %s: %w", cs.local, cs.peer, err)
+	}
+	return nil
+}
+
+func (cs *clientServers) loadMarks(ctx context.Context) (string, error) {
+	raw, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadMarksScript, []string{journal.MarksKey}, cs.peer).Text()
+	if err != nil {
+		return "", fmt.Errorf("syncer: server %s: reading what the link knew of the keys of %s: %w", cs.local, cs.peer, err)
+	}
+	return raw, nil
 }
 
 func (cs *clientServers) horizons(ctx context.Context) (string, string, error) {

@@ -39,6 +39,15 @@ func KeysOf(journal string) Keys {
 // merge is told from one that holds it.
 const CursorKey = "syncer:cursors"
 
+// MarksKey is the hash, on each server a syncer merges into, that holds
+// for every peer (the field is the peer's address) what the syncer's link
+// knew of the peer's keys when it last saved it: a syncer that starts
+// again takes it in, where it still holds, instead of fetching every key
+// changed since its cursor whole. Its value is the syncer's own encoding,
+// which names the server's epoch and origin token and the peer's run it
+// was read under.
+const MarksKey = "syncer:marks"
+
 // SeqSuffix ends the field of CursorKey that numbers a peer's cursor saves.
 const SeqSuffix = "#seq"
 

@@ -214,9 +214,9 @@ out[2] = join(all, na)
 return out
 `)
 
-// LoadCursorScript returns {epoch, cursor, seq, origin, overlap} from the
-// cursor hash (KEYS[1]) for the peer ARGV[1], "" for a cursor, seq or
-// overlap (see OverlapSuffix) not saved,
+// LoadCursorScript returns {epoch, cursor, seq, origin, overlap, run} from
+// the cursor hash (KEYS[1]) for the peer ARGV[1], "" for a cursor, seq or
+// overlap (see OverlapSuffix) not saved, and the server's run (see RunLua),
 // first setting the epoch to ARGV[2] if there is none, and the origin
 // (OriginField) to ARGV[2] if there is none or the server started since it
 // was set. A server whose run_id the script may not read (see RunLua)
@@ -235,7 +235,20 @@ if not origin or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~
 end
 return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
   redis.call('HGET', KEYS[1], ARGV[1] .. '` + SeqSuffix + `') or '', origin,
-  redis.call('HGET', KEYS[1], ARGV[1] .. '` + OverlapSuffix + `') or ''}
+  redis.call('HGET', KEYS[1], ARGV[1] .. '` + OverlapSuffix + `') or '', run}
+`)
+
+// SaveMarksScript sets the peer ARGV[1]'s field of the marks hash
+// (MarksKey, KEYS[1]) to ARGV[2].
+var SaveMarksScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// LoadMarksScript returns the peer ARGV[1]'s field of the marks hash
+// (MarksKey, KEYS[1]), "" for none.
+var LoadMarksScript = redis.NewScript(`
+return redis.call('HGET', KEYS[1], ARGV[1]) or ''
 `)
 
 // SaveOverlapScript sets the peer ARGV[2]'s overlap (see OverlapSuffix) to
