@@ -77,10 +77,14 @@ func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
 // applyNodes brings the nodes of client to those of cfg: it removes the
 // nodes removed, gives the changed ones their new servers (each in one
 // step, so their keys never route elsewhere), and adds the new ones. A
-// client keeps at least one node, so where every node goes, the last is
-// removed once new ones are in, and a new node that wants one of its
-// servers is added after. It goes on past a node that fails and returns
-// every failure.
+// changed node that wants a server another changed node still holds is
+// changed again once the others are: a server that moves between nodes
+// leaves one before it joins the other, in whatever order their names
+// sort. (Two nodes that swap servers cannot: each stays as it was, and
+// the error says why.) A client keeps at least one node, so where every
+// node goes, the last is removed once new ones are in, and a new node
+// that wants one of its servers is added after. It goes on past a node
+// that fails and returns every failure.
 func applyNodes(client *federated.Client, cfg federated.Config, ch nodeChanges) error {
 	var errs []error
 	fail := func(what, name string, err error) {
@@ -96,8 +100,22 @@ func applyNodes(client *federated.Client, cfg federated.Config, ch nodeChanges) 
 		}
 		fail("removing", name, client.RemoveNode(name))
 	}
-	for _, name := range ch.changed {
-		fail("changing", name, client.ReplaceNode(name, cfg.Nodes[name]))
+	for pending := ch.changed; len(pending) > 0; {
+		var again []string
+		failed := make(map[string]error)
+		for _, name := range pending {
+			if err := client.ReplaceNode(name, cfg.Nodes[name]); err != nil {
+				again = append(again, name)
+				failed[name] = err
+			}
+		}
+		if len(again) == len(pending) { // no change made room for another
+			for _, name := range again {
+				fail("changing", name, failed[name])
+			}
+			break
+		}
+		pending = again
 	}
 	var retry []string // added nodes that may want a server of last
 	for _, name := range ch.added {

@@ -183,6 +183,8 @@ func TestApplyNodes(t *testing.T) {
 		{"b": {Addresses: []string{addrs[0], addrs[2]}}, "c": {Address: addrs[1]}},
 		{"c": {Address: addrs[3]}},
 		{"c": {Address: addrs[3]}, "d": {Address: addrs[1]}},
+		// A server moves from d to c, which sorts before it.
+		{"c": {Addresses: []string{addrs[3], addrs[1]}}, "d": {Address: addrs[2]}},
 	} {
 		cfg := federated.Config{Nodes: step}
 		ch := diffNodes(c, cfg)
@@ -195,6 +197,22 @@ func TestApplyNodes(t *testing.T) {
 		assert.Equal(t, want, nodesOf())
 		assert.True(t, diffNodes(c, cfg).none())
 	}
+}
+
+// Two nodes that swap servers cannot be changed one at a time: each keeps
+// its servers, and the error says why.
+func TestApplyNodesRefusesASwap(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"x": {Address: a}, "y": {Address: b}}, Options: fedtest.Options()})
+	cfg := federated.Config{Nodes: map[string]federated.Node{"x": {Address: b}, "y": {Address: a}}}
+	err := applyNodes(c, cfg, diffNodes(c, cfg))
+	require.ErrorContains(t, err, "changing node x")
+	require.ErrorContains(t, err, "changing node y")
+	x, _ := c.AllServers("x")
+	y, _ := c.AllServers("y")
+	assert.Equal(t, []string{a}, x)
+	assert.Equal(t, []string{b}, y)
 }
 
 // A sync with no peer, allowed to run, waits for a reload that gives it
