@@ -275,7 +275,7 @@ func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, err
 	}
 	out := make([]string, 0, len(keys))
 	for k := range keys {
-		if horizon == "" || journal.PeriodOf(k) >= horizon {
+		if !journal.Dropped(journal.PeriodOf(k), horizon) {
 			out = append(out, k)
 		}
 	}

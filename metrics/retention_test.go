@@ -15,6 +15,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
 )
 
 // periodKeys returns n metric keys of the period string period: hosts
@@ -333,5 +334,44 @@ func TestKeepPeriods(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("KeepPeriods did not return after the client closed")
 		}
+	})
+}
+
+// A fleet that moves from hourly periods to daily ones (or back) keeps the
+// horizon the last retention set, of the other length: a day is dropped
+// only when it ended by that hour, and an hour only when its day is before
+// that day. Writes of the day the hourly horizon falls in, and the check
+// of its keys, go on.
+func TestHorizonOfTheOtherPeriodLength(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	clients := func(t *testing.T) (hourly, daily *federated.Client) {
+		servers := redistest.StartN(t, 2)
+		group := map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}}
+		ho, do := testOptions(), testOptions()
+		ho.Metrics.Period, do.Metrics.Period = "hour", "day"
+		return newClient(t, federated.Config{Nodes: group, Options: ho}), newClient(t, federated.Config{Nodes: group, Options: do})
+	}
+	t.Run("hours, then days", func(t *testing.T) {
+		hourly, daily := clients(t)
+		_, err := newStore(t, hourly).DropBefore(ctx, now)
+		require.NoError(t, err)
+		require.NoError(t, daily.Record(ctx, "web1", "cpu", now, 1), "the day of the hourly horizon is kept")
+		err = daily.Record(ctx, "web1", "cpu", now.AddDate(0, 0, -1), 1)
+		require.ErrorIs(t, err, federated.ErrPeriodDropped, "the day before it is dropped")
+		report, err := newStore(t, daily).Check(ctx, metrics.CheckOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, 1, report.Keys, "the day's key is checked")
+	})
+	t.Run("days, then hours", func(t *testing.T) {
+		hourly, daily := clients(t)
+		_, err := newStore(t, daily).DropBefore(ctx, now)
+		require.NoError(t, err)
+		require.NoError(t, hourly.Record(ctx, "web1", "cpu", now, 1), "an hour of the daily horizon is kept")
+		err = hourly.Record(ctx, "web1", "cpu", now.AddDate(0, 0, -1), 1)
+		require.ErrorIs(t, err, federated.ErrPeriodDropped, "an hour of the day before it is dropped")
+		report, err := newStore(t, hourly).Check(ctx, metrics.CheckOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, 1, report.Keys, "the hour's key is checked")
 	})
 }

@@ -572,7 +572,7 @@ func (l *link) sift(s *sifted, entries []change, horizon string, merging *page) 
 		s.handled = append(s.handled, e)
 		s.marks = append(s.marks, m)
 		switch {
-		case horizon != "" && journal.PeriodOf(e.Key) < horizon:
+		case journal.Dropped(journal.PeriodOf(e.Key), horizon):
 			s.skipped++
 		case e.echo:
 			s.echoes++

@@ -76,6 +76,17 @@ const OriginField = "@origin"
 // OriginField was written (see RunLua).
 const RunField = "@run"
 
+// Dropped reports whether the period string p lies wholly before the
+// horizon h, "" for none. A day and an hour compare by the day: the hours
+// of a day after its first are not before the day, and a day is before an
+// hour only when it ended by the hour's start, so that a server whose
+// horizon was set under one period length takes the other's keys as it
+// should (a fleet that moved from hours to days, or back).
+func Dropped(p, h string) bool {
+	n := min(len(p), len(h))
+	return h != "" && p[:n] < h[:n]
+}
+
 // PeriodOf returns the period string of a metric key, the text before its
 // first ':'. Period strings of one length sort in time order.
 func PeriodOf(key string) string {

@@ -51,6 +51,13 @@ local t = redis.call('TIME')
 -- again for every key journalled.
 local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 local horizon = redis.call('GET', KEYS[2])
+-- A key's period lies wholly before the horizon (see Dropped): compared by
+-- the shorter of the two, so that a day is not before an hour of itself.
+local function dropped(p)
+  if #p == #horizon then return p < horizon end
+  local n = math.min(#p, #horizon)
+  return string.sub(p, 1, n) < string.sub(horizon, 1, n)
+end
 local nkeys = tonumber(ARGV[1])
 local tag = nil
 if ARGV[2] ~= '' and ARGV[3] ~= '' then tag = ARGV[2] .. '@' .. ARGV[3] end
@@ -78,7 +85,7 @@ for i = 1, nkeys do
   local key = ARGV[2 * i + 2]
   local last = pos + 2 * tonumber(ARGV[2 * i + 3]) - 1
   local err, added, at = nil, 0, i
-  if horizon and string.match(key, '^[^:]*') < horizon then
+  if horizon and dropped(string.match(key, '^[^:]*')) then
     err = 'period ' .. string.match(key, '^[^:]*') .. ' was dropped (the oldest kept is ' .. horizon .. ')'
     at = -i
   else
