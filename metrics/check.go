@@ -231,6 +231,25 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 			opts.Progress(name, start+len(batch), len(keys))
 		}
 	}
+	if len(divergent) > 0 {
+		// Retention may have dropped a period from one server and not yet
+		// from another while the digests were read: those keys are gone,
+		// not divergent.
+		horizon, err := st.horizonOf(ctx, up)
+		if err != nil {
+			return g, errors.Join(append(errs, err)...)
+		}
+		gone := func(key string) bool { return journal.Dropped(journal.PeriodOf(key), horizon) }
+		n := 0
+		for i, key := range divergent {
+			if !gone(key) {
+				divergent[n], cards[n] = key, cards[i]
+				n++
+			}
+		}
+		divergent, cards = divergent[:n], cards[:n]
+		g.Diffs = slices.DeleteFunc(g.Diffs, func(d KeyDiff) bool { return gone(d.Key) })
+	}
 	g.Divergent = len(divergent)
 	if repair && len(divergent) > 0 {
 		if err := st.repairKeys(ctx, &g, up, divergent, cards, wrongType, opts.Servers); err != nil {
@@ -253,21 +272,32 @@ func agree(digests map[string][]keyDigest, i int) bool {
 	return true
 }
 
+// horizonOf returns the latest horizon of the servers, "" for none.
+func (st *Store) horizonOf(ctx context.Context, servers []string) (string, error) {
+	horizon := ""
+	for _, addr := range servers {
+		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
+		if err != nil {
+			return "", err // it names the server
+		}
+		horizon = max(horizon, h)
+	}
+	return horizon, nil
+}
+
 // groupKeys returns the union of the servers' journals, less the keys of
 // periods any of them has dropped, sorted.
 func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, error) {
 	keys := make(map[string]struct{})
-	horizon := ""
+	horizon, err := st.horizonOf(ctx, servers)
+	if err != nil {
+		return nil, err
+	}
 	for _, addr := range servers {
 		rc, err := st.serverClient(addr)
 		if err != nil {
 			return nil, err
 		}
-		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
-		if err != nil {
-			return nil, err // it names the server
-		}
-		horizon = max(horizon, h)
 		err = st.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })
 		if err != nil {
 			return nil, fmt.Errorf("metrics: server %s: reading the journal: %w", addr, err)

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +105,32 @@ func TestMergeLeavesOutScoresRedisRefuses(t *testing.T) {
 	got, err := directClient(t, servers[0].Addr()).ZRange(ctx, key, 0, -1).Result()
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"100:1", "0:5", "-0.0:6", "0x0p3:7", "1e-310:8"}, got)
+}
+
+// A check that runs while retention drops a period (a cron's check beside
+// KeepPeriods) reads some keys on a server that dropped them and on one
+// that has not yet: they are gone, not divergent.
+func TestCheckWhileRetentionDrops(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	ctx := context.Background()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: testOptions()})
+	st := newStore(t, c)
+	keys := periodKeys("2026-11-01", "h", 20000)
+	for _, s := range servers {
+		require.NoError(t, writeKeysOn(ctx, directClient(t, s.Addr()), keys, time.Date(2026, 11, 1, 1, 0, 0, 0, time.UTC).Unix()))
+	}
+	start, dropped := make(chan struct{}), make(chan error, 1)
+	var once sync.Once
+	go func() {
+		<-start
+		_, err := st.DropBefore(ctx, time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC))
+		dropped <- err
+	}()
+	report, err := st.Check(ctx, metrics.CheckOptions{Progress: func(string, int, int) { once.Do(func() { close(start) }) }})
+	require.NoError(t, <-dropped)
+	require.NoError(t, err)
+	assert.Zero(t, report.Divergent, "diffs: %v", report.Groups[0].Diffs)
+	for _, s := range servers {
+		assert.Zero(t, countKeys(t, directClient(t, s.Addr()), "2026-11-01:*"), "the period is dropped from %s", s.Addr())
+	}
 }
