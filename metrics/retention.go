@@ -63,7 +63,7 @@ func (st *Store) DropBefore(ctx context.Context, t time.Time) (DropReport, error
 	began := time.Now()
 	p := st.period
 	if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
-		return DropReport{}, err
+		return DropReport{}, fmt.Errorf("metrics: DropBefore %s: %w", t.UTC().Format(time.RFC3339), err)
 	}
 	// The period that holds t has not ended at t: it is the oldest kept.
 	cutoff := p.Start(t)
@@ -107,7 +107,12 @@ func (st *Store) KeepPeriods(ctx context.Context, n int, every time.Duration) er
 	defer ticker.Stop()
 	p := st.period
 	for {
+		// A retention longer than the time since 1970 (30,000 days, say)
+		// keeps everything: no point is older than 1970.
 		cutoff := p.Start(time.Now()).Add(-time.Duration(n-1) * p.Duration())
+		if epoch := time.Unix(0, 0); cutoff.Before(epoch) {
+			cutoff = epoch
+		}
 		report, err := st.DropBefore(ctx, cutoff)
 		switch {
 		case errors.Is(err, federated.ErrClosed):

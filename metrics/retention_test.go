@@ -375,3 +375,22 @@ func TestHorizonOfTheOtherPeriodLength(t *testing.T) {
 		assert.Equal(t, 1, report.Keys, "the hour's key is checked")
 	})
 }
+
+// A retention longer than the time since 1970 keeps everything: each drop
+// finds nothing to drop, where it failed with a negative timestamp.
+func TestKeepPeriodsLongerThanSince1970(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	logs := &recordHandler{}
+	opts := testOptions()
+	opts.Logger = slog.New(logs)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- newStore(t, c).KeepPeriods(ctx, 30000, 10*time.Millisecond) }()
+	require.Eventually(t, func() bool { return len(logs.Values("metrics: no old periods to drop", "before")) >= 2 },
+		5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Empty(t, logs.Values("metrics: dropping old periods failed", "err"))
+}
