@@ -51,6 +51,13 @@ const (
 	MinIdleTimeout = 100 * time.Millisecond
 )
 
+// MaxPoolSize bounds PoolSize. go-redis sets aside a slot for every
+// connection of a pool when it makes a server's client, before any dial
+// (a pool of 50 million took 763 MB for two servers), and panics above
+// 2^31-1; and a Redis server takes 10000 clients by default (maxclients),
+// so a larger pool to one server could not be filled anyway.
+const MaxPoolSize = 10_000
+
 // Names of the rings a federation can hash keys with.
 const (
 	// RingConsistent is the default ring: bounded-load consistent hashing
@@ -176,7 +183,7 @@ type Options struct {
 	WriteTimeout time.Duration `yaml:"write_timeout" json:"write_timeout"`
 	// PoolSize is the most connections kept to each server, pipelines'
 	// included; a down server's re-check dials one of its own. Default:
-	// go-redis's (10 per GOMAXPROCS).
+	// go-redis's (10 per GOMAXPROCS); at most MaxPoolSize.
 	PoolSize int `yaml:"pool_size" json:"pool_size"`
 
 	// Metrics configures the metric schema that writers, readers, syncers

@@ -3,6 +3,7 @@ package federated_test
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,4 +381,26 @@ func TestAddNodeErrorsHideThePassword(t *testing.T) {
 			assertHidden(t, err, secret)
 		})
 	}
+}
+
+// options.pool_size is bounded by MaxPoolSize: go-redis sets aside a slot
+// for every connection of a pool as it makes a server's client (and
+// panics above 2^31-1), so a pool of millions would take gigabytes at New.
+func TestPoolSizeBound(t *testing.T) {
+	one := map[string]federated.Node{"a": {Address: "127.0.0.1:7000"}}
+	for _, size := range []int{federated.MaxPoolSize + 1, 50_000_000, math.MaxInt32 + 1, math.MaxInt} {
+		refuseConfig(t, federated.Config{Nodes: one, Options: federated.Options{PoolSize: size}},
+			fmt.Sprintf("options.pool_size: %d connections to each server is above the maximum of %d (MaxPoolSize)", size, federated.MaxPoolSize))
+	}
+	for _, size := range []int{0, 1, federated.MaxPoolSize} {
+		assert.NoError(t, federated.Config{Nodes: one, Options: federated.Options{PoolSize: size}}.Validate(), "pool_size %d", size)
+	}
+
+	const node = "nodes:\n  a: {address: \"h:1\"}\n"
+	_, err := federated.ParseConfig([]byte(node + "options:\n  pool_size: 50000000\n"))
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.EqualError(t, err, "federated: invalid configuration: options.pool_size: 50000000 connections to each server is above the maximum of 10000 (MaxPoolSize) (line 4)")
+	cfg, err := federated.ParseConfig([]byte(node + "options: {pool_size: 10000}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, federated.MaxPoolSize, cfg.Options.PoolSize)
 }

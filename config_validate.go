@@ -238,8 +238,12 @@ func (v validator) options(o Options) error {
 	if o.PipelineAutoFlush < 0 {
 		return v.fail(fieldPath{"options", "pipeline_auto_flush"}, "negative value %s", v.show(strconv.Itoa(o.PipelineAutoFlush)))
 	}
-	if o.PoolSize < 0 {
+	switch {
+	case o.PoolSize < 0:
 		return v.fail(fieldPath{"options", "pool_size"}, "negative value %s", v.show(strconv.Itoa(o.PoolSize)))
+	case o.PoolSize > MaxPoolSize:
+		return v.fail(fieldPath{"options", "pool_size"}, "%s connections to each server is above the maximum of %d (MaxPoolSize)",
+			v.show(strconv.Itoa(o.PoolSize)), MaxPoolSize)
 	}
 	for i, h := range o.Hooks {
 		if h == nil {
