@@ -377,9 +377,14 @@ var durationOptions = []durationOption{
 	{"write_timeout", func(o *Options) *time.Duration { return &o.WriteTimeout }, MinTimeout},
 }
 
-// isDurationOption reports whether an Options key in a file is a duration.
-func isDurationOption(key string) bool {
-	return slices.ContainsFunc(durationOptions, func(o durationOption) bool { return o.key == key })
+// durationOptionOf returns the duration option of an Options key in a
+// file, and false for a key that is not a duration.
+func durationOptionOf(key string) (durationOption, bool) {
+	i := slices.IndexFunc(durationOptions, func(o durationOption) bool { return o.key == key })
+	if i < 0 {
+		return durationOption{}, false
+	}
+	return durationOptions[i], true
 }
 
 // LogValue logs the options that can be written in a configuration file,

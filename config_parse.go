@@ -391,66 +391,125 @@ func entry(m *yaml.Node, key string, visited map[*yaml.Node]bool) (k, val *yaml.
 }
 
 // secondsToDurations rewrites numeric duration options (seconds, as in the
-// Perl configuration) into duration strings. A number of seconds beyond
-// what a time.Duration holds (about 292 years) is an error.
+// Perl configuration) into duration strings, wherever the decoder finds
+// them (eachOption). A negative number of seconds, one that is not 0 but
+// less than a nanosecond (which would read as 0, the default), and one
+// beyond what a time.Duration holds (about 292 years) are errors.
 func (v validator) secondsToDurations(doc *yaml.Node) error {
-	_, options := entry(doc, "options", map[*yaml.Node]bool{})
-	if options == nil {
-		return nil
-	}
-	if options = resolve(options); options.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(options.Content); i += 2 {
-		key, val := options.Content[i], options.Content[i+1]
-		if !isDurationOption(key.Value) || val.Kind != yaml.ScalarNode {
-			continue
+	return eachOption(doc, func(m *yaml.Node, i int, key string) error {
+		opt, ok := durationOptionOf(key)
+		if !ok {
+			return nil
 		}
-		if val.Tag != "!!int" && val.Tag != "!!float" {
-			continue
+		val := m.Content[i]
+		num := resolve(val)
+		if num.Kind != yaml.ScalarNode || (num.Tag != "!!int" && num.Tag != "!!float") {
+			return nil
 		}
-		secs, err := strconv.ParseFloat(val.Value, 64)
+		secs, err := strconv.ParseFloat(num.Value, 64)
 		if err != nil {
-			continue // the check of the document's shape reports it
+			return nil // the check of the document's shape reports it
 		}
-		if math.Abs(secs) >= maxDurationSeconds {
-			return v.failAt(fieldPath{"options", key.Value}, val.Line, "%s seconds is out of range", v.show(val.Value))
+		path := fieldPath{"options", key}
+		d := time.Duration(secs * float64(time.Second))
+		switch {
+		case math.Abs(secs) >= maxDurationSeconds:
+			return v.failAt(path, val.Line, "%s seconds is out of range", v.show(num.Value))
+		case secs < 0:
+			return v.failAt(path, val.Line, "negative duration of %s seconds", v.show(num.Value))
+		case d == 0 && nonzero(num.Value):
+			return v.failAt(path, val.Line, "%s seconds is less than a nanosecond, and would mean the default: write 0 for it, or at least %v",
+				v.show(num.Value), opt.floor)
 		}
-		val.Value = time.Duration(secs * float64(time.Second)).String()
-		val.Tag = "!!str"
-		val.Style = 0
-	}
-	return nil
+		if val == num {
+			num.Value, num.Tag, num.Style = d.String(), "!!str", 0
+			return nil
+		}
+		// Through an alias: the number it names stays as it is for the
+		// other fields that may name it too.
+		m.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: d.String(), Line: val.Line, Column: val.Column}
+		return nil
+	})
+}
+
+// nonzero reports whether a number as written is not 0, even where it is
+// too small for a float64 (1e-400).
+func nonzero(number string) bool {
+	mantissa, _, _ := strings.Cut(strings.ToLower(number), "e")
+	return strings.ContainsAny(mantissa, "123456789")
 }
 
 // numbersToBooleans rewrites 0 and 1 given to a boolean option (as the Perl
-// configuration writes query_all) into false and true. Any other number
-// is left for the check of the document's shape to refuse.
+// configuration writes query_all) into false and true, wherever the
+// decoder finds them (eachOption). Any other number is left for the check
+// of the document's shape to refuse.
 func numbersToBooleans(doc *yaml.Node) {
+	fields := yamlFields(reflect.TypeFor[Options]())
+	_ = eachOption(doc, func(m *yaml.Node, i int, key string) error {
+		val := m.Content[i]
+		num := resolve(val)
+		if fields[key] != reflect.TypeFor[bool]() || num.Kind != yaml.ScalarNode || num.Tag != "!!int" {
+			return nil
+		}
+		var b string
+		switch num.Value {
+		case "0":
+			b = "false"
+		case "1":
+			b = "true"
+		default:
+			return nil
+		}
+		if val == num {
+			num.Value, num.Tag, num.Style = b, "!!bool", 0
+			return nil
+		}
+		m.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: b, Line: val.Line, Column: val.Column}
+		return nil
+	})
+}
+
+// eachOption calls fn with every key of doc's options, as the decoder
+// reads it (a key given by an alias included), and the index in the
+// mapping m that holds it of its value: the keys of options itself, and
+// those of the mappings merged into it ("<<: *defaults"), each mapping
+// once, as entry finds them. It stops at fn's first error.
+func eachOption(doc *yaml.Node, fn func(m *yaml.Node, i int, key string) error) error {
 	_, options := entry(doc, "options", map[*yaml.Node]bool{})
 	if options == nil {
-		return
+		return nil
 	}
-	if options = resolve(options); options.Kind != yaml.MappingNode {
-		return
+	return eachKey(options, map[*yaml.Node]bool{}, fn)
+}
+
+// eachKey is eachOption for mapping m and the mappings merged into it;
+// visited holds the mappings already walked.
+func eachKey(m *yaml.Node, visited map[*yaml.Node]bool, fn func(m *yaml.Node, i int, key string) error) error {
+	m = resolve(m)
+	if m.Kind != yaml.MappingNode || visited[m] {
+		return nil
 	}
-	fields := yamlFields(reflect.TypeFor[Options]())
-	for i := 0; i+1 < len(options.Content); i += 2 {
-		key, val := options.Content[i], options.Content[i+1]
-		if fields[key.Value] != reflect.TypeFor[bool]() || val.Kind != yaml.ScalarNode || val.Tag != "!!int" {
+	visited[m] = true
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Tag == "!!merge" {
+			sources := []*yaml.Node{m.Content[i+1]}
+			if src := m.Content[i+1]; src.Kind == yaml.SequenceNode {
+				sources = src.Content
+			}
+			for _, src := range sources {
+				if err := eachKey(src, visited, fn); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		switch val.Value {
-		case "0":
-			val.Value = "false"
-		case "1":
-			val.Value = "true"
-		default:
-			continue
+		if key, ok := keyName(m.Content[i]); ok {
+			if err := fn(m, i+1, key); err != nil {
+				return err
+			}
 		}
-		val.Tag = "!!bool"
-		val.Style = 0
 	}
+	return nil
 }
 
 // maxDurationSeconds bounds a duration given in seconds: the longest

@@ -404,3 +404,30 @@ func TestPoolSizeBound(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, federated.MaxPoolSize, cfg.Options.PoolSize)
 }
+
+// A number of seconds that is negative, or not 0 but under a nanosecond
+// (which would read as 0, the default), is refused by the field's path and
+// line, as -1 is; 0 however written is the default.
+func TestSecondsRefusals(t *testing.T) {
+	const node = "nodes:\n  a: {address: \"h:1\"}\n"
+	for _, tt := range []struct{ doc, want string }{
+		{node + "options:\n  command_timeout: 1e-10\n",
+			"options.command_timeout: 1e-10 seconds is less than a nanosecond, and would mean the default: write 0 for it, or at least 1ms (line 4)"},
+		{node + "options:\n  idle_timeout: 0.0000000001\n",
+			"options.idle_timeout: 0.0000000001 seconds is less than a nanosecond, and would mean the default: write 0 for it, or at least 100ms (line 4)"},
+		{node + "options: {dial_timeout: 1e-400}\n", "options.dial_timeout: 1e-400 seconds is less than a nanosecond"},
+		{node + "options:\n  command_timeout: -1e-10\n", "options.command_timeout: negative duration of -1e-10 seconds (line 4)"},
+		{node + "options:\n  base_retry_interval: -1\n", "options.base_retry_interval: negative duration of -1 seconds (line 4)"},
+		{node + "options: {read_timeout: -0.5}\n", "options.read_timeout: negative duration of -0.5 seconds (line 3)"},
+		{node + "options:\n  <<:\n    write_timeout: 1e-10\n", "options.write_timeout: 1e-10 seconds is less than a nanosecond"},
+	} {
+		_, err := federated.ParseConfig([]byte(tt.doc))
+		require.ErrorIs(t, err, federated.ErrInvalidConfig, "ParseConfig(%q)", tt.doc)
+		assert.Contains(t, err.Error(), tt.want, "ParseConfig(%q)", tt.doc)
+	}
+	for _, zero := range []string{"0", "0.0", "-0", "0e5", "0.000"} {
+		cfg, err := federated.ParseConfig([]byte(node + "options: {command_timeout: " + zero + "}\n"))
+		require.NoError(t, err, "command_timeout: %s", zero)
+		assert.Zero(t, cfg.Options.CommandTimeout, "command_timeout: %s", zero)
+	}
+}

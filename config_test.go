@@ -198,3 +198,33 @@ func TestConfigIsCopied(t *testing.T) {
 	assert.Equal(t, []string{"127.0.0.1:7000", "127.0.0.1:7001"}, got)
 	assert.Equal(t, []string{"a"}, c.Nodes())
 }
+
+// A number of seconds, or 0 and 1 for a boolean, is taken however the
+// decoder reaches it: through a merge key, a key given by an alias, or a
+// value that is an alias of a number another field holds too.
+func TestConfigNumbersThroughMergesAndAliases(t *testing.T) {
+	const node = "nodes:\n  a: {address: \"h:1\"}\n"
+	for _, tt := range []struct {
+		doc  string
+		want federated.Options
+	}{
+		{node + "options: {<<: {command_timeout: 5}}\n", federated.Options{CommandTimeout: 5 * time.Second}},
+		{node + "options:\n  <<: [{query_all: 1}, {max_retry_interval: 2.5}]\n  hash_tags: 1\n",
+			federated.Options{QueryAll: true, MaxRetryInterval: 2500 * time.Millisecond, HashTags: true}},
+		{node + "options:\n  <<: {<<: {read_timeout: 0.25}}\n", federated.Options{ReadTimeout: 250 * time.Millisecond}},
+		{node + "options: {metrics: {journal: &k command_timeout}, *k : 3}\n",
+			federated.Options{CommandTimeout: 3 * time.Second, Metrics: federated.MetricsOptions{Journal: "command_timeout"}}},
+		{node + "options: {metrics: {journal: &k no_health_check}, *k : 1}\n",
+			federated.Options{NoHealthCheck: true, Metrics: federated.MetricsOptions{Journal: "no_health_check"}}},
+		{node + "options: {pool_size: &n 5, command_timeout: *n, dial_timeout: *n}\n",
+			federated.Options{PoolSize: 5, CommandTimeout: 5 * time.Second, DialTimeout: 5 * time.Second}},
+		{node + "options: {max_host_retries: &one 1, query_all: *one}\n", federated.Options{MaxHostRetries: 1, QueryAll: true}},
+		{node + "options: {command_timeout: &t 2, read_timeout: *t}\n", federated.Options{CommandTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second}},
+		// Options' own key wins over a merged one.
+		{node + "options: {<<: {command_timeout: 5}, command_timeout: 7}\n", federated.Options{CommandTimeout: 7 * time.Second}},
+	} {
+		cfg, err := federated.ParseConfig([]byte(tt.doc))
+		require.NoError(t, err, "ParseConfig(%q)", tt.doc)
+		assert.Equal(t, tt.want, cfg.Options, "ParseConfig(%q)", tt.doc)
+	}
+}
