@@ -228,3 +228,15 @@ func TestConfigNumbersThroughMergesAndAliases(t *testing.T) {
 		assert.Equal(t, tt.want, cfg.Options, "ParseConfig(%q)", tt.doc)
 	}
 }
+
+// Node names are compared byte for byte, as Config.Nodes documents: "café"
+// in NFC and in NFD look alike but are two nodes. (The module does not
+// depend on golang.org/x/text, which normalising them would take.)
+func TestNodeNamesComparedByteForByte(t *testing.T) {
+	const nfc, nfd = "caf\u00e9", "cafe\u0301"
+	cfg, err := federated.ParseConfig([]byte("nodes:\n  " + nfc + ": {address: \"h:1\"}\n  " + nfd + ": {address: \"h:2\"}\n"))
+	require.NoError(t, err)
+	assert.Len(t, cfg.Nodes, 2, "got %q, want the NFC and the NFD name apart", cfg.Nodes)
+	assert.Equal(t, "h:1", cfg.Nodes[nfc].Address)
+	assert.Equal(t, "h:2", cfg.Nodes[nfd].Address)
+}
