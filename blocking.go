@@ -50,11 +50,19 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	}
 	var n *node
 	if r.grouped {
-		n = c.topo.Load().route(r.group)
+		var err error
+		if n, err = c.topo.Load().route(r.group); err != nil {
+			return err
+		}
 	} else {
-		n = c.route("", keys[0])
-		for _, k := range keys[1:] {
-			if other := c.route("", k); other != n {
+		for _, k := range keys {
+			other, err := c.route("", k)
+			switch {
+			case err != nil:
+				return err
+			case n == nil:
+				n = other
+			case other != n:
 				return fmt.Errorf("%w: WATCH: key %q is on node %s, key %q on node %s", ErrCrossNode, keys[0], n.name, k, other.name)
 			}
 		}
@@ -180,7 +188,11 @@ func (c *Client) pubsubClient(channels []string) *redis.Client {
 	if len(channels) == 0 || c.closed.Load() {
 		return c.router
 	}
-	s, err := c.currentServer(c.route("", channels[0]))
+	n, err := c.route("", channels[0])
+	if err != nil {
+		return c.router
+	}
+	s, err := c.currentServer(n)
 	if err != nil {
 		return c.router
 	}
@@ -304,7 +316,7 @@ func (c *Client) Group(name string) *Group {
 }
 
 // Node returns the name of the group's node.
-func (g *Group) Node() string { return g.c.topo.Load().route(g.name).name }
+func (g *Group) Node() string { return g.c.topo.Load().ring.Locate(g.name) }
 
 // Do sends any command, name first, to the group's node.
 func (g *Group) Do(ctx context.Context, args ...any) *redis.Cmd { return g.router.Do(ctx, args...) }

@@ -99,12 +99,19 @@ func (t *topology) setRing(r Ring) {
 	}
 }
 
-// route returns the node that owns a hash key.
-func (t *topology) route(hashKey string) *node {
+// route returns the node that owns a hash key. A ring of Options.NewRing
+// may answer with a name that is not a node: that is an error wrapping
+// ErrUnknownNode, not a nil node for the caller to send to.
+func (t *topology) route(hashKey string) (*node, error) {
 	if t.indexed != nil {
-		return t.byIndex[t.indexed.LocateIndex(hashKey)]
+		return t.byIndex[t.indexed.LocateIndex(hashKey)], nil
 	}
-	return t.nodes[t.ring.Locate(hashKey)]
+	name := t.ring.Locate(hashKey)
+	n, ok := t.nodes[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: Options.NewRing placed key %q on %q, which is not a node", ErrUnknownNode, hashKey, name)
+	}
+	return n, nil
 }
 
 // node is a named slot on the ring and its servers.
@@ -494,7 +501,7 @@ func HashTag(key string) string {
 }
 
 // route returns the node that owns a key.
-func (c *Client) route(group, key string) *node {
+func (c *Client) route(group, key string) (*node, error) {
 	return c.topo.Load().route(c.hashKey(group, key))
 }
 

@@ -163,7 +163,9 @@ func (c *Client) Record(ctx context.Context, host, metricName string, t time.Tim
 	)
 	for round := 0; ; round++ {
 		version := c.topo.Load().version
-		n = c.route("", key)
+		if n, err = c.route("", key); err != nil {
+			return err
+		}
 		replies, err = c.runOnNode(ctx, n, &ScriptCall{
 			Script: journal.WriteScript, Keys: c.keys.Write, Args: b.Args(), Idempotent: true, Copies: c.opts.Metrics.Copies})
 		if c.topo.Load().version == version || round == topologyRounds || ctx.Err() != nil || errors.Is(err, ErrClosed) {

@@ -117,7 +117,12 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		return target{}, false
 	}
 	if r.grouped {
-		return target{node: c.topo.Load().route(r.group)}, true
+		n, err := c.topo.Load().route(r.group)
+		if err != nil {
+			cmd.SetErr(err)
+			return target{}, false
+		}
+		return target{node: n}, true
 	}
 	args := cmd.Args()
 	if name == "publish" || name == "spublish" {
@@ -126,7 +131,12 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 			return target{}, false
 		}
 		// A channel is placed as a key would be, and so is a subscription.
-		return target{node: c.route("", argString(args[1]))}, true
+		n, err := c.route("", argString(args[1]))
+		if err != nil {
+			cmd.SetErr(err)
+			return target{}, false
+		}
+		return target{node: n}, true
 	}
 	var held [4]string
 	keys, err := c.commandKeys(ctx, cmd, held[:0])
@@ -145,9 +155,18 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		cmd.SetErr(fmt.Errorf("%w: %s", ErrKeyless, strings.ToUpper(strings.ReplaceAll(full, "|", " "))))
 		return target{}, false
 	}
-	first := c.route("", keys[0])
+	first, err := c.route("", keys[0])
+	if err != nil {
+		cmd.SetErr(err)
+		return target{}, false
+	}
 	for _, k := range keys[1:] {
-		if n := c.route("", k); n != first {
+		n, err := c.route("", k)
+		if err != nil {
+			cmd.SetErr(err)
+			return target{}, false
+		}
+		if n != first {
 			cmd.SetErr(fmt.Errorf("%w: %s: key %q is on node %s, key %q on node %s",
 				ErrCrossNode, strings.ToUpper(name), keys[0], first.name, k, n.name))
 			return target{}, false
