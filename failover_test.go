@@ -572,9 +572,9 @@ func TestServerClientAfterCloseFailsWithErrClosed(t *testing.T) {
 // A server's client from ServerClient whose server left the federation
 // fails its commands with ErrUnknownNode, and ServerClient gives the
 // server's client of now: after RemoveNode, and after a ReplaceNode that
-// keeps the server.
+// leaves the server out. One that keeps the server keeps its client.
 func TestServerClientOfAServerThatLeftFails(t *testing.T) {
-	servers := redistest.StartN(t, 2)
+	servers := redistest.StartN(t, 3)
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}}, Options: testOptions()})
 	ctx := context.Background()
@@ -589,12 +589,16 @@ func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 	old, err = c.ServerClient(a)
 	require.NoError(t, err)
 	require.NoError(t, c.ReplaceNode("a", federated.Node{Address: a}))
+	require.NoError(t, old.Ping(ctx).Err(), "a ReplaceNode that keeps the server keeps its client")
+	require.NoError(t, c.ReplaceNode("a", federated.Node{Address: servers[2].Addr()}))
 	_, err = old.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Ping(ctx)
 		return nil
 	})
 	require.ErrorIs(t, err, federated.ErrUnknownNode)
-	now, err := c.ServerClient(a)
+	_, err = c.ServerClient(a)
+	require.ErrorIs(t, err, federated.ErrUnknownNode)
+	now, err := c.ServerClient(servers[2].Addr())
 	require.NoError(t, err)
 	require.NoError(t, now.Ping(ctx).Err())
 }

@@ -327,7 +327,7 @@ func (c *Client) NodeToServer(nodeName string) (string, error) {
 // connections, with health tracking as for routed commands, and keeps
 // working after the server is marked down and comes back up (a recovered
 // server gets fresh connections). Once the server leaves the federation
-// (RemoveNode, or ReplaceNode, even one that keeps it) its commands fail
+// (RemoveNode, or a ReplaceNode that leaves it out) its commands fail
 // with ErrUnknownNode, and after Close with ErrClosed: call ServerClient
 // again for the server's client of now. It holds no connection of its
 // own, so Conn, Watch and Subscribe on it fail: use the Client's. It is

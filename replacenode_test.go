@@ -3,6 +3,7 @@ package federated_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,4 +191,45 @@ func (h scriptSent) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h scriptSent) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+// A server that stays in a node that ReplaceNode changes stays as it is: a
+// BLPOP waiting on it longer than the command timeout gets its value, a
+// subscription on it its messages, and its ServerClient works on; the
+// node's current server stays its current one.
+func TestReplaceNodeKeepsTheServersThatStay(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"n": {Addresses: []string{a, b}}}, Options: opts})
+	ctx := context.Background()
+	current, err := c.NodeToServer("n")
+	require.NoError(t, err)
+	sc, err := c.ServerClient(current)
+	require.NoError(t, err)
+
+	popped := make(chan error, 1)
+	go func() { popped <- c.BLPop(ctx, 5*time.Second, "q").Err() }()
+	ps := c.Subscribe(ctx, "news")
+	defer ps.Close()
+	_, err = ps.Receive(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		n, err := directClient(t, current).Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+		return err == nil && strings.Contains(n, "cmd=blpop")
+	}, 2*time.Second, 10*time.Millisecond, "the BLPOP waits")
+
+	require.NoError(t, c.ReplaceNode("n", federated.Node{Addresses: []string{b, a}}))
+	time.Sleep(2 * opts.CommandTimeout) // past the retirement of what left
+	now, err := c.NodeToServer("n")
+	require.NoError(t, err)
+	assert.Equal(t, current, now, "the current server stays")
+	require.NoError(t, c.RPush(ctx, "q", "x").Err())
+	require.NoError(t, <-popped, "the BLPOP under way got its value")
+	require.NoError(t, c.Publish(ctx, "news", "hello").Err())
+	msg, err := ps.ReceiveMessage(ctx)
+	require.NoError(t, err, "the subscription goes on")
+	assert.Equal(t, "hello", msg.Payload)
+	assert.NoError(t, sc.Ping(ctx).Err(), "the ServerClient works on")
 }
