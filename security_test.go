@@ -283,7 +283,7 @@ func TestPasswordNotInConfigErrors(t *testing.T) {
 }
 
 // aclRules let a user write and read metrics, the journal, the horizon, the
-// origin hash and the syncer's cursors, and nothing else: metric keys start
+// origin hash and the syncer's cursors and marks, and nothing else: metric keys start
 // with a period ("2026-11-25:..." or "2026-11-25T13:..."); the scripts need
 // EVALSHA and EVAL (@scripting), TIME, GET, ZADD, TYPE, ZCARD, ZCOUNT,
 // ZRANGE, ZREVRANGE, ZSCORE, SCAN, UNLINK, ZREM, EXISTS, HGET, HMGET, HSET
@@ -293,7 +293,7 @@ func TestPasswordNotInConfigErrors(t *testing.T) {
 // journal.RunLua).
 var aclRules = []any{
 	"on", ">" + password, "resetkeys", "resetchannels",
-	"~[0-9][0-9][0-9][0-9]-*", "~journal", "~journal:horizon", "~journal:origin", "~syncer:cursors",
+	"~[0-9][0-9][0-9][0-9]-*", "~journal", "~journal:horizon", "~journal:origin", "~syncer:cursors", "~syncer:marks",
 	"-@all", "+@read", "+@write", "+@scripting", "+@connection", "+time",
 	"-@dangerous", "-@admin",
 }
