@@ -125,6 +125,7 @@ func TestJournalKeyCollisions(t *testing.T) {
 		want    string
 	}{
 		{journal.CursorKey, `options.metrics.journal: "syncer:cursors" is the syncer's hash of cursors`},
+		{journal.MarksKey, `options.metrics.journal: "syncer:marks" is the syncer's hash of what it knows`},
 		{"2026-11-25:web1:cpu", `options.metrics.journal: "2026-11-25:web1:cpu" begins with a period as a metric key`},
 		{"2026-11-25T13:web1:cpu", "begins with a period as a metric key"},
 		{"2026-11-25:web1", `so it, "2026-11-25:web1:horizon" and "2026-11-25:web1:origin" would be taken for metric data`},

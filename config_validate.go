@@ -315,6 +315,8 @@ func (v validator) journal(name string) error {
 		return v.fail(path, "%s has %s", v.quote(name), unreadable)
 	case name == journal.CursorKey:
 		return v.fail(path, "%s is the syncer's hash of cursors on every server", v.quote(name))
+	case name == journal.MarksKey:
+		return v.fail(path, "%s is the syncer's hash of what it knows of its peers' keys on every server", v.quote(name))
 	case metric.PeriodShaped(prefix):
 		return v.fail(path, "%s begins with a period as a metric key ($period:$host:$metric) does, "+
 			"so it, %s and %s would be taken for metric data", v.quote(name), v.quote(name+":horizon"), v.quote(name+":origin"))

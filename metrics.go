@@ -37,10 +37,10 @@ type MetricsOptions struct {
 	// Journal is the key of each server's journal. Default "journal". The
 	// key Journal+":horizon" holds the oldest period still kept, and
 	// Journal+":origin" where each key's last change came from (which
-	// syncers read). It may not be "syncer:cursors", the
-	// syncer's hash on every server, nor begin with a period as a metric key
-	// does ("2026-11-25:"), which would make these keys look like metric
-	// data, nor hold control or invisible characters.
+	// syncers read). It may not be "syncer:cursors" nor "syncer:marks",
+	// the syncer's hashes on every server, nor begin with a period as a
+	// metric key does ("2026-11-25:"), which would make these keys look
+	// like metric data, nor hold control or invisible characters.
 	Journal string `yaml:"journal" json:"journal"`
 	// Retention is how many periods KeepPeriods keeps, the current one
 	// included. Default 0: keep everything.
