@@ -603,6 +603,33 @@ func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 	require.NoError(t, now.Ping(ctx).Err())
 }
 
+// A ServerClient sends through the connections every routed command of
+// its server takes in turn: a command that would change one of them
+// (SELECT, CLIENT REPLY, SUBSCRIBE...) is refused, alone or in a pipeline,
+// and the routed writes that follow stay in database 0.
+func TestServerClientRefusesWhatWouldChangeAConnection(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	sc, err := c.ServerClient(servers[0].Addr())
+	require.NoError(t, err)
+	for _, args := range [][]any{{"select", "1"}, {"CLIENT", "REPLY", "OFF"}, {"client", "tracking", "on"},
+		{"subscribe", "ch"}, {"hello", "3"}, {"reset"}, {"readonly"}} {
+		assert.ErrorContains(t, sc.Do(ctx, args...).Err(), "would change a connection", "%v", args)
+	}
+	_, err = sc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Ping(ctx)
+		p.Do(ctx, "select", "1")
+		return nil
+	})
+	require.ErrorContains(t, err, "SELECT would change a connection")
+	for i := range 50 {
+		require.NoError(t, c.Set(ctx, fmt.Sprint("s", i), "x", 0).Err())
+	}
+	assert.Equal(t, int64(50), directClient(t, servers[0].Addr()).DBSize(ctx).Val(), "every write is in database 0")
+	assert.NoError(t, sc.Do(ctx, "client", "id").Err(), "a CLIENT subcommand that changes nothing is sent")
+}
+
 // Commands sent while Close runs, routed or through a ServerClient, fail
 // with ErrClosed once they fail, never with go-redis's own error for the
 // server's client it closed under them.

@@ -330,8 +330,11 @@ func (c *Client) NodeToServer(nodeName string) (string, error) {
 // (RemoveNode, or a ReplaceNode that leaves it out) its commands fail
 // with ErrUnknownNode, and after Close with ErrClosed: call ServerClient
 // again for the server's client of now. It holds no connection of its
-// own, so Conn, Watch and Subscribe on it fail: use the Client's. It is
-// owned by the federation: do not close it.
+// own, so Conn, Watch and Subscribe on it fail: use the Client's; and
+// since the connections it sends through are those of the server's routed
+// commands, so do the commands that would change one of them (SELECT,
+// CLIENT REPLY, CLIENT TRACKING, SUBSCRIBE, HELLO, RESET, READONLY, ...),
+// alone or in a pipeline. It is owned by the federation: do not close it.
 func (c *Client) ServerClient(addr string) (*redis.Client, error) {
 	s, err := c.topo.Load().server(addr)
 	if err != nil {

@@ -50,14 +50,47 @@ func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 			cmd.SetErr(err)
 			return err
 		}
-		if txCommands[strings.ToLower(cmd.Name())] {
-			// A Watch of the handle would WATCH on a pooled connection,
-			// and its transaction run on another.
-			cmd.SetErr(fmt.Errorf("%w (%s on a server's client from ServerClient)", ErrTxCommand, cmdName(cmd)))
-			return cmd.Err()
+		if err := refusedOnHandle(cmd); err != nil {
+			cmd.SetErr(err)
+			return err
 		}
 		return h.closedErr(h.s.client.Load().Process(ctx, cmd), cmd)
 	}
+}
+
+// connCommands change the connection they run on: on a handle, a pooled
+// connection that every command of the server takes in turn. A SELECT
+// would send the next routed writes that take it to another database, a
+// CLIENT REPLY OFF leave them without their replies (and the server
+// marked down for it), a SUBSCRIBE put pushes in their way. CLIENT's
+// subcommands are named "client|sub".
+var connCommands = map[string]bool{
+	"select": true, "auth": true, "hello": true, "reset": true, "quit": true,
+	"readonly": true, "readwrite": true, "monitor": true,
+	"subscribe": true, "psubscribe": true, "ssubscribe": true,
+	"unsubscribe": true, "punsubscribe": true, "sunsubscribe": true,
+	"client|reply": true, "client|tracking": true, "client|caching": true,
+	"client|setname": true, "client|no-evict": true, "client|no-touch": true,
+}
+
+// refusedOnHandle returns why a handle does not send cmd, nil when it
+// does: a transaction's command (a Watch of the handle would WATCH on one
+// pooled connection and run its transaction on another), or one that
+// changes its connection (connCommands).
+func refusedOnHandle(cmd redis.Cmder) error {
+	name := strings.ToLower(cmd.Name())
+	if txCommands[name] {
+		return fmt.Errorf("%w (%s on a server's client from ServerClient)", ErrTxCommand, cmdName(cmd))
+	}
+	full := name
+	if args := cmd.Args(); name == "client" && len(args) > 1 {
+		full = name + "|" + strings.ToLower(argString(args[1]))
+	}
+	if connCommands[full] {
+		return fmt.Errorf("%w (%s would change a connection that the server's other commands share)",
+			errHandleConn, strings.ToUpper(strings.ReplaceAll(full, "|", " ")))
+	}
+	return nil
 }
 
 func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -76,6 +109,16 @@ func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.Process
 			pipe = rc.Pipeline()
 		}
 		for _, cmd := range cmds {
+			if err := refusedOnHandle(cmd); err != nil {
+				// Nothing of the pipeline is sent: its commands share
+				// the connection the refused one would change.
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		for _, cmd := range cmds {
 			_ = pipe.Process(ctx, cmd)
 		}
 		_, err := pipe.Exec(ctx)
@@ -84,10 +127,10 @@ func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.Process
 }
 
 // gone returns ErrClosed once the client closed, and an error wrapping
-// ErrUnknownNode once the server left the federation (RemoveNode, or
-// ReplaceNode, which gives a server in both lists a new client too): the
-// server's go-redis client would answer go-redis's own error, or, until
-// it is closed, commands for a server that is no longer the federation's.
+// ErrUnknownNode once the server left the federation (RemoveNode, or a
+// ReplaceNode that leaves it out): the server's go-redis client would
+// answer go-redis's own error, or, until it is closed, commands for a
+// server that is no longer the federation's.
 func (h handleHook) gone() error {
 	if h.c.closed.Load() {
 		return ErrClosed
