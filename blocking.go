@@ -98,8 +98,15 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	// Once Close has begun, what failed under fn failed for it, in more
 	// ways than go-redis names (a closed pool, a connection's state): the
 	// error is ErrClosed, as for any command Close cut off. A reply of
-	// Redis (a failed transaction) stays as it is.
-	return c.whenClosed(err)
+	// Redis (a failed transaction) stays as it is; a fault of the server
+	// names it, as every routed command's does.
+	if closed := c.whenClosed(err); closed != err {
+		return closed
+	}
+	if isServerFault(ctx, err) {
+		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
+	}
+	return err
 }
 
 // cmdErrors is a hook that keeps the errors of the commands it sees.

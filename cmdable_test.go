@@ -449,3 +449,21 @@ func TestEveryTypedCommandInBothStyles(t *testing.T) {
 	assert.Equal(t, typed, chained)
 	assert.Contains(t, typed[2], "expire a 1", "an expiration under a second is one second in both")
 }
+
+// A Watch that fails on a server that stopped answering names the node and
+// the server, as every routed command does.
+func TestWatchOnAStalledServerNamesIt(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "w", 1, 0).Err())
+	require.NoError(t, servers[0].Pause())
+	t.Cleanup(func() { _ = servers[0].Resume() })
+	err := c.Watch(ctx, func(tx *redis.Tx) error { return tx.Get(ctx, "w").Err() }, "w")
+	var se *federated.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, servers[0].Addr(), se.Server)
+	assert.ErrorIs(t, err, federated.ErrServerDown)
+}
