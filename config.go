@@ -61,7 +61,7 @@ const MaxPoolSize = 10_000
 // Names of the rings a federation can hash keys with.
 const (
 	// RingConsistent is the default ring: bounded-load consistent hashing
-	// (github.com/buraksezer/consistent) over xxhash.
+	// over xxhash, placing keys as github.com/buraksezer/consistent does.
 	RingConsistent = "consistent"
 	// RingPerl places keys exactly as the Perl module AnyEvent::Redis::Federated
 	// does, so Go and Perl clients can share a fleet.

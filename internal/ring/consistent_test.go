@@ -2,7 +2,11 @@ package ring
 
 import (
 	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -11,22 +15,46 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// member is a node name as a consistent.Member.
+type member string
+
+func (m member) String() string { return string(m) }
+
 // newLibraryRing builds the library's own ring with the default ring's
 // settings, to compare against.
 func newLibraryRing(tb testing.TB, nodes []string) *consistent.Consistent {
 	tb.Helper()
-	sorted, err := sortedNodes(nodes)
+	lib, err := buildLibraryRing(nodes, nil, defaultConfig)
 	require.NoError(tb, err)
+	return lib
+}
+
+// buildLibraryRing builds the ring that placePartitions reproduces: the
+// library's, with the nodes added in sorted order. A library panic is
+// returned as an error.
+func buildLibraryRing(nodes []string, h Hasher, cfg ringConfig) (lib *consistent.Consistent, err error) {
+	sorted, err := sortedNodes(nodes)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		h = xxHasher{}
+	}
 	members := make([]consistent.Member, len(sorted))
 	for i, n := range sorted {
 		members[i] = member(n)
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			lib, err = nil, fmt.Errorf("library panicked: %v", r)
+		}
+	}()
 	return consistent.New(members, consistent.Config{
-		Hasher:            xxHasher{},
-		PartitionCount:    partitionCount,
-		ReplicationFactor: replicationFactor,
-		Load:              loadFactor,
-	})
+		Hasher:            h,
+		PartitionCount:    cfg.partitions,
+		ReplicationFactor: cfg.vnodes,
+		Load:              cfg.load,
+	}), nil
 }
 
 // fakeHasher makes a ring that can be worked out by hand, as groupcache's
@@ -46,13 +74,13 @@ var fakeHasher = HasherFunc(func(b []byte) uint64 {
 })
 
 func TestConsistentFakeHasher(t *testing.T) {
-	small := func(partitions int, load float64) consistent.Config {
-		return consistent.Config{PartitionCount: partitions, ReplicationFactor: 2, Load: load}
+	small := func(partitions int, load float64) ringConfig {
+		return ringConfig{partitions: partitions, vnodes: 2, load: load}
 	}
 	tests := []struct {
 		name  string
 		nodes []string
-		cfg   consistent.Config
+		cfg   ringConfig
 		// owners lists each partition's node, worked out by hand.
 		owners []string
 		keys   map[string]string
@@ -109,19 +137,20 @@ func TestConsistentUnbalancedIsAnError(t *testing.T) {
 		name   string
 		nodes  []string
 		hasher Hasher
-		cfg    consistent.Config
+		cfg    ringConfig
 	}{
 		// Caps of ceil(3 × 1.0) = 3 leave one of 10 partitions homeless.
 		{"caps too small", []string{"1", "4", "7"}, fakeHasher,
-			consistent.Config{PartitionCount: 10, ReplicationFactor: 2, Load: 1}},
+			ringConfig{partitions: 10, vnodes: 2, load: 1}},
 		{"more nodes than partitions", nodeNames(11), nil,
-			consistent.Config{PartitionCount: 10, ReplicationFactor: 2, Load: 1.25}},
+			ringConfig{partitions: 10, vnodes: 2, load: 1.25}},
 		{"one virtual node", []string{"a"}, nil,
-			consistent.Config{PartitionCount: 10, ReplicationFactor: 1, Load: 1.25}},
+			ringConfig{partitions: 10, vnodes: 1, load: 1.25}},
 		// All virtual nodes collide, so one node takes every partition
-		// until its cap: the library panics and we recover.
+		// until its cap and the search for room then finds none: the
+		// library panics here.
 		{"constant hasher", []string{"a", "b"}, constant,
-			consistent.Config{PartitionCount: 10, ReplicationFactor: 2, Load: 1.25}},
+			ringConfig{partitions: 10, vnodes: 2, load: 1.25}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,25 +169,33 @@ func TestConsistentUnbalancedIsAnError(t *testing.T) {
 	})
 }
 
-// TestConsistentNeverPanics builds the default ring for every node count
-// from 1 to 64. The load caps leave room for every partition far beyond
-// that, which fitsLoadBound checks up to 1024 nodes. Under the race detector,
-// where a 64-node build takes over a second, it builds a sample of the sizes;
-// the plain run builds them all.
-func TestConsistentNeverPanics(t *testing.T) {
-	cfg := consistent.Config{PartitionCount: partitionCount, ReplicationFactor: replicationFactor, Load: loadFactor}
-	for n := 1; n <= 1024; n++ {
-		require.True(t, fitsLoadBound(n, cfg), "%d nodes: load caps leave partitions homeless", n)
+// TestConsistentPlacesEveryPartition builds the default ring for every node
+// count from 1 to 64 and for a few fleets up to the most nodes a config
+// takes, 8191 (one partition each, at most two). fitsLoadBound checks the
+// load caps for every count up to 8191. Under the race detector the largest
+// builds are left out.
+func TestConsistentPlacesEveryPartition(t *testing.T) {
+	for n := 1; n <= partitionCount; n++ {
+		require.True(t, fitsLoadBound(n, defaultConfig), "%d nodes: load caps leave partitions homeless", n)
 	}
+	require.False(t, fitsLoadBound(partitionCount+1, defaultConfig), "more nodes than partitions")
+	sizes := []int{100, 256, 600, 1000, 1024, 4096, partitionCount}
 	for n := 1; n <= 64; n++ {
-		if raceEnabled() && n > 9 && n != 16 && n != 17 && n != 32 && n != 33 {
+		sizes = append(sizes, n)
+	}
+	for _, n := range sizes {
+		if raceEnabled() && n > 1024 {
 			continue
 		}
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			t.Parallel()
-			var err error
-			require.NotPanics(t, func() { _, err = NewConsistent(nodeNames(n), nil) })
+			r, err := NewConsistent(nodeNames(n), nil)
 			require.NoError(t, err)
+			counts := make([]int, n)
+			for _, o := range r.owners {
+				counts[o]++
+			}
+			maxLoad := int(math.Ceil(float64(partitionCount/n) * loadFactor))
+			assert.LessOrEqual(t, slices.Max(counts), maxLoad, "partitions of the busiest node")
 		})
 	}
 }
@@ -189,6 +226,108 @@ func TestConsistentMatchesLibrary(t *testing.T) {
 			t.Fatalf("Locate(%q) = %s, want %s (library)", k, got, want)
 		}
 	}
+}
+
+// TestConsistentMatchesLibraryBuild checks, partition for partition, that
+// the ring places every partition where the library's own build does, over
+// random node sets and settings. The names are drawn so that some extend
+// others ("redis_1" and "redis_12"), which makes virtual nodes of different
+// nodes hash the same key; the weak hasher, 4096 values, makes different
+// keys collide as well. Under the race detector it checks a sample.
+func TestConsistentMatchesLibraryBuild(t *testing.T) {
+	weak := HasherFunc(func(b []byte) uint64 { return xxHasher{}.Sum64(b) >> 52 })
+	hashers := []struct {
+		name string
+		h    Hasher
+	}{{"xxhash", nil}, {"weak", weak}, {"fake", fakeHasher}}
+	configs := []ringConfig{
+		defaultConfig,
+		{partitions: 10, vnodes: 2, load: 1.25},
+		{partitions: 9, vnodes: 2, load: 1.0},
+		{partitions: 271, vnodes: 20, load: 1.25},
+		{partitions: 1021, vnodes: 100, load: 1.1},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var sets [][]string
+	for n := 1; n <= 70; n++ {
+		sets = append(sets, randomNodeNames(rng, n))
+	}
+	sets = append(sets, randomNodeNames(rng, 200), nodeNames(40), nodeNames(200))
+
+	for _, hs := range hashers {
+		for _, cfg := range configs {
+			if hs.name == "fake" && cfg.vnodes > 20 {
+				// Names of 8 bytes or more put all their virtual nodes on
+				// one point, and the library takes minutes to walk them.
+				continue
+			}
+			name := fmt.Sprintf("%s/partitions=%d,vnodes=%d,load=%g", hs.name, cfg.partitions, cfg.vnodes, cfg.load)
+			t.Run(name, func(t *testing.T) {
+				checked, unbalanced := 0, 0
+				for i, nodes := range sets {
+					// The library's build is quadratic: a few seconds for all
+					// the sets with 400 virtual nodes, minutes under the race
+					// detector. The other hashers check a sample of them.
+					sample := hs.h != nil && cfg.vnodes > 100
+					if len(nodes) > 70 && (hs.h != nil || raceEnabled()) ||
+						sample && i%3 != 0 || raceEnabled() && i%9 != 0 {
+						continue
+					}
+					r, err := newConsistent(nodes, hs.h, cfg)
+					lib, libErr := buildLibraryRing(nodes, hs.h, cfg)
+					if libErr != nil {
+						require.ErrorIs(t, err, ErrUnbalanced, "set %d, %d nodes: library: %v", i, len(nodes), libErr)
+						unbalanced++
+						continue
+					}
+					require.NoError(t, err, "set %d, %d nodes: the library built the ring", i, len(nodes))
+					for p, o := range r.owners {
+						if got, want := r.nodes[o], lib.GetPartitionOwner(p).String(); got != want {
+							t.Fatalf("set %d, %d nodes: partition %d: owner %q, want %q (library)",
+								i, len(nodes), p, got, want)
+						}
+					}
+					checked++
+				}
+				t.Logf("%d rings identical to the library's, %d unbalanced in both", checked, unbalanced)
+				require.NotZero(t, checked, "rings the library built")
+			})
+		}
+	}
+}
+
+// randomNodeNames returns n distinct node names: host:port pairs, names that
+// extend an earlier one by a digit, unicode names, and redis_N with small N.
+func randomNodeNames(rng *rand.Rand, n int) []string {
+	runes := []rune("aé日本Ω🚀_-.:0123456789ßж")
+	seen := map[string]bool{}
+	names := make([]string, 0, n)
+	for len(names) < n {
+		var name string
+		switch rng.IntN(4) {
+		case 0:
+			name = fmt.Sprintf("10.0.%d.%d:%d", rng.IntN(4), rng.IntN(256), 6379+rng.IntN(8))
+		case 1:
+			if len(names) == 0 {
+				continue
+			}
+			name = names[rng.IntN(len(names))] + strconv.Itoa(rng.IntN(10))
+		case 2:
+			r := make([]rune, 1+rng.IntN(8))
+			for i := range r {
+				r[i] = runes[rng.IntN(len(runes))]
+			}
+			name = string(r)
+		default:
+			name = fmt.Sprintf("redis_%d", 1+rng.IntN(40))
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	rng.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	return names
 }
 
 // TestConsistentDistribution measures balance and movement over 100,000
@@ -261,6 +400,34 @@ func TestConsistentDistribution(t *testing.T) {
 			t.Logf("8 → 7 nodes without %s: %d keys moved (%.2f%%), %d others moved", gone, moved,
 				100*float64(moved)/float64(len(keys)), wrong)
 			assert.Zero(t, wrong, "keys of other nodes moved: got %d, want 0", wrong)
+		})
+	}
+}
+
+// BenchmarkNewConsistent measures building the default ring, against the
+// peer it replaces: the library's own build, which is quadratic in the nodes
+// (about 30 s for 1024), so it runs only for the small sizes.
+func BenchmarkNewConsistent(b *testing.B) {
+	for _, n := range []int{8, 64, 512, 1024} {
+		nodes := nodeNames(n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NewConsistent(nodes, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	for _, n := range []int{8, 64} {
+		nodes := nodeNames(n)
+		b.Run(fmt.Sprintf("library/nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := buildLibraryRing(nodes, nil, defaultConfig); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
