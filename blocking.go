@@ -172,41 +172,49 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // client goes there and no longer reaches the subscription: subscribe
 // again after a failover (NodeToServer says where the node is). A
 // subscription ends when its node leaves the federation, and at Close.
+//
+// Ending a subscription closes its PubSub, which ends the goroutine that
+// its Channel runs; closing it again, as go-redis asks of its owner, only
+// returns an error.
 func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.pubsubClient(channels).Subscribe(ctx, channels...)
+	rc, subs := c.pubsubClient(channels)
+	return subs.add(rc.Subscribe(ctx, channels...))
 }
 
 // PSubscribe subscribes to patterns, on the node of the first, as
 // Subscribe does: a pattern matches the channels of that node only.
 func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
-	return c.pubsubClient(patterns).PSubscribe(ctx, patterns...)
+	rc, subs := c.pubsubClient(patterns)
+	return subs.add(rc.PSubscribe(ctx, patterns...))
 }
 
 // SSubscribe subscribes to shard channels on the node of the first, as
 // Subscribe does.
 func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	return c.pubsubClient(channels).SSubscribe(ctx, channels...)
+	rc, subs := c.pubsubClient(channels)
+	return subs.add(rc.SSubscribe(ctx, channels...))
 }
 
 // pubsubClient returns the subscriptions' client of the current server of
-// the first channel's node (see pubsubOf), or the router when there is
-// none, whose PubSub then fails to connect with a clear error.
-func (c *Client) pubsubClient(channels []string) *redis.Client {
+// the first channel's node (see pubsubOf) and the subscriptions that end
+// with it, or the router when there is none, whose PubSub then fails to
+// connect with a clear error, and the subscriptions that end at Close.
+func (c *Client) pubsubClient(channels []string) (*redis.Client, *subscriptions) {
 	if len(channels) == 0 || c.closed.Load() {
-		return c.router
+		return c.router, &c.routerSubs
 	}
 	n, err := c.route("", channels[0])
 	if err != nil {
-		return c.router
+		return c.router, &c.routerSubs
 	}
 	s, err := c.currentServer(n)
 	if err != nil {
-		return c.router
+		return c.router, &c.routerSubs
 	}
 	if ps := c.pubsubOf(s); ps != nil {
-		return ps
+		return ps, &s.subs
 	}
-	return c.router
+	return c.router, &c.routerSubs
 }
 
 // pubsubOf returns the server's client for subscriptions, made at the

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/redistest"
@@ -217,4 +218,24 @@ func TestSubscriptionEndsWithItsNode(t *testing.T) {
 	case <-time.After(testOptions().CommandTimeout + 2*time.Second):
 		t.Fatal("the subscription outlived its node")
 	}
+}
+
+// A subscription ends with the Client: Close closes its PubSub, and so
+// the goroutine go-redis runs behind its Channel, whether the owner closes
+// it later or not.
+func TestSubscriptionEndsAtClose(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	before := goleak.IgnoreCurrent()
+	c, err := federated.New(federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	ps := c.Subscribe(ctx, "news")
+	_, err = ps.Receive(ctx)
+	require.NoError(t, err)
+	ch := ps.Channel()
+	require.NoError(t, c.Close())
+	_, open := <-ch
+	assert.False(t, open, "the channel is closed")
+	assert.NoError(t, goleak.Find(before), "nothing of the subscription runs on")
+	assert.Error(t, ps.Close(), "closing it again only fails")
 }

@@ -46,7 +46,8 @@ type Client struct {
 	// cmdable is the typed go-redis API of router: every command routed
 	// by its keys (see route.go).
 	cmdable
-	router *redis.Client
+	router     *redis.Client
+	routerSubs subscriptions // the PubSubs made on router (none of them connects)
 
 	specs    keySpecs    // where commands' keys are, learnt from the servers
 	queryAll atomic.Bool // Options.QueryAll, or as SetQueryAll last set it
@@ -237,6 +238,7 @@ func (c *Client) Close() error {
 	c.lifeMu.Unlock()
 
 	c.wg.Wait()
+	c.routerSubs.closeAll()
 	_ = c.router.Close() // it holds no connection
 	// An AddNode or ReplaceNode under way stores its servers first, or
 	// sees the client closed.
@@ -453,6 +455,7 @@ func (c *Client) retireLater(servers []*server) {
 	for _, s := range servers {
 		if s.retire() {
 			c.closeLater(s.client.Load())
+			c.later(s.subs.closeAll)
 			if ps := s.pubsub.Load(); ps != nil {
 				c.closeLater(ps) // none is made once retired
 			}

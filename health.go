@@ -24,6 +24,7 @@ type server struct {
 	client atomic.Pointer[redis.Client] // replaced with a fresh one when the server comes back up
 	handle *redis.Client                // ServerClient's: sends through client, whichever it is
 	pubsub atomic.Pointer[redis.Client] // subscriptions', made at the first (see pubsubOf)
+	subs   subscriptions                // the PubSubs made on pubsub, closed with it
 	// takeovers counts the times its node's commands moved to it.
 	takeovers atomic.Uint64
 	down      atomic.Bool // read on every command without the lock
@@ -94,6 +95,7 @@ func (s *server) close() error {
 		return nil
 	}
 	_ = s.handle.Close() // it holds no connection
+	s.subs.closeAll()
 	if pubsub := s.pubsub.Load(); pubsub != nil {
 		_ = pubsub.Close() // none is made once retired
 	}
@@ -104,8 +106,14 @@ func (s *server) close() error {
 // they are done: every command is bounded by the command timeout, so the
 // client is closed after that, or at once when the Client closes.
 func (c *Client) closeLater(rc *redis.Client) {
+	c.later(func() { _ = rc.Close() })
+}
+
+// later calls done once the commands under way may be done (see
+// closeLater), or at once when the Client closes.
+func (c *Client) later(done func()) {
 	if !c.addLoop() {
-		_ = rc.Close()
+		done()
 		return
 	}
 	go func() {
@@ -116,7 +124,7 @@ func (c *Client) closeLater(rc *redis.Client) {
 		case <-t.C:
 		case <-c.done:
 		}
-		_ = rc.Close()
+		done()
 	}()
 }
 
