@@ -115,14 +115,17 @@ type Sample struct {
 //
 // A Recorder is safe for concurrent use. Points whose write fails (a node
 // with no up server, a key that holds another type, a dropped period) are
-// never dropped in silence. Write returns the failures of its own points:
-// goroutines that share a Recorder and want to know which of their points
-// to send again use it; their Writes share flushes (a group commit). Add
-// buffers a point and returns at once; Flush, and Close, return every
-// failure since the previous Flush, each once, which suits a Recorder with
-// one goroutine in charge of it, or OnError. Stats counts them all. Writes
-// to a replica group fail over to the group's next server, since adding
-// members is idempotent.
+// never dropped in silence. The last two are final: a key of another type
+// stays so until someone deletes it, and a dropped period never comes back
+// (federated.ErrWrongType, federated.ErrPeriodDropped), so writing their
+// points again fails again. Write returns the failures of its own points,
+// and how many they are (*WriteError): goroutines that share a Recorder
+// and want to know which of their points to send again use it; their
+// Writes share flushes (a group commit). Add buffers a point and returns
+// at once; Flush, and Close, return every failure since the previous
+// Flush, each once, which suits a Recorder with one goroutine in charge of
+// it, or OnError. Stats counts them all. Writes to a replica group fail
+// over to the group's next server, since adding members is idempotent.
 //
 // Close the Recorder before its Client; a Recorder whose Client closes
 // stops taking points, and its flushes fail with federated.ErrClosed.
@@ -268,13 +271,24 @@ func (r *Recorder) Add(ctx context.Context, host, metricName string, t time.Time
 
 // Write adds points and waits until each is written or failed, flushing
 // them at once together with what other goroutines added meanwhile. It
-// returns the failures of its own points only (each a *ServerError that
-// names its node and server), and none of others'. Every point is
-// validated first: a bad one is an error that names it, and nothing is
-// written. While the buffer is full Write waits for room, or fails with
+// returns the failures of its own points only, and none of others'.
+//
+// Every point is validated first: a bad one is an error that names it
+// (federated.ErrBadHost, ErrBadMetric, ErrBadTimestamp, ErrBadValue), and
+// nothing is written. Once the points are added, an error is a *WriteError
+// that says how many of them failed and why, each failure a
+// *federated.ServerError that names its node and server; the others were
+// written. Of those failures, federated.ErrPeriodDropped (a period that
+// retention dropped) and federated.ErrWrongType (a key that holds another
+// type) are final, not worth retrying: writing the points again fails
+// again. The others (a server down, a timeout, a refusal that passes) may
+// succeed on another try, and writing a point again is always safe.
+//
+// While the buffer is full Write waits for room, or fails with
 // ErrBufferFull if the options say so; the points added before that are
-// written all the same. When ctx ends before the points are written, Write
-// returns ctx's error, and they may still be written.
+// written all the same, and the *WriteError counts the rest as failed.
+// When ctx ends before the points are written, Write returns ctx's error,
+// and they may still be written.
 func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
 	points := make([]point, len(samples))
 	for i, s := range samples {
@@ -286,7 +300,11 @@ func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
 		points[i].ts, points[i].value = ts, s.Value
 	}
 	var gens []*generation
-	mine := make(map[*series]struct{})
+	// The Write's points by generation and series, in the order first
+	// added, so that its failures come in that order.
+	var mine []owned
+	index := make(map[ownedKey]int)
+	added := 0
 	var addErr error
 	r.mu.Lock()
 	for i, s := range samples {
@@ -303,7 +321,14 @@ func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
 			addErr = err
 			break
 		}
-		mine[sr] = struct{}{}
+		added++
+		k := ownedKey{r.cur, sr}
+		if n, ok := index[k]; ok {
+			mine[n].points++
+		} else {
+			index[k] = len(mine)
+			mine = append(mine, owned{ownedKey: k, points: 1})
+		}
 		if len(gens) == 0 || gens[len(gens)-1] != r.cur {
 			r.cur.waiters++
 			gens = append(gens, r.cur)
@@ -313,20 +338,86 @@ func (r *Recorder) Write(ctx context.Context, samples ...Sample) error {
 	if len(gens) > 0 {
 		r.kickFlush()
 	}
-	errs := []error{addErr}
 	for _, g := range gens {
 		select {
 		case <-g.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		for s := range mine {
-			if err, ok := g.failed[s]; ok {
-				errs = append(errs, err)
-			}
+	}
+	var we *WriteError
+	for _, o := range mine {
+		if err, ok := o.g.failed[o.s]; ok {
+			we = we.add(len(samples), WriteFailure{Err: err, Points: o.points, Period: r.period.Format(time.Unix(o.s.id.start, 0))})
 		}
 	}
-	return errors.Join(errs...)
+	if addErr != nil {
+		we = we.add(len(samples), WriteFailure{Err: addErr, Points: len(samples) - added})
+	}
+	if we == nil {
+		return nil // not a nil *WriteError in an error
+	}
+	return we
+}
+
+// ownedKey is a series in a generation: where points of a Write went.
+type ownedKey struct {
+	g *generation
+	s *series
+}
+
+// owned counts a Write's points of one series in one generation.
+type owned struct {
+	ownedKey
+	points int
+}
+
+// WriteError is the error of a Recorder.Write some of whose points were
+// not written: how many, and why. The Write's other points were written.
+// errors.Is and errors.As see each of its failures.
+type WriteError struct {
+	Points   int            // the points of the Write
+	Failed   int            // those of them not written: the sum of the Failures' Points
+	Failures []WriteFailure // by series and period, in the order the Write gave them
+}
+
+// WriteFailure is why some of a Write's points were not written: those of
+// one series of one period, or those left out when the buffer was full or
+// the Recorder closed.
+type WriteFailure struct {
+	// Err is, or wraps, a *federated.ServerError naming the node and the
+	// server, for a series whose write failed; it is ErrBufferFull,
+	// federated.ErrClosed or the context's error for points that were not
+	// added.
+	Err error
+	// Points is how many of the Write's points it covers.
+	Points int
+	// Period is the period of the series' key as the key names it
+	// ("2026-11-25"), or "" for points that were not added.
+	Period string
+}
+
+// add returns e, or a new WriteError of a Write of points points, with f
+// added.
+func (e *WriteError) add(points int, f WriteFailure) *WriteError {
+	if e == nil {
+		e = &WriteError{Points: points}
+	}
+	e.Failed += f.Points
+	e.Failures = append(e.Failures, f)
+	return e
+}
+
+// Error returns the failures' messages, one a line.
+func (e *WriteError) Error() string { return errors.Join(e.Unwrap()...).Error() }
+
+// Unwrap returns the failures' errors.
+func (e *WriteError) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f.Err
+	}
+	return errs
 }
 
 // validPoint checks a point's time and value, and returns its timestamp in

@@ -253,3 +253,60 @@ func TestBufferHoldsLessWhileAFlushRuns(t *testing.T) {
 	}
 	require.ErrorIs(t, add(), metrics.ErrBufferFull)
 }
+
+// A Write some of whose series fail says how many of its own points failed
+// and why, series by series, and writes the rest: points of a key of
+// another type and of a dropped period fail, each error final, and the
+// points that another goroutine added to the same series in the same
+// flush are not counted as the Write's.
+func TestWriteCountsItsFailedPoints(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	sameDay(t, time.Minute)
+	now := time.Now().UTC().Truncate(time.Second)
+	_, err := newStore(t, c).DropBefore(ctx, now.AddDate(0, 0, -1))
+	require.NoError(t, err)
+	old := now.AddDate(0, 0, -3)
+	badKey := mustKey(t, c, now, "bad", "m")
+	direct := directClient(t, servers[0].Addr())
+	require.NoError(t, direct.Set(ctx, badKey, "by hand", 0).Err())
+
+	// Neither a timer nor a batch size flushes: the Add and the Write
+	// share the Write's flush.
+	r := newRecorder(t, c, metrics.RecorderOptions{BatchSize: 1 << 20, FlushInterval: time.Hour})
+	for i := range 7 {
+		require.NoError(t, r.Add(ctx, "bad", "m", now.Add(time.Duration(100+i)*time.Millisecond), 1))
+	}
+	var samples []metrics.Sample
+	for i := range 50 {
+		samples = append(samples, metrics.Sample{Host: "good", Metric: "m", Time: now.Add(time.Duration(i) * time.Millisecond), Value: 1})
+	}
+	samples = append(samples,
+		metrics.Sample{Host: "bad", Metric: "m", Time: now, Value: 1},
+		metrics.Sample{Host: "bad", Metric: "m", Time: now.Add(time.Millisecond), Value: 2},
+		metrics.Sample{Host: "good", Metric: "m", Time: old, Value: 1},
+		metrics.Sample{Host: "good", Metric: "m", Time: old.Add(time.Second), Value: 1},
+		metrics.Sample{Host: "good", Metric: "m", Time: old.Add(2 * time.Second), Value: 1})
+	err = r.Write(ctx, samples...)
+	var we *metrics.WriteError
+	require.ErrorAs(t, err, &we)
+	assert.Equal(t, 55, we.Points)
+	assert.Equal(t, 5, we.Failed, "failed points: got %d, want the Write's own 2 + 3", we.Failed)
+	require.Len(t, we.Failures, 2)
+	assert.ErrorIs(t, we.Failures[0].Err, federated.ErrWrongType)
+	assert.Equal(t, 2, we.Failures[0].Points)
+	assert.Equal(t, now.Format("2006-01-02"), we.Failures[0].Period)
+	assert.ErrorIs(t, we.Failures[1].Err, federated.ErrPeriodDropped)
+	assert.Equal(t, 3, we.Failures[1].Points)
+	assert.Equal(t, old.Format("2006-01-02"), we.Failures[1].Period)
+	var se *federated.ServerError
+	assert.ErrorAs(t, err, &se, "each failure names its server")
+	assert.ErrorIs(t, err, federated.ErrPeriodDropped)
+
+	assert.Equal(t, int64(50), direct.ZCard(ctx, mustKey(t, c, now, "good", "m")).Val(), "the good points are written")
+	st := r.Stats()
+	assert.Equal(t, int64(50), st.Written)
+	assert.Equal(t, int64(7+5), st.Failed, "the Recorder counts the Add's points too")
+	require.ErrorIs(t, r.Flush(ctx), federated.ErrWrongType, "the Add's failure goes to Flush")
+}
