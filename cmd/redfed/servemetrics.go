@@ -30,7 +30,7 @@ var (
 	descGraphiteLines   = prometheus.NewDesc("redfed_graphite_lines_total", "Graphite lines received, good and bad.", nil, nil)
 	descGraphiteBad     = prometheus.NewDesc("redfed_graphite_bad_lines_total", "Graphite lines refused, by reason.", []string{"reason"}, nil)
 	descGraphiteWritten = prometheus.NewDesc("redfed_graphite_points_written_total", "Points of Graphite lines written and acknowledged by Redis.", nil, nil)
-	descGraphiteFailed  = prometheus.NewDesc("redfed_graphite_points_failed_total", "Points of Graphite lines in batches whose write failed.", nil, nil)
+	descGraphiteFailed  = prometheus.NewDesc("redfed_graphite_points_failed_total", "Points of Graphite lines whose write failed: a server down or refusing, a key of another type, a period retention dropped.", nil, nil)
 	descGraphiteConns   = prometheus.NewDesc("redfed_graphite_connections", "Graphite TCP connections open.", nil, nil)
 	descGraphiteRefused = prometheus.NewDesc("redfed_graphite_connections_refused_total", "Graphite TCP connections closed at once because the most were open.", nil, nil)
 

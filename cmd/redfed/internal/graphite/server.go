@@ -23,7 +23,9 @@ const (
 )
 
 // Writer takes the points of a batch and returns once they are written;
-// a *metrics.Recorder is one.
+// a *metrics.Recorder is one. An error that is a *metrics.WriteError
+// counts the points that failed, and the others as written; any other
+// error, all of the batch as failed.
 type Writer interface {
 	Write(ctx context.Context, samples ...metrics.Sample) error
 }
@@ -80,8 +82,8 @@ func (b BadLines) Total() int64 {
 type Stats struct {
 	Lines   int64    // lines received, good and bad; blank lines are not counted
 	Bad     BadLines // lines refused
-	Written int64    // points in batches that the Writer wrote
-	Failed  int64    // points in batches whose write failed (some may have been written)
+	Written int64    // points that the Writer wrote
+	Failed  int64    // points whose write failed (a write that timed out may have run all the same)
 	Conns   int64    // TCP connections open now
 	Refused int64    // TCP connections closed at once because MaxConns were open
 }
@@ -342,12 +344,21 @@ func (s *Server) write(peer string, batch []metrics.Sample) {
 	}
 	// Not cancelled by Close: Close waits for the batches read to be
 	// written. The Writer's own timeouts bound the wait.
-	if err := s.opts.Writer.Write(context.Background(), batch...); err != nil {
-		s.failed.Add(int64(len(batch)))
-		s.writeLog.warn("graphite: write failed", "peer", peer, "points", len(batch), "error", err)
+	err := s.opts.Writer.Write(context.Background(), batch...)
+	if err == nil {
+		s.written.Add(int64(len(batch)))
 		return
 	}
-	s.written.Add(int64(len(batch)))
+	// A Recorder says how many of the points failed; the rest were
+	// written. Another error covers them all.
+	failed := len(batch)
+	var we *metrics.WriteError
+	if errors.As(err, &we) {
+		failed = we.Failed
+	}
+	s.written.Add(int64(len(batch) - failed))
+	s.failed.Add(int64(failed))
+	s.writeLog.warn("graphite: write failed", "peer", peer, "points", failed, "of", len(batch), "error", err)
 }
 
 // rateLog writes warnings at most once per interval, and says in the next
