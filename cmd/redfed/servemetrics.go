@@ -34,9 +34,9 @@ var (
 	descGraphiteConns   = prometheus.NewDesc("redfed_graphite_connections", "Graphite TCP connections open.", nil, nil)
 	descGraphiteRefused = prometheus.NewDesc("redfed_graphite_connections_refused_total", "Graphite TCP connections closed at once because the most were open.", nil, nil)
 
-	descRemoteRequests = prometheus.NewDesc("redfed_remote_write_requests_total", "Prometheus remote write requests answered, by outcome: ok, refused (4xx, nothing written) or failed (5xx, sent again by Prometheus).", []string{"outcome"}, nil)
-	descRemoteSamples  = prometheus.NewDesc("redfed_remote_write_samples_total", "Prometheus remote write samples written and acknowledged by Redis.", nil, nil)
-	descRemoteSkipped  = prometheus.NewDesc("redfed_remote_write_skipped_total", "Prometheus remote write samples and exemplars not stored, by what they were.", []string{"kind"}, nil)
+	descRemoteRequests = prometheus.NewDesc("redfed_remote_write_requests_total", "Prometheus remote write requests answered, by outcome: ok, refused (4xx, dropped by Prometheus: a bad request, nothing of it written, or one with a series that can never be stored, its other series written) or failed (5xx, sent again by Prometheus).", []string{"outcome"}, nil)
+	descRemoteSamples  = prometheus.NewDesc("redfed_remote_write_samples_total", "Prometheus remote write samples written and acknowledged by Redis, also those of requests refused or failed in part (a request sent again counts again).", nil, nil)
+	descRemoteSkipped  = prometheus.NewDesc("redfed_remote_write_skipped_total", "Prometheus remote write samples and exemplars not stored, by what they were: dropped_period is a sample of a period that retention dropped.", []string{"kind"}, nil)
 )
 
 // graphiteCollector exports a Graphite listener's Stats.
@@ -84,6 +84,7 @@ func (c remoteWriteCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRemoteRequests, st.Refused, "refused")
 	counter(descRemoteRequests, st.Failed, "failed")
 	counter(descRemoteSamples, st.Samples)
+	counter(descRemoteSkipped, st.Dropped, "dropped_period")
 	counter(descRemoteSkipped, st.StaleMarkers, "stale_marker")
 	counter(descRemoteSkipped, st.NonFinite, "non_finite")
 	counter(descRemoteSkipped, st.Histograms, "histogram")

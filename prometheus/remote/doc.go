@@ -45,7 +45,8 @@
 // timestamp before 1970, and nothing of it is written; 400 too for a
 // series whose key holds another type on a server (federated.ErrWrongType,
 // which names the key): that series is not written until someone deletes
-// the key, the request's others are; 413 for a body over
+// the key, the request's others are (and counted in Stats().Samples); 413
+// for a body over
 // Options.MaxBodyBytes, or over MaxDecodedBytes once decompressed or once
 // decoded (the size a message will take is read from its wire format
 // before it is decoded: a body of many empty elements takes dozens of
@@ -53,7 +54,13 @@
 // arrive. Values redfed cannot store are skipped and counted in Stats:
 // Prometheus's staleness markers (a special NaN, written when a series
 // disappears), other NaNs and ±Inf. Native histograms and exemplars are
-// not stored either, and counted.
+// not stored either, and counted. So are samples of a period that
+// retention dropped (federated.ErrPeriodDropped), which can never be
+// stored: the rest of the request is written and answered as if they were
+// not in it, and a warning says how many were skipped and of which
+// periods. Warnings of failed requests and of skipped samples name the
+// sender and come one every 10 seconds at most, each kind, with the
+// number left out.
 //
 // # Reading
 //

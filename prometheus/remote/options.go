@@ -82,9 +82,10 @@ type Options struct {
 	// MaxBodyBytes plus MaxDecodedBytes twice (decompressed, then
 	// decoded). Default DefaultMaxRequests.
 	MaxRequests int
-	// Logger receives a warning for a request that fails, one every 10
-	// seconds at most, with the number of failures left out before it.
-	// Default slog.Default().
+	// Logger receives a warning for a request that fails, and one for
+	// samples of dropped periods skipped, each naming the sender, each
+	// kind one every 10 seconds at most with the number left out before
+	// it. Default slog.Default().
 	Logger *slog.Logger
 }
 
@@ -207,31 +208,40 @@ func readBody(w http.ResponseWriter, r *http.Request, opts Options, name string,
 // again every few hundred milliseconds.
 const logEvery = 10 * time.Second
 
-// failLog answers failed requests and logs them, one line every logEvery
-// at most, with the number of failures left out since the last.
-type failLog struct {
+// rateLog writes warnings, one every logEvery at most, with the number
+// left out since the last.
+type rateLog struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
 	last    time.Time // guarded by mu: the last line logged
-	skipped int       // guarded by mu: failures since, not logged
+	skipped int       // guarded by mu: warnings since, not logged
 }
+
+// warn logs msg with args, unless a line was logged less than logEvery
+// ago.
+func (l *rateLog) warn(msg string, args ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < logEvery {
+		l.skipped++
+		l.mu.Unlock()
+		return
+	}
+	skipped := l.skipped
+	l.last, l.skipped = now, 0
+	l.mu.Unlock()
+	l.log.Warn(msg, append(args, "not_logged_before", skipped)...)
+}
+
+// failLog answers failed requests and logs them, rate-limited, with their
+// sender.
+type failLog struct{ rateLog }
 
 // fail writes the reply of an error, and logs it.
 func (f *failLog) fail(w http.ResponseWriter, r *http.Request, e *httpError) {
 	http.Error(w, e.msg, e.code)
-	f.mu.Lock()
-	now := time.Now()
-	if now.Sub(f.last) < logEvery {
-		f.skipped++
-		f.mu.Unlock()
-		return
-	}
-	skipped := f.skipped
-	f.last, f.skipped = now, 0
-	f.mu.Unlock()
-	f.log.Warn("remote: request failed", "path", r.URL.Path, "status", e.code, "error", e.msg,
-		"not_logged_before", skipped)
+	f.warn("remote: request failed", "path", r.URL.Path, "peer", r.RemoteAddr, "status", e.code, "error", e.msg)
 }
 
 // summary returns the first of the errors that the store joined, and how

@@ -76,7 +76,7 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ReadHandler{q: q, opts: opts, failures: failLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
+	return &ReadHandler{q: q, opts: opts, failures: failLog{rateLog{log: opts.Logger}}, turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // ServeHTTP decodes a ReadRequest and answers it with a ReadResponse, or a

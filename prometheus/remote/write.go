@@ -7,6 +7,8 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,12 +33,13 @@ var _ Appender = (*metrics.Recorder)(nil)
 type WriteStats struct {
 	Requests     int64 // requests served, answered or under way
 	Stored       int64 // requests answered 204: every sample stored or skipped
-	Samples      int64 // samples written and acknowledged
+	Samples      int64 // samples written and acknowledged, also in requests that failed in part (sent again, they count again)
+	Dropped      int64 // samples of periods that retention dropped, skipped: they can never be stored
 	StaleMarkers int64 // staleness markers skipped
 	NonFinite    int64 // other NaN, +Inf and -Inf samples skipped
 	Histograms   int64 // native histogram samples skipped
 	Exemplars    int64 // exemplars skipped
-	Refused      int64 // requests answered 4xx: nothing of them written
+	Refused      int64 // requests answered 4xx: bad ones, of which nothing was written, or with series that can never be stored (a key of another type), whose other samples were written
 	Failed       int64 // requests answered 5xx: the store failed, Prometheus sends them again
 }
 
@@ -46,9 +49,10 @@ type WriteHandler struct {
 	app      Appender
 	opts     Options
 	failures failLog
+	drops    rateLog // samples of dropped periods skipped
 	turns    turns
 
-	requests, stored, samples, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
+	requests, stored, samples, dropped, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
 }
 
 // NewWriteHandler returns a handler that writes through app. Bad options
@@ -61,7 +65,8 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &WriteHandler{app: app, opts: opts, failures: failLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
+	return &WriteHandler{app: app, opts: opts, failures: failLog{rateLog{log: opts.Logger}},
+		drops: rateLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // Stats returns the counts since the handler was made.
@@ -70,6 +75,7 @@ func (h *WriteHandler) Stats() WriteStats {
 		Requests:     h.requests.Load(),
 		Stored:       h.stored.Load(),
 		Samples:      h.samples.Load(),
+		Dropped:      h.dropped.Load(),
 		StaleMarkers: h.stale.Load(),
 		NonFinite:    h.nonFinite.Load(),
 		Histograms:   h.histograms.Load(),
@@ -122,19 +128,76 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	if len(samples) > 0 {
-		if err := h.app.Write(r.Context(), samples...); err != nil {
-			if isBadInput(err) {
-				return errorf(http.StatusBadRequest, "%v", err)
-			}
-			return errorf(http.StatusServiceUnavailable, "store: %s", summary(err))
+		if e := h.write(r, samples); e != nil {
+			return e
 		}
 	}
-	h.samples.Add(int64(len(samples)))
 	h.stale.Add(skipped.StaleMarkers)
 	h.nonFinite.Add(skipped.NonFinite)
 	h.histograms.Add(skipped.Histograms)
 	h.exemplars.Add(skipped.Exemplars)
 	return nil
+}
+
+// write stores a request's samples and counts those written. Samples of
+// periods that retention dropped can never be stored: they are skipped,
+// counted and logged, and do not fail the request. Another failure does:
+// a 400 when sending again cannot fix any of them, a 503 otherwise; the
+// samples written are counted all the same.
+func (h *WriteHandler) write(r *http.Request, samples []metrics.Sample) *httpError {
+	err := h.app.Write(r.Context(), samples...)
+	if err == nil {
+		h.samples.Add(int64(len(samples)))
+		return nil
+	}
+	var we *metrics.WriteError
+	if !errors.As(err, &we) {
+		// Nothing was written, or what was is not known.
+		return storeError(err)
+	}
+	h.samples.Add(int64(we.Points - we.Failed))
+	var (
+		dropped      int
+		periods      []string
+		retry, final []error // the other failures, that may pass and that cannot
+	)
+	for _, f := range we.Failures {
+		switch {
+		case errors.Is(f.Err, federated.ErrPeriodDropped):
+			dropped += f.Points
+			if !slices.Contains(periods, f.Period) {
+				periods = append(periods, f.Period)
+			}
+		case isBadInput(f.Err):
+			final = append(final, f.Err)
+		default:
+			retry = append(retry, f.Err)
+		}
+	}
+	if dropped > 0 {
+		h.dropped.Add(int64(dropped))
+		slices.Sort(periods)
+		h.drops.warn("remote: samples of dropped periods skipped", "peer", r.RemoteAddr, "samples", dropped,
+			"of", len(samples), "periods", strings.Join(periods, ","))
+	}
+	// A 4xx only when no failure may pass: Prometheus drops the request,
+	// and the samples of a server that was down would be lost with it.
+	switch {
+	case len(retry) > 0:
+		return errorf(http.StatusServiceUnavailable, "store: %s", summary(errors.Join(append(retry, final...)...)))
+	case len(final) > 0:
+		return errorf(http.StatusBadRequest, "%v", errors.Join(final...))
+	}
+	return nil
+}
+
+// storeError is the reply to a failure of the store: 400 for one that
+// sending again cannot fix, 503 for one that it may.
+func storeError(err error) *httpError {
+	if isBadInput(err) {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	return errorf(http.StatusServiceUnavailable, "store: %s", summary(err))
 }
 
 // convert returns the samples of a request to store, and counts those it
