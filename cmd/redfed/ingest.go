@@ -63,17 +63,17 @@ type ingestRecorder struct {
 	rec    *metrics.Recorder
 }
 
-// get returns the Recorder, made at the first call. A failed write is
-// logged as a warning with the number of points lost.
+// get returns the Recorder, made at the first call. Its failures are
+// logged by the callers of its Write, which know their source and
+// rate-limit their warnings (the Graphite listener with the sender's
+// address, remote write with the request's): a warning per failed flush
+// and node here as well made thousands of lines a second while a server
+// was down, none saying where the points came from.
 func (r *ingestRecorder) get() (*metrics.Recorder, error) {
 	if r.rec != nil {
 		return r.rec, nil
 	}
-	rec, err := storeOf(r.client).NewRecorder(metrics.RecorderOptions{
-		OnError: func(err error, points int) {
-			r.logger.Warn("ingest: write failed", "points", points, "error", err)
-		},
-	})
+	rec, err := storeOf(r.client).NewRecorder(metrics.RecorderOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +81,14 @@ func (r *ingestRecorder) get() (*metrics.Recorder, error) {
 	return rec, nil
 }
 
-// close flushes and closes the Recorder, if it was made; its failures
-// went to OnError.
+// close flushes and closes the Recorder, if it was made. Its callers
+// write with Write, whose failures they log; Close returns only those of
+// points added otherwise, logged in case one ever is.
 func (r *ingestRecorder) close() {
-	if r.rec != nil {
-		_ = r.rec.Close()
+	if r.rec == nil {
+		return
+	}
+	if err := r.rec.Close(); err != nil {
+		r.logger.Warn("ingest: write failed", "error", err)
 	}
 }

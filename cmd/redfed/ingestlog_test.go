@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,10 +19,52 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/cmd/redfed/internal/graphite"
 	"github.com/redfed/federated/internal/fedtest"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/prometheus/remote"
 )
+
+// While the servers are down, eight Graphite senders' failed writes make
+// one warning, the listener's, which names the sender: the shared
+// Recorder logs nothing of its own (it logged a line per failed flush and
+// node, thousands in seconds, none saying where the points came from).
+func TestIngestWarningsAreRateLimited(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	client := fedtest.NewClient(t, federated.Config{Nodes: fedtest.SingleNodes(servers), Options: fedtest.Options()})
+	logs := &fedtest.Logs{}
+	ir := &ingestRecorder{client: client, logger: slog.New(logs)}
+	rec, err := ir.get()
+	require.NoError(t, err)
+	t.Cleanup(ir.close)
+	srv, err := graphite.Listen("127.0.0.1:0", graphite.Options{Writer: rec, Logger: slog.New(logs)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	require.NoError(t, servers[0].Kill())
+
+	const senders, rounds = 8, 5
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := range rounds {
+				c, err := net.Dial("tcp", srv.TCPAddr().String())
+				if !assert.NoError(t, err) {
+					return
+				}
+				_, err = fmt.Fprintf(c, "collectd.web%d.load %d %d\n", s, i, time.Now().Unix())
+				assert.NoError(t, err)
+				_ = c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool { return srv.Stats().Failed == senders*rounds }, 10*time.Second, 10*time.Millisecond,
+		"stats %+v", srv.Stats())
+	assert.Zero(t, len(logs.Values("ingest: write failed", "error")), "the Recorder's own warnings")
+	peers := logs.Values("graphite: write failed", "peer")
+	require.Len(t, peers, 1, "one warning in the interval")
+	assert.Contains(t, peers[0], "127.0.0.1:")
+}
 
 // serve's /metrics exports the samples of dropped periods that remote
 // write skipped, and the samples it wrote of a request it refused in part.
