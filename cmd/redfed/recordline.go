@@ -14,7 +14,7 @@ import (
 var errNoPoint = errors.New("blank or comment line")
 
 // parseRecordLine parses one line of record's input: HOST METRIC TIMESTAMP
-// VALUE, separated by white space, where TIMESTAMP is Unix seconds with an
+// VALUE, separated by spaces or tabs, where TIMESTAMP is Unix seconds with an
 // optional fraction or an RFC 3339 time. A line that is blank, or whose
 // first non-blank character is '#', returns errNoPoint. Anything else that
 // is not a valid point returns an error that names the field at fault;
@@ -22,7 +22,10 @@ var errNoPoint = errors.New("blank or comment line")
 // those errors wrap federated.ErrBadHost, ErrBadMetric, ErrBadTimestamp and
 // ErrBadValue.
 func parseRecordLine(line string) (host, metricName string, t time.Time, v float64, err error) {
-	fields := strings.Fields(line)
+	// Only ' ' and '\t' separate: another space (U+00A0, U+3000, '\v',
+	// '\f') stays in its field, for the checks to name. A '\r' left of a
+	// "\r\n" ends the line.
+	fields := strings.FieldsFunc(strings.TrimSuffix(line, "\r"), isFieldSeparator)
 	if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 		return "", "", time.Time{}, 0, errNoPoint
 	}
@@ -44,6 +47,10 @@ func parseRecordLine(line string) (host, metricName string, t time.Time, v float
 	}
 	return host, metricName, t, v, nil
 }
+
+// isFieldSeparator reports whether r separates the fields of a line of
+// record's input: a space or a tab.
+func isFieldSeparator(r rune) bool { return r == ' ' || r == '\t' }
 
 // parseValue reads the value of a point: a decimal number, finite.
 func parseValue(s string) (float64, error) {

@@ -79,6 +79,18 @@ func TestParseRecordLine(t *testing.T) {
 		{"web1 m 2026-11-25 1", nil, `timestamp "2026-11-25": want Unix seconds or an RFC 3339 time`},
 		{"web1 m 2026-13-01T00:00:00Z 1", nil, `timestamp "2026-13-01T00:00:00Z": want`},
 		{"web1 m 1960-01-01T00:00:00Z 1", federated.ErrBadTimestamp, "before 1970"},
+		// An RFC 3339 time out of range is named as written, not in
+		// seconds ("bad timestamp 2.53402304399e+11").
+		{"web1 m 9999-12-31T23:59:59-01:00 1", federated.ErrBadTimestamp,
+			`bad timestamp "9999-12-31T23:59:59-01:00": in year 10000 or later`},
+		{"web1 m 1969-12-31T23:59:59Z 1", federated.ErrBadTimestamp, `bad timestamp "1969-12-31T23:59:59Z": before 1970-01-01`},
+		// Only spaces and tabs separate fields: another space stays in its
+		// field, which the name checks refuse (strings.Fields split there).
+		{"web1\u00a0m cpu 1795600800 1", federated.ErrBadHost, "non-ASCII space U+00A0 at byte 4"},
+		{"web1 cpu\u3000user 1795600800 1", federated.ErrBadMetric, "non-ASCII space U+3000 at byte 3"},
+		{"web1\v m 1795600800 1", federated.ErrBadHost, "control character U+000B at byte 4"},
+		{"web1 m\f 1795600800 1", federated.ErrBadMetric, "control character U+000C at byte 1"},
+		{"web1 m 1795600800 1\u00a0", nil, `value "1\u00a0" is not a number`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.line, func(t *testing.T) {
@@ -181,4 +193,21 @@ func TestFormatValue(t *testing.T) {
 	} {
 		assert.Equal(t, want, formatValue(v), "formatValue(%v)", v)
 	}
+}
+
+// record reports a line with another space than ' ' or '\t' in a name, or
+// an RFC 3339 time out of range, by its line number, in the words the
+// user wrote, and writes the other lines.
+func TestRecordReportsOddSpacesAndTimesByLine(t *testing.T) {
+	cfg, _ := startFederation(t, 1)
+	in := "web1 m 1795600800 1\n" +
+		"web1\u00a0m cpu 1795600800 2\n" +
+		"web1 m 9999-12-31T23:59:59-01:00 3\n" +
+		"web1 m\u3000x 1795600800 4\n"
+	code, _, errOut := runCLI(t, in, "record", "--config", cfg)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, errOut, `line 2: federated: bad host "web1\u00a0m": non-ASCII space U+00A0 at byte 4`)
+	assert.Contains(t, errOut, `line 3: federated: bad timestamp "9999-12-31T23:59:59-01:00": in year 10000 or later`)
+	assert.Contains(t, errOut, "line 4: federated: bad metric")
+	assert.NotContains(t, errOut, "e+11")
 }

@@ -77,8 +77,14 @@ func parseTimestamp(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", quoteField(s), errNotATime)
 	}
-	if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
-		return time.Time{}, err
+	if metric.ValidateTimestamp(metric.Seconds(t)) != nil {
+		// Named as written: its seconds, 2.53402304399e+11, say nothing
+		// to the one who wrote it.
+		problem := "in year 10000 or later"
+		if t.Before(time.Unix(0, 0)) {
+			problem = "before 1970-01-01"
+		}
+		return time.Time{}, fmt.Errorf("%w %s: %s", metric.ErrBadTimestamp, quoteField(s), problem)
 	}
 	return t, nil
 }

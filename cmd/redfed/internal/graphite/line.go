@@ -37,7 +37,10 @@ var (
 // for now, as carbon reads it. The path is returned as it is; Template.Map
 // checks it.
 func ParseLine(line string, now time.Time) (path string, value float64, t time.Time, err error) {
-	fields := strings.Fields(line)
+	// Only ' ' and '\t' separate, as carbon reads a line: another space
+	// (U+00A0, U+3000, '\v', '\f') stays in its field, for the checks
+	// to refuse.
+	fields := strings.FieldsFunc(line, isFieldSeparator)
 	if len(fields) != 3 {
 		return "", 0, time.Time{}, fmt.Errorf("%w: %d fields, want 3: PATH VALUE TIMESTAMP", ErrMalformed, len(fields))
 	}
@@ -60,6 +63,10 @@ func ParseLine(line string, now time.Time) (path string, value float64, t time.T
 	}
 	return fields[0], value, metric.Time(ts), nil
 }
+
+// isFieldSeparator reports whether r separates the fields of a line: a
+// space or a tab.
+func isFieldSeparator(r rune) bool { return r == ' ' || r == '\t' }
 
 // parseDecimal reads a decimal number, or NaN or infinity as Go spells
 // them. Hexadecimal, digits separated by '_' and numbers beyond the range

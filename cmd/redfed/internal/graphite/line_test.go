@@ -101,3 +101,32 @@ func FuzzParseLine(f *testing.F) {
 		assert.Equal(t, at.Unix(), at2.Unix())
 	})
 }
+
+// Only spaces and tabs separate a line's fields, as the package doc says:
+// another space (no-break, ideographic, vertical tab, form feed) stays in
+// its field, whose check refuses it, naming it. strings.Fields split there,
+// so that "collectd.web\u00a01.load 1 T" was read as four fields.
+func TestOnlySpacesAndTabsSeparate(t *testing.T) {
+	tmpl, err := Parse(DefaultTemplate)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		line string
+		want error
+		text string
+	}{
+		{"collectd.web\u00a01.load 1 1796470439", ErrUnmapped, "U+00A0"},
+		{"collectd.web1.load\u3000x 1 1796470439", ErrUnmapped, "U+3000"},
+		{"collectd.web1\v.load 1 1796470439", ErrUnmapped, "U+000B"},
+		{"collectd.web1.load 1\f 1796470439", ErrMalformed, `value "1\f" is not a number`},
+		{"collectd.web1.load\u00a01 1796470439", ErrMalformed, "2 fields, want 3"},
+	} {
+		t.Run(tc.line, func(t *testing.T) {
+			path, _, _, err := ParseLine(tc.line, lineNow)
+			if err == nil {
+				_, _, err = tmpl.Map(path)
+			}
+			require.ErrorIs(t, err, tc.want)
+			assert.Contains(t, err.Error(), tc.text)
+		})
+	}
+}
