@@ -39,7 +39,8 @@ import (
 //     command goes to the group's node.
 //   - MULTI, EXEC, DISCARD, WATCH and UNWATCH sent alone fail with
 //     ErrTxCommand: use TxPipelined or Watch.
-//   - PUBLISH and SUBSCRIBE place a channel as a key.
+//   - PUBLISH places a channel as a key, and so do Subscribe, PSubscribe
+//     and SSubscribe; SUBSCRIBE sent with Do fails with ErrKeyless.
 //   - A blocking command waits its time without counting against its
 //     server; sent raw by Do, a wait over half the read timeout is refused.
 type Client struct {
