@@ -214,8 +214,9 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 // Run pulls from every peer of every local server, and runs anti-entropy
 // (unless Options.NoAntiEntropy), until ctx ends, Close is called or the
 // client closes. It then abandons the passes under way (a cursor is only
-// ever saved after the changes before it are merged) and returns, once
-// every loop has stopped, ctx's error (context.Canceled when Close stopped
+// ever saved after the changes before it are merged), has each link save
+// what it knows of its peer's keys for the next syncer (for a second at
+// most, see marks.go) and returns, once every loop has stopped, ctx's error (context.Canceled when Close stopped
 // it), or an error that wraps federated.ErrClosed when the client closed.
 // Run may be called once at a time: ErrRunning otherwise, and this
 // package's ErrClosed after Close.
