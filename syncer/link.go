@@ -491,7 +491,8 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 // another type, a member the server will not take) fails the same way
 // every time: it is reported in the stats, and passed, so that it does not
 // stop the rest; anti-entropy tries it again. The entries are marked only
-// once the merge is done: a failed merge is read again.
+// once the merge is done and its cursor saved: a failed merge, or one
+// whose save failed, is read again.
 func (l *link) settle(p *page) error {
 	if p == nil {
 		return nil
@@ -506,14 +507,18 @@ func (l *link) settle(p *page) error {
 		l.mu.Unlock()
 		return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(temporaryFailures(p.res)...))
 	}
-	l.mark(p.sift, p.results, p.gen)
 	switch {
 	case errors.Is(p.err, errLocalReset):
 		l.reset("the local server lost data during the pass")
 		return errLocalReset
 	case p.err != nil:
+		// The merge is not marked: should the local server have lost it
+		// with its cursor save (restored from a snapshot that holds the
+		// cursor before), the entries are read and fetched again.
 		return p.err
-	case p.saved:
+	}
+	l.mark(p.sift, p.results, p.gen)
+	if p.saved {
 		l.saved, l.seq, l.cursor = p.next.raw, p.next.seq, p.newest
 	}
 	// Entries are sorted by time: a page that is not full, or that goes

@@ -676,6 +676,37 @@ func TestLinkLocalServerRestoredFromSnapshotIsPulledAgain(t *testing.T) {
 	assert.Len(t, fs.local.data[a], 1)
 }
 
+// A merge whose cursor save failed (the local server died between the
+// two) is not marked: restored from a snapshot that holds the cursor of
+// before, without the merge, the local server gets the entries again.
+func TestLinkMergeWhoseSaveFailedIsReadAgain(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	t0 := clock.now()
+	write(fs.peer, key(t, t0, "a"), t0.Add(-time.Second), t0.Add(-time.Second), "1")
+	pass(t, l)
+	snap := fs.local.snapshot()
+
+	clock.advance(time.Second)
+	b := key(t, t0, "b")
+	write(fs.peer, b, clock.now(), clock.now(), "1")
+	errDown := errors.New("server down")
+	fs.fail = func(method string, _ int) error {
+		if method == "saveCursor" {
+			return errDown
+		}
+		return nil
+	}
+	_, err := l.pass(context.Background())
+	require.ErrorIs(t, err, errDown)
+	require.Len(t, fs.local.data[b], 1, "merged before the save failed")
+
+	fs.fail = nil
+	fs.local = snap // restored, with the cursor it had, without b
+	clock.advance(time.Second)
+	pass(t, l)
+	assert.Len(t, fs.local.data[b], 1, "b is fetched again")
+}
+
 func TestLinkSkipsEchoesButNotAForeignAddition(t *testing.T) {
 	l, fs, clock := testLink(t, Options{})
 	fs.local.token = "e1"
