@@ -83,15 +83,21 @@ const joinLua = `local function join(t, n)
 end
 `
 
-// RunLua is a Lua expression for the server's run_id, which changes each
-// time the server starts. A server restarted from a snapshot keeps its
-// epoch but has lost what it took after the snapshot, so that a count
-// read before the restart no longer says what was added since: a syncer
-// reads its checkpoints again after a restart of its peer. INFO is in the
-// @dangerous category: for a user that may not run it the run is "", and
-// a restart goes unseen.
-const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
-	`return type(i) == 'string' and string.match(i, 'run_id:(%x+)') or '' end)()`
+// RunLua is a Lua expression for the server's run: its run_id, which
+// changes each time the server starts, and its master_replid, which
+// changes each time it takes another data set by replication (REPLICAOF
+// another server, then NO ONE: a failback, or a resync from a backup)
+// without starting again. A server restarted from a snapshot, or rolled
+// back so, keeps its epoch but has lost what it took after the snapshot,
+// so that a count read before no longer says what was added since: a
+// syncer reads its checkpoints again after a new run of its peer, and a
+// server's origin token is written anew. INFO is in the @dangerous
+// category: for a user that may not run it the run is "", and a restart
+// goes unseen.
+const RunLua = `(function() local i = redis.pcall('INFO', 'server', 'replication') ` +
+	`if type(i) ~= 'string' then return '' end ` +
+	`local id = string.match(i, 'run_id:(%x+)') ` +
+	`return id and id .. ':' .. (string.match(i, 'master_replid:(%x+)') or '') or '' end)()`
 
 // FetchScript fetches members of keys from the peer and reads their
 // checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
