@@ -14,7 +14,9 @@
 // (federated.Client.OriginKey), and the origin's syncer skips those entries
 // of the journal instead of fetching every key it gave. The cursor is saved
 // in the local server after each merge, never before, so a restarted syncer
-// resumes where it stopped. It is saved by compare-and-set against what the
+// resumes where it stopped; and what a link knows of each key is saved
+// beside it now and then (see marks.go), so that a restarted syncer
+// fetches the keys changed since from where the last left them, not whole. It is saved by compare-and-set against what the
 // pass loaded, so a server that comes back empty, even in the middle of a
 // pass, is pulled in full. While the local server merges a page, the link
 // reads and fetches the next one from the peer, so that both servers work

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,14 +39,23 @@ import (
 
 const (
 	// marksSaveEvery is how often a link saves its marks while they
-	// change: a link that starts again fetches the keys that changed since
-	// from where the copy left them, a minute of their members.
-	marksSaveEvery = time.Minute
+	// change, besides as it stops: a link that starts after a crash
+	// fetches the keys that changed since from where the copy left them,
+	// minutes of their members rather than the period's. Each save
+	// rewrites the whole copy (about 90 bytes a key changed within
+	// markTTL), into the server's AOF and to its replicas too.
+	marksSaveEvery = 10 * time.Minute
 	// marksStopTimeout bounds the save of a link that stops.
 	marksStopTimeout = time.Second
 	// marksMagic begins the copy, and names its encoding.
-	marksMagic = "redfed-marks/1\n"
+	marksMagic = "redfed-marks/2\n"
 )
+
+// maxSavedMarks bounds a copy: the marks of the keys touched last are
+// saved, about 22 MB of them, one script call that holds the server for
+// tens of milliseconds; the others are fetched whole after a restart, as
+// they were before there was a copy. (A variable for the tests.)
+var maxSavedMarks = 250_000
 
 // marksCopy is the heading of a saved copy of a link's marks: the local
 // server's epoch and origin token, and the peer's run, when it was saved.
@@ -73,7 +85,7 @@ func (l *link) loadMarks(ctx context.Context) error {
 	if raw == "" {
 		return nil
 	}
-	h, marks, err := decodeMarks(raw, l.now())
+	h, marks, err := decodeMarks(raw)
 	if err != nil {
 		l.s.opts.Logger.Warn("syncer: ignoring the saved marks", "local", l.local, "peer", l.peer, "err", err)
 		return nil
@@ -81,7 +93,10 @@ func (l *link) loadMarks(ctx context.Context) error {
 	if h.epoch != l.epoch || h.origin != l.origin {
 		return nil // the local server started again, or lost its data, since
 	}
-	if h.peerRun == "" || l.peerRun != "" && h.peerRun != l.peerRun {
+	// The link has not read the peer's journal yet: its first read
+	// compares the peer's run with the copy's, and drops the checkpoints
+	// read under another.
+	if h.peerRun == "" {
 		for _, m := range marks {
 			m.checks = nil
 		}
@@ -151,21 +166,23 @@ func (l *link) saveMarksOnStop(ctx context.Context) {
 	l.saveMarks(ctx)
 }
 
-// encodeMarks appends the copy of the link's marks to b: the heading,
-// then for each key its name, the journal time and cardinality of its
-// mark, its checkpoints read under the peer's present run (the whole
+// encodeMarks appends the copy of the link's marks to b, of the
+// maxSavedMarks keys touched last: the heading, then for each key its
+// name, the journal time and cardinality of its mark, when it was last
+// touched, its checkpoints read under the peer's present run (the whole
 // seconds of their boundaries and their counts) and when they were read,
-// in Unix seconds.
+// the times in Unix seconds.
 func (l *link) encodeMarks(b []byte) []byte {
 	b = append(b, marksMagic...)
 	for _, s := range [...]string{l.epoch, l.origin, l.peerRun} {
 		b = appendString(b, s)
 	}
-	b = binary.AppendUvarint(b, uint64(len(l.marks)))
-	for k, m := range l.marks {
+	b = binary.AppendUvarint(b, uint64(min(len(l.marks), maxSavedMarks)))
+	for k, m := range l.savedMarks() {
 		b = appendString(b, k)
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(m.journaled))
 		b = binary.AppendVarint(b, m.card)
+		b = binary.AppendVarint(b, m.touched.Unix())
 		n := 0
 		if m.gen == l.peerGen {
 			// Boundaries are whole seconds; one that is not is left, with
@@ -188,6 +205,24 @@ func (l *link) encodeMarks(b []byte) []byte {
 	return b
 }
 
+// savedMarks yields the marks a copy holds: all of them, or the
+// maxSavedMarks touched last.
+func (l *link) savedMarks() iter.Seq2[string, *keyMark] {
+	if len(l.marks) <= maxSavedMarks {
+		return maps.All(l.marks)
+	}
+	keys := slices.SortedFunc(maps.Keys(l.marks), func(a, b string) int {
+		return l.marks[b].touched.Compare(l.marks[a].touched)
+	})[:maxSavedMarks]
+	return func(yield func(string, *keyMark) bool) {
+		for _, k := range keys {
+			if !yield(k, l.marks[k]) {
+				return
+			}
+		}
+	}
+}
+
 // wholeSeconds reports whether a boundary is a whole number of seconds that
 // an int64 holds exactly.
 func wholeSeconds(v float64) bool {
@@ -202,23 +237,22 @@ func appendString(b []byte, s string) []byte {
 // encodeMarks never writes.
 var errMarksCopy = errors.New("not a copy of a link's marks")
 
-// decodeMarks reads a copy that encodeMarks wrote. The marks read are
-// touched now.
-func decodeMarks(raw string, now time.Time) (marksCopy, map[string]*keyMark, error) {
+// decodeMarks reads a copy that encodeMarks wrote.
+func decodeMarks(raw string) (marksCopy, map[string]*keyMark, error) {
 	r := marksReader{b: raw}
 	if !r.prefix(marksMagic) {
 		return marksCopy{}, nil, errMarksCopy
 	}
 	h := marksCopy{epoch: r.string(), origin: r.string(), peerRun: r.string()}
 	n := r.uvarint()
-	// Each mark takes 12 bytes at least: no count can ask for more.
-	if r.err != nil || n > uint64(len(r.b))/12 {
+	// Each mark takes 13 bytes at least: no count can ask for more.
+	if r.err != nil || n > uint64(len(r.b))/13 {
 		return marksCopy{}, nil, errMarksCopy
 	}
 	marks := make(map[string]*keyMark, n)
 	for range n {
 		key := strings.Clone(r.string()) // not the whole copy's string
-		m := &keyMark{journaled: math.Float64frombits(r.uint64()), card: r.varint(), touched: now}
+		m := &keyMark{journaled: math.Float64frombits(r.uint64()), card: r.varint(), touched: time.Unix(r.varint(), 0)}
 		checks := r.uvarint()
 		if r.err != nil || checks > levels {
 			return marksCopy{}, nil, errMarksCopy

@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -83,7 +85,7 @@ func TestMarksCopyRoundTrip(t *testing.T) {
 	l.marks["c"] = &keyMark{journaled: 3, card: 1, gen: 3, checks: []checkpoint{{below: 10, count: 1}, {below: 2.5, count: 0}}}
 	raw := string(l.encodeMarks(nil))
 
-	h, marks, err := decodeMarks(raw, now)
+	h, marks, err := decodeMarks(raw)
 	require.NoError(t, err)
 	assert.Equal(t, marksCopy{epoch: "epoch", origin: "origin", peerRun: "run"}, h)
 	require.Len(t, marks, 3)
@@ -96,7 +98,7 @@ func TestMarksCopyRoundTrip(t *testing.T) {
 	assert.Equal(t, []checkpoint{{below: 10, count: 1}}, marks["c"].checks, "a boundary that is not whole seconds is left, with those farther")
 
 	for _, bad := range []string{"", "redfed-marks/2\n", raw[:len(raw)-1], raw + "x", marksMagic + "\x01e\x01o\x01r\xff\xff\xff\xff\x0f"} {
-		_, _, err := decodeMarks(bad, now)
+		_, _, err := decodeMarks(bad)
 		assert.ErrorIs(t, err, errMarksCopy, "%q", bad)
 	}
 }
@@ -109,12 +111,12 @@ func FuzzDecodeMarks(f *testing.F) {
 	f.Add(string(l.encodeMarks(nil)))
 	f.Add(marksMagic)
 	f.Fuzz(func(t *testing.T, raw string) {
-		h, marks, err := decodeMarks(raw, time.Time{})
+		h, marks, err := decodeMarks(raw)
 		if err != nil {
 			return
 		}
 		l := &link{epoch: h.epoch, origin: h.origin, peerRun: h.peerRun, marks: marks}
-		h2, again, err := decodeMarks(string(l.encodeMarks(nil)), time.Time{})
+		h2, again, err := decodeMarks(string(l.encodeMarks(nil)))
 		require.NoError(t, err)
 		require.Equal(t, h, h2)
 		require.Len(t, again, len(marks))
@@ -126,4 +128,44 @@ func FuzzDecodeMarks(f *testing.F) {
 			require.Equal(t, m.checks, again[k].checks, "mark %q", k)
 		}
 	})
+}
+
+// A copy keeps when each key was last touched: a syncer that starts again
+// more often than markTTL still forgets the keys that stopped changing
+// (a day's, once the next began), in memory and in the next copy.
+func TestSavedMarksAgeAcrossRestarts(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	fs.local.run, fs.peer.run = "local-1", "peer-1"
+	t0 := clock.now()
+	for k := range 30 {
+		write(fs.peer, key(t, t0, fmt.Sprintf("old%d", k)), t0.Add(-time.Second), t0.Add(-time.Second), "1")
+	}
+	pass(t, l)
+	l.saveMarks(context.Background())
+	for r := range 3 {
+		clock.advance(markTTL / 2)
+		l = newLinkVia(l.s, testLocal, testPeer, fs, clock.now)
+		write(fs.peer, key(t, t0, fmt.Sprintf("new%d", r)), clock.now().Add(-time.Second), clock.now().Add(-time.Second), "1")
+		for range 1000 { // a pruning of the marks
+			pass(t, l)
+		}
+		l.saveMarks(context.Background())
+	}
+	_, marks, err := decodeMarks(fs.local.marks)
+	require.NoError(t, err)
+	assert.Len(t, marks, 3, "the keys changed within markTTL only: %v", slices.Collect(maps.Keys(marks)))
+	assert.Len(t, l.marks, 3)
+}
+
+// A copy holds the marks of the maxSavedMarks keys touched last.
+func TestSavedMarksAreBounded(t *testing.T) {
+	defer func(n int) { maxSavedMarks = n }(maxSavedMarks)
+	maxSavedMarks = 3
+	l, _, clock := testLink(t, Options{})
+	for i := range 5 {
+		l.marks[fmt.Sprint("k", i)] = &keyMark{journaled: 1, touched: clock.now().Add(time.Duration(i) * time.Second)}
+	}
+	_, marks, err := decodeMarks(string(l.encodeMarks(nil)))
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"k2", "k3", "k4"}, slices.Collect(maps.Keys(marks)))
 }
