@@ -614,7 +614,7 @@ func TestServerClientRefusesWhatWouldChangeAConnection(t *testing.T) {
 	sc, err := c.ServerClient(servers[0].Addr())
 	require.NoError(t, err)
 	for _, args := range [][]any{{"select", "1"}, {"CLIENT", "REPLY", "OFF"}, {"client", "tracking", "on"},
-		{"subscribe", "ch"}, {"hello", "3"}, {"reset"}, {"readonly"}} {
+		{"subscribe", "ch"}, {"hello", "3"}, {"reset"}, {"readonly"}, {"sync"}, {"psync", "?", "-1"}, {"replconf", "listening-port", "1"}} {
 		assert.ErrorContains(t, sc.Do(ctx, args...).Err(), "would change a connection", "%v", args)
 	}
 	_, err = sc.Pipelined(ctx, func(p redis.Pipeliner) error {

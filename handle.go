@@ -62,11 +62,13 @@ func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 // connection that every command of the server takes in turn. A SELECT
 // would send the next routed writes that take it to another database, a
 // CLIENT REPLY OFF leave them without their replies (and the server
-// marked down for it), a SUBSCRIBE put pushes in their way. CLIENT's
+// marked down for it), a SUBSCRIBE put pushes in their way, a SYNC turn
+// it into a replication stream. CLIENT's
 // subcommands are named "client|sub".
 var connCommands = map[string]bool{
 	"select": true, "auth": true, "hello": true, "reset": true, "quit": true,
 	"readonly": true, "readwrite": true, "monitor": true,
+	"sync": true, "psync": true, "replconf": true,
 	"subscribe": true, "psubscribe": true, "ssubscribe": true,
 	"unsubscribe": true, "punsubscribe": true, "sunsubscribe": true,
 	"client|reply": true, "client|tracking": true, "client|caching": true,
