@@ -396,7 +396,7 @@ func entry(m *yaml.Node, key string, visited map[*yaml.Node]bool) (k, val *yaml.
 // less than a nanosecond (which would read as 0, the default), and one
 // beyond what a time.Duration holds (about 292 years) are errors.
 func (v validator) secondsToDurations(doc *yaml.Node) error {
-	return eachOption(doc, func(m *yaml.Node, i int, key string) error {
+	return eachOption(doc, func(m *yaml.Node, i int, key string, overridden bool) error {
 		opt, ok := durationOptionOf(key)
 		if !ok {
 			return nil
@@ -413,6 +413,12 @@ func (v validator) secondsToDurations(doc *yaml.Node) error {
 		path := fieldPath{"options", key}
 		d := time.Duration(secs * float64(time.Second))
 		switch {
+		case overridden:
+			// Decoded all the same, and then replaced: written so that
+			// it decodes, and not refused for what it says.
+			if math.Abs(secs) >= maxDurationSeconds {
+				d = 0
+			}
 		case math.Abs(secs) >= maxDurationSeconds:
 			return v.failAt(path, val.Line, "%s seconds is out of range", v.show(num.Value))
 		case secs < 0:
@@ -445,7 +451,7 @@ func nonzero(number string) bool {
 // of the document's shape to refuse.
 func numbersToBooleans(doc *yaml.Node) {
 	fields := yamlFields(reflect.TypeFor[Options]())
-	_ = eachOption(doc, func(m *yaml.Node, i int, key string) error {
+	_ = eachOption(doc, func(m *yaml.Node, i int, key string, _ bool) error {
 		val := m.Content[i]
 		num := resolve(val)
 		if fields[key] != reflect.TypeFor[bool]() || num.Kind != yaml.ScalarNode || num.Tag != "!!int" {
@@ -474,39 +480,45 @@ func numbersToBooleans(doc *yaml.Node) {
 // mapping m that holds it of its value: the keys of options itself, and
 // those of the mappings merged into it ("<<: *defaults"), each mapping
 // once, as entry finds them. It stops at fn's first error.
-func eachOption(doc *yaml.Node, fn func(m *yaml.Node, i int, key string) error) error {
+func eachOption(doc *yaml.Node, fn func(m *yaml.Node, i int, key string, overridden bool) error) error {
 	_, options := entry(doc, "options", map[*yaml.Node]bool{})
 	if options == nil {
 		return nil
 	}
-	return eachKey(options, map[*yaml.Node]bool{}, fn)
+	return eachKey(options, map[*yaml.Node]bool{}, map[string]bool{}, fn)
 }
 
-// eachKey is eachOption for mapping m and the mappings merged into it;
-// visited holds the mappings already walked.
-func eachKey(m *yaml.Node, visited map[*yaml.Node]bool, fn func(m *yaml.Node, i int, key string) error) error {
+// eachKey is eachOption for mapping m and the mappings merged into it, in
+// the order that gives a key its value: a mapping's own keys, then its
+// merged mappings, the first of a list first. A key already seen is
+// overridden: the decoder reads its value, and drops it. visited holds
+// the mappings already walked, seen the keys.
+func eachKey(m *yaml.Node, visited map[*yaml.Node]bool, seen map[string]bool, fn func(m *yaml.Node, i int, key string, overridden bool) error) error {
 	m = resolve(m)
 	if m.Kind != yaml.MappingNode || visited[m] {
 		return nil
 	}
 	visited[m] = true
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Tag == "!!merge" {
-			sources := []*yaml.Node{m.Content[i+1]}
 			if src := m.Content[i+1]; src.Kind == yaml.SequenceNode {
-				sources = src.Content
-			}
-			for _, src := range sources {
-				if err := eachKey(src, visited, fn); err != nil {
-					return err
-				}
+				merged = append(merged, src.Content...)
+			} else {
+				merged = append(merged, src)
 			}
 			continue
 		}
 		if key, ok := keyName(m.Content[i]); ok {
-			if err := fn(m, i+1, key); err != nil {
+			if err := fn(m, i+1, key, seen[key]); err != nil {
 				return err
 			}
+			seen[key] = true
+		}
+	}
+	for _, src := range merged {
+		if err := eachKey(src, visited, seen, fn); err != nil {
+			return err
 		}
 	}
 	return nil

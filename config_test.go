@@ -220,8 +220,13 @@ func TestConfigNumbersThroughMergesAndAliases(t *testing.T) {
 			federated.Options{PoolSize: 5, CommandTimeout: 5 * time.Second, DialTimeout: 5 * time.Second}},
 		{node + "options: {max_host_retries: &one 1, query_all: *one}\n", federated.Options{MaxHostRetries: 1, QueryAll: true}},
 		{node + "options: {command_timeout: &t 2, read_timeout: *t}\n", federated.Options{CommandTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second}},
-		// Options' own key wins over a merged one.
+		// Options' own key wins over a merged one, and the first merged
+		// mapping over the next: what they override is not read, not even
+		// to refuse it.
 		{node + "options: {<<: {command_timeout: 5}, command_timeout: 7}\n", federated.Options{CommandTimeout: 7 * time.Second}},
+		{node + "options: {<<: {command_timeout: -1}, command_timeout: 2}\n", federated.Options{CommandTimeout: 2 * time.Second}},
+		{node + "options: {<<: [{read_timeout: 3}, {read_timeout: 1e-10}]}\n", federated.Options{ReadTimeout: 3 * time.Second}},
+		{node + "options: {<<: {dial_timeout: 1e30}, dial_timeout: 1}\n", federated.Options{DialTimeout: time.Second}},
 	} {
 		cfg, err := federated.ParseConfig([]byte(tt.doc))
 		require.NoError(t, err, "ParseConfig(%q)", tt.doc)
