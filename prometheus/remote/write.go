@@ -34,7 +34,7 @@ type WriteStats struct {
 	Requests     int64 // requests served, answered or under way
 	Stored       int64 // requests answered 204: every sample stored or skipped
 	Samples      int64 // samples written and acknowledged, also in requests that failed in part (sent again, they count again)
-	Dropped      int64 // samples of periods that retention dropped, skipped: they can never be stored
+	Dropped      int64 // samples of periods that retention dropped, skipped (they can never be stored), of requests answered 204 or 4xx
 	StaleMarkers int64 // staleness markers skipped
 	NonFinite    int64 // other NaN, +Inf and -Inf samples skipped
 	Histograms   int64 // native histogram samples skipped
@@ -174,18 +174,19 @@ func (h *WriteHandler) write(r *http.Request, samples []metrics.Sample) *httpErr
 			retry = append(retry, f.Err)
 		}
 	}
+	// A 4xx only when no failure may pass: Prometheus drops the request,
+	// and the samples of a server that was down would be lost with it.
+	if len(retry) > 0 {
+		// Sent again, its skipped samples are counted then.
+		return errorf(http.StatusServiceUnavailable, "store: %s", summary(errors.Join(append(retry, final...)...)))
+	}
 	if dropped > 0 {
 		h.dropped.Add(int64(dropped))
 		slices.Sort(periods)
 		h.drops.warn("remote: samples of dropped periods skipped", "peer", r.RemoteAddr, "samples", dropped,
 			"of", len(samples), "periods", strings.Join(periods, ","))
 	}
-	// A 4xx only when no failure may pass: Prometheus drops the request,
-	// and the samples of a server that was down would be lost with it.
-	switch {
-	case len(retry) > 0:
-		return errorf(http.StatusServiceUnavailable, "store: %s", summary(errors.Join(append(retry, final...)...)))
-	case len(final) > 0:
+	if len(final) > 0 {
 		return errorf(http.StatusBadRequest, "%v", errors.Join(final...))
 	}
 	return nil
