@@ -103,7 +103,9 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	if closed := c.whenClosed(err); closed != err {
 		return closed
 	}
-	if isServerFault(ctx, err) {
+	// (WATCH ran under the command timeout, not ctx: a timeout of a server
+	// the health hook marked down for it is the server's too.)
+	if isServerFault(ctx, err) || isTimeout(err) && s.down.Load() {
 		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
 	}
 	return err
