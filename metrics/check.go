@@ -231,15 +231,20 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 			opts.Progress(name, start+len(batch), len(keys))
 		}
 	}
-	if len(divergent) > 0 {
+	if len(keys) > 0 {
 		// Retention may have dropped a period from one server and not yet
 		// from another while the digests were read: those keys are gone,
-		// not divergent.
+		// not divergent, nor counted.
 		horizon, err := st.horizonOf(ctx, up)
 		if err != nil {
 			return g, errors.Join(append(errs, err)...)
 		}
 		gone := func(key string) bool { return journal.Dropped(journal.PeriodOf(key), horizon) }
+		for _, key := range keys {
+			if gone(key) {
+				g.Keys--
+			}
+		}
 		n := 0
 		for i, key := range divergent {
 			if !gone(key) {
