@@ -30,7 +30,7 @@ func (s *subscriptions) add(ps *redis.PubSub) *redis.PubSub {
 		return ps
 	}
 	if len(s.subs) >= 2*s.pruned+16 {
-		s.subs = slicesDeleteGone(s.subs)
+		s.subs = pruneCollected(s.subs)
 		s.pruned = len(s.subs)
 	}
 	s.subs = append(s.subs, weak.Make(ps))
@@ -50,8 +50,8 @@ func (s *subscriptions) closeAll() {
 	}
 }
 
-// slicesDeleteGone drops the PubSubs the collector took.
-func slicesDeleteGone(subs []weak.Pointer[redis.PubSub]) []weak.Pointer[redis.PubSub] {
+// pruneCollected drops the PubSubs the collector took.
+func pruneCollected(subs []weak.Pointer[redis.PubSub]) []weak.Pointer[redis.PubSub] {
 	n := 0
 	for _, w := range subs {
 		if w.Value() != nil {

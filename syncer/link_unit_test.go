@@ -278,13 +278,13 @@ func (f *fakeServers) saveOverlap(_ context.Context, last storedCursor, anchor f
 	return nil
 }
 
-func (f *fakeServers) saveMarks(_ context.Context, copy []byte) error {
+func (f *fakeServers) saveMarks(_ context.Context, blob []byte) error {
 	if err := f.call("saveMarks"); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.local.marks = string(copy)
+	f.local.marks = string(blob)
 	return nil
 }
 

@@ -44,7 +44,7 @@ type linkServers interface {
 	// origin token are still last's and it did not start since.
 	saveOverlap(ctx context.Context, last storedCursor, anchor float64) error
 	// saveMarks stores a copy of the link's marks in the local server.
-	saveMarks(ctx context.Context, copy []byte) error
+	saveMarks(ctx context.Context, blob []byte) error
 	// loadMarks returns the copy of the link's marks the local server
 	// holds, "" for none.
 	loadMarks(ctx context.Context) (string, error)
@@ -168,8 +168,8 @@ func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anc
 	return nil
 }
 
-func (cs *clientServers) saveMarks(ctx context.Context, copy []byte) error {
-	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.MarksKey}, cs.peer, copy).Err()
+func (cs *clientServers) saveMarks(ctx context.Context, blob []byte) error {
+	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.MarksKey}, cs.peer, blob).Err()
 	if err != nil {
 		return fmt.Errorf("syncer: server %s: saving what the link knows of the keys of %s: %w", cs.local, cs.peer, err)
 	}
