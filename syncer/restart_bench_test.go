@@ -21,8 +21,9 @@ import (
 // peer, and a new syncer starts. One op is one such restart, timed until
 // the local server holds every new point. It reports the servers' CPU
 // time and the bytes the peer sent, per key changed: a syncer that fetches
-// the keys whole again after a restart pays for every member, one that
-// knows where it left them pays for one.
+// the keys whole again after a restart (copy=none: no saved marks) pays
+// for every member, one that knows where the last left them (copy=kept)
+// pays for one.
 func BenchmarkSyncerRestart(b *testing.B) {
 	const keys, points = 1000, 1000
 	ctx := context.Background()
@@ -77,25 +78,36 @@ func BenchmarkSyncerRestart(b *testing.B) {
 	total := int64(keys * points)
 	run(total)()
 
-	var cpu time.Duration
-	var bytes int64
-	b.ResetTimer()
-	for i := range b.N {
-		b.StopTimer()
-		write(time.Now(), "new"+strconv.Itoa(i))
-		total += keys
-		cpu0, out0 := serversCPU(b, servers), netOutput(b, peer.Addr())
-		b.StartTimer()
-		stop := run(total)
-		b.StopTimer()
-		cpu += serversCPU(b, servers) - cpu0
-		bytes += netOutput(b, peer.Addr()) - out0
-		stop()
-		b.StartTimer()
+	// copy=kept restarts as a deploy does; copy=none removes the copy of
+	// the marks first, as a syncer without one (or before there was one)
+	// starts.
+	writes := 0 // each write's own value: the testing package runs b.N from 0 more than once
+	for _, kept := range []bool{true, false} {
+		b.Run(fmt.Sprintf("copy=%s", map[bool]string{true: "kept", false: "none"}[kept]), func(b *testing.B) {
+			var cpu time.Duration
+			var bytes int64
+			for range b.N {
+				b.StopTimer()
+				writes++
+				write(time.Now(), "new"+strconv.Itoa(writes))
+				total += keys
+				if !kept {
+					if err := direct(b, local.Addr()).Del(ctx, journal.MarksKey).Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu0, out0 := serversCPU(b, servers), netOutput(b, peer.Addr())
+				b.StartTimer()
+				stop := run(total)
+				b.StopTimer()
+				cpu += serversCPU(b, servers) - cpu0
+				bytes += netOutput(b, peer.Addr()) - out0
+				stop()
+			}
+			b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N*keys), "server-µs/key")
+			b.ReportMetric(float64(bytes)/float64(b.N*keys), "peer-B/key")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(cpu)/float64(time.Microsecond)/float64(b.N*keys), "server-µs/key")
-	b.ReportMetric(float64(bytes)/float64(b.N*keys), "peer-B/key")
 }
 
 // netOutput returns the bytes a server has sent its clients so far.
