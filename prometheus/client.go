@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,9 @@ type ClientCollector struct {
 	c        *federated.Client
 	duration *prometheus.HistogramVec
 	errs     *prometheus.CounterVec
+
+	mu      sync.Mutex
+	servers map[string]bool // guarded by mu: the servers of the last Collect
 }
 
 var (
@@ -48,7 +52,7 @@ func NewClientCollector(c *federated.Client) *ClientCollector {
 		}, []string{"server", "kind"}),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "redfed_client_call_errors_total",
-			Help: "Commands and pipelines that failed on a server: error is \"reply\" for an error Redis answered, else \"connection\" or \"timeout\".",
+			Help: "Commands and pipelines that failed on a server: error is \"reply\" for an error Redis answered, else \"connection\" or \"timeout\" (of the server or of the pool); calls cancelled by their caller or cut off by Close are not counted.",
 		}, []string{"server", "kind", "error"}),
 	}
 	c.AddServerHook(func(addr string) redis.Hook { return hook{cc: cc, server: addr} })
@@ -64,9 +68,14 @@ func (cc *ClientCollector) Describe(ch chan<- *prometheus.Desc) {
 	cc.errs.Describe(ch)
 }
 
-// Collect sends the collector's metrics.
+// Collect sends the collector's metrics. The latency and errors of a
+// server that left the federation (RemoveNode, ReplaceNode, a reload) go
+// with it, so that a fleet whose addresses change does not export every
+// address it ever had.
 func (cc *ClientCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, st := range cc.c.Status() {
+	status := cc.c.Status()
+	cc.forget(status)
+	for _, st := range status {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, st.Node, st.Address)
 		}
@@ -80,6 +89,24 @@ func (cc *ClientCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	cc.duration.Collect(ch)
 	cc.errs.Collect(ch)
+}
+
+// forget deletes the series of the servers that were in the federation at
+// the last Collect and are no longer.
+func (cc *ClientCollector) forget(status []federated.ServerStatus) {
+	now := make(map[string]bool, len(status))
+	for _, st := range status {
+		now[st.Address] = true
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for addr := range cc.servers {
+		if !now[addr] {
+			cc.duration.DeletePartialMatch(prometheus.Labels{"server": addr})
+			cc.errs.DeletePartialMatch(prometheus.Labels{"server": addr})
+		}
+	}
+	cc.servers = now
 }
 
 func boolValue(b bool) float64 {
@@ -101,7 +128,7 @@ func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		h.observe("command", start, err)
+		h.observe(ctx, "command", start, err)
 		return err
 	}
 }
@@ -110,12 +137,19 @@ func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessP
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		h.observe("pipeline", start, err)
+		h.observe(ctx, "pipeline", start, err)
 		return err
 	}
 }
 
-func (h hook) observe(kind string, start time.Time, err error) {
+// observe counts a call that ended, but one its caller gave up on
+// (cancelled) or that the client's Close cut off: neither says anything
+// of the server, as the client's own health tracking holds too.
+func (h hook) observe(ctx context.Context, kind string, start time.Time, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrClosed) ||
+		err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
 	h.cc.duration.WithLabelValues(h.server, kind).Observe(time.Since(start).Seconds())
 	if err == nil || errors.Is(err, redis.Nil) {
 		return
@@ -123,14 +157,15 @@ func (h hook) observe(kind string, start time.Time, err error) {
 	h.cc.errs.WithLabelValues(h.server, kind, errorClass(err)).Inc()
 }
 
-// errorClass sorts an error: Redis's answer, a timeout, or the connection.
+// errorClass sorts an error: Redis's answer, a timeout (waiting for the
+// server, or for a connection of the pool), or the connection.
 func errorClass(err error) string {
 	var reply redis.Error
 	var ne net.Error
 	switch {
 	case errors.As(err, &reply):
 		return "reply"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, redis.ErrPoolTimeout), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	}
 	return "connection"

@@ -129,3 +129,43 @@ func calls(t *testing.T, reg *prometheus.Registry, server, kind string) uint64 {
 	}
 	return n
 }
+
+// A call its caller cancelled says nothing of the server: it is neither
+// timed nor counted as an error of the server's connection.
+func TestCancelledCallsAreNotTheServers(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	addr := servers[0].Addr()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: addr}},
+		Options: federated.Options{Logger: slog.New(slog.DiscardHandler)}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(redfedprom.NewClientCollector(c))
+	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, c.Get(ctx, "k").Err(), context.Canceled)
+	assert.Empty(t, family(t, reg, "redfed_client_call_errors_total", addr))
+}
+
+// The latency and errors of a server that left the federation go with it.
+func TestSeriesOfARemovedServerGo(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}},
+		Options: federated.Options{Logger: slog.New(slog.DiscardHandler)}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(redfedprom.NewClientCollector(c))
+	ctx := context.Background()
+	for _, addr := range []string{a, b} {
+		sc, err := c.ServerClient(addr)
+		require.NoError(t, err)
+		require.NoError(t, sc.Ping(ctx).Err())
+	}
+	require.NotZero(t, calls(t, reg, b, "command"))
+	require.NoError(t, c.RemoveNode("b"))
+	assert.Zero(t, calls(t, reg, b, "command"), "the removed server's calls are gone")
+	assert.NotZero(t, calls(t, reg, a, "command"), "the others' stay")
+}
