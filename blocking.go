@@ -241,7 +241,7 @@ func (c *Client) pubsubOf(s *server) *redis.Client {
 	// added meanwhile is in it, or added to it.
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	ps := c.newRedisClientLocked(s)
+	ps := c.newRedisClientLocked(s, false)
 	s.pubsub.Store(ps)
 	return ps
 }

@@ -239,3 +239,21 @@ func TestSubscriptionEndsAtClose(t *testing.T) {
 	assert.NoError(t, goleak.Find(before), "nothing of the subscription runs on")
 	assert.Error(t, ps.Close(), "closing it again only fails")
 }
+
+// OnNewClient sees the clients of a server's commands, each replacing the
+// last, and not the client its subscriptions get at the first: a caller
+// that closes the last client's instruments when a new one comes for the
+// address would close those of the client still in use.
+func TestOnNewClientSeesTheClientsOfCommands(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	var made atomic.Int32
+	opts.OnNewClient = func(string, *redis.Client) { made.Add(1) }
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	ps := c.Subscribe(ctx, "news")
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), made.Load(), "one client, of the server's commands")
+}

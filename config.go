@@ -201,8 +201,9 @@ type Options struct {
 	// included.
 	Hooks []redis.Hook `yaml:"-" json:"-"`
 	// OnNewClient, if set, is called with every go-redis client the client
-	// makes for a server: one per server at New and AddNode, and a fresh
-	// one each time a server comes back up. Instrument it there, e.g. with
+	// makes for a server's commands: one per server at New and AddNode,
+	// and a fresh one each time a server comes back up (not the client of
+	// a server's subscriptions, made at its first, which Hooks reach). Instrument it there, e.g. with
 	// redisotel.InstrumentTracing, so that what recovered servers run is
 	// instrumented too. The client it replaces is closed; redisotel's
 	// InstrumentMetrics goes on reporting a closed client until the

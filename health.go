@@ -56,13 +56,18 @@ func (c *Client) newServer(nodeName, addr string) *server {
 func (c *Client) newRedisClient(s *server) *redis.Client {
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	return c.newRedisClientLocked(s)
+	return c.newRedisClientLocked(s, true)
 }
 
 // newRedisClientLocked is newRedisClient with c.hooksMu held: the caller
 // that puts the client in place before it lets go of the mutex knows that
 // AddServerHook sees it.
-func (c *Client) newRedisClientLocked(s *server) *redis.Client {
+//
+// Options.OnNewClient sees the clients of commands (commands), one at a
+// time for a server, each replacing the last: not the one of its
+// subscriptions, made beside them, which a caller following that option's
+// advice would take for a replacement of the client still in use.
+func (c *Client) newRedisClientLocked(s *server, commands bool) *redis.Client {
 	rc := redis.NewClient(s.opts)
 	rc.AddHook(healthHook{c: c, s: s, rc: rc})
 	for _, h := range c.opts.Hooks {
@@ -71,7 +76,7 @@ func (c *Client) newRedisClientLocked(s *server) *redis.Client {
 	for _, h := range c.extraHooks {
 		rc.AddHook(h(s.addr))
 	}
-	if c.opts.OnNewClient != nil {
+	if commands && c.opts.OnNewClient != nil {
 		c.opts.OnNewClient(s.addr, rc)
 	}
 	return rc
@@ -284,7 +289,7 @@ func (c *Client) markUp(s *server) {
 	}
 	since := s.downSince
 	c.hooksMu.Lock() // a hook added meanwhile goes to the client swapped in
-	old := s.client.Swap(c.newRedisClientLocked(s))
+	old := s.client.Swap(c.newRedisClientLocked(s, true))
 	c.hooksMu.Unlock()
 	s.downSince, s.lastErr = time.Time{}, nil
 	s.down.Store(false)
