@@ -686,6 +686,10 @@ func (l *link) mark(s sifted, results []fetchResult, gen uint64) {
 // recordLagLocked keeps a batch's lag for the percentiles and counts it
 // in the histogram; l.mu is held.
 func (l *link) recordLagLocked(lag time.Duration) {
+	// The lag is this host's clock less the peer's journal time: a host
+	// whose clock is behind the peer's would make it negative, and the
+	// histogram's sum with it.
+	lag = max(lag, 0)
 	l.stats.Delays.observe(lag)
 	if len(l.lags) < lagSamples {
 		l.lags = append(l.lags, lag)

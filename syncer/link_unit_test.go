@@ -532,3 +532,16 @@ func TestMarksKeepNoPageAlive(t *testing.T) {
 		assert.False(t, at >= first && at < first+uintptr(len(page)), "the mark of %s holds the page's string", k)
 	}
 }
+
+// A syncer host whose clock is behind the peer's reads a delay of 0, not a
+// negative one that would bring the histogram's sum down.
+func TestLinkDelayOfAClockBehindIsZero(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	fs.peerSkew = 5 * time.Second // the peer's clock ahead
+	write(fs.peer, key(t, clock.now(), "m"), clock.now(), clock.now().Add(fs.peerSkew), "1")
+	pass(t, l)
+	st := l.snapshot()
+	require.Equal(t, uint64(1), st.Delays.Count)
+	assert.GreaterOrEqual(t, st.Delays.Sum, time.Duration(0))
+	assert.GreaterOrEqual(t, st.LagP50, time.Duration(0))
+}
