@@ -34,7 +34,7 @@ var (
 	descServerUp        = prometheus.NewDesc("redfed_client_server_up", "1 when the server is not marked down.", serverLabels, nil)
 	descServerCurrent   = prometheus.NewDesc("redfed_client_server_current", "1 when the node's commands go to this server.", serverLabels, nil)
 	descServerDownSince = prometheus.NewDesc("redfed_client_server_down_since_timestamp_seconds", "When the server was marked down, for a server marked down.", serverLabels, nil)
-	descServerDowns     = prometheus.NewDesc("redfed_client_server_downs_total", "Times the server was marked down.", serverLabels, nil)
+	descServerDowns     = prometheus.NewDesc("redfed_client_server_downs_total", "Times the server was marked down, since it joined the federation.", serverLabels, nil)
 	descServerTakeovers = prometheus.NewDesc("redfed_client_server_takeovers_total", "Times the node's commands moved to this server from another (a failover).", serverLabels, nil)
 )
 
@@ -47,7 +47,7 @@ func NewClientCollector(c *federated.Client) *ClientCollector {
 		c: c,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "redfed_client_call_duration_seconds",
-			Help:    "Time of a command, or of a pipeline, on one server, answer or error.",
+			Help:    "Time of a command, or of a pipeline, on one server, answer or error; the client's health checks (a PING a second) and go-redis's connection handshakes included.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50µs to 1.6s
 		}, []string{"server", "kind"}),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
