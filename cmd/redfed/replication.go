@@ -408,7 +408,7 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 					cards = append(cards, fmt.Sprintf("%s=%d", addr, n))
 				}
 			}
-			fmt.Fprintf(w, "    %s  %s\n", d.Key, strings.Join(cards, " "))
+			fmt.Fprintf(w, "    %s  %s\n", printable(d.Key), strings.Join(cards, " "))
 		}
 		if len(g.Diffs) > 10 {
 			fmt.Fprintf(w, "    … %d more\n", g.Divergent-10)

@@ -80,9 +80,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		prefix = cmd.CommandPath()
 	}
 	// A joined error has a line per failure, a server each say: prefix
-	// every one.
+	// every one, and escape what a server answered that would not print.
 	for line := range strings.Lines(err.Error()) {
-		fmt.Fprintf(con, "%s: %s", prefix, strings.TrimSuffix(line, "\n")+"\n")
+		fmt.Fprintf(con, "%s: %s\n", prefix, printableLine(strings.TrimSuffix(line, "\n")))
 	}
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, federated.ErrInvalidConfig) {
