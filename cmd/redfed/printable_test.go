@@ -81,3 +81,15 @@ func TestServersTextReachesTheTerminalEscaped(t *testing.T) {
 	assert.NotContains(t, errOut, "\x1b")
 	assert.Contains(t, errOut, `\x1b]0;PWNED`)
 }
+
+// check and repair refuse a node named twice, which they would read,
+// count and repair twice.
+func TestCheckRefusesANodeNamedTwice(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", servers[0].Addr(), servers[1].Addr()))
+	for _, verb := range []string{"check", "repair"} {
+		code, _, errOut := runCLI(t, "", verb, "--config", cfg, "--node", "redis_1,redis_1")
+		assert.Equal(t, exitUsage, code, verb)
+		assert.Contains(t, errOut, "--node redis_1: named twice", verb)
+	}
+}

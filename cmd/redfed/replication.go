@@ -282,9 +282,13 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 		return err
 	}
 	defer client.Close()
-	for _, n := range nodes {
+	for i, n := range nodes {
 		if _, err := client.AllServers(n); err != nil {
 			return usagef("--node %s: %w", n, err)
+		}
+		if slices.Contains(nodes[:i], n) {
+			// The group would be read, counted and repaired twice.
+			return usagef("--node %s: named twice", n)
 		}
 	}
 	if len(nodes) == 0 && !hasReplicaGroup(client) {
