@@ -213,3 +213,17 @@ func nodeNames(cfg federated.Config) []string {
 	}
 	return names
 }
+
+// addCompletionCmd adds cobra's completion command, which cobra would add
+// as it runs, to a root whose output is set (the command writes its
+// scripts where the root wrote then): added so, it refuses a shell it
+// does not know (exit 2) as the other groups refuse a command, rather
+// than print its help on stdout, for a shell to source.
+func addCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, cmd := range root.Commands() {
+		if cmd.Name() == "completion" {
+			groupCommand(cmd)
+		}
+	}
+}

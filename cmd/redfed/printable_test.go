@@ -93,3 +93,15 @@ func TestCheckRefusesANodeNamedTwice(t *testing.T) {
 		assert.Contains(t, errOut, "--node redis_1: named twice", verb)
 	}
 }
+
+// A shell that completion does not know is a usage error, not its help
+// on stdout for a shell to source.
+func TestCompletionOfAnUnknownShell(t *testing.T) {
+	code, out, errOut := runCLI(t, "", "completion", "bahs")
+	assert.Equal(t, exitUsage, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, `unknown command "bahs"`)
+	code, out, _ = runCLI(t, "", "completion", "bash")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "bash completion")
+}

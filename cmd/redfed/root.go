@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(con)
+	addCompletionCmd(root)
 	cmd, err := root.ExecuteContextC(ctx)
 	con.ClearStatus()
 	if err == nil {
