@@ -13,7 +13,8 @@ import (
 )
 
 // TestLogFormatJSON checks that --log-format json makes the client's
-// warnings one JSON object a line, and that text stays the default.
+// warnings, and the command's own error at the end, one JSON object a
+// line, and that text stays the default.
 func TestLogFormatJSON(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\noptions: {command_timeout: 2s}\n", servers[0].Addr()))
@@ -21,19 +22,21 @@ func TestLogFormatJSON(t *testing.T) {
 
 	code, _, errOut := runCLI(t, "", "hosts", "--config", cfg, "--log-format", "json")
 	assert.Equal(t, 1, code, errOut)
-	var down map[string]any
+	var down, failed map[string]any
 	for line := range strings.Lines(errOut) {
-		if !strings.HasPrefix(line, "{") {
-			assert.True(t, strings.HasPrefix(line, "redfed hosts: "), "a line neither a log record nor the error: %q", line)
-			continue
-		}
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &rec), "log line %q", line)
-		if rec["msg"] == "federated: server down" {
+		switch rec["msg"] {
+		case "federated: server down":
 			down = rec
+		case "redfed hosts failed":
+			failed = rec
 		}
 	}
 	require.NotNil(t, down, "no server-down record in %s", errOut)
+	require.NotNil(t, failed, "no record of the command's error in %s", errOut)
+	assert.Equal(t, "ERROR", failed["level"])
+	assert.Contains(t, failed["err"], servers[0].Addr())
 	assert.Equal(t, "WARN", down["level"])
 	assert.Equal(t, servers[0].Addr(), down["server"])
 

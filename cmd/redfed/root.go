@@ -80,10 +80,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cmd != nil {
 		prefix = cmd.CommandPath()
 	}
-	// A joined error has a line per failure, a server each say: prefix
-	// every one, and escape what a server answered that would not print.
-	for line := range strings.Lines(err.Error()) {
-		fmt.Fprintf(con, "%s: %s\n", prefix, printableLine(strings.TrimSuffix(line, "\n")))
+	if format, _ := root.PersistentFlags().GetString("log-format"); format == logFormatJSON {
+		// One object, as every line of a JSON log is: a daemon's failure
+		// to start is the line a collector must not drop.
+		slog.New(slog.NewJSONHandler(con, nil)).Error(prefix+" failed", "err", err.Error())
+	} else {
+		// A joined error has a line per failure, a server each say:
+		// prefix every one, and escape what a server answered that
+		// would not print.
+		for line := range strings.Lines(err.Error()) {
+			fmt.Fprintf(con, "%s: %s\n", prefix, printableLine(strings.TrimSuffix(line, "\n")))
+		}
 	}
 	var ue usageError
 	if errors.As(err, &ue) || errors.Is(err, federated.ErrInvalidConfig) {
