@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -236,4 +237,55 @@ func TestSyncWaitsForPeersOnSIGHUP(t *testing.T) {
 	rc := fedtest.DirectClient(t, a)
 	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond,
 		"the peer the reload gave is pulled from: %s", stderr)
+}
+
+// A SIGHUP that comes while sync starts (reading its federation file, a
+// FIFO here that the test writes when the command opens it) is a reload
+// once the syncer runs: its default, before the command asked for it,
+// ended the process, which systemd does not restart after a signal.
+func TestSIGHUPWhileStartingIsAReload(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	addrs := redistest.Addrs(servers)
+	doc := fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", addrs[0], addrs[1])
+	fifo := filepath.Join(t.TempDir(), "fed.yaml")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	// feed writes the file once the command opens it to read.
+	feed := func(sighup bool) {
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		if sighup {
+			// Written once the signal is handed out, to the command's
+			// channel too if it asked for it by then.
+			seen := make(chan os.Signal, 1)
+			signal.Notify(seen, syscall.SIGHUP)
+			defer signal.Stop(seen)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
+			<-seen
+		}
+		_, _ = io.WriteString(w, doc)
+		_ = w.Close()
+	}
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feed(true)
+	}()
+	_, stderr := startDaemon(t, "syncer running", "sync", "--config", fifo, "--local", addrs[1])
+	<-fed
+	refed := make(chan struct{})
+	go func() {
+		defer close(refed)
+		feed(false) // the reload reads the file again
+	}()
+	t.Cleanup(func() {
+		// A writer still waiting for a reader (no reload came) is let go.
+		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-refed
+			_ = r.Close()
+		}
+	})
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "reload: no node changed") },
+		10*time.Second, 10*time.Millisecond, "the SIGHUP that came while sync started was a reload: %s", stderr)
 }

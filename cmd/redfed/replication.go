@@ -57,6 +57,11 @@ every node has a server up, else 503 naming the nodes with none).`,
   redfed sync --local db1:6379 --metrics-listen 127.0.0.1:9121`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP is taken from the start: its default would end the
+			// process, which systemd does not restart, and a reload that
+			// comes while it starts is done once it runs.
+			reloads, stopReloads := reloadRequests()
+			defer stopReloads()
 			if len(local) == 0 {
 				return usagef("--local is required: the host:port of each server this daemon replicates")
 			}
@@ -112,8 +117,6 @@ every node has a server up, else 503 naming the nodes with none).`,
 				return err
 			}
 			defer s.Close()
-			reloads, stopReloads := reloadRequests()
-			defer stopReloads()
 			r := &syncReloader{cmd: cmd, client: client, local: local, started: cfg.Options, opts: opts,
 				allowNoPeers: allowNoPeers, logger: logger}
 			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.prepare)

@@ -176,6 +176,11 @@ protocol has no authentication: listen where only your hosts reach.
   redfed serve --graphite-listen 0.0.0.0:2003 --graphite-template 'servers.host.host.metric*'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// SIGHUP is taken from the start: its default would end the
+			// process, which systemd does not restart, and a reload that
+			// comes while it starts is done once it runs.
+			reloads, stopReloads := reloadRequests()
+			defer stopReloads()
 			token, err := dashboardToken(cmd, token, tokenFile)
 			if err != nil {
 				return err
@@ -226,8 +231,6 @@ protocol has no authentication: listen where only your hosts reach.
 				cancel() // before the wait: the check loop ends with ctx
 				wg.Wait()
 			}()
-			reloads, stopReloads := reloadRequests()
-			defer stopReloads()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
