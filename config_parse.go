@@ -17,13 +17,25 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// LoadConfig reads a federation from a YAML or JSON file. Unknown keys are
-// errors. The configuration is validated as New would validate it. Errors
-// name the file, and the field at fault by its path and its line.
+// LoadConfig reads a federation from a YAML or JSON file of at most
+// MaxConfigBytes. Unknown keys are errors. The configuration is validated
+// as New would validate it. Errors name the file, and the field at fault
+// by its path and its line.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	defer f.Close()
+	// A federation file of thousands of nodes takes a few hundred KB: what
+	// is larger is not one (/dev/zero, a log named by mistake), and would
+	// be read whole into memory.
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if len(data) > MaxConfigBytes {
+		return Config{}, fmt.Errorf("%w: %s: more than %d bytes (MaxConfigBytes): not a federation file", ErrInvalidConfig, path, MaxConfigBytes)
 	}
 	cfg, err := ParseConfig(data)
 	if err != nil {
@@ -31,6 +43,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// MaxConfigBytes bounds a federation file that LoadConfig reads.
+const MaxConfigBytes = 16 << 20
 
 // ParseConfig parses a federation from YAML or JSON (JSON is YAML too) and
 // validates it. The data holds one YAML document. An error names the field

@@ -432,3 +432,12 @@ func TestSecondsRefusals(t *testing.T) {
 		assert.Zero(t, cfg.Options.CommandTimeout, "command_timeout: %s", zero)
 	}
 }
+
+// A file larger than any federation file (an endless one, /dev/zero, or a
+// log named by mistake) is refused once MaxConfigBytes are read, not read
+// whole into memory.
+func TestLoadConfigRefusesAnEndlessFile(t *testing.T) {
+	_, err := federated.LoadConfig("/dev/zero")
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "/dev/zero: more than 16777216 bytes (MaxConfigBytes)")
+}
