@@ -64,9 +64,18 @@ func numberArgs(root *cobra.Command, args []string) []string {
 }
 
 // isNegativeNumber reports whether a starts like a negative number or
-// duration: '-' then a digit or '.'.
+// duration ('-' then a digit or '.'), or is a negative infinity or NaN.
 func isNegativeNumber(a string) bool {
-	return len(a) > 1 && a[0] == '-' && (a[1] == '.' || '0' <= a[1] && a[1] <= '9')
+	if len(a) > 1 && a[0] == '-' && (a[1] == '.' || '0' <= a[1] && a[1] <= '9') {
+		return true
+	}
+	// -Inf and -NaN too, however written: the value's check refuses them
+	// by name, where a flag's parser would call them an unknown flag.
+	switch strings.ToLower(a) {
+	case "-inf", "-infinity", "-nan":
+		return true
+	}
+	return false
 }
 
 // lookupFlag finds a flag of cmd, its own or one it inherits, by name or by

@@ -54,4 +54,16 @@ func TestNegativeNumberArguments(t *testing.T) {
 	code, out, errOut := runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "1795604000", "--to", "-1h")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "-3.5")
+
+	// -inf and -NaN are values, refused by name, not unknown flags.
+	for _, v := range []string{"-inf", "-Infinity", "-NaN"} {
+		code, _, errOut := runCLI(t, "", "record", "--config", cfg, "web1.sfo", "temp.delta", v)
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, "value", v)
+		assert.NotContains(t, errOut, "shorthand", v)
+	}
+	// A time so long ago it is before 1970 is named as written.
+	code, _, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "65535d")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, `"65535d" ago: federated: bad timestamp`)
 }

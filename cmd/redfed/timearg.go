@@ -35,7 +35,10 @@ func parseTimeArg(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s: want %s", quoteField(s), timeArgForms)
 	}
 	t := now.Add(-ago)
-	return t, metric.ValidateTimestamp(metric.Seconds(t))
+	if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
+		return time.Time{}, fmt.Errorf("%s ago: %w", quoteField(s), err)
+	}
+	return t, nil
 }
 
 // parseAgo reads a Go duration or a number of days ("7d"), with an optional
