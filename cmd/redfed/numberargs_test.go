@@ -66,4 +66,10 @@ func TestNegativeNumberArguments(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "65535d")
 	assert.Equal(t, 2, code, errOut)
 	assert.Contains(t, errOut, `"65535d" ago: federated: bad timestamp`)
+	// A range wider than a read may take is a usage error, answered
+	// before any server is asked.
+	code, out, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "0", "--to", "9999-12-31T00:00:00Z", "--json")
+	assert.Equal(t, 2, code, errOut)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "spans more than 100000 day periods")
 }
