@@ -94,10 +94,14 @@ end
 // server's origin token is written anew. INFO is in the @dangerous
 // category: for a user that may not run it the run is "", and a restart
 // goes unseen.
-const RunLua = `(function() local i = redis.pcall('INFO', 'server', 'replication') ` +
-	`if type(i) ~= 'string' then return '' end ` +
-	`local id = string.match(i, 'run_id:(%x+)') ` +
-	`return id and id .. ':' .. (string.match(i, 'master_replid:(%x+)') or '') or '' end)()`
+//
+// (Two INFO calls of a section each: INFO of several sections is Redis
+// 7.0's, and an older server would refuse it.)
+const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
+	`local id = type(i) == 'string' and string.match(i, 'run_id:(%x+)') ` +
+	`if not id then return '' end ` +
+	`local r = redis.pcall('INFO', 'replication') ` +
+	`return id .. ':' .. (type(r) == 'string' and string.match(r, 'master_replid:(%x+)') or '') end)()`
 
 // FetchScript fetches members of keys from the peer and reads their
 // checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
