@@ -177,7 +177,10 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 //
 // Ending a subscription closes its PubSub, which ends the goroutine that
 // its Channel runs; closing it again, as go-redis asks of its owner, only
-// returns an error.
+// returns an error. (A goroutine that is handing a message to a reader
+// who stopped reading, its channel's buffer full, waits for it up to the
+// channel's send timeout first: a minute, or what
+// redis.WithChannelSendTimeout gives Channel.)
 func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
 	rc, subs := c.pubsubClient(channels)
 	return subs.add(rc.Subscribe(ctx, channels...))
