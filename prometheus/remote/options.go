@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/common/model"
+
+	"github.com/redfed/federated/internal/ratelog"
 )
 
 // Defaults of Options.
@@ -208,40 +209,12 @@ func readBody(w http.ResponseWriter, r *http.Request, opts Options, name string,
 // again every few hundred milliseconds.
 const logEvery = 10 * time.Second
 
-// rateLog writes warnings, one every logEvery at most, with the number
-// left out since the last.
-type rateLog struct {
-	log *slog.Logger
-
-	mu      sync.Mutex
-	last    time.Time // guarded by mu: the last line logged
-	skipped int       // guarded by mu: warnings since, not logged
-}
-
-// warn logs msg with args, unless a line was logged less than logEvery
-// ago.
-func (l *rateLog) warn(msg string, args ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Sub(l.last) < logEvery {
-		l.skipped++
-		l.mu.Unlock()
-		return
-	}
-	skipped := l.skipped
-	l.last, l.skipped = now, 0
-	l.mu.Unlock()
-	l.log.Warn(msg, append(args, "not_logged_before", skipped)...)
-}
-
-// failLog answers failed requests and logs them, rate-limited, with their
-// sender.
-type failLog struct{ rateLog }
+type failLog struct{ *ratelog.Log }
 
 // fail writes the reply of an error, and logs it.
 func (f *failLog) fail(w http.ResponseWriter, r *http.Request, e *httpError) {
 	http.Error(w, e.msg, e.code)
-	f.warn("remote: request failed", "path", r.URL.Path, "peer", r.RemoteAddr, "status", e.code, "error", e.msg)
+	f.Warn("remote: request failed", "path", r.URL.Path, "peer", r.RemoteAddr, "status", e.code, "error", e.msg)
 }
 
 // summary returns the first of the errors that the store joined, and how

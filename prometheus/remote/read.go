@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/redfed/federated/internal/ratelog"
 	"github.com/redfed/federated/metrics"
 )
 
@@ -76,7 +77,7 @@ func NewReadHandler(q Querier, opts Options) (*ReadHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ReadHandler{q: q, opts: opts, failures: failLog{rateLog{log: opts.Logger}}, turns: make(turns, opts.MaxRequests)}, nil
+	return &ReadHandler{q: q, opts: opts, failures: failLog{ratelog.New(opts.Logger, logEvery)}, turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // ServeHTTP decodes a ReadRequest and answers it with a ReadResponse, or a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/internal/ratelog"
 	"github.com/redfed/federated/metrics"
 )
 
@@ -49,7 +50,7 @@ type WriteHandler struct {
 	app      Appender
 	opts     Options
 	failures failLog
-	drops    rateLog // samples of dropped periods skipped
+	drops    *ratelog.Log // samples of dropped periods skipped
 	turns    turns
 
 	requests, stored, samples, dropped, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
@@ -65,8 +66,8 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &WriteHandler{app: app, opts: opts, failures: failLog{rateLog{log: opts.Logger}},
-		drops: rateLog{log: opts.Logger}, turns: make(turns, opts.MaxRequests)}, nil
+	return &WriteHandler{app: app, opts: opts, failures: failLog{ratelog.New(opts.Logger, logEvery)},
+		drops: ratelog.New(opts.Logger, logEvery), turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // Stats returns the counts since the handler was made.
@@ -183,7 +184,7 @@ func (h *WriteHandler) write(r *http.Request, samples []metrics.Sample) *httpErr
 	if dropped > 0 {
 		h.dropped.Add(int64(dropped))
 		slices.Sort(periods)
-		h.drops.warn("remote: samples of dropped periods skipped", "peer", r.RemoteAddr, "samples", dropped,
+		h.drops.Warn("remote: samples of dropped periods skipped", "peer", r.RemoteAddr, "samples", dropped,
 			"of", len(samples), "periods", strings.Join(periods, ","))
 	}
 	if len(final) > 0 {

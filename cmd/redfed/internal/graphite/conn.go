@@ -25,7 +25,7 @@ func (s *Server) backOff(msg string, addr net.Addr, err error, pause *time.Durat
 	if s.closed.Load() {
 		return false
 	}
-	s.connLog.warn(msg, "addr", addr.String(), "error", err)
+	s.connLog.Warn(msg, "addr", addr.String(), "error", err)
 	if !s.pause(*pause) {
 		return false
 	}
@@ -66,7 +66,7 @@ func (s *Server) addConn(c net.Conn) bool {
 	if !ok {
 		if !s.closed.Load() {
 			s.refused.Add(1)
-			s.connLog.warn("graphite: connection refused: too many open", "peer", c.RemoteAddr().String(), "open", open)
+			s.connLog.Warn("graphite: connection refused: too many open", "peer", c.RemoteAddr().String(), "open", open)
 		}
 		_ = c.Close()
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redfed/federated/internal/ratelog"
 	"github.com/redfed/federated/metrics"
 )
 
@@ -107,7 +108,7 @@ type Server struct {
 	lines, written, failed, refused atomic.Int64
 	bad                             [badReasons]atomic.Int64
 
-	badLog, writeLog, connLog *rateLog
+	badLog, writeLog, connLog *ratelog.Log
 }
 
 // badReason indexes Server.bad.
@@ -184,9 +185,9 @@ func Start(opts Options, ln net.Listener, pc net.PacketConn) (*Server, error) {
 		pc:       pc,
 		done:     make(chan struct{}),
 		conns:    make(map[net.Conn]struct{}),
-		badLog:   newRateLog(opts.Logger, opts.LogInterval),
-		writeLog: newRateLog(opts.Logger, opts.LogInterval),
-		connLog:  newRateLog(opts.Logger, opts.LogInterval),
+		badLog:   ratelog.New(opts.Logger, opts.LogInterval),
+		writeLog: ratelog.New(opts.Logger, opts.LogInterval),
+		connLog:  ratelog.New(opts.Logger, opts.LogInterval),
 	}
 	if ln != nil {
 		s.wg.Go(s.acceptLoop)
@@ -334,7 +335,7 @@ func (s *Server) badLine(peer string, reason badReason, line []byte, err error) 
 	if line != nil {
 		args = append(args, "line", cut(string(line)))
 	}
-	s.badLog.warn("graphite: bad line skipped", args...)
+	s.badLog.Warn("graphite: bad line skipped", args...)
 }
 
 // write writes a batch from peer, waiting for the Writer, and counts it.
@@ -358,37 +359,5 @@ func (s *Server) write(peer string, batch []metrics.Sample) {
 	}
 	s.written.Add(int64(len(batch) - failed))
 	s.failed.Add(int64(failed))
-	s.writeLog.warn("graphite: write failed", "peer", peer, "points", failed, "of", len(batch), "error", err)
-}
-
-// rateLog writes warnings at most once per interval, and says in the next
-// one how many it left out meanwhile.
-type rateLog struct {
-	logger *slog.Logger
-	every  time.Duration
-
-	mu      sync.Mutex
-	next    time.Time // guarded by mu: no warning before this time
-	skipped int64     // guarded by mu: warnings left out since the last one
-}
-
-func newRateLog(logger *slog.Logger, every time.Duration) *rateLog {
-	return &rateLog{logger: logger, every: every}
-}
-
-func (l *rateLog) warn(msg string, args ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	if now.Before(l.next) {
-		l.skipped++
-		l.mu.Unlock()
-		return
-	}
-	skipped := l.skipped
-	l.skipped, l.next = 0, now.Add(l.every)
-	l.mu.Unlock()
-	if skipped > 0 {
-		args = append(args, "not_logged", skipped)
-	}
-	l.logger.Warn(msg, args...)
+	s.writeLog.Warn("graphite: write failed", "peer", peer, "points", failed, "of", len(batch), "error", err)
 }

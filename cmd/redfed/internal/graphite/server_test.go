@@ -183,23 +183,6 @@ func TestBadLinesAreCountedAndSkipped(t *testing.T) {
 	assert.Equal(t, []any{"collectd.web1.df.used 1"}, f.logs.Values("graphite: bad line skipped", "line"))
 }
 
-// The next warning after a quiet interval says how many were left out.
-func TestRateLogCountsWhatItLeftOut(t *testing.T) {
-	logs := &fedtest.Logs{}
-	l := newRateLog(slog.New(logs), 50*time.Millisecond)
-	for range 5 {
-		l.warn("w", "i", 1)
-	}
-	require.Len(t, logs.Values("w", "i"), 1)
-	require.Eventually(t, func() bool {
-		l.warn("w", "i", 2)
-		return len(logs.Values("w", "i")) == 2
-	}, 5*time.Second, 10*time.Millisecond)
-	left := logs.Values("w", "not_logged")
-	require.Len(t, left, 1)
-	assert.GreaterOrEqual(t, left[0], int64(4))
-}
-
 // A line beyond MaxLineLen is skipped as it streams in, never buffered:
 // 32 MiB of it leave the process's allocations almost where they were,
 // and the line after it is written.
