@@ -32,6 +32,10 @@ var ErrNoData = errors.New("metrics: no data")
 // that a range from the zero time does not queue millions of commands.
 const MaxRangePeriods = 100_000
 
+// ErrRangeTooWide is wrapped by the error of a range read of
+// MaxRangePeriods periods or more, refused before any server is asked.
+var ErrRangeTooWide = errors.New("metrics: range too wide")
+
 // journalPage is how many journal entries a listing asks for at once: a
 // journal with fewer changed keys is read in one ZRANGEBYSCORE, a larger one
 // with ZSCAN in pages of this size.
@@ -392,8 +396,8 @@ func checkRange(p metric.Period, from, to time.Time) error {
 		}
 	}
 	if n := to.Sub(from) / p.Duration(); n >= MaxRangePeriods {
-		return fmt.Errorf("metrics: range %s to %s spans more than %d %s periods",
-			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), MaxRangePeriods, p)
+		return fmt.Errorf("%w: %s to %s spans more than %d %s periods",
+			ErrRangeTooWide, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), MaxRangePeriods, p)
 	}
 	return nil
 }

@@ -168,6 +168,7 @@ func TestRangeRejectsBadInputAndReadsNothing(t *testing.T) {
 	_, err := rangeOf(ctx, newStore(t, c), "web1", "cpu", time.Unix(0, 0), time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))
 	require.Error(t, err, "a range of more than MaxRangePeriods periods")
 	assert.Contains(t, err.Error(), "periods")
+	assert.ErrorIs(t, err, metrics.ErrRangeTooWide)
 	_, err = newStore(t, c).Metrics(ctx, "web:1", time.Time{})
 	require.ErrorIs(t, err, federated.ErrBadHost)
 	assert.Zero(t, counter.Count(), "commands sent for bad input: got %d, want 0", counter.Count())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -78,14 +79,13 @@ be missing.`,
 			return err
 		}
 		defer client.Close()
-		// Refused before a server is asked, and without an empty answer.
-		if p, err := metric.ParsePeriod(client.Options().Metrics.Period); err == nil && end.Sub(start)/p.Duration() >= metrics.MaxRangePeriods {
-			return usagef("--from %s to --to %s spans more than %d %s periods: query a shorter range",
-				formatTime(start), formatTime(end), metrics.MaxRangePeriods, p)
-		}
 		s := metrics.Series{Host: host, Metric: metricName}
 		var r metrics.RangeResult
 		res, readErr := storeOf(client).Range(cmd.Context(), start, end, s)
+		if errors.Is(readErr, metrics.ErrRangeTooWide) {
+			// Refused before a server was asked: no answer to print.
+			return usageError{readErr}
+		}
 		if res != nil {
 			r = res[0]
 		}
