@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -176,15 +175,7 @@ func New(cfg Config) (*Client, error) {
 // chosen at random, as the Perl module does, so that clients spread over the
 // group.
 func (c *Client) newNode(name string, n Node) *node {
-	addrs := n.Servers()
-	nd := &node{name: name, servers: make([]*server, len(addrs))}
-	for i, addr := range addrs {
-		nd.servers[i] = c.newServer(name, addr)
-	}
-	if len(addrs) > 1 {
-		nd.current.Store(int32(rand.IntN(len(addrs))))
-	}
-	return nd
+	return c.nodeKeeping(name, n, nil)
 }
 
 // redisOptions are the go-redis options of every server's client. go-redis's

@@ -51,20 +51,25 @@ func (c *Client) ReplaceNode(name string, n Node) error {
 
 // nodeKeeping returns the node name with n's servers, where a server of
 // prev's that stays is prev's own, and prev's current server, if it stays,
-// is the node's current one.
+// is the node's current one; else a server of n's, at random. prev is nil
+// for a new node.
 func (c *Client) nodeKeeping(name string, n Node, prev *node) *node {
-	current := prev.servers[prev.current.Load()]
+	var kept []*server
+	var current *server
+	if prev != nil {
+		kept, current = prev.servers, prev.servers[prev.current.Load()]
+	}
 	addrs := n.Servers()
 	nd := &node{name: name, servers: make([]*server, len(addrs))}
 	at := -1
 	for i, addr := range addrs {
-		j := slices.IndexFunc(prev.servers, func(s *server) bool { return s.addr == addr })
+		j := slices.IndexFunc(kept, func(s *server) bool { return s.addr == addr })
 		if j < 0 {
 			nd.servers[i] = c.newServer(name, addr)
 			continue
 		}
-		nd.servers[i] = prev.servers[j]
-		if prev.servers[j] == current {
+		nd.servers[i] = kept[j]
+		if kept[j] == current {
 			at = i
 		}
 	}
