@@ -345,35 +345,32 @@ func TestKeepPeriods(t *testing.T) {
 func TestHorizonOfTheOtherPeriodLength(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
-	clients := func(t *testing.T) (hourly, daily *federated.Client) {
-		servers := redistest.StartN(t, 2)
-		group := map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}}
-		ho, do := testOptions(), testOptions()
-		ho.Metrics.Period, do.Metrics.Period = "hour", "day"
-		return newClient(t, federated.Config{Nodes: group, Options: ho}), newClient(t, federated.Config{Nodes: group, Options: do})
+	for _, tt := range []struct {
+		name          string
+		first, then   string // the periods of the drop, and of the writes after it
+		kept, dropped string
+		checked       string
+	}{
+		{"hours, then days", "hour", "day", "the day of the hourly horizon is kept", "the day before it is dropped", "the day's key is checked"},
+		{"days, then hours", "day", "hour", "an hour of the daily horizon is kept", "an hour of the day before it is dropped", "the hour's key is checked"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			group := map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}}
+			fo, to := testOptions(), testOptions()
+			fo.Metrics.Period, to.Metrics.Period = tt.first, tt.then
+			first := newClient(t, federated.Config{Nodes: group, Options: fo})
+			then := newClient(t, federated.Config{Nodes: group, Options: to})
+			_, err := newStore(t, first).DropBefore(ctx, now)
+			require.NoError(t, err)
+			require.NoError(t, then.Record(ctx, "web1", "cpu", now, 1), tt.kept)
+			err = then.Record(ctx, "web1", "cpu", now.AddDate(0, 0, -1), 1)
+			require.ErrorIs(t, err, federated.ErrPeriodDropped, tt.dropped)
+			report, err := newStore(t, then).Check(ctx, metrics.CheckOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, 1, report.Keys, tt.checked)
+		})
 	}
-	t.Run("hours, then days", func(t *testing.T) {
-		hourly, daily := clients(t)
-		_, err := newStore(t, hourly).DropBefore(ctx, now)
-		require.NoError(t, err)
-		require.NoError(t, daily.Record(ctx, "web1", "cpu", now, 1), "the day of the hourly horizon is kept")
-		err = daily.Record(ctx, "web1", "cpu", now.AddDate(0, 0, -1), 1)
-		require.ErrorIs(t, err, federated.ErrPeriodDropped, "the day before it is dropped")
-		report, err := newStore(t, daily).Check(ctx, metrics.CheckOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, 1, report.Keys, "the day's key is checked")
-	})
-	t.Run("days, then hours", func(t *testing.T) {
-		hourly, daily := clients(t)
-		_, err := newStore(t, daily).DropBefore(ctx, now)
-		require.NoError(t, err)
-		require.NoError(t, hourly.Record(ctx, "web1", "cpu", now, 1), "an hour of the daily horizon is kept")
-		err = hourly.Record(ctx, "web1", "cpu", now.AddDate(0, 0, -1), 1)
-		require.ErrorIs(t, err, federated.ErrPeriodDropped, "an hour of the day before it is dropped")
-		report, err := newStore(t, hourly).Check(ctx, metrics.CheckOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, 1, report.Keys, "the hour's key is checked")
-	})
 }
 
 // A retention longer than the time since 1970 keeps everything: each drop
