@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -119,4 +120,27 @@ func setByHand(t *testing.T, c *federated.Client, ls []string) {
 	key := fedtest.MustKey(t, c, time.UnixMilli(t0), s.Host, s.Metric)
 	rc := fedtest.DirectClient(t, fedtest.MustServer(t, c, key))
 	require.NoError(t, rc.Set(context.Background(), key, "by hand", 0).Err())
+}
+
+// A server that refuses writes (out of memory) fails the request with a
+// 503 that Prometheus sends again, also beside a sample of a dropped
+// period, which alone would be skipped: the refusal may pass.
+func TestWriteRefusedByAFullServerIsSentAgain(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	fedtest.SameDay(t, time.Minute)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	old := now.AddDate(0, 0, -3)
+	_, err := e.store.DropBefore(context.Background(), now.AddDate(0, 0, -1))
+	require.NoError(t, err)
+	rc := redis.NewClient(&redis.Options{Addr: e.servers[0].Addr(), DisableIdentity: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	require.NoError(t, rc.ConfigSet(context.Background(), "maxmemory", "1").Err())
+	code, reply := e.writeSeries(t, series([]string{"__name__", "up", "instance", "a:1"},
+		prompb.Sample{Timestamp: old.UnixMilli(), Value: 1},
+		prompb.Sample{Timestamp: now.UnixMilli(), Value: 2}))
+	assert.Equal(t, http.StatusServiceUnavailable, code, "%s", reply)
+	assert.Contains(t, string(reply), "OOM")
+	st := e.write.Stats()
+	assert.Zero(t, st.Samples)
+	assert.Zero(t, st.Dropped, "counted when the request is answered, not while it is sent again")
 }
