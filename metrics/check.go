@@ -194,6 +194,7 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 
 	var divergent []string
 	var cards []int64                               // the most members a server holds of each divergent key
+	var each []int64                                // each server's cardinality of each divergent key, in up's order
 	wrongType := make(map[string]map[string]string) // by key and server
 	for start := 0; start < len(keys); start += digestBatch {
 		batch := keys[start:min(start+digestBatch, len(keys))]
@@ -219,12 +220,8 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 					wrongType[key][addr] = t
 				}
 			}
-			if len(g.Diffs) < opts.MaxDiffs {
-				d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up)), Types: wrongType[key]}
-				for _, addr := range up {
-					d.Cards[addr] = digests[addr][i].card
-				}
-				g.Diffs = append(g.Diffs, d)
+			for _, addr := range up {
+				each = append(each, digests[addr][i].card)
 			}
 		}
 		if opts.Progress != nil {
@@ -249,13 +246,20 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		for i, key := range divergent {
 			if !gone(key) {
 				divergent[n], cards[n] = key, cards[i]
+				copy(each[n*len(up):], each[i*len(up):(i+1)*len(up)])
 				n++
 			}
 		}
 		divergent, cards = divergent[:n], cards[:n]
-		g.Diffs = slices.DeleteFunc(g.Diffs, func(d KeyDiff) bool { return gone(d.Key) })
 	}
 	g.Divergent = len(divergent)
+	for i, key := range divergent[:min(len(divergent), opts.MaxDiffs)] {
+		d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up)), Types: wrongType[key]}
+		for j, addr := range up {
+			d.Cards[addr] = each[i*len(up)+j]
+		}
+		g.Diffs = append(g.Diffs, d)
+	}
 	if repair && len(divergent) > 0 {
 		if err := st.repairKeys(ctx, &g, up, divergent, cards, wrongType, opts.Servers); err != nil {
 			errs = append(errs, err)

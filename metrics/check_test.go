@@ -135,3 +135,28 @@ func TestCheckWhileRetentionDrops(t *testing.T) {
 		assert.Zero(t, countKeys(t, directClient(t, s.Addr()), "2026-11-01:*"), "the period is dropped from %s", s.Addr())
 	}
 }
+
+// The divergent keys a report lists are those left once the keys that
+// retention dropped during the check are taken out: a dropped key listed
+// first does not leave the list empty beside a count of divergent keys.
+func TestCheckListsTheDivergentKeysLeft(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	ctx := context.Background()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: testOptions()})
+	st := newStore(t, c)
+	old, live := "2026-11-01:h:m", "2026-12-07:h:m"
+	require.NoError(t, writeKeysOn(ctx, directClient(t, servers[0].Addr()), []string{old, live}, time.Date(2026, 11, 1, 1, 0, 0, 0, time.UTC).Unix()))
+	var once sync.Once
+	report, err := st.Check(ctx, metrics.CheckOptions{MaxDiffs: 1, Progress: func(string, int, int) {
+		once.Do(func() {
+			_, err := st.DropBefore(ctx, time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC))
+			assert.NoError(t, err)
+		})
+	}})
+	require.NoError(t, err)
+	g := report.Groups[0]
+	assert.Equal(t, 1, g.Divergent)
+	require.Len(t, g.Diffs, 1)
+	assert.Equal(t, live, g.Diffs[0].Key)
+	assert.Equal(t, map[string]int64{servers[0].Addr(): 1, servers[1].Addr(): 0}, g.Diffs[0].Cards)
+}
