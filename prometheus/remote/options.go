@@ -29,7 +29,8 @@ const (
 	// queries together: about 16 bytes each in the reply, and a few times
 	// that while it is built.
 	DefaultMaxSamples = 5_000_000
-	// DefaultMaxRange is how far back from its end a query reads.
+	// DefaultMaxRange is how long a range a query reads (see
+	// Options.MaxRange).
 	DefaultMaxRange = 366 * 24 * time.Hour
 	// DefaultBodyTimeout bounds the reading of a request body and the
 	// sending of a read's reply: twice Prometheus's default
@@ -64,10 +65,12 @@ type Options struct {
 	// a read that finds more gets 400 and a message that says so. Default
 	// DefaultMaxSamples.
 	MaxSamples int
-	// MaxRange bounds how far back from its end a query reads; an earlier
-	// start is moved up to end − MaxRange. Prometheus asks for ranges from
-	// the year −292 million when a series listing gives no start. Default
-	// DefaultMaxRange.
+	// MaxRange bounds the range a query reads: of a wider one, the
+	// MaxRange nearest the present, up to its end or an hour past the
+	// present, the earlier (for writers whose clocks run ahead).
+	// Prometheus asks for ranges from the year −292 million to +292
+	// million when a series listing gives neither start nor end: it gets
+	// the series of the last MaxRange. Default DefaultMaxRange.
 	MaxRange time.Duration
 	// BodyTimeout bounds how long a request's body may take to arrive; a
 	// slower one gets 408. It holds whatever the http.Server's own

@@ -163,6 +163,18 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
 	from, to := time.UnixMilli(q.StartTimestampMs), time.UnixMilli(q.EndTimestampMs)
+	if to.Sub(from) > h.opts.MaxRange {
+		// The MaxRange of the query nearest the present: Prometheus lists
+		// the series of no range from the year -292 million to +292
+		// million, and the year before the end of 9999 holds nothing.
+		end := time.Now().Add(listSlack)
+		if start := from.Add(h.opts.MaxRange); start.After(end) {
+			end = start
+		}
+		if to.After(end) {
+			to = end
+		}
+	}
 	for _, floor := range []time.Time{to.Add(-h.opts.MaxRange), earliest} {
 		if from.Before(floor) {
 			from = floor
