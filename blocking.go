@@ -362,36 +362,36 @@ func (g *Group) All(ctx context.Context, args ...any) ([]ServerResult, error) {
 // to the next up server of the group, each server at most once; when it
 // failed on a connection of the server's replaced client (see healthHook),
 // it goes to the same server again on the new one. A timeout is not
-// retried: the command may have run. The error is set on cmd.
-func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) {
+// retried: the command may have run. The error is set on cmd; the server
+// that answered last is returned (nil for none). ctx bounds the command:
+// the caller applies the command timeout (see blockingContext).
+func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) *server {
 	if c.closed.Load() {
 		cmd.SetErr(ErrClosed)
-		return
+		return nil
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	var tries retries
 	for {
 		s, err := c.currentServer(n)
 		if err != nil {
 			cmd.SetErr(c.whenClosed(err))
-			return
+			return nil
 		}
 		rc := s.client.Load()
 		err = rc.Process(ctx, cmd)
 		if closed := c.whenClosed(err); closed != err {
 			cmd.SetErr(closed)
-			return
+			return s
 		}
 		if err == nil || !isServerFault(ctx, err) {
-			return
+			return s
 		}
 		if isRetryable(err) && ctx.Err() == nil && tries.again(n, s, rc != s.client.Load()) {
 			cmd.SetErr(nil)
 			continue
 		}
 		cmd.SetErr(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
-		return
+		return s
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
 	"sort"
 	"sync"
@@ -268,6 +269,47 @@ func TestBlockingCommandOutlivesCommandTimeout(t *testing.T) {
 	v, err := c.BLPop(ctx, 5*time.Second, "later").Result()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"later", "x"}, v)
+}
+
+// TestBlockingCommandWaitsAsLongAsAsked: a wait of 0 (forever), and a wait
+// under a caller's deadline longer than the command timeout, last until
+// the data comes or the wait or the deadline ends, and leave the server
+// up: the everyday worker loop, BLPOP 0 on a queue.
+func TestBlockingCommandWaitsAsLongAsAsked(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+
+	go func() {
+		time.Sleep(time.Second)
+		directClient(t, servers[0].Addr()).RPush(ctx, "jobs", "x")
+	}()
+	start := time.Now()
+	v, err := c.BLPop(ctx, 0, "jobs").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"jobs", "x"}, v)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	start = time.Now()
+	err = c.BZPopMin(dctx, time.Second, "empty").Err()
+	require.ErrorIs(t, err, redis.Nil, "the wait ends, not the command timeout")
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+
+	dctx, cancel = context.WithTimeout(ctx, 800*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	err = c.BLPop(dctx, 0, "empty").Err()
+	var timeout net.Error
+	require.ErrorAs(t, err, &timeout, "the caller's deadline ends a wait forever")
+	assert.True(t, timeout.Timeout())
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.False(t, c.IsServerDown(servers[0].Addr()), "a caller's deadline is not the server's fault")
+	require.NoError(t, c.Set(ctx, "after", "1", 0).Err())
 }
 
 // TestBlockingCommandInAPipeline: go-redis reads a pipeline's replies

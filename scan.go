@@ -43,6 +43,8 @@ func (c *Client) scan(ctx context.Context, cmd redis.Cmder) {
 		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d names node %d of %d", cursor, i, len(names)))
 		return
 	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
 	one := append([]any{"scan", serverCursor}, args[2:]...)
 	raw := redis.NewCmd(ctx, one...)
 	c.processOn(ctx, t.nodes[names[i]], raw)
