@@ -181,8 +181,8 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 		cmd.SetErr(ErrClosed)
 		return
 	}
-	if strings.EqualFold(cmd.Name(), "scan") && !r.grouped {
-		c.scan(ctx, cmd)
+	if strings.EqualFold(cmd.Name(), "scan") {
+		c.scan(ctx, r, cmd)
 		return
 	}
 	t, ok := c.placeCmd(ctx, r, cmd)

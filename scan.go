@@ -3,6 +3,7 @@ package federated
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -10,17 +11,28 @@ import (
 
 // A SCAN of the client walks every node in turn, by name: the node's
 // current server, from cursor 0 until it returns 0, then the next node.
-// The cursor the client returns holds both: the server's cursor shifted up
-// by scanNodeBits, and the node's index. It is valid while the nodes stay
-// the same; with nodes added or removed in the middle, a scan may miss or
-// repeat keys, as a SCAN of one server may when its table grows.
+// The cursor the client returns holds all three: the server's cursor
+// shifted up by scanNodeBits+scanServerBits, the server's index in its
+// node, and the node's index (through a Group, the server's cursor and
+// index only). A server's cursor means nothing to another
+// server (each lays its table out in its own way), so a page that lands on
+// another server of the node than the last (a failover between or during
+// pages) walks that server from its start: keys may come twice, none is
+// missed. The cursor is valid while the nodes stay the same; with nodes
+// added or removed in the middle, a scan may miss or repeat keys, as a
+// SCAN of one server may when its table grows.
 
 // scanNodeBits is how many low bits of a cursor name the node.
 const scanNodeBits = 10
 
-// scan runs a SCAN on the node its cursor names and returns the page with
-// the cursor that continues it, on this node or on the next.
-func (c *Client) scan(ctx context.Context, cmd redis.Cmder) {
+// scanServerBits is how many bits above those name the server in its
+// node.
+const scanServerBits = 8
+
+// scan runs a SCAN on the node its cursor names (through a Group, on the
+// group's node, whose cursor names no node) and returns the page with the
+// cursor that continues it, on this node or on the next.
+func (c *Client) scan(ctx context.Context, r routing, cmd redis.Cmder) {
 	args := cmd.Args()
 	if len(args) < 2 {
 		cmd.SetErr(fmt.Errorf("federated: SCAN needs a cursor"))
@@ -32,25 +44,50 @@ func (c *Client) scan(ctx context.Context, cmd redis.Cmder) {
 		return
 	}
 	t := c.topo.Load()
-	names := t.names()
-	i := int(cursor & (1<<scanNodeBits - 1))
-	serverCursor := cursor >> scanNodeBits
-	if len(names) > 1<<scanNodeBits {
-		cmd.SetErr(fmt.Errorf("federated: SCAN walks at most %d nodes, the federation has %d", 1<<scanNodeBits, len(names)))
-		return
+	var names []string
+	var n *node
+	i, nodeBits := 0, scanNodeBits
+	if r.grouped {
+		if n, err = t.route(r.group); err != nil {
+			cmd.SetErr(err)
+			return
+		}
+		nodeBits = 0
+	} else {
+		names = t.names()
+		i = int(cursor & (1<<scanNodeBits - 1))
+		if len(names) > 1<<scanNodeBits {
+			cmd.SetErr(fmt.Errorf("federated: SCAN walks at most %d nodes, the federation has %d", 1<<scanNodeBits, len(names)))
+			return
+		}
+		if i >= len(names) {
+			cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d names node %d of %d", cursor, i, len(names)))
+			return
+		}
+		n = t.nodes[names[i]]
 	}
-	if i >= len(names) {
-		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d names node %d of %d", cursor, i, len(names)))
+	from := int(cursor >> nodeBits & (1<<scanServerBits - 1))
+	serverCursor := cursor >> (nodeBits + scanServerBits)
+	if len(n.servers) > 1<<scanServerBits {
+		cmd.SetErr(fmt.Errorf("federated: SCAN walks nodes of at most %d servers, node %s has %d", 1<<scanServerBits, n.name, len(n.servers)))
 		return
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	one := append([]any{"scan", serverCursor}, args[2:]...)
-	raw := redis.NewCmd(ctx, one...)
-	c.processOn(ctx, t.nodes[names[i]], raw)
-	if err := raw.Err(); err != nil {
-		cmd.SetErr(err)
-		return
+	var raw *redis.Cmd
+	var at int // the index of the server that answered
+	for {
+		raw = redis.NewCmd(ctx, append([]any{"scan", serverCursor}, args[2:]...)...)
+		s := c.processOn(ctx, n, raw)
+		if err := raw.Err(); err != nil {
+			cmd.SetErr(err)
+			return
+		}
+		at = slices.Index(n.servers, s)
+		if serverCursor == 0 || at == from {
+			break
+		}
+		serverCursor, from = 0, at // another server: from its start
 	}
 	reply, _ := raw.Val().([]any)
 	if len(reply) != 2 {
@@ -69,11 +106,11 @@ func (c *Client) scan(ctx context.Context, cmd redis.Cmder) {
 	}
 	var out uint64
 	switch {
-	case next != 0 && next >= 1<<(64-scanNodeBits):
-		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d of node %s is too large to carry the node", next, names[i]))
+	case next != 0 && next >= 1<<(64-nodeBits-scanServerBits):
+		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d of node %s is too large to carry the node", next, n.name))
 		return
 	case next != 0:
-		out = next<<scanNodeBits | uint64(i)
+		out = next<<(nodeBits+scanServerBits) | uint64(at)<<nodeBits | uint64(i)
 	case i+1 < len(names):
 		out = uint64(i + 1) // the next node, from its start
 	}
