@@ -34,8 +34,10 @@ func (c *Client) Process(ctx context.Context, cmd redis.Cmder) error {
 
 // Watch runs fn in a transaction of the node of keys, which must all be on
 // one node (ErrCrossNode otherwise), on a connection of that node's current
-// server: go-redis's optimistic locking, WATCH then MULTI/EXEC. Every key
-// fn's transaction touches must be on that node too.
+// server: go-redis's optimistic locking, WATCH then MULTI/EXEC. A command
+// of fn (on tx, or in its pipelines) with a key of another node fails with
+// ErrCrossNode before it is sent, and so does every command of a pipeline
+// that holds one.
 func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
 	return c.watch(ctx, routing{}, fn, keys...)
 }
@@ -86,6 +88,9 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		}
 		var failed cmdErrors
 		tx.AddHook(&failed)
+		if !r.grouped {
+			tx.AddHook(nodeGuard{c: c, n: n})
+		}
 		err := fn(tx)
 		if !failed.include(err) {
 			own = err
@@ -109,6 +114,64 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
 	}
 	return err
+}
+
+// nodeGuard is a hook of a Watch's transaction: a command whose keys are
+// on another node than the transaction's would run on the transaction's
+// server all the same, where its keys do not live. It fails with
+// ErrCrossNode before it is sent, and so does every command of a pipeline
+// that holds one.
+type nodeGuard struct {
+	c *Client
+	n *node
+}
+
+// check returns the error of a command with a key of another node.
+func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
+	if txCommands[strings.ToLower(cmd.Name())] {
+		return nil
+	}
+	var held [4]string
+	keys, err := g.c.commandKeys(ctx, cmd, held[:0])
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		other, err := g.c.route("", k)
+		if err != nil {
+			return err
+		}
+		if other != g.n {
+			return fmt.Errorf("%w: %s in a Watch of node %s: key %q is on node %s", ErrCrossNode, cmdName(cmd), g.n.name, k, other.name)
+		}
+	}
+	return nil
+}
+
+func (g nodeGuard) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g nodeGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := g.check(ctx, cmd); err != nil {
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g nodeGuard) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if err := g.check(ctx, cmd); err != nil {
+				for _, cmd := range cmds {
+					cmd.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
 }
 
 // cmdErrors is a hook that keeps the errors of the commands it sees.

@@ -225,7 +225,32 @@ func TestTransactionsAcrossNodesFail(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrCrossNode)
 	err = c.Watch(ctx, func(*redis.Tx) error { return nil }, a, b)
 	require.ErrorIs(t, err, federated.ErrCrossNode)
+	// Inside a Watch of a, a command of b would run on a's server.
+	err = c.Watch(ctx, func(tx *redis.Tx) error {
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, a, "1", 0)
+			p.Set(ctx, b, "2", 0)
+			return nil
+		})
+		return err
+	}, a)
+	require.ErrorIs(t, err, federated.ErrCrossNode)
+	assert.Contains(t, err.Error(), c.KeyToNode(b))
+	err = c.Watch(ctx, func(tx *redis.Tx) error { return tx.Get(ctx, b).Err() }, a)
+	require.ErrorIs(t, err, federated.ErrCrossNode)
 	assert.Zero(t, c.Exists(ctx, a).Val()+c.Exists(ctx, b).Val(), "nothing was written")
+	for _, s := range servers {
+		assert.Zero(t, directClient(t, s.Addr()).DBSize(ctx).Val(), "nothing on %s", s.Addr())
+	}
+	require.NoError(t, c.Watch(ctx, func(tx *redis.Tx) error {
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, a, "1", 0)
+			p.Ping(ctx)
+			return nil
+		})
+		return err
+	}, a), "keys of the Watch's node, and keyless commands, go")
+	require.NoError(t, c.Del(ctx, a).Err())
 
 	// A pipeline (not a transaction) may span nodes: each node's share is
 	// sent at once.
