@@ -113,7 +113,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	if isServerFault(ctx, err) || isTimeout(err) && s.down.Load() {
 		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
 	}
-	return err
+	return nameRefusal(n.name, s, err)
 }
 
 // nodeGuard is a hook of a Watch's transaction: a command whose keys are
@@ -447,6 +447,9 @@ func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) *serve
 			return s
 		}
 		if err == nil || !isServerFault(ctx, err) {
+			if named := nameRefusal(n.name, s, err); named != err {
+				cmd.SetErr(named)
+			}
 			return s
 		}
 		if isRetryable(err) && ctx.Err() == nil && tries.again(n, s, rc != s.client.Load()) {

@@ -66,10 +66,24 @@ var ErrMalformedReply = replyguard.ErrMalformed
 // to, a particular server. It unwraps to the cause and, where the server is
 // considered down, to ErrServerDown.
 type ServerError struct {
-	Node   string // node the command was routed to
-	Server string // host:port of the server, empty when the node had no up server
-	Err    error  // what went wrong
-	down   bool
+	Node    string // node the command was routed to
+	Server  string // host:port of the server, empty when the node had no up server
+	Err     error  // what went wrong
+	down    bool
+	refusal bool // a command's own refusal (see nameRefusal)
+}
+
+// nameRefusal returns a refusal of Redis that passes (OOM, READONLY, BUSY,
+// LOADING...) of a command that s of n ran as a *ServerError that names
+// them, which matches ErrTemporary; any other error as it is. A refusal is
+// the command's own answer, not a failure of its server or of the rest of
+// its pipeline.
+func nameRefusal(n string, s *server, err error) error {
+	var se *ServerError
+	if !journal.IsTemporaryReply(err) || errors.As(err, &se) {
+		return err
+	}
+	return &ServerError{Node: n, Server: s.addr, Err: err, refusal: true}
 }
 
 // Error names the node, the server when there was one, and the cause.

@@ -92,10 +92,11 @@ func appendReplyError(errs []error, cmd redis.Cmder) []error {
 }
 
 // isCounted reports an error that is no failure (redis.Nil) or that is
-// already counted as its server's, node's or client's failure.
+// already counted as its server's, node's or client's failure (a
+// command's own refusal is not).
 func isCounted(err error) bool {
 	var se *ServerError
-	return errors.Is(err, redis.Nil) || errors.Is(err, ErrClosed) || errors.As(err, &se)
+	return errors.Is(err, redis.Nil) || errors.Is(err, ErrClosed) || errors.As(err, &se) && !se.refusal
 }
 
 // cmdWithKey names a command by its name and first argument, for errors.
@@ -360,13 +361,20 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 		if err == nil {
 			return nil
 		}
+		for _, cmd := range g.cmds {
+			if e := cmd.Err(); e != nil {
+				if named := nameRefusal(g.node.name, s, e); named != e {
+					cmd.SetErr(named)
+				}
+			}
+		}
 		fault := firstFault(ctx, g.cmds)
 		if fault == nil {
 			// Answers from Redis, errors or not: each is on its command.
 			// A connection Redis refused to set up is the server's error,
 			// which the health hook put on every command.
 			var refused *ServerError
-			if errors.As(g.cmds[0].Err(), &refused) {
+			if errors.As(g.cmds[0].Err(), &refused) && !refused.refusal {
 				return refused
 			}
 			return nil

@@ -203,6 +203,30 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 
 			ctx := context.Background()
 			err := c.Record(ctx, "web1", "cpu", time.Now(), 1)
+			// Any command's refusal names its server too, sent alone, in a
+			// pipeline, a chain, a transaction or a Watch.
+			var pipeSet *redis.StatusCmd
+			_, pipeErr := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				pipeSet = p.Set(ctx, "k", "v", 0)
+				return nil
+			})
+			_, txErr := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, "k", "v", 0)
+				return nil
+			})
+			var chained error
+			chainErr := c.Chain().Cmd(func(r redis.Cmdable) { r.Set(ctx, "k", "v", 0) }, func(cmd redis.Cmder) { chained = cmd.Err() }).Poll(ctx)
+			commands := map[string]error{
+				"Set":         c.Set(ctx, "k", "v", 0).Err(),
+				"Pipelined":   pipeErr,
+				"its command": pipeSet.Err(),
+				"TxPipelined": txErr,
+				"Poll":        chainErr,
+				"callback":    chained,
+				"Watch": c.Watch(ctx, func(tx *redis.Tx) error {
+					return tx.Set(ctx, "k", "v", 0).Err()
+				}, "k"),
+			}
 			// A Recorder's buffered points meet the refusal when Close
 			// flushes them: Close ends, returns it and counts them failed.
 			rec, rerr := newStore(t, c).NewRecorder(metrics.RecorderOptions{})
@@ -222,6 +246,14 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 			require.True(t, errors.As(err, &se), "a *ServerError: %v", err)
 			assert.Equal(t, s.Addr(), se.Server)
 			assert.Contains(t, err.Error(), r.reply)
+			for name, err := range commands {
+				assert.ErrorIs(t, err, federated.ErrTemporary, name)
+				var se *federated.ServerError
+				if assert.True(t, errors.As(err, &se), "%s: a *ServerError: %v", name, err) {
+					assert.Equal(t, s.Addr(), se.Server, name)
+				}
+				assert.Equal(t, 1, strings.Count(fmt.Sprint(err), s.Addr()), "%s: the server named once: %v", name, err)
+			}
 			assert.False(t, c.IsServerDown(s.Addr()))
 		})
 	}

@@ -296,6 +296,25 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 	if err != nil && isServerFault(ctx, err) {
 		return fail(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
 	}
+	if err != nil {
+		for _, cmd := range cmds {
+			if e := cmd.Err(); e != nil {
+				if named := nameRefusal(n.name, s, e); named != e {
+					cmd.SetErr(named)
+				}
+			}
+		}
+		err = nameRefusal(n.name, s, err)
+		// EXECABORT says no more than that a command was refused as it
+		// was queued: that command's error says why.
+		if redis.HasErrorPrefix(err, "EXECABORT") {
+			for _, cmd := range inner {
+				if e := cmd.Err(); e != nil && !redis.HasErrorPrefix(e, "EXECABORT") {
+					return e
+				}
+			}
+		}
+	}
 	return err
 }
 
