@@ -739,3 +739,32 @@ func TestScanAcrossAFailover(t *testing.T) {
 		})
 	}
 }
+
+// A command sent to every server (PING, FLUSHDB, SCRIPT LOAD...), and a
+// query-all, ask the servers at once: with several servers stopped the
+// call still ends within one command timeout, not one for each.
+func TestCommandToEveryServerEndsWithinOneTimeout(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	opts := testOptions()
+	opts.CommandTimeout = 500 * time.Millisecond
+	opts.HealthCheckInterval = time.Hour // no PING finds the stopped ones first
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{
+		"one": {Address: servers[0].Addr()},
+		"g":   {Addresses: redistest.Addrs(servers[1:])},
+	}, Options: opts})
+	ctx := context.Background()
+	require.NoError(t, c.Ping(ctx).Err())
+	for _, s := range servers[1:] {
+		require.NoError(t, s.Pause())
+		t.Cleanup(func() { _ = s.Resume() })
+	}
+	start := time.Now()
+	err := c.Ping(ctx).Err()
+	assert.Less(t, time.Since(start), 900*time.Millisecond, "three stopped servers, one timeout")
+	var se *federated.ServerError
+	require.ErrorAs(t, err, &se)
+	for _, s := range servers[1:] {
+		assert.Contains(t, err.Error(), s.Addr())
+	}
+	assert.NotContains(t, err.Error(), servers[0].Addr())
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -318,52 +319,61 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 	return err
 }
 
-// sendEach sends a command to each of servers, in turn, and keeps the
-// first server's reply; the error joins every server's, a server marked
-// down included. It serves the keyless commands sent to every server of
-// the federation, and query-all. A SCRIPT EXISTS answers true for a script
-// only where every server has it.
+// sendEach sends a command to each of servers, all at once, each under
+// its own command timeout, and keeps the first server's reply; the error
+// joins every server's, a server marked down included. It serves the
+// keyless commands sent to every server of the federation, and query-all.
+// A SCRIPT EXISTS answers true for a script only where every server has
+// it.
 func (c *Client) sendEach(ctx context.Context, servers []*server, cmd redis.Cmder) {
-	var errs []error
-	var exists []bool
-	first := true
-	for _, s := range servers {
-		var err error
+	cmds := make([]redis.Cmder, len(servers)) // nil for a server not asked
+	errs := make([]error, len(servers))
+	asked := false
+	var wg sync.WaitGroup
+	for i, s := range servers {
 		if s.down.Load() {
-			err = &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true}
-		} else {
-			one := cmd
-			if !first {
-				one = redis.NewCmd(ctx, cmd.Args()...)
-			}
+			errs[i] = &ServerError{Node: s.node, Server: s.addr, Err: s.downReason(), down: true}
+			continue
+		}
+		one := cmd
+		if asked {
+			one = redis.NewCmd(ctx, cmd.Args()...)
+		}
+		cmds[i], asked = one, true
+		wg.Go(func() {
 			sctx, cancel := c.withTimeout(ctx)
-			err = s.client.Load().Process(sctx, one)
-			cancel()
+			defer cancel()
+			errs[i] = s.client.Load().Process(sctx, one)
+		})
+	}
+	wg.Wait()
+	var failed []error
+	var exists []bool
+	for i, s := range servers {
+		err := errs[i]
+		if cmds[i] != nil {
 			if closed := c.whenClosed(err); closed != err {
-				// Close came while the command was on its way: the
-				// servers not reached yet are not tried.
-				cmd.SetErr(closed)
+				cmd.SetErr(closed) // Close came while the command was on its way
 				return
 			}
 			if err != nil && !errors.Is(err, redis.Nil) {
 				err = &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
-			} else if e, ok := scriptExists(one); ok {
-				err = nil
-				exists = andBools(exists, e)
 			} else {
 				err = nil
+				if e, ok := scriptExists(cmds[i]); ok {
+					exists = andBools(exists, e)
+				}
 			}
-			first = false
 		}
 		if err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
 	if b, ok := cmd.(*redis.BoolSliceCmd); ok && exists != nil {
 		b.SetVal(exists)
 	}
-	if len(errs) > 0 {
-		cmd.SetErr(errors.Join(errs...))
+	if len(failed) > 0 {
+		cmd.SetErr(errors.Join(failed...))
 	}
 }
 
