@@ -534,3 +534,38 @@ func TestWatchOnAStalledServerNamesIt(t *testing.T) {
 	assert.Equal(t, servers[0].Addr(), se.Server)
 	assert.ErrorIs(t, err, federated.ErrServerDown)
 }
+
+// TestStreamReadsNamedLikeTheirOptions: XREAD and XREADGROUP are read as
+// Redis reads them, option by option: a group or a consumer named
+// "streams" or "block" is not taken for the option, and a stream named
+// "block" does not make a read wait.
+func TestStreamReadsNamedLikeTheirOptions(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	key := ""
+	for i := range 100 { // a stream on another node than "block" and "count"
+		if k := fmt.Sprintf("s%d", i); c.KeyToNode(k) != c.KeyToNode("block") && c.KeyToNode(k) != c.KeyToNode("count") {
+			key = k
+			break
+		}
+	}
+	require.NotEmpty(t, key)
+	require.NoError(t, c.XGroupCreateMkStream(ctx, key, "streams", "0").Err())
+	require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"f", "v"}}).Err())
+	got, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "streams", Consumer: "block", Streams: []string{key, ">"}, Count: 10, Block: -1}).Result()
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, key, got[0].Stream)
+	require.Len(t, got[0].Messages, 1)
+
+	require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "block", Values: []any{"f", "v"}}).Err())
+	var read *redis.XStreamSliceCmd
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		read = p.XRead(ctx, &redis.XReadArgs{Streams: []string{"block", "0"}, Count: 1, Block: -1})
+		return nil
+	})
+	require.NoError(t, err, "a read that does not wait is not refused in a pipeline")
+	require.Len(t, read.Val(), 1)
+	assert.Equal(t, "block", read.Val()[0].Stream)
+}

@@ -198,14 +198,12 @@ func movableKeys(name string, args []any) (keys []string, ok bool) {
 		}
 		return append([]string{argString(args[1])}, countedKeys(args, 2)...), true
 	case "xread", "xreadgroup":
-		for i, a := range args {
-			if strings.EqualFold(argString(a), "streams") {
-				rest := args[i+1:]
-				for _, k := range rest[:len(rest)/2] {
-					keys = append(keys, argString(k))
-				}
-				return keys, true
+		if opts := readStreamOptions(args); opts.streams > 0 {
+			rest := args[opts.streams+1:]
+			for _, k := range rest[:len(rest)/2] {
+				keys = append(keys, argString(k))
 			}
+			return keys, true
 		}
 		return nil, true
 	case "georadius", "georadiusbymember":
@@ -274,4 +272,38 @@ func argString(a any) string {
 		return v.String()
 	}
 	return fmt.Sprint(a)
+}
+
+// streamOptions is what XREAD and XREADGROUP say before their streams: the
+// index of STREAMS (0 for none) and of BLOCK's argument (0 for none).
+type streamOptions struct {
+	streams, block int
+}
+
+// readStreamOptions reads the options of an XREAD or XREADGROUP in order,
+// as Redis does, up to STREAMS: a group or a consumer named "streams" or
+// "block", or a count, is an option's argument, not an option. An option
+// it does not know ends the reading, and Redis refuses the command.
+func readStreamOptions(args []any) streamOptions {
+	var o streamOptions
+	for i := 1; i < len(args); i++ {
+		switch strings.ToLower(argString(args[i])) {
+		case "streams":
+			o.streams = i
+			return o
+		case "group":
+			i += 2
+		case "count":
+			i++
+		case "block":
+			if i+1 < len(args) {
+				o.block = i + 1
+			}
+			i++
+		case "noack":
+		default:
+			return streamOptions{}
+		}
+	}
+	return streamOptions{}
 }

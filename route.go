@@ -502,15 +502,11 @@ func blockTime(cmd redis.Cmder) (time.Duration, bool, error) {
 		}
 		text, unit = argString(args[at]), b.unit
 	case name == "xread" || name == "xreadgroup":
-		for i := 1; i+1 < len(args); i++ {
-			if strings.EqualFold(argString(args[i]), "block") {
-				text, unit = argString(args[i+1]), time.Millisecond
-				break
-			}
-		}
-		if text == "" {
+		opts := readStreamOptions(args)
+		if opts.block == 0 || opts.streams == 0 {
 			return 0, false, nil
 		}
+		text, unit = argString(args[opts.block]), time.Millisecond
 	default:
 		return 0, false, nil
 	}
