@@ -569,3 +569,44 @@ func TestStreamReadsNamedLikeTheirOptions(t *testing.T) {
 	require.Len(t, read.Val(), 1)
 	assert.Equal(t, "block", read.Val()[0].Stream)
 }
+
+// TestSortPatternsStayOnTheirNode: SORT's BY and GET patterns read keys
+// named by each element, which may be on any node, where they would read
+// as missing: a pattern is taken only where a {tag} before its * places
+// every key it reads, on the node of the sorted key, as Redis Cluster
+// does.
+func TestSortPatternsStayOnTheirNode(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	other := ""
+	for i := range 100 {
+		if tag := fmt.Sprintf("t%d", i); c.KeyToNode("{"+tag+"}") != c.KeyToNode("{u}") {
+			other = tag
+			break
+		}
+	}
+	require.NotEmpty(t, other)
+	require.NoError(t, c.RPush(ctx, "{u}list", "1", "2", "3").Err())
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, c.Set(ctx, fmt.Sprintf("{u}obj_%d", i), fmt.Sprintf("v%d", i), 0).Err())
+		require.NoError(t, c.HSet(ctx, fmt.Sprintf("{u}h_%d", i), "w", 4-i).Err())
+	}
+	got, err := c.Sort(ctx, "{u}list", &redis.Sort{By: "{u}h_*->w", Get: []string{"#", "{u}obj_*"}}).Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"3", "v3", "2", "v2", "1", "v1"}, got)
+	for _, s := range []*redis.Sort{
+		{Get: []string{"obj_*"}},
+		{By: "w_*"},
+		{Get: []string{"{" + other + "}obj_*"}},
+		{Get: []string{"obj_*{u}"}},
+	} {
+		err := c.Sort(ctx, "{u}list", s).Err()
+		require.ErrorIs(t, err, federated.ErrCrossNode, "%+v", s)
+	}
+	got, err = c.Sort(ctx, "{u}list", &redis.Sort{By: "nosort", Get: []string{"#"}}).Result()
+	require.NoError(t, err, "patterns that read no key")
+	assert.Equal(t, []string{"1", "2", "3"}, got)
+}

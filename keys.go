@@ -134,6 +134,9 @@ func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder, dst []string)
 	args := cmd.Args()
 	name := strings.ToLower(cmd.Name())
 	if keys, ok := movableKeys(name, args); ok {
+		if name == "sort" || name == "sort_ro" {
+			return c.sortKeys(args, keys)
+		}
 		return keys, nil
 	}
 	specName := name
@@ -306,4 +309,46 @@ func readStreamOptions(args []any) streamOptions {
 		}
 	}
 	return streamOptions{}
+}
+
+// sortKeys adds to the keys of a SORT the keys its BY and GET patterns
+// read: of a pattern whose {tag} comes before its "*", the key of the
+// tag's node. A pattern that may read a key of any node fails with
+// ErrCrossNode (the keys of other nodes would read as missing), as Redis
+// Cluster refuses it, unless the federation has one node.
+func (c *Client) sortKeys(args []any, keys []string) ([]string, error) {
+	if len(keys) == 0 || len(c.topo.Load().nodes) <= 1 {
+		return keys, nil
+	}
+	for i := 2; i+1 < len(args); i++ {
+		switch strings.ToLower(argString(args[i])) {
+		case "limit":
+			i += 2
+		case "store":
+			i++
+		case "by", "get":
+			i++
+			pattern := argString(args[i])
+			star := strings.IndexByte(pattern, '*')
+			if pattern == "#" || star < 0 {
+				continue // reads no key: GET # is the element, a pattern without * none
+			}
+			key := pattern
+			if f := strings.Index(pattern[star+1:], "->"); f >= 0 && star+1+f+2 < len(pattern) {
+				key = pattern[:star+1+f] // the rest names a field of a hash
+			}
+			open := strings.IndexByte(key[:star], '{')
+			end := -1
+			if open >= 0 {
+				end = strings.IndexByte(key[open+1:star], '}')
+			}
+			if c.opts.HashTags && end > 0 {
+				keys = append(keys, key) // placed by its tag, whatever the element
+				continue
+			}
+			return nil, fmt.Errorf("%w: SORT %s %q may read keys of any node: give it a {tag} before its * (hash_tags: true) on the node of %q, or sort through a Group",
+				ErrCrossNode, strings.ToUpper(argString(args[i-1])), pattern, keys[0])
+		}
+	}
+	return keys, nil
 }
