@@ -335,6 +335,33 @@ func TestBlockingCommandWaitsAsLongAsAsked(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second)
 	assert.False(t, c.IsServerDown(servers[0].Addr()), "a caller's deadline is not the server's fault")
 	require.NoError(t, c.Set(ctx, "after", "1", 0).Err())
+
+	// A cancel ends a wait forever too (go-redis alone would wait for
+	// data), and leaves nothing waiting that would take the next element.
+	for _, pop := range []func(context.Context) error{
+		func(ctx context.Context) error { return c.BLPop(ctx, 0, "empty").Err() },
+		func(ctx context.Context) error {
+			return c.XRead(ctx, &redis.XReadArgs{Streams: []string{"stream", "$"}, Block: 0}).Err()
+		},
+	} {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(300*time.Millisecond, cancel)
+		start = time.Now()
+		require.ErrorIs(t, pop(cctx), context.Canceled)
+		assert.Less(t, time.Since(start), 2*time.Second)
+		cancel()
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, c.BLPop(cctx, 0, "empty").Err(), context.Canceled, "cancelled before it was sent")
+	require.NoError(t, c.RPush(ctx, "empty", "y").Err())
+	v, err = c.BLPop(ctx, time.Second, "empty").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"empty", "y"}, v)
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+	clients, err := directClient(t, servers[0].Addr()).ClientList(ctx).Result()
+	require.NoError(t, err)
+	assert.NotContains(t, clients, "flags=b", "no client is left blocked")
 }
 
 // TestBlockingCommandInAPipeline: go-redis reads a pipeline's replies

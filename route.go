@@ -208,6 +208,10 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 		return
 	}
 	defer cancel()
+	if _, forever, _ := blockTime(cmd); forever && ctx.Done() != nil {
+		c.processWith(ctx, t.node, cmd, c.sendUnblockable)
+		return
+	}
 	c.processOn(ctx, t.node, cmd)
 }
 
@@ -425,8 +429,8 @@ var blocking = map[string]struct {
 // blockingContext bounds a command by the command timeout, and a command
 // that waits on the server (BLPOP, XREAD BLOCK, WAIT...) by its wait plus
 // the command timeout, so that waiting never counts as the server failing
-// to answer; a wait of 0, forever, is bounded by ctx alone. A timeout it
-// cannot read fails the command.
+// to answer; a wait of 0, forever, is bounded by ctx alone (see
+// sendUnblockable). A timeout it cannot read fails the command.
 //
 // go-redis lets a socket read of a typed blocking command (BLPop, XRead
 // with Block...) last its wait; a command sent raw, by Do, gets the read
@@ -447,8 +451,7 @@ func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (context.
 	}
 	switch {
 	case forever:
-		ctx, cancel := context.WithCancel(ctx)
-		return ctx, cancel, true
+		return ctx, func() {}, true
 	case wait > 0:
 		ctx, cancel := c.withTimeoutPlus(ctx, wait)
 		return ctx, cancel, true
