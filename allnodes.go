@@ -70,8 +70,12 @@ func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context,
 		go func() {
 			defer wg.Done()
 			if err := fn(ctx, addr, s.client.Load()); err != nil {
+				var se *ServerError
+				if !errors.As(err, &se) || se.Server != addr {
+					err = fmt.Errorf("federated: server %s: %w", addr, err)
+				}
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("federated: server %s: %w", addr, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		}()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -205,4 +206,21 @@ func TestQueryAllTypedAndSwitched(t *testing.T) {
 	c.SetQueryAll(false)
 	require.NoError(t, c.Set(ctx, "one-again", "x", 0).Err())
 	assert.Equal(t, 1, holding("one-again"))
+}
+
+// ForEachServer names the server of each error once: an error that names
+// it already (a ServerError of that server) is not named again.
+func TestForEachServerNamesEachServerOnce(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	err := c.ForEachServer(context.Background(), func(_ context.Context, addr string, _ *redis.Client) error {
+		if addr == servers[0].Addr() {
+			return &federated.ServerError{Node: "n", Server: addr, Err: federated.ErrServerDown}
+		}
+		return errors.New("boom")
+	})
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	for _, s := range servers {
+		assert.Equal(t, 1, strings.Count(err.Error(), s.Addr()), "%s in %q", s.Addr(), err)
+	}
 }
