@@ -37,7 +37,7 @@ func TestIngestWarningsAreRateLimited(t *testing.T) {
 	rec, err := ir.get()
 	require.NoError(t, err)
 	t.Cleanup(ir.close)
-	srv, err := graphite.Listen("127.0.0.1:0", graphite.Options{Writer: rec, Logger: slog.New(logs)})
+	srv, err := graphite.Listen("127.0.0.1:0", graphite.Options{Writer: rec, Logger: slog.New(logs), RetryFor: time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	require.NoError(t, servers[0].Kill())

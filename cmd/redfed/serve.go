@@ -155,7 +155,8 @@ it again; NaN values, staleness markers among them, are skipped.
 With --graphite-listen ADDR, serve also takes in metrics in Graphite's
 plaintext protocol ("PATH VALUE TIMESTAMP" lines, as collectd's
 write_graphite sends them) on ADDR over TCP and UDP, and writes them in
-batches, reading no more from a connection until its batch is written.
+batches, reading no more from a connection until its batch is written
+(again for up to a minute while a server is down or refusing writes).
 --graphite-template maps a path to a host and a metric: one template
 word for each word of the path between dots: host (part of the host),
 metric (part of the metric name), metric* (last: the rest of the path),

@@ -31,6 +31,7 @@ var (
 	descGraphiteBad     = prometheus.NewDesc("redfed_graphite_bad_lines_total", "Graphite lines refused, by reason.", []string{"reason"}, nil)
 	descGraphiteWritten = prometheus.NewDesc("redfed_graphite_points_written_total", "Points of Graphite lines written and acknowledged by Redis.", nil, nil)
 	descGraphiteFailed  = prometheus.NewDesc("redfed_graphite_points_failed_total", "Points of Graphite lines whose write failed: a server down or refusing, a key of another type, a period retention dropped.", nil, nil)
+	descGraphiteRetried = prometheus.NewDesc("redfed_graphite_writes_retried_total", "Writes of a Graphite batch again after a failure that may pass, reading nothing more from its connection meanwhile.", nil, nil)
 	descGraphiteConns   = prometheus.NewDesc("redfed_graphite_connections", "Graphite TCP connections open.", nil, nil)
 	descGraphiteRefused = prometheus.NewDesc("redfed_graphite_connections_refused_total", "Graphite TCP connections closed at once because the most were open.", nil, nil)
 
@@ -43,7 +44,7 @@ var (
 type graphiteCollector struct{ s *graphite.Server }
 
 func (graphiteCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descGraphiteLines, descGraphiteBad, descGraphiteWritten, descGraphiteFailed, descGraphiteConns, descGraphiteRefused} {
+	for _, d := range []*prometheus.Desc{descGraphiteLines, descGraphiteBad, descGraphiteWritten, descGraphiteFailed, descGraphiteRetried, descGraphiteConns, descGraphiteRefused} {
 		ch <- d
 	}
 }
@@ -62,6 +63,7 @@ func (c graphiteCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descGraphiteWritten, st.Written)
 	counter(descGraphiteFailed, st.Failed)
+	counter(descGraphiteRetried, st.Retried)
 	ch <- prometheus.MustNewConstMetric(descGraphiteConns, prometheus.GaugeValue, float64(st.Conns))
 	counter(descGraphiteRefused, st.Refused)
 }

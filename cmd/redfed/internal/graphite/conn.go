@@ -94,7 +94,7 @@ func (s *Server) serveConn(c net.Conn) {
 		case !lineWaiting(r):
 			// The next read may wait for the sender: write what was
 			// read first, so that no point waits for more to come.
-			s.write(peer, batch)
+			s.write(peer, batch, true)
 			batch = batch[:0]
 			_ = c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
 			// After the deadline is set, so that Close's deadline, which
@@ -103,7 +103,7 @@ func (s *Server) serveConn(c net.Conn) {
 				return
 			}
 		case len(batch) >= s.opts.MaxBatch:
-			s.write(peer, batch)
+			s.write(peer, batch, true)
 			batch = batch[:0]
 		}
 		line, err := readLine(r, s.opts.MaxLineLen)
@@ -122,7 +122,7 @@ func (s *Server) serveConn(c net.Conn) {
 			batch = s.line(peer, line, batch)
 			continue
 		}
-		s.write(peer, batch) // the end of the connection, or Close
+		s.write(peer, batch, true) // the end of the connection, or Close
 		return
 	}
 }
@@ -200,11 +200,11 @@ func (s *Server) serveUDP() {
 			}
 			batch = s.line(peer, line, batch)
 			if len(batch) >= s.opts.MaxBatch {
-				s.write(peer, batch)
+				s.write(peer, batch, false)
 				batch = batch[:0]
 			}
 		}
-		s.write(peer, batch)
+		s.write(peer, batch, false)
 		batch = batch[:0]
 	}
 }

@@ -36,8 +36,12 @@
 // host and metric, a line too long, a last line cut by the end of the
 // connection) is skipped, counted in Stats and logged with the sender's
 // address; the lines around it are written. Log lines are rate-limited, so
-// that a flood of bad lines does not flood the log. A failed write is
-// counted and logged, and the connection goes on.
+// that a flood of bad lines does not flood the log. A TCP connection's
+// batch whose write failed for a reason that may pass (a server down,
+// refusing writes for now, too slow) is written again for up to
+// Options.RetryFor, reading nothing more meanwhile, so that the sender
+// keeps its lines; a write that still fails, or fails for good (a dropped
+// period), is counted and logged, and the connection goes on.
 //
 // A Server is safe for concurrent use. Close stops listening, wakes every
 // connection, waits until the batches read so far are written or failed,

@@ -98,11 +98,11 @@ func TestOddLinesThroughTheStore(t *testing.T) {
 		Bad: BadLines{Unmapped: 2, NotFinite: 1, Malformed: 4, Timestamp: 3}}, st)
 }
 
-// A Writer that fails (Redis down) costs the batch, which is counted and
-// logged with its sender; the connection goes on, and its later lines are
-// written once Redis is back.
+// A Writer that fails (Redis down) for longer than RetryFor costs the
+// batch, which is counted and logged with its sender; the connection goes
+// on, and its later lines are written once Redis is back.
 func TestFailedWriteKeepsTheConnection(t *testing.T) {
-	f := startServer(t, Options{LogInterval: time.Hour}, nil)
+	f := startServer(t, Options{LogInterval: time.Hour, RetryFor: 300 * time.Millisecond}, nil)
 	c := f.dial(t)
 	for _, s := range f.servers {
 		require.NoError(t, s.Kill())
@@ -122,6 +122,31 @@ func TestFailedWriteKeepsTheConnection(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	assert.NotEmpty(t, f.points(t, "down", "v"))
+}
+
+// A batch whose write fails while Redis is down is written again until
+// Redis is back, reading nothing more from its connection meanwhile: its
+// points are not lost, and the lines sent after it wait in the
+// connection.
+func TestFailedWriteIsWrittenAgain(t *testing.T) {
+	f := startServer(t, Options{LogInterval: time.Hour}, nil)
+	c := f.dial(t)
+	for _, s := range f.servers {
+		require.NoError(t, s.Kill())
+	}
+	_, err := fmt.Fprintf(c, "collectd.again.v 1 %d\n", at(0))
+	require.NoError(t, err)
+	f.waitStats(t, func(st Stats) bool { return st.Retried >= 2 })
+	_, err = fmt.Fprintf(c, "collectd.again.v 2 %d\n", at(1))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), f.srv.Stats().Lines, "nothing more is read while the batch waits")
+	for _, s := range f.servers {
+		require.NoError(t, s.Restart())
+	}
+	st := f.waitStats(t, func(st Stats) bool { return st.Written == 2 })
+	assert.Zero(t, st.Failed)
+	assert.Len(t, f.points(t, "again", "v"), 2)
+	assert.Empty(t, f.logs.Values("graphite: write failed", "peer"))
 }
 
 // Close while the Redis servers are stopped (SIGSTOP) and a batch is being

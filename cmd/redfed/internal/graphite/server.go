@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/ratelog"
 	"github.com/redfed/federated/metrics"
 )
@@ -21,6 +22,14 @@ const (
 	DefaultMaxConns    = 256
 	DefaultIdleTimeout = 5 * time.Minute
 	DefaultLogInterval = 10 * time.Second
+	DefaultRetryFor    = time.Minute
+)
+
+// Pauses between the writes of a TCP connection's batch whose failure may
+// pass: the first, and the most, doubling in between.
+const (
+	firstRetryPause = 100 * time.Millisecond
+	maxRetryPause   = 5 * time.Second
 )
 
 // Writer takes the points of a batch and returns once they are written;
@@ -58,6 +67,14 @@ type Options struct {
 	// IdleTimeout closes a TCP connection that sends no complete line for
 	// this long. Default 5 minutes.
 	IdleTimeout time.Duration
+	// RetryFor is how long a TCP connection's batch is written again, with
+	// pauses that grow from 100 ms to 5 s, while its failure may pass (a
+	// server down, refusing writes for now, too slow to answer): nothing
+	// more is read from the connection meanwhile, so that TCP makes the
+	// sender wait and keep its lines rather than lose the batch. A point
+	// written twice is stored once. Close ends the waiting. UDP's batches
+	// are written once. Default 1 minute.
+	RetryFor time.Duration
 	// LogInterval is the least time between two warnings of one kind; the
 	// warnings in between are counted and the next one says how many were
 	// not logged. Default 10 seconds.
@@ -85,6 +102,7 @@ type Stats struct {
 	Bad     BadLines // lines refused
 	Written int64    // points that the Writer wrote
 	Failed  int64    // points whose write failed (a write that timed out may have run all the same)
+	Retried int64    // writes of a batch again after a failure that may pass
 	Conns   int64    // TCP connections open now
 	Refused int64    // TCP connections closed at once because MaxConns were open
 }
@@ -105,8 +123,8 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	lines, written, failed, refused atomic.Int64
-	bad                             [badReasons]atomic.Int64
+	lines, written, failed, refused, retried atomic.Int64
+	bad                                      [badReasons]atomic.Int64
 
 	badLog, writeLog, connLog *ratelog.Log
 }
@@ -163,6 +181,8 @@ func Start(opts Options, ln net.Listener, pc net.PacketConn) (*Server, error) {
 		return nil, fmt.Errorf("graphite: Options.IdleTimeout %v is negative", opts.IdleTimeout)
 	case opts.LogInterval < 0:
 		return nil, fmt.Errorf("graphite: Options.LogInterval %v is negative", opts.LogInterval)
+	case opts.RetryFor < 0:
+		return nil, fmt.Errorf("graphite: Options.RetryFor %v is negative", opts.RetryFor)
 	}
 	if opts.Template == nil {
 		t, err := Parse(DefaultTemplate)
@@ -178,6 +198,7 @@ func Start(opts Options, ln net.Listener, pc net.PacketConn) (*Server, error) {
 	opts.MaxBatch = orDefault(opts.MaxBatch, DefaultMaxBatch)
 	opts.MaxConns = orDefault(opts.MaxConns, DefaultMaxConns)
 	opts.IdleTimeout = orDefault(opts.IdleTimeout, DefaultIdleTimeout)
+	opts.RetryFor = orDefault(opts.RetryFor, DefaultRetryFor)
 	opts.LogInterval = orDefault(opts.LogInterval, DefaultLogInterval)
 	s := &Server{
 		opts:     opts,
@@ -266,6 +287,7 @@ func (s *Server) Stats() Stats {
 		},
 		Written: s.written.Load(),
 		Failed:  s.failed.Load(),
+		Retried: s.retried.Load(),
 		Conns:   conns,
 		Refused: s.refused.Load(),
 	}
@@ -339,13 +361,23 @@ func (s *Server) badLine(peer string, reason badReason, line []byte, err error) 
 }
 
 // write writes a batch from peer, waiting for the Writer, and counts it.
-func (s *Server) write(peer string, batch []metrics.Sample) {
+func (s *Server) write(peer string, batch []metrics.Sample, retry bool) {
 	if len(batch) == 0 {
 		return
 	}
 	// Not cancelled by Close: Close waits for the batches read to be
-	// written. The Writer's own timeouts bound the wait.
+	// written. The Writer's own timeouts bound each write.
 	err := s.opts.Writer.Write(context.Background(), batch...)
+	if retry && err != nil && mayPass(err) {
+		deadline := time.Now().Add(s.opts.RetryFor)
+		for pause := firstRetryPause; err != nil && mayPass(err) && time.Now().Add(pause).Before(deadline); pause = min(2*pause, maxRetryPause) {
+			if !s.pause(pause) {
+				break // Close: what is left fails
+			}
+			s.retried.Add(1)
+			err = s.opts.Writer.Write(context.Background(), batch...)
+		}
+	}
 	if err == nil {
 		s.written.Add(int64(len(batch)))
 		return
@@ -360,4 +392,12 @@ func (s *Server) write(peer string, batch []metrics.Sample) {
 	s.written.Add(int64(len(batch) - failed))
 	s.failed.Add(int64(failed))
 	s.writeLog.Warn("graphite: write failed", "peer", peer, "points", failed, "of", len(batch), "error", err)
+}
+
+// mayPass reports a failed write of which some may pass if written again:
+// a server down, refusing for now, or too slow to answer.
+func mayPass(err error) bool {
+	var ne net.Error
+	return errors.Is(err, federated.ErrServerDown) || errors.Is(err, federated.ErrTemporary) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
