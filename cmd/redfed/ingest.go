@@ -17,6 +17,7 @@ import (
 type ingestFlags struct {
 	graphiteListen   string
 	graphiteTemplate string
+	graphiteMaxConns int
 }
 
 // addIngestFlags defines serve's ingest flags on f.
@@ -24,6 +25,7 @@ func addIngestFlags(f *pflag.FlagSet) *ingestFlags {
 	fl := &ingestFlags{}
 	f.StringVar(&fl.graphiteListen, "graphite-listen", "", "take Graphite plaintext lines (collectd's write_graphite) on this address, TCP and UDP (default: off)")
 	f.StringVar(&fl.graphiteTemplate, "graphite-template", graphite.DefaultTemplate, "how a Graphite path maps to host and metric: words host, metric, metric* (the rest), * (any, dropped) or a word the path must have")
+	f.IntVar(&fl.graphiteMaxConns, "graphite-max-conns", graphite.DefaultMaxConns, "the most Graphite TCP connections served at once (one for each collectd host); one more is closed at once")
 	return fl
 }
 
@@ -35,6 +37,9 @@ func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) 
 	if err != nil {
 		return nil, nil, usagef("--graphite-template: %v", err)
 	}
+	if fl.graphiteMaxConns < 1 {
+		return nil, nil, usagef("--graphite-max-conns %d: at least 1", fl.graphiteMaxConns)
+	}
 	if fl.graphiteListen == "" {
 		return nil, func() {}, nil
 	}
@@ -45,7 +50,7 @@ func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) 
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err = graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, Logger: newLogger(cmd, slog.LevelWarn)})
+	srv, err = graphite.Listen(fl.graphiteListen, graphite.Options{Writer: rec, Template: tmpl, MaxConns: fl.graphiteMaxConns, Logger: newLogger(cmd, slog.LevelWarn)})
 	if err != nil {
 		return nil, nil, usagef("--graphite-listen %s: %v", fl.graphiteListen, err)
 	}
