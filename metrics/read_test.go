@@ -427,3 +427,23 @@ func TestHostsBigJournal(t *testing.T) {
 		})
 	}
 }
+
+// Two values of one series at one time (two writers, or a value sent again
+// changed) are both kept: a read returns both, the smaller first, and
+// Latest one of them, by the members' byte order, not the last written.
+func TestOneTimeTwoValues(t *testing.T) {
+	sameDay(t, 30*time.Second) // Latest reads back from its own today
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	at := time.Now().UTC().Truncate(time.Second)
+	recordAll(t, c, "web1", "cpu", []metrics.Point{{Time: at, Value: 9}})
+	recordAll(t, c, "web1", "cpu", []metrics.Point{{Time: at, Value: 10}})
+	st := newStore(t, c)
+	res, err := st.Range(ctx, at.Add(-time.Second), at.Add(time.Second), metrics.Series{Host: "web1", Metric: "cpu"})
+	require.NoError(t, err)
+	assert.Equal(t, []metrics.Point{{Time: at, Value: 9}, {Time: at, Value: 10}}, res[0].Points)
+	got, err := st.Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+	require.NoError(t, err)
+	assert.Equal(t, metrics.Point{Time: at, Value: 9}, got, `"9" sorts after "10"`)
+}
