@@ -84,7 +84,10 @@ type Options struct {
 	// others wait for their turn before their body is read, so that the
 	// memory of the requests in hand stays under MaxRequests times
 	// MaxBodyBytes plus MaxDecodedBytes twice (decompressed, then
-	// decoded). Default DefaultMaxRequests.
+	// decoded). A request holds its turn while its body arrives, so that
+	// MaxRequests senders that trickle theirs keep the others waiting up
+	// to BodyTimeout (behind redfed serve, only senders that hold its
+	// token can). Default DefaultMaxRequests.
 	MaxRequests int
 	// Logger receives a warning for a request that fails, and one for
 	// samples of dropped periods skipped, each naming the sender, each
