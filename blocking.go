@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -430,14 +429,14 @@ func (g *Group) All(ctx context.Context, args ...any) ([]ServerResult, error) {
 // that answered last is returned (nil for none). ctx bounds the command:
 // the caller applies the command timeout (see blockingContext).
 func (c *Client) processOn(ctx context.Context, n *node, cmd redis.Cmder) *server {
-	return c.processWith(ctx, n, cmd, func(ctx context.Context, rc *redis.Client, cmd redis.Cmder) error {
+	return c.processWith(ctx, n, cmd, func(ctx context.Context, _ *server, rc *redis.Client, cmd redis.Cmder) error {
 		return rc.Process(ctx, cmd)
 	})
 }
 
 // processWith is processOn, sending the command to a server's client with
 // send.
-func (c *Client) processWith(ctx context.Context, n *node, cmd redis.Cmder, send func(context.Context, *redis.Client, redis.Cmder) error) *server {
+func (c *Client) processWith(ctx context.Context, n *node, cmd redis.Cmder, send func(context.Context, *server, *redis.Client, redis.Cmder) error) *server {
 	if c.closed.Load() {
 		cmd.SetErr(ErrClosed)
 		return nil
@@ -450,7 +449,7 @@ func (c *Client) processWith(ctx context.Context, n *node, cmd redis.Cmder, send
 			return nil
 		}
 		rc := s.client.Load()
-		err = send(ctx, rc, cmd)
+		err = send(ctx, s, rc, cmd)
 		if closed := c.whenClosed(err); closed != err {
 			cmd.SetErr(closed)
 			return s
@@ -468,60 +467,6 @@ func (c *Client) processWith(ctx context.Context, n *node, cmd redis.Cmder, send
 		cmd.SetErr(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
 		return s
 	}
-}
-
-// sendUnblockable sends a command that waits on the server forever
-// (BLPOP 0, XREAD BLOCK 0...) so that a cancel of ctx ends it: go-redis
-// ends a read at a deadline, never at a cancel, and the wait would last
-// until data came. The command goes on a connection of its own, whose id
-// it learns first (CLIENT ID); once ctx is done, CLIENT UNBLOCK from
-// another connection ends the wait as its timeout would, and the command
-// fails with ctx's error. An answer that came first (an element popped)
-// is kept. Hooks see the two CLIENT commands. A user whose ACL refuses
-// them waits until the server answers, as go-redis does.
-func (c *Client) sendUnblockable(ctx context.Context, rc *redis.Client, cmd redis.Cmder) error {
-	conn := rc.Conn()
-	defer conn.Close()
-	idCtx, cancel := c.withTimeout(ctx)
-	id, err := conn.ClientID(idCtx).Result()
-	cancel()
-	var reply redis.Error
-	switch {
-	case errors.As(err, &reply):
-		return conn.Process(ctx, cmd) // CLIENT ID refused: wait as go-redis does
-	case err != nil:
-		cmd.SetErr(err)
-		return err
-	}
-	answered := make(chan struct{})
-	unblocked := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		for {
-			uctx, cancel := c.withTimeout(context.Background())
-			n, err := rc.ClientUnblock(uctx, id).Result()
-			cancel()
-			if err != nil || n == 1 {
-				return
-			}
-			// Not blocked yet (the command is on its way), or answered.
-			select {
-			case <-answered:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	})
-	err = conn.Process(ctx, cmd)
-	close(answered)
-	if !stop() {
-		<-unblocked
-	}
-	if errors.Is(err, redis.Nil) && ctx.Err() != nil {
-		err = ctx.Err()
-		cmd.SetErr(err)
-	}
-	return err
 }
 
 // whenClosed returns ErrClosed for a command's error that is not the

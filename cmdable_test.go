@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -362,6 +363,59 @@ func TestBlockingCommandWaitsAsLongAsAsked(t *testing.T) {
 	clients, err := directClient(t, servers[0].Addr()).ClientList(ctx).Result()
 	require.NoError(t, err)
 	assert.NotContains(t, clients, "flags=b", "no client is left blocked")
+}
+
+// TestWaitsForeverLeaveThePoolAndEndAtTheirCancel: waits forever, more
+// than the server's pool holds, leave its connections to the other
+// commands and all end at their cancel; so does one on a server that
+// stopped answering (SIGSTOP), which cannot be told to end it.
+func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.PoolSize = 2
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	blocked := func() int {
+		clients, err := directClient(t, servers[0].Addr()).ClientList(context.Background()).Result()
+		require.NoError(t, err)
+		return strings.Count(clients, "flags=b")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	const workers = 4
+	errs := make(chan error, workers)
+	for range workers {
+		go func() { errs <- c.BLPop(ctx, 0, "jobs").Err() }()
+	}
+	require.Eventually(t, func() bool { return blocked() == workers }, 5*time.Second, 10*time.Millisecond, "every worker waits")
+	for i := range 10 {
+		require.NoError(t, c.Set(context.Background(), "k", i, 0).Err(), "the pool is free for other commands")
+	}
+	cancel()
+	for range workers {
+		select {
+		case err := <-errs:
+			require.ErrorIs(t, err, context.Canceled)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a wait forever did not end at its cancel")
+		}
+	}
+	assert.Zero(t, blocked())
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	require.Eventually(t, func() bool { return blocked() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, servers[0].Pause())
+	t.Cleanup(func() { _ = servers[0].Resume() })
+	cancel()
+	select {
+	case err := <-waited:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a wait forever on a stopped server did not end at its cancel")
+	}
 }
 
 // TestBlockingCommandInAPipeline: go-redis reads a pipeline's replies

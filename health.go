@@ -25,6 +25,7 @@ type server struct {
 	handle *redis.Client                // ServerClient's: sends through client, whichever it is
 	pubsub atomic.Pointer[redis.Client] // subscriptions', made at the first (see pubsubOf)
 	subs   subscriptions                // the PubSubs made on pubsub, closed with it
+	waits  waits                        // the clients of waits forever, closed with the server
 	// takeovers counts the times its node's commands moved to it.
 	takeovers atomic.Uint64
 	down      atomic.Bool // read on every command without the lock
@@ -70,16 +71,22 @@ func (c *Client) newRedisClient(s *server) *redis.Client {
 func (c *Client) newRedisClientLocked(s *server, commands bool) *redis.Client {
 	rc := redis.NewClient(s.opts)
 	rc.AddHook(healthHook{c: c, s: s, rc: rc})
-	for _, h := range c.opts.Hooks {
-		rc.AddHook(h)
-	}
-	for _, h := range c.extraHooks {
-		rc.AddHook(h(s.addr))
-	}
+	c.addUserHooksLocked(rc, s.addr)
 	if commands && c.opts.OnNewClient != nil {
 		c.opts.OnNewClient(s.addr, rc)
 	}
 	return rc
+}
+
+// addUserHooksLocked adds the user's hooks to a client of the server addr;
+// c.hooksMu is held.
+func (c *Client) addUserHooksLocked(rc *redis.Client, addr string) {
+	for _, h := range c.opts.Hooks {
+		rc.AddHook(h)
+	}
+	for _, h := range c.extraHooks {
+		rc.AddHook(h(addr))
+	}
 }
 
 // retire stops the server's check loop and marks it removed, so that it is
@@ -101,6 +108,7 @@ func (s *server) close() error {
 	}
 	_ = s.handle.Close() // it holds no connection
 	s.subs.closeAll()
+	s.waits.closeAll()
 	if pubsub := s.pubsub.Load(); pubsub != nil {
 		_ = pubsub.Close() // none is made once retired
 	}

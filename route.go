@@ -209,7 +209,7 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 	}
 	defer cancel()
 	if _, forever, _ := blockTime(cmd); forever && ctx.Done() != nil {
-		c.processWith(ctx, t.node, cmd, c.sendUnblockable)
+		c.processWith(ctx, t.node, cmd, c.sendForever)
 		return
 	}
 	c.processOn(ctx, t.node, cmd)
@@ -430,7 +430,7 @@ var blocking = map[string]struct {
 // that waits on the server (BLPOP, XREAD BLOCK, WAIT...) by its wait plus
 // the command timeout, so that waiting never counts as the server failing
 // to answer; a wait of 0, forever, is bounded by ctx alone (see
-// sendUnblockable). A timeout it cannot read fails the command.
+// sendForever). A timeout it cannot read fails the command.
 //
 // go-redis lets a socket read of a typed blocking command (BLPop, XRead
 // with Block...) last its wait; a command sent raw, by Do, gets the read
