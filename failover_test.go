@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -767,4 +770,72 @@ func TestCommandToEveryServerEndsWithinOneTimeout(t *testing.T) {
 		assert.Contains(t, err.Error(), s.Addr())
 	}
 	assert.NotContains(t, err.Error(), servers[0].Addr())
+}
+
+// A command that waits for a connection of a busy pool past its timeout
+// fails, but the server it never reached is not marked down: a pool taken
+// by slow commands says nothing of the server.
+func TestBusyPoolDoesNotMarkTheServerDown(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.PoolSize = 1
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	popped := make(chan error, 1)
+	go func() { popped <- c.BLPop(ctx, time.Second, "empty").Err() }()
+	require.Eventually(t, func() bool {
+		clients, err := directClient(t, servers[0].Addr()).ClientList(ctx).Result()
+		return err == nil && strings.Contains(clients, "flags=b")
+	}, 5*time.Second, 10*time.Millisecond)
+	err := c.Set(ctx, "k", "v", 0).Err()
+	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, c.IsServerDown(servers[0].Addr()))
+	require.ErrorIs(t, <-popped, redis.Nil)
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+}
+
+// blackhole returns an address whose listener's backlog is full, so that a
+// dial to it never completes: a host that drops new connections.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, syscall.Listen(fd, 0))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 8 {
+		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+		if err != nil {
+			return addr // the backlog is full
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	t.Fatal("the backlog never filled")
+	return ""
+}
+
+// A server whose dial never completes is marked down by the command that
+// waited for it, and its group fails over: go-redis dials apart from the
+// waiting command, which sees its own deadline rather than the dial's
+// failure, as it would waiting for a busy pool.
+func TestServerThatNeverAnswersADialIsMarkedDown(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	hole := blackhole(t)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: []string{hole, servers[0].Addr()}}}, Options: opts})
+	ctx := context.Background()
+	for currentOf(t, c, "g") != hole {
+		_, err := c.NextServer("g")
+		require.NoError(t, err)
+	}
+	require.Error(t, c.Set(ctx, "k", "1", 0).Err())
+	assert.True(t, c.IsServerDown(hole))
+	require.NoError(t, c.Set(ctx, "k", "2", 0).Err(), "the group failed over")
+	assert.Equal(t, servers[0].Addr(), currentOf(t, c, "g"))
 }

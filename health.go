@@ -425,7 +425,7 @@ func (h healthHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			cmd.SetErr(explained)
 			err = explained
 		}
-		if !late && isServerFault(ctx, err) {
+		if !late && isServerFault(ctx, err) && !busyPool(h.rc, err) {
 			h.fault(err)
 		} else if explained := h.explainReply(err); explained != err {
 			cmd.SetErr(explained)
@@ -488,7 +488,9 @@ func (h healthHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 				}
 			}
 			if fault := firstFault(ctx, cmds); fault != nil && !late {
-				h.fault(fault)
+				if !busyPool(h.rc, fault) {
+					h.fault(fault)
+				}
 			} else if unanswered(cmds) {
 				err = &ServerError{Node: h.s.node, Server: h.s.addr, Err: err}
 				for _, cmd := range cmds {
@@ -517,7 +519,8 @@ func unanswered(cmds []redis.Cmder) bool {
 // unresponsive. Replies from Redis, including error replies, show it alive.
 // A timeout counts only when the command timeout was the deadline that ran
 // out (or there was no deadline and a socket timeout fired), not a caller's
-// shorter deadline; a cancelled context never counts.
+// shorter deadline; a cancelled context never counts (nor, see busyPool,
+// a wait for a connection of a busy pool).
 func isServerFault(ctx context.Context, err error) bool {
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled) {
 		return false
@@ -531,6 +534,22 @@ func isServerFault(ctx context.Context, err error) bool {
 		return hasCommandTimeout(ctx) || !hasDeadline
 	}
 	return isConnError(err)
+}
+
+// busyPool reports a command that ran out of time waiting for a connection
+// of rc's pool while every one was in use: no fault of the server, which
+// was not asked. go-redis returns the context's own error (or
+// ErrPoolTimeout) both for that and for a dial that did not finish in time
+// (it dials apart from the waiting command), which is the server's fault:
+// a pool full and none of it idle tells the first. A *net.OpError is a
+// read, write or dial that failed.
+func busyPool(rc *redis.Client, err error) bool {
+	var op *net.OpError
+	if !errors.Is(err, redis.ErrPoolTimeout) && !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &op) {
+		return false
+	}
+	st := rc.PoolStats()
+	return int(st.TotalConns) >= rc.Options().PoolSize && st.IdleConns == 0
 }
 
 func isTimeout(err error) bool {
