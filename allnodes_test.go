@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -223,4 +224,26 @@ func TestForEachServerNamesEachServerOnce(t *testing.T) {
 	for _, s := range servers {
 		assert.Equal(t, 1, strings.Count(err.Error(), s.Addr()), "%s in %q", s.Addr(), err)
 	}
+}
+
+// With query-all on, a blocking command waits its wait on every server of
+// its group, past the command timeout, without marking any down; a wait
+// that go-redis would cut short, over half the read timeout, is refused,
+// as in a pipeline.
+func TestQueryAllBlockingCommands(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	opts.ReadTimeout = 2500 * time.Millisecond
+	opts.QueryAll = true
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+	ctx := context.Background()
+	start := time.Now()
+	require.ErrorIs(t, c.BLPop(ctx, time.Second, "empty").Err(), redis.Nil)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second)
+	for _, s := range servers {
+		assert.False(t, c.IsServerDown(s.Addr()))
+	}
+	require.ErrorContains(t, c.BLPop(ctx, 0, "empty").Err(), "BLPOP with query-all on waits forever, more than half the read timeout")
+	require.ErrorContains(t, c.BLPop(ctx, 2*time.Second, "empty").Err(), "BLPOP with query-all on waits 2s")
 }

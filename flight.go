@@ -181,7 +181,7 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 		if q.node == nil {
 			continue // not placed: its error is set
 		}
-		w, ok := c.pipelineWait(q.cmd)
+		w, ok := c.waitFits(q.cmd, "in a pipeline")
 		if !ok {
 			f.queue[i].node = nil // refused: its error is set
 			continue

@@ -199,20 +199,27 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 		c.sendEach(ctx, servers, cmd)
 		return
 	}
-	if c.queryAll.Load() && len(t.node.servers) > 1 {
-		c.sendEach(ctx, t.node.servers, cmd)
-		return
+	all := c.queryAll.Load() && len(t.node.servers) > 1
+	if all {
+		// The copies of the command for the other servers are go-redis's
+		// plain commands, read under the read timeout as a pipeline's.
+		if _, ok := c.waitFits(cmd, "with query-all on"); !ok {
+			return
+		}
 	}
-	ctx, cancel, ok := c.blockingContext(ctx, cmd)
+	ctx, cancel, forever, ok := c.blockingContext(ctx, cmd)
 	if !ok {
 		return
 	}
 	defer cancel()
-	if _, forever, _ := blockTime(cmd); forever && ctx.Done() != nil {
+	switch {
+	case all:
+		c.sendEach(ctx, t.node.servers, cmd) // each server under ctx's bound
+	case forever && ctx.Done() != nil:
 		c.processWith(ctx, t.node, cmd, c.sendForever)
-		return
+	default:
+		c.processOn(ctx, t.node, cmd)
 	}
-	c.processOn(ctx, t.node, cmd)
 }
 
 // routeMany places a pipeline's commands and sends them, each node's at
@@ -430,7 +437,7 @@ var blocking = map[string]struct {
 // that waits on the server (BLPOP, XREAD BLOCK, WAIT...) by its wait plus
 // the command timeout, so that waiting never counts as the server failing
 // to answer; a wait of 0, forever, is bounded by ctx alone (see
-// sendForever). A timeout it cannot read fails the command.
+// sendForever), and reported. A timeout it cannot read fails the command.
 //
 // go-redis lets a socket read of a typed blocking command (BLPop, XRead
 // with Block...) last its wait; a command sent raw, by Do, gets the read
@@ -438,39 +445,39 @@ var blocking = map[string]struct {
 // the server down. So a raw command that waits more than half the read
 // timeout (Redis ends a wait up to 100 ms late at its default hz) is
 // refused, naming the way to send it.
-func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (context.Context, context.CancelFunc, bool) {
+func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (_ context.Context, _ context.CancelFunc, forever, ok bool) {
 	wait, forever, err := blockTime(cmd)
 	if err != nil {
 		cmd.SetErr(err)
-		return nil, nil, false
+		return nil, nil, false, false
 	}
 	if _, raw := cmd.(*redis.Cmd); raw && (forever || wait > c.opts.ReadTimeout/2) {
 		cmd.SetErr(fmt.Errorf("federated: %s sent by Do waits %s, more than half the read timeout (%s): use the typed method (BLPop, XRead...), which go-redis lets wait, or a shorter wait",
 			cmdName(cmd), waitText(wait, forever), c.opts.ReadTimeout))
-		return nil, nil, false
+		return nil, nil, false, false
 	}
 	switch {
 	case forever:
-		return ctx, func() {}, true
+		return ctx, func() {}, true, true
 	case wait > 0:
 		ctx, cancel := c.withTimeoutPlus(ctx, wait)
-		return ctx, cancel, true
+		return ctx, cancel, false, true
 	}
 	ctx, cancel := c.withTimeout(ctx)
-	return ctx, cancel, true
+	return ctx, cancel, false, true
 }
 
-// pipelineWait returns how long a command sent in a pipeline may wait on
-// the server (BLPOP, XREAD BLOCK, WAIT...), 0 for most. go-redis reads a
-// pipeline's replies under the read timeout, whatever its commands, so a
-// wait of more than half of it would end as a timeout that marks a healthy
-// server down: such a command is refused, with an error that names the way
-// to send it, and ok is false.
-func (c *Client) pipelineWait(cmd redis.Cmder) (wait time.Duration, ok bool) {
+// waitFits returns how long a command sent in a pipeline (or, as where
+// says, like one) may wait on the server (BLPOP, XREAD BLOCK, WAIT...), 0
+// for most. go-redis reads a pipeline's replies under the read timeout,
+// whatever its commands, so a wait of more than half of it would end as a
+// timeout that marks a healthy server down: such a command is refused,
+// with an error that names the way to send it, and ok is false.
+func (c *Client) waitFits(cmd redis.Cmder, where string) (wait time.Duration, ok bool) {
 	wait, forever, err := blockTime(cmd)
 	if err == nil && (forever || wait > c.opts.ReadTimeout/2) {
-		err = fmt.Errorf("federated: %s in a pipeline waits %s, more than half the read timeout (%s): send it alone, by the typed method (BLPop, XRead...), which go-redis lets wait, or wait less",
-			cmdName(cmd), waitText(wait, forever), c.opts.ReadTimeout)
+		err = fmt.Errorf("federated: %s %s waits %s, more than half the read timeout (%s): wait less, or send it alone by the typed method (BLPop, XRead...), which go-redis lets wait, with query-all off",
+			cmdName(cmd), where, waitText(wait, forever), c.opts.ReadTimeout)
 	}
 	if err != nil {
 		cmd.SetErr(err)
