@@ -76,7 +76,8 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	// WATCH gets the command timeout, and fn's commands the deadlines fn
 	// gives them: fn may take its time, and go-redis's UNWATCH at its end,
 	// sent with ctx, is not sent with a command timeout that fn used up.
-	var own error // fn's error, when none of its commands failed with it
+	var own error        // fn's error, when none of its commands failed with it
+	var failed cmdErrors // fn's commands' errors
 	err = s.client.Load().Watch(ctx, func(tx *redis.Tx) error {
 		if len(keys) > 0 {
 			wctx, cancel := c.withTimeout(ctx)
@@ -86,7 +87,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 				return err
 			}
 		}
-		var failed cmdErrors
+		failed.rename = func(err error) error { return nameRefusal(n.name, s, err) }
 		tx.AddHook(&failed)
 		if !r.grouped {
 			tx.AddHook(nodeGuard{c: c, n: n})
@@ -113,7 +114,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	if isServerFault(ctx, err) || isTimeout(err) && s.down.Load() {
 		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
 	}
-	return nameRefusal(n.name, s, err)
+	return nameRefusal(n.name, s, failed.cause(err))
 }
 
 // nodeGuard is a hook of a Watch's transaction: a command whose keys are
@@ -174,10 +175,12 @@ func (g nodeGuard) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// cmdErrors is a hook that keeps the errors of the commands it sees.
+// cmdErrors is a hook that keeps the errors of the commands it sees,
+// passed through rename (nil for none) first.
 type cmdErrors struct {
-	mu   sync.Mutex
-	errs []error
+	rename func(error) error
+	mu     sync.Mutex
+	errs   []error
 }
 
 // include reports whether err is, or wraps, an error a command failed
@@ -196,12 +199,46 @@ func (h *cmdErrors) include(err error) bool {
 	return false
 }
 
-func (h *cmdErrors) keep(err error) {
-	if err != nil {
-		h.mu.Lock()
-		h.errs = append(h.errs, err)
-		h.mu.Unlock()
+// cause returns, for a transaction that Redis discarded (EXECABORT, which
+// says no more than that a command was refused as it was queued), the
+// error of that command; err as it is otherwise.
+func (h *cmdErrors) cause(err error) error {
+	if !redis.HasErrorPrefix(err, "EXECABORT") {
+		return err
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.errs {
+		if !redis.HasErrorPrefix(e, "EXECABORT") {
+			return e
+		}
+	}
+	return err
+}
+
+// keep keeps err, renamed, and returns it renamed.
+func (h *cmdErrors) keep(err error) error {
+	if err == nil {
+		return nil
+	}
+	if h.rename != nil {
+		err = h.rename(err)
+	}
+	h.mu.Lock()
+	h.errs = append(h.errs, err)
+	h.mu.Unlock()
+	return err
+}
+
+// keepCmd keeps a command's error, renamed on the command too, and returns
+// it.
+func (h *cmdErrors) keepCmd(cmd redis.Cmder) error {
+	err := cmd.Err()
+	if kept := h.keep(err); kept != err {
+		cmd.SetErr(kept)
+		return kept
+	}
+	return err
 }
 
 func (h *cmdErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -209,19 +246,35 @@ func (h *cmdErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h *cmdErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		h.keep(err)
-		return err
+		switch {
+		case err == nil:
+			return nil
+		case cmd.Err() == nil:
+			return h.keep(err)
+		}
+		return h.keepCmd(cmd)
 	}
 }
 
 func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		h.keep(err)
-		for _, cmd := range cmds {
-			h.keep(cmd.Err())
+		if err == nil {
+			return nil
 		}
-		return err
+		// The pipeline's error is most often its first command's: the
+		// same, renamed.
+		out := error(nil)
+		for _, cmd := range cmds {
+			raw := cmd.Err()
+			if kept := h.keepCmd(cmd); out == nil && raw != nil && errors.Is(err, raw) {
+				out = kept
+			}
+		}
+		if out == nil {
+			out = h.keep(err)
+		}
+		return out
 	}
 }
 

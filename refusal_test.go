@@ -226,6 +226,13 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 				"Watch": c.Watch(ctx, func(tx *redis.Tx) error {
 					return tx.Set(ctx, "k", "v", 0).Err()
 				}, "k"),
+				"Watch's TxPipelined": c.Watch(ctx, func(tx *redis.Tx) error {
+					_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, "k", "v", 0)
+						return nil
+					})
+					return err
+				}, "k"),
 			}
 			// A Recorder's buffered points meet the refusal when Close
 			// flushes them: Close ends, returns it and counts them failed.
