@@ -127,10 +127,12 @@ type nodeGuard struct {
 	n *node
 }
 
+var _ redis.Hook = nodeGuard{}
+
 // check returns the error of a command with a key of another node.
 func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
-	if txCommands[strings.ToLower(cmd.Name())] {
-		return nil
+	if name := strings.ToLower(cmd.Name()); name != "watch" && txCommands[name] {
+		return nil // MULTI, EXEC...: WATCH has keys
 	}
 	var held [4]string
 	keys, err := g.c.commandKeys(ctx, cmd, held[:0])

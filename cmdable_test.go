@@ -239,6 +239,8 @@ func TestTransactionsAcrossNodesFail(t *testing.T) {
 	assert.Contains(t, err.Error(), c.KeyToNode(b))
 	err = c.Watch(ctx, func(tx *redis.Tx) error { return tx.Get(ctx, b).Err() }, a)
 	require.ErrorIs(t, err, federated.ErrCrossNode)
+	err = c.Watch(ctx, func(tx *redis.Tx) error { return tx.Watch(ctx, b).Err() }, a)
+	require.ErrorIs(t, err, federated.ErrCrossNode, "a WATCH of b on a's server would never fire")
 	assert.Zero(t, c.Exists(ctx, a).Val()+c.Exists(ctx, b).Val(), "nothing was written")
 	for _, s := range servers {
 		assert.Zero(t, directClient(t, s.Addr()).DBSize(ctx).Val(), "nothing on %s", s.Addr())
