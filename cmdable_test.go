@@ -692,4 +692,23 @@ func TestSortPatternsStayOnTheirNode(t *testing.T) {
 	got, err = c.Sort(ctx, "{u}list", &redis.Sort{By: "nosort", Get: []string{"#"}}).Result()
 	require.NoError(t, err, "patterns that read no key")
 	assert.Equal(t, []string{"1", "2", "3"}, got)
+
+	// Options are read in order: a pattern named "store" is no STORE, and
+	// the word after it no key.
+	list := ""
+	for i := range 100 {
+		if k := fmt.Sprintf("{l%d}list", i); c.KeyToNode(k) != c.KeyToNode("ALPHA") {
+			list = k
+			break
+		}
+	}
+	require.NoError(t, c.RPush(ctx, list, "b", "a").Err())
+	got, err = c.Do(ctx, "SORT", list, "BY", "store", "ALPHA").StringSlice()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b", "a"}, got, "BY store: no sort")
+	n, err := c.Do(ctx, "SORT", "{u}list", "BY", "store", "STORE", "{u}sorted").Int()
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Equal(t, int64(3), c.LLen(ctx, "{u}sorted").Val())
+	require.ErrorIs(t, c.Do(ctx, "SORT", "{u}list", "STORE", "{"+other+"}sorted").Err(), federated.ErrCrossNode)
 }

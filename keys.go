@@ -237,13 +237,7 @@ func movableKeys(name string, args []any) (keys []string, ok bool) {
 		if len(args) < 2 {
 			return nil, true
 		}
-		keys = []string{argString(args[1])}
-		for i := 2; i+1 < len(args); i++ {
-			if strings.EqualFold(argString(args[i]), "store") {
-				keys = append(keys, argString(args[i+1]))
-			}
-		}
-		return keys, true
+		return []string{argString(args[1])}, true // and what sortKeys reads
 	}
 	return nil, false
 }
@@ -311,26 +305,29 @@ func readStreamOptions(args []any) streamOptions {
 	return streamOptions{}
 }
 
-// sortKeys adds to the keys of a SORT the keys its BY and GET patterns
-// read: of a pattern whose {tag} comes before its "*", the key of the
-// tag's node. A pattern that may read a key of any node fails with
-// ErrCrossNode (the keys of other nodes would read as missing), as Redis
-// Cluster refuses it, unless the federation has one node.
+// sortKeys adds to the key of a SORT the keys its options name, read in
+// order as Redis reads them: STORE's destination, and the keys its BY and
+// GET patterns read: of a pattern whose {tag} comes before its "*", the
+// key of the tag's node. A pattern that may read a key of any node fails
+// with ErrCrossNode (the keys of other nodes would read as missing), as
+// Redis Cluster refuses it, unless the federation has one node.
 func (c *Client) sortKeys(args []any, keys []string) ([]string, error) {
-	if len(keys) == 0 || len(c.topo.Load().nodes) <= 1 {
+	if len(keys) == 0 {
 		return keys, nil
 	}
+	one := len(c.topo.Load().nodes) <= 1
 	for i := 2; i+1 < len(args); i++ {
 		switch strings.ToLower(argString(args[i])) {
 		case "limit":
 			i += 2
 		case "store":
 			i++
+			keys = append(keys, argString(args[i]))
 		case "by", "get":
 			i++
 			pattern := argString(args[i])
 			star := strings.IndexByte(pattern, '*')
-			if pattern == "#" || star < 0 {
+			if one || pattern == "#" || star < 0 {
 				continue // reads no key: GET # is the element, a pattern without * none
 			}
 			key := pattern
