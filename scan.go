@@ -14,13 +14,16 @@ import (
 // The cursor the client returns holds all three: the server's cursor
 // shifted up by scanNodeBits+scanServerBits, the server's index in its
 // node, and the node's index (through a Group, the server's cursor and
-// index only). A server's cursor means nothing to another
-// server (each lays its table out in its own way), so a page that lands on
-// another server of the node than the last (a failover between or during
-// pages) walks that server from its start: keys may come twice, none is
-// missed. The cursor is valid while the nodes stay the same; with nodes
-// added or removed in the middle, a scan may miss or repeat keys, as a
-// SCAN of one server may when its table grows.
+// index only). A server's cursor means nothing to another server (each
+// lays its table out in its own way), so a page that lands on another
+// server of the node than the last (a failover between or during pages)
+// walks that server from its start: keys may come twice, and none of the
+// new server's is missed (keys that the old server alone held are not
+// seen, and a server that restarted between pages is walked on from its
+// cursor, as a plain SCAN of it would be). The cursor is valid while the
+// nodes stay the same; with nodes added or removed in the middle, a scan
+// may miss or repeat keys, as a SCAN of one server may when its table
+// grows.
 
 // scanNodeBits is how many low bits of a cursor name the node.
 const scanNodeBits = 10
@@ -72,13 +75,13 @@ func (c *Client) scan(ctx context.Context, r routing, cmd redis.Cmder) {
 		cmd.SetErr(fmt.Errorf("federated: SCAN walks nodes of at most %d servers, node %s has %d", 1<<scanServerBits, n.name, len(n.servers)))
 		return
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	var raw *redis.Cmd
 	var at int // the index of the server that answered
 	for {
 		raw = redis.NewCmd(ctx, append([]any{"scan", serverCursor}, args[2:]...)...)
-		s := c.processOn(ctx, n, raw)
+		pctx, cancel := c.withTimeout(ctx) // each try its own
+		s := c.processOn(pctx, n, raw)
+		cancel()
 		if err := raw.Err(); err != nil {
 			cmd.SetErr(err)
 			return
@@ -107,7 +110,7 @@ func (c *Client) scan(ctx context.Context, r routing, cmd redis.Cmder) {
 	var out uint64
 	switch {
 	case next != 0 && next >= 1<<(64-nodeBits-scanServerBits):
-		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d of node %s is too large to carry the node", next, n.name))
+		cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d of node %s is too large to carry its node and server", next, n.name))
 		return
 	case next != 0:
 		out = next<<(nodeBits+scanServerBits) | uint64(at)<<nodeBits | uint64(i)
