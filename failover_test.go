@@ -770,6 +770,26 @@ func TestCommandToEveryServerEndsWithinOneTimeout(t *testing.T) {
 		assert.Contains(t, err.Error(), s.Addr())
 	}
 	assert.NotContains(t, err.Error(), servers[0].Addr())
+
+	// Query-all, of a group whose servers stopped: one timeout too.
+	require.NoError(t, servers[1].Resume())
+	require.NoError(t, c.MarkServerUp(servers[2].Addr()))
+	require.NoError(t, c.MarkServerUp(servers[3].Addr()))
+	c.SetQueryAll(true)
+	key := ""
+	for i := range 100 {
+		if k := fmt.Sprintf("k%d", i); c.KeyToNode(k) == "g" {
+			key = k
+			break
+		}
+	}
+	require.NotEmpty(t, key)
+	start = time.Now()
+	err = c.Get(ctx, key).Err()
+	assert.Less(t, time.Since(start), 900*time.Millisecond, "two stopped servers of the group, one timeout")
+	for _, s := range servers[2:] {
+		assert.Contains(t, err.Error(), s.Addr())
+	}
 }
 
 // A command that waits for a connection of a busy pool past its timeout
