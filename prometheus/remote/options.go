@@ -48,6 +48,10 @@ const (
 // runs ahead of them.
 const listSlack = time.Hour
 
+// aheadSlack is how far past the present the MaxRange of a query too wide
+// reaches (see Options.MaxRange), for writers whose clocks run ahead.
+const aheadSlack = time.Hour
+
 // Options configure the handlers. Zero values mean the defaults.
 type Options struct {
 	// HostLabel is the label whose value is a series' host. Default
@@ -66,8 +70,9 @@ type Options struct {
 	// DefaultMaxSamples.
 	MaxSamples int
 	// MaxRange bounds the range a query reads: of a wider one, the
-	// MaxRange nearest the present, up to its end or an hour past the
-	// present, the earlier (for writers whose clocks run ahead).
+	// MaxRange nearest the present: up to its end or an hour past the
+	// present, the earlier (for writers whose clocks run ahead), or for a
+	// range that starts later than that, the MaxRange from its start.
 	// Prometheus asks for ranges from the year −292 million to +292
 	// million when a series listing gives neither start nor end: it gets
 	// the series of the last MaxRange. Default DefaultMaxRange.

@@ -167,7 +167,7 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 		// The MaxRange of the query nearest the present: Prometheus lists
 		// the series of no range from the year -292 million to +292
 		// million, and the year before the end of 9999 holds nothing.
-		end := time.Now().Add(listSlack)
+		end := time.Now().Add(aheadSlack)
 		if start := from.Add(h.opts.MaxRange); start.After(end) {
 			end = start
 		}
