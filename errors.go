@@ -74,16 +74,16 @@ type ServerError struct {
 }
 
 // nameRefusal returns a refusal of Redis that passes (OOM, READONLY, BUSY,
-// LOADING...) of a command that s of n ran as a *ServerError that names
+// LOADING...) of a command that s of node ran as a *ServerError that names
 // them, which matches ErrTemporary; any other error as it is. A refusal is
 // the command's own answer, not a failure of its server or of the rest of
 // its pipeline.
-func nameRefusal(n string, s *server, err error) error {
+func nameRefusal(node string, s *server, err error) error {
 	var se *ServerError
 	if !journal.IsTemporaryReply(err) || errors.As(err, &se) {
 		return err
 	}
-	return &ServerError{Node: n, Server: s.addr, Err: err, refusal: true}
+	return &ServerError{Node: node, Server: s.addr, Err: err, refusal: true}
 }
 
 // Error names the node, the server when there was one, and the cause.
