@@ -310,10 +310,8 @@ func TestBlockingCommandWaitsAsLongAsAsked(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	ctx := context.Background()
 
-	go func() {
-		time.Sleep(time.Second)
-		directClient(t, servers[0].Addr()).RPush(ctx, "jobs", "x")
-	}()
+	pusher := directClient(t, servers[0].Addr())
+	time.AfterFunc(time.Second, func() { pusher.RPush(ctx, "jobs", "x") })
 	start := time.Now()
 	v, err := c.BLPop(ctx, 0, "jobs").Result()
 	require.NoError(t, err)
