@@ -365,6 +365,17 @@ func TestBlockingCommandWaitsAsLongAsAsked(t *testing.T) {
 	assert.NotContains(t, clients, "flags=b", "no client is left blocked")
 }
 
+// blockedClients returns how many clients of a server wait in a blocking
+// command (0 when it cannot be asked).
+func blockedClients(t *testing.T, addr string) int {
+	t.Helper()
+	clients, err := directClient(t, addr).ClientList(context.Background()).Result()
+	if err != nil {
+		return 0
+	}
+	return strings.Count(clients, "flags=b")
+}
+
 // TestWaitsForeverLeaveThePoolAndEndAtTheirCancel: waits forever, more
 // than the server's pool holds, leave its connections to the other
 // commands and all end at their cancel; so does one on a server that
@@ -375,11 +386,7 @@ func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
 	opts.PoolSize = 2
 	opts.CommandTimeout = 300 * time.Millisecond
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	blocked := func() int {
-		clients, err := directClient(t, servers[0].Addr()).ClientList(context.Background()).Result()
-		require.NoError(t, err)
-		return strings.Count(clients, "flags=b")
-	}
+	blocked := func() int { return blockedClients(t, servers[0].Addr()) }
 	ctx, cancel := context.WithCancel(context.Background())
 	const workers = 4
 	errs := make(chan error, workers)
@@ -709,4 +716,68 @@ func TestSortPatternsStayOnTheirNode(t *testing.T) {
 	assert.Equal(t, 3, n)
 	assert.Equal(t, int64(3), c.LLen(ctx, "{u}sorted").Val())
 	require.ErrorIs(t, c.Do(ctx, "SORT", "{u}list", "STORE", "{"+other+"}sorted").Err(), federated.ErrCrossNode)
+}
+
+// TestWaitForeverEndsWhenItsServerLeaves: a wait forever on a server that
+// a ReplaceNode took out of the federation ends about a command timeout
+// later (its jobs now go to the new server), with an error to send it
+// again; Close ends one at once.
+func TestWaitForeverEndsWhenItsServerLeaves(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"n": {Address: servers[0].Addr()}}, Options: opts})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	blocked := func(s *redistest.Server) bool { return blockedClients(t, s.Addr()) > 0 }
+	waited := make(chan error, 1)
+	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	require.Eventually(t, func() bool { return blocked(servers[0]) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.ReplaceNode("n", federated.Node{Address: servers[1].Addr()}))
+	select {
+	case err := <-waited:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait outlived its server's leaving")
+	}
+	assert.Eventually(t, func() bool { return !blocked(servers[0]) }, 5*time.Second, 10*time.Millisecond)
+
+	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	require.Eventually(t, func() bool { return blocked(servers[1]) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.Close())
+	select {
+	case err := <-waited:
+		require.ErrorIs(t, err, federated.ErrClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait outlived Close")
+	}
+}
+
+// TestWaitForeverOfAUserWithoutClientCommands: a user whose ACL refuses
+// CLIENT ID waits as go-redis does: a cancel does not cut the wait, whose
+// connection the server still serves, so the element pushed after it is
+// returned rather than popped for a connection nobody reads.
+func TestWaitForeverOfAUserWithoutClientCommands(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	ctx := context.Background()
+	admin := directClient(t, servers[0].Addr())
+	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "worker", "on", ">pw", "~*", "+@all", "-client").Err())
+	opts := testOptions()
+	opts.Username, opts.Password = "worker", "pw"
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	popped := make(chan *redis.StringSliceCmd, 1)
+	go func() { popped <- c.BLPop(wctx, 0, "jobs") }()
+	require.Eventually(t, func() bool { return blockedClients(t, servers[0].Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	time.Sleep(200 * time.Millisecond) // the cancel, had it cut the wait, would have by now
+	require.NoError(t, admin.RPush(ctx, "jobs", "x").Err())
+	select {
+	case cmd := <-popped:
+		require.NoError(t, cmd.Err())
+		assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pushed element did not end the wait")
+	}
 }

@@ -448,6 +448,7 @@ func (c *Client) retireLater(servers []*server) {
 		if s.retire() {
 			c.closeLater(s.client.Load())
 			c.later(s.subs.closeAll)
+			c.later(s.waits.closeAll)
 			if ps := s.pubsub.Load(); ps != nil {
 				c.closeLater(ps) // none is made once retired
 			}

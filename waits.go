@@ -3,6 +3,7 @@ package federated
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,11 +20,13 @@ import (
 // the server's other commands waiting for a connection), whose id it
 // learns first (CLIENT ID). At the cancel, CLIENT UNBLOCK from another
 // connection of its own ends the wait as its timeout would; where the
-// server cannot be told (stopped, cut off, or an ACL that refuses CLIENT
-// UNBLOCK), the wait's connection is cut.
+// server does not answer (stopped, cut off), the wait's connection is
+// cut. A user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits as
+// go-redis does, until the server answers: cutting a connection that the
+// server still serves could pop an element for it that nobody reads.
 
 // waits are the clients of a server's waits forever, closed with the
-// server.
+// server, or a command timeout after it left the federation.
 type waits struct {
 	mu      sync.Mutex
 	clients map[*redis.Client]struct{} // guarded by mu
@@ -84,8 +87,9 @@ func (c *Client) sendForever(ctx context.Context, s *server, _ *redis.Client, cm
 	wc := c.newWaitClient(s, opt)
 	defer wc.Close()
 	if !s.waits.add(wc) {
-		cmd.SetErr(ErrClosed)
-		return ErrClosed
+		err := c.whenClosed(fmt.Errorf("%w: server %s left the federation", ErrUnknownNode, s.addr))
+		cmd.SetErr(err)
+		return err
 	}
 	defer s.waits.remove(wc)
 
@@ -93,37 +97,40 @@ func (c *Client) sendForever(ctx context.Context, s *server, _ *redis.Client, cm
 	id, err := wc.ClientID(idCtx).Result()
 	cancel()
 	var reply redis.Error
-	if err != nil && !errors.As(err, &reply) {
+	switch {
+	case errors.As(err, &reply):
+		// An ACL that refuses CLIENT ID: the wait cannot be ended without
+		// cutting its connection, and an element pushed as the server
+		// notices the cut would be popped for it and lost. It waits as
+		// go-redis does.
+		return wc.Process(ctx, cmd)
+	case err != nil:
 		cmd.SetErr(err)
 		return err
 	}
-	known := err == nil // an ACL may refuse CLIENT ID: the cut alone ends the wait
 
-	answered, done := make(chan struct{}), make(chan struct{})
+	replied, done := make(chan struct{}), make(chan struct{})
 	var ended atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		defer close(done)
-		if known && c.unblock(s, id, answered) {
+		switch c.unblock(s, id, replied) {
+		case unblocked:
 			ended.Store(true)
-			return
+		case unreachable:
+			// A server stopped or cut off pops nothing meanwhile: cut the
+			// connection. (Were it to come back with an element pushed as
+			// it notices the cut, the element could be popped for the
+			// closing connection.)
+			mu.Lock()
+			if conn != nil {
+				_ = conn.SetDeadline(time.Unix(1, 0))
+			}
+			mu.Unlock()
+			ended.Store(true)
 		}
-		select {
-		case <-answered:
-			return
-		default:
-		}
-		// The server could not be told: cut the connection. (Were an
-		// element pushed as the server notices, it could be popped for
-		// the closing connection; UNBLOCK leaves no such moment.)
-		mu.Lock()
-		if conn != nil {
-			_ = conn.SetDeadline(time.Unix(1, 0))
-		}
-		mu.Unlock()
-		ended.Store(true)
 	})
 	err = wc.Process(ctx, cmd)
-	close(answered)
+	close(replied)
 	if !stop() {
 		<-done
 	}
@@ -135,28 +142,39 @@ func (c *Client) sendForever(ctx context.Context, s *server, _ *redis.Client, cm
 	return err
 }
 
+// unblocking is what unblock did.
+type unblocking int
+
+const (
+	unblocked   unblocking = iota // the server ended the wait
+	answered                      // the wait's command was answered first
+	refused                       // the server refused CLIENT UNBLOCK (an ACL)
+	unreachable                   // the server did not answer in the command timeout
+)
+
 // unblock ends the wait of the connection id of s with CLIENT UNBLOCK, sent
 // from a connection of its own. A wait not begun yet (the command on its
 // way) is tried again, with pauses growing to a second, until the wait's
-// command is answered (answered is closed). It reports whether the server
-// said it ended the wait; false also when the server cannot be reached in
-// the command timeout or refuses.
-func (c *Client) unblock(s *server, id int64, answered <-chan struct{}) bool {
+// command is answered (done is closed).
+func (c *Client) unblock(s *server, id int64, done <-chan struct{}) unblocking {
 	control := redis.NewClient(c.ownOptions(s))
 	defer control.Close()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		ctx, cancel := c.withTimeout(context.Background())
 		n, err := control.ClientUnblock(ctx, id).Result()
 		cancel()
+		var reply redis.Error
 		switch {
+		case errors.As(err, &reply):
+			return refused
 		case err != nil:
-			return false
+			return unreachable
 		case n == 1:
-			return true
+			return unblocked
 		}
 		select {
-		case <-answered:
-			return false
+		case <-done:
+			return answered
 		case <-time.After(pause):
 		}
 	}
