@@ -114,7 +114,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	if isServerFault(ctx, err) || isTimeout(err) && s.down.Load() {
 		return &ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()}
 	}
-	return nameRefusal(n.name, s, failed.cause(err))
+	return nameRefusal(n.name, s, err)
 }
 
 // nodeGuard is a hook of a Watch's transaction: a command whose keys are
@@ -201,23 +201,6 @@ func (h *cmdErrors) include(err error) bool {
 	return false
 }
 
-// cause returns, for a transaction that Redis discarded (EXECABORT, which
-// says no more than that a command was refused as it was queued), the
-// error of that command; err as it is otherwise.
-func (h *cmdErrors) cause(err error) error {
-	if !redis.HasErrorPrefix(err, "EXECABORT") {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, e := range h.errs {
-		if !redis.HasErrorPrefix(e, "EXECABORT") {
-			return e
-		}
-	}
-	return err
-}
-
 // keep keeps err, renamed, and returns it renamed.
 func (h *cmdErrors) keep(err error) error {
 	if err == nil {
@@ -265,16 +248,25 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 			return nil
 		}
 		// The pipeline's error is most often its first command's: the
-		// same, renamed.
-		out := error(nil)
+		// same, renamed. A transaction that Redis discarded (EXECABORT,
+		// which says no more than that a command was refused as it was
+		// queued) gives that command's error.
+		var out, cause error
 		for _, cmd := range cmds {
 			raw := cmd.Err()
-			if kept := h.keepCmd(cmd); out == nil && raw != nil && errors.Is(err, raw) {
+			kept := h.keepCmd(cmd)
+			if out == nil && raw != nil && errors.Is(err, raw) {
 				out = kept
+			}
+			if cause == nil && kept != nil && !errors.Is(kept, redis.Nil) && !redis.HasErrorPrefix(kept, "EXECABORT") {
+				cause = kept
 			}
 		}
 		if out == nil {
 			out = h.keep(err)
+		}
+		if cause != nil && redis.HasErrorPrefix(out, "EXECABORT") {
+			return cause
 		}
 		return out
 	}

@@ -233,6 +233,29 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 					})
 					return err
 				}, "k"),
+				// The counter of go-redis's own example: a missing key read
+				// first is not the transaction's error.
+				"Watch's read and TxPipelined": c.Watch(ctx, func(tx *redis.Tx) error {
+					n, err := tx.Get(ctx, "counter").Int()
+					if err != nil && !errors.Is(err, redis.Nil) {
+						return err
+					}
+					_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, "counter", n+1, 0)
+						return nil
+					})
+					return err
+				}, "counter"),
+				"Watch's wrapped error": c.Watch(ctx, func(tx *redis.Tx) error {
+					_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+						p.Set(ctx, "k", "v", 0)
+						return nil
+					})
+					if err != nil {
+						return fmt.Errorf("saving k: %w", err)
+					}
+					return nil
+				}, "k"),
 			}
 			// A Recorder's buffered points meet the refusal when Close
 			// flushes them: Close ends, returns it and counts them failed.
@@ -253,6 +276,7 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 			require.True(t, errors.As(err, &se), "a *ServerError: %v", err)
 			assert.Equal(t, s.Addr(), se.Server)
 			assert.Contains(t, err.Error(), r.reply)
+			assert.ErrorContains(t, commands["Watch's wrapped error"], "saving k: ", "the function's own words are kept")
 			for name, err := range commands {
 				assert.ErrorIs(t, err, federated.ErrTemporary, name)
 				var se *federated.ServerError
