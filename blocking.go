@@ -508,8 +508,7 @@ func (c *Client) processWith(ctx context.Context, n *node, cmd redis.Cmder, send
 			return s
 		}
 		if busyPool(rc, err) {
-			cmd.SetErr(&ServerError{Node: n.name, Server: s.addr,
-				Err: fmt.Errorf("no connection of its pool (pool_size %d) came free in time: %w", rc.Options().PoolSize, err)})
+			cmd.SetErr(busyPoolError(n.name, s, rc, err))
 			return s
 		}
 		if isRetryable(err) && ctx.Err() == nil && tries.again(n, s, rc != s.client.Load()) {

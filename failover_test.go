@@ -811,6 +811,11 @@ func TestBusyPoolDoesNotMarkTheServerDown(t *testing.T) {
 	err := c.Set(ctx, "k", "v", 0).Err()
 	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "k", "v", 0)
+		return nil
+	})
+	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "in a pipeline too")
 	assert.False(t, c.IsServerDown(servers[0].Addr()))
 	require.ErrorIs(t, <-popped, redis.Nil)
 	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())

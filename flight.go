@@ -369,6 +369,15 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 			}
 		}
 		fault := firstFault(ctx, g.cmds)
+		if fault != nil && busyPool(rc, fault) {
+			se := busyPoolError(g.node.name, s, rc, fault)
+			for _, cmd := range g.cmds {
+				if cmd.Err() != nil {
+					cmd.SetErr(se)
+				}
+			}
+			return se
+		}
 		if fault == nil {
 			// Answers from Redis, errors or not: each is on its command.
 			// A connection Redis refused to set up is the server's error,

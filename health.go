@@ -536,6 +536,12 @@ func isServerFault(ctx context.Context, err error) bool {
 	return isConnError(err)
 }
 
+// busyPoolError is the error of a command that busyPool reports.
+func busyPoolError(node string, s *server, rc *redis.Client, err error) *ServerError {
+	return &ServerError{Node: node, Server: s.addr,
+		Err: fmt.Errorf("no connection of its pool (pool_size %d) came free in time: %w", rc.Options().PoolSize, err)}
+}
+
 // busyPool reports a command that ran out of time waiting for a connection
 // of rc's pool while every one was in use: no fault of the server, which
 // was not asked. go-redis returns the context's own error (or
