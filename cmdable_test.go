@@ -377,9 +377,8 @@ func blockedClients(t *testing.T, addr string) int {
 }
 
 // TestWaitsForeverLeaveThePoolAndEndAtTheirCancel: waits forever, more
-// than the server's pool holds, leave its connections to the other
-// commands and all end at their cancel; so does one on a server that
-// stopped answering (SIGSTOP), which cannot be told to end it.
+// than the server's pool holds, cancellable or not, leave its connections
+// to the other commands, and the cancellable ones end at their cancel.
 func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
 	servers := redistest.StartN(t, 1)
 	opts := testOptions()
@@ -389,11 +388,15 @@ func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
 	blocked := func() int { return blockedClients(t, servers[0].Addr()) }
 	ctx, cancel := context.WithCancel(context.Background())
 	const workers = 4
-	errs := make(chan error, workers)
-	for range workers {
-		go func() { errs <- c.BLPop(ctx, 0, "jobs").Err() }()
+	errs := make(chan error, 2*workers)
+	for i := range 2 * workers {
+		wctx := ctx
+		if i >= workers {
+			wctx = context.Background() // the everyday worker loop's
+		}
+		go func() { errs <- c.BLPop(wctx, 0, "jobs").Err() }()
 	}
-	require.Eventually(t, func() bool { return blocked() == workers }, 5*time.Second, 10*time.Millisecond, "every worker waits")
+	require.Eventually(t, func() bool { return blocked() == 2*workers }, 5*time.Second, 10*time.Millisecond, "every worker waits")
 	for i := range 10 {
 		require.NoError(t, c.Set(context.Background(), "k", i, 0).Err(), "the pool is free for other commands")
 	}
@@ -406,22 +409,51 @@ func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
 			t.Fatal("a wait forever did not end at its cancel")
 		}
 	}
+	require.NoError(t, c.RPush(context.Background(), "jobs", "1", "2", "3", "4").Err())
+	for range workers {
+		require.NoError(t, <-errs)
+	}
 	assert.Zero(t, blocked())
 	assert.False(t, c.IsServerDown(servers[0].Addr()))
+}
 
-	ctx, cancel = context.WithCancel(context.Background())
+// TestCancelledWaitOnAStalledServerLosesNothing: a wait forever cancelled
+// while its server does not answer (stopped; a long script would do the
+// same) is not cut: an element pushed meanwhile, which the server hands
+// to the wait as it answers again, is returned, or left in the list.
+func TestCancelledWaitOnAStalledServerLosesNothing(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	pusher := redis.NewClient(&redis.Options{Addr: servers[0].Addr(), ReadTimeout: 10 * time.Second, DisableIdentity: true})
+	t.Cleanup(func() { _ = pusher.Close() })
+	require.NoError(t, pusher.Ping(ctx).Err())
+	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waited := make(chan error, 1)
-	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
-	require.Eventually(t, func() bool { return blocked() == 1 }, 5*time.Second, 10*time.Millisecond)
+	popped := make(chan *redis.StringSliceCmd, 1)
+	go func() { popped <- c.BLPop(wctx, 0, "jobs") }()
+	require.Eventually(t, func() bool { return blockedClients(t, servers[0].Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, servers[0].Pause())
 	t.Cleanup(func() { _ = servers[0].Resume() })
+	pushed := make(chan error, 1)
+	go func() { pushed <- pusher.RPush(ctx, "jobs", "x").Err() }()
+	time.Sleep(100 * time.Millisecond) // the push waits in the stopped server's socket
 	cancel()
+	time.Sleep(2 * opts.CommandTimeout) // CLIENT UNBLOCK has gone unanswered
+	require.NoError(t, servers[0].Resume())
+	require.NoError(t, <-pushed)
 	select {
-	case err := <-waited:
-		require.ErrorIs(t, err, context.Canceled)
+	case cmd := <-popped:
+		if cmd.Err() == nil {
+			assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
+		} else {
+			require.ErrorIs(t, cmd.Err(), context.Canceled)
+			assert.Equal(t, int64(1), directClient(t, servers[0].Addr()).LLen(ctx, "jobs").Val(), "the element is in the list")
+		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("a wait forever on a stopped server did not end at its cancel")
+		t.Fatal("the wait did not end once its server answered again")
 	}
 }
 

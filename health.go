@@ -102,6 +102,13 @@ func (s *server) retire() bool {
 	return true
 }
 
+// isRetired reports whether s left the federation, or the client closed.
+func (s *server) isRetired() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed
+}
+
 func (s *server) close() error {
 	if !s.retire() {
 		return nil

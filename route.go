@@ -215,7 +215,7 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 	switch {
 	case all:
 		c.sendEach(ctx, t.node.servers, cmd) // each server under ctx's bound
-	case forever && ctx.Done() != nil:
+	case forever:
 		c.processWith(ctx, t.node, cmd, c.sendForever)
 	default:
 		c.processOn(ctx, t.node, cmd)

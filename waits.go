@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,151 +12,154 @@ import (
 )
 
 // A command that waits on its server forever (BLPOP 0, XREAD BLOCK 0...)
-// under a context that can be cancelled must end at the cancel, and
-// go-redis ends a read at a deadline, never at a cancel: the wait would
-// last until data came. So such a wait goes on a connection of its own,
-// outside the server's pool (waits that take the pool whole would leave
-// the server's other commands waiting for a connection), whose id it
-// learns first (CLIENT ID). At the cancel, CLIENT UNBLOCK from another
-// connection of its own ends the wait as its timeout would; where the
-// server does not answer (stopped, cut off), the wait's connection is
-// cut. A user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits as
-// go-redis does, until the server answers: cutting a connection that the
-// server still serves could pop an element for it that nobody reads.
+// holds its connection for as long as no data comes: on a connection of
+// the server's pool, waits as many as the pool would leave the server's
+// other commands, its health checks included, waiting for one. So such a
+// wait goes on a connection of its own, outside the pool, kept for the
+// server's next wait once it is answered.
+//
+// And go-redis ends a read at a context's deadline, never at a cancel, so
+// that a wait under a context that can be cancelled learns its
+// connection's id first (CLIENT ID); at the cancel, CLIENT UNBLOCK from
+// another connection ends the wait as its timeout would. The wait is
+// never cut: a server slow to answer (a long script) may hand an element
+// to a connection whose wait was cut, and nobody would read it. So a
+// server that does not answer the CLIENT UNBLOCK is told again until it
+// does, the wait is answered, its connection fails, or the Client closes;
+// and a user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits as
+// go-redis does, until the server answers.
 
-// waits are the clients of a server's waits forever, closed with the
-// server, or a command timeout after it left the federation.
+// waits are the clients of a server's waits forever: each has one
+// connection of its own. They are closed with the server, or a command
+// timeout after it left the federation, which ends their waits.
 type waits struct {
-	mu      sync.Mutex
-	clients map[*redis.Client]struct{} // guarded by mu
-	closed  bool                       // guarded by mu
+	mu     sync.Mutex
+	live   map[*redis.Client]struct{} // every client, idle ones included; guarded by mu
+	idle   []*redis.Client            // answered, kept for the next wait; guarded by mu
+	closed bool                       // guarded by mu
 }
 
-// add keeps rc, to close with the server; it reports false, and keeps
-// nothing, once the server has closed.
-func (w *waits) add(rc *redis.Client) bool {
+// get returns an idle client, or one made by newClient; ok is false, and
+// no client is kept, once the waits are closed.
+func (w *waits) get(newClient func() *redis.Client) (rc *redis.Client, ok bool) {
+	w.mu.Lock()
+	if n := len(w.idle); n > 0 && !w.closed {
+		rc = w.idle[n-1]
+		w.idle = w.idle[:n-1]
+		w.mu.Unlock()
+		return rc, true
+	}
+	w.mu.Unlock()
+	rc = newClient()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return false
+		_ = rc.Close()
+		return nil, false
 	}
-	if w.clients == nil {
-		w.clients = make(map[*redis.Client]struct{})
+	if w.live == nil {
+		w.live = make(map[*redis.Client]struct{})
 	}
-	w.clients[rc] = struct{}{}
-	return true
+	w.live[rc] = struct{}{}
+	return rc, true
 }
 
-// remove forgets rc.
-func (w *waits) remove(rc *redis.Client) {
+// put gives back a client whose wait ended: kept for the next wait if
+// keep and fewer than most are idle, closed otherwise.
+func (w *waits) put(rc *redis.Client, keep bool, most int) {
 	w.mu.Lock()
-	delete(w.clients, rc)
+	if keep && !w.closed && len(w.idle) < most {
+		w.idle = append(w.idle, rc)
+		w.mu.Unlock()
+		return
+	}
+	delete(w.live, rc)
 	w.mu.Unlock()
+	_ = rc.Close()
 }
 
-// closeAll closes every client kept: their waits end.
+// closeAll closes every client, and those made later as they come.
 func (w *waits) closeAll() {
 	w.mu.Lock()
-	clients := w.clients
-	w.clients, w.closed = nil, true
+	live := w.live
+	w.live, w.idle, w.closed = nil, nil, true
 	w.mu.Unlock()
-	for rc := range clients {
+	for rc := range live {
 		_ = rc.Close()
 	}
 }
 
 // sendForever sends cmd, which waits on s forever, on a connection of its
-// own, so that a cancel of ctx ends it (see above); it then fails with
-// ctx's error. An answer that came first (an element popped) is kept.
-// The user's hooks see the wait and CLIENT ID.
-func (c *Client) sendForever(ctx context.Context, s *server, _ *redis.Client, cmd redis.Cmder) error {
-	var (
-		mu   sync.Mutex
-		conn net.Conn // the wait's connection, once dialled; guarded by mu
-	)
-	opt := c.ownOptions(s)
-	dial := opt.Dialer
-	opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := dial(ctx, network, addr)
-		mu.Lock()
-		conn = nc
-		mu.Unlock()
-		return nc, err
-	}
-	wc := c.newWaitClient(s, opt)
-	defer wc.Close()
-	if !s.waits.add(wc) {
+// own, and so that a cancel of ctx ends it (see above): it then fails with
+// ctx's error. An answer that came first (an element popped) is kept. The
+// user's hooks see the wait and CLIENT ID.
+func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder) error {
+	rc, ok := s.waits.get(func() *redis.Client { return c.newWaitClient(s) })
+	if !ok {
 		err := c.whenClosed(fmt.Errorf("%w: server %s left the federation", ErrUnknownNode, s.addr))
 		cmd.SetErr(err)
 		return err
 	}
-	defer s.waits.remove(wc)
+	var raw error // the wait's own error
+	defer func() { s.waits.put(rc, raw == nil || errors.Is(raw, redis.Nil), pooled.Options().PoolSize) }()
 
+	if ctx.Done() == nil {
+		raw = rc.Process(ctx, cmd) // nothing can cancel it
+		return c.leftError(s, cmd, raw)
+	}
 	idCtx, cancel := c.withTimeout(ctx)
-	id, err := wc.ClientID(idCtx).Result()
+	id, err := rc.ClientID(idCtx).Result()
 	cancel()
 	var reply redis.Error
 	switch {
-	case errors.As(err, &reply):
-		// An ACL that refuses CLIENT ID: the wait cannot be ended without
-		// cutting its connection, and an element pushed as the server
-		// notices the cut would be popped for it and lost. It waits as
-		// go-redis does.
-		return wc.Process(ctx, cmd)
+	case errors.As(err, &reply): // an ACL that refuses CLIENT ID
+		raw = rc.Process(ctx, cmd)
+		return c.leftError(s, cmd, raw)
 	case err != nil:
+		raw = err
 		cmd.SetErr(err)
 		return err
 	}
-
-	replied, done := make(chan struct{}), make(chan struct{})
+	answered, done := make(chan struct{}), make(chan struct{})
 	var ended atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		defer close(done)
-		switch c.unblock(s, id, replied) {
-		case unblocked:
-			ended.Store(true)
-		case unreachable:
-			// A server stopped or cut off pops nothing meanwhile: cut the
-			// connection. (Were it to come back with an element pushed as
-			// it notices the cut, the element could be popped for the
-			// closing connection.)
-			mu.Lock()
-			if conn != nil {
-				_ = conn.SetDeadline(time.Unix(1, 0))
-			}
-			mu.Unlock()
-			ended.Store(true)
-		}
+		ended.Store(c.unblock(s, id, answered))
 	})
-	err = wc.Process(ctx, cmd)
-	close(replied)
+	raw = rc.Process(ctx, cmd)
+	close(answered)
 	if !stop() {
 		<-done
 	}
-	if err != nil && ended.Load() {
-		// The end of the wait (a nil reply, or a cut read), not an answer.
-		err = ctx.Err()
-		cmd.SetErr(err)
+	if raw != nil && ended.Load() {
+		// The end of the wait (a nil reply), not an answer.
+		cmd.SetErr(ctx.Err())
+		return ctx.Err()
 	}
+	return c.leftError(s, cmd, raw)
+}
+
+// leftError returns a wait's error, which, once s has left the federation
+// and its waits were closed, says so.
+func (c *Client) leftError(s *server, cmd redis.Cmder, err error) error {
+	if err == nil || errors.Is(err, redis.Nil) || !s.isRetired() {
+		return err
+	}
+	err = c.whenClosed(fmt.Errorf("%w: server %s left the federation while the command waited (%v)", ErrUnknownNode, s.addr, err))
+	cmd.SetErr(err)
 	return err
 }
 
-// unblocking is what unblock did.
-type unblocking int
-
-const (
-	unblocked   unblocking = iota // the server ended the wait
-	answered                      // the wait's command was answered first
-	refused                       // the server refused CLIENT UNBLOCK (an ACL)
-	unreachable                   // the server did not answer in the command timeout
-)
-
 // unblock ends the wait of the connection id of s with CLIENT UNBLOCK, sent
-// from a connection of its own. A wait not begun yet (the command on its
-// way) is tried again, with pauses growing to a second, until the wait's
-// command is answered (done is closed).
-func (c *Client) unblock(s *server, id int64, done <-chan struct{}) unblocking {
-	control := redis.NewClient(c.ownOptions(s))
+// from a connection of its own, and reports whether it did. A wait not
+// begun yet (the command on its way) and a server that does not answer
+// are tried again, with pauses growing to a second, until the wait's
+// command is answered (answered is closed) or the Client closes. A server
+// that refuses it (an ACL) is not asked again: the wait goes on.
+func (c *Client) unblock(s *server, id int64, answered <-chan struct{}) bool {
+	opt := *s.opts
+	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
+	control := redis.NewClient(&opt)
 	defer control.Close()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		ctx, cancel := c.withTimeout(context.Background())
@@ -166,35 +168,29 @@ func (c *Client) unblock(s *server, id int64, done <-chan struct{}) unblocking {
 		var reply redis.Error
 		switch {
 		case errors.As(err, &reply):
-			return refused
-		case err != nil:
-			return unreachable
-		case n == 1:
-			return unblocked
+			return false
+		case err == nil && n == 1:
+			return true
 		}
 		select {
-		case <-done:
-			return answered
+		case <-answered:
+			return false
+		case <-c.done:
+			return false
 		case <-time.After(pause):
 		}
 	}
 }
 
-// ownOptions are the options of a client of s with one connection of its
-// own, dialled when first used and kept by nothing else.
-func (c *Client) ownOptions(s *server) *redis.Options {
+// newWaitClient builds a client of s for waits forever: one connection of
+// its own, and the user's hooks but no health hook, since a wait that
+// fails says nothing the server's other commands would not.
+func (c *Client) newWaitClient(s *server) *redis.Client {
 	opt := *s.opts
-	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
-	return &opt
-}
-
-// newWaitClient builds the client of a wait forever on s, with the user's
-// hooks: no health hook, since a wait that fails says nothing the
-// server's other commands would not.
-func (c *Client) newWaitClient(s *server, opt *redis.Options) *redis.Client {
+	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	rc := redis.NewClient(opt)
+	rc := redis.NewClient(&opt)
 	c.addUserHooksLocked(rc, s.addr)
 	return rc
 }
