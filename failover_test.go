@@ -864,3 +864,23 @@ func TestServerThatNeverAnswersADialIsMarkedDown(t *testing.T) {
 	require.NoError(t, c.Set(ctx, "k", "2", 0).Err(), "the group failed over")
 	assert.Equal(t, servers[0].Addr(), currentOf(t, c, "g"))
 }
+
+// A server that stops answering while slow commands hold every connection
+// of its pool is still found down by the health checks, which ask it on
+// a connection of their own when the pool has none free.
+func TestStoppedServerWithABusyPoolIsFoundDown(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.PoolSize = 1
+	opts.CommandTimeout = 300 * time.Millisecond
+	opts.HealthCheckInterval = 200 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+	ctx := context.Background()
+	current := serverByAddr(servers, currentOf(t, c, "g"))
+	go func() { _ = c.BLPop(ctx, 10*time.Second, "empty").Err() }() // holds the pool
+	require.Eventually(t, func() bool { return blockedClients(t, current.Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, current.Pause())
+	t.Cleanup(func() { _ = current.Resume() })
+	require.Eventually(t, func() bool { return c.IsServerDown(current.Addr()) }, 5*time.Second, 20*time.Millisecond,
+		"found down well before the slow command's 10 s")
+}

@@ -675,7 +675,15 @@ func (c *Client) pingUp(ctx context.Context) {
 			defer wg.Done()
 			ctx, cancel := c.withTimeout(ctx)
 			defer cancel()
-			_ = s.client.Load().Ping(ctx).Err() // a failure marks s down, in the health hook
+			rc := s.client.Load()
+			err := rc.Ping(ctx).Err() // a failure marks s down, in the health hook
+			if err != nil && busyPool(rc, err) {
+				// Every connection is in use, slow commands or a server
+				// that stopped answering them: ask on one of its own.
+				if err := c.probe(s); err != nil {
+					c.markDown(s, rc, err)
+				}
+			}
 		}()
 	}
 	wg.Wait()
