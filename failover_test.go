@@ -803,7 +803,7 @@ func TestBusyPoolDoesNotMarkTheServerDown(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	ctx := context.Background()
 	popped := make(chan error, 1)
-	go func() { popped <- c.BLPop(ctx, time.Second, "empty").Err() }()
+	go func() { popped <- c.BLPop(ctx, 2*time.Second, "empty").Err() }()
 	require.Eventually(t, func() bool {
 		clients, err := directClient(t, servers[0].Addr()).ClientList(ctx).Result()
 		return err == nil && strings.Contains(clients, "flags=b")
@@ -816,6 +816,8 @@ func TestBusyPoolDoesNotMarkTheServerDown(t *testing.T) {
 		return nil
 	})
 	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "in a pipeline too")
+	_, err = c.RunOnServer(ctx, servers[0].Addr(), redis.NewScript("return 1"), nil).Result()
+	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "a script too")
 	assert.False(t, c.IsServerDown(servers[0].Addr()))
 	require.ErrorIs(t, <-popped, redis.Nil)
 	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())

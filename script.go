@@ -166,10 +166,13 @@ func (c *Client) runServer(ctx context.Context, s *server, rc *redis.Client, scr
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	val, err := script.Run(ctx, rc, keys, args...).Result()
-	if err != nil {
-		return nil, &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
+	switch {
+	case err == nil:
+		return val, nil
+	case busyPool(rc, err):
+		return nil, busyPoolError(s.node, s, rc, err)
 	}
-	return val, nil
+	return nil, &ServerError{Node: s.node, Server: s.addr, Err: err, down: s.down.Load()}
 }
 
 // copiesError is the failure of an idempotent call that fewer servers of
