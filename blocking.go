@@ -386,6 +386,7 @@ func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 		if ps := s.pubsub.Load(); ps != nil {
 			ps.AddHook(hook(addr))
 		}
+		s.waits.addHook(hook(addr))
 	}
 }
 

@@ -813,3 +813,38 @@ func TestWaitForeverOfAUserWithoutClientCommands(t *testing.T) {
 		t.Fatal("the pushed element did not end the wait")
 	}
 }
+
+// seenHook counts the commands of one name it sees.
+type seenHook struct {
+	name string
+	n    *atomic.Int64
+}
+
+func (h seenHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h seenHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h seenHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestHookAddedLaterSeesWaitsForever: a hook added after a wait forever's
+// connection was made (and kept for the next wait) sees the next wait.
+func TestHookAddedLaterSeesWaitsForever(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	require.NoError(t, c.RPush(ctx, "jobs", "1", "2").Err())
+	require.NoError(t, c.BLPop(ctx, 0, "jobs").Err())
+	var seen atomic.Int64
+	c.AddHook(seenHook{name: "blpop", n: &seen})
+	require.NoError(t, c.BLPop(ctx, 0, "jobs").Err())
+	assert.Equal(t, int64(1), seen.Load())
+}

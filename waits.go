@@ -78,6 +78,15 @@ func (w *waits) put(rc *redis.Client, keep bool, most int) {
 	_ = rc.Close()
 }
 
+// addHook adds h to every client.
+func (w *waits) addHook(h redis.Hook) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for rc := range w.live {
+		rc.AddHook(h)
+	}
+}
+
 // closeAll closes every client, and those made later as they come.
 func (w *waits) closeAll() {
 	w.mu.Lock()
