@@ -417,43 +417,52 @@ func TestWaitsForeverLeaveThePoolAndEndAtTheirCancel(t *testing.T) {
 	assert.False(t, c.IsServerDown(servers[0].Addr()))
 }
 
-// TestCancelledWaitOnAStalledServerLosesNothing: a wait forever cancelled
-// while its server does not answer (stopped; a long script would do the
-// same) is not cut: an element pushed meanwhile, which the server hands
-// to the wait as it answers again, is returned, or left in the list.
+// TestCancelledWaitOnAStalledServerLosesNothing: a wait forever whose
+// context ends (a cancel, a deadline) while its server does not answer
+// (stopped; a long script would do the same) is not cut: an element
+// pushed meanwhile, which the server hands to the wait as it answers
+// again, is returned, or left in the list.
 func TestCancelledWaitOnAStalledServerLosesNothing(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	opts := testOptions()
-	opts.CommandTimeout = 300 * time.Millisecond
-	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
-	ctx := context.Background()
-	pusher := redis.NewClient(&redis.Options{Addr: servers[0].Addr(), ReadTimeout: 10 * time.Second, DisableIdentity: true})
-	t.Cleanup(func() { _ = pusher.Close() })
-	require.NoError(t, pusher.Ping(ctx).Err())
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	popped := make(chan *redis.StringSliceCmd, 1)
-	go func() { popped <- c.BLPop(wctx, 0, "jobs") }()
-	require.Eventually(t, func() bool { return blockedClients(t, servers[0].Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
-	require.NoError(t, servers[0].Pause())
-	t.Cleanup(func() { _ = servers[0].Resume() })
-	pushed := make(chan error, 1)
-	go func() { pushed <- pusher.RPush(ctx, "jobs", "x").Err() }()
-	time.Sleep(100 * time.Millisecond) // the push waits in the stopped server's socket
-	cancel()
-	time.Sleep(2 * opts.CommandTimeout) // CLIENT UNBLOCK has gone unanswered
-	require.NoError(t, servers[0].Resume())
-	require.NoError(t, <-pushed)
-	select {
-	case cmd := <-popped:
-		if cmd.Err() == nil {
-			assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
-		} else {
-			require.ErrorIs(t, cmd.Err(), context.Canceled)
-			assert.Equal(t, int64(1), directClient(t, servers[0].Addr()).LLen(ctx, "jobs").Val(), "the element is in the list")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the wait did not end once its server answered again")
+	for _, end := range []string{"cancel", "deadline"} {
+		t.Run(end, func(t *testing.T) {
+			servers := redistest.StartN(t, 1)
+			opts := testOptions()
+			opts.CommandTimeout = 300 * time.Millisecond
+			c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+			ctx := context.Background()
+			pusher := redis.NewClient(&redis.Options{Addr: servers[0].Addr(), ReadTimeout: 10 * time.Second, DisableIdentity: true})
+			t.Cleanup(func() { _ = pusher.Close() })
+			require.NoError(t, pusher.Ping(ctx).Err())
+			wctx, cancel := context.WithCancel(ctx)
+			if end == "deadline" {
+				wctx, cancel = context.WithTimeout(ctx, 800*time.Millisecond)
+			}
+			defer cancel()
+			popped := make(chan *redis.StringSliceCmd, 1)
+			go func() { popped <- c.BLPop(wctx, 0, "jobs") }()
+			require.Eventually(t, func() bool { return blockedClients(t, servers[0].Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
+			require.NoError(t, servers[0].Pause())
+			t.Cleanup(func() { _ = servers[0].Resume() })
+			pushed := make(chan error, 1)
+			go func() { pushed <- pusher.RPush(ctx, "jobs", "x").Err() }()
+			time.Sleep(100 * time.Millisecond) // the push waits in the stopped server's socket
+			cancel()
+			<-wctx.Done()
+			time.Sleep(2 * opts.CommandTimeout) // CLIENT UNBLOCK has gone unanswered
+			require.NoError(t, servers[0].Resume())
+			require.NoError(t, <-pushed)
+			select {
+			case cmd := <-popped:
+				if cmd.Err() == nil {
+					assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
+				} else {
+					require.ErrorIs(t, cmd.Err(), wctx.Err())
+					assert.Equal(t, int64(1), directClient(t, servers[0].Addr()).LLen(ctx, "jobs").Val(), "the element is in the list")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the wait did not end once its server answered again")
+			}
+		})
 	}
 }
 

@@ -18,16 +18,16 @@ import (
 // wait goes on a connection of its own, outside the pool, kept for the
 // server's next wait once it is answered.
 //
-// And go-redis ends a read at a context's deadline, never at a cancel, so
-// that a wait under a context that can be cancelled learns its
-// connection's id first (CLIENT ID); at the cancel, CLIENT UNBLOCK from
-// another connection ends the wait as its timeout would. The wait is
-// never cut: a server slow to answer (a long script) may hand an element
-// to a connection whose wait was cut, and nobody would read it. So a
-// server that does not answer the CLIENT UNBLOCK is told again until it
-// does, the wait is answered, its connection fails, or the Client closes;
-// and a user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits as
-// go-redis does, until the server answers.
+// And go-redis reads a wait forever with no deadline, and never watches a
+// cancel. A wait under a context that can end learns its connection's id
+// first (CLIENT ID), and at the cancel or the deadline, CLIENT UNBLOCK
+// from another connection ends the wait as its own timeout would. The
+// wait is never cut: a server slow to answer (a long script) may hand an
+// element to a connection whose wait was cut, and nobody would read it.
+// So a server that does not answer the CLIENT UNBLOCK is told again until
+// it does, the wait is answered, its connection fails, or the Client
+// closes; and a user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits
+// as go-redis does.
 
 // waits are the clients of a server's waits forever: each has one
 // connection of its own. They are closed with the server, or a command
