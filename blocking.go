@@ -78,7 +78,8 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	// sent with ctx, is not sent with a command timeout that fn used up.
 	var own error        // fn's error, when none of its commands failed with it
 	var failed cmdErrors // fn's commands' errors
-	err = s.client.Load().Watch(ctx, func(tx *redis.Tx) error {
+	rc := s.client.Load()
+	err = rc.Watch(ctx, func(tx *redis.Tx) error {
 		if len(keys) > 0 {
 			wctx, cancel := c.withTimeout(ctx)
 			err := tx.Watch(wctx, keys...).Err()
@@ -108,6 +109,9 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 	// names it, as every routed command's does.
 	if closed := c.whenClosed(err); closed != err {
 		return closed
+	}
+	if busyPool(rc, err) {
+		return busyPoolError(n.name, s, rc, err)
 	}
 	// (WATCH ran under the command timeout, not ctx: a timeout of a server
 	// the health hook marked down for it is the server's too.)

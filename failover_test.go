@@ -818,6 +818,13 @@ func TestBusyPoolDoesNotMarkTheServerDown(t *testing.T) {
 	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "in a pipeline too")
 	_, err = c.RunOnServer(ctx, servers[0].Addr(), redis.NewScript("return 1"), nil).Result()
 	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "a script too")
+	_, err = c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "k", "v", 0)
+		return nil
+	})
+	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "a transaction too")
+	err = c.Watch(ctx, func(*redis.Tx) error { return nil }, "k")
+	require.ErrorContains(t, err, "no connection of its pool (pool_size 1) came free in time", "a Watch too")
 	assert.False(t, c.IsServerDown(servers[0].Addr()))
 	require.ErrorIs(t, <-popped, redis.Nil)
 	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())

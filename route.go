@@ -297,13 +297,17 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	pipe := s.client.Load().TxPipeline()
+	rc := s.client.Load()
+	pipe := rc.TxPipeline()
 	for _, cmd := range inner {
 		_ = pipe.Process(ctx, cmd) // only queues
 	}
 	_, err = pipe.Exec(ctx)
 	if closed := c.whenClosed(err); closed != err {
 		return fail(closed)
+	}
+	if err != nil && busyPool(rc, err) {
+		return fail(busyPoolError(n.name, s, rc, err))
 	}
 	if err != nil && isServerFault(ctx, err) {
 		return fail(&ServerError{Node: n.name, Server: s.addr, Err: err, down: s.down.Load()})
