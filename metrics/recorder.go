@@ -53,7 +53,8 @@ type RecorderOptions struct {
 	// servers lag behind the writers each flush takes about that many: the
 	// more points each key gets in a script call, the less a point costs
 	// the servers. A buffered point holds 17 to 285 bytes, more with more
-	// series; a flush holds one script call's arguments per node besides.
+	// series; a flush holds one script call's arguments per node besides,
+	// and buffers kept for reuse hold at most 32 bytes a point.
 	MaxBuffered int
 	// MaxFlushes is how many flushes may be under way at once, each
 	// sending every node its share in script calls of at most 10,000
@@ -143,7 +144,8 @@ type Recorder struct {
 	flushing []*generation      // flushes under way, oldest first
 	inFlight int                // points in flushes under way
 	room     chan struct{}      // closed when a flush ends, or on close; then replaced
-	free     [][]byte           // member buffers to reuse
+	free     [][]byte           // member buffers to reuse (see keepLocked)
+	freeSize int                // the capacity of free's buffers, in bytes
 	works    []*flushWork       // flush state to reuse
 	topo     uint64             // the topology version series were routed with
 	flushNo  int64              // flushes taken, for evicting idle series
@@ -441,7 +443,9 @@ func (r *Recorder) addLocked(ctx context.Context, id seriesID, h uint64, ts, val
 		r.series[h] = s
 	}
 	if s.buf == nil && len(r.free) > 0 {
-		s.buf, r.free = r.free[len(r.free)-1], r.free[:len(r.free)-1]
+		last := len(r.free) - 1 // and free forgets it: it may not come back
+		s.buf, r.free[last], r.free = r.free[last], nil, r.free[:last]
+		r.freeSize -= cap(s.buf)
 	}
 	s.buf = append(metric.AppendMember(s.buf, ts, value), '\n')
 	s.points++
@@ -585,7 +589,7 @@ func (r *Recorder) finish(w *flushWork) {
 	g := w.gen
 	r.mu.Lock()
 	for _, t := range w.takes {
-		r.free = append(r.free, t.members[:0])
+		r.keepLocked(t.members)
 	}
 	clear(w.takes)
 	w.takes, w.gen = w.takes[:0], nil
@@ -677,6 +681,22 @@ func (r *Recorder) Stats() RecorderStats {
 	}
 }
 
+// keepLocked keeps a series' member buffer for the next series that needs
+// one; r.mu is held. Buffers go from series to series, so that one which
+// grew for a large series (a backfill) and then served small ones would
+// stay large, and a Recorder that took a large series now and then would
+// keep one more large buffer each time. So a buffer is kept only while it
+// is at most four times (and 1 KiB) larger than what it last held, and
+// all those kept hold at most 32 bytes for each point of MaxBuffered.
+func (r *Recorder) keepLocked(buf []byte) {
+	size := cap(buf)
+	if size > 4*len(buf)+1024 || r.freeSize+size > 32*r.opts.MaxBuffered {
+		return
+	}
+	r.free = append(r.free, buf[:0])
+	r.freeSize += size
+}
+
 // evictLocked forgets series that have had no point for a while (past
 // periods, hosts gone quiet), so that the table does not grow without end;
 // r.mu is held.
@@ -687,7 +707,7 @@ func (r *Recorder) evictLocked() {
 			next := s.next
 			if !s.pending && r.flushNo-s.lastFlush > 64 {
 				if s.buf != nil {
-					r.free = append(r.free, s.buf[:0])
+					r.keepLocked(s.buf)
 				}
 				s.next = nil
 			} else {

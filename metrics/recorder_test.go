@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -379,6 +380,44 @@ func TestRecorderBackPressure(t *testing.T) {
 	}
 	require.NoError(t, b.Flush(context.Background()))
 	assert.Equal(t, int64(500), b.Stats().Written)
+}
+
+// TestRecorderKeepsNoMoreBuffersThanItUses: a Recorder that takes one
+// large series now and then (a backfill) among small ones keeps no more
+// memory for it over time, with nothing buffered between flushes. Its
+// member buffers go from series to series: it kept one more large buffer
+// at each backfill, 440 KiB a round here, and the list of buffers to
+// reuse held on to those it had handed out after they were let go.
+func TestRecorderKeepsNoMoreBuffersThanItUses(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	r := newRecorder(t, c, metrics.RecorderOptions{FlushInterval: time.Hour})
+	ctx, at := context.Background(), time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	var first int64
+	for round := range 40 {
+		for i := range 20000 {
+			require.NoError(t, r.Add(ctx, "big", "m", at.Add(time.Duration(i)*time.Millisecond), float64(round)))
+		}
+		require.NoError(t, r.Flush(ctx))
+		for i := range 400 + round*37%101 {
+			require.NoError(t, r.Add(ctx, fmt.Sprintf("s%d", i), "m", at.Add(time.Duration(round)*time.Second), 1))
+		}
+		require.NoError(t, r.Flush(ctx))
+		if round == 9 {
+			first = heap()
+		}
+	}
+	require.Zero(t, r.Stats().Buffered)
+	growth := heap() - first
+	t.Logf("live heap grew by %d KiB over 30 rounds", growth/1024)
+	assert.Less(t, growth, int64(1<<20), "the Recorder kept more memory round after round")
 }
 
 func TestRecorderBadInputAndClose(t *testing.T) {
