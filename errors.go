@@ -67,7 +67,7 @@ var ErrMalformedReply = replyguard.ErrMalformed
 // considered down, to ErrServerDown.
 type ServerError struct {
 	Node    string // node the command was routed to
-	Server  string // host:port of the server, empty when the node had no up server
+	Server  string // host:port of the server; empty for the node as a whole: no server up, or each failed
 	Err     error  // what went wrong
 	down    bool
 	refusal bool // a command's own refusal (see nameRefusal)

@@ -289,3 +289,41 @@ func TestRefusedWriteNamesItsServer(t *testing.T) {
 		})
 	}
 }
+
+// A metric write that fails on every server of its group, each refusing
+// or stopped, names each server and why: mending the one named would
+// leave the node failing. It matches what each failure matches.
+func TestWriteFailedOnEveryServerNamesEach(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}},
+		Options: opts,
+	})
+	ctx := context.Background()
+	for _, s := range servers {
+		require.NoError(t, directClient(t, s.Addr()).ConfigSet(ctx, "maxmemory", "1").Err())
+	}
+	err := c.Record(ctx, "web1", "cpu", time.Now(), 1)
+	require.ErrorIs(t, err, federated.ErrTemporary)
+	assert.ErrorContains(t, err, "failed on each of 2 servers tried")
+	for _, s := range servers {
+		assert.Equal(t, 1, strings.Count(err.Error(), s.Addr()), "%s named once: %v", s.Addr(), err)
+	}
+	assert.Equal(t, 2, strings.Count(err.Error(), "OOM"), err.Error())
+
+	// Stopped: each is marked down by its timeout, and a Recorder's
+	// flush names both.
+	for _, s := range servers {
+		require.NoError(t, directClient(t, s.Addr()).ConfigSet(ctx, "maxmemory", "0").Err())
+		require.NoError(t, s.Pause())
+		t.Cleanup(func() { _ = s.Resume() })
+	}
+	rec := newRecorder(t, c, metrics.RecorderOptions{FlushInterval: time.Hour})
+	werr := rec.Write(ctx, metrics.Sample{Host: "web1", Metric: "cpu", Time: time.Now(), Value: 1})
+	require.ErrorIs(t, werr, federated.ErrServerDown)
+	for _, s := range servers {
+		assert.Contains(t, werr.Error(), s.Addr(), "each server named")
+	}
+}

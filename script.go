@@ -72,6 +72,7 @@ func (c *Client) runOnNode(ctx context.Context, n *node, call *ScriptCall) ([]Sc
 // it.
 func (c *Client) runCurrent(ctx context.Context, n *node, call *ScriptCall) (*server, any, error) {
 	var tries retries
+	var left []error // the failures of the servers it left, each a *ServerError
 	for {
 		s, err := c.currentServer(n)
 		if err != nil {
@@ -86,14 +87,72 @@ func (c *Client) runCurrent(ctx context.Context, n *node, call *ScriptCall) (*se
 			return s, nil, err
 		case errors.Is(err, ErrTemporary):
 			if !call.Idempotent || !tries.leave(n) || !c.leave(n, s, err) {
-				return s, nil, err
+				return s, nil, failedOnEach(n, left, err)
 			}
+			left = append(left, err)
 			continue
 		}
 		var se *ServerError
 		retry := call.Idempotent || isRetryable(err)
 		if !errors.As(err, &se) || !retry || !tries.again(n, s, rc != s.client.Load()) {
-			return s, nil, err // refused by Redis, or no try left
+			return s, nil, failedOnEach(n, left, err) // refused by Redis, or no try left
+		}
+		left = append(left, err)
+	}
+}
+
+// failedOnEach returns the error of a call that failed on a server after
+// it left others of n, each for a failure of its own (left): one that
+// names every server and why, so that an operator who mends one server
+// is not left with a node that still fails. A server tried twice (its
+// client replaced meanwhile) is named once, with its last failure.
+func failedOnEach(n *node, left []error, last error) error {
+	if len(left) == 0 {
+		return last
+	}
+	faults := make([]error, 0, len(left)+1)
+	for _, err := range append(left, last) {
+		var se *ServerError
+		if errors.As(err, &se) {
+			faults = slices.DeleteFunc(faults, func(f error) bool {
+				var other *ServerError
+				return errors.As(f, &other) && other.Server == se.Server
+			})
+		}
+		faults = append(faults, err)
+	}
+	if len(faults) == 1 {
+		return last
+	}
+	return &ServerError{Node: n.name, Err: &eachFailedError{faults: faults}}
+}
+
+// eachFailedError is the failure of a call that failed on each server it
+// was tried on.
+type eachFailedError struct {
+	faults []error // each a *ServerError, in the order tried
+}
+
+// Error names each server and why it failed.
+func (e *eachFailedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "failed on each of %d servers tried", len(e.faults))
+	writeFaults(&b, e.faults)
+	return b.String()
+}
+
+// Unwrap returns each server's failure, so that the call matches
+// ErrServerDown when a server was down, and ErrTemporary when one refused.
+func (e *eachFailedError) Unwrap() []error { return e.faults }
+
+// writeFaults writes each server's failure after a "; ".
+func writeFaults(b *strings.Builder, faults []error) {
+	for _, err := range faults {
+		var se *ServerError
+		if errors.As(err, &se) && se.Server != "" {
+			fmt.Fprintf(b, "; %s: %v", se.Server, se.Err)
+		} else {
+			fmt.Fprintf(b, "; %v", err)
 		}
 	}
 }
@@ -191,14 +250,7 @@ func (e *copiesError) Error() string {
 	if len(e.faults) == 0 {
 		b.WriteString("; the group has no other server")
 	}
-	for _, err := range e.faults {
-		var se *ServerError
-		if errors.As(err, &se) {
-			fmt.Fprintf(&b, "; %s: %v", se.Server, se.Err)
-		} else {
-			fmt.Fprintf(&b, "; %v", err)
-		}
-	}
+	writeFaults(&b, e.faults)
 	return b.String()
 }
 
