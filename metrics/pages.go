@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -238,7 +239,9 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 					refused *federated.ServerError // the connection was refused
 					reply   redis.Error
 				)
-				if errors.As(err, &refused) || !errors.As(err, &reply) {
+				// A refusal that passes (BUSY, LOADING...) is the server's,
+				// not the key's: the next keys would meet it too.
+				if errors.As(err, &refused) || !errors.As(err, &reply) || journal.IsTemporaryReply(err) {
 					return append(errs, serverFailure(node, addr, err))
 				}
 				errs = append(errs, &federated.ServerError{Node: node, Server: addr,

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,6 +317,39 @@ func TestLatest(t *testing.T) {
 	got, err = newStore(t, c10).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
 	require.NoError(t, err)
 	assert.Equal(t, old, got)
+}
+
+// A server that refuses reads for a reason that passes (a long script:
+// BUSY) fails a read once, naming it, not once for each key read there:
+// Latest reads a key of each of the last 7 days.
+func TestReadOfARefusingServerFailsOnce(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	rc := directClient(t, servers[0].Addr())
+	require.NoError(t, rc.ConfigSet(ctx, "busy-reply-threshold", "20").Err())
+	busy := redis.NewClient(&redis.Options{Addr: servers[0].Addr(), DisableIdentity: true, ReadTimeout: -1})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = busy.Eval(context.Background(), "while true do end", nil).Err() // until killed
+	}()
+	t.Cleanup(func() {
+		_ = rc.ScriptKill(ctx).Err()
+		<-done
+		_ = busy.Close()
+	})
+	require.Eventually(t, func() bool {
+		err := rc.Ping(ctx).Err()
+		return err != nil && strings.HasPrefix(err.Error(), "BUSY")
+	}, 5*time.Second, 5*time.Millisecond)
+
+	_, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+	require.ErrorIs(t, err, federated.ErrTemporary)
+	var se *federated.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, servers[0].Addr(), se.Server)
+	assert.Equal(t, 1, strings.Count(err.Error(), "BUSY"), "one failure: %v", err)
 }
 
 func TestHostsAndMetrics(t *testing.T) {
