@@ -42,6 +42,11 @@ func TestConfigFileErrorLines(t *testing.T) {
 		{"a negative retention", node + "options:\n  metrics: {retention: -1}\n",
 			"options.metrics.retention: -1 periods, want 0 (keep everything) to 100000 (line 4)"},
 		{"a second document", node + "---\nnodes: {}\n", "a second YAML document begins at line 3; a federation file holds one"},
+		// The decoder drops a null entry or key: a server or a node would
+		// vanish without a word.
+		{"an empty list item", "nodes:\n  a:\n    addresses:\n      - h:1\n      -\n", "nodes.a.addresses[1]: empty entry (line 5)"},
+		{"a null list item", "nodes:\n  a: {addresses: [h:1, ~, h:2]}\n", "nodes.a.addresses[1]: empty entry (line 2)"},
+		{"a null node name", "nodes:\n  a: {address: h:1}\n  ~: {address: h:2}\n", "nodes: the key at line 3 is empty (null) (line 3)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -153,7 +153,7 @@ func (c shapeChecker) check(n *yaml.Node, t reflect.Type, path fieldPath) error 
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+	if isNull(n) {
 		return nil // the zero value
 	}
 	switch {
@@ -162,6 +162,11 @@ func (c shapeChecker) check(n *yaml.Node, t reflect.Type, path fieldPath) error 
 			return c.cannot(n, t, path)
 		}
 		for i, e := range n.Content {
+			// The decoder drops a null entry ("-" with nothing after it,
+			// "~"): a server of a group would vanish without a word.
+			if isNull(e) {
+				return c.failAt(path.at(i), e.Line, "empty entry")
+			}
 			if err := c.check(e, t.Elem(), path.at(i)); err != nil {
 				return err
 			}
@@ -208,6 +213,10 @@ func (c shapeChecker) mapping(n *yaml.Node, t reflect.Type, path fieldPath) erro
 		name, ok := keyName(k)
 		if !ok {
 			return c.failAt(path, k.Line, "the key at line %d is not a string", k.Line)
+		}
+		if isNull(k) {
+			// The decoder drops a null key ("~:"), and its value with it.
+			return c.failAt(path, k.Line, "the key at line %d is empty (null)", k.Line)
 		}
 		if first, dup := lines[name]; dup {
 			return c.failAt(path.at(name), k.Line, "already defined at line %d", first)
@@ -303,6 +312,15 @@ func kindName(t reflect.Type) string {
 		return `a duration ("1s", "250ms") or a number of seconds`
 	}
 	return "an integer"
+}
+
+// isNull reports a null scalar: "~", "null", or nothing at all (an
+// alias of one included).
+func isNull(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // keyName returns the string a mapping key stands for, through an alias,

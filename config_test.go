@@ -146,7 +146,7 @@ func TestBadConfigFiles(t *testing.T) {
 		{"a list as a key", "nodes: {<<: {}, [x]: {address: \"h:1\"}}\n", "nodes: the key at line 1 is not a string"},
 		{"a mapping as a key", "<<: {}\n? {x: 1}\n: 1\n", "top level: the key at line 2 is not a string"},
 		{"a node name with a dot", "nodes:\n  a.b: {address: \"h:1\", bogus: 1}\n", `nodes["a.b"].bogus: unknown field (line 2)`},
-		{"a null key", "~: 1\nnodes:\n  a: {address: \"h:1\"}\n", `[""]: unknown field (line 1)`},
+		{"a null key", "~: 1\nnodes:\n  a: {address: \"h:1\"}\n", "top level: the key at line 1 is empty (null) (line 1)"},
 		{"unknown key in JSON", `{"nodes": {"a": {"address": "h:1"}}, "options": {"pool_sise": 3}}`, "options.pool_sise: unknown field (line 1)"},
 		{"bad duration", "nodes:\n  a: {address: \"h:1\"}\noptions:\n  command_timeout: soon\n", "soon"},
 		{"not yaml", "nodes: [\n", "did not find expected"},
