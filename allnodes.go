@@ -53,7 +53,8 @@ func (c *Client) SetQueryAll(on bool) { c.queryAll.Store(on) }
 
 // ForEachServer calls fn for every server of the federation, each on its own
 // goroutine, with the server's go-redis client, and waits for all of them.
-// It returns every error, joined, each naming its server. Servers marked
+// It returns every error, joined, each a *ServerError that names its node
+// and server. Servers marked
 // down are visited too: fn decides what to do with them.
 func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context, addr string, rc *redis.Client) error) error {
 	if c.closed.Load() {
@@ -72,7 +73,7 @@ func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context,
 			if err := fn(ctx, addr, s.client.Load()); err != nil {
 				var se *ServerError
 				if !errors.As(err, &se) || se.Server != addr {
-					err = fmt.Errorf("federated: server %s: %w", addr, err)
+					err = &ServerError{Node: s.node, Server: addr, Err: err}
 				}
 				mu.Lock()
 				errs = append(errs, err)

@@ -209,8 +209,9 @@ func TestQueryAllTypedAndSwitched(t *testing.T) {
 	assert.Equal(t, 1, holding("one-again"))
 }
 
-// ForEachServer names the server of each error once: an error that names
-// it already (a ServerError of that server) is not named again.
+// ForEachServer names the node and server of each error once: an error
+// that names them already (a ServerError of that server) is not named
+// again.
 func TestForEachServerNamesEachServerOnce(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
@@ -224,6 +225,7 @@ func TestForEachServerNamesEachServerOnce(t *testing.T) {
 	for _, s := range servers {
 		assert.Equal(t, 1, strings.Count(err.Error(), s.Addr()), "%s in %q", s.Addr(), err)
 	}
+	assert.Contains(t, err.Error(), "node "+nodeName(2)+", server "+servers[1].Addr()+": boom")
 }
 
 // With query-all on, a blocking command waits its wait on every server of

@@ -371,7 +371,7 @@ func TestListingWithServerDown(t *testing.T) {
 	hosts := strings.Fields(out)
 	assert.NotEmpty(t, hosts, "the hosts of the server still up are listed")
 	assert.Less(t, len(hosts), 20)
-	assert.Contains(t, errOut, "redfed hosts: federated: server "+servers[1].Addr())
+	assert.Contains(t, errOut, "redfed hosts: federated: node redis_2, server "+servers[1].Addr())
 	assert.Contains(t, errOut, `level=WARN msg="federated: server down"`, "the client's warnings go to standard error")
 }
 
