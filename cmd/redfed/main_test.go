@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -66,6 +67,49 @@ func TestRouteArgsAndStdin(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, "2026-12-21:web284.sin:swap.used\tredis_2\t127.0.0.1:7002\n"+
 		"2026-11-12:worker801.lax:req.errors\tredis_1\t127.0.0.1:7001\n", out)
+}
+
+// route prints each key read from standard input as it comes, not when
+// a page of output filled or the input ended: tail -f keys | redfed route.
+// A key that does not print is quoted, so that a tab in it does not make
+// a column; --json refuses a key JSON cannot hold.
+func TestRouteWritesEachKeyAsItComes(t *testing.T) {
+	cfg := writeConfig(t, perlFederation)
+	in, keys := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(t.Context(), []string{"route", "--config", cfg}, in, outW, io.Discard)
+		_ = outW.Close()
+	}()
+	lines := bufio.NewReader(outR)
+	// The second key comes with a blank line, the third with the start
+	// of the next line: each is printed all the same.
+	for _, key := range []string{"2026-12-25:cache944.sfo:req.latency.p99", "tab\there", "third"} {
+		tail := map[string]string{"tab\there": "\n", "third": "par"}[key]
+		_, err := io.WriteString(keys, key+"\n"+tail)
+		require.NoError(t, err)
+		got := make(chan string, 1)
+		go func() {
+			line, _ := lines.ReadString('\n')
+			got <- line
+		}()
+		select {
+		case line := <-got:
+			assert.Equal(t, 3, len(strings.Split(line, "\t")), "three columns: %q", line)
+			assert.True(t, strings.HasPrefix(line, strconv.Quote(key)+"\t") || strings.HasPrefix(line, key+"\t"), line)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q was not printed while the input stayed open", key)
+		}
+	}
+	require.NoError(t, keys.Close())
+	_, _ = io.Copy(io.Discard, outR)
+	assert.Equal(t, 0, <-done)
+
+	code, out, errOut := runCLI(t, "ok\nbad\xff\n", "route", "--config", cfg, "--json")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "line 2 of standard input: not UTF-8")
+	assert.Equal(t, 1, strings.Count(out, "\n"), "the key before it: %s", out)
 }
 
 func TestRouteErrors(t *testing.T) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +21,9 @@ func newRouteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "route [KEY...]",
 		Short: "Print the node and server that own each key",
-		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives.
+		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives. A key
+with a character that does not print (a tab, a control character) is
+printed quoted, as Go quotes it.
 Keys come from the arguments or, when there are none, from standard input,
 one per line (blank lines are skipped). For a replica group SERVER lists
 every server of the group, comma-separated, in configuration order: the
@@ -64,15 +68,18 @@ func routeKeys(ctx context.Context, client *federated.Client, keys []string, in 
 			return err
 		}
 		if asJSON {
+			if !utf8.ValidString(key) {
+				return errors.New("not UTF-8, which JSON cannot hold: route it without --json")
+			}
 			return enc.Encode(routeJSON{Key: key, Node: node, Servers: servers})
 		}
-		_, err = fmt.Fprintf(w, "%s\t%s\t%s\n", key, node, strings.Join(servers, ","))
+		_, err = fmt.Fprintf(w, "%s\t%s\t%s\n", printable(key), node, strings.Join(servers, ","))
 		return err
 	}
 	if len(keys) > 0 {
-		for _, k := range keys {
+		for i, k := range keys {
 			if err := emit(k); err != nil {
-				return err
+				return fmt.Errorf("key %d of the arguments: %w", i+1, err)
 			}
 		}
 		return nil
@@ -92,11 +99,17 @@ func routeKeys(ctx context.Context, client *federated.Client, keys []string, in 
 		case err != nil:
 			return fmt.Errorf("reading line %d of standard input: %w", lineNo, err)
 		}
-		if key == "" {
-			continue
+		if key != "" {
+			if err := emit(key); err != nil {
+				return fmt.Errorf("line %d of standard input: %w", lineNo, err)
+			}
 		}
-		if err := emit(key); err != nil {
-			return err
+		// A line each as the keys come, not a page: before a read that
+		// may wait, what is printed goes out.
+		if next, _ := r.Peek(r.Buffered()); bytes.IndexByte(next, '\n') < 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
 		}
 	}
 }
