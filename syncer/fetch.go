@@ -76,7 +76,17 @@ type fetchRequest struct {
 	want    int64        // the expected cardinality, fetchRefresh only
 	recount int          // checkpoints to read again, nearest first
 	checks  []checkpoint // nearest first
+	size    int64        // the members it may fetch, as far as the link knows
 }
+
+// maxFetchMembers bounds the members one fetch call asks for, by the
+// requests' sizes, so that a page of keys fetched whole (after a restart
+// of the peer, or of a syncer that had no saved marks) is sent in calls
+// that each take the peer a fraction of the command timeout: a daily key
+// of a point every 10 s holds 8,640 members, and a page of a thousand such
+// keys in one call took a peer seconds, timed out, and was asked again
+// every pass, never done. A key larger than the bound is fetched alone.
+var maxFetchMembers int64 = 100_000
 
 // fetchResult is what the fetch script answered for a key.
 type fetchResult struct {
@@ -90,20 +100,34 @@ type fetchResult struct {
 // or whole.
 func (r fetchResult) fetched() bool { return r.status >= 0 }
 
-// fetch runs the fetch script on the peer for every request, in one call.
-// A peer that started again since the link last read its journal may have
-// lost members the requests' checkpoints counted: the fetch fails, and the
-// next pass reads the journal, sees the new run and reads the checkpoints
-// again.
+// fetch runs the fetch script on the peer for every request, in calls of
+// at most maxFetchMembers members by the requests' sizes, each atomic for
+// its keys. A peer that started again since the link last read its
+// journal may have lost members the requests' checkpoints counted: the
+// fetch fails, and the next pass reads the journal, sees the new run and
+// reads the checkpoints again.
 func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
-	if len(reqs) == 0 {
-		return nil, nil
+	var results []fetchResult
+	for len(reqs) > 0 {
+		n, size := 1, reqs[0].size
+		for n < len(reqs) && size+reqs[n].size <= maxFetchMembers {
+			size += reqs[n].size
+			n++
+		}
+		part, run, err := l.servers.fetch(ctx, reqs[:n])
+		if err == nil && run != l.peerRun {
+			err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if results == nil && n == len(reqs) {
+			return part, nil // one call, the common case
+		}
+		results = append(results, part...)
+		reqs = reqs[n:]
 	}
-	results, run, err := l.servers.fetch(ctx, reqs)
-	if err == nil && run != l.peerRun {
-		err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
-	}
-	return results, err
+	return results, nil
 }
 
 // fetchReader reads the fetch script's flat reply key by key, from v[at]
@@ -186,18 +210,18 @@ func (rd *fetchReader) next() (fetchResult, error) {
 	return r, nil
 }
 
-// nearRequest is the first try at fetching a key the link has a mark of:
-// from its nearest checkpoint, reading again the farther ones that are
-// missing or have fallen behind the peer's clock, now (its Unix seconds),
-// by more than the next level's span: a farther checkpoint is only for a
-// key whose nearest one no longer holds, and an old one still holds, it
-// only makes that fetch larger. A key fetched whole gets its nearest
-// checkpoint only, and the farther ones at its next fetch: a key that
-// never changes again (a backlog pulled after a restart) costs no more
-// than its members.
-func (m *keyMark) nearRequest(key string, now float64) fetchRequest {
+// nearRequest is the first try at fetching a key the link has a mark of,
+// which the journal says holds card members: from its nearest checkpoint,
+// reading again the farther ones that are missing or have fallen behind
+// the peer's clock, now (its Unix seconds), by more than the next level's
+// span: a farther checkpoint is only for a key whose nearest one no
+// longer holds, and an old one still holds, it only makes that fetch
+// larger. A key fetched whole gets its nearest checkpoint only, and the
+// farther ones at its next fetch: a key that never changes again (a
+// backlog pulled after a restart) costs no more than its members.
+func (m *keyMark) nearRequest(key string, card int64, now float64) fetchRequest {
 	if len(m.checks) == 0 {
-		return fetchRequest{key: key, mode: fetchFar, recount: 1}
+		return fetchRequest{key: key, mode: fetchFar, recount: 1, size: card}
 	}
 	recount := 1
 	for k := 1; k < levels; k++ {
@@ -205,17 +229,17 @@ func (m *keyMark) nearRequest(key string, now float64) fetchRequest {
 			recount = k + 1
 		}
 	}
-	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1]}
+	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1], size: max(card-m.checks[0].count, 0)}
 }
 
-// farRequest is the second try at fetching a key whose nearest checkpoint
-// no longer holds: from a farther one, or whole.
-func (m *keyMark) farRequest(key string) fetchRequest {
+// farRequest is the second try at fetching a key of card members whose
+// nearest checkpoint no longer holds: from a farther one, or whole.
+func (m *keyMark) farRequest(key string, card int64) fetchRequest {
 	var checks []checkpoint
 	if len(m.checks) > 1 {
 		checks = m.checks[1:]
 	}
-	return fetchRequest{key: key, mode: fetchFar, recount: levels, checks: checks}
+	return fetchRequest{key: key, mode: fetchFar, recount: levels, checks: checks, size: card}
 }
 
 // levelSpan is the distance of the k-th boundary below the newest score, in

@@ -258,8 +258,8 @@ func TestFetchWithoutCheckpointsForgetsThem(t *testing.T) {
 	m := &keyMark{checks: []checkpoint{{below: 1093, count: 19}, {below: 1087, count: 18}}}
 	m.apply(fetchResult{status: 2, card: 21, members: []string{"1e15:1"}})
 	assert.Empty(t, m.checks)
-	assert.Equal(t, fetchFar, m.nearRequest("k", 1100).mode, "the next fetch is whole")
-	assert.Empty(t, m.nearRequest("k", 1100).checks)
+	assert.Equal(t, fetchFar, m.nearRequest("k", 21, 1100).mode, "the next fetch is whole")
+	assert.Empty(t, m.nearRequest("k", 21, 1100).checks)
 }
 
 // A reply cut short or out of shape is an error, never a panic nor a

@@ -587,10 +587,10 @@ func (l *link) sift(s *sifted, entries []change, horizon string, merging *page) 
 			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchRefresh, want: e.card, recount: levels})
 		case !ok:
 			s.fetches++
-			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchFar, recount: 1})
+			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchFar, recount: 1, size: e.card})
 		default:
 			s.fetches++
-			s.requests = append(s.requests, m.nearRequest(e.Key, l.peerTime))
+			s.requests = append(s.requests, m.nearRequest(e.Key, e.card, l.peerTime))
 		}
 	}
 }
@@ -608,7 +608,7 @@ func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchRe
 	for i, r := range results {
 		if reqs[i].mode == fetchNear && !r.fetched() && r.card >= 0 {
 			m := l.marks[reqs[i].key]
-			far = append(far, m.farRequest(reqs[i].key))
+			far = append(far, m.farRequest(reqs[i].key, r.card))
 			at = append(at, i)
 		}
 	}

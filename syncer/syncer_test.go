@@ -883,6 +883,75 @@ func commandCalls(t *testing.T, addr, command string) int64 {
 	return redistest.ParseCommandStats(info)[command].Calls
 }
 
+// fetchSizes is a hook that counts the fetch script's calls and the most
+// members one of them returned, each member memberLen bytes long.
+type fetchSizes struct {
+	memberLen   int
+	mu          sync.Mutex
+	calls, most int
+}
+
+func (h *fetchSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *fetchSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *fetchSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != journal.FetchScript.Hash() {
+			return err
+		}
+		if v, ok := cmd.(*redis.Cmd).Val().([]any); ok && len(v) > 1 {
+			joined, _ := v[1].(string)
+			h.mu.Lock()
+			h.calls++
+			h.most = max(h.most, len(joined)/h.memberLen)
+			h.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// A page of keys fetched whole (a syncer with no marks, a peer that
+// started again) is fetched in calls of a bounded number of members, not
+// in one call of the whole page: a thousand daily keys of a point every
+// 10 s took a peer seconds in one call, past the command timeout, and the
+// call was sent again every pass, never done.
+func TestWholeKeysAreFetchedInBoundedCalls(t *testing.T) {
+	const keys, each, bound = 40, 300, 1000
+	syncer.SetMaxFetchMembers(t, bound)
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	require.NoError(t, journal.FetchScript.Load(ctx, direct(t, a)).Err())
+	now := time.Now()
+	var updates []journal.KeyMembers
+	for k := range keys {
+		key, err := metricKey(now, fmt.Sprintf("h%d", k), "m")
+		require.NoError(t, err)
+		u := journal.KeyMembers{Key: key}
+		for i := range each {
+			u.Members = append(u.Members, fmt.Sprintf("%d.%06d:%04d", now.Unix()-1000, i, i)) // 22 bytes
+		}
+		updates = append(updates, u)
+	}
+	_, err := merge(ctx, c, a, updates)
+	require.NoError(t, err)
+	sizes := &fetchSizes{memberLen: 22}
+	c.AddHook(sizes)
+
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	all := converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, keys*each)
+	sizes.mu.Lock()
+	defer sizes.mu.Unlock()
+	assert.GreaterOrEqual(t, sizes.calls, keys*each/bound, "calls")
+	assert.LessOrEqual(t, sizes.most, bound, "members in one call")
+}
+
 // One write journals thousands of keys at one time. The syncer gets
 // through them, and once it has, its idle passes read the journal after
 // them instead of reading them all again.
