@@ -240,6 +240,36 @@ func TestFutureJournalEntryDoesNotHoldReplicationBack(t *testing.T) {
 	}
 }
 
+// More entries scored ahead of the peer's clock than a pass reads (21,000
+// keys journalled by writers two minutes ahead) are all read by each
+// pass, which then ends: a pass read the first 20,000 of them again and
+// again with no pause, the rest waited for the clock, and SyncedTo never
+// moved, though the changes of the present were merged.
+func TestManyJournalEntriesAheadOfThePeersClock(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	ahead := time.Now().Add(2 * time.Minute)
+	pipe := direct(t, a).Pipeline()
+	const keys = 21000
+	for i := range keys {
+		key, err := metricKey(ahead, fmt.Sprintf("fast%d", i), "cpu")
+		require.NoError(t, err)
+		pipe.ZAdd(ctx, key, redis.Z{Score: float64(ahead.Unix()), Member: fmt.Sprintf("%d:1", ahead.Unix())})
+		pipe.ZAdd(ctx, "journal", redis.Z{Score: float64(ahead.Unix() + int64(i%60)), Member: key})
+	}
+	_, err := pipe.Exec(ctx)
+	require.NoError(t, err)
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	rb := direct(t, b)
+	require.Eventually(t, func() bool { return rb.DBSize(ctx).Val() >= keys }, 20*time.Second, 50*time.Millisecond, "every key ahead is copied")
+	writePoints(t, c, a, "now", 10)
+	written := time.Now()
+	require.Eventually(t, func() bool { return s.Stats().Peers[0].SyncedTo.After(written) }, 10*time.Second, 50*time.Millisecond,
+		"SyncedTo passes the write: %+v", s.Stats().Peers[0])
+}
+
 // Lag says how old the local copy of the peer's changes may be: small
 // while the link keeps up, growing while the peer cannot be read. SyncedTo
 // passes a write once it is merged.

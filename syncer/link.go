@@ -301,7 +301,8 @@ type span struct {
 // A full page of entries of one time is read again twice as large, however
 // many entries the pass has read, until a page gets past them: a pass
 // always makes progress, also through the thousands of keys that one write
-// journals at one time.
+// journals at one time. Entries ahead of the peer's clock are read to the
+// end however many they are.
 //
 // Pages travel in two steps: a page is read and fetched from the peer,
 // then merged into the local server and the cursor saved there. The second
@@ -350,7 +351,11 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 			continue
 		}
 		minTime, after = last, false
-		if done >= sp.most {
+		// Entries scored ahead of the peer's clock (writers whose clocks
+		// are ahead) are all read: the cursor stays at the clock, so a
+		// pass that stopped among them would read the same ones again
+		// at once, never reaching the rest, nor ending.
+		if done >= sp.most && entries[0].Time <= l.peerTime {
 			return true, minTime, nil
 		}
 	}
