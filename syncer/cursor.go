@@ -59,7 +59,15 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if l.epoch != "" && (c.epoch != l.epoch || c.raw != l.saved || c.seq != l.seq) {
+	switch {
+	case l.epoch == "" || c.epoch == l.epoch && c.raw == l.saved && c.seq == l.seq:
+	case c.epoch == l.epoch && c.origin == l.origin && c.origin != "" && c.seq > l.seq:
+		// A later save of the same data set, since its last start: not
+		// this link's. Another syncer pulls the same peer into the same
+		// server (a deploy that started the new one before the old one
+		// stopped). What either merged is there: go on from its cursor.
+		l.contended()
+	default:
 		l.reset("the local server came back empty or older")
 		c.cursor = 0
 	}
@@ -69,6 +77,19 @@ func (l *link) loadCursor(ctx context.Context) error {
 	l.epoch, l.saved, l.seq, l.cursor, l.origin, l.localRun = c.epoch, c.raw, c.seq, c.cursor, c.origin, c.run
 	l.resumeOverlap = c.overlap
 	return nil
+}
+
+// contended counts and logs, at most once a minute, a cursor another
+// syncer saved.
+func (l *link) contended() {
+	l.mu.Lock()
+	l.stats.Contended++
+	l.mu.Unlock()
+	if now := l.now(); now.Sub(l.contendedAt) >= time.Minute {
+		l.contendedAt = now
+		l.s.opts.Logger.Warn("syncer: another syncer pulls this peer into this local server: run one syncer per server",
+			"local", l.local, "peer", l.peer)
+	}
 }
 
 // parseCursor reads the reply of LoadCursorScript: the epoch, the cursor as

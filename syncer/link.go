@@ -118,6 +118,8 @@ type link struct {
 	horizonAt    time.Time
 	raising      string
 	warnedAt     time.Time
+	// contendedAt is when a cursor another syncer saved was last logged.
+	contendedAt time.Time
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats

@@ -216,10 +216,16 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 // client closes. It then abandons the passes under way (a cursor is only
 // ever saved after the changes before it are merged), has each link save
 // what it knows of its peer's keys for the next syncer (for a second at
-// most, see marks.go) and returns, once every loop has stopped, ctx's error (context.Canceled when Close stopped
-// it), or an error that wraps federated.ErrClosed when the client closed.
-// Run may be called once at a time: ErrRunning otherwise, and this
-// package's ErrClosed after Close.
+// most, see marks.go) and returns, once every loop has stopped, ctx's
+// error (context.Canceled when Close stopped it), or an error that wraps
+// federated.ErrClosed when the client closed. A command under way is not
+// cut: with a server that stopped answering (SIGSTOP, a partition) Run
+// returns up to the client's CommandTimeout after ctx ends. Run may be
+// called once at a time: ErrRunning otherwise, and this package's
+// ErrClosed after Close.
+//
+// Run one syncer per local server: two that pull the same peer into the
+// same server each merge what the other may have (PeerStats.Contended).
 func (s *Syncer) Run(parent context.Context) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -387,6 +393,12 @@ type PeerStats struct {
 	// data (it came back empty, or with an older cursor), after which the
 	// peer was pulled again from its first change.
 	Resets int64
+	// Contended counts the passes that found the link's cursor saved by
+	// another syncer pulling the same peer into the same local server
+	// (a deploy that started the new syncer before the old one stopped):
+	// each goes on from the other's cursor, and both merge what the
+	// other may have. Run one syncer per server.
+	Contended int64
 	// LastError is why the last pass that failed did, or the last merge
 	// Redis refused; LastErrorAt is when, by this host's clock (zero
 	// before the first). LastSuccess is when the last pass that met no

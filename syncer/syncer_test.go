@@ -250,6 +250,31 @@ func TestIdleAfterConvergenceWritesNothing(t *testing.T) {
 	t.Logf("%d idle passes wrote nothing", passes()-p0)
 }
 
+// Two syncers that pull the same peer into the same server (a deploy
+// that started the new one before the old one stopped) each take the
+// other's saves for what they are, not for a server that lost its data:
+// they took turns pulling the peer from its first change again, about 7
+// times a second, and SyncedTo went back to zero each time.
+func TestTwoSyncersOfOneServer(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c, c2 := newClient(t, groupConfig(servers)), newClient(t, groupConfig(servers))
+	for i := range 50 {
+		writePoints(t, c, b, fmt.Sprintf("backlog%d", i), 20)
+	}
+	s1, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
+	converged(t, []string{a, b}, 10*time.Second)
+	s2, _ := startSyncer(t, c2, []string{a}, syncer.Options{NoAntiEntropy: true})
+	for range 40 {
+		writePoints(t, c, b, "live", 20)
+		time.Sleep(25 * time.Millisecond)
+	}
+	converged(t, []string{a, b}, 5*time.Second)
+	p1, p2 := linkStats(t, s1, a, b), linkStats(t, s2, a, b)
+	assert.Zero(t, p1.Resets+p2.Resets, "no link pulled the peer from the start again")
+	assert.Positive(t, p1.Contended+p2.Contended, "the other syncer's saves are counted")
+}
+
 func TestRestartResumesFromCursor(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
