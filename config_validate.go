@@ -184,6 +184,11 @@ func (v validator) canonicalAddr(addr string) (string, error) {
 	if i := strings.IndexFunc(host, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
 		return "", fmt.Errorf("the host has a space or control character at byte %d", i)
 	}
+	// A no-break or zero-width space looks like nothing, and makes a
+	// host that never resolves.
+	if problem := metric.Unreadable(host); problem != "" {
+		return "", fmt.Errorf("the host has an unreadable character: %s", problem)
+	}
 	// Digits only: Atoi would take "+6379", which no dialer does.
 	p, err := strconv.Atoi(port)
 	if err != nil || strings.Trim(port, "0123456789") != "" || p < 1 || p > 65535 {
