@@ -29,6 +29,8 @@ func TestServeGraphiteFlagErrors(t *testing.T) {
 		{[]string{"--graphite-listen", "2003"}, `--graphite-listen "2003": address 2003: missing port in address`},
 		{[]string{"--graphite-listen", busy.Addr().String()}, "--graphite-listen " + busy.Addr().String() + ": listen tcp"},
 		{[]string{"--graphite-listen", freeAddr(t), "--graphite-max-conns", "0"}, "--graphite-max-conns 0: at least 1"},
+		{[]string{"--allow-host", ""}, "--allow-host: empty"},
+		{[]string{"--remote-host-label", ""}, "--remote-host-label: empty"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := append([]string{"serve", "--config", cfgPath, "--listen", freeAddr(t), "--check-every", "0"}, tc.args...)

@@ -91,6 +91,11 @@ func TestCheckRefusesANodeNamedTwice(t *testing.T) {
 		code, _, errOut := runCLI(t, "", verb, "--config", cfg, "--node", "redis_1,redis_1")
 		assert.Equal(t, exitUsage, code, verb)
 		assert.Contains(t, errOut, "--node redis_1: named twice", verb)
+		// An empty --node (a variable that came out empty) would check
+		// every group instead.
+		code, _, errOut = runCLI(t, "", verb, "--config", cfg, "--node", "")
+		assert.Equal(t, exitUsage, code, verb)
+		assert.Contains(t, errOut, "--node: empty", verb)
 	}
 }
 

@@ -36,6 +36,9 @@ func addRemoteFlags(f *pflag.FlagSet) *remoteFlags {
 // through recorder unless fl turns it off, for the dashboard to serve
 // behind its checks, and the write handler (nil when off).
 func remoteRoutes(cmd *cobra.Command, client *federated.Client, recorder *ingestRecorder, fl *remoteFlags) (map[string]http.Handler, *remote.WriteHandler, error) {
+	if fl.hostLabel == "" {
+		return nil, nil, usagef("--remote-host-label: empty: name a label, or leave the flag out for %q", remote.DefaultHostLabel)
+	}
 	opts := remote.Options{HostLabel: fl.hostLabel, Logger: newLogger(cmd, slog.LevelWarn)}
 	read, err := remote.NewReadHandler(storeOf(client), opts)
 	if err != nil {

@@ -190,6 +190,9 @@ only your hosts reach.
 			if err := checkListen(listen, token != ""); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("allow-host") && len(allowHosts) == 0 {
+				return usagef("--allow-host: empty: name a host, or leave the flag out")
+			}
 			for _, h := range allowHosts {
 				if err := dashboard.ValidateHostName(h); err != nil {
 					return usagef("--allow-host %q: %v", h, err)
