@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,14 @@ func TestNegativeNumberArguments(t *testing.T) {
 	code, _, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "65535d")
 	assert.Equal(t, 2, code, errOut)
 	assert.Contains(t, errOut, `"65535d" ago: federated: bad timestamp`)
+	for _, ago := range []string{"70000d", "-99999999h", "3000000h"} {
+		code, _, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", ago)
+		assert.Equal(t, 2, code, errOut)
+		assert.Contains(t, errOut, strconv.Quote(ago)+" ago: federated: bad timestamp")
+	}
+	code, _, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "2 hours")
+	assert.Equal(t, 2, code, errOut)
+	assert.Contains(t, errOut, `"2 hours": want "now"`, "not a time at all")
 	// A range wider than a read may take is a usage error, answered
 	// before any server is asked.
 	code, out, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "0", "--to", "9999-12-31T00:00:00Z", "--json")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,11 @@ func parseTimeArg(s string, now time.Time) (time.Time, error) {
 	if t, err := parseTimestamp(s); err == nil || !errors.Is(err, errNotATime) {
 		return t, err
 	}
-	ago, ok := parseAgo(s)
-	if !ok {
+	ago, ok, tooFar := parseAgo(s)
+	switch {
+	case tooFar:
+		return time.Time{}, fmt.Errorf("%s ago: %w: before 1970-01-01", quoteField(s), metric.ErrBadTimestamp)
+	case !ok:
 		return time.Time{}, fmt.Errorf("%s: want %s", quoteField(s), timeArgForms)
 	}
 	t := now.Add(-ago)
@@ -42,19 +46,23 @@ func parseTimeArg(s string, now time.Time) (time.Time, error) {
 }
 
 // parseAgo reads a Go duration or a number of days ("7d"), with an optional
-// leading '-', as a length of time before now.
-func parseAgo(s string) (time.Duration, bool) {
+// leading '-', as a length of time before now. tooFar reports one written
+// right but too long to hold, which is before 1970.
+func parseAgo(s string) (ago time.Duration, ok, tooFar bool) {
 	s = strings.TrimPrefix(s, "-")
-	if days, ok := strings.CutSuffix(s, "d"); ok {
+	if days, found := strings.CutSuffix(s, "d"); found {
 		n, err := strconv.ParseUint(days, 10, 16)
-		return time.Duration(n) * 24 * time.Hour, err == nil
+		return time.Duration(n) * 24 * time.Hour, err == nil, errors.Is(err, strconv.ErrRange)
 	}
 	if s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, false
+		return 0, false, false
 	}
 	d, err := time.ParseDuration(s)
-	return d, err == nil
+	return d, err == nil, err != nil && durationShape.MatchString(s)
 }
+
+// durationShape matches what time.ParseDuration reads, whatever its size.
+var durationShape = regexp.MustCompile(`^([0-9]*\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // errNotATime reports a string that is neither Unix seconds nor RFC 3339.
 var errNotATime = errors.New("want Unix seconds or an RFC 3339 time like 2026-11-25T10:00:00Z")
