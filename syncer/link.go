@@ -533,7 +533,7 @@ func (l *link) settle(p *page) error {
 	if n := len(p.entries); n == 0 || p.entries[n-1].Time >= l.cursor {
 		l.complete = !p.full || p.entries[n-1].Time > l.cursor
 	}
-	reported := l.permanentFailures(p.res)
+	reported := l.permanentFailures(p)
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -644,14 +644,21 @@ func temporaryFailures(res journal.MergeResult) []error {
 	return failed
 }
 
-// permanentFailures says, in one text, which keys and members of a merge
-// were refused for a reason that does not pass, "" for none.
-func (l *link) permanentFailures(res journal.MergeResult) string {
+// permanentFailures says, in one text, which keys of a page the peer
+// would not give (another type than a sorted set there, or a key its user
+// may not read) and which keys and members its merge refused for a reason
+// that does not pass, "" for none.
+func (l *link) permanentFailures(p *page) string {
 	var permanent []error
-	for _, err := range res.Failed {
+	for i, r := range p.results {
+		if r.card < 0 {
+			permanent = append(permanent, fmt.Errorf("syncer: key %s of %s holds another type than a sorted set, or may not be read: left alone", p.sift.requests[i].key, l.peer))
+		}
+	}
+	for _, err := range p.res.Failed {
 		permanent = append(permanent, err)
 	}
-	for key, members := range res.LeftOut {
+	for key, members := range p.res.LeftOut {
 		permanent = append(permanent, fmt.Errorf("syncer: key %s: %d members of %s are not \"$timestamp:$value\", left out", key, len(members), l.peer))
 	}
 	if len(permanent) == 0 {

@@ -565,6 +565,30 @@ func TestWrongTypeKeyIsPassed(t *testing.T) {
 	assert.Equal(t, "someone's string", direct(t, a).Get(ctx, broken).Val())
 }
 
+// A journalled key that someone made another type on the peer cannot be
+// fetched: it is reported, not passed in silence, and the rest
+// replicates.
+func TestWrongTypeKeyOnThePeerIsReported(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	broken, err := metricKey(time.Now(), "web9", "m0")
+	require.NoError(t, err)
+	rb := direct(t, b)
+	require.NoError(t, rb.HSet(ctx, broken, "f", "v").Err())
+	require.NoError(t, rb.ZAdd(ctx, "journal", redis.Z{Score: float64(time.Now().Unix()), Member: broken}).Err())
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
+	writePoints(t, c, b, "web1", 10)
+	require.Eventually(t, func() bool { return len(members(t, a)) == 10 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).LastError != "" }, 2*time.Second, 10*time.Millisecond)
+	st := linkStats(t, s, a, b)
+	assert.Contains(t, st.LastError, broken)
+	assert.Contains(t, st.LastError, "another type")
+	assert.Zero(t, st.Errors, "the passes went on")
+	assert.Zero(t, direct(t, a).Exists(ctx, broken).Val())
+}
+
 func TestPartitionHealsToTheUnion(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
