@@ -323,12 +323,29 @@ func writeNewFile(path string, data []byte, force bool) error {
 	case !force:
 		return usagef("--out %s exists; pass --force to replace it", path)
 	case !fi.Mode().IsRegular():
-		return usagef("--out %s is not a regular file (%v); it is not replaced", path, fi.Mode().Type())
+		return usagef("--out %s is not a regular file (%s); it is not replaced", path, fileKind(fi.Mode()))
 	}
 	if err := writeThroughTemp(path, data); err != nil {
 		return fmt.Errorf("--out %s: %w", path, err)
 	}
 	return nil
+}
+
+// fileKind names the kind of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
 }
 
 // writeThroughTemp writes data to a temporary file beside path and renames

@@ -212,10 +212,10 @@ func TestConfigInitOut(t *testing.T) {
 	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 	link := filepath.Join(t.TempDir(), "link.yaml")
 	require.NoError(t, os.Symlink(out, link))
-	for _, notFile := range []string{dir, fifo, link} {
+	for notFile, kind := range map[string]string{dir: "a directory", fifo: "a named pipe", link: "a symbolic link"} {
 		code, _, errOut = runCLI(t, "", "config", "init", "--hosts", "a", "--ports", "1", "--out", notFile, "--force")
 		assert.Equal(t, 2, code, errOut)
-		assert.Contains(t, errOut, "--out "+notFile+" is not a regular file")
+		assert.Contains(t, errOut, "--out "+notFile+" is not a regular file ("+kind+")")
 	}
 	fi, err := os.Lstat(fifo)
 	require.NoError(t, err)
