@@ -19,9 +19,11 @@ import (
 // ahead of the data the server holds, also when the server restarts in
 // the middle of a pass.
 
-// errLocalReset says that the local server lost data (it restarted) during a
-// pass: the link starts again from the peer's first change.
-var errLocalReset = errors.New("syncer: the local server lost its data during the pass")
+// errCursorMoved says that the cursor in the local server was not the one
+// the link loaded or saved last when it came to save the next: the server
+// lost data (it restarted, empty or from a snapshot), or another syncer
+// saved the cursor. The next pass loads it and tells which (loadCursor).
+var errCursorMoved = errors.New("syncer: the cursor in the local server moved during the pass")
 
 // storedCursor is a link's cursor as the local server stores it.
 type storedCursor struct {
@@ -53,24 +55,30 @@ func (c storedCursor) seqText() string {
 // that holds another cursor than the link saved last (restored from a
 // snapshot, with an older cursor, or one taken before the link's last
 // merge) may lack what the link merged since, which its marks take for
-// merged: it is pulled again from the peer's first change too.
+// merged: it is pulled again from the peer's first change too. But a
+// cursor that the link's own last save left, though its answer was lost,
+// is the link's; and one saved later by another syncer of the same
+// server and peer, in the same run of the server (a deploy that started
+// the new syncer before the old one stopped), holds what both merged:
+// the link goes on from it. (A server that restarted has another run; one
+// whose run the user may not read is pulled again.)
 func (l *link) loadCursor(ctx context.Context) error {
 	c, err := l.servers.loadCursor(ctx, newEpoch())
 	if err != nil {
 		return err
 	}
+	sameRun := c.epoch == l.epoch && c.origin == l.origin && c.origin != "" && c.run != "" && c.run == l.localRun
 	switch {
 	case l.epoch == "" || c.epoch == l.epoch && c.raw == l.saved && c.seq == l.seq:
-	case c.epoch == l.epoch && c.origin == l.origin && c.origin != "" && c.seq > l.seq:
-		// A later save of the same data set, since its last start: not
-		// this link's. Another syncer pulls the same peer into the same
-		// server (a deploy that started the new one before the old one
-		// stopped). What either merged is there: go on from its cursor.
+	case sameRun && l.unanswered.seq != 0 && c.raw == l.unanswered.raw && c.seq == l.unanswered.seq:
+		// The link's own save, whose answer was lost.
+	case sameRun && c.seq > l.seq:
 		l.contended()
 	default:
 		l.reset("the local server came back empty or older")
 		c.cursor = 0
 	}
+	l.unanswered = storedCursor{}
 	if c.cursor != l.cursor {
 		l.complete = false
 	}

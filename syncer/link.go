@@ -120,6 +120,9 @@ type link struct {
 	warnedAt     time.Time
 	// contendedAt is when a cursor another syncer saved was last logged.
 	contendedAt time.Time
+	// unanswered is the cursor of the link's last save if it failed with
+	// no answer (a timeout): the server may have made it all the same.
+	unanswered storedCursor
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats
@@ -165,8 +168,8 @@ func (l *link) loop(ctx context.Context) {
 		if err == nil && l.marksDue() {
 			l.saveMarks(ctx)
 		}
-		if errors.Is(err, errLocalReset) {
-			more, err = true, nil // not a failure: the next pass starts afresh, at once
+		if errors.Is(err, errCursorMoved) {
+			more, err = true, nil // not a failure: the next pass sees why, at once
 		}
 		l.mu.Lock()
 		l.stats.Passes++
@@ -316,9 +319,9 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 	defer l.prune()
 	var merging *page // the page being merged into the local server
 	defer func() {
-		// A local server that lost its data outranks what else failed: the
-		// next pass starts afresh at once.
-		if serr := l.settle(merging); serr != nil && (err == nil || errors.Is(serr, errLocalReset)) {
+		// A cursor that moved (a local server that lost its data) outranks
+		// what else failed: the next pass sees why at once.
+		if serr := l.settle(merging); serr != nil && (err == nil || errors.Is(serr, errCursorMoved)) {
 			more, err = false, serr
 		}
 		l.recycle(merging)
@@ -384,6 +387,7 @@ type page struct {
 	res        journal.MergeResult
 	merged     bool // the merge ran, and met no refusal that passes
 	saved      bool // the cursor was saved
+	saveSent   bool // the save was sent, answered or not
 	err        error
 }
 
@@ -483,9 +487,10 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 		// it, which lacks what the merge added although its marks say
 		// otherwise.
 		if p.newest > p.last.cursor || p.res.Added > 0 {
+			p.saveSent = true
 			p.saved, p.err = l.servers.saveCursor(ctx, p.last, p.next)
 			if p.err == nil && !p.saved {
-				p.err = errLocalReset
+				p.err = errCursorMoved
 			}
 		}
 	}()
@@ -515,13 +520,16 @@ func (l *link) settle(p *page) error {
 		return fmt.Errorf("syncer: merging into %s: %w", l.local, errors.Join(temporaryFailures(p.res)...))
 	}
 	switch {
-	case errors.Is(p.err, errLocalReset):
-		l.reset("the local server lost data during the pass")
-		return errLocalReset
+	case errors.Is(p.err, errCursorMoved):
+		return errCursorMoved // the next pass's loadCursor tells why
 	case p.err != nil:
 		// The merge is not marked: should the local server have lost it
 		// with its cursor save (restored from a snapshot that holds the
-		// cursor before), the entries are read and fetched again.
+		// cursor before), the entries are read and fetched again. A save
+		// that failed may have been made all the same.
+		if p.saveSent {
+			l.unanswered = p.next
+		}
 		return p.err
 	}
 	l.mark(p.sift, p.results, p.gen)

@@ -220,7 +220,8 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 // error (context.Canceled when Close stopped it), or an error that wraps
 // federated.ErrClosed when the client closed. A command under way is not
 // cut: with a server that stopped answering (SIGSTOP, a partition) Run
-// returns up to the client's CommandTimeout after ctx ends. Run may be
+// returns up to the client's CommandTimeout, and a second to save the
+// marks, after ctx ends. Run may be
 // called once at a time: ErrRunning otherwise, and this package's
 // ErrClosed after Close.
 //

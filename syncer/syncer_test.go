@@ -2,11 +2,13 @@ package syncer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,9 +264,11 @@ func TestTwoSyncersOfOneServer(t *testing.T) {
 	for i := range 50 {
 		writePoints(t, c, b, fmt.Sprintf("backlog%d", i), 20)
 	}
-	s1, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
+	// Passes a few milliseconds apart: the two syncers' saves race.
+	opts := syncer.Options{NoAntiEntropy: true, PollInterval: 2 * time.Millisecond}
+	s1, _ := startSyncer(t, c, []string{a}, opts)
 	converged(t, []string{a, b}, 10*time.Second)
-	s2, _ := startSyncer(t, c2, []string{a}, syncer.Options{NoAntiEntropy: true})
+	s2, _ := startSyncer(t, c2, []string{a}, opts)
 	for range 40 {
 		writePoints(t, c, b, "live", 20)
 		time.Sleep(25 * time.Millisecond)
@@ -273,6 +277,51 @@ func TestTwoSyncersOfOneServer(t *testing.T) {
 	p1, p2 := linkStats(t, s1, a, b), linkStats(t, s2, a, b)
 	assert.Zero(t, p1.Resets+p2.Resets, "no link pulled the peer from the start again")
 	assert.Positive(t, p1.Contended+p2.Contended, "the other syncer's saves are counted")
+}
+
+// lostSaveReplies is a hook that lets the local server make the next
+// cursor saves of a syncer, armed at a time, and then fails each as a
+// reply lost on its way back would.
+type lostSaveReplies struct{ armed atomic.Int32 }
+
+func (h *lostSaveReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lostSaveReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *lostSaveReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if err == nil && cmd.Name() == "evalsha" && len(args) > 1 && args[1] == journal.SaveCursorScript.Hash() && h.armed.Add(-1) >= 0 {
+			err = errors.New("the reply was lost")
+			cmd.SetErr(err)
+		}
+		return err
+	}
+}
+
+// A cursor save that the local server made but whose reply was lost is
+// the link's own: it is not taken for a server that lost its data (nor
+// for another syncer's), and the link goes on from it.
+func TestCursorSaveWhoseReplyWasLost(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	lost := &lostSaveReplies{}
+	c.AddHook(lost)
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
+	writePoints(t, c, b, "first", 20)
+	converged(t, []string{a, b}, 5*time.Second)
+	lost.armed.Store(3)
+	for i := range 5 {
+		writePoints(t, c, b, fmt.Sprintf("next%d", i), 20)
+		converged(t, []string{a, b}, 5*time.Second)
+	}
+	require.Negative(t, lost.armed.Load(), "every armed save was made and its reply lost")
+	st := linkStats(t, s, a, b)
+	assert.Zero(t, st.Resets, "no pull from the start again")
+	assert.Zero(t, st.Contended, "no other syncer")
 }
 
 func TestRestartResumesFromCursor(t *testing.T) {
