@@ -115,6 +115,11 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 			n++
 		}
 		part, run, err := l.servers.fetch(ctx, reqs[:n])
+		if err != nil && n == 1 && reqs[0].size > maxFetchMembers && ctx.Err() == nil {
+			// A key too large for one call's bound: name it, since it
+			// may fail every pass of the link the same way.
+			err = fmt.Errorf("%w (key %s alone, of %d members)", err, reqs[0].key, reqs[0].size)
+		}
 		if err == nil && run != l.peerRun {
 			err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
 		}

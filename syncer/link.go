@@ -602,10 +602,10 @@ func (l *link) sift(s *sifted, entries []change, horizon string, merging *page) 
 			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchRefresh, want: e.card, recount: levels})
 		case !ok:
 			s.fetches++
-			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchFar, recount: 1, size: e.card})
+			s.requests = append(s.requests, fetchRequest{key: e.Key, mode: fetchFar, recount: 1, size: max(e.card, 0)})
 		default:
 			s.fetches++
-			s.requests = append(s.requests, m.nearRequest(e.Key, e.card, l.peerTime))
+			s.requests = append(s.requests, m.nearRequest(e.Key, max(e.card, 0), l.peerTime))
 		}
 	}
 }
