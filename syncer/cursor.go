@@ -63,7 +63,7 @@ func (c storedCursor) seqText() string {
 // the link goes on from it. (A server that restarted has another run; one
 // whose run the user may not read is pulled again.)
 func (l *link) loadCursor(ctx context.Context) error {
-	c, err := l.servers.loadCursor(ctx, newEpoch())
+	c, err := l.servers.loadCursor(ctx, newEpoch(), false)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,18 @@ func (l *link) loadCursor(ctx context.Context) error {
 	case sameRun && c.seq > l.seq:
 		l.contended()
 	default:
+		// A server that lost data in the same run (a snapshot loaded in
+		// place, a backup restored into it) kept its origin token, which
+		// the peers' echo marks name: they would keep what it lost from
+		// it. It gets a new one. (Where the run cannot be read, neither
+		// can a restart be told, and the token stays: see RunLua.)
+		renew := c.origin != "" && c.origin == l.origin && c.run != "" && c.run == l.localRun
 		l.reset("the local server came back empty or older")
+		if renew {
+			if c, err = l.servers.loadCursor(ctx, newEpoch(), true); err != nil {
+				return err
+			}
+		}
 		c.cursor = 0
 	}
 	l.unanswered = storedCursor{}

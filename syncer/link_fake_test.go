@@ -231,7 +231,7 @@ func (f *fakeServers) merge(_ context.Context, _ journal.Origin, updates []journ
 	return res, nil
 }
 
-func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor, error) {
+func (f *fakeServers) loadCursor(_ context.Context, fresh string, renew bool) (storedCursor, error) {
 	if err := f.call("loadCursor"); err != nil {
 		return storedCursor{}, err
 	}
@@ -240,7 +240,7 @@ func (f *fakeServers) loadCursor(_ context.Context, fresh string) (storedCursor,
 	if f.local.epoch == "" {
 		f.local.epoch = fresh
 	}
-	if f.local.token == "" || f.local.ofRun != f.local.run {
+	if f.local.token == "" || renew || f.local.ofRun != f.local.run {
 		f.local.token, f.local.ofRun = fresh, f.local.run
 	}
 	return parseCursor([]any{f.local.epoch, f.local.cursors[testPeer], f.local.cursors[testPeer+journal.SeqSuffix], f.local.token,

@@ -32,9 +32,9 @@ type linkServers interface {
 	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
 	// loadCursor returns the local server's epoch, first setting it to
 	// fresh if it has none, the peer's cursor as stored and the server's
-	// origin token, set to fresh if it has none or the server started
-	// since it was set.
-	loadCursor(ctx context.Context, fresh string) (storedCursor, error)
+	// origin token, set to fresh if it has none, the server started since
+	// it was set, or renew.
+	loadCursor(ctx context.Context, fresh string, renew bool) (storedCursor, error)
 	// saveCursor stores next as the peer's cursor in the local server if
 	// its epoch, the cursor stored and its origin token are still those of
 	// last, and it did not start since; it reports whether it did.
@@ -138,8 +138,12 @@ func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates
 	return cs.merger.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
 }
 
-func (cs *clientServers) loadCursor(ctx context.Context, fresh string) (storedCursor, error) {
-	val, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadCursorScript, []string{journal.CursorKey}, cs.peer, fresh).Slice()
+func (cs *clientServers) loadCursor(ctx context.Context, fresh string, renew bool) (storedCursor, error) {
+	flag := ""
+	if renew {
+		flag = "1"
+	}
+	val, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadCursorScript, []string{journal.CursorKey}, cs.peer, fresh, flag).Slice()
 	if err != nil {
 		return storedCursor{}, fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", cs.local, cs.peer, err)
 	}

@@ -228,9 +228,11 @@ return out
 // the cursor hash (KEYS[1]) for the peer ARGV[1], "" for a cursor, seq or
 // overlap (see OverlapSuffix) not saved, and the server's run (see RunLua),
 // first setting the epoch to ARGV[2] if there is none, and the origin
-// (OriginField) to ARGV[2] if there is none or the server started since it
-// was set. A server whose run_id the script may not read (see RunLua)
-// keeps its origin token across restarts.
+// (OriginField) to ARGV[2] if there is none, the server started since it
+// was set, or ARGV[3] is "1": a link that found its server without what
+// it merged, in the same run (a snapshot loaded in place), renews it so.
+// A server whose run_id the script may not read (see RunLua) keeps its
+// origin token across restarts.
 var LoadCursorScript = redis.NewScript(`
 local epoch = redis.call('HGET', KEYS[1], '` + EpochField + `')
 if not epoch then
@@ -239,7 +241,7 @@ if not epoch then
 end
 local run = ` + RunLua + `
 local origin = redis.call('HGET', KEYS[1], '` + OriginField + `')
-if not origin or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~= run then
+if not origin or ARGV[3] == '1' or run ~= '' and redis.call('HGET', KEYS[1], '` + RunField + `') ~= run then
   origin = ARGV[2]
   redis.call('HSET', KEYS[1], '` + OriginField + `', origin, '` + RunField + `', run)
 end
