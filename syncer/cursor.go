@@ -31,6 +31,9 @@ type storedCursor struct {
 	raw    string  // the cursor as stored, "" for none
 	cursor float64 // its value, 0 for none
 	seq    uint64  // the number of the save that stored it, 0 for none
+	// seqRaw is the seq as stored, where it was read: a save compares
+	// the text, which someone may have written otherwise ("007").
+	seqRaw string
 	// origin is the token of the server's data set since it last started
 	// (journal.OriginField), which its peers' marks name.
 	origin string
@@ -44,8 +47,8 @@ type storedCursor struct {
 
 // seqText is the seq as stored, "" for none.
 func (c storedCursor) seqText() string {
-	if c.seq == 0 {
-		return ""
+	if c.seqRaw != "" || c.seq == 0 {
+		return c.seqRaw
 	}
 	return strconv.FormatUint(c.seq, 10)
 }
@@ -93,7 +96,7 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if c.cursor != l.cursor {
 		l.complete = false
 	}
-	l.epoch, l.saved, l.seq, l.cursor, l.origin, l.localRun = c.epoch, c.raw, c.seq, c.cursor, c.origin, c.run
+	l.epoch, l.saved, l.seq, l.seqRaw, l.cursor, l.origin, l.localRun = c.epoch, c.raw, c.seq, c.seqRaw, c.cursor, c.origin, c.run
 	l.resumeOverlap = c.overlap
 	return nil
 }
@@ -134,6 +137,7 @@ func parseCursor(val []any) (storedCursor, error) {
 	}
 	if len(val) > 2 {
 		raw, _ := val[2].(string)
+		c.seqRaw = raw
 		if seq, err := strconv.ParseUint(raw, 10, 64); err == nil {
 			c.seq = seq
 		} else if raw != "" {
@@ -166,7 +170,7 @@ func newEpoch() string {
 func (l *link) reset(why string) {
 	clear(l.marks)
 	l.marksChanged = true
-	l.cursor, l.epoch, l.saved, l.seq, l.origin, l.complete = 0, "", "", 0, "", false
+	l.cursor, l.epoch, l.saved, l.seq, l.seqRaw, l.origin, l.complete = 0, "", "", 0, "", "", false
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++

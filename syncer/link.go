@@ -85,6 +85,7 @@ type link struct {
 	origin   string              // the local server's origin token (see storedCursor)
 	saved    string              // the cursor as stored in the local server, "" for none
 	seq      uint64              // the number of the link's last save stored with it, 0 for none
+	seqRaw   string              // seq as the server stores it (see storedCursor)
 	marks    map[string]*keyMark // by key
 	pulls    int64               // pulls made: every 1,000th prunes the marks
 	spare    *page               // a settled page, for the next to reuse
@@ -154,6 +155,7 @@ func (l *link) loop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	logged := time.Time{}
+	moved := 0 // passes in a row whose cursor save found it moved
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,7 +171,13 @@ func (l *link) loop(ctx context.Context) {
 			l.saveMarks(ctx)
 		}
 		if errors.Is(err, errCursorMoved) {
-			more, err = true, nil // not a failure: the next pass sees why, at once
+			// Not a failure: the next pass sees why, at once. Over and
+			// again, something else refuses the saves: it is one.
+			if moved++; moved <= 3 {
+				more, err = true, nil
+			}
+		} else if err == nil {
+			moved = 0
 		}
 		l.mu.Lock()
 		l.stats.Passes++
@@ -465,7 +473,7 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 			}
 		}
 	}
-	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq, origin: l.origin}
+	p.last = storedCursor{epoch: l.epoch, raw: l.saved, cursor: l.cursor, seq: l.seq, seqRaw: l.seqRaw, origin: l.origin}
 	p.next = storedCursor{epoch: l.epoch, raw: strconv.FormatFloat(p.newest, 'f', -1, 64), cursor: p.newest, seq: l.seq + 1, origin: l.origin}
 	for i, r := range p.results {
 		if r.fetched() && len(r.members) > 0 {
@@ -534,7 +542,7 @@ func (l *link) settle(p *page) error {
 	}
 	l.mark(p.sift, p.results, p.gen)
 	if p.saved {
-		l.saved, l.seq, l.cursor = p.next.raw, p.next.seq, p.newest
+		l.saved, l.seq, l.seqRaw, l.cursor = p.next.raw, p.next.seq, p.next.seqText(), p.newest
 	}
 	// Entries are sorted by time: a page that is not full, or that goes
 	// past the cursor, holds every entry of the cursor's time.

@@ -324,6 +324,26 @@ func TestCursorSaveWhoseReplyWasLost(t *testing.T) {
 	assert.Zero(t, st.Contended, "no other syncer")
 }
 
+// A save's number written by hand in another form ("007") is compared as
+// written: the link's saves were refused for good, each pass merging its
+// first page again with the cursor held where it was.
+func TestCursorSeqWrittenByHand(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
+	writePoints(t, c, b, "first", 10)
+	converged(t, []string{a, b}, 5*time.Second)
+	require.NoError(t, direct(t, a).HSet(context.Background(), journal.CursorKey, b+journal.SeqSuffix, "007").Err())
+	before := linkStats(t, s, a, b).Cursor
+	time.Sleep(10 * time.Millisecond)
+	writePoints(t, c, b, "next", 10)
+	converged(t, []string{a, b}, 5*time.Second)
+	require.Eventually(t, func() bool { return linkStats(t, s, a, b).Cursor > before }, 5*time.Second, 10*time.Millisecond,
+		"the cursor moves past the next write: %+v", linkStats(t, s, a, b))
+	assert.Zero(t, linkStats(t, s, a, b).Errors)
+}
+
 func TestRestartResumesFromCursor(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
