@@ -93,6 +93,9 @@ func (l *link) loadCursor(ctx context.Context) error {
 		c.cursor = 0
 	}
 	l.unanswered = storedCursor{}
+	if l.fromStart {
+		c.cursor = 0 // reset, and not saved since: whatever the server holds
+	}
 	if c.cursor != l.cursor {
 		l.complete = false
 	}
@@ -171,6 +174,7 @@ func (l *link) reset(why string) {
 	clear(l.marks)
 	l.marksChanged = true
 	l.cursor, l.epoch, l.saved, l.seq, l.seqRaw, l.origin, l.complete = 0, "", "", 0, "", "", false
+	l.fromStart = true
 	l.overlap, l.horizonAt = overlapRead{}, time.Time{}
 	l.mu.Lock()
 	l.stats.Resets++

@@ -124,6 +124,9 @@ type link struct {
 	// unanswered is the cursor of the link's last save if it failed with
 	// no answer (a timeout): the server may have made it all the same.
 	unanswered storedCursor
+	// fromStart says that the link was reset and has not saved since: the
+	// cursor stays 0 whatever the server holds.
+	fromStart bool
 
 	mu    sync.Mutex // guards the fields below
 	stats PeerStats
@@ -543,6 +546,7 @@ func (l *link) settle(p *page) error {
 	l.mark(p.sift, p.results, p.gen)
 	if p.saved {
 		l.saved, l.seq, l.seqRaw, l.cursor = p.next.raw, p.next.seq, p.next.seqText(), p.newest
+		l.fromStart = false
 	}
 	// Entries are sorted by time: a page that is not full, or that goes
 	// past the cursor, holds every entry of the cursor's time.

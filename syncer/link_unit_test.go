@@ -305,6 +305,42 @@ func TestLinkLocalServerRestoredFromSnapshotIsPulledAgain(t *testing.T) {
 	assert.Len(t, fs.local.data[a], 1)
 }
 
+// A link that found its server without what it merged pulls the peer
+// from its first change until it saves again: a first save refused (the
+// token renewed meanwhile, by the link of another peer that found the
+// loss too) does not send it back to the cursor the server holds.
+func TestLinkResetHoldsUntilItsFirstSave(t *testing.T) {
+	l, fs, clock := testLink(t, Options{})
+	t0 := clock.now()
+	for i := range 3 {
+		write(fs.peer, key(t, t0, fmt.Sprintf("k%d", i)), t0.Add(time.Duration(i-3)*time.Second), t0.Add(time.Duration(i-3)*time.Second), "1")
+	}
+	pass(t, l)
+	snap := fs.local.snapshot()
+	clock.advance(time.Second)
+	write(fs.peer, key(t, t0, "later"), clock.now(), clock.now(), "1")
+	pass(t, l)
+
+	fs.local = snap // went back to before "later"
+	fs.fail = func(method string, _ int) error {
+		if method == "saveCursor" {
+			fs.mu.Lock()
+			fs.local.token = "renewed by another link"
+			fs.mu.Unlock()
+		}
+		return nil
+	}
+	clock.advance(time.Second)
+	_, err := l.pass(context.Background())
+	require.ErrorIs(t, err, errCursorMoved)
+	require.Equal(t, int64(1), l.snapshot().Resets)
+	fs.fail = nil
+	require.NoError(t, l.loadCursor(context.Background()))
+	assert.Zero(t, l.cursor, "still pulling from the first change")
+	pass(t, l)
+	assert.Len(t, fs.local.data[key(t, t0, "later")], 1)
+}
+
 // A merge whose cursor save failed (the local server died between the
 // two) is not marked: restored from a snapshot that holds the cursor of
 // before, without the merge, the local server gets the entries again.
