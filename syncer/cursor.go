@@ -70,22 +70,23 @@ func (l *link) loadCursor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sameRun := c.epoch == l.epoch && c.origin == l.origin && c.origin != "" && c.run != "" && c.run == l.localRun
+	// The same data set since the server's last start, as far as the
+	// run can be read (where it cannot, neither can a restart be told:
+	// see RunLua).
+	sameRun := c.origin != "" && c.origin == l.origin && c.run != "" && c.run == l.localRun
 	switch {
 	case l.epoch == "" || c.epoch == l.epoch && c.raw == l.saved && c.seq == l.seq:
-	case sameRun && l.unanswered.seq != 0 && c.raw == l.unanswered.raw && c.seq == l.unanswered.seq:
+	case sameRun && c.epoch == l.epoch && l.unanswered.seq != 0 && c.raw == l.unanswered.raw && c.seq == l.unanswered.seq:
 		// The link's own save, whose answer was lost.
-	case sameRun && c.seq > l.seq:
+	case sameRun && c.epoch == l.epoch && c.seq > l.seq:
 		l.contended()
 	default:
 		// A server that lost data in the same run (a snapshot loaded in
 		// place, a backup restored into it) kept its origin token, which
 		// the peers' echo marks name: they would keep what it lost from
-		// it. It gets a new one. (Where the run cannot be read, neither
-		// can a restart be told, and the token stays: see RunLua.)
-		renew := c.origin != "" && c.origin == l.origin && c.run != "" && c.run == l.localRun
+		// it. It gets a new one.
 		l.reset("the local server came back empty or older")
-		if renew {
+		if sameRun {
 			if c, err = l.servers.loadCursor(ctx, newEpoch(), true); err != nil {
 				return err
 			}

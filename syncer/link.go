@@ -398,7 +398,6 @@ type page struct {
 	res        journal.MergeResult
 	merged     bool // the merge ran, and met no refusal that passes
 	saved      bool // the cursor was saved
-	saveSent   bool // the save was sent, answered or not
 	err        error
 }
 
@@ -498,7 +497,6 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 		// it, which lacks what the merge added although its marks say
 		// otherwise.
 		if p.newest > p.last.cursor || p.res.Added > 0 {
-			p.saveSent = true
 			p.saved, p.err = l.servers.saveCursor(ctx, p.last, p.next)
 			if p.err == nil && !p.saved {
 				p.err = errCursorMoved
@@ -536,11 +534,10 @@ func (l *link) settle(p *page) error {
 	case p.err != nil:
 		// The merge is not marked: should the local server have lost it
 		// with its cursor save (restored from a snapshot that holds the
-		// cursor before), the entries are read and fetched again. A save
-		// that failed may have been made all the same.
-		if p.saveSent {
-			l.unanswered = p.next
-		}
+		// cursor before), the entries are read and fetched again. The
+		// merge was made, so the error is the save's, which may have been
+		// made all the same.
+		l.unanswered = p.next
 		return p.err
 	}
 	l.mark(p.sift, p.results, p.gen)
