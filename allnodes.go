@@ -54,8 +54,8 @@ func (c *Client) SetQueryAll(on bool) { c.queryAll.Store(on) }
 // ForEachServer calls fn for every server of the federation, each on its own
 // goroutine, with the server's go-redis client, and waits for all of them.
 // It returns every error, joined, each a *ServerError that names its node
-// and server. Servers marked
-// down are visited too: fn decides what to do with them.
+// and server. Servers marked down are visited too: fn decides what to do
+// with them.
 func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context, addr string, rc *redis.Client) error) error {
 	if c.closed.Load() {
 		return ErrClosed
