@@ -2,9 +2,13 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
+
+	"github.com/redfed/federated/internal/journal"
 )
 
 // Which members of a changed key a pass fetches is decided by counts on the
@@ -67,13 +71,16 @@ const (
 	// fetchRefresh fetches nothing and reads the checkpoints again if the
 	// key's cardinality is still the expected one.
 	fetchRefresh fetchMode = 'r'
+	// fetchPage fetches a page of a key too large for one call, from where
+	// fetchFar would (see fetchPaged).
+	fetchPage fetchMode = 'p'
 )
 
 // fetchRequest is one key of a fetch.
 type fetchRequest struct {
 	key     string
 	mode    fetchMode
-	want    int64        // the expected cardinality, fetchRefresh only
+	want    int64        // the expected cardinality (fetchRefresh), or the page's size (fetchPage)
 	recount int          // checkpoints to read again, nearest first
 	checks  []checkpoint // nearest first
 	size    int64        // the members it may fetch, as far as the link knows
@@ -85,7 +92,8 @@ type fetchRequest struct {
 // that each take the peer a fraction of the command timeout: a daily key
 // of a point every 10 s holds 8,640 members, and a page of a thousand such
 // keys in one call took a peer seconds, timed out, and was asked again
-// every pass, never done. A key larger than the bound is fetched alone.
+// every pass, never done. A key larger than the bound is fetched in pages
+// of that many members (see fetchPaged).
 var maxFetchMembers int64 = 100_000
 
 // fetchResult is what the fetch script answered for a key.
@@ -94,7 +102,18 @@ type fetchResult struct {
 	card    int64
 	members []string
 	fresh   []checkpoint // the checkpoints read again, nearest first
+	next    float64      // where the next page starts, a page (status pageMore) only
+	// early is what merging the pages before this one did, a key fetched
+	// in pages only.
+	early journal.MergeResult
 }
+
+// Statuses of a key fetched in pages: a page with members left after it,
+// and a key whose pages the local server refused.
+const (
+	pageMore    = -3
+	pageRefused = -4
+)
 
 // fetched reports whether the key's members were fetched: from a checkpoint
 // or whole.
@@ -102,27 +121,29 @@ func (r fetchResult) fetched() bool { return r.status >= 0 }
 
 // fetch runs the fetch script on the peer for every request, in calls of
 // at most maxFetchMembers members by the requests' sizes, each atomic for
-// its keys. A peer that started again since the link last read its
-// journal may have lost members the requests' checkpoints counted: the
-// fetch fails, and the next pass reads the journal, sees the new run and
-// reads the checkpoints again.
-func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+// its keys; a key larger than that is fetched in pages, merged into the
+// local server as from's (see fetchPaged). A peer that started again since
+// the link last read its journal may have lost members the requests'
+// checkpoints counted: the fetch fails, and the next pass reads the
+// journal, sees the new run and reads the checkpoints again.
+func (l *link) fetch(ctx context.Context, reqs []fetchRequest, from journal.Origin) ([]fetchResult, error) {
 	var results []fetchResult
 	for len(reqs) > 0 {
+		if reqs[0].size > maxFetchMembers && reqs[0].mode != fetchRefresh {
+			r, err := l.fetchPaged(ctx, reqs[0], from)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, r)
+			reqs = reqs[1:]
+			continue
+		}
 		n, size := 1, reqs[0].size
 		for n < len(reqs) && size+reqs[n].size <= maxFetchMembers {
 			size += reqs[n].size
 			n++
 		}
-		part, run, err := l.servers.fetch(ctx, reqs[:n])
-		if err != nil && n == 1 && reqs[0].size > maxFetchMembers && ctx.Err() == nil {
-			// A key too large for one call's bound: name it, since it
-			// may fail every pass of the link the same way.
-			err = fmt.Errorf("%w (key %s alone, of %d members)", err, reqs[0].key, reqs[0].size)
-		}
-		if err == nil && run != l.peerRun {
-			err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
-		}
+		part, err := l.fetchCall(ctx, reqs[:n])
 		if err != nil {
 			return nil, err
 		}
@@ -133,6 +154,97 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, e
 		reqs = reqs[n:]
 	}
 	return results, nil
+}
+
+// fetchCall runs the fetch script on the peer once, for reqs.
+func (l *link) fetchCall(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
+	part, run, err := l.servers.fetch(ctx, reqs)
+	if err == nil && run != l.peerRun {
+		err = fmt.Errorf("syncer: server %s started again during the pass", l.peer)
+	}
+	return part, err
+}
+
+// fetchPaged fetches a key larger than maxFetchMembers in pages of about
+// that many members, ordered by score, so that no call takes the peer
+// longer than a key of that size would (one of 2 million members took a
+// peer longer than a second, the command timeout, at every pass, and its
+// link never got past it). The first page starts where fetchFar would:
+// at the first of the key's checkpoints that still holds, or at the
+// start. Each page but the last is merged into the local server at once,
+// and the last is the key's result, which the pass merges and marks as
+// any other.
+//
+// A page starts at the score where the last one ended, sent as a
+// checkpoint with the count the link then had below it, and the starts
+// of the pages before it as farther ones: a member added below a page
+// already fetched (a backfill) changes the count, and the fetch goes on
+// from the nearest start below which nothing was added, or from the
+// start of the key; as every fetch, the last page's call reads its
+// checkpoints and the count below its start at once, so that nothing
+// added meanwhile is missed. A key whose pages the local server refuses
+// for good (a dropped period, another type) gets no further page, and the
+// refusal is the result's.
+func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Origin) (fetchResult, error) {
+	var checks []checkpoint // nearest first
+	if m := l.marks[req.key]; m != nil && m.gen == l.peerGen {
+		checks = append(checks, m.checks...)
+	} else {
+		checks = append(checks, req.checks...)
+	}
+	var early journal.MergeResult
+	// Pages sent again from farther back, by backfills, at most as many
+	// times as the key has pages.
+	calls := 2*(req.size/maxFetchMembers+1) + 8
+	for ; calls > 0; calls-- {
+		page := fetchRequest{key: req.key, mode: fetchPage, want: maxFetchMembers, recount: levels, checks: checks, size: maxFetchMembers}
+		part, err := l.fetchCall(ctx, []fetchRequest{page})
+		if err != nil {
+			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
+		}
+		r := part[0]
+		if r.status != pageMore {
+			r.early = early
+			return r, nil
+		}
+		res, err := l.servers.merge(ctx, from, []journal.KeyMembers{{Key: req.key, Members: r.members}})
+		foldMerge(&early, res)
+		if err == nil && len(temporaryFailures(res)) > 0 {
+			err = errors.Join(temporaryFailures(res)...)
+		}
+		if err != nil {
+			return fetchResult{}, fmt.Errorf("syncer: merging a page of key %s into %s: %w", req.key, l.local, err)
+		}
+		if len(res.Dropped) > 0 || len(res.Failed) > 0 {
+			return fetchResult{status: pageRefused, card: r.card, early: early}, nil
+		}
+		// The pages fetched so far, latest first, under the key's own
+		// checkpoints below them.
+		at := 0
+		for at < len(checks) && checks[at].below > r.next {
+			at++
+		}
+		checks = append([]checkpoint{{below: r.next, count: r.card}}, checks[at:]...)
+	}
+	return fetchResult{}, fmt.Errorf("syncer: key %s of %s: members were added below its pages as fast as they were fetched; left to the next pass", req.key, l.peer)
+}
+
+// foldMerge adds what a merge did to into.
+func foldMerge(into *journal.MergeResult, r journal.MergeResult) {
+	into.Added += r.Added
+	into.Dropped = append(into.Dropped, r.Dropped...)
+	for k, err := range r.Failed {
+		if into.Failed == nil {
+			into.Failed = make(map[string]error)
+		}
+		into.Failed[k] = err
+	}
+	for k, members := range r.LeftOut {
+		if into.LeftOut == nil {
+			into.LeftOut = make(map[string][]string)
+		}
+		into.LeftOut[k] = append(into.LeftOut[k], members...)
+	}
 }
 
 // fetchReader reads the fetch script's flat reply key by key, from v[at]
@@ -192,6 +304,18 @@ func (rd *fetchReader) next() (fetchResult, error) {
 	c, err := num()
 	if err != nil {
 		return fetchResult{}, err
+	}
+	if r.status == pageMore {
+		// No counts, and where the next page starts.
+		if c != 0 || rd.at >= len(v) {
+			return fetchResult{}, fmt.Errorf("a page with %d counts at %d of a reply of %d values", c, rd.at, len(v))
+		}
+		score, _ := v[rd.at].(string)
+		if r.next, err = strconv.ParseFloat(score, 64); err != nil {
+			return fetchResult{}, fmt.Errorf("unexpected start of the next page %v at %d", v[rd.at], rd.at)
+		}
+		rd.at++
+		return r, nil
 	}
 	if c == 0 {
 		return r, nil

@@ -141,6 +141,10 @@ func checkFetched(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResu
 		assert.Empty(t, r.fresh, name)
 		return
 	}
+	if r.status == pageMore {
+		checkPage(t, rdb, req, r, name)
+		return
+	}
 	assert.Equal(t, rdb.ZCard(ctx, req.key).Val(), r.card, "%s: cardinality", name)
 	if r.fetched() {
 		from := "-inf"
@@ -160,6 +164,37 @@ func checkFetched(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResu
 		assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+below).Val(), cp.count,
 			"%s: checkpoint %d below %s", name, k, below)
 	}
+}
+
+// checkPage checks a page of a key fetched in pages against what the
+// server holds: the members from the first checkpoint that holds (or the
+// start) up to the next page's start, at most the page's size of them
+// unless they share one score, and the count below the next start.
+func checkPage(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResult, name string) {
+	t.Helper()
+	ctx := context.Background()
+	require.Equal(t, fetchPage, req.mode, "%s: only a page has more", name)
+	from := "-inf"
+	for _, c := range req.checks {
+		b := strconv.FormatFloat(c.below, 'f', -1, 64)
+		if rdb.ZCount(ctx, req.key, "-inf", "("+b).Val() == c.count {
+			from = b
+			break
+		}
+	}
+	next := strconv.FormatFloat(r.next, 'f', -1, 64)
+	want := rdb.ZRangeByScore(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "(" + next}).Val()
+	if !assert.NotEmpty(t, want, "%s: a page from %s to %s", name, from, next) {
+		return
+	}
+	assert.Equal(t, want, r.members, "%s: the page's members from %s to %s", name, from, next)
+	if int64(len(want)) > req.want {
+		scores := rdb.ZRangeByScoreWithScores(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "(" + next}).Val()
+		assert.Equal(t, scores[0].Score, scores[len(scores)-1].Score, "%s: %d members over the page's %d share one score", name, len(want), req.want)
+	}
+	assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+next).Val(), r.card, "%s: the count below the next page", name)
+	assert.Positive(t, rdb.ZCount(ctx, req.key, next, next).Val(), "%s: the next page starts at a member", name)
+	assert.Empty(t, r.fresh, "%s: a page reads no checkpoints", name)
 }
 
 // Random keys, written as redfed writes and by hand, and random requests,
@@ -191,6 +226,16 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 			continue // missing
 		case kind == 1:
 			require.NoError(t, rdb.Set(ctx, key, "x", 0).Err())
+		case kind == 7: // a page's worth of one score, and more around it
+			var zs []redis.Z
+			ts := timestamp()
+			for j := range 30 {
+				zs = append(zs, redis.Z{Score: ts, Member: strconv.Itoa(j)})
+			}
+			for range 10 {
+				zs = append(zs, redis.Z{Score: timestamp(), Member: strconv.Itoa(rng.IntN(1000))})
+			}
+			require.NoError(t, rdb.ZAdd(ctx, key, zs...).Err())
 		default:
 			var zs []redis.Z
 			for range 1 + rng.IntN(40) {
@@ -225,7 +270,12 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 				return checkpoint{below: b, count: n}
 			}
 			req := fetchRequest{key: key, recount: 1 + rng.IntN(levels)}
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
+			case 3:
+				req.mode, req.want = fetchPage, 1+int64(rng.IntN(12))
+				for range rng.IntN(3) {
+					req.checks = append(req.checks, check())
+				}
 			case 0:
 				req.mode, req.checks = fetchNear, []checkpoint{check()}
 			case 1:
@@ -240,15 +290,21 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 		}
 	}
 	rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
+	pages := map[bool]int{} // pages of a key with more after them, and last pages
 	for len(reqs) > 0 {
 		n := min(len(reqs), 1+rng.IntN(300))
 		res, _, err := cs.fetch(ctx, reqs[:n])
 		require.NoError(t, err)
 		for i, r := range res {
 			checkFetched(t, rdb, reqs[i], r, reqs[i].key+" "+string(reqs[i].mode))
+			if reqs[i].mode == fetchPage && r.card >= 0 {
+				pages[r.status == pageMore]++
+			}
 		}
 		reqs = reqs[n:]
 	}
+	assert.Positive(t, pages[true], "pages with more after them")
+	assert.Positive(t, pages[false], "last pages")
 }
 
 // A key fetched without checkpoints (its newest score out of the script's
@@ -290,10 +346,21 @@ func TestParseFetchRefusesBrokenReplies(t *testing.T) {
 		{int64(1), int64(3), int64(0), int64(-2)},
 		{int64(1), int64(3), int64(0), int64(1), int64(9)},
 		{"1", int64(3), int64(0), int64(0)},
+		// A page: no counts, then the next page's start as a number.
+		{int64(pageMore), int64(3), int64(0), int64(0)},
+		{int64(pageMore), int64(3), int64(0), int64(0), int64(5)},
+		{int64(pageMore), int64(3), int64(0), int64(0), "five"},
+		{int64(pageMore), int64(3), int64(0), int64(1), int64(9), int64(0), "5"},
 	} {
 		_, _, err := read(bad)
 		assert.Error(t, err, "%v", bad)
 	}
+	page := []any{int64(pageMore), int64(3), int64(1), int64(3), int64(0), "5.5"}
+	r, at, err = read(page)
+	require.NoError(t, err)
+	assert.Equal(t, len(page), at)
+	assert.Equal(t, []string{"1:a"}, r.members)
+	assert.Equal(t, 5.5, r.next)
 }
 
 // The keys of one reply share the reader's arrays, but each result is

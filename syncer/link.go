@@ -347,7 +347,7 @@ func (l *link) pull(ctx context.Context, sp span, horizon string) (more bool, ne
 		}
 		p.entries, p.full, p.from, p.gen = entries, len(entries) == limit, journal.Origin{Server: l.peer, Token: peerOrigin}, l.peerGen
 		l.sift(&p.sift, entries, horizon, merging)
-		if p.results, err = l.fetchChanged(ctx, p.sift.requests); err != nil {
+		if p.results, err = l.fetchChanged(ctx, p.sift.requests, p.from); err != nil {
 			return false, minTime, err
 		}
 		prev := merging
@@ -486,9 +486,13 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 	go func() {
 		defer close(p.done)
 		if len(p.updates) > 0 {
-			if p.res, p.err = l.servers.merge(ctx, p.from, p.updates); p.err != nil || len(temporaryFailures(p.res)) > 0 {
-				return
-			}
+			p.res, p.err = l.servers.merge(ctx, p.from, p.updates)
+		}
+		for _, r := range p.results {
+			foldMerge(&p.res, r.early) // the pages of a large key merged before
+		}
+		if p.err != nil || len(temporaryFailures(p.res)) > 0 {
+			return
 		}
 		p.merged = true
 		// A merge that added members is saved even when the cursor stays
@@ -622,15 +626,15 @@ func (l *link) sift(s *sifted, entries []change, horizon string, merging *page) 
 // fetchChanged fetches the requested keys from the peer: first each from
 // its nearest checkpoint, then, in a second call, those whose nearest
 // checkpoint no longer held from a farther one or whole.
-func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchResult, error) {
-	results, err := l.fetch(ctx, reqs)
+func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest, from journal.Origin) ([]fetchResult, error) {
+	results, err := l.fetch(ctx, reqs, from)
 	if err != nil {
 		return nil, err
 	}
 	var far []fetchRequest
 	var at []int
 	for i, r := range results {
-		if reqs[i].mode == fetchNear && !r.fetched() && r.card >= 0 {
+		if reqs[i].mode == fetchNear && r.status == -1 && r.card >= 0 {
 			m := l.marks[reqs[i].key]
 			far = append(far, m.farRequest(reqs[i].key, r.card))
 			at = append(at, i)
@@ -639,7 +643,7 @@ func (l *link) fetchChanged(ctx context.Context, reqs []fetchRequest) ([]fetchRe
 	if len(far) == 0 {
 		return results, nil
 	}
-	again, err := l.fetch(ctx, far)
+	again, err := l.fetch(ctx, far, from)
 	if err != nil {
 		return nil, err
 	}

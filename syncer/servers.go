@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redfed/federated/internal/journal"
@@ -28,7 +29,9 @@ type linkServers interface {
 	// call, and returns the peer's run with the results.
 	fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error)
 	// merge adds members to keys of the local server with the write
-	// script, marking the keys left holding nothing from lacks.
+	// script, marking the keys left holding nothing from lacks. A large
+	// key's pages are merged while a page of the journal is: it serves
+	// two goroutines at once.
 	merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error)
 	// loadCursor returns the local server's epoch, first setting it to
 	// fresh if it has none, the peer's cursor as stored and the server's
@@ -62,8 +65,12 @@ type clientServers struct {
 	local, peer string
 	keys        journal.Keys
 	period      metric.Period
-	fetchArgs   []any          // reused by fetch, which runs one call at a time
-	merger      journal.Merger // the link merges a page only once the last is settled
+	fetchArgs   []any // reused by fetch, which runs one call at a time
+	// merger serves one merge at a time: the link merges a page of its
+	// journal only once the last is settled, but a large key's pages
+	// (see fetchPaged) are merged while the last page of the journal is.
+	mergeMu sync.Mutex
+	merger  journal.Merger
 }
 
 var _ linkServers = (*clientServers)(nil)
@@ -90,7 +97,7 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 var (
 	windowArg = int64(levelWindow / time.Second)
 	factorArg = int64(levelFactor)
-	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r"}
+	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r", fetchPage: "p"}
 )
 
 func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
@@ -135,6 +142,8 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 }
 
 func (cs *clientServers) merge(ctx context.Context, from journal.Origin, updates []journal.KeyMembers) (journal.MergeResult, error) {
+	cs.mergeMu.Lock()
+	defer cs.mergeMu.Unlock()
 	return cs.merger.Merge(ctx, cs.run, cs.local, cs.keys, from, updates)
 }
 

@@ -279,26 +279,42 @@ func TestTwoSyncersOfOneServer(t *testing.T) {
 	assert.Positive(t, p1.Contended+p2.Contended, "the other syncer's saves are counted")
 }
 
-// lostSaveReplies is a hook that lets the local server make the next
-// cursor saves of a syncer, armed at a time, and then fails each as a
-// reply lost on its way back would.
-type lostSaveReplies struct{ armed atomic.Int32 }
+// scriptHook is a hook that passes each call of script, with what it
+// returned, to after, and returns what after returns.
+type scriptHook struct {
+	script *redis.Script
+	after  func(cmd redis.Cmder, err error) error
+}
 
-func (h *lostSaveReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *lostSaveReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h scriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h scriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (h *lostSaveReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		args := cmd.Args()
-		if err == nil && cmd.Name() == "evalsha" && len(args) > 1 && args[1] == journal.SaveCursorScript.Hash() && h.armed.Add(-1) >= 0 {
+		if args := cmd.Args(); len(args) > 1 && args[1] == h.script.Hash() {
+			return h.after(cmd, err)
+		}
+		return err
+	}
+}
+
+// lostSaveReplies lets the local server make the next cursor saves of a
+// syncer, armed at a time, and then fails each as a reply lost on its
+// way back would.
+type lostSaveReplies struct{ armed atomic.Int32 }
+
+// hook returns the hook that does it.
+func (h *lostSaveReplies) hook() redis.Hook {
+	return scriptHook{script: journal.SaveCursorScript, after: func(cmd redis.Cmder, err error) error {
+		if err == nil && h.armed.Add(-1) >= 0 {
 			err = errors.New("the reply was lost")
 			cmd.SetErr(err)
 		}
 		return err
-	}
+	}}
 }
 
 // A cursor save that the local server made but whose reply was lost is
@@ -309,7 +325,7 @@ func TestCursorSaveWhoseReplyWasLost(t *testing.T) {
 	a, b := servers[0].Addr(), servers[1].Addr()
 	c := newClient(t, groupConfig(servers))
 	lost := &lostSaveReplies{}
-	c.AddHook(lost)
+	c.AddHook(lost.hook())
 	s, _ := startSyncer(t, c, []string{a}, syncer.Options{NoAntiEntropy: true})
 	writePoints(t, c, b, "first", 20)
 	converged(t, []string{a, b}, 5*time.Second)
@@ -601,8 +617,17 @@ func TestMemberRedisWouldRefuseIsLeftOut(t *testing.T) {
 }
 
 // A key that someone made another type on the local server cannot be
-// merged: it is reported and passed, and the rest replicates.
+// merged: it is reported and passed, and the rest replicates. So too
+// where the keys are fetched in pages, each larger than the bound.
 func TestWrongTypeKeyIsPassed(t *testing.T) {
+	t.Run("whole", testWrongTypeKeyIsPassed)
+	t.Run("in pages", func(t *testing.T) {
+		syncer.SetMaxFetchMembers(t, 6)
+		testWrongTypeKeyIsPassed(t)
+	})
+}
+
+func testWrongTypeKeyIsPassed(t *testing.T) {
 	fedtest.SameDay(t, 30*time.Second) // the keys of several time.Now()s
 	servers := redistest.StartN(t, 2)
 	a, b := servers[0].Addr(), servers[1].Addr()
@@ -1001,55 +1026,16 @@ func commandCalls(t *testing.T, addr, command string) int64 {
 	return redistest.ParseCommandStats(info)[command].Calls
 }
 
-// fetchSizes is a hook that counts the fetch script's calls and the most
-// members one of them returned, each member memberLen bytes long.
-type fetchSizes struct {
-	memberLen   int
-	mu          sync.Mutex
-	calls, most int
-}
-
-func (h *fetchSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *fetchSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *fetchSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		args := cmd.Args()
-		if cmd.Name() != "evalsha" || len(args) < 2 || args[1] != journal.FetchScript.Hash() {
-			return err
-		}
-		c, ok := cmd.(*redis.Cmd)
-		if !ok {
-			return err
-		}
-		if v, ok := c.Val().([]any); ok && len(v) > 1 {
-			joined, _ := v[1].(string)
-			h.mu.Lock()
-			h.calls++
-			h.most = max(h.most, len(joined)/h.memberLen)
-			h.mu.Unlock()
-		}
-		return err
-	}
-}
-
 // A page of keys fetched whole (a syncer with no marks, a peer that
 // started again) is fetched in calls of a bounded number of members, not
 // in one call of the whole page: a thousand daily keys of a point every
 // 10 s took a peer seconds in one call, past the command timeout, and the
 // call was sent again every pass, never done. A key larger than the
-// bound goes alone.
+// bound goes in pages of the bound.
 func TestWholeKeysAreFetchedInBoundedCalls(t *testing.T) {
 	const keys, each, bound, large = 40, 300, 1000, 1500
-	syncer.SetMaxFetchMembers(t, bound)
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := newClient(t, groupConfig(servers))
+	c, a, b := boundedPair(t, bound)
 	ctx := context.Background()
-	require.NoError(t, journal.FetchScript.Load(ctx, direct(t, a)).Err())
 	now := time.Now()
 	var updates []journal.KeyMembers
 	for k := range keys {
@@ -1061,22 +1047,119 @@ func TestWholeKeysAreFetchedInBoundedCalls(t *testing.T) {
 			n = large
 		}
 		for i := range n {
-			u.Members = append(u.Members, fmt.Sprintf("%d.%06d:%04d", now.Unix()-1000, i, i)) // 22 bytes
+			u.Members = append(u.Members, fmt.Sprintf("%d.%06d:%04d", now.Unix()-1000, i, i))
 		}
 		updates = append(updates, u)
 	}
 	_, err := merge(ctx, c, a, updates)
 	require.NoError(t, err)
-	sizes := &fetchSizes{memberLen: 22}
-	c.AddHook(sizes)
+	sizes := &fetchMembers{}
+	c.AddHook(sizes.hook())
 
 	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	all := converged(t, []string{a, b}, 10*time.Second)
 	assert.Len(t, all, (keys-1)*each+large)
 	sizes.mu.Lock()
 	defer sizes.mu.Unlock()
-	assert.GreaterOrEqual(t, sizes.calls, (keys-1)*each/bound+1, "calls")
-	assert.Equal(t, large, sizes.most, "the largest call: the large key alone")
+	assert.GreaterOrEqual(t, sizes.calls, (keys-1)*each/bound+2, "calls")
+	assert.Equal(t, bound, sizes.most, "the largest call: a page of the large key")
+}
+
+// boundedPair starts a group of two servers A and B whose syncers fetch
+// at most bound members a call, with the fetch script loaded on A: its
+// first call is the hooks' to see, not a NOSCRIPT.
+func boundedPair(t *testing.T, bound int64) (c *federated.Client, a, b string) {
+	t.Helper()
+	syncer.SetMaxFetchMembers(t, bound)
+	servers := redistest.StartN(t, 2)
+	a, b = servers[0].Addr(), servers[1].Addr()
+	c = newClient(t, groupConfig(servers))
+	require.NoError(t, journal.FetchScript.Load(context.Background(), direct(t, a)).Err())
+	return c, a, b
+}
+
+// A key larger than the bound is fetched in pages (a page takes all the
+// members of one score where they alone fill it), each merged as it
+// comes, and the key's checkpoints are read with its last page: its next
+// change is fetched from the nearest one, not whole again. A member added
+// below the pages fetched so far (a backfill) while they are fetched is
+// copied too. A key of 2 million members took a peer longer than the
+// command timeout in one call, and its link never got past it.
+func TestLargeKeyIsFetchedInPages(t *testing.T) {
+	const bound, size, tieFrom, tie = 1000, 5500, 2000, 1500
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	key, err := metricKey(now, "big", "m")
+	require.NoError(t, err)
+	base := now.Add(-2 * time.Hour).Unix()
+	u := journal.KeyMembers{Key: key}
+	for i := range size {
+		sec := base + int64(i)
+		if i >= tieFrom && i < tieFrom+tie {
+			sec = base + tieFrom // more than a page of one second
+		}
+		u.Members = append(u.Members, fmt.Sprintf("%d:%d", sec, i))
+	}
+	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+
+	// A backfill below the first page, once that page is fetched.
+	pages := &fetchMembers{after: func(call int) {
+		if call == 1 {
+			assert.NoError(t, direct(t, a).ZAdd(ctx, key, redis.Z{Score: float64(base - 600), Member: fmt.Sprintf("%d:backfill", base-600)}).Err())
+		}
+	}}
+	c.AddHook(pages.hook())
+
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	all := converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, size+1)
+	pages.mu.Lock()
+	assert.Equal(t, tie, pages.most, "the largest call: the members of one second")
+	assert.GreaterOrEqual(t, pages.calls, size/bound+2, "calls: the pages, and the first again after the backfill")
+	pages.calls, pages.most = 0, 0
+	pages.mu.Unlock()
+
+	// The next point is fetched from the nearest checkpoint.
+	u = journal.KeyMembers{Key: key, Members: []string{fmt.Sprintf("%d:next", base+size)}}
+	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+	all = converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, size+2)
+	pages.mu.Lock()
+	defer pages.mu.Unlock()
+	assert.Positive(t, pages.calls)
+	assert.LessOrEqual(t, pages.most, 5, "the next change: a few members from the nearest checkpoint")
+}
+
+// fetchMembers counts the fetch script's calls and the most members one
+// of them returned, and calls after, if set, with each call's number.
+type fetchMembers struct {
+	after       func(call int)
+	mu          sync.Mutex
+	calls, most int
+}
+
+// hook returns the hook that does it.
+func (h *fetchMembers) hook() redis.Hook {
+	return scriptHook{script: journal.FetchScript, after: func(cmd redis.Cmder, err error) error {
+		c, ok := cmd.(*redis.Cmd)
+		if !ok {
+			return err
+		}
+		if v, ok := c.Val().([]any); ok && len(v) > 1 {
+			h.mu.Lock()
+			h.calls++
+			h.most = max(h.most, syncer.FetchedMembers(v))
+			call := h.calls
+			h.mu.Unlock()
+			if h.after != nil {
+				h.after(call)
+			}
+		}
+		return err
+	}}
 }
 
 // One write journals thousands of keys at one time. The syncer gets

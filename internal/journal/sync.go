@@ -141,6 +141,15 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // its score, written by hand, only moves the boundaries: a count read
 // below any boundary is true, since it is read in the same call.) The
 // first command on a key tells a key it cannot read by its error.
+//
+// Mode p fetches a page of a key too large for one call: from where mode
+// a would, at most the expected cardinality's field of members, up to the
+// score of the member after them (all members of one score when they
+// alone fill the page). While members are left above the page, its status
+// is -3, its cardinality the count below that score (the count below the
+// page's start and its members), its c is 0 and the score follows, as
+// Redis writes it: the next page's start. The last page is answered as in
+// mode a.
 var FetchScript = redis.NewScript(joinLua + `
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, o, i = {` + RunLua + `, ''}, 2, 3
@@ -169,16 +178,32 @@ while i <= #ARGV do
       end
       i = i + 2
     end
-    if card == nil and not from and mode == 'a' then status, from = 0, '-inf' end
+    if card == nil and not from and mode ~= 'c' then status, from = 0, '-inf' end
   end
-  local newest, ms = nil, nil
+  local newest, ms, more = nil, nil, nil
+  if from and mode == 'p' then
+    -- A page: the members from the start up to the score of the one
+    -- after the first want, all of that score's when they fill the page.
+    local after = redis.pcall('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', want, '1')
+    if after.err then
+      ms = after
+    elseif #after > 0 then
+      more = after[2]
+      ms = redis.call('ZRANGEBYSCORE', key, from, '(' .. more)
+      if #ms == 0 then
+        ms = redis.call('ZRANGEBYSCORE', key, from, more)
+        more = redis.call('ZRANGEBYSCORE', key, '(' .. more, '+inf', 'WITHSCORES', 'LIMIT', '0', '1')[2]
+      end
+    end
+  end
   if from then
-    ms = redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
+    ms = ms or redis.pcall('ZRANGEBYSCORE', key, from, '+inf')
     if ms.err then
-      card, status, from, ms = -1, -1, nil, nil
+      card, status, from, ms, more = -1, -1, nil, nil, nil
     else
       card = below + #ms
-      if #ms > 0 then
+      if more then status = -3 end
+      if #ms > 0 and not more then
         newest = tonumber(string.match(ms[#ms], '^[^:]*'))
         if newest and not (math.abs(newest) < 1e14) then newest = nil end
       end
@@ -197,8 +222,12 @@ while i <= #ARGV do
   o = o + m + 4
   out[o] = 0 -- the number of counts, set below
   local counts = o
+  if more then
+    out[o + 1] = more
+    o = o + 1
+  end
   -- A key fetched, or refreshed, has its checkpoints read again.
-  if card > 0 and (from or status == -1 and mode == 'r') and recount > 0 then
+  if card > 0 and (from and not more or status == -1 and mode == 'r') and recount > 0 then
     newest = math.floor(newest or tonumber(redis.call('ZREVRANGE', key, '0', '0', 'WITHSCORES')[2]))
   else
     newest = nil
