@@ -22,8 +22,8 @@ func newRouteCmd() *cobra.Command {
 		Use:   "route [KEY...]",
 		Short: "Print the node and server that own each key",
 		Long: `Print KEY<TAB>NODE<TAB>SERVER for each key: where the key lives. A key
-with a character that does not print (a tab, a control character) is
-printed quoted, as Go quotes it.
+with a character that does not print (a tab, a control character), or
+that begins with a double quote, is printed quoted, as Go quotes it.
 Keys come from the arguments or, when there are none, from standard input,
 one per line (blank lines are skipped). For a replica group SERVER lists
 every server of the group, comma-separated, in configuration order: the
