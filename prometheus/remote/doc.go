@@ -41,8 +41,11 @@
 // the store fails, so that Prometheus sends the request again (a sample
 // written twice is stored once), and 4xx for a request that can never
 // succeed, which Prometheus drops: 400 for one that does not decode, or
-// holds a series whose labels cannot be named (ErrBadLabels) or a
-// timestamp before 1970, and nothing of it is written; 400 too for a
+// holds a series whose labels cannot be named (ErrBadLabels), a
+// timestamp before 1970, or one more than 50 minutes ahead of this host's
+// clock (a read lists the series changed since an hour before its start,
+// by the servers' clocks, and would not find such a sample near its
+// time), and nothing of it is written; 400 too for a
 // series whose key holds another type on a server (federated.ErrWrongType,
 // which names the key): that series is not written until someone deletes
 // the key, the request's others are (and counted in Stats().Samples); 413

@@ -48,6 +48,13 @@ const (
 // runs ahead of them.
 const listSlack = time.Hour
 
+// maxAhead is how far past this host's present a written sample may be
+// stamped: a read lists the series changed since listSlack before its
+// start by the servers' clocks, so that a sample farther ahead would not
+// be found by a query near its time. Ten minutes of the slack are for the
+// clocks of this host and of the servers to differ.
+const maxAhead = listSlack - 10*time.Minute
+
 // aheadSlack is how far past the present the MaxRange of a query too wide
 // reaches (see Options.MaxRange), for writers whose clocks run ahead.
 const aheadSlack = time.Hour

@@ -203,8 +203,9 @@ func storeError(err error) *httpError {
 }
 
 // convert returns the samples of a request to store, and counts those it
-// skips. A series that cannot be named or a timestamp out of range is an
-// error that names the series.
+// skips. A series that cannot be named, or a timestamp out of range or
+// more than maxAhead ahead of this host's clock, is an error that names
+// the series.
 func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, WriteStats, error) {
 	var (
 		skipped WriteStats
@@ -216,6 +217,7 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 		n += len(ts.Samples)
 	}
 	out = make([]metrics.Sample, 0, n)
+	now := time.Now()
 	for i, ts := range req.Timeseries {
 		skipped.Histograms += int64(len(ts.Histograms))
 		skipped.Exemplars += int64(len(ts.Exemplars))
@@ -245,6 +247,10 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 			t := time.UnixMilli(smp.Timestamp)
 			if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
 				return nil, skipped, fmt.Errorf("%s: timestamp %d ms: %w", where(), smp.Timestamp, err)
+			}
+			if ahead := t.Sub(now); ahead > maxAhead {
+				return nil, skipped, fmt.Errorf("%s: timestamp %d ms is %s ahead of this host's clock, more than %s: a read near its time would not find it (is the sender's clock right?)",
+					where(), smp.Timestamp, ahead.Round(time.Second), maxAhead)
 			}
 			out = append(out, metrics.Sample{Host: s.Host, Metric: s.Metric, Time: t, Value: smp.Value})
 		}
