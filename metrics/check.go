@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redfed/federated/internal/journal"
 )
 
@@ -19,8 +21,18 @@ import (
 // that differ. The keys compared are those in the group's journals; keys of
 // dropped periods are left out.
 
-// digestBatch is how many keys one digest call covers.
+// digestBatch is how many keys a check takes at a time: their
+// cardinalities are read in one call, then their digests in calls of at
+// most digestMembers members.
 const digestBatch = 200
+
+// digestMembers bounds the members one digest call reads on a server, by
+// the largest cardinality any server of the group holds of each key, so
+// that a call holds a server for a few tens of milliseconds (about 0.2 µs
+// a member): 200 daily keys of a point every 10 s took a server 0.36 s in
+// one call, and of a point a second 3.6 s, past the command timeout. A key
+// bigger than that is digested alone.
+var digestMembers int64 = 100_000
 
 // repairBatchMembers bounds the members that one batch of a repair reads
 // from a server, so that a read of big keys stays well within the command
@@ -322,44 +334,101 @@ func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, err
 	return out, nil
 }
 
-// digests runs the digest script for keys on every server at once.
+// digests returns each server's digest of every key: it reads the keys'
+// cardinalities, then their digests in calls of at most digestMembers
+// members, on every server at once.
 func (st *Store) digests(ctx context.Context, servers []string, keys []string) (map[string][]keyDigest, error) {
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		out  = make(map[string][]keyDigest, len(servers))
-		errs []error
-	)
 	args := make([]any, len(keys))
 	for i, k := range keys {
 		args[i] = k
 	}
+	cards, err := onEachServer(servers, "cardinalities", func(addr string) ([]int64, error) {
+		return st.cardsOn(ctx, addr, args)
+	})
+	if err != nil {
+		return nil, err
+	}
+	most := make([]int64, len(keys)) // the most members a server holds
+	for _, c := range cards {
+		for i := range most {
+			most[i] = max(most[i], c[i])
+		}
+	}
+	out := make(map[string][]keyDigest, len(servers))
+	for start := 0; start < len(keys); {
+		end, members := start+1, most[start]
+		for end < len(keys) && members+most[end] <= digestMembers {
+			members += most[end]
+			end++
+		}
+		part, err := onEachServer(servers, "digest", func(addr string) ([]keyDigest, error) {
+			return st.digestOn(ctx, addr, args[start:end])
+		})
+		if err != nil {
+			return nil, err
+		}
+		for addr, d := range part {
+			out[addr] = append(out[addr], d...)
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// onEachServer runs fn on every server at once, and returns its results
+// by server, or the servers' errors, each naming its server and what
+// failed.
+func onEachServer[T any](servers []string, what string, fn func(addr string) (T, error)) (map[string]T, error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		out  = make(map[string]T, len(servers))
+		errs []error
+	)
 	for _, addr := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, err := st.digestOn(ctx, addr, args)
+		wg.Go(func() {
+			v, err := fn(addr)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("metrics: server %s: digest: %w", addr, err))
+				errs = append(errs, fmt.Errorf("metrics: server %s: %s: %w", addr, what, err))
 				return
 			}
-			out[addr] = d
-		}()
+			out[addr] = v
+		})
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
 }
 
-func (st *Store) digestOn(ctx context.Context, addr string, keys []any) ([]keyDigest, error) {
-	rc, err := st.serverClient(addr)
+// cardsOn returns the cardinality of each key on one server: 0 for a
+// missing key, -1 for a key of another type.
+func (st *Store) cardsOn(ctx context.Context, addr string, keys []any) ([]int64, error) {
+	cards, err := st.runOn(ctx, addr, journal.CardsScript, keys).Int64Slice()
 	if err != nil {
 		return nil, err
 	}
+	if len(cards) != len(keys) {
+		return nil, fmt.Errorf("cardinality script answered %d values for %d keys", len(cards), len(keys))
+	}
+	return cards, nil
+}
+
+// runOn runs script with args on one server, within the command timeout.
+func (st *Store) runOn(ctx context.Context, addr string, script *redis.Script, args []any) *redis.Cmd {
+	rc, err := st.serverClient(addr)
+	if err != nil {
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(err)
+		return cmd
+	}
 	ctx, cancel := st.withTimeout(ctx)
 	defer cancel()
-	val, err := journal.DigestScript.Run(ctx, rc, nil, keys...).Slice()
+	return script.Run(ctx, rc, nil, args...)
+}
+
+func (st *Store) digestOn(ctx context.Context, addr string, keys []any) ([]keyDigest, error) {
+	val, err := st.runOn(ctx, addr, journal.DigestScript, keys).Slice()
 	if err != nil {
 		return nil, err
 	}

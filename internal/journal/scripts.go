@@ -84,6 +84,18 @@ end
 return out
 `)
 
+// CardsScript returns the cardinality of every key in ARGV: 0 for a
+// missing key, -1 for a key of another type.
+var CardsScript = redis.NewScript(`
+local out = {}
+for i = 1, #ARGV do
+  local c = redis.pcall('ZCARD', ARGV[i])
+  if type(c) ~= 'number' then c = -1 end
+  out[i] = c
+end
+return out
+`)
+
 // MembersScript returns the members of keys, each scored at or after its
 // minimum: ARGV holds key and minimum ("-inf" for all) pairs. A key that
 // holds another type has none.
