@@ -59,6 +59,11 @@ type CheckOptions struct {
 	// Progress, if set, is called after each batch of keys with the keys
 	// done and the keys in all, per group.
 	Progress func(node string, done, total int)
+	// ChangedSince, if set, limits the comparison to the keys whose
+	// journal entry on some server of the group is scored at or after it,
+	// by that server's clock: the keys changed since. The zero value
+	// compares every key.
+	ChangedSince time.Time
 }
 
 // CheckReport is the result of Check or Repair.
@@ -89,7 +94,10 @@ type GroupReport struct {
 	Diffs     []KeyDiff // the first MaxDiffs divergent keys
 	Repaired  int
 	Added     int64
-	Error     string // why the group could not be fully checked
+	// Compared says that every key was compared on every server of the
+	// group: none was down, and no digest failed.
+	Compared bool
+	Error    string // why the group could not be fully checked
 }
 
 // KeyDiff is a key whose replicas differ: its cardinality on each server
@@ -198,7 +206,7 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		}
 		up = append(up, addr)
 	}
-	keys, err := st.groupKeys(ctx, up)
+	keys, err := st.groupKeys(ctx, up, opts.ChangedSince)
 	if err != nil {
 		return g, errors.Join(append(errs, err)...)
 	}
@@ -265,6 +273,7 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		divergent, cards = divergent[:n], cards[:n]
 	}
 	g.Divergent = len(divergent)
+	g.Compared = len(up) == len(servers) && len(errs) == 0
 	for i, key := range divergent[:min(len(divergent), opts.MaxDiffs)] {
 		d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up)), Types: wrongType[key]}
 		for j, addr := range up {
@@ -306,9 +315,10 @@ func (st *Store) horizonOf(ctx context.Context, servers []string) (string, error
 	return horizon, nil
 }
 
-// groupKeys returns the union of the servers' journals, less the keys of
-// periods any of them has dropped, sorted.
-func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, error) {
+// groupKeys returns the union of the servers' journals, scored at or
+// after since (all of them for the zero time), less the keys of periods
+// any of them has dropped, sorted.
+func (st *Store) groupKeys(ctx context.Context, servers []string, since time.Time) ([]string, error) {
 	keys := make(map[string]struct{})
 	horizon, err := st.horizonOf(ctx, servers)
 	if err != nil {
@@ -319,7 +329,7 @@ func (st *Store) groupKeys(ctx context.Context, servers []string) ([]string, err
 		if err != nil {
 			return nil, err
 		}
-		err = st.scanJournal(ctx, rc, time.Time{}, func(key string) { keys[key] = struct{}{} })
+		err = st.scanJournal(ctx, rc, since, func(key string) { keys[key] = struct{}{} })
 		if err != nil {
 			return nil, fmt.Errorf("metrics: server %s: reading the journal: %w", addr, err)
 		}

@@ -22,7 +22,13 @@ const (
 	DefaultOverlapInterval     = 5 * time.Second        // Options.OverlapInterval
 	DefaultBatch               = 1000                   // Options.Batch
 	DefaultAntiEntropyInterval = 5 * time.Minute        // Options.AntiEntropyInterval
+	DefaultAntiEntropyFull     = time.Hour              // Options.AntiEntropyFull
 )
+
+// antiEntropyMargin is how much earlier than the last full run's start a
+// run compares the keys changed since, beside Options.Overlap: the
+// journals are scored by the servers' clocks.
+const antiEntropyMargin = time.Minute
 
 // Options tune a Syncer. The zero value of every field means its default;
 // a negative one is an error.
@@ -44,9 +50,19 @@ type Options struct {
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
-	// compare every key of the local servers' groups and repair the local
-	// servers. Default 5m.
+	// compare the keys of the local servers' groups and repair the local
+	// servers: the keys changed since the last run that compared them all,
+	// and every key once AntiEntropyFull has passed since that run. Default
+	// 5m.
 	AntiEntropyInterval time.Duration
+	// AntiEntropyFull is how often an anti-entropy run compares every key,
+	// however long ago it changed: a run reads every member of each key it
+	// compares (about 0.2 µs a member of a server's time), so that
+	// comparing the whole store at every run would cost each server as much
+	// as it holds every few minutes. A run after a link pulled its peer from
+	// the start again (a server that lost its data) compares every key too.
+	// Default 1h.
+	AntiEntropyFull time.Duration
 	// NoAntiEntropy turns the periodic anti-entropy runs off; AntiEntropy
 	// still runs one when called.
 	NoAntiEntropy bool
@@ -73,6 +89,7 @@ func (o Options) check() error {
 		{"OverlapInterval", o.OverlapInterval < 0, o.OverlapInterval},
 		{"Batch", o.Batch < 0, o.Batch},
 		{"AntiEntropyInterval", o.AntiEntropyInterval < 0, o.AntiEntropyInterval},
+		{"AntiEntropyFull", o.AntiEntropyFull < 0, o.AntiEntropyFull},
 	} {
 		if f.negative {
 			return fmt.Errorf("%w: syncer.Options.%s is negative (%v); zero means the default", federated.ErrInvalidConfig, f.name, f.value)
@@ -96,6 +113,9 @@ func (o Options) withDefaults(c *federated.Client) Options {
 	}
 	if o.AntiEntropyInterval == 0 {
 		o.AntiEntropyInterval = DefaultAntiEntropyInterval
+	}
+	if o.AntiEntropyFull == 0 {
+		o.AntiEntropyFull = DefaultAntiEntropyFull
 	}
 	if o.Logger == nil {
 		o.Logger = c.Options().Logger
@@ -306,12 +326,22 @@ func (s *Syncer) Close() error {
 
 // AntiEntropy compares every key of the local servers' replica groups and
 // gives the local servers what they lack. Run does it every
-// AntiEntropyInterval unless Options.NoAntiEntropy; call it for a repair on
-// demand.
+// AntiEntropyFull, and compares the keys changed since every
+// AntiEntropyInterval, unless Options.NoAntiEntropy; call it for a repair
+// on demand.
 func (s *Syncer) AntiEntropy(ctx context.Context) (metrics.CheckReport, error) {
-	report, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: s.nodes, Servers: s.locals})
+	return s.antiEntropy(ctx, time.Time{})
+}
+
+// antiEntropy compares the keys changed since (every key for the zero
+// time) and repairs the local servers.
+func (s *Syncer) antiEntropy(ctx context.Context, since time.Time) (metrics.CheckReport, error) {
+	report, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: s.nodes, Servers: s.locals, ChangedSince: since})
 	s.mu.Lock()
 	s.ae.Runs++
+	if since.IsZero() {
+		s.ae.FullRuns++
+	}
 	s.ae.Keys += int64(report.Keys)
 	s.ae.Repaired += int64(report.Repaired)
 	s.ae.Added += report.Added
@@ -324,16 +354,30 @@ func (s *Syncer) AntiEntropy(ctx context.Context) (metrics.CheckReport, error) {
 	return report, err
 }
 
+// antiEntropyLoop runs anti-entropy every AntiEntropyInterval: every key
+// once AntiEntropyFull has passed since the last run that compared every
+// key on every server (the first run, and a run after a link's reset, too),
+// and else the keys changed since that run began.
 func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.AntiEntropyInterval)
 	defer t.Stop()
+	var lastFull time.Time // when the last run that compared every key began
+	resets := s.resets()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		report, err := s.AntiEntropy(ctx)
+		since := lastFull.Add(-antiEntropyMargin - s.opts.Overlap)
+		if r := s.resets(); r != resets || lastFull.IsZero() || time.Since(lastFull) >= s.opts.AntiEntropyFull {
+			since, resets = time.Time{}, r
+		}
+		start := time.Now()
+		report, err := s.antiEntropy(ctx, since)
+		if since.IsZero() && compared(report) {
+			lastFull = start
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.opts.Logger.Warn("syncer: anti-entropy failed", "err", err)
@@ -342,6 +386,27 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 				"keys", report.Keys, "repaired", report.Repaired, "added", report.Added)
 		}
 	}
+}
+
+// resets returns how many times the links pulled their peers from the
+// start again, all links.
+func (s *Syncer) resets() int64 {
+	var n int64
+	for _, l := range s.links {
+		n += l.snapshot().Resets
+	}
+	return n
+}
+
+// compared reports whether a run compared every key of every group on
+// every server.
+func compared(report metrics.CheckReport) bool {
+	for _, g := range report.Groups {
+		if !g.Compared {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats is a snapshot of a Syncer's counters.
@@ -444,6 +509,7 @@ func (h *DelayHistogram) observe(d time.Duration) {
 // AntiEntropyStats count anti-entropy runs.
 type AntiEntropyStats struct {
 	Runs      int64
+	FullRuns  int64 // runs that compared every key
 	Keys      int64 // keys compared, all runs
 	Repaired  int64 // keys repaired, all runs
 	Added     int64 // members added, all runs

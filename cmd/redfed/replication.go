@@ -39,7 +39,8 @@ func newSyncCmd() *cobra.Command {
 		Long: `Run the replication daemon for the local servers (host:port addresses from
 the federation file): each pulls the changes of every other server of its
 replica group through their journals and merges them, and anti-entropy
-compares and repairs every key now and then. One daemon runs per host.
+compares and repairs the keys changed (--anti-entropy) and every key
+(--anti-entropy-full) now and then. One daemon runs per host.
 It stops on Ctrl-C or SIGTERM.
 
 A local server alone in its node has no peer. When none has one there is
@@ -68,8 +69,10 @@ every node has a server up, else 503 naming the nodes with none).`,
 			if statusEvery <= 0 {
 				return usagef("--status-every %v: want more than 0", statusEvery)
 			}
-			if opts.NoAntiEntropy && cmd.Flags().Changed("anti-entropy") {
-				return usagef("--anti-entropy with --no-anti-entropy: give one of them")
+			for _, name := range []string{"anti-entropy", "anti-entropy-full"} {
+				if opts.NoAntiEntropy && cmd.Flags().Changed(name) {
+					return usagef("--%s with --no-anti-entropy: give one of them", name)
+				}
 			}
 			for _, f := range []struct {
 				name        string
@@ -78,6 +81,7 @@ every node has a server up, else 503 naming the nodes with none).`,
 				{"poll", opts.PollInterval, syncer.DefaultPollInterval},
 				{"overlap", opts.Overlap, syncer.DefaultOverlap},
 				{"anti-entropy", opts.AntiEntropyInterval, syncer.DefaultAntiEntropyInterval},
+				{"anti-entropy-full", opts.AntiEntropyFull, syncer.DefaultAntiEntropyFull},
 			} {
 				if f.d < 0 {
 					return usagef("--%s %v: want 0 or more (0 means the default, %v)", f.name, f.d, f.fallback)
@@ -127,7 +131,8 @@ every node has a server up, else 503 naming the nodes with none).`,
 	f.StringVar(&listen, "metrics-listen", "", "serve Prometheus metrics (/metrics) and health probes (/healthz, /readyz) on this address (off by default)")
 	f.DurationVar(&opts.PollInterval, "poll", syncer.DefaultPollInterval, "pause between passes that found nothing")
 	f.DurationVar(&opts.Overlap, "overlap", syncer.DefaultOverlap, "how far behind the peer's clock a writer journalling with its own clock (the Perl module) may be")
-	f.DurationVar(&opts.AntiEntropyInterval, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs")
+	f.DurationVar(&opts.AntiEntropyInterval, "anti-entropy", syncer.DefaultAntiEntropyInterval, "interval of anti-entropy runs, which compare the keys changed since the last full run")
+	f.DurationVar(&opts.AntiEntropyFull, "anti-entropy-full", syncer.DefaultAntiEntropyFull, "interval of anti-entropy runs that compare every key")
 	f.BoolVar(&opts.NoAntiEntropy, "no-anti-entropy", false, "run no anti-entropy (the passes only)")
 	f.DurationVar(&statusEvery, "status-every", time.Minute, "interval of the status log line")
 	f.BoolVar(&verboseLevel, "verbose", false, "log debug messages too")
