@@ -162,8 +162,10 @@ type Options struct {
 	// same way whatever order the names come in. Ring must then be empty.
 	NewRing func(nodes []string) (Ring, error) `yaml:"-" json:"-"`
 	// HashTags makes a key's {tag}, as in Redis Cluster, the string that is
-	// hashed, so "{user1}.a" and "{user1}.b" share a node. Off by default,
-	// since the Perl module does not do it.
+	// hashed, so "{user1}.a" and "{user1}.b" share a node. A metric key
+	// ($period:$host:$metric) is hashed whole all the same: a Prometheus
+	// series names its labels in braces. Off by default, since the Perl
+	// module does not do it.
 	HashTags bool `yaml:"hash_tags" json:"hash_tags"`
 
 	// Username and Password authenticate every connection (AUTH, or an ACL

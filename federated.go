@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/metric"
 	"github.com/redfed/federated/internal/ring"
 )
 
@@ -294,7 +295,10 @@ func (c *Client) AllServers(nodeName string) ([]string, error) {
 }
 
 // KeyToNode returns the name of the node that owns key. With the HashTags
-// option, a key's {tag} is what is hashed. For a key group, pass the group.
+// option, a key's {tag} is what is hashed, but for a metric key (one whose
+// text before its first ':' is a period, "2026-11-25" or "2026-11-25T13"),
+// which is hashed whole. A key group's node is Group(name).Node(): its
+// name is hashed as it is, braces and all.
 func (c *Client) KeyToNode(key string) string {
 	return c.topo.Load().ring.Locate(c.hashKey("", key))
 }
@@ -473,15 +477,26 @@ func (t *topology) server(addr string) (*server, error) {
 }
 
 // hashKey returns the string hashed on the ring for a key: its group when it
-// has one, else its {tag} when hash tags are on, else the key.
+// has one, else its {tag} when hash tags are on and the key is not a
+// metric key, else the key.
 func (c *Client) hashKey(group, key string) string {
 	if group != "" {
 		return group
 	}
-	if c.opts.HashTags {
+	if c.opts.HashTags && !metricShaped(key) {
 		return HashTag(key)
 	}
 	return key
+}
+
+// metricShaped reports whether key is one the metrics store keeps: its
+// text before the first ':' has the shape of a period, as retention takes
+// it. Such a key is placed whole whatever HashTags says: a Prometheus
+// series names its labels in braces, and every series of one label set
+// (every host's up{job="node"}, every day) would otherwise share a node.
+func metricShaped(key string) bool {
+	period, _, ok := strings.Cut(key, ":")
+	return ok && metric.PeriodShaped(period)
 }
 
 // HashTag returns the part of key that Redis Cluster hashes: the text between

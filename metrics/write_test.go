@@ -310,3 +310,45 @@ func TestWriteCountsItsFailedPoints(t *testing.T) {
 	assert.Equal(t, int64(7+5), st.Failed, "the Recorder counts the Add's points too")
 	require.ErrorIs(t, r.Flush(ctx), federated.ErrWrongType, "the Add's failure goes to Flush")
 }
+
+// With hash_tags: true, a metric key is placed whole, not by the braces of
+// a Prometheus series's labels: every host's up{job="node"}, every day,
+// went to one server. Reads, and a raw command on the key, find it where
+// it was written.
+func TestHashTagsPlaceMetricKeysWhole(t *testing.T) {
+	servers := redistest.StartN(t, 8)
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	r := newRecorder(t, c, metrics.RecorderOptions{})
+	now := time.Now().Truncate(time.Second)
+	var samples []metrics.Sample
+	for h := range 50 {
+		for _, m := range []string{`up{job="node"}`, `node_load1{job="node"}`} {
+			for d := range 3 {
+				samples = append(samples, metrics.Sample{Host: fmt.Sprintf("10.0.0.%d%%3A9100", h), Metric: m, Time: now.Add(-time.Duration(d) * 24 * time.Hour), Value: float64(h)})
+			}
+		}
+	}
+	require.NoError(t, r.Write(ctx, samples...))
+	used := 0
+	for _, s := range servers {
+		if directClient(t, s.Addr()).DBSize(ctx).Val() > 0 {
+			used++
+		}
+	}
+	assert.Equal(t, len(servers), used, "the series spread over every server")
+
+	st := newStore(t, c)
+	for _, smp := range samples {
+		series := metrics.Series{Host: smp.Host, Metric: smp.Metric}
+		got, err := st.Range(ctx, smp.Time, smp.Time, series)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Len(t, got[0].Points, 1, "%v at %v", series, smp.Time)
+		key := mustKey(t, c, smp.Time, smp.Host, smp.Metric)
+		assert.EqualValues(t, 1, c.ZCard(ctx, key).Val(), "a raw command on %s", key)
+		assert.Equal(t, c.KeyToNode(key), c.Group(key).Node(), "placed whole: as a group of its own name")
+	}
+}
