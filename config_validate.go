@@ -26,6 +26,14 @@ func (cfg Config) Validate() error {
 // config does the work of Validate; a refusal of a field of the
 // configuration is a *fieldError that still has its path.
 func (v validator) config(cfg Config) error {
+	if err := v.nodes(cfg); err != nil {
+		return err
+	}
+	return v.options(cfg.Options)
+}
+
+// nodes checks the nodes of cfg, by themselves and against its options.
+func (v validator) nodes(cfg Config) error {
 	if len(cfg.Nodes) == 0 {
 		return v.fail(fieldPath{"nodes"}, "no nodes configured")
 	}
@@ -35,10 +43,7 @@ func (v validator) config(cfg Config) error {
 			return err
 		}
 	}
-	if err := v.copies(cfg); err != nil {
-		return err
-	}
-	return v.options(cfg.Options)
+	return v.copies(cfg)
 }
 
 // copies checks options.metrics.copies against the nodes: a metric write

@@ -287,11 +287,7 @@ func (c *Client) AllServers(nodeName string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs := make([]string, len(n.servers))
-	for i, s := range n.servers {
-		addrs[i] = s.addr
-	}
-	return addrs, nil
+	return n.addrs(), nil
 }
 
 // KeyToNode returns the name of the node that owns key. With the HashTags

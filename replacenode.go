@@ -1,6 +1,8 @@
 package federated
 
 import (
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 )
@@ -47,6 +49,78 @@ func (c *Client) ReplaceNode(name string, n Node) error {
 	c.retireLater(gone)
 	c.opts.Logger.Info("federated: node replaced", "node", name, "servers", n.Servers())
 	return nil
+}
+
+// SetNodes gives the federation the nodes of nodes at run time, in one
+// step: the nodes not in it are removed, its new ones added, and the
+// others given their servers as ReplaceNode does. Changes that no order
+// of AddNode, RemoveNode and ReplaceNode can make, since each checks its
+// node against the others of the moment, it makes: the only node
+// renamed, every node merged into one group, two nodes that swap
+// servers. A node whose servers do not change stays as it is, and a
+// server that stays in a node of the same name stays as it is;
+// one that moves to a node of another name starts anew there, and the
+// commands under way on a server that leaves its node finish there, as
+// with RemoveNode. It refuses nodes that Config.Validate would, changing
+// nothing, and no error shows the password.
+func (c *Client) SetNodes(nodes map[string]Node) error {
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
+	if c.closed.Load() { // under topoMu, so Close closes what it adds
+		return ErrClosed
+	}
+	v := validator{}.withSecret(c.opts.Password)
+	if err := v.nodes(Config{Nodes: nodes, Options: c.opts}); err != nil {
+		return v.finish(err, nil)
+	}
+	old := c.topo.Load()
+	next := &topology{nodes: make(map[string]*node, len(nodes)), servers: make(map[string]*server), version: old.version + 1}
+	for name, n := range nodes {
+		nd := old.nodes[name]
+		if nd == nil || !slices.Equal(nd.addrs(), n.Servers()) {
+			nd = c.nodeKeeping(name, n, nd)
+		}
+		next.nodes[name] = nd
+		for _, s := range nd.servers {
+			next.servers[s.addr] = s
+		}
+	}
+	var gone, added []*server
+	for _, s := range old.servers {
+		if next.servers[s.addr] != s {
+			gone = append(gone, s)
+		}
+	}
+	for _, s := range next.servers {
+		if old.servers[s.addr] != s {
+			added = append(added, s)
+		}
+	}
+	if slices.Equal(slices.Sorted(maps.Keys(old.nodes)), slices.Sorted(maps.Keys(next.nodes))) {
+		next.setRing(old.ring) // the same names: only the index of nodes changes
+	} else {
+		r, err := newRing(&c.opts, slices.Collect(maps.Keys(next.nodes)))
+		if err != nil {
+			for _, s := range added {
+				_ = s.close()
+			}
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+		next.setRing(r)
+	}
+	c.topo.Store(next)
+	c.retireLater(gone)
+	c.opts.Logger.Info("federated: nodes set", "nodes", slices.Sorted(maps.Keys(nodes)))
+	return nil
+}
+
+// addrs returns the addresses of the node's servers, in order.
+func (n *node) addrs() []string {
+	out := make([]string, len(n.servers))
+	for i, s := range n.servers {
+		out[i] = s.addr
+	}
+	return out
 }
 
 // nodeKeeping returns the node name with n's servers, where a server of

@@ -235,3 +235,78 @@ func TestReplaceNodeKeepsTheServersThatStay(t *testing.T) {
 	assert.Equal(t, "hello", msg.Payload)
 	assert.NoError(t, sc.Ping(ctx).Err(), "the ServerClient works on")
 }
+
+// SetNodes applies a whole set of nodes in one step, where no order of
+// AddNode, RemoveNode and ReplaceNode could: a node renamed, nodes merged
+// into one group, two nodes that swap servers. A node whose servers do
+// not change stays as it is; a set that Validate refuses changes nothing.
+func TestSetNodes(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	s0, s1, s2 := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{
+		"a": {Address: s0}, "b": {Addresses: []string{s1, s2}},
+	}, Options: testOptions()})
+	ctx := context.Background()
+	version := c.TopologyVersion()
+
+	// Writers go on throughout.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed []error
+	var mu sync.Mutex
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := c.Set(ctx, fmt.Sprintf("k%d.%d", w, i%100), i, 0).Err(); err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for range 10 {
+		require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}, "c": {Addresses: []string{s1, s2}}})) // b renamed
+		require.NoError(t, c.SetNodes(map[string]federated.Node{"x": {Addresses: []string{s0, s1, s2}}}))                 // merged
+		require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Addresses: []string{s1, s2}}, "b": {Address: s0}})) // swapped
+		require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}, "b": {Addresses: []string{s1, s2}}}))
+	}
+	close(stop)
+	wg.Wait()
+	assert.Empty(t, failed, "writes while the nodes changed")
+	assert.Equal(t, version+40, c.TopologyVersion())
+
+	version = c.TopologyVersion()
+	sc, err := c.ServerClient(s0)
+	require.NoError(t, err)
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}, "c": {Addresses: []string{s1, s2}}}))
+	assert.Equal(t, []string{"a", "c"}, c.Nodes())
+	again, err := c.ServerClient(s0)
+	require.NoError(t, err)
+	assert.Same(t, sc, again, "a node whose servers did not change stays as it is")
+	key := "g"
+	for i := 0; c.KeyToNode(key) != "c"; i++ {
+		key = fmt.Sprintf("g%d", i)
+	}
+	require.NoError(t, c.Set(ctx, key, "v", 0).Err())
+	current, err := c.NodeToServer("c")
+	require.NoError(t, err)
+	assert.Equal(t, "v", directClient(t, current).Get(ctx, key).Val(), "the renamed node's server takes its keys")
+
+	for _, bad := range []map[string]federated.Node{
+		nil,
+		{"a": {Address: s0}, "b": {Address: s0}},
+		{"a": {Address: "no-port"}},
+	} {
+		err := c.SetNodes(bad)
+		require.ErrorIs(t, err, federated.ErrInvalidConfig, "%v", bad)
+		assert.Equal(t, version+1, c.TopologyVersion(), "refused: nothing changed")
+	}
+	require.NoError(t, c.Close())
+	assert.ErrorIs(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}}), federated.ErrClosed)
+}
