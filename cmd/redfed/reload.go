@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -21,9 +20,10 @@ import (
 
 // reloadHelp is what the help of sync and serve says of SIGHUP.
 const reloadHelp = `On SIGHUP it reads the federation file again and applies its nodes
-without a restart: nodes added, removed, or given other servers (a
-node's keys stay on it). A file that does not load is logged, with its
-line, and the running configuration kept. Options (timeouts, password,
+without a restart, in one step: nodes added, removed, renamed, merged,
+or given other servers (a node's keys stay on it; a renamed node's keys
+move, as its name places them). A file that does not load is logged,
+with its line, and the running configuration kept. Options (timeouts, password,
 metrics) take effect at a restart; a reload that finds them changed
 says so.`
 
@@ -74,64 +74,11 @@ func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
 	return ch
 }
 
-// applyNodes brings the nodes of client to those of cfg: it removes the
-// nodes removed, gives the changed ones their new servers (each in one
-// step, so their keys never route elsewhere), and adds the new ones. A
-// changed node that wants a server another changed node still holds is
-// changed again once the others are: a server that moves between nodes
-// leaves one before it joins the other, in whatever order their names
-// sort. (Two nodes that swap servers cannot: each stays as it was, and
-// the error says why.) A client keeps at least one node, so where every
-// node goes, the last is removed once new ones are in, and a new node
-// that wants one of its servers is added after. It goes on past a node
-// that fails and returns every failure.
-func applyNodes(client *federated.Client, cfg federated.Config, ch nodeChanges) error {
-	var errs []error
-	fail := func(what, name string, err error) {
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s node %s: %w", what, name, err))
-		}
-	}
-	var last string // removed once the others are added
-	for _, name := range ch.removed {
-		if len(client.Nodes()) == 1 {
-			last = name
-			continue
-		}
-		fail("removing", name, client.RemoveNode(name))
-	}
-	for pending := ch.changed; len(pending) > 0; {
-		var again []string
-		failed := make(map[string]error)
-		for _, name := range pending {
-			if err := client.ReplaceNode(name, cfg.Nodes[name]); err != nil {
-				again = append(again, name)
-				failed[name] = err
-			}
-		}
-		if len(again) == len(pending) { // no change made room for another
-			for _, name := range again {
-				fail("changing", name, failed[name])
-			}
-			break
-		}
-		pending = again
-	}
-	var retry []string // added nodes that may want a server of last
-	for _, name := range ch.added {
-		if err := client.AddNode(name, cfg.Nodes[name]); err != nil && last != "" {
-			retry = append(retry, name)
-		} else {
-			fail("adding", name, err)
-		}
-	}
-	if last != "" {
-		fail("removing", last, client.RemoveNode(last))
-		for _, name := range retry {
-			fail("adding", name, client.AddNode(name, cfg.Nodes[name]))
-		}
-	}
-	return errors.Join(errs...)
+// applyNodes brings the nodes of client to those of cfg, in one step (see
+// federated.Client.SetNodes): a node renamed, every node merged into one
+// group, and two nodes that swap servers are applied as any other change.
+func applyNodes(client *federated.Client, cfg federated.Config) error {
+	return client.SetNodes(cfg.Nodes)
 }
 
 // loadReload reads the federation file again for a reload: the
@@ -171,8 +118,8 @@ func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logg
 	if !ok {
 		return
 	}
-	if err := applyNodes(client, cfg, ch); err != nil {
-		logger.Error("reload partly applied", append(ch.logAttrs(), "err", err)...)
+	if err := applyNodes(client, cfg); err != nil {
+		logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
 		return
 	}
 	logger.Info("federation file reloaded", ch.logAttrs()...)
@@ -218,19 +165,15 @@ func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
 		return nil
 	}
 	return func() (*syncer.Syncer, error) {
-		if err := applyNodes(r.client, cfg, ch); err != nil {
-			r.logger.Error("reload partly applied", append(ch.logAttrs(), "err", err)...)
-		} else {
-			r.logger.Info("federation file reloaded", ch.logAttrs()...)
+		if err := applyNodes(r.client, cfg); err != nil {
+			r.logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
+			return syncer.NewFromClient(r.client, r.local, r.opts)
 		}
+		r.logger.Info("federation file reloaded", ch.logAttrs()...)
 		if len(gone) > 0 {
 			r.logger.Warn("local servers no longer in the federation file are not replicated", "servers", gone)
 		}
-		// What a partly applied file left out is not replicated either.
-		r.local = slices.DeleteFunc(local, func(addr string) bool {
-			_, _, err := r.client.ReplicaGroup(addr)
-			return err != nil
-		})
+		r.local = local
 		return syncer.NewFromClient(r.client, r.local, r.opts)
 	}
 }

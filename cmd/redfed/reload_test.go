@@ -164,7 +164,11 @@ func TestSyncReloadsOnSIGHUP(t *testing.T) {
 }
 
 // applyNodes brings a client to a file's nodes whatever changes: every
-// node replaced by others, a node given other servers, nodes removed.
+// node replaced by others, a node given other servers, nodes removed,
+// the only node renamed, every node merged into one group, two nodes
+// that swap servers. Each of the last three failed when the nodes were
+// changed one at a time, and the log said the reload was partly applied
+// where nothing was.
 func TestApplyNodes(t *testing.T) {
 	servers := redistest.StartN(t, 4)
 	addrs := make([]string, len(servers))
@@ -186,34 +190,31 @@ func TestApplyNodes(t *testing.T) {
 		{"c": {Address: addrs[3]}, "d": {Address: addrs[1]}},
 		// A server moves from d to c, which sorts before it.
 		{"c": {Addresses: []string{addrs[3], addrs[1]}}, "d": {Address: addrs[2]}},
+		{"e": {Addresses: []string{addrs[3], addrs[1], addrs[2]}}},                 // merged into one group
+		{"f": {Addresses: []string{addrs[3], addrs[1], addrs[2]}}},                 // the only node renamed
+		{"x": {Address: addrs[0]}, "y": {Addresses: []string{addrs[1], addrs[2]}}}, // split
+		{"x": {Addresses: []string{addrs[1], addrs[2]}}, "y": {Address: addrs[0]}}, // swapped
 	} {
 		cfg := federated.Config{Nodes: step}
 		ch := diffNodes(c, cfg)
 		require.False(t, ch.none())
-		require.NoError(t, applyNodes(c, cfg, ch))
+		require.NoError(t, applyNodes(c, cfg), "%v", step)
 		want := make(map[string][]string)
 		for name, n := range step {
 			want[name] = n.Servers()
 		}
 		assert.Equal(t, want, nodesOf())
 		assert.True(t, diffNodes(c, cfg).none())
+		for name, n := range step {
+			for _, addr := range n.Servers() {
+				require.NoError(t, c.Group(name).Set(context.Background(), "k", addr, 0).Err())
+			}
+		}
 	}
-}
-
-// Two nodes that swap servers cannot be changed one at a time: each keeps
-// its servers, and the error says why.
-func TestApplyNodesRefusesASwap(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	a, b := servers[0].Addr(), servers[1].Addr()
-	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"x": {Address: a}, "y": {Address: b}}, Options: fedtest.Options()})
-	cfg := federated.Config{Nodes: map[string]federated.Node{"x": {Address: b}, "y": {Address: a}}}
-	err := applyNodes(c, cfg, diffNodes(c, cfg))
-	require.ErrorContains(t, err, "changing node x")
-	require.ErrorContains(t, err, "changing node y")
-	x, _ := c.AllServers("x")
-	y, _ := c.AllServers("y")
-	assert.Equal(t, []string{a}, x)
-	assert.Equal(t, []string{b}, y)
+	// A file the client refuses changes nothing.
+	err := applyNodes(c, federated.Config{Nodes: map[string]federated.Node{"z": {Address: addrs[0]}, "w": {Address: addrs[0]}}})
+	require.ErrorContains(t, err, "is already in node")
+	assert.Equal(t, map[string][]string{"x": {addrs[1], addrs[2]}, "y": {addrs[0]}}, nodesOf())
 }
 
 // A sync with no peer, allowed to run, waits for a reload that gives it
