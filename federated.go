@@ -52,6 +52,10 @@ type Client struct {
 
 	specs    keySpecs    // where commands' keys are, learnt from the servers
 	queryAll atomic.Bool // Options.QueryAll, or as SetQueryAll last set it
+	// waitsEnd is the latest time, Unix nanoseconds, at which a blocking
+	// command of a finite wait sent so far may still be under way: the
+	// clients of servers that leave are closed after it (see closeLater).
+	waitsEnd atomic.Int64
 
 	// hooksMu guards extraHooks; it is taken after topoMu and after a
 	// server's mutex, never before them.
@@ -403,7 +407,10 @@ func (c *Client) checkNode(t *topology, name string, n Node) error {
 // RemoveNode removes a node from the federation at run time. Its keys move
 // to the other nodes; other keys stay where they are. Commands already under
 // way on the node's servers finish there: its connections are closed after
-// the command timeout.
+// the command timeout, or once every blocking command under way may have
+// ended (a BLPOP's wait, plus the command timeout), whichever is later. A
+// wait forever, and a subscription, on them ends a command timeout after
+// the change, with an error.
 func (c *Client) RemoveNode(name string) error {
 	if c.closed.Load() {
 		return ErrClosed

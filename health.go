@@ -123,22 +123,39 @@ func (s *server) close() error {
 }
 
 // closeLater closes a go-redis client that commands may still be using, once
-// they are done: every command is bounded by the command timeout, so the
-// client is closed after that, or at once when the Client closes.
+// they are done: every command is bounded by the command timeout, and a
+// blocking one of a finite wait by its wait and the command timeout, so
+// the client is closed after the later of the command timeout and the
+// end of the blocking commands sent so far, or at once when the Client
+// closes.
 func (c *Client) closeLater(rc *redis.Client) {
-	c.later(func() { _ = rc.Close() })
+	wait := max(c.opts.CommandTimeout, time.Until(time.Unix(0, c.waitsEnd.Load())))
+	c.after(wait, func() { _ = rc.Close() })
 }
 
-// later calls done once the commands under way may be done (see
-// closeLater), or at once when the Client closes.
-func (c *Client) later(done func()) {
+// noteWait notes that a blocking command may be under way until end.
+func (c *Client) noteWait(end time.Time) {
+	for n := end.UnixNano(); ; {
+		cur := c.waitsEnd.Load()
+		if n <= cur || c.waitsEnd.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// later calls done once the commands under way may be done, but for
+// blocking ones (see closeLater), or at once when the Client closes.
+func (c *Client) later(done func()) { c.after(c.opts.CommandTimeout, done) }
+
+// after calls done a little after d, or at once when the Client closes.
+func (c *Client) after(d time.Duration, done func()) {
 	if !c.addLoop() {
 		done()
 		return
 	}
 	go func() {
 		defer c.wg.Done()
-		t := time.NewTimer(c.opts.CommandTimeout + 100*time.Millisecond)
+		t := time.NewTimer(d + 100*time.Millisecond)
 		defer t.Stop()
 		select {
 		case <-t.C:

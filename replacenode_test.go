@@ -310,3 +310,47 @@ func TestSetNodes(t *testing.T) {
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}}), federated.ErrClosed)
 }
+
+// A blocking command under way on a server that leaves its node, by
+// RemoveNode, ReplaceNode or SetNodes, waits its wait there: the server's
+// connections are closed once it may be done, not a command timeout
+// after the change, which cut it with "use of closed network connection".
+func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
+	for _, change := range []string{"RemoveNode", "ReplaceNode", "SetNodes"} {
+		t.Run(change, func(t *testing.T) {
+			servers := redistest.StartN(t, 3)
+			a, b, other := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+			opts := testOptions()
+			opts.CommandTimeout = 300 * time.Millisecond
+			c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}}, Options: opts})
+			ctx := context.Background()
+			key := "q"
+			for i := 0; c.KeyToNode(key) != "b"; i++ {
+				key = fmt.Sprintf("q%d", i)
+			}
+			popped := make(chan []string, 1)
+			failed := make(chan error, 1)
+			go func() {
+				v, err := c.BLPop(ctx, 3*time.Second, key).Result()
+				failed <- err
+				popped <- v
+			}()
+			require.Eventually(t, func() bool {
+				n, err := directClient(t, b).Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+				return err == nil && strings.Contains(n, "cmd=blpop")
+			}, 2*time.Second, 10*time.Millisecond, "the BLPOP waits")
+			switch change {
+			case "RemoveNode":
+				require.NoError(t, c.RemoveNode("b"))
+			case "ReplaceNode":
+				require.NoError(t, c.ReplaceNode("b", federated.Node{Address: other}))
+			default:
+				require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: a}, "c": {Address: b}}))
+			}
+			time.Sleep(3 * opts.CommandTimeout)
+			require.NoError(t, directClient(t, b).RPush(ctx, key, "x").Err())
+			require.NoError(t, <-failed)
+			assert.Equal(t, []string{key, "x"}, <-popped)
+		})
+	}
+}

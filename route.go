@@ -465,6 +465,7 @@ func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (_ contex
 		return ctx, func() {}, true, true
 	case wait > 0:
 		ctx, cancel := c.withTimeoutPlus(ctx, wait)
+		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
 		return ctx, cancel, false, true
 	}
 	ctx, cancel := c.withTimeout(ctx)
