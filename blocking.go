@@ -57,8 +57,9 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 			return err
 		}
 	} else {
+		topo := c.topo.Load() // one for every key, as placeCmd
 		for _, k := range keys {
-			other, err := c.route("", k)
+			other, err := topo.route(c.hashKey("", k))
 			switch {
 			case err != nil:
 				return err
@@ -148,7 +149,7 @@ func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 		if err != nil {
 			return err
 		}
-		if other != g.n {
+		if other.name != g.n.name { // a node replaced meanwhile keeps its name
 			return fmt.Errorf("%w: %s in a Watch of node %s: key %q is on node %s", ErrCrossNode, cmdName(cmd), g.n.name, k, other.name)
 		}
 	}

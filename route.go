@@ -156,13 +156,16 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		cmd.SetErr(fmt.Errorf("%w: %s", ErrKeyless, strings.ToUpper(strings.ReplaceAll(full, "|", " "))))
 		return target{}, false
 	}
-	first, err := c.route("", keys[0])
+	// One topology for every key: a node replaced meanwhile is another
+	// *node of the same name.
+	topo := c.topo.Load()
+	first, err := topo.route(c.hashKey("", keys[0]))
 	if err != nil {
 		cmd.SetErr(err)
 		return target{}, false
 	}
 	for _, k := range keys[1:] {
-		n, err := c.route("", k)
+		n, err := topo.route(c.hashKey("", k))
 		if err != nil {
 			cmd.SetErr(err)
 			return target{}, false
@@ -283,7 +286,7 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 			return fail(cmd.Err())
 		case t.broadcast:
 			return fail(fmt.Errorf("%w: %s in a transaction names no key", ErrKeyless, strings.ToUpper(cmd.Name())))
-		case n != nil && t.node != n:
+		case n != nil && t.node.name != n.name: // a node replaced meanwhile keeps its name
 			return fail(fmt.Errorf("%w: a transaction's keys are on nodes %s and %s", ErrCrossNode, n.name, t.node.name))
 		}
 		n = t.node

@@ -2,8 +2,11 @@ package federated_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +218,65 @@ func TestHookAddedWhileAServerComesBackReachesIt(t *testing.T) {
 	require.NoError(t, <-up)
 	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
 	assert.Positive(t, cc.Count(), "commands the hook saw on the server's fresh client")
+}
+
+// Keys of one node stay on one node while it is replaced: a command of
+// many keys, a transaction and a Watch routed their keys each by the
+// topology of its moment, and a node replaced meanwhile, another *node
+// of the same name, failed them with "keys map to different nodes: key
+// on node b, key on node b".
+func TestCommandOfManyKeysDuringReplaceNode(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	a, b, b2 := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}}, Options: opts})
+	ctx := context.Background()
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("{u1}k%d", i)
+	}
+	stop := make(chan struct{})
+	var crossed atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, err := range []error{
+					c.MGet(ctx, keys...).Err(),
+					func() error {
+						_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+							p.Set(ctx, "{u1}x", 1, 0)
+							p.Set(ctx, "{u1}y", 1, 0)
+							return nil
+						})
+						return err
+					}(),
+					c.Watch(ctx, func(*redis.Tx) error { return nil }, keys[:50]...),
+				} {
+					if errors.Is(err, federated.ErrCrossNode) {
+						crossed.Add(1)
+						t.Log(err)
+					}
+				}
+			}
+		})
+	}
+	node := c.KeyToNode("{u1}")
+	own, _ := c.AllServers(node)
+	for i := range 1000 {
+		addr := own[0]
+		if i%2 == 0 {
+			addr = b2
+		}
+		require.NoError(t, c.ReplaceNode(node, federated.Node{Address: addr}))
+	}
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, crossed.Load(), "commands of keys of one node failed as crossing nodes")
 }
