@@ -51,6 +51,17 @@ func (c nodeChanges) logAttrs() []any {
 	return []any{"added", c.added, "removed", c.removed, "changed", c.changed}
 }
 
+// logApplied logs the changes made: a node added or removed (renamed
+// too) moves keys between nodes, and what was written to them stays
+// where it was, which the log says.
+func (c nodeChanges) logApplied(logger *slog.Logger) {
+	logger.Info("federation file reloaded", c.logAttrs()...)
+	if len(c.added) > 0 || len(c.removed) > 0 {
+		logger.Warn("reload: nodes added or removed move keys to other nodes; what was written to a key before stays on the servers that held it",
+			"added", c.added, "removed", c.removed)
+	}
+}
+
 // diffNodes compares the nodes of client with those of cfg: a node whose
 // servers differ, in any way or order, is changed.
 func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
@@ -122,7 +133,7 @@ func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logg
 		logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
 		return
 	}
-	logger.Info("federation file reloaded", ch.logAttrs()...)
+	ch.logApplied(logger)
 }
 
 // syncReloader reloads the federation file of a running sync.
@@ -169,7 +180,7 @@ func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
 			r.logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
 			return syncer.NewFromClient(r.client, r.local, r.opts)
 		}
-		r.logger.Info("federation file reloaded", ch.logAttrs()...)
+		ch.logApplied(r.logger)
 		if len(gone) > 0 {
 			r.logger.Warn("local servers no longer in the federation file are not replicated", "servers", gone)
 		}

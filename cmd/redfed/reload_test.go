@@ -89,6 +89,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	two := fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n  redis_2: {address: %q}\n", servers[0].Addr(), servers[1].Addr()) + reloadOptions
 	reload(t, stderr, cfg, two, "federation file reloaded")
 	assert.Contains(t, stderr.String(), "added=[redis_2]")
+	assert.Contains(t, stderr.String(), "what was written to a key before stays on the servers that held it", "a node added moves keys, not their data")
 	require.Eventually(t, func() bool {
 		code, body := readyz()
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "node redis_2: no server up")
