@@ -89,6 +89,7 @@ func (c remoteWriteCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descRemoteSkipped, st.Dropped, "dropped_period")
 	counter(descRemoteSkipped, st.StaleMarkers, "stale_marker")
 	counter(descRemoteSkipped, st.NonFinite, "non_finite")
+	counter(descRemoteSkipped, st.Ahead, "ahead")
 	counter(descRemoteSkipped, st.Histograms, "histogram")
 	counter(descRemoteSkipped, st.Exemplars, "exemplar")
 }

@@ -41,11 +41,8 @@
 // the store fails, so that Prometheus sends the request again (a sample
 // written twice is stored once), and 4xx for a request that can never
 // succeed, which Prometheus drops: 400 for one that does not decode, or
-// holds a series whose labels cannot be named (ErrBadLabels), a
-// timestamp before 1970, or one more than 50 minutes ahead of this host's
-// clock (a read lists the series changed since an hour before its start,
-// by the servers' clocks, and would not find such a sample near its
-// time), and nothing of it is written; 400 too for a
+// holds a series whose labels cannot be named (ErrBadLabels) or a
+// timestamp before 1970, and nothing of it is written; 400 too for a
 // series whose key holds another type on a server (federated.ErrWrongType,
 // which names the key): that series is not written until someone deletes
 // the key, the request's others are (and counted in Stats().Samples); 413
@@ -61,7 +58,10 @@
 // retention dropped (federated.ErrPeriodDropped), which can never be
 // stored: the rest of the request is written and answered as if they were
 // not in it, and a warning says how many were skipped and of which
-// periods. Warnings of failed requests and of skipped samples name the
+// periods; and samples stamped more than 50 minutes ahead of this host's
+// clock, which a read near their time would not find (it lists the series
+// changed since an hour before its start, by the servers' clocks), with a
+// warning. Warnings of failed requests and of skipped samples name the
 // sender and come one every 10 seconds at most, each kind, with the
 // number left out.
 //

@@ -54,6 +54,31 @@ func TestWriteSkipsDroppedPeriods(t *testing.T) {
 	assert.Contains(t, peers[0], "127.0.0.1:")
 }
 
+// A sample stamped more than 50 minutes ahead of the handler's clock,
+// which no read near its time would find, is skipped, counted and logged
+// with its sender, and the rest of its request written: answered 204, it
+// was stored where no query near its time looked, and refusing the
+// request would have lost the sender's other samples with it.
+func TestWriteSkipsSamplesFarAhead(t *testing.T) {
+	var logs fedtest.Logs
+	e := startEndpoints(t, 1, remote.Options{Logger: slog.New(&logs)})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ahead := now.Add(2 * time.Hour)
+	code, reply := e.writeSeries(t,
+		series([]string{"__name__", "up", "instance", "a:1"}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 1}),
+		series([]string{"__name__", "skewed", "instance", "b:1"}, prompb.Sample{Timestamp: ahead.UnixMilli(), Value: 2}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 3}))
+	require.Equal(t, http.StatusNoContent, code, reply)
+	assert.Equal(t, remote.WriteStats{Requests: 1, Stored: 1, Samples: 2, Ahead: 1}, e.write.Stats())
+	got := e.read(t, query(now.UnixMilli()-1000, ahead.UnixMilli(), matcher(prompb.LabelMatcher_NEQ, "__name__", "")))[0]
+	require.Len(t, got, 2)
+	for _, s := range got {
+		assert.Equal(t, []prompb.Sample{{Timestamp: now.UnixMilli(), Value: s.Samples[0].Value}}, s.Samples, "%v", s.Labels)
+	}
+	const msg = "remote: samples stamped more than 50 minutes ahead of this host's clock skipped: no read near their time would find them (is the sender's clock right?)"
+	assert.Equal(t, []any{int64(1)}, logs.Values(msg, "samples"))
+	assert.Equal(t, []any{int64(3)}, logs.Values(msg, "of"))
+}
+
 // A request that fails after part of it was written counts the samples
 // written: a series whose key holds another type is refused (400), and
 // the sample of the other series, written, is counted.

@@ -38,6 +38,7 @@ type WriteStats struct {
 	Dropped      int64 // samples of periods that retention dropped, skipped (they can never be stored), of requests answered 204 or 4xx
 	StaleMarkers int64 // staleness markers skipped
 	NonFinite    int64 // other NaN, +Inf and -Inf samples skipped
+	Ahead        int64 // samples stamped more than 50 minutes ahead of this host's clock, skipped: no read near their time would find them
 	Histograms   int64 // native histogram samples skipped
 	Exemplars    int64 // exemplars skipped
 	Refused      int64 // requests answered 4xx: bad ones, of which nothing was written, or with series that can never be stored (a key of another type), whose other samples were written
@@ -51,9 +52,10 @@ type WriteHandler struct {
 	opts     Options
 	failures failLog
 	drops    *ratelog.Log // samples of dropped periods skipped
+	aheads   *ratelog.Log // samples stamped too far ahead skipped
 	turns    turns
 
-	requests, stored, samples, dropped, stale, nonFinite, histograms, exemplars, refused, failed atomic.Int64
+	requests, stored, samples, dropped, stale, nonFinite, ahead, histograms, exemplars, refused, failed atomic.Int64
 }
 
 // NewWriteHandler returns a handler that writes through app. Bad options
@@ -67,7 +69,7 @@ func NewWriteHandler(app Appender, opts Options) (*WriteHandler, error) {
 		return nil, err
 	}
 	return &WriteHandler{app: app, opts: opts, failures: failLog{ratelog.New(opts.Logger, logEvery)},
-		drops: ratelog.New(opts.Logger, logEvery), turns: make(turns, opts.MaxRequests)}, nil
+		drops: ratelog.New(opts.Logger, logEvery), aheads: ratelog.New(opts.Logger, logEvery), turns: make(turns, opts.MaxRequests)}, nil
 }
 
 // Stats returns the counts since the handler was made.
@@ -79,6 +81,7 @@ func (h *WriteHandler) Stats() WriteStats {
 		Dropped:      h.dropped.Load(),
 		StaleMarkers: h.stale.Load(),
 		NonFinite:    h.nonFinite.Load(),
+		Ahead:        h.ahead.Load(),
 		Histograms:   h.histograms.Load(),
 		Exemplars:    h.exemplars.Load(),
 		Refused:      h.refused.Load(),
@@ -135,6 +138,11 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 	}
 	h.stale.Add(skipped.StaleMarkers)
 	h.nonFinite.Add(skipped.NonFinite)
+	if skipped.Ahead > 0 {
+		h.ahead.Add(skipped.Ahead)
+		h.aheads.Warn("remote: samples stamped more than 50 minutes ahead of this host's clock skipped: no read near their time would find them (is the sender's clock right?)",
+			"peer", r.RemoteAddr, "samples", skipped.Ahead, "of", len(samples)+int(skipped.Ahead+skipped.StaleMarkers+skipped.NonFinite))
+	}
 	h.histograms.Add(skipped.Histograms)
 	h.exemplars.Add(skipped.Exemplars)
 	return nil
@@ -203,9 +211,9 @@ func storeError(err error) *httpError {
 }
 
 // convert returns the samples of a request to store, and counts those it
-// skips. A series that cannot be named, or a timestamp out of range or
-// more than maxAhead ahead of this host's clock, is an error that names
-// the series.
+// skips, among them those stamped more than maxAhead ahead of this host's
+// clock. A series that cannot be named or a timestamp out of range is an
+// error that names the series.
 func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, WriteStats, error) {
 	var (
 		skipped WriteStats
@@ -248,9 +256,9 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 			if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
 				return nil, skipped, fmt.Errorf("%s: timestamp %d ms: %w", where(), smp.Timestamp, err)
 			}
-			if ahead := t.Sub(now); ahead > maxAhead {
-				return nil, skipped, fmt.Errorf("%s: timestamp %d ms is %s ahead of this host's clock, more than %s: a read near its time would not find it (is the sender's clock right?)",
-					where(), smp.Timestamp, ahead.Round(time.Second), maxAhead)
+			if t.Sub(now) > maxAhead {
+				skipped.Ahead++
+				continue
 			}
 			out = append(out, metrics.Sample{Host: s.Host, Metric: s.Metric, Time: t, Value: smp.Value})
 		}
