@@ -133,7 +133,11 @@ func (c *Client) closeLater(rc *redis.Client) {
 	c.after(wait, func() { _ = rc.Close() })
 }
 
-// noteWait notes that a blocking command may be under way until end.
+// noteWait notes that a blocking command may be under way until end. A
+// command notes it before it reads the topology, and a change stores the
+// topology before closeLater reads the time, so that a command sent to a
+// server that leaves has either read the topology without it or been
+// seen by closeLater.
 func (c *Client) noteWait(end time.Time) {
 	for n := end.UnixNano(); ; {
 		cur := c.waitsEnd.Load()

@@ -316,12 +316,13 @@ func TestSetNodes(t *testing.T) {
 // connections are closed once it may be done, not a command timeout
 // after the change, which cut it with "use of closed network connection".
 func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
-	for _, change := range []string{"RemoveNode", "ReplaceNode", "SetNodes"} {
+	for _, change := range []string{"RemoveNode", "ReplaceNode", "SetNodes", "RemoveNode, pipelined"} {
 		t.Run(change, func(t *testing.T) {
 			servers := redistest.StartN(t, 3)
 			a, b, other := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
 			opts := testOptions()
 			opts.CommandTimeout = 300 * time.Millisecond
+			opts.ReadTimeout = 4 * time.Second // a pipeline's wait may be up to half of it
 			c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: a}, "b": {Address: b}}, Options: opts})
 			ctx := context.Background()
 			key := "q"
@@ -331,22 +332,32 @@ func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
 			popped := make(chan []string, 1)
 			failed := make(chan error, 1)
 			go func() {
-				v, err := c.BLPop(ctx, 3*time.Second, key).Result()
-				failed <- err
-				popped <- v
+				var cmd *redis.StringSliceCmd
+				if strings.HasSuffix(change, "pipelined") {
+					_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+						cmd = p.BLPop(ctx, 1500*time.Millisecond, key)
+						return nil
+					})
+				} else {
+					cmd = c.BLPop(ctx, 3*time.Second, key)
+				}
+				failed <- cmd.Err()
+				popped <- cmd.Val()
 			}()
 			require.Eventually(t, func() bool {
 				n, err := directClient(t, b).Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
 				return err == nil && strings.Contains(n, "cmd=blpop")
 			}, 2*time.Second, 10*time.Millisecond, "the BLPOP waits")
 			switch change {
-			case "RemoveNode":
+			case "RemoveNode", "RemoveNode, pipelined":
 				require.NoError(t, c.RemoveNode("b"))
 			case "ReplaceNode":
 				require.NoError(t, c.ReplaceNode("b", federated.Node{Address: other}))
 			default:
 				require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: a}, "c": {Address: b}}))
 			}
+			// Past the time the server's connections were closed before:
+			// a command timeout after the change.
 			time.Sleep(3 * opts.CommandTimeout)
 			require.NoError(t, directClient(t, b).RPush(ctx, key, "x").Err())
 			require.NoError(t, <-failed)

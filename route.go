@@ -117,6 +117,12 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		cmd.SetErr(fmt.Errorf("%w (%s)", ErrTxCommand, strings.ToUpper(name)))
 		return target{}, false
 	}
+	// A wait is noted before the topology is read: a server that leaves
+	// meanwhile then keeps its connections until the wait is over (see
+	// closeLater).
+	if wait, forever, err := blockTime(cmd); err == nil && !forever && wait > 0 {
+		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
+	}
 	if r.grouped {
 		n, err := c.topo.Load().route(r.group)
 		if err != nil {
@@ -468,7 +474,6 @@ func (c *Client) blockingContext(ctx context.Context, cmd redis.Cmder) (_ contex
 		return ctx, func() {}, true, true
 	case wait > 0:
 		ctx, cancel := c.withTimeoutPlus(ctx, wait)
-		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
 		return ctx, cancel, false, true
 	}
 	ctx, cancel := c.withTimeout(ctx)
