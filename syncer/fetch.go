@@ -74,6 +74,9 @@ const (
 	// fetchPage fetches a page of a key too large for one call, from where
 	// fetchFar would (see fetchPaged).
 	fetchPage fetchMode = 'p'
+	// fetchNext fetches the next page of such a key, from the checkpoint
+	// sent whatever the count below it.
+	fetchNext fetchMode = 'n'
 )
 
 // fetchRequest is one key of a fetch.
@@ -175,42 +178,48 @@ func (l *link) fetchCall(ctx context.Context, reqs []fetchRequest) ([]fetchResul
 // and the last is the key's result, which the pass merges and marks as
 // any other.
 //
-// A page starts at the score where the last one ended, sent as a
-// checkpoint with the count the link then had below it, and the starts
-// of the pages before it as farther ones: a member added below a page
-// already fetched (a backfill) changes the count, and the fetch goes on
-// from the nearest start below which nothing was added, or from the
-// start of the key; as every fetch, the last page's call reads its
-// checkpoints and the count below its start at once, so that nothing
-// added meanwhile is missed. A key whose pages the local server refuses
-// for good (a dropped period, another type) gets no further page, and the
-// refusal is the result's.
+// A page starts where the last one ended, sent with the count the link
+// then had below it, and the peer says the count it holds there: a
+// member added below a page already fetched (a backfill) changes it. The
+// fetch goes on all the same, never back: such a member came after the
+// journal was read, which journals the key again, and the key is then
+// fetched again, whole, since a fetch that saw a count change keeps none
+// of the checkpoints its last page read (their counts hold members the
+// link lacks). Going back to the start instead kept a key that an
+// importer backfilled from ever being done, and its link with it. A key
+// whose pages the local server refuses for good (a dropped period,
+// another type) gets no further page, and the refusal is the result's.
 func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Origin) (fetchResult, error) {
-	var checks []checkpoint // nearest first
+	page := fetchRequest{key: req.key, mode: fetchPage, want: maxFetchMembers, recount: levels, size: maxFetchMembers}
 	if m := l.marks[req.key]; m != nil && m.gen == l.peerGen {
-		checks = append(checks, m.checks...)
+		page.checks = m.checks
 	} else {
-		checks = append(checks, req.checks...)
+		page.checks = req.checks
 	}
 	var early journal.MergeResult
-	// Pages sent again from farther back, by backfills, at most as many
-	// times as the key has pages.
-	calls := 2*(req.size/maxFetchMembers+1) + 8
-	for ; calls > 0; calls-- {
-		page := fetchRequest{key: req.key, mode: fetchPage, want: maxFetchMembers, recount: levels, checks: checks, size: maxFetchMembers}
+	held := true // no count below a page changed since the first
+	// Pages move forward, so a key takes as many calls as it has pages,
+	// more only when it grows meanwhile.
+	for calls := 2*(req.size/maxFetchMembers+1) + 8; calls > 0; calls-- {
 		part, err := l.fetchCall(ctx, []fetchRequest{page})
 		if err != nil {
 			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
 		}
 		r := part[0]
+		if page.mode == fetchNext && r.card >= 0 && r.card-int64(len(r.members)) != page.checks[0].count {
+			held = false
+		}
 		if r.status != pageMore {
+			if !held {
+				r.fresh = nil
+			}
 			r.early = early
 			return r, nil
 		}
 		res, err := l.servers.merge(ctx, from, []journal.KeyMembers{{Key: req.key, Members: r.members}})
 		foldMerge(&early, res)
-		if err == nil && len(temporaryFailures(res)) > 0 {
-			err = errors.Join(temporaryFailures(res)...)
+		if temporary := temporaryFailures(res); err == nil && len(temporary) > 0 {
+			err = errors.Join(temporary...)
 		}
 		if err != nil {
 			return fetchResult{}, fmt.Errorf("syncer: merging a page of key %s into %s: %w", req.key, l.local, err)
@@ -218,15 +227,9 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 		if len(res.Dropped) > 0 || len(res.Failed) > 0 {
 			return fetchResult{status: pageRefused, card: r.card, early: early}, nil
 		}
-		// The pages fetched so far, latest first, under the key's own
-		// checkpoints below them.
-		at := 0
-		for at < len(checks) && checks[at].below > r.next {
-			at++
-		}
-		checks = append([]checkpoint{{below: r.next, count: r.card}}, checks[at:]...)
+		page.mode, page.checks = fetchNext, []checkpoint{{below: r.next, count: r.card}}
 	}
-	return fetchResult{}, fmt.Errorf("syncer: key %s of %s: members were added below its pages as fast as they were fetched; left to the next pass", req.key, l.peer)
+	return fetchResult{}, fmt.Errorf("syncer: key %s of %s grew faster than its pages were fetched; left to the next pass", req.key, l.peer)
 }
 
 // foldMerge adds what a merge did to into.

@@ -97,7 +97,7 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 var (
 	windowArg = int64(levelWindow / time.Second)
 	factorArg = int64(levelFactor)
-	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r", fetchPage: "p"}
+	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r", fetchPage: "p", fetchNext: "n"}
 )
 
 func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {

@@ -149,7 +149,8 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // is -3, its cardinality the count below that score (the count below the
 // page's start and its members), its c is 0 and the score follows, as
 // Redis writes it: the next page's start. The last page is answered as in
-// mode a.
+// mode a. Mode n is mode p from the first checkpoint sent, whatever the
+// count below it: the cardinality tells whether it held.
 var FetchScript = redis.NewScript(joinLua + `
 local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out, o, i = {` + RunLua + `, ''}, 2, 3
@@ -172,7 +173,7 @@ while i <= #ARGV do
         local c = redis.pcall('ZCOUNT', key, '-inf', '(' .. ARGV[i])
         if type(c) == 'table' then
           card = -1
-        elseif c == tonumber(ARGV[i + 1]) then
+        elseif c == tonumber(ARGV[i + 1]) or mode == 'n' then
           status, from, below = j, ARGV[i], c
         end
       end
@@ -181,7 +182,7 @@ while i <= #ARGV do
     if card == nil and not from and mode ~= 'c' then status, from = 0, '-inf' end
   end
   local newest, ms, more = nil, nil, nil
-  if from and mode == 'p' then
+  if from and (mode == 'p' or mode == 'n') then
     -- A page: the members from the start up to the score of the one
     -- after the first want, all of that score's when they fill the page.
     local after = redis.pcall('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', want, '1')

@@ -1,0 +1,209 @@
+package syncer_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
+)
+
+// A page of keys fetched whole (a syncer with no marks, a peer that
+// started again) is fetched in calls of a bounded number of members, not
+// in one call of the whole page: a thousand daily keys of a point every
+// 10 s took a peer seconds in one call, past the command timeout, and the
+// call was sent again every pass, never done. A key larger than the
+// bound goes in pages of the bound.
+func TestWholeKeysAreFetchedInBoundedCalls(t *testing.T) {
+	const keys, each, bound, large = 40, 300, 1000, 1500
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now()
+	var updates []journal.KeyMembers
+	for k := range keys {
+		key, err := metricKey(now, fmt.Sprintf("h%d", k), "m")
+		require.NoError(t, err)
+		u := journal.KeyMembers{Key: key}
+		n := each
+		if k == 0 {
+			n = large
+		}
+		for i := range n {
+			u.Members = append(u.Members, fmt.Sprintf("%d.%06d:%04d", now.Unix()-1000, i, i))
+		}
+		updates = append(updates, u)
+	}
+	_, err := merge(ctx, c, a, updates)
+	require.NoError(t, err)
+	sizes := &fetchMembers{}
+	c.AddHook(sizes.hook())
+
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	all := converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, (keys-1)*each+large)
+	sizes.mu.Lock()
+	defer sizes.mu.Unlock()
+	assert.GreaterOrEqual(t, sizes.calls, (keys-1)*each/bound+2, "calls")
+	assert.Equal(t, bound, sizes.most, "the largest call: a page of the large key")
+}
+
+// boundedPair starts a group of two servers A and B whose syncers fetch
+// at most bound members a call, with the fetch script loaded on A: its
+// first call is the hooks' to see, not a NOSCRIPT.
+func boundedPair(t *testing.T, bound int64) (c *federated.Client, a, b string) {
+	t.Helper()
+	syncer.SetMaxFetchMembers(t, bound)
+	servers := redistest.StartN(t, 2)
+	a, b = servers[0].Addr(), servers[1].Addr()
+	c = newClient(t, groupConfig(servers))
+	require.NoError(t, journal.FetchScript.Load(context.Background(), direct(t, a)).Err())
+	return c, a, b
+}
+
+// A key larger than the bound is fetched in pages (a page takes all the
+// members of one score where they alone fill it), each merged as it
+// comes, and the key's checkpoints are read with its last page: its next
+// change is fetched from the nearest one, not whole again. A member added
+// below the pages fetched so far (a backfill) while they are fetched is
+// copied too: the key is fetched again, whole. A key of 2 million members
+// took a peer longer than the command timeout in one call, and its link
+// never got past it.
+func TestLargeKeyIsFetchedInPages(t *testing.T) {
+	const bound, size, tieFrom, tie = 1000, 5500, 2000, 1500
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	key, err := metricKey(now, "big", "m")
+	require.NoError(t, err)
+	base := now.Add(-2 * time.Hour).Unix()
+	u := journal.KeyMembers{Key: key}
+	for i := range size {
+		sec := base + int64(i)
+		if i >= tieFrom && i < tieFrom+tie {
+			sec = base + tieFrom // more than a page of one second
+		}
+		u.Members = append(u.Members, fmt.Sprintf("%d:%d", sec, i))
+	}
+	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+
+	// A backfill below the first page, once that page is fetched, and
+	// below every boundary of the key's checkpoints (9 hours below its
+	// newest): the fetch goes on, keeps none of the checkpoints, whose
+	// counts hold the backfill, and the key, journalled again, is fetched
+	// again whole.
+	pages := &fetchMembers{after: func(call int) {
+		if call == 1 {
+			_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:backfill", base-12*3600)}}})
+			assert.NoError(t, err)
+		}
+	}}
+	c.AddHook(pages.hook())
+
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	all := converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, size+1)
+	pages.mu.Lock()
+	assert.Equal(t, tie, pages.most, "the largest call: the members of one second")
+	// 5 pages: 2 of 1,000, the 1,500 of one second, 2 of 1,000.
+	assert.GreaterOrEqual(t, pages.calls, 2*5, "calls: the pages, and all again after the backfill")
+	pages.calls, pages.most = 0, 0
+	pages.mu.Unlock()
+
+	// The next point is fetched from the nearest checkpoint.
+	u = journal.KeyMembers{Key: key, Members: []string{fmt.Sprintf("%d:next", base+size)}}
+	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+	all = converged(t, []string{a, b}, 10*time.Second)
+	assert.Len(t, all, size+2)
+	pages.mu.Lock()
+	defer pages.mu.Unlock()
+	assert.Positive(t, pages.calls)
+	assert.LessOrEqual(t, pages.most, 5, "the next change: a few members from the nearest checkpoint")
+}
+
+// fetchMembers counts the fetch script's calls and the most members one
+// of them returned, and calls after, if set, with each call's number.
+type fetchMembers struct {
+	after       func(call int)
+	mu          sync.Mutex
+	calls, most int
+}
+
+// hook returns the hook that does it.
+func (h *fetchMembers) hook() redis.Hook {
+	return scriptHook{script: journal.FetchScript, after: func(cmd redis.Cmder, err error) error {
+		c, ok := cmd.(*redis.Cmd)
+		if !ok {
+			return err
+		}
+		if v, ok := c.Val().([]any); ok && len(v) > 1 {
+			h.mu.Lock()
+			h.calls++
+			h.most = max(h.most, syncer.FetchedMembers(v))
+			call := h.calls
+			h.mu.Unlock()
+			if h.after != nil {
+				h.after(call)
+			}
+		}
+		return err
+	}}
+}
+
+// A large key that an importer keeps backfilling, a point at a random
+// old time every few milliseconds, does not hold its link: the other keys
+// are copied meanwhile, and once the backfill stops, every member of it.
+// Paging went back to the start at each member added below its pages,
+// the key's fetch failed when it could not catch up, and with it every
+// pass of the link.
+func TestBackfilledLargeKeyDoesNotHoldItsLink(t *testing.T) {
+	const bound, size = 1000, 20000
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now()
+	key, err := metricKey(now, "big", "m")
+	require.NoError(t, err)
+	other, err := metricKey(now, "small", "m")
+	require.NoError(t, err)
+	base := now.Add(-6 * time.Hour).Unix()
+	u := journal.KeyMembers{Key: key}
+	for i := range size {
+		u.Members = append(u.Members, fmt.Sprintf("%d:%d", base+int64(i), i))
+	}
+	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			m := fmt.Sprintf("%d.5:bf%d", base+rand.Int64N(size), i)
+			_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{m}}})
+			assert.NoError(t, err)
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	defer func() { stop.Store(true); wg.Wait() }()
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	time.Sleep(300 * time.Millisecond)
+	_, err = merge(ctx, c, a, []journal.KeyMembers{{Key: other, Members: []string{fmt.Sprintf("%d:1", now.Unix())}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return direct(t, b).ZCard(ctx, other).Val() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"another key of the link, while the large one is backfilled: %+v", linkStats(t, s, b, a))
+	stop.Store(true)
+	wg.Wait()
+	converged(t, []string{a, b}, 10*time.Second)
+	assert.Zero(t, linkStats(t, s, b, a).Errors, "the passes went on")
+}
