@@ -94,10 +94,7 @@ type GroupReport struct {
 	Diffs     []KeyDiff // the first MaxDiffs divergent keys
 	Repaired  int
 	Added     int64
-	// Compared says that every key was compared on every server of the
-	// group: none was down, and no digest failed.
-	Compared bool
-	Error    string // why the group could not be fully checked
+	Error     string // why the group could not be fully checked
 }
 
 // KeyDiff is a key whose replicas differ: its cardinality on each server
@@ -273,7 +270,6 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		divergent, cards = divergent[:n], cards[:n]
 	}
 	g.Divergent = len(divergent)
-	g.Compared = len(up) == len(servers) && len(errs) == 0
 	for i, key := range divergent[:min(len(divergent), opts.MaxDiffs)] {
 		d := KeyDiff{Key: key, Cards: make(map[string]int64, len(up)), Types: wrongType[key]}
 		for j, addr := range up {

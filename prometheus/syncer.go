@@ -33,14 +33,14 @@ var (
 	descContended = prometheus.NewDesc("redfed_syncer_contended_total", "Passes that found the link's cursor saved by another syncer of the same server and peer.", peerLabels, nil)
 
 	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
-	descAEFullRuns = prometheus.NewDesc("redfed_antientropy_full_runs_total", "Anti-entropy runs that compared every key.", nil, nil)
+	descAEFull     = prometheus.NewDesc("redfed_antientropy_full_checks_total", "Anti-entropy comparisons of every key of a group.", nil, nil)
 	descAERepaired = prometheus.NewDesc("redfed_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.", nil, nil)
 	descAEAdded    = prometheus.NewDesc("redfed_antientropy_members_added_total", "Members added by anti-entropy.", nil, nil)
 )
 
 func (syncerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descDelay, descCursor, descSynced, descPasses, descKeys, descAdded,
-		descSkipped, descEchoes, descErrors, descResets, descContended, descAERuns, descAEFullRuns, descAERepaired, descAEAdded} {
+		descSkipped, descEchoes, descErrors, descResets, descContended, descAERuns, descAEFull, descAERepaired, descAEAdded} {
 		ch <- d
 	}
 }
@@ -72,7 +72,7 @@ func (c syncerCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEchoes, p.Echoes)
 	}
 	ch <- prometheus.MustNewConstMetric(descAERuns, prometheus.CounterValue, float64(st.AntiEntropy.Runs))
-	ch <- prometheus.MustNewConstMetric(descAEFullRuns, prometheus.CounterValue, float64(st.AntiEntropy.FullRuns))
+	ch <- prometheus.MustNewConstMetric(descAEFull, prometheus.CounterValue, float64(st.AntiEntropy.FullChecks))
 	ch <- prometheus.MustNewConstMetric(descAERepaired, prometheus.CounterValue, float64(st.AntiEntropy.Repaired))
 	ch <- prometheus.MustNewConstMetric(descAEAdded, prometheus.CounterValue, float64(st.AntiEntropy.Added))
 }

@@ -36,8 +36,9 @@
 // PeerStats.SyncedTo say how far the local server is behind.
 //
 // Anti-entropy is the safety net, not the path any write depends on: every
-// few minutes it compares each key's cardinality and digest across the
-// group and gives the local servers the members they lack.
+// few minutes it compares the cardinality and digest of each key changed
+// since its last full run across the group, every hour each key, and
+// gives the local servers the members they lack.
 //
 // Keys of periods older than a server's retention horizon are skipped and
 // never written back, and a server whose horizon is older than its peer's

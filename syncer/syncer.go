@@ -51,17 +51,18 @@ type Options struct {
 	Batch int
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
 	// compare the keys of the local servers' groups and repair the local
-	// servers: the keys changed since the last run that compared them all,
-	// and every key once AntiEntropyFull has passed since that run. Default
-	// 5m.
+	// servers: in each group, the keys changed since the last run that
+	// compared them all and met no error, and every key once
+	// AntiEntropyFull has passed since that run. Default 5m.
 	AntiEntropyInterval time.Duration
 	// AntiEntropyFull is how often an anti-entropy run compares every key,
 	// however long ago it changed: a run reads every member of each key it
 	// compares (about 0.2 µs a member of a server's time), so that
 	// comparing the whole store at every run would cost each server as much
 	// as it holds every few minutes. A run after a link pulled its peer from
-	// the start again (a server that lost its data) compares every key too.
-	// Default 1h.
+	// the start again (a server that lost its data), or after one that met
+	// an error (a key it could not repair, a server down), compares every
+	// key of the group too. Default 1h.
 	AntiEntropyFull time.Duration
 	// NoAntiEntropy turns the periodic anti-entropy runs off; AntiEntropy
 	// still runs one when called.
@@ -330,18 +331,40 @@ func (s *Syncer) Close() error {
 // AntiEntropyInterval, unless Options.NoAntiEntropy; call it for a repair
 // on demand.
 func (s *Syncer) AntiEntropy(ctx context.Context) (metrics.CheckReport, error) {
-	return s.antiEntropy(ctx, time.Time{})
+	report, _, err := s.antiEntropy(ctx, nil)
+	return report, err
 }
 
-// antiEntropy compares the keys changed since (every key for the zero
-// time) and repairs the local servers.
-func (s *Syncer) antiEntropy(ctx context.Context, since time.Time) (metrics.CheckReport, error) {
-	report, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: s.nodes, Servers: s.locals, ChangedSince: since})
+// antiEntropy compares, in the group of each local node, the keys changed
+// since its time in since (every key for a node not in it) and repairs
+// the local servers. It returns the nodes whose run met no error.
+func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (metrics.CheckReport, map[string]bool, error) {
+	var (
+		report metrics.CheckReport
+		done   = make(map[string]bool)
+		errs   []error
+		full   int64
+	)
+	for _, node := range s.nodes {
+		r, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: []string{node}, Servers: s.locals, ChangedSince: since[node]})
+		report.Groups = append(report.Groups, r.Groups...)
+		report.Keys += r.Keys
+		report.Divergent += r.Divergent
+		report.Repaired += r.Repaired
+		report.Added += r.Added
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			done[node] = true
+		}
+		if since[node].IsZero() {
+			full++
+		}
+	}
+	err := errors.Join(errs...)
 	s.mu.Lock()
 	s.ae.Runs++
-	if since.IsZero() {
-		s.ae.FullRuns++
-	}
+	s.ae.FullChecks += full
 	s.ae.Keys += int64(report.Keys)
 	s.ae.Repaired += int64(report.Repaired)
 	s.ae.Added += report.Added
@@ -351,32 +374,49 @@ func (s *Syncer) antiEntropy(ctx context.Context, since time.Time) (metrics.Chec
 		s.ae.LastError = err.Error()
 	}
 	s.mu.Unlock()
-	return report, err
+	return report, done, err
 }
 
-// antiEntropyLoop runs anti-entropy every AntiEntropyInterval: every key
-// once AntiEntropyFull has passed since the last run that compared every
-// key on every server (the first run, and a run after a link's reset, too),
-// and else the keys changed since that run began.
+// antiEntropyLoop runs anti-entropy every AntiEntropyInterval. In each
+// group it compares every key once AntiEntropyFull has passed since the
+// last run that compared every key of the group and met no error (at the
+// first run, after a link of the group pulled its peer from the start
+// again, and after a run that failed, too), and else the keys changed
+// since that run began: a key found divergent but not repaired (a local
+// server full, a server down) is compared again at the next run.
 func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.AntiEntropyInterval)
 	defer t.Stop()
-	var lastFull time.Time // when the last run that compared every key began
-	resets := s.resets()
+	type group struct {
+		lastFull time.Time // when the group's last full run without error began
+		resets   int64     // the group's links' resets then
+	}
+	groups := make(map[string]*group, len(s.nodes))
+	for _, node := range s.nodes {
+		groups[node] = &group{}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		since := lastFull.Add(-antiEntropyMargin - s.opts.Overlap)
-		if r := s.resets(); r != resets || lastFull.IsZero() || time.Since(lastFull) >= s.opts.AntiEntropyFull {
-			since, resets = time.Time{}, r
+		resets := s.resets()
+		since := make(map[string]time.Time, len(s.nodes))
+		for node, g := range groups {
+			// Half an interval early: the ticks would otherwise come a
+			// hair before AntiEntropyFull and wait for the next.
+			due := time.Since(g.lastFull)+s.opts.AntiEntropyInterval/2 >= s.opts.AntiEntropyFull
+			if !g.lastFull.IsZero() && !due && resets[node] == g.resets {
+				since[node] = g.lastFull.Add(-antiEntropyMargin - s.opts.Overlap)
+			}
 		}
 		start := time.Now()
-		report, err := s.antiEntropy(ctx, since)
-		if since.IsZero() && compared(report) {
-			lastFull = start
+		report, done, err := s.antiEntropy(ctx, since)
+		for node, g := range groups {
+			if since[node].IsZero() && done[node] {
+				g.lastFull, g.resets = start, resets[node]
+			}
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -388,25 +428,17 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	}
 }
 
-// resets returns how many times the links pulled their peers from the
-// start again, all links.
-func (s *Syncer) resets() int64 {
-	var n int64
+// resets returns, by node, how many times the links of its local servers
+// pulled their peers from the start again.
+func (s *Syncer) resets() map[string]int64 {
+	out := make(map[string]int64, len(s.nodes))
 	for _, l := range s.links {
-		n += l.snapshot().Resets
-	}
-	return n
-}
-
-// compared reports whether a run compared every key of every group on
-// every server.
-func compared(report metrics.CheckReport) bool {
-	for _, g := range report.Groups {
-		if !g.Compared {
-			return false
+		node, _, err := s.c.ReplicaGroup(l.local)
+		if err == nil {
+			out[node] += l.snapshot().Resets
 		}
 	}
-	return true
+	return out
 }
 
 // Stats is a snapshot of a Syncer's counters.
@@ -508,13 +540,13 @@ func (h *DelayHistogram) observe(d time.Duration) {
 
 // AntiEntropyStats count anti-entropy runs.
 type AntiEntropyStats struct {
-	Runs      int64
-	FullRuns  int64 // runs that compared every key
-	Keys      int64 // keys compared, all runs
-	Repaired  int64 // keys repaired, all runs
-	Added     int64 // members added, all runs
-	LastRun   time.Time
-	LastError string
+	Runs       int64
+	FullChecks int64 // comparisons of every key of a group, all runs
+	Keys       int64 // keys compared, all runs
+	Repaired   int64 // keys repaired, all runs
+	Added      int64 // members added, all runs
+	LastRun    time.Time
+	LastError  string
 }
 
 // Stats returns the syncer's counters.

@@ -230,7 +230,7 @@ func (d *Demo) SyncerStats() *syncer.Stats {
 		one := s.Stats()
 		st.Peers = append(st.Peers, one.Peers...)
 		st.AntiEntropy.Runs += one.AntiEntropy.Runs
-		st.AntiEntropy.FullRuns += one.AntiEntropy.FullRuns
+		st.AntiEntropy.FullChecks += one.AntiEntropy.FullChecks
 		st.AntiEntropy.Repaired += one.AntiEntropy.Repaired
 		st.AntiEntropy.Added += one.AntiEntropy.Added
 		st.AntiEntropy.Keys += one.AntiEntropy.Keys
