@@ -30,7 +30,8 @@ import (
 // those too before it returns. A command that cannot be placed (its keys on
 // several nodes, or none) fails with its error, delivered to its callback,
 // and nothing of it is sent. Commands queued before a change of topology
-// (AddNode, RemoveNode, ReplaceNode) are placed again when they are sent.
+// (AddNode, RemoveNode, ReplaceNode, SetNodes) are placed again when they
+// are sent.
 // A blocking command (BLPOP, XREAD BLOCK...) may wait at most half the
 // read timeout, which go-redis applies to a pipeline's replies; one that
 // waits longer is refused (send it alone, by the Client's typed method).

@@ -146,7 +146,7 @@ func checkPoint(host, metricName string, t time.Time, value float64) (float64, e
 // many points use a Recorder of package metrics.
 //
 // When the topology changes while it writes (AddNode, RemoveNode,
-// ReplaceNode), it writes the point again on its key's node of now: a
+// ReplaceNode, SetNodes), it writes the point again on its key's node of now: a
 // point is acknowledged where reads look for it.
 func (c *Client) Record(ctx context.Context, host, metricName string, t time.Time, value float64) error {
 	ts, err := checkPoint(host, metricName, t, value)

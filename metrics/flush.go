@@ -64,9 +64,9 @@ const topologyRounds = 3
 
 // send writes a flush's points, every node at once, each node's calls in
 // turn, and accounts for every point. When the topology changed while it
-// ran (AddNode, RemoveNode, ReplaceNode), a point written may be where its
-// key no longer is, and one may have failed on a node that left: it
-// writes every point again, on its key's node of now (a metric write is
+// ran (AddNode, RemoveNode, ReplaceNode, SetNodes), a point written may be
+// where its key no longer is, and one may have failed on a node that left:
+// it writes every point again, on its key's node of now (a metric write is
 // idempotent: what a server holds already adds nothing, and journals
 // nothing), and accounts for what that round did.
 func (r *Recorder) send(w *flushWork) {
