@@ -112,19 +112,26 @@ type target struct {
 // placeCmd finds where a command goes, or sets its error and returns
 // false. It sends nothing.
 func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (target, bool) {
-	name := strings.ToLower(cmd.Name())
-	if txCommands[name] {
-		cmd.SetErr(fmt.Errorf("%w (%s)", ErrTxCommand, strings.ToUpper(name)))
-		return target{}, false
-	}
 	// A wait is noted before the topology is read: a server that leaves
 	// meanwhile then keeps its connections until the wait is over (see
 	// closeLater).
 	if wait, forever, err := blockTime(cmd); err == nil && !forever && wait > 0 {
 		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
 	}
+	return c.placeIn(ctx, c.topo.Load(), r, cmd)
+}
+
+// placeIn is placeCmd in the topology topo: every key of the command is
+// placed in it, since a node replaced meanwhile is another *node of the
+// same name, and a node renamed maps keys otherwise.
+func (c *Client) placeIn(ctx context.Context, topo *topology, r routing, cmd redis.Cmder) (target, bool) {
+	name := strings.ToLower(cmd.Name())
+	if txCommands[name] {
+		cmd.SetErr(fmt.Errorf("%w (%s)", ErrTxCommand, strings.ToUpper(name)))
+		return target{}, false
+	}
 	if r.grouped {
-		n, err := c.topo.Load().route(r.group)
+		n, err := topo.route(r.group)
 		if err != nil {
 			cmd.SetErr(err)
 			return target{}, false
@@ -138,7 +145,7 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 			return target{}, false
 		}
 		// A channel is placed as a key would be, and so is a subscription.
-		n, err := c.route("", argString(args[1]))
+		n, err := topo.route(c.hashKey("", argString(args[1])))
 		if err != nil {
 			cmd.SetErr(err)
 			return target{}, false
@@ -162,9 +169,6 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 		cmd.SetErr(fmt.Errorf("%w: %s", ErrKeyless, strings.ToUpper(strings.ReplaceAll(full, "|", " "))))
 		return target{}, false
 	}
-	// One topology for every key: a node replaced meanwhile is another
-	// *node of the same name.
-	topo := c.topo.Load()
 	first, err := topo.route(c.hashKey("", keys[0]))
 	if err != nil {
 		cmd.SetErr(err)
@@ -285,14 +289,15 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 		return fail(ErrClosed)
 	}
 	var n *node
+	topo := c.topo.Load() // one for every command, as for every key of one
 	for _, cmd := range inner {
-		t, ok := c.placeCmd(ctx, r, cmd)
+		t, ok := c.placeIn(ctx, topo, r, cmd)
 		switch {
 		case !ok:
 			return fail(cmd.Err())
 		case t.broadcast:
 			return fail(fmt.Errorf("%w: %s in a transaction names no key", ErrKeyless, strings.ToUpper(cmd.Name())))
-		case n != nil && t.node.name != n.name: // a node replaced meanwhile keeps its name
+		case n != nil && t.node != n:
 			return fail(fmt.Errorf("%w: a transaction's keys are on nodes %s and %s", ErrCrossNode, n.name, t.node.name))
 		}
 		n = t.node
