@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -51,13 +52,13 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		return fmt.Errorf("%w: WATCH needs a key", ErrKeyless)
 	}
 	var n *node
+	topo := c.topo.Load() // one for every key, as placeCmd
 	if r.grouped {
 		var err error
-		if n, err = c.topo.Load().route(r.group); err != nil {
+		if n, err = topo.route(r.group); err != nil {
 			return err
 		}
 	} else {
-		topo := c.topo.Load() // one for every key, as placeCmd
 		for _, k := range keys {
 			other, err := topo.route(c.hashKey("", k))
 			switch {
@@ -92,7 +93,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		failed.rename = func(err error) error { return nameRefusal(n.name, s, err) }
 		tx.AddHook(&failed)
 		if !r.grouped {
-			tx.AddHook(nodeGuard{c: c, n: n})
+			tx.AddHook(nodeGuard{c: c, n: n, s: s, version: topo.version})
 		}
 		err := fn(tx)
 		if !failed.include(err) {
@@ -126,10 +127,16 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 // on another node than the transaction's would run on the transaction's
 // server all the same, where its keys do not live. It fails with
 // ErrCrossNode before it is sent, and so does every command of a pipeline
-// that holds one.
+// that holds one. Where the key was on the transaction's node, and so on
+// its server, when the Watch began, but the federation's nodes changed
+// since (a reload that renamed the node, or gave it other servers), it
+// fails with redis.TxFailedErr, as a watched key that changed: the
+// caller's loop runs the transaction again, where the key is now.
 type nodeGuard struct {
-	c *Client
-	n *node
+	c       *Client
+	n       *node
+	s       *server // the transaction's
+	version uint64  // of the topology when the Watch began
 }
 
 var _ redis.Hook = nodeGuard{}
@@ -144,13 +151,17 @@ func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 	if err != nil {
 		return err
 	}
+	topo := g.c.topo.Load()
 	for _, k := range keys {
-		other, err := g.c.route("", k)
-		if err != nil {
+		other, err := topo.route(g.c.hashKey("", k))
+		switch {
+		case err != nil:
 			return err
-		}
-		if other.name != g.n.name { // a node replaced meanwhile keeps its name
+		case other == g.n:
+		case topo.version == g.version:
 			return fmt.Errorf("%w: %s in a Watch of node %s: key %q is on node %s", ErrCrossNode, cmdName(cmd), g.n.name, k, other.name)
+		case other.name != g.n.name || !slices.Contains(other.servers, g.s):
+			return redis.TxFailedErr
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package federated_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -363,5 +364,51 @@ func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
 			require.NoError(t, <-failed)
 			assert.Equal(t, []string{key, "x"}, <-popped)
 		})
+	}
+}
+
+// A Watch during which the federation's nodes change (a reload renamed
+// its node, or gave it other servers) fails with redis.TxFailedErr, as
+// for a watched key that changed, so that the caller's loop runs it again
+// where the key is now: it failed with ErrCrossNode, which a caller takes
+// for a mistake in its code, and a Watch whose node got other servers
+// wrote on the old one, where no reader looks.
+func TestWatchAcrossAChangeOfNodesFailsAsAChangedKey(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
+	ctx := context.Background()
+	for i, change := range []map[string]federated.Node{
+		{"b": {Address: s0}}, // renamed: the key is on b now, on the same server
+		{"b": {Address: s1}}, // other servers
+	} {
+		tries := 0
+		for {
+			tries++
+			err := c.Watch(ctx, func(tx *redis.Tx) error {
+				n, err := tx.Get(ctx, "w").Int()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return err
+				}
+				if tries == 1 {
+					require.NoError(t, c.SetNodes(change))
+				}
+				_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					p.Set(ctx, "w", n+1, 0)
+					return nil
+				})
+				return err
+			}, "w")
+			if err == redis.TxFailedErr {
+				continue
+			}
+			require.NoError(t, err, "change %d", i)
+			break
+		}
+		assert.Equal(t, 2, tries, "change %d: run again once", i)
+		current, err := c.NodeToServer("b")
+		require.NoError(t, err)
+		assert.Equal(t, "1", directClient(t, current).Get(ctx, "w").Val(), "change %d: written where the key is", i)
+		require.NoError(t, directClient(t, current).Del(ctx, "w").Err())
 	}
 }
