@@ -369,6 +369,15 @@ func (c *Client) sendPipeline(ctx context.Context, g *sendGroup) error {
 			}
 		}
 		fault := firstFault(ctx, g.cmds)
+		if closed := c.whenClosed(fault); fault != nil && closed != fault {
+			// The Client closed under it: its server's connections too.
+			for _, cmd := range g.cmds {
+				if e := cmd.Err(); e != nil && isServerFault(ctx, e) {
+					cmd.SetErr(closed)
+				}
+			}
+			return closed
+		}
 		if fault != nil && busyPool(rc, fault) {
 			se := busyPoolError(g.node.name, s, rc, fault)
 			for _, cmd := range g.cmds {

@@ -412,3 +412,30 @@ func TestWatchAcrossAChangeOfNodesFailsAsAChangedKey(t *testing.T) {
 		require.NoError(t, directClient(t, current).Del(ctx, "w").Err())
 	}
 }
+
+// A pipeline under way on a server that left its node fails with
+// ErrClosed when the Client closes under it, as one on a server of the
+// federation does: it failed with go-redis's "use of closed network
+// connection".
+func TestPipelineOnALeavingServerAtCloseFailsWithErrClosed(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.BLPop(ctx, 800*time.Millisecond, "list")
+			return nil
+		})
+		done <- err
+	}()
+	require.Eventually(t, func() bool {
+		n, err := directClient(t, s0).Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+		return err == nil && strings.Contains(n, "cmd=blpop")
+	}, 2*time.Second, 10*time.Millisecond, "the BLPOP waits")
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s1}}))
+	require.NoError(t, c.Close())
+	assert.ErrorIs(t, <-done, federated.ErrClosed)
+}
