@@ -731,6 +731,8 @@ func TestSortPatternsStayOnTheirNode(t *testing.T) {
 		{By: "w_*"},
 		{Get: []string{"{" + other + "}obj_*"}},
 		{Get: []string{"obj_*{u}"}},
+		// A metric key is placed whole, whatever its braces.
+		{Get: []string{"2026-11-25:{u}*"}},
 	} {
 		err := c.Sort(ctx, "{u}list", s).Err()
 		require.ErrorIs(t, err, federated.ErrCrossNode, "%+v", s)

@@ -339,7 +339,7 @@ func (c *Client) sortKeys(args []any, keys []string) ([]string, error) {
 			if open >= 0 {
 				end = strings.IndexByte(key[open+1:star], '}')
 			}
-			if c.opts.HashTags && end > 0 {
+			if c.opts.HashTags && end > 0 && !metricShaped(key) {
 				keys = append(keys, key) // placed by its tag, whatever the element
 				continue
 			}
