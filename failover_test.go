@@ -574,8 +574,9 @@ func TestServerClientAfterCloseFailsWithErrClosed(t *testing.T) {
 
 // A server's client from ServerClient whose server left the federation
 // fails its commands with ErrUnknownNode, and ServerClient gives the
-// server's client of now: after RemoveNode, and after a ReplaceNode that
-// leaves the server out. One that keeps the server keeps its client.
+// server's client of now: after RemoveNode, after a ReplaceNode that
+// leaves the server out, and after a SetNodes that moves it to a node of
+// another name. One that keeps the server keeps its client.
 func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	a, b := servers[0].Addr(), servers[1].Addr()
@@ -604,6 +605,16 @@ func TestServerClientOfAServerThatLeftFails(t *testing.T) {
 	now, err := c.ServerClient(servers[2].Addr())
 	require.NoError(t, err)
 	require.NoError(t, now.Ping(ctx).Err())
+
+	// A server that moves to a node of another name (a reload renamed
+	// its node) is in the federation still: the error says where.
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"c": {Address: servers[2].Addr()}}))
+	err = now.Ping(ctx).Err()
+	require.ErrorIs(t, err, federated.ErrUnknownNode)
+	assert.ErrorContains(t, err, "server "+servers[2].Addr()+" left node a for node c")
+	moved, err := c.ServerClient(servers[2].Addr())
+	require.NoError(t, err)
+	require.NoError(t, moved.Ping(ctx).Err())
 }
 
 // A ServerClient sends through the connections every routed command of

@@ -129,16 +129,20 @@ func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.Process
 }
 
 // gone returns ErrClosed once the client closed, and an error wrapping
-// ErrUnknownNode once the server left the federation (RemoveNode, or a
-// ReplaceNode that leaves it out): the server's go-redis client would
-// answer go-redis's own error, or, until it is closed, commands for a
-// server that is no longer the federation's.
+// ErrUnknownNode once the server left its node (RemoveNode, a ReplaceNode
+// that leaves it out, a SetNodes that moves it to a node of another
+// name): the server's go-redis client would answer go-redis's own error,
+// or, until it is closed, commands for a server that is no longer the
+// federation's.
 func (h handleHook) gone() error {
 	if h.c.closed.Load() {
 		return ErrClosed
 	}
 	select {
 	case <-h.s.stop:
+		if now, ok := h.c.topo.Load().servers[h.s.addr]; ok {
+			return fmt.Errorf("%w: server %s left node %s for node %s; ServerClient gives its client now", ErrUnknownNode, h.s.addr, h.s.node, now.node)
+		}
 		return fmt.Errorf("%w: server %s left the federation; ServerClient gives its client now", ErrUnknownNode, h.s.addr)
 	default:
 		return nil
