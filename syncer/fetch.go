@@ -87,6 +87,7 @@ type fetchRequest struct {
 	recount int          // checkpoints to read again, nearest first
 	checks  []checkpoint // nearest first
 	size    int64        // the members it may fetch, as far as the link knows
+	card    int64        // the key's cardinality, as the journal said; fetchNear only (else size)
 }
 
 // maxFetchMembers bounds the members one fetch call asks for, by the
@@ -106,6 +107,10 @@ type fetchResult struct {
 	members []string
 	fresh   []checkpoint // the checkpoints read again, nearest first
 	next    float64      // where the next page starts, a page (status pageMore) only
+	// partial says that a key fetched in pages saw a count change below
+	// a page's start: a member added below the pages (a backfill), which
+	// the link may lack although card counts it.
+	partial bool
 	// early is what merging the pages before this one did, a key fetched
 	// in pages only.
 	early journal.MergeResult
@@ -185,7 +190,9 @@ func (l *link) fetchCall(ctx context.Context, reqs []fetchRequest) ([]fetchResul
 // journal was read, which journals the key again, and the key is then
 // fetched again, whole, since a fetch that saw a count change keeps none
 // of the checkpoints its last page read (their counts hold members the
-// link lacks). Going back to the start instead kept a key that an
+// link lacks), nor marks the key with the count its last page read: a
+// writer that journals in whole seconds (the Perl module) journals the
+// key again at the time it had, and only the count tells the entry. Going back to the start instead kept a key that an
 // importer backfilled from ever being done, and its link with it. A key
 // whose pages the local server refuses for good (a dropped period,
 // another type) gets no further page, and the refusal is the result's.
@@ -199,8 +206,9 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 	var early journal.MergeResult
 	held := true // no count below a page changed since the first
 	// Pages move forward, so a key takes as many calls as it has pages,
-	// more only when it grows meanwhile.
-	for calls := 2*(req.size/maxFetchMembers+1) + 8; calls > 0; calls-- {
+	// more only when it grows meanwhile; a fetch from the nearest
+	// checkpoint may page the whole key when that no longer holds.
+	for calls := 2*(max(req.size, req.card)/maxFetchMembers+1) + 8; calls > 0; calls-- {
 		part, err := l.fetchCall(ctx, []fetchRequest{page})
 		if err != nil {
 			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
@@ -211,7 +219,7 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 		}
 		if r.status != pageMore {
 			if !held {
-				r.fresh = nil
+				r.fresh, r.partial = nil, true
 			}
 			r.early = early
 			return r, nil
@@ -361,7 +369,7 @@ func (m *keyMark) nearRequest(key string, card int64, now float64) fetchRequest 
 			recount = k + 1
 		}
 	}
-	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1], size: max(card-m.checks[0].count, 0)}
+	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1], size: max(card-m.checks[0].count, 0), card: card}
 }
 
 // farRequest is the second try at fetching a key of card members whose

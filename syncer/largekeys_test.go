@@ -111,9 +111,13 @@ func TestLargeKeyIsFetchedInPages(t *testing.T) {
 	}}
 	c.AddHook(pages.hook())
 
-	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 	all := converged(t, []string{a, b}, 10*time.Second)
 	assert.Len(t, all, size+1)
+	// The backfill came with the first page of the second fetch: the
+	// pass goes on to its last page, and the next ends.
+	done := time.Now()
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).SyncedTo.After(done) }, 10*time.Second, 10*time.Millisecond)
 	pages.mu.Lock()
 	assert.Equal(t, tie, pages.most, "the largest call: the members of one second")
 	// 5 pages: 2 of 1,000, the 1,500 of one second, 2 of 1,000.
@@ -173,17 +177,10 @@ func TestBackfilledLargeKeyDoesNotHoldItsLink(t *testing.T) {
 	c, a, b := boundedPair(t, bound)
 	ctx := context.Background()
 	now := time.Now()
-	key, err := metricKey(now, "big", "m")
-	require.NoError(t, err)
 	other, err := metricKey(now, "small", "m")
 	require.NoError(t, err)
 	base := now.Add(-6 * time.Hour).Unix()
-	u := journal.KeyMembers{Key: key}
-	for i := range size {
-		u.Members = append(u.Members, fmt.Sprintf("%d:%d", base+int64(i), i))
-	}
-	_, err = merge(ctx, c, a, []journal.KeyMembers{u})
-	require.NoError(t, err)
+	key := writeLargeKey(t, c, a, now, base, size)
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -197,7 +194,6 @@ func TestBackfilledLargeKeyDoesNotHoldItsLink(t *testing.T) {
 	})
 	defer func() { stop.Store(true); wg.Wait() }()
 	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
-	time.Sleep(300 * time.Millisecond)
 	_, err = merge(ctx, c, a, []journal.KeyMembers{{Key: other, Members: []string{fmt.Sprintf("%d:1", now.Unix())}}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return direct(t, b).ZCard(ctx, other).Val() == 1 }, 5*time.Second, 10*time.Millisecond,
@@ -206,4 +202,74 @@ func TestBackfilledLargeKeyDoesNotHoldItsLink(t *testing.T) {
 	wg.Wait()
 	converged(t, []string{a, b}, 10*time.Second)
 	assert.Zero(t, linkStats(t, s, b, a).Errors, "the passes went on")
+}
+
+// A writer that journals in whole seconds (the Perl module) backfills a
+// large key while it is fetched in pages, and journals it again at the
+// same second: the overlap read finds the entry with the time it had,
+// and the count it has now. The fetch that saw the count change below its
+// pages marked the key with that count, as if it held the backfill, and
+// the entry was passed over for good.
+func TestBackfillJournalledAtTheSameSecondDuringPages(t *testing.T) {
+	const bound, size = 1000, 5500
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	base := now.Add(-2 * time.Hour).Unix()
+	key := writeLargeKey(t, c, a, now, base, size)
+	sec := float64(time.Now().Unix())
+	require.NoError(t, direct(t, a).ZAdd(ctx, "journal", redis.Z{Score: sec, Member: key}).Err())
+	backfill := fmt.Sprintf("%d:backfill", base-12*3600)
+	pages := &fetchMembers{after: func(call int) {
+		if call == 1 {
+			assert.NoError(t, direct(t, a).ZAdd(ctx, key, redis.Z{Score: float64(base - 12*3600), Member: backfill}).Err())
+			assert.NoError(t, direct(t, a).ZAdd(ctx, "journal", redis.Z{Score: sec, Member: key}).Err())
+		}
+	}}
+	c.AddHook(pages.hook())
+	startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true, OverlapInterval: 100 * time.Millisecond})
+	require.Eventually(t, func() bool { return direct(t, b).ZScore(ctx, key, backfill).Err() == nil }, 10*time.Second, 10*time.Millisecond,
+		"the backfill copied")
+}
+
+// A large key fetched once, then given more than a page of new points
+// and one older than its nearest checkpoint: the fetch from that
+// checkpoint misses, and the whole key is fetched in pages. The calls it
+// could take were counted by the new points alone, and the fetch failed
+// at every pass, its link held.
+func TestLargeKeyFetchedWholeFromANearRequest(t *testing.T) {
+	const bound, size = 1000, 20000
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	base := now.Add(-6 * time.Hour).Unix()
+	key := writeLargeKey(t, c, a, now, base, size)
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	converged(t, []string{a, b}, 10*time.Second)
+
+	u := journal.KeyMembers{Key: key}
+	for i := range bound + 1 {
+		u.Members = append(u.Members, fmt.Sprintf("%d:n%d", base+size+int64(i), i))
+	}
+	u.Members = append(u.Members, fmt.Sprintf("%d.5:old", base+10))
+	_, err := merge(ctx, c, a, []journal.KeyMembers{u})
+	require.NoError(t, err)
+	converged(t, []string{a, b}, 10*time.Second)
+	assert.Zero(t, linkStats(t, s, b, a).Errors)
+}
+
+// writeLargeKey writes size points a second apart from base, Unix
+// seconds, to the key of host "big" and metric "m" of now's period on
+// server addr, and returns the key.
+func writeLargeKey(t *testing.T, c *federated.Client, addr string, now time.Time, base int64, size int) string {
+	t.Helper()
+	key, err := metricKey(now, "big", "m")
+	require.NoError(t, err)
+	u := journal.KeyMembers{Key: key}
+	for i := range size {
+		u.Members = append(u.Members, fmt.Sprintf("%d:%d", base+int64(i), i))
+	}
+	_, err = merge(context.Background(), c, addr, []journal.KeyMembers{u})
+	require.NoError(t, err)
+	return key
 }

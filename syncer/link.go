@@ -470,7 +470,7 @@ func (l *link) startMerge(ctx context.Context, p *page) *page {
 		// A key fetched holds what its fetch read, atomically: a member
 		// added after the journal was read is merged too.
 		for i, r := range p.results {
-			if _, ok := p.tail[p.sift.requests[i].key]; ok && r.fetched() {
+			if _, ok := p.tail[p.sift.requests[i].key]; ok && r.fetched() && !r.partial {
 				p.tail[p.sift.requests[i].key] = r.card
 			}
 		}
@@ -707,7 +707,9 @@ func (l *link) mark(s sifted, results []fetchResult, gen uint64) {
 			next++
 			switch {
 			case r.fetched():
-				m.card = r.card
+				if !r.partial { // else the journal's: card counts what the link may lack
+					m.card = r.card
+				}
 				m.apply(r)
 				m.gen, m.checkedAt = gen, now
 			case s.requests[next-1].mode == fetchRefresh && r.status == -1:
