@@ -92,9 +92,7 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		}
 		failed.rename = func(err error) error { return nameRefusal(n.name, s, err) }
 		tx.AddHook(&failed)
-		if !r.grouped {
-			tx.AddHook(nodeGuard{c: c, n: n, s: s, version: topo.version})
-		}
+		tx.AddHook(nodeGuard{c: c, r: r, n: n, s: s, topo: topo})
 		err := fn(tx)
 		if !failed.include(err) {
 			own = err
@@ -128,41 +126,65 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 // server all the same, where its keys do not live. It fails with
 // ErrCrossNode before it is sent, and so does every command of a pipeline
 // that holds one. Where the key was on the transaction's node, and so on
-// its server, when the Watch began, but the federation's nodes changed
-// since (a reload that renamed the node, or gave it other servers), it
-// fails with redis.TxFailedErr, as a watched key that changed: the
-// caller's loop runs the transaction again, where the key is now.
+// its server, when the Watch began (every command of a group's Watch),
+// but the federation's nodes changed since so that it is elsewhere now (a
+// reload that renamed the node, or gave it other servers), it fails with
+// redis.TxFailedErr, as a watched key that changed: the caller's loop
+// runs the transaction again, where the key is now.
 type nodeGuard struct {
-	c       *Client
-	n       *node
-	s       *server // the transaction's
-	version uint64  // of the topology when the Watch began
+	c    *Client
+	r    routing
+	n    *node
+	s    *server   // the transaction's
+	topo *topology // when the Watch began
 }
 
 var _ redis.Hook = nodeGuard{}
 
-// check returns the error of a command with a key of another node.
+// check returns the error of a command with a key of another node, or of
+// a Watch whose keys are elsewhere now.
 func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 	if name := strings.ToLower(cmd.Name()); name != "watch" && txCommands[name] {
 		return nil // MULTI, EXEC...: WATCH has keys
+	}
+	now := g.c.topo.Load()
+	if g.r.grouped {
+		return g.moved(now, g.r.group)
 	}
 	var held [4]string
 	keys, err := g.c.commandKeys(ctx, cmd, held[:0])
 	if err != nil {
 		return err
 	}
-	topo := g.c.topo.Load()
 	for _, k := range keys {
-		other, err := topo.route(g.c.hashKey("", k))
+		hashed := g.c.hashKey("", k)
+		then, err := g.topo.route(hashed)
 		switch {
 		case err != nil:
 			return err
-		case other == g.n:
-		case topo.version == g.version:
-			return fmt.Errorf("%w: %s in a Watch of node %s: key %q is on node %s", ErrCrossNode, cmdName(cmd), g.n.name, k, other.name)
-		case other.name != g.n.name || !slices.Contains(other.servers, g.s):
-			return redis.TxFailedErr
+		case then != g.n:
+			return fmt.Errorf("%w: %s in a Watch of node %s: key %q is on node %s", ErrCrossNode, cmdName(cmd), g.n.name, k, then.name)
 		}
+		if err := g.moved(now, hashed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moved returns redis.TxFailedErr when what hashes to hashed, on the
+// transaction's node and server when the Watch began, is elsewhere in
+// the topology now.
+func (g nodeGuard) moved(now *topology, hashed string) error {
+	if now == g.topo {
+		return nil
+	}
+	n, err := now.route(hashed)
+	switch {
+	case err != nil:
+		return err
+	case n != g.n && (n.name != g.n.name || !slices.Contains(n.servers, g.s)):
+		return redis.TxFailedErr
 	}
 	return nil
 }

@@ -61,8 +61,9 @@ func (c *Client) ReplaceNode(name string, n Node) error {
 // server that stays in a node of the same name stays as it is;
 // one that moves to a node of another name starts anew there, and the
 // commands under way on a server that leaves its node finish there, as
-// with RemoveNode. It refuses nodes that Config.Validate would, changing
-// nothing, and no error shows the password.
+// with RemoveNode. The nodes it has already change nothing. It refuses
+// nodes that Config.Validate would, changing nothing, and no error shows
+// the password.
 func (c *Client) SetNodes(nodes map[string]Node) error {
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
@@ -75,15 +76,19 @@ func (c *Client) SetNodes(nodes map[string]Node) error {
 	}
 	old := c.topo.Load()
 	next := &topology{nodes: make(map[string]*node, len(nodes)), servers: make(map[string]*server), version: old.version + 1}
+	same := len(nodes) == len(old.nodes)
 	for name, n := range nodes {
 		nd := old.nodes[name]
 		if nd == nil || !slices.Equal(nd.addrs(), n.Servers()) {
-			nd = c.nodeKeeping(name, n, nd)
+			nd, same = c.nodeKeeping(name, n, nd), false
 		}
 		next.nodes[name] = nd
 		for _, s := range nd.servers {
 			next.servers[s.addr] = s
 		}
+	}
+	if same {
+		return nil // the nodes it has: no change, nor a new version
 	}
 	var gone, added []*server
 	for _, s := range old.servers {

@@ -281,6 +281,8 @@ func TestSetNodes(t *testing.T) {
 	wg.Wait()
 	assert.Empty(t, failed, "writes while the nodes changed")
 	assert.Equal(t, version+40, c.TopologyVersion())
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}, "b": {Addresses: []string{s1, s2}}}))
+	assert.Equal(t, version+40, c.TopologyVersion(), "the nodes it has: no change")
 
 	version = c.TopologyVersion()
 	sc, err := c.ServerClient(s0)
@@ -411,6 +413,53 @@ func TestWatchAcrossAChangeOfNodesFailsAsAChangedKey(t *testing.T) {
 		assert.Equal(t, "1", directClient(t, current).Get(ctx, "w").Val(), "change %d: written where the key is", i)
 		require.NoError(t, directClient(t, current).Del(ctx, "w").Err())
 	}
+
+	// A group's Watch the same way.
+	g := c.Group("g")
+	tries := 0
+	for {
+		tries++
+		err := g.Watch(ctx, func(tx *redis.Tx) error {
+			if tries == 1 {
+				require.NoError(t, c.SetNodes(map[string]federated.Node{"b": {Address: s0}}))
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, "gw", tries, 0)
+				return nil
+			})
+			return err
+		}, "gw")
+		if err == redis.TxFailedErr {
+			continue
+		}
+		require.NoError(t, err)
+		break
+	}
+	assert.Equal(t, 2, tries, "a group's Watch: run again once")
+	assert.Equal(t, "2", directClient(t, s0).Get(ctx, "gw").Val(), "written where the group is")
+	assert.Zero(t, directClient(t, s1).Exists(ctx, "gw").Val())
+
+	// A key of another node all along is ErrCrossNode, whatever changed
+	// meanwhile: a retry loop would spin on TxFailedErr.
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}))
+	mine, theirs := "k0", "k1"
+	for i := 0; c.KeyToNode(theirs) == c.KeyToNode(mine); i++ {
+		theirs = fmt.Sprintf("k%d", i+2)
+	}
+	err := c.Watch(ctx, func(tx *redis.Tx) error {
+		// A change that moves nothing.
+		require.NoError(t, c.ReplaceNode(c.KeyToNode(theirs), federated.Node{Address: mustServerOf(t, c, theirs)}))
+		return tx.Get(ctx, theirs).Err()
+	}, mine)
+	require.ErrorIs(t, err, federated.ErrCrossNode)
+}
+
+// mustServerOf returns the address of the server that key's node sends to.
+func mustServerOf(t *testing.T, c *federated.Client, key string) string {
+	t.Helper()
+	addr, err := c.NodeToServer(c.KeyToNode(key))
+	require.NoError(t, err)
+	return addr
 }
 
 // A pipeline under way on a server that left its node fails with
