@@ -95,6 +95,12 @@ type GroupReport struct {
 	Repaired  int
 	Added     int64
 	Error     string // why the group could not be fully checked
+	// Incomplete says that a failure that may pass (a server down or
+	// refusing writes, a timeout) kept keys from being compared or
+	// repaired: a run again may do more. Keys that can never be repaired
+	// (of another type, with members that are not "$timestamp:$value")
+	// fail the run without it.
+	Incomplete bool
 }
 
 // KeyDiff is a key whose replicas differ: its cardinality on each server
@@ -190,7 +196,7 @@ func (st *Store) check(ctx context.Context, opts CheckOptions, repair bool) (Che
 // checkGroup checks, and with repair mends, one replica group.
 func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions, repair bool) (GroupReport, error) {
 	servers, err := st.c.AllServers(name)
-	g := GroupReport{Node: name, Servers: servers}
+	g := GroupReport{Node: name, Servers: servers, Incomplete: true}
 	if err != nil {
 		return g, err
 	}
@@ -277,6 +283,9 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		}
 		g.Diffs = append(g.Diffs, d)
 	}
+	// Every key compared on every server up: a server down leaves the run
+	// incomplete, as does a repair that fails in a way that passes.
+	g.Incomplete = len(errs) > 0
 	if repair && len(divergent) > 0 {
 		if err := st.repairKeys(ctx, &g, up, divergent, cards, wrongType, opts.Servers); err != nil {
 			errs = append(errs, err)
@@ -482,6 +491,7 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 		for _, addr := range servers {
 			members, err := journal.Members(ctx, st.c, addr, batch)
 			if err != nil {
+				g.Incomplete = true
 				return errors.Join(append(errs, err)...)
 			}
 			have[addr] = members
@@ -510,6 +520,7 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 				errs = append(errs, fmt.Errorf("metrics: key %s: members %q on another server of the group are not \"$timestamp:$value\": not copied to %s", key, members, addr))
 			}
 			if err != nil {
+				g.Incomplete = true
 				errs = append(errs, err)
 				continue
 			}

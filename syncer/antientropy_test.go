@@ -93,12 +93,27 @@ func TestAntiEntropyComparesTheKeysChangedBetweenFullRuns(t *testing.T) {
 	assert.Greater(t, ae().FullChecks, int64(2), "full runs until one repairs what it found")
 	stop()
 
+	// A key that can never be repaired (of another type on the first
+	// server) fails every run, but does not make the next full.
+	broken, err := metricKey(now, "web1", "broken")
+	require.NoError(t, err)
+	_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: broken, Members: []string{fmt.Sprintf("%d:1", now.Unix())}}})
+	require.NoError(t, err)
+	require.NoError(t, direct(t, a).Set(ctx, broken, "someone's string", 0).Err())
+	s, stop = startSyncer(t, c, []string{a}, opts)
+	require.Eventually(t, func() bool { return ae().Runs >= 4 }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, ae().LastError, broken)
+	assert.EqualValues(t, 1, ae().FullChecks, "a key that can never be repaired makes no run full")
+	stop()
+	require.NoError(t, direct(t, a).Del(ctx, broken).Err())
+
 	// A server that lost its data: the link pulls its peer from the start
 	// again, and the next run compares every key.
 	opts.Links = nil
 	stop = start()
 	defer stop()
 	require.NoError(t, direct(t, a).FlushAll(ctx).Err())
-	require.Eventually(t, func() bool { return ae().FullChecks == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return ae().FullChecks >= 2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Positive(t, linkStats(t, s, a, b).Resets)
+	require.Eventually(t, func() bool { return direct(t, a).ZCard(ctx, keys["old"]).Val() == 2 }, 5*time.Second, 10*time.Millisecond)
 }

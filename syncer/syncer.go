@@ -52,7 +52,7 @@ type Options struct {
 	// AntiEntropyInterval is the pause between anti-entropy runs, which
 	// compare the keys of the local servers' groups and repair the local
 	// servers: in each group, the keys changed since the last run that
-	// compared them all and met no error, and every key once
+	// compared them all and met no failure that passes, and every key once
 	// AntiEntropyFull has passed since that run. Default 5m.
 	AntiEntropyInterval time.Duration
 	// AntiEntropyFull is how often an anti-entropy run compares every key,
@@ -60,9 +60,10 @@ type Options struct {
 	// compares (about 0.2 µs a member of a server's time), so that
 	// comparing the whole store at every run would cost each server as much
 	// as it holds every few minutes. A run after a link pulled its peer from
-	// the start again (a server that lost its data), or after one that met
-	// an error (a key it could not repair, a server down), compares every
-	// key of the group too. Default 1h.
+	// the start again (a server that lost its data), or after a run that
+	// compared every key but met a failure that passes (a key it could not
+	// repair for a full server, a server down), compares every key of the
+	// group too. Default 1h.
 	AntiEntropyFull time.Duration
 	// NoAntiEntropy turns the periodic anti-entropy runs off; AntiEntropy
 	// still runs one when called.
@@ -337,7 +338,8 @@ func (s *Syncer) AntiEntropy(ctx context.Context) (metrics.CheckReport, error) {
 
 // antiEntropy compares, in the group of each local node, the keys changed
 // since its time in since (every key for a node not in it) and repairs
-// the local servers. It returns the nodes whose run met no error.
+// the local servers. It returns the nodes whose run met no failure that
+// passes (see metrics.GroupReport.Incomplete).
 func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (metrics.CheckReport, map[string]bool, error) {
 	var (
 		report metrics.CheckReport
@@ -354,9 +356,10 @@ func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (m
 		report.Added += r.Added
 		if err != nil {
 			errs = append(errs, err)
-		} else {
-			done[node] = true
 		}
+		// Keys that can never be repaired fail every run: they are
+		// reported, and do not make the next run full.
+		done[node] = err == nil || len(r.Groups) == 1 && !r.Groups[0].Incomplete
 		if since[node].IsZero() {
 			full++
 		}
@@ -379,11 +382,12 @@ func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (m
 
 // antiEntropyLoop runs anti-entropy every AntiEntropyInterval. In each
 // group it compares every key once AntiEntropyFull has passed since the
-// last run that compared every key of the group and met no error (at the
-// first run, after a link of the group pulled its peer from the start
-// again, and after a run that failed, too), and else the keys changed
-// since that run began: a key found divergent but not repaired (a local
-// server full, a server down) is compared again at the next run.
+// last run that compared every key of the group and met no failure that
+// passes (at the first run, after a link of the group pulled its peer
+// from the start again, and after such a run that failed, too), and else
+// the keys changed since that run began: a key found divergent but not
+// repaired (a local server full, a server down) is compared again at the
+// next run.
 func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.AntiEntropyInterval)
 	defer t.Stop()
@@ -541,7 +545,7 @@ func (h *DelayHistogram) observe(d time.Duration) {
 // AntiEntropyStats count anti-entropy runs.
 type AntiEntropyStats struct {
 	Runs       int64
-	FullChecks int64 // comparisons of every key of a group, all runs
+	FullChecks int64 // comparisons of every key of a group, all runs, done or failed
 	Keys       int64 // keys compared, all runs
 	Repaired   int64 // keys repaired, all runs
 	Added      int64 // members added, all runs
