@@ -81,7 +81,8 @@ func TestWriteSkipsSamplesFarAhead(t *testing.T) {
 
 // A request that fails after part of it was written counts the samples
 // written: a series whose key holds another type is refused (400), and
-// the sample of the other series, written, is counted.
+// the samples of the other series, written, are counted, and so is one
+// it skipped, since Prometheus does not send a 400 again.
 func TestWriteCountsSamplesOfARequestRefusedInPart(t *testing.T) {
 	e := startEndpoints(t, 1, remote.Options{})
 	ls := []string{"__name__", "up", "instance", "a:1"}
@@ -89,11 +90,13 @@ func TestWriteCountsSamplesOfARequestRefusedInPart(t *testing.T) {
 	setByHand(t, c, ls)
 
 	code, reply := e.writeSeries(t, series(ls, prompb.Sample{Timestamp: t0, Value: 1}),
-		series([]string{"__name__", "fine"}, prompb.Sample{Timestamp: t0, Value: 2}, prompb.Sample{Timestamp: t0 + 1, Value: 3}))
+		series([]string{"__name__", "fine"}, prompb.Sample{Timestamp: t0, Value: 2}, prompb.Sample{Timestamp: t0 + 1, Value: 3},
+			prompb.Sample{Timestamp: time.Now().Add(2 * time.Hour).UnixMilli(), Value: 4}))
 	require.Equal(t, http.StatusBadRequest, code, reply)
 	st := e.write.Stats()
 	assert.Equal(t, int64(2), st.Samples, "samples written: got %d, want 2", st.Samples)
 	assert.Equal(t, int64(1), st.Refused)
+	assert.Equal(t, int64(1), st.Ahead, "a sample skipped, of a request not sent again")
 }
 
 // A request with a series of a key of another type and a series of a

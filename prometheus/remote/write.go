@@ -132,10 +132,12 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	if len(samples) > 0 {
-		if e := h.write(r, samples); e != nil {
-			return e
+		if e = h.write(r, samples); e != nil && e.code >= 500 {
+			return e // sent again: what it skips is counted then
 		}
 	}
+	// Answered 204, or 4xx with its other series written (which
+	// Prometheus does not send again): what it skipped is counted.
 	h.stale.Add(skipped.StaleMarkers)
 	h.nonFinite.Add(skipped.NonFinite)
 	if skipped.Ahead > 0 {
@@ -145,7 +147,7 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 	}
 	h.histograms.Add(skipped.Histograms)
 	h.exemplars.Add(skipped.Exemplars)
-	return nil
+	return e
 }
 
 // write stores a request's samples and counts those written. Samples of
