@@ -140,7 +140,7 @@ func (h handleHook) gone() error {
 	}
 	select {
 	case <-h.s.stop:
-		if now, ok := h.c.topo.Load().servers[h.s.addr]; ok {
+		if now, ok := h.c.topo.Load().servers[h.s.addr]; ok && now.node != h.s.node {
 			return fmt.Errorf("%w: server %s left node %s for node %s; ServerClient gives its client now", ErrUnknownNode, h.s.addr, h.s.node, now.node)
 		}
 		return fmt.Errorf("%w: server %s left the federation; ServerClient gives its client now", ErrUnknownNode, h.s.addr)

@@ -343,6 +343,10 @@ func (c *Client) sortKeys(args []any, keys []string) ([]string, error) {
 				keys = append(keys, key) // placed by its tag, whatever the element
 				continue
 			}
+			if metricShaped(key) {
+				return nil, fmt.Errorf("%w: SORT %s %q names metric keys, which are placed whole, whatever their braces: they may be on any node",
+					ErrCrossNode, strings.ToUpper(argString(args[i-1])), pattern)
+			}
 			return nil, fmt.Errorf("%w: SORT %s %q may read keys of any node: give it a {tag} before its * (hash_tags: true) on the node of %q, or sort through a Group",
 				ErrCrossNode, strings.ToUpper(argString(args[i-1])), pattern, keys[0])
 		}
