@@ -33,7 +33,7 @@ var (
 	descContended = prometheus.NewDesc("redfed_syncer_contended_total", "Passes that found the link's cursor saved by another syncer of the same server and peer.", peerLabels, nil)
 
 	descAERuns     = prometheus.NewDesc("redfed_antientropy_runs_total", "Anti-entropy runs.", nil, nil)
-	descAEFull     = prometheus.NewDesc("redfed_antientropy_full_checks_total", "Anti-entropy comparisons of every key of a group.", nil, nil)
+	descAEFull     = prometheus.NewDesc("redfed_antientropy_full_checks_total", "Anti-entropy comparisons of every key of a group, done or failed.", nil, nil)
 	descAERepaired = prometheus.NewDesc("redfed_antientropy_keys_repaired_total", "Keys repaired by anti-entropy.", nil, nil)
 	descAEAdded    = prometheus.NewDesc("redfed_antientropy_members_added_total", "Members added by anti-entropy.", nil, nil)
 )
