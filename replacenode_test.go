@@ -471,6 +471,7 @@ func TestPipelineOnALeavingServerAtCloseFailsWithErrClosed(t *testing.T) {
 	s0, s1 := servers[0].Addr(), servers[1].Addr()
 	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() }) // should a check fail before its Close
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() {
