@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/syncer"
@@ -116,4 +117,22 @@ func TestAntiEntropyComparesTheKeysChangedBetweenFullRuns(t *testing.T) {
 	require.Eventually(t, func() bool { return ae().FullChecks >= 2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Positive(t, linkStats(t, s, a, b).Resets)
 	require.Eventually(t, func() bool { return direct(t, a).ZCard(ctx, keys["old"]).Val() == 2 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// A change of nodes that renames the local servers' node (Client.SetNodes)
+// while the syncer runs: anti-entropy compares the group under its new
+// name, every key at first. It went on asking for the old name, and
+// failed at every run.
+func TestAntiEntropyAfterItsNodeIsRenamed(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a := servers[0].Addr()
+	c := newClient(t, groupConfig(servers))
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: 100 * time.Millisecond, AntiEntropyFull: time.Hour})
+	ae := func() syncer.AntiEntropyStats { return s.Stats().AntiEntropy }
+	require.Eventually(t, func() bool { return ae().FullChecks == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"renamed": {Addresses: redistest.Addrs(servers)}}))
+	require.Eventually(t, func() bool { return ae().FullChecks == 2 }, 5*time.Second, 10*time.Millisecond)
+	runs := ae().Runs
+	require.Eventually(t, func() bool { return ae().Runs >= runs+2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Empty(t, ae().LastError)
 }

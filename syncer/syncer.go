@@ -137,7 +137,6 @@ type Syncer struct {
 	ownClient bool
 	opts      Options
 	links     []*link
-	nodes     []string // nodes of the local servers, for anti-entropy
 	locals    []string
 	period    metric.Period // the federation's, for checking peers' horizons
 	keys      journal.Keys  // beside the federation's journal
@@ -200,12 +199,9 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 		if slices.Contains(local[:i], addr) {
 			return nil, fmt.Errorf("%w: syncer: local server %s named twice", federated.ErrInvalidConfig, addr)
 		}
-		node, group, err := c.ReplicaGroup(addr)
+		_, group, err := c.ReplicaGroup(addr)
 		if err != nil {
 			return nil, fmt.Errorf("%w: syncer: local server %s: %w", federated.ErrInvalidConfig, addr, err)
-		}
-		if !slices.Contains(s.nodes, node) {
-			s.nodes = append(s.nodes, node)
 		}
 		peers, custom := opts.Links[addr]
 		if !custom {
@@ -347,7 +343,7 @@ func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (m
 		errs   []error
 		full   int64
 	)
-	for _, node := range s.nodes {
+	for _, node := range s.localNodes() {
 		r, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: []string{node}, Servers: s.locals, ChangedSince: since[node]})
 		report.Groups = append(report.Groups, r.Groups...)
 		report.Keys += r.Keys
@@ -395,10 +391,7 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 		lastFull time.Time // when the group's last full run without error began
 		resets   int64     // the group's links' resets then
 	}
-	groups := make(map[string]*group, len(s.nodes))
-	for _, node := range s.nodes {
-		groups[node] = &group{}
-	}
+	groups := make(map[string]*group)
 	for {
 		select {
 		case <-ctx.Done():
@@ -406,7 +399,20 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		resets := s.resets()
-		since := make(map[string]time.Time, len(s.nodes))
+		// The nodes of now: a change of nodes (Client.SetNodes) may have
+		// renamed one, whose runs then start over.
+		nodes := s.localNodes()
+		for node := range groups {
+			if !slices.Contains(nodes, node) {
+				delete(groups, node)
+			}
+		}
+		for _, node := range nodes {
+			if groups[node] == nil {
+				groups[node] = &group{}
+			}
+		}
+		since := make(map[string]time.Time, len(nodes))
 		for node, g := range groups {
 			// Half an interval early: the ticks would otherwise come a
 			// hair before AntiEntropyFull and wait for the next.
@@ -432,10 +438,22 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	}
 }
 
+// localNodes returns the nodes of the local servers now, in the order of
+// the servers; a server no longer in the federation has none.
+func (s *Syncer) localNodes() []string {
+	var nodes []string
+	for _, addr := range s.locals {
+		if node, _, err := s.c.ReplicaGroup(addr); err == nil && !slices.Contains(nodes, node) {
+			nodes = append(nodes, node)
+		}
+	}
+	return nodes
+}
+
 // resets returns, by node, how many times the links of its local servers
 // pulled their peers from the start again.
 func (s *Syncer) resets() map[string]int64 {
-	out := make(map[string]int64, len(s.nodes))
+	out := make(map[string]int64)
 	for _, l := range s.links {
 		node, _, err := s.c.ReplicaGroup(l.local)
 		if err == nil {
