@@ -152,7 +152,7 @@ func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 		return g.moved(now, g.r.group)
 	}
 	var held [4]string
-	keys, err := g.c.commandKeys(ctx, cmd, held[:0])
+	keys, err := g.c.commandKeys(ctx, g.topo, cmd, held[:0])
 	if err != nil {
 		return err
 	}

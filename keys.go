@@ -126,16 +126,17 @@ var containers = func() map[string]bool {
 	return m
 }()
 
-// commandKeys returns the keys of a command, in argument order. A command
-// with none returns none. Keys found by the command's key spec are
-// appended to dst, so that a caller's array on its stack holds the usual
-// one key or few without an allocation per command.
-func (c *Client) commandKeys(ctx context.Context, cmd redis.Cmder, dst []string) ([]string, error) {
+// commandKeys returns the keys of a command, in argument order, as the
+// topology topo places them (see sortKeys). A command with none returns
+// none. Keys found by the command's key spec are appended to dst, so that
+// a caller's array on its stack holds the usual one key or few without an
+// allocation per command.
+func (c *Client) commandKeys(ctx context.Context, topo *topology, cmd redis.Cmder, dst []string) ([]string, error) {
 	args := cmd.Args()
 	name := strings.ToLower(cmd.Name())
 	if keys, ok := movableKeys(name, args); ok {
 		if name == "sort" || name == "sort_ro" {
-			return c.sortKeys(args, keys)
+			return c.sortKeys(topo, args, keys)
 		}
 		return keys, nil
 	}
@@ -310,12 +311,12 @@ func readStreamOptions(args []any) streamOptions {
 // GET patterns read: of a pattern whose {tag} comes before its "*", the
 // key of the tag's node. A pattern that may read a key of any node fails
 // with ErrCrossNode (the keys of other nodes would read as missing), as
-// Redis Cluster refuses it, unless the federation has one node.
-func (c *Client) sortKeys(args []any, keys []string) ([]string, error) {
+// Redis Cluster refuses it, unless topo has one node.
+func (c *Client) sortKeys(topo *topology, args []any, keys []string) ([]string, error) {
 	if len(keys) == 0 {
 		return keys, nil
 	}
-	one := len(c.topo.Load().nodes) <= 1
+	one := len(topo.nodes) <= 1
 	for i := 2; i+1 < len(args); i++ {
 		switch strings.ToLower(argString(args[i])) {
 		case "limit":

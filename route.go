@@ -153,7 +153,7 @@ func (c *Client) placeIn(ctx context.Context, topo *topology, r routing, cmd red
 		return target{node: n}, true
 	}
 	var held [4]string
-	keys, err := c.commandKeys(ctx, cmd, held[:0])
+	keys, err := c.commandKeys(ctx, topo, cmd, held[:0])
 	if err != nil {
 		cmd.SetErr(err)
 		return target{}, false
