@@ -147,6 +147,7 @@ func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 	if name := strings.ToLower(cmd.Name()); name != "watch" && txCommands[name] {
 		return nil // MULTI, EXEC...: WATCH has keys
 	}
+	g.c.noteWaitOf(cmd) // before it reads the topology, as placeCmd
 	now := g.c.topo.Load()
 	if g.r.grouped {
 		return g.moved(now, g.r.group)

@@ -46,6 +46,7 @@ func (h handleHook) DialHook(redis.DialHook) redis.DialHook {
 
 func (h handleHook) ProcessHook(redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.c.noteWaitOf(cmd) // before it looks whether the server left
 		if err := h.gone(); err != nil {
 			cmd.SetErr(err)
 			return err
@@ -97,6 +98,9 @@ func refusedOnHandle(cmd redis.Cmder) error {
 
 func (h handleHook) ProcessPipelineHook(redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.c.noteWaitOf(cmd) // before it looks whether the server left
+		}
 		if err := h.gone(); err != nil {
 			for _, cmd := range cmds {
 				cmd.SetErr(err)

@@ -147,6 +147,15 @@ func (c *Client) noteWait(end time.Time) {
 	}
 }
 
+// noteWaitOf notes the wait of cmd, a blocking command of a set time, and
+// nothing for any other: it is called before a command reads the topology
+// or its server's state, by every way a command is sent.
+func (c *Client) noteWaitOf(cmd redis.Cmder) {
+	if wait, forever, err := blockTime(cmd); err == nil && !forever && wait > 0 {
+		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
+	}
+}
+
 // later calls done once the commands under way may be done, but for
 // blocking ones (see closeLater), or at once when the Client closes.
 func (c *Client) later(done func()) { c.after(c.opts.CommandTimeout, done) }

@@ -315,11 +315,12 @@ func TestSetNodes(t *testing.T) {
 }
 
 // A blocking command under way on a server that leaves its node, by
-// RemoveNode, ReplaceNode or SetNodes, waits its wait there: the server's
+// RemoveNode, ReplaceNode or SetNodes, waits its wait there, sent alone,
+// in a pipeline, through a ServerClient or in a Watch: the server's
 // connections are closed once it may be done, not a command timeout
 // after the change, which cut it with "use of closed network connection".
 func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
-	for _, change := range []string{"RemoveNode", "ReplaceNode", "SetNodes", "RemoveNode, pipelined"} {
+	for _, change := range []string{"RemoveNode", "ReplaceNode", "SetNodes", "RemoveNode, pipelined", "RemoveNode, ServerClient", "RemoveNode, Watch"} {
 		t.Run(change, func(t *testing.T) {
 			servers := redistest.StartN(t, 3)
 			a, b, other := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
@@ -336,12 +337,22 @@ func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
 			failed := make(chan error, 1)
 			go func() {
 				var cmd *redis.StringSliceCmd
-				if strings.HasSuffix(change, "pipelined") {
+				switch {
+				case strings.HasSuffix(change, "pipelined"):
 					_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 						cmd = p.BLPop(ctx, 1500*time.Millisecond, key)
 						return nil
 					})
-				} else {
+				case strings.HasSuffix(change, "ServerClient"):
+					sc, err := c.ServerClient(b)
+					assert.NoError(t, err)
+					cmd = sc.BLPop(ctx, 3*time.Second, key)
+				case strings.HasSuffix(change, "Watch"):
+					_ = c.Watch(ctx, func(tx *redis.Tx) error {
+						cmd = tx.BLPop(ctx, 3*time.Second, key)
+						return nil
+					}, key)
+				default:
 					cmd = c.BLPop(ctx, 3*time.Second, key)
 				}
 				failed <- cmd.Err()
@@ -352,7 +363,7 @@ func TestBlockingCommandOnAServerThatLeavesWaitsItsWait(t *testing.T) {
 				return err == nil && strings.Contains(n, "cmd=blpop")
 			}, 2*time.Second, 10*time.Millisecond, "the BLPOP waits")
 			switch change {
-			case "RemoveNode", "RemoveNode, pipelined":
+			case "RemoveNode", "RemoveNode, pipelined", "RemoveNode, ServerClient", "RemoveNode, Watch":
 				require.NoError(t, c.RemoveNode("b"))
 			case "ReplaceNode":
 				require.NoError(t, c.ReplaceNode("b", federated.Node{Address: other}))

@@ -115,9 +115,7 @@ func (c *Client) placeCmd(ctx context.Context, r routing, cmd redis.Cmder) (targ
 	// A wait is noted before the topology is read: a server that leaves
 	// meanwhile then keeps its connections until the wait is over (see
 	// closeLater).
-	if wait, forever, err := blockTime(cmd); err == nil && !forever && wait > 0 {
-		c.noteWait(time.Now().Add(c.opts.CommandTimeout + wait))
-	}
+	c.noteWaitOf(cmd)
 	return c.placeIn(ctx, c.topo.Load(), r, cmd)
 }
 
