@@ -77,6 +77,9 @@ func TestWriteSkipsSamplesFarAhead(t *testing.T) {
 	const msg = "remote: samples stamped more than 50 minutes ahead of this host's clock skipped: no read near their time would find them (is the sender's clock right?)"
 	assert.Equal(t, []any{int64(1)}, logs.Values(msg, "samples"))
 	assert.Equal(t, []any{int64(3)}, logs.Values(msg, "of"))
+	peers := logs.Values(msg, "peer")
+	require.Len(t, peers, 1)
+	assert.Contains(t, peers[0], "127.0.0.1:", "the sender named")
 }
 
 // A request that fails after part of it was written counts the samples
