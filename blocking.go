@@ -38,7 +38,10 @@ func (c *Client) Process(ctx context.Context, cmd redis.Cmder) error {
 // server: go-redis's optimistic locking, WATCH then MULTI/EXEC. A command
 // of fn (on tx, or in its pipelines) with a key of another node fails with
 // ErrCrossNode before it is sent, and so does every command of a pipeline
-// that holds one.
+// that holds one. When the federation's nodes change during fn so that
+// its keys are elsewhere (a reload that renamed their node, or gave it
+// other servers), a command of fn fails with redis.TxFailedErr, as for a
+// watched key that changed: run the transaction again.
 func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
 	return c.watch(ctx, routing{}, fn, keys...)
 }
@@ -409,12 +412,13 @@ func (c *Client) AddHook(h redis.Hook) {
 // is given the server's address: for instrumentation that tells servers
 // apart. hook is called for every server now and for every server client
 // made later, and must not block, nor call the client's AddNode,
-// RemoveNode, ReplaceNode, MarkServerUp, AddHook, AddServerHook or Close.
-// AddServerHook waits for an AddNode or ReplaceNode under way, so that
-// their servers get the hook too.
+// RemoveNode, ReplaceNode, SetNodes, MarkServerUp, AddHook, AddServerHook
+// or Close. AddServerHook waits for an AddNode, ReplaceNode or SetNodes
+// under way, so that their servers get the hook too.
 func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
-	// AddNode and ReplaceNode make their servers' clients, with the hooks
-	// then, and store them under topoMu: the hook waits for them.
+	// AddNode, ReplaceNode and SetNodes make their servers' clients, with
+	// the hooks then, and store them under topoMu: the hook waits for
+	// them.
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
 	c.hooksMu.Lock()

@@ -158,7 +158,8 @@ type Options struct {
 	// NewRing, if set, builds the ring over the names of the nodes, in
 	// place of the one Ring names: a placement of your own, as go-redis's
 	// RingOptions.NewConsistentHash. It is called by New and again, with
-	// the new names, by AddNode and RemoveNode; it must place a key the
+	// the new names, by AddNode, RemoveNode and SetNodes (when the names
+	// change); it must place a key the
 	// same way whatever order the names come in. Ring must then be empty.
 	NewRing func(nodes []string) (Ring, error) `yaml:"-" json:"-"`
 	// HashTags makes a key's {tag}, as in Redis Cluster, the string that is
@@ -203,17 +204,18 @@ type Options struct {
 	// included.
 	Hooks []redis.Hook `yaml:"-" json:"-"`
 	// OnNewClient, if set, is called with every go-redis client the client
-	// makes for a server's commands: one per server at New and AddNode,
-	// and a fresh one each time a server comes back up (not the client of
-	// a server's subscriptions, made at its first, which Hooks reach). Instrument it there, e.g. with
+	// makes for a server's commands: one per new server at New, AddNode,
+	// ReplaceNode and SetNodes, and a fresh one each time a server comes
+	// back up (not the client of a server's subscriptions, made at its
+	// first, which Hooks reach). Instrument it there, e.g. with
 	// redisotel.InstrumentTracing, so that what recovered servers run is
 	// instrumented too. The client it replaces is closed; redisotel's
 	// InstrumentMetrics goes on reporting a closed client until the
 	// channel given to its WithCloseChan is closed, so close the previous
 	// one's when a new client comes for the same address. It must not
 	// block, nor call the client's AddNode, RemoveNode, ReplaceNode,
-	// MarkServerUp, MarkServerDown, AddHook, AddServerHook or Close,
-	// which wait for it.
+	// SetNodes, MarkServerUp, MarkServerDown, AddHook, AddServerHook or
+	// Close, which wait for it.
 	OnNewClient func(addr string, rc *redis.Client) `yaml:"-" json:"-"`
 	// Logger receives server down and up events. Default: slog.Default().
 	// When set, go-redis's own log lines (a failed dial, a pool's

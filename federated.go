@@ -30,7 +30,8 @@ import (
 //   - A command, transaction or Watch whose keys are on two nodes fails
 //     with ErrCrossNode before anything is sent; a pipeline may span
 //     nodes, each node's share sent at once. Options.HashTags places keys
-//     by their {tag}; Group places every key by a name.
+//     by their {tag}, but metric keys, which are placed whole; Group
+//     places every key by a name.
 //   - A command that names no key fails with ErrKeyless, except PING,
 //     FLUSHALL, FLUSHDB and SCRIPT and FUNCTION LOAD, EXISTS, FLUSH (and
 //     FUNCTION DELETE, RESTORE), which go to every server and answer with
@@ -65,7 +66,7 @@ type Client struct {
 	opts Options      // filled with defaults; never changed after New
 	keys journal.Keys // the keys beside the journal, on every server
 
-	topo   atomic.Pointer[topology] // swapped whole by AddNode, RemoveNode and ReplaceNode
+	topo   atomic.Pointer[topology] // swapped whole by AddNode, RemoveNode, ReplaceNode and SetNodes
 	topoMu sync.Mutex               // serializes the changes of topo, AddServerHook and Close's last read
 
 	registry *Registry // that handed the client out; nil for a client from New
@@ -237,8 +238,8 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	c.routerSubs.closeAll()
 	_ = c.router.Close() // it holds no connection
-	// An AddNode or ReplaceNode under way stores its servers first, or
-	// sees the client closed.
+	// An AddNode, ReplaceNode or SetNodes under way stores its servers
+	// first, or sees the client closed.
 	c.topoMu.Lock()
 	servers := c.topo.Load().servers
 	c.topoMu.Unlock()
@@ -256,7 +257,8 @@ func (c *Client) closeServers(servers map[string]*server) error {
 }
 
 // TopologyVersion counts the changes of the federation's nodes (AddNode,
-// RemoveNode, ReplaceNode) since New, so that a layer above the client
+// RemoveNode, ReplaceNode, SetNodes; one that sets the nodes the client
+// has changes nothing) since New, so that a layer above the client
 // that caches where keys go (a metrics Recorder) knows when to route them
 // again.
 func (c *Client) TopologyVersion() uint64 { return c.topo.Load().version }
@@ -325,7 +327,8 @@ func (c *Client) NodeToServer(nodeName string) (string, error) {
 // connections, with health tracking as for routed commands, and keeps
 // working after the server is marked down and comes back up (a recovered
 // server gets fresh connections). Once the server leaves the federation
-// (RemoveNode, or a ReplaceNode that leaves it out) its commands fail
+// (RemoveNode, a ReplaceNode that leaves it out, a SetNodes that moves it
+// to a node of another name) its commands fail
 // with ErrUnknownNode, and after Close with ErrClosed: call ServerClient
 // again for the server's client of now. It holds no connection of its
 // own, so Conn, Watch and Subscribe on it fail: use the Client's; and

@@ -41,7 +41,8 @@
 //
 // # Checking
 //
-// Check compares every key of every replica group by cardinality and
+// Check compares every key of every replica group (or, with
+// CheckOptions.ChangedSince, the keys changed since) by cardinality and
 // content digest; Repair gives each server the members the others of its
 // group hold. RELIABILITY.md in the repository lists every promise and the
 // test that proves it.

@@ -27,7 +27,8 @@
 // backfills are normal. A link keeps, for each key, how many members the
 // peer held below a few boundaries when it last fetched it, and fetches
 // from the nearest boundary whose count still holds, in one atomic script
-// call (see fetch.go). Writers that journal with their own clock (the Perl
+// call, or, for a key of more than 100,000 members, in pages by score
+// whose counts tell a backfill below them (see fetch.go). Writers that journal with their own clock (the Perl
 // module, redis-cli) are read too: every OverlapInterval (5s) a pass reads
 // the journal again from a little before where the last such read began
 // (Overlap; stored beside the cursor, for a syncer that starts again), and

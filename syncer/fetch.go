@@ -29,7 +29,8 @@ import (
 // or whole.
 //
 // The checks are atomic with the fetch, so a member added between the two
-// cannot be missed. A peer restarted from a snapshot has lost members
+// cannot be missed; a key fetched in pages has each page's start checked
+// by its count instead (see fetchPaged). A peer restarted from a snapshot has lost members
 // below the boundaries, so the checkpoints read before a restart are
 // dropped (see journal.RunLua). A member removed by hand and another added
 // below the same boundary leave the count unchanged: that case is

@@ -21,8 +21,9 @@ import (
 // reloadHelp is what the help of sync and serve says of SIGHUP.
 const reloadHelp = `On SIGHUP it reads the federation file again and applies its nodes
 without a restart, in one step: nodes added, removed, renamed, merged,
-or given other servers (a node's keys stay on it; a renamed node's keys
-move, as its name places them). A file that does not load is logged,
+or given other servers (a node given other servers keeps its keys;
+nodes added, removed or renamed move keys to other nodes, not what was
+written to them, and the reload warns so). A file that does not load is logged,
 with its line, and the running configuration kept. Options (timeouts, password,
 metrics) take effect at a restart; a reload that finds them changed
 says so.`
