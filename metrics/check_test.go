@@ -27,7 +27,7 @@ func scriptCalls(t *testing.T, addr string) int64 {
 	return stats["evalsha"].Completed() + stats["eval"].Completed()
 }
 
-func groupClient(t *testing.T, servers []*redistest.Server) *federated.Client {
+func groupClient(t testing.TB, servers []*redistest.Server) *federated.Client {
 	t.Helper()
 	return newClient(t, federated.Config{
 		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
