@@ -53,7 +53,7 @@ func groupConfig(servers []*redistest.Server) federated.Config {
 	}
 }
 
-func newClient(t *testing.T, cfg federated.Config) *federated.Client {
+func newClient(t testing.TB, cfg federated.Config) *federated.Client {
 	t.Helper()
 	c, err := federated.New(cfg)
 	require.NoError(t, err)
@@ -903,7 +903,7 @@ func onePointEach(t *testing.T, now time.Time, n int) []journal.KeyMembers {
 }
 
 // linkStats returns the stats of the link of local pulling from peer.
-func linkStats(t *testing.T, s *syncer.Syncer, local, peer string) syncer.PeerStats {
+func linkStats(t testing.TB, s *syncer.Syncer, local, peer string) syncer.PeerStats {
 	t.Helper()
 	for _, p := range s.Stats().Peers {
 		if p.Local == local && p.Peer == peer {
