@@ -136,3 +136,26 @@ func TestAntiEntropyAfterItsNodeIsRenamed(t *testing.T) {
 	require.Eventually(t, func() bool { return ae().Runs >= runs+2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Empty(t, ae().LastError)
 }
+
+// A change of nodes that gives the local server's group another server:
+// anti-entropy starts the group over with a run that compares every key,
+// which finds what the new server holds. It kept the group's schedule by
+// its name, and compared only the keys changed since, for up to an hour.
+func TestAntiEntropyAfterItsGroupGetsOtherServers(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	a, b, newcomer := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: []string{a, b}}}, Options: quiet()})
+	ctx := context.Background()
+	now := time.Now()
+	key, err := metricKey(now, "web1", "m")
+	require.NoError(t, err)
+	// The newcomer holds a key, journalled two hours ago, that a lacks.
+	require.NoError(t, direct(t, newcomer).ZAdd(ctx, key, redis.Z{Score: float64(now.Unix()), Member: fmt.Sprintf("%d:1", now.Unix())}).Err())
+	require.NoError(t, direct(t, newcomer).ZAdd(ctx, "journal", redis.Z{Score: float64(now.Add(-2 * time.Hour).Unix()), Member: key}).Err())
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{AntiEntropyInterval: 100 * time.Millisecond, AntiEntropyFull: time.Hour, Links: map[string][]string{a: {}}})
+	ae := func() syncer.AntiEntropyStats { return s.Stats().AntiEntropy }
+	require.Eventually(t, func() bool { return ae().FullChecks == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, newcomer}}}))
+	require.Eventually(t, func() bool { return direct(t, a).ZCard(ctx, key).Val() == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, ae().FullChecks, int64(2))
+}

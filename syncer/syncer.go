@@ -177,6 +177,14 @@ func New(cfg federated.Config, local []string, opts Options) (*Syncer, error) {
 
 // NewFromClient builds a Syncer that works through an existing client,
 // which stays the caller's to close.
+//
+// Its links are those of the local servers' groups as the client has them
+// now. After a change that gives a group other servers (SetNodes,
+// ReplaceNode, a reload), make a new Syncer, as redfed sync does: close
+// the old one first; the cursors are kept in the servers, so the new one
+// goes on where it was. Anti-entropy follows such a change by itself, a
+// group whose servers changed starting with a run that compares every
+// key.
 func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -388,6 +396,7 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 	t := time.NewTicker(s.opts.AntiEntropyInterval)
 	defer t.Stop()
 	type group struct {
+		servers  []string  // the group's, when its runs began
 		lastFull time.Time // when the group's last full run without error began
 		resets   int64     // the group's links' resets then
 	}
@@ -400,7 +409,8 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 		}
 		resets := s.resets()
 		// The nodes of now: a change of nodes (Client.SetNodes) may have
-		// renamed one, whose runs then start over.
+		// renamed one, or given it other servers, whose runs then start
+		// over with one that compares every key.
 		nodes := s.localNodes()
 		for node := range groups {
 			if !slices.Contains(nodes, node) {
@@ -408,8 +418,9 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 			}
 		}
 		for _, node := range nodes {
-			if groups[node] == nil {
-				groups[node] = &group{}
+			servers, _ := s.c.AllServers(node)
+			if g := groups[node]; g == nil || !slices.Equal(g.servers, servers) {
+				groups[node] = &group{servers: servers}
 			}
 		}
 		since := make(map[string]time.Time, len(nodes))
