@@ -71,6 +71,7 @@ func BenchmarkCheckCost(b *testing.B) {
 		since time.Time
 	}{{"all", time.Time{}}, {"changed", now.Add(-time.Hour)}} {
 		b.Run("scope="+scope.name, func(b *testing.B) {
+			b.ReportAllocs()
 			cpu := serverCPU(b, servers)
 			for b.Loop() {
 				report, err := st.Repair(ctx, metrics.CheckOptions{ChangedSince: scope.since})

@@ -41,6 +41,7 @@ func BenchmarkLargeKeyCopy(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		if err := direct(b, dst).FlushAll(ctx).Err(); err != nil {
