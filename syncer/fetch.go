@@ -156,6 +156,15 @@ func (l *link) fetch(ctx context.Context, reqs []fetchRequest, from journal.Orig
 		if err != nil {
 			return nil, err
 		}
+		for i, r := range part {
+			if r.status == pageMore {
+				// Grown past what the call had left since its size was
+				// read: the rest in pages.
+				if part[i], err = l.pagesFrom(ctx, reqs[i], r, from); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if results == nil && n == len(reqs) {
 			return part, nil // one call, the common case
 		}
@@ -193,10 +202,15 @@ func (l *link) fetchCall(ctx context.Context, reqs []fetchRequest) ([]fetchResul
 // of the checkpoints its last page read (their counts hold members the
 // link lacks), nor marks the key with the count its last page read: a
 // writer that journals in whole seconds (the Perl module) journals the
-// key again at the time it had, and only the count tells the entry. Going back to the start instead kept a key that an
-// importer backfilled from ever being done, and its link with it. A key
-// whose pages the local server refuses for good (a dropped period,
-// another type) gets no further page, and the refusal is the result's.
+// key again at the time it had, and only the count tells the entry.
+// Going back to the start instead kept a key that an importer backfilled
+// from ever being done, and its link with it. A key whose pages the local
+// server refuses for good (a dropped period, another type) gets no
+// further page, and the refusal is the result's.
+//
+// A key fetched whole with others, in one call, is asked for as a page
+// of what the call has left of the bound: one that grew since the
+// journal said its size goes on in pages the same way (see fetch).
 func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Origin) (fetchResult, error) {
 	page := fetchRequest{key: req.key, mode: fetchPage, want: maxFetchMembers, recount: levels, size: maxFetchMembers}
 	if m := l.marks[req.key]; m != nil && m.gen == l.peerGen {
@@ -204,26 +218,26 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 	} else {
 		page.checks = req.checks
 	}
+	part, err := l.fetchCall(ctx, []fetchRequest{page})
+	if err != nil {
+		return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
+	}
+	return l.pagesFrom(ctx, req, part[0], from)
+}
+
+// pagesFrom goes on with the fetch of req whose first page, fetched
+// atomically with the count below its start, is r: each page but the last
+// is merged, and the last is the result (see fetchPaged).
+func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, from journal.Origin) (fetchResult, error) {
 	var early journal.MergeResult
 	held := true // no count below a page changed since the first
 	// Pages move forward, so a key takes as many calls as it has pages,
-	// more only when it grows meanwhile; a fetch from the nearest
-	// checkpoint may page the whole key when that no longer holds.
-	for calls := 2*(max(req.size, req.card)/maxFetchMembers+1) + 8; calls > 0; calls-- {
-		part, err := l.fetchCall(ctx, []fetchRequest{page})
-		if err != nil {
-			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
-		}
-		r := part[0]
-		if page.mode == fetchNext && r.card >= 0 && r.card-int64(len(r.members)) != page.checks[0].count {
-			held = false
-		}
-		if r.status != pageMore {
-			if !held {
-				r.fresh, r.partial = nil, true
-			}
-			r.early = early
-			return r, nil
+	// more only when it grows meanwhile (the size its fetch was asked by
+	// says little then: a key may grow past it after the journal's
+	// read), and only a key that grows by a page a call never ends.
+	for calls := max(2*(max(req.size, req.card)/maxFetchMembers+1)+8, 1000); r.status == pageMore; calls-- {
+		if calls == 0 {
+			return fetchResult{}, fmt.Errorf("syncer: key %s of %s grew faster than its pages were fetched; left to the next pass", req.key, l.peer)
 		}
 		res, err := l.servers.merge(ctx, from, []journal.KeyMembers{{Key: req.key, Members: r.members}})
 		foldMerge(&early, res)
@@ -236,9 +250,21 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 		if len(res.Dropped) > 0 || len(res.Failed) > 0 {
 			return fetchResult{status: pageRefused, card: r.card, early: early}, nil
 		}
-		page.mode, page.checks = fetchNext, []checkpoint{{below: r.next, count: r.card}}
+		next := fetchRequest{key: req.key, mode: fetchNext, want: maxFetchMembers, recount: levels, size: maxFetchMembers,
+			checks: []checkpoint{{below: r.next, count: r.card}}}
+		part, err := l.fetchCall(ctx, []fetchRequest{next})
+		if err != nil {
+			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
+		}
+		if r = part[0]; r.card >= 0 && r.card-int64(len(r.members)) != next.checks[0].count {
+			held = false
+		}
 	}
-	return fetchResult{}, fmt.Errorf("syncer: key %s of %s grew faster than its pages were fetched; left to the next pass", req.key, l.peer)
+	if !held {
+		r.fresh, r.partial = nil, true
+	}
+	r.early = early
+	return r, nil
 }
 
 // foldMerge adds what a merge did to into.

@@ -173,7 +173,12 @@ func checkFetched(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResu
 func checkPage(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResult, name string) {
 	t.Helper()
 	ctx := context.Background()
-	require.Contains(t, []fetchMode{fetchPage, fetchNext}, req.mode, "%s: only a page has more", name)
+	// A whole key is asked for as a page of what the call has left.
+	require.Contains(t, []fetchMode{fetchPage, fetchNext, fetchFar}, req.mode, "%s: only a page has more", name)
+	size := req.want
+	if req.mode == fetchFar {
+		size = maxFetchMembers
+	}
 	from := "-inf"
 	for _, c := range req.checks {
 		b := strconv.FormatFloat(c.below, 'f', -1, 64)
@@ -182,15 +187,20 @@ func checkPage(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResult,
 			break
 		}
 	}
+	if start, _ := strconv.ParseFloat(from, 64); r.next == start && len(r.members) == 0 {
+		// The call's pages were full: an empty one, from its start.
+		assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+from).Val(), r.card, "%s: the count below an empty page", name)
+		return
+	}
 	next := strconv.FormatFloat(r.next, 'f', -1, 64)
 	want := rdb.ZRangeByScore(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "(" + next}).Val()
 	if !assert.NotEmpty(t, want, "%s: a page from %s to %s", name, from, next) {
 		return
 	}
 	assert.Equal(t, want, r.members, "%s: the page's members from %s to %s", name, from, next)
-	if int64(len(want)) > req.want {
+	if int64(len(want)) > size {
 		scores := rdb.ZRangeByScoreWithScores(ctx, req.key, &redis.ZRangeBy{Min: from, Max: "(" + next}).Val()
-		assert.Equal(t, scores[0].Score, scores[len(scores)-1].Score, "%s: %d members over the page's %d share one score", name, len(want), req.want)
+		assert.Equal(t, scores[0].Score, scores[len(scores)-1].Score, "%s: %d members over the page's %d share one score", name, len(want), size)
 	}
 	assert.Equal(t, rdb.ZCount(ctx, req.key, "-inf", "("+next).Val(), r.card, "%s: the count below the next page", name)
 	assert.Positive(t, rdb.ZCount(ctx, req.key, next, next).Val(), "%s: the next page starts at a member", name)
@@ -201,6 +211,18 @@ func checkPage(t *testing.T, rdb *redis.Client, req fetchRequest, r fetchResult,
 // right and wrong, in calls of random sizes: every answer is what the
 // server holds.
 func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
+	t.Run("bound=default", testFetchOfRandomKeys)
+	// A call's pages share the bound: whole keys come in pages of what
+	// the keys before them left, empty ones once it is spent.
+	t.Run("bound=25", func(t *testing.T) {
+		old := maxFetchMembers
+		maxFetchMembers = 25
+		t.Cleanup(func() { maxFetchMembers = old })
+		testFetchOfRandomKeys(t)
+	})
+}
+
+func testFetchOfRandomKeys(t *testing.T) {
 	ctx := context.Background()
 	cs, rdb := fetchServer(t)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -293,6 +315,7 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 	}
 	rng.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })
 	pages := map[bool]int{} // pages of a key with more after them, and last pages
+	var wholeInPages, empty int
 	for len(reqs) > 0 {
 		n := min(len(reqs), 1+rng.IntN(300))
 		res, _, err := cs.fetch(ctx, reqs[:n])
@@ -302,11 +325,21 @@ func TestFetchOfRandomKeysAnswersWhatTheServerHolds(t *testing.T) {
 			if (reqs[i].mode == fetchPage || reqs[i].mode == fetchNext) && r.card >= 0 {
 				pages[r.status == pageMore]++
 			}
+			if r.status == pageMore && reqs[i].mode == fetchFar {
+				wholeInPages++
+			}
+			if r.status == pageMore && len(r.members) == 0 {
+				empty++
+			}
 		}
 		reqs = reqs[n:]
 	}
 	assert.Positive(t, pages[true], "pages with more after them")
 	assert.Positive(t, pages[false], "last pages")
+	if maxFetchMembers < 100 {
+		assert.Positive(t, wholeInPages, "keys asked for whole that came in pages")
+		assert.Positive(t, empty, "empty pages, the call's bound spent")
+	}
 }
 
 // A key fetched without checkpoints (its newest score out of the script's

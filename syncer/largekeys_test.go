@@ -273,3 +273,43 @@ func writeLargeKey(t *testing.T, c *federated.Client, addr string, now time.Time
 	require.NoError(t, err)
 	return key
 }
+
+// A key that grows far past the bound between the journal's read and its
+// fetch, with others in one call, comes in pages all the same: the call
+// asks for it as a page of what the call has left of the bound. The size
+// the journal gave decided, and a call of thousands of members went over
+// a bound of 200.
+func TestKeyThatGrewSinceTheJournalsReadComesInPages(t *testing.T) {
+	const bound, grown = 200, 3000
+	c, a, b := boundedPair(t, bound)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	base := now.Add(-2 * time.Hour).Unix()
+	key := writeLargeKey(t, c, a, now, base, 10)
+	small, err := metricKey(now, "small", "m")
+	require.NoError(t, err)
+	_, err = merge(ctx, c, a, []journal.KeyMembers{{Key: small, Members: []string{fmt.Sprintf("%d:1", now.Unix())}}})
+	require.NoError(t, err)
+	require.NoError(t, journal.ChangesScript.Load(ctx, direct(t, a)).Err())
+	var once sync.Once
+	c.AddHook(scriptHook{script: journal.ChangesScript, after: func(_ redis.Cmder, err error) error {
+		// The journal is read: the key grows before its fetch.
+		once.Do(func() {
+			u := journal.KeyMembers{Key: key}
+			for i := range grown {
+				u.Members = append(u.Members, fmt.Sprintf("%d:g%d", base+10+int64(i), i))
+			}
+			_, err := merge(ctx, c, a, []journal.KeyMembers{u})
+			assert.NoError(t, err)
+		})
+		return err
+	}})
+	pages := &fetchMembers{}
+	c.AddHook(pages.hook())
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	converged(t, []string{a, b}, 10*time.Second)
+	assert.Zero(t, linkStats(t, s, b, a).Errors, "%s", linkStats(t, s, b, a).LastError)
+	pages.mu.Lock()
+	defer pages.mu.Unlock()
+	assert.LessOrEqual(t, pages.most, bound, "the largest call")
+}

@@ -101,11 +101,17 @@ var (
 )
 
 func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
-	args := append(cs.fetchArgs[:0], &windowArg, &factorArg)
+	args := append(cs.fetchArgs[:0], &windowArg, &factorArg, &maxFetchMembers)
 	counts := 0 // checkpoints read again, at most
 	for i := range reqs {
 		r := &reqs[i]
-		args = append(args, &r.key, &modeArgs[r.mode], &r.want, r.recount, len(r.checks))
+		if r.mode == fetchFar {
+			// A page of the call's bound: a key that grew since the
+			// journal said its size comes in pages (see link.fetch).
+			args = append(args, &r.key, &modeArgs[fetchPage], &maxFetchMembers, r.recount, len(r.checks))
+		} else {
+			args = append(args, &r.key, &modeArgs[r.mode], &r.want, r.recount, len(r.checks))
+		}
 		for j := range r.checks {
 			args = append(args, &r.checks[j].below, &r.checks[j].count)
 		}

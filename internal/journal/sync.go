@@ -104,8 +104,9 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 	`return id .. ':' .. (type(r) == 'string' and string.match(r, 'master_replid:(%x+)') or '') end)()`
 
 // FetchScript fetches members of keys from the peer and reads their
-// checkpoints again. ARGV[1] is levelWindow in seconds and ARGV[2]
-// levelFactor; then, for each key: the key, its mode (see fetchMode), the
+// checkpoints again. ARGV[1] is levelWindow in seconds, ARGV[2]
+// levelFactor and ARGV[3] the most members the pages of the call hold in
+// all (see mode p); then, for each key: the key, its mode (see fetchMode), the
 // expected cardinality (fetchRefresh only), how many checkpoints to read
 // again (the nearest first), the number n of checkpoints sent, and n pairs
 // of boundary and count, nearest first.
@@ -142,8 +143,10 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // below any boundary is true, since it is read in the same call.) The
 // first command on a key tells a key it cannot read by its error.
 //
-// Mode p fetches a page of a key too large for one call: from where mode
-// a would, at most the expected cardinality's field of members, up to the
+// Mode p fetches a page of a key too large for one call, or of one that
+// may have grown since its size was read: from where mode a would, at most
+// the expected cardinality's field of members, and at most what the call's
+// pages have left of ARGV[3] (none when they are full), up to the
 // score of the member after them (all members of one score when they
 // alone fill the page). While members are left above the page, its status
 // is -3, its cardinality the count below that score (the count below the
@@ -152,8 +155,8 @@ const RunLua = `(function() local i = redis.pcall('INFO', 'server') ` +
 // mode a. Mode n is mode p from the first checkpoint sent, whatever the
 // count below it: the cardinality tells whether it held.
 var FetchScript = redis.NewScript(joinLua + `
-local window, factor = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, o, i = {` + RunLua + `, ''}, 2, 3
+local window, factor, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, o, i = {` + RunLua + `, ''}, 2, 4
 local all, na = {}, 0
 while i <= #ARGV do
   local key, mode, want, recount, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
@@ -184,14 +187,25 @@ while i <= #ARGV do
   local newest, ms, more = nil, nil, nil
   if from and (mode == 'p' or mode == 'n') then
     -- A page: the members from the start up to the score of the one
-    -- after the first want, all of that score's when they fill the page.
-    local after = redis.pcall('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', want, '1')
-    if after.err then
-      ms = after
-    elseif #after > 0 then
-      more = after[2]
-      ms = redis.call('ZRANGEBYSCORE', key, from, '(' .. more)
-      if #ms == 0 then
+    -- after the first want (or what the call has left), all of that
+    -- score's when they fill the page. A key that fits is read in the one
+    -- call, as mode a reads it.
+    local limit = math.max(math.min(tonumber(want), budget), 0)
+    local first = redis.pcall('ZRANGEBYSCORE', key, from, '+inf', 'LIMIT', '0', string.format('%d', limit + 1))
+    if first.err or #first <= limit then
+      ms = first
+    elseif limit == 0 then
+      ms, more = {}, from -- the call's pages are full: an empty one
+    else
+      -- The page ends before the score of the member after the want:
+      -- the members read before those of that score, or, when they fill
+      -- it, every member of that score.
+      more = redis.call('ZSCORE', key, first[limit + 1])
+      local before = redis.call('ZCOUNT', key, from, '(' .. more)
+      if before > 0 then
+        for j = #first, before + 1, -1 do first[j] = nil end
+        ms = first
+      else
         ms = redis.call('ZRANGEBYSCORE', key, from, more)
         more = redis.call('ZRANGEBYSCORE', key, '(' .. more, '+inf', 'WITHSCORES', 'LIMIT', '0', '1')[2]
       end
@@ -203,6 +217,7 @@ while i <= #ARGV do
       card, status, from, ms, more = -1, -1, nil, nil, nil
     else
       card = below + #ms
+      budget = budget - #ms
       if more then status = -3 end
       if #ms > 0 and not more then
         newest = tonumber(string.match(ms[#ms], '^[^:]*'))
