@@ -88,7 +88,6 @@ type fetchRequest struct {
 	recount int          // checkpoints to read again, nearest first
 	checks  []checkpoint // nearest first
 	size    int64        // the members it may fetch, as far as the link knows
-	card    int64        // the key's cardinality, as the journal said; fetchNear only (else size)
 }
 
 // maxFetchMembers bounds the members one fetch call asks for, by the
@@ -231,11 +230,12 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, from journal.Origin) (fetchResult, error) {
 	var early journal.MergeResult
 	held := true // no count below a page changed since the first
-	// Pages move forward, so a key takes as many calls as it has pages,
-	// more only when it grows meanwhile (the size its fetch was asked by
-	// says little then: a key may grow past it after the journal's
-	// read), and only a key that grows by a page a call never ends.
-	for calls := max(2*(max(req.size, req.card)/maxFetchMembers+1)+8, 1000); r.status == pageMore; calls-- {
+	// Pages move forward, so a key takes as many calls as it has pages:
+	// only one that grows by a page a call never ends. The bound is
+	// loose: the size a fetch was asked by says little of the key's (a
+	// fetch from the nearest checkpoint may page the whole key, and a key
+	// may grow past its size after the journal's read).
+	for calls := 1000 + req.size/maxFetchMembers; r.status == pageMore; calls-- {
 		if calls == 0 {
 			return fetchResult{}, fmt.Errorf("syncer: key %s of %s grew faster than its pages were fetched; left to the next pass", req.key, l.peer)
 		}
@@ -396,7 +396,7 @@ func (m *keyMark) nearRequest(key string, card int64, now float64) fetchRequest 
 			recount = k + 1
 		}
 	}
-	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1], size: max(card-m.checks[0].count, 0), card: card}
+	return fetchRequest{key: key, mode: fetchNear, recount: recount, checks: m.checks[:1], size: max(card-m.checks[0].count, 0)}
 }
 
 // farRequest is the second try at fetching a key of card members whose
