@@ -184,13 +184,19 @@ func (st *Store) check(ctx context.Context, opts CheckOptions, repair bool) (Che
 			g.Error = err.Error()
 			errs = append(errs, err)
 		}
-		report.Groups = append(report.Groups, g)
-		report.Keys += g.Keys
-		report.Divergent += g.Divergent
-		report.Repaired += g.Repaired
-		report.Added += g.Added
+		report.Add(g)
 	}
 	return report, errors.Join(errs...)
+}
+
+// Add adds a group's report to r, and its counts to r's: the reports of
+// checks of several groups, one at a time, as one.
+func (r *CheckReport) Add(g GroupReport) {
+	r.Groups = append(r.Groups, g)
+	r.Keys += g.Keys
+	r.Divergent += g.Divergent
+	r.Repaired += g.Repaired
+	r.Added += g.Added
 }
 
 // checkGroup checks, and with repair mends, one replica group.

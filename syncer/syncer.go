@@ -353,11 +353,9 @@ func (s *Syncer) antiEntropy(ctx context.Context, since map[string]time.Time) (m
 	)
 	for _, node := range s.localNodes() {
 		r, err := s.store.Repair(ctx, metrics.CheckOptions{Nodes: []string{node}, Servers: s.locals, ChangedSince: since[node]})
-		report.Groups = append(report.Groups, r.Groups...)
-		report.Keys += r.Keys
-		report.Divergent += r.Divergent
-		report.Repaired += r.Repaired
-		report.Added += r.Added
+		for _, g := range r.Groups {
+			report.Add(g)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
