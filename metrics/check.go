@@ -377,11 +377,7 @@ func (st *Store) digests(ctx context.Context, servers []string, keys []string) (
 	}
 	out := make(map[string][]keyDigest, len(servers))
 	for start := 0; start < len(keys); {
-		end, members := start+1, most[start]
-		for end < len(keys) && members+most[end] <= digestMembers {
-			members += most[end]
-			end++
-		}
+		end := batchEnd(most, start, digestMembers)
 		part, err := onEachServer(servers, "digest", func(addr string) ([]keyDigest, error) {
 			return st.digestOn(ctx, addr, args[start:end])
 		})
@@ -394,6 +390,18 @@ func (st *Store) digests(ctx context.Context, servers []string, keys []string) (
 		start = end
 	}
 	return out, nil
+}
+
+// batchEnd returns where the batch of keys that begins at start ends:
+// as many as hold at most limit members in all by their cardinalities,
+// and digestBatch at the most, a key larger than limit alone.
+func batchEnd(cards []int64, start int, limit int64) int {
+	end, members := start+1, cards[start]
+	for end < len(cards) && end-start < digestBatch && members+cards[end] <= limit {
+		members += cards[end]
+		end++
+	}
+	return end
 }
 
 // onEachServer runs fn on every server at once, and returns its results
@@ -486,12 +494,7 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 		}
 	}
 	for start, end := 0, 0; start < len(keys); start = end {
-		members := int64(0)
-		for end = start; end < len(keys) && end-start < digestBatch; end++ {
-			if members += cards[end]; members > repairBatchMembers && end > start {
-				break
-			}
-		}
+		end = batchEnd(cards, start, repairBatchMembers)
 		batch := keys[start:end]
 		have := make(map[string][][]string, len(servers))
 		for _, addr := range servers {
