@@ -23,10 +23,10 @@ const reloadHelp = `On SIGHUP it reads the federation file again and applies its
 without a restart, in one step: nodes added, removed, renamed, merged,
 or given other servers (a node given other servers keeps its keys;
 nodes added, removed or renamed move keys to other nodes, not what was
-written to them, and the reload warns so). A file that does not load is logged,
-with its line, and the running configuration kept. Options (timeouts, password,
-metrics) take effect at a restart; a reload that finds them changed
-says so.`
+written to them, and the reload warns so). A file that does not load
+is logged, with its line, and the running configuration kept. Options
+(timeouts, password, metrics) take effect at a restart; a reload that
+finds them changed says so.`
 
 // reloadRequests returns a channel that receives SIGHUP, the request to
 // read the federation file again, and the function that stops that. Until
@@ -86,13 +86,6 @@ func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
 	return ch
 }
 
-// applyNodes brings the nodes of client to those of cfg, in one step (see
-// federated.Client.SetNodes): a node renamed, every node merged into one
-// group, and two nodes that swap servers are applied as any other change.
-func applyNodes(client *federated.Client, cfg federated.Config) error {
-	return client.SetNodes(cfg.Nodes)
-}
-
 // loadReload reads the federation file again for a reload: the
 // configuration and how its nodes differ from the client's, or false
 // where it is refused or changes no node, which it logs. Options that
@@ -130,7 +123,7 @@ func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logg
 	if !ok {
 		return
 	}
-	if err := applyNodes(client, cfg); err != nil {
+	if err := client.SetNodes(cfg.Nodes); err != nil { // all of them in one step, or none
 		logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
 		return
 	}
@@ -177,7 +170,7 @@ func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
 		return nil
 	}
 	return func() (*syncer.Syncer, error) {
-		if err := applyNodes(r.client, cfg); err != nil {
+		if err := r.client.SetNodes(cfg.Nodes); err != nil {
 			r.logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
 			return syncer.NewFromClient(r.client, r.local, r.opts)
 		}

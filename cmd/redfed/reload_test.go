@@ -164,7 +164,7 @@ func TestSyncReloadsOnSIGHUP(t *testing.T) {
 	copied(addrs[2], point(addrs[3], "web4"), "the running configuration is kept")
 }
 
-// applyNodes brings a client to a file's nodes whatever changes: every
+// A reload brings a client to a file's nodes whatever changes: every
 // node replaced by others, a node given other servers, nodes removed,
 // the only node renamed, every node merged into one group, two nodes
 // that swap servers. Each of the last three failed when the nodes were
@@ -199,7 +199,7 @@ func TestApplyNodes(t *testing.T) {
 		cfg := federated.Config{Nodes: step}
 		ch := diffNodes(c, cfg)
 		require.False(t, ch.none())
-		require.NoError(t, applyNodes(c, cfg), "%v", step)
+		require.NoError(t, c.SetNodes(cfg.Nodes), "%v", step)
 		want := make(map[string][]string)
 		for name, n := range step {
 			want[name] = n.Servers()
@@ -213,7 +213,7 @@ func TestApplyNodes(t *testing.T) {
 		}
 	}
 	// A file the client refuses changes nothing.
-	err := applyNodes(c, federated.Config{Nodes: map[string]federated.Node{"z": {Address: addrs[0]}, "w": {Address: addrs[0]}}})
+	err := c.SetNodes(map[string]federated.Node{"z": {Address: addrs[0]}, "w": {Address: addrs[0]}})
 	require.ErrorContains(t, err, "is already in node")
 	assert.Equal(t, map[string][]string{"x": {addrs[1], addrs[2]}, "y": {addrs[0]}}, nodesOf())
 }
