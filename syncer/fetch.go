@@ -67,7 +67,9 @@ const (
 	// reports a miss; a key is sent with its nearest checkpoint only.
 	fetchNear fetchMode = 'c'
 	// fetchFar fetches from the first boundary whose count holds, or the
-	// whole key.
+	// whole key. It is sent as a fetchPage of what the call has left of
+	// maxFetchMembers, so that a key that grew since the journal's read
+	// goes on in pages (see link.fetch).
 	fetchFar fetchMode = 'a'
 	// fetchRefresh fetches nothing and reads the checkpoints again if the
 	// key's cardinality is still the expected one.

@@ -97,7 +97,7 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 var (
 	windowArg = int64(levelWindow / time.Second)
 	factorArg = int64(levelFactor)
-	modeArgs  = [...]string{fetchNear: "c", fetchFar: "a", fetchRefresh: "r", fetchPage: "p", fetchNext: "n"}
+	modeArgs  = [...]string{fetchNear: "c", fetchRefresh: "r", fetchPage: "p", fetchNext: "n"} // fetchFar goes as fetchPage
 )
 
 func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetchResult, string, error) {
@@ -106,8 +106,6 @@ func (cs *clientServers) fetch(ctx context.Context, reqs []fetchRequest) ([]fetc
 	for i := range reqs {
 		r := &reqs[i]
 		if r.mode == fetchFar {
-			// A page of the call's bound: a key that grew since the
-			// journal said its size comes in pages (see link.fetch).
 			args = append(args, &r.key, &modeArgs[fetchPage], &maxFetchMembers, r.recount, len(r.checks))
 		} else {
 			args = append(args, &r.key, &modeArgs[r.mode], &r.want, r.recount, len(r.checks))
