@@ -69,8 +69,9 @@ type Options struct {
 	// still runs one when called.
 	NoAntiEntropy bool
 	// Links overrides which peers each local server pulls from (local
-	// address to peer addresses). By default a local server pulls from
-	// every other server of its replica group.
+	// address to peer addresses), whatever the nodes become. By default a
+	// local server pulls from every other server of its replica group, as
+	// the client's nodes have it now (see NewFromClient).
 	Links map[string][]string
 	// Logger receives what the syncer does besides its passes: failed
 	// passes, resets, horizons raised or refused, anti-entropy results.
@@ -136,7 +137,6 @@ type Syncer struct {
 	c         *federated.Client
 	ownClient bool
 	opts      Options
-	links     []*link
 	locals    []string
 	period    metric.Period // the federation's, for checking peers' horizons
 	keys      journal.Keys  // beside the federation's journal
@@ -145,12 +145,17 @@ type Syncer struct {
 	closeOnce sync.Once
 	closeErr  error // Close's result, for every call
 
-	mu      sync.Mutex // guards the fields below
-	running bool
-	closed  bool
-	stop    context.CancelFunc // ends the running Run
-	done    chan struct{}      // closed when the running Run returns
-	ae      AntiEntropyStats
+	mu sync.Mutex // guards the fields below
+	// links are those of the local servers now, in their order and their
+	// peers' (see follow), made for linksVersion of the client's nodes.
+	links        []*link
+	linksMade    bool
+	linksVersion uint64
+	running      bool
+	closed       bool
+	stop         context.CancelFunc // ends the running Run
+	done         chan struct{}      // closed when the running Run returns
+	ae           AntiEntropyStats
 }
 
 // ErrRunning is Run's error when the Syncer is already running.
@@ -178,11 +183,14 @@ func New(cfg federated.Config, local []string, opts Options) (*Syncer, error) {
 // NewFromClient builds a Syncer that works through an existing client,
 // which stays the caller's to close.
 //
-// Its links are those of the local servers' groups as the client has them
-// now. After a change that gives a group other servers (SetNodes,
-// ReplaceNode, a reload), make a new Syncer, as redfed sync does: close
-// the old one first; the cursors are kept in the servers, so the new one
-// goes on where it was. Anti-entropy follows such a change by itself, a
+// Its links follow the client's nodes: a change that gives a local
+// server's group other servers (SetNodes, ReplaceNode, AddNode,
+// RemoveNode) starts a link from each server that joined the group and
+// stops the link from each that left, within a PollInterval while Run
+// runs. A link from a server that left stops pulling it: take a server out
+// as RELIABILITY.md says, once its peers' links hold what it acknowledged
+// (PeerStats.SyncedTo). The links of a local server that Options.Links
+// names stay those it names. Anti-entropy follows such a change too, a
 // group whose servers changed starting with a run that compares every
 // key.
 func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, error) {
@@ -201,19 +209,26 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	if err != nil {
 		return nil, err
 	}
+	if opts.Links != nil {
+		// Read again at every change of nodes: the caller's map may change.
+		links := make(map[string][]string, len(opts.Links))
+		for addr, peers := range opts.Links {
+			links[addr] = slices.Clone(peers)
+		}
+		opts.Links = links
+	}
 	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period,
 		keys: journal.KeysOf(c.Options().Metrics.Journal), store: store}
 	for i, addr := range local {
 		if slices.Contains(local[:i], addr) {
 			return nil, fmt.Errorf("%w: syncer: local server %s named twice", federated.ErrInvalidConfig, addr)
 		}
-		_, group, err := c.ReplicaGroup(addr)
-		if err != nil {
+		if _, _, err := c.ReplicaGroup(addr); err != nil {
 			return nil, fmt.Errorf("%w: syncer: local server %s: %w", federated.ErrInvalidConfig, addr, err)
 		}
 		peers, custom := opts.Links[addr]
 		if !custom {
-			peers = slices.DeleteFunc(slices.Clone(group), func(p string) bool { return p == addr })
+			continue
 		}
 		for j, peer := range peers {
 			if peer == addr {
@@ -226,7 +241,6 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 			if _, _, err := c.ReplicaGroup(peer); err != nil {
 				return nil, fmt.Errorf("%w: syncer: peer %s of %s: %w", federated.ErrInvalidConfig, peer, addr, err)
 			}
-			s.links = append(s.links, newLink(s, addr, peer))
 		}
 	}
 	for addr := range opts.Links {
@@ -234,6 +248,7 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 			return nil, fmt.Errorf("%w: syncer: links name %s, which is not a local server", federated.ErrInvalidConfig, addr)
 		}
 	}
+	s.follow()
 	return s, nil
 }
 
@@ -276,23 +291,15 @@ func (s *Syncer) Run(parent context.Context) error {
 	}()
 
 	var wg sync.WaitGroup
-	if len(s.links) > 0 || !s.opts.NoAntiEntropy {
-		wg.Go(func() {
-			// Every pass of a closed client fails: nothing is left to do.
-			select {
-			case <-s.c.Done():
-				cancel()
-			case <-ctx.Done():
-			}
-		})
-	}
-	for _, l := range s.links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.loop(ctx)
-		}()
-	}
+	wg.Go(func() {
+		// Every pass of a closed client fails: nothing is left to do.
+		select {
+		case <-s.c.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	wg.Go(func() { s.runLinks(ctx) })
 	if !s.opts.NoAntiEntropy {
 		wg.Add(1)
 		go func() {
@@ -309,6 +316,108 @@ func (s *Syncer) Run(parent context.Context) error {
 	default:
 	}
 	return ctx.Err()
+}
+
+// runLinks runs a loop for each link until ctx ends, and waits for them.
+// Every PollInterval it looks for a change of nodes (Client.SetNodes,
+// ReplaceNode, AddNode, RemoveNode): the links of a local server follow
+// its group, started for a server that joined it, stopped, once their pass
+// under way ended, for one that left.
+func (s *Syncer) runLinks(ctx context.Context) {
+	type running struct {
+		stop context.CancelFunc
+		done chan struct{}
+	}
+	runs := make(map[*link]running)
+	start := func(ls []*link) {
+		for _, l := range ls {
+			lctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				l.loop(lctx)
+			}()
+			runs[l] = running{stop, done}
+		}
+	}
+	defer func() {
+		for _, r := range runs {
+			<-r.done
+		}
+	}()
+	// A change made while the Syncer did not run.
+	s.follow()
+	s.mu.Lock()
+	start(s.links)
+	s.mu.Unlock()
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		added, removed := s.follow()
+		for _, l := range removed {
+			runs[l].stop()
+		}
+		for _, l := range removed {
+			<-runs[l].done
+			delete(runs, l)
+		}
+		start(added)
+		for _, l := range removed {
+			s.opts.Logger.Info("syncer: link stopped: the peer left the local server's group", "local", l.local, "peer", l.peer)
+		}
+		for _, l := range added {
+			s.opts.Logger.Info("syncer: link started: the peer joined the local server's group", "local", l.local, "peer", l.peer)
+		}
+	}
+}
+
+// follow makes the Syncer's links those of now: of each local server,
+// Options.Links's if it names the server, else one from every other server
+// of the server's replica group (none for a server that left the
+// federation). A link that stays is kept as it is. It returns the links
+// added and those removed, none when the nodes did not change since the
+// last call.
+func (s *Syncer) follow() (added, removed []*link) {
+	version := s.c.TopologyVersion()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.linksMade && version == s.linksVersion {
+		return nil, nil
+	}
+	s.linksMade, s.linksVersion = true, version
+	var links []*link
+	for _, addr := range s.locals {
+		peers, custom := s.opts.Links[addr]
+		if !custom {
+			_, group, err := s.c.ReplicaGroup(addr)
+			if err != nil {
+				continue // the server left the federation
+			}
+			peers = slices.DeleteFunc(slices.Clone(group), func(p string) bool { return p == addr })
+		}
+		for _, peer := range peers {
+			i := slices.IndexFunc(s.links, func(l *link) bool { return l.local == addr && l.peer == peer })
+			if i >= 0 {
+				links = append(links, s.links[i])
+				continue
+			}
+			l := newLink(s, addr, peer)
+			links = append(links, l)
+			added = append(added, l)
+		}
+	}
+	for _, l := range s.links {
+		if !slices.Contains(links, l) {
+			removed = append(removed, l)
+		}
+	}
+	s.links = links
+	return added, removed
 }
 
 // Close stops Run, if it runs, and waits for it to return; then it closes
@@ -463,7 +572,10 @@ func (s *Syncer) localNodes() []string {
 // pulled their peers from the start again.
 func (s *Syncer) resets() map[string]int64 {
 	out := make(map[string]int64)
-	for _, l := range s.links {
+	s.mu.Lock()
+	links := s.links
+	s.mu.Unlock()
+	for _, l := range links {
 		node, _, err := s.c.ReplicaGroup(l.local)
 		if err == nil {
 			out[node] += l.snapshot().Resets
@@ -583,11 +695,12 @@ type AntiEntropyStats struct {
 // Stats returns the syncer's counters.
 func (s *Syncer) Stats() Stats {
 	var st Stats
-	for _, l := range s.links {
-		st.Peers = append(st.Peers, l.snapshot())
-	}
 	s.mu.Lock()
+	links := s.links
 	st.AntiEntropy = s.ae
 	s.mu.Unlock()
+	for _, l := range links {
+		st.Peers = append(st.Peers, l.snapshot())
+	}
 	return st
 }

@@ -1,0 +1,122 @@
+package syncer_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/fedtest"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/syncer"
+)
+
+const (
+	linkStarted = "syncer: link started: the peer joined the local server's group"
+	linkStopped = "syncer: link stopped: the peer left the local server's group"
+)
+
+// links returns a syncer's links as "local<-peer".
+func links(s *syncer.Syncer) []string {
+	var out []string
+	for _, p := range s.Stats().Peers {
+		out = append(out, p.Local+"<-"+p.Peer)
+	}
+	return out
+}
+
+// holds waits until the server at addr holds every member of want.
+func holds(t *testing.T, addr string, want map[string]bool) {
+	t.Helper()
+	require.NotEmpty(t, want)
+	require.Eventually(t, func() bool {
+		got := members(t, addr)
+		for m := range want {
+			if !got[m] {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "%s lacks members", addr)
+}
+
+// A Syncer's links follow the changes of nodes while it runs: a server
+// that joins the local server's group is pulled, one that leaves is not,
+// and one that comes back is pulled from where its link stopped.
+func TestLinksFollowTheChangesOfNodes(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	a, b, d := servers[0].Addr(), servers[1].Addr(), servers[2].Addr()
+	opts := quiet()
+	logs := &fedtest.Logs{}
+	opts.Logger = slog.New(logs)
+	c := newClient(t, federated.Config{Options: opts, Nodes: map[string]federated.Node{
+		"group": {Address: a}, "other": {Address: b}, "third": {Address: d}}})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{PollInterval: 20 * time.Millisecond, NoAntiEntropy: true})
+	require.Empty(t, links(s))
+
+	// Stats is read while the links change.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			_ = s.Stats()
+			time.Sleep(time.Millisecond)
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	writePoints(t, c, b, "before", 20)
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, b}}, "third": {Address: d}}))
+	holds(t, a, members(t, b))
+	assert.Equal(t, []string{a + "<-" + b}, links(s))
+	assert.Equal(t, []any{b}, logs.Values(linkStarted, "peer"))
+
+	// b leaves the group for a node of its own, d joins it.
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, d}}, "other": {Address: b}}))
+	require.Eventually(t, func() bool { return len(logs.Values(linkStopped, "peer")) == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []any{b}, logs.Values(linkStopped, "peer"))
+	assert.Equal(t, []string{a + "<-" + d}, links(s))
+	writePoints(t, c, d, "joined", 20)
+	writePoints(t, c, b, "away", 20)
+	holds(t, a, members(t, d))
+	time.Sleep(300 * time.Millisecond) // passes of a's link from d, none from b
+	got := members(t, a)
+	for m := range members(t, b) {
+		assert.Equal(t, strings.Contains(m, ":before:"), got[m], "a holds %s: only what b wrote while in the group", m)
+	}
+
+	// b comes back: its link goes on from the cursor a keeps.
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, b, d}}}))
+	holds(t, a, members(t, b))
+	assert.ElementsMatch(t, []string{a + "<-" + b, a + "<-" + d}, links(s))
+	assert.Equal(t, []any{b, d, b}, logs.Values(linkStarted, "peer"))
+}
+
+// A local server that leaves the federation has no links until it comes
+// back; links that Options.Links names stay whatever the nodes become.
+func TestLinksOfALocalServerThatLeavesAndOfOptionsLinks(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	a, b, d, e := servers[0].Addr(), servers[1].Addr(), servers[2].Addr(), servers[3].Addr()
+	c := newClient(t, federated.Config{Options: quiet(), Nodes: map[string]federated.Node{
+		"one": {Addresses: []string{a, b}}, "two": {Addresses: []string{d, e}}}})
+	s, _ := startSyncer(t, c, []string{a, d}, syncer.Options{PollInterval: 20 * time.Millisecond, NoAntiEntropy: true,
+		Links: map[string][]string{d: {e}}})
+	assert.Equal(t, []string{a + "<-" + b, d + "<-" + e}, links(s))
+
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"one": {Address: b}, "two": {Address: e}, "three": {Address: d}}))
+	require.Eventually(t, func() bool { return len(links(s)) == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []string{d + "<-" + e}, links(s), "a left the federation, d's links are its own")
+	writePoints(t, c, e, "custom", 10)
+	holds(t, d, members(t, e))
+
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"one": {Addresses: []string{b, a}}, "two": {Address: e}, "three": {Address: d}}))
+	writePoints(t, c, b, "back", 10)
+	holds(t, a, members(t, b))
+	assert.Equal(t, []string{a + "<-" + b, d + "<-" + e}, links(s))
+}
