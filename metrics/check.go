@@ -12,14 +12,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redfed/federated"
 	"github.com/redfed/federated/internal/journal"
 )
 
 // Check and Repair compare the servers of each replica group key by key:
 // the cardinality and a content digest of every metric key, computed by a
 // script on each server so that members cross the network only for keys
-// that differ. The keys compared are those in the group's journals; keys of
-// dropped periods are left out.
+// that differ. The keys compared are those in the group's journals, and,
+// unless CheckOptions.ChangedSince limits them, the metric keys the servers
+// hold; keys of dropped periods are left out.
 
 // digestBatch is how many keys a check takes at a time: their
 // cardinalities are read in one call, then their digests in calls of at
@@ -62,7 +64,7 @@ type CheckOptions struct {
 	// ChangedSince, if set, limits the comparison to the keys whose
 	// journal entry on some server of the group is scored at or after it,
 	// by that server's clock: the keys changed since. The zero value
-	// compares every key.
+	// compares every key, those in no journal included (found by SCAN).
 	ChangedSince time.Time
 }
 
@@ -327,8 +329,10 @@ func (st *Store) horizonOf(ctx context.Context, servers []string) (string, error
 }
 
 // groupKeys returns the union of the servers' journals, scored at or
-// after since (all of them for the zero time), less the keys of periods
-// any of them has dropped, sorted.
+// after since, less the keys of periods any of them has dropped, sorted.
+// For the zero time it adds the metric keys each server holds, found by
+// SCAN: a key that a foreign writer added without journalling it is in no
+// journal.
 func (st *Store) groupKeys(ctx context.Context, servers []string, since time.Time) ([]string, error) {
 	keys := make(map[string]struct{})
 	horizon, err := st.horizonOf(ctx, servers)
@@ -344,6 +348,13 @@ func (st *Store) groupKeys(ctx context.Context, servers []string, since time.Tim
 		if err != nil {
 			return nil, fmt.Errorf("metrics: server %s: reading the journal: %w", addr, err)
 		}
+		if !since.IsZero() {
+			continue
+		}
+		err = st.scanMetricKeys(ctx, rc, func(key string) { keys[key] = struct{}{} })
+		if err != nil {
+			return nil, fmt.Errorf("metrics: server %s: scanning its keys: %w", addr, err)
+		}
 	}
 	out := make([]string, 0, len(keys))
 	for k := range keys {
@@ -353,6 +364,29 @@ func (st *Store) groupKeys(ctx context.Context, servers []string, since time.Tim
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// scanMetricKeys calls fn with every metric key, of a sorted set, that a
+// server holds: SCAN in pages of journalPage, each a short command.
+func (st *Store) scanMetricKeys(ctx context.Context, rc *redis.Client, fn func(key string)) error {
+	var cursor uint64
+	for {
+		cctx, cancel := st.readContext(ctx)
+		page, next, err := rc.ScanType(cctx, cursor, "*:*:*", journalPage, "zset").Result()
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, key := range page {
+			if _, _, _, err := federated.ParseMetricKey(key); err == nil {
+				fn(key)
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
 }
 
 // digests returns each server's digest of every key: it reads the keys'

@@ -257,3 +257,41 @@ func TestCheckListsTheDivergentKeysLeft(t *testing.T) {
 	assert.Equal(t, live, g.Diffs[0].Key)
 	assert.Equal(t, map[string]int64{servers[0].Addr(): 1, servers[1].Addr(): 0}, g.Diffs[0].Cards)
 }
+
+// A key that a foreign writer added without journalling it (redis-cli, a
+// restore) is in no journal: a check of every key finds it by SCAN, and a
+// repair copies it; one limited to the keys changed since does not.
+func TestCheckComparesKeysInNoJournal(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	ctx := context.Background()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: []string{a, b}}}, Options: testOptions()})
+	st := newStore(t, c)
+	now := time.Now()
+	key, err := c.MetricKey(now, "web1", "foreign")
+	require.NoError(t, err)
+	rb := directClient(t, b)
+	member := fmt.Sprintf("%d:7", now.Unix())
+	require.NoError(t, rb.ZAdd(ctx, key, redis.Z{Score: float64(now.Unix()), Member: member}).Err())
+	// Neither a sorted set that is not a metric key nor a metric key of
+	// another type is compared.
+	require.NoError(t, rb.ZAdd(ctx, "leaderboard:web1:x", redis.Z{Score: 1, Member: "a"}).Err())
+	other, err := c.MetricKey(now, "web1", "string")
+	require.NoError(t, err)
+	require.NoError(t, rb.Set(ctx, other, "v", 0).Err())
+
+	report, err := st.Check(ctx, metrics.CheckOptions{ChangedSince: now.Add(-time.Hour)})
+	require.NoError(t, err)
+	assert.Zero(t, report.Keys, "no key is journalled")
+
+	report, err = st.Check(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, report.Keys)
+	require.Equal(t, 1, report.Divergent)
+	assert.Equal(t, key, report.Groups[0].Diffs[0].Key)
+
+	report, err = st.Repair(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, report.Repaired)
+	assert.Equal(t, []string{member}, directClient(t, a).ZRange(ctx, key, 0, -1).Val())
+}
