@@ -205,8 +205,11 @@ func (l *link) fetchCall(ctx context.Context, reqs []fetchRequest) ([]fetchResul
 // writer that journals in whole seconds (the Perl module) journals the
 // key again at the time it had, and only the count tells the entry.
 // Going back to the start instead kept a key that an importer backfilled
-// from ever being done, and its link with it. A key whose pages the local
-// server refuses for good (a dropped period, another type) gets no
+// from ever being done, and its link with it. A fetch that fails (a page
+// the local server refused for a moment, a timeout) goes on at the next
+// pass from the end of the last page merged while no count had changed,
+// checked by its count as any checkpoint (see resumePoint). A key whose
+// pages the local server refuses for good (a dropped period, another type) gets no
 // further page, and the refusal is the result's.
 //
 // A key fetched whole with others, in one call, is asked for as a page
@@ -219,6 +222,21 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 	} else {
 		page.checks = req.checks
 	}
+	if r, ok := l.resume[req.key]; ok && r.gen == l.peerGen && (len(page.checks) == 0 || r.check.below > page.checks[0].below) {
+		// The local server holds the pages merged while it holds the
+		// mark written after them: one restored from a snapshot taken
+		// before them (a restart, DEBUG RELOAD) lacks them, though its
+		// cursor is the link's.
+		token, err := l.servers.pageMark(ctx)
+		if err != nil {
+			return fetchResult{}, err
+		}
+		if token == r.token {
+			page.checks = append([]checkpoint{r.check}, page.checks...)
+		} else {
+			delete(l.resume, req.key)
+		}
+	}
 	part, err := l.fetchCall(ctx, []fetchRequest{page})
 	if err != nil {
 		return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
@@ -229,9 +247,26 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 // pagesFrom goes on with the fetch of req whose first page, fetched
 // atomically with the count below its start, is r: each page but the last
 // is merged, and the last is the result (see fetchPaged).
-func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, from journal.Origin) (fetchResult, error) {
+func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, from journal.Origin) (_ fetchResult, err error) {
 	var early journal.MergeResult
 	held := true // no count below a page changed since the first
+	// Where a fetch that fails goes on from, at the next pass: the end of
+	// the last page merged while no count below a page had changed.
+	var (
+		merged checkpoint
+		token  string // the page mark written after it
+	)
+	defer func() {
+		switch {
+		case err == nil:
+			delete(l.resume, req.key)
+		case token != "":
+			if l.resume == nil {
+				l.resume = make(map[string]resumePoint)
+			}
+			l.resume[req.key] = resumePoint{check: merged, token: token, gen: l.peerGen, at: l.now()}
+		}
+	}()
 	// Pages move forward, so a key takes as many calls as it has pages:
 	// only one that grows by a page a call never ends. The bound is
 	// loose: the size a fetch was asked by says little of the key's (a
@@ -252,6 +287,13 @@ func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, f
 		if len(res.Dropped) > 0 || len(res.Failed) > 0 {
 			return fetchResult{status: pageRefused, card: r.card, early: early}, nil
 		}
+		if held {
+			// Where a fetch that fails goes on from, once the local server
+			// holds the mark: one that refuses it (full) keeps the last.
+			if t := newEpoch(); l.servers.markPage(ctx, t) == nil {
+				merged, token = checkpoint{below: r.next, count: r.card}, t
+			}
+		}
 		next := fetchRequest{key: req.key, mode: fetchNext, want: maxFetchMembers, recount: levels, size: maxFetchMembers,
 			checks: []checkpoint{{below: r.next, count: r.card}}}
 		part, err := l.fetchCall(ctx, []fetchRequest{next})
@@ -267,6 +309,22 @@ func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, f
 	}
 	r.early = early
 	return r, nil
+}
+
+// resumePoint is where the fetch of a key in pages that failed goes on
+// from: the local server merged every member the peer held below
+// check.below, check.count of them, under the peer's run gen, and then
+// took token as its page mark (journal.PageSuffix), which it holds while
+// it holds them. A page the local server refused for a moment (a full
+// server, a busy script) or a timeout then costs the pages since it, not
+// the key's pages from the start: a key whose pages took longer than the
+// gaps between refusals was never done, and its link held for as long as
+// they came.
+type resumePoint struct {
+	check checkpoint
+	token string
+	gen   uint64
+	at    time.Time // when it was kept: one of a key no longer fetched goes as a mark does
 }
 
 // foldMerge adds what a merge did to into.

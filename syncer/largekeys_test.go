@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -312,4 +313,92 @@ func TestKeyThatGrewSinceTheJournalsReadComesInPages(t *testing.T) {
 	pages.mu.Lock()
 	defer pages.mu.Unlock()
 	assert.LessOrEqual(t, pages.most, bound, "the largest call")
+}
+
+// A page that the local server refuses for a moment (full, busy, loading)
+// fails the pass, and the next goes on from the last page merged, not
+// from the key's first: a key whose pages took longer than the gaps
+// between such refusals was never done, and its link held meanwhile. A
+// member added below the pages merged (a backfill) before the next pass
+// is copied all the same: the count below the last page tells it.
+func TestRefusedPageGoesOnFromTheLastPageMerged(t *testing.T) {
+	for _, backfill := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backfill=%t", backfill), func(t *testing.T) {
+			const bound, size, refusedAt = 500, 10000, 5
+			c, a, b := boundedPair(t, bound)
+			ctx := context.Background()
+			now := time.Now().Truncate(time.Second)
+			base := now.Add(-5 * time.Hour).Unix()
+			key := writeLargeKey(t, c, a, now, base, size)
+			rb := direct(t, b)
+			require.NoError(t, rb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+			// The local server is full from the merge of the refusedAt-th
+			// page until it refused it.
+			pages := &fetchMembers{after: func(call int) {
+				if call == refusedAt {
+					assert.NoError(t, rb.ConfigSet(ctx, "maxmemory", "1").Err())
+				}
+			}}
+			c.AddHook(pages.hook())
+			var refused atomic.Int32
+			c.AddHook(scriptHook{script: journal.WriteScript, after: func(_ redis.Cmder, err error) error {
+				if err != nil && strings.Contains(err.Error(), "OOM") {
+					refused.Add(1)
+					assert.NoError(t, rb.ConfigSet(ctx, "maxmemory", "0").Err())
+					if backfill {
+						_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:back", base+1)}}})
+						assert.NoError(t, err)
+					}
+				}
+				return err
+			}})
+			s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+			converged(t, []string{a, b}, 10*time.Second)
+			require.EqualValues(t, 1, refused.Load(), "the merges refused")
+			assert.EqualValues(t, 1, linkStats(t, s, b, a).Errors)
+			if !backfill {
+				pages.mu.Lock()
+				defer pages.mu.Unlock()
+				assert.Equal(t, size/bound+1, pages.calls, "the fetch calls: every page once, the refused one twice")
+			}
+		})
+	}
+}
+
+// A fetch that failed after pages were merged does not go on from them
+// once the local server came back from a snapshot taken before them (a
+// restart from its RDB file): its cursor is the link's, but it lacks the
+// pages, and the mark written after them tells it.
+func TestRefusedPageAfterTheLocalServerWentBackToASnapshot(t *testing.T) {
+	const bound, size, refusedAt = 500, 10000, 5
+	syncer.SetMaxFetchMembers(t, bound)
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	ctx := context.Background()
+	rb := direct(t, b)
+	require.NoError(t, rb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true, PollInterval: 20 * time.Millisecond})
+	writePoints(t, c, a, "small", 10)
+	converged(t, []string{a, b}, 10*time.Second)
+	require.Eventually(t, func() bool { return !linkStats(t, s, b, a).SyncedTo.IsZero() }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, rb.Save(ctx).Err()) // the snapshot: b's cursor as the link last saved it
+	var armed, refused atomic.Int32
+	c.AddHook((&fetchMembers{after: func(call int) {
+		if armed.Load() == 1 && call == refusedAt {
+			armed.Store(2)
+			assert.NoError(t, rb.ConfigSet(ctx, "maxmemory", "1").Err())
+		}
+	}}).hook())
+	c.AddHook(scriptHook{script: journal.WriteScript, after: func(_ redis.Cmder, err error) error {
+		if err != nil && strings.Contains(err.Error(), "OOM") && refused.Add(1) == 1 {
+			assert.NoError(t, servers[1].Restart()) // back from the snapshot, without the pages
+		}
+		return err
+	}})
+	armed.Store(1)
+	now := time.Now().Truncate(time.Second)
+	writeLargeKey(t, c, a, now, now.Add(-5*time.Hour).Unix(), size)
+	converged(t, []string{a, b}, 15*time.Second)
+	assert.EqualValues(t, 1, refused.Load())
 }

@@ -53,6 +53,7 @@ type fakeServer struct {
 	origin  map[string]string             // key to "address@token#card"
 	run     string                        // the run_id: a restart changes it
 	marks   string                        // the copy of the link's marks, "" for none
+	page    string                        // the link's last page mark, "" for none
 }
 
 func newFakeServer() *fakeServer {
@@ -283,6 +284,25 @@ func (f *fakeServers) saveMarks(_ context.Context, blob []byte) error {
 	defer f.mu.Unlock()
 	f.local.marks = string(blob)
 	return nil
+}
+
+func (f *fakeServers) markPage(_ context.Context, token string) error {
+	if err := f.call("markPage"); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.local.page = token
+	return nil
+}
+
+func (f *fakeServers) pageMark(context.Context) (string, error) {
+	if err := f.call("pageMark"); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.local.page, nil
 }
 
 func (f *fakeServers) loadMarks(context.Context) (string, error) {

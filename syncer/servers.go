@@ -46,6 +46,10 @@ type linkServers interface {
 	// read of the overlap began in the local server, if its epoch and
 	// origin token are still last's and it did not start since.
 	saveOverlap(ctx context.Context, last storedCursor, anchor float64) error
+	// markPage stores token in the local server once a page of a large
+	// key is merged; pageMark reads it, "" for none (see resumePoint).
+	markPage(ctx context.Context, token string) error
+	pageMark(ctx context.Context) (string, error)
 	// saveMarks stores a copy of the link's marks in the local server.
 	saveMarks(ctx context.Context, blob []byte) error
 	// loadMarks returns the copy of the link's marks the local server
@@ -183,6 +187,24 @@ func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anc
 		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read: %w", cs.local, cs.peer, err)
 	}
 	return nil
+}
+
+// markPage and pageMark set and read one field of a hash, as the marks'
+// scripts do.
+func (cs *clientServers) markPage(ctx context.Context, token string) error {
+	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.CursorKey}, cs.peer+journal.PageSuffix, token).Err()
+	if err != nil {
+		return fmt.Errorf("syncer: server %s: marking a page of %s merged: %w", cs.local, cs.peer, err)
+	}
+	return nil
+}
+
+func (cs *clientServers) pageMark(ctx context.Context) (string, error) {
+	raw, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadMarksScript, []string{journal.CursorKey}, cs.peer+journal.PageSuffix).Text()
+	if err != nil {
+		return "", fmt.Errorf("syncer: server %s: reading the last page of %s merged: %w", cs.local, cs.peer, err)
+	}
+	return raw, nil
 }
 
 func (cs *clientServers) saveMarks(ctx context.Context, blob []byte) error {

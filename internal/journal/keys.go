@@ -57,6 +57,12 @@ const SeqSuffix = "#seq"
 // have.
 const OverlapSuffix = "#overlap"
 
+// PageSuffix ends the field of CursorKey that holds a token the link
+// writes after each page of a large key it merged: a server that holds
+// it holds the page (a snapshot is a prefix of what the server applied),
+// and one restored from before it does not.
+const PageSuffix = "#page"
+
 // EpochField is the field of CursorKey that names the server's data set: a
 // random token written by the first load after the server came up empty.
 // It is not an address, so no peer's cursor can take its place.
