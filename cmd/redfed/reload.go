@@ -1,21 +1,17 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
 	"reflect"
 	"slices"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/redfed/federated"
-	"github.com/redfed/federated/syncer"
 )
 
 // reloadHelp is what the help of sync and serve says of SIGHUP.
@@ -134,23 +130,22 @@ func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logg
 type syncReloader struct {
 	cmd          *cobra.Command
 	client       *federated.Client
-	local        []string // the local servers the running syncer replicates
+	local        []string // the --local servers
 	started      federated.Options
-	opts         syncer.Options
 	allowNoPeers bool
 	logger       *slog.Logger
 }
 
-// prepare reads the federation file again and returns the function that
-// applies it once the running syncer has stopped, which returns the syncer
-// of the new configuration, on the cursors the servers keep; nil where
-// the file is refused or changes no node (logged). A local server no
-// longer in the file is dropped; a file that keeps none is refused, as is
-// one that leaves no local server a peer, unless --allow-no-peers.
-func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
+// reload reads the federation file again and applies its nodes to the
+// client, whose changes the running syncer's links follow; it logs what
+// changed, or why nothing did. A file that keeps no --local server is
+// refused, as is one that leaves none a peer, unless --allow-no-peers. A
+// --local server no longer in the file is not replicated until a file
+// has it again.
+func (r *syncReloader) reload() {
 	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger, r.started)
 	if !ok {
-		return nil
+		return
 	}
 	var local, gone []string
 	for _, addr := range r.local {
@@ -163,23 +158,19 @@ func (r *syncReloader) prepare() func() (*syncer.Syncer, error) {
 	if len(local) == 0 {
 		r.logger.Error("reload refused: the running configuration is kept",
 			"err", "no --local server is in the federation file", "local", r.local)
-		return nil
+		return
 	}
 	if err := checkPeers(cfg, local, r.allowNoPeers, r.logger); err != nil {
 		r.logger.Error("reload refused: the running configuration is kept", "err", err)
-		return nil
+		return
 	}
-	return func() (*syncer.Syncer, error) {
-		if err := r.client.SetNodes(cfg.Nodes); err != nil {
-			r.logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
-			return syncer.NewFromClient(r.client, r.local, r.opts)
-		}
-		ch.logApplied(r.logger)
-		if len(gone) > 0 {
-			r.logger.Warn("local servers no longer in the federation file are not replicated", "servers", gone)
-		}
-		r.local = local
-		return syncer.NewFromClient(r.client, r.local, r.opts)
+	if err := r.client.SetNodes(cfg.Nodes); err != nil { // all of them in one step, or none
+		r.logger.Error("reload refused: the running configuration is kept", append(ch.logAttrs(), "err", err)...)
+		return
+	}
+	ch.logApplied(r.logger)
+	if len(gone) > 0 {
+		r.logger.Warn("local servers no longer in the federation file are not replicated", "servers", gone)
 	}
 }
 
@@ -192,51 +183,4 @@ func nodeOfServer(cfg federated.Config, addr string) (node string, size int, ok 
 		}
 	}
 	return "", 0, false
-}
-
-// runSyncers runs the syncer cur holds until ctx ends or it fails. On each
-// reload request that prepare takes, it stops the syncer, applies the
-// reload, and runs the syncer that returns, which swapped is told of.
-func runSyncers(ctx context.Context, cur *atomic.Pointer[syncer.Syncer], reloads <-chan os.Signal,
-	prepare func() func() (*syncer.Syncer, error), swapped func(*syncer.Syncer)) error {
-	for {
-		s := cur.Load()
-		runCtx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- s.Run(runCtx) }()
-		var apply func() (*syncer.Syncer, error)
-		for apply == nil {
-			select {
-			case err := <-done:
-				if err == nil && ctx.Err() == nil {
-					// Nothing to run (no link, no anti-entropy): wait
-					// for the end or a reload as if it ran.
-					idle := make(chan error, 1)
-					context.AfterFunc(runCtx, func() { idle <- runCtx.Err() })
-					done = idle
-					continue
-				}
-				stop()
-				_ = s.Close()
-				return err
-			case <-reloads:
-				apply = prepare()
-			}
-		}
-		stop()
-		err := <-done
-		_ = s.Close()
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil && !errors.Is(err, context.Canceled):
-			return err
-		}
-		next, err := apply()
-		if err != nil {
-			return err
-		}
-		cur.Store(next)
-		swapped(next)
-	}
 }

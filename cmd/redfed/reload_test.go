@@ -152,7 +152,10 @@ func TestSyncReloadsOnSIGHUP(t *testing.T) {
 	reload(t, stderr, cfg, after, "federation file reloaded")
 	assert.Contains(t, stderr.String(), "changed=[redis_2]")
 	assert.NotContains(t, stderr.String(), "options in the federation file changed", "the options are the same")
-	assert.Contains(t, stderr.String(), "links=2")
+	require.Eventually(t, func() bool {
+		return strings.Contains(stderr.String(), "link started") && strings.Contains(stderr.String(), "peer="+addrs[3])
+	}, 5*time.Second, 10*time.Millisecond, "%s", stderr)
+	assert.NotContains(t, stderr.String(), "link stopped", "the links that stay run on")
 	copied(addrs[2], point(addrs[3], "web2"), "redis_2's new server is pulled from")
 	copied(addrs[0], point(addrs[1], "web3"), "redis_1 still replicates")
 	resumed, err := cursors.HGet(ctx, journal.CursorKey, addrs[1]).Float64()
@@ -229,7 +232,7 @@ func TestSyncWaitsForPeersOnSIGHUP(t *testing.T) {
 	require.Contains(t, stderr.String(), "links=0")
 
 	reload(t, stderr, cfg, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", a, b)+reloadOptions, "federation file reloaded")
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "links=1") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "link started") }, 5*time.Second, 10*time.Millisecond)
 	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"redis_1": {Addresses: []string{a, b}}},
 		Options: fedtest.Options()})
 	ctx := context.Background()

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -47,9 +46,11 @@ A local server alone in its node has no peer. When none has one there is
 nothing to replicate, and sync refuses to start (exit 2) unless
 --allow-no-peers is given.
 
-` + reloadHelp + ` The syncer then restarts on the new nodes, from the
-cursors its servers keep; a --local server no longer in the file is
-dropped, and a file that keeps none is refused.
+` + reloadHelp + ` The syncer's links follow the new nodes: a server
+that joined a --local server's group is pulled from the cursor the local
+server keeps, one that left is not; a --local server no longer in the
+file is not replicated until a file has it again, and a file that keeps
+none is refused.
 
 With --metrics-listen it serves Prometheus metrics at /metrics, and
 probes: /healthz (200 while the process runs) and /readyz (200 while
@@ -121,9 +122,9 @@ every node has a server up, else 503 naming the nodes with none).`,
 				return err
 			}
 			defer s.Close()
-			r := &syncReloader{cmd: cmd, client: client, local: local, started: cfg.Options, opts: opts,
+			r := &syncReloader{cmd: cmd, client: client, local: local, started: cfg.Options,
 				allowNoPeers: allowNoPeers, logger: logger}
-			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.prepare)
+			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.reload)
 		},
 	}
 	f := cmd.Flags()
@@ -167,15 +168,14 @@ func checkPeers(cfg federated.Config, local []string, allow bool, logger *slog.L
 }
 
 // runSyncer runs s until ctx ends, serving its metrics and the health of
-// client if asked, and logging its lag now and then. A reload request that
-// prepare takes replaces s by the syncer of the new configuration.
+// client if asked, and logging its lag now and then; reload applies each
+// reload request.
 func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger,
-	reloads <-chan os.Signal, prepare func() func() (*syncer.Syncer, error)) error {
-	var cur atomic.Pointer[syncer.Syncer]
-	cur.Store(s)
-	var reg atomic.Pointer[prometheus.Registry]
+	reloads <-chan os.Signal, reload func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if listen != "" {
-		reg.Store(syncerRegistry(s, readBuildVersion()))
+		reg := syncerRegistry(s, readBuildVersion())
 		ln, err := net.Listen("tcp", listen)
 		if err != nil {
 			return usagef("--metrics-listen %s: %v", listen, err)
@@ -184,7 +184,7 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 		// mistyped probe fails instead of reading the metrics as "ok".
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			promhttp.HandlerFor(reg.Load(), promhttp.HandlerOpts{}).ServeHTTP(w, r)
+			promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 		})
 		handleHealth(mux, client)
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -209,7 +209,7 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				for _, p := range cur.Load().Stats().Peers {
+				for _, p := range s.Stats().Peers {
 					logger.Info("syncer status", "local", p.Local, "peer", p.Peer, "lag", p.Lag.Round(time.Millisecond),
 						"p99", p.LagP99.Round(time.Millisecond), "added", p.Added, "errors", p.Errors)
 				}
@@ -217,12 +217,18 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 		}
 	}()
 	logger.Info("syncer running", "links", len(s.Stats().Peers))
-	err := runSyncers(ctx, &cur, reloads, prepare, func(next *syncer.Syncer) {
-		if listen != "" {
-			reg.Store(syncerRegistry(next, readBuildVersion()))
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	var err error
+	for running := true; running; {
+		select {
+		case err = <-ran:
+			running = false
+		case <-reloads:
+			reload()
 		}
-		logger.Info("syncer running", "links", len(next.Stats().Peers))
-	})
+	}
+	cancel() // Run failed: the status log stops too
 	<-done
 	if errors.Is(err, context.Canceled) {
 		logger.Info("syncer stopped")
