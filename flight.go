@@ -103,7 +103,7 @@ func isCounted(err error) bool {
 func cmdWithKey(cmd redis.Cmder) string {
 	args := cmd.Args()
 	if len(args) > 1 {
-		return fmt.Sprintf("%s %v", cmd.Name(), args[1])
+		return cmd.Name() + " " + argString(args[1])
 	}
 	return cmd.Name()
 }

@@ -133,6 +133,9 @@ var containers = func() map[string]bool {
 // allocation per command.
 func (c *Client) commandKeys(ctx context.Context, topo *topology, cmd redis.Cmder, dst []string) ([]string, error) {
 	args := cmd.Args()
+	if err := checkArgs(args); err != nil {
+		return nil, err
+	}
 	name := strings.ToLower(cmd.Name())
 	if keys, ok := movableKeys(name, args); ok {
 		if name == "sort" || name == "sort_ro" {
@@ -257,19 +260,6 @@ func countedKeys(args []any, at int) []string {
 		keys = append(keys, argString(args[i]))
 	}
 	return keys
-}
-
-// argString returns an argument as Redis reads it.
-func argString(a any) string {
-	switch v := a.(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	case fmt.Stringer:
-		return v.String()
-	}
-	return fmt.Sprint(a)
 }
 
 // streamOptions is what XREAD and XREADGROUP say before their streams: the

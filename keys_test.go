@@ -1,0 +1,190 @@
+package federated_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// binKey is a key that go-redis writes by its MarshalBinary, which it
+// prefers to its String.
+type binKey int
+
+func (k binKey) MarshalBinary() ([]byte, error) { return []byte("bin:" + strconv.Itoa(int(k))), nil }
+func (k binKey) String() string                 { return "str:" + strconv.Itoa(int(k)) }
+
+// typedKey is a key as some Go type, and the name Redis stores it under,
+// written here by hand from go-redis's writer (proto.Writer.WriteArg).
+type typedKey struct {
+	arg    any
+	stored string
+}
+
+// typedKeys returns keys of every type go-redis writes, n of each where
+// the type has that many values: enough that a key placed by another
+// spelling than its stored name lands on another node than KeyToNode of
+// that name for some of them.
+func typedKeys(n int) map[string][]typedKey {
+	keys := make(map[string][]typedKey)
+	add := func(name string, arg any, stored string) { keys[name] = append(keys[name], typedKey{arg, stored}) }
+	add("nil", nil, "")
+	add("nil *string", (*string)(nil), "")
+	add("nil *int", (*int)(nil), "0")
+	add("nil *float64", (*float64)(nil), "0")
+	add("nil *time.Time", (*time.Time)(nil), "0001-01-01T00:00:00Z")
+	add("nil *time.Duration", (*time.Duration)(nil), "0")
+	add("bool", true, "1")
+	add("bool", false, "0")
+	b := true
+	add("*bool", &b, "1")
+	add("float32", float32(0.1), "0.10000000149011612") // widened to 64 bits before it is written
+	add("float64", 1e21, "1000000000000000000000")
+	add("float64", 1.5, "1.5")
+	for i := range n {
+		s := fmt.Sprintf("k%d", i)
+		add("string", s, s)
+		add("*string", &s, s)
+		add("[]byte", []byte(s), s)
+		add("int", 1000+i, strconv.Itoa(1000+i))
+		v := 2000 + i
+		add("*int", &v, strconv.Itoa(v))
+		i8, i16, i32, i64 := int8(-i), int16(300+i), int32(70000+i), int64(1)<<40+int64(i)
+		add("int8", i8, strconv.Itoa(-i))
+		add("*int8", &i8, strconv.Itoa(-i))
+		add("int16", i16, strconv.Itoa(300+i))
+		add("*int16", &i16, strconv.Itoa(300+i))
+		add("int32", i32, strconv.Itoa(70000+i))
+		add("*int32", &i32, strconv.Itoa(70000+i))
+		add("int64", i64, strconv.FormatInt(i64, 10))
+		add("*int64", &i64, strconv.FormatInt(i64, 10))
+		u, u8, u16, u32, u64, up := uint(3000+i), uint8(200+i), uint16(4000+i), uint32(5000+i), uint64(1)<<63+uint64(i), uintptr(6000+i)
+		add("uint", u, strconv.Itoa(3000+i))
+		add("*uint", &u, strconv.Itoa(3000+i))
+		add("uint8", u8, strconv.Itoa(200+i))
+		add("*uint8", &u8, strconv.Itoa(200+i))
+		add("uint16", u16, strconv.Itoa(4000+i))
+		add("*uint16", &u16, strconv.Itoa(4000+i))
+		add("uint32", u32, strconv.Itoa(5000+i))
+		add("*uint32", &u32, strconv.Itoa(5000+i))
+		add("uint64", u64, strconv.FormatUint(u64, 10))
+		add("*uint64", &u64, strconv.FormatUint(u64, 10))
+		add("uintptr", up, strconv.Itoa(6000+i))
+		add("*uintptr", &up, strconv.Itoa(6000+i))
+		f32, f64 := float32(i)+0.25, float64(i)*1e20
+		add("*float32", &f32, strconv.FormatFloat(float64(f32), 'f', -1, 64))
+		add("*float64", &f64, strconv.FormatFloat(f64, 'f', -1, 64))
+		tm := time.Date(2026, 11, 25, 10, 30, i, 123456789, time.UTC)
+		add("time.Time", tm, fmt.Sprintf("2026-11-25T10:30:%02d.123456789Z", i))
+		add("*time.Time", &tm, fmt.Sprintf("2026-11-25T10:30:%02d.123456789Z", i))
+		d := time.Duration(i+1) * time.Second
+		add("time.Duration", d, strconv.Itoa(i+1)+"000000000")
+		add("*time.Duration", &d, strconv.Itoa(i+1)+"000000000")
+		add("encoding.BinaryMarshaler", binKey(i), "bin:"+strconv.Itoa(i))
+		ip := net.IPv4(10, 0, 0, byte(i)).To4()
+		add("net.IP", ip, string([]byte{10, 0, 0, byte(i)}))
+	}
+	return keys
+}
+
+// A key given as any type go-redis writes is placed by the name Redis
+// stores it under, so that KeyToNode of that name finds it, and so does
+// the same key given as another type, or as another pointer to the same
+// string.
+func TestKeysOfEveryTypeArePlacedByTheirStoredName(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	direct := make(map[string]*redis.Client)
+	for _, s := range servers {
+		direct[s.Addr()] = directClient(t, s.Addr())
+	}
+	for name, keys := range typedKeys(8) {
+		t.Run(name, func(t *testing.T) {
+			for i, k := range keys {
+				value := fmt.Sprintf("%s #%d", name, i)
+				require.NoError(t, c.Do(ctx, "SET", k.arg, value).Err(), "SET %q", k.stored)
+				got, err := direct[mustServer(t, c, k.stored)].Get(ctx, k.stored).Result()
+				require.NoError(t, err, "key %q on the server of its node %s", k.stored, c.KeyToNode(k.stored))
+				assert.Equal(t, value, got, "key %q on its server", k.stored)
+				got, err = c.Get(ctx, k.stored).Result()
+				require.NoError(t, err, "GET %q as a string", k.stored)
+				assert.Equal(t, value, got)
+				got, err = c.Do(ctx, "GET", k.arg).Text()
+				require.NoError(t, err, "GET %q as %s", k.stored, name)
+				assert.Equal(t, value, got)
+				require.Equal(t, int64(1), c.Del(ctx, k.stored).Val(), "DEL %q", k.stored)
+			}
+		})
+	}
+
+	t.Run("two pointers to one string", func(t *testing.T) {
+		misses := 0
+		for i := range 30 {
+			s1 := fmt.Sprintf("ptr%d", i)
+			s2 := strings.Clone(s1)
+			require.NoError(t, c.Do(ctx, "SET", &s1, "v").Err())
+			if err := c.Do(ctx, "GET", &s2).Err(); errors.Is(err, redis.Nil) {
+				misses++
+			} else {
+				require.NoError(t, err)
+			}
+		}
+		assert.Zero(t, misses, "GETs through another pointer that missed the SET")
+	})
+}
+
+// An argument go-redis cannot write fails its command with go-redis's
+// reason before it is placed, rather than as keys of two nodes, or with
+// every command of its server's share of a pipeline.
+func TestUnwritableArgumentIsRefusedAsGoRedisRefusesIt(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	type unwritable struct{ n int }
+	bad := unwritable{1}
+	spelt := fmt.Sprint(bad) // as the client once placed it
+	// other is on neither the node of that spelling nor of "", same on
+	// the node of "".
+	other, same := "", ""
+	for i := range 100 {
+		k := fmt.Sprintf("w%d", i)
+		if n := c.KeyToNode(k); n != c.KeyToNode(spelt) && n != c.KeyToNode("") && other == "" {
+			other = k
+		}
+		if c.KeyToNode(k) == c.KeyToNode("") && same == "" {
+			same = k
+		}
+	}
+	require.NotEmpty(t, other)
+	require.NotEmpty(t, same)
+
+	err := c.Do(ctx, "MSET", bad, "v", other, "v").Err()
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, federated.ErrCrossNode)
+	assert.Contains(t, err.Error(), "can't marshal federated_test.unwritable")
+	assert.Equal(t, int64(0), c.Exists(ctx, other).Val(), "nothing sent")
+
+	var set *redis.StatusCmd
+	var refused *redis.Cmd
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		refused = p.Do(ctx, "SET", bad, "v")
+		set = p.Set(ctx, same, "v", 0)
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, refused.Err().Error(), "can't marshal federated_test.unwritable")
+	require.NoError(t, set.Err(), "a command beside the refused one")
+	assert.Equal(t, "v", c.Get(ctx, same).Val())
+}
