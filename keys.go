@@ -213,30 +213,12 @@ func movableKeys(name string, args []any) (keys []string, ok bool) {
 			return keys, true
 		}
 		return nil, true
-	case "georadius", "georadiusbymember":
-		if len(args) < 2 {
-			return nil, true
-		}
-		keys = []string{argString(args[1])}
-		for i := 2; i+1 < len(args); i++ {
-			if a := argString(args[i]); strings.EqualFold(a, "store") || strings.EqualFold(a, "storedist") {
-				keys = append(keys, argString(args[i+1]))
-			}
-		}
-		return keys, true
-	case "migrate": // host port key|"" db timeout [COPY] [REPLACE] [AUTH...] [KEYS key...]
-		if len(args) > 3 && argString(args[3]) != "" {
-			return []string{argString(args[3])}, true
-		}
-		for i := 6; i < len(args); i++ {
-			if strings.EqualFold(argString(args[i]), "keys") {
-				for _, k := range args[i+1:] {
-					keys = append(keys, argString(k))
-				}
-				return keys, true
-			}
-		}
-		return nil, true
+	case "georadius":
+		return radiusKeys(args, 6), true // name key longitude latitude radius unit options...
+	case "georadiusbymember":
+		return radiusKeys(args, 5), true // name key member radius unit options...
+	case "migrate":
+		return migrateKeys(args), true
 	case "sort", "sort_ro":
 		if len(args) < 2 {
 			return nil, true
@@ -244,6 +226,59 @@ func movableKeys(name string, args []any) (keys []string, ok bool) {
 		return []string{argString(args[1])}, true // and what sortKeys reads
 	}
 	return nil, false
+}
+
+// radiusKeys returns the keys of a GEORADIUS or GEORADIUSBYMEMBER whose
+// options begin at args[options]: its key, and the destination of each
+// STORE and STOREDIST. The options are read in order, as Redis reads them,
+// so that a member or a COUNT named "store" is no option. (Redis stores
+// to the last destination given; COMMAND GETKEYS names the first of each
+// option; both are here.) The _RO variants take no STORE: their key spec
+// names their key.
+func radiusKeys(args []any, options int) []string {
+	if len(args) < 2 {
+		return nil
+	}
+	keys := []string{argString(args[1])}
+	for i := options; i < len(args); i++ {
+		switch strings.ToLower(argString(args[i])) {
+		case "count":
+			i++
+		case "store", "storedist":
+			if i+1 < len(args) {
+				keys = append(keys, argString(args[i+1]))
+			}
+			i++
+		}
+	}
+	return keys
+}
+
+// migrateKeys returns the keys of a MIGRATE host port key|"" db timeout
+// [COPY] [REPLACE] [AUTH password] [AUTH2 username password] [KEYS
+// key...]: its key, or with "" the keys after KEYS. The options are read
+// in order, as Redis reads them, so that a password or a username "keys"
+// is no option. A word it does not know is passed over, as COMMAND
+// GETKEYS does; Redis refuses the command.
+func migrateKeys(args []any) []string {
+	if len(args) > 3 && argString(args[3]) != "" {
+		return []string{argString(args[3])}
+	}
+	for i := 6; i < len(args); i++ {
+		switch strings.ToLower(argString(args[i])) {
+		case "auth":
+			i++
+		case "auth2":
+			i += 2
+		case "keys":
+			keys := make([]string, 0, len(args)-i-1)
+			for _, k := range args[i+1:] {
+				keys = append(keys, argString(k))
+			}
+			return keys
+		}
+	}
+	return nil
 }
 
 // countedKeys returns the keys that follow a count at args[at].

@@ -188,3 +188,125 @@ func TestUnwritableArgumentIsRefusedAsGoRedisRefusesIt(t *testing.T) {
 	require.NoError(t, set.Err(), "a command beside the refused one")
 	assert.Equal(t, "v", c.Get(ctx, same).Val())
 }
+
+// keyedCommand is a command whose words "$0", "$1"... are its keys, and
+// whose decoys are words that a misreading of its options would take for
+// keys.
+type keyedCommand struct {
+	args   []string
+	decoys []string
+}
+
+// checkKeysAsRedisSays checks that a command's keys are those COMMAND
+// GETKEYS names, and that the client places it by them: with every key on
+// one node and every decoy on others it is sent, and with any one key on
+// another node it fails with ErrCrossNode. c has hash tags on.
+func checkKeysAsRedisSays(t *testing.T, c *federated.Client, rc *redis.Client, cmd keyedCommand) {
+	t.Helper()
+	ctx := context.Background()
+	decoyNodes := make(map[string]bool)
+	for _, d := range cmd.decoys {
+		decoyNodes[c.KeyToNode(d)] = true
+	}
+	tag, away := "", ""
+	for i := 0; i < 1000 && (tag == "" || away == ""); i++ {
+		candidate := fmt.Sprintf("{t%d}", i)
+		switch {
+		case tag == "" && !decoyNodes[c.KeyToNode(candidate)]:
+			tag = candidate
+		case tag != "" && c.KeyToNode(candidate) != c.KeyToNode(tag):
+			away = candidate
+		}
+	}
+	require.NotEmpty(t, tag, "a node that holds none of the decoys %q", cmd.decoys)
+	require.NotEmpty(t, away)
+	words := func(moved int) ([]any, []string) {
+		var args []any
+		var keys []string
+		for _, w := range cmd.args {
+			if n, err := strconv.Atoi(strings.TrimPrefix(w, "$")); err == nil && strings.HasPrefix(w, "$") {
+				w = tag + "k" + strconv.Itoa(n)
+				if n == moved {
+					w = away + "k" + strconv.Itoa(n)
+				}
+				keys = append(keys, w)
+			}
+			args = append(args, w)
+		}
+		return args, keys
+	}
+	args, keys := words(-1)
+	got, err := rc.CommandGetKeys(ctx, args...).Result()
+	require.NoError(t, err, "COMMAND GETKEYS %q", args)
+	require.ElementsMatch(t, keys, got, "COMMAND GETKEYS %q", args)
+	err = c.Do(ctx, args...).Err()
+	if errors.Is(err, federated.ErrCrossNode) || errors.Is(err, federated.ErrKeyless) {
+		t.Fatalf("%q, keys on one node, decoys %q on others: %v", args, cmd.decoys, err)
+	}
+	for i := 1; i < len(keys); i++ {
+		args, _ := words(i)
+		require.ErrorIs(t, c.Do(ctx, args...).Err(), federated.ErrCrossNode, "%q, key %d on another node", args, i)
+	}
+}
+
+// GEORADIUS and GEORADIUSBYMEMBER store where their options say, which
+// come after their fixed arguments: a member named "store" or "storedist"
+// is no option, and the radius after it no key.
+func TestGeoRadiusOptionsReadAfterTheirArguments(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	rc := directClient(t, servers[0].Addr())
+	for _, cmd := range []keyedCommand{
+		{args: []string{"GEORADIUSBYMEMBER", "$0", "store", "100", "km"}, decoys: []string{"100"}},
+		{args: []string{"GEORADIUSBYMEMBER", "$0", "storedist", "100", "km"}, decoys: []string{"100"}},
+		{args: []string{"GEORADIUSBYMEMBER", "$0", "store", "100", "km", "STOREDIST", "$1"}, decoys: []string{"100"}},
+		{args: []string{"GEORADIUSBYMEMBER", "$0", "m", "100", "km", "COUNT", "5", "STORE", "$1", "STOREDIST", "$2"}},
+		{args: []string{"GEORADIUSBYMEMBER_RO", "$0", "store", "100", "km"}, decoys: []string{"100"}},
+		{args: []string{"GEORADIUS", "$0", "15", "37", "200", "km", "STORE", "$1"}},
+		{args: []string{"GEORADIUS", "$0", "15", "37", "200", "km", "WITHDIST", "COUNT", "3", "ASC", "STOREDIST", "$1"}},
+		{args: []string{"GEORADIUS_RO", "$0", "15", "37", "200", "km", "WITHDIST"}},
+	} {
+		checkKeysAsRedisSays(t, c, rc, cmd)
+	}
+
+	// And it finds the members of its own node.
+	ctx := context.Background()
+	require.NoError(t, c.GeoAdd(ctx, "{g}places", &redis.GeoLocation{Name: "store", Longitude: 13.36, Latitude: 38.11},
+		&redis.GeoLocation{Name: "storedist", Longitude: 15.08, Latitude: 37.50}).Err())
+	got, err := c.Do(ctx, "GEORADIUSBYMEMBER", "{g}places", "store", "200", "km", "ASC").StringSlice()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"store", "storedist"}, got)
+}
+
+// MIGRATE's options are read in order, as Redis reads them, so that a
+// password or a username "keys" is no KEYS.
+func TestMigrateOptionsReadInOrder(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	target := redistest.StartT(t, redistest.Options{Args: []string{"--requirepass", "keys"}})
+	opts := testOptions()
+	opts.HashTags = true
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	rc := directClient(t, servers[0].Addr())
+	port := strconv.Itoa(target.Port())
+	for _, cmd := range []keyedCommand{
+		{args: []string{"MIGRATE", "127.0.0.1", port, "", "0", "100", "AUTH", "keys", "KEYS", "$0"}, decoys: []string{"KEYS"}},
+		{args: []string{"MIGRATE", "127.0.0.1", port, "", "0", "100", "AUTH", "KEYS", "KEYS", "$0", "$1"}, decoys: []string{"KEYS"}},
+		{args: []string{"MIGRATE", "127.0.0.1", port, "", "0", "100", "AUTH2", "keys", "keys", "KEYS", "$0"}, decoys: []string{"keys", "KEYS"}},
+		{args: []string{"MIGRATE", "127.0.0.1", port, "", "0", "100", "COPY", "REPLACE", "KEYS", "$0", "$1"}},
+		{args: []string{"MIGRATE", "127.0.0.1", port, "$0", "0", "100", "COPY", "AUTH", "keys"}},
+	} {
+		checkKeysAsRedisSays(t, c, rc, cmd)
+	}
+
+	// And it moves the keys, from their node.
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, "{m}a", "1", 0).Err())
+	require.NoError(t, c.Set(ctx, "{m}b", "2", 0).Err())
+	require.NoError(t, c.Do(ctx, "MIGRATE", "127.0.0.1", port, "", "0", "1000", "AUTH", "keys", "KEYS", "{m}a", "{m}b").Err())
+	assert.Equal(t, int64(0), c.Exists(ctx, "{m}a", "{m}b").Val())
+	moved := redis.NewClient(&redis.Options{Addr: target.Addr(), Password: "keys"})
+	t.Cleanup(func() { _ = moved.Close() })
+	assert.Equal(t, []any{"1", "2"}, moved.MGet(ctx, "{m}a", "{m}b").Val())
+}
