@@ -36,8 +36,10 @@ import (
 //     FLUSHALL, FLUSHDB and SCRIPT and FUNCTION LOAD, EXISTS, FLUSH (and
 //     FUNCTION DELETE, RESTORE), which go to every server and answer with
 //     the first server's reply (SCRIPT EXISTS: true where every server has
-//     the script). SCAN walks every node. Through a Group a keyless
-//     command goes to the group's node.
+//     the script). SCAN walks every node; in a pipeline, a transaction
+//     or a chain, which go to one server each, it fails with ErrKeyless:
+//     send it alone. Through a Group a keyless command goes to the
+//     group's node.
 //   - MULTI, EXEC, DISCARD, WATCH and UNWATCH sent alone fail with
 //     ErrTxCommand: use TxPipelined or Watch.
 //   - PUBLISH places a channel as a key, and so do Subscribe, PSubscribe

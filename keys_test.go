@@ -310,3 +310,55 @@ func TestMigrateOptionsReadInOrder(t *testing.T) {
 	t.Cleanup(func() { _ = moved.Close() })
 	assert.Equal(t, []any{"1", "2"}, moved.MGet(ctx, "{m}a", "{m}b").Val())
 }
+
+// SCAN walks every node with a cursor of the client's; in a pipeline, a
+// transaction or a chain, which go to one server each, it fails with
+// ErrKeyless and says what to do, and the commands beside it in a pipeline
+// are sent.
+func TestScanInABatchSaysToSendItAlone(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	checkRefusal := func(t *testing.T, err error) {
+		t.Helper()
+		require.ErrorIs(t, err, federated.ErrKeyless)
+		assert.Contains(t, err.Error(), "send SCAN alone (Scan, ScanIterator)")
+	}
+	for name, r := range map[string]redis.Cmdable{"client": c, "group": c.Group("g")} {
+		t.Run(name, func(t *testing.T) {
+			var scan *redis.ScanCmd
+			var set *redis.StatusCmd
+			_, err := r.Pipelined(ctx, func(p redis.Pipeliner) error {
+				scan = p.Scan(ctx, 0, "", 10)
+				set = p.Set(ctx, name+":piped", "v", 0)
+				return nil
+			})
+			require.Error(t, err)
+			checkRefusal(t, scan.Err())
+			require.NoError(t, set.Err())
+			assert.Equal(t, "v", r.Get(ctx, name+":piped").Val())
+
+			_, err = r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, name+":tx", "v", 0)
+				p.Scan(ctx, 0, "", 10)
+				return nil
+			})
+			checkRefusal(t, err)
+			assert.Equal(t, int64(0), r.Exists(ctx, name+":tx").Val(), "nothing of the transaction sent")
+
+			var keys []string
+			it := r.Scan(ctx, 0, "*", 1000).Iterator()
+			for it.Next(ctx) {
+				keys = append(keys, it.Val())
+			}
+			require.NoError(t, it.Err(), "SCAN alone")
+			assert.Contains(t, keys, name+":piped")
+		})
+	}
+
+	var scanned redis.Cmder
+	err := c.Chain().Cmd(func(r redis.Cmdable) { r.Scan(ctx, 0, "", 10) }, func(cmd redis.Cmder) { scanned = cmd }).Poll(ctx)
+	require.Error(t, err)
+	require.NotNil(t, scanned)
+	checkRefusal(t, scanned.Err())
+}

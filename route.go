@@ -24,8 +24,14 @@ import (
 // ErrKeyless reports a command that names no key, which the client has no
 // node to send to. Nothing is sent. Send it to one server with
 // ServerClient, or to every server with ForEachServer. (A few keyless
-// commands are sent to every server instead: see Client.)
+// commands are sent to every server instead: see Client.) SCAN, which
+// walks every node when sent alone, fails with it in a pipeline, a
+// transaction or a chain.
 var ErrKeyless = errors.New("federated: command names no key to route it by")
+
+// errScanBatched is the error of a SCAN in a pipeline, a transaction or a
+// chain.
+var errScanBatched = fmt.Errorf("%w: SCAN cannot go in a pipeline, a transaction or a chain, which send each command to one server: its cursor is the client's, over every node (through a Group, every server of its node) in turn; send SCAN alone (Scan, ScanIterator), or to one server through ServerClient", ErrKeyless)
 
 // ErrTxCommand reports MULTI, EXEC, DISCARD, WATCH or UNWATCH sent alone:
 // the next command might run on another connection of the pool, or on
@@ -126,6 +132,15 @@ func (c *Client) placeIn(ctx context.Context, topo *topology, r routing, cmd red
 	name := strings.ToLower(cmd.Name())
 	if txCommands[name] {
 		cmd.SetErr(fmt.Errorf("%w (%s)", ErrTxCommand, strings.ToUpper(name)))
+		return target{}, false
+	}
+	if name == "scan" {
+		// SCAN sent alone walks the nodes one after another (see scan.go)
+		// and is not placed: what reaches here is a pipeline's, a
+		// transaction's or a chain's. Sent to one server, it would answer
+		// with that server's cursor, which a SCAN of the client reads as
+		// another.
+		cmd.SetErr(errScanBatched)
 		return target{}, false
 	}
 	if r.grouped {
