@@ -326,6 +326,10 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // client goes there and no longer reaches the subscription: subscribe
 // again after a failover (NodeToServer says where the node is). A
 // subscription ends when its node leaves the federation, and at Close.
+// A PubSub made after Close, or ended by it, answers go-redis's
+// redis.ErrClosed, not ErrClosed: go-redis reads it, and wraps no error of
+// the client's; a read under way as Close ends it fails with the closed
+// connection's error.
 //
 // Ending a subscription closes its PubSub, which ends the goroutine that
 // its Channel runs; closing it again, as go-redis asks of its owner, only

@@ -31,7 +31,8 @@
 // nodes are added or removed. Its background goroutines (the checks of
 // down servers, and from the first pipeline sent to several servers a few
 // goroutines that send them) belong to it: Close waits for every one of
-// them; calls after Close fail with ErrClosed.
+// them; calls after Close fail with ErrClosed (a PubSub, which go-redis
+// reads, with go-redis's redis.ErrClosed: see Subscribe).
 //
 // # Failures
 //
