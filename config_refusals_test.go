@@ -441,3 +441,26 @@ func TestLoadConfigRefusesAnEndlessFile(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "/dev/zero: more than 16777216 bytes (MaxConfigBytes)")
 }
+
+// More nodes than the ring takes are refused by Validate, and so by
+// ParseConfig, as New refuses them: the consistent ring gives each node
+// at least one of its 8,191 partitions. A file that loads is one New
+// takes.
+func TestRingSizeBound(t *testing.T) {
+	nodes := func(n int) map[string]federated.Node {
+		out := make(map[string]federated.Node, n)
+		for i := range n {
+			out[fmt.Sprintf("n%05d", i)] = federated.Node{Address: fmt.Sprintf("h%d:%d", i/60000, 1+i%60000)}
+		}
+		return out
+	}
+	refuseConfig(t, federated.Config{Nodes: nodes(8192)},
+		"nodes: 8192 nodes: the consistent ring (options.ring) takes at most 8191, one to each of its partitions")
+	cfg := federated.Config{Nodes: nodes(8191)}
+	require.NoError(t, cfg.Validate())
+	c, err := federated.New(cfg)
+	require.NoError(t, err, "a configuration Validate takes is one New takes")
+	require.NoError(t, c.Close())
+	perl := federated.Config{Nodes: nodes(8192), Options: federated.Options{Ring: federated.RingPerl}}
+	assert.NoError(t, perl.Validate(), "the perl ring takes more")
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/internal/ring"
 )
 
 // Validate reports the first problem of the configuration, naming the field
@@ -43,7 +44,26 @@ func (v validator) nodes(cfg Config) error {
 			return err
 		}
 	}
+	if err := v.ringSize(cfg); err != nil {
+		return err
+	}
 	return v.copies(cfg)
+}
+
+// ringSize checks that the ring of cfg's options takes its nodes, as New
+// would build it.
+func (v validator) ringSize(cfg Config) error {
+	limit, why := ring.MaxConsistentNodes, "the consistent ring (options.ring) takes at most %d, one to each of its partitions"
+	switch {
+	case cfg.Options.NewRing != nil:
+		return nil // its own
+	case cfg.Options.Ring == RingPerl:
+		limit, why = ring.MaxNodes, "the perl ring (options.ring) takes at most %d"
+	}
+	if len(cfg.Nodes) > limit {
+		return v.fail(fieldPath{"nodes"}, "%d nodes: "+why, len(cfg.Nodes), limit)
+	}
+	return nil
 }
 
 // copies checks options.metrics.copies against the nodes: a metric write

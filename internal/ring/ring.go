@@ -27,6 +27,13 @@ type Indexed interface {
 // indexes.
 const maxNodes = 1 << 16
 
+// MaxNodes is the most nodes NewPerl takes, and MaxConsistentNodes the
+// most NewConsistent takes: one a partition, none left without one.
+const (
+	MaxNodes           = maxNodes
+	MaxConsistentNodes = partitionCount
+)
+
 // Hasher hashes bytes to 64 bits. Sum64 must not modify or retain its
 // argument: Locate passes the bytes of the key string without copying them.
 // A nil Hasher means xxhash (github.com/cespare/xxhash/v2).
