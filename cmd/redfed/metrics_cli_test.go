@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/fedtest"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/metrics"
 )
@@ -78,7 +79,7 @@ func TestRecordOneByArguments(t *testing.T) {
 }
 
 func TestRecordOneErrors(t *testing.T) {
-	cfg, _ := startFederation(t, 1)
+	cfg, client := startFederation(t, 1)
 	tests := []struct {
 		name string
 		args []string
@@ -90,6 +91,9 @@ func TestRecordOneErrors(t *testing.T) {
 		{"bad host", []string{"web:1", "cpu", "1"}, "bad host"},
 		{"bad time", []string{"web1", "cpu", "1", "--time", "yesterday"}, `--time "yesterday": want`},
 		{"time before 1970", []string{"web1", "cpu", "1", "--time", "-5"}, "bad timestamp -5"},
+		// --time "$T" with T unset: not now, which would write the point
+		// at another time than the one meant.
+		{"empty time", []string{"web1", "cpu", "1", "--time", ""}, "--time: empty: give a time"},
 		{"strict with arguments", []string{"web1", "cpu", "1", "--strict"}, "--strict applies"},
 	}
 	for _, tt := range tests {
@@ -103,6 +107,20 @@ func TestRecordOneErrors(t *testing.T) {
 	code, _, errOut := runCLI(t, "", "record", "--config", cfg, "--time", "now")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "--time applies to a point given by arguments")
+	for _, addr := range client.Servers() {
+		n, err := fedtest.DirectClient(t, addr).DBSize(t.Context()).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "bad input writes nothing")
+	}
+	for _, verb := range []string{"hosts", "metrics"} {
+		args := []string{verb, "--config", cfg, "--since", ""}
+		if verb == "metrics" {
+			args = append(args, "web1")
+		}
+		code, _, errOut := runCLI(t, "", args...)
+		assert.Equal(t, 2, code, verb)
+		assert.Contains(t, errOut, "--since: empty: give a time", verb)
+	}
 }
 
 func TestRecordStdin(t *testing.T) {
@@ -281,6 +299,8 @@ func TestQueryErrors(t *testing.T) {
 		{"bad host", []string{"web:1", "cpu"}, "bad host"},
 		{"bad from", []string{"web1", "cpu", "--from", "1.2.3"}, `--from "1.2.3" is not a number`},
 		{"from after to", []string{"web1", "cpu", "--from", "-1h", "--to", "-2h"}, "is after --to"},
+		{"empty from", []string{"web1", "cpu", "--from", ""}, "--from: empty: give a time"},
+		{"empty to", []string{"web1", "cpu", "--to="}, "--to: empty: give a time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

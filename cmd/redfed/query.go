@@ -54,8 +54,8 @@ be missing.`,
   redfed query web1.sfo cpu.user --from 2026-11-25T00:00:00Z --to 2026-11-26T00:00:00Z --json`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 	}
-	from := cmd.Flags().String("from", "", "start of the range (default an hour before --to)")
-	to := cmd.Flags().String("to", "", "end of the range (default now)")
+	cmd.Flags().String("from", "", "start of the range (default an hour before --to)")
+	cmd.Flags().String("to", "", "end of the range (default now)")
 	asJSON := cmd.Flags().Bool("json", false, "print one JSON object instead of a table")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		host, metricName := args[0], args[1]
@@ -63,11 +63,11 @@ be missing.`,
 			return err
 		}
 		now := time.Now()
-		end, err := timeFlag("--to", *to, now, now)
+		end, err := timeFlag(cmd, "to", now, now)
 		if err != nil {
 			return err
 		}
-		start, err := timeFlag("--from", *from, now, end.Add(-defaultQueryRange))
+		start, err := timeFlag(cmd, "from", now, end.Add(-defaultQueryRange))
 		if err != nil {
 			return err
 		}
@@ -115,13 +115,22 @@ func checkSeriesArgs(host, metricName string) error {
 
 // timeFlag parses the value of a time flag, or returns def when it is
 // empty.
-func timeFlag(name, value string, now, def time.Time) (time.Time, error) {
+func timeFlag(cmd *cobra.Command, name string, now, def time.Time) (time.Time, error) {
+	value, err := cmd.Flags().GetString(name)
+	if err != nil {
+		return time.Time{}, err
+	}
 	if value == "" {
+		if cmd.Flags().Changed(name) {
+			// --time "$T" with T unset: not the default, which might
+			// write or read another time than the one meant.
+			return time.Time{}, usagef("--%s: empty: give a time, or leave the flag out for its default", name)
+		}
 		return def, nil
 	}
 	t, err := parseTimeArg(value, now)
 	if err != nil {
-		return time.Time{}, usagef("%s %w", name, err)
+		return time.Time{}, usagef("--%s %w", name, err)
 	}
 	return t, nil
 }
@@ -177,11 +186,11 @@ command exits 1.`,
   redfed hosts --json | jq -r '.hosts[]'`,
 		Args: usageArgs(cobra.NoArgs),
 	}
-	since := cmd.Flags().String("since", "", "list hosts written at or after this time (default 7d)")
+	cmd.Flags().String("since", "", "list hosts written at or after this time (default 7d)")
 	asJSON := cmd.Flags().Bool("json", false, `print {"since": TIME, "hosts": [...]}`)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		now := time.Now()
-		from, err := timeFlag("--since", *since, now, now.Add(-defaultListSince))
+		from, err := timeFlag(cmd, "since", now, now.Add(-defaultListSince))
 		if err != nil {
 			return err
 		}
@@ -216,7 +225,7 @@ is not a host, is an error too (exit 1).`,
   redfed metrics web1.sfo --since 2026-11-25T00:00:00Z --json`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 	}
-	since := cmd.Flags().String("since", "", "list metrics written at or after this time (default 7d)")
+	cmd.Flags().String("since", "", "list metrics written at or after this time (default 7d)")
 	asJSON := cmd.Flags().Bool("json", false, `print {"host": HOST, "since": TIME, "metrics": [...]}`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		host := args[0]
@@ -224,7 +233,7 @@ is not a host, is an error too (exit 1).`,
 			return usageError{err}
 		}
 		now := time.Now()
-		from, err := timeFlag("--since", *since, now, now.Add(-defaultListSince))
+		from, err := timeFlag(cmd, "since", now, now.Add(-defaultListSince))
 		if err != nil {
 			return err
 		}

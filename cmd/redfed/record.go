@@ -62,7 +62,7 @@ are written and summed up, and a line cut by the interrupt is dropped.`,
 			return nil
 		}),
 	}
-	at := cmd.Flags().String("time", "", "time of the point given by arguments: "+timeArgForms+" (default now)")
+	cmd.Flags().String("time", "", "time of the point given by arguments: "+timeArgForms+" (default now)")
 	strict := cmd.Flags().Bool("strict", false, "check all of standard input first; write nothing if any line is bad")
 	asJSON := cmd.Flags().Bool("json", false, `also print the summary as {"lines", "written", "failed", "skipped", "seconds"}`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -76,7 +76,7 @@ are written and summed up, and a line cut by the interrupt is dropped.`,
 			if *strict {
 				return usagef("--strict applies to points read from standard input, not to one given by arguments")
 			}
-			return printSummary(recordOne(cmd, args[0], args[1], args[2], *at))
+			return printSummary(recordOne(cmd, args[0], args[1], args[2]))
 		}
 		if cmd.Flags().Changed("time") {
 			return usagef("--time applies to a point given by arguments; lines of standard input carry their own time")
@@ -107,7 +107,7 @@ type recordSummary struct {
 
 // recordOne writes the point given by record's arguments. The summary is
 // zero when the write was not tried.
-func recordOne(cmd *cobra.Command, host, metricName, value, at string) (recordSummary, error) {
+func recordOne(cmd *cobra.Command, host, metricName, value string) (recordSummary, error) {
 	if err := metric.ValidateHost(host); err != nil {
 		return recordSummary{}, usageError{err}
 	}
@@ -118,11 +118,9 @@ func recordOne(cmd *cobra.Command, host, metricName, value, at string) (recordSu
 	if err != nil {
 		return recordSummary{}, usageError{err}
 	}
-	t := time.Now()
-	if at != "" {
-		if t, err = parseTimeArg(at, t); err != nil {
-			return recordSummary{}, usagef("--time %w", err)
-		}
+	t, err := timeFlag(cmd, "time", time.Now(), time.Now())
+	if err != nil {
+		return recordSummary{}, err
 	}
 	client, err := newClient(cmd)
 	if err != nil {
