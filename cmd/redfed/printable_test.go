@@ -93,9 +93,11 @@ func TestCheckRefusesANodeNamedTwice(t *testing.T) {
 		assert.Contains(t, errOut, "--node redis_1: named twice", verb)
 		// An empty --node (a variable that came out empty) would check
 		// every group instead.
-		code, _, errOut = runCLI(t, "", verb, "--config", cfg, "--node", "")
-		assert.Equal(t, exitUsage, code, verb)
-		assert.Contains(t, errOut, "--node: empty", verb)
+		for _, empty := range []string{"", "redis_1,", ",redis_1"} {
+			code, _, errOut = runCLI(t, "", verb, "--config", cfg, "--node", empty)
+			assert.Equal(t, exitUsage, code, verb)
+			assert.Contains(t, errOut, "--node: empty", "%s --node %q", verb, empty)
+		}
 	}
 }
 

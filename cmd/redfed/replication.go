@@ -291,7 +291,7 @@ repaired, 1 when something could not be.`,
 var errDiverged = errors.New("replicas differ")
 
 func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) error {
-	if cmd.Flags().Changed("node") && len(nodes) == 0 {
+	if cmd.Flags().Changed("node") && (len(nodes) == 0 || slices.Contains(nodes, "")) {
 		return usagef("--node: empty: name a node, or leave the flag out for every replica group")
 	}
 	client, err := newClient(cmd)
