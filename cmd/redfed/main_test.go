@@ -67,6 +67,13 @@ func TestRouteArgsAndStdin(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Equal(t, "2026-12-21:web284.sin:swap.used\tredis_2\t127.0.0.1:7002\n"+
 		"2026-11-12:worker801.lax:req.errors\tredis_1\t127.0.0.1:7001\n", out)
+
+	// Bytes that are not UTF-8 are quoted, each as itself: \xff and \xfe
+	// would look alike on a terminal.
+	code, out, errOut = runCLI(t, "", "route", "a\xffb", "a\xfeb")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `"a\xffb"`)
+	assert.Contains(t, out, `"a\xfeb"`)
 }
 
 // route prints each key read from standard input as it comes, not when

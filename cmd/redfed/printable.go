@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // printable returns s as it is when every rune of it prints, and else in
@@ -29,7 +30,9 @@ func printableLine(s string) string {
 	return q[1 : len(q)-1]
 }
 
-// prints reports whether every rune of s prints.
+// prints reports whether every rune of s prints. A byte that is not
+// UTF-8 does not: it would reach the terminal as itself, or as the same
+// replacement character as any other such byte.
 func prints(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
 }
