@@ -25,6 +25,14 @@ const (
 	DefaultAntiEntropyFull     = time.Hour              // Options.AntiEntropyFull
 )
 
+// Floors of Options: a shorter interval (1ns, a slip of the unit) makes a
+// syncer spin, sending its servers commands back to back.
+const (
+	MinPollInterval        = time.Millisecond       // Options.PollInterval
+	MinOverlapInterval     = 10 * time.Millisecond  // Options.OverlapInterval
+	MinAntiEntropyInterval = 100 * time.Millisecond // Options.AntiEntropyInterval and AntiEntropyFull
+)
+
 // antiEntropyMargin is how much earlier than the last full run's start a
 // run compares the keys changed since, beside Options.Overlap: the
 // journals are scored by the servers' clocks.
@@ -34,7 +42,7 @@ const antiEntropyMargin = time.Minute
 // a negative one is an error.
 type Options struct {
 	// PollInterval is the pause between passes that found nothing more to
-	// pull. Default 100ms.
+	// pull. Default 100ms; at least MinPollInterval.
 	PollInterval time.Duration
 	// Overlap is how far a pass, every OverlapInterval, reads a peer's
 	// journal again before the peer's time when the last such read began
@@ -45,7 +53,8 @@ type Options struct {
 	Overlap time.Duration
 	// OverlapInterval is how often a pass reads the overlap again: the
 	// longest a change of such a writer waits before it is copied, beside
-	// a pass. Shorter reads more of the journal again. Default 5s.
+	// a pass. Shorter reads more of the journal again. Default 5s; at
+	// least MinOverlapInterval.
 	OverlapInterval time.Duration
 	// Batch is how many journal entries a read takes. Default 1000.
 	Batch int
@@ -53,7 +62,8 @@ type Options struct {
 	// compare the keys of the local servers' groups and repair the local
 	// servers: in each group, the keys changed since the last run that
 	// compared them all and met no failure that passes, and every key once
-	// AntiEntropyFull has passed since that run. Default 5m.
+	// AntiEntropyFull has passed since that run. Default 5m; at least
+	// MinAntiEntropyInterval.
 	AntiEntropyInterval time.Duration
 	// AntiEntropyFull is how often an anti-entropy run compares every key,
 	// however long ago it changed: a run reads every member of each key it
@@ -63,7 +73,7 @@ type Options struct {
 	// the start again (a server that lost its data), or after a run that
 	// compared every key but met a failure that passes (a key it could not
 	// repair for a full server, a server down), compares every key of the
-	// group too. Default 1h.
+	// group too. Default 1h; at least MinAntiEntropyInterval.
 	AntiEntropyFull time.Duration
 	// NoAntiEntropy turns the periodic anti-entropy runs off; AntiEntropy
 	// still runs one when called.
@@ -80,7 +90,7 @@ type Options struct {
 }
 
 // check returns an error (federated.ErrInvalidConfig) that names the first
-// negative option.
+// negative option, or the first interval set below its floor.
 func (o Options) check() error {
 	for _, f := range []struct {
 		name     string
@@ -96,6 +106,19 @@ func (o Options) check() error {
 	} {
 		if f.negative {
 			return fmt.Errorf("%w: syncer.Options.%s is negative (%v); zero means the default", federated.ErrInvalidConfig, f.name, f.value)
+		}
+	}
+	for _, f := range []struct {
+		name         string
+		value, floor time.Duration
+	}{
+		{"PollInterval", o.PollInterval, MinPollInterval},
+		{"OverlapInterval", o.OverlapInterval, MinOverlapInterval},
+		{"AntiEntropyInterval", o.AntiEntropyInterval, MinAntiEntropyInterval},
+		{"AntiEntropyFull", o.AntiEntropyFull, MinAntiEntropyInterval},
+	} {
+		if f.value > 0 && f.value < f.floor {
+			return fmt.Errorf("%w: syncer.Options.%s is %v, below its floor of %v; zero means the default", federated.ErrInvalidConfig, f.name, f.value, f.floor)
 		}
 	}
 	return nil

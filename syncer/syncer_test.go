@@ -504,6 +504,14 @@ func TestBadOptions(t *testing.T) {
 	assert.ErrorContains(t, err, "syncer.Options.AntiEntropyInterval is negative (-1s)")
 	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Batch: -1})
 	assert.ErrorContains(t, err, "syncer.Options.Batch is negative")
+	// An interval below its floor (1ns, a slip of the unit) would spin.
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{PollInterval: time.Nanosecond})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "syncer.Options.PollInterval is 1ns, below its floor of 1ms")
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{OverlapInterval: time.Millisecond})
+	assert.ErrorContains(t, err, "syncer.Options.OverlapInterval is 1ms, below its floor of 10ms")
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{AntiEntropyFull: time.Millisecond})
+	assert.ErrorContains(t, err, "syncer.Options.AntiEntropyFull is 1ms, below its floor of 100ms")
 }
 
 // Close stops a running Run and waits for it; Run after Close refuses, and

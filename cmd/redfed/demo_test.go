@@ -118,7 +118,12 @@ func TestDemoAndServeRefuseNegativeFlags(t *testing.T) {
 	}{
 		{[]string{"demo", "--duration", "-1s"}, "--duration -1s: want 0 or more (0, the default, serves until Ctrl-C)"},
 		{[]string{"demo", "--hosts", "-5"}, "--hosts -5: want 1 or more"},
-		{[]string{"serve", "--config", cfg, "--check-every", "-1m"}, "--check-every -1m0s: want 0 (off) or more"},
+		{[]string{"serve", "--config", cfg, "--check-every", "-1m"}, "--check-every -1m0s: want 0 (off) or 1s or more"},
+		// Intervals that would spin, sending commands back to back.
+		{[]string{"serve", "--config", cfg, "--check-every", "1ns"}, "--check-every 1ns: want 0 (off) or 1s or more"},
+		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--poll", "1ns"}, "--poll 1ns: want 1ms or more"},
+		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1us"}, "--anti-entropy 1µs: want 100ms or more"},
+		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy-full", "50ms"}, "--anti-entropy-full 50ms: want 100ms or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1m", "--no-anti-entropy"}, "--anti-entropy with --no-anti-entropy"},
 	} {
 		code, _, errOut := runCLI(t, "", tc.args...)

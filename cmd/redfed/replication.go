@@ -76,16 +76,19 @@ every node has a server up, else 503 naming the nodes with none).`,
 				}
 			}
 			for _, f := range []struct {
-				name        string
-				d, fallback time.Duration
+				name               string
+				d, fallback, floor time.Duration
 			}{
-				{"poll", opts.PollInterval, syncer.DefaultPollInterval},
-				{"overlap", opts.Overlap, syncer.DefaultOverlap},
-				{"anti-entropy", opts.AntiEntropyInterval, syncer.DefaultAntiEntropyInterval},
-				{"anti-entropy-full", opts.AntiEntropyFull, syncer.DefaultAntiEntropyFull},
+				{"poll", opts.PollInterval, syncer.DefaultPollInterval, syncer.MinPollInterval},
+				{"overlap", opts.Overlap, syncer.DefaultOverlap, 0},
+				{"anti-entropy", opts.AntiEntropyInterval, syncer.DefaultAntiEntropyInterval, syncer.MinAntiEntropyInterval},
+				{"anti-entropy-full", opts.AntiEntropyFull, syncer.DefaultAntiEntropyFull, syncer.MinAntiEntropyInterval},
 			} {
-				if f.d < 0 {
+				switch {
+				case f.d < 0:
 					return usagef("--%s %v: want 0 or more (0 means the default, %v)", f.name, f.d, f.fallback)
+				case f.d > 0 && f.d < f.floor:
+					return usagef("--%s %v: want %v or more (0 means the default, %v)", f.name, f.d, f.floor, f.fallback)
 				}
 			}
 			cfg, err := loadConfig(cmd)

@@ -23,6 +23,10 @@ import (
 // defaultListen is where the dashboard listens unless told otherwise.
 const defaultListen = "127.0.0.1:8080"
 
+// minCheckEvery is the shortest --check-every: a check reads every key of
+// every replica group, and one every nanosecond kept every server busy.
+const minCheckEvery = time.Second
+
 func newDemoCmd() *cobra.Command {
 	var (
 		duration  time.Duration
@@ -201,8 +205,8 @@ only your hosts reach.
 			if seriesReads < 1 {
 				return usagef("--series-reads %d: want 1 or more", seriesReads)
 			}
-			if checkEvery < 0 {
-				return usagef("--check-every %v: want 0 (off) or more", checkEvery)
+			if checkEvery < 0 || checkEvery > 0 && checkEvery < minCheckEvery {
+				return usagef("--check-every %v: want 0 (off) or %v or more", checkEvery, minCheckEvery)
 			}
 			client, cfg, err := newClientConfig(cmd)
 			if err != nil {
