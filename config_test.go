@@ -249,3 +249,24 @@ func TestNodeNamesComparedByteForByte(t *testing.T) {
 	assert.Equal(t, "h:1", cfg.Nodes[nfc].Address)
 	assert.Equal(t, "h:2", cfg.Nodes[nfd].Address)
 }
+
+// SameServer compares addresses as Validate does where it refuses a server
+// in two nodes.
+func TestSameServer(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"db1:6379", "DB1:6379", true},
+		{"db1.:6379", "db1:06379", true},
+		{"localhost:7000", "127.0.0.1:7000", true},
+		{"[::1]:7000", "127.0.0.1:7000", true},
+		{"[::ffff:10.0.0.1]:1", "10.0.0.1:1", true},
+		{"db1:6379", "db1:6380", false},
+		{"db1:6379", "10.0.0.1:6379", false}, // no DNS
+		{"db1", "db1", false},                // not host:port
+	} {
+		assert.Equal(t, tc.same, federated.SameServer(tc.a, tc.b), "%s %s", tc.a, tc.b)
+		assert.Equal(t, tc.same, federated.SameServer(tc.b, tc.a), "%s %s", tc.b, tc.a)
+	}
+}

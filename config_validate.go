@@ -181,6 +181,21 @@ func canonicalAddr(addr string) (string, error) {
 	return validator{}.canonicalAddr(addr)
 }
 
+// SameServer reports whether two host:port addresses name one server as
+// Validate compares them (where it refuses a server in two nodes): host
+// names without case or a trailing dot, IP addresses in their shortest
+// form, ports without leading zeros, and localhost, 127.0.0.1 and ::1 as
+// one host. Other names are compared as written, without DNS. An address
+// that is not host:port names no server.
+func SameServer(a, b string) bool {
+	ca, err := canonicalAddr(a)
+	if err != nil {
+		return false
+	}
+	cb, err := canonicalAddr(b)
+	return err == nil && ca == cb
+}
+
 // canonicalAddr is the function canonicalAddr, with errors that say what is
 // wrong without quoting the address, which the caller prints (or redacts).
 func (v validator) canonicalAddr(addr string) (string, error) {
