@@ -120,3 +120,20 @@ func TestLinksOfALocalServerThatLeavesAndOfOptionsLinks(t *testing.T) {
 	holds(t, a, members(t, b))
 	assert.Equal(t, []string{a + "<-" + b, d + "<-" + e}, links(s))
 }
+
+// A local server named another way than the client spells it (localhost
+// for 127.0.0.1, a host in upper case) is the client's server: its links
+// are those of its group, itself left out.
+func TestLocalServerSpeltAnotherWay(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	other := "LOCALHOST" + strings.TrimPrefix(a, "127.0.0.1")
+	s, _ := startSyncer(t, c, []string{other}, syncer.Options{PollInterval: 20 * time.Millisecond, NoAntiEntropy: true})
+	assert.Equal(t, []string{a + "<-" + b}, links(s))
+	writePoints(t, c, b, "web1", 10)
+	holds(t, a, members(t, b))
+	_, err := syncer.NewFromClient(c, []string{a, other}, syncer.Options{})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "named twice")
+}

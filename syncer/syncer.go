@@ -232,15 +232,18 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	if err != nil {
 		return nil, err
 	}
+	// The servers as the client spells them, which the links compare
+	// (DB1:6379 for db1:6379, localhost for 127.0.0.1).
+	local = spelt(c, local)
 	if opts.Links != nil {
 		// Read again at every change of nodes: the caller's map may change.
 		links := make(map[string][]string, len(opts.Links))
 		for addr, peers := range opts.Links {
-			links[addr] = slices.Clone(peers)
+			links[spelt(c, []string{addr})[0]] = spelt(c, peers)
 		}
 		opts.Links = links
 	}
-	s := &Syncer{c: c, opts: opts, locals: slices.Clone(local), period: period,
+	s := &Syncer{c: c, opts: opts, locals: local, period: period,
 		keys: journal.KeysOf(c.Options().Metrics.Journal), store: store}
 	for i, addr := range local {
 		if slices.Contains(local[:i], addr) {
@@ -273,6 +276,23 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	}
 	s.follow()
 	return s, nil
+}
+
+// spelt returns addrs as the client spells its servers: each that names a
+// server of the client another way (federated.SameServer) its spelling, the
+// others as they are.
+func spelt(c *federated.Client, addrs []string) []string {
+	out := slices.Clone(addrs)
+	servers := c.Servers()
+	for i, addr := range out {
+		if slices.Contains(servers, addr) {
+			continue
+		}
+		if j := slices.IndexFunc(servers, func(s string) bool { return federated.SameServer(s, addr) }); j >= 0 {
+			out[i] = servers[j]
+		}
+	}
+	return out
 }
 
 // Run pulls from every peer of every local server, and runs anti-entropy

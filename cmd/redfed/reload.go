@@ -174,11 +174,11 @@ func (r *syncReloader) reload() {
 	}
 }
 
-// nodeOfServer returns the node of cfg that has the server addr, as
-// written, and the number of its servers.
+// nodeOfServer returns the node of cfg that has the server addr, however
+// either spells it (federated.SameServer), and the number of its servers.
 func nodeOfServer(cfg federated.Config, addr string) (node string, size int, ok bool) {
 	for name, n := range cfg.Nodes {
-		if slices.Contains(n.Servers(), addr) {
+		if slices.ContainsFunc(n.Servers(), func(s string) bool { return federated.SameServer(s, addr) }) {
 			return name, len(n.Servers()), true
 		}
 	}

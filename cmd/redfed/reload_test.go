@@ -294,3 +294,23 @@ func TestSIGHUPWhileStartingIsAReload(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "reload: no node changed") },
 		10*time.Second, 10*time.Millisecond, "the SIGHUP that came while sync started was a reload: %s", stderr)
 }
+
+// sync takes a --local server spelt another way than the file spells it,
+// as the file's checks compare servers (REDFED_SYNC_LOCAL=db1:6379 for a
+// file that says DB1:6379): it refused it as not a server of the file.
+func TestSyncLocalSpeltAnotherWay(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", "LOCALHOST"+strings.TrimPrefix(a, "127.0.0.1"), b))
+	_, stderr := startDaemon(t, "syncer running", "sync", "--config", cfg, "--local", "localhost"+strings.TrimPrefix(a, "127.0.0.1"),
+		"--poll", "20ms", "--no-anti-entropy")
+	require.Contains(t, stderr.String(), "links=1")
+	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"redis_1": {Addresses: []string{a, b}}},
+		Options: fedtest.Options()})
+	ctx := context.Background()
+	key := fedtest.MustKey(t, c, time.Now(), "web1", "cpu")
+	_, err := merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", time.Now().Unix())}}})
+	require.NoError(t, err)
+	rc := fedtest.DirectClient(t, a)
+	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond, "%s", stderr)
+}

@@ -108,6 +108,11 @@ every node has a server up, else 503 naming the nodes with none).`,
 			}
 			defer client.Close()
 			for i, addr := range local {
+				// As the file spells it: DB1:6379 names db1:6379 there.
+				if j := slices.IndexFunc(client.Servers(), func(s string) bool { return federated.SameServer(s, addr) }); j >= 0 {
+					addr = client.Servers()[j]
+					local[i] = addr
+				}
 				switch _, _, err := client.ReplicaGroup(addr); {
 				case addr == "":
 					return usagef("--local: an empty address in %q", strings.Join(local, ","))
