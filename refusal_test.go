@@ -307,7 +307,7 @@ func TestWriteFailedOnEveryServerNamesEach(t *testing.T) {
 	}
 	err := c.Record(ctx, "web1", "cpu", time.Now(), 1)
 	require.ErrorIs(t, err, federated.ErrTemporary)
-	assert.ErrorContains(t, err, "failed on each of 2 servers tried")
+	assert.ErrorContains(t, err, "failed on each of 2 servers")
 	for _, s := range servers {
 		assert.Equal(t, 1, strings.Count(err.Error(), s.Addr()), "%s named once: %v", s.Addr(), err)
 	}
@@ -326,4 +326,38 @@ func TestWriteFailedOnEveryServerNamesEach(t *testing.T) {
 	for _, s := range servers {
 		assert.Contains(t, werr.Error(), s.Addr(), "each server named")
 	}
+}
+
+// A metric write refused by the one server of its group that is up names
+// the others, down, too, and matches ErrServerDown as well as
+// ErrTemporary: it named the refusing server alone, and an operator who
+// mended it was left with a node that still failed.
+func TestWriteRefusedBesideADownServerNamesBoth(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	ctx := context.Background()
+	cur := currentOf(t, c, "g")
+	down := servers[0]
+	if down.Addr() == cur {
+		down = servers[1]
+	}
+	require.NoError(t, down.Kill())
+	require.NoError(t, c.MarkServerDown(down.Addr()))
+	require.NoError(t, directClient(t, cur).ConfigSet(ctx, "maxmemory", "1").Err())
+
+	err := c.Record(ctx, "web1", "cpu", time.Now(), 1)
+	require.ErrorIs(t, err, federated.ErrTemporary)
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	assert.ErrorContains(t, err, "failed on each of 2 servers")
+	assert.ErrorContains(t, err, down.Addr())
+	assert.ErrorContains(t, err, cur)
+
+	rec := newRecorder(t, c, metrics.RecorderOptions{FlushInterval: time.Hour})
+	werr := rec.Write(ctx, metrics.Sample{Host: "web1", Metric: "cpu", Time: time.Now(), Value: 1})
+	require.ErrorIs(t, werr, federated.ErrTemporary)
+	require.ErrorIs(t, werr, federated.ErrServerDown)
+	assert.Contains(t, werr.Error(), down.Addr())
 }

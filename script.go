@@ -86,8 +86,13 @@ func (c *Client) runCurrent(ctx context.Context, n *node, call *ScriptCall) (*se
 		case ctx.Err() != nil || errors.Is(err, ErrClosed):
 			return s, nil, err
 		case errors.Is(err, ErrTemporary):
-			if !call.Idempotent || !tries.leave(n) || !c.leave(n, s, err) {
+			if !call.Idempotent || !tries.leave(n) {
 				return s, nil, failedOnEach(n, left, err)
+			}
+			if !c.leave(n, s, err) {
+				// No other server up: those that are down are the
+				// node's failures too, not sent to.
+				return s, nil, failedOnEach(n, append(left, downFaults(n, s, left)...), err)
 			}
 			left = append(left, err)
 			continue
@@ -99,6 +104,22 @@ func (c *Client) runCurrent(ctx context.Context, n *node, call *ScriptCall) (*se
 		}
 		left = append(left, err)
 	}
+}
+
+// downFaults returns, for each server of n but s that is marked down and
+// not among the failures in left, its down error.
+func downFaults(n *node, s *server, left []error) []error {
+	var out []error
+	for _, other := range n.servers {
+		if other == s || !other.down.Load() || slices.ContainsFunc(left, func(err error) bool {
+			var se *ServerError
+			return errors.As(err, &se) && se.Server == other.addr
+		}) {
+			continue
+		}
+		out = append(out, &ServerError{Node: other.node, Server: other.addr, Err: other.downReason(), down: true})
+	}
+	return out
 }
 
 // failedOnEach returns the error of a call that failed on a server after
@@ -128,15 +149,15 @@ func failedOnEach(n *node, left []error, last error) error {
 }
 
 // eachFailedError is the failure of a call that failed on each server it
-// was tried on.
+// was tried on, and on those it was not sent to for being down.
 type eachFailedError struct {
-	faults []error // each a *ServerError, in the order tried
+	faults []error // each a *ServerError, in the order tried, the servers down before the last
 }
 
 // Error names each server and why it failed.
 func (e *eachFailedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "failed on each of %d servers tried", len(e.faults))
+	fmt.Fprintf(&b, "failed on each of %d servers", len(e.faults))
 	writeFaults(&b, e.faults)
 	return b.String()
 }
