@@ -408,6 +408,16 @@ func (c *Client) pubsubOf(s *server) *redis.Client {
 // AddHook adds a go-redis hook to the client of every server, now and
 // after any server's client is replaced (a recovered server gets a fresh
 // one), after the hooks of Options.Hooks.
+//
+// A hook sits on a server's client, not around the federation's call: it
+// sees each server a command or pipeline is sent to, a second after a
+// failover within a group included, with the arguments the first one
+// left, and the client's own traffic (health checks, go-redis's HELLO).
+// The client places a command by its keys before any hook runs: a hook
+// that rewrites a key (a prefix for a namespace) sends the command to the
+// node of the key as given, and, not idempotent, rewrites it again on the
+// next server of a failover. Place keys yourself (KeyToNode, a key
+// group) instead.
 func (c *Client) AddHook(h redis.Hook) {
 	c.AddServerHook(func(string) redis.Hook { return h })
 }

@@ -201,7 +201,8 @@ type Options struct {
 	TLSConfig *tls.Config `yaml:"-" json:"-"`
 	// Hooks are added to the go-redis client of every server, after the
 	// client's own health hook, the clients made when servers come back up
-	// included.
+	// included: each sees every server a command is sent to (see
+	// Client.AddHook).
 	Hooks []redis.Hook `yaml:"-" json:"-"`
 	// OnNewClient, if set, is called with every go-redis client the client
 	// makes for a server's commands: one per new server at New, AddNode,
