@@ -4,7 +4,9 @@
 // A client writes a metric key to one server of its group (the current
 // one). Every write journals the key on that server, scored with the
 // server's clock. A Syncer runs, for each local server, one loop per peer
-// of the server's group: a pass reads the peer's journal from a cursor,
+// of the server's group, as the client's nodes have it while Run runs (a
+// server that joins the group is pulled from then, one that leaves no
+// longer): a pass reads the peer's journal from a cursor,
 // fetches the changed keys' new members from the peer, and merges them into
 // the local server with the same script writers use, so that a key is
 // journalled locally only when something was added. That makes changes

@@ -11,8 +11,8 @@ import (
 // runLinks runs a loop for each link until ctx ends, and waits for them.
 // Every PollInterval it looks for a change of nodes (Client.SetNodes,
 // ReplaceNode, AddNode, RemoveNode): the links of a local server follow
-// its group, started for a server that joined it, stopped, once their pass
-// under way ended, for one that left.
+// its group, started for a server that joined it, and, for one that left,
+// stopped (the pass under way abandoned, the marks saved) and waited for.
 func (s *Syncer) runLinks(ctx context.Context) {
 	type running struct {
 		stop context.CancelFunc
@@ -81,9 +81,14 @@ func (s *Syncer) follow() (added, removed []*link) {
 	}
 	s.linksMade, s.linksVersion = true, version
 	var links []*link
-	for _, addr := range s.locals {
-		peers, custom := s.opts.Links[addr]
-		if !custom {
+	for _, local := range s.locals {
+		// As the client spells it now: a change of nodes may spell a
+		// server otherwise (db1 for DB1), and it is the same server.
+		addr := spelt(s.c, []string{local})[0]
+		peers, custom := s.opts.Links[local]
+		if custom {
+			peers = spelt(s.c, peers)
+		} else {
 			_, group, err := s.c.ReplicaGroup(addr)
 			if err != nil {
 				continue // the server left the federation

@@ -85,7 +85,9 @@ func TestLinksFollowTheChangesOfNodes(t *testing.T) {
 	writePoints(t, c, d, "joined", 20)
 	writePoints(t, c, b, "away", 20)
 	holds(t, a, members(t, d))
-	time.Sleep(300 * time.Millisecond) // passes of a's link from d, none from b
+	// Passes of a's links go on; none pulls from b.
+	passes := linkStats(t, s, a, d).Passes
+	require.Eventually(t, func() bool { return linkStats(t, s, a, d).Passes >= passes+5 }, 5*time.Second, 10*time.Millisecond)
 	got := members(t, a)
 	for m := range members(t, b) {
 		assert.Equal(t, strings.Contains(m, ":before:"), got[m], "a holds %s: only what b wrote while in the group", m)
@@ -136,4 +138,14 @@ func TestLocalServerSpeltAnotherWay(t *testing.T) {
 	_, err := syncer.NewFromClient(c, []string{a, other}, syncer.Options{})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "named twice")
+
+	// A change of nodes that spells the server otherwise leaves it
+	// replicated: its links go on under the new spelling.
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{other, b}}}))
+	require.Eventually(t, func() bool {
+		l := links(s)
+		return len(l) == 1 && l[0] == other+"<-"+b
+	}, 5*time.Second, 10*time.Millisecond, "%v", links(s))
+	writePoints(t, c, b, "web2", 10)
+	holds(t, a, members(t, b))
 }

@@ -236,7 +236,8 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	// (DB1:6379 for db1:6379, localhost for 127.0.0.1).
 	local = spelt(c, local)
 	if opts.Links != nil {
-		// Read again at every change of nodes: the caller's map may change.
+		// Copied: follow reads it at every change of nodes, and the
+		// caller may change its own map.
 		links := make(map[string][]string, len(opts.Links))
 		for addr, peers := range opts.Links {
 			links[spelt(c, []string{addr})[0]] = spelt(c, peers)
@@ -484,7 +485,7 @@ func (s *Syncer) antiEntropyLoop(ctx context.Context) {
 // the servers; a server no longer in the federation has none.
 func (s *Syncer) localNodes() []string {
 	var nodes []string
-	for _, addr := range s.locals {
+	for _, addr := range spelt(s.c, s.locals) {
 		if node, _, err := s.c.ReplicaGroup(addr); err == nil && !slices.Contains(nodes, node) {
 			nodes = append(nodes, node)
 		}
