@@ -187,7 +187,34 @@ func TestUnwritableArgumentIsRefusedAsGoRedisRefusesIt(t *testing.T) {
 	assert.Contains(t, refused.Err().Error(), "can't marshal federated_test.unwritable")
 	require.NoError(t, set.Err(), "a command beside the refused one")
 	assert.Equal(t, "v", c.Get(ctx, same).Val())
+
+	// A MarshalBinary that fails fails its command with its error, not as
+	// keys of two nodes.
+	err = c.Do(ctx, "MSET", failingKey{}, "v", other, "v").Err()
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, federated.ErrCrossNode)
+	assert.ErrorIs(t, err, errFailingKey)
+
+	// Through a Group, or as a channel, too: the command beside it in the
+	// pipeline goes.
+	g := c.Group("g")
+	_, err = g.Pipelined(ctx, func(p redis.Pipeliner) error {
+		refused = p.Do(ctx, "SET", bad, "v")
+		set = p.Set(ctx, "grouped", "v", 0)
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, refused.Err().Error(), "can't marshal federated_test.unwritable")
+	require.NoError(t, set.Err(), "a command beside the refused one")
+	assert.ErrorContains(t, c.Do(ctx, "PUBLISH", bad, "m").Err(), "can't marshal federated_test.unwritable")
 }
+
+// failingKey is a key whose MarshalBinary fails.
+type failingKey struct{}
+
+var errFailingKey = errors.New("no bytes for this key")
+
+func (failingKey) MarshalBinary() ([]byte, error) { return nil, errFailingKey }
 
 // keyedCommand is a command whose words "$0", "$1"... are its keys, and
 // whose decoys are words that a misreading of its options would take for

@@ -143,6 +143,14 @@ func (c *Client) placeIn(ctx context.Context, topo *topology, r routing, cmd red
 		cmd.SetErr(errScanBatched)
 		return target{}, false
 	}
+	args := cmd.Args()
+	if r.grouped || name == "publish" || name == "spublish" {
+		// Placed without commandKeys, which refuses these first.
+		if err := checkArgs(args); err != nil {
+			cmd.SetErr(err)
+			return target{}, false
+		}
+	}
 	if r.grouped {
 		n, err := topo.route(r.group)
 		if err != nil {
@@ -151,7 +159,6 @@ func (c *Client) placeIn(ctx context.Context, topo *topology, r routing, cmd red
 		}
 		return target{node: n}, true
 	}
-	args := cmd.Args()
 	if name == "publish" || name == "spublish" {
 		if len(args) < 2 {
 			cmd.SetErr(fmt.Errorf("federated: %s needs a channel", strings.ToUpper(name)))
