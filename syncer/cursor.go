@@ -13,7 +13,8 @@ import (
 // A link's cursor lives in its local server, in the hash
 // journal.CursorKey: for each peer, the peer's journal time up to which
 // its changes are merged, the number of the link's last save (SeqSuffix)
-// and where its last read of the overlap began (OverlapSuffix); and for
+// and where its last read of the overlap began (OverlapSuffix), and the
+// mark of the last page of a large key merged (PageSuffix); and for
 // the server, its epoch (EpochField) and the token of its data set since
 // it last started (OriginField, with RunField). The cursor must never be
 // ahead of the data the server holds, also when the server restarts in

@@ -229,7 +229,7 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 		// cursor is the link's.
 		token, err := l.servers.pageMark(ctx)
 		if err != nil {
-			return fetchResult{}, err
+			return fetchResult{}, fmt.Errorf("%w (key %s, of %d members, by pages)", err, req.key, req.size)
 		}
 		if token == r.token {
 			page.checks = append([]checkpoint{r.check}, page.checks...)
@@ -319,7 +319,10 @@ func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, f
 // server, a busy script) or a timeout then costs the pages since it, not
 // the key's pages from the start: a key whose pages took longer than the
 // gaps between refusals was never done, and its link held for as long as
-// they came.
+// they came. A link writes one page mark: a page of another key merged
+// since overwrites it, and the first key is then fetched from its
+// checkpoints, or whole, as it is by a syncer that starts again (resume
+// points are kept in memory only).
 type resumePoint struct {
 	check checkpoint
 	token string

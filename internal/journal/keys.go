@@ -36,7 +36,8 @@ func KeysOf(journal string) Keys {
 // field of the address plus SeqSuffix, the number of the link's last save,
 // which changes at every merge that adds members even when the cursor
 // stays, so that a server restored from a snapshot taken before such a
-// merge is told from one that holds it.
+// merge is told from one that holds it; and in the field of the address
+// plus OverlapSuffix and PageSuffix, what they say.
 const CursorKey = "syncer:cursors"
 
 // MarksKey is the hash, on each server a syncer merges into, that holds

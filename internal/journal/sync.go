@@ -295,15 +295,16 @@ return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '',
   redis.call('HGET', KEYS[1], ARGV[1] .. '` + OverlapSuffix + `') or '', run}
 `)
 
-// SaveMarksScript sets the peer ARGV[1]'s field of the marks hash
-// (MarksKey, KEYS[1]) to ARGV[2].
+// SaveMarksScript sets the field ARGV[1] of the hash KEYS[1] to ARGV[2]:
+// a peer's field of the marks hash (MarksKey), or a peer's page mark in
+// the cursor hash (CursorKey, PageSuffix).
 var SaveMarksScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
 
-// LoadMarksScript returns the peer ARGV[1]'s field of the marks hash
-// (MarksKey, KEYS[1]), "" for none.
+// LoadMarksScript returns the field ARGV[1] of the hash KEYS[1], "" for
+// none: what SaveMarksScript set.
 var LoadMarksScript = redis.NewScript(`
 return redis.call('HGET', KEYS[1], ARGV[1]) or ''
 `)
