@@ -122,6 +122,7 @@ func TestDemoAndServeRefuseNegativeFlags(t *testing.T) {
 		// Intervals that would spin, sending commands back to back.
 		{[]string{"serve", "--config", cfg, "--check-every", "1ns"}, "--check-every 1ns: want 0 (off) or 1s or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--poll", "1ns"}, "--poll 1ns: want 1ms or more"},
+		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--status-every", "1ns"}, "--status-every 1ns: want 1s or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1us"}, "--anti-entropy 1µs: want 100ms or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy-full", "50ms"}, "--anti-entropy-full 50ms: want 100ms or more"},
 		{[]string{"sync", "--config", cfg, "--local", "127.0.0.1:7000", "--anti-entropy", "1m", "--no-anti-entropy"}, "--anti-entropy with --no-anti-entropy"},

@@ -67,8 +67,8 @@ every node has a server up, else 503 naming the nodes with none).`,
 			if len(local) == 0 {
 				return usagef("--local is required: the host:port of each server this daemon replicates")
 			}
-			if statusEvery <= 0 {
-				return usagef("--status-every %v: want more than 0", statusEvery)
+			if statusEvery < time.Second {
+				return usagef("--status-every %v: want 1s or more", statusEvery)
 			}
 			for _, name := range []string{"anti-entropy", "anti-entropy-full"} {
 				if opts.NoAntiEntropy && cmd.Flags().Changed(name) {
