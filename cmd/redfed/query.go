@@ -113,8 +113,8 @@ func checkSeriesArgs(host, metricName string) error {
 	return nil
 }
 
-// timeFlag parses the value of a time flag, or returns def when it is
-// empty.
+// timeFlag parses the value of a time flag, or returns def when the flag
+// is left out; a flag given empty is a usage error.
 func timeFlag(cmd *cobra.Command, name string, now, def time.Time) (time.Time, error) {
 	value, err := cmd.Flags().GetString(name)
 	if err != nil {

@@ -118,7 +118,8 @@ func recordOne(cmd *cobra.Command, host, metricName, value string) (recordSummar
 	if err != nil {
 		return recordSummary{}, usageError{err}
 	}
-	t, err := timeFlag(cmd, "time", time.Now(), time.Now())
+	now := time.Now()
+	t, err := timeFlag(cmd, "time", now, now)
 	if err != nil {
 		return recordSummary{}, err
 	}
