@@ -417,7 +417,11 @@ func (c *Client) pubsubOf(s *server) *redis.Client {
 // that rewrites a key (a prefix for a namespace) sends the command to the
 // node of the key as given, and, not idempotent, rewrites it again on the
 // next server of a failover. Place keys yourself (KeyToNode, a key
-// group) instead.
+// group) instead. An error a hook makes (one its server did not return,
+// io.EOF or a deadline of the hook's own included), and a hook that holds
+// a command past its deadline, fail that command alone: the server is not
+// marked down for it, nor is the command sent to another server;
+// errors.Is finds the hook's error.
 func (c *Client) AddHook(h redis.Hook) {
 	c.AddServerHook(func(string) redis.Hook { return h })
 }
@@ -439,11 +443,11 @@ func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 	defer c.hooksMu.Unlock()
 	c.extraHooks = append(c.extraHooks, hook)
 	for addr, s := range c.topo.Load().servers {
-		s.client.Load().AddHook(hook(addr))
+		s.client.Load().AddHook(shielded(hook(addr)))
 		if ps := s.pubsub.Load(); ps != nil {
-			ps.AddHook(hook(addr))
+			ps.AddHook(shielded(hook(addr)))
 		}
-		s.waits.addHook(hook(addr))
+		s.waits.addHook(shielded(hook(addr)))
 	}
 }
 

@@ -82,10 +82,10 @@ func (c *Client) newRedisClientLocked(s *server, commands bool) *redis.Client {
 // c.hooksMu is held.
 func (c *Client) addUserHooksLocked(rc *redis.Client, addr string) {
 	for _, h := range c.opts.Hooks {
-		rc.AddHook(h)
+		rc.AddHook(shielded(h))
 	}
 	for _, h := range c.extraHooks {
-		rc.AddHook(h(addr))
+		rc.AddHook(shielded(h(addr)))
 	}
 }
 
@@ -559,7 +559,8 @@ func unanswered(cmds []redis.Cmder) bool {
 // shorter deadline; a cancelled context never counts (nor, see busyPool,
 // a wait for a connection of a busy pool).
 func isServerFault(ctx context.Context, err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, redis.ErrClosed) || errors.Is(err, context.Canceled) ||
+		isHookError(err) {
 		return false
 	}
 	var reply redis.Error
@@ -608,6 +609,9 @@ func isTimeout(err error) bool {
 // comes wrapped in a *net.OpError, but is named here so that a server that
 // sends one is taken for down whatever wraps the error on its way.
 func isConnError(err error) bool {
+	if isHookError(err) {
+		return false // a user's hook's, not the connection's
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||

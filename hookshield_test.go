@@ -1,0 +1,213 @@
+package federated_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/redistest"
+)
+
+// failingHook fails the commands on the key "hooked" with err, after
+// sending them on (send) or without; or, with wait, holds them that long
+// before sending them on.
+type failingHook struct {
+	err  error
+	send bool
+	wait time.Duration
+}
+
+func hookedCmd(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && args[1] == "hooked"
+}
+
+func (h failingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h failingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !hookedCmd(cmd) {
+			return next(ctx, cmd)
+		}
+		if h.wait > 0 {
+			time.Sleep(h.wait)
+			return next(ctx, cmd)
+		}
+		if h.send {
+			_ = next(ctx, cmd)
+		}
+		cmd.SetErr(h.err)
+		return h.err
+	}
+}
+
+func (h failingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.wait > 0 {
+			time.Sleep(h.wait)
+			return next(ctx, cmds)
+		}
+		var err error
+		if h.send {
+			err = next(ctx, cmds)
+		}
+		for _, cmd := range cmds {
+			if hookedCmd(cmd) {
+				cmd.SetErr(h.err)
+				err = h.err
+			}
+		}
+		return err
+	}
+}
+
+// An error a user's hook makes, of the kinds a dead server gives (EOF, a
+// reset, a deadline), or a hook that holds a command past its timeout,
+// fails the command alone: it marked healthy servers down, both of a
+// group as the command went to the next, and sent an INCR that had run to
+// the next server too. The caller still finds the hook's error.
+func TestHookErrorsAreNotTheServers(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	for name, h := range map[string]failingHook{
+		"EOF":                   {err: io.EOF},
+		"EOF after sending":     {err: io.EOF, send: true},
+		"reset after sending":   {err: reset, send: true},
+		"deadline":              {err: context.DeadlineExceeded},
+		"held past the timeout": {wait: 400 * time.Millisecond},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts := testOptions()
+			opts.CommandTimeout = 300 * time.Millisecond
+			opts.Hooks = []redis.Hook{h}
+			c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+			ctx := context.Background()
+			for _, s := range servers {
+				require.NoError(t, directClient(t, s.Addr()).Del(ctx, "hooked").Err())
+			}
+			err := c.Incr(ctx, "hooked").Err()
+			require.Error(t, err)
+			if h.err != nil {
+				assert.ErrorIs(t, err, h.err, "the hook's error")
+			}
+			_, perr := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				p.Incr(ctx, "hooked")
+				return nil
+			})
+			require.Error(t, perr)
+			var ran int64
+			for _, s := range servers {
+				assert.False(t, c.IsServerDown(s.Addr()), "%s marked down by a hook", s.Addr())
+				n, _ := directClient(t, s.Addr()).Get(ctx, "hooked").Int64()
+				ran += n
+			}
+			want := int64(0)
+			if h.send || h.wait > 0 {
+				want = 2 // the INCR alone and the pipeline's, once each
+			}
+			if h.wait > 0 {
+				want = 0 // sent after its deadline: go-redis sends nothing
+			}
+			assert.Equal(t, want, ran, "INCRs run, on both servers")
+			require.NoError(t, c.Set(ctx, "other", "v", 0).Err(), "the node still takes commands")
+		})
+	}
+}
+
+// retryingHook sends a command that failed on once more, and returns the
+// first failure (first) or the last; with detach, it sends it with a
+// context of its own, which holds none of the caller's values.
+type retryingHook struct{ first, detach bool }
+
+func (retryingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h retryingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.detach {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+		}
+		err := next(ctx, cmd)
+		if err == nil || err == redis.Nil {
+			return err
+		}
+		if again := next(ctx, cmd); again == nil || !h.first {
+			return again
+		}
+		cmd.SetErr(err)
+		return err
+	}
+}
+
+func (retryingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A server's own failure that passes through a user's hook is still the
+// server's, also through a hook that sends a command twice: the server is
+// marked down and its node fails over, whichever failure the hook returns
+// (a stopped server: the second try starts after the deadline; a killed
+// one: two connection errors).
+func TestServerFailureThroughARetryingHookIsTheServers(t *testing.T) {
+	for name, tc := range map[string]struct {
+		hook retryingHook
+		stop bool
+	}{
+		"stopped, the last failure returned":     {retryingHook{}, true},
+		"killed, the first failure returned":     {retryingHook{first: true}, false},
+		"killed, sent with a context of its own": {retryingHook{detach: true}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			opts := testOptions()
+			opts.CommandTimeout = 300 * time.Millisecond
+			opts.Hooks = []redis.Hook{tc.hook}
+			c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+			ctx := context.Background()
+			require.NoError(t, c.Set(ctx, "warm", "1", 0).Err())
+			first := currentOf(t, c, "g")
+			for _, s := range servers {
+				if s.Addr() != first {
+					continue
+				}
+				if tc.stop {
+					require.NoError(t, s.Pause())
+					t.Cleanup(func() { _ = s.Resume() })
+				} else {
+					require.NoError(t, s.Kill())
+				}
+			}
+			_ = c.Incr(ctx, "n").Err()
+			assert.True(t, c.IsServerDown(first), "the failed server marked down")
+			assert.NotEqual(t, first, currentOf(t, c, "g"), "the node failed over")
+			require.NoError(t, c.Record(ctx, "web1", "cpu", time.Now(), 1), "a metric write goes to the other server")
+		})
+	}
+}
+
+// What a hook answers that no server fault looks like (a cache's miss as
+// redis.Nil) reaches the caller as it is, for code that compares it with
+// ==.
+func TestHookAnswerOtherThanAFaultStaysAsItIs(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{failingHook{err: redis.Nil}}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	_, err := c.Get(ctx, "hooked").Result()
+	assert.True(t, err == redis.Nil, "%#v", err)
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Get(ctx, "hooked")
+		return nil
+	})
+	assert.True(t, err == redis.Nil, "%#v", err)
+}
