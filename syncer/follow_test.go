@@ -137,7 +137,10 @@ func TestLocalServerSpeltAnotherWay(t *testing.T) {
 	holds(t, a, members(t, b))
 	_, err := syncer.NewFromClient(c, []string{a, other}, syncer.Options{})
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
-	assert.ErrorContains(t, err, "named twice")
+	assert.ErrorContains(t, err, "local server "+a+" named twice, as "+a+" and "+other)
+	_, err = syncer.NewFromClient(c, []string{a}, syncer.Options{Links: map[string][]string{a: {b}, other: {b}}})
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.ErrorContains(t, err, "links name server "+a+" twice")
 
 	// A change of nodes that spells the server otherwise leaves it
 	// replicated: its links go on under the new spelling.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -234,20 +235,28 @@ func NewFromClient(c *federated.Client, local []string, opts Options) (*Syncer, 
 	}
 	// The servers as the client spells them, which the links compare
 	// (DB1:6379 for db1:6379, localhost for 127.0.0.1).
+	given := local
 	local = spelt(c, local)
 	if opts.Links != nil {
 		// Copied: follow reads it at every change of nodes, and the
 		// caller may change its own map.
 		links := make(map[string][]string, len(opts.Links))
-		for addr, peers := range opts.Links {
-			links[spelt(c, []string{addr})[0]] = spelt(c, peers)
+		for _, addr := range slices.Sorted(maps.Keys(opts.Links)) {
+			as := spelt(c, []string{addr})[0]
+			if _, twice := links[as]; twice {
+				return nil, fmt.Errorf("%w: syncer: links name server %s twice, the second time as %s", federated.ErrInvalidConfig, as, addr)
+			}
+			links[as] = spelt(c, opts.Links[addr])
 		}
 		opts.Links = links
 	}
 	s := &Syncer{c: c, opts: opts, locals: local, period: period,
 		keys: journal.KeysOf(c.Options().Metrics.Journal), store: store}
 	for i, addr := range local {
-		if slices.Contains(local[:i], addr) {
+		if j := slices.Index(local[:i], addr); j >= 0 {
+			if given[j] != given[i] {
+				return nil, fmt.Errorf("%w: syncer: local server %s named twice, as %s and %s", federated.ErrInvalidConfig, addr, given[j], given[i])
+			}
 			return nil, fmt.Errorf("%w: syncer: local server %s named twice", federated.ErrInvalidConfig, addr)
 		}
 		if _, _, err := c.ReplicaGroup(addr); err != nil {
