@@ -356,11 +356,16 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 }
 
 // lookup returns the node of the field at path in doc, through aliases and
-// merged mappings, with the line of its key (or of its element in a list),
-// and false where doc does not hold it (a field left to its default).
+// merged mappings, with the line of its key (or of its element in a list;
+// of the first alias on the way, where there is one), and false where doc
+// does not hold it (a field left to its default).
 func lookup(doc *yaml.Node, path fieldPath) (*yaml.Node, bool) {
 	n, line := doc, 0
+	via := 0 // the line of the first alias on the way: where the field is used
 	for _, step := range path {
+		if n.Kind == yaml.AliasNode && via == 0 {
+			via = line
+		}
 		n = resolve(n)
 		switch s := step.(type) {
 		case string:
@@ -379,6 +384,12 @@ func lookup(doc *yaml.Node, path fieldPath) (*yaml.Node, bool) {
 	}
 	found := *resolve(n)
 	found.Line = line
+	if via != 0 {
+		// A node written once with an anchor and used again through an
+		// alias (redis_2: *a) is refused where it is used, not at the
+		// anchor, which another node uses without fault.
+		found.Line = via
+	}
 	return &found, true
 }
 

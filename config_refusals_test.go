@@ -239,6 +239,9 @@ func TestConfigFileRefusalsSayWhere(t *testing.T) {
 		{"a duration", node + "options: {command_timeout: soon}\n", `options.command_timeout: cannot unmarshal "soon" into a duration ("1s", "250ms") or a number of seconds (line 3)`},
 		{"a tag that does not fit", node + "options: {pool_size: !!int many}\n", `options.pool_size: cannot unmarshal "many" tagged !!int into an integer (line 3)`},
 		{"a key twice", "nodes:\n  a: {address: \"h:1\"}\n  a: {address: \"h:2\"}\n", "nodes.a: already defined at line 2 (line 3)"},
+		// Refused where the alias uses it, not at the anchor, which is
+		// right where it stands.
+		{"a node through an alias", "nodes:\n  a: &n {address: \"h:1\"}\n  b: *n\n", "nodes.b.address: server h:1 is already in node a (line 3)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
