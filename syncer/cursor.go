@@ -174,7 +174,7 @@ func newEpoch() string {
 // read again, and counts and logs why.
 func (l *link) reset(why string) {
 	clear(l.marks)
-	clear(l.resume)
+	l.resume = resumePoint{}
 	l.marksChanged = true
 	l.cursor, l.epoch, l.saved, l.seq, l.seqRaw, l.origin, l.complete = 0, "", "", 0, "", "", false
 	l.fromStart = true

@@ -222,7 +222,7 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 	} else {
 		page.checks = req.checks
 	}
-	if r, ok := l.resume[req.key]; ok && r.gen == l.peerGen && (len(page.checks) == 0 || r.check.below > page.checks[0].below) {
+	if r := l.resume; r.key == req.key && r.gen == l.peerGen && (len(page.checks) == 0 || r.check.below > page.checks[0].below) {
 		// The local server holds the pages merged while it holds the
 		// mark written after them: one restored from a snapshot taken
 		// before them (a restart, DEBUG RELOAD) lacks them, though its
@@ -233,8 +233,6 @@ func (l *link) fetchPaged(ctx context.Context, req fetchRequest, from journal.Or
 		}
 		if token == r.token {
 			page.checks = append([]checkpoint{r.check}, page.checks...)
-		} else {
-			delete(l.resume, req.key)
 		}
 	}
 	part, err := l.fetchCall(ctx, []fetchRequest{page})
@@ -258,13 +256,13 @@ func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, f
 	)
 	defer func() {
 		switch {
-		case err == nil:
-			delete(l.resume, req.key)
-		case token != "":
-			if l.resume == nil {
-				l.resume = make(map[string]resumePoint)
-			}
-			l.resume[req.key] = resumePoint{check: merged, token: token, gen: l.peerGen, at: l.now()}
+		case token != "" && err != nil:
+			l.resume = resumePoint{key: req.key, check: merged, token: token, gen: l.peerGen}
+		case token != "" || err == nil && l.resume.key == req.key:
+			// A page mark of this key's replaced the last one's, or the
+			// key is done. (One that failed before a page was merged
+			// keeps where it goes on from.)
+			l.resume = resumePoint{}
 		}
 	}()
 	// Pages move forward, so a key takes as many calls as it has pages:
@@ -319,15 +317,15 @@ func (l *link) pagesFrom(ctx context.Context, req fetchRequest, r fetchResult, f
 // server, a busy script) or a timeout then costs the pages since it, not
 // the key's pages from the start: a key whose pages took longer than the
 // gaps between refusals was never done, and its link held for as long as
-// they came. A link writes one page mark: a page of another key merged
-// since overwrites it, and the first key is then fetched from its
-// checkpoints, or whole, as it is by a syncer that starts again (resume
-// points are kept in memory only).
+// they came. A link writes one page mark, so it keeps one resume point: a
+// page of another key merged since overwrites both, and the first key is
+// then fetched from its checkpoints, or whole, as it is by a syncer that
+// starts again (the point is kept in memory only).
 type resumePoint struct {
+	key   string // "" for none
 	check checkpoint
 	token string
 	gen   uint64
-	at    time.Time // when it was kept: one of a key no longer fetched goes as a mark does
 }
 
 // foldMerge adds what a merge did to into.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,9 +323,20 @@ func TestKeyThatGrewSinceTheJournalsReadComesInPages(t *testing.T) {
 // member added below the pages merged (a backfill) before the next pass
 // is copied all the same: the count below the last page tells it.
 func TestRefusedPageGoesOnFromTheLastPageMerged(t *testing.T) {
-	for _, backfill := range []bool{false, true} {
-		t.Run(fmt.Sprintf("backfill=%t", backfill), func(t *testing.T) {
-			const bound, size, refusedAt = 500, 10000, 5
+	const bound, size = 500, 10000
+	for _, tc := range []struct {
+		name      string
+		backfill  bool
+		refusedAt []int // the fetch calls after which the local server is full, until it refused a merge
+		calls     int   // the fetch calls in all, 0 for any
+	}{
+		{"backfill=false", false, []int{5}, size/bound + 1},
+		{"backfill=true", true, []int{5}, 0},
+		// The pass that goes on is refused at its first page too: the
+		// next still goes on from where the first stopped.
+		{"refused again at once", false, []int{5, 6}, size/bound + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			c, a, b := boundedPair(t, bound)
 			ctx := context.Background()
 			now := time.Now().Truncate(time.Second)
@@ -332,10 +344,8 @@ func TestRefusedPageGoesOnFromTheLastPageMerged(t *testing.T) {
 			key := writeLargeKey(t, c, a, now, base, size)
 			rb := direct(t, b)
 			require.NoError(t, rb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
-			// The local server is full from the merge of the refusedAt-th
-			// page until it refused it.
 			pages := &fetchMembers{after: func(call int) {
-				if call == refusedAt {
+				if slices.Contains(tc.refusedAt, call) {
 					assert.NoError(t, rb.ConfigSet(ctx, "maxmemory", "1").Err())
 				}
 			}}
@@ -345,7 +355,7 @@ func TestRefusedPageGoesOnFromTheLastPageMerged(t *testing.T) {
 				if err != nil && strings.Contains(err.Error(), "OOM") {
 					refused.Add(1)
 					assert.NoError(t, rb.ConfigSet(ctx, "maxmemory", "0").Err())
-					if backfill {
+					if tc.backfill {
 						_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:back", base+1)}}})
 						assert.NoError(t, err)
 					}
@@ -354,12 +364,12 @@ func TestRefusedPageGoesOnFromTheLastPageMerged(t *testing.T) {
 			}})
 			s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
 			converged(t, []string{a, b}, 10*time.Second)
-			require.EqualValues(t, 1, refused.Load(), "the merges refused")
-			assert.EqualValues(t, 1, linkStats(t, s, b, a).Errors)
-			if !backfill {
+			require.EqualValues(t, len(tc.refusedAt), refused.Load(), "the merges refused")
+			assert.EqualValues(t, len(tc.refusedAt), linkStats(t, s, b, a).Errors)
+			if tc.calls > 0 {
 				pages.mu.Lock()
 				defer pages.mu.Unlock()
-				assert.Equal(t, size/bound+1, pages.calls, "the fetch calls: every page once, the refused one twice")
+				assert.Equal(t, tc.calls, pages.calls, "the fetch calls: every page once, each refused one twice")
 			}
 		})
 	}

@@ -90,9 +90,9 @@ type link struct {
 	pulls    int64               // pulls made: every 1,000th prunes the marks
 	spare    *page               // a settled page, for the next to reuse
 	overlap  overlapRead
-	// resume is where the fetches of keys in pages that failed go on
-	// from, by key (see fetchPaged).
-	resume map[string]resumePoint
+	// resume is where the fetch of the last key in pages that failed
+	// goes on from (see fetchPaged).
+	resume resumePoint
 	// resumeOverlap is the peer's time when the last complete read of the
 	// overlap began, as the local server stores it: a link's first read
 	// starts from there.
@@ -747,11 +747,6 @@ func (l *link) prune() {
 			if now.Sub(m.touched) > markTTL {
 				delete(l.marks, k)
 				l.marksChanged = true
-			}
-		}
-		for k, r := range l.resume {
-			if now.Sub(r.at) > markTTL {
-				delete(l.resume, k)
 			}
 		}
 	}
