@@ -151,33 +151,26 @@ func argString(a any) string {
 // cannot write, which would fail the command when it is written: the
 // command is refused before it is placed, rather than placed by a key
 // that names nothing (and maybe refused as ErrCrossNode) or sent in a
-// pipeline whose every command go-redis fails with it. It calls the
-// MarshalBinary of each argument that has one, as go-redis will: one that
-// fails fails the command here. (A key is placed by what MarshalBinary
-// returns the time argString calls it: one that answers otherwise the
-// next time is stored under another name.)
+// pipeline whose every command go-redis fails with it. It writes each
+// argument but the usual ones as appendArg does, calling the MarshalBinary
+// of one that has it, as go-redis will: one that fails fails the command
+// here. (A key is placed by what MarshalBinary returns the time argString
+// calls it: one that answers otherwise the next time is stored under
+// another name.)
 func checkArgs(args []any) error {
+	var buf [64]byte // for the writing, on the stack but for a long argument
 	for i, a := range args {
-		var err error
-		switch v := a.(type) {
-		case nil, string, *string, []byte,
-			int, *int, int8, *int8, int16, *int16, int32, *int32, int64, *int64,
-			uint, *uint, uint8, *uint8, uint16, *uint16, uint32, *uint32, uint64, *uint64, uintptr, *uintptr,
-			float32, *float32, float64, *float64, bool, *bool,
-			time.Time, *time.Time, time.Duration, *time.Duration, net.IP:
-			continue
-		case encoding.BinaryMarshaler:
-			if _, err = v.MarshalBinary(); err == nil {
-				continue
+		switch a.(type) {
+		case nil, string, *string, []byte, int, int64, float64, bool:
+			continue // written as they are
+		}
+		if _, err := appendArg(buf[:0], a); err != nil {
+			name := "the command"
+			if i > 0 {
+				name = strings.ToUpper(argString(args[0]))
 			}
-		default:
-			err = unwritable(a)
+			return fmt.Errorf("federated: %s, argument %d: %w", name, i, err)
 		}
-		name := "the command"
-		if i > 0 {
-			name = strings.ToUpper(argString(args[0]))
-		}
-		return fmt.Errorf("federated: %s, argument %d: %w", name, i, err)
 	}
 	return nil
 }
