@@ -365,13 +365,13 @@ func (c *Client) sortKeys(topo *topology, args []any, keys []string) ([]string, 
 			if open >= 0 {
 				end = strings.IndexByte(key[open+1:star], '}')
 			}
-			if c.opts.HashTags && end > 0 && !metricShaped(key) {
-				keys = append(keys, key) // placed by its tag, whatever the element
-				continue
-			}
-			if metricShaped(key) {
+			switch {
+			case metricShaped(key):
 				return nil, fmt.Errorf("%w: SORT %s %q names metric keys, which are placed whole, whatever their braces: they may be on any node",
 					ErrCrossNode, strings.ToUpper(argString(args[i-1])), pattern)
+			case c.opts.HashTags && end > 0:
+				keys = append(keys, key) // placed by its tag, whatever the element
+				continue
 			}
 			return nil, fmt.Errorf("%w: SORT %s %q may read keys of any node: give it a {tag} before its * (hash_tags: true) on the node of %q, or sort through a Group",
 				ErrCrossNode, strings.ToUpper(argString(args[i-1])), pattern, keys[0])
