@@ -2,12 +2,14 @@ package syncer_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -150,5 +152,37 @@ func TestLocalServerSpeltAnotherWay(t *testing.T) {
 		return len(l) == 1 && l[0] == other+"<-"+b
 	}, 5*time.Second, 10*time.Millisecond, "%v", links(s))
 	writePoints(t, c, b, "web2", 10)
+	holds(t, a, members(t, b))
+}
+
+// A writer that journals with its own clock, in whole seconds and behind
+// the server's (the Perl module), writes to a server while it joins the
+// local server's group: the link started for it pulls what the writer
+// journalled before the change and after, late entries included.
+func TestLinkStartedByAChangeOfNodesPullsAPerlStyleWriter(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Options: quiet(), Nodes: map[string]federated.Node{
+		"group": {Address: a}, "other": {Address: b}}})
+	startSyncer(t, c, []string{a}, syncer.Options{PollInterval: 20 * time.Millisecond, NoAntiEntropy: true,
+		Overlap: 3 * time.Second, OverlapInterval: time.Second})
+	ctx := context.Background()
+	rb := direct(t, b)
+	write := func(round int) {
+		sec := time.Now().Unix() - 2 // 2-3 s behind the server's clock
+		for i := range 10 {
+			key, err := metricKey(time.Unix(sec, 0), "perl", fmt.Sprintf("m%d", i))
+			require.NoError(t, err)
+			require.NoError(t, rb.ZAdd(ctx, key, redis.Z{Score: float64(sec), Member: fmt.Sprintf("%d:%d", sec, round)}).Err())
+			require.NoError(t, rb.ZAdd(ctx, "journal", redis.Z{Score: float64(sec), Member: key}).Err())
+		}
+	}
+	for round := range 20 {
+		if round == 10 {
+			require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, b}}}))
+		}
+		write(round)
+		time.Sleep(50 * time.Millisecond)
+	}
 	holds(t, a, members(t, b))
 }
