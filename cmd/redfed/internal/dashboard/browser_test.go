@@ -94,7 +94,10 @@ func TestBrowser(t *testing.T) {
 	assert.Equal(t, srv.URL+"/?range=6h", loc, "address after choosing 6h")
 
 	// The status page shows a killed server as down, before and after the
-	// script refreshes it.
+	// script refreshes it. The charts are left first: their next poll
+	// would find a metric of the killed server's alone, and log the 502
+	// the API answers for it (browser_charts_test.go tests that).
+	b.do(chromedp.Navigate("about:blank"))
 	killed := f.markDown(t, 0)
 	b.do(chromedp.Navigate(srv.URL + "/status"))
 	b.checkDown(killed)
