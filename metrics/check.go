@@ -33,12 +33,14 @@ const digestBatch = 200
 // that a call holds a server for a few tens of milliseconds (about 0.2 µs
 // a member): 200 daily keys of a point every 10 s took a server 0.36 s in
 // one call, and of a point a second 3.6 s, past the command timeout. A key
-// bigger than that is digested alone.
+// bigger than that is digested in ranges of its scores of about that many
+// members, and repaired in those that differ.
 var digestMembers int64 = 100_000
 
 // repairBatchMembers bounds the members that one batch of a repair reads
 // from a server, so that a read of big keys stays well within the command
-// timeout. A key bigger than that is read alone.
+// timeout. A key bigger than that is read alone, or, bigger than
+// digestMembers, a range of its scores at a time.
 const repairBatchMembers = 50_000
 
 // DefaultMaxDiffs is how many divergent keys a GroupReport lists by default.
@@ -224,12 +226,13 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	g.Keys = len(keys)
 
 	var divergent []string
+	split := make(map[string][]scoreRange)          // the ranges that differ of divergent keys digested in ranges
 	var cards []int64                               // the most members a server holds of each divergent key
 	var each []int64                                // each server's cardinality of each divergent key, in up's order
 	wrongType := make(map[string]map[string]string) // by key and server
 	for start := 0; start < len(keys); start += digestBatch {
 		batch := keys[start:min(start+digestBatch, len(keys))]
-		digests, err := st.digests(ctx, up, batch)
+		digests, differ, err := st.digests(ctx, up, batch)
 		if err != nil {
 			return g, errors.Join(append(errs, err)...)
 		}
@@ -238,6 +241,9 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 				continue
 			}
 			divergent = append(divergent, key)
+			if r, ok := differ[key]; ok {
+				split[key] = r
+			}
 			most := int64(0)
 			for _, addr := range up {
 				most = max(most, digests[addr][i].card)
@@ -295,7 +301,7 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 	// incomplete, as does a repair that fails in a way that passes.
 	g.Incomplete = len(errs) > 0
 	if repair && len(divergent) > 0 {
-		if err := st.repairKeys(ctx, &g, up, divergent, cards, wrongType, opts.Servers); err != nil {
+		if err := st.repairKeys(ctx, &g, up, divergent, cards, split, wrongType, opts.Servers); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -391,8 +397,10 @@ func (st *Store) scanMetricKeys(ctx context.Context, rc *redis.Client, fn func(k
 
 // digests returns each server's digest of every key: it reads the keys'
 // cardinalities, then their digests in calls of at most digestMembers
-// members, on every server at once.
-func (st *Store) digests(ctx context.Context, servers []string, keys []string) (map[string][]keyDigest, error) {
+// members, on every server at once. A key larger than that is digested in
+// ranges of its scores (rangeDigests); split holds, by key, its ranges
+// that differ.
+func (st *Store) digests(ctx context.Context, servers []string, keys []string) (out map[string][]keyDigest, split map[string][]scoreRange, err error) {
 	args := make([]any, len(keys))
 	for i, k := range keys {
 		args[i] = k
@@ -401,7 +409,7 @@ func (st *Store) digests(ctx context.Context, servers []string, keys []string) (
 		return st.cardsOn(ctx, addr, args)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	most := make([]int64, len(keys)) // the most members a server holds
 	for _, c := range cards {
@@ -409,21 +417,36 @@ func (st *Store) digests(ctx context.Context, servers []string, keys []string) (
 			most[i] = max(most[i], c[i])
 		}
 	}
-	out := make(map[string][]keyDigest, len(servers))
+	out = make(map[string][]keyDigest, len(servers))
+	split = make(map[string][]scoreRange)
 	for start := 0; start < len(keys); {
+		if most[start] > digestMembers {
+			d, differ, err := st.rangeDigests(ctx, servers, keys[start])
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, addr := range servers {
+				out[addr] = append(out[addr], d[addr])
+			}
+			if len(differ) > 0 {
+				split[keys[start]] = differ
+			}
+			start++
+			continue
+		}
 		end := batchEnd(most, start, digestMembers)
 		part, err := onEachServer(servers, "digest", func(addr string) ([]keyDigest, error) {
 			return st.digestOn(ctx, addr, args[start:end])
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for addr, d := range part {
 			out[addr] = append(out[addr], d...)
 		}
 		start = end
 	}
-	return out, nil
+	return out, split, nil
 }
 
 // batchEnd returns where the batch of keys that begins at start ends:
@@ -509,38 +532,50 @@ func (st *Store) digestOn(ctx context.Context, addr string, keys []any) ([]keyDi
 
 // repairKeys gives each target server the members of the divergent keys that
 // the others hold. cards holds the most members a server has of each key,
-// to size the batches. A key of another type on a server (wrongType, by key
-// and server) is left alone there, with an error that names both, and
-// counts as repaired only if no target server holds it so.
+// to size the batches; a key digested in ranges (split) is read and
+// repaired in the ranges that differ alone. A key of another type on a
+// server (wrongType, by key and server) is left alone there, with an error
+// that names both. A key counts as repaired when it was written to and no
+// write of it failed or left members out, nor a target holds it so.
 func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys []string, cards []int64,
-	wrongType map[string]map[string]string, targets []string) error {
+	split map[string][]scoreRange, wrongType map[string]map[string]string, targets []string) error {
 	var errs []error
 	repaired := make(map[string]bool)
-	defer func() { g.Repaired = len(repaired) }()
+	unrepaired := make(map[string]bool) // a write failed or left members out, or a target holds another type
+	defer func() {
+		g.Repaired = 0
+		for key := range repaired {
+			if !unrepaired[key] {
+				g.Repaired++
+			}
+		}
+	}()
 	isTarget := func(addr string) bool { return len(targets) == 0 || slices.Contains(targets, addr) }
-	blocked := make(map[string]bool) // keys of another type on a target
 	for _, key := range keys {
 		for _, addr := range servers {
 			if t := wrongType[key][addr]; t != "" && isTarget(addr) {
 				errs = append(errs, &WrongTypeError{Server: addr, Key: key, Type: t})
-				blocked[key] = true
+				unrepaired[key] = true
 			}
 		}
 	}
-	for start, end := 0, 0; start < len(keys); start = end {
-		end = batchEnd(cards, start, repairBatchMembers)
-		batch := keys[start:end]
+	// mend reads the members of batch on every server with read, and
+	// gives each target those it lacks, but those in failed: a target
+	// whose write failed is added to it. It reports false when a read
+	// failed, which ends the repair.
+	mend := func(batch []string, read func(addr string) ([][]string, error), failed map[string]bool) bool {
 		have := make(map[string][][]string, len(servers))
 		for _, addr := range servers {
-			members, err := journal.Members(ctx, st.c, addr, batch)
+			members, err := read(addr)
 			if err != nil {
 				g.Incomplete = true
-				return errors.Join(append(errs, err)...)
+				errs = append(errs, err)
+				return false
 			}
 			have[addr] = members
 		}
 		for _, addr := range servers {
-			if !isTarget(addr) {
+			if !isTarget(addr) || failed[addr] {
 				continue
 			}
 			var updates []journal.KeyMembers
@@ -554,24 +589,58 @@ func (st *Store) repairKeys(ctx context.Context, g *GroupReport, servers, keys [
 			}
 			res, err := journal.Merge(ctx, st.c, addr, st.keys, journal.Origin{}, updates)
 			g.Added += res.Added
-			for _, err := range res.Failed {
+			for key, err := range res.Failed {
 				errs = append(errs, err)
+				unrepaired[key] = true
+				failed[addr] = true
 			}
 			for key, members := range res.LeftOut {
 				// Written by someone else: they cannot be copied with their
 				// score, and the key stays divergent.
 				errs = append(errs, fmt.Errorf("metrics: key %s: members %q on another server of the group are not \"$timestamp:$value\": not copied to %s", key, members, addr))
+				unrepaired[key] = true
+			}
+			for _, key := range res.Dropped {
+				unrepaired[key] = true
 			}
 			if err != nil {
 				g.Incomplete = true
 				errs = append(errs, err)
+				failed[addr] = true
+				for _, u := range updates {
+					unrepaired[u.Key] = true
+				}
 				continue
 			}
 			for _, u := range updates {
-				if res.Failed[u.Key] == nil && !slices.Contains(res.Dropped, u.Key) && res.LeftOut[u.Key] == nil && !blocked[u.Key] {
-					repaired[u.Key] = true
+				repaired[u.Key] = true
+			}
+		}
+		return true
+	}
+	for start, end := 0, 0; start < len(keys); start = end {
+		if ranges, ok := split[keys[start]]; ok {
+			// One key, in ranges: a target whose write failed is not
+			// written again, nor its failure said again, range after
+			// range.
+			end = start + 1
+			key, failed := keys[start:end], make(map[string]bool)
+			for _, r := range ranges {
+				if !mend(key, func(addr string) ([][]string, error) {
+					return st.rangeMembersOn(ctx, addr, key[0], r)
+				}, failed) {
+					unrepaired[key[0]] = true // its ranges before written, not those after
+					return errors.Join(errs...)
 				}
 			}
+			continue
+		}
+		end = batchEnd(cards, start, repairBatchMembers)
+		batch := keys[start:end]
+		if !mend(batch, func(addr string) ([][]string, error) {
+			return journal.Members(ctx, st.c, addr, batch)
+		}, make(map[string]bool)) {
+			return errors.Join(errs...)
 		}
 	}
 	return errors.Join(errs...)

@@ -2,8 +2,12 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,27 +31,28 @@ func scriptCalls(t *testing.T, addr string) int64 {
 	return stats["evalsha"].Completed() + stats["eval"].Completed()
 }
 
-func groupClient(t testing.TB, servers []*redistest.Server) *federated.Client {
+// groupClient is a client of one node, "group", of servers, with hooks.
+func groupClient(t testing.TB, servers []*redistest.Server, hooks ...redis.Hook) *federated.Client {
 	t.Helper()
+	opts := testOptions()
+	opts.Hooks = hooks
 	return newClient(t, federated.Config{
 		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
-		Options: testOptions(),
+		Options: opts,
 	})
 }
 
 // A check digests big keys a few at a time: no call reads more than the
 // bound of members on a server, by the largest cardinality of each key in
-// the group, but a key larger than the bound alone. 200 daily keys of a
-// point every 10 s took a server 0.36 s in one call, of a point a second
-// 3.6 s, past the command timeout.
+// the group, a key larger than the bound in ranges of its scores. 200
+// daily keys of a point every 10 s took a server 0.36 s in one call, of a
+// point a second 3.6 s, past the command timeout.
 func TestCheckDigestsInBoundedCalls(t *testing.T) {
 	const bound, keys, each, large = 1000, 12, 300, 2500
 	metrics.SetDigestMembers(t, bound)
 	servers := redistest.StartN(t, 2)
-	calls := &digestCalls{}
-	opts := testOptions()
-	opts.Hooks = []redis.Hook{calls}
-	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}}, Options: opts})
+	calls := &scriptReplies{}
+	c := groupClient(t, servers, calls)
 	ctx := context.Background()
 	at := time.Now().UTC().Add(-24 * time.Hour)
 	for k := range keys {
@@ -57,10 +62,7 @@ func TestCheckDigestsInBoundedCalls(t *testing.T) {
 		if k == 5 {
 			n = large
 		}
-		members := make([]string, n)
-		for i := range members {
-			members[i] = fmt.Sprintf("%d:%d", at.Unix()+int64(i), i)
-		}
+		members := pointsFrom(at, n)
 		// The same on both servers but for one member of the last key,
 		// which the second lacks: the key counts by the first's.
 		on := redistest.Addrs(servers)
@@ -76,6 +78,7 @@ func TestCheckDigestsInBoundedCalls(t *testing.T) {
 	}
 	for _, srv := range servers { // every call the hook's to see, none a NOSCRIPT
 		require.NoError(t, journal.DigestScript.Load(ctx, directClient(t, srv.Addr())).Err())
+		require.NoError(t, journal.RangeDigestScript.Load(ctx, directClient(t, srv.Addr())).Err())
 	}
 	report, err := newStore(t, c).Check(ctx, metrics.CheckOptions{})
 	require.NoError(t, err)
@@ -85,51 +88,17 @@ func TestCheckDigestsInBoundedCalls(t *testing.T) {
 	require.Len(t, g.Diffs, 1)
 	assert.Equal(t, mustKey(t, c, at, "web1", fmt.Sprintf("m%d", keys-1)), g.Diffs[0].Key)
 	assert.Equal(t, map[string]int64{servers[0].Addr(): each, servers[1].Addr(): each - 1}, g.Diffs[0].Cards)
-	calls.mu.Lock()
-	defer calls.mu.Unlock()
-	assert.Equal(t, []int64{large, large}, calls.over, "only the large key goes over the bound, alone, on each server")
-	assert.GreaterOrEqual(t, calls.calls, 2*(keys*each/bound+1), "calls on each server")
-}
-
-// digestCalls is a go-redis hook that counts the digest script's calls,
-// and keeps the members of each that read more than the bound (by its
-// answer's cardinalities).
-type digestCalls struct {
-	mu    sync.Mutex
-	calls int
-	over  []int64
-}
-
-func (h *digestCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *digestCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (h *digestCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		args := cmd.Args()
-		c, ok := cmd.(*redis.Cmd)
-		if len(args) < 2 || args[1] != journal.DigestScript.Hash() || !ok {
-			return err
-		}
-		v, _ := c.Val().([]any)
-		members := int64(0)
+	whole, ranges := calls.of(journal.DigestScript), calls.of(journal.RangeDigestScript)
+	for _, v := range slices.Concat(whole, ranges) {
+		members := int64(0) // by the answer's cardinalities
 		for i := 0; i < len(v); i += 2 {
 			n, _ := v[i].(int64)
 			members += n
 		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.calls++
-		if members > metrics.DigestMembers() {
-			if len(v) != 2 {
-				members = -members // more than one key
-			}
-			h.over = append(h.over, members)
-		}
-		return err
+		assert.LessOrEqual(t, members, int64(bound), "members a call read, the large key's included")
 	}
+	assert.Len(t, ranges, 2*(large/bound+1), "the large key in ranges of the bound, on each server")
+	assert.GreaterOrEqual(t, len(whole)+len(ranges), 2*(keys*each/bound+1), "calls on each server")
 }
 
 // Repair of a server that came back empty reads big keys a few at a time,
@@ -164,6 +133,255 @@ func TestRepairReadsBigKeysInBoundedBatches(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, check.OK(), "%+v", check)
 	assert.Equal(t, int64(perKey), directClient(t, empty).ZCard(ctx, mustKey(t, c, at, "web1", "m0")).Val())
+}
+
+// A key larger than the digest bound is compared in ranges of its scores,
+// and only the ranges that differ are read to repair it: a key of
+// millions of members, read whole, took a server past the command timeout
+// at every run, and held the repair of its group's keys after it.
+func TestLargeKeyIsRepairedInTheRangesThatDiffer(t *testing.T) {
+	const bound, n = 1000, 10_000
+	servers, c, reads, key, at := largeKeyGroup(t, bound)
+	ctx := context.Background()
+	a, b := servers[0].Addr(), servers[1].Addr()
+	members := pointsFrom(at, n)
+	// b lacks 100 members of the fifth range (by a's ranks), and holds 50
+	// of the sixth, between two of a's seconds, that a lacks.
+	var extra []string
+	for i := range 50 {
+		extra = append(extra, fmt.Sprintf("%d.5:%d", at.Unix()+5000+int64(i), -i))
+	}
+	_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: members}})
+	require.NoError(t, err)
+	_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: slices.Concat(members[:4000], members[4100:], extra)}})
+	require.NoError(t, err)
+
+	st := newStore(t, c)
+	check, err := st.Check(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	require.Len(t, check.Groups, 1)
+	require.Len(t, check.Groups[0].Diffs, 1)
+	assert.Equal(t, map[string]int64{a: n, b: n - 100 + 50}, check.Groups[0].Diffs[0].Cards)
+
+	report, err := st.Repair(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	require.Len(t, report.Groups, 1)
+	assert.Equal(t, 1, report.Groups[0].Repaired)
+	assert.Equal(t, int64(150), report.Groups[0].Added)
+	want := slices.Concat(members, extra)
+	for _, addr := range []string{a, b} {
+		got, err := directClient(t, addr).ZRange(ctx, key, 0, -1).Result()
+		require.NoError(t, err)
+		assert.ElementsMatch(t, want, got, "members on %s", addr)
+	}
+	var sizes []int
+	for _, v := range reads.of(journal.RangeMembersScript) {
+		sizes = append(sizes, len(v))
+	}
+	// The ranges are cut at both servers' bounds: the 100 members b lacks
+	// are a range of their own (b's bound after them), and b's extras
+	// share theirs with 50 of a's (b's bound 50 members further on).
+	assert.ElementsMatch(t, []int{100, 0, 50, 100}, sizes,
+		"the two ranges that differ read on each server, and no other")
+	check, err = st.Check(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, check.OK(), "%+v", check)
+}
+
+// The ranges of a large key are bounded on every server of its group, not
+// only on the one that holds the most: two servers each down for half the
+// day hold two halves, and ranges split by one server's members alone put
+// all of the other's in one call, as large as the key's whole digest.
+func TestLargeKeyRangesAreBoundedOnEveryServer(t *testing.T) {
+	const bound, n = 100, 2000
+	servers, c, calls, key, at := largeKeyGroup(t, bound)
+	ctx := context.Background()
+	day := at.Truncate(24 * time.Hour).Unix()
+	var want []string
+	for i, srv := range servers { // the first from midnight, the second from noon
+		members := make([]string, n-i)
+		for j := range members {
+			members[j] = fmt.Sprintf("%d:%d", day+int64(i)*43200+int64(j), j)
+		}
+		_, err := merge(ctx, c, srv.Addr(), []journal.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+		want = append(want, members...)
+	}
+
+	report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	require.Len(t, report.Groups, 1)
+	assert.Equal(t, int64(2*n-1), report.Groups[0].Added)
+	for _, srv := range servers {
+		got, err := directClient(t, srv.Addr()).ZRange(ctx, key, 0, -1).Result()
+		require.NoError(t, err)
+		assert.ElementsMatch(t, want, got, "members on %s", srv.Addr())
+	}
+	for _, v := range calls.of(journal.RangeDigestScript) {
+		assert.LessOrEqual(t, v[0], int64(bound), "members a range digest read")
+	}
+	for _, v := range calls.of(journal.RangeMembersScript) {
+		assert.LessOrEqual(t, len(v), bound, "members a range read")
+	}
+}
+
+// A key repaired in ranges counts as repaired as a key read whole does,
+// and a failure of one of its writes is said once, not once a range.
+func TestLargeKeyRepairSaysEachFailureOnce(t *testing.T) {
+	const bound, n = 100, 1000
+	ctx := context.Background()
+	t.Run("members it cannot copy", func(t *testing.T) {
+		servers, c, _, key, at := largeKeyGroup(t, bound)
+		a, b := servers[0].Addr(), servers[1].Addr()
+		members := pointsFrom(at, n)
+		_, err := merge(ctx, c, a, []journal.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+		_, err = merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: slices.Concat(members[:150], members[160:])}})
+		require.NoError(t, err)
+		require.NoError(t, directClient(t, a).ZAdd(ctx, key, redis.Z{Score: float64(at.Unix() + 700), Member: "not a point"}).Err())
+
+		report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
+		require.Error(t, err)
+		assert.Equal(t, 1, strings.Count(err.Error(), `"not a point"`), "said once: %v", err)
+		require.Len(t, report.Groups, 1)
+		assert.Equal(t, int64(10), report.Groups[0].Added, "the points b lacked")
+		assert.Zero(t, report.Groups[0].Repaired, "a key left divergent is not repaired")
+	})
+	t.Run("a full target", func(t *testing.T) {
+		servers, c, _, key, at := largeKeyGroup(t, bound)
+		members := pointsFrom(at, n)
+		_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+		require.NoError(t, directClient(t, servers[1].Addr()).ConfigSet(ctx, "maxmemory", "1").Err())
+
+		report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
+		require.Error(t, err)
+		assert.Equal(t, 1, strings.Count(err.Error(), "OOM"), "said once, not once a range: %v", err)
+		require.Len(t, report.Groups, 1)
+		assert.True(t, report.Groups[0].Incomplete)
+		assert.Zero(t, report.Groups[0].Repaired)
+	})
+	t.Run("a read that fails after a range was written", func(t *testing.T) {
+		refuse := &refuseCall{hash: journal.RangeMembersScript.Hash(), at: 3} // the second range's first read
+		metrics.SetDigestMembers(t, bound)
+		servers := redistest.StartN(t, 2)
+		c := groupClient(t, servers, refuse)
+		at := time.Now().UTC().Add(-24 * time.Hour)
+		key := mustKey(t, c, at, "web1", "cpu")
+		_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(at, n)}})
+		require.NoError(t, err)
+
+		report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
+		require.ErrorIs(t, err, errRefused)
+		require.Len(t, report.Groups, 1)
+		assert.Equal(t, int64(bound), report.Groups[0].Added, "the first range")
+		assert.Zero(t, report.Groups[0].Repaired, "a key with ranges left is not repaired")
+	})
+	t.Run("another type on a server", func(t *testing.T) {
+		servers, c, calls, key, at := largeKeyGroup(t, bound)
+		members := pointsFrom(at, n)
+		_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: members}})
+		require.NoError(t, err)
+		require.NoError(t, directClient(t, servers[1].Addr()).Set(ctx, key, "a string", 0).Err())
+
+		report, err := newStore(t, c).Repair(ctx, metrics.CheckOptions{})
+		var wrong *metrics.WrongTypeError
+		require.ErrorAs(t, err, &wrong)
+		assert.Equal(t, servers[1].Addr(), wrong.Server)
+		require.Len(t, report.Groups, 1)
+		assert.Zero(t, report.Groups[0].Repaired)
+		assert.Empty(t, calls.of(journal.RangeMembersScript), "no range read: the one sorted set agrees with itself")
+	})
+}
+
+// pointsFrom returns n members, a second apart from at: "$ts:$i".
+func pointsFrom(at time.Time, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%d:%d", at.Unix()+int64(i), i)
+	}
+	return out
+}
+
+// errRefused is the error of refuseCall.
+var errRefused = errors.New("refused by the test")
+
+// refuseCall is a go-redis hook that fails the at-th call of one script
+// with errRefused, without sending it.
+type refuseCall struct {
+	hash  string
+	at    int32
+	calls atomic.Int32
+}
+
+func (h *refuseCall) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *refuseCall) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *refuseCall) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && cmd.Name() == "evalsha" && args[1] == h.hash && h.calls.Add(1) == h.at {
+			cmd.SetErr(errRefused)
+			return errRefused
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// largeKeyGroup starts a group of two servers, digested in calls of at
+// most bound members, and returns its client, which keeps the answers of
+// scripts in calls, and a key of a day ago, at.
+func largeKeyGroup(t *testing.T, bound int64) (servers []*redistest.Server, c *federated.Client, calls *scriptReplies, key string, at time.Time) {
+	t.Helper()
+	metrics.SetDigestMembers(t, bound)
+	servers = redistest.StartN(t, 2)
+	calls = &scriptReplies{}
+	c = groupClient(t, servers, calls)
+	for _, srv := range servers { // every call the hook's to see, none a NOSCRIPT
+		for _, script := range []*redis.Script{journal.RangeDigestScript, journal.RangeMembersScript} {
+			require.NoError(t, script.Load(context.Background(), directClient(t, srv.Addr())).Err())
+		}
+	}
+	at = time.Now().UTC().Add(-24 * time.Hour)
+	return servers, c, calls, mustKey(t, c, at, "web1", "cpu"), at
+}
+
+// scriptReplies is a go-redis hook that keeps the answers of scripts, by
+// the script's hash, in the order they came.
+type scriptReplies struct {
+	mu      sync.Mutex
+	replies map[string][][]any
+}
+
+func (h *scriptReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *scriptReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *scriptReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		c, ok := cmd.(*redis.Cmd)
+		if args := cmd.Args(); len(args) > 1 && ok && cmd.Name() == "evalsha" {
+			hash, _ := args[1].(string)
+			v, _ := c.Val().([]any)
+			h.mu.Lock()
+			if h.replies == nil {
+				h.replies = make(map[string][][]any)
+			}
+			h.replies[hash] = append(h.replies[hash], v)
+			h.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// of returns the answers of script.
+func (h *scriptReplies) of(script *redis.Script) [][]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.replies[script.Hash()]
 }
 
 // A member that someone wrote in another shape cannot be copied: Repair

@@ -84,6 +84,55 @@ end
 return out
 `)
 
+// BoundsScript returns the scores that split the sorted set ARGV[1] into
+// ranges of ARGV[2] members: the scores of its members of rank ARGV[2],
+// 2×ARGV[2] and so on (from 0), as Redis writes them (exactly, to be given
+// back as bounds). A missing key, or one of another type, has none.
+var BoundsScript = redis.NewScript(`
+local key, step = ARGV[1], tonumber(ARGV[2])
+local out = {}
+if redis.call('TYPE', key).ok ~= 'zset' then return out end
+local card = redis.call('ZCARD', key)
+for r = step, card - 1, step do
+  out[#out + 1] = redis.call('ZRANGE', key, r, r, 'WITHSCORES')[2]
+end
+return out
+`)
+
+// RangeDigestScript returns the count and the digest (as DigestScript's)
+// of the members of the sorted set ARGV[1] scored from ARGV[2] ("-inf",
+// or a score) up to, not including, ARGV[3] ("+inf", which is included,
+// or a score). A missing key is {0, ""}; a key of another type {-1,
+// "type:T"}. The members are read by rank, from the rank of the first,
+// so the script costs the members it digests and no more.
+var RangeDigestScript = redis.NewScript(`
+local key, lo, hi = ARGV[1], ARGV[2], ARGV[3]
+local t = redis.call('TYPE', key).ok
+if t == 'none' then return {0, ''} end
+if t ~= 'zset' then return {-1, 'type:' .. t} end
+local first = 0
+if lo ~= '-inf' then first = redis.call('ZCOUNT', key, '-inf', '(' .. lo) end
+local top = hi
+if hi ~= '+inf' then top = '(' .. hi end
+local n = redis.call('ZCOUNT', key, lo, top)
+local h = ''
+for start = first, first + n - 1, 1000 do
+  local stop = math.min(start + 999, first + n - 1)
+  h = redis.sha1hex(h .. table.concat(redis.call('ZRANGE', key, start, stop), '\n'))
+end
+return {n, h}
+`)
+
+// RangeMembersScript returns the members of the sorted set ARGV[1] in the
+// range of RangeDigestScript's ARGV[2] and ARGV[3]. A key that holds
+// another type has none.
+var RangeMembersScript = redis.NewScript(`
+if redis.call('TYPE', ARGV[1]).ok ~= 'zset' then return {} end
+local top = ARGV[3]
+if top ~= '+inf' then top = '(' .. top end
+return redis.call('ZRANGEBYSCORE', ARGV[1], ARGV[2], top)
+`)
+
 // CardsScript returns the cardinality of every key in ARGV: 0 for a
 // missing key, -1 for a key of another type.
 var CardsScript = redis.NewScript(`
