@@ -78,9 +78,12 @@ type Config struct {
 	// UTF-8, and none of the characters a metric's host may not hold
 	// (controls, invisible and bidirectional format characters, line and
 	// paragraph separators, spaces other than U+0020). Names are
-	// compared, and hashed, byte for byte, without Unicode normalisation:
-	// "café" written with U+00E9 (NFC) and with "e" and the combining
-	// U+0301 (NFD) look alike but are two nodes, placed apart on the ring.
+	// compared, and hashed, byte for byte, as the Perl module does: case
+	// counts ("redis_1" and "Redis_1" are two nodes, so a name's case
+	// changed in a file moves its keys), and there is no Unicode
+	// normalisation: "café" written with U+00E9 (NFC) and with "e" and
+	// the combining U+0301 (NFD) look alike but are two nodes, placed
+	// apart on the ring.
 	Nodes map[string]Node `yaml:"nodes" json:"nodes"`
 	// Options tune timeouts, retries and connections.
 	Options Options `yaml:"options" json:"options"`
