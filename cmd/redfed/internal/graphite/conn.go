@@ -100,7 +100,17 @@ func (s *Server) serveConn(c net.Conn) {
 			// After the deadline is set, so that Close's deadline, which
 			// follows its closed flag, is never overwritten unseen.
 			if s.closed.Load() {
-				return
+				// Closing: read on what the sender has sent already, until
+				// it sends nothing for drainQuiet, up to Close's bound.
+				now, by := time.Now(), *s.drainBy.Load()
+				if !now.Before(by) {
+					return
+				}
+				deadline := now.Add(drainQuiet)
+				if by.Before(deadline) {
+					deadline = by
+				}
+				_ = c.SetReadDeadline(deadline)
 			}
 		case len(batch) >= s.opts.MaxBatch:
 			s.write(peer, batch, true)

@@ -43,7 +43,8 @@
 // keeps its lines; a write that still fails, or fails for good (a dropped
 // period), is counted and logged, and the connection goes on.
 //
-// A Server is safe for concurrent use. Close stops listening, wakes every
-// connection, waits until the batches read so far are written or failed,
-// and returns once every goroutine of the Server has ended.
+// A Server is safe for concurrent use. Close stops listening, reads on
+// what each connection's sender has sent already (for 2 s at the most),
+// waits until the batches read are written or failed, and returns once
+// every goroutine of the Server has ended.
 package graphite

@@ -25,6 +25,16 @@ const (
 	DefaultRetryFor    = time.Minute
 )
 
+// Close reads on what each TCP connection's sender has sent already, and
+// writes it: until the connection sends nothing for drainQuiet, and for
+// drainFor at the most. Lines still unread then (a sender that never
+// stops, or one held back by a server down) are lost; the lines read are
+// written or counted as failed.
+const (
+	drainQuiet = 100 * time.Millisecond
+	drainFor   = 2 * time.Second
+)
+
 // Pauses between the writes of a TCP connection's batch whose failure may
 // pass: the first, and the most, doubling in between.
 const (
@@ -110,12 +120,13 @@ type Stats struct {
 // Server receives the plaintext protocol on a TCP listener, a UDP socket,
 // or both.
 type Server struct {
-	opts   Options
-	ln     net.Listener   // nil when not listening on TCP
-	pc     net.PacketConn // nil when not listening on UDP
-	closed atomic.Bool
-	done   chan struct{} // closed by Close
-	wg     sync.WaitGroup
+	opts    Options
+	ln      net.Listener   // nil when not listening on TCP
+	pc      net.PacketConn // nil when not listening on UDP
+	closed  atomic.Bool
+	drainBy atomic.Pointer[time.Time] // when Close stops reading; set before closed
+	done    chan struct{}             // closed by Close
+	wg      sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open TCP connections, guarded by mu
@@ -243,13 +254,19 @@ func (s *Server) UDPAddr() net.Addr {
 	return s.pc.LocalAddr()
 }
 
-// Close stops listening, stops reading every connection, waits until the
-// points read are written or failed and every goroutine has ended, and
-// returns the errors of closing the listener and the socket. Lines that a
-// connection had sent but the Server had not read yet are lost. Close may
-// be called more than once; later calls return the first's result.
+// Close stops listening, reads on what each connection's sender has sent
+// already (until it sends nothing for 100 ms, 2 s at the most), waits
+// until the points read are written or failed and every goroutine has
+// ended, and returns the errors of closing the listener and the socket.
+// Lines still unread then are lost: those of a sender that never stops,
+// or that a server down held back in its buffers. A batch that fails
+// while the Server closes is not written again. Close may be called more
+// than once; later calls return the first's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		now := time.Now()
+		by := now.Add(drainFor)
+		s.drainBy.Store(&by)
 		s.closed.Store(true)
 		close(s.done)
 		var errs []error
@@ -261,7 +278,9 @@ func (s *Server) Close() error {
 		}
 		s.mu.Lock()
 		for c := range s.conns {
-			_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes its reader, which writes its batch
+			// Wakes a reader that waits for its sender; one that has more
+			// to read goes on (see serveConn).
+			_ = c.SetReadDeadline(now.Add(drainQuiet))
 		}
 		s.mu.Unlock()
 		s.wg.Wait()

@@ -331,6 +331,34 @@ func TestCloseWritesWhatWasRead(t *testing.T) {
 	assert.Len(t, f.points(t, "web1", "close"), int(st.Written), "every line written is stored")
 }
 
+// Close reads and writes the lines that senders sent before it, though
+// the Server had not read them yet: a collectd that wrote them takes them
+// for delivered. Here they wait in the connection's buffers behind a
+// batch whose write is held until Close has begun.
+func TestCloseReadsWhatWasSent(t *testing.T) {
+	gate := &gatedWriter{open: make(chan struct{})}
+	f := startServer(t, Options{MaxBatch: 10}, func(w Writer) Writer { gate.w = w; return gate })
+	c := f.dial(t)
+	const n = 500 // about 20 KiB: within the buffers
+	var buf bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&buf, "collectd.web1.sent %d %d\n", i, at(i))
+	}
+	_, err := c.Write(buf.Bytes())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return gate.calls.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"the first batch waits")
+
+	closed := make(chan error)
+	go func() { closed <- f.srv.Close() }()
+	time.Sleep(50 * time.Millisecond) // Close has begun
+	close(gate.open)
+	require.NoError(t, <-closed)
+	st := f.srv.Stats()
+	assert.Equal(t, Stats{Lines: n, Written: n}, st)
+	assert.Len(t, f.points(t, "web1", "sent"), n, "every line sent is stored")
+}
+
 // Connections beyond MaxConns are closed at once; a connection idle for
 // IdleTimeout is closed.
 func TestMaxConnsAndIdleTimeout(t *testing.T) {
