@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,7 +56,23 @@ func startIngest(cmd *cobra.Command, recorder *ingestRecorder, fl *ingestFlags) 
 		return nil, nil, usagef("--graphite-listen %s: %v", fl.graphiteListen, err)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "graphite: %s, TCP and UDP, paths as %s\n", srv.TCPAddr(), tmpl)
-	return srv, func() { _ = srv.Close() }, nil // waits for the batches read to be written
+	logger := newLogger(cmd, slog.LevelInfo)
+	return srv, func() {
+		_ = srv.Close() // waits for the batches read to be written
+		logStopped(logger, srv.Stats())
+	}, nil
+}
+
+// logStopped logs a stopped listener's totals: the failures of its last
+// moments, rate-limited in the log and counted in /metrics, which go with
+// the process, are said once more. It is a warning when points failed.
+func logStopped(logger *slog.Logger, st graphite.Stats) {
+	level := slog.LevelInfo
+	if st.Failed > 0 {
+		level = slog.LevelWarn
+	}
+	logger.Log(context.Background(), level, "graphite: stopped", "lines", st.Lines, "written", st.Written,
+		"failed", st.Failed, "bad", st.Bad.Total(), "retried", st.Retried)
 }
 
 // ingestRecorder is the one Recorder that serve writes the metrics it takes

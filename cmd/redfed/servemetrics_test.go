@@ -44,4 +44,10 @@ func TestServeMetricsEndpoint(t *testing.T) {
 	}
 
 	assertPromtoolPasses(t, body)
+
+	// As it stops, serve says the totals once more: what /metrics counted
+	// goes with the process.
+	d.cancel()
+	d.wg.Wait()
+	assert.Contains(t, d.errOut.String(), `msg="graphite: stopped" lines=2 written=1 failed=0 bad=1 retried=0`)
 }
