@@ -24,8 +24,11 @@ type ClientCollector struct {
 	duration *prometheus.HistogramVec
 	errs     *prometheus.CounterVec
 
-	mu      sync.Mutex
-	servers map[string]bool // guarded by mu: the servers of the last Collect
+	// seen holds the servers whose calls made series, string to
+	// struct{}{}: a server is stored after its series (see observe) and
+	// deleted before them (see forget), so that the series of a server
+	// that left are never kept unseen, whatever ran when.
+	seen sync.Map
 }
 
 var (
@@ -91,22 +94,22 @@ func (cc *ClientCollector) Collect(ch chan<- prometheus.Metric) {
 	cc.errs.Collect(ch)
 }
 
-// forget deletes the series of the servers that were in the federation at
-// the last Collect and are no longer.
+// forget deletes the series of the servers that are no longer in the
+// federation: also of one that joined and left between two Collects, and
+// those that a call under way as its server left made after the last.
 func (cc *ClientCollector) forget(status []federated.ServerStatus) {
 	now := make(map[string]bool, len(status))
 	for _, st := range status {
 		now[st.Address] = true
 	}
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	for addr := range cc.servers {
-		if !now[addr] {
+	cc.seen.Range(func(k, _ any) bool {
+		if addr := k.(string); !now[addr] {
+			cc.seen.Delete(addr)
 			cc.duration.DeletePartialMatch(prometheus.Labels{"server": addr})
 			cc.errs.DeletePartialMatch(prometheus.Labels{"server": addr})
 		}
-	}
-	cc.servers = now
+		return true
+	})
 }
 
 func boolValue(b bool) float64 {
@@ -151,10 +154,14 @@ func (h hook) observe(ctx context.Context, kind string, start time.Time, err err
 		return
 	}
 	h.cc.duration.WithLabelValues(h.server, kind).Observe(time.Since(start).Seconds())
-	if err == nil || errors.Is(err, redis.Nil) {
-		return
+	if err != nil && !errors.Is(err, redis.Nil) {
+		h.cc.errs.WithLabelValues(h.server, kind, errorClass(err)).Inc()
 	}
-	h.cc.errs.WithLabelValues(h.server, kind, errorClass(err)).Inc()
+	// After the series: a forget that ran meanwhile deleted the server
+	// before its series, and the next finds it here.
+	if _, ok := h.cc.seen.Load(h.server); !ok {
+		h.cc.seen.Store(h.server, struct{}{})
+	}
 }
 
 // errorClass sorts an error: Redis's answer, a timeout (waiting for the

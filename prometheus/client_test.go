@@ -168,4 +168,31 @@ func TestSeriesOfARemovedServerGo(t *testing.T) {
 	require.NoError(t, c.RemoveNode("b"))
 	assert.Zero(t, calls(t, reg, b, "command"), "the removed server's calls are gone")
 	assert.NotZero(t, calls(t, reg, a, "command"), "the others' stay")
+
+	// A server that joins and leaves between two scrapes (two reloads),
+	// and one that leaves with a call under way, which ends after the
+	// scrape: their series go too, at the next scrape.
+	require.NoError(t, c.AddNode("b", federated.Node{Address: b}))
+	sc, err := c.ServerClient(b)
+	require.NoError(t, err)
+	require.NoError(t, sc.Ping(ctx).Err())
+	require.NoError(t, c.RemoveNode("b"))
+	assert.Empty(t, family(t, reg, "redfed_client_call_duration_seconds", b), "a server that came and went between scrapes")
+
+	require.NoError(t, c.AddNode("b", federated.Node{Address: b}))
+	sc, err = c.ServerClient(b)
+	require.NoError(t, err)
+	require.NoError(t, sc.Ping(ctx).Err())
+	require.NotEmpty(t, family(t, reg, "redfed_client_call_duration_seconds", b))
+	require.NoError(t, servers[1].Pause())
+	pinged := make(chan error)
+	go func() { pinged <- sc.Ping(ctx).Err() }()
+	time.Sleep(100 * time.Millisecond) // the ping waits for the stopped server
+	require.NoError(t, c.RemoveNode("b"))
+	assert.Empty(t, family(t, reg, "redfed_client_call_duration_seconds", b))
+	require.Error(t, <-pinged, "the ping ends with the server's timeout")
+	require.NoError(t, servers[1].Resume())
+	for _, name := range []string{"redfed_client_call_duration_seconds", "redfed_client_call_errors_total"} {
+		assert.Empty(t, family(t, reg, name, b), "%s of a call that ended after its server left", name)
+	}
 }
