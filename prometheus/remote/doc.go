@@ -82,8 +82,9 @@
 // values written at one time) are one sample, the last in time, since a
 // Prometheus series holds one sample a millisecond. Of values written at
 // the very same time, which a store of many writers does not order, it is
-// the last in Redis's order of members (by their text), whichever was
-// written last; Prometheus itself keeps the first and refuses the others.
+// the largest (metrics.Range gives them by value), whichever was written
+// last; Prometheus itself keeps the first and refuses the others. A
+// negative zero is stored, and read, as 0.
 // A series that a writer other than WriteHandler named, which has no
 // labels, is not listed. A failed listing or read is a 503: a partial
 // answer would look like a gap in the data. A request of more than 100
