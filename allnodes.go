@@ -54,8 +54,9 @@ func (c *Client) SetQueryAll(on bool) { c.queryAll.Store(on) }
 // ForEachServer calls fn for every server of the federation, each on its own
 // goroutine, with the server's go-redis client, and waits for all of them.
 // It returns every error, joined, each a *ServerError that names its node
-// and server. Servers marked down are visited too: fn decides what to do
-// with them.
+// and server, and matches ErrServerDown when the server is marked down
+// (as a failure of fn may just have done). Servers marked down are visited
+// too: fn decides what to do with them.
 func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context, addr string, rc *redis.Client) error) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -73,7 +74,8 @@ func (c *Client) ForEachServer(ctx context.Context, fn func(ctx context.Context,
 			if err := fn(ctx, addr, s.client.Load()); err != nil {
 				var se *ServerError
 				if !errors.As(err, &se) || se.Server != addr {
-					err = &ServerError{Node: s.node, Server: addr, Err: err}
+					// down as the failure may just have marked it.
+					err = &ServerError{Node: s.node, Server: addr, Err: err, down: s.down.Load()}
 				}
 				mu.Lock()
 				errs = append(errs, err)

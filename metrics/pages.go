@@ -242,7 +242,7 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 				// A refusal that passes (BUSY, LOADING...) is the server's,
 				// not the key's: the next keys would meet it too.
 				if errors.As(err, &refused) || !errors.As(err, &reply) || journal.IsTemporaryReply(err) {
-					return append(errs, serverFailure(node, addr, err))
+					return append(errs, st.serverFailure(node, addr, err))
 				}
 				errs = append(errs, &federated.ServerError{Node: node, Server: addr,
 					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
@@ -267,14 +267,26 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 
 // serverFailure is the error of a server that failed a round trip: the
 // client's own error when it gave one, else the cause named with the
-// server.
-func serverFailure(node, addr string, err error) error {
+// server, which matches federated.ErrServerDown when the client has
+// marked the server down (as the failure may just have done: a read's
+// connection refused by a server just killed).
+func (st *Store) serverFailure(node, addr string, err error) error {
 	var se *federated.ServerError
 	if errors.As(err, &se) {
 		return se
 	}
+	if st.c.IsServerDown(addr) && !errors.Is(err, federated.ErrServerDown) {
+		err = markedDown{err}
+	}
 	return &federated.ServerError{Node: node, Server: addr, Err: err}
 }
+
+// markedDown is the failure of a server that the client marked down: it
+// matches federated.ErrServerDown, and says its cause.
+type markedDown struct{ err error }
+
+func (e markedDown) Error() string   { return "server down: " + e.err.Error() }
+func (e markedDown) Unwrap() []error { return []error{federated.ErrServerDown, e.err} }
 
 // command returns the command that reads the cursor's next page.
 func (cur *pageCursor) command(ctx context.Context, r pageRange) *redis.ZSliceCmd {

@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -480,4 +481,63 @@ func TestOneTimeTwoValues(t *testing.T) {
 	got, err := st.Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
 	require.NoError(t, err)
 	assert.Equal(t, metrics.Point{Time: at, Value: 9}, got, `"9" sorts after "10"`)
+}
+
+// The first read after a server of the group was killed, whose refused
+// connection marks it down, says so as every later one does: it matches
+// ErrServerDown, names the server, and comes with the others' answer.
+func TestFirstReadAfterAKillSaysTheServerIsDown(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	key := mustKey(t, c, at, "web1", "cpu")
+	series := metrics.Series{Host: "web1", Metric: "cpu"}
+	victim := servers[0]
+	for _, tc := range []struct {
+		name string
+		read func() (found bool, err error)
+	}{
+		{"Range", func() (bool, error) {
+			res, err := st.Range(ctx, at.Add(-time.Hour), at, series)
+			return len(res) == 1 && len(res[0].Points) == 1, err
+		}},
+		{"Summarize", func() (bool, error) {
+			sum, err := st.Summarize(ctx, series, at.Add(-time.Hour), at, 10)
+			return len(sum.Points) == 1, err
+		}},
+		{"Latest", func() (bool, error) {
+			p, err := st.Latest(ctx, series)
+			return p.Value == 1, err
+		}},
+		{"Hosts", func() (bool, error) {
+			hosts, err := st.Hosts(ctx, time.Time{})
+			return slices.Equal(hosts, []string{"web1"}), err
+		}},
+		{"Metrics", func() (bool, error) {
+			names, err := st.Metrics(ctx, "web1", time.Time{})
+			return slices.Equal(names, []string{"cpu"}), err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !victim.Running() {
+				require.NoError(t, victim.Restart())
+			}
+			require.Eventually(t, func() bool { return c.IsServerUp(victim.Addr()) }, 5*time.Second, 10*time.Millisecond)
+			for _, s := range servers {
+				_, err := merge(ctx, c, s.Addr(), []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", at.Unix())}}})
+				require.NoError(t, err)
+			}
+			found, err := tc.read() // the connections in the pools
+			require.NoError(t, err)
+			require.True(t, found)
+
+			require.NoError(t, victim.Kill())
+			found, err = tc.read()
+			require.ErrorIs(t, err, federated.ErrServerDown)
+			assert.Contains(t, err.Error(), victim.Addr())
+			assert.True(t, found, "the other server's answer")
+		})
+	}
 }
