@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -81,7 +82,7 @@ type summarizer struct {
 	mu        sync.Mutex // guards the fields below: pages come from one goroutine per server
 	raw       []Point    // every point read, nil once there were more than rawLimit
 	overflow  bool
-	buckets   []bucket
+	buckets   []bucket // maxPts/2 of them, made once more points than maxPts were read
 	counts    map[keyCopy]int
 	malformed map[keyCopy]int
 }
@@ -92,12 +93,30 @@ type bucket struct {
 	any    bool
 }
 
+// newSummarizer returns the summarizer of a range. Its buckets are made
+// once more points than maxPoints were read, so that what it holds grows
+// with the points read and never with maxPoints alone: a maxPoints of 2⁴⁰
+// for a range of ten points made buckets of 40 TB up front, and the
+// process died.
 func newSummarizer(from, to time.Time, maxPoints, copies int) *summarizer {
+	rawLimit := math.MaxInt // maxPoints*copies, that does not overflow
+	if maxPoints <= math.MaxInt/copies {
+		rawLimit = maxPoints * copies
+	}
 	return &summarizer{
-		from: from, span: to.Sub(from), maxPts: maxPoints, rawLimit: max(keepPoints, maxPoints*copies),
-		buckets:   make([]bucket, maxPoints/2),
+		from: from, span: to.Sub(from), maxPts: maxPoints, rawLimit: max(keepPoints, rawLimit),
 		counts:    make(map[keyCopy]int),
 		malformed: make(map[keyCopy]int),
+	}
+}
+
+// fold puts points in the buckets, made at the first call.
+func (s *summarizer) fold(points []Point) {
+	if s.buckets == nil {
+		s.buckets = make([]bucket, s.maxPts/2)
+	}
+	for _, p := range points {
+		s.buckets[s.bucketOf(p.Time)].add(p)
 	}
 }
 
@@ -110,14 +129,14 @@ func (s *summarizer) add(ref int, server string, page []redis.Z) bool {
 	k := keyCopy{ref, server}
 	s.counts[k] += len(points)
 	s.malformed[k] += malformed
-	for _, p := range points {
-		s.buckets[s.bucketOf(p.Time)].add(p)
+	if s.overflow {
+		s.fold(points)
+		return true
 	}
-	if !s.overflow {
-		s.raw = append(s.raw, points...)
-		if len(s.raw) > s.rawLimit {
-			s.raw, s.overflow = nil, true
-		}
+	s.raw = append(s.raw, points...)
+	if len(s.raw) > s.rawLimit { // and so than maxPts: the buckets are smaller
+		s.fold(s.raw)
+		s.raw, s.overflow = nil, true
 	}
 	return true
 }
@@ -164,6 +183,7 @@ func (s *summarizer) result() Summary {
 			out.Points = raw
 			return out
 		}
+		s.fold(raw)
 	}
 	out.Points = make([]Point, 0, 2*len(s.buckets))
 	for _, b := range s.buckets {

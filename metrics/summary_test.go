@@ -3,6 +3,8 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -91,4 +93,30 @@ func TestRangeSummaryOfABigRange(t *testing.T) {
 	assert.Equal(t, 100, len(sum.Points), "points of the summary")
 	assert.Equal(t, float64(0), sum.Points[0].Value)
 	assert.Equal(t, float64(n-1), sum.Points[len(sum.Points)-1].Value)
+}
+
+// What a summary holds grows with the points it reads, never with
+// maxPoints alone: a maxPoints of 2⁴⁰ for ten points made 40 TB of buckets
+// up front, and the process died; math.MaxInt panicked.
+func TestSummaryOfAFewPointsWithAHugeMaxPoints(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	ctx := context.Background()
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	key := mustKey(t, c, day, "web1", "cpu")
+	for _, s := range servers {
+		_, err := merge(ctx, c, s.Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(day, 10)}})
+		require.NoError(t, err)
+	}
+	series := metrics.Series{Host: "web1", Metric: "cpu"}
+	for _, maxPoints := range []int{1 << 20, 1 << 40, math.MaxInt} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		sum, err := newStore(t, c).Summarize(ctx, series, day, day.Add(time.Minute), maxPoints)
+		runtime.ReadMemStats(&after)
+		require.NoError(t, err)
+		assert.Len(t, sum.Points, 10, "maxPoints %d", maxPoints)
+		assert.Equal(t, 10, sum.Total)
+		assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(1<<20), "bytes allocated, maxPoints %d", maxPoints)
+	}
 }
