@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -146,11 +147,19 @@ func (s *summarizer) add(ref int, server string, page []redis.Z) bool {
 // range: it goes to the nearest bucket.
 func (s *summarizer) bucketOf(t time.Time) int {
 	n := len(s.buckets)
-	if s.span <= 0 {
+	d := t.Sub(s.from)
+	switch {
+	case s.span <= 0 || d <= 0:
 		return 0
+	case d >= s.span:
+		return n - 1
 	}
-	i := int(float64(t.Sub(s.from)) / float64(s.span) * float64(n))
-	return min(max(i, 0), n-1)
+	// d×n/span in whole numbers, so that a point on the boundary of two
+	// spans is the later one's (in floating point, 6156 s of 10,800 in
+	// 5,000 spans was 2849.9999999999995): d < span, so the quotient fits.
+	hi, lo := bits.Mul64(uint64(d), uint64(n))
+	i, _ := bits.Div64(hi, lo, uint64(s.span))
+	return int(i)
 }
 
 // add folds p into the bucket. Ties go to the earlier point, so that the
