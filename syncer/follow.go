@@ -12,33 +12,53 @@ import (
 // Every PollInterval it looks for a change of nodes (Client.SetNodes,
 // ReplaceNode, AddNode, RemoveNode): the links of a local server follow
 // its group, started for a server that joined it, and, for one that left,
-// stopped (the pass under way abandoned, the marks saved) and waited for.
+// stopped (the pass under way abandoned, the marks saved). A link started
+// does not wait for those stopped, which wait for their command under way
+// (a command timeout, for a peer that stopped answering), nor does the
+// next look for a change: only a link of the same two servers (one that
+// left and came back, or spelt otherwise) waits for the one before it, so
+// that two links of one local server and peer never run at once.
 func (s *Syncer) runLinks(ctx context.Context) {
 	type running struct {
 		stop context.CancelFunc
 		done chan struct{}
 	}
+	type stopped struct {
+		l    *link
+		done chan struct{}
+	}
 	runs := make(map[*link]running)
-	start := func(ls []*link) {
-		for _, l := range ls {
-			lctx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				l.loop(lctx)
-			}()
-			runs[l] = running{stop, done}
-		}
+	var stopping []stopped // links stopped that may not have ended yet
+	start := func(l *link, after []chan struct{}) {
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, w := range after {
+				select {
+				case <-w:
+				case <-lctx.Done():
+					return
+				}
+			}
+			l.loop(lctx)
+		}()
+		runs[l] = running{stop, done}
 	}
 	defer func() {
 		for _, r := range runs {
 			<-r.done
 		}
+		for _, st := range stopping {
+			<-st.done
+		}
 	}()
 	// A change made while the Syncer did not run.
 	s.follow()
 	s.mu.Lock()
-	start(s.links)
+	for _, l := range s.links {
+		start(l, nil)
+	}
 	s.mu.Unlock()
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
@@ -49,14 +69,29 @@ func (s *Syncer) runLinks(ctx context.Context) {
 		case <-t.C:
 		}
 		added, removed := s.follow()
+		// Forget the links stopped that have ended.
+		stopping = slices.DeleteFunc(stopping, func(st stopped) bool {
+			select {
+			case <-st.done:
+				return true
+			default:
+				return false
+			}
+		})
 		for _, l := range removed {
 			runs[l].stop()
-		}
-		for _, l := range removed {
-			<-runs[l].done
+			stopping = append(stopping, stopped{l, runs[l].done})
 			delete(runs, l)
 		}
-		start(added)
+		for _, l := range added {
+			var after []chan struct{}
+			for _, st := range stopping {
+				if federated.SameServer(st.l.local, l.local) && federated.SameServer(st.l.peer, l.peer) {
+					after = append(after, st.done)
+				}
+			}
+			start(l, after)
+		}
 		for _, l := range removed {
 			s.opts.Logger.Info("syncer: link stopped: the peer left the local server's group", "local", l.local, "peer", l.peer)
 		}

@@ -125,6 +125,33 @@ func TestLinksOfALocalServerThatLeavesAndOfOptionsLinks(t *testing.T) {
 	assert.Equal(t, []string{a + "<-" + b, d + "<-" + e}, links(s))
 }
 
+// A link started for a server that joined does not wait for the link of
+// one that left, stopped while its peer does not answer (its command
+// waits for the command timeout): it pulls within a poll or so, and the
+// links follow a change made meanwhile.
+func TestLinkStartedDoesNotWaitForALinkStopping(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	a, b, d, e := servers[0].Addr(), servers[1].Addr(), servers[2].Addr(), servers[3].Addr()
+	c := newClient(t, federated.Config{Options: quiet(), Nodes: map[string]federated.Node{
+		"group": {Addresses: []string{a, b}}, "x": {Address: d}, "y": {Address: e}}})
+	s, _ := startSyncer(t, c, []string{a}, syncer.Options{PollInterval: 20 * time.Millisecond, NoAntiEntropy: true})
+	writePoints(t, c, b, "before", 10)
+	holds(t, a, members(t, b))
+
+	require.NoError(t, servers[1].Pause())
+	t.Cleanup(func() { _ = servers[1].Resume() })
+	time.Sleep(100 * time.Millisecond) // a pass waits for the stopped peer
+	writePoints(t, c, d, "joined", 10)
+	start := time.Now()
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, d}}, "y": {Address: e}}))
+	holds(t, a, members(t, d))
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "pulled from the server that joined (command timeout 2 s)")
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"group": {Addresses: []string{a, d, e}}}))
+	require.Eventually(t, func() bool { return len(links(s)) == 2 }, time.Second, 10*time.Millisecond,
+		"a change made while the link of b stops: %v", links(s))
+	assert.Equal(t, []string{a + "<-" + d, a + "<-" + e}, links(s))
+}
+
 // A local server named another way than the client spells it (localhost
 // for 127.0.0.1, a host in upper case) is the client's server: its links
 // are those of its group, itself left out.
