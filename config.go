@@ -216,7 +216,9 @@ type Options struct {
 	// instrumented too. The client it replaces is closed; redisotel's
 	// InstrumentMetrics goes on reporting a closed client until the
 	// channel given to its WithCloseChan is closed, so close the previous
-	// one's when a new client comes for the same address. It must not
+	// one's when a new client comes for the same address (and that of an
+	// address no longer in Client.Servers, and all after Close). For an
+	// address, the last client it was given is the one in use. It must not
 	// block, nor call the client's AddNode, RemoveNode, ReplaceNode,
 	// SetNodes, MarkServerUp, MarkServerDown, AddHook, AddServerHook or
 	// Close, which wait for it.

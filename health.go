@@ -327,6 +327,14 @@ func (c *Client) addLoop() bool {
 // markUp marks s up and gives it a fresh go-redis client, so that nothing of
 // the failed connections (or go-redis's dial-error count) carries over.
 func (c *Client) markUp(s *server) {
+	// Under topoMu: a change of nodes that moves s's address to a node of
+	// another name makes the new server, and its client, before it retires
+	// s; s marked up in between would hand Options.OnNewClient a client
+	// after the new server's, though s is about to go, and an
+	// instrumentation that follows the latest client would drop the live
+	// one.
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
 	s.mu.Lock()
 	if !s.down.Load() || s.removed {
 		s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,4 +500,45 @@ func TestPipelineOnALeavingServerAtCloseFailsWithErrClosed(t *testing.T) {
 	require.NoError(t, c.SetNodes(map[string]federated.Node{"a": {Address: s1}}))
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, <-done, federated.ErrClosed)
+}
+
+// A server that comes back up while SetNodes moves its address to a node
+// of another name: Options.OnNewClient's last client for the address is
+// the one in use, not one of the server that leaves, closed soon after,
+// which an instrumentation that follows the latest client would report
+// in place of the live one.
+func TestServerBackUpDuringSetNodesGivesTheLiveClientLast(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	x, y := servers[0].Addr(), servers[1].Addr()
+	var (
+		mu   sync.Mutex
+		last = map[string]*redis.Client{}
+		slow atomic.Bool
+	)
+	opts := testOptions()
+	opts.CommandTimeout = 500 * time.Millisecond
+	opts.OnNewClient = func(addr string, rc *redis.Client) {
+		mu.Lock()
+		defer mu.Unlock()
+		last[addr] = rc
+	}
+	opts.NewRing = func(nodes []string) (federated.Ring, error) {
+		if slow.Load() {
+			// SetNodes holds the change here, its new server made and
+			// the old not yet retired, while the old one's check finds
+			// the server up.
+			time.Sleep(4 * opts.BaseRetryInterval)
+		}
+		return firstRing{nodes[0]}, nil
+	}
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: x}, "n": {Address: y}}, Options: opts})
+	require.NoError(t, c.MarkServerDown(x))
+	slow.Store(true)
+	require.NoError(t, c.SetNodes(map[string]federated.Node{"b": {Address: x}, "n": {Address: y}}))
+	slow.Store(false)
+	time.Sleep(opts.CommandTimeout + 500*time.Millisecond) // the clients retired are closed by then
+	mu.Lock()
+	rc := last[x]
+	mu.Unlock()
+	assert.NoError(t, rc.Ping(context.Background()).Err(), "the last client given for the server is live")
 }
