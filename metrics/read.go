@@ -217,8 +217,8 @@ func parsePage(page []redis.Z, dst []Point) (points []Point, malformed int) {
 // worth (7 daily or 168 hourly periods), asking each key for its highest
 // scored member, all keys of a server at once, from every up server of the
 // key's replica group, as Range does: the newest point acknowledged by any
-// of them. Malformed members are skipped: the key is asked for the next
-// ones. With no point in the look-back it returns ErrNoData. When a server
+// of them (of points at one time on two servers, the larger value).
+// Malformed members are skipped: the key is asked for the next ones. With no point in the look-back it returns ErrNoData. When a server
 // is down or fails, the error is returned with the newest point the others
 // had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
@@ -250,7 +250,10 @@ func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 					continue
 				}
 				bad[keyCopy{ref, server}] += i
-				if !found || ts > best.Time {
+				// Of two copies' points at one time, the larger value, as
+				// Range orders them: not the first to answer, which
+				// changed from call to call.
+				if !found || ts > best.Time || ts == best.Time && v > best.Value {
 					best, found = metric.Point{Time: ts, Value: v}, true
 				}
 				return false

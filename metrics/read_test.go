@@ -487,12 +487,8 @@ func TestOneTimeTwoValues(t *testing.T) {
 // connection marks it down, says so as every later one does: it matches
 // ErrServerDown, names the server, and comes with the others' answer.
 func TestFirstReadAfterAKillSaysTheServerIsDown(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	c := groupClient(t, servers)
-	st := newStore(t, c)
+	servers, c, st, key, at := seriesGroup(t)
 	ctx := context.Background()
-	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
-	key := mustKey(t, c, at, "web1", "cpu")
 	series := metrics.Series{Host: "web1", Metric: "cpu"}
 	victim := servers[0]
 	for _, tc := range []struct {
@@ -540,4 +536,32 @@ func TestFirstReadAfterAKillSaysTheServerIsDown(t *testing.T) {
 			assert.True(t, found, "the other server's answer")
 		})
 	}
+}
+
+// Two servers of a group that hold two values at one time (two writers of
+// one series) give Latest the same answer whichever answers first: the
+// larger value, as Range orders them. It flipped from call to call, and a
+// dashboard ranked by it flickered.
+func TestLatestOfTwoValuesAtOneTimeIsTheSameEveryCall(t *testing.T) {
+	servers, c, st, key, at := seriesGroup(t)
+	ctx := context.Background()
+	for i, s := range servers {
+		_, err := merge(ctx, c, s.Addr(), []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:%d", at.Unix(), 9+i)}}})
+		require.NoError(t, err)
+	}
+	for range 30 {
+		p, err := st.Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+		require.NoError(t, err)
+		require.Equal(t, metrics.Point{Time: at, Value: 10}, p)
+	}
+}
+
+// seriesGroup starts a group of two servers, and returns its client and
+// store, and the key of web1's cpu a minute ago, at, in whole seconds.
+func seriesGroup(t *testing.T) (servers []*redistest.Server, c *federated.Client, st *metrics.Store, key string, at time.Time) {
+	t.Helper()
+	servers = redistest.StartN(t, 2)
+	c = groupClient(t, servers)
+	at = time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	return servers, c, newStore(t, c), mustKey(t, c, at, "web1", "cpu"), at
 }
