@@ -351,6 +351,10 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 	} else {
 		writeCheckTable(cmd.OutOrStdout(), report, repair)
 	}
+	if ctxErr := cmd.Context().Err(); err != nil && ctxErr != nil {
+		// Ctrl-C or SIGTERM: the servers' errors are the interrupt's.
+		return fmt.Errorf("%s interrupted before it was done: %w", map[bool]string{false: "check", true: "repair"}[repair], ctxErr)
+	}
 	switch {
 	case err != nil && !repair && report.Divergent > 0:
 		return fmt.Errorf("%w: %d of %d keys; and %w", errDiverged, report.Divergent, report.Keys, err)

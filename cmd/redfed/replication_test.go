@@ -282,3 +282,19 @@ func TestCheckAndRepairWrongType(t *testing.T) {
 	assert.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "every replica group agrees")
 }
+
+// A check or repair interrupted (Ctrl-C, SIGTERM) says so, with exit 1:
+// not exit 3 and each server named as one that could not be read.
+func TestCheckInterruptedSaysSo(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", servers[0].Addr(), servers[1].Addr()))
+	for _, command := range []string{"check", "repair"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out, errOut bytes.Buffer
+		code := run(ctx, []string{command, "--config", cfg}, strings.NewReader(""), &out, &errOut)
+		assert.Equal(t, 1, code, errOut.String())
+		assert.Contains(t, errOut.String(), command+" interrupted before it was done: context canceled")
+		assert.NotContains(t, errOut.String(), servers[0].Addr(), "no server blamed")
+	}
+}
