@@ -357,15 +357,15 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 	}
 	switch {
 	case err != nil && !repair && report.Divergent > 0:
-		return fmt.Errorf("%w: %d of %d keys; and %w", errDiverged, report.Divergent, report.Keys, err)
+		return fmt.Errorf("%w: %d of %s; and %w", errDiverged, report.Divergent, counted(report.Keys, "key"), err)
 	case err != nil && !repair:
 		return unknownError{err}
 	case err != nil:
 		return err
 	case repair && report.Repaired < report.Divergent:
-		return fmt.Errorf("%d of %d divergent keys could not be repaired", report.Divergent-report.Repaired, report.Divergent)
+		return fmt.Errorf("%d of %s could not be repaired", report.Divergent-report.Repaired, counted(report.Divergent, "divergent key"))
 	case !repair && !report.OK():
-		return fmt.Errorf("%w: %d of %d keys", errDiverged, report.Divergent, report.Keys)
+		return fmt.Errorf("%w: %d of %s", errDiverged, report.Divergent, counted(report.Keys, "key"))
 	}
 	return nil
 }

@@ -85,7 +85,7 @@ func TestReadmeTour(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "check")
 	assert.Equal(t, 1, code, errOut)
 	assert.Contains(t, out, fmt.Sprintf("    %s  %s=1 %s=2\n", key, group[0], group[1]))
-	assert.Contains(t, errOut, "replicas differ: 1 of 1 key")
+	assert.Contains(t, errOut, "replicas differ: 1 of 1 key\n")
 
 	code, out, errOut = runCLI(t, "", "repair")
 	require.Equal(t, 0, code, errOut)
