@@ -101,6 +101,9 @@ every node has a server up, else 503 naming the nodes with none).`,
 			}
 			logger := newLogger(cmd, level)
 			cfg.Options.Logger = logger
+			if !verboseLevel { // go-redis's own lines too with --verbose
+				cfg.Options.Logger = slog.New(withoutGoRedis{logger.Handler()})
+			}
 			opts.Logger = logger
 			client, err := federated.New(cfg)
 			if err != nil {

@@ -196,7 +196,7 @@ func newClientConfig(cmd *cobra.Command) (*federated.Client, federated.Config, e
 	if err != nil {
 		return nil, cfg, err
 	}
-	cfg.Options.Logger = newLogger(cmd, slog.LevelWarn)
+	cfg.Options.Logger = clientLogger(cmd)
 	c, err := federated.New(cfg)
 	return c, cfg, err
 }
