@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,8 +49,7 @@ func TestSharedClientPerTag(t *testing.T) {
 }
 
 func TestSharedConcurrently(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	cfg := federated.Config{Nodes: singleNodes(servers), Options: testOptions()}
+	cfg := oneServer(t)
 	var wg sync.WaitGroup
 	clients := make([]*federated.Client, 32)
 	for i := range clients {
@@ -77,8 +77,7 @@ func TestSharedConcurrently(t *testing.T) {
 
 // A Registry of one's own keeps its clients apart from the process's.
 func TestRegistryOfItsOwn(t *testing.T) {
-	servers := redistest.StartN(t, 1)
-	cfg := federated.Config{Nodes: singleNodes(servers), Options: testOptions()}
+	cfg := oneServer(t)
 	var r federated.Registry
 	mine, err := r.Shared("tag", cfg)
 	require.NoError(t, err)
@@ -92,4 +91,69 @@ func TestRegistryOfItsOwn(t *testing.T) {
 	require.NoError(t, again.Close())
 	require.NoError(t, process.Close())
 	require.ErrorIs(t, mine.Get(context.Background(), "k").Err(), federated.ErrClosed)
+}
+
+// A client being made (a slow Options.NewRing, TLS files on a slow disk)
+// holds up no other tag of the registry, nor a Close; a call for its own
+// tag waits for it and shares it. The registry's lock was held while New
+// ran: a ring builder that called Shared for another tag deadlocked.
+func TestSharedMakesAClientWithoutHoldingTheOthers(t *testing.T) {
+	cfg := oneServer(t)
+	var r federated.Registry
+	held, err := r.Shared("held", cfg)
+	require.NoError(t, err)
+
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := cfg
+	slow.Options.NewRing = func(nodes []string) (federated.Ring, error) {
+		entered <- struct{}{}
+		<-release
+		return firstRing{nodes[0]}, nil
+	}
+	made := make(chan *federated.Client, 2)
+	for range 2 {
+		go func() {
+			c, err := r.Shared("slow", slow)
+			assert.NoError(t, err)
+			made <- c
+		}()
+	}
+	<-entered // one call is making the client; the other waits for it
+
+	// Each within a few seconds, the client being made not done.
+	for what, call := range map[string]func() error{
+		"Shared of another tag": func() error {
+			other, err := r.Shared("other", cfg)
+			if err != nil {
+				return err
+			}
+			return other.Close()
+		},
+		"Close of another tag": held.Close,
+	} {
+		ended := make(chan error, 1)
+		go func() { ended <- call() }()
+		select {
+		case err := <-ended:
+			require.NoError(t, err, what)
+		case <-time.After(5 * time.Second):
+			close(release)
+			t.Fatalf("%s waited for the client being made", what)
+		}
+	}
+
+	close(release)
+	a, b := <-made, <-made
+	require.Same(t, a, b, "the calls for the tag being made share its client")
+	require.NoError(t, a.Ping(context.Background()).Err())
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+}
+
+// oneServer returns the configuration of one node of one server, started
+// for the test.
+func oneServer(t *testing.T) federated.Config {
+	t.Helper()
+	return federated.Config{Nodes: singleNodes(redistest.StartN(t, 1)), Options: testOptions()}
 }
