@@ -140,6 +140,9 @@ func TestCallsAfterCloseFail(t *testing.T) {
 	require.NoError(t, c.Close(), "Close is idempotent")
 	require.ErrorIs(t, c.Get(context.Background(), "k").Err(), federated.ErrClosed)
 	require.ErrorIs(t, c.AddNode("x", federated.Node{Address: "127.0.0.1:1"}), federated.ErrClosed)
+	// Marking a server by hand did nothing and said nothing.
+	require.ErrorIs(t, c.MarkServerDown(servers[0].Addr()), federated.ErrClosed)
+	require.ErrorIs(t, c.MarkServerUp(servers[0].Addr()), federated.ErrClosed)
 }
 
 // A subscription outlives its server's blip, as go-redis's does: the

@@ -263,8 +263,12 @@ func (c *Client) NextServer(nodeName string) (string, error) {
 }
 
 // MarkServerDown marks a server down by hand: commands stop going to it and
-// the background check starts probing it, as after a failure.
+// the background check starts probing it, as after a failure. After Close
+// it returns ErrClosed.
 func (c *Client) MarkServerDown(addr string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
 	s, err := c.topo.Load().server(addr)
 	if err != nil {
 		return err
@@ -274,7 +278,11 @@ func (c *Client) MarkServerDown(addr string) error {
 }
 
 // MarkServerUp marks a server up by hand, ending its background check.
+// After Close it returns ErrClosed.
 func (c *Client) MarkServerUp(addr string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
 	s, err := c.topo.Load().server(addr)
 	if err != nil {
 		return err
