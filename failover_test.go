@@ -62,13 +62,7 @@ func TestNodeWithNoUpServerFailsFast(t *testing.T) {
 	ctx := context.Background()
 
 	require.NoError(t, servers[0].Kill())
-	keyOn := func(node string) string {
-		for i := 0; ; i++ {
-			if k := fmt.Sprintf("k%d", i); c.KeyToNode(k) == node {
-				return k
-			}
-		}
-	}
+	keyOn := func(node string) string { return keyOnNode(t, c, node) }
 	single := keyOn("redis_1")
 	// The first call finds out (connection refused); the next ones fail at once.
 	err := c.Set(ctx, single, "x", 0).Err()

@@ -59,26 +59,36 @@ func (f *Flight) Done() <-chan struct{} { return f.done }
 
 // Wait waits for the flight, runs the callbacks in queue order, and returns
 // the errors of what failed, as Poll does. Calling it again returns the same
-// error without running the callbacks again.
+// error without running the callbacks again. A callback that panics ends
+// the callbacks' run there (those after it are not run), and a Wait after
+// the panic returns the flight's error all the same.
 func (f *Flight) Wait() error {
 	<-f.done
 	if f.waited {
 		return f.err
 	}
 	f.waited = true
+	// The error first: a callback that panics leaves it said.
 	errs := f.errs
 	for i, q := range f.queue {
 		if !q.all || q.node == nil {
-			deliver(q.cb, "", q.cmd)
 			errs = appendReplyError(errs, q.cmd)
 			continue
 		}
 		for _, sc := range f.alls[i] {
-			deliver(q.cb, sc.server, sc.cmd)
 			errs = appendReplyError(errs, sc.cmd)
 		}
 	}
 	f.err = errors.Join(errs...)
+	for i, q := range f.queue {
+		if !q.all || q.node == nil {
+			deliver(q.cb, "", q.cmd)
+			continue
+		}
+		for _, sc := range f.alls[i] {
+			deliver(q.cb, sc.server, sc.cmd)
+		}
+	}
 	return f.err
 }
 

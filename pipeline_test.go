@@ -294,6 +294,25 @@ func TestPipelineGoOverlapsWork(t *testing.T) {
 	assert.Equal(t, "2", c.Get(ctx, "b").Val())
 }
 
+// A callback that panics ends the callbacks' run, and a Wait after it
+// still says what failed: it returned nil, and a dead server's failure
+// went unsaid.
+func TestPipelineWaitAfterAPanickingCallbackSaysWhatFailed(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	live, dead := keyOnNode(t, c, "redis_1"), keyOnNode(t, c, "redis_2")
+	require.NoError(t, servers[1].Kill())
+	p := c.Chain()
+	p.Incr(live, func(int64, error) { panic("a callback's bug") })
+	p.Incr(dead, func(int64, error) {})
+	f := p.Go(ctx)
+	assert.PanicsWithValue(t, "a callback's bug", func() { _ = f.Wait() })
+	err := f.Wait()
+	require.ErrorIs(t, err, federated.ErrServerDown)
+	assert.Contains(t, err.Error(), servers[1].Addr())
+}
+
 func TestPipelineAutoFlush(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	opts := testOptions()
@@ -428,4 +447,16 @@ func TestPipelineOnClosedClient(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrClosed)
 	require.ErrorIs(t, cbErr, federated.ErrClosed)
 	require.True(t, errors.Is(err, federated.ErrClosed))
+}
+
+// keyOnNode returns a key that c places on node.
+func keyOnNode(t *testing.T, c *federated.Client, node string) string {
+	t.Helper()
+	for i := range 100_000 {
+		if k := fmt.Sprintf("k%d", i); c.KeyToNode(k) == node {
+			return k
+		}
+	}
+	t.Fatalf("no key of the first 100,000 on node %s", node)
+	return ""
 }
