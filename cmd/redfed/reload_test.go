@@ -233,15 +233,7 @@ func TestSyncWaitsForPeersOnSIGHUP(t *testing.T) {
 
 	reload(t, stderr, cfg, fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", a, b)+reloadOptions, "federation file reloaded")
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "link started") }, 5*time.Second, 10*time.Millisecond)
-	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"redis_1": {Addresses: []string{a, b}}},
-		Options: fedtest.Options()})
-	ctx := context.Background()
-	key := fedtest.MustKey(t, c, time.Now(), "web1", "cpu")
-	_, err := merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", time.Now().Unix())}}})
-	require.NoError(t, err)
-	rc := fedtest.DirectClient(t, a)
-	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond,
-		"the peer the reload gave is pulled from: %s", stderr)
+	pulls(t, a, b, "the peer the reload gave is pulled from: %s", stderr)
 }
 
 // A SIGHUP that comes while sync starts (reading its federation file, a
@@ -305,6 +297,13 @@ func TestSyncLocalSpeltAnotherWay(t *testing.T) {
 	_, stderr := startDaemon(t, "syncer running", "sync", "--config", cfg, "--local", "localhost"+strings.TrimPrefix(a, "127.0.0.1"),
 		"--poll", "20ms", "--no-anti-entropy")
 	require.Contains(t, stderr.String(), "links=1")
+	pulls(t, a, b, "%s", stderr)
+}
+
+// pulls writes a point to b, of a group of a and b, and waits until a
+// holds it: a's syncer pulls b. msgAndArgs say what failed.
+func pulls(t *testing.T, a, b string, msgAndArgs ...any) {
+	t.Helper()
 	c := fedtest.NewClient(t, federated.Config{Nodes: map[string]federated.Node{"redis_1": {Addresses: []string{a, b}}},
 		Options: fedtest.Options()})
 	ctx := context.Background()
@@ -312,5 +311,5 @@ func TestSyncLocalSpeltAnotherWay(t *testing.T) {
 	_, err := merge(ctx, c, b, []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", time.Now().Unix())}}})
 	require.NoError(t, err)
 	rc := fedtest.DirectClient(t, a)
-	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond, "%s", stderr)
+	require.Eventually(t, func() bool { return rc.Exists(ctx, key).Val() == 1 }, 10*time.Second, 20*time.Millisecond, msgAndArgs...)
 }
