@@ -214,23 +214,26 @@ func parsePage(page []redis.Z, dst []Point) (points []Point, malformed int) {
 // Latest returns the newest point of a host's metric. It looks back through
 // the period that holds the present (by the client's clock) and earlier
 // ones: Options.Metrics.Retention periods when it is set, else 7 days'
-// worth (7 daily or 168 hourly periods), asking each key for its highest
-// scored member, all keys of a server at once, from every up server of the
-// key's replica group, as Range does: the newest point acknowledged by any
-// of them (of points at one time on two servers, the larger value).
-// Malformed members are skipped: the key is asked for the next ones. With no point in the look-back it returns ErrNoData. When a server
-// is down or fails, the error is returned with the newest point the others
-// had, if any.
+// worth (7 daily or 168 hourly periods). It reads the next period too, so
+// that a writer whose clock runs ahead of the reader's across the start of
+// a period is seen; one more than a period ahead is not. It asks each key
+// for its highest scored member, all keys of a server at once, from every
+// up server of the key's replica group, as Range does: the newest point
+// acknowledged by any of them (of points at one time on two servers, the
+// larger value). Malformed members are skipped: the key is asked for the
+// next ones. With no point in the look-back it returns ErrNoData. When a
+// server is down or fails, the error is returned with the newest point the
+// others had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 	if err := validateSeries(series); err != nil {
 		return Point{}, err
 	}
 	host, metricName := series.Host, series.Metric
 	p := st.period
-	current := p.Start(time.Now())
-	keys := make([]pageKey, st.lookBack())
+	next := p.Start(time.Now()).Add(p.Duration())
+	keys := make([]pageKey, 1+st.lookBack())
 	for i := range keys {
-		start := current.Add(-time.Duration(i) * p.Duration())
+		start := next.Add(-time.Duration(i) * p.Duration())
 		keys[i] = pageKey{key: string(metric.AppendKey(nil, p, start, host, metricName)), ref: i}
 	}
 	var (

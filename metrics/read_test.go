@@ -565,3 +565,26 @@ func seriesGroup(t *testing.T) (servers []*redistest.Server, c *federated.Client
 	at = time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	return servers, c, newStore(t, c), mustKey(t, c, at, "web1", "cpu"), at
 }
+
+// A writer whose clock runs ahead of the reader's, past the start of the
+// next period, writes to that period's key: Latest reads it, so the point
+// is not hidden until the reader's clock gets there. A point two periods
+// ahead is past the promise.
+func TestLatestSeesAWriterAheadAcrossAPeriod(t *testing.T) {
+	sameDay(t, 30*time.Second)
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	recordAll(t, c, "web1", "cpu", []metrics.Point{
+		{Time: tomorrow.Add(-time.Hour), Value: 1},
+		{Time: tomorrow.Add(2 * time.Second), Value: 2},
+	})
+	recordAll(t, c, "web2", "cpu", []metrics.Point{{Time: tomorrow.Add(24*time.Hour + time.Second), Value: 3}})
+
+	got, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+	require.NoError(t, err)
+	assert.Equal(t, metrics.Point{Time: tomorrow.Add(2 * time.Second), Value: 2}, got)
+	_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
+	require.ErrorIs(t, err, metrics.ErrNoData)
+}
