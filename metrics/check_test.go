@@ -513,3 +513,33 @@ func TestCheckComparesKeysInNoJournal(t *testing.T) {
 	assert.Equal(t, 1, report.Repaired)
 	assert.Equal(t, []string{member}, directClient(t, a).ZRange(ctx, key, 0, -1).Val())
 }
+
+// Members that hold newlines (not points: a foreign writer's) cannot make
+// two servers look alike: "5000:a\n5000:b" and "5000:c" on one, "5000:a"
+// and "5000:b\n5000:c" on the other, joined by newlines, were the same
+// text. Checked whole and, past the bound, in ranges.
+func TestMembersHoldingNewlinesDoNotLookAlike(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	ctx := context.Background()
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	at := time.Unix(5000, 0)
+	for i, large := range []bool{false, true} {
+		if large {
+			metrics.SetDigestMembers(t, 1)
+		}
+		key, err := c.MetricKey(at, "web1", fmt.Sprintf("large-%v", large))
+		require.NoError(t, err)
+		for s, members := range [][]string{{"5000:a\n5000:b", "5000:c"}, {"5000:a", "5000:b\n5000:c"}} {
+			z := make([]redis.Z, len(members))
+			for j, m := range members {
+				z[j] = redis.Z{Score: 5000, Member: m}
+			}
+			require.NoError(t, directClient(t, servers[s].Addr()).ZAdd(ctx, key, z...).Err())
+		}
+		// The key written before still differs: each run finds one more.
+		report, err := st.Check(ctx, metrics.CheckOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, i+1, report.Divergent, "large: %v", large)
+	}
+}

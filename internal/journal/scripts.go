@@ -57,10 +57,20 @@ if n > 0 then flush() end
 return {r[1], removed}
 `)
 
+// digestChunk defines the digest scripts' chunk, which spells a chunk of
+// members for the digest: in MessagePack, each member after its length.
+// Joined by a separator, members that hold it could spell what other
+// members do ("a\nb" and "c" against "a" and "b\nc").
+const digestChunk = `
+local function chunk(m)
+  return cmsgpack.pack(m)
+end
+`
+
 // DigestScript returns, for every key in ARGV, its cardinality and a SHA-1
 // digest of its members in sorted-set order, chained over chunks of 1,000
 // members. A missing key is {0, ""}; a key of another type {-1, "type:T"}.
-var DigestScript = redis.NewScript(`
+var DigestScript = redis.NewScript(digestChunk + `
 local out = {}
 for i = 1, #ARGV do
   local key = ARGV[i]
@@ -75,7 +85,7 @@ for i = 1, #ARGV do
     local card = redis.call('ZCARD', key)
     local h = ''
     for start = 0, card - 1, 1000 do
-      h = redis.sha1hex(h .. table.concat(redis.call('ZRANGE', key, start, start + 999), '\n'))
+      h = redis.sha1hex(h .. chunk(redis.call('ZRANGE', key, start, start + 999)))
     end
     out[#out + 1] = card
     out[#out + 1] = h
@@ -105,7 +115,7 @@ return out
 // or a score). A missing key is {0, ""}; a key of another type {-1,
 // "type:T"}. The members are read by rank, from the rank of the first,
 // so the script costs the members it digests and no more.
-var RangeDigestScript = redis.NewScript(`
+var RangeDigestScript = redis.NewScript(digestChunk + `
 local key, lo, hi = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TYPE', key).ok
 if t == 'none' then return {0, ''} end
@@ -118,7 +128,7 @@ local n = redis.call('ZCOUNT', key, lo, top)
 local h = ''
 for start = first, first + n - 1, 1000 do
   local stop = math.min(start + 999, first + n - 1)
-  h = redis.sha1hex(h .. table.concat(redis.call('ZRANGE', key, start, stop), '\n'))
+  h = redis.sha1hex(h .. chunk(redis.call('ZRANGE', key, start, stop)))
 end
 return {n, h}
 `)
