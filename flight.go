@@ -70,14 +70,18 @@ func (f *Flight) Wait() error {
 	f.waited = true
 	// The error first: a callback that panics leaves it said.
 	errs := f.errs
+	var ended ctxEnded
 	for i, q := range f.queue {
 		if !q.all || q.node == nil {
-			errs = appendReplyError(errs, q.cmd)
+			errs = ended.appendReplyError(errs, q.cmd)
 			continue
 		}
 		for _, sc := range f.alls[i] {
-			errs = appendReplyError(errs, sc.cmd)
+			errs = ended.appendReplyError(errs, sc.cmd)
 		}
+	}
+	if ended.n > 0 {
+		errs = append(errs, ended.err())
 	}
 	f.err = errors.Join(errs...)
 	for i, q := range f.queue {
@@ -92,13 +96,40 @@ func (f *Flight) Wait() error {
 	return f.err
 }
 
+// ctxEnded counts the commands of a flight that the caller's context
+// ended before their answer (a timeout that is not the command timeout's,
+// or a cancel): one error says them all, as one says a server's failure,
+// not one for each command of a large batch.
+type ctxEnded struct {
+	n     int
+	first redis.Cmder
+}
+
 // appendReplyError adds a command's own error, one that is not already
-// counted as its server's or node's failure. A missing key is not an error.
-func appendReplyError(errs []error, cmd redis.Cmder) []error {
-	if err := cmd.Err(); err != nil && !isCounted(err) {
+// counted as its server's or node's failure, nor the caller's context's.
+// A missing key is not an error.
+func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder) []error {
+	err := cmd.Err()
+	switch {
+	case err == nil || isCounted(err):
+	case errors.Is(err, context.Canceled) || isTimeout(err):
+		if u.n == 0 {
+			u.first = cmd
+		}
+		u.n++
+	default:
 		errs = append(errs, fmt.Errorf("federated: %s: %w", cmdWithKey(cmd), err))
 	}
 	return errs
+}
+
+// err says the commands unanswered, by the first and how many more.
+func (u *ctxEnded) err() error {
+	more := ""
+	if u.n > 1 {
+		more = fmt.Sprintf(" and %d more", u.n-1)
+	}
+	return fmt.Errorf("federated: %s%s not answered before the context ended: %w", cmdWithKey(u.first), more, u.first.Err())
 }
 
 // isCounted reports an error that is no failure (redis.Nil) or that is

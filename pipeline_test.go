@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,52 @@ func TestPipelineReplyErrorsAreJoined(t *testing.T) {
 	assert.Contains(t, err.Error(), "zcard str")
 	require.Error(t, cbErr)
 	assert.Equal(t, "1", c.Get(ctx, "fine").Val(), "the rest of the batch still succeeds")
+}
+
+// Commands that the caller's context ended before their answer make one
+// error of Poll, not one each (a batch of thousands made as many lines),
+// which says how many and matches the context's error; each callback
+// still gets its command's. A deadline that runs out under a long script
+// leaves the commands of the other server answered.
+func TestPollSaysCommandsTheContextEndedOnce(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	p := c.Chain()
+	var cbErrs int
+	for i := range 500 {
+		p.Incr(fmt.Sprintf("k%d", i), func(_ int64, err error) {
+			if errors.Is(err, context.Canceled) {
+				cbErrs++
+			}
+		})
+	}
+	err := p.Poll(cancelled)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, "federated: incr k0 and 499 more not answered before the context ended: context canceled", err.Error())
+	assert.Equal(t, 500, cbErrs)
+
+	// 300 ms of script on the server of "slow", a deadline of 100 ms.
+	const spin = "local t = redis.call('TIME') while true do local n = redis.call('TIME') " +
+		"if (n[1]-t[1])*1000000 + n[2]-t[2] > 300000 then break end end return 1"
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	p.Do(nil, "EVAL", spin, 1, "slow")
+	var late int
+	for i := range 100 {
+		p.Cmd(func(r redis.Cmdable) { r.Set(ctx, fmt.Sprintf("k%d", i), i, 0) }, func(cmd redis.Cmder) {
+			if cmd.Err() != nil {
+				late++
+			}
+		})
+	}
+	err = p.Poll(ctx)
+	require.Error(t, err)
+	assert.Equal(t, 1, strings.Count(err.Error(), "\n")+1, "one error: %v", err)
+	assert.Contains(t, err.Error(), fmt.Sprintf("eval %s and %d more not answered before the context ended: ", spin, late))
+	assert.Greater(t, late, 20)
+	assert.Less(t, late, 80, "the other server's commands were answered")
 }
 
 func TestPipelineCallbacksMayQueueMore(t *testing.T) {
