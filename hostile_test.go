@@ -692,6 +692,19 @@ func TestHostileReplies(t *testing.T) {
 	}
 }
 
+// TestHostileAttributeChain sends twenty million empty attributes (80 MB)
+// before a reply. Each is closed before the next, so the chain is never
+// more than one level deep, but go-redis's reader recurses once for every
+// attribute before a value: the chain took it past the 1 GB stack limit, a
+// fatal error that no recover catches, in about 2.5 s. The guard refuses
+// more attributes in a row than it allows levels of nesting.
+func TestHostileAttributeChain(t *testing.T) {
+	reply := strings.Repeat("|0\r\n", 20_000_000) + "+OK\r\n"
+	h := startHostileServer(t, nil, helloRefused, reply, 0)
+	checkHostileReply(t, h, nil, nil, federated.ErrMalformedReply,
+		`header "|0" makes 513 attributes in a row before one value, over the limit of 512`, 0)
+}
+
 // checkHostileReply runs a command (a GET by Do when run is nil) against
 // h, over TLS when tlsConfig is set, and checks that it fails with want and
 // msg, within the command timeout, and that the process allocates at most

@@ -7,7 +7,7 @@
 // and its typed commands do the same (make([]string, n), make([]Z, n), ...),
 // all before a byte of the elements has arrived. Its line reader grows a
 // line until it meets a newline, and its reader recurses once per level of
-// nesting. A server, or anyone between it and the client on a connection
+// nesting and once per attribute before a value. A server, or anyone between it and the client on a connection
 // without TLS, that answers *2000000000 makes the process allocate tens of
 // gigabytes or die of an out-of-memory error, which no read timeout can
 // stop: the allocation comes before the next read.
@@ -30,7 +30,7 @@
 //
 // Failure behaviour: a header over a limit (ErrTooLarge) or a stream that is
 // not RESP (ErrMalformed: an unknown type byte, a length that is not a
-// number, a missing CRLF) fails the Read with an error that names the
+// number, a missing CRLF, more attributes in a row than MaxDepth) fails the Read with an error that names the
 // header and the limit and unwraps to a *net.OpError, as a failed read of
 // any connection does. The bytes of the values complete before the
 // offending one are still returned with that error, so a reply read in the

@@ -102,7 +102,7 @@ func (r *refParser) fail(start int, err error) error {
 
 // value reads one value, with the attributes before it.
 func (r *refParser) value() error {
-	for {
+	for attrs := 0; ; {
 		start := r.pos
 		if r.pos == len(r.in) {
 			return errShort
@@ -122,6 +122,11 @@ func (r *refParser) value() error {
 		}
 		if n < -1 {
 			return r.fail(start, ErrMalformed)
+		}
+		if kind == '|' {
+			if attrs++; attrs > r.l.MaxDepth {
+				return r.fail(start, ErrMalformed)
+			}
 		}
 		switch kind {
 		case '$', '=', '!':

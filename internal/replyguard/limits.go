@@ -23,11 +23,14 @@ const DefaultMaxBulkLen = 512 << 20
 const DefaultMaxAggregateLen = 1 << 24
 
 // DefaultMaxDepth is the default of Limits.MaxDepth: 512 levels of nested
-// aggregates. Redis's own replies nest a few levels deep; 512 leaves room
-// for the nested tables of a script, while go-redis's reader, which recurses
-// once per level, stays within a small goroutine stack. Without a bound,
+// aggregates, and 512 attributes in a row before one value. Redis's own
+// replies nest a few levels deep and put at most one attribute before a
+// value; 512 leaves room for the nested tables of a script, while
+// go-redis's reader, which recurses once per level and once per attribute
+// before a value, stays within a small goroutine stack. Without a bound,
 // *1\r\n repeated ten million times (40 MB) would recurse ten million deep
-// and exceed the 1 GB stack limit, a fatal error.
+// and exceed the 1 GB stack limit, a fatal error, and so would |0\r\n
+// repeated twenty million times, though it never nests.
 const DefaultMaxDepth = 512
 
 // DefaultMaxLineLen is the default of Limits.MaxLineLen: 64 KiB for a line
@@ -46,7 +49,8 @@ const DefaultMaxLineLen = 64 << 10
 var ErrTooLarge = errors.New("federated: reply over a size limit")
 
 // ErrMalformed reports a stream that is not RESP: an unknown type byte, a
-// length that is not a number, a line or payload not ended by CRLF.
+// length that is not a number, a line or payload not ended by CRLF, or more
+// attributes in a row before one value than MaxDepth.
 var ErrMalformed = errors.New("federated: malformed reply")
 
 // Limits bounds what a reply may declare. A zero field takes its default,
@@ -65,8 +69,10 @@ type Limits struct {
 	// aggregate's slots are counted once. Zero means
 	// DefaultMaxAggregateLen.
 	MaxAggregateLen int64
-	// MaxDepth bounds how many aggregates may be open inside one another.
-	// Zero means DefaultMaxDepth.
+	// MaxDepth bounds how many aggregates may be open inside one another,
+	// and how many attributes may come in a row before one value (more is
+	// malformed, not too large: Redis sends at most one). Zero means
+	// DefaultMaxDepth.
 	MaxDepth int
 	// MaxLineLen bounds the length of a line reply, its type byte and CRLF
 	// included. Zero means DefaultMaxLineLen.

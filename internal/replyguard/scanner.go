@@ -25,7 +25,8 @@ const (
 // frame is an aggregate open in the stream.
 type frame struct {
 	left int64 // elements still to be read
-	attr bool  // an attribute: it decorates the value after it and fills no slot of its parent
+	kind byte  // its type byte; an attribute ('|') decorates the value after it and fills no slot of its parent
+	run  int32 // for an attribute, the attributes in a row it ends, itself included
 }
 
 // Scanner follows a stream of RESP2/RESP3 replies through any split into
@@ -46,11 +47,16 @@ type Scanner struct {
 	// The innermost open aggregate is kept in fields of its own, the
 	// others in open, so that counting a value touches two fields.
 	depth int      // aggregates open
-	left  int64    // elements still to be read in the innermost one
-	attr  bool     // the innermost one is an attribute
+	inner frame    // the innermost one
 	outer int64    // elements still to be read in the others, summed
 	open  []frame  // the others, innermost last
 	stack [8]frame // backing for open, so that common nesting allocates nothing
+
+	// attrs is how many attributes in a row have ended just before the
+	// next value, at the level of that value. go-redis's reader recurses
+	// once for each, as it does for each level of nesting, and a chain of
+	// them is never more than one level deep.
+	attrs int32
 
 	err error // the first failure; final
 }
@@ -90,11 +96,15 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 			start = i
 			if n := s.wholeBulk(p[i:]); n > 0 {
 				i += n
+				s.attrs = 0
 				s.valueDone()
 				break
 			}
 			s.kind = p[i]
 			i++
+			if s.kind != '|' {
+				s.attrs = 0 // a value begins: the attributes before it end their run
+			}
 			switch s.kind {
 			case '$', '=', '!', '*', '~', '>', '%', '|':
 				s.state, s.neg, s.digits, s.length = inLength, false, 0, 0
@@ -266,8 +276,18 @@ func (s *Scanner) endHeader() error {
 
 	s.state = atType
 	attr := s.kind == '|'
+	var run int32
+	if attr {
+		run = s.attrs + 1
+		if int(run) > s.limits.MaxDepth {
+			return fmt.Errorf("%w: header %q makes %d attributes in a row before one value, over the limit of %d",
+				ErrMalformed, s.header(), run, s.limits.MaxDepth)
+		}
+	}
 	if n <= 0 { // empty or null: complete already
-		if !attr {
+		if attr {
+			s.attrs = run
+		} else {
 			s.valueDone()
 		}
 		return nil
@@ -281,7 +301,7 @@ func (s *Scanner) endHeader() error {
 		return fmt.Errorf("%w: header %q declares %d %s, over the limit of %d elements",
 			ErrTooLarge, s.header(), n, what, limit)
 	}
-	pending := s.outer + s.left + elements
+	pending := s.outer + s.inner.left + elements
 	if s.depth > 0 && !attr {
 		pending-- // it fills a slot of its parent, counted already
 	}
@@ -294,33 +314,35 @@ func (s *Scanner) endHeader() error {
 			ErrTooLarge, s.header(), s.depth, s.limits.MaxDepth)
 	}
 	if s.depth > 0 {
-		s.open = append(s.open, frame{left: s.left, attr: s.attr})
-		s.outer += s.left
+		s.open = append(s.open, s.inner)
+		s.outer += s.inner.left
 	}
 	s.depth++
-	s.left, s.attr = elements, attr
+	s.inner = frame{left: elements, kind: s.kind, run: run}
+	s.attrs = 0 // its contents are a level of their own
 	return nil
 }
 
 // valueDone counts a complete value against the aggregates it completes.
 func (s *Scanner) valueDone() {
 	for s.depth > 0 {
-		s.left--
-		if s.left > 0 {
+		s.inner.left--
+		if s.inner.left > 0 {
 			return
 		}
-		attr := s.attr
+		done := s.inner
 		s.depth--
-		s.left, s.attr = 0, false
+		s.inner = frame{}
 		if s.depth > 0 {
-			parent := s.open[len(s.open)-1]
+			s.inner = s.open[len(s.open)-1]
 			s.open = s.open[:len(s.open)-1]
-			s.left, s.attr = parent.left, parent.attr
-			s.outer -= parent.left
+			s.outer -= s.inner.left
 		}
-		if attr { // complete, but not a value of its parent
+		if done.kind == '|' { // complete, but not a value of its parent
+			s.attrs = done.run
 			return
 		}
+		s.attrs = 0
 	}
 }
 

@@ -87,7 +87,7 @@ func assertIdle(t *testing.T, s *Scanner) {
 	assert.Equal(t, atType, s.state, "state after a complete stream")
 	assert.Zero(t, s.depth, "aggregates left open")
 	assert.Empty(t, s.open, "aggregates left open")
-	assert.Zero(t, s.outer+s.left, "elements left outstanding")
+	assert.Zero(t, s.outer+s.inner.left, "elements left outstanding")
 }
 
 func TestScannerPassesHonestReplies(t *testing.T) {
@@ -143,6 +143,14 @@ func TestScannerRefuses(t *testing.T) {
 		{"nested after elements", "*3\r\n:1\r\n*16777216\r\n", ErrTooLarge, "to 16777217, over the limit", 8},
 		{"too deep", deep + "*1\r\n", ErrTooLarge,
 			`header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`, len(deep)},
+		{"attributes in a row", strings.Repeat("|0\r\n", DefaultMaxDepth+1) + "+OK\r\n", ErrMalformed,
+			`header "|0" makes 513 attributes in a row before one value, over the limit of 512`, 4 * DefaultMaxDepth},
+		{"attributes with pairs in a row", strings.Repeat("|1\r\n+k\r\n+v\r\n", DefaultMaxDepth+1), ErrMalformed,
+			`header "|1" makes 513 attributes in a row`, 12 * DefaultMaxDepth},
+		{"attributes in a row inside an array", "*1\r\n" + strings.Repeat("|0\r\n", DefaultMaxDepth+1), ErrMalformed,
+			"513 attributes in a row", 4 + 4*DefaultMaxDepth},
+		{"attributes holding attributes in a row", strings.Repeat("|1\r\n|0\r\n+k\r\n+v\r\n", DefaultMaxDepth+1), ErrMalformed,
+			`header "|1" makes 513 attributes in a row`, 16 * DefaultMaxDepth},
 		{"19 digits", "$1234567890123456789\r\n", ErrTooLarge, `header "$123456789012345678"... has a length of more than 18 digits`, 0},
 		{"endless line", "-" + strings.Repeat("x", DefaultMaxLineLen), ErrTooLarge,
 			`a '-' line longer than 65536 bytes`, 0},
@@ -222,6 +230,35 @@ func TestScannerLimits(t *testing.T) {
 	}
 	assert.Equal(t, Limits{DefaultMaxBulkLen, DefaultMaxAggregateLen, DefaultMaxDepth, DefaultMaxLineLen},
 		Limits{}.withDefaults())
+}
+
+// TestScannerCountsAttributesInARow checks that the attributes before one
+// value are counted at the level of that value, whatever they hold, and
+// start again at every value.
+func TestScannerCountsAttributesInARow(t *testing.T) {
+	limits := Limits{MaxDepth: 2}
+	for _, in := range []string{
+		"|0\r\n|0\r\n:1\r\n",
+		"|0\r\n|0\r\n:1\r\n|0\r\n|0\r\n:2\r\n",
+		"*2\r\n|0\r\n|0\r\n:1\r\n|1\r\n+k\r\n+v\r\n|0\r\n:2\r\n",
+		"|1\r\n|0\r\n|0\r\n+k\r\n+v\r\n|0\r\n:1\r\n", // two in a row inside the first of two
+	} {
+		s := newTestScanner(t, limits)
+		n, err := s.Scan([]byte(in))
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, len(in), n)
+		assertIdle(t, s)
+	}
+	for _, in := range []string{
+		"|0\r\n|0\r\n|0\r\n",
+		"|1\r\n+k\r\n+v\r\n|0\r\n|1\r\n+k\r\n+v\r\n",
+		"|1\r\n|0\r\n+k\r\n+v\r\n|1\r\n|0\r\n+k\r\n+v\r\n|0\r\n",
+		"*1\r\n|0\r\n|0\r\n|0\r\n",
+	} {
+		_, err := newTestScanner(t, limits).Scan([]byte(in))
+		require.ErrorIs(t, err, ErrMalformed, "%q", in)
+		assert.ErrorContains(t, err, "3 attributes in a row before one value, over the limit of 2")
+	}
 }
 
 func TestScannerAllocatesNothing(t *testing.T) {
