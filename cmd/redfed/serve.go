@@ -324,6 +324,22 @@ func checkListen(listen string, token bool) error {
 	return nil
 }
 
+// serveTimeouts are the limits of serve's http.Server; tests shorten them.
+var serveTimeouts = struct {
+	// read bounds the reading of a request, its body included. Without
+	// it, a client that promised a body and sent none held its connection
+	// for ever: Go's server reads what is left of a body before it replies.
+	// Remote write sets its own limit for its body.
+	read time.Duration
+	// write bounds the time from a request's arrival to the end of its
+	// reply, so that a client that never reads does not hold the reply's
+	// buffers for ever. It is longer than the dashboard's 15 s limit on a
+	// request's reads and remote write's minute for its body, and nothing
+	// served streams for longer: /metrics is written at once, and remote
+	// read sets its own limit once its reply is ready.
+	write time.Duration
+}{read: 10 * time.Second, write: 2 * time.Minute}
+
 // serve serves h on listen until ctx ends. With fallback, an address in use
 // gives way to a free port on the same host.
 func serve(ctx context.Context, h http.Handler, listen string, fallback bool, ready func(addr string)) error {
@@ -335,10 +351,12 @@ func serve(ctx context.Context, h http.Handler, listen string, fallback bool, re
 	if err != nil {
 		return usagef("--listen %s: %v", listen, err)
 	}
-	// Idle connections are closed after a while: every one holds a
-	// goroutine and its buffers.
+	// Idle connections are closed after a while, and requests that come
+	// or go too slowly are cut off: every one holds a goroutine and its
+	// buffers.
 	var served inflight
-	srv := &http.Server{Handler: served.wrap(h), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: served.wrap(h), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadTimeout: serveTimeouts.read, WriteTimeout: serveTimeouts.write}
 	ready(ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

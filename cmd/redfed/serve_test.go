@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -188,4 +189,91 @@ func TestServeStopsWithRequestsUnderWay(t *testing.T) {
 	assert.Zero(t, d.code, d.errOut.String())
 	assert.Greater(t, time.Since(start), 4*time.Second, "the requests were under way: serve gave them their grace")
 	assert.Less(t, time.Since(start), 10*time.Second, "the grace, then a command timeout at most")
+}
+
+// shortenServeTimeouts sets serve's read and write limits for the test.
+func shortenServeTimeouts(t *testing.T, read, write time.Duration) {
+	t.Helper()
+	saved := serveTimeouts
+	serveTimeouts.read, serveTimeouts.write = read, write
+	t.Cleanup(func() { serveTimeouts = saved })
+}
+
+// exchange sends request on a new connection to addr and returns what
+// came back until the server closed the connection, and how long that
+// took; it fails the test if the connection is still open after 5 s.
+func exchange(t *testing.T, addr, request string) (*http.Response, time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+	start := time.Now()
+	_, err = io.WriteString(conn, request)
+	require.NoError(t, err)
+	reply, err := io.ReadAll(conn)
+	require.NoError(t, err, "no reply, or the connection stayed open; got %q", reply)
+	took := time.Since(start)
+	res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(reply)), nil)
+	require.NoError(t, err, "reply %q", reply)
+	_ = res.Body.Close()
+	return res, took
+}
+
+// A client that promises a body and never sends it is cut off: the
+// dashboard refuses the body at once, and the server's read limit ends the
+// wait of the handlers that do not read it. Without either, such a request
+// held its connection for ever, with no token needed: 200 of them were all
+// open 40 s later, and the goroutines went from 3 to 203.
+func TestServeCutsOffUnsentBody(t *testing.T) {
+	shortenServeTimeouts(t, time.Second, time.Minute)
+	cfgPath, _ := startFederation(t, 1)
+	t.Setenv(tokenEnv, "")
+	os.Unsetenv(tokenEnv)
+	d := startServe(t, "--config", cfgPath)
+
+	res, took := exchange(t, d.addr, "GET /api/hosts HTTP/1.1\r\nHost: evil.com\r\nContent-Length: 1\r\n\r\n")
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode, "a dashboard route")
+	assert.Less(t, took, 500*time.Millisecond, "the dashboard refuses the body at once")
+
+	res, took = exchange(t, d.addr, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n")
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Less(t, took, 3*time.Second, "the read limit of 1 s ends the wait")
+}
+
+// A client that never reads its reply is cut off once the write limit is
+// over, so that it does not pin the reply's buffers for ever.
+func TestServeCutsOffClientThatDoesNotRead(t *testing.T) {
+	shortenServeTimeouts(t, time.Minute, time.Second)
+	wrote := make(chan error, 1)
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for range 1 << 14 { // 1 GiB: more than any socket buffers
+			if _, err := w.Write(chunk); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	addrc := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, h, "127.0.0.1:0", false, func(addr string) { addrc <- addr }) }()
+	conn, err := net.Dial("tcp", <-addrc)
+	require.NoError(t, err)
+	defer func() {
+		_ = conn.Close()
+		cancel()
+		require.NoError(t, <-served)
+	}()
+	_, err = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	require.NoError(t, err)
+	select {
+	case err := <-wrote:
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "the reply's writes fail once the limit is over")
+	case <-time.After(5 * time.Second):
+		_ = conn.Close() // ends the handler, so that serve returns
+		t.Fatal("the reply still waits for its client 5 s later; the write limit is 1 s")
+	}
 }

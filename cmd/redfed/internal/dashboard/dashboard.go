@@ -144,6 +144,7 @@ type handler struct {
 	mux          *http.ServeMux
 	pages        map[string]*template.Template // by page name: "index", "status"
 	allowedHosts map[string]bool               // normalized Options.AllowedHosts
+	routes       map[string]bool               // the patterns of Options.Routes, whose handlers may read a body
 	seriesReads  chan struct{}                 // a slot for each series read under way
 	latestReads  chan struct{}                 // a slot for each Latest read of an overview under way
 }
@@ -175,7 +176,7 @@ func New(opts Options) (http.Handler, error) {
 		opts.Now = time.Now
 	}
 	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template),
-		allowedHosts: allowed, seriesReads: make(chan struct{}, opts.MaxSeriesReads),
+		allowedHosts: allowed, routes: make(map[string]bool), seriesReads: make(chan struct{}, opts.MaxSeriesReads),
 		latestReads: make(chan struct{}, latestReads)}
 	for _, name := range []string{"index", "status"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
@@ -205,6 +206,7 @@ func New(opts Options) (http.Handler, error) {
 		if err := handle(h.mux, pattern, route); err != nil {
 			return nil, err
 		}
+		h.routes[pattern] = true
 	}
 	return h, nil
 }
@@ -239,14 +241,23 @@ func ValidateToken(token string) error {
 	return nil
 }
 
-// ServeHTTP sets the security headers, checks the Host and the token, and
-// routes.
+// ServeHTTP sets the security headers, refuses a body the route does not
+// take, checks the Host and the token, and routes.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Frame-Options", "DENY")
+	if r.ContentLength != 0 && !h.takesBody(r) {
+		cutBody(w, r)
+		// Other methods get the mux's 405 or 404, on a connection that
+		// closes once it is sent.
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.bodyRefused(w, r)
+			return
+		}
+	}
 	if h.opts.Token == "" && !h.hostAllowed(r.Host) {
 		h.misdirected(w, r)
 		return
@@ -288,6 +299,7 @@ func (h *handler) tokenIs(got string) bool {
 }
 
 func (h *handler) unauthorized(w http.ResponseWriter, r *http.Request) {
+	cutBody(w, r)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="redfed dashboard"`)
 	const msg = "token: missing or wrong; send the header \"Authorization: Bearer TOKEN\" or open the page with ?token=TOKEN"
 	if isPage(r) {
@@ -295,6 +307,41 @@ func (h *handler) unauthorized(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusUnauthorized, errorReply{Error: msg, Param: "token"})
+}
+
+// takesBody reports whether r goes to one of Options.Routes, whose
+// handlers read a body. The dashboard's own routes take GET and HEAD
+// only, and read none.
+func (h *handler) takesBody(r *http.Request) bool {
+	_, pattern := h.mux.Handler(r)
+	return h.routes[pattern]
+}
+
+// cutBody makes the reply to r the last of its connection, and ends the
+// reading of what is left of r's body, if it has one. Go's server reads
+// that body before it sends a reply that did not read it (and again
+// before it closes the connection), so that a client that promises a body
+// and never sends it held its connection and a goroutine for ever: 200
+// such requests held 200 connections open 40 s later, with no token
+// needed, since the Host and token checks answer without reading either.
+func cutBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 {
+		return
+	}
+	w.Header().Set("Connection", "close")
+	// A ResponseWriter that cannot set deadlines (a recorder in a test)
+	// has no connection to hold.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// bodyRefused answers a GET or HEAD that carries a body.
+func (h *handler) bodyRefused(w http.ResponseWriter, r *http.Request) {
+	const msg = "request body: not taken here; send the request without one"
+	if isPage(r) {
+		http.Error(w, msg, http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, http.StatusBadRequest, errorReply{Error: msg})
 }
 
 // keepToken puts the token of the query in a cookie and redirects to the

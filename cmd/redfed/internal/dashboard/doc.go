@@ -51,7 +51,9 @@
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,
-// ErrBadMetric, ErrBadTimestamp). When the Source fails and returns nothing
+// ErrBadMetric, ErrBadTimestamp). A request with a body, which only
+// Options.Routes take, is answered at once, unread, and its connection
+// closed. When the Source fails and returns nothing
 // the API answers 502 with the error; when some servers failed and the
 // others answered, it answers 200 with what they returned and the error in
 // the "warning" field, so that one dead server does not blank the dashboard.

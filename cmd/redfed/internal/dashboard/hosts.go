@@ -67,6 +67,7 @@ func (h *handler) hostAllowed(hostport string) bool {
 
 // misdirected answers a request for a name the dashboard does not serve.
 func (h *handler) misdirected(w http.ResponseWriter, r *http.Request) {
+	cutBody(w, r)
 	msg := fmt.Sprintf("host %q: this dashboard has no token, so it answers only to localhost, 127.0.0.1, [::1] "+
 		"and the names it is given (redfed serve --allow-host NAME); open it by one of those names, or give it a token", r.Host)
 	h.opts.Logger.Warn("dashboard: request for another host name refused", "host", r.Host, "path", r.URL.Path)

@@ -1,8 +1,12 @@
 package dashboard
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -131,4 +135,57 @@ func TestSeriesReadTimeoutLeavesServerUp(t *testing.T) {
 	assert.False(t, f.client.IsServerDown(addr), "the read marked the server down")
 	require.NoError(t, f.servers[0].Resume())
 	require.NoError(t, f.client.Record(context.Background(), "web1.sfo", "cpu.user", time.Now(), 1))
+}
+
+// A request that promises a body and never sends it is answered at once,
+// on a connection that then closes: Go's server waits for the body of a
+// reply that did not read it, and 200 such requests held 200 connections
+// for as long as their clients liked, without a token or an allowed Host.
+func TestUnsentBodyIsCutOff(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	})
+	srv := serve(t, Options{Source: &fakeSource{hosts: []string{"web1"}}, Routes: map[string]http.Handler{"POST /api/v1/echo": echo}})
+	withToken := serve(t, Options{Source: &fakeSource{}, Token: "s3cret-T0ken-0123", Routes: map[string]http.Handler{"POST /api/v1/echo": echo}})
+	tests := []struct {
+		name    string
+		srv     *httptest.Server
+		request string
+		want    int
+	}{
+		{"GET", srv, "GET /api/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n", http.StatusBadRequest},
+		{"GET of a page", srv, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n", http.StatusBadRequest},
+		{"another Host", srv, "GET /api/hosts HTTP/1.1\r\nHost: evil.com\r\nContent-Length: 1\r\n\r\n", http.StatusBadRequest},
+		{"chunked", srv, "GET /api/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n", http.StatusBadRequest},
+		{"POST", srv, "POST /api/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n\r\n", http.StatusMethodNotAllowed},
+		{"route, another Host", srv, "POST /api/v1/echo HTTP/1.1\r\nHost: evil.com\r\nContent-Length: 1\r\n\r\n", http.StatusMisdirectedRequest},
+		{"route, no token", withToken, "POST /api/v1/echo HTTP/1.1\r\nHost: evil.com\r\nContent-Length: 1\r\n\r\n", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", tt.srv.Listener.Addr().String())
+			require.NoError(t, err)
+			defer conn.Close()
+			require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+			start := time.Now()
+			_, err = io.WriteString(conn, tt.request)
+			require.NoError(t, err)
+			reply, err := io.ReadAll(conn) // until the server closes the connection
+			require.NoError(t, err, "no reply, or the connection stayed open; got %q", reply)
+			assert.Less(t, time.Since(start), 2*time.Second)
+			res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(reply)), nil)
+			require.NoError(t, err, "reply %q", reply)
+			_ = res.Body.Close()
+			assert.Equal(t, tt.want, res.StatusCode, "reply %q", reply)
+		})
+	}
+
+	// A route of Options.Routes still takes its body.
+	res, err := srv.Client().Post(srv.URL+"/api/v1/echo", "text/plain", strings.NewReader("samples"))
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "samples", string(body))
 }
