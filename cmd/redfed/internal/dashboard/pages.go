@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/metric"
 )
 
 // maxInlineHosts is how many hosts the index page charts at once. With more,
@@ -114,6 +115,13 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if q.Has("metric") && p.Metric == "" {
 		http.Error(w, "metric: empty", http.StatusBadRequest)
+		return
+	}
+	// The page shows the metric in its title, its chart and every range
+	// link: a name no series can have made a page of 9 MB from a query of
+	// 900 KB.
+	if err := metric.ValidateMetric(p.Metric); p.Metric != "" && err != nil {
+		http.Error(w, "metric: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	if p.Host != "" && p.Metric != "" {

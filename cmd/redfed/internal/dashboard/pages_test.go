@@ -208,3 +208,22 @@ func TestRoutes(t *testing.T) {
 	_, err := New(Options{Source: &fakeSource{}, Routes: map[string]http.Handler{"GET /api/hosts": routes["GET /api/v1/extra"]}})
 	assert.ErrorContains(t, err, `Options.Routes "GET /api/hosts"`)
 }
+
+// A metric no series can have is refused, naming the parameter, before the
+// page repeats it: a metric of 900,000 bytes made a page of 9 MB.
+func TestIndexPageRefusesBadMetric(t *testing.T) {
+	srv := serve(t, Options{Source: &fakeSource{hosts: []string{"web1", "web2"}, metrics: []string{"cpu"}}})
+	for name, value := range map[string]string{
+		"NUL":           "a\x00b",
+		"U+2028":        "a\u2028b",
+		"600 bytes":     strings.Repeat("m", 600),
+		"900,000 bytes": strings.Repeat("m", 900_000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			res, body := get(t, srv, "/?metric="+url.QueryEscape(value))
+			assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+			assert.True(t, strings.HasPrefix(body, "metric: "), "the error names the parameter: %.200q", body)
+			assert.Less(t, len(body), 2000, "bytes of the reply: the error quotes at most 1 KiB of the name")
+		})
+	}
+}
