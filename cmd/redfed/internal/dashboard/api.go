@@ -51,7 +51,12 @@ func (h *handler) apiHosts(w http.ResponseWriter, r *http.Request) {
 // apiMetrics answers GET /api/metrics?host=H: the host's metrics written to
 // in HostsWindow.
 func (h *handler) apiMetrics(w http.ResponseWriter, r *http.Request) {
-	host := r.URL.Query().Get("host")
+	q := r.URL.Query()
+	if e := once(q, "host"); e != nil {
+		writeParamError(w, e)
+		return
+	}
+	host := q.Get("host")
 	if host == "" {
 		writeParamError(w, &paramError{Param: "host", Problem: "missing"})
 		return

@@ -158,6 +158,22 @@ func TestAPIBadParameters(t *testing.T) {
 		{"/api/series?host=web1.sfo&metric=cpu&max_points=1", "max_points"},
 		{"/api/series?host=web1.sfo&metric=cpu&max_points=many", "max_points"},
 		{"/api/series?host=web1.sfo&metric=cpu&max_points=10001", "max_points"},
+		// A pair that does not parse, or a parameter given twice, was
+		// dropped: the default range came back with 200.
+		{"/api/series?host=web1.sfo&metric=cpu.user&from=%zz", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&max_points=%zz", "max_points"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&range=%zz", "range"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&from=1;to=2", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&%zz=1", "query"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&a;b=1", "query"},
+		{"/api/metrics?host=%zz", "host"},
+		{"/api/metrics?host=web1.sfo&host=web2.sfo", "host"},
+		{"/api/series?host=web1.sfo&host=web2.sfo&metric=cpu.user", "host"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&metric=req.rate", "metric"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&from=2026-01-01T00:00:00Z&from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z", "from"},
+		{"/api/series?host=web1.sfo&metric=cpu.user&max_points=10&max_points=20", "max_points"},
+		{"/api/overview?metric=cpu.user&top=2&top=3", "top"},
+		{"/api/overview?metric=cpu.user&range=1h&range=6h", "range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -167,6 +183,10 @@ func TestAPIBadParameters(t *testing.T) {
 			assert.Contains(t, got.Error, tt.param)
 		})
 	}
+
+	var got errorReply
+	getJSON(t, srv, "/api/metrics?host=%zz", http.StatusBadRequest, &got)
+	assert.Contains(t, got.Error, `"host=%zz" cannot be read`, "said \"host: missing\" once")
 
 	res, _ := get(t, srv, "/api/nope")
 	assert.Equal(t, http.StatusNotFound, res.StatusCode, "unknown path")

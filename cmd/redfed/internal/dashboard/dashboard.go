@@ -242,19 +242,21 @@ func ValidateToken(token string) error {
 }
 
 // ServeHTTP sets the security headers, refuses a body the route does not
-// take, checks the Host and the token, and routes.
+// take, checks the Host and the token, refuses a query it cannot read, and
+// routes.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Frame-Options", "DENY")
-	if r.ContentLength != 0 && !h.takesBody(r) {
+	_, pattern := h.mux.Handler(r)
+	if r.ContentLength != 0 && !h.routes[pattern] {
 		cutBody(w, r)
 		// Other methods get the mux's 405 or 404, on a connection that
 		// closes once it is sent.
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			h.bodyRefused(w, r)
+			refuse(w, r, http.StatusBadRequest, errorReply{Error: "request body: not taken here; send the request without one"})
 			return
 		}
 	}
@@ -262,16 +264,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.misdirected(w, r)
 		return
 	}
+	viaQuery := false
 	if h.opts.Token != "" {
-		ok, viaQuery := h.authorized(r)
-		if !ok {
+		var ok bool
+		if ok, viaQuery = h.authorized(r); !ok {
 			h.unauthorized(w, r)
 			return
 		}
-		if viaQuery && isPage(r) {
-			h.keepToken(w, r)
-			return
-		}
+	}
+	// The handlers read the query with r.URL.Query(), which drops the
+	// pairs it cannot parse: from=%zz read as no from, and the default
+	// range came back with 200.
+	if e := checkQuery(r.URL.RawQuery); e != nil && !h.routes[pattern] {
+		refuse(w, r, http.StatusBadRequest, errorReply{Error: e.Error(), Param: e.Param})
+		return
+	}
+	if viaQuery && isPage(r) {
+		h.keepToken(w, r)
+		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
@@ -302,19 +312,7 @@ func (h *handler) unauthorized(w http.ResponseWriter, r *http.Request) {
 	cutBody(w, r)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="redfed dashboard"`)
 	const msg = "token: missing or wrong; send the header \"Authorization: Bearer TOKEN\" or open the page with ?token=TOKEN"
-	if isPage(r) {
-		http.Error(w, msg, http.StatusUnauthorized)
-		return
-	}
-	writeJSON(w, http.StatusUnauthorized, errorReply{Error: msg, Param: "token"})
-}
-
-// takesBody reports whether r goes to one of Options.Routes, whose
-// handlers read a body. The dashboard's own routes take GET and HEAD
-// only, and read none.
-func (h *handler) takesBody(r *http.Request) bool {
-	_, pattern := h.mux.Handler(r)
-	return h.routes[pattern]
+	refuse(w, r, http.StatusUnauthorized, errorReply{Error: msg, Param: "token"})
 }
 
 // cutBody makes the reply to r the last of its connection, and ends the
@@ -334,14 +332,14 @@ func cutBody(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
-// bodyRefused answers a GET or HEAD that carries a body.
-func (h *handler) bodyRefused(w http.ResponseWriter, r *http.Request) {
-	const msg = "request body: not taken here; send the request without one"
+// refuse answers r with code and e: as text to a page, as JSON to the API
+// and the assets.
+func refuse(w http.ResponseWriter, r *http.Request, code int, e errorReply) {
 	if isPage(r) {
-		http.Error(w, msg, http.StatusBadRequest)
+		http.Error(w, e.Error, code)
 		return
 	}
-	writeJSON(w, http.StatusBadRequest, errorReply{Error: msg})
+	writeJSON(w, code, e)
 }
 
 // keepToken puts the token of the query in a cookie and redirects to the

@@ -51,7 +51,10 @@
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,
-// ErrBadMetric, ErrBadTimestamp). A request with a body, which only
+// ErrBadMetric, ErrBadTimestamp), a parameter given twice where one is
+// taken (host= may come several times to /api/overview only), and a pair
+// of the query that does not parse (a bad %-escape, a ';'), named when its
+// name can be read. A request with a body, which only
 // Options.Routes take, is answered at once, unread, and its connection
 // closed. When the Source fails and returns nothing
 // the API answers 502 with the error; when some servers failed and the

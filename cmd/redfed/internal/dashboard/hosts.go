@@ -71,11 +71,7 @@ func (h *handler) misdirected(w http.ResponseWriter, r *http.Request) {
 	msg := fmt.Sprintf("host %q: this dashboard has no token, so it answers only to localhost, 127.0.0.1, [::1] "+
 		"and the names it is given (redfed serve --allow-host NAME); open it by one of those names, or give it a token", r.Host)
 	h.opts.Logger.Warn("dashboard: request for another host name refused", "host", r.Host, "path", r.URL.Path)
-	if isPage(r) {
-		http.Error(w, msg, http.StatusMisdirectedRequest)
-		return
-	}
-	writeJSON(w, http.StatusMisdirectedRequest, errorReply{Error: msg})
+	refuse(w, r, http.StatusMisdirectedRequest, errorReply{Error: msg})
 }
 
 // inNaturalOrder returns a sorted copy of names, digits compared as

@@ -70,7 +70,11 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 		writeParamError(w, perr)
 		return
 	}
-	hosts := params["host"]
+	if e := once(params, "top"); e != nil {
+		writeParamError(w, e)
+		return
+	}
+	hosts := params["host"] // several on purpose: the hosts to chart
 	top := DefaultOverviewTop
 	if v := params.Get("top"); v != "" {
 		if len(hosts) > 0 {

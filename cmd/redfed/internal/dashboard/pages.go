@@ -103,6 +103,10 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := indexPage{Page: "index", Title: "Metrics", Range: q.Get("range"), Ranges: rangePresets, Host: q.Get("host"),
 		Metric: q.Get("metric"), Top: DefaultOverviewTop}
+	if e := once(q, "host", "metric", "range"); e != nil {
+		http.Error(w, e.Error(), http.StatusBadRequest)
+		return
+	}
 	if p.Range == "" {
 		p.Range = defaultPreset
 	} else if !slices.Contains(rangePresets, p.Range) {

@@ -62,9 +62,15 @@ func TestIndexPage(t *testing.T) {
 	assert.Contains(t, body, `data-metric="cpu.user" data-top="12"`)
 	assert.Contains(t, body, `<a class="range" data-range="6h" href="?metric=cpu.user&amp;range=6h">`)
 
-	for _, bad := range []string{"/?range=2h", "/?host=", "/?host=a:b", "/?metric=", "/?metric=a&host=b"} {
+	for bad, param := range map[string]string{
+		"/?range=2h": "range", "/?host=": "host", "/?host=a:b": "host", "/?metric=": "metric", "/?metric=a&host=b": "metric",
+		// Dropped once: the whole fleet's page, or the default range.
+		"/?host=%zz": "host", "/?range=%zz": "range", "/?host=web1.sfo;range=6h": "host",
+		"/?host=web1.sfo&host=web2.sfo": "host", "/?range=1h&range=6h": "range", "/?metric=cpu.user&metric=req.rate": "metric",
+	} {
 		res, body := get(t, srv, bad)
 		assert.Equal(t, http.StatusBadRequest, res.StatusCode, "GET %s: %s", bad, body)
+		assert.True(t, strings.HasPrefix(body, param+": "), "GET %s: the error names %s: %s", bad, param, body)
 	}
 }
 
@@ -172,6 +178,11 @@ func TestToken(t *testing.T) {
 		assert.True(t, cookies[0].HttpOnly)
 		assert.Equal(t, http.SameSiteStrictMode, cookies[0].SameSite)
 	}
+	// A query that cannot be read is refused, not redirected without the
+	// part it could not read.
+	res, body := get(t, srv, "/?token="+token+"&host=%zz")
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode, body)
+	assert.Empty(t, res.Header.Get("Location"))
 	// Mounted under a prefix, the redirect stays relative.
 	h, err := New(Options{Source: &fakeSource{}, Token: token})
 	require.NoError(t, err)

@@ -19,6 +19,39 @@ type paramError struct {
 
 func (e *paramError) Error() string { return e.Param + ": " + e.Problem }
 
+// checkQuery refuses a query that url.ParseQuery cannot read whole, naming
+// the parameter of the first pair it cannot read when that pair's name can
+// be read, else "query".
+func checkQuery(raw string) *paramError {
+	if _, err := url.ParseQuery(raw); err == nil {
+		return nil
+	}
+	for _, pair := range strings.Split(raw, "&") {
+		_, err := url.ParseQuery(pair)
+		if err == nil {
+			continue
+		}
+		param := "query"
+		name, _, _ := strings.Cut(pair, "=")
+		if key, kerr := url.QueryUnescape(name); kerr == nil && key != "" && !strings.Contains(key, ";") {
+			param = key
+		}
+		return &paramError{Param: param, Problem: fmt.Sprintf("%.100q cannot be read: %v (escape '%%' as %%25 and ';' as %%3B)", pair, err)}
+	}
+	return nil // not reached: some pair failed
+}
+
+// once refuses a parameter given more than once. r.URL.Query().Get
+// returns the first, and the others were dropped without a word.
+func once(q url.Values, names ...string) *paramError {
+	for _, name := range names {
+		if n := len(q[name]); n > 1 {
+			return &paramError{Param: name, Problem: fmt.Sprintf("given %d times: give it once", n)}
+		}
+	}
+	return nil
+}
+
 // seriesQuery is a parsed /api/series query.
 type seriesQuery struct {
 	Host, Metric string
@@ -40,6 +73,9 @@ var latestTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 // range ends at to, or now; it starts at from, or range before its end, or
 // DefaultRange before it. max_points defaults to DefaultMaxPoints.
 func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
+	if e := once(q, "host"); e != nil {
+		return seriesQuery{}, e
+	}
 	if q.Get("host") == "" {
 		return seriesQuery{}, &paramError{Param: "host", Problem: "missing"}
 	}
@@ -55,6 +91,9 @@ func parseSeriesQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 // range and max_points.
 func parseMetricQuery(q url.Values, now time.Time) (seriesQuery, *paramError) {
 	s := seriesQuery{Metric: q.Get("metric"), To: now, MaxPoints: DefaultMaxPoints}
+	if e := once(q, "metric", "from", "to", "range", "max_points"); e != nil {
+		return s, e
+	}
 	if s.Metric == "" {
 		return s, &paramError{Param: "metric", Problem: "missing"}
 	}
