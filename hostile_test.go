@@ -658,16 +658,22 @@ var hostileReplyTests = []struct {
 	{name: "bulk", hello: helloRefused, reply: "$2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`},
 	{name: "RESP3 map", hello: helloRESP3, reply: "%1000000000\r\n", want: federated.ErrReplyTooLarge,
-		msg: `header "%1000000000" declares 1000000000 pairs, over the limit of 16777216 elements`},
+		msg: `header "%1000000000" declares 1000000000 pairs, over the limit of 2796202 pairs`},
 	{name: "RESP3 map byte by byte", hello: helloRESP3, reply: "%1000000000\r\n", split: 13, want: federated.ErrReplyTooLarge,
 		msg: `header "%1000000000" declares 1000000000 pairs`},
 	{name: "RESP3 map to HGETALL", hello: helloRESP3, reply: "%1000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "%1000000000" declares 1000000000 pairs`,
 		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
+	// As many elements as the limit allows an array, which go-redis would
+	// make a Go map of: 641 MiB. go-redis reads a map in RESP2 too.
+	{name: "map as large as the largest array", hello: helloRefused, reply: "%8388608\r\n", want: federated.ErrReplyTooLarge,
+		msg: `header "%8388608" declares 8388608 pairs, over the limit of 2796202 pairs`},
+	{name: "RESP3 map as large as the largest array", hello: helloRESP3, reply: "%8388608\r\n", want: federated.ErrReplyTooLarge,
+		msg: `header "%8388608" declares 8388608 pairs, over the limit of 2796202 pairs`},
 	// Each header is within the limit, and go-redis allocates the first
 	// array's 256 MiB of slots; nested, they would take 1 GiB.
 	{name: "nested arrays", hello: helloRefused, reply: strings.Repeat("*16777216\r\n", 4), want: federated.ErrReplyTooLarge,
-		msg:       `header "*16777216" inside 1 open aggregates brings the elements declared and not yet read to 33554431, over the limit of 16777216`,
+		msg:       `header "*16777216" inside 1 open aggregates brings the slots declared and not yet filled to 33554431, over the limit of 16777216`,
 		allocated: 320 << 20},
 	{name: "deep nesting", hello: helloRefused, reply: strings.Repeat("*1\r\n", 1<<20), want: federated.ErrReplyTooLarge,
 		msg: `header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`},
@@ -703,6 +709,25 @@ func TestHostileAttributeChain(t *testing.T) {
 	h := startHostileServer(t, nil, helloRefused, reply, 0)
 	checkHostileReply(t, h, nil, nil, federated.ErrMalformedReply,
 		`header "|0" makes 513 attributes in a row before one value, over the limit of 512`, 0)
+}
+
+// TestHostileMapWithinTheLimit sends the largest map header the guard
+// passes, which go-redis makes a Go map of before the pairs arrive: the
+// allocation stays within the 256 MiB the limit allows an array's slots.
+// The pairs never come, so the command times out.
+func TestHostileMapWithinTheLimit(t *testing.T) {
+	h := startHostileServer(t, nil, helloRefused, "%2796202\r\n", 0)
+	opts := testOptions()
+	opts.CommandTimeout = time.Second
+	opts.NoHealthCheck = true // a PING would meet the map
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: h.addr()}}, Options: opts})
+	before := totalAlloc()
+	err := c.Do(context.Background(), "GET", "k").Err()
+	grown := totalAlloc() - before
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, federated.ErrReplyTooLarge, "the header is within the limit")
+	assert.Greater(t, grown, uint64(128<<20), "go-redis made the map: %d MiB", grown>>20)
+	assert.LessOrEqual(t, grown, uint64(256<<20), "bytes allocated for the map: %d MiB", grown>>20)
 }
 
 // checkHostileReply runs a command (a GET by Do when run is nil) against

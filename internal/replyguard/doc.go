@@ -40,6 +40,8 @@
 // such a reply is treated as one whose connection broke. What passes is
 // still allocated by go-redis as it was declared: up to MaxBulkLen bytes
 // for one string, up to MaxAggregateLen slots for the aggregates open at
-// once. Those bounds hold whoever sends the reply; against a man in the
-// middle who sends replies within them, TLS is the remedy.
+// once, a map's pair counting six (see DefaultMaxAggregateLen for a typed
+// command that makes a map of an array). Those bounds hold whoever sends
+// the reply; against a man in the middle who sends replies within them,
+// TLS is the remedy.
 package replyguard

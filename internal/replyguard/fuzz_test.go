@@ -91,7 +91,8 @@ type refParser struct {
 	pos     int
 	l       Limits
 	open    int   // aggregates open around the current value
-	pending int64 // elements declared by them and not yet read
+	pending int64 // slots declared by them and not yet filled
+	perSlot int64 // the slots one value of the innermost counts; 0 at the top
 	bad     int   // where the bad value begins
 }
 
@@ -138,25 +139,31 @@ func (r *refParser) value() error {
 			}
 			return nil
 		}
-		elements := n
-		if kind == '%' || kind == '|' {
-			elements = 2 * n
+		values, perSlot := n, int64(1)
+		switch kind {
+		case '%':
+			values, perSlot = 2*n, 3 // a Go map costs six slots a pair
+		case '|':
+			values = 2 * n
 		}
-		pending := r.pending + elements
-		if r.open > 0 && kind != '|' {
-			pending--
+		pending := r.pending + values*perSlot
+		if kind != '|' {
+			pending -= r.perSlot
 		}
-		if elements > r.l.MaxAggregateLen || pending > r.l.MaxAggregateLen || r.open >= r.l.MaxDepth {
+		if values*perSlot > r.l.MaxAggregateLen || pending > r.l.MaxAggregateLen || r.open >= r.l.MaxDepth {
 			return r.fail(start, ErrTooLarge)
 		}
 		r.open++
-		r.pending += elements
-		for range elements {
+		r.pending += values * perSlot
+		outerSlot := r.perSlot
+		r.perSlot = perSlot
+		for range values {
 			if err := r.value(); err != nil {
 				return err
 			}
-			r.pending--
+			r.pending -= perSlot
 		}
+		r.perSlot = outerSlot
 		r.open--
 		if kind != '|' {
 			return nil

@@ -12,14 +12,21 @@ import (
 const DefaultMaxBulkLen = 512 << 20
 
 // DefaultMaxAggregateLen is the default of Limits.MaxAggregateLen: 1<<24
-// (16,777,216) elements. go-redis pre-allocates a 16-byte interface slot per
-// declared element (make([]interface{}, n)), 24 bytes for a []redis.Z, so
-// this bounds what the aggregates open at once can make it allocate ahead of
-// their data to 256 MiB of interface slots, 384 MiB of Z, where an unbounded
-// count reaches tens of gigabytes. An honest reply is far smaller: a day of
-// one-second points in one metric key is 86,400 members (172,800 elements
-// WITHSCORES), and a reply of 1<<24 elements would be at least 48 MiB on the
-// wire (3 bytes per element at the least).
+// (16,777,216) slots. go-redis pre-allocates a 16-byte interface slot per
+// declared element of an array, set or push (make([]interface{}, n)), 24
+// bytes for a []redis.Z, and up to 91 bytes per pair of a map, counted as
+// six slots, so this bounds what the aggregates open at once can make it
+// allocate ahead of their data to 256 MiB of interface slots, 384 MiB of
+// Z, where an unbounded count reaches tens of gigabytes. An honest reply is
+// far smaller: a day of one-second points in one metric key is 86,400
+// members (172,800 elements WITHSCORES), and a reply of 1<<24 elements
+// would be at least 48 MiB on the wire (3 bytes per element at the least).
+//
+// A typed command that makes a Go map of an array or a set is not bounded
+// as tightly: the guard sees the reply, not the command, and counts an
+// array alike whatever reads it. HGETALL or CONFIG GET answered with an
+// array of 1<<24 elements, as over RESP2, make a map of 1<<23 pairs (641
+// MiB), and SMEMBERSMAP one of 1<<24 members (853 MiB).
 const DefaultMaxAggregateLen = 1 << 24
 
 // DefaultMaxDepth is the default of Limits.MaxDepth: 512 levels of nested
@@ -43,7 +50,7 @@ const DefaultMaxDepth = 512
 const DefaultMaxLineLen = 64 << 10
 
 // ErrTooLarge reports a reply that declares more than the limits allow: a
-// string longer than MaxBulkLen, more aggregate elements pending than
+// string longer than MaxBulkLen, more aggregate slots pending than
 // MaxAggregateLen, aggregates nested deeper than MaxDepth, or a line longer
 // than MaxLineLen. The error names the header and the limit.
 var ErrTooLarge = errors.New("federated: reply over a size limit")
@@ -60,14 +67,15 @@ type Limits struct {
 	// ($), a verbatim string (=) or a blob error (!), which go-redis
 	// allocates whole before reading it. Zero means DefaultMaxBulkLen.
 	MaxBulkLen int64
-	// MaxAggregateLen bounds the elements declared and not yet read,
+	// MaxAggregateLen bounds the slots declared and not yet filled,
 	// summed over the aggregates open at any moment: an array, set or push
-	// of n declares n, a map or attribute of n pairs 2n (as HGETALL's
-	// RESP2 array does), and a nested aggregate adds its elements to its
-	// parents', less the one slot of the parent it fills. So nesting
-	// cannot multiply what a reply makes go-redis pre-allocate: each open
-	// aggregate's slots are counted once. Zero means
-	// DefaultMaxAggregateLen.
+	// of n declares n, an attribute of n pairs 2n (as HGETALL's RESP2
+	// array does; go-redis skips it without allocating), a map of n pairs
+	// 6n (go-redis makes a Go map of it, up to 91 bytes a pair against 16
+	// a slot), and a nested aggregate adds its slots to its parents', less
+	// the one of the parent it fills. So nesting cannot multiply what a
+	// reply makes go-redis pre-allocate: each open aggregate's slots are
+	// counted once. Zero means DefaultMaxAggregateLen.
 	MaxAggregateLen int64
 	// MaxDepth bounds how many aggregates may be open inside one another,
 	// and how many attributes may come in a row before one value (more is

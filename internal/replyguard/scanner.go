@@ -22,9 +22,18 @@ const (
 	atPayloadLF                  // the LF after a bulk payload
 )
 
+// mapSlotsPerPair is what one pair of a map counts against
+// MaxAggregateLen, in slots of an array. go-redis makes a Go map of a map
+// reply, make(map[interface{}]interface{}, n), and its typed commands a
+// map[string]string, where an array gets 16 bytes a slot; with Go 1.26 a
+// map of n pairs takes from 41 to 91 bytes a pair (80 at 1<<23 pairs, 91
+// just past a doubling of its tables). Six slots, 96 bytes, a pair keeps
+// a map within what the limit allows an array.
+const mapSlotsPerPair = 6
+
 // frame is an aggregate open in the stream.
 type frame struct {
-	left int64 // elements still to be read
+	left int64 // values still to be read: a map or attribute has two a pair
 	kind byte  // its type byte; an attribute ('|') decorates the value after it and fills no slot of its parent
 	run  int32 // for an attribute, the attributes in a row it ends, itself included
 }
@@ -48,7 +57,7 @@ type Scanner struct {
 	// others in open, so that counting a value touches two fields.
 	depth int      // aggregates open
 	inner frame    // the innermost one
-	outer int64    // elements still to be read in the others, summed
+	outer int64    // slots still to be filled in the others, summed (see slots)
 	open  []frame  // the others, innermost last
 	stack [8]frame // backing for open, so that common nesting allocates nothing
 
@@ -292,21 +301,21 @@ func (s *Scanner) endHeader() error {
 		}
 		return nil
 	}
-	elements, what := n, "elements"
+	opened, what := frame{left: n, kind: s.kind, run: run}, "elements"
 	if s.kind == '%' || attr {
-		elements, what = 2*n, "pairs"
+		opened.left, what = 2*n, "pairs"
 	}
 	limit := s.limits.MaxAggregateLen
-	if elements > limit {
-		return fmt.Errorf("%w: header %q declares %d %s, over the limit of %d elements",
-			ErrTooLarge, s.header(), n, what, limit)
+	if slots := opened.slots(); slots > limit { // n has at most 18 digits: slots cannot overflow
+		return fmt.Errorf("%w: header %q declares %d %s, over the limit of %d %s",
+			ErrTooLarge, s.header(), n, what, limit/(slots/n), what)
 	}
-	pending := s.outer + s.inner.left + elements
+	pending := s.outer + s.inner.slots() + opened.slots()
 	if s.depth > 0 && !attr {
-		pending-- // it fills a slot of its parent, counted already
+		pending -= s.inner.slotsPerValue() // it fills a slot of its parent, counted already
 	}
 	if pending > limit {
-		return fmt.Errorf("%w: header %q inside %d open aggregates brings the elements declared and not yet read to %d, over the limit of %d",
+		return fmt.Errorf("%w: header %q inside %d open aggregates brings the slots declared and not yet filled to %d, over the limit of %d",
 			ErrTooLarge, s.header(), s.depth, pending, limit)
 	}
 	if s.depth >= s.limits.MaxDepth {
@@ -315,10 +324,10 @@ func (s *Scanner) endHeader() error {
 	}
 	if s.depth > 0 {
 		s.open = append(s.open, s.inner)
-		s.outer += s.inner.left
+		s.outer += s.inner.slots()
 	}
 	s.depth++
-	s.inner = frame{left: elements, kind: s.kind, run: run}
+	s.inner = opened
 	s.attrs = 0 // its contents are a level of their own
 	return nil
 }
@@ -336,7 +345,7 @@ func (s *Scanner) valueDone() {
 		if s.depth > 0 {
 			s.inner = s.open[len(s.open)-1]
 			s.open = s.open[:len(s.open)-1]
-			s.outer -= s.inner.left
+			s.outer -= s.inner.slots()
 		}
 		if done.kind == '|' { // complete, but not a value of its parent
 			s.attrs = done.run
@@ -345,6 +354,18 @@ func (s *Scanner) valueDone() {
 		s.attrs = 0
 	}
 }
+
+// slotsPerValue is what each value of f counts against MaxAggregateLen.
+func (f frame) slotsPerValue() int64 {
+	if f.kind == '%' {
+		return mapSlotsPerPair / 2
+	}
+	return 1
+}
+
+// slots is what the values of f still to be read count against
+// MaxAggregateLen.
+func (f frame) slots() int64 { return f.left * f.slotsPerValue() }
 
 // header is the length header being read, as far as read, for errors.
 func (s *Scanner) header() string {

@@ -131,15 +131,21 @@ func TestScannerRefuses(t *testing.T) {
 			`header "$2000000000" declares a string of 2000000000 bytes, over the limit of 536870912`, 0},
 		{"bulk one byte over", fmt.Sprintf("$%d\r\n", DefaultMaxBulkLen+1), ErrTooLarge, "over the limit of 536870912", 0},
 		{"huge map", "%1000000000\r\n", ErrTooLarge,
-			`header "%1000000000" declares 1000000000 pairs, over the limit of 16777216 elements`, 0},
-		{"map of more than half the limit", fmt.Sprintf("%%%d\r\n", DefaultMaxAggregateLen/2+1), ErrTooLarge, "pairs, over the limit", 0},
+			`header "%1000000000" declares 1000000000 pairs, over the limit of 2796202 pairs`, 0},
+		// go-redis makes a Go map of it, 641 MiB where the limit allows
+		// arrays 256 MiB of slots.
+		{"map of as many elements as the limit", "%8388608\r\n", ErrTooLarge,
+			`header "%8388608" declares 8388608 pairs, over the limit of 2796202 pairs`, 0},
+		{"map one pair over", fmt.Sprintf("%%%d\r\n", DefaultMaxAggregateLen/6+1), ErrTooLarge, "2796203 pairs, over the limit", 0},
+		{"largest map in an array", "*6\r\n%2796202\r\n", ErrTooLarge,
+			"brings the slots declared and not yet filled to 16777217, over the limit of 16777216", 4},
 		{"huge set", "~16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
 		{"huge push", ">16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
 		{"huge attribute", "|9000000\r\n", ErrTooLarge, "declares 9000000 pairs", 0},
 		{"huge verbatim", "=2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
 		{"huge blob error", "!2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
 		{"nested big arrays", "*16777216\r\n*16777216\r\n", ErrTooLarge,
-			`header "*16777216" inside 1 open aggregates brings the elements declared and not yet read to 33554431, over the limit of 16777216`, 11},
+			`header "*16777216" inside 1 open aggregates brings the slots declared and not yet filled to 33554431, over the limit of 16777216`, 11},
 		{"nested after elements", "*3\r\n:1\r\n*16777216\r\n", ErrTooLarge, "to 16777217, over the limit", 8},
 		{"too deep", deep + "*1\r\n", ErrTooLarge,
 			`header "*1" opens an aggregate inside 512 others, over the limit of 512 levels`, len(deep)},
@@ -198,17 +204,19 @@ func TestScannerRefuses(t *testing.T) {
 
 func TestScannerLimits(t *testing.T) {
 	// At a limit passes; one over fails.
-	limits := Limits{MaxBulkLen: 4, MaxAggregateLen: 4, MaxDepth: 2, MaxLineLen: 6}
+	limits := Limits{MaxBulkLen: 4, MaxAggregateLen: 6, MaxDepth: 2, MaxLineLen: 6}
 	tests := []struct {
 		name     string
 		ok, over string
 	}{
 		{"bulk", "$4\r\nabcd\r\n", "$5\r\nabcde\r\n"},
 		{"verbatim", "=4\r\ntxt:\r\n", "=5\r\ntxt:a\r\n"},
-		{"array", "*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*5\r\n"},
-		{"map", "%2\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "%3\r\n"},
-		{"nested", "*2\r\n*3\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*2\r\n*4\r\n"},
-		{"attribute in an array", "*2\r\n|1\r\n:1\r\n:2\r\n:3\r\n:4\r\n", "*3\r\n|1\r\n"},
+		{"array", "*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n", "*7\r\n"},
+		{"map", "%1\r\n:1\r\n:2\r\n", "%2\r\n"}, // six slots a pair
+		{"map in an array", "*1\r\n%1\r\n:1\r\n:2\r\n", "*2\r\n%1\r\n"},
+		{"array as a map's value", "%1\r\n:1\r\n*6\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n", "%1\r\n*6\r\n"},
+		{"nested", "*2\r\n*5\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n", "*2\r\n*6\r\n"},
+		{"attribute in an array", "*2\r\n|2\r\n:1\r\n:2\r\n:3\r\n:4\r\n:5\r\n:6\r\n", "*3\r\n|2\r\n"},
 		{"depth", "*1\r\n*1\r\n:1\r\n", "*1\r\n*1\r\n*1\r\n"},
 		{"line", "+abc\r\n", "+abcd\r\n"},
 	}
