@@ -421,7 +421,11 @@ func (c *Client) pubsubOf(s *server) *redis.Client {
 // io.EOF or a deadline of the hook's own included), and a hook that holds
 // a command past its deadline, fail that command alone: the server is not
 // marked down for it, nor is the command sent to another server;
-// errors.Is finds the hook's error.
+// errors.Is finds the hook's error. A hook that panics fails the command,
+// or every command of the pipeline, the same way, and the panic is logged
+// with its stack: hooks run on the client's own goroutines too (health
+// checks, each server's share of a pipeline), where a panic would end
+// the process.
 func (c *Client) AddHook(h redis.Hook) {
 	c.AddServerHook(func(string) redis.Hook { return h })
 }
@@ -443,11 +447,11 @@ func (c *Client) AddServerHook(hook func(addr string) redis.Hook) {
 	defer c.hooksMu.Unlock()
 	c.extraHooks = append(c.extraHooks, hook)
 	for addr, s := range c.topo.Load().servers {
-		s.client.Load().AddHook(shielded(hook(addr)))
+		s.client.Load().AddHook(shielded(hook(addr), c.opts.Logger))
 		if ps := s.pubsub.Load(); ps != nil {
-			ps.AddHook(shielded(hook(addr)))
+			ps.AddHook(shielded(hook(addr), c.opts.Logger))
 		}
-		s.waits.addHook(shielded(hook(addr)))
+		s.waits.addHook(shielded(hook(addr), c.opts.Logger))
 	}
 }
 

@@ -264,18 +264,21 @@ func (f *Flight) start(ctx context.Context, pl *plan, inline bool) {
 }
 
 // send sends one server's share of the flight, and ends the flight when it
-// was the last.
+// was the last, also when the share panicked (in the caller's goroutine,
+// which may recover: Close waits for the flight's end).
 func (f *Flight) send(ctx context.Context, g *sendGroup) {
 	c := f.c
+	defer func() {
+		if f.pending.Add(-1) == 0 {
+			f.cancel()
+			close(f.done)
+			c.wg.Done()
+		}
+	}()
 	if err := c.sendPipeline(ctx, g); err != nil {
 		f.mu.Lock()
 		f.errs = append(f.errs, err)
 		f.mu.Unlock()
-	}
-	if f.pending.Add(-1) == 0 {
-		f.cancel()
-		close(f.done)
-		c.wg.Done()
 	}
 }
 

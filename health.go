@@ -82,10 +82,10 @@ func (c *Client) newRedisClientLocked(s *server, commands bool) *redis.Client {
 // c.hooksMu is held.
 func (c *Client) addUserHooksLocked(rc *redis.Client, addr string) {
 	for _, h := range c.opts.Hooks {
-		rc.AddHook(shielded(h))
+		rc.AddHook(shielded(h, c.opts.Logger))
 	}
 	for _, h := range c.extraHooks {
-		rc.AddHook(shielded(h(addr)))
+		rc.AddHook(shielded(h(addr), c.opts.Logger))
 	}
 }
 

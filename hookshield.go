@@ -3,6 +3,10 @@ package federated
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -44,15 +48,43 @@ func isHookError(err error) bool {
 }
 
 // shielded wraps a user's hook so that its errors are told from its
-// server's (see hookError).
-func shielded(h redis.Hook) redis.Hook { return &shieldedHook{h: h} }
+// server's (see hookError), and so that its panics fail what it was
+// given (see panicked).
+func shielded(h redis.Hook, log *slog.Logger) redis.Hook { return &shieldedHook{h: h, log: log} }
 
 // shieldedHook is a user's hook and what it did of the calls under way,
 // by command (a pipeline's by its first): not by a value of the call's
 // context, which a hook may drop when it sends the command on.
 type shieldedHook struct {
 	h     redis.Hook
+	log   *slog.Logger
 	calls sync.Map // redis.Cmder to *hookCall
+}
+
+// panicked makes the hookError of a hook that panicked with v, and logs
+// it with the stack. A hook runs on the client's own goroutines too (a
+// pipeline's share for each server, health checks, dials), where a panic
+// would end the process, whatever the caller recovers, and leave Close
+// waiting for a share that never ended: it fails the command, or every
+// command of the pipeline, instead, as an error of the hook's does (the
+// server is not marked down, nor the command sent to another server).
+func (s *shieldedHook) panicked(v any) *hookError {
+	s.log.Error("federated: a hook panicked", "panic", v, "stack", string(debug.Stack()))
+	return &hookError{err: fmt.Errorf("federated: a hook panicked: %v", v)}
+}
+
+// recoverCmds, deferred, turns a panic of the hook into the error of
+// every command of cmds and the result *err.
+func (s *shieldedHook) recoverCmds(err *error, cmds ...redis.Cmder) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	he := s.panicked(v)
+	for _, cmd := range cmds {
+		cmd.SetErr(he)
+	}
+	*err = he
 }
 
 // hookCall is what a shielded hook saw of one call: whether the hook sent
@@ -85,7 +117,17 @@ func (c *hookCall) note(late bool, err error) {
 	c.errs = append(c.errs, err)
 }
 
-func (s *shieldedHook) DialHook(next redis.DialHook) redis.DialHook { return s.h.DialHook(next) }
+func (s *shieldedHook) DialHook(next redis.DialHook) redis.DialHook {
+	inner := s.h.DialHook(next)
+	return func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				conn, err = nil, s.panicked(v)
+			}
+		}()
+		return inner(ctx, network, addr)
+	}
+}
 
 func (s *shieldedHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	inner := s.h.ProcessHook(func(ctx context.Context, cmd redis.Cmder) error {
@@ -96,11 +138,12 @@ func (s *shieldedHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return err
 	})
-	return func(ctx context.Context, cmd redis.Cmder) error {
+	return func(ctx context.Context, cmd redis.Cmder) (err error) {
 		call := &hookCall{}
 		s.calls.Store(cmd, call)
-		err := inner(ctx, cmd)
-		s.calls.Delete(cmd)
+		defer s.calls.Delete(cmd)
+		defer s.recoverCmds(&err, cmd)
+		err = inner(ctx, cmd)
 		if faultLike(err) && !call.serverSaid(err, call.errs) {
 			err = &hookError{err: err}
 			cmd.SetErr(err)
@@ -125,14 +168,15 @@ func (s *shieldedHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		}
 		return err
 	})
-	return func(ctx context.Context, cmds []redis.Cmder) error {
+	return func(ctx context.Context, cmds []redis.Cmder) (err error) {
+		defer s.recoverCmds(&err, cmds...)
 		if len(cmds) == 0 {
 			return inner(ctx, cmds)
 		}
 		call := &hookCall{}
 		s.calls.Store(cmds[0], call)
-		err := inner(ctx, cmds)
-		s.calls.Delete(cmds[0])
+		defer s.calls.Delete(cmds[0])
+		err = inner(ctx, cmds)
 		for _, cmd := range cmds {
 			if e := cmd.Err(); faultLike(e) && !call.serverSaid(e, call.cmdErrs) {
 				cmd.SetErr(&hookError{err: e})

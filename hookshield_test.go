@@ -2,8 +2,10 @@ package federated_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -210,4 +212,105 @@ func TestHookAnswerOtherThanAFaultStaysAsItIs(t *testing.T) {
 		return nil
 	})
 	assert.True(t, err == redis.Nil, "%#v", err)
+}
+
+// panicHook panics on the commands on a key that begins "hooked", after
+// sending them on or before, and, with ping, on PINGs (health checks).
+type panicHook struct{ after, ping bool }
+
+func (h panicHook) hit(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) > 1 {
+		key, _ := args[1].(string)
+		return strings.HasPrefix(key, "hooked")
+	}
+	return h.ping && cmd.Name() == "ping"
+}
+
+func (h panicHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h panicHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !h.hit(cmd) {
+			return next(ctx, cmd)
+		}
+		if h.after {
+			_ = next(ctx, cmd)
+		}
+		panic("hook panic on " + cmd.Name())
+	}
+}
+
+func (h panicHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if h.hit(cmd) {
+				if h.after {
+					_ = next(ctx, cmds)
+				}
+				panic("hook panic on " + cmd.Name())
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A hook that panics fails what it was given, as an error of the hook's:
+// its panic on the client's own goroutines (a pipeline's share for each
+// server, a health check) ended the process whatever the caller
+// recovered, and one in the caller's goroutine left Close waiting for
+// ever. The server is not marked down, and a command the server ran is
+// not sent to the next of its group.
+func TestHookPanicFailsWhatItWasGiven(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	opts := testOptions()
+	opts.HealthCheckInterval = 50 * time.Millisecond
+	opts.Hooks = []redis.Hook{panicHook{after: true, ping: true}}
+	c, err := federated.New(federated.Config{Options: opts, Nodes: map[string]federated.Node{
+		"group":  {Addresses: redistest.Addrs(servers[:2])},
+		"single": {Address: servers[2].Addr()},
+	}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	hooked, other := "", "" // keys of the group and of the single server
+	for i := 0; hooked == "" || other == ""; i++ {
+		if k := fmt.Sprint("hooked", i); c.KeyToNode(k) == "group" {
+			hooked = k
+		}
+		if k := fmt.Sprint("k", i); c.KeyToNode(k) == "single" {
+			other = k
+		}
+	}
+
+	require.ErrorContains(t, c.Incr(ctx, hooked).Err(), "federated: a hook panicked: hook panic on incr")
+	// A pipeline whose shares go to both nodes, the failing one's from a
+	// goroutine of the client's, and a chain the same.
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, other)
+		p.Incr(ctx, hooked)
+		return nil
+	})
+	require.ErrorContains(t, err, "a hook panicked")
+	require.NoError(t, cmds[0].Err())
+	require.ErrorContains(t, cmds[1].Err(), "a hook panicked")
+	require.ErrorContains(t, c.Chain().Incr(other, nil).Incr(hooked, nil).Poll(ctx), "a hook panicked")
+
+	time.Sleep(200 * time.Millisecond) // health checks, each of which panics
+	for _, st := range c.Status() {
+		assert.False(t, st.Down, "%s marked down", st.Address)
+	}
+	// Each INCR ran once, on the first server of the group.
+	n, err := directClient(t, servers[0].Addr()).Get(ctx, hooked).Int()
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Zero(t, directClient(t, servers[1].Addr()).Exists(ctx, hooked).Val())
+
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
 }
