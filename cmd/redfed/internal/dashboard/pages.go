@@ -42,7 +42,7 @@ type indexPage struct {
 type hostSection struct {
 	Host    string
 	Metrics []string
-	Error   string // why the metrics could not be listed, or only in part
+	Failed  bool // the metrics could not be listed, or only in part: the page's warning says why
 }
 
 // statusPage is the data of the status page.
@@ -163,11 +163,8 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	for i, host := range show {
 		wg.Go(func() {
 			metrics, err := h.opts.Source.Metrics(ctx, host, since)
-			p.Sections[i] = hostSection{Host: host, Metrics: inNaturalOrder(metrics)}
-			if err != nil {
-				errs[i] = err
-				p.Sections[i].Error = err.Error()
-			}
+			p.Sections[i] = hostSection{Host: host, Metrics: inNaturalOrder(metrics), Failed: err != nil}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
@@ -177,14 +174,17 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.opts.Logger.Warn("dashboard: list metrics", "err", err)
+		// Said once, in the page's warning, which the script takes down
+		// once the servers it names are back. Each host's section said it
+		// again, and kept saying it: with 4 hosts a down server's address
+		// was on the page 6 times.
+		p.Warning = distinctLines(p.Warning + "\n" + err.Error())
 	}
 	if p.Host == "" && p.Metric == "" && len(hosts) > 1 {
 		var err error
 		if p.Overview, err = h.overviewMetricsOf(ctx, hosts, p.Sections); err != nil {
 			h.opts.Logger.Warn("dashboard: list metrics for the overview", "err", err)
-			if p.Warning == "" {
-				p.Warning = distinctLines(err.Error())
-			}
+			p.Warning = distinctLines(p.Warning + "\n" + err.Error())
 		}
 	}
 	h.render(w, code, "index", p)

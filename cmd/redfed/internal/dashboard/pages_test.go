@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -237,4 +238,31 @@ func TestIndexPageRefusesBadMetric(t *testing.T) {
 			assert.Less(t, len(body), 2000, "bytes of the reply: the error quotes at most 1 KiB of the name")
 		})
 	}
+}
+
+// A server that is down is said once on the metrics page, in the page's
+// warning that the script takes down once the server is back, not again
+// in each host's section, where it stayed: with 4 hosts its address was
+// on the page 6 times.
+func TestIndexPageSaysDownServerOnce(t *testing.T) {
+	f := newFixture(t, 3)
+	srv := serve(t, Options{Source: f.fleet()})
+	addr := f.markDown(t, 0)
+	res, body := get(t, srv, "/")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	listing := regexp.MustCompile(` data-listing="[^"]*"`)
+	require.Contains(t, listing.FindString(body), addr, "the script's copy of the warning, which it manages")
+	shown := listing.ReplaceAllString(body, "")
+	assert.Equal(t, 1, strings.Count(shown, addr), "times the page says the server")
+	assert.Regexp(t, `<div id="page-warning"[^>]*><ul><li>[^<]*`+regexp.QuoteMeta(addr), body, "said in the page's warning")
+	assert.Zero(t, strings.Count(shown, `<p class="warning">`), "warnings in hosts' sections")
+
+	// A host whose metrics could not be listed says so, and leaves the
+	// why to the page's warning.
+	failure := errors.New("federated: node redis_2, server 10.0.0.2:6379: federated: server down")
+	srv = serve(t, Options{Source: &fakeSource{hosts: []string{"web1", "web2"}, err: failure}})
+	_, body = get(t, srv, "/")
+	shown = listing.ReplaceAllString(body, "")
+	assert.Equal(t, 1, strings.Count(shown, "10.0.0.2:6379"), "times the page says the server")
+	assert.Equal(t, 2, strings.Count(body, "Its metrics could not be listed when the page loaded."))
 }

@@ -367,7 +367,7 @@
       }
       for (const [line, n] of counts) {
         if (!firstSeen.has(line)) firstSeen.set(line, new Date().toISOString());
-        const where = n === 0 ? "listing hosts" : n === 1 ? "1 chart" : n + " charts";
+        const where = n === 0 ? "listing hosts and metrics" : n === 1 ? "1 chart" : n + " charts";
         entries.push({ text: line + " (" + where + "). Since", time: firstSeen.get(line) });
       }
       const items = entries.map((e) => {
