@@ -41,7 +41,8 @@ func (c *Client) Process(ctx context.Context, cmd redis.Cmder) error {
 // that holds one. When the federation's nodes change during fn so that
 // its keys are elsewhere (a reload that renamed their node, or gave it
 // other servers), a command of fn fails with redis.TxFailedErr, as for a
-// watched key that changed: run the transaction again.
+// watched key that changed, and so does EXEC when a watched key is
+// elsewhere now: run the transaction again.
 func (c *Client) Watch(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
 	return c.watch(ctx, routing{}, fn, keys...)
 }
@@ -95,7 +96,11 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 		}
 		failed.rename = func(err error) error { return nameRefusal(n.name, s, err) }
 		tx.AddHook(&failed)
-		tx.AddHook(nodeGuard{c: c, r: r, n: n, s: s, topo: topo})
+		watched := make([]string, len(keys))
+		for i, k := range keys {
+			watched[i] = c.hashKey("", k)
+		}
+		tx.AddHook(nodeGuard{c: c, r: r, n: n, s: s, topo: topo, watched: &watched})
 		err := fn(tx)
 		if !failed.include(err) {
 			own = err
@@ -133,13 +138,17 @@ func (c *Client) watch(ctx context.Context, r routing, fn func(*redis.Tx) error,
 // but the federation's nodes changed since so that it is elsewhere now (a
 // reload that renamed the node, or gave it other servers), it fails with
 // redis.TxFailedErr, as a watched key that changed: the caller's loop
-// runs the transaction again, where the key is now.
+// runs the transaction again, where the key is now. EXEC fails so too
+// when a watched key is elsewhere now, though no command of fn names it:
+// a write elsewhere would not abort the transaction, which read the key
+// where it was.
 type nodeGuard struct {
-	c    *Client
-	r    routing
-	n    *node
-	s    *server   // the transaction's
-	topo *topology // when the Watch began
+	c       *Client
+	r       routing
+	n       *node
+	s       *server   // the transaction's
+	topo    *topology // when the Watch began
+	watched *[]string // the watched keys, hashed
 }
 
 var _ redis.Hook = nodeGuard{}
@@ -147,8 +156,21 @@ var _ redis.Hook = nodeGuard{}
 // check returns the error of a command with a key of another node, or of
 // a Watch whose keys are elsewhere now.
 func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
-	if name := strings.ToLower(cmd.Name()); name != "watch" && txCommands[name] {
-		return nil // MULTI, EXEC...: WATCH has keys
+	name := strings.ToLower(cmd.Name())
+	if name == "exec" {
+		if g.r.grouped {
+			return g.moved(g.c.topo.Load(), g.r.group)
+		}
+		now := g.c.topo.Load()
+		for _, hashed := range *g.watched {
+			if err := g.moved(now, hashed); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if name != "watch" && txCommands[name] {
+		return nil // MULTI, DISCARD...: WATCH has keys
 	}
 	g.c.noteWaitOf(cmd) // before it reads the topology, as placeCmd
 	now := g.c.topo.Load()
@@ -171,6 +193,9 @@ func (g nodeGuard) check(ctx context.Context, cmd redis.Cmder) error {
 		}
 		if err := g.moved(now, hashed); err != nil {
 			return err
+		}
+		if name == "watch" {
+			*g.watched = append(*g.watched, hashed)
 		}
 	}
 	return nil

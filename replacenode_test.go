@@ -466,6 +466,39 @@ func TestWatchAcrossAChangeOfNodesFailsAsAChangedKey(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrCrossNode)
 }
 
+// A watched key that a change of nodes moved fails the transaction at
+// EXEC, though fn writes only another key, which stayed: a write to the
+// watched key where it is now would not abort it, and EXEC committed a
+// value made from what the key held on its old node.
+func TestWatchFailsWhenAWatchedKeyMoved(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
+	ctx := context.Background()
+	two := map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}
+	other := newClient(t, federated.Config{Nodes: two, Options: testOptions()})
+	watched, written := "", "" // on b and on a, once b is added
+	for i := 0; watched == "" || written == ""; i++ {
+		k := fmt.Sprint("w", i)
+		if other.KeyToNode(k) == "b" {
+			watched = k
+		} else {
+			written = k
+		}
+	}
+	err := c.Watch(ctx, func(tx *redis.Tx) error {
+		require.NoError(t, c.SetNodes(two))
+		require.NoError(t, other.Set(ctx, watched, 100, 0).Err())
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, written, "derived", 0)
+			return nil
+		})
+		return err
+	}, watched)
+	require.ErrorIs(t, err, redis.TxFailedErr)
+	assert.Zero(t, directClient(t, s0).Exists(ctx, written).Val())
+}
+
 // mustServerOf returns the address of the server that key's node sends to.
 func mustServerOf(t *testing.T, c *federated.Client, key string) string {
 	t.Helper()
