@@ -114,8 +114,10 @@ const (
 	// DefaultMaxPoints is how many points /api/series returns at most when
 	// max_points is not given: enough for a chart as wide as a screen.
 	DefaultMaxPoints = 1000
-	// MaxPoints is the largest max_points /api/series takes, which bounds
-	// a reply to about 400 KB of JSON.
+	// MaxPoints is the largest max_points /api/series and /api/overview
+	// take, and the most points of an overview's series all together. A
+	// point takes at most 75 bytes of JSON, so that a reply holds at most
+	// 750 KB of points, besides its names and warning.
 	MaxPoints = 10_000
 	// MinTokenLength is the shortest Options.Token New takes: a short one
 	// can be guessed.

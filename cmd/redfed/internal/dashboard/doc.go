@@ -37,8 +37,9 @@
 //
 // Load: a series is read with Source.Summarize, in pages and cut down
 // to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it
-// is read, so that neither the servers, the reply nor the process's memory
-// grow with the range; at most Options.MaxSeriesReads series reads run at
+// is read, and an overview's series share MaxPoints between them, so that
+// neither the servers, the reply (750 KB of points at most) nor the
+// process's memory grow with the range; at most Options.MaxSeriesReads series reads run at
 // once, the others wait their turn. An overview ranks the hosts by one
 // read of each one's newest point, at most 8 at once for all requests,
 // and its page's script ranks again only once a minute, asking for the

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,19 +30,7 @@ func TestSeriesRepliesAreBounded(t *testing.T) {
 	f := newFixture(t, 1)
 	srv := serve(t, Options{Source: f.fleet()})
 	const n = 50_000
-	start := f.base.Add(-24 * time.Hour).Truncate(24 * time.Hour) // a whole UTC day, in one key
-	key, err := f.client.MetricKey(start, "big.sfo", "req.rate")
-	require.NoError(t, err)
-	rc := redis.NewClient(&redis.Options{Addr: f.servers[0].Addr(), Password: testPassword, DisableIdentity: true})
-	defer rc.Close()
-	for first := 0; first < n; first += 1000 {
-		zs := make([]redis.Z, 0, 1000)
-		for i := first; i < first+1000; i++ {
-			ts := start.Unix() + int64(i)
-			zs = append(zs, redis.Z{Score: float64(ts), Member: fmt.Sprintf("%d:%d", ts, i%100)})
-		}
-		require.NoError(t, rc.ZAdd(context.Background(), key, zs...).Err())
-	}
+	start := f.writeSecondly(t, "big.sfo", "req.rate", n)
 	series := fmt.Sprintf("/api/series?host=big.sfo&metric=req.rate&from=%d&to=%d", start.Unix(), start.Unix()+n)
 
 	res, body := get(t, srv, series)
@@ -55,6 +46,58 @@ func TestSeriesRepliesAreBounded(t *testing.T) {
 	assert.Equal(t, n, got.DownsampledFrom)
 	assert.LessOrEqual(t, len(got.Points), MaxPoints)
 	assert.Greater(t, len(got.Points), MaxPoints/2)
+	_, body = get(t, srv, series+"&max_points=10000")
+	assert.Less(t, len(body), 750_000, "bytes of the reply of MaxPoints points")
+}
+
+// An overview's series share MaxPoints: 12 series of 10,000 points made a
+// reply of 8 MB.
+func TestOverviewRepliesAreBounded(t *testing.T) {
+	f := newFixture(t, 1)
+	srv := serve(t, Options{Source: f.fleet()})
+	const n = 12_000
+	q := url.Values{"metric": {"req.rate"}, "max_points": {"10000"}}
+	for i := range MaxOverviewTop {
+		host := fmt.Sprintf("big%d.sfo", i)
+		start := f.writeSecondly(t, host, "req.rate", n)
+		q.Add("host", host)
+		q.Set("from", strconv.FormatInt(start.Unix(), 10))
+		q.Set("to", strconv.FormatInt(start.Unix()+n, 10))
+	}
+	res, body := get(t, srv, "/api/overview?"+q.Encode())
+	require.Equal(t, http.StatusOK, res.StatusCode, "%.300s", body)
+	var got overviewReply
+	require.NoError(t, json.Unmarshal([]byte(body), &got))
+	require.Len(t, got.Series, MaxOverviewTop)
+	total := 0
+	for _, s := range got.Series {
+		assert.Equal(t, n, s.DownsampledFrom, s.Host)
+		assert.Greater(t, len(s.Points), MaxPoints/MaxOverviewTop/2, "points of %s", s.Host)
+		total += len(s.Points)
+	}
+	assert.LessOrEqual(t, total, MaxPoints, "points of the overview")
+	assert.Less(t, len(body), 750_000, "bytes of the reply")
+}
+
+// writeSecondly writes n points of host's metric a second apart straight
+// into the key of a whole UTC day before the fixture's base, much faster
+// than a Recorder, and returns the time of the first.
+func (f *fixture) writeSecondly(t *testing.T, host, metric string, n int) time.Time {
+	t.Helper()
+	start := f.base.Add(-24 * time.Hour).Truncate(24 * time.Hour) // a whole UTC day, in one key
+	key, err := f.client.MetricKey(start, host, metric)
+	require.NoError(t, err)
+	rc := redis.NewClient(&redis.Options{Addr: f.servers[0].Addr(), Password: testPassword, DisableIdentity: true})
+	defer rc.Close()
+	for first := 0; first < n; first += 1000 {
+		zs := make([]redis.Z, 0, 1000)
+		for i := first; i < min(first+1000, n); i++ {
+			ts := start.Unix() + int64(i)
+			zs = append(zs, redis.Z{Score: float64(ts), Member: fmt.Sprintf("%d:%d", ts, i%100)})
+		}
+		require.NoError(t, rc.ZAdd(context.Background(), key, zs...).Err())
+	}
+	return start
 }
 
 // gatedSource is a Source whose series reads wait for the test to let

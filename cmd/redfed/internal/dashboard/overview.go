@@ -62,7 +62,8 @@ type overviewSeries struct {
 // with top= (the top hosts by their latest value of metric, busiest first)
 // or host= given once per host (those hosts, in that order; the page's
 // script asks for the hosts it was first given, so that its lines keep their
-// colours and a refresh ranks nothing).
+// colours and a refresh ranks nothing). Each series has at most max_points
+// points, and all of them together at most MaxPoints.
 func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 	params := r.URL.Query()
 	q, perr := parseMetricQuery(params, h.now())
@@ -108,6 +109,13 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 		reply.Ranked = len(ranked)
 		hosts = ranked
 	}
+	// The series share MaxPoints, so that an overview is bounded as a
+	// series is: 12 series of 10,000 points made a reply of 8 MB, more
+	// than a page can draw.
+	perSeries := q.MaxPoints
+	if len(hosts) > 0 {
+		perSeries = min(perSeries, MaxPoints/len(hosts))
+	}
 	reply.Series = make([]overviewSeries, len(hosts))
 	seriesErrs := make([]error, len(hosts))
 	var wg sync.WaitGroup
@@ -119,7 +127,7 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 				seriesErrs[i] = ctx.Err()
 				return
 			}
-			sum, err := h.opts.Source.Summarize(ctx, metrics.Series{Host: host, Metric: q.Metric}, q.From, q.To, q.MaxPoints)
+			sum, err := h.opts.Source.Summarize(ctx, metrics.Series{Host: host, Metric: q.Metric}, q.From, q.To, perSeries)
 			<-h.seriesReads
 			s := overviewSeries{Host: host, Points: wire.Points(sum.Points)}
 			if sum.Downsampled() {
