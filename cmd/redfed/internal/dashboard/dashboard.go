@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -346,7 +347,10 @@ func refuse(w http.ResponseWriter, r *http.Request, code int, e errorReply) {
 
 // keepToken puts the token of the query in a cookie and redirects to the
 // same page without it. The Location is relative, so that it stays right
-// when the handler is mounted under a prefix.
+// when the handler is mounted under a prefix: "./" and the last segment of
+// the path, escaped. Without the "./" and the escaping, /%5C%5Cevil.com
+// was sent to \\evil.com, which a browser reads as //evil.com, another
+// site, /https:evil.com to another site too, and /a%3Fb to a?b.
 func (h *handler) keepToken(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     TokenCookie,
@@ -360,7 +364,7 @@ func (h *handler) keepToken(w http.ResponseWriter, r *http.Request) {
 	q.Del("token")
 	loc := "./"
 	if !strings.HasSuffix(r.URL.Path, "/") {
-		loc = path.Base(r.URL.Path)
+		loc = (&url.URL{Path: "./" + path.Base(r.URL.Path)}).EscapedPath()
 	}
 	if len(q) > 0 {
 		loc += "?" + q.Encode()

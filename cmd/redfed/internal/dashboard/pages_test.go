@@ -167,11 +167,22 @@ func TestToken(t *testing.T) {
 	// address.
 	for u, want := range map[string]string{
 		"/?token=" + token + "&range=6h": "./?range=6h",
-		"/status?token=" + token:         "status",
+		"/status?token=" + token:         "./status",
+		// Once sent to \\evil.com, which a browser reads as //evil.com,
+		// to https:evil.com, another site too, and to a?b.
+		"/%5C%5Cevil.com?token=" + token: "./%5C%5Cevil.com",
+		"/https:evil.com?token=" + token: "./https:evil.com",
+		"//evil.com?token=" + token:      "./evil.com",
+		"/a%3Fb?token=" + token:          "./a%3Fb",
+		"/a%23b?token=" + token:          "./a%23b",
 	} {
 		res, _ := get(t, srv, u)
 		require.Equal(t, http.StatusSeeOther, res.StatusCode, u)
 		assert.Equal(t, want, res.Header.Get("Location"), u)
+		loc, err := res.Request.URL.Parse(res.Header.Get("Location"))
+		require.NoError(t, err, u)
+		assert.Equal(t, res.Request.URL.Host, loc.Host, "%s: redirected to another site", u)
+		assert.NotRegexp(t, `^(//|/\\|\\)`, res.Header.Get("Location"), u)
 		cookies := res.Cookies()
 		require.Len(t, cookies, 1, u)
 		assert.Equal(t, TokenCookie, cookies[0].Name)
@@ -193,7 +204,7 @@ func TestToken(t *testing.T) {
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
-	assert.Equal(t, "status", rec.Header().Get("Location"))
+	assert.Equal(t, "./status", rec.Header().Get("Location"))
 }
 
 // Routes are served behind the same checks as the pages: the token, or
