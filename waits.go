@@ -111,9 +111,20 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 	}
 	var raw error // the wait's own error
 	defer func() { s.waits.put(rc, raw == nil || errors.Is(raw, redis.Nil), pooled.Options().PoolSize) }()
+	// A wait's client has no health hook: a failure of its connection
+	// marks the server down here, as the health hook would, so that the
+	// wait goes to the next server of its group, and a wait sent again
+	// fails at once instead of dialing a dead server.
+	late := ctx.Err() != nil
+	failed := func(ctx context.Context, err error) {
+		if !late && isServerFault(ctx, err) {
+			c.markDown(s, pooled, err)
+		}
+	}
 
 	if ctx.Done() == nil {
 		raw = rc.Process(ctx, cmd) // nothing can cancel it
+		failed(ctx, raw)
 		return c.leftError(s, cmd, raw)
 	}
 	idCtx, cancel := c.withTimeout(ctx)
@@ -123,9 +134,11 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 	switch {
 	case errors.As(err, &reply): // an ACL that refuses CLIENT ID
 		raw = rc.Process(ctx, cmd)
+		failed(ctx, raw)
 		return c.leftError(s, cmd, raw)
 	case err != nil:
 		raw = err
+		failed(idCtx, err)
 		cmd.SetErr(err)
 		return err
 	}
@@ -145,6 +158,7 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 		cmd.SetErr(ctx.Err())
 		return ctx.Err()
 	}
+	failed(ctx, raw)
 	return c.leftError(s, cmd, raw)
 }
 
@@ -192,8 +206,9 @@ func (c *Client) unblock(s *server, id int64, answered <-chan struct{}) bool {
 }
 
 // newWaitClient builds a client of s for waits forever: one connection of
-// its own, and the user's hooks but no health hook, since a wait that
-// fails says nothing the server's other commands would not.
+// its own, and the user's hooks but no health hook, which would take the
+// wait's client for a client replaced (sendForever marks the server down
+// in its stead).
 func (c *Client) newWaitClient(s *server) *redis.Client {
 	opt := *s.opts
 	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
