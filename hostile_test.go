@@ -683,6 +683,22 @@ var hostileReplyTests = []struct {
 		msg: `header "*2000000000" declares 2000000000 elements`},
 	{name: "not Redis", hello: "HTTP/1.1 400 Bad Request\r\n\r\n", reply: "HTTP/1.1 400 Bad Request\r\n\r\n", want: federated.ErrMalformedReply,
 		msg: `malformed reply: type byte 'H'`},
+	// Values within the framing that go-redis cannot parse: it failed the
+	// command with a bare parse error that named no server, and took the
+	// server for up.
+	{name: "integer not a number", hello: helloRefused, reply: ":abc\r\n", want: federated.ErrMalformedReply,
+		msg: `a ':' line "abc" is not a 64-bit integer`},
+	{name: "double out of range", hello: helloRESP3, reply: ",1e400\r\n", want: federated.ErrMalformedReply,
+		msg: `a ',' line "1e400" is not a double`},
+	{name: "boolean not t or f", hello: helloRESP3, reply: "#x\r\n", want: federated.ErrMalformedReply,
+		msg: `a '#' line "x" is not t or f`},
+	{name: "verbatim without format", hello: helloRESP3, reply: "=3\r\nabc\r\n", want: federated.ErrMalformedReply,
+		msg: `header "=3" declares a verbatim string of 3 bytes, too short for its format`},
+	{name: "array as a map key", hello: helloRESP3, reply: "%1\r\n*1\r\n:1\r\n:2\r\n", want: federated.ErrMalformedReply,
+		msg: `an aggregate ('*') as a map key`},
+	{name: "null as a map key to HGETALL", hello: helloRESP3, reply: "%1\r\n_\r\n$1\r\nv\r\n", want: federated.ErrMalformedReply,
+		msg: `an error or null ('_') as a map key`,
+		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
 }
 
 // TestHostileReplies sends replies that declare billions of elements or

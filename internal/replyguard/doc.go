@@ -16,7 +16,10 @@
 // byte through unchanged, and follows the RESP2 and RESP3 framing as it
 // goes, just enough to see every length header: a type byte, a header line
 // up to CRLF, then for $, = and ! exactly the declared payload and its
-// CRLF. Aggregate headers are counted, not parsed further. The Scanner
+// CRLF. Aggregate headers are counted, not parsed further. It also checks
+// the few values go-redis parses where the framing alone would pass them:
+// the content of an integer, double, boolean or big number line, the
+// format of a verbatim string, and the type of a map's key. The Scanner
 // that does this keeps its state across reads, so a header or a payload
 // split over any number of reads is followed the same as one read whole,
 // and pipelined replies back to back are followed one after the other.
@@ -30,7 +33,8 @@
 //
 // Failure behaviour: a header over a limit (ErrTooLarge) or a stream that is
 // not RESP (ErrMalformed: an unknown type byte, a length that is not a
-// number, a missing CRLF, more attributes in a row than MaxDepth) fails the Read with an error that names the
+// number, a missing CRLF, more attributes in a row than MaxDepth, a value
+// go-redis cannot parse) fails the Read with an error that names the
 // header and the limit and unwraps to a *net.OpError, as a failed read of
 // any connection does. The bytes of the values complete before the
 // offending one are still returned with that error, so a reply read in the

@@ -3,6 +3,8 @@ package replyguard
 import (
 	"bytes"
 	"errors"
+	"math/big"
+	"strconv"
 	"testing"
 )
 
@@ -20,6 +22,9 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(r.reply), uint8(1))
 	}
 	f.Add([]byte(honestStream()), uint8(7))
+	for _, in := range []string{":abc\r\n", ",1e400\r\n", "(1\r2\r\n", "=7\r\ntxtabcd\r\n", "%1\r\n*1\r\n:1\r\n:2\r\n", "%1\r\n$-1\r\n:1\r\n"} {
+		f.Add([]byte(in), uint8(2))
+	}
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		orig := bytes.Clone(in)
 		whole, err := NewScanner(fuzzLimits)
@@ -93,6 +98,7 @@ type refParser struct {
 	open    int   // aggregates open around the current value
 	pending int64 // slots declared by them and not yet filled
 	perSlot int64 // the slots one value of the innermost counts; 0 at the top
+	key     bool  // the next value is a map's key
 	bad     int   // where the bad value begins
 }
 
@@ -103,6 +109,8 @@ func (r *refParser) fail(start int, err error) error {
 
 // value reads one value, with the attributes before it.
 func (r *refParser) value() error {
+	key := r.key
+	r.key = false
 	for attrs := 0; ; {
 		start := r.pos
 		if r.pos == len(r.in) {
@@ -112,10 +120,16 @@ func (r *refParser) value() error {
 		r.pos++
 		switch kind {
 		case '+', '-', ':', '_', ',', '#', '(':
-			return r.line(start)
 		case '$', '=', '!', '*', '~', '>', '%', '|':
 		default:
 			return r.fail(start, ErrMalformed)
+		}
+		if key && bytes.IndexByte([]byte("*~>%-!_"), kind) >= 0 {
+			return r.fail(start, ErrMalformed) // go-redis cannot key a Go map with it
+		}
+		switch kind {
+		case '+', '-', ':', '_', ',', '#', '(':
+			return r.line(start)
 		}
 		n, err := r.length()
 		if err != nil {
@@ -131,7 +145,7 @@ func (r *refParser) value() error {
 		}
 		switch kind {
 		case '$', '=', '!':
-			return r.bulk(start, n)
+			return r.bulk(start, kind, n, key)
 		}
 		if n <= 0 {
 			if kind == '|' {
@@ -157,7 +171,8 @@ func (r *refParser) value() error {
 		r.pending += values * perSlot
 		outerSlot := r.perSlot
 		r.perSlot = perSlot
-		for range values {
+		for i := range values {
+			r.key = kind == '%' && i%2 == 0
 			if err := r.value(); err != nil {
 				return err
 			}
@@ -215,17 +230,56 @@ func (r *refParser) line(start int) error {
 		return r.fail(start, ErrTooLarge)
 	case r.in[start+end-1] != '\r':
 		return r.fail(start, ErrMalformed)
+	case !goRedisParses(r.in[start], r.in[start+1:start+end-1]):
+		return r.fail(start, ErrMalformed)
 	}
 	r.pos = start + end + 1
 	return nil
 }
 
-func (r *refParser) bulk(start int, n int64) error {
+// goRedisParses reports whether go-redis parses the content of a line
+// reply of that kind, as its proto.Reader does, within the length the
+// scanner keeps of a number.
+func goRedisParses(kind byte, content []byte) bool {
+	s := string(content)
+	switch kind {
+	case ':':
+		_, err := strconv.ParseInt(s, 10, 64)
+		return err == nil && len(content) < maxNumberLen
+	case ',':
+		if s == "inf" || s == "-inf" || s == "nan" || s == "-nan" {
+			return true
+		}
+		_, err := strconv.ParseFloat(s, 64)
+		return err == nil && len(content) < maxNumberLen
+	case '#':
+		return s == "t" || s == "f"
+	case '(':
+		_, ok := new(big.Int).SetString(s, 10)
+		return ok
+	}
+	return true
+}
+
+func (r *refParser) bulk(start int, kind byte, n int64, key bool) error {
 	if n == -1 {
+		if key {
+			return r.fail(start, ErrMalformed) // go-redis reads the whole map as nil
+		}
 		return nil
 	}
 	if n > r.l.MaxBulkLen {
 		return r.fail(start, ErrTooLarge)
+	}
+	if kind == '=' {
+		switch {
+		case n < 4:
+			return r.fail(start, ErrMalformed)
+		case r.pos+3 >= len(r.in):
+			return errShort
+		case r.in[r.pos+3] != ':':
+			return r.fail(start, ErrMalformed)
+		}
 	}
 	end := int64(r.pos) + n
 	for i, want := range []byte("\r\n") {

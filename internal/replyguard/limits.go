@@ -56,8 +56,11 @@ const DefaultMaxLineLen = 64 << 10
 var ErrTooLarge = errors.New("federated: reply over a size limit")
 
 // ErrMalformed reports a stream that is not RESP: an unknown type byte, a
-// length that is not a number, a line or payload not ended by CRLF, or more
-// attributes in a row before one value than MaxDepth.
+// length that is not a number, a line or payload not ended by CRLF, more
+// attributes in a row before one value than MaxDepth, or a value go-redis
+// cannot parse (an integer, double, boolean or big number line that is not
+// one, a verbatim string without its format, an aggregate, error or null as
+// a map key).
 var ErrMalformed = errors.New("federated: malformed reply")
 
 // Limits bounds what a reply may declare. A zero field takes its default,

@@ -53,6 +53,14 @@ type Scanner struct {
 	cr      bool  // the last byte of the line so far was a CR
 	payload int64 // bulk payload bytes still to pass
 
+	// The content of a number line, as far as read, checked at its end
+	// (see values.go).
+	num       [maxNumberLen]byte // the content of a ':', ',' or '#' line
+	numLen    int                // its bytes so far, CR included
+	numBad    bool               // a byte so far makes it no number
+	numCR     bool               // a '(' line: the last byte so far was a CR
+	numDigits bool               // a '(' line: it has a digit
+
 	// The innermost open aggregate is kept in fields of its own, the
 	// others in open, so that counting a value touches two fields.
 	depth int      // aggregates open
@@ -119,8 +127,14 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 				s.state, s.neg, s.digits, s.length = inLength, false, 0, 0
 			case '+', '-', ':', '_', ',', '#', '(':
 				s.state, s.lineLen, s.cr = inLine, 1, false
+				s.numLen, s.numBad, s.numCR, s.numDigits = 0, false, false, false
 			default:
 				return s.fail(start, fmt.Errorf("%w: type byte %q", ErrMalformed, s.kind))
+			}
+			if s.atMapKey() {
+				if err := s.checkMapKey(); err != nil {
+					return s.fail(start, err)
+				}
 			}
 
 		case inLength:
@@ -170,6 +184,7 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 		case inLine:
 			j := bytes.IndexByte(p[i:], '\n')
 			if j < 0 {
+				s.lineBytes(p[i:])
 				s.lineLen += len(p) - i
 				s.cr = p[len(p)-1] == '\r'
 				i = len(p)
@@ -182,6 +197,7 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 			if j > 0 {
 				cr = p[i+j-1] == '\r'
 			}
+			s.lineBytes(p[i : i+j])
 			s.lineLen += j + 1
 			i += j + 1
 			if s.lineLen > s.limits.MaxLineLen {
@@ -190,6 +206,9 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 			if !cr {
 				return s.fail(start, fmt.Errorf("%w: a %q line ends in LF without CR", ErrMalformed, s.kind))
 			}
+			if err := s.lineEnd(); err != nil {
+				return s.fail(start, err)
+			}
 			s.state = atType
 			s.valueDone()
 
@@ -197,6 +216,11 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 			n := len(p) - i
 			if int64(n) > s.payload {
 				n = int(s.payload)
+			}
+			if s.kind == '=' {
+				if err := s.checkVerbatim(p[i : i+n]); err != nil {
+					return s.fail(start, err)
+				}
 			}
 			i += n
 			s.payload -= int64(n)
@@ -270,11 +294,18 @@ func (s *Scanner) endHeader() error {
 	case '$', '=', '!':
 		switch {
 		case n == -1: // a null: no payload
+			if s.atMapKey() {
+				return fmt.Errorf("%w: header %q is a null map key, which go-redis reads as redis.Nil for the whole map",
+					ErrMalformed, s.header())
+			}
 			s.state = atType
 			s.valueDone()
 		case n > s.limits.MaxBulkLen:
 			return fmt.Errorf("%w: header %q declares a string of %d bytes, over the limit of %d",
 				ErrTooLarge, s.header(), n, s.limits.MaxBulkLen)
+		case s.kind == '=' && n < verbatimPrefix:
+			return fmt.Errorf("%w: header %q declares a verbatim string of %d bytes, too short for its format (as txt:)",
+				ErrMalformed, s.header(), n)
 		case n == 0:
 			s.state = atPayloadCR
 		default:
