@@ -45,7 +45,7 @@ const journalPage = 10_000
 type RangeResult struct {
 	Series    Series
 	Points    []Point // sorted by time
-	Malformed int     // members skipped because they do not parse, on the copy of each key with the most
+	Malformed int     // members skipped because they do not parse, or are not scored by their timestamp, on the copy of each key with the most
 }
 
 // Range returns the points of each series whose time lies in [from, to],
@@ -56,7 +56,8 @@ type RangeResult struct {
 // the others. Keys are read in pages of 1,000 members, so that a long range
 // does not hold a server for long, and a page that runs out of time fails
 // the read without marking its server down. A missing key has no points.
-// Malformed members are skipped, counted and logged at Debug. Bad names
+// Malformed members, and members not scored by their own timestamp (a
+// foreign writer's), are skipped, counted and logged at Debug. Bad names
 // fail with federated.ErrBadHost or ErrBadMetric, times before 1970 or
 // after 9999 with ErrBadTimestamp, a range of MaxRangePeriods periods or
 // more with an error that says so, and nothing is read. When a server is
@@ -196,19 +197,30 @@ func sumMost(counts map[keyCopy]int) int {
 }
 
 // parsePage appends the points of a page's members to dst, and counts the
-// members that do not parse.
+// members that are not points.
 func parsePage(page []redis.Z, dst []Point) (points []Point, malformed int) {
 	dst = slices.Grow(dst, len(page))
 	for _, z := range page {
-		m, _ := z.Member.(string)
-		ts, v, err := metric.ParseMember(m)
-		if err != nil {
+		ts, v, ok := parsePoint(z)
+		if !ok {
 			malformed++
 			continue
 		}
 		dst = append(dst, Point{Time: metric.Time(ts), Value: v})
 	}
 	return dst, malformed
+}
+
+// parsePoint returns the point of a member, which is one when it parses
+// and its timestamp is its score. Every writer, this package's and the
+// Perl module's, scores a member by its own timestamp text, which Redis
+// and Go read as the same float64; a member scored otherwise (a foreign
+// writer's) would put a point outside the range read, or pass for a
+// key's newest.
+func parsePoint(z redis.Z) (ts, value float64, ok bool) {
+	m, _ := z.Member.(string)
+	ts, value, err := metric.ParseMember(m)
+	return ts, value, err == nil && ts == z.Score
 }
 
 // Latest returns the newest point of a host's metric. It looks back through
@@ -247,9 +259,8 @@ func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			for i, z := range page {
-				m, _ := z.Member.(string)
-				ts, v, err := metric.ParseMember(m)
-				if err != nil {
+				ts, v, ok := parsePoint(z)
+				if !ok {
 					continue
 				}
 				bad[keyCopy{ref, server}] += i

@@ -588,3 +588,36 @@ func TestLatestSeesAWriterAheadAcrossAPeriod(t *testing.T) {
 	_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
 	require.ErrorIs(t, err, metrics.ErrNoData)
 }
+
+// A member whose timestamp is not its score (a foreign writer's) is no
+// point: Range returned such members' times outside the range read, and
+// Latest took the highest scored for the newest, a point of 1970 before a
+// real one.
+func TestMembersNotScoredByTheirTimeAreSkipped(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	if now.Truncate(24*time.Hour) != now.Add(-time.Minute).Truncate(24*time.Hour) {
+		now = now.Add(time.Minute) // all in today's key
+	}
+	real := metrics.Point{Time: now.Add(-20 * time.Second), Value: 1}
+	recordAll(t, c, "web1", "cpu", []metrics.Point{real})
+	key, err := c.MetricKey(now, "web1", "cpu")
+	require.NoError(t, err)
+	at := func(d time.Duration) float64 { return float64(now.Add(d).Unix()) }
+	zaddOnOwner(t, c, key,
+		redis.Z{Score: at(-10 * time.Second), Member: "5:666"},
+		redis.Z{Score: at(-5 * time.Second), Member: fmt.Sprintf("%d:777", now.Add(240*time.Hour).Unix())},
+	)
+	st := newStore(t, c)
+	series := metrics.Series{Host: "web1", Metric: "cpu"}
+
+	got, err := st.Range(ctx, now.Add(-time.Minute), now, series)
+	require.NoError(t, err)
+	assert.Equal(t, []metrics.Point{real}, got[0].Points)
+	assert.Equal(t, 2, got[0].Malformed)
+	p, err := st.Latest(ctx, series)
+	require.NoError(t, err)
+	assert.Equal(t, real, p)
+}

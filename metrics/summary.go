@@ -142,9 +142,8 @@ func (s *summarizer) add(ref int, server string, page []redis.Z) bool {
 	return true
 }
 
-// bucketOf returns the index of the bucket of t. A member whose timestamp
-// is not its score (not written by this package) may lie outside the
-// range: it goes to the nearest bucket.
+// bucketOf returns the index of the bucket of t, a time in the range or
+// a microsecond past it (rounded).
 func (s *summarizer) bucketOf(t time.Time) int {
 	n := len(s.buckets)
 	d := t.Sub(s.from)
