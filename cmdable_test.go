@@ -224,6 +224,8 @@ func TestTransactionsAcrossNodesFail(t *testing.T) {
 		return nil
 	})
 	require.ErrorIs(t, err, federated.ErrCrossNode)
+	assert.Equal(t, fmt.Sprintf("%v: a transaction's set %s is on node %s, its set %s on node %s",
+		federated.ErrCrossNode, a, c.KeyToNode(a), b, c.KeyToNode(b)), err.Error(), "names the commands and nodes")
 	err = c.Watch(ctx, func(*redis.Tx) error { return nil }, a, b)
 	require.ErrorIs(t, err, federated.ErrCrossNode)
 	// Inside a Watch of a, a command of b would run on a's server.

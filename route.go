@@ -308,7 +308,10 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 	if c.closed.Load() {
 		return fail(ErrClosed)
 	}
-	var n *node
+	var (
+		n     *node
+		first redis.Cmder // of n
+	)
 	topo := c.topo.Load() // one for every command, as for every key of one
 	for _, cmd := range inner {
 		t, ok := c.placeIn(ctx, topo, r, cmd)
@@ -318,9 +321,11 @@ func (c *Client) routeTx(ctx context.Context, r routing, cmds []redis.Cmder) err
 		case t.broadcast:
 			return fail(fmt.Errorf("%w: %s in a transaction names no key", ErrKeyless, strings.ToUpper(cmd.Name())))
 		case n != nil && t.node != n:
-			return fail(fmt.Errorf("%w: a transaction's keys are on nodes %s and %s", ErrCrossNode, n.name, t.node.name))
+			return fail(fmt.Errorf("%w: a transaction's %s is on node %s, its %s on node %s",
+				ErrCrossNode, cmdWithKey(first), n.name, cmdWithKey(cmd), t.node.name))
+		case n == nil:
+			n, first = t.node, cmd
 		}
-		n = t.node
 	}
 	if n == nil {
 		return nil // an empty transaction
