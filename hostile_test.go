@@ -699,6 +699,10 @@ var hostileReplyTests = []struct {
 	{name: "null as a map key to HGETALL", hello: helloRESP3, reply: "%1\r\n_\r\n$1\r\nv\r\n", want: federated.ErrMalformedReply,
 		msg: `an error or null ('_') as a map key`,
 		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
+	// Redis pushes only to a client that switched to RESP3. go-redis
+	// skipped the push and waited for a reply until the command timeout.
+	{name: "push to a RESP2 connection", hello: helloRefused, reply: ">1\r\n+x\r\n", want: federated.ErrMalformedReply,
+		msg: `a push ('>') before the connection switched to RESP3`},
 }
 
 // TestHostileReplies sends replies that declare billions of elements or

@@ -19,7 +19,9 @@
 // CRLF. Aggregate headers are counted, not parsed further. It also checks
 // the few values go-redis parses where the framing alone would pass them:
 // the content of an integer, double, boolean or big number line, the
-// format of a verbatim string, and the type of a map's key. The Scanner
+// format of a verbatim string, and the type of a map's key. And it refuses
+// a push until a map has passed at the top level, the answer to HELLO 3:
+// Redis pushes only to a client in RESP3. The Scanner
 // that does this keeps its state across reads, so a header or a payload
 // split over any number of reads is followed the same as one read whole,
 // and pipelined replies back to back are followed one after the other.
@@ -34,7 +36,7 @@
 // Failure behaviour: a header over a limit (ErrTooLarge) or a stream that is
 // not RESP (ErrMalformed: an unknown type byte, a length that is not a
 // number, a missing CRLF, more attributes in a row than MaxDepth, a value
-// go-redis cannot parse) fails the Read with an error that names the
+// go-redis cannot parse, a push before RESP3) fails the Read with an error that names the
 // header and the limit and unwraps to a *net.OpError, as a failed read of
 // any connection does. The bytes of the values complete before the
 // offending one are still returned with that error, so a reply read in the

@@ -99,6 +99,7 @@ type refParser struct {
 	pending int64 // slots declared by them and not yet filled
 	perSlot int64 // the slots one value of the innermost counts; 0 at the top
 	key     bool  // the next value is a map's key
+	resp3   bool  // a map has passed at the top level
 	bad     int   // where the bad value begins
 }
 
@@ -126,6 +127,12 @@ func (r *refParser) value() error {
 		}
 		if key && bytes.IndexByte([]byte("*~>%-!_"), kind) >= 0 {
 			return r.fail(start, ErrMalformed) // go-redis cannot key a Go map with it
+		}
+		if r.open == 0 {
+			if kind == '>' && !r.resp3 {
+				return r.fail(start, ErrMalformed) // Redis pushes only in RESP3
+			}
+			r.resp3 = r.resp3 || kind == '%'
 		}
 		switch kind {
 		case '+', '-', ':', '_', ',', '#', '(':

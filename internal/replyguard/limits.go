@@ -60,7 +60,7 @@ var ErrTooLarge = errors.New("federated: reply over a size limit")
 // attributes in a row before one value than MaxDepth, or a value go-redis
 // cannot parse (an integer, double, boolean or big number line that is not
 // one, a verbatim string without its format, an aggregate, error or null as
-// a map key).
+// a map key), or a push before the connection switched to RESP3.
 var ErrMalformed = errors.New("federated: malformed reply")
 
 // Limits bounds what a reply may declare. A zero field takes its default,

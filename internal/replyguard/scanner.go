@@ -75,6 +75,13 @@ type Scanner struct {
 	// them is never more than one level deep.
 	attrs int32
 
+	// resp3 is set once a map has passed at the top level. Redis answers
+	// only in RESP2 until a client's HELLO 3, which it answers with a map,
+	// and pushes only to a client in RESP3. go-redis, set to RESP3, takes a
+	// push for a notification on a connection that fell back to RESP2 too,
+	// skips it and waits for the reply.
+	resp3 bool
+
 	err error // the first failure; final
 }
 
@@ -134,6 +141,15 @@ func (s *Scanner) Scan(p []byte) (int, error) {
 			if s.atMapKey() {
 				if err := s.checkMapKey(); err != nil {
 					return s.fail(start, err)
+				}
+			}
+			if s.depth == 0 {
+				switch {
+				case s.kind == '%':
+					s.resp3 = true
+				case s.kind == '>' && !s.resp3:
+					return s.fail(start, fmt.Errorf("%w: a push ('>') before the connection switched to RESP3 (HELLO 3, answered with a map): go-redis would skip it and wait for a reply",
+						ErrMalformed))
 				}
 			}
 

@@ -43,13 +43,18 @@ var honestReplies = []struct{ name, reply string }{
 	{"map of every scalar key", "%7\r\n+a\r\n:1\r\n$1\r\nb\r\n*0\r\n:2\r\n%0\r\n,1.5\r\n_\r\n#t\r\n-ERR x\r\n(12\r\n$-1\r\n=5\r\ntxt:c\r\n:3\r\n"},
 	{"map keys after attributes", "%1\r\n|1\r\n+ttl\r\n:1\r\n$1\r\nk\r\n~1\r\n:2\r\n"},
 	{"set", "~3\r\n+a\r\n+b\r\n,1.5\r\n"},
-	{"push", ">3\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n_\r\n"},
+	{"push after HELLO 3", helloRESP3 + ">3\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nkey\r\n_\r\n"},
+	{"push in an array", "*1\r\n>1\r\n:1\r\n"}, // go-redis reads it as an array
 	{"attribute before a value", "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n*2\r\n:2039123\r\n:9543892\r\n"},
 	{"attribute inside an array", "*2\r\n|1\r\n+ttl\r\n:3600\r\n:1\r\n:2\r\n"},
 	{"empty attribute", "|0\r\n:1\r\n"},
-	{"HELLO 3", "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"},
+	{"HELLO 3", helloRESP3},
 	{"pipelined", "+OK\r\n:1\r\n$3\r\nfoo\r\n*2\r\n:1\r\n:2\r\n"},
 }
+
+// helloRESP3 is Redis 7's answer to HELLO 3, after which it speaks RESP3.
+const helloRESP3 = "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n" +
+	"$2\r\nid\r\n:5\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"
 
 // honestStream is every honest reply back to back, as a pipeline answers.
 func honestStream() string {
@@ -146,7 +151,7 @@ func TestScannerRefuses(t *testing.T) {
 		{"largest map in an array", "*6\r\n%2796202\r\n", ErrTooLarge,
 			"brings the slots declared and not yet filled to 16777217, over the limit of 16777216", 4},
 		{"huge set", "~16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
-		{"huge push", ">16777217\r\n", ErrTooLarge, "declares 16777217 elements", 0},
+		{"huge push", "%0\r\n>16777217\r\n", ErrTooLarge, "declares 16777217 elements", 4},
 		{"huge attribute", "|9000000\r\n", ErrTooLarge, "declares 9000000 pairs", 0},
 		{"huge verbatim", "=2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
 		{"huge blob error", "!2000000000\r\n", ErrTooLarge, "string of 2000000000 bytes", 0},
@@ -188,6 +193,10 @@ func TestScannerRefuses(t *testing.T) {
 		{"blob error as a map key", "%1\r\n!1\r\nx\r\n:1\r\n", ErrMalformed, `an error or null ('!') as a map key`, 4},
 		{"null as a map key", "%1\r\n_\r\n:1\r\n", ErrMalformed, `an error or null ('_') as a map key`, 4},
 		{"null string as a map key", "%1\r\n$-1\r\n:1\r\n", ErrMalformed, `header "$-1" is a null map key`, 4},
+		{"push before HELLO 3", ">2\r\n$7\r\nmessage\r\n$1\r\nx\r\n", ErrMalformed,
+			`a push ('>') before the connection switched to RESP3`, 0},
+		{"push after RESP2 replies", "-ERR unknown command 'HELLO'\r\n+OK\r\n*1\r\n%0\r\n>1\r\n:1\r\n", ErrMalformed,
+			"a push ('>') before", 43},
 		{"19 digits", "$1234567890123456789\r\n", ErrTooLarge, `header "$123456789012345678"... has a length of more than 18 digits`, 0},
 		{"endless line", "-" + strings.Repeat("x", DefaultMaxLineLen), ErrTooLarge,
 			`a '-' line longer than 65536 bytes`, 0},
