@@ -58,12 +58,14 @@ return {r[1], removed}
 `)
 
 // digestChunk defines the digest scripts' chunk, which spells a chunk of
-// members for the digest: in MessagePack, each member after its length.
-// Joined by a separator, members that hold it could spell what other
-// members do ("a\nb" and "c" against "a" and "b\nc").
+// members for the digest: a JSON array of strings, each quoted, by the
+// cjson library that Redis and the servers that stand in for it bundle
+// (cmsgpack, as fast, is missing from some). Joined by a separator,
+// members that hold it could spell what other members do ("a\nb" and "c"
+// against "a" and "b\nc").
 const digestChunk = `
 local function chunk(m)
-  return cmsgpack.pack(m)
+  return cjson.encode(m)
 end
 `
 
