@@ -389,3 +389,34 @@ func TestScanInABatchSaysToSendItAlone(t *testing.T) {
 	require.NotNil(t, scanned)
 	checkRefusal(t, scanned.Err())
 }
+
+// A scan whose cursor names a node past the last, after nodes were
+// removed mid-scan, is over: it failed with an error, which ended the
+// caller's loop with an error where a SCAN of a server whose table
+// shrank only misses keys.
+func TestScanEndsWhenItsNodeWasRemoved(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	for i := range 30 {
+		require.NoError(t, c.Set(ctx, fmt.Sprint("key", i), i, 0).Err())
+	}
+	// Walk to the last node.
+	var cursor uint64
+	for {
+		_, next, err := c.Scan(ctx, cursor, "", 5).Result()
+		require.NoError(t, err)
+		if next == 0 || next&(1<<10-1) == 2 {
+			cursor = next
+			break
+		}
+		cursor = next
+	}
+	require.NotZero(t, cursor, "a cursor of the third node")
+	names := c.Nodes() // sorted, as a scan walks them
+	require.NoError(t, c.RemoveNode(names[len(names)-1]))
+	keys, next, err := c.Scan(ctx, cursor, "", 5).Result()
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+	assert.Zero(t, next)
+}

@@ -23,7 +23,7 @@ import (
 // cursor, as a plain SCAN of it would be). The cursor is valid while the
 // nodes stay the same; with nodes added or removed in the middle, a scan
 // may miss or repeat keys, as a SCAN of one server may when its table
-// grows.
+// grows, and a cursor of a node past the last there is now ends it.
 
 // scanNodeBits is how many low bits of a cursor name the node.
 const scanNodeBits = 10
@@ -64,7 +64,9 @@ func (c *Client) scan(ctx context.Context, r routing, cmd redis.Cmder) {
 			return
 		}
 		if i >= len(names) {
-			cmd.SetErr(fmt.Errorf("federated: SCAN cursor %d names node %d of %d", cursor, i, len(names)))
+			// Nodes were removed since the cursor was made: the nodes
+			// after the last are walked, the scan is over.
+			setScanPage(cmd, nil, 0)
 			return
 		}
 		n = t.nodes[names[i]]
@@ -117,15 +119,21 @@ func (c *Client) scan(ctx context.Context, r routing, cmd redis.Cmder) {
 	case i+1 < len(names):
 		out = uint64(i + 1) // the next node, from its start
 	}
+	setScanPage(cmd, page, out)
+}
+
+// setScanPage sets a page of keys and the cursor that goes on after it as
+// the answer of cmd.
+func setScanPage(cmd redis.Cmder, page []string, cursor uint64) {
 	switch v := cmd.(type) {
 	case *redis.ScanCmd:
-		v.SetVal(page, out)
+		v.SetVal(page, cursor)
 	case *redis.Cmd:
 		keys := make([]any, len(page))
 		for j, k := range page {
 			keys[j] = k
 		}
-		v.SetVal([]any{strconv.FormatUint(out, 10), keys})
+		v.SetVal([]any{strconv.FormatUint(cursor, 10), keys})
 	default:
 		cmd.SetErr(fmt.Errorf("federated: SCAN into a %T", cmd))
 	}
