@@ -299,11 +299,13 @@ func TestHookPanicFailsWhatItWasGiven(t *testing.T) {
 	for _, st := range c.Status() {
 		assert.False(t, st.Down, "%s marked down", st.Address)
 	}
-	// Each INCR ran once, on the first server of the group.
-	n, err := directClient(t, servers[0].Addr()).Get(ctx, hooked).Int()
+	// Each INCR ran once, on the group's current server.
+	current, err := c.NodeToServer("group")
+	require.NoError(t, err)
+	n, err := directClient(t, current).Get(ctx, hooked).Int()
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
-	assert.Zero(t, directClient(t, servers[1].Addr()).Exists(ctx, hooked).Val())
+	assert.Zero(t, directClient(t, otherServer(servers[:2], current).Addr()).Exists(ctx, hooked).Val())
 
 	done := make(chan error, 1)
 	go func() { done <- c.Close() }()
