@@ -763,11 +763,12 @@ func TestSortPatternsStayOnTheirNode(t *testing.T) {
 	require.ErrorIs(t, c.Do(ctx, "SORT", "{u}list", "STORE", "{"+other+"}sorted").Err(), federated.ErrCrossNode)
 }
 
-// TestWaitForeverEndsWhenItsServerLeaves: a wait forever on a server that
-// a ReplaceNode took out of the federation ends about a command timeout
-// later (its jobs now go to the new server), with an error to send it
-// again; Close ends one at once.
-func TestWaitForeverEndsWhenItsServerLeaves(t *testing.T) {
+// TestWaitForeverMovesWhenItsServerLeaves: a wait forever on a server that
+// a ReplaceNode took out of the federation goes to the new server at
+// once, where its jobs now go: it failed a command timeout later, and a
+// caller that did not send it again waited for nothing. Close ends one
+// at once.
+func TestWaitForeverMovesWhenItsServerLeaves(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	opts := testOptions()
 	opts.CommandTimeout = 300 * time.Millisecond
@@ -775,27 +776,75 @@ func TestWaitForeverEndsWhenItsServerLeaves(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	blocked := func(s *redistest.Server) bool { return blockedClients(t, s.Addr()) > 0 }
-	waited := make(chan error, 1)
-	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	waited := make(chan *redis.StringSliceCmd, 1)
+	go func() { waited <- c.BLPop(ctx, 0, "jobs") }()
 	require.Eventually(t, func() bool { return blocked(servers[0]) }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.ReplaceNode("n", federated.Node{Address: servers[1].Addr()}))
+	require.Eventually(t, func() bool { return blocked(servers[1]) && !blocked(servers[0]) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, c.RPush(ctx, "jobs", "x").Err())
 	select {
-	case err := <-waited:
-		require.Error(t, err)
+	case cmd := <-waited:
+		require.NoError(t, cmd.Err())
+		assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
 	case <-time.After(5 * time.Second):
-		t.Fatal("the wait outlived its server's leaving")
+		t.Fatal("the wait did not move with its node")
 	}
-	assert.Eventually(t, func() bool { return !blocked(servers[0]) }, 5*time.Second, 10*time.Millisecond)
 
-	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	go func() { waited <- c.BLPop(ctx, 0, "jobs") }()
 	require.Eventually(t, func() bool { return blocked(servers[1]) }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Close())
 	select {
-	case err := <-waited:
-		require.ErrorIs(t, err, federated.ErrClosed)
+	case cmd := <-waited:
+		require.ErrorIs(t, cmd.Err(), federated.ErrClosed)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the wait outlived Close")
 	}
+}
+
+// A wait forever whose key a node added takes goes to that node at once,
+// with no context that can end it too, and one whose key stays where it
+// was is left waiting: an element pushed through the client after the
+// change reaches each. The first waited on the old server for ever, where
+// nothing was pushed any more.
+func TestWaitForeverMovesWithItsKey(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
+	two := map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}
+	other := newClient(t, federated.Config{Nodes: two, Options: testOptions()})
+	moving, staying := "", ""
+	for i := 0; moving == "" || staying == ""; i++ {
+		if k := fmt.Sprint("q", i); other.KeyToNode(k) == "b" {
+			moving = k
+		} else {
+			staying = k
+		}
+	}
+	ctx := context.Background()
+	waited := make(chan *redis.StringSliceCmd, 2)
+	for _, k := range []string{moving, staying} {
+		go func() { waited <- c.BLPop(ctx, 0, k) }()
+	}
+	require.Eventually(t, func() bool { return blockedClients(t, s0) == 2 }, 5*time.Second, 10*time.Millisecond)
+	var clientIDs atomic.Int64
+	c.AddHook(seenHook{name: "client", n: &clientIDs})
+	require.NoError(t, c.AddNode("b", federated.Node{Address: s1}))
+	require.Eventually(t, func() bool { return blockedClients(t, s0) == 1 && blockedClients(t, s1) == 1 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int64(1), clientIDs.Load(), "the staying wait was not sent again")
+	for _, k := range []string{moving, staying} {
+		require.NoError(t, c.RPush(ctx, k, "x").Err())
+	}
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case cmd := <-waited:
+			require.NoError(t, cmd.Err())
+			got[cmd.Val()[0]] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("waits answered: %v", got)
+		}
+	}
+	assert.Equal(t, map[string]bool{moving: true, staying: true}, got)
 }
 
 // TestWaitForeverOfAUserWithoutClientCommands: a user whose ACL refuses

@@ -249,7 +249,18 @@ func (c *Client) routeOne(ctx context.Context, r routing, cmd redis.Cmder) {
 	case all:
 		c.sendEach(ctx, t.node.servers, cmd) // each server under ctx's bound
 	case forever:
-		c.processWith(ctx, t.node, cmd, c.sendForever)
+		send := c.sendForever(r)
+		for {
+			c.processWith(ctx, t.node, cmd, send)
+			if !errors.Is(cmd.Err(), errWaitMoved) {
+				break
+			}
+			// Its keys moved: where they are now.
+			cmd.SetErr(nil)
+			if t, ok = c.placeCmd(ctx, r, cmd); !ok {
+				break
+			}
+		}
 	default:
 		c.processOn(ctx, t.node, cmd)
 	}

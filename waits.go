@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,10 @@ import (
 // server's next wait once it is answered.
 //
 // And go-redis reads a wait forever with no deadline, and never watches a
-// cancel. A wait under a context that can end learns its connection's id
-// first (CLIENT ID), and at the cancel or the deadline, CLIENT UNBLOCK
-// from another connection ends the wait as its own timeout would. The
+// cancel. A wait learns its connection's id first (CLIENT ID), and at the
+// cancel or the deadline, or when a change of nodes moves its keys (see
+// waitPlace), CLIENT UNBLOCK from another connection ends the wait as its
+// own timeout would. The
 // wait is never cut: a server slow to answer (a long script) may hand an
 // element to a connection whose wait was cut, and nobody would read it.
 // So a server that does not answer the CLIENT UNBLOCK is told again until
@@ -37,6 +39,70 @@ type waits struct {
 	live   map[*redis.Client]struct{} // every client, idle ones included; guarded by mu
 	idle   []*redis.Client            // answered, kept for the next wait; guarded by mu
 	closed bool                       // guarded by mu
+	placed map[*waitPlace]struct{}    // waits under way that a change of nodes may move; guarded by mu
+}
+
+// waitPlace is what a change of nodes needs of a wait under way: the keys
+// it waits on, hashed, and how to end it once they are elsewhere. A wait
+// left on a server its keys moved off (a node added that takes them)
+// would wait there for ever, while the elements pushed through the
+// client go where the keys are now: it is ended, as a cancel ends it,
+// and sent again where they are.
+type waitPlace struct {
+	hashed []string
+	moved  atomic.Bool
+	end    context.CancelFunc
+}
+
+// movedOff reports whether a key of the wait is on no node of t that
+// holds s.
+func (p *waitPlace) movedOff(s *server, t *topology) bool {
+	for _, h := range p.hashed {
+		n, err := t.route(h)
+		if err != nil || !slices.Contains(n.servers, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// track notes a wait under way until untrack.
+func (w *waits) track(p *waitPlace) (untrack func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.placed == nil {
+		w.placed = make(map[*waitPlace]struct{})
+	}
+	w.placed[p] = struct{}{}
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.placed, p)
+	}
+}
+
+// moveWaits ends the waits under way whose keys the change of nodes from
+// prev to next moved off their server, those of servers that left
+// included: each is sent again where its keys are (see waitPlace).
+func (c *Client) moveWaits(prev, next *topology) {
+	move := func(s *server) {
+		s.waits.mu.Lock()
+		defer s.waits.mu.Unlock()
+		for p := range s.waits.placed {
+			if p.movedOff(s, next) {
+				p.moved.Store(true)
+				p.end()
+			}
+		}
+	}
+	for _, s := range prev.servers {
+		move(s)
+	}
+	for addr, s := range next.servers {
+		if prev.servers[addr] != s {
+			move(s)
+		}
+	}
 }
 
 // get returns an idle client, or one made by newClient; ok is false, and
@@ -98,11 +164,24 @@ func (w *waits) closeAll() {
 	}
 }
 
-// sendForever sends cmd, which waits on s forever, on a connection of its
-// own, and so that a cancel of ctx ends it (see above): it then fails with
-// ctx's error. An answer that came first (an element popped) is kept. The
-// user's hooks see the wait and CLIENT ID.
-func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder) error {
+// errWaitMoved is the error of a wait forever ended because a change of
+// nodes moved its keys: the caller sends it again where they are.
+var errWaitMoved = errors.New("federated: the keys of the wait moved to another node")
+
+// sendForever returns a send for processWith that sends cmd, which waits
+// forever, routed by r: see sendForeverOn.
+func (c *Client) sendForever(r routing) func(context.Context, *server, *redis.Client, redis.Cmder) error {
+	return func(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder) error {
+		return c.sendForeverOn(ctx, s, pooled, cmd, r)
+	}
+}
+
+// sendForeverOn sends cmd, which waits on s forever, on a connection of
+// its own, and so that a cancel of ctx ends it (see above): it then fails
+// with ctx's error; and so that a change of nodes that moves its keys
+// ends it: it then fails with errWaitMoved. An answer that came first (an
+// element popped) is kept. The user's hooks see the wait and CLIENT ID.
+func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder, r routing) error {
 	rc, ok := s.waits.get(func() *redis.Client { return c.newWaitClient(s) })
 	if !ok {
 		err := c.whenClosed(fmt.Errorf("%w: server %s left the federation", ErrUnknownNode, s.addr))
@@ -122,11 +201,6 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 		}
 	}
 
-	if ctx.Done() == nil {
-		raw = rc.Process(ctx, cmd) // nothing can cancel it
-		failed(ctx, raw)
-		return c.leftError(s, cmd, raw)
-	}
 	idCtx, cancel := c.withTimeout(ctx)
 	id, err := rc.ClientID(idCtx).Result()
 	cancel()
@@ -142,9 +216,20 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 		cmd.SetErr(err)
 		return err
 	}
+	// The wait ends when ctx does, or when its keys move.
+	wctx, end := context.WithCancel(ctx)
+	defer end()
+	place := &waitPlace{end: end}
+	if place.hashed = c.waitKeys(ctx, r, cmd); len(place.hashed) > 0 {
+		defer s.waits.track(place)()
+		if place.movedOff(s, c.topo.Load()) { // moved before it was tracked
+			place.moved.Store(true)
+			end()
+		}
+	}
 	answered, done := make(chan struct{}), make(chan struct{})
 	var ended atomic.Bool
-	stop := context.AfterFunc(ctx, func() {
+	stop := context.AfterFunc(wctx, func() {
 		defer close(done)
 		ended.Store(c.unblock(s, id, answered))
 	})
@@ -153,6 +238,12 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 	if !stop() {
 		<-done
 	}
+	if raw != nil && place.moved.Load() && (ended.Load() || errors.Is(raw, redis.ErrClosed)) {
+		// Ended, or closed with the server that left, for the move: no
+		// answer came, and none will.
+		cmd.SetErr(errWaitMoved)
+		return errWaitMoved
+	}
 	if raw != nil && ended.Load() {
 		// The end of the wait (a nil reply), not an answer.
 		cmd.SetErr(ctx.Err())
@@ -160,6 +251,23 @@ func (c *Client) sendForever(ctx context.Context, s *server, pooled *redis.Clien
 	}
 	failed(ctx, raw)
 	return c.leftError(s, cmd, raw)
+}
+
+// waitKeys returns the keys of a wait, hashed as routing hashes them, or
+// none when they cannot be told (the wait is then not moved).
+func (c *Client) waitKeys(ctx context.Context, r routing, cmd redis.Cmder) []string {
+	if r.grouped {
+		return []string{r.group}
+	}
+	keys, err := c.commandKeys(ctx, c.topo.Load(), cmd, nil)
+	if err != nil {
+		return nil
+	}
+	hashed := make([]string, len(keys))
+	for i, k := range keys {
+		hashed[i] = c.hashKey("", k)
+	}
+	return hashed
 }
 
 // leftError returns a wait's error, which, once s has left the federation
