@@ -363,44 +363,45 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // channel's send timeout first: a minute, or what
 // redis.WithChannelSendTimeout gives Channel.)
 func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	rc, subs := c.pubsubClient(channels)
-	return subs.add(rc.Subscribe(ctx, channels...))
+	rc, subs, hashed := c.pubsubClient(channels)
+	return subs.add(rc.Subscribe(ctx, channels...), hashed)
 }
 
 // PSubscribe subscribes to patterns, on the node of the first, as
 // Subscribe does: a pattern matches the channels of that node only.
 func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
-	rc, subs := c.pubsubClient(patterns)
-	return subs.add(rc.PSubscribe(ctx, patterns...))
+	rc, subs, hashed := c.pubsubClient(patterns)
+	return subs.add(rc.PSubscribe(ctx, patterns...), hashed)
 }
 
 // SSubscribe subscribes to shard channels on the node of the first, as
 // Subscribe does.
 func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	rc, subs := c.pubsubClient(channels)
-	return subs.add(rc.SSubscribe(ctx, channels...))
+	rc, subs, hashed := c.pubsubClient(channels)
+	return subs.add(rc.SSubscribe(ctx, channels...), hashed)
 }
 
 // pubsubClient returns the subscriptions' client of the current server of
-// the first channel's node (see pubsubOf) and the subscriptions that end
-// with it, or the router when there is none, whose PubSub then fails to
-// connect with a clear error, and the subscriptions that end at Close.
-func (c *Client) pubsubClient(channels []string) (*redis.Client, *subscriptions) {
+// the first channel's node (see pubsubOf), the subscriptions that end
+// with it and the first channel, hashed; or the router when there is
+// none, whose PubSub then fails to connect with a clear error, and the
+// subscriptions that end at Close.
+func (c *Client) pubsubClient(channels []string) (_ *redis.Client, _ *subscriptions, hashed string) {
 	if len(channels) == 0 || c.closed.Load() {
-		return c.router, &c.routerSubs
+		return c.router, &c.routerSubs, ""
 	}
 	n, err := c.route("", channels[0])
 	if err != nil {
-		return c.router, &c.routerSubs
+		return c.router, &c.routerSubs, ""
 	}
 	s, err := c.currentServer(n)
 	if err != nil {
-		return c.router, &c.routerSubs
+		return c.router, &c.routerSubs, ""
 	}
 	if ps := c.pubsubOf(s); ps != nil {
-		return ps, &s.subs
+		return ps, &s.subs, c.hashKey("", channels[0])
 	}
-	return c.router, &c.routerSubs
+	return c.router, &c.routerSubs, ""
 }
 
 // pubsubOf returns the server's client for subscriptions, made at the

@@ -223,6 +223,56 @@ func TestSubscriptionEndsWithItsNode(t *testing.T) {
 	}
 }
 
+// A subscription whose channel a node added takes is closed at once, as
+// one of a server that leaves is, so that its owner subscribes again
+// where messages published through the client now go: it stayed on the
+// old server and received nothing. One whose channel stays receives on.
+func TestSubscriptionOfAMovedChannelEnds(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
+	other := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}, Options: testOptions()})
+	moving, staying := "", ""
+	for i := 0; moving == "" || staying == ""; i++ {
+		if k := fmt.Sprint("news-", i); other.KeyToNode(k) == "b" {
+			moving = k
+		} else {
+			staying = k
+		}
+	}
+	ctx := context.Background()
+	subscribe := func(channel string) <-chan *redis.Message {
+		ps := c.Subscribe(ctx, channel)
+		t.Cleanup(func() { _ = ps.Close() })
+		_, err := ps.Receive(ctx)
+		require.NoError(t, err, "subscribed")
+		return ps.Channel()
+	}
+	moved, stays := subscribe(moving), subscribe(staying)
+	require.NoError(t, c.AddNode("b", federated.Node{Address: s1}))
+	select {
+	case _, ok := <-moved:
+		assert.False(t, ok, "the subscription ended")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the subscription of a moved channel went on")
+	}
+	require.NoError(t, c.Publish(ctx, staying, "hello").Err())
+	select {
+	case m := <-stays:
+		assert.Equal(t, "hello", m.Payload)
+	case <-time.After(2 * time.Second):
+		t.Fatal("the subscription of a channel that stayed received nothing")
+	}
+	moved = subscribe(moving)
+	require.NoError(t, c.Publish(ctx, moving, "again").Err())
+	select {
+	case m := <-moved:
+		assert.Equal(t, "again", m.Payload)
+	case <-time.After(2 * time.Second):
+		t.Fatal("subscribed again, it received nothing")
+	}
+}
+
 // A subscription ends with the Client: Close closes its PubSub, and so
 // the goroutine go-redis runs behind its Channel, whether the owner closes
 // it later or not.

@@ -381,7 +381,7 @@ func (c *Client) AddNode(name string, n Node) error {
 	}
 	next.setRing(r)
 	c.topo.Store(next)
-	c.moveWaits(old, next)
+	c.followKeys(old, next)
 	c.opts.Logger.Info("federated: node added", "node", name, "servers", n.Servers())
 	return nil
 }
@@ -442,7 +442,7 @@ func (c *Client) RemoveNode(name string) error {
 	}
 	next.setRing(r)
 	c.topo.Store(next)
-	c.moveWaits(old, next)
+	c.followKeys(old, next)
 	c.retireLater(nd.servers)
 	c.opts.Logger.Info("federated: node removed", "node", name)
 	return nil

@@ -46,7 +46,7 @@ func (c *Client) ReplaceNode(name string, n Node) error {
 	}
 	next.setRing(old.ring) // the same names: only the index of nodes changes
 	c.topo.Store(next)
-	c.moveWaits(old, next)
+	c.followKeys(old, next)
 	c.retireLater(gone)
 	c.opts.Logger.Info("federated: node replaced", "node", name, "servers", n.Servers())
 	return nil
@@ -115,7 +115,7 @@ func (c *Client) SetNodes(nodes map[string]Node) error {
 		next.setRing(r)
 	}
 	c.topo.Store(next)
-	c.moveWaits(old, next)
+	c.followKeys(old, next)
 	c.retireLater(gone)
 	c.opts.Logger.Info("federated: nodes set", "nodes", slices.Sorted(maps.Keys(nodes)))
 	return nil

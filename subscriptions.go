@@ -1,6 +1,7 @@
 package federated
 
 import (
+	"slices"
 	"sync"
 	"weak"
 
@@ -15,14 +16,21 @@ import (
 // its owner dropped is forgotten once the collector takes it.
 type subscriptions struct {
 	mu     sync.Mutex
-	subs   []weak.Pointer[redis.PubSub] // guarded by mu
-	pruned int                          // len(subs) after the last pruning; guarded by mu
-	closed bool                         // guarded by mu
+	subs   []subscription // guarded by mu
+	pruned int            // len(subs) after the last pruning; guarded by mu
+	closed bool           // guarded by mu
 }
 
-// add keeps ps, to close with the others; once they are closed it closes
-// ps at once.
-func (s *subscriptions) add(ps *redis.PubSub) *redis.PubSub {
+// subscription is a PubSub, held weakly, and the first of its channels,
+// hashed, which placed it.
+type subscription struct {
+	ps     weak.Pointer[redis.PubSub]
+	hashed string
+}
+
+// add keeps ps, placed by the channel hashed, to close with the others;
+// once they are closed it closes ps at once.
+func (s *subscriptions) add(ps *redis.PubSub, hashed string) *redis.PubSub {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -33,8 +41,37 @@ func (s *subscriptions) add(ps *redis.PubSub) *redis.PubSub {
 		s.subs = pruneCollected(s.subs)
 		s.pruned = len(s.subs)
 	}
-	s.subs = append(s.subs, weak.Make(ps))
+	s.subs = append(s.subs, subscription{weak.Make(ps), hashed})
 	return ps
+}
+
+// closeMoved closes the PubSubs of srv whose first channel is on no node
+// of t that holds srv: messages published through the client go to its
+// node now, so the subscriber learns to subscribe again, as when its
+// server leaves.
+func (s *subscriptions) closeMoved(srv *server, t *topology) {
+	s.mu.Lock()
+	var moved []*redis.PubSub
+	n := 0
+	for _, sub := range s.subs {
+		ps := sub.ps.Value()
+		if ps == nil {
+			continue
+		}
+		if node, err := t.route(sub.hashed); err != nil || !slices.Contains(node.servers, srv) {
+			moved = append(moved, ps)
+			continue
+		}
+		s.subs[n] = sub
+		n++
+	}
+	clear(s.subs[n:])
+	s.subs = s.subs[:n]
+	s.pruned = min(s.pruned, n)
+	s.mu.Unlock()
+	for _, ps := range moved {
+		_ = ps.Close()
+	}
 }
 
 // closeAll closes every PubSub kept, and those added later as they come.
@@ -43,19 +80,19 @@ func (s *subscriptions) closeAll() {
 	subs := s.subs
 	s.subs, s.closed = nil, true
 	s.mu.Unlock()
-	for _, w := range subs {
-		if ps := w.Value(); ps != nil {
+	for _, sub := range subs {
+		if ps := sub.ps.Value(); ps != nil {
 			_ = ps.Close() // a second Close of one its owner closed only fails
 		}
 	}
 }
 
 // pruneCollected drops the PubSubs the collector took.
-func pruneCollected(subs []weak.Pointer[redis.PubSub]) []weak.Pointer[redis.PubSub] {
+func pruneCollected(subs []subscription) []subscription {
 	n := 0
-	for _, w := range subs {
-		if w.Value() != nil {
-			subs[n] = w
+	for _, sub := range subs {
+		if sub.ps.Value() != nil {
+			subs[n] = sub
 			n++
 		}
 	}

@@ -81,26 +81,29 @@ func (w *waits) track(p *waitPlace) (untrack func()) {
 	}
 }
 
-// moveWaits ends the waits under way whose keys the change of nodes from
+// followKeys ends the waits under way whose keys the change of nodes from
 // prev to next moved off their server, those of servers that left
-// included: each is sent again where its keys are (see waitPlace).
-func (c *Client) moveWaits(prev, next *topology) {
-	move := func(s *server) {
+// included: each is sent again where its keys are (see waitPlace). And
+// it closes the subscriptions whose channels moved, as those of a server
+// that leaves are: subscribe again.
+func (c *Client) followKeys(prev, next *topology) {
+	follow := func(s *server) {
 		s.waits.mu.Lock()
-		defer s.waits.mu.Unlock()
 		for p := range s.waits.placed {
 			if p.movedOff(s, next) {
 				p.moved.Store(true)
 				p.end()
 			}
 		}
+		s.waits.mu.Unlock()
+		s.subs.closeMoved(s, next)
 	}
 	for _, s := range prev.servers {
-		move(s)
+		follow(s)
 	}
 	for addr, s := range next.servers {
 		if prev.servers[addr] != s {
-			move(s)
+			follow(s)
 		}
 	}
 }
