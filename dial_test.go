@@ -76,7 +76,7 @@ func TestDialGuardsTLS(t *testing.T) {
 	h := startHostileServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		helloRefused, "*2000000000\r\n", 0)
 	checkHostileReply(t, h, &tls.Config{RootCAs: certPool(t, certs.caFile), MinVersion: tls.VersionTLS12}, nil,
-		replyguard.ErrTooLarge, `header "*2000000000" declares 2000000000 elements`, 0)
+		replyguard.ErrTooLarge, `header "*2000000000" declares 2000000000 elements`, 0, true)
 }
 
 // TestDialKeepsTheReuseCheck closes a pooled connection from the server's

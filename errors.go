@@ -49,20 +49,22 @@ var ErrWrongType = journal.ErrWrongType
 
 // ErrReplyTooLarge reports a reply refused because it declares more than
 // the client will allocate before reading it: a string over 512 MiB, more
-// than 16777216 slots of arrays and maps pending (a map's pair counts six),
-// aggregates nested more than 512 deep, or a line over 64 KiB. The connection is closed and the
-// server taken for down, as for a broken connection. The error names the
-// server and the header at fault.
+// than 16777216 slots of arrays and maps pending (a map's pair counts
+// six), aggregates nested more than 512 deep, or a line over 64 KiB. The
+// connection is closed and the server taken for down, as for a broken
+// connection. The error names the server and the header at fault.
 var ErrReplyTooLarge = replyguard.ErrTooLarge
 
 // ErrMalformedReply reports a reply refused because it is not RESP (an
 // unknown type byte, a length that is not a number, a line not ended by
-// CRLF), or is RESP that go-redis cannot read (a value it cannot parse,
-// such as an integer that is not one, an aggregate or a null as a map's
-// key, more than 512 attributes in a row, a push before the connection
+// CRLF, more than 512 attributes in a row, a push before the connection
 // speaks RESP3): something other than Redis answers at the server's
-// address, or the stream was corrupted. As for ErrReplyTooLarge, the connection is
-// closed and the server taken for down.
+// address, or the stream was corrupted. As for ErrReplyTooLarge, the
+// connection is closed and the server taken for down. It also reports a
+// value go-redis cannot parse (an integer that is not one, an aggregate or
+// a null as a map's key), which Redis itself sends as some scripts'
+// answers: that fails its command alone, and the server stays up. A
+// command whose reply was refused is never sent to another server.
 var ErrMalformedReply = replyguard.ErrMalformed
 
 // ServerError is the error of a command that failed on, or could not be sent

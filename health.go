@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redfed/federated/internal/replyguard"
 )
 
 // server is one redis-server process and what the client knows of its health.
@@ -623,10 +625,12 @@ func isTimeout(err error) bool {
 // isConnError reports an error of the connection itself: refused, reset,
 // closed by the peer, or a reply the connection refused to read. The last
 // comes wrapped in a *net.OpError, but is named here so that a server that
-// sends one is taken for down whatever wraps the error on its way.
+// sends one is taken for down whatever wraps the error on its way; all but
+// a value go-redis cannot parse, which Redis itself sends as some scripts'
+// answers: the command's own failure, as a reply error is.
 func isConnError(err error) bool {
-	if isHookError(err) {
-		return false // a user's hook's, not the connection's
+	if isHookError(err) || errors.Is(err, replyguard.ErrUnreadable) {
+		return false // a user's hook's, or an answer's, not the connection's
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
@@ -639,11 +643,13 @@ func isConnError(err error) bool {
 }
 
 // isRetryable reports a failure after which the command can go to another
-// server of the group: the connection failed rather than timed out. Like
-// go-redis's own retries, this may apply a command twice if the server died
-// after executing it and before answering.
+// server of the group: the connection failed rather than timed out, or
+// than answered with a reply refused (the command ran). Like go-redis's
+// own retries, this may apply a command twice if the server died after
+// executing it and before answering.
 func isRetryable(err error) bool {
-	return !isTimeout(err) && isConnError(err)
+	return !isTimeout(err) && isConnError(err) &&
+		!errors.Is(err, ErrReplyTooLarge) && !errors.Is(err, ErrMalformedReply)
 }
 
 // retries counts the tries of one command or batch after failures of its

@@ -640,6 +640,7 @@ var hostileReplyTests = []struct {
 	want         error
 	msg          string
 	allocated    uint64 // the most the process may allocate meanwhile; 0 means 64 MiB
+	answer       bool   // a value Redis itself may send: the command's failure, not the server's
 }{
 	{name: "array", hello: helloRefused, reply: "*2000000000\r\n", want: federated.ErrReplyTooLarge,
 		msg: `header "*2000000000" declares 2000000000 elements, over the limit of 16777216 elements`},
@@ -684,19 +685,20 @@ var hostileReplyTests = []struct {
 	{name: "not Redis", hello: "HTTP/1.1 400 Bad Request\r\n\r\n", reply: "HTTP/1.1 400 Bad Request\r\n\r\n", want: federated.ErrMalformedReply,
 		msg: `malformed reply: type byte 'H'`},
 	// Values within the framing that go-redis cannot parse: it failed the
-	// command with a bare parse error that named no server, and took the
-	// server for up.
-	{name: "integer not a number", hello: helloRefused, reply: ":abc\r\n", want: federated.ErrMalformedReply,
+	// command with a bare parse error that named no server. Redis itself
+	// sends some (a script's answer), so they fail the command alone: the
+	// server is not taken for down, nor the command sent to another.
+	{name: "integer not a number", hello: helloRefused, reply: ":abc\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `a ':' line "abc" is not a 64-bit integer`},
-	{name: "double out of range", hello: helloRESP3, reply: ",1e400\r\n", want: federated.ErrMalformedReply,
+	{name: "double out of range", hello: helloRESP3, reply: ",1e400\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `a ',' line "1e400" is not a double`},
-	{name: "boolean not t or f", hello: helloRESP3, reply: "#x\r\n", want: federated.ErrMalformedReply,
+	{name: "boolean not t or f", hello: helloRESP3, reply: "#x\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `a '#' line "x" is not t or f`},
-	{name: "verbatim without format", hello: helloRESP3, reply: "=3\r\nabc\r\n", want: federated.ErrMalformedReply,
+	{name: "verbatim without format", hello: helloRESP3, reply: "=3\r\nabc\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `header "=3" declares a verbatim string of 3 bytes, too short for its format`},
-	{name: "array as a map key", hello: helloRESP3, reply: "%1\r\n*1\r\n:1\r\n:2\r\n", want: federated.ErrMalformedReply,
+	{name: "array as a map key", hello: helloRESP3, reply: "%1\r\n*1\r\n:1\r\n:2\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `an aggregate ('*') as a map key`},
-	{name: "null as a map key to HGETALL", hello: helloRESP3, reply: "%1\r\n_\r\n$1\r\nv\r\n", want: federated.ErrMalformedReply,
+	{name: "null as a map key to HGETALL", hello: helloRESP3, reply: "%1\r\n_\r\n$1\r\nv\r\n", want: federated.ErrMalformedReply, answer: true,
 		msg: `an error or null ('_') as a map key`,
 		run: func(ctx context.Context, c *federated.Client) error { return c.HGetAll(ctx, "k").Err() }},
 	// Redis pushes only to a client that switched to RESP3. go-redis
@@ -713,7 +715,7 @@ func TestHostileReplies(t *testing.T) {
 	for _, tt := range hostileReplyTests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := startHostileServer(t, nil, tt.hello, tt.reply, tt.split)
-			checkHostileReply(t, h, nil, tt.run, tt.want, tt.msg, tt.allocated)
+			checkHostileReply(t, h, nil, tt.run, tt.want, tt.msg, tt.allocated, !tt.answer)
 		})
 	}
 }
@@ -728,7 +730,7 @@ func TestHostileAttributeChain(t *testing.T) {
 	reply := strings.Repeat("|0\r\n", 20_000_000) + "+OK\r\n"
 	h := startHostileServer(t, nil, helloRefused, reply, 0)
 	checkHostileReply(t, h, nil, nil, federated.ErrMalformedReply,
-		`header "|0" makes 513 attributes in a row before one value, over the limit of 512`, 0)
+		`header "|0" makes 513 attributes in a row before one value, over the limit of 512`, 0, true)
 }
 
 // TestHostileMapWithinTheLimit sends the largest map header the guard
@@ -752,11 +754,12 @@ func TestHostileMapWithinTheLimit(t *testing.T) {
 
 // checkHostileReply runs a command (a GET by Do when run is nil) against
 // h, over TLS when tlsConfig is set, and checks that it fails with want and
-// msg, within the command timeout, and that the process allocates at most
-// allocated bytes (64 MiB when 0) while the command and two background
-// checks of the server meet the reply.
+// msg, within the command timeout, that the server is taken for down or,
+// unless down, stays up, and that the process allocates at most allocated
+// bytes (64 MiB when 0) while the command and two background checks of the
+// server meet the reply.
 func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
-	run func(context.Context, *federated.Client) error, want error, msg string, allocated uint64) {
+	run func(context.Context, *federated.Client) error, want error, msg string, allocated uint64, down bool) {
 	t.Helper()
 	if run == nil {
 		run = func(ctx context.Context, c *federated.Client) error { return c.Do(ctx, "GET", "k").Err() }
@@ -781,15 +784,19 @@ func checkHostileReply(t *testing.T, h *hostileServer, tlsConfig *tls.Config,
 	assert.Contains(t, err.Error(), msg)
 	assert.Contains(t, err.Error(), h.addr(), "the error names the server")
 	assert.Less(t, elapsed, opts.CommandTimeout, "the error comes before the command timeout")
-	assert.ErrorIs(t, err, federated.ErrServerDown, "a server that sends such a reply is taken for down")
-	assert.True(t, c.IsServerDown(h.addr()))
+	if down {
+		assert.ErrorIs(t, err, federated.ErrServerDown, "a server that sends such a reply is taken for down")
+	} else {
+		assert.NotErrorIs(t, err, federated.ErrServerDown, "such a reply fails its command alone")
+	}
+	assert.Equal(t, down, c.IsServerDown(h.addr()))
 
 	// The background checks meet the same reply, and are refused the same
 	// way: the server stays down and the process whole.
 	commands := h.commands.Load()
 	require.Eventually(t, func() bool { return h.commands.Load() >= commands+2 }, 5*time.Second, 5*time.Millisecond,
 		"the server is checked again")
-	assert.True(t, c.IsServerDown(h.addr()))
+	assert.Equal(t, down, c.IsServerDown(h.addr()))
 	grown := totalAlloc() - before
 	assert.Less(t, grown, allocated, "bytes allocated by the command and the checks: %d MiB", grown>>20)
 }
@@ -819,4 +826,30 @@ func TestHostileRangePageSentAgain(t *testing.T) {
 	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the read ended on its own")
 	assert.Contains(t, err.Error(), "a page that does not move on")
 	assert.Contains(t, err.Error(), h.addr(), "the error names the server")
+}
+
+// A value go-redis cannot parse that Redis itself sends, a script's big
+// number that is not a number or a map keyed by a table, fails its command
+// alone: it marked the server down and sent the command to the next of its
+// group, so a script that wrote first ran on both servers and left both
+// down. A reply refused for its size is not sent again either: the command
+// ran.
+func TestScriptAnswerGoRedisCannotReadFailsItsCommandAlone(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"g": {Addresses: redistest.Addrs(servers)}}, Options: testOptions()})
+	ctx := context.Background()
+	current, err := c.NodeToServer("g")
+	require.NoError(t, err)
+	for i, answer := range []string{"{big_number='abc'}", "{map={[false]=1}}", "{map={[{1}]=1}}"} {
+		script := "redis.call('INCR', KEYS[1]) return " + answer
+		err := c.Eval(ctx, script, []string{"n"}).Err()
+		require.ErrorIs(t, err, federated.ErrMalformedReply, answer)
+		for _, st := range c.Status() {
+			require.False(t, st.Down, "%s: %s marked down", answer, st.Address)
+		}
+		n, err := directClient(t, current).Get(ctx, "n").Int()
+		require.NoError(t, err)
+		assert.Equal(t, i+1, n, "%s: ran once", answer)
+		assert.Zero(t, directClient(t, otherServer(servers, current).Addr()).Exists(ctx, "n").Val(), answer)
+	}
 }

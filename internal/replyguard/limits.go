@@ -58,10 +58,17 @@ var ErrTooLarge = errors.New("federated: reply over a size limit")
 // ErrMalformed reports a stream that is not RESP: an unknown type byte, a
 // length that is not a number, a line or payload not ended by CRLF, more
 // attributes in a row before one value than MaxDepth, or a value go-redis
-// cannot parse (an integer, double, boolean or big number line that is not
-// one, a verbatim string without its format, an aggregate, error or null as
-// a map key), or a push before the connection switched to RESP3.
+// cannot parse (ErrUnreadable), or a push before the connection switched
+// to RESP3.
 var ErrMalformed = errors.New("federated: malformed reply")
+
+// ErrUnreadable, which wraps ErrMalformed, reports a value go-redis cannot
+// parse: an integer, double, boolean or big number line that is not one, a
+// verbatim string without its format, an aggregate, error or null as a map
+// key. Redis itself sends some as a script's or a module's answer (a
+// script's {big_number='abc'}, a map with a table as a key): the server is
+// not broken, and the command ran.
+var ErrUnreadable = fmt.Errorf("%w: a value go-redis cannot read", ErrMalformed)
 
 // Limits bounds what a reply may declare. A zero field takes its default,
 // so the zero Limits is the defaults; a negative field is an error.

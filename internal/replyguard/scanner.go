@@ -321,7 +321,7 @@ func (s *Scanner) endHeader() error {
 				ErrTooLarge, s.header(), n, s.limits.MaxBulkLen)
 		case s.kind == '=' && n < verbatimPrefix:
 			return fmt.Errorf("%w: header %q declares a verbatim string of %d bytes, too short for its format (as txt:)",
-				ErrMalformed, s.header(), n)
+				ErrUnreadable, s.header(), n)
 		case n == 0:
 			s.state = atPayloadCR
 		default:

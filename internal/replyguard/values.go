@@ -92,9 +92,9 @@ func (s *Scanner) lineEnd() error {
 		return nil
 	}
 	if s.numBad || s.kind == '(' { // its content is not kept
-		return fmt.Errorf("%w: a %q line of %d bytes is not %s", ErrMalformed, s.kind, s.lineLen, want)
+		return fmt.Errorf("%w: a %q line of %d bytes is not %s", ErrUnreadable, s.kind, s.lineLen, want)
 	}
-	return fmt.Errorf("%w: a %q line %q is not %s", ErrMalformed, s.kind, s.num[:s.numLen-1], want)
+	return fmt.Errorf("%w: a %q line %q is not %s", ErrUnreadable, s.kind, s.num[:s.numLen-1], want)
 }
 
 // checkVerbatim checks b, the next bytes of a verbatim string's payload,
@@ -105,7 +105,7 @@ func (s *Scanner) checkVerbatim(b []byte) error {
 	if colon < 0 || colon >= int64(len(b)) || b[colon] == ':' {
 		return nil
 	}
-	return fmt.Errorf("%w: header %q declares a verbatim string without its format (as txt:)", ErrMalformed, s.header())
+	return fmt.Errorf("%w: header %q declares a verbatim string without its format (as txt:)", ErrUnreadable, s.header())
 }
 
 // atMapKey reports whether the value being read is a key of a map.
@@ -120,9 +120,9 @@ func (s *Scanner) atMapKey() bool {
 func (s *Scanner) checkMapKey() error {
 	switch s.kind {
 	case '*', '~', '>', '%':
-		return fmt.Errorf("%w: an aggregate (%q) as a map key, which go-redis cannot make a Go map key of", ErrMalformed, s.kind)
+		return fmt.Errorf("%w: an aggregate (%q) as a map key, which go-redis cannot make a Go map key of", ErrUnreadable, s.kind)
 	case '-', '!', '_':
-		return fmt.Errorf("%w: an error or null (%q) as a map key, which go-redis reads as the answer to the whole map", ErrMalformed, s.kind)
+		return fmt.Errorf("%w: an error or null (%q) as a map key, which go-redis reads as the answer to the whole map", ErrUnreadable, s.kind)
 	}
 	return nil
 }
