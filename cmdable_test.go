@@ -910,3 +910,36 @@ func TestHookAddedLaterSeesWaitsForever(t *testing.T) {
 	require.NoError(t, c.BLPop(ctx, 0, "jobs").Err())
 	assert.Equal(t, int64(1), seen.Load())
 }
+
+// A wait's connection kept idle from before its server came back up is
+// not used again: its failure, a connection to the server as it was,
+// would mark the server as it is now down. The next wait dials anew.
+func TestWaitAfterAServerCameBackUpTakesANewConnection(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	addr := servers[0].Addr()
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	ctx := context.Background()
+	admin := directClient(t, addr)
+	// waitConn returns the id of the connection that ran the last BLPOP.
+	waitConn := func() string {
+		for line := range strings.SplitSeq(admin.ClientList(ctx).Val(), "\n") {
+			if strings.Contains(line, " cmd=blpop ") {
+				id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+				return id
+			}
+		}
+		return ""
+	}
+	require.NoError(t, admin.RPush(ctx, "q", "a", "b", "c").Err())
+	require.NoError(t, c.BLPop(ctx, 0, "q").Err())
+	first := waitConn()
+	require.NotEmpty(t, first)
+	require.NoError(t, c.BLPop(ctx, 0, "q").Err())
+	require.Equal(t, first, waitConn(), "an idle wait connection is used again")
+
+	require.NoError(t, c.MarkServerDown(addr))
+	require.NoError(t, c.MarkServerUp(addr))
+	require.NoError(t, c.BLPop(ctx, 0, "q").Err())
+	assert.NotEqual(t, first, waitConn(), "the server came back up: a new connection")
+	assert.NotContains(t, admin.ClientList(ctx).Val(), "id="+first+" ", "the old one is closed")
+}

@@ -35,11 +35,13 @@ import (
 // connection of its own. They are closed with the server, or a command
 // timeout after it left the federation, which ends their waits.
 type waits struct {
-	mu     sync.Mutex
-	live   map[*redis.Client]struct{} // every client, idle ones included; guarded by mu
-	idle   []*redis.Client            // answered, kept for the next wait; guarded by mu
-	closed bool                       // guarded by mu
-	placed map[*waitPlace]struct{}    // waits under way that a change of nodes may move; guarded by mu
+	mu sync.Mutex
+	// live holds every client, idle ones included, each to the server's
+	// client of commands it was made beside.
+	live   map[*redis.Client]*redis.Client // guarded by mu
+	idle   []*redis.Client                 // answered, kept for the next wait; guarded by mu
+	closed bool                            // guarded by mu
+	placed map[*waitPlace]struct{}         // waits under way that a change of nodes may move; guarded by mu
 }
 
 // waitPlace is what a change of nodes needs of a wait under way: the keys
@@ -108,17 +110,28 @@ func (c *Client) followKeys(prev, next *topology) {
 	}
 }
 
-// get returns an idle client, or one made by newClient; ok is false, and
-// no client is kept, once the waits are closed.
-func (w *waits) get(newClient func() *redis.Client) (rc *redis.Client, ok bool) {
+// get returns an idle client made beside under, the server's client of
+// commands now, or one made by newClient; ok is false, and no client is
+// kept, once the waits are closed. An idle client made beside a client
+// since replaced (the server came back up) is closed: its connection may
+// be one to the server before it went down, whose failure says nothing
+// of the server now, and would mark it down (see sendForeverOn).
+func (w *waits) get(under *redis.Client, newClient func() *redis.Client) (rc *redis.Client, ok bool) {
 	w.mu.Lock()
-	if n := len(w.idle); n > 0 && !w.closed {
+	var stale []*redis.Client
+	for n := len(w.idle); n > 0 && !w.closed; n = len(w.idle) {
 		rc = w.idle[n-1]
 		w.idle = w.idle[:n-1]
-		w.mu.Unlock()
-		return rc, true
+		if w.live[rc] == under {
+			w.mu.Unlock()
+			closeClients(stale)
+			return rc, true
+		}
+		delete(w.live, rc)
+		stale = append(stale, rc)
 	}
 	w.mu.Unlock()
+	closeClients(stale)
 	rc = newClient()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -127,10 +140,17 @@ func (w *waits) get(newClient func() *redis.Client) (rc *redis.Client, ok bool) 
 		return nil, false
 	}
 	if w.live == nil {
-		w.live = make(map[*redis.Client]struct{})
+		w.live = make(map[*redis.Client]*redis.Client)
 	}
-	w.live[rc] = struct{}{}
+	w.live[rc] = under
 	return rc, true
+}
+
+// closeClients closes clients.
+func closeClients(clients []*redis.Client) {
+	for _, rc := range clients {
+		_ = rc.Close()
+	}
 }
 
 // put gives back a client whose wait ended: kept for the next wait if
@@ -185,7 +205,7 @@ func (c *Client) sendForever(r routing) func(context.Context, *server, *redis.Cl
 // ends it: it then fails with errWaitMoved. An answer that came first (an
 // element popped) is kept. The user's hooks see the wait and CLIENT ID.
 func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder, r routing) error {
-	rc, ok := s.waits.get(func() *redis.Client { return c.newWaitClient(s) })
+	rc, ok := s.waits.get(pooled, func() *redis.Client { return c.newWaitClient(s) })
 	if !ok {
 		err := c.whenClosed(fmt.Errorf("%w: server %s left the federation", ErrUnknownNode, s.addr))
 		cmd.SetErr(err)
