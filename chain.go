@@ -280,9 +280,10 @@ func (b *batch) add(cmd redis.Cmder) {
 // Poll sends every queued command, waits for the answers (the command
 // timeout bounds each round trip), runs the callbacks, and does the same for
 // commands the callbacks queue, until nothing is pending. It returns the
-// errors of what failed, joined: one per server that failed and one per
+// errors of what failed, joined: one per server that failed, one per
 // command that Redis answered with an error (a missing key, redis.Nil, is
-// not an error). Every callback of a failed command gets its error, never a
+// not an error), and one for all the commands that ctx ended before their
+// answers. Every callback of a failed command gets its error, never a
 // made-up value.
 func (p *Chain) Poll(ctx context.Context) error {
 	b := p.b

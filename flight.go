@@ -112,7 +112,7 @@ func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder) []error {
 	err := cmd.Err()
 	switch {
 	case err == nil || isCounted(err):
-	case errors.Is(err, context.Canceled) || isTimeout(err):
+	case !isHookError(err) && (errors.Is(err, context.Canceled) || isTimeout(err)):
 		if u.n == 0 {
 			u.first = cmd
 		}

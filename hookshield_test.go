@@ -316,3 +316,15 @@ func TestHookPanicFailsWhatItWasGiven(t *testing.T) {
 		t.Fatal("Close did not return")
 	}
 }
+
+// A hook's own deadline, in a chain, is the hook's error, said for its
+// command: not a command the caller's context ended before its answer.
+func TestHookDeadlineInAChainIsTheHooks(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{failingHook{err: context.DeadlineExceeded}}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	err := c.Chain().Incr("hooked", nil).Incr("other", nil).Poll(context.Background())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, "federated: incr hooked: context deadline exceeded", err.Error())
+}
