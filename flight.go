@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -143,10 +144,21 @@ func isCounted(err error) bool {
 // cmdWithKey names a command by its name and first argument, for errors.
 func cmdWithKey(cmd redis.Cmder) string {
 	args := cmd.Args()
-	if len(args) > 1 {
-		return cmd.Name() + " " + argString(args[1])
+	if len(args) < 2 {
+		return cmd.Name()
 	}
-	return cmd.Name()
+	arg := argString(args[1])
+	// A script, or a value that is not a key, can be long: enough of it
+	// to know it by.
+	const most = 64
+	if len(arg) > most {
+		cut := most
+		for cut > 0 && !utf8.RuneStart(arg[cut]) {
+			cut--
+		}
+		arg = fmt.Sprintf("%s… (%d bytes)", arg[:cut], len(arg))
+	}
+	return cmd.Name() + " " + arg
 }
 
 // plan groups a flight's commands by server. Poll reuses one plan across
