@@ -117,11 +117,22 @@ func (c *hookCall) note(late bool, err error) {
 	c.errs = append(c.errs, err)
 }
 
+// DialHook gives the hook each dial's own next, which keeps the
+// connection dialed: a hook that panics after it has one would otherwise
+// leave it open, a file descriptor each time.
 func (s *shieldedHook) DialHook(next redis.DialHook) redis.DialHook {
-	inner := s.h.DialHook(next)
 	return func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		var dialed net.Conn
+		inner := s.h.DialHook(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := next(ctx, network, addr)
+			dialed = c
+			return c, err
+		})
 		defer func() {
 			if v := recover(); v != nil {
+				if dialed != nil {
+					_ = dialed.Close()
+				}
 				conn, err = nil, s.panicked(v)
 			}
 		}()

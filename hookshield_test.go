@@ -328,3 +328,34 @@ func TestHookDeadlineInAChainIsTheHooks(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, "federated: incr hooked: context deadline exceeded", err.Error())
 }
+
+// dialPanicHook panics in its dial hook after the connection is dialed.
+type dialPanicHook struct{ panicHook }
+
+func (dialPanicHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if _, err := next(ctx, network, addr); err != nil {
+			return nil, err
+		}
+		panic("dial hook panic")
+	}
+}
+
+// A dial hook that panics after its connection was dialed fails the dial,
+// and the connection is closed: it was left open, one more each try.
+func TestDialHookPanicClosesTheConnection(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{dialPanicHook{}}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	// Fewer tries than the pool has connections: past that, go-redis
+	// retries the dial in the background, a second apart.
+	for range 5 {
+		require.ErrorContains(t, c.Set(ctx, "k", "v", 0).Err(), "a hook panicked: dial hook panic")
+	}
+	admin := directClient(t, servers[0].Addr())
+	require.Eventually(t, func() bool {
+		return strings.Count(admin.ClientList(ctx).Val(), "\n") == 1 // the admin's own
+	}, 5*time.Second, 20*time.Millisecond, "connections left open: %s", admin.ClientList(ctx).Val())
+}
