@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -215,8 +216,12 @@ func TestHookAnswerOtherThanAFaultStaysAsItIs(t *testing.T) {
 }
 
 // panicHook panics on the commands on a key that begins "hooked", after
-// sending them on or before, and, with ping, on PINGs (health checks).
-type panicHook struct{ after, ping bool }
+// sending them on or before, and, with pings set, on PINGs (health
+// checks), which it counts.
+type panicHook struct {
+	after bool
+	pings *atomic.Int64
+}
 
 func (h panicHook) hit(cmd redis.Cmder) bool {
 	args := cmd.Args()
@@ -224,7 +229,11 @@ func (h panicHook) hit(cmd redis.Cmder) bool {
 		key, _ := args[1].(string)
 		return strings.HasPrefix(key, "hooked")
 	}
-	return h.ping && cmd.Name() == "ping"
+	if h.pings != nil && cmd.Name() == "ping" {
+		h.pings.Add(1)
+		return true
+	}
+	return false
 }
 
 func (h panicHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -265,7 +274,8 @@ func TestHookPanicFailsWhatItWasGiven(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	opts := testOptions()
 	opts.HealthCheckInterval = 50 * time.Millisecond
-	opts.Hooks = []redis.Hook{panicHook{after: true, ping: true}}
+	var pings atomic.Int64
+	opts.Hooks = []redis.Hook{panicHook{after: true, pings: &pings}}
 	c, err := federated.New(federated.Config{Options: opts, Nodes: map[string]federated.Node{
 		"group":  {Addresses: redistest.Addrs(servers[:2])},
 		"single": {Address: servers[2].Addr()},
@@ -295,7 +305,8 @@ func TestHookPanicFailsWhatItWasGiven(t *testing.T) {
 	require.ErrorContains(t, cmds[1].Err(), "a hook panicked")
 	require.ErrorContains(t, c.Chain().Incr(other, nil).Incr(hooked, nil).Poll(ctx), "a hook panicked")
 
-	time.Sleep(200 * time.Millisecond) // health checks, each of which panics
+	// Health checks, each of which panics.
+	require.Eventually(t, func() bool { return pings.Load() >= 3 }, 5*time.Second, 10*time.Millisecond)
 	for _, st := range c.Status() {
 		assert.False(t, st.Down, "%s marked down", st.Address)
 	}
