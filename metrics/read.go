@@ -228,21 +228,23 @@ func parsePoint(z redis.Z) (ts, value float64, ok bool) {
 // ones: Options.Metrics.Retention periods when it is set, else 7 days'
 // worth (7 daily or 168 hourly periods). It reads the next period too, so
 // that a writer whose clock runs ahead of the reader's across the start of
-// a period is seen; one more than a period ahead is not. It asks each key
-// for its highest scored member, all keys of a server at once, from every
-// up server of the key's replica group, as Range does: the newest point
-// acknowledged by any of them (of points at one time on two servers, the
-// larger value). Malformed members are skipped: the key is asked for the
-// next ones. With no point in the look-back it returns ErrNoData. When a
-// server is down or fails, the error is returned with the newest point the
-// others had, if any.
+// a period is seen, and leaves out points more than 10 minutes ahead of
+// the reader's clock, which would pass for the newest until it got there.
+// It asks each key for its highest scored member, all keys of a server at
+// once, from every up server of the key's replica group, as Range does:
+// the newest point acknowledged by any of them (of points at one time on
+// two servers, the larger value). Malformed members are skipped: the key
+// is asked for the next ones. With no point in the look-back it returns
+// ErrNoData. When a server is down or fails, the error is returned with
+// the newest point the others had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 	if err := validateSeries(series); err != nil {
 		return Point{}, err
 	}
 	host, metricName := series.Host, series.Metric
 	p := st.period
-	next := p.Start(time.Now()).Add(p.Duration())
+	now := time.Now()
+	next := p.Start(now).Add(p.Duration())
 	keys := make([]pageKey, 1+st.lookBack())
 	for i := range keys {
 		start := next.Add(-time.Duration(i) * p.Duration())
@@ -254,7 +256,8 @@ func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 		found bool
 		bad   = make(map[keyCopy]int)
 	)
-	err := st.readPages(ctx, keys, pageRange{min: "-inf", max: "+inf", newest: true, first: 1},
+	ahead := formatScore(metric.Seconds(now.Add(latestAhead)))
+	err := st.readPages(ctx, keys, pageRange{min: "-inf", max: ahead, newest: true, first: 1},
 		func(ref int, server string, page []redis.Z) bool {
 			mu.Lock()
 			defer mu.Unlock()
@@ -287,6 +290,12 @@ func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 	}
 	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, host, metricName, st.lookBack(), p)
 }
+
+// latestAhead is how far ahead of the reader's clock a point may be for
+// Latest: writers' clocks run seconds apart, and a point further ahead (a
+// clock a day off, a test's point of tomorrow) would pass for the newest
+// until the reader's clock got there, masking the points written since.
+var latestAhead = 10 * time.Minute
 
 // lookBack is how many periods Latest reads.
 func (st *Store) lookBack() int {

@@ -569,7 +569,10 @@ func seriesGroup(t *testing.T) (servers []*redistest.Server, c *federated.Client
 // A writer whose clock runs ahead of the reader's, past the start of the
 // next period, writes to that period's key: Latest reads it, so the point
 // is not hidden until the reader's clock gets there. A point two periods
-// ahead is past the promise.
+// ahead is past the promise, and one more than 10 minutes ahead of the
+// reader's clock is left out wherever it is: it would pass for the newest
+// until the reader's clock got there. (The test takes tomorrow for
+// minutes ahead.)
 func TestLatestSeesAWriterAheadAcrossAPeriod(t *testing.T) {
 	sameDay(t, 30*time.Second)
 	servers := redistest.StartN(t, 2)
@@ -581,12 +584,20 @@ func TestLatestSeesAWriterAheadAcrossAPeriod(t *testing.T) {
 		{Time: tomorrow.Add(2 * time.Second), Value: 2},
 	})
 	recordAll(t, c, "web2", "cpu", []metrics.Point{{Time: tomorrow.Add(24*time.Hour + time.Second), Value: 3}})
+	st := newStore(t, c)
+	series := metrics.Series{Host: "web1", Metric: "cpu"}
 
-	got, err := newStore(t, c).Latest(ctx, metrics.Series{Host: "web1", Metric: "cpu"})
+	metrics.SetLatestAhead(t, 72*time.Hour)
+	got, err := st.Latest(ctx, series)
 	require.NoError(t, err)
 	assert.Equal(t, metrics.Point{Time: tomorrow.Add(2 * time.Second), Value: 2}, got)
-	_, err = newStore(t, c).Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
+	_, err = st.Latest(ctx, metrics.Series{Host: "web2", Metric: "cpu"})
 	require.ErrorIs(t, err, metrics.ErrNoData)
+
+	metrics.SetLatestAhead(t, time.Until(tomorrow.Add(time.Second)))
+	got, err = st.Latest(ctx, series)
+	require.NoError(t, err)
+	assert.Equal(t, metrics.Point{Time: tomorrow.Add(-time.Hour), Value: 1}, got, "the point ahead of the bound is left out")
 }
 
 // A member whose timestamp is not its score (a foreign writer's) is no
