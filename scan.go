@@ -23,7 +23,7 @@ import (
 // cursor, as a plain SCAN of it would be). The cursor is valid while the
 // nodes stay the same; with nodes added or removed in the middle, a scan
 // may miss or repeat keys, as a SCAN of one server may when its table
-// grows, and a cursor of a node past the last there is now ends it.
+// grows, and a cursor that names a node past the last one left ends it.
 
 // scanNodeBits is how many low bits of a cursor name the node.
 const scanNodeBits = 10

@@ -36,8 +36,8 @@
 // acknowledged it. They read in pages of at most 1,000 members, so that no
 // command holds a server for long, and a read that runs out of time fails
 // without marking its server down for the writers. Members that are not
-// "$timestamp:$value" are skipped and counted, never fatal. Hosts and
-// Metrics list what the journals hold.
+// "$timestamp:$value" scored by their timestamp are skipped and counted,
+// never fatal. Hosts and Metrics list what the journals hold.
 //
 // # Checking
 //

@@ -35,16 +35,16 @@
 // reads nothing. Nothing the dashboard shows holds a password: the Source
 // does not expose any.
 //
-// Load: a series is read with Source.Summarize, in pages and cut down
-// to at most max_points points (DefaultMaxPoints, at most MaxPoints) as it
-// is read, and an overview's series share MaxPoints between them, so that
+// Load: a series is read with Source.Summarize, in pages and cut down to at
+// most max_points points (DefaultMaxPoints, at most MaxPoints) as it is
+// read, and an overview's series share MaxPoints between them, so that
 // neither the servers, the reply (750 KB of points at most) nor the
-// process's memory grow with the range; at most Options.MaxSeriesReads series reads run at
-// once, the others wait their turn. An overview ranks the hosts by one
-// read of each one's newest point, at most 8 at once for all requests,
-// and its page's script ranks again only once a minute, asking for the
-// same hosts in between. A read that runs out of time fails its chart,
-// and does not mark a server down.
+// process's memory grow with the range; at most Options.MaxSeriesReads
+// series reads run at once, the others wait their turn. An overview ranks
+// the hosts by one read of each one's newest point, at most 8 at once for
+// all requests, and its page's script ranks again only once a minute, asking
+// for the same hosts in between. A read that runs out of time fails its
+// chart, and does not mark a server down.
 //
 // Concurrency: the handler is safe for concurrent use; each request reads
 // the Source afresh and keeps no state between requests but the counts of
@@ -52,13 +52,13 @@
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,
-// ErrBadMetric, ErrBadTimestamp), a parameter given twice where one is
-// taken (host= may come several times to /api/overview only), and a pair
-// of the query that does not parse (a bad %-escape, a ';'), named when its
-// name can be read. A request with a body, which only
-// Options.Routes take, is answered at once, unread, and its connection
-// closed. When the Source fails and returns nothing
-// the API answers 502 with the error; when some servers failed and the
-// others answered, it answers 200 with what they returned and the error in
-// the "warning" field, so that one dead server does not blank the dashboard.
+// ErrBadMetric, ErrBadTimestamp), a parameter given twice where one is taken
+// (host= may come several times to /api/overview only), and a pair of the
+// query that does not parse (a bad %-escape, a ';'), named when its name can
+// be read. A request with a body, which only Options.Routes take, is
+// answered at once, unread, and its connection closed. When the Source fails
+// and returns nothing the API answers 502 with the error; when some servers
+// failed and the others answered, it answers 200 with what they returned and
+// the error in the "warning" field, so that one dead server does not blank
+// the dashboard.
 package dashboard
