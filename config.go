@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -308,11 +309,25 @@ func (f TLSFiles) build(v validator) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// openFile opens path for reading without waiting for a writer: open(2)
+// of a FIFO that nobody writes waits for one, where no cancel, and no
+// SIGTERM handled by the process, reaches. Reads then block again (Fd
+// clears O_NONBLOCK), so that a FIFO or pipe with a writer (a shell's
+// <(...)) is read as it comes, and one without reads as empty.
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	f.Fd()
+	return f, nil
+}
+
 // readPEMFile reads a regular file of at most maxPEMFile bytes, so that a
 // path such as /dev/zero or a FIFO fails instead of hanging. Its errors do
 // not repeat the path, which the caller prints.
 func readPEMFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path)
 	if err != nil {
 		return nil, withoutPath(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,4 +270,65 @@ func TestSameServer(t *testing.T) {
 		assert.Equal(t, tc.same, federated.SameServer(tc.a, tc.b), "%s %s", tc.a, tc.b)
 		assert.Equal(t, tc.same, federated.SameServer(tc.b, tc.a), "%s %s", tc.b, tc.a)
 	}
+}
+
+// A FIFO nobody writes, given for the federation file or a TLS file,
+// fails at once: open(2) waited for a writer, which no cancel nor handled
+// SIGTERM ended. One with a writer is read as ever.
+func TestConfigFilesThatAreFIFOs(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan error, 2)
+	go func() {
+		_, err := federated.LoadConfig(fifo)
+		done <- err
+	}()
+	go func() {
+		_, err := federated.ParseConfig([]byte("nodes:\n  a: {address: \"127.0.0.1:7001\"}\noptions: {tls: {ca_file: " + fifo + "}}\n"))
+		done <- err
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, federated.ErrInvalidConfig)
+		case <-time.After(5 * time.Second):
+			t.Fatal("reading a FIFO nobody writes waited for a writer")
+		}
+	}
+
+	// A writer waiting in open(2) counts as one: the reader waits for
+	// what it writes. It writes until told to stop: one that opened as
+	// a reader that found no writer was closing wrote for nobody.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				return
+			}
+			select {
+			case <-stop:
+				_ = w.Close()
+				return
+			default:
+			}
+			_, _ = w.WriteString("nodes:\n  a: {address: \"127.0.0.1:7001\"}\n")
+			_ = w.Close()
+		}
+	}()
+	defer func() {
+		close(stop)
+		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-stopped // the writer waiting in open(2) is let go
+			_ = r.Close()
+		}
+	}()
+	// A read before the writer came reads nothing; the writer, waiting
+	// for a reader, is there for the next.
+	require.Eventually(t, func() bool {
+		cfg, err := federated.LoadConfig(fifo)
+		return err == nil && cfg.Nodes["a"].Address == "127.0.0.1:7001"
+	}, 5*time.Second, 20*time.Millisecond, "a FIFO with a writer is read")
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -50,10 +51,15 @@ func applyPassword(cmd *cobra.Command, cfg *federated.Config) error {
 // line's end. flag names the flag that gave path, for errors. A file that
 // every user of the machine may read is read, with a warning.
 func readSecretFile(cmd *cobra.Command, flag, path string) (string, error) {
-	f, err := os.Open(path)
+	// Without waiting for a writer: open(2) of a FIFO that nobody writes
+	// waits for one, where no signal handled by the process reaches.
+	// Reads block again (Fd clears O_NONBLOCK), so that a pipe with a
+	// writer (a shell's <(...)) is read as it comes.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", usagef("%s: %v", flag, err)
 	}
+	f.Fd()
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o004 != 0 {
 		newLogger(cmd, nil).Warn("secrets file readable by every user of the machine; chmod 600 it",

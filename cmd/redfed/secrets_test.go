@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -30,6 +31,8 @@ func TestPasswordSources(t *testing.T) {
 	private := write("private", password+"\n", 0o600)
 	public := write("public", password+"\r\n", 0o644)
 	wrong := write("wrong", "not-the-password\n", 0o600)
+	fifo := filepath.Join(dir, "fifo") // that nobody writes: open(2) waited for a writer
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
 	t.Setenv(passwordEnv, "")
 	os.Unsetenv(passwordEnv)
 
@@ -50,6 +53,7 @@ func TestPasswordSources(t *testing.T) {
 		{"empty file", nil, []string{"--password-file", write("empty", "\n", 0o600)}, 2, ": the password is empty"},
 		{"missing file", nil, []string{"--password-file", filepath.Join(dir, "nope")}, 2, "--password-file: open "},
 		{"two lines", nil, []string{"--password-file", write("two", password+"\nmore\n", 0o600)}, 2, "more than one line"},
+		{"FIFO nobody writes", nil, []string{"--password-file", fifo}, 2, ": the password is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.env != nil {
