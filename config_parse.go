@@ -58,6 +58,12 @@ func ParseConfig(data []byte) (Config, error) {
 	v := validator{}
 	if pw, ok := lookup(doc, fieldPath{"options", "password"}); ok && pw.Kind == yaml.ScalarNode {
 		v = v.withSecret(pw.Value)
+		// "password: &s3cret" or "password: !s3cret" is an anchor or a
+		// tag on an empty value to YAML: no password, silently.
+		if pw.Value == "" && (pw.Anchor != "" || pw.Tag != "" && pw.Tag != "!!null" && pw.Tag != "!!str") {
+			return Config{}, fmt.Errorf("%w: options.password: empty, for YAML takes what follows '&' or '!' for an anchor or a tag; quote the password (line %d)",
+				ErrInvalidConfig, pw.Line)
+		}
 	}
 	lineOf := func(p fieldPath) int {
 		if n, ok := lookup(doc, p); ok {

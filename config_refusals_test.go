@@ -467,3 +467,20 @@ func TestRingSizeBound(t *testing.T) {
 	perl := federated.Config{Nodes: nodes(8192), Options: federated.Options{Ring: federated.RingPerl}}
 	assert.NoError(t, perl.Validate(), "the perl ring takes more")
 }
+
+// A password that YAML takes for syntax, unquoted: after '*' an alias,
+// whose name the parser's error showed; after '&' or '!' an anchor or a
+// tag on an empty value, which left the password empty without a word.
+func TestPasswordThatIsYAMLSyntax(t *testing.T) {
+	node := "nodes:\n  a: {address: \"127.0.0.1:1\"}\n"
+	for _, pw := range []string{"*Tr0ub4dor", "&Tr0ub4dor", "!Tr0ub4dor", "!!Tr0ub4dor"} {
+		_, err := federated.ParseConfig([]byte(node + "options:\n  password: " + pw + "\n"))
+		require.ErrorIs(t, err, federated.ErrInvalidConfig, pw)
+		assert.NotContains(t, err.Error(), "Tr0ub4dor", "the password is never shown")
+		assert.Contains(t, err.Error(), "quote", pw)
+		assert.Contains(t, err.Error(), "line 4", pw)
+	}
+	cfg, err := federated.ParseConfig([]byte(node + "options:\n  password: \"*Tr0ub4dor\"\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "*Tr0ub4dor", cfg.Options.Password)
+}

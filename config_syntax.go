@@ -43,7 +43,19 @@ func syntaxError(data []byte, err error) error {
 		start = ends[lo-2]
 	}
 	line := data[start:ends[lo-1]]
-	return fmt.Errorf("%w: not YAML: %s%s (line %d)", ErrInvalidConfig, problem, syntaxHint(problem, line), lo)
+	return fmt.Errorf("%w: not YAML: %s%s (line %d)", ErrInvalidConfig, unnamedAnchor(problem), syntaxHint(problem, line), lo)
+}
+
+// yamlAnchorNamed matches the anchor the YAML parser names in its refusal
+// of an alias to no anchor.
+var yamlAnchorNamed = regexp.MustCompile(`unknown anchor '.*' referenced`)
+
+// unnamedAnchor leaves out of problem the name of an alias's anchor: an
+// unquoted password that begins with '*' is an alias to YAML, its name the
+// rest of the password.
+func unnamedAnchor(problem string) string {
+	return yamlAnchorNamed.ReplaceAllString(problem,
+		"an alias (*name) to no anchor; a value that begins with '*' is an alias unless quoted")
 }
 
 // lineEnds returns the offset just past each line of data, its newline
