@@ -352,3 +352,30 @@ func TestWaitForeverOnAKilledServerFailsOver(t *testing.T) {
 	assert.LessOrEqual(t, errs, 1, "the killed wait's error, at most")
 	assert.True(t, c.IsServerDown(current))
 }
+
+// A wait forever on a server that a change takes out of the federation
+// while it is stopped, which no CLIENT UNBLOCK reaches, is sent again
+// where its key is once the server's connections are closed: it failed,
+// though the element it waited for was there.
+func TestWaitForeverOnAStoppedServerThatLeavesMoves(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: opts})
+	ctx := context.Background()
+	waited := make(chan *redis.StringSliceCmd, 1)
+	go func() { waited <- c.BLPop(ctx, 0, "jobs") }()
+	require.Eventually(t, func() bool { return blockedClients(t, s0) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, servers[0].Pause())
+	defer func() { _ = servers[0].Resume() }()
+	require.NoError(t, c.ReplaceNode("a", federated.Node{Address: s1}))
+	require.NoError(t, c.RPush(ctx, "jobs", "x").Err())
+	select {
+	case cmd := <-waited:
+		require.NoError(t, cmd.Err())
+		assert.Equal(t, []string{"jobs", "x"}, cmd.Val())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the wait did not end")
+	}
+}

@@ -261,9 +261,10 @@ func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Cli
 	if !stop() {
 		<-done
 	}
-	if raw != nil && place.moved.Load() && (ended.Load() || errors.Is(raw, redis.ErrClosed)) {
-		// Ended, or closed with the server that left, for the move: no
-		// answer came, and none will.
+	if raw != nil && place.moved.Load() && ctx.Err() == nil {
+		// Ended for the move, or failed meanwhile (closed with a server
+		// that left while stopped, which no CLIENT UNBLOCK reached): no
+		// element was taken, and the keys are elsewhere now.
 		cmd.SetErr(errWaitMoved)
 		return errWaitMoved
 	}
