@@ -363,45 +363,57 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // channel's send timeout first: a minute, or what
 // redis.WithChannelSendTimeout gives Channel.)
 func (c *Client) Subscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	rc, subs, hashed := c.pubsubClient(channels)
-	return subs.add(rc.Subscribe(ctx, channels...), hashed)
+	rc, s, hashed := c.pubsubClient(channels)
+	return c.keepSubscription(s, rc.Subscribe(ctx, channels...), hashed)
 }
 
 // PSubscribe subscribes to patterns, on the node of the first, as
 // Subscribe does: a pattern matches the channels of that node only.
 func (c *Client) PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub {
-	rc, subs, hashed := c.pubsubClient(patterns)
-	return subs.add(rc.PSubscribe(ctx, patterns...), hashed)
+	rc, s, hashed := c.pubsubClient(patterns)
+	return c.keepSubscription(s, rc.PSubscribe(ctx, patterns...), hashed)
 }
 
 // SSubscribe subscribes to shard channels on the node of the first, as
 // Subscribe does.
 func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubSub {
-	rc, subs, hashed := c.pubsubClient(channels)
-	return subs.add(rc.SSubscribe(ctx, channels...), hashed)
+	rc, s, hashed := c.pubsubClient(channels)
+	return c.keepSubscription(s, rc.SSubscribe(ctx, channels...), hashed)
 }
 
 // pubsubClient returns the subscriptions' client of the current server of
-// the first channel's node (see pubsubOf), the subscriptions that end
-// with it and the first channel, hashed; or the router when there is
-// none, whose PubSub then fails to connect with a clear error, and the
-// subscriptions that end at Close.
-func (c *Client) pubsubClient(channels []string) (_ *redis.Client, _ *subscriptions, hashed string) {
+// the first channel's node (see pubsubOf), that server and the first
+// channel, hashed; or the router when there is none, whose PubSub then
+// fails to connect with a clear error, and a nil server.
+func (c *Client) pubsubClient(channels []string) (_ *redis.Client, _ *server, hashed string) {
 	if len(channels) == 0 || c.closed.Load() {
-		return c.router, &c.routerSubs, ""
+		return c.router, nil, ""
 	}
 	n, err := c.route("", channels[0])
 	if err != nil {
-		return c.router, &c.routerSubs, ""
+		return c.router, nil, ""
 	}
 	s, err := c.currentServer(n)
 	if err != nil {
-		return c.router, &c.routerSubs, ""
+		return c.router, nil, ""
 	}
 	if ps := c.pubsubOf(s); ps != nil {
-		return ps, &s.subs, c.hashKey("", channels[0])
+		return ps, s, c.hashKey("", channels[0])
 	}
-	return c.router, &c.routerSubs, ""
+	return c.router, nil, ""
+}
+
+// keepSubscription keeps ps, made on the server s (nil for the router)
+// and placed by the channel hashed, to close with the server, or at
+// Close. A change of nodes that moved the channel while ps was made,
+// before it was kept, closes it as followKeys would have.
+func (c *Client) keepSubscription(s *server, ps *redis.PubSub, hashed string) *redis.PubSub {
+	if s == nil {
+		return c.routerSubs.add(ps, "")
+	}
+	s.subs.add(ps, hashed)
+	s.subs.closeMoved(s, c.topo.Load())
+	return ps
 }
 
 // pubsubOf returns the server's client for subscriptions, made at the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -351,6 +352,63 @@ func TestWaitForeverOnAKilledServerFailsOver(t *testing.T) {
 	}
 	assert.LessOrEqual(t, errs, 1, "the killed wait's error, at most")
 	assert.True(t, c.IsServerDown(current))
+}
+
+// holdDial holds the first dial after hold is called until release.
+type holdDial struct {
+	armed   *atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h holdDial) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if h.armed.CompareAndSwap(true, false) {
+			close(h.entered)
+			<-h.release
+		}
+		return next(ctx, network, addr)
+	}
+}
+
+func (h holdDial) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h holdDial) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A subscription being made while a change of nodes moves its channel is
+// closed too: it was kept after the change had closed those that moved,
+// and heard nothing, for ever, of what was published through the client.
+func TestSubscriptionMadeDuringAMoveEnds(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	hold := holdDial{armed: new(atomic.Bool), entered: make(chan struct{}), release: make(chan struct{})}
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{hold}
+	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: opts})
+	other := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}, Options: testOptions()})
+	channel := ""
+	for i := 0; channel == ""; i++ {
+		if k := fmt.Sprint("news-", i); other.KeyToNode(k) == "b" {
+			channel = k
+		}
+	}
+	ctx := context.Background()
+	hold.armed.Store(true)
+	made := make(chan *redis.PubSub, 1)
+	go func() { made <- c.Subscribe(ctx, channel) }()
+	<-hold.entered // its connection is being made
+	require.NoError(t, c.AddNode("b", federated.Node{Address: s1}))
+	close(hold.release)
+	ps := <-made
+	defer ps.Close()
+	select {
+	case _, ok := <-ps.Channel():
+		assert.False(t, ok, "the subscription ended")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the subscription of a channel moved while it was made went on")
+	}
 }
 
 // A wait forever on a server that a change takes out of the federation
