@@ -79,6 +79,18 @@ func ParseConfig(data []byte) (Config, error) {
 	if err := c.check(doc, reflect.TypeFor[Config](), fieldPath{}); err != nil {
 		return Config{}, v.finish(err, nil)
 	}
+	// The decoder compares every key of a mapping with every other: the
+	// nodes of a file past what a ring takes (100,000 of them, 1 MB) took
+	// it a minute before they were refused.
+	if nodes, ok := lookup(doc, fieldPath{"nodes"}); ok && nodes.Kind == yaml.MappingNode {
+		ringName := ""
+		if r, ok := lookup(doc, fieldPath{"options", "ring"}); ok {
+			ringName = r.Value
+		}
+		if err := v.nodeCount(len(nodes.Content)/2, ringName); err != nil {
+			return Config{}, v.finish(err, lineOf)
+		}
+	}
 
 	// Re-encode the adjusted tree so the strict decoder can report what
 	// the check above let through; yaml.Node.Decode has no KnownFields

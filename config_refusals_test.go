@@ -484,3 +484,19 @@ func TestPasswordThatIsYAMLSyntax(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "*Tr0ub4dor", cfg.Options.Password)
 }
+
+// A file of more nodes than its ring takes is refused before it is
+// decoded: the decoder compares every key of a mapping with every other,
+// and 100,000 nodes (1 MB) took it 54 s before the refusal.
+func TestTooManyNodesAreRefusedAtOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for i := range 100_000 {
+		fmt.Fprintf(&b, "  n%d: {address: \"127.0.0.1:%d\"}\n", i, 1+i%60000)
+	}
+	start := time.Now()
+	_, err := federated.ParseConfig([]byte(b.String()))
+	require.ErrorIs(t, err, federated.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "100000 nodes: the consistent ring (options.ring) takes at most 8191")
+	assert.Less(t, time.Since(start), 10*time.Second)
+}

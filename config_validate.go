@@ -53,15 +53,20 @@ func (v validator) nodes(cfg Config) error {
 // ringSize checks that the ring of cfg's options takes its nodes, as New
 // would build it.
 func (v validator) ringSize(cfg Config) error {
-	limit, why := ring.MaxConsistentNodes, "the consistent ring (options.ring) takes at most %d, one to each of its partitions"
-	switch {
-	case cfg.Options.NewRing != nil:
+	if cfg.Options.NewRing != nil {
 		return nil // its own
-	case cfg.Options.Ring == RingPerl:
+	}
+	return v.nodeCount(len(cfg.Nodes), cfg.Options.Ring)
+}
+
+// nodeCount checks that the ring named ringName takes n nodes.
+func (v validator) nodeCount(n int, ringName string) error {
+	limit, why := ring.MaxConsistentNodes, "the consistent ring (options.ring) takes at most %d, one to each of its partitions"
+	if ringName == RingPerl {
 		limit, why = ring.MaxNodes, "the perl ring (options.ring) takes at most %d"
 	}
-	if len(cfg.Nodes) > limit {
-		return v.fail(fieldPath{"nodes"}, "%d nodes: "+why, len(cfg.Nodes), limit)
+	if n > limit {
+		return v.fail(fieldPath{"nodes"}, "%d nodes: "+why, n, limit)
 	}
 	return nil
 }
