@@ -62,7 +62,9 @@ return {r[1], removed}
 // cjson library that Redis and the servers that stand in for it bundle
 // (cmsgpack, as fast, is missing from some). Joined by a separator,
 // members that hold it could spell what other members do ("a\nb" and "c"
-// against "a" and "b\nc").
+// against "a" and "b\nc"). Redis's cjson quotes bytes one to one; the
+// demo's in-process servers write invalid UTF-8 as U+FFFD, so there
+// members that differ only in such bytes look alike.
 const digestChunk = `
 local function chunk(m)
   return cjson.encode(m)
