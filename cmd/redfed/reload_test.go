@@ -244,45 +244,31 @@ func TestSIGHUPWhileStartingIsAReload(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	addrs := redistest.Addrs(servers)
 	doc := fmt.Sprintf("nodes:\n  redis_1: {addresses: [%q, %q]}\n", addrs[0], addrs[1])
-	fifo := filepath.Join(t.TempDir(), "fed.yaml")
+	dir := t.TempDir()
+	fifo, plain := filepath.Join(dir, "fed.yaml"), filepath.Join(dir, "plain.yaml")
 	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
-	// feed writes the file once the command opens it to read.
-	feed := func(sighup bool) {
+	require.NoError(t, os.WriteFile(plain, []byte(doc), 0o600))
+	// The file is written once the command opens it to read, once the
+	// signal is handed out, to the command's channel too if it asked for
+	// it by then; then a regular file takes its place, for the reload.
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
 		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 		if err != nil {
 			return
 		}
-		if sighup {
-			// Written once the signal is handed out, to the command's
-			// channel too if it asked for it by then.
-			seen := make(chan os.Signal, 1)
-			signal.Notify(seen, syscall.SIGHUP)
-			defer signal.Stop(seen)
-			_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
-			<-seen
-		}
+		seen := make(chan os.Signal, 1)
+		signal.Notify(seen, syscall.SIGHUP)
+		defer signal.Stop(seen)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		<-seen
 		_, _ = io.WriteString(w, doc)
 		_ = w.Close()
-	}
-	fed := make(chan struct{})
-	go func() {
-		defer close(fed)
-		feed(true)
+		_ = os.Rename(plain, fifo)
 	}()
 	_, stderr := startDaemon(t, "syncer running", "sync", "--config", fifo, "--local", addrs[1])
 	<-fed
-	refed := make(chan struct{})
-	go func() {
-		defer close(refed)
-		feed(false) // the reload reads the file again
-	}()
-	t.Cleanup(func() {
-		// A writer still waiting for a reader (no reload came) is let go.
-		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-			<-refed
-			_ = r.Close()
-		}
-	})
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "reload: no node changed") },
 		10*time.Second, 10*time.Millisecond, "the SIGHUP that came while sync started was a reload: %s", stderr)
 }
