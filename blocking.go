@@ -412,7 +412,9 @@ func (c *Client) keepSubscription(s *server, ps *redis.PubSub, hashed string) *r
 		return c.routerSubs.add(ps, "")
 	}
 	s.subs.add(ps, hashed)
-	s.subs.closeMoved(s, c.topo.Load())
+	if !c.topo.Load().holds(s, hashed) {
+		_ = ps.Close() // closeAll's second Close of it only fails
+	}
 	return ps
 }
 

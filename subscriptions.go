@@ -1,7 +1,6 @@
 package federated
 
 import (
-	"slices"
 	"sync"
 	"weak"
 
@@ -58,7 +57,7 @@ func (s *subscriptions) closeMoved(srv *server, t *topology) {
 		if ps == nil {
 			continue
 		}
-		if node, err := t.route(sub.hashed); err != nil || !slices.Contains(node.servers, srv) {
+		if !t.holds(srv, sub.hashed) {
 			moved = append(moved, ps)
 			continue
 		}

@@ -60,12 +60,18 @@ type waitPlace struct {
 // holds s.
 func (p *waitPlace) movedOff(s *server, t *topology) bool {
 	for _, h := range p.hashed {
-		n, err := t.route(h)
-		if err != nil || !slices.Contains(n.servers, s) {
+		if !t.holds(s, h) {
 			return true
 		}
 	}
 	return false
+}
+
+// holds reports whether what hashes to hashed is on a node of t that has
+// the server s among its servers.
+func (t *topology) holds(s *server, hashed string) bool {
+	n, err := t.route(hashed)
+	return err == nil && slices.Contains(n.servers, s)
 }
 
 // track notes a wait under way until untrack.
