@@ -229,18 +229,8 @@ func TestSubscriptionEndsWithItsNode(t *testing.T) {
 // where messages published through the client now go: it stayed on the
 // old server and received nothing. One whose channel stays receives on.
 func TestSubscriptionOfAMovedChannelEnds(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	s0, two, moving, staying := keysOfAnAddedNode(t, "news-")
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
-	other := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}, Options: testOptions()})
-	moving, staying := "", ""
-	for i := 0; moving == "" || staying == ""; i++ {
-		if k := fmt.Sprint("news-", i); other.KeyToNode(k) == "b" {
-			moving = k
-		} else {
-			staying = k
-		}
-	}
 	ctx := context.Background()
 	subscribe := func(channel string) <-chan *redis.Message {
 		ps := c.Subscribe(ctx, channel)
@@ -250,7 +240,7 @@ func TestSubscriptionOfAMovedChannelEnds(t *testing.T) {
 		return ps.Channel()
 	}
 	moved, stays := subscribe(moving), subscribe(staying)
-	require.NoError(t, c.AddNode("b", federated.Node{Address: s1}))
+	require.NoError(t, c.AddNode("b", two["b"]))
 	select {
 	case _, ok := <-moved:
 		assert.False(t, ok, "the subscription ended")
@@ -381,25 +371,17 @@ func (h holdDial) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // closed too: it was kept after the change had closed those that moved,
 // and heard nothing, for ever, of what was published through the client.
 func TestSubscriptionMadeDuringAMoveEnds(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	s0, two, channel, _ := keysOfAnAddedNode(t, "news-")
 	hold := holdDial{armed: new(atomic.Bool), entered: make(chan struct{}), release: make(chan struct{})}
 	opts := testOptions()
 	opts.Hooks = []redis.Hook{hold}
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: opts})
-	other := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}, Options: testOptions()})
-	channel := ""
-	for i := 0; channel == ""; i++ {
-		if k := fmt.Sprint("news-", i); other.KeyToNode(k) == "b" {
-			channel = k
-		}
-	}
 	ctx := context.Background()
 	hold.armed.Store(true)
 	made := make(chan *redis.PubSub, 1)
 	go func() { made <- c.Subscribe(ctx, channel) }()
 	<-hold.entered // its connection is being made
-	require.NoError(t, c.AddNode("b", federated.Node{Address: s1}))
+	require.NoError(t, c.AddNode("b", two["b"]))
 	close(hold.release)
 	ps := <-made
 	defer ps.Close()

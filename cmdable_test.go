@@ -807,19 +807,9 @@ func TestWaitForeverMovesWhenItsServerLeaves(t *testing.T) {
 // change reaches each. The first waited on the old server for ever, where
 // nothing was pushed any more.
 func TestWaitForeverMovesWithItsKey(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	s0, two, moving, staying := keysOfAnAddedNode(t, "q")
+	s1 := two["b"].Address // blocked on, once b is added
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
-	two := map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}
-	other := newClient(t, federated.Config{Nodes: two, Options: testOptions()})
-	moving, staying := "", ""
-	for i := 0; moving == "" || staying == ""; i++ {
-		if k := fmt.Sprint("q", i); other.KeyToNode(k) == "b" {
-			moving = k
-		} else {
-			staying = k
-		}
-	}
 	ctx := context.Background()
 	waited := make(chan *redis.StringSliceCmd, 2)
 	for _, k := range []string{moving, staying} {

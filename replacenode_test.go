@@ -471,21 +471,10 @@ func TestWatchAcrossAChangeOfNodesFailsAsAChangedKey(t *testing.T) {
 // watched key where it is now would not abort it, and EXEC committed a
 // value made from what the key held on its old node.
 func TestWatchFailsWhenAWatchedKeyMoved(t *testing.T) {
-	servers := redistest.StartN(t, 2)
-	s0, s1 := servers[0].Addr(), servers[1].Addr()
+	s0, two, watched, written := keysOfAnAddedNode(t, "w")
 	c := newClient(t, federated.Config{Nodes: map[string]federated.Node{"a": {Address: s0}}, Options: testOptions()})
-	ctx := context.Background()
-	two := map[string]federated.Node{"a": {Address: s0}, "b": {Address: s1}}
 	other := newClient(t, federated.Config{Nodes: two, Options: testOptions()})
-	watched, written := "", "" // on b and on a, once b is added
-	for i := 0; watched == "" || written == ""; i++ {
-		k := fmt.Sprint("w", i)
-		if other.KeyToNode(k) == "b" {
-			watched = k
-		} else {
-			written = k
-		}
-	}
+	ctx := context.Background()
 	err := c.Watch(ctx, func(tx *redis.Tx) error {
 		require.NoError(t, c.SetNodes(two))
 		require.NoError(t, other.Set(ctx, watched, 100, 0).Err())
@@ -497,6 +486,25 @@ func TestWatchFailsWhenAWatchedKeyMoved(t *testing.T) {
 	}, watched)
 	require.ErrorIs(t, err, redis.TxFailedErr)
 	assert.Zero(t, directClient(t, s0).Exists(ctx, written).Val())
+}
+
+// keysOfAnAddedNode starts two servers, for a node "a" and a node "b" to
+// be added, and returns the first's address, the nodes with b, a key
+// named from prefix that b takes from a, and one that stays on a.
+func keysOfAnAddedNode(t *testing.T, prefix string) (s0 string, two map[string]federated.Node, moving, staying string) {
+	t.Helper()
+	servers := redistest.StartN(t, 2)
+	s0 = servers[0].Addr()
+	two = map[string]federated.Node{"a": {Address: s0}, "b": {Address: servers[1].Addr()}}
+	both := newClient(t, federated.Config{Nodes: two, Options: testOptions()})
+	for i := 0; moving == "" || staying == ""; i++ {
+		if k := fmt.Sprint(prefix, i); both.KeyToNode(k) == "b" {
+			moving = k
+		} else {
+			staying = k
+		}
+	}
+	return s0, two, moving, staying
 }
 
 // mustServerOf returns the address of the server that key's node sends to.
