@@ -253,8 +253,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Frame-Options", "DENY")
-	_, pattern := h.mux.Handler(r)
-	if r.ContentLength != 0 && !h.routes[pattern] {
+	if r.ContentLength != 0 && !h.takenByRoute(r) {
 		cutBody(w, r)
 		// Other methods get the mux's 405 or 404, on a connection that
 		// closes once it is sent.
@@ -278,7 +277,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The handlers read the query with r.URL.Query(), which drops the
 	// pairs it cannot parse: from=%zz read as no from, and the default
 	// range came back with 200.
-	if e := checkQuery(r.URL.RawQuery); e != nil && !h.routes[pattern] {
+	if e := checkQuery(r.URL.RawQuery); e != nil && !h.takenByRoute(r) {
 		refuse(w, r, http.StatusBadRequest, errorReply{Error: e.Error(), Param: e.Param})
 		return
 	}
@@ -309,6 +308,14 @@ func (h *handler) authorized(r *http.Request) (ok, viaQuery bool) {
 // how much of a guess was right.
 func (h *handler) tokenIs(got string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(h.opts.Token)) == 1
+}
+
+// takenByRoute reports a request for one of Options.Routes, whose handlers
+// read their own body and query. It asks the mux, which routes again in
+// ServeHTTP: only for a request with a body or a query it cannot read.
+func (h *handler) takenByRoute(r *http.Request) bool {
+	_, pattern := h.mux.Handler(r)
+	return h.routes[pattern]
 }
 
 func (h *handler) unauthorized(w http.ResponseWriter, r *http.Request) {
