@@ -933,3 +933,37 @@ func TestWaitAfterAServerCameBackUpTakesANewConnection(t *testing.T) {
 	assert.NotEqual(t, first, waitConn(), "the server came back up: a new connection")
 	assert.NotContains(t, admin.ClientList(ctx).Val(), "id="+first+" ", "the old one is closed")
 }
+
+// A loop of waits forever on a busy list asks its connection's id once,
+// as the connection is set up, not before each wait: each element cost a
+// CLIENT ID round trip besides its BLPOP. A cancel still ends a wait.
+func TestWaitsForeverAskTheirConnectionsIDOnce(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	var clientCmds, pops atomic.Int64
+	opts := testOptions()
+	opts.Hooks = []redis.Hook{seenHook{name: "client", n: &clientCmds}, seenHook{name: "blpop", n: &pops}}
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, c.RPush(ctx, "jobs", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10).Err())
+	for range 10 {
+		require.NoError(t, c.BLPop(ctx, 0, "jobs").Err())
+	}
+	assert.Equal(t, int64(10), pops.Load())
+	assert.Equal(t, int64(1), clientCmds.Load(), "CLIENT ID once, for 10 waits")
+
+	// Its connection killed while idle, the next wait dials anew, and the
+	// cancel ends it by the new connection's id.
+	admin := directClient(t, servers[0].Addr())
+	require.NoError(t, admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err())
+	waited := make(chan error, 1)
+	go func() { waited <- c.BLPop(ctx, 0, "jobs").Err() }()
+	require.Eventually(t, func() bool { return blockedClients(t, servers[0].Addr()) == 1 }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	select {
+	case err := <-waited:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancel did not end the wait")
+	}
+}

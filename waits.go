@@ -20,28 +20,35 @@ import (
 // server's next wait once it is answered.
 //
 // And go-redis reads a wait forever with no deadline, and never watches a
-// cancel. A wait learns its connection's id first (CLIENT ID), and at the
-// cancel or the deadline, or when a change of nodes moves its keys (see
-// waitPlace), CLIENT UNBLOCK from another connection ends the wait as its
-// own timeout would. The
-// wait is never cut: a server slow to answer (a long script) may hand an
-// element to a connection whose wait was cut, and nobody would read it.
-// So a server that does not answer the CLIENT UNBLOCK is told again until
-// it does, the wait is answered, its connection fails, or the Client
-// closes; and a user whose ACL refuses CLIENT ID or CLIENT UNBLOCK waits
-// as go-redis does.
+// cancel. A wait's connection has its id learnt as it is set up (CLIENT ID),
+// and at the cancel or the deadline, or when a change of nodes moves its
+// keys (see waitPlace), CLIENT UNBLOCK from another connection ends the wait
+// as its own timeout would. The wait is never cut: a server slow to answer
+// (a long script) may hand an element to a connection whose wait was cut,
+// and nobody would read it. So a server that does not answer the CLIENT
+// UNBLOCK is told again until it does, the wait is answered, its connection
+// fails, or the Client closes; and a user whose ACL refuses CLIENT ID or
+// CLIENT UNBLOCK waits as go-redis does.
 
 // waits are the clients of a server's waits forever: each has one
 // connection of its own. They are closed with the server, or a command
 // timeout after it left the federation, which ends their waits.
 type waits struct {
-	mu sync.Mutex
-	// live holds every client, idle ones included, each to the server's
-	// client of commands it was made beside.
-	live   map[*redis.Client]*redis.Client // guarded by mu
-	idle   []*redis.Client                 // answered, kept for the next wait; guarded by mu
-	closed bool                            // guarded by mu
-	placed map[*waitPlace]struct{}         // waits under way that a change of nodes may move; guarded by mu
+	mu     sync.Mutex
+	live   map[*waitClient]struct{} // every client, idle ones included; guarded by mu
+	idle   []*waitClient            // answered, kept for the next wait; guarded by mu
+	closed bool                     // guarded by mu
+	placed map[*waitPlace]struct{}  // waits under way that a change of nodes may move; guarded by mu
+}
+
+// waitClient is a client of waits forever, of one connection, and the id
+// Redis gives that connection, asked once as it is set up (OnConnect), not
+// before each wait: a consumer's loop of BLPOP 0 on a busy list paid a
+// CLIENT ID round trip for each element.
+type waitClient struct {
+	*redis.Client
+	under *redis.Client // the server's client of commands it was made beside
+	id    atomic.Int64  // CLIENT ID of its connection: 0 before its first, -1 where an ACL refuses it
 }
 
 // waitPlace is what a change of nodes needs of a wait under way: the keys
@@ -122,63 +129,63 @@ func (c *Client) followKeys(prev, next *topology) {
 // since replaced (the server came back up) is closed: its connection may
 // be one to the server before it went down, whose failure says nothing
 // of the server now, and would mark it down (see sendForeverOn).
-func (w *waits) get(under *redis.Client, newClient func() *redis.Client) (rc *redis.Client, ok bool) {
+func (w *waits) get(under *redis.Client, newClient func(under *redis.Client) *waitClient) (wc *waitClient, ok bool) {
 	w.mu.Lock()
-	var stale []*redis.Client
+	var stale []*waitClient
 	for n := len(w.idle); n > 0 && !w.closed; n = len(w.idle) {
-		rc = w.idle[n-1]
+		wc = w.idle[n-1]
 		w.idle = w.idle[:n-1]
-		if w.live[rc] == under {
+		if wc.under == under {
 			w.mu.Unlock()
 			closeClients(stale)
-			return rc, true
+			return wc, true
 		}
-		delete(w.live, rc)
-		stale = append(stale, rc)
+		delete(w.live, wc)
+		stale = append(stale, wc)
 	}
 	w.mu.Unlock()
 	closeClients(stale)
-	rc = newClient()
+	wc = newClient(under)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		_ = rc.Close()
+		_ = wc.Close()
 		return nil, false
 	}
 	if w.live == nil {
-		w.live = make(map[*redis.Client]*redis.Client)
+		w.live = make(map[*waitClient]struct{})
 	}
-	w.live[rc] = under
-	return rc, true
+	w.live[wc] = struct{}{}
+	return wc, true
 }
 
 // closeClients closes clients.
-func closeClients(clients []*redis.Client) {
-	for _, rc := range clients {
-		_ = rc.Close()
+func closeClients(clients []*waitClient) {
+	for _, wc := range clients {
+		_ = wc.Close()
 	}
 }
 
 // put gives back a client whose wait ended: kept for the next wait if
 // keep and fewer than most are idle, closed otherwise.
-func (w *waits) put(rc *redis.Client, keep bool, most int) {
+func (w *waits) put(wc *waitClient, keep bool, most int) {
 	w.mu.Lock()
 	if keep && !w.closed && len(w.idle) < most {
-		w.idle = append(w.idle, rc)
+		w.idle = append(w.idle, wc)
 		w.mu.Unlock()
 		return
 	}
-	delete(w.live, rc)
+	delete(w.live, wc)
 	w.mu.Unlock()
-	_ = rc.Close()
+	_ = wc.Close()
 }
 
 // addHook adds h to every client.
 func (w *waits) addHook(h redis.Hook) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for rc := range w.live {
-		rc.AddHook(h)
+	for wc := range w.live {
+		wc.AddHook(h)
 	}
 }
 
@@ -188,8 +195,8 @@ func (w *waits) closeAll() {
 	live := w.live
 	w.live, w.idle, w.closed = nil, nil, true
 	w.mu.Unlock()
-	for rc := range live {
-		_ = rc.Close()
+	for wc := range live {
+		_ = wc.Close()
 	}
 }
 
@@ -211,7 +218,7 @@ func (c *Client) sendForever(r routing) func(context.Context, *server, *redis.Cl
 // ends it: it then fails with errWaitMoved. An answer that came first (an
 // element popped) is kept. The user's hooks see the wait and CLIENT ID.
 func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Client, cmd redis.Cmder, r routing) error {
-	rc, ok := s.waits.get(pooled, func() *redis.Client { return c.newWaitClient(s) })
+	rc, ok := s.waits.get(pooled, func(under *redis.Client) *waitClient { return c.newWaitClient(s, under) })
 	if !ok {
 		err := c.whenClosed(fmt.Errorf("%w: server %s left the federation", ErrUnknownNode, s.addr))
 		cmd.SetErr(err)
@@ -230,20 +237,23 @@ func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Cli
 		}
 	}
 
-	idCtx, cancel := c.withTimeout(ctx)
-	id, err := rc.ClientID(idCtx).Result()
-	cancel()
-	var reply redis.Error
-	switch {
-	case errors.As(err, &reply): // an ACL that refuses CLIENT ID
+	if rc.id.Load() == 0 {
+		// Its first wait: a PING sets its connection up, and learns its
+		// id (see newWaitClient).
+		idCtx, cancel := c.withTimeout(ctx)
+		err := rc.Ping(idCtx).Err()
+		cancel()
+		if err != nil {
+			raw = err
+			failed(idCtx, err)
+			cmd.SetErr(err)
+			return err
+		}
+	}
+	if rc.id.Load() < 0 { // an ACL that refuses CLIENT ID
 		raw = rc.Process(ctx, cmd)
 		failed(ctx, raw)
 		return c.leftError(s, cmd, raw)
-	case err != nil:
-		raw = err
-		failed(idCtx, err)
-		cmd.SetErr(err)
-		return err
 	}
 	// The wait ends when ctx does, or when its keys move.
 	wctx, end := context.WithCancel(ctx)
@@ -260,7 +270,7 @@ func (c *Client) sendForeverOn(ctx context.Context, s *server, pooled *redis.Cli
 	var ended atomic.Bool
 	stop := context.AfterFunc(wctx, func() {
 		defer close(done)
-		ended.Store(c.unblock(s, id, answered))
+		ended.Store(c.unblock(s, rc.id.Load, answered))
 	})
 	raw = rc.Process(ctx, cmd)
 	close(answered)
@@ -317,14 +327,14 @@ func (c *Client) leftError(s *server, cmd redis.Cmder, err error) error {
 // are tried again, with pauses growing to a second, until the wait's
 // command is answered (answered is closed) or the Client closes. A server
 // that refuses it (an ACL) is not asked again: the wait goes on.
-func (c *Client) unblock(s *server, id int64, answered <-chan struct{}) bool {
+func (c *Client) unblock(s *server, id func() int64, answered <-chan struct{}) bool {
 	opt := *s.opts
 	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
 	control := redis.NewClient(&opt)
 	defer control.Close()
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
 		ctx, cancel := c.withTimeout(context.Background())
-		n, err := control.ClientUnblock(ctx, id).Result()
+		n, err := control.ClientUnblock(ctx, id()).Result()
 		cancel()
 		var reply redis.Error
 		switch {
@@ -347,12 +357,27 @@ func (c *Client) unblock(s *server, id int64, answered <-chan struct{}) bool {
 // its own, and the user's hooks but no health hook, which would take the
 // wait's client for a client replaced (sendForever marks the server down
 // in its stead).
-func (c *Client) newWaitClient(s *server) *redis.Client {
+func (c *Client) newWaitClient(s *server, under *redis.Client) *waitClient {
+	wc := &waitClient{under: under}
 	opt := *s.opts
 	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 1
+	// Each connection's id, as it is set up: that of one dialed again
+	// (reaped while idle, or broken) is known before a wait is sent on it.
+	opt.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		id, err := cn.ClientID(ctx).Result()
+		var reply redis.Error
+		switch {
+		case errors.As(err, &reply):
+			id = -1 // the wait goes on as go-redis's does
+		case err != nil:
+			return err
+		}
+		wc.id.Store(id)
+		return nil
+	}
 	c.hooksMu.Lock()
 	defer c.hooksMu.Unlock()
-	rc := redis.NewClient(&opt)
-	c.addUserHooksLocked(rc, s.addr)
-	return rc
+	wc.Client = redis.NewClient(&opt)
+	c.addUserHooksLocked(wc.Client, s.addr)
+	return wc
 }
