@@ -92,7 +92,10 @@
 // would compile to more than 100,000 instructions, all together, is a
 // 400: Prometheus sends one query a request, and a regular expression of
 // a few bytes may take 100 KiB once compiled, one of a few kilobytes tens
-// of MiB.
+// of MiB. Matching one within that bound against a long label may take
+// tens of milliseconds: a read stops when its reader goes away, and one
+// whose series are not selected within Options.BodyTimeout gets 503. Each
+// metric name is matched once a query, whatever the hosts that have it.
 //
 // Both handlers are safe for concurrent use and hold no goroutine between
 // requests.

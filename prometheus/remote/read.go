@@ -142,10 +142,18 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 	if len(req.Queries) > maxQueries {
 		return nil, false, errorf(http.StatusBadRequest, "%d queries: at most %d a request", len(req.Queries), maxQueries)
 	}
+	// The queries' work ends BodyTimeout after the body came, or when the
+	// reader goes away: matching a regular expression within
+	// maxRegexpSize against a long label takes milliseconds, and a query
+	// matches every series listed, so that one such read of a store of
+	// thousands of series took minutes after its reader had given up, and
+	// held its turn all that time.
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.BodyTimeout)
+	defer cancel()
 	results = make([][]*prompb.TimeSeries, len(req.Queries))
 	budget, regexps := h.opts.MaxSamples, maxRegexpSize
 	for i, q := range req.Queries {
-		series, e := h.query(r.Context(), q, &budget, &regexps)
+		series, e := h.query(ctx, q, &budget, &regexps)
 		if e != nil {
 			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
 			return nil, false, e
@@ -187,6 +195,9 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 		return nil, nil
 	}
 	series, err := h.selectSeries(ctx, matchers, from.Add(-listSlack))
+	if ctx.Err() != nil {
+		return nil, errorf(http.StatusServiceUnavailable, "series not selected within %s (Options.BodyTimeout): narrow the matchers", h.opts.BodyTimeout)
+	}
 	if err != nil {
 		return nil, errorf(http.StatusServiceUnavailable, "list series: %s", summary(err))
 	}
@@ -243,27 +254,32 @@ type selected struct {
 }
 
 // selectSeries lists the series changed since then that the matchers
-// select, sorted by labels.
+// select, sorted by labels. It stops when ctx ends.
 func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Matcher, since time.Time) ([]selected, error) {
 	hostLabel := h.opts.HostLabel
-	var hosts []string
+	type listedHost struct{ host, label string }
+	var hosts []listedHost
 	if m := equality(matchers, hostLabel); m != nil {
 		host, err := EncodeHost(m.Value)
-		if err != nil {
+		if err != nil || !matchesLabel(matchers, hostLabel, m.Value) {
 			return nil, nil // no series has that host
 		}
-		hosts = []string{host}
+		hosts = []listedHost{{host, m.Value}}
 	} else {
 		all, err := h.q.Hosts(ctx, since)
 		if err != nil {
 			return nil, err
 		}
 		for _, host := range all {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			if v, err := DecodeHost(host); err == nil && matchesLabel(matchers, hostLabel, v) {
-				hosts = append(hosts, host)
+				hosts = append(hosts, listedHost{host, v})
 			}
 		}
 	}
+	metricsOf := newMetricMatches(matchers, hostLabel)
 	var (
 		mu    sync.Mutex
 		found []selected
@@ -272,16 +288,26 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 		slots = make(chan struct{}, listings)
 	)
 	for _, host := range hosts {
-		slots <- struct{}{}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			names, err := h.q.Metrics(ctx, host, since)
+			names, err := h.q.Metrics(ctx, host.host, since)
 			var mine []selected
 			for _, name := range names {
-				id := metrics.Series{Host: host, Metric: name}
-				ls, err := LabelsOf(id, hostLabel)
-				if err == nil && matchesAll(matchers, ls) {
-					mine = append(mine, selected{id: id, labels: ls})
+				if err = ctx.Err(); err != nil {
+					break
+				}
+				if ls, ok := metricsOf.match(name); ok {
+					if host.label != "" {
+						ls = labels.NewBuilder(ls).Set(hostLabel, host.label).Labels()
+					}
+					mine = append(mine, selected{id: metrics.Series{Host: host.host, Metric: name}, labels: ls})
 				}
 			}
 			mu.Lock()
@@ -293,11 +319,57 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(found, func(a, b selected) int { return labels.Compare(a.labels, b.labels) })
 	return found, nil
+}
+
+// metricMatches tells which metric names the matchers select, given a host
+// they select, and their labels (less the host's). A fleet's hosts share
+// their metrics: each name is parsed and matched once a query, not once
+// per host.
+type metricMatches struct {
+	matchers  []*labels.Matcher // of labels other than the host's
+	hostLabel string
+
+	mu   sync.Mutex
+	seen map[string]metricMatch
+}
+
+// metricMatch is what metricMatches found of a name.
+type metricMatch struct {
+	labels labels.Labels
+	ok     bool // selected
+}
+
+func newMetricMatches(matchers []*labels.Matcher, hostLabel string) *metricMatches {
+	m := &metricMatches{hostLabel: hostLabel, seen: make(map[string]metricMatch)}
+	for _, lm := range matchers {
+		if lm.Name != hostLabel {
+			m.matchers = append(m.matchers, lm)
+		}
+	}
+	return m
+}
+
+// match returns the labels of the metric name, less the host's, and
+// whether the matchers select it. A name that LabelsOf refuses is not
+// selected.
+func (m *metricMatches) match(name string) (labels.Labels, bool) {
+	m.mu.Lock()
+	r, found := m.seen[name]
+	m.mu.Unlock()
+	if found {
+		return r.labels, r.ok
+	}
+	ls, err := ParseMetric(name)
+	r = metricMatch{labels: ls, ok: err == nil && !ls.Has(m.hostLabel) && matchesAll(m.matchers, ls)}
+	m.mu.Lock()
+	m.seen[name] = r
+	m.mu.Unlock()
+	return r.labels, r.ok
 }
 
 // checkRegexps takes the size of a query's regular expressions from what
