@@ -59,9 +59,10 @@
 // stored: the rest of the request is written and answered as if they were
 // not in it, and a warning says how many were skipped and of which
 // periods; and samples stamped more than 50 minutes ahead of this host's
-// clock, which a read near their time would not find (it lists the series
-// changed since an hour before its start, by the servers' clocks), with a
-// warning. Warnings of failed requests and of skipped samples name the
+// clock (those of year 10000 and later, which redfed cannot store,
+// included), which a read near their time would not find (it lists the
+// series changed since an hour before its start, by the servers' clocks),
+// with a warning. Warnings of failed requests and of skipped samples name the
 // sender and come one every 10 seconds at most, each kind, with the
 // number left out.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -80,6 +81,24 @@ func TestWriteSkipsSamplesFarAhead(t *testing.T) {
 	peers := logs.Values(msg, "peer")
 	require.Len(t, peers, 1)
 	assert.Contains(t, peers[0], "127.0.0.1:", "the sender named")
+}
+
+// A sample of year 10000 or later, which redfed cannot store, is as far
+// ahead as any: skipped and counted, and the rest of its request written.
+// (Such a sample had the whole request refused with 400, which Prometheus
+// drops.)
+func TestWriteSkipsSamplesBeyondYear9999(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	y10k := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	code, reply := e.writeSeries(t,
+		series([]string{"__name__", "up", "instance", "a:1"}, prompb.Sample{Timestamp: now.UnixMilli(), Value: 1}),
+		series([]string{"__name__", "odd", "instance", "b:1"}, prompb.Sample{Timestamp: y10k, Value: 2}, prompb.Sample{Timestamp: math.MaxInt64, Value: 3}))
+	require.Equal(t, http.StatusNoContent, code, reply)
+	assert.Equal(t, remote.WriteStats{Requests: 1, Stored: 1, Samples: 1, Ahead: 2}, e.write.Stats())
+	got := e.read(t, query(now.UnixMilli()-1000, now.UnixMilli()+1000, matcher(prompb.LabelMatcher_NEQ, "__name__", "")))[0]
+	require.Len(t, got, 1)
+	assert.Equal(t, []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}}, got[0].Samples)
 }
 
 // A request that fails after part of it was written counts the samples

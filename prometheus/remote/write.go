@@ -254,13 +254,16 @@ func (h *WriteHandler) convert(req *prompb.WriteRequest) ([]metrics.Sample, Writ
 				skipped.NonFinite++
 				continue
 			}
+			// Ahead first: a sample of year 10000, which redfed cannot
+			// store, is as far ahead as any, and refusing it refused the
+			// sender's other samples with it.
 			t := time.UnixMilli(smp.Timestamp)
-			if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
-				return nil, skipped, fmt.Errorf("%s: timestamp %d ms: %w", where(), smp.Timestamp, err)
-			}
 			if t.Sub(now) > maxAhead {
 				skipped.Ahead++
 				continue
+			}
+			if err := metric.ValidateTimestamp(metric.Seconds(t)); err != nil {
+				return nil, skipped, fmt.Errorf("%s: timestamp %d ms: %w", where(), smp.Timestamp, err)
 			}
 			out = append(out, metrics.Sample{Host: s.Host, Metric: s.Metric, Time: t, Value: smp.Value})
 		}
