@@ -36,35 +36,35 @@
 //
 // # Writing
 //
-// WriteHandler answers 204 once every sample of the request is
-// acknowledged by Redis (it writes them with one Appender.Write), 503 when
-// the store fails, so that Prometheus sends the request again (a sample
-// written twice is stored once), and 4xx for a request that can never
-// succeed, which Prometheus drops: 400 for one that does not decode, or
-// holds a series whose labels cannot be named (ErrBadLabels) or a
-// timestamp before 1970, and nothing of it is written; 400 too for a
-// series whose key holds another type on a server (federated.ErrWrongType,
-// which names the key): that series is not written until someone deletes
-// the key, the request's others are (and counted in Stats().Samples); 413
-// for a body over
+// WriteHandler answers 204 once every sample of the request is acknowledged
+// by Redis (it writes them with one Appender.Write), 503 when the store
+// fails, so that Prometheus sends the request again (a sample written twice
+// is stored once), and 4xx for a request that can never succeed, which
+// Prometheus drops: 400 for one that does not decode, or holds a series
+// whose labels cannot be named (ErrBadLabels) or a timestamp before 1970,
+// and nothing of it is written; 400 too for a series whose key holds another
+// type on a server (federated.ErrWrongType, which names the key): that
+// series is not written until someone deletes the key, the request's others
+// are (and counted in Stats().Samples); 413 for a body over
 // Options.MaxBodyBytes, or over MaxDecodedBytes once decompressed or once
-// decoded (the size a message will take is read from its wire format
-// before it is decoded: a body of many empty elements takes dozens of
-// times its size); 408 for a body that takes over Options.BodyTimeout to
-// arrive. Values redfed cannot store are skipped and counted in Stats:
-// Prometheus's staleness markers (a special NaN, written when a series
-// disappears), other NaNs and ±Inf. Native histograms and exemplars are
-// not stored either, and counted. So are samples of a period that
-// retention dropped (federated.ErrPeriodDropped), which can never be
-// stored: the rest of the request is written and answered as if they were
-// not in it, and a warning says how many were skipped and of which
-// periods; and samples stamped more than 50 minutes ahead of this host's
-// clock (those of year 10000 and later, which redfed cannot store,
-// included), which a read near their time would not find (it lists the
-// series changed since an hour before its start, by the servers' clocks),
-// with a warning. Warnings of failed requests and of skipped samples name the
-// sender and come one every 10 seconds at most, each kind, with the
-// number left out.
+// decoded (the size a message will take is read from its wire format before
+// it is decoded: a body of many empty elements takes dozens of times its
+// size); 408 for a body that takes over Options.BodyTimeout to arrive; 415
+// for remote write 2.0, which is not taken: named by its Content-Type, or
+// sent without one and holding only fields 1.0 does not have. Values redfed
+// cannot store are skipped and counted in Stats: Prometheus's staleness
+// markers (a special NaN, written when a series disappears), other NaNs and
+// ±Inf. Native histograms and exemplars are not stored either, and counted.
+// So are samples of a period that retention dropped
+// (federated.ErrPeriodDropped), which can never be stored: the rest of the
+// request is written and answered as if they were not in it, and a warning
+// says how many were skipped and of which periods; and samples stamped more
+// than 50 minutes ahead of this host's clock (those of year 10000 and later,
+// which redfed cannot store, included), which a read near their time would
+// not find (it lists the series changed since an hour before its start, by
+// the servers' clocks), with a warning. Warnings of failed requests and of
+// skipped samples name the sender and come one every 10 seconds at most,
+// each kind, with the number left out.
 //
 // # Reading
 //

@@ -127,6 +127,13 @@ func (h *WriteHandler) serve(w http.ResponseWriter, r *http.Request) *httpError 
 	if err := req.Unmarshal(body); err != nil {
 		return errorf(http.StatusBadRequest, "decode WriteRequest: %v", err)
 	}
+	if len(req.Timeseries) == 0 && len(req.Metadata) == 0 && len(req.XXX_unrecognized) > 0 {
+		// A remote write 2.0 request sent without its Content-Type
+		// decodes as an empty 1.0 one, its series in fields 1.0 does not
+		// have: answered 204, it was dropped in silence.
+		return errorf(http.StatusUnsupportedMediaType,
+			"WriteRequest holds no series, only fields remote write 1.0 does not have (a remote write 2.0 request?): want remote write 1.0 (prometheus.WriteRequest)")
+	}
 	samples, skipped, err := h.convert(&req)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)

@@ -102,3 +102,23 @@ func TestWriteRefusesHugeLabels(t *testing.T) {
 		})
 	}
 }
+
+// A remote write 2.0 request sent without its Content-Type, whose symbols
+// and series are fields 4 and 5, which 1.0 does not have, is refused with
+// 415, not answered 204 with nothing stored. A 1.0 request with such a
+// field beside its series is written.
+func TestWriteRefusesRemoteWrite2WithoutItsContentType(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{})
+	v2 := []byte{0x22, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_', 0x2a, 0x02, 0x0a, 0x00} // symbols ["__name__"], a series
+	code, reply := post(t, e.url+"/write", v2, false)
+	assert.Equal(t, http.StatusUnsupportedMediaType, code)
+	assert.Contains(t, string(reply), "WriteRequest holds no series, only fields remote write 1.0 does not have (a remote write 2.0 request?)")
+
+	v1, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series([]string{"__name__", "up", "instance", "a:1"}, prompb.Sample{Timestamp: t0, Value: 1}),
+	}}).Marshal()
+	require.NoError(t, err)
+	code, reply = post(t, e.url+"/write", append(v1, v2...), false)
+	assert.Equal(t, http.StatusNoContent, code, string(reply))
+	assert.Equal(t, int64(1), e.write.Stats().Samples)
+}
