@@ -300,8 +300,8 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 			names, err := h.q.Metrics(ctx, host.host, since)
 			var mine []selected
 			for _, name := range names {
-				if err = ctx.Err(); err != nil {
-					break
+				if ctx.Err() != nil {
+					break // said by ctx.Err below
 				}
 				if ls, ok := metricsOf.match(name); ok {
 					if host.label != "" {

@@ -82,3 +82,24 @@ func TestReadWhoseReaderLeftStopsSelecting(t *testing.T) {
 	assert.Len(t, got, 1)
 	assert.Less(t, time.Since(start), 3*time.Second, "the next read waited for the first to match every series")
 }
+
+// A read whose listing of a host's metrics failed on one server and
+// answered on the other is a 503, not the series found: a partial answer
+// would look like a gap in the data.
+func TestReadWhoseListingFailedInPartFails(t *testing.T) {
+	e := startEndpoints(t, 2, remote.Options{})
+	var all []prompb.TimeSeries
+	for i := range 20 {
+		all = append(all, series([]string{"__name__", fmt.Sprintf("m%d", i), "instance", "a:1"}, prompb.Sample{Timestamp: t0, Value: 1}))
+	}
+	code, reply := e.writeSeries(t, all...)
+	require.Equal(t, http.StatusNoContent, code, reply)
+	require.NoError(t, e.servers[1].Kill())
+	body, err := (&prompb.ReadRequest{Queries: []*prompb.Query{
+		query(t0, t0, matcher(prompb.LabelMatcher_EQ, "instance", "a:1")),
+	}}).Marshal()
+	require.NoError(t, err)
+	code, got := post(t, e.url+"/read", body, false)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, string(got), e.servers[1].Addr())
+}
