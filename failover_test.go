@@ -190,6 +190,28 @@ func TestMarkServerUpEndsTheRecheck(t *testing.T) {
 		"checked again at the base interval, not 2s later")
 }
 
+// A server whose ACL denies the client's user PING (a user of @read and
+// @write, without @connection) is marked up again once it answers after a
+// failure: the check's NOPERM is an answer, as it is to the heartbeat. It
+// stayed down for good, every command failing with ErrServerDown, while a
+// plain go-redis client of that user was served.
+func TestServerThatRefusesPingComesBackUp(t *testing.T) {
+	s := redistest.StartT(t)
+	ctx := context.Background()
+	require.NoError(t, directClient(t, s.Addr()).Do(ctx, "ACL", "SETUSER", "app", "on", ">pw", "~*", "+@read", "+@write").Err())
+	opts := testOptions()
+	opts.Username, opts.Password = "app", "pw"
+	c := newClient(t, federated.Config{Nodes: singleNodes([]*redistest.Server{s}), Options: opts})
+	require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+	require.NoError(t, s.Pause())
+	require.Error(t, c.Set(ctx, "k", "v", 0).Err())
+	require.True(t, c.IsServerDown(s.Addr()))
+	require.NoError(t, s.Resume())
+	require.Eventually(t, func() bool { return !c.IsServerDown(s.Addr()) }, 5*time.Second, 10*time.Millisecond,
+		"marked up on the check's NOPERM")
+	assert.NoError(t, c.Set(ctx, "k", "v2", 0).Err())
+}
+
 func TestStatusReportsDownServers(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/replyguard"
 )
 
@@ -398,7 +399,7 @@ func (c *Client) recheck(s *server) {
 			due = true
 		}
 		if due && s.down.Load() {
-			if err := c.probe(s); err == nil {
+			if err := c.probe(s); probeUp(err) {
 				c.markUp(s)
 			} else {
 				s.mu.Lock()
@@ -435,6 +436,17 @@ func (c *Client) nextInterval(interval time.Duration) time.Duration {
 		return c.opts.MaxRetryInterval
 	}
 	return time.Duration(next)
+}
+
+// probeUp reports whether a probe's outcome shows its server up: an answer
+// to the PING, or a refusal of it for a reason that does not pass, which
+// the server serves other commands through, as the heartbeat counts it (a
+// user whose ACL lacks @connection gets NOPERM, and its servers were never
+// marked up again after a failure). A refusal for a state that passes
+// (LOADING, BUSY...) keeps the server down until it ends.
+func probeUp(err error) bool {
+	var reply redis.Error
+	return err == nil || errors.As(err, &reply) && !journal.IsTemporaryReply(err)
 }
 
 // probe pings a server on a connection of its own, so that the failures of
@@ -736,7 +748,7 @@ func (c *Client) pingUp(ctx context.Context) {
 			if err != nil && busyPool(rc, err) {
 				// Every connection is in use, slow commands or a server
 				// that stopped answering them: ask on one of its own.
-				if err := c.probe(s); err != nil {
+				if err := c.probe(s); !probeUp(err) {
 					c.markDown(s, rc, err)
 				}
 			}
