@@ -75,6 +75,40 @@ func TestQueryAllHitCounts(t *testing.T) {
 	assert.Equal(t, 1, down, "and fails for the down one")
 }
 
+// A server of a group that answers a query-all command with an error is
+// named in the error of All and of a chain's Poll, as a server that fails
+// is: the servers of a group may differ, and "WRONGTYPE" alone does not
+// say which to look at. (The error named the command only.)
+func TestQueryAllReplyErrorNamesItsServer(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: redistest.Addrs(servers)}},
+		Options: testOptions(),
+	})
+	ctx := context.Background()
+	for i, s := range servers {
+		d := directClient(t, s.Addr())
+		if i == 1 {
+			require.NoError(t, d.Set(ctx, "z", "a string", 0).Err())
+		} else {
+			require.NoError(t, d.ZAdd(ctx, "z", redis.Z{Score: 1, Member: "a"}).Err())
+		}
+	}
+	want := fmt.Sprintf("federated: zcard z (node group, server %s): WRONGTYPE", servers[1].Addr())
+	results, err := c.All(ctx, "ZCARD", "z")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), want)
+	assert.NotContains(t, err.Error(), servers[0].Addr())
+	require.Len(t, results, 3)
+
+	c.SetQueryAll(true)
+	var answers int
+	err = c.Chain().ZCard("z", func(n int64, err error) { answers++ }).Poll(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), want)
+	assert.Equal(t, 3, answers)
+}
+
 func TestBlockingAllReturnsOneSlotPerServer(t *testing.T) {
 	servers := redistest.StartN(t, 3)
 	c := newClient(t, federated.Config{

@@ -74,11 +74,11 @@ func (f *Flight) Wait() error {
 	var ended ctxEnded
 	for i, q := range f.queue {
 		if !q.all || q.node == nil {
-			errs = ended.appendReplyError(errs, q.cmd)
+			errs = ended.appendReplyError(errs, q.cmd, "", "")
 			continue
 		}
 		for _, sc := range f.alls[i] {
-			errs = ended.appendReplyError(errs, sc.cmd)
+			errs = ended.appendReplyError(errs, sc.cmd, q.node.name, sc.server)
 		}
 	}
 	if ended.n > 0 {
@@ -107,9 +107,11 @@ type ctxEnded struct {
 }
 
 // appendReplyError adds a command's own error, one that is not already
-// counted as its server's or node's failure, nor the caller's context's.
-// A missing key is not an error.
-func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder) []error {
+// counted as its server's or node's failure, nor the caller's context's,
+// naming the node and server of a query-all command's copy (server not
+// "") unless the error does: the servers of a group may answer it differently, and the caller
+// has to know which one to look at. A missing key is not an error.
+func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder, node, server string) []error {
 	err := cmd.Err()
 	switch {
 	case err == nil || isCounted(err):
@@ -118,6 +120,8 @@ func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder) []error {
 			u.first = cmd
 		}
 		u.n++
+	case server != "" && !errors.As(err, new(*ServerError)):
+		errs = append(errs, fmt.Errorf("federated: %s (node %s, server %s): %w", cmdWithKey(cmd), node, server, err))
 	default:
 		errs = append(errs, fmt.Errorf("federated: %s: %w", cmdWithKey(cmd), err))
 	}
