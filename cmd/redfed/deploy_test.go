@@ -67,19 +67,26 @@ func (u unit) one(t *testing.T, key string) string {
 	return u[key][0]
 }
 
+// buildRedfed builds redfed from this tree, for a test that runs it as
+// its own process, and returns the program's path.
+func buildRedfed(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	require.NoError(t, err, "the go command builds redfed")
+	binary := filepath.Join(t.TempDir(), "redfed")
+	out, err := exec.CommandContext(t.Context(), goTool, "build", "-o", binary, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return binary
+}
+
 // TestUnitsVerify runs systemd-analyze verify on each unit, with ExecStart
 // pointing at a redfed built from this tree (verify checks that the
 // program exists), and holds their hardening to an exposure level.
 func TestUnitsVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	require.NoError(t, err, "systemd-analyze checks the units: apt-get install systemd (scripts/test does)")
-	goTool, err := exec.LookPath("go")
-	require.NoError(t, err, "the go command builds the redfed the units run")
+	binary := buildRedfed(t)
 	dir := t.TempDir()
-	binary := filepath.Join(dir, "redfed")
-	build := exec.CommandContext(t.Context(), goTool, "build", "-o", binary, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
 
 	for _, name := range unitNames {
 		t.Run(name, func(t *testing.T) {

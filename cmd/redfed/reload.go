@@ -33,6 +33,18 @@ func reloadRequests() (<-chan os.Signal, func()) {
 	return ch, func() { signal.Stop(ch) }
 }
 
+// survivePipes keeps a daemon running when the reader of its standard
+// output or error goes away (a "| tee" or "| logger" that exits or
+// restarts), and returns the function that stops that. Go ends a program
+// that writes to such a broken pipe unless it takes SIGPIPE: serve ended
+// at its next log line, without writing the lines it had received. Taken,
+// the write fails with EPIPE, and that log line is lost.
+func survivePipes() func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGPIPE)
+	return func() { signal.Stop(ch) }
+}
+
 // nodeChanges are the differences between a client's nodes and a
 // configuration's, by node name, sorted.
 type nodeChanges struct {
