@@ -142,18 +142,10 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 	if len(req.Queries) > maxQueries {
 		return nil, false, errorf(http.StatusBadRequest, "%d queries: at most %d a request", len(req.Queries), maxQueries)
 	}
-	// The queries' work ends BodyTimeout after the body came, or when the
-	// reader goes away: matching a regular expression within
-	// maxRegexpSize against a long label takes milliseconds, and a query
-	// matches every series listed, so that one such read of a store of
-	// thousands of series took minutes after its reader had given up, and
-	// held its turn all that time.
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.BodyTimeout)
-	defer cancel()
 	results = make([][]*prompb.TimeSeries, len(req.Queries))
 	budget, regexps := h.opts.MaxSamples, maxRegexpSize
 	for i, q := range req.Queries {
-		series, e := h.query(ctx, q, &budget, &regexps)
+		series, e := h.query(r.Context(), q, &budget, &regexps)
 		if e != nil {
 			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
 			return nil, false, e
@@ -194,8 +186,18 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 	if to.Before(from) {
 		return nil, nil
 	}
-	series, err := h.selectSeries(ctx, matchers, from.Add(-listSlack))
-	if ctx.Err() != nil {
+	// The selection ends BodyTimeout after it began, or when the reader
+	// goes away: matching a regular expression within maxRegexpSize
+	// against a long label takes milliseconds, and a query matches every
+	// series listed, so that one such read of a store of thousands of
+	// series took minutes after its reader had given up, and held its turn
+	// all that time. (Reading the series is bounded by the store's command
+	// timeouts and MaxSamples.)
+	selectCtx, cancel := context.WithTimeout(ctx, h.opts.BodyTimeout)
+	series, err := h.selectSeries(selectCtx, matchers, from.Add(-listSlack))
+	timedOut := selectCtx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if timedOut {
 		return nil, errorf(http.StatusServiceUnavailable, "series not selected within %s (Options.BodyTimeout): narrow the matchers", h.opts.BodyTimeout)
 	}
 	if err != nil {
