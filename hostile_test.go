@@ -374,6 +374,42 @@ func TestHostileWrongType(t *testing.T) {
 	assert.Len(t, good, 3)
 }
 
+// A journal, horizon or origin hash of another type (an operator's SET or
+// HSET by mistake) fails every metric write of its server before anything
+// is written, naming the key. The write script checked them after its
+// ZADDs: a string journal left the member stored with no journal entry,
+// which no syncer copies, and a string origin hash the member and its
+// entry written while Record said it failed.
+func TestHostileWrongTypeJournal(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		set  func(r *redis.Client, key string) error
+		what string
+	}{
+		{"journal", func(r *redis.Client, key string) error { return r.Set(context.Background(), key, "x", 0).Err() }, "holds a string, not a zset"},
+		{"journal:horizon", func(r *redis.Client, key string) error { return r.HSet(context.Background(), key, "f", "v").Err() }, "holds a hash, not a string"},
+		{"journal:origin", func(r *redis.Client, key string) error { return r.Set(context.Background(), key, "x", 0).Err() }, "holds a string, not a hash"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			servers := redistest.StartN(t, 1)
+			c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+			ctx := context.Background()
+			direct := directClient(t, servers[0].Addr())
+			require.NoError(t, tc.set(direct, tc.key))
+			at := anHourAgo()
+			err := c.Record(ctx, "web1", "cpu", at, 1)
+			assertAnswerError(t, c, err, "WRONGTYPE "+tc.key+" "+tc.what)
+			assert.Zero(t, direct.Exists(ctx, mustKey(t, c, at, "web1", "cpu")).Val(), "nothing written")
+			if tc.key != "journal" {
+				assert.Zero(t, direct.Exists(ctx, "journal").Val(), "nothing journalled")
+			}
+
+			require.NoError(t, direct.Del(ctx, tc.key).Err())
+			require.NoError(t, c.Record(ctx, "web1", "cpu", at, 1))
+		})
+	}
+}
+
 func TestHostileOutOfMemory(t *testing.T) {
 	servers := redistest.StartN(t, 1, redistest.Options{Args: []string{"--maxmemory", "1mb", "--maxmemory-policy", "noeviction"}})
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})

@@ -42,10 +42,24 @@ import (
 // every peer fetches the key.
 //
 // A key refused for a reason that passes (see TemporaryReplies) fails the
-// whole call with Redis's error, before anything is written. The reply is
-// {members added, i1, error1, i2, error2, ...} with the 1-based index of
-// each key that failed, negated for a key of a dropped period.
+// whole call with Redis's error, before anything is written; so does a
+// journal, horizon or origin hash of another type, with a WRONGTYPE error
+// that names it. The reply is {members added, i1, error1, i2, error2, ...}
+// with the 1-based index of each key that failed, negated for a key of a
+// dropped period.
 var WriteScript = redis.NewScript(`
+-- The journal, the horizon and the origin hash are checked before anything
+-- is written: a call that failed on one of them after its ZADDs left
+-- members that no journal entry names, which no syncer copies, or members
+-- written and reported failed.
+local types = {}
+for i, want in ipairs({'zset', 'string', 'hash'}) do
+  types[i] = redis.call('TYPE', KEYS[i]).ok
+  if types[i] ~= 'none' and types[i] ~= want then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. types[i] .. ', not a ' .. want ..
+      ': no metric is written to this server until it does, or is deleted')
+  end
+end
 local t = redis.call('TIME')
 -- The journal's score as text, made once: Redis would format a Lua number
 -- again for every key journalled.
@@ -64,7 +78,7 @@ if ARGV[2] ~= '' and ARGV[3] ~= '' then tag = ARGV[2] .. '@' .. ARGV[3] end
 -- A key's origin field, less its cardinality. (A number joined to a
 -- string is written with %.14g; string.format's %d is faster.)
 local marked = tag and tag .. '#'
-local tracked = tag or redis.call('EXISTS', KEYS[3]) == 1
+local tracked = tag or types[3] == 'hash'
 local pos = 2 * nkeys + 4
 local out = {0}
 local journal, nj, total = {}, 0, 0
