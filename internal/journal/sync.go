@@ -9,7 +9,9 @@ import "github.com/redis/go-redis/v9"
 // KEYS[1] is the journal, KEYS[2] the origin hash and KEYS[3] the cursor
 // hash. ARGV[1] is the lowest score ("(score" for after it), ARGV[2] the
 // page size and ARGV[3] the local server's origin tag ("address@token",
-// with its OriginField; "" for none). It writes nothing.
+// with its OriginField; "" for none). It writes nothing. An origin or
+// cursor hash of another type (an operator's mistake) is read as empty:
+// what only the peer's own syncer uses does not stop the others.
 //
 // The reply is {the peer's OriginField or "", the keys end to end, {score,
 // count, ...}, {score, ...}, {echo, ...}, the peer's TIME, {cardinality,
@@ -58,7 +60,14 @@ if ARGV[3] ~= '' then
   local prefix = ARGV[3] .. '#'
   -- 4,000 at a time: gopher-lua's stack takes 5,120 (see WriteScript).
   for first = 1, n, 4000 do
-    local tags = redis.call('HMGET', KEYS[2], unpack(keys, first, math.min(first + 3999, n)))
+    -- An origin hash of another type (an operator's mistake) marks no
+    -- echo: the keys are fetched back, which copies nothing wrong.
+    local last = math.min(first + 3999, n)
+    local tags = redis.pcall('HMGET', KEYS[2], unpack(keys, first, last))
+    if tags.err then
+      tags = {}
+      for i = first, last do echo[i] = 0 end
+    end
     for j = 1, #tags do
       local i = first + j - 1
       -- Writing a number costs more than the comparison: only for a tag.
@@ -66,7 +75,11 @@ if ARGV[3] ~= '' then
     end
   end
 end
-return {redis.call('HGET', KEYS[3], '` + OriginField + `') or '', join(keys, n), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
+-- The same of a cursor hash of another type: no origin token, so that
+-- what is merged from this server is marked as no one's.
+local origin = redis.pcall('HGET', KEYS[3], '` + OriginField + `')
+if type(origin) ~= 'string' then origin = '' end
+return {origin, join(keys, n), runs, rest, echo, redis.call('TIME'), cards, ` + RunLua + `, lens}
 `)
 
 // joinLua defines join(t, n), which joins t[1..n] into one string: by
