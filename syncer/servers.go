@@ -87,11 +87,11 @@ func (cs *clientServers) changes(ctx context.Context, since float64, after bool,
 	val, err := cs.run.RunOnServer(ctx, cs.peer, journal.ChangesScript, []string{cs.keys.Journal, cs.keys.Origin, journal.CursorKey},
 		min, limit, tag).Slice()
 	if err != nil {
-		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal %s: %w", cs.peer, cs.keys.Journal, err)
 	}
 	out, origin, now, run, err := parseChanges(val, buf)
 	if err != nil {
-		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal: %w", cs.peer, err)
+		return nil, "", 0, "", fmt.Errorf("syncer: server %s: reading the journal %s: %w", cs.peer, cs.keys.Journal, err)
 	}
 	return out, origin, now, run, nil
 }
@@ -162,7 +162,7 @@ func (cs *clientServers) loadCursor(ctx context.Context, fresh string, renew boo
 	}
 	val, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadCursorScript, []string{journal.CursorKey}, cs.peer, fresh, flag).Slice()
 	if err != nil {
-		return storedCursor{}, fmt.Errorf("syncer: server %s: reading the cursor of %s: %w", cs.local, cs.peer, err)
+		return storedCursor{}, fmt.Errorf("syncer: server %s: reading the cursor of %s in %s: %w", cs.local, cs.peer, journal.CursorKey, err)
 	}
 	c, err := parseCursor(val)
 	if err != nil {
@@ -175,7 +175,7 @@ func (cs *clientServers) saveCursor(ctx context.Context, last, next storedCursor
 	n, err := cs.run.RunOnServer(ctx, cs.local, journal.SaveCursorScript, []string{journal.CursorKey},
 		last.epoch, cs.peer, last.raw, next.raw, last.seqText(), next.seqText(), last.origin).Int()
 	if err != nil {
-		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s: %w", cs.local, cs.peer, err)
+		return false, fmt.Errorf("syncer: server %s: saving the cursor of %s in %s: %w", cs.local, cs.peer, journal.CursorKey, err)
 	}
 	return n != 0, nil
 }
@@ -184,7 +184,7 @@ func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anc
 	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveOverlapScript, []string{journal.CursorKey},
 		last.epoch, cs.peer, strconv.FormatFloat(anchor, 'f', -1, 64), last.origin).Err()
 	if err != nil {
-		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read: %w", cs.local, cs.peer, err)
+		return fmt.Errorf("syncer: server %s: saving where the overlap of %s was read, in %s: %w", cs.local, cs.peer, journal.CursorKey, err)
 	}
 	return nil
 }
@@ -194,7 +194,7 @@ func (cs *clientServers) saveOverlap(ctx context.Context, last storedCursor, anc
 func (cs *clientServers) markPage(ctx context.Context, token string) error {
 	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.CursorKey}, cs.peer+journal.PageSuffix, token).Err()
 	if err != nil {
-		return fmt.Errorf("syncer: server %s: marking a page of %s merged: %w", cs.local, cs.peer, err)
+		return fmt.Errorf("syncer: server %s: marking a page of %s merged, in %s: %w", cs.local, cs.peer, journal.CursorKey, err)
 	}
 	return nil
 }
@@ -202,7 +202,7 @@ func (cs *clientServers) markPage(ctx context.Context, token string) error {
 func (cs *clientServers) pageMark(ctx context.Context) (string, error) {
 	raw, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadMarksScript, []string{journal.CursorKey}, cs.peer+journal.PageSuffix).Text()
 	if err != nil {
-		return "", fmt.Errorf("syncer: server %s: reading the last page of %s merged: %w", cs.local, cs.peer, err)
+		return "", fmt.Errorf("syncer: server %s: reading the last page of %s merged, in %s: %w", cs.local, cs.peer, journal.CursorKey, err)
 	}
 	return raw, nil
 }
@@ -210,7 +210,7 @@ func (cs *clientServers) pageMark(ctx context.Context) (string, error) {
 func (cs *clientServers) saveMarks(ctx context.Context, blob []byte) error {
 	err := cs.run.RunOnServer(ctx, cs.local, journal.SaveMarksScript, []string{journal.MarksKey}, cs.peer, blob).Err()
 	if err != nil {
-		return fmt.Errorf("syncer: server %s: saving what the link knows of the keys of %s: %w", cs.local, cs.peer, err)
+		return fmt.Errorf("syncer: server %s: saving what the link knows of the keys of %s, in %s: %w", cs.local, cs.peer, journal.MarksKey, err)
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func (cs *clientServers) saveMarks(ctx context.Context, blob []byte) error {
 func (cs *clientServers) loadMarks(ctx context.Context) (string, error) {
 	raw, err := cs.run.RunOnServer(ctx, cs.local, journal.LoadMarksScript, []string{journal.MarksKey}, cs.peer).Text()
 	if err != nil {
-		return "", fmt.Errorf("syncer: server %s: reading what the link knew of the keys of %s: %w", cs.local, cs.peer, err)
+		return "", fmt.Errorf("syncer: server %s: reading what the link knew of the keys of %s, in %s: %w", cs.local, cs.peer, journal.MarksKey, err)
 	}
 	return raw, nil
 }

@@ -36,3 +36,18 @@ func TestPeerWithASyncerKeyOfAnotherTypeIsStillRead(t *testing.T) {
 		})
 	}
 }
+
+// A link whose own server's cursor hash has another type fails each pass
+// with an error that names the key, which Redis's WRONGTYPE does not.
+func TestLinkErrorNamesItsKeyOfAnotherType(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	a, b := servers[0].Addr(), servers[1].Addr()
+	c := newClient(t, groupConfig(servers))
+	writePoints(t, c, a, "w", 10)
+	require.NoError(t, direct(t, b).Set(context.Background(), journal.CursorKey, "x", 0).Err())
+	s, _ := startSyncer(t, c, []string{b}, syncer.Options{NoAntiEntropy: true})
+	require.Eventually(t, func() bool { return linkStats(t, s, b, a).LastError != "" }, 10*time.Second, 20*time.Millisecond)
+	msg := linkStats(t, s, b, a).LastError
+	require.Contains(t, msg, "syncer: server "+b+": reading the cursor of "+a+" in "+journal.CursorKey+": ")
+	require.Contains(t, msg, "WRONGTYPE")
+}
