@@ -39,6 +39,17 @@ func TestDemoCommand(t *testing.T) {
 	}
 }
 
+// An interrupt during the demo's story is said as one, not as the
+// "context canceled" of what the story was doing.
+func TestDemoInterruptedDuringItsStory(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut bytes.Buffer
+	time.AfterFunc(time.Second, cancel)
+	code := run(ctx, []string{"demo", "--in-process", "--hosts", "2", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+	assert.Equal(t, 1, code, "stdout:\n%s", out.String())
+	assert.Regexp(t, `^redfed demo: interrupted (while it started its servers|before the end of its story); everything it started is stopped\n$`, errOut.String())
+}
+
 func TestDemoRefusesOpenAddress(t *testing.T) {
 	code, _, errOut := runCLI(t, "", "demo", "--listen", "0.0.0.0:0")
 	assert.Equal(t, 2, code)

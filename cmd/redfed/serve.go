@@ -72,12 +72,12 @@ Everything it started is stopped on exit.`,
 			out := cmd.OutOrStdout()
 			d, err := demo.Start(ctx, demo.Options{Hosts: hosts, InProcess: inProcess, Out: out})
 			if err != nil {
-				return err
+				return demoInterrupted(ctx, "while it started its servers", err)
 			}
 			defer d.Close()
 			sum, err := d.Script(ctx)
 			if err != nil {
-				return err
+				return demoInterrupted(ctx, "before the end of its story", err)
 			}
 			sum.Print(func(format string, args ...any) { fmt.Fprintf(out, format, args...) })
 			h, err := dashboard.New(dashboard.Options{
@@ -108,6 +108,15 @@ Everything it started is stopped on exit.`,
 	f.IntVar(&hosts, "hosts", 50, "fake hosts writing metrics")
 	f.BoolVar(&inProcess, "in-process", false, "use in-process servers even if redis-server is installed")
 	return cmd
+}
+
+// demoInterrupted says an interrupt of the demo as one, not as the
+// "context canceled" of whatever it was doing; another error is err.
+func demoInterrupted(ctx context.Context, when string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("interrupted %s; everything it started is stopped", when)
 }
 
 func newServeCmd() *cobra.Command {
