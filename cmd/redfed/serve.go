@@ -183,6 +183,11 @@ At most 256 connections at once (--graphite-max-conns); one silent 5
 minutes is closed. The protocol has no authentication: listen where
 only your hosts reach.
 
+On Ctrl-C or SIGTERM it reads what its Graphite senders still send, for
+up to 2 seconds, writes what it has taken in, logs how many lines it
+wrote and how many failed, and exits 0: a stop that a service manager
+asked for is not a failure of the unit, and the failures are logged.
+
 ` + reloadHelp,
 		Example: `  redfed serve --config fed.yaml
   openssl rand -hex 16 > ~/.redfed-token && chmod 600 ~/.redfed-token
