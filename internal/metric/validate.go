@@ -131,8 +131,17 @@ func nameProblem(name string, colonOK bool) string {
 	return ""
 }
 
+// Hidden reports whether a name may not hold the non-ASCII character r
+// where it is: one that shows nothing (see ValidateHost), or a variation
+// selector after an ASCII character (afterASCII) or at the start. An
+// encoder that writes such characters escaped, in ASCII, goes on with
+// afterASCII true.
+func Hidden(r rune, afterASCII bool) bool {
+	return hiddenKind(r) != "" || afterASCII && unicode.Is(unicode.Variation_Selector, r)
+}
+
 // hiddenKind names the kind of a non-ASCII character that ValidateHost
-// refuses, or returns "".
+// refuses wherever it is, or returns "".
 func hiddenKind(r rune) string {
 	switch {
 	case unicode.Is(unicode.Cc, r):
