@@ -42,9 +42,15 @@ var (
 )
 
 // NewClientCollector returns the collector of a client and adds its hook
-// to every server's go-redis client. Register it once per client:
+// to every server's go-redis client, for as long as the client lives:
+// make one per client, and register it once.
 //
 //	reg.MustRegister(redfedprom.NewClientCollector(client))
+//
+// The collectors of two clients have the same metrics, which one registry
+// refuses twice: register each under a label of its own.
+//
+//	prometheus.WrapRegistererWith(prometheus.Labels{"client": "writer"}, reg).MustRegister(redfedprom.NewClientCollector(writer))
 func NewClientCollector(c *federated.Client) *ClientCollector {
 	cc := &ClientCollector{
 		c: c,

@@ -196,3 +196,27 @@ func TestSeriesOfARemovedServerGo(t *testing.T) {
 		assert.Empty(t, family(t, reg, name, b), "%s of a call that ended after its server left", name)
 	}
 }
+
+// The collectors of two clients share a registry under a label each, as
+// the doc shows; registered bare, the second is refused.
+func TestTwoClientsShareARegistryUnderLabels(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	reg, bare := prometheus.NewRegistry(), prometheus.NewRegistry()
+	for i, name := range []string{"writer", "reader"} {
+		c, err := federated.New(federated.Config{
+			Nodes:   map[string]federated.Node{"n": {Address: servers[i].Addr()}},
+			Options: federated.Options{Logger: slog.New(slog.DiscardHandler)},
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		cc := redfedprom.NewClientCollector(c)
+		if err := bare.Register(cc); i == 1 {
+			require.Error(t, err, "the second client's collector, bare")
+		}
+		require.NoError(t, prometheus.WrapRegistererWith(prometheus.Labels{"client": name}, reg).Register(cc))
+		require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
+	}
+	n, err := testutil.GatherAndCount(reg, "redfed_client_server_up")
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "one series of each client")
+}
