@@ -318,7 +318,9 @@ func TestACLUser(t *testing.T) {
 
 	// What the metrics system does works.
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	at := day.Add(time.Hour)
+	// In the past, so that Latest reads it: from midnight to 01:00 UTC,
+	// an hour past midnight was ahead of the clock.
+	at := time.Now().Add(-5 * time.Minute).Truncate(time.Second)
 	require.NoError(t, c.Record(ctx, "web1.sfo", "cpu.user", at, 1))
 	r := newRecorder(t, c, metrics.RecorderOptions{})
 	for i := range 100 {
