@@ -498,5 +498,7 @@ func TestTooManyNodesAreRefusedAtOnce(t *testing.T) {
 	_, err := federated.ParseConfig([]byte(b.String()))
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.Contains(t, err.Error(), "100000 nodes: the consistent ring (options.ring) takes at most 8191")
-	assert.Less(t, time.Since(start), 10*time.Second)
+	// Far under the 54 s of the decoder, with room for the race detector
+	// on a busy machine (16 s with GOMAXPROCS 16 on 2 cores).
+	assert.Less(t, time.Since(start), 30*time.Second)
 }
