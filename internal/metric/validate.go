@@ -43,15 +43,7 @@ var (
 //     the tag characters U+E0001 to U+E007F, and the rest of Cf;
 //   - Zl and Zp, the line and paragraph separators U+2028 and U+2029;
 //   - Zs but the ASCII space: the no-break space U+00A0, the spaces of
-//     other widths U+2000 to U+200A, U+202F, U+205F, U+3000 and the rest;
-//
-// and the characters that show nothing though of other categories: those
-// Unicode names Other_Default_Ignorable_Code_Point (the combining grapheme
-// joiner U+034F, the Hangul fillers U+115F, U+1160, U+3164 and U+FFA0, and
-// a few reserved ranges), the blank braille pattern U+2800, and a
-// variation selector (U+FE00 to U+FE0F, U+180B to U+180F, U+E0100 to
-// U+E01EF) at the start or after an ASCII character, where it changes
-// nothing; after another character it may choose how an emoji is drawn.
+//     other widths U+2000 to U+200A, U+202F, U+205F, U+3000 and the rest.
 //
 // The ASCII space U+0020 is allowed, as the Perl writers allow it. Letters
 // and marks of every script, symbols and unassigned code points are
@@ -99,7 +91,6 @@ func checkName(name, what string, sentinel error, maxLen int, colonOK bool) erro
 // and decodes runes only past the first non-ASCII byte, because names are
 // nearly always ASCII and are checked on the write path.
 func nameProblem(name string, colonOK bool) string {
-	afterASCII := true // at the start, or after an ASCII character
 	for i := 0; i < len(name); {
 		c := name[i]
 		if c < utf8.RuneSelf {
@@ -110,7 +101,6 @@ func nameProblem(name string, colonOK bool) string {
 				return fmt.Sprintf("contains ':' at byte %d", i)
 			}
 			i++
-			afterASCII = true
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(name[i:])
@@ -120,28 +110,13 @@ func nameProblem(name string, colonOK bool) string {
 		if kind := hiddenKind(r); kind != "" {
 			return fmt.Sprintf("%s U+%04X at byte %d", kind, r, i)
 		}
-		if afterASCII && unicode.Is(unicode.Variation_Selector, r) {
-			// One changes how an emoji is drawn; after ASCII it shows
-			// nothing, and "web1" and "web1\ufe0f" look alike.
-			return fmt.Sprintf("variation selector U+%04X after an ASCII character at byte %d", r, i)
-		}
-		afterASCII = false
 		i += size
 	}
 	return ""
 }
 
-// Hidden reports whether a name may not hold the non-ASCII character r
-// where it is: one that shows nothing (see ValidateHost), or a variation
-// selector after an ASCII character (afterASCII) or at the start. An
-// encoder that writes such characters escaped, in ASCII, goes on with
-// afterASCII true.
-func Hidden(r rune, afterASCII bool) bool {
-	return hiddenKind(r) != "" || afterASCII && unicode.Is(unicode.Variation_Selector, r)
-}
-
 // hiddenKind names the kind of a non-ASCII character that ValidateHost
-// refuses wherever it is, or returns "".
+// refuses, or returns "".
 func hiddenKind(r rune) string {
 	switch {
 	case unicode.Is(unicode.Cc, r):
@@ -152,8 +127,6 @@ func hiddenKind(r rune) string {
 		return "non-ASCII space"
 	case unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r):
 		return "line or paragraph separator"
-	case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || r == '\u2800':
-		return "invisible character"
 	}
 	return ""
 }

@@ -43,18 +43,15 @@ func EncodeHost(v string) (string, error) {
 		return "", fmt.Errorf("%w: host label value %s is not valid UTF-8", ErrBadLabels, shortQuote(v))
 	}
 	var b strings.Builder
-	afterASCII := true // what was written last, escapes included
 	for i := 0; i < len(v); {
 		size := 1
 		escape := false
 		if c := v[i]; c < utf8.RuneSelf {
 			escape = c == '%' || c == ':' || c < 0x20 || c == 0x7f
 		} else {
-			var r rune
-			r, size = utf8.DecodeRuneInString(v[i:])
-			escape = metric.Hidden(r, afterASCII)
+			_, size = utf8.DecodeRuneInString(v[i:])
+			escape = metric.Unreadable(v[i:i+size]) != ""
 		}
-		afterASCII = size == 1 || escape
 		for _, c := range []byte(v[i : i+size]) {
 			if escape {
 				b.WriteByte('%')
@@ -149,11 +146,8 @@ func FormatMetric(ls labels.Labels) string {
 // writeQuoted writes s in double quotes, escaped as FormatMetric says.
 func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('"')
-	afterASCII := true // what was written last, escapes included
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		hidden := r >= utf8.RuneSelf && metric.Hidden(r, afterASCII)
-		afterASCII = r < utf8.RuneSelf || hidden
 		switch {
 		case r == '\\':
 			b.WriteString(`\\`)
@@ -161,7 +155,7 @@ func writeQuoted(b *strings.Builder, s string) {
 			b.WriteString(`\"`)
 		case r == '\n':
 			b.WriteString(`\n`)
-		case r < 0x20 || r == 0x7f || hidden:
+		case r < 0x20 || r == 0x7f || (r >= utf8.RuneSelf && metric.Unreadable(s[i:i+size]) != ""):
 			if r > 0xffff {
 				fmt.Fprintf(b, `\U%08x`, r)
 			} else {
