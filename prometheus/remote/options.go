@@ -88,10 +88,10 @@ type Options struct {
 	// slower one gets 408. It holds whatever the http.Server's own
 	// timeouts, so that a sender that trickles its body a byte at a time
 	// does not hold a goroutine and a growing buffer for ever. It bounds
-	// the selection of a query's series too (one whose matchers take
-	// longer gets 503), and the sending of a read's reply: a reader that
-	// stops reading has its connection cut, and gives its turn up.
-	// Default DefaultBodyTimeout.
+	// the selection of a read's series too, all its queries' from the
+	// first one's start (a read whose matchers take longer gets 503),
+	// and the sending of its reply: a reader that stops reading has its
+	// connection cut, and gives its turn up. Default DefaultBodyTimeout.
 	BodyTimeout time.Duration
 	// MaxRequests is how many requests a handler serves at once; the
 	// others wait for their turn before their body is read, so that the

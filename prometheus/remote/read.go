@@ -144,8 +144,12 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 	}
 	results = make([][]*prompb.TimeSeries, len(req.Queries))
 	budget, regexps := h.opts.MaxSamples, maxRegexpSize
+	// The selections of all the queries end BodyTimeout from now, as
+	// their regular expressions share one budget: a request of 100
+	// queries would otherwise hold its turn 100 times as long.
+	selectBy := time.Now().Add(h.opts.BodyTimeout)
 	for i, q := range req.Queries {
-		series, e := h.query(r.Context(), q, &budget, &regexps)
+		series, e := h.query(r.Context(), q, selectBy, &budget, &regexps)
 		if e != nil {
 			e.msg = fmt.Sprintf("query %d of %d: %s", i+1, len(req.Queries), e.msg)
 			return nil, false, e
@@ -156,8 +160,9 @@ func (h *ReadHandler) serve(w http.ResponseWriter, r *http.Request) (results [][
 }
 
 // query answers one query, and takes its samples from budget and the size
-// of its regular expressions from regexps.
-func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexps *int) ([]*prompb.TimeSeries, *httpError) {
+// of its regular expressions from regexps. Its selection of series ends at
+// selectBy.
+func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, selectBy time.Time, budget, regexps *int) ([]*prompb.TimeSeries, *httpError) {
 	matchers, err := toMatchers(q.Matchers, regexps)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
@@ -186,16 +191,16 @@ func (h *ReadHandler) query(ctx context.Context, q *prompb.Query, budget, regexp
 	if to.Before(from) {
 		return nil, nil
 	}
-	// The selection ends BodyTimeout after it began, or when the reader
-	// goes away: matching a regular expression within maxRegexpSize
-	// against a long label takes milliseconds, and a query matches every
-	// series listed, so that one such read of a store of thousands of
-	// series took minutes after its reader had given up, and held its turn
-	// all that time. (Reading the series is bounded by the store's command
-	// timeouts and MaxSamples.)
-	selectCtx, cancel := context.WithTimeout(ctx, h.opts.BodyTimeout)
+	// The selection ends at selectBy, or when the reader goes away:
+	// matching a regular expression within maxRegexpSize against a long
+	// label takes milliseconds, and a query matches every series listed,
+	// so that one such read of a store of thousands of series took minutes
+	// after its reader had given up, and held its turn all that time.
+	// (Reading the series is bounded by the store's command timeouts and
+	// MaxSamples.)
+	selectCtx, cancel := context.WithDeadline(ctx, selectBy)
 	series, err := h.selectSeries(selectCtx, matchers, from.Add(-listSlack))
-	timedOut := selectCtx.Err() != nil && ctx.Err() == nil
+	timedOut := err != nil && selectCtx.Err() != nil && ctx.Err() == nil
 	cancel()
 	if timedOut {
 		return nil, errorf(http.StatusServiceUnavailable, "series not selected within %s (Options.BodyTimeout): narrow the matchers", h.opts.BodyTimeout)

@@ -103,3 +103,24 @@ func TestReadWhoseListingFailedInPartFails(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, string(got), e.servers[1].Addr())
 }
+
+// The queries of one read share its time to select their series: 50
+// queries whose matchers each take a fraction of BodyTimeout (about 40 ms
+// on 2 vCPU; together within the size allowed) are answered 503 at about
+// BodyTimeout, not after all of them ran.
+func TestReadQueriesShareTheTimeToSelect(t *testing.T) {
+	e := startEndpoints(t, 1, remote.Options{BodyTimeout: 500 * time.Millisecond})
+	writeLongLabels(t, e, 50)
+	re := strings.Repeat("[a-z0-9]?", 300) + "[YZ]"
+	var queries []*prompb.Query
+	for range 50 {
+		queries = append(queries, query(t0, t0, matcher(prompb.LabelMatcher_RE, "v", re)))
+	}
+	body, err := (&prompb.ReadRequest{Queries: queries}).Marshal()
+	require.NoError(t, err)
+	start := time.Now()
+	code, reply := post(t, e.url+"/read", body, false)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "%s", reply)
+	assert.Contains(t, string(reply), "series not selected within 500ms")
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
