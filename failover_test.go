@@ -212,6 +212,24 @@ func TestServerThatRefusesPingComesBackUp(t *testing.T) {
 	assert.NoError(t, c.Set(ctx, "k", "v2", 0).Err())
 }
 
+// A server marked down that refuses the client's password stays down,
+// however often it is checked: the refusal is an answer, but not one a
+// server that serves the client gives, and its group goes on failing over.
+func TestServerThatRefusesThePasswordStaysDown(t *testing.T) {
+	good := redistest.StartT(t, redistest.Options{Args: []string{"--requirepass", "right"}})
+	bad := redistest.StartT(t, redistest.Options{Args: []string{"--requirepass", "another"}})
+	opts := testOptions()
+	opts.Password = "right"
+	c := newClient(t, federated.Config{
+		Nodes:   map[string]federated.Node{"group": {Addresses: []string{bad.Addr(), good.Addr()}}},
+		Options: opts,
+	})
+	require.NoError(t, c.MarkServerDown(bad.Addr()))
+	time.Sleep(20 * opts.BaseRetryInterval) // checked again and again
+	assert.True(t, c.IsServerDown(bad.Addr()))
+	assert.NoError(t, c.Set(context.Background(), "k", "v", 0).Err(), "on the other server")
+}
+
 func TestStatusReportsDownServers(t *testing.T) {
 	servers := redistest.StartN(t, 2)
 	c := newClient(t, federated.Config{

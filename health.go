@@ -14,7 +14,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/replyguard"
 )
 
@@ -439,14 +438,15 @@ func (c *Client) nextInterval(interval time.Duration) time.Duration {
 }
 
 // probeUp reports whether a probe's outcome shows its server up: an answer
-// to the PING, or a refusal of it for a reason that does not pass, which
-// the server serves other commands through, as the heartbeat counts it (a
-// user whose ACL lacks @connection gets NOPERM, and its servers were never
-// marked up again after a failure). A refusal for a state that passes
-// (LOADING, BUSY...) keeps the server down until it ends.
+// to the PING, or NOPERM, an ACL's refusal of the PING to a user it lets
+// in and serves other commands (one whose rules lack @connection, whose
+// servers were never marked up again after a failure). Other refusals
+// keep the server down, so that its group goes on failing over: a state
+// that passes (LOADING, BUSY...), a password the server no longer takes,
+// a server full of clients.
 func probeUp(err error) bool {
 	var reply redis.Error
-	return err == nil || errors.As(err, &reply) && !journal.IsTemporaryReply(err)
+	return err == nil || errors.As(err, &reply) && strings.HasPrefix(reply.Error(), "NOPERM")
 }
 
 // probe pings a server on a connection of its own, so that the failures of
