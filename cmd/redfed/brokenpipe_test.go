@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +26,8 @@ import (
 func TestServeSurvivesABrokenPipe(t *testing.T) {
 	binary := buildRedfed(t)
 	s := redistest.StartT(t)
-	cfg := writeConfig(t, fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n", s.Addr()))
+	one := fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n", s.Addr()) + reloadOptions
+	cfg := writeConfig(t, one)
 	stderrR, stderrW, err := os.Pipe()
 	require.NoError(t, err)
 	stdoutR, stdoutW, err := os.Pipe()
@@ -48,22 +51,28 @@ func TestServeSurvivesABrokenPipe(t *testing.T) {
 	require.NoError(t, err)
 	m := regexp.MustCompile(`dashboard: http://(\S+)/`).FindStringSubmatch(line)
 	require.NotNil(t, m, line)
-	healthz := "http://" + m[1] + "/healthz"
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
 
-	// The readers go away; a reload logs a line.
+	// The readers go away; a reload that adds a node logs lines.
 	stdoutR.Close()
 	stderrR.Close()
+	two := fmt.Sprintf("nodes:\n  redis_1: {address: %q}\n  redis_2: {address: \"127.0.0.1:1\"}\n", s.Addr()) + reloadOptions
+	require.NoError(t, os.WriteFile(cfg, []byte(two), 0o600))
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	time.Sleep(500 * time.Millisecond)
-	select {
-	case <-exited:
-		t.Fatalf("serve ended: %v", waitErr)
-	default:
-	}
-	resp, err := http.Get(healthz)
-	require.NoError(t, err)
-	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool {
+		code, body := get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "redis_2")
+	}, 10*time.Second, 20*time.Millisecond, "the reload is done")
+	code, _ := get("/healthz")
+	assert.Equal(t, http.StatusOK, code, "serve runs on")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {

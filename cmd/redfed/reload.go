@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"reflect"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -35,15 +36,16 @@ func reloadRequests() (<-chan os.Signal, func()) {
 
 // survivePipes keeps a daemon running when the reader of its standard
 // output or error goes away (a "| tee" or "| logger" that exits or
-// restarts), and returns the function that stops that. Go ends a program
-// that writes to such a broken pipe unless it takes SIGPIPE: serve ended
-// at its next log line, without writing the lines it had received. Taken,
+// restarts), for the rest of the process: its last words, an error that
+// run prints as the command returns, included. Go ends a program that
+// writes to such a broken pipe unless it takes SIGPIPE: serve ended at
+// its next log line, without writing the lines it had received. Taken,
 // the write fails with EPIPE, and that log line is lost.
-func survivePipes() func() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGPIPE)
-	return func() { signal.Stop(ch) }
+func survivePipes() {
+	pipeOnce.Do(func() { signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE) })
 }
+
+var pipeOnce sync.Once
 
 // nodeChanges are the differences between a client's nodes and a
 // configuration's, by node name, sorted.

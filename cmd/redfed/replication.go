@@ -64,7 +64,7 @@ every node has a server up, else 503 naming the nodes with none).`,
 			// comes while it starts is done once it runs.
 			reloads, stopReloads := reloadRequests()
 			defer stopReloads()
-			defer survivePipes()()
+			survivePipes()
 			if len(local) == 0 {
 				return usagef("--local is required: the host:port of each server this daemon replicates")
 			}

@@ -52,7 +52,7 @@ Everything it started is stopped on exit.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The story always runs to its end (or Ctrl-C); --duration bounds
 			// the whole run, so the dashboard is served for what is left.
-			defer survivePipes()()
+			survivePipes()
 			if err := checkListen(listen, false); err != nil {
 				return err
 			}
@@ -202,7 +202,7 @@ asked for is not a failure of the unit, and the failures are logged.
 			// comes while it starts is done once it runs.
 			reloads, stopReloads := reloadRequests()
 			defer stopReloads()
-			defer survivePipes()()
+			survivePipes()
 			token, err := dashboardToken(cmd, token, tokenFile)
 			if err != nil {
 				return err
