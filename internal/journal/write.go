@@ -57,7 +57,7 @@ for i, want in ipairs({'zset', 'string', 'hash'}) do
   types[i] = redis.call('TYPE', KEYS[i]).ok
   if types[i] ~= 'none' and types[i] ~= want then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. types[i] .. ', not a ' .. want ..
-      ': no metric is written to this server until it does, or is deleted')
+      ': no metric is written to this server until it holds a ' .. want .. ' or is deleted')
   end
 end
 local t = redis.call('TIME')
