@@ -126,9 +126,9 @@ func (p *Chain) Len() int { return len(p.b.queue) }
 
 // Last returns the command queued last, or nil. After Poll it holds the
 // result, as a go-redis future does. Of a command sent to every server of
-// a group (DoAll, or query-all), it holds the first server's answer: each
-// server's goes to the callback, and Poll's error names every server
-// that failed.
+// a group (DoAll, or query-all), it holds the answer of the first server
+// not marked down: each server's goes to the callback, and Poll's error
+// names every server that failed.
 func (p *Chain) Last() redis.Cmder {
 	if len(p.b.queue) == 0 {
 		return nil

@@ -109,8 +109,9 @@ type ctxEnded struct {
 // appendReplyError adds a command's own error, one that is not already
 // counted as its server's or node's failure, nor the caller's context's,
 // naming the node and server of a query-all command's copy (server not
-// "") unless the error does: the servers of a group may answer it differently, and the caller
-// has to know which one to look at. A missing key is not an error.
+// "") unless the error does: the servers of a group may answer it
+// differently, and the caller has to know which one to look at. A missing
+// key is not an error.
 func (u *ctxEnded) appendReplyError(errs []error, cmd redis.Cmder, node, server string) []error {
 	err := cmd.Err()
 	switch {
