@@ -113,7 +113,7 @@ Everything it started is stopped on exit.`,
 // demoInterrupted says an interrupt of the demo as one, not as the
 // "context canceled" of whatever it was doing; another error is err.
 func demoInterrupted(ctx context.Context, when string, err error) error {
-	if ctx.Err() == nil {
+	if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return fmt.Errorf("interrupted %s; everything it started is stopped", when)
