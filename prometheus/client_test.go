@@ -210,7 +210,9 @@ func TestTwoClientsShareARegistryUnderLabels(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
 		cc := redfedprom.NewClientCollector(c)
-		if err := bare.Register(cc); i == 1 {
+		if err := bare.Register(cc); i == 0 {
+			require.NoError(t, err)
+		} else {
 			require.Error(t, err, "the second client's collector, bare")
 		}
 		require.NoError(t, prometheus.WrapRegistererWith(prometheus.Labels{"client": name}, reg).Register(cc))
