@@ -244,3 +244,35 @@ func TestBrowserChartError(t *testing.T) {
 	b.poll(`document.getElementById("page-warning").hidden`, 3*scriptPoll, "the page's warning gone")
 	b.checkConsole("the server responded with a status of 502 (Bad Gateway)")
 }
+
+// Names that differ only by a character that shows nothing are told apart:
+// the host list the page is served with and the overview's legend, which
+// the script writes, show "web1⟨U+034F⟩", the same way. (They were four
+// links "web1" of the same width.) An emoji keeps its variation selector.
+func TestBrowserNamesThatLookAlike(t *testing.T) {
+	chromium := findChromium(t)
+	hosts := []string{"web1", "web1\u034f", "web1\ufe0f", "web1\u3164", "\u2764\ufe0f"}
+	f := newFixtureOf(t, 1, func(base time.Time) []series {
+		var out []series
+		for i, h := range hosts {
+			out = append(out, series{h, "cpu.pct", []metrics.Point{{Time: base.Add(-time.Minute), Value: float64(len(hosts) - i)}}})
+		}
+		return out
+	})
+	srv := serve(t, Options{Source: f.fleet()})
+	b := startBrowser(t, chromium)
+	b.do(chromedp.Navigate(srv.URL + "/?metric=cpu.pct"))
+	b.poll(`(c => c && c.dataset.points === "5")(document.querySelector("svg.plot[data-top]"))`, 3*scriptPoll, "the overview drawn")
+	type names struct {
+		Nav    []string `json:"nav"`
+		Legend []string `json:"legend"`
+	}
+	got := evaluate[names](b, `({
+		nav: Array.from(document.querySelectorAll("nav.hosts a.host"), a => a.textContent).filter(s => s !== "all"),
+		legend: Array.from(document.querySelectorAll(".legend li a"), a => a.textContent),
+	})`)
+	want := []string{"web1", "web1⟨U+034F⟩", "web1⟨U+FE0F⟩", "web1⟨U+3164⟩", "\u2764\ufe0f"}
+	assert.ElementsMatch(t, want, got.Nav, "the page's host list")
+	assert.Equal(t, want, got.Legend, "the script's legend, busiest first")
+	b.checkConsole()
+}

@@ -27,7 +27,10 @@
 // they are never trusted as markup. html/template escapes them on the server
 // and the script inserts them with textContent; a Content-Security-Policy
 // that allows only the dashboard's own script and style is sent with every
-// page as a second line of defence. With Options.Token set, every request
+// page as a second line of defence. A character of a name that shows
+// nothing (a combining grapheme joiner, a Hangul filler, a variation
+// selector after ASCII) is shown as "⟨U+XXXX⟩", so that two names that
+// differ by it do not look the same. With Options.Token set, every request
 // must carry the token (see Options.Token). Without one, a request must
 // name the dashboard by a loopback name (localhost, 127.0.0.1, [::1]) or
 // one of Options.AllowedHosts in its Host header, else it gets 421: a web

@@ -78,9 +78,10 @@ func groupByNode(servers []serverStatus) []nodeGroup {
 
 // templateFuncs are the helpers the page templates use.
 var templateFuncs = template.FuncMap{
-	"ms":   formatMillis,
-	"unit": unitOf,
-	"num":  func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+	"ms":    formatMillis,
+	"unit":  unitOf,
+	"num":   func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+	"shown": shown,
 	"hostChart": func(host, metric string) chartData {
 		return chartData{Host: host, Metric: metric}
 	},

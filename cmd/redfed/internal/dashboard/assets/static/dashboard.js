@@ -19,17 +19,33 @@
   const OVERVIEW_POINTS = 400;
   const COLOURS = 10; // classes s0 … s9 of the stylesheet
 
+  // HIDDEN matches what shown marks: the characters that show nothing and
+  // that names may hold (Unicode's other default-ignorable ones and the
+  // blank braille pattern), and a variation selector at the start, or
+  // after an ASCII character, another selector or one of those, as
+  // shown.go's shown does for the page.
+  const IGNORABLE = "\\u034F\\u115F\\u1160\\u17B4\\u17B5\\u2065\\u2800\\u3164\\uFFA0\\uFFF0-\\uFFF8" +
+    "\\u{E0000}\\u{E0002}-\\u{E001F}\\u{E0080}-\\u{E00FF}\\u{E01F0}-\\u{E0FFF}";
+  const SELECTORS = "\\u180B-\\u180D\\u180F\\uFE00-\\uFE0F\\u{E0100}-\\u{E01EF}";
+  const HIDDEN = new RegExp("[" + IGNORABLE + "]|(?<![^\\x00-\\x7F" + IGNORABLE + SELECTORS + "])[" + SELECTORS + "]", "gu");
+
+  // shown writes each such character of a text as "⟨U+XXXX⟩", so that two
+  // names that differ by it do not look the same.
+  function shown(text) {
+    return String(text).replace(HIDDEN, (c) => "⟨U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟩");
+  }
+
   function svgEl(name, attrs, text) {
     const e = document.createElementNS(SVG, name);
     for (const k in attrs) e.setAttribute(k, String(attrs[k]));
-    if (text !== undefined) e.textContent = text;
+    if (text !== undefined) e.textContent = shown(text);
     return e;
   }
 
   function el(name, cls, text) {
     const e = document.createElement(name);
     if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
+    if (text !== undefined) e.textContent = shown(text);
     return e;
   }
 
@@ -37,7 +53,7 @@
 
   function setText(e, text) {
     if (!e) return;
-    e.textContent = text;
+    e.textContent = shown(text);
     e.hidden = text === "";
   }
 
