@@ -80,8 +80,15 @@ func (cc *ClientCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the collector's metrics. The latency and errors of a
 // server that left the federation (RemoveNode, ReplaceNode, a reload) go
 // with it, so that a fleet whose addresses change does not export every
-// address it ever had.
+// address it ever had; after Close, it sends none.
 func (cc *ClientCollector) Collect(ch chan<- prometheus.Metric) {
+	select {
+	case <-cc.c.Done():
+		// A closed client serves nothing: its servers' last state, "up"
+		// for most, would say otherwise.
+		return
+	default:
+	}
 	status := cc.c.Status()
 	cc.forget(status)
 	for _, st := range status {

@@ -222,3 +222,24 @@ func TestTwoClientsShareARegistryUnderLabels(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, n, "one series of each client")
 }
+
+// A closed client's collector sends no series: its servers' last state
+// said them up.
+func TestCollectorOfAClosedClientSendsNothing(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c, err := federated.New(federated.Config{
+		Nodes:   map[string]federated.Node{"n": {Address: servers[0].Addr()}},
+		Options: federated.Options{Logger: slog.New(slog.DiscardHandler)},
+	})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(redfedprom.NewClientCollector(c)))
+	require.NoError(t, c.Set(context.Background(), "k", "v", 0).Err())
+	n, err := testutil.GatherAndCount(reg)
+	require.NoError(t, err)
+	require.Positive(t, n)
+	require.NoError(t, c.Close())
+	n, err = testutil.GatherAndCount(reg)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
