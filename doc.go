@@ -45,11 +45,12 @@
 // pipeline, all of it: at least once, as with go-redis's own retries); a
 // command that timed out is not, since the server may still run it. A
 // background check probes each down server, first at BaseRetryInterval and
-// then at intervals growing by RetryIntervalMult up to MaxRetryInterval,
-// and marks it up on the first answer. A command for a node with no up
-// server fails at once with an error that matches ErrServerDown and names
-// the node and its servers: nothing hangs and no write is dropped without
-// an error. A server that refuses a metric write for a reason that passes
-// (out of memory, read-only, loading, busy: ErrTemporary) is left for the
-// group's next server without being marked down.
+// then at intervals growing by RetryIntervalMult up to MaxRetryInterval, and
+// marks it up on the first answer to its PING (a PONG, or the NOPERM of a
+// user whose ACL denies PING). A command for a node with no up server fails
+// at once with an error that matches ErrServerDown and names the node and
+// its servers: nothing hangs and no write is dropped without an error. A
+// server that refuses a metric write for a reason that passes (out of
+// memory, read-only, loading, busy: ErrTemporary) is left for the group's
+// next server without being marked down.
 package federated
