@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -247,4 +250,56 @@ func TestCopiesOfANodeAddedWithTooFewServers(t *testing.T) {
 	require.ErrorIs(t, err, federated.ErrInvalidConfig)
 	assert.ErrorContains(t, err, "nodes.single: 1 server, but options.metrics.copies asks 2 copies")
 	assert.Equal(t, []string{"group"}, c.Nodes(), "nothing was added")
+}
+
+// scriptHook fails every script call with err, unless err is nil.
+type scriptHook struct{ err error }
+
+func (h scriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); h.err == nil || name != "evalsha" && name != "eval" {
+			return next(ctx, cmd)
+		}
+		cmd.SetErr(h.err)
+		return h.err
+	}
+}
+
+func (h scriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A hook's refusal of the second copy fails the write, as it fails a
+// command anywhere else, and the write is not sent to the group's third
+// server in its place: it was, and the Write returned nil, the hook's
+// error reported nowhere.
+func TestCopiesStopAtAHooksRefusal(t *testing.T) {
+	for name, refusal := range map[string]error{
+		"an error of its own":   errors.New("the application's hook says no"),
+		"one like the server's": fmt.Errorf("the hook's proxy: %w", io.EOF),
+	} {
+		t.Run(name, func(t *testing.T) {
+			servers := redistest.StartN(t, 3)
+			c := copiesClient(t, 2, servers)
+			first, err := c.NodeToServer("group")
+			require.NoError(t, err)
+			at := slices.Index(redistest.Addrs(servers), first)
+			second, third := servers[(at+1)%3], servers[(at+2)%3]
+			c.AddServerHook(func(addr string) redis.Hook {
+				if addr != second.Addr() {
+					return scriptHook{}
+				}
+				return scriptHook{err: refusal}
+			})
+			r := newRecorder(t, c, metrics.RecorderOptions{})
+			err = r.Write(context.Background(), copiesSamples("web1", "cpu", 1)...)
+			require.ErrorIs(t, err, refusal)
+			assert.Contains(t, err.Error(), "not acknowledged: 1 of 2 copies made")
+			assert.Contains(t, err.Error(), second.Addr())
+			assert.Zero(t, cardOn(t, c, third, "web1", "cpu"), "not sent to the third server")
+			assert.False(t, c.IsServerDown(second.Addr()))
+		})
+	}
 }

@@ -187,6 +187,7 @@ func writeFaults(b *strings.Builder, faults []error) {
 func (c *Client) runCopies(ctx context.Context, n *node, first *server, call *ScriptCall, replies []ScriptReply) ([]ScriptReply, error) {
 	var faults []error
 	from := slices.Index(n.servers, first)
+copies:
 	for k := 1; k < len(n.servers) && len(replies) < call.Copies; k++ {
 		s := n.servers[(from+k)%len(n.servers)]
 		rc := s.client.Load()
@@ -200,6 +201,11 @@ func (c *Client) runCopies(ctx context.Context, n *node, first *server, call *Sc
 			return nil, err
 		case err != nil:
 			faults = append(faults, err)
+			if !fromServer(err) {
+				// A hook's refusal is the application's, not the server's:
+				// no other server makes the copy in its place.
+				break copies
+			}
 		default:
 			replies = append(replies, ScriptReply{Server: s.addr, Val: val})
 		}
@@ -212,6 +218,16 @@ func (c *Client) runCopies(ctx context.Context, n *node, first *server, call *Sc
 		return nil, &ServerError{Node: n.name, Err: &copiesError{want: call.Copies, held: held, faults: faults}}
 	}
 	return replies, nil
+}
+
+// fromServer reports whether err, of a call on one server, is the
+// server's: a reply, a failure of its connection, a timeout, the server
+// down or its pool full. Any other came from the application's hooks
+// (which may fail a command with any error of their own).
+func fromServer(err error) bool {
+	var reply redis.Error
+	return !isHookError(err) && (errors.As(err, &reply) || isConnError(err) || isTimeout(err) ||
+		errors.Is(err, ErrServerDown) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, ErrMalformedReply))
 }
 
 // RunOnServer runs a Lua script on one server, bounded by the command
