@@ -27,10 +27,20 @@ import (
 // (it returned an error the server did not, or sent the command after its
 // deadline had passed): it fails the command, does not mark the server
 // down, and is never sent to another server for it. Unwrap returns the
-// hook's error, which errors.Is and errors.As find.
-type hookError struct{ err error }
+// hook's error, which errors.Is and errors.As find. Its text says it is a
+// hook's: "a hook's error: EOF" is not the server's EOF.
+type hookError struct {
+	err  error
+	said bool // err's text says it is a hook's already
+}
 
-func (e *hookError) Error() string { return e.err.Error() }
+func (e *hookError) Error() string {
+	if e.said {
+		return e.err.Error()
+	}
+	return "a hook's error: " + e.err.Error()
+}
+
 func (e *hookError) Unwrap() error { return e.err }
 
 // faultLike reports an error that the client would take for its server's
@@ -70,7 +80,7 @@ type shieldedHook struct {
 // server is not marked down, nor the command sent to another server).
 func (s *shieldedHook) panicked(v any) *hookError {
 	s.log.Error("federated: a hook panicked", "panic", v, "stack", string(debug.Stack()))
-	return &hookError{err: fmt.Errorf("federated: a hook panicked: %v", v)}
+	return &hookError{err: fmt.Errorf("federated: a hook panicked: %v", v), said: true}
 }
 
 // recoverCmds, deferred, turns a panic of the hook into the error of

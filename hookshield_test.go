@@ -101,6 +101,7 @@ func TestHookErrorsAreNotTheServers(t *testing.T) {
 			if h.err != nil {
 				assert.ErrorIs(t, err, h.err, "the hook's error")
 			}
+			assert.Contains(t, err.Error(), "a hook's error: ", "said to be the hook's, not the server's")
 			_, perr := c.Pipelined(ctx, func(p redis.Pipeliner) error {
 				p.Incr(ctx, "hooked")
 				return nil
@@ -337,7 +338,7 @@ func TestHookDeadlineInAChainIsTheHooks(t *testing.T) {
 	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
 	err := c.Chain().Incr("hooked", nil).Incr("other", nil).Poll(context.Background())
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Equal(t, "federated: incr hooked: context deadline exceeded", err.Error())
+	assert.Equal(t, "federated: incr hooked: a hook's error: context deadline exceeded", err.Error())
 }
 
 // dialPanicHook panics in its dial hook after the connection is dialed.
