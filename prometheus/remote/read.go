@@ -264,14 +264,13 @@ type selected struct {
 // select, sorted by labels. It stops when ctx ends.
 func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Matcher, since time.Time) ([]selected, error) {
 	hostLabel := h.opts.HostLabel
-	type listedHost struct{ host, label string }
-	var hosts []listedHost
+	var hosts []string
 	if m := equality(matchers, hostLabel); m != nil {
 		host, err := EncodeHost(m.Value)
 		if err != nil || !matchesLabel(matchers, hostLabel, m.Value) {
 			return nil, nil // no series has that host
 		}
-		hosts = []listedHost{{host, m.Value}}
+		hosts = []string{host}
 	} else {
 		all, err := h.q.Hosts(ctx, since)
 		if err != nil {
@@ -282,7 +281,7 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 				return nil, err
 			}
 			if v, err := DecodeHost(host); err == nil && matchesLabel(matchers, hostLabel, v) {
-				hosts = append(hosts, listedHost{host, v})
+				hosts = append(hosts, host)
 			}
 		}
 	}
@@ -304,17 +303,18 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			names, err := h.q.Metrics(ctx, host.host, since)
+			names, err := h.q.Metrics(ctx, host, since)
 			var mine []selected
 			for _, name := range names {
 				if ctx.Err() != nil {
 					break // said by ctx.Err below
 				}
-				if ls, ok := metricsOf.match(name); ok {
-					if host.label != "" {
-						ls = labels.NewBuilder(ls).Set(hostLabel, host.label).Labels()
-					}
-					mine = append(mine, selected{id: metrics.Series{Host: host.host, Metric: name}, labels: ls})
+				if !metricsOf.match(name) {
+					continue
+				}
+				id := metrics.Series{Host: host, Metric: name}
+				if ls, err := LabelsOf(id, hostLabel); err == nil {
+					mine = append(mine, selected{id: id, labels: ls})
 				}
 			}
 			mu.Lock()
@@ -334,25 +334,18 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 }
 
 // metricMatches tells which metric names the matchers select, given a host
-// they select, and their labels (less the host's). A fleet's hosts share
-// their metrics: each name is parsed and matched once a query, not once
-// per host.
+// they select. A fleet's hosts share their metrics: each name is matched
+// once a query, not once per host.
 type metricMatches struct {
 	matchers  []*labels.Matcher // of labels other than the host's
 	hostLabel string
 
 	mu   sync.Mutex
-	seen map[string]metricMatch
-}
-
-// metricMatch is what metricMatches found of a name.
-type metricMatch struct {
-	labels labels.Labels
-	ok     bool // selected
+	seen map[string]bool // selected, by name
 }
 
 func newMetricMatches(matchers []*labels.Matcher, hostLabel string) *metricMatches {
-	m := &metricMatches{hostLabel: hostLabel, seen: make(map[string]metricMatch)}
+	m := &metricMatches{hostLabel: hostLabel, seen: make(map[string]bool)}
 	for _, lm := range matchers {
 		if lm.Name != hostLabel {
 			m.matchers = append(m.matchers, lm)
@@ -361,22 +354,22 @@ func newMetricMatches(matchers []*labels.Matcher, hostLabel string) *metricMatch
 	return m
 }
 
-// match returns the labels of the metric name, less the host's, and
-// whether the matchers select it. A name that LabelsOf refuses is not
-// selected.
-func (m *metricMatches) match(name string) (labels.Labels, bool) {
+// match reports whether the matchers select the metric name: its labels,
+// as LabelsOf gives them of a series of no host. A name that LabelsOf
+// refuses is not selected.
+func (m *metricMatches) match(name string) bool {
 	m.mu.Lock()
-	r, found := m.seen[name]
+	ok, found := m.seen[name]
 	m.mu.Unlock()
 	if found {
-		return r.labels, r.ok
+		return ok
 	}
-	ls, err := ParseMetric(name)
-	r = metricMatch{labels: ls, ok: err == nil && !ls.Has(m.hostLabel) && matchesAll(m.matchers, ls)}
+	ls, err := LabelsOf(metrics.Series{Host: NoHost, Metric: name}, m.hostLabel)
+	ok = err == nil && matchesAll(m.matchers, ls)
 	m.mu.Lock()
-	m.seen[name] = r
+	m.seen[name] = ok
 	m.mu.Unlock()
-	return r.labels, r.ok
+	return ok
 }
 
 // checkRegexps takes the size of a query's regular expressions from what
