@@ -144,8 +144,8 @@ func TestCopiesFailWhileAServerIsDown(t *testing.T) {
 	}
 }
 
-// A copy skips a server that is down, or that refuses writes for a reason
-// that passes, for the next server of the group: in a group of three with
+// A copy skips a server that is down or stopped, or that refuses writes
+// for a reason that passes, for the next server of the group: in a group of three with
 // copies: 2 the write succeeds on the other two. The node's current server
 // stays where it is, and a refusing server is not marked down. With no
 // third server, the refusal is the write's error.
@@ -157,6 +157,13 @@ func TestCopiesGoToTheNextUpServer(t *testing.T) {
 		{"down", func(t *testing.T, s *redistest.Server) { require.NoError(t, s.Kill()) }},
 		{"out of memory", func(t *testing.T, s *redistest.Server) {
 			require.NoError(t, directClient(t, s.Addr()).ConfigSet(context.Background(), "maxmemory", "1").Err())
+		}},
+		{"read-only", func(t *testing.T, s *redistest.Server) {
+			require.NoError(t, directClient(t, s.Addr()).Do(context.Background(), "REPLICAOF", "127.0.0.1", "1").Err())
+		}},
+		{"stopped", func(t *testing.T, s *redistest.Server) {
+			require.NoError(t, s.Pause())
+			t.Cleanup(func() { _ = s.Resume() })
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,7 +190,7 @@ func TestCopiesGoToTheNextUpServer(t *testing.T) {
 				assert.EqualValues(t, 1, cardOn(t, c, s, "web1", "cpu"), "Record's point on %s", s.Addr())
 				assert.EqualValues(t, 50, cardOn(t, c, s, "web2", "load"), "Write's points on %s", s.Addr())
 			}
-			if tt.name == "out of memory" {
+			if tt.name == "out of memory" || tt.name == "read-only" {
 				assert.False(t, c.IsServerDown(upset.Addr()), "a server that answers is not marked down")
 				assert.Zero(t, cardOn(t, c, upset, "web1", "cpu"), "points on the refusing server")
 			}
