@@ -49,11 +49,12 @@ type RangeResult struct {
 }
 
 // Range returns the points of each series whose time lies in [from, to],
-// sorted by time: one result per series asked for, in the same order. It
-// reads every period key the range touches from every up server of the
-// key's replica group and merges their copies, so that a point is found as
-// soon as any server acknowledged it, before the syncer has copied it to
-// the others. Keys are read in pages of 1,000 members, so that a long range
+// sorted by time: one result per series asked for, in the same order. A
+// point's time is its timestamp rounded to the microsecond, so a range that
+// holds no whole microsecond holds no point. It reads every period key the
+// range touches from every up server of the key's replica group and merges
+// their copies, so that a point is found as soon as any server acknowledged
+// it, before the syncer has copied it to the others. Keys are read in pages of 1,000 members, so that a long range
 // does not hold a server for long, and a page that runs out of time fails
 // the read without marking its server down. A missing key has no points.
 // Malformed members, and members not scored by their own timestamp (a
@@ -155,9 +156,13 @@ func (st *Store) rangeKeys(series []Series, from, to time.Time) (keys []pageKey,
 	return keys, seriesOf, nil
 }
 
-// secondsRange is the pageRange of the times [from, to].
+// secondsRange is the pageRange of the times [from, to]: the scores of the
+// points that read back at a time in it, metric.Time rounding a score to
+// the microsecond. The float64s nearest to from and to, which Seconds
+// gives, would not do: they lie up to 119 ns either side, and a point 100
+// ns past to was read.
 func secondsRange(from, to time.Time) pageRange {
-	return pageRange{min: formatScore(metric.Seconds(from)), max: formatScore(metric.Seconds(to))}
+	return pageRange{min: formatScore(metric.SecondsAtOrAfter(from)), max: formatScore(metric.SecondsAtOrBefore(to))}
 }
 
 // keyCopy is one server's copy of a key of a read, by the key's reference.

@@ -68,3 +68,39 @@ func TestTimeOfNonsense(t *testing.T) {
 	}
 	assert.Equal(t, time.Unix(-2, 500_000_000).UTC(), Time(-1.5), "negative seconds")
 }
+
+// The bounds of a range are the scores at its ends: every score between
+// them reads back inside the range, and the next one out reads back
+// outside it.
+func TestSecondsAtOrAfterAndBeforeAreTheRangesEnds(t *testing.T) {
+	x := date(2026, 3, 1, 0)
+	for _, at := range []time.Time{
+		x,
+		x.Add(100 * time.Nanosecond),
+		x.Add(600 * time.Nanosecond),
+		x.Add(time.Microsecond),
+		x.Add(500*time.Millisecond - 100*time.Nanosecond),
+		x.Add(500 * time.Millisecond),
+		x.Add(500*time.Millisecond + 100*time.Nanosecond),
+		x.Add(time.Second - time.Microsecond),
+		x.Add(time.Second - time.Nanosecond),
+		time.Unix(0, 0),
+		time.Unix(0, 1),
+		time.Unix(0, 999),
+		time.Unix(0, 499_999),
+		time.Unix(1, 500),
+		date(9999, 12, 31, 23, 59, 59, 999_999_999),
+	} {
+		lo := SecondsAtOrAfter(at)
+		assert.False(t, Time(lo).Before(at), "SecondsAtOrAfter(%v) = %v reads back as %v, before it", at, lo, Time(lo))
+		if below := math.Nextafter(lo, math.Inf(-1)); below >= 0 {
+			assert.True(t, Time(below).Before(at), "SecondsAtOrAfter(%v) = %v: %v below it reads back as %v, not before it",
+				at, lo, below, Time(below))
+		}
+		hi := SecondsAtOrBefore(at)
+		assert.False(t, Time(hi).After(at), "SecondsAtOrBefore(%v) = %v reads back as %v, after it", at, hi, Time(hi))
+		above := math.Nextafter(hi, math.Inf(1))
+		assert.True(t, Time(above).After(at), "SecondsAtOrBefore(%v) = %v: %v above it reads back as %v, not after it",
+			at, hi, above, Time(above))
+	}
+}
