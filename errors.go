@@ -30,7 +30,9 @@ var ErrInvalidConfig = errors.New("federated: invalid configuration")
 
 // ErrPeriodDropped reports a metric write refused because its key's period
 // was dropped (see package metrics, Store.DropBefore): a dropped period never comes back. The error
-// names the key, its period and the oldest period kept.
+// names the key, its period and the oldest period kept. A read that a
+// DropBefore overtook, having read a part of a period it dropped, fails
+// with it too.
 var ErrPeriodDropped = journal.ErrPeriodDropped
 
 // ErrTemporary reports a command that a server refused for a reason that

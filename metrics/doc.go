@@ -37,7 +37,11 @@
 // command holds a server for long, and a read that runs out of time fails
 // without marking its server down for the writers. Members that are not
 // "$timestamp:$value" scored by their timestamp are skipped and counted,
-// never fatal. Hosts and Metrics list what the journals hold.
+// never fatal. They leave out the periods dropped by the latest horizon of
+// the servers they ask, so that a server that missed a DropBefore does not
+// bring them back; a read that a DropBefore overtakes fails with
+// federated.ErrPeriodDropped, naming the key it read a part of. Hosts and
+// Metrics list what the journals hold.
 //
 // # Checking
 //

@@ -180,10 +180,12 @@ func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 	var (
 		wg sync.WaitGroup
 		mu sync.Mutex
+		rh readHorizon
 	)
+	rh.first.Add(len(order))
 	for _, addr := range order {
 		wg.Go(func() {
-			serverErrs := st.readServerPages(ctx, nodes[addr], addr, work[addr], r, fn)
+			serverErrs := st.readServerPages(ctx, nodes[addr], addr, work[addr], r, &rh, fn)
 			mu.Lock()
 			errs = append(errs, serverErrs...)
 			mu.Unlock()
@@ -193,6 +195,33 @@ func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 	return errors.Join(errs...)
 }
 
+// readHorizon is the horizon a read goes by: the latest that any server it
+// asks held when the read began. A server that missed a DropBefore (stopped
+// while it ran, or back from an old snapshot) keeps the keys of the periods
+// dropped, and the horizon of before, until its syncer raises it to its
+// peers' (within a second) or the next DropBefore reaches it: read alone,
+// its copies would bring the dropped periods back, and with no syncer
+// running, for good.
+type readHorizon struct {
+	first sync.WaitGroup // one Done a server, once its first round trip was answered or failed
+	mu    sync.Mutex
+	h     string
+}
+
+// raise makes h the read's horizon when it is later.
+func (rh *readHorizon) raise(h string) {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	rh.h = max(rh.h, h) // period strings of one length sort in time order
+}
+
+// get returns the read's horizon.
+func (rh *readHorizon) get() string {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	return rh.h
+}
+
 // downError is the error of a server marked down: it names the server and
 // matches federated.ErrServerDown.
 func downError(node, addr string) error {
@@ -200,10 +229,19 @@ func downError(node, addr string) error {
 }
 
 // readServerPages reads keys from one server, round trip by round trip,
-// until every key is read, the server fails, or the client closes.
-func (st *Store) readServerPages(ctx context.Context, node, addr string, pending []*pageCursor, r pageRange, fn pageFunc) []error {
+// until every key is read, the server fails, or the client closes. Each
+// round trip reads the server's horizon too. The pages of the first are
+// handed on once every server of the read has answered its own, by the
+// latest horizon of all (see readHorizon): keys of periods it drops are
+// not read. A key whose period a later round trip finds dropped, by a
+// DropBefore that began after the read, gives an error that says so, since
+// its points read before may be a part of what it held.
+func (st *Store) readServerPages(ctx context.Context, node, addr string, pending []*pageCursor, r pageRange, rh *readHorizon, fn pageFunc) []error {
 	var errs []error
 	var cmds []*redis.ZSliceCmd
+	answered := sync.OnceFunc(rh.first.Done)
+	defer answered()
+	began, started := "", false
 	for len(pending) > 0 {
 		select {
 		case <-st.c.Done():
@@ -228,12 +266,33 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 			_ = pipe.Process(rctx, cmd) // only queues
 			cmds = append(cmds, cmd)
 		}
+		// After the pages: a drop that ran before it, and so may have
+		// emptied a page, is seen.
+		horizon := redis.NewStringCmd(rctx, "get", st.keys.Horizon)
+		_ = pipe.Process(rctx, horizon)
 		_, _ = pipe.Exec(rctx) // each command holds its own error
 		cancel()
+		// None held, or one this reader cannot read (of another type, an
+		// operator's mistake the write script refuses all writes for).
+		now, _ := horizon.Result()
+		if !started {
+			rh.raise(now)
+			answered()
+			rh.first.Wait()
+			began, started = rh.get(), true
+		}
 
 		var next []*pageCursor
 		for i, cmd := range cmds {
 			cur := round[i]
+			if period := journal.PeriodOf(cur.key); journal.Dropped(period, began) {
+				continue
+			} else if journal.Dropped(period, now) {
+				errs = append(errs, &federated.ServerError{Node: node, Server: addr,
+					Err: fmt.Errorf("%s: %w while it was read (the oldest kept is now %s): points read of it before may be a part of what it held",
+						cur.key, federated.ErrPeriodDropped, now)})
+				continue
+			}
 			if err := cmd.Err(); err != nil {
 				var (
 					refused *federated.ServerError // the connection was refused

@@ -1,0 +1,116 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
+	"github.com/redfed/federated/internal/redistest"
+	"github.com/redfed/federated/metrics"
+)
+
+// A server stopped while DropBefore ran keeps the dropped period and its
+// old horizon, and with no syncer running it keeps them until the next
+// drop: reads go by the latest horizon of the servers they ask, and leave
+// the period out. They returned its point before, as if it had never been
+// dropped.
+func TestReadsLeaveOutAPeriodOneServerMissedTheDropOf(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Second)
+	kept := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	oldKey := mustKey(t, c, old, "web1", "cpu")
+	keptKey := mustKey(t, c, kept, "web1", "cpu")
+	onlyOld := mustKey(t, c, old, "web2", "cpu")
+	for _, srv := range servers {
+		_, err := merge(ctx, c, srv.Addr(), []journal.KeyMembers{
+			{Key: oldKey, Members: []string{fmt.Sprintf("%d:1", old.Unix())}},
+			{Key: keptKey, Members: []string{fmt.Sprintf("%d:2", kept.Unix())}},
+			{Key: onlyOld, Members: []string{fmt.Sprintf("%d:3", old.Unix())}},
+		})
+		require.NoError(t, err)
+	}
+
+	require.NoError(t, servers[1].Pause())
+	_, err := st.DropBefore(ctx, time.Now().Add(-24*time.Hour))
+	require.ErrorContains(t, err, servers[1].Addr(), "the stopped server missed the drop")
+	require.NoError(t, servers[1].Resume())
+	c.MarkServerUp(servers[1].Addr())
+	require.Equal(t, int64(1), directClient(t, servers[1].Addr()).Exists(ctx, oldKey).Val(),
+		"the server that missed the drop still holds the period")
+
+	web1 := metrics.Series{Host: "web1", Metric: "cpu"}
+	web2 := metrics.Series{Host: "web2", Metric: "cpu"}
+	points, err := rangeOf(ctx, st, "web1", "cpu", old.Add(-time.Hour), kept.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, []metrics.Point{{Time: kept, Value: 2}}, points, "Range: the kept period alone")
+	sum, err := st.Summarize(ctx, web1, old.Add(-time.Hour), kept.Add(time.Hour), 100)
+	require.NoError(t, err)
+	assert.Equal(t, []metrics.Point{{Time: kept, Value: 2}}, sum.Points, "Summarize")
+	assert.Equal(t, 1, sum.Total, "Summarize")
+	_, err = st.Latest(ctx, web2)
+	assert.ErrorIs(t, err, metrics.ErrNoData, "Latest of a series only the dropped period held")
+	latest, err := st.Latest(ctx, web1)
+	require.NoError(t, err)
+	assert.Equal(t, metrics.Point{Time: kept, Value: 2}, latest, "Latest")
+}
+
+// dropAfterFirstPage runs DropBefore once, on the second server's client,
+// after the first page of a key that a client reads.
+type dropAfterFirstPage struct {
+	drop func()
+	done bool
+}
+
+func (h *dropAfterFirstPage) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *dropAfterFirstPage) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *dropAfterFirstPage) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 0 && cmds[0].Name() == "zrangebyscore" && !h.done {
+			h.done = true
+			h.drop()
+		}
+		return err
+	}
+}
+
+// A read that DropBefore overtakes has read part of a period and then
+// found it gone: it says so. It returned the first 1,000 of 5,000 points
+// with no error, a range that looked whole.
+func TestReadOfAPeriodDroppedMeanwhileSaysSo(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	st := newStore(t, c)
+	ctx := context.Background()
+	day := time.Now().UTC().Add(-72 * time.Hour).Truncate(24 * time.Hour)
+	key := mustKey(t, c, day, "web1", "cpu")
+	_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(day, 5000)}})
+	require.NoError(t, err)
+
+	// Through a client of its own: the reader's is busy with its read.
+	dropper := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	var dropErr error
+	c.AddServerHook(func(string) redis.Hook {
+		return &dropAfterFirstPage{drop: func() {
+			_, dropErr = newStore(t, dropper).DropBefore(ctx, time.Now().Add(-24*time.Hour))
+		}}
+	})
+	points, err := rangeOf(ctx, st, "web1", "cpu", day, day.Add(24*time.Hour))
+	require.NoError(t, dropErr)
+	require.Error(t, err, "a read that lost its period part way (%d points)", len(points))
+	assert.True(t, errors.Is(err, federated.ErrPeriodDropped), "errors.Is ErrPeriodDropped: %v", err)
+	assert.ErrorContains(t, err, key)
+	assert.ErrorContains(t, err, servers[0].Addr())
+	assert.Less(t, len(points), 5000)
+}
