@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -68,11 +69,12 @@ var durationShape = regexp.MustCompile(`^([0-9]*\.?[0-9]+(ns|us|µs|μs|ms|s|m|h
 var errNotATime = errors.New("want Unix seconds or an RFC 3339 time like 2026-11-25T10:00:00Z")
 
 // parseTimestamp reads the time of a point: Unix seconds with an optional
-// fraction ("1795600800", "1795600800.25") or an RFC 3339 time
-// ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"). A time outside
-// what a metric can hold (before 1970, from year 10000) fails with an error
-// wrapping federated.ErrBadTimestamp; text that is neither form, with one
-// wrapping errNotATime.
+// fraction of up to 9 decimals ("1795600800", "1795600800.25") or an RFC
+// 3339 time ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"). A
+// time outside what a metric can hold (before 1970, from year 10000), or
+// finer than the nanosecond, fails with an error wrapping
+// federated.ErrBadTimestamp; text that is neither form, with one wrapping
+// errNotATime.
 func parseTimestamp(s string) (time.Time, error) {
 	if looksNumeric(s) {
 		ts, err := parseNumber(s)
@@ -82,7 +84,7 @@ func parseTimestamp(s string) (time.Time, error) {
 		if err := metric.ValidateTimestamp(ts); err != nil {
 			return time.Time{}, err
 		}
-		return metric.Time(ts), nil
+		return unixTime(s)
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -98,6 +100,60 @@ func parseTimestamp(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w %s: %s", metric.ErrBadTimestamp, quoteField(s), problem)
 	}
 	return t, nil
+}
+
+// unixTime returns the time of s, Unix seconds that parseNumber and
+// metric.ValidateTimestamp accepted, read from its digits to the
+// nanosecond. The float64 that ParseFloat reads is 238 ns from the next in
+// 2026, and metric.Time rounded it to the microsecond: --to
+// 1795600800.4999999 was 1795600800.5 and took in the point there. Digits
+// past the nanosecond, the finest a time holds, are refused rather than
+// dropped, which would move the start of a range outward.
+func unixTime(s string) (time.Time, error) {
+	// A sign is '+', or '-' on a zero: validation refused negatives.
+	mantissa, expText, _ := strings.Cut(strings.ToLower(strings.TrimLeft(s, "+-")), "e")
+	intPart, fracPart, _ := strings.Cut(mantissa, ".")
+	all := intPart + fracPart
+	digits := strings.TrimLeft(all, "0")
+	point := len(intPart) - (len(all) - len(digits)) // digits is 0.digits × 10^point
+	digits = strings.TrimRight(digits, "0")
+	if digits == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	if expText != "" {
+		exp, err := strconv.Atoi(expText)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s is not a number", quoteField(s))
+		}
+		point += exp
+	}
+	var whole, frac string
+	switch {
+	case point <= 0:
+		if len(digits)-point > 9 {
+			return time.Time{}, fracError(s)
+		}
+		frac = strings.Repeat("0", -point) + digits
+	case point >= len(digits):
+		whole = digits + strings.Repeat("0", point-len(digits))
+	default:
+		whole, frac = digits[:point], digits[point:]
+	}
+	if len(frac) > 9 {
+		return time.Time{}, fracError(s)
+	}
+	sec, err := strconv.ParseInt(cmp.Or(whole, "0"), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w %s: out of range", metric.ErrBadTimestamp, quoteField(s))
+	}
+	nsec, _ := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+	return time.Unix(sec, nsec).UTC(), nil
+}
+
+// fracError is the error of Unix seconds finer than the nanosecond.
+func fracError(s string) error {
+	return fmt.Errorf("%w %s: more than 9 decimals, finer than the nanosecond a time holds",
+		metric.ErrBadTimestamp, quoteField(s))
 }
 
 // looksNumeric reports whether s is made of the characters of a decimal
