@@ -426,9 +426,12 @@ func checkRange(p metric.Period, from, to time.Time) error {
 			return err
 		}
 	}
-	if n := to.Sub(from) / p.Duration(); n >= MaxRangePeriods {
-		return fmt.Errorf("%w: %s to %s spans more than %d %s periods",
-			ErrRangeTooWide, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), MaxRangePeriods, p)
+	// The periods themselves, as rangeKeys reads them: the duration
+	// divided by the period's length missed the one or two partial
+	// periods at the ends, and let 100,001 through.
+	if n := p.Count(from, to); n >= MaxRangePeriods {
+		return fmt.Errorf("%w: %s to %s touches %d %s periods, at most %d may be read at once",
+			ErrRangeTooWide, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), n, p, MaxRangePeriods-1)
 	}
 	return nil
 }

@@ -2,8 +2,11 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,4 +68,48 @@ func TestRangeLeavesOutPointsJustPastItsEnds(t *testing.T) {
 	sum, err = st.Summarize(ctx, cpu, half.Add(100*time.Nanosecond), x.Add(time.Second), 10)
 	require.NoError(t, err)
 	assert.Zero(t, sum.Total, "Summarize of a range that starts 100 ns after the point: got %v", sum.Points)
+}
+
+// A read may touch fewer than MaxRangePeriods periods, counted as the
+// period keys it would read. The limit divided the range's length by the
+// period's, which leaves out the partial periods at its ends: an hourly
+// range that touched 100,000 periods, or 100,001, was not refused.
+func TestRangeOfMaxRangePeriodsIsRefused(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	counter := &commandCounter{}
+	opts := testOptions()
+	opts.Metrics.Period = "hour"
+	opts.Hooks = []redis.Hook{counter}
+	st := newStore(t, newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts}))
+	series := metrics.Series{Host: "web1", Metric: "cpu"}
+	from := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	late := from.Add(30 * time.Minute)
+	hours := func(n int) time.Duration { return time.Duration(n) * time.Hour }
+
+	for _, tt := range []struct {
+		name     string
+		from, to time.Time
+		periods  int
+	}{
+		{"whole hours", from, from.Add(hours(metrics.MaxRangePeriods - 1)), metrics.MaxRangePeriods},
+		{"a part of an hour at each end", late, late.Add(hours(metrics.MaxRangePeriods-1) + 59*time.Minute), metrics.MaxRangePeriods + 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := st.Range(context.Background(), tt.from, tt.to, series)
+			require.ErrorIs(t, err, metrics.ErrRangeTooWide)
+			assert.ErrorContains(t, err, fmt.Sprintf("touches %d hour periods, at most %d may be read at once",
+				tt.periods, metrics.MaxRangePeriods-1))
+			_, err = st.Summarize(context.Background(), series, tt.from, tt.to, 10)
+			require.ErrorIs(t, err, metrics.ErrRangeTooWide, "Summarize")
+		})
+	}
+	assert.Zero(t, counter.Count(), "commands sent for ranges refused: got %d, want 0", counter.Count())
+
+	// One period fewer is read. The context is done, so that the read
+	// stops at its first command rather than ask for 99,999 keys.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := st.Range(done, late, from.Add(hours(metrics.MaxRangePeriods-2)+59*time.Minute), series)
+	assert.NotErrorIs(t, err, metrics.ErrRangeTooWide, "a range of %d periods", metrics.MaxRangePeriods-1)
+	assert.ErrorIs(t, err, context.Canceled, "a range of %d periods", metrics.MaxRangePeriods-1)
 }

@@ -221,3 +221,15 @@ func (p Period) Periods(from, to time.Time) []time.Time {
 	}
 	return starts
 }
+
+// Count returns the number of periods that the closed interval [from, to]
+// touches, len(p.Periods(from, to)), without building the list: 0 when to
+// is before from. It counts in Unix seconds, which hold any two valid
+// timestamps apart, where a time.Duration stops at 292 years.
+func (p Period) Count(from, to time.Time) int64 {
+	if to.Before(from) {
+		return 0
+	}
+	length := int64(p.Duration() / time.Second)
+	return (p.Start(to).Unix()-p.Start(from).Unix())/length + 1
+}

@@ -239,6 +239,8 @@ func TestPeriods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.p.Periods(tt.from, tt.to)
 			assert.Equal(t, tt.want, got, "Periods(%v, %v): got %v, want %v", tt.from, tt.to, got, tt.want)
+			n := tt.p.Count(tt.from, tt.to)
+			assert.Equal(t, int64(len(tt.want)), n, "Count(%v, %v): got %d, want %d", tt.from, tt.to, n, len(tt.want))
 		})
 	}
 }
@@ -296,4 +298,11 @@ func TestPeriodShaped(t *testing.T) {
 		s := p.Format(date(2026, 11, 25, 13))
 		assert.True(t, PeriodShaped(s), "PeriodShaped(%q) of %v: got false, want true", s, p)
 	}
+}
+
+// Count holds for ranges longer than a time.Duration, 292 years.
+func TestCountOfEveryValidYear(t *testing.T) {
+	from, to := date(1970, 1, 1, 0), date(9999, 12, 31, 23, 59, 59, 999_999_999)
+	assert.Equal(t, int64(2_932_897), Day.Count(from, to), "days from 1970 to 9999")
+	assert.Equal(t, int64(2_932_897*24), Hour.Count(from, to), "hours from 1970 to 9999")
 }
