@@ -320,8 +320,8 @@ func (st *Store) lookBack() int {
 // keys changed since then, else with a ZSCAN of its whole journal in pages,
 // so that no single command holds a server for long. A server marked down is
 // not asked and a server that fails stops being read: each gives an error
-// that names it, and the error, all of them joined, comes with the hosts the
-// other servers listed. Each command has a deadline of the reader's own, as
+// that names it, and the journal key for a failed read, and the error, all
+// of them joined, comes with the hosts the other servers listed. Each command has a deadline of the reader's own, as
 // Range's pages do: one that runs out does not mark its server down.
 func (st *Store) Hosts(ctx context.Context, since time.Time) ([]string, error) {
 	return st.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
@@ -361,7 +361,12 @@ func (st *Store) listJournals(ctx context.Context, since time.Time, pick func(ho
 		mu.Lock()
 		maps.Copy(found, local)
 		mu.Unlock()
-		return err
+		if err != nil {
+			// Named as Range names its keys: a journal that an operator
+			// made a string answers WRONGTYPE, which says no more.
+			return fmt.Errorf("reading the journal %s: %w", st.keys.Journal, err)
+		}
+		return nil
 	})
 	return slices.Sorted(maps.Keys(found)), err
 }

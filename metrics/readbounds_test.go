@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/redistest"
 	"github.com/redfed/federated/metrics"
 )
@@ -112,4 +114,45 @@ func TestRangeOfMaxRangePeriodsIsRefused(t *testing.T) {
 	_, err := st.Range(done, late, from.Add(hours(metrics.MaxRangePeriods-2)+59*time.Minute), series)
 	assert.NotErrorIs(t, err, metrics.ErrRangeTooWide, "a range of %d periods", metrics.MaxRangePeriods-1)
 	assert.ErrorIs(t, err, context.Canceled, "a range of %d periods", metrics.MaxRangePeriods-1)
+}
+
+// A journal that an operator made a string fails Hosts and Metrics on its
+// server with an error that names the key, as Range's errors name theirs:
+// it said "WRONGTYPE Operation against a key holding the wrong kind of
+// value" and no more. The other server's hosts still come back.
+func TestListingNamesAJournalOfAnotherType(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{
+		{Key: mustKey(t, c, at, "web1", "cpu"), Members: []string{fmt.Sprintf("%d:1", at.Unix())}},
+	})
+	require.NoError(t, err)
+	bad := servers[1].Addr()
+	require.NoError(t, directClient(t, bad).Set(ctx, "journal", "an operator's string", 0).Err())
+
+	for _, since := range []time.Time{{}, at.Add(-time.Hour)} {
+		hosts, err := st.Hosts(ctx, since)
+		assert.Equal(t, []string{"web1"}, hosts, "Hosts since %v: the other server's", since)
+		assertJournalError(t, err, bad)
+		names, err := st.Metrics(ctx, "web1", since)
+		assert.Equal(t, []string{"cpu"}, names, "Metrics since %v: the other server's", since)
+		assertJournalError(t, err, bad)
+	}
+}
+
+// assertJournalError checks that err is a WRONGTYPE reply of the journal
+// on server addr, and says so.
+func assertJournalError(t *testing.T, err error, addr string) {
+	t.Helper()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "server "+addr+": reading the journal journal: WRONGTYPE")
+	var se *federated.ServerError
+	if assert.True(t, errors.As(err, &se), "got %v, want a *federated.ServerError", err) {
+		assert.Equal(t, addr, se.Server)
+	}
+	var reply redis.Error
+	assert.True(t, errors.As(err, &reply), "got %v, want the server's reply in the chain", err)
 }
