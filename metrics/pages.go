@@ -268,13 +268,15 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 		}
 		// After the pages: a drop that ran before it, and so may have
 		// emptied a page, is seen.
-		horizon := redis.NewStringCmd(rctx, "get", st.keys.Horizon)
+		// Of any reply, so that one of another shape (a hostile server's)
+		// is not a failure of the connection.
+		horizon := redis.NewCmd(rctx, "get", st.keys.Horizon)
 		_ = pipe.Process(rctx, horizon)
 		_, _ = pipe.Exec(rctx) // each command holds its own error
 		cancel()
 		// None held, or one this reader cannot read (of another type, an
 		// operator's mistake the write script refuses all writes for).
-		now, _ := horizon.Result()
+		now, _ := horizon.Val().(string)
 		if !started {
 			rh.raise(now)
 			answered()
