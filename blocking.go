@@ -346,7 +346,9 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 //
 // The subscription is on the node's current server when it is made, and
 // stays there: it reconnects to that server after a failure, as go-redis's
-// do. The servers of a group do not share messages, so once the node fails
+// do. Made while no server of the node is up, it is on the current one all
+// the same, and connects once that server is back; its reads fail with
+// the server's dial error until then. The servers of a group do not share messages, so once the node fails
 // over to another server of its group, what is published through the
 // client goes there and no longer reaches the subscription: subscribe
 // again after a failover (NodeToServer says where the node is). A
@@ -383,8 +385,11 @@ func (c *Client) SSubscribe(ctx context.Context, channels ...string) *redis.PubS
 
 // pubsubClient returns the subscriptions' client of the current server of
 // the first channel's node (see pubsubOf), that server and the first
-// channel, hashed; or the router when there is none, whose PubSub then
-// fails to connect with a clear error, and a nil server.
+// channel, hashed; or the router when there is none (no channel, an
+// unknown node, the client closed), whose PubSub then fails to connect
+// with a clear error, and a nil server. A node none of whose servers is up
+// has its current server's: the subscription connects once that server is
+// back, as go-redis's does; on the router, it never would.
 func (c *Client) pubsubClient(channels []string) (_ *redis.Client, _ *server, hashed string) {
 	if len(channels) == 0 || c.closed.Load() {
 		return c.router, nil, ""
@@ -395,7 +400,7 @@ func (c *Client) pubsubClient(channels []string) (_ *redis.Client, _ *server, ha
 	}
 	s, err := c.currentServer(n)
 	if err != nil {
-		return c.router, nil, ""
+		s = n.servers[n.current.Load()]
 	}
 	if ps := c.pubsubOf(s); ps != nil {
 		return ps, s, c.hashKey("", channels[0])

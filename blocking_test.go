@@ -419,3 +419,44 @@ func TestWaitForeverOnAStoppedServerThatLeavesMoves(t *testing.T) {
 		t.Fatal("the wait did not end")
 	}
 }
+
+// A subscription made while no server of its node is up (a worker that
+// starts before its Redis) connects once the server is back, as go-redis's
+// does, and receives. It was made on no server, and answered "a router
+// does not connect" for good.
+func TestSubscriptionMadeWhileItsNodeIsDownConnectsWhenItIsBack(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	opts := testOptions()
+	opts.CommandTimeout = 300 * time.Millisecond
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: opts})
+	ctx := context.Background()
+	addr := servers[0].Addr()
+	require.NoError(t, servers[0].Kill())
+	require.Error(t, c.Ping(ctx).Err())
+	require.True(t, c.IsServerDown(addr))
+
+	ps := c.Subscribe(ctx, "jobs")
+	defer ps.Close()
+	_, err := ps.Receive(ctx)
+	require.Error(t, err, "no server to subscribe on")
+	assert.ErrorContains(t, err, addr, "the error names the server")
+	ch := ps.Channel()
+
+	require.NoError(t, servers[0].Restart())
+	require.Eventually(t, func() bool { return !c.IsServerDown(addr) }, 10*time.Second, 10*time.Millisecond)
+	deadline := time.After(10 * time.Second)
+	for {
+		// Published again until the subscription, reconnecting with
+		// go-redis's back-off, has subscribed.
+		require.NoError(t, c.Publish(ctx, "jobs", "job").Err())
+		select {
+		case m, ok := <-ch:
+			require.True(t, ok, "the subscription ended")
+			assert.Equal(t, "job", m.Payload)
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the subscription made while its server was down never received")
+		}
+	}
+}
