@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/journal"
 	"github.com/redfed/federated/internal/metric"
 )
 
@@ -314,15 +315,19 @@ func (st *Store) lookBack() int {
 // changed at or after since (by the servers' clocks, as journalled); a zero
 // since lists every host. It reads the journal of every server of the
 // federation, every server of a replica group included, and unions what they
-// hold. Journal entries that are not metric keys are skipped.
+// hold. Journal entries that are not metric keys are skipped, and so are
+// those of periods that retention dropped, by the latest horizon of the
+// servers asked, also on a server that missed the DropBefore and still
+// holds them.
 //
 // Each server answers with one ZRANGEBYSCORE when fewer than 10,000 of its
 // keys changed since then, else with a ZSCAN of its whole journal in pages,
-// so that no single command holds a server for long. A server marked down is
-// not asked and a server that fails stops being read: each gives an error
-// that names it, and the journal key for a failed read, and the error, all
-// of them joined, comes with the hosts the other servers listed. Each command has a deadline of the reader's own, as
-// Range's pages do: one that runs out does not mark its server down.
+// so that no single command holds a server for long, and then a GET of its
+// horizon. A server marked down is not asked and a server that fails stops
+// being read: each gives an error that names it, and the key it failed on,
+// and the error, all of them joined, comes with the hosts the other servers
+// listed. Each command has a deadline of the reader's own, as Range's pages
+// do: one that runs out does not mark its server down.
 func (st *Store) Hosts(ctx context.Context, since time.Time) ([]string, error) {
 	return st.listJournals(ctx, since, func(host, _ string) (string, bool) { return host, true })
 }
@@ -338,24 +343,31 @@ func (st *Store) Metrics(ctx context.Context, host string, since time.Time) ([]s
 }
 
 // listJournals collects pick(host, metric) of every metric key journalled
-// on any server at or after since.
+// on any server at or after since, less the keys of periods that
+// retention dropped.
 func (st *Store) listJournals(ctx context.Context, since time.Time, pick func(host, metricName string) (string, bool)) ([]string, error) {
+	// A server that missed a DropBefore (stopped while it ran) keeps the
+	// dropped periods' keys and journal entries, and its old horizon,
+	// until a syncer or the next drop removes them: the entries go by the
+	// latest horizon of all the servers, as reads and Check do.
+	type entry struct{ period, value string }
 	var (
-		mu    sync.Mutex
-		found = make(map[string]struct{})
+		mu      sync.Mutex
+		found   = make(map[entry]struct{})
+		horizon string
 	)
 	err := st.c.ForEachServer(ctx, func(ctx context.Context, addr string, rc *redis.Client) error {
 		if _, err := st.serverClient(addr); err != nil {
 			return err
 		}
-		local := make(map[string]struct{})
+		local := make(map[entry]struct{})
 		err := st.scanJournal(ctx, rc, since, func(key string) {
 			_, host, name, err := federated.ParseMetricKey(key)
 			if err != nil {
 				return
 			}
 			if v, ok := pick(host, name); ok {
-				local[v] = struct{}{}
+				local[entry{journal.PeriodOf(key), v}] = struct{}{}
 			}
 		})
 		mu.Lock()
@@ -366,9 +378,27 @@ func (st *Store) listJournals(ctx context.Context, since time.Time, pick func(ho
 			// made a string answers WRONGTYPE, which says no more.
 			return fmt.Errorf("reading the journal %s: %w", st.keys.Journal, err)
 		}
+		// After the journal, so that a drop that overtook its read is
+		// seen; on the server's own client with the reader's deadline, as
+		// Range reads it, so that a timeout does not mark the server down.
+		cctx, cancel := st.readContext(ctx)
+		h, err := rc.Get(cctx, st.keys.Horizon).Result()
+		cancel()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("reading the horizon %s: %w", st.keys.Horizon, err)
+		}
+		mu.Lock()
+		horizon = max(horizon, h)
+		mu.Unlock()
 		return nil
 	})
-	return slices.Sorted(maps.Keys(found)), err
+	listed := make(map[string]struct{}, len(found))
+	for e := range found {
+		if !journal.Dropped(e.period, horizon) {
+			listed[e.value] = struct{}{}
+		}
+	}
+	return slices.Sorted(maps.Keys(listed)), err
 }
 
 // scanJournal calls fn with every member of a server's journal scored at or

@@ -156,3 +156,53 @@ func assertJournalError(t *testing.T, err error, addr string) {
 	var reply redis.Error
 	assert.True(t, errors.As(err, &reply), "got %v, want the server's reply in the chain", err)
 }
+
+// A server stopped while DropBefore ran keeps the dropped period's keys
+// and journal entries, and its old horizon. Hosts and Metrics go by the
+// latest horizon of the servers, and leave the period out: they listed
+// the host and the metric that only the dropped period held.
+func TestListingLeavesOutAPeriodOneServerMissedTheDropOf(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Second)
+	kept := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	for _, srv := range servers {
+		_, err := merge(ctx, c, srv.Addr(), []journal.KeyMembers{
+			{Key: mustKey(t, c, old, "web1", "cpu"), Members: []string{fmt.Sprintf("%d:1", old.Unix())}},
+			{Key: mustKey(t, c, old, "web1", "mem"), Members: []string{fmt.Sprintf("%d:2", old.Unix())}},
+			{Key: mustKey(t, c, kept, "web1", "cpu"), Members: []string{fmt.Sprintf("%d:3", kept.Unix())}},
+			{Key: mustKey(t, c, old, "web2", "cpu"), Members: []string{fmt.Sprintf("%d:4", old.Unix())}},
+		})
+		require.NoError(t, err)
+	}
+
+	dropWithServerStopped(t, c, servers[1], time.Now().Add(-24*time.Hour))
+	stale, err := directClient(t, servers[1].Addr()).ZRange(ctx, "journal", 0, -1).Result()
+	require.NoError(t, err)
+	require.Contains(t, stale, mustKey(t, c, old, "web2", "cpu"), "the server that missed the drop still journals the period")
+
+	for _, since := range []time.Time{{}, old.Add(-time.Hour)} {
+		hosts, err := st.Hosts(ctx, since)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"web1"}, hosts, "Hosts since %v", since)
+		names, err := st.Metrics(ctx, "web1", since)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"cpu"}, names, "Metrics of web1 since %v", since)
+		names, err = st.Metrics(ctx, "web2", since)
+		require.NoError(t, err)
+		assert.Empty(t, names, "Metrics of web2 since %v", since)
+	}
+}
+
+// dropWithServerStopped runs DropBefore(before) with srv stopped (SIGSTOP),
+// so that it misses the drop, and starts it again.
+func dropWithServerStopped(t *testing.T, c *federated.Client, srv *redistest.Server, before time.Time) {
+	t.Helper()
+	require.NoError(t, srv.Pause())
+	_, err := newStore(t, c).DropBefore(context.Background(), before)
+	require.ErrorContains(t, err, srv.Addr(), "the stopped server missed the drop")
+	require.NoError(t, srv.Resume())
+	c.MarkServerUp(srv.Addr())
+}
