@@ -55,16 +55,17 @@ type RangeResult struct {
 // holds no whole microsecond holds no point. It reads every period key the
 // range touches from every up server of the key's replica group and merges
 // their copies, so that a point is found as soon as any server acknowledged
-// it, before the syncer has copied it to the others. Keys are read in pages of 1,000 members, so that a long range
-// does not hold a server for long, and a page that runs out of time fails
-// the read without marking its server down. A missing key has no points.
-// Malformed members, and members not scored by their own timestamp (a
-// foreign writer's), are skipped, counted and logged at Debug. Bad names
-// fail with federated.ErrBadHost or ErrBadMetric, times before 1970 or
-// after 9999 with ErrBadTimestamp, a range of MaxRangePeriods periods or
-// more with an error that says so, and nothing is read. When a server is
-// down or fails, the points of the others are returned with its error:
-// what it alone acknowledged may be missing.
+// it, before the syncer has copied it to the others. Keys are read in pages
+// of 1,000 members, so that a long range does not hold a server for long,
+// and a page that runs out of time fails the read without marking its
+// server down. A missing key has no points. Malformed members, and members
+// not scored by their own timestamp (a foreign writer's), are skipped,
+// counted and logged at Debug. Bad names fail with federated.ErrBadHost or
+// ErrBadMetric, times before 1970 or after 9999 with ErrBadTimestamp, a
+// range of MaxRangePeriods periods or more with an error that says so, and
+// nothing is read. When a server is down or fails, the points of the
+// others are returned with its error: what it alone acknowledged may be
+// missing.
 func (st *Store) Range(ctx context.Context, from, to time.Time, series ...Series) ([]RangeResult, error) {
 	byKey, err := st.rangeSeries(ctx, series, from, to)
 	if byKey == nil {
