@@ -80,5 +80,5 @@ func TestNegativeNumberArguments(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "query", "--config", cfg, "web1.sfo", "temp.delta", "--from", "0", "--to", "9999-12-31T00:00:00Z", "--json")
 	assert.Equal(t, 2, code, errOut)
 	assert.Empty(t, out)
-	assert.Contains(t, errOut, "spans more than 100000 day periods")
+	assert.Contains(t, errOut, "touches 2932897 day periods, at most 99999 may be read at once")
 }
