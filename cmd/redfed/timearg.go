@@ -70,9 +70,9 @@ var errNotATime = errors.New("want Unix seconds or an RFC 3339 time like 2026-11
 
 // parseTimestamp reads the time of a point: Unix seconds with an optional
 // fraction of up to 9 decimals ("1795600800", "1795600800.25") or an RFC
-// 3339 time ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"). A
-// time outside what a metric can hold (before 1970, from year 10000), or
-// finer than the nanosecond, fails with an error wrapping
+// 3339 time ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"); digits
+// past the nanosecond are dropped. A time outside what a metric can hold
+// (before 1970, from year 10000) fails with an error wrapping
 // federated.ErrBadTimestamp; text that is neither form, with one wrapping
 // errNotATime.
 func parseTimestamp(s string) (time.Time, error) {
@@ -107,8 +107,9 @@ func parseTimestamp(s string) (time.Time, error) {
 // nanosecond. The float64 that ParseFloat reads is 238 ns from the next in
 // 2026, and metric.Time rounded it to the microsecond: --to
 // 1795600800.4999999 was 1795600800.5 and took in the point there. Digits
-// past the nanosecond, the finest a time holds, are refused rather than
-// dropped, which would move the start of a range outward.
+// past the nanosecond, the finest a time holds, are dropped: a start of a
+// range moves at most a nanosecond earlier, where no point read back to
+// the microsecond lies but one at that very microsecond.
 func unixTime(s string) (time.Time, error) {
 	// A sign is '+', or '-' on a zero: validation refused negatives.
 	mantissa, expText, _ := strings.Cut(strings.ToLower(strings.TrimLeft(s, "+-")), "e")
@@ -130,30 +131,22 @@ func unixTime(s string) (time.Time, error) {
 	var whole, frac string
 	switch {
 	case point <= 0:
-		if len(digits)-point > 9 {
-			return time.Time{}, fracError(s)
-		}
 		frac = strings.Repeat("0", -point) + digits
 	case point >= len(digits):
 		whole = digits + strings.Repeat("0", point-len(digits))
 	default:
 		whole, frac = digits[:point], digits[point:]
 	}
-	if len(frac) > 9 {
-		return time.Time{}, fracError(s)
-	}
+	// Digits past the nanosecond are dropped: a tool that prints every
+	// digit of a float64 ("%.12f" of 1795600800.123457 writes
+	// 1795600800.123456954956) writes the point it means.
+	frac = frac[:min(len(frac), 9)]
 	sec, err := strconv.ParseInt(cmp.Or(whole, "0"), 10, 64)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%w %s: out of range", metric.ErrBadTimestamp, quoteField(s))
 	}
 	nsec, _ := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
 	return time.Unix(sec, nsec).UTC(), nil
-}
-
-// fracError is the error of Unix seconds finer than the nanosecond.
-func fracError(s string) error {
-	return fmt.Errorf("%w %s: more than 9 decimals, finer than the nanosecond a time holds",
-		metric.ErrBadTimestamp, quoteField(s))
 }
 
 // looksNumeric reports whether s is made of the characters of a decimal

@@ -2,14 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/redfed/federated"
 )
 
 // Unix seconds are read to the nanosecond, as written. They went through a
@@ -42,13 +39,32 @@ func TestUnixSecondsArgumentsAreReadToTheNanosecond(t *testing.T) {
 			assert.True(t, tt.want.Equal(got), "%s: got %v, want %v", tt.arg, got, tt.want)
 		}
 	}
-	for _, arg := range []string{"1795600800.4999999999", "1795600800.0000000001", "1e-10", "1.79560080049999999999e9"} {
-		_, err := parseTimeArg(arg, now)
-		if assert.Error(t, err, arg) {
-			assert.Contains(t, err.Error(), "more than 9 decimals", arg)
-			assert.True(t, errors.Is(err, federated.ErrBadTimestamp), "%s: got %v, want ErrBadTimestamp", arg, err)
+	// Digits past the nanosecond are dropped.
+	for arg, want := range map[string]time.Time{
+		"1795600800.4999999999":       time.Unix(sec, 499_999_999),
+		"1795600800.123456954956":     time.Unix(sec, 123_456_954),
+		"1e-10":                       time.Unix(0, 0),
+		"1.79560080049999999999e9":    time.Unix(sec, 499_999_999),
+		"1795600800.0000000001":       time.Unix(sec, 0),
+		"179560080012345695495.6e-11": time.Unix(sec, 123_456_954),
+	} {
+		got, err := parseTimeArg(arg, now)
+		if assert.NoError(t, err, arg) {
+			assert.True(t, want.Equal(got), "%s: got %v, want %v", arg, got, want)
 		}
 	}
+}
+
+// A point whose time a tool writes with every digit of its float64 is
+// recorded at the microsecond it means: record refused such lines.
+func TestRecordTakesTimestampsFinerThanTheNanosecond(t *testing.T) {
+	cfg, _ := startFederation(t, 1)
+	code, _, errOut := runCLI(t, "web1.sfo cpu.user 1795600800.123456954956 1\n", "record", "--config", cfg)
+	require.Equal(t, 0, code, errOut)
+	code, out, errOut := runCLI(t, "", "query", "--config", cfg, "web1.sfo", "cpu.user",
+		"--from", "1795600800", "--to", "1795600801")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "TIME                         VALUE\n2026-11-25T10:00:00.123457Z  1\n", out)
 }
 
 // A query up to 100 ns before a point leaves it out, and says so in its
