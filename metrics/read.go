@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -341,6 +342,23 @@ func (st *Store) Metrics(ctx context.Context, host string, since time.Time) ([]s
 		return nil, err
 	}
 	return st.listJournals(ctx, since, func(h, name string) (string, bool) { return name, h == host })
+}
+
+// Series returns the series, sorted by host and then by metric, whose key
+// changed at or after since, read from the journals as Hosts reads them:
+// in one read of every journal, where Hosts and the Metrics of each host
+// read them all once each.
+func (st *Store) Series(ctx context.Context, since time.Time) ([]Series, error) {
+	// A host holds no ':' (ValidateHost): the first one ends it.
+	names, err := st.listJournals(ctx, since, func(host, name string) (string, bool) { return host + ":" + name, true })
+	out := make([]Series, len(names))
+	for i, n := range names {
+		out[i].Host, out[i].Metric, _ = strings.Cut(n, ":")
+	}
+	slices.SortFunc(out, func(a, b Series) int {
+		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Metric, b.Metric))
+	})
+	return out, err
 }
 
 // listJournals collects pick(host, metric) of every metric key journalled

@@ -405,6 +405,21 @@ func TestHostsAndMetrics(t *testing.T) {
 	names, err = newStore(t, c).Metrics(ctx, "nobody", time.Time{})
 	require.NoError(t, err)
 	assert.Empty(t, names)
+	// Every series in one read, by host then metric: "web1.x" after "web1"
+	// although "web1.x:cpu" sorts before "web1:cpu".
+	require.NoError(t, c.Record(ctx, "web1.x", "cpu", at, 1))
+	series, err := newStore(t, c).Series(ctx, time.Time{})
+	require.NoError(t, err)
+	var want []metrics.Series
+	for _, host := range []string{"db1", "web1", "web2"} {
+		for _, name := range []string{"cpu", "disk:/var:used", "mem"} {
+			want = append(want, metrics.Series{Host: host, Metric: name})
+		}
+	}
+	want = slices.Insert(want, 3, metrics.Series{Host: "replica-only", Metric: "uptime"}, metrics.Series{Host: grouped, Metric: "load"})
+	want = append(want, metrics.Series{Host: "web1.x", Metric: "cpu"})
+	slices.SortStableFunc(want, func(a, b metrics.Series) int { return strings.Compare(a.Host, b.Host) })
+	assert.Equal(t, want, series)
 
 	// since filters by the journal's scores, the servers' clocks.
 	since := serverTime(t, directClient(t, servers[0].Addr()))
