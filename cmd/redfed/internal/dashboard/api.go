@@ -40,7 +40,7 @@ type seriesReply struct {
 func (h *handler) apiHosts(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	hosts, err := h.opts.Source.Hosts(ctx, h.now().Add(-HostsWindow))
+	hosts, err := h.hosts(ctx)
 	warning, ok := h.sourceError(w, r, err, len(hosts) > 0)
 	if !ok {
 		return
@@ -63,7 +63,7 @@ func (h *handler) apiMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	metrics, err := h.opts.Source.Metrics(ctx, host, h.now().Add(-HostsWindow))
+	metrics, err := h.metricsOf(ctx, host)
 	warning, ok := h.sourceError(w, r, err, len(metrics) > 0)
 	if !ok {
 		return

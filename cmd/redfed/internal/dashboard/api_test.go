@@ -199,7 +199,8 @@ func TestAPIBadParameters(t *testing.T) {
 func TestAPISourceErrors(t *testing.T) {
 	failure := fmt.Errorf("%w: node redis_2, server 10.0.0.2:6379: connection refused", federated.ErrServerDown)
 	src := &fakeSource{err: failure}
-	srv := serve(t, Options{Source: src})
+	now := time.Now()
+	srv := serve(t, Options{Source: src, Now: func() time.Time { return now }})
 	urls := []string{"/api/hosts", "/api/metrics?host=web1", "/api/series?host=web1&metric=cpu"}
 
 	// Nothing came back: 502 with the error.
@@ -209,8 +210,10 @@ func TestAPISourceErrors(t *testing.T) {
 		assert.Equal(t, failure.Error(), got.Error, "GET %s", u)
 	}
 
-	// Some servers answered: their answer, with the error as a warning.
+	// Some servers answered: their answer, with the error as a warning,
+	// once the failed listing is no longer kept.
 	src.hosts, src.metrics = []string{"web1"}, []string{"cpu"}
+	now = now.Add(listingRetry)
 	src.points = []metrics.Point{{Time: time.Unix(1_700_000_000, 500_000_000), Value: 1.5}}
 	var hosts hostsReply
 	getJSON(t, srv, urls[0], http.StatusOK, &hosts)

@@ -23,12 +23,10 @@ import (
 
 // Source is what the dashboard reads. *federated.Client implements it.
 type Source interface {
-	// Hosts returns the hosts, sorted, with a metric changed at or after
-	// since.
-	Hosts(ctx context.Context, since time.Time) ([]string, error)
-	// Metrics returns the metrics of a host, sorted, changed at or after
-	// since.
-	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
+	// Series returns the series, sorted by host and then by metric, whose
+	// key changed at or after since. The dashboard keeps what it returns
+	// for a few seconds (see listingFresh).
+	Series(ctx context.Context, since time.Time) ([]metrics.Series, error)
 	// Summarize returns at most maxPoints points of a series in [from,
 	// to], sorted by time: every point when there are that few, else the
 	// lowest and highest of each span of the range. It reads in pages, so
@@ -150,6 +148,7 @@ type handler struct {
 	routes       map[string]bool               // the patterns of Options.Routes, whose handlers may read a body
 	seriesReads  chan struct{}                 // a slot for each series read under way
 	latestReads  chan struct{}                 // a slot for each Latest read of an overview under way
+	listings     listings                      // the last listing of the journals
 }
 
 // New returns the dashboard's handler. It fails when Options.Source is nil,

@@ -47,11 +47,14 @@
 // the hosts by one read of each one's newest point, at most 8 at once for
 // all requests, and its page's script ranks again only once a minute, asking
 // for the same hosts in between. A read that runs out of time fails its
-// chart, and does not mark a server down.
+// chart, and does not mark a server down. The hosts and their metrics come
+// from one read of every journal (Source.Series), kept for 10 seconds (1
+// after a failure) and made once for all the requests that wait for it: a
+// host or a metric new since shows that much later.
 //
 // Concurrency: the handler is safe for concurrent use; each request reads
-// the Source afresh and keeps no state between requests but the counts of
-// reads under way.
+// the Source afresh but for that listing, and keeps no other state between
+// requests than the counts of reads under way.
 //
 // Failure behaviour: a bad query parameter gets a 400 whose JSON error names
 // the parameter, as does a name the library refuses (federated.ErrBadHost,

@@ -242,9 +242,15 @@ type fakeSource struct {
 	order          map[string][]string // each node's servers in configuration order; default: as in status
 }
 
-func (s *fakeSource) Hosts(context.Context, time.Time) ([]string, error) { return s.hosts, s.err }
-func (s *fakeSource) Metrics(context.Context, string, time.Time) ([]string, error) {
-	return s.metrics, s.err
+// Series gives every host every metric.
+func (s *fakeSource) Series(context.Context, time.Time) ([]metrics.Series, error) {
+	var out []metrics.Series
+	for _, host := range slices.Sorted(slices.Values(s.hosts)) {
+		for _, name := range slices.Sorted(slices.Values(s.metrics)) {
+			out = append(out, metrics.Series{Host: host, Metric: name})
+		}
+	}
+	return out, s.err
 }
 func (s *fakeSource) Summarize(context.Context, metrics.Series, time.Time, time.Time, int) (metrics.Summary, error) {
 	return metrics.Summary{Points: s.points, Total: len(s.points)}, s.err

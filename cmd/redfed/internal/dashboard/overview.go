@@ -154,7 +154,7 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 // highest, highest first. A host without the metric is left out; the
 // errors of the others are returned with what was read.
 func (h *handler) busiest(ctx context.Context, metric string, top int) ([]string, error) {
-	hosts, err := h.opts.Source.Hosts(ctx, h.now().Add(-HostsWindow))
+	hosts, err := h.hosts(ctx)
 	errs := []error{err}
 	type latest struct {
 		host  string
@@ -214,7 +214,7 @@ func (h *handler) overviewMetricsOf(ctx context.Context, hosts []string, section
 		listErrs := make([]error, len(sample))
 		var wg sync.WaitGroup
 		for i, host := range sample {
-			wg.Go(func() { lists[i], listErrs[i] = h.opts.Source.Metrics(ctx, host, h.now().Add(-HostsWindow)) })
+			wg.Go(func() { lists[i], listErrs[i] = h.metricsOf(ctx, host) })
 		}
 		wg.Wait()
 		for _, l := range lists {

@@ -135,9 +135,8 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	since := h.now().Add(-HostsWindow)
 	code := http.StatusOK
-	hosts, err := h.opts.Source.Hosts(ctx, since)
+	hosts, err := h.hosts(ctx)
 	if err != nil {
 		h.opts.Logger.Warn("dashboard: list hosts", "err", err)
 		p.Warning = err.Error()
@@ -163,7 +162,7 @@ func (h *handler) indexPage(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	for i, host := range show {
 		wg.Go(func() {
-			metrics, err := h.opts.Source.Metrics(ctx, host, since)
+			metrics, err := h.metricsOf(ctx, host)
 			p.Sections[i] = hostSection{Host: host, Metrics: inNaturalOrder(metrics), Failed: err != nil}
 			errs[i] = err
 		})
