@@ -102,12 +102,11 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 	reply := overviewReply{Metric: q.Metric, Unit: unitOf(q.Metric), From: q.From.UTC(), To: q.To.UTC()}
 	var errs []error
 	if len(hosts) == 0 {
-		ranked, err := h.busiest(ctx, q.Metric, top)
+		busiest, compared, err := h.busiest(ctx, q.Metric, top)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		reply.Ranked = len(ranked)
-		hosts = ranked
+		reply.Ranked, hosts = compared, busiest
 	}
 	// The series share MaxPoints, so that an overview is bounded as a
 	// series is: 12 series of 10,000 points made a reply of 8 MB, more
@@ -151,9 +150,10 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 }
 
 // busiest returns up to top hosts, those whose latest point of metric is
-// highest, highest first. A host without the metric is left out; the
-// errors of the others are returned with what was read.
-func (h *handler) busiest(ctx context.Context, metric string, top int) ([]string, error) {
+// highest, highest first, and how many hosts were compared: those with a
+// point of it. A host without the metric is left out; the errors of the
+// others are returned with what was read.
+func (h *handler) busiest(ctx context.Context, metric string, top int) (_ []string, compared int, _ error) {
 	hosts, err := h.hosts(ctx)
 	errs := []error{err}
 	type latest struct {
@@ -193,7 +193,7 @@ func (h *handler) busiest(ctx context.Context, metric string, top int) ([]string
 	for _, l := range found[:min(top, len(found))] {
 		out = append(out, l.host)
 	}
-	return out, errors.Join(append(errs, readErrs...)...)
+	return out, len(found), errors.Join(append(errs, readErrs...)...)
 }
 
 // overviewMetricsOf returns the metrics the index page charts in its

@@ -36,6 +36,7 @@ func TestAPIOverview(t *testing.T) {
 	getJSON(t, srv, "/api/overview?metric=cpu.user&top=1", http.StatusOK, &got)
 	require.Len(t, got.Series, 1)
 	assert.Equal(t, cpu[0].host, got.Series[0].Host, "top=1: the busiest")
+	assert.Equal(t, 2, got.Ranked, "top=1: the hosts compared, not those kept")
 
 	// Hosts given: those, in that order, ranking nothing.
 	getJSON(t, srv, "/api/overview?metric=mem.used_mb&range=6h&host=db1.sfo&host=web1.sfo", http.StatusOK, &got)
