@@ -81,4 +81,10 @@ func TestSpread(t *testing.T) {
 func TestDistinctLines(t *testing.T) {
 	assert.Equal(t, "a\nb", distinctLines("a\nb\na\n\nb"))
 	assert.Empty(t, distinctLines(""))
+	assert.Equal(t, "node a, server 127.0.0.1:6379: read tcp 127.0.0.1:6379: i/o timeout\n"+
+		"node b, server 127.0.0.1:6380: write tcp [::1]:6380: i/o timeout",
+		distinctLines("node a, server 127.0.0.1:6379: read tcp 127.0.0.1:52478->127.0.0.1:6379: i/o timeout\n"+
+			"node a, server 127.0.0.1:6379: read tcp 127.0.0.1:52479->127.0.0.1:6379: i/o timeout\n"+
+			"node b, server 127.0.0.1:6380: write tcp [::1]:41000->[::1]:6380: i/o timeout"),
+		"the same failure of a server, met on two connections, is said once")
 }
