@@ -246,22 +246,53 @@ func parsePoint(z redis.Z) (ts, value float64, ok bool) {
 // ErrNoData. When a server is down or fails, the error is returned with
 // the newest point the others had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
-	if err := validateSeries(series); err != nil {
+	res, err := st.LatestEach(ctx, series)
+	switch {
+	case res == nil:
+		return Point{}, err
+	case res[0].Found:
+		return res[0].Point, err
+	case err != nil:
 		return Point{}, err
 	}
-	host, metricName := series.Host, series.Metric
+	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, series.Host, series.Metric, st.lookBack(), st.period)
+}
+
+// LatestResult is the newest point of a series that LatestEach found.
+type LatestResult struct {
+	Series Series
+	Point  Point
+	Found  bool // false for a series with no point in the look-back
+}
+
+// LatestEach returns the newest point of each series, as Latest finds it,
+// in one read of all their keys: a round trip to each server for hundreds
+// of series, where a Latest of each makes one each. One result per series
+// asked for, in the same order. Bad names fail as Latest does, and
+// nothing is read; when a server is down or fails, the error is returned
+// with what the others had.
+func (st *Store) LatestEach(ctx context.Context, series ...Series) ([]LatestResult, error) {
+	for _, s := range series {
+		if err := validateSeries(s); err != nil {
+			return nil, err
+		}
+	}
 	p := st.period
 	now := time.Now()
 	next := p.Start(now).Add(p.Duration())
-	keys := make([]pageKey, 1+st.lookBack())
-	for i := range keys {
-		start := next.Add(-time.Duration(i) * p.Duration())
-		keys[i] = pageKey{key: string(metric.AppendKey(nil, p, start, host, metricName)), ref: i}
+	each := 1 + st.lookBack() // keys of a series: ref / each is its index
+	keys := make([]pageKey, 0, len(series)*each)
+	var key []byte
+	for _, s := range series {
+		for i := range each {
+			key = metric.AppendKey(key[:0], p, next.Add(-time.Duration(i)*p.Duration()), s.Host, s.Metric)
+			keys = append(keys, pageKey{key: string(key), ref: len(keys)})
+		}
 	}
 	var (
 		mu    sync.Mutex
-		best  metric.Point
-		found bool
+		best  = make([]metric.Point, len(series))
+		found = make([]bool, len(series))
 		bad   = make(map[keyCopy]int)
 	)
 	ahead := formatScore(metric.Seconds(now.Add(latestAhead)))
@@ -269,34 +300,40 @@ func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 		func(ref int, server string, page []redis.Z) bool {
 			mu.Lock()
 			defer mu.Unlock()
-			for i, z := range page {
+			i := ref / each
+			for skipped, z := range page {
 				ts, v, ok := parsePoint(z)
 				if !ok {
 					continue
 				}
-				bad[keyCopy{ref, server}] += i
+				bad[keyCopy{ref, server}] += skipped
 				// Of two copies' points at one time, the larger value, as
 				// Range orders them: not the first to answer, which
 				// changed from call to call.
-				if !found || ts > best.Time || ts == best.Time && v > best.Value {
-					best, found = metric.Point{Time: ts, Value: v}, true
+				if !found[i] || ts > best[i].Time || ts == best[i].Time && v > best[i].Value {
+					best[i], found[i] = metric.Point{Time: ts, Value: v}, true
 				}
 				return false
 			}
 			bad[keyCopy{ref, server}] += len(page)
 			return true // all malformed: the next page
 		})
-	if malformed := sumMost(bad); malformed > 0 {
-		st.c.Options().Logger.Debug("metrics: malformed metric members skipped",
-			"host", host, "metric", metricName, "count", malformed)
+	malformed := make([]int, len(series))
+	for _, n := range mostPerKey(bad) {
+		malformed[n.ref/each] += n.count
 	}
-	switch {
-	case found:
-		return Point{Time: metric.Time(best.Time), Value: best.Value}, err
-	case err != nil:
-		return Point{}, err
+	out := make([]LatestResult, len(series))
+	for i, s := range series {
+		out[i] = LatestResult{Series: s, Found: found[i]}
+		if found[i] {
+			out[i].Point = Point{Time: metric.Time(best[i].Time), Value: best[i].Value}
+		}
+		if malformed[i] > 0 {
+			st.c.Options().Logger.Debug("metrics: malformed metric members skipped",
+				"host", s.Host, "metric", s.Metric, "count", malformed[i])
+		}
 	}
-	return Point{}, fmt.Errorf("%w for host %s, metric %s, in the last %d %ss", ErrNoData, host, metricName, st.lookBack(), p)
+	return out, err
 }
 
 // latestAhead is how far ahead of the reader's clock a point may be for
