@@ -32,10 +32,10 @@ type Source interface {
 	// lowest and highest of each span of the range. It reads in pages, so
 	// that its memory and its commands stay small whatever the range.
 	Summarize(ctx context.Context, series metrics.Series, from, to time.Time, maxPoints int) (metrics.Summary, error)
-	// Latest returns the newest point of a series, or an error that is
-	// metrics.ErrNoData when it has none. With some servers failed, it
-	// returns the newest point of the others with the error.
-	Latest(ctx context.Context, series metrics.Series) (metrics.Point, error)
+	// LatestEach returns the newest point of each series, in one read.
+	// With some servers failed, it returns the newest points of the
+	// others with the error.
+	LatestEach(ctx context.Context, series ...metrics.Series) ([]metrics.LatestResult, error)
 	// Status returns the health of every server.
 	Status() []federated.ServerStatus
 	// AllServers returns the addresses of a node's servers, in
@@ -147,7 +147,7 @@ type handler struct {
 	allowedHosts map[string]bool               // normalized Options.AllowedHosts
 	routes       map[string]bool               // the patterns of Options.Routes, whose handlers may read a body
 	seriesReads  chan struct{}                 // a slot for each series read under way
-	latestReads  chan struct{}                 // a slot for each Latest read of an overview under way
+	rankings     chan struct{}                 // a slot for each overview ranking its hosts
 	listings     listings                      // the last listing of the journals
 }
 
@@ -179,7 +179,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	h := &handler{opts: opts, mux: http.NewServeMux(), pages: make(map[string]*template.Template),
 		allowedHosts: allowed, routes: make(map[string]bool), seriesReads: make(chan struct{}, opts.MaxSeriesReads),
-		latestReads: make(chan struct{}, latestReads)}
+		rankings: make(chan struct{}, rankings)}
 	for _, name := range []string{"index", "status"} {
 		t, err := template.New(name).Funcs(templateFuncs).ParseFS(assets, "assets/layout.html", "assets/"+name+".html")
 		if err != nil {

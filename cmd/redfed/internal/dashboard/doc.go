@@ -44,9 +44,10 @@
 // neither the servers, the reply (750 KB of points at most) nor the
 // process's memory grow with the range; at most Options.MaxSeriesReads
 // series reads run at once, the others wait their turn. An overview ranks
-// the hosts by one read of each one's newest point, at most 8 at once for
-// all requests, and its page's script ranks again only once a minute, asking
-// for the same hosts in between. A read that runs out of time fails its
+// the hosts listed with its metric by one read of their newest points
+// (Source.LatestEach, a round trip to each server), at most 8 overviews at
+// once for all requests, and its page's script ranks again only once a
+// minute, asking for the same hosts in between. A read that runs out of time fails its
 // chart, and does not mark a server down. The hosts and their metrics come
 // from one read of every journal (Source.Series), kept for 10 seconds (1
 // after a failure) and made once for all the requests that wait for it: a

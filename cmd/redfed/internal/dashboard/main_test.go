@@ -255,14 +255,15 @@ func (s *fakeSource) Series(context.Context, time.Time) ([]metrics.Series, error
 func (s *fakeSource) Summarize(context.Context, metrics.Series, time.Time, time.Time, int) (metrics.Summary, error) {
 	return metrics.Summary{Points: s.points, Total: len(s.points)}, s.err
 }
-func (s *fakeSource) Latest(context.Context, metrics.Series) (metrics.Point, error) {
-	if len(s.points) == 0 && s.err == nil {
-		return metrics.Point{}, metrics.ErrNoData
+func (s *fakeSource) LatestEach(_ context.Context, series ...metrics.Series) ([]metrics.LatestResult, error) {
+	out := make([]metrics.LatestResult, len(series))
+	for i, sr := range series {
+		out[i].Series = sr
+		if len(s.points) > 0 {
+			out[i].Point, out[i].Found = s.points[len(s.points)-1], true
+		}
 	}
-	if len(s.points) == 0 {
-		return metrics.Point{}, s.err
-	}
-	return s.points[len(s.points)-1], s.err
+	return out, s.err
 }
 func (s *fakeSource) Status() []federated.ServerStatus { return s.status }
 func (s *fakeSource) AllServers(node string) ([]string, error) {

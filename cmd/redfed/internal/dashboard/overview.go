@@ -33,9 +33,10 @@ const (
 	// overviewMetrics is the most metrics the index page gives an overview
 	// chart.
 	overviewMetrics = 24
-	// latestReads is how many Latest reads the overviews run at once, all
-	// requests together: 8 charts ranking 50 hosts each make 400.
-	latestReads = 8
+	// rankings is how many overviews read the newest points of their
+	// hosts at once, all requests together: each is one read of every
+	// host with the metric.
+	rankings = 8
 )
 
 // overviewReply is the body of GET /api/overview. Times and points are
@@ -152,49 +153,38 @@ func (h *handler) apiOverview(w http.ResponseWriter, r *http.Request) {
 
 // busiest returns up to top hosts, those whose latest point of metric is
 // highest, highest first, and how many hosts were compared: those with a
-// point of it. A host without the metric is left out; the errors of the
-// others are returned with what was read.
+// point of it. The hosts listed with the metric are read in one LatestEach;
+// the errors of the reads are returned with what was read.
 func (h *handler) busiest(ctx context.Context, metric string, top int) (_ []string, compared int, _ error) {
-	hosts, err := h.hosts(ctx)
-	errs := []error{err}
-	type latest struct {
-		host  string
-		value float64
-		ok    bool
+	ls, err := h.listing(ctx)
+	if err != nil {
+		return nil, 0, err
 	}
-	found := make([]latest, len(hosts))
-	readErrs := make([]error, len(hosts))
-	var wg sync.WaitGroup
-	for i, host := range hosts {
-		wg.Go(func() {
-			select {
-			case h.latestReads <- struct{}{}:
-			case <-ctx.Done():
-				readErrs[i] = ctx.Err()
-				return
-			}
-			p, err := h.opts.Source.Latest(ctx, metrics.Series{Host: host, Metric: metric})
-			<-h.latestReads
-			if errors.Is(err, metrics.ErrNoData) {
-				return
-			}
-			found[i] = latest{host: host, value: p.Value, ok: !p.Time.IsZero()}
-			readErrs[i] = err
-		})
+	var series []metrics.Series
+	for _, host := range ls.hosts {
+		if _, ok := slices.BinarySearch(ls.byHost[host], metric); ok {
+			series = append(series, metrics.Series{Host: host, Metric: metric})
+		}
 	}
-	wg.Wait()
-	found = slices.DeleteFunc(found, func(l latest) bool { return !l.ok })
-	slices.SortFunc(found, func(a, b latest) int {
-		if c := cmp.Compare(b.value, a.value); c != 0 {
+	select {
+	case h.rankings <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, errors.Join(ls.err, ctx.Err())
+	}
+	found, err := h.opts.Source.LatestEach(ctx, series...)
+	<-h.rankings
+	found = slices.DeleteFunc(found, func(r metrics.LatestResult) bool { return !r.Found })
+	slices.SortFunc(found, func(a, b metrics.LatestResult) int {
+		if c := cmp.Compare(b.Point.Value, a.Point.Value); c != 0 {
 			return c
 		}
-		return natural.Compare(a.host, b.host)
+		return natural.Compare(a.Series.Host, b.Series.Host)
 	})
 	out := make([]string, 0, min(top, len(found)))
-	for _, l := range found[:min(top, len(found))] {
-		out = append(out, l.host)
+	for _, r := range found[:min(top, len(found))] {
+		out = append(out, r.Series.Host)
 	}
-	return out, len(found), errors.Join(append(errs, readErrs...)...)
+	return out, len(found), errors.Join(ls.err, err)
 }
 
 // overviewMetricsOf returns the metrics the index page charts in its
