@@ -240,9 +240,10 @@ func parsePoint(z redis.Z) (ts, value float64, ok bool) {
 // the reader's clock, which would pass for the newest until it got there.
 // It asks each key for its highest scored member, all keys of a server at
 // once, from every up server of the key's replica group, as Range does:
-// the newest point acknowledged by any of them (of points at one time on
-// two servers, the larger value). Malformed members are skipped: the key
-// is asked for the next ones. With no point in the look-back it returns
+// the newest point acknowledged by any of them: of each server's points
+// at the newest time, the one Redis sorts last (the larger member, byte by
+// byte: "9" after "10"), and of those of two servers, the larger value.
+// Malformed members are skipped: the key is asked for the next ones. With no point in the look-back it returns
 // ErrNoData. When a server is down or fails, the error is returned with
 // the newest point the others had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
