@@ -21,7 +21,7 @@ import (
 	"github.com/redfed/federated/syncer"
 )
 
-// Source is what the dashboard reads. *federated.Client implements it.
+// Source is what the dashboard reads. Fleet is the Source of a metrics store.
 type Source interface {
 	// Series returns the series, sorted by host and then by metric, whose
 	// key changed at or after since. The dashboard keeps what it returns

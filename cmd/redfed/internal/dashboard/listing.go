@@ -1,12 +1,17 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/redfed/federated/internal/metric"
+	"github.com/redfed/federated/metrics"
 )
 
 // The hosts and their metrics, as the journals list them. A listing reads
@@ -33,65 +38,85 @@ const (
 // listing is one read of the journals: the metrics of each host, and what
 // failed.
 type listing struct {
-	at     time.Time           // when its read began
+	ended  time.Time           // when its read ended
 	hosts  []string            // sorted
 	byHost map[string][]string // each host's metrics, sorted
 	err    error
 }
 
-// listings keeps the last listing, and makes the read of the next one for
-// every request that waits for it.
+// listings keeps the last listing, and the read of the next one under way.
 type listings struct {
 	mu      sync.Mutex
 	last    *listing
-	reading chan struct{} // closed when the read under way ends, nil when none is
+	reading *listingRead // nil when none is
 }
 
-// listing returns a listing of the journals no older than listingFresh
-// (listingRetry for one that failed): the last one, the one being read,
-// or one it reads itself.
-func (h *handler) listing(ctx context.Context) (*listing, error) {
+// listingRead is a read of the journals that requests wait for.
+type listingRead struct {
+	done   chan struct{} // closed when it ended
+	result *listing      // set before done is closed
+}
+
+// listing returns a listing of the journals: the last one while it is
+// fresh (listingFresh since its read ended, listingRetry for one that
+// failed), else the one being read, or one it reads itself. A request that
+// waited for a read takes what it found, however long it took: each taking
+// a read of its own, one after another, is what a slow server made of
+// requests that came at once.
+func (h *handler) listing(ctx context.Context) (ls *listing, err error) {
 	l := &h.listings
 	l.mu.Lock()
-	for {
-		if last := l.last; last != nil && h.now().Sub(last.at) < last.freshFor() {
-			l.mu.Unlock()
-			return last, nil
-		}
-		if l.reading == nil {
-			break
-		}
-		done := l.reading
+	if last := l.last; last != nil && h.now().Sub(last.ended) < last.freshFor() {
+		l.mu.Unlock()
+		return last, nil
+	}
+	if read := l.reading; read != nil {
 		l.mu.Unlock()
 		select {
-		case <-done:
+		case <-read.done:
+			return read.result, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		l.mu.Lock()
 	}
-	done := make(chan struct{})
-	l.reading = done
+	read := &listingRead{done: make(chan struct{}), result: &listing{}}
+	l.reading = read
 	l.mu.Unlock()
+	defer func() {
+		// Also when the Source panicked: the requests waiting for this
+		// read, and the next, must not wait on it for good.
+		if p := recover(); p != nil {
+			h.opts.Logger.Error("dashboard: listing the series panicked", "panic", p, "stack", string(debug.Stack()))
+			read.result.err = fmt.Errorf("dashboard: listing the series: panic: %v", p)
+			ls, err = read.result, nil
+		}
+		read.result.ended = h.now()
+		l.mu.Lock()
+		l.last, l.reading = read.result, nil
+		l.mu.Unlock()
+		close(read.done)
+	}()
 
-	// The read serves the others waiting for it: the request that makes it
-	// going away does not end it.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	// The read serves the requests waiting for it too: the one that makes
+	// it going away does not end it, but its deadline does.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(requestTimeout)
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	at := h.now()
-	series, err := h.opts.Source.Series(rctx, at.Add(-HostsWindow))
-	next := &listing{at: at, byHost: make(map[string][]string), err: err}
-	for _, s := range series { // sorted by host, then metric
+	series, serr := h.opts.Source.Series(rctx, h.now().Add(-HostsWindow))
+	slices.SortFunc(series, func(a, b metrics.Series) int {
+		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Metric, b.Metric))
+	})
+	next := read.result
+	next.byHost, next.err = make(map[string][]string), serr
+	for _, s := range series {
 		if len(next.hosts) == 0 || next.hosts[len(next.hosts)-1] != s.Host {
 			next.hosts = append(next.hosts, s.Host)
 		}
 		next.byHost[s.Host] = append(next.byHost[s.Host], s.Metric)
 	}
-
-	l.mu.Lock()
-	l.last, l.reading = next, nil
-	l.mu.Unlock()
-	close(done)
 	return next, nil
 }
 
