@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +114,61 @@ func TestReadOfAPeriodDroppedMeanwhileSaysSo(t *testing.T) {
 	assert.ErrorContains(t, err, key)
 	assert.ErrorContains(t, err, servers[0].Addr())
 	assert.Less(t, len(points), 5000)
+}
+
+// A horizon that is no period string, or that lies after the next period
+// (an operator's mistake, a hostile server), is not gone by: it would have
+// hidden every period of every server from every read, with no error.
+func TestReadsIgnoreAHorizonThatCannotBeOne(t *testing.T) {
+	for _, bad := range []string{"x", "9999-12-31", "2999-01-01T00"} {
+		t.Run(bad, func(t *testing.T) {
+			servers := redistest.StartN(t, 2)
+			c := groupClient(t, servers)
+			st := newStore(t, c)
+			ctx := context.Background()
+			at := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+			key := mustKey(t, c, at, "web1", "cpu")
+			for _, srv := range servers {
+				_, err := merge(ctx, c, srv.Addr(), []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", at.Unix())}}})
+				require.NoError(t, err)
+			}
+			require.NoError(t, directClient(t, servers[1].Addr()).Set(ctx, "journal:horizon", bad, 0).Err())
+
+			points, err := rangeOf(ctx, st, "web1", "cpu", at, at)
+			require.NoError(t, err)
+			assert.Equal(t, []metrics.Point{{Time: at, Value: 1}}, points, "Range")
+			hosts, err := st.Hosts(ctx, time.Time{})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"web1"}, hosts, "Hosts")
+		})
+	}
+}
+
+// A key that a DropBefore removed before the read came to it is left out
+// whole, as if the read had begun after the drop: only a key that the read
+// had handed pages of says it may be partial. The keys of a long range
+// come in several round trips.
+func TestKeyDroppedBeforeItsFirstPageIsLeftOutQuietly(t *testing.T) {
+	servers := redistest.StartN(t, 1)
+	c := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	st := newStore(t, c)
+	ctx := context.Background()
+	first := time.Now().UTC().Add(-300 * 24 * time.Hour).Truncate(24 * time.Hour)
+	key := mustKey(t, c, first, "web1", "cpu")
+	_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(first, 5000)}})
+	require.NoError(t, err)
+	dropper := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	var dropErr error
+	c.AddServerHook(func(string) redis.Hook {
+		return &dropAfterFirstPage{drop: func() {
+			_, dropErr = newStore(t, dropper).DropBefore(ctx, time.Now().Add(-24*time.Hour))
+		}}
+	})
+	// 200 daily keys: more than a round trip's first pages.
+	_, err = rangeOf(ctx, st, "web1", "cpu", first, first.Add(199*24*time.Hour))
+	require.NoError(t, dropErr)
+	require.Error(t, err, "the key read in part")
+	assert.True(t, errors.Is(err, federated.ErrPeriodDropped), "errors.Is ErrPeriodDropped: %v", err)
+	assert.Equal(t, 1, strings.Count(err.Error(), "while it was read"), "keys said to be partial: %v", err)
+	assert.ErrorContains(t, err, key)
 }

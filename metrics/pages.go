@@ -196,7 +196,8 @@ func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 }
 
 // readHorizon is the horizon a read goes by: the latest that any server it
-// asks held when the read began. A server that missed a DropBefore (stopped
+// asks held at the read's first round trip to it (one that cannot be a
+// horizon left out: see journal.ReadableHorizon). A server that missed a DropBefore (stopped
 // while it ran, or back from an old snapshot) keeps the keys of the periods
 // dropped, and the horizon of before, until its syncer raises it to its
 // peers' (within a second) or the next DropBefore reaches it: read alone,
@@ -230,12 +231,14 @@ func downError(node, addr string) error {
 
 // readServerPages reads keys from one server, round trip by round trip,
 // until every key is read, the server fails, or the client closes. Each
-// round trip reads the server's horizon too. The pages of the first are
-// handed on once every server of the read has answered its own, by the
-// latest horizon of all (see readHorizon): keys of periods it drops are
-// not read. A key whose period a later round trip finds dropped, by a
-// DropBefore that began after the read, gives an error that says so, since
-// its points read before may be a part of what it held.
+// round trip reads the server's horizon after its pages. The pages of the
+// first are handed on once every server of the read has answered its own
+// (or failed: the slowest server's first round trip holds the others', up
+// to the command timeout), by the latest horizon of all (see readHorizon):
+// keys of periods it drops are read no further. A key whose period a later
+// round trip finds dropped, by a DropBefore that began after the read,
+// gives an error that says so when pages of it were handed on, since they
+// may be a part of what it held; one not read yet is left out whole.
 func (st *Store) readServerPages(ctx context.Context, node, addr string, pending []*pageCursor, r pageRange, rh *readHorizon, fn pageFunc) []error {
 	var errs []error
 	var cmds []*redis.ZSliceCmd
@@ -274,9 +277,12 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 		_ = pipe.Process(rctx, horizon)
 		_, _ = pipe.Exec(rctx) // each command holds its own error
 		cancel()
-		// None held, or one this reader cannot read (of another type, an
-		// operator's mistake the write script refuses all writes for).
+		// None held, or one this reader cannot read (of another type, or
+		// no period string: an operator's mistake the write script refuses
+		// all writes for), or one after the next period, which would hide
+		// everything.
 		now, _ := horizon.Val().(string)
+		now = journal.ReadableHorizon(now)
 		if !started {
 			rh.raise(now)
 			answered()
@@ -290,6 +296,9 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 			if period := journal.PeriodOf(cur.key); journal.Dropped(period, began) {
 				continue
 			} else if journal.Dropped(period, now) {
+				if !cur.hasLast {
+					continue // nothing of it handed on: left out whole
+				}
 				errs = append(errs, &federated.ServerError{Node: node, Server: addr,
 					Err: fmt.Errorf("%s: %w while it was read (the oldest kept is now %s): points read of it before may be a part of what it held",
 						cur.key, federated.ErrPeriodDropped, now)})

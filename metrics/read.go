@@ -438,14 +438,18 @@ func (st *Store) listJournals(ctx context.Context, since time.Time, pick func(ho
 		// After the journal, so that a drop that overtook its read is
 		// seen; on the server's own client with the reader's deadline, as
 		// Range reads it, so that a timeout does not mark the server down.
+		// Of any reply, as Range reads it: one of another type or shape,
+		// or that is no period string, counts as none.
 		cctx, cancel := st.readContext(ctx)
-		h, err := rc.Get(cctx, st.keys.Horizon).Result()
+		v, err := rc.Do(cctx, "get", st.keys.Horizon).Result()
 		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		var reply redis.Error
+		if err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
 			return fmt.Errorf("reading the horizon %s: %w", st.keys.Horizon, err)
 		}
+		h, _ := v.(string)
 		mu.Lock()
-		horizon = max(horizon, h)
+		horizon = max(horizon, journal.ReadableHorizon(h))
 		mu.Unlock()
 		return nil
 	})

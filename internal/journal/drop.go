@@ -73,3 +73,14 @@ func CheckHorizon(p metric.Period, h string) error {
 	}
 	return nil
 }
+
+// ReadableHorizon returns h, a horizon as a server holds it, or "" where a
+// reader is not to go by it: a value that is no period string of either
+// length (an operator's mistake), or one after the next period by this
+// host's clock (see CheckHorizon), which would hide every period.
+func ReadableHorizon(h string) string {
+	if CheckHorizon(metric.Day, h) == nil || CheckHorizon(metric.Hour, h) == nil {
+		return h
+	}
+	return ""
+}
