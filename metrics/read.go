@@ -238,8 +238,10 @@ func parsePoint(z redis.Z) (ts, value float64, ok bool) {
 // that a writer whose clock runs ahead of the reader's across the start of
 // a period is seen, and leaves out points more than 10 minutes ahead of
 // the reader's clock, which would pass for the newest until it got there.
-// It asks each key for its highest scored member, all keys of a server at
-// once, from every up server of the key's replica group, as Range does:
+// It reads the next period, the present one and the one before first, and
+// the earlier ones only when those hold no point. It asks each key for its
+// highest scored member, all keys of a server at once, from every up
+// server of the key's replica group, as Range does:
 // the newest point acknowledged by any of them: of each server's points
 // at the newest time, the one Redis sorts last (the larger member, byte by
 // byte: "9" after "10"), and of those of two servers, the larger value.
@@ -268,7 +270,8 @@ type LatestResult struct {
 
 // LatestEach returns the newest point of each series, as Latest finds it,
 // in one read of all their keys: a round trip to each server for hundreds
-// of series, where a Latest of each makes one each. One result per series
+// of series (two, for those with no point in the last two periods), where
+// a Latest of each makes one each. One result per series
 // asked for, in the same order. Bad names fail as Latest does, and
 // nothing is read; when a server is down or fails, the error is returned
 // with what the others had.
@@ -282,14 +285,6 @@ func (st *Store) LatestEach(ctx context.Context, series ...Series) ([]LatestResu
 	now := time.Now()
 	next := p.Start(now).Add(p.Duration())
 	each := 1 + st.lookBack() // keys of a series: ref / each is its index
-	keys := make([]pageKey, 0, len(series)*each)
-	var key []byte
-	for _, s := range series {
-		for i := range each {
-			key = metric.AppendKey(key[:0], p, next.Add(-time.Duration(i)*p.Duration()), s.Host, s.Metric)
-			keys = append(keys, pageKey{key: string(key), ref: len(keys)})
-		}
-	}
 	var (
 		mu    sync.Mutex
 		best  = make([]metric.Point, len(series))
@@ -297,28 +292,53 @@ func (st *Store) LatestEach(ctx context.Context, series ...Series) ([]LatestResu
 		bad   = make(map[keyCopy]int)
 	)
 	ahead := formatScore(metric.Seconds(now.Add(latestAhead)))
-	err := st.readPages(ctx, keys, pageRange{min: "-inf", max: ahead, newest: true, first: 1},
-		func(ref int, server string, page []redis.Z) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			i := ref / each
-			for skipped, z := range page {
-				ts, v, ok := parsePoint(z)
-				if !ok {
-					continue
-				}
-				bad[keyCopy{ref, server}] += skipped
-				// Of two copies' points at one time, the larger value, as
-				// Range orders them: not the first to answer, which
-				// changed from call to call.
-				if !found[i] || ts > best[i].Time || ts == best[i].Time && v > best[i].Value {
-					best[i], found[i] = metric.Point{Time: ts, Value: v}, true
-				}
-				return false
+	// read reads the keys from, to (exclusive) periods back of the series
+	// that want them.
+	read := func(from, to int, want func(i int) bool) error {
+		var keys []pageKey
+		var key []byte
+		for i, s := range series {
+			if !want(i) {
+				continue
 			}
-			bad[keyCopy{ref, server}] += len(page)
-			return true // all malformed: the next page
-		})
+			for k := from; k < to; k++ {
+				key = metric.AppendKey(key[:0], p, next.Add(-time.Duration(k)*p.Duration()), s.Host, s.Metric)
+				keys = append(keys, pageKey{key: string(key), ref: i*each + k})
+			}
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		return st.readPages(ctx, keys, pageRange{min: "-inf", max: ahead, newest: true, first: 1},
+			func(ref int, server string, page []redis.Z) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				i := ref / each
+				for skipped, z := range page {
+					ts, v, ok := parsePoint(z)
+					if !ok {
+						continue
+					}
+					bad[keyCopy{ref, server}] += skipped
+					// Of two copies' points at one time, the larger value, as
+					// Range orders them: not the first to answer, which
+					// changed from call to call.
+					if !found[i] || ts > best[i].Time || ts == best[i].Time && v > best[i].Value {
+						best[i], found[i] = metric.Point{Time: ts, Value: v}, true
+					}
+					return false
+				}
+				bad[keyCopy{ref, server}] += len(page)
+				return true // all malformed: the next page
+			})
+	}
+	// The next period, the present one and the one before first: a series
+	// written to lately has its newest point there, and the periods before
+	// are read only for the others (7 keys a series of daily periods, 168
+	// of hourly ones, where one a series would do).
+	recent := min(3, each)
+	err := read(0, recent, func(int) bool { return true })
+	err = errors.Join(err, read(recent, each, func(i int) bool { return !found[i] }))
 	malformed := make([]int, len(series))
 	for _, n := range mostPerKey(bad) {
 		malformed[n.ref/each] += n.count
