@@ -56,6 +56,42 @@ type pageRange struct {
 	min, max string // the lowest and highest scores, as sent
 	newest   bool   // read from max down (ZREVRANGEBYSCORE), not from min up
 	first    int64  // the size of each key's first page; by how many keys a server has when 0
+	// failed, when set, holds the servers a read before this one could not
+	// read: they are not asked, nor said again, and those this read cannot
+	// read are added.
+	failed *failedServers
+}
+
+// failedServers is the servers that the reads of one call could not read:
+// marked down, or failed as a whole. A read that goes on from another
+// (LatestEach's older periods) neither waits for them again nor says
+// their failure twice.
+type failedServers struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// add records a server that could not be read; a nil set records nothing.
+func (f *failedServers) add(addr string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = make(map[string]bool)
+	}
+	f.m[addr] = true
+}
+
+// has reports whether a server could not be read.
+func (f *failedServers) has(addr string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[addr]
 }
 
 // pageFunc receives one page of a key from one server: members with their
@@ -153,6 +189,9 @@ func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 		}
 		for _, addr := range addrs {
 			nodes[addr] = node
+			if r.failed.has(addr) {
+				continue
+			}
 			if st.c.IsServerDown(addr) {
 				if !skipped[addr] {
 					skipped[addr] = true
@@ -165,6 +204,9 @@ func (st *Store) readPages(ctx context.Context, keys []pageKey, r pageRange, fn 
 			}
 			work[addr] = append(work[addr], &pageCursor{pageKey: k, from: from, limit: r.first})
 		}
+	}
+	for addr := range skipped {
+		r.failed.add(addr)
 	}
 	if len(order) == 0 {
 		return errors.Join(errs...)
@@ -248,11 +290,13 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 	for len(pending) > 0 {
 		select {
 		case <-st.c.Done():
+			r.failed.add(addr)
 			return append(errs, federated.ErrClosed)
 		default:
 		}
 		rc, err := st.serverClient(addr)
 		if err != nil {
+			r.failed.add(addr)
 			return append(errs, err)
 		}
 		size, asked := 1, pending[0].limit
@@ -312,6 +356,7 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 				// A refusal that passes (BUSY, LOADING...) is the server's,
 				// not the key's: the next keys would meet it too.
 				if errors.As(err, &refused) || !errors.As(err, &reply) || journal.IsTemporaryReply(err) {
+					r.failed.add(addr)
 					return append(errs, st.serverFailure(node, addr, err))
 				}
 				errs = append(errs, &federated.ServerError{Node: node, Server: addr,
@@ -321,6 +366,7 @@ func (st *Store) readServerPages(ctx context.Context, node, addr string, pending
 			page := cmd.Val()
 			fresh, err := cur.progress(page, r.newest)
 			if err != nil {
+				r.failed.add(addr)
 				return append(errs, &federated.ServerError{Node: node, Server: addr,
 					Err: fmt.Errorf("%s %s: %w", cmd.Name(), cur.key, err)})
 			}

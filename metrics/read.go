@@ -292,6 +292,7 @@ func (st *Store) LatestEach(ctx context.Context, series ...Series) ([]LatestResu
 		bad   = make(map[keyCopy]int)
 	)
 	ahead := formatScore(metric.Seconds(now.Add(latestAhead)))
+	failed := &failedServers{} // by the first read, not asked by the second
 	// read reads the keys from, to (exclusive) periods back of the series
 	// that want them.
 	read := func(from, to int, want func(i int) bool) error {
@@ -309,7 +310,7 @@ func (st *Store) LatestEach(ctx context.Context, series ...Series) ([]LatestResu
 		if len(keys) == 0 {
 			return nil
 		}
-		return st.readPages(ctx, keys, pageRange{min: "-inf", max: ahead, newest: true, first: 1},
+		return st.readPages(ctx, keys, pageRange{min: "-inf", max: ahead, newest: true, first: 1, failed: failed},
 			func(ref int, server string, page []redis.Z) bool {
 				mu.Lock()
 				defer mu.Unlock()
