@@ -347,16 +347,17 @@ func (h *cmdErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // The subscription is on the node's current server when it is made, and
 // stays there: it reconnects to that server after a failure, as go-redis's
 // do. Made while no server of the node is up, it is on the current one all
-// the same, and connects once that server is back; its reads fail with
-// the server's dial error until then. The servers of a group do not share messages, so once the node fails
-// over to another server of its group, what is published through the
-// client goes there and no longer reaches the subscription: subscribe
-// again after a failover (NodeToServer says where the node is). A
-// subscription ends when its node leaves the federation, and at Close.
-// A PubSub made after Close, or ended by it, answers go-redis's
-// redis.ErrClosed, not ErrClosed: go-redis reads it, and wraps no error of
-// the client's; a read under way as Close ends it fails with the closed
-// connection's error.
+// the same, and connects once that server is back; its reads fail with the
+// server's dial error until then (in a group, should another server come
+// back first, the node fails over to it: subscribe again, as after any
+// failover). The servers of a group do not share messages, so once the node
+// fails over to another server of its group, what is published through the
+// client goes there and no longer reaches the subscription: subscribe again
+// after a failover (NodeToServer says where the node is). A subscription
+// ends when its node leaves the federation, and at Close. A PubSub made
+// after Close, or ended by it, answers go-redis's redis.ErrClosed, not
+// ErrClosed: go-redis reads it, and wraps no error of the client's; a read
+// under way as Close ends it fails with the closed connection's error.
 //
 // Ending a subscription closes its PubSub, which ends the goroutine that
 // its Channel runs; closing it again, as go-redis asks of its owner, only

@@ -40,8 +40,11 @@
 // never fatal. They leave out the periods dropped by the latest horizon of
 // the servers they ask, so that a server that missed a DropBefore does not
 // bring them back; a read that a DropBefore overtakes fails with
-// federated.ErrPeriodDropped, naming the key it read a part of. Hosts and
-// Metrics list what the journals hold.
+// federated.ErrPeriodDropped, naming the key it read a part of.
+// LatestEach finds the newest points of many series in one read. Hosts,
+// Metrics and Series list what the journals hold, less the periods
+// dropped; Series lists every host's metrics in one read of the journals,
+// for a caller that keeps it (a dashboard).
 //
 // # Checking
 //

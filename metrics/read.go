@@ -233,21 +233,21 @@ func parsePoint(z redis.Z) (ts, value float64, ok bool) {
 
 // Latest returns the newest point of a host's metric. It looks back through
 // the period that holds the present (by the client's clock) and earlier
-// ones: Options.Metrics.Retention periods when it is set, else 7 days'
-// worth (7 daily or 168 hourly periods). It reads the next period too, so
-// that a writer whose clock runs ahead of the reader's across the start of
-// a period is seen, and leaves out points more than 10 minutes ahead of
-// the reader's clock, which would pass for the newest until it got there.
-// It reads the next period, the present one and the one before first, and
-// the earlier ones only when those hold no point. It asks each key for its
-// highest scored member, all keys of a server at once, from every up
-// server of the key's replica group, as Range does:
-// the newest point acknowledged by any of them: of each server's points
-// at the newest time, the one Redis sorts last (the larger member, byte by
-// byte: "9" after "10"), and of those of two servers, the larger value.
-// Malformed members are skipped: the key is asked for the next ones. With no point in the look-back it returns
-// ErrNoData. When a server is down or fails, the error is returned with
-// the newest point the others had, if any.
+// ones: Options.Metrics.Retention periods when it is set, else 7 days' worth
+// (7 daily or 168 hourly periods). It reads the next period too, so that a
+// writer whose clock runs ahead of the reader's across the start of a period
+// is seen, and leaves out points more than 10 minutes ahead of the reader's
+// clock, which would pass for the newest until it got there. It reads the
+// next period, the present one and the one before first, and the earlier
+// ones only when those hold no point. It asks each key for its highest
+// scored member, all keys of a server at once, from every up server of the
+// key's replica group, as Range does: the newest point acknowledged by any
+// of them: of each server's points at the newest time, the one Redis sorts
+// last (the larger member, byte by byte: "9" after "10"), and of those of
+// two servers, the larger value. Malformed members are skipped: the key is
+// asked for the next ones. With no point in the look-back it returns
+// ErrNoData. When a server is down or fails, the error is returned with the
+// newest point the others had, if any.
 func (st *Store) Latest(ctx context.Context, series Series) (Point, error) {
 	res, err := st.LatestEach(ctx, series)
 	switch {

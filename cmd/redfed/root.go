@@ -115,8 +115,9 @@ federation file's options.password.
 Exit codes: 0 done, 1 a problem found (a bad input line, a server that
 failed, replicas that differ, an interrupted record, check or repair), 2 a
 usage or configuration error; check exits 3 when a server could not be
-read and no key was found to differ. sync, serve and demo run until
-Ctrl-C or SIGTERM and then exit 0, the failures they met logged.`,
+read and no key was found to differ. sync and serve run until Ctrl-C or
+SIGTERM and then exit 0, the failures they met logged; demo exits 0 when
+stopped at its dashboard.`,
 		Example: `  redfed config init --hosts db1,db2 --ports 6379-6386 --out fed.yaml
   export REDFED_CONFIG=fed.yaml
   redfed record web1.sfo cpu.user 42

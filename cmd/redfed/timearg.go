@@ -69,10 +69,10 @@ var durationShape = regexp.MustCompile(`^([0-9]*\.?[0-9]+(ns|us|µs|μs|ms|s|m|h
 var errNotATime = errors.New("want Unix seconds or an RFC 3339 time like 2026-11-25T10:00:00Z")
 
 // parseTimestamp reads the time of a point: Unix seconds with an optional
-// fraction of up to 9 decimals ("1795600800", "1795600800.25") or an RFC
-// 3339 time ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"); digits
-// past the nanosecond are dropped. A time outside what a metric can hold
-// (before 1970, from year 10000) fails with an error wrapping
+// fraction ("1795600800", "1795600800.25") or an RFC 3339 time
+// ("2026-11-25T10:00:00Z", "2026-11-25T11:00:00.5+01:00"); digits past the
+// nanosecond are dropped. A time outside what a metric can hold (before
+// 1970, from year 10000) fails with an error wrapping
 // federated.ErrBadTimestamp; text that is neither form, with one wrapping
 // errNotATime.
 func parseTimestamp(s string) (time.Time, error) {

@@ -47,11 +47,11 @@
 // the hosts listed with its metric by one read of their newest points
 // (Source.LatestEach, a round trip to each server), at most 8 overviews at
 // once for all requests, and its page's script ranks again only once a
-// minute, asking for the same hosts in between. A read that runs out of time fails its
-// chart, and does not mark a server down. The hosts and their metrics come
-// from one read of every journal (Source.Series), kept for 10 seconds (1
-// after a failure) and made once for all the requests that wait for it: a
-// host or a metric new since shows that much later.
+// minute, asking for the same hosts in between. A read that runs out of time
+// fails its chart, and does not mark a server down. The hosts and their
+// metrics come from one read of every journal (Source.Series), kept for 10
+// seconds (1 after a failure) and made once for all the requests that wait
+// for it: a host or a metric new since shows that much later.
 //
 // Concurrency: the handler is safe for concurrent use; each request reads
 // the Source afresh but for that listing, and keeps no other state between
