@@ -73,10 +73,10 @@
 // samples in the query's time range, as SAMPLES, the response type every
 // Prometheus reads, or as STREAMED_XOR_CHUNKS (frames of XOR-encoded
 // chunks, each of one series) when the request prefers those. It lists
-// the hosts and then the metrics of each host changed since the start of
-// the range (less an hour, for writers whose clocks run ahead), narrowed
-// by the matchers of the host label, keeps those whose labels match, and
-// reads their range, 64 series at a time, so that a query over
+// the series changed since the start of the range (less an hour, for
+// writers whose clocks run ahead) in one read of the journals (those of
+// one host, when the matchers name it), keeps those whose host and labels
+// match, and reads their range, 64 series at a time, so that a query over
 // Options.MaxSamples stops reading soon after it is over, not once it has
 // read everything. Times are rounded to the millisecond, and the points
 // of a series within one millisecond (redfed keeps microseconds, and two

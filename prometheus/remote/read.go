@@ -20,7 +20,7 @@ import (
 
 // Querier lists and reads series: a *metrics.Store.
 type Querier interface {
-	Hosts(ctx context.Context, since time.Time) ([]string, error)
+	Series(ctx context.Context, since time.Time) ([]metrics.Series, error)
 	Metrics(ctx context.Context, host string, since time.Time) ([]string, error)
 	Range(ctx context.Context, from, to time.Time, series ...metrics.Series) ([]metrics.RangeResult, error)
 }
@@ -30,7 +30,7 @@ var _ Querier = (*metrics.Store)(nil)
 // Bounds on a read request, far above what Prometheus sends (one query a
 // request, with the few matchers of a selector). A query's matchers are
 // compiled before it runs, and a regular expression of a few bytes, such
-// as ".{1000}", compiles to over 100 KiB; each query lists the hosts.
+// as ".{1000}", compiles to over 100 KiB; each query lists the series.
 const (
 	maxQueries  = 100 // a request
 	maxMatchers = 100 // a query
@@ -41,9 +41,6 @@ const (
 	// 42 MiB once compiled.
 	maxRegexpSize = 100_000
 )
-
-// listings is how many hosts' metrics one query lists at once.
-const listings = 8
 
 // seriesPerRange is how many series one Range call reads. A query reads
 // its series a group at a time and stops at the group that takes it over
@@ -261,72 +258,55 @@ type selected struct {
 }
 
 // selectSeries lists the series changed since then that the matchers
-// select, sorted by labels. It stops when ctx ends.
+// select, sorted by labels. It stops when ctx ends. A query that names its
+// host lists that host's metrics; any other lists every series in one read
+// of the journals, where it listed the hosts and then the metrics of each
+// selected host, a read of every journal each: 301 reads of them all for
+// a query of one metric across 300 hosts.
 func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Matcher, since time.Time) ([]selected, error) {
 	hostLabel := h.opts.HostLabel
-	var hosts []string
+	var listed []metrics.Series
 	if m := equality(matchers, hostLabel); m != nil {
 		host, err := EncodeHost(m.Value)
 		if err != nil || !matchesLabel(matchers, hostLabel, m.Value) {
 			return nil, nil // no series has that host
 		}
-		hosts = []string{host}
-	} else {
-		all, err := h.q.Hosts(ctx, since)
+		names, err := h.q.Metrics(ctx, host, since)
 		if err != nil {
 			return nil, err
 		}
-		for _, host := range all {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if v, err := DecodeHost(host); err == nil && matchesLabel(matchers, hostLabel, v) {
-				hosts = append(hosts, host)
-			}
+		for _, name := range names {
+			listed = append(listed, metrics.Series{Host: host, Metric: name})
 		}
+	} else {
+		all, err := h.q.Series(ctx, since)
+		if err != nil {
+			return nil, err
+		}
+		listed = all
 	}
 	metricsOf := newMetricMatches(matchers, hostLabel)
-	var (
-		mu    sync.Mutex
-		found []selected
-		errs  []error
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, listings)
-	)
-	for _, host := range hosts {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+	hostSelected := make(map[string]bool) // by host, once a host
+	var found []selected
+	for _, id := range listed {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		if ctx.Err() != nil {
-			break
+		ok, seen := hostSelected[id.Host]
+		if !seen {
+			v, err := DecodeHost(id.Host)
+			ok = err == nil && matchesLabel(matchers, hostLabel, v)
+			hostSelected[id.Host] = ok
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			names, err := h.q.Metrics(ctx, host, since)
-			var mine []selected
-			for _, name := range names {
-				if ctx.Err() != nil {
-					break // said by ctx.Err below
-				}
-				if !metricsOf.match(name) {
-					continue
-				}
-				id := metrics.Series{Host: host, Metric: name}
-				if ls, err := LabelsOf(id, hostLabel); err == nil {
-					mine = append(mine, selected{id: id, labels: ls})
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			found = append(found, mine...)
-			if err != nil {
-				errs = append(errs, err)
-			}
-		})
+		if !ok || !metricsOf.match(id.Metric) {
+			continue
+		}
+		if ls, err := LabelsOf(id, hostLabel); err == nil {
+			found = append(found, selected{id: id, labels: ls})
+		}
 	}
-	wg.Wait()
-	if err := errors.Join(append(errs, ctx.Err())...); err != nil {
+	// A match that ran past the end of ctx said nothing of the names after.
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(found, func(a, b selected) int { return labels.Compare(a.labels, b.labels) })
