@@ -217,9 +217,11 @@ func (c *Client) redisOptions(addr string) *redis.Options {
 }
 
 // Close closes every connection and stops the background checks, waiting
-// for them and for pipelines under way to end. Calls made after Close fail
-// with ErrClosed, and so does a command under way when it began that
-// fails for lack of its connection. Close of a client from New is
+// for them and for pipelines under way to end: for a second at most, after
+// which the connections of those still under way (on a server that stopped
+// answering, which would hold them for the command timeout) are closed
+// under them. Calls made after Close fail with ErrClosed, and so does a
+// command under way when it began that fails for lack of its connection. Close of a client from New is
 // idempotent. A client from Shared closes when every Shared call has been
 // matched by a Close: each Close gives back one call's reference, whoever
 // calls it, so a holder that closes twice closes the client under another
@@ -237,7 +239,18 @@ func (c *Client) Close() error {
 	close(c.done)
 	c.lifeMu.Unlock()
 
-	c.wg.Wait()
+	ended := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(ended)
+	}()
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case <-ended:
+	case <-grace.C:
+	}
+	defer func() { <-ended }() // the loops and flights end once their connections are closed
 	c.routerSubs.closeAll()
 	_ = c.router.Close() // it holds no connection
 	// An AddNode, ReplaceNode or SetNodes under way stores its servers
@@ -247,6 +260,12 @@ func (c *Client) Close() error {
 	c.topoMu.Unlock()
 	return c.closeServers(servers)
 }
+
+// closeGrace is how long Close waits for the background checks and the
+// pipelines under way to end before it closes their connections: a check
+// or a pipeline waiting on a server that stopped answering (SIGSTOP, a
+// host that froze) held Close for a whole command timeout, 4.4 s of 5.
+var closeGrace = time.Second
 
 func (c *Client) closeServers(servers map[string]*server) error {
 	var errs []error
