@@ -144,8 +144,10 @@ type Options struct {
 	// has this many commands queued, so memory stays bounded however much
 	// is queued between two Polls. Default 0: only Poll sends.
 	PipelineAutoFlush int `yaml:"pipeline_auto_flush" json:"pipeline_auto_flush"`
-	// IdleTimeout closes connections idle for longer. Default 0: no limit;
-	// at least MinIdleTimeout when set.
+	// IdleTimeout closes connections idle for longer. Default 0: no limit,
+	// as in the Perl module, so that the connections a burst opened (up
+	// to PoolSize a server) stay open; go-redis's own default is 30
+	// minutes. At least MinIdleTimeout when set.
 	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	// HealthCheckInterval is how often every up server is sent a PING in
 	// the background (as go-redis's Ring does), so that a server that
