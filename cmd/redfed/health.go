@@ -19,11 +19,32 @@ type serverStatuser interface {
 
 var _ serverStatuser = (*federated.Client)(nil)
 
+// localNodes is the health of the nodes of a sync daemon's --local
+// servers: its /readyz says whether what it replicates can be read, not
+// the rest of the fleet, which it does not replicate. Every daemon of a
+// fleet answered 503 when any node anywhere had no server up.
+type localNodes struct {
+	c     *federated.Client
+	local []string
+}
+
+// Status returns the client's status of the servers of the nodes that
+// hold a local server, as the nodes are now (a reload may move them).
+func (l localNodes) Status() []federated.ServerStatus {
+	nodes := make(map[string]bool)
+	for _, addr := range l.local {
+		if node, _, err := l.c.ReplicaGroup(addr); err == nil {
+			nodes[node] = true
+		}
+	}
+	return slices.DeleteFunc(l.c.Status(), func(s federated.ServerStatus) bool { return !nodes[s.Node] })
+}
+
 // handleHealth adds the probes of a service manager or a load balancer to
 // mux: GET /healthz answers 200 "ok" while the process serves; GET /readyz
-// answers 200 "ok" while every node of c has a server up, as the client's
-// background PINGs find them, and otherwise 503 with a line for each node
-// that has none. Neither needs a token: they tell no metric, only node
+// answers 200 "ok" while every node of c's status has a server up, as the
+// client's background PINGs find them, and otherwise 503 with a line for
+// each node that has none. Neither needs a token: they tell no metric, only node
 // names and server addresses of the federation file.
 func handleHealth(mux *http.ServeMux, c serverStatuser) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

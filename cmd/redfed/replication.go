@@ -54,7 +54,8 @@ none is refused.
 
 With --metrics-listen it serves Prometheus metrics at /metrics, and
 probes: /healthz (200 while the process runs) and /readyz (200 while
-every node has a server up, else 503 naming the nodes with none).`,
+every node of a --local server has a server up, else 503 naming the
+nodes with none; the other nodes are not this daemon's to replicate).`,
 		Example: `  redfed sync --config fed.yaml --local db1:6379,db1:6380,db1:6381,db1:6382
   redfed sync --local db1:6379 --metrics-listen 127.0.0.1:9121`,
 		Args: usageArgs(cobra.NoArgs),
@@ -136,7 +137,7 @@ every node has a server up, else 503 naming the nodes with none).`,
 			defer s.Close()
 			r := &syncReloader{cmd: cmd, client: client, local: local, started: cfg.Options,
 				allowNoPeers: allowNoPeers, logger: logger}
-			return runSyncer(cmd.Context(), s, client, listen, statusEvery, logger, reloads, r.reload)
+			return runSyncer(cmd.Context(), s, client, local, listen, statusEvery, logger, reloads, r.reload)
 		},
 	}
 	f := cmd.Flags()
@@ -182,7 +183,7 @@ func checkPeers(cfg federated.Config, local []string, allow bool, logger *slog.L
 // runSyncer runs s until ctx ends, serving its metrics and the health of
 // client if asked, and logging its lag now and then; reload applies each
 // reload request.
-func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, listen string, every time.Duration, logger *slog.Logger,
+func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, local []string, listen string, every time.Duration, logger *slog.Logger,
 	reloads <-chan os.Signal, reload func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -198,7 +199,7 @@ func runSyncer(ctx context.Context, s *syncer.Syncer, client *federated.Client, 
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 			promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 		})
-		handleHealth(mux, client)
+		handleHealth(mux, localNodes{c: client, local: local})
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		served := make(chan struct{})
 		go func() {
