@@ -67,3 +67,26 @@ func TestServeGraphiteMaxConns(t *testing.T) {
 		return strings.Contains(body, "\nredfed_graphite_connections_refused_total 1\n")
 	}, 10*time.Second, 50*time.Millisecond)
 }
+
+// A fleet of hundreds of collectd hosts, each holding a connection, is
+// served with the defaults: the 256 connections of before refused the
+// last of 300 hosts at every try.
+func TestServeGraphiteTakesAFleetOfHostsByDefault(t *testing.T) {
+	cfgPath, _ := startFederation(t, 1)
+	addr := freeAddr(t)
+	d := startServe(t, "--config", cfgPath, "--graphite-listen", addr)
+	const hosts = 300
+	for i := range hosts {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = fmt.Fprintf(conn, "collectd.web%d.load 1 %d\n", i, time.Now().Unix())
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		_, body := httpGet(t, d.addr, "/metrics")
+		return strings.Contains(body, fmt.Sprintf("\nredfed_graphite_connections %d\n", hosts))
+	}, 10*time.Second, 50*time.Millisecond, "connections served")
+	_, body := httpGet(t, d.addr, "/metrics")
+	assert.Contains(t, body, "\nredfed_graphite_connections_refused_total 0\n")
+}

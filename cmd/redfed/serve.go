@@ -179,7 +179,7 @@ collectd.host.metric*, reads collectd.web1_sfo.cpu-0.cpu-user as host
 web1_sfo, metric cpu-0.cpu-user. A line that does not parse or map, a
 NaN or infinite value, a line over 4,096 bytes is skipped, counted and
 logged with the sender's address (one warning every 10 seconds at most).
-At most 256 connections at once (--graphite-max-conns); one silent 5
+At most 1024 connections at once (--graphite-max-conns); one silent 5
 minutes is closed. The protocol has no authentication: listen where
 only your hosts reach.
 

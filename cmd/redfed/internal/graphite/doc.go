@@ -26,7 +26,7 @@
 // once). A point keeps only its names, at most 768 bytes (metric.MaxHostLen
 // and metric.MaxMetricLen), not its line. With the defaults a connection
 // holds at most a 4 KiB read buffer and a batch of 1,000 points, under
-// 1 MiB, and 256 connections under 256 MiB however hard they push; the
+// 1 MiB, and 1,024 connections under 1 GiB however hard they push; the
 // Recorder's own buffer is bounded by its MaxBuffered. A connection that
 // sends no complete line for Options.IdleTimeout is closed.
 //
