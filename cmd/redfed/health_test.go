@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/redfed/federated"
+	"github.com/redfed/federated/internal/fedtest"
 	"github.com/redfed/federated/internal/redistest"
 )
 
@@ -157,4 +158,37 @@ func TestNodesDown(t *testing.T) {
 		"node c: no server up (h:4 down, h:5 down since 2026-11-25T10:00:00Z)",
 	}, nodesDown(status))
 	assert.Empty(t, nodesDown(status[1:3]))
+}
+
+// A sync daemon's client holds the nodes of its --local servers only: it
+// neither connects to nor checks the servers it does not replicate. A
+// client of every node held a connection to each server of the fleet and
+// sent each a PING a second, from every daemon.
+func TestSyncReadsOnlyTheNodesItReplicates(t *testing.T) {
+	servers := redistest.StartN(t, 3)
+	cfg := writeConfig(t, fmt.Sprintf(`nodes:
+  redis_1: {addresses: ["%s", "%s"]}
+  redis_2: {address: "%s"}
+options: {command_timeout: 1s, health_check_interval: 100ms}
+`, servers[0].Addr(), servers[1].Addr(), servers[2].Addr()))
+	pingsOf := func(addr string) int64 {
+		info, err := fedtest.DirectClient(t, addr).Info(context.Background(), "commandstats").Result()
+		require.NoError(t, err)
+		return redistest.ParseCommandStats(info)["ping"].Completed()
+	}
+	before := make([]int64, len(servers))
+	for i, s := range servers {
+		before[i] = pingsOf(s.Addr())
+	}
+	addr := startSync(t, cfg, servers[1].Addr())
+	assert.Equal(t, "ok\n", waitStatus(t, addr, "/readyz", http.StatusOK))
+	time.Sleep(500 * time.Millisecond) // five rounds of checks
+	for i, s := range servers {
+		pings := pingsOf(s.Addr()) - before[i]
+		if i < 2 {
+			assert.Positive(t, pings, "%s, of the group it replicates, is checked", s.Addr())
+		} else {
+			assert.Zero(t, pings, "%s, of a node it does not replicate, is not", s.Addr())
+		}
+	}
 }

@@ -98,14 +98,18 @@ func diffNodes(client *federated.Client, cfg federated.Config) nodeChanges {
 
 // loadReload reads the federation file again for a reload: the
 // configuration and how its nodes differ from the client's, or false
-// where it is refused or changes no node, which it logs. Options that
-// differ from started, those the process started with, are logged as
-// waiting for a restart.
-func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logger, started federated.Options) (federated.Config, nodeChanges, bool) {
+// where it is refused or changes no node, which it logs; keep, when set,
+// picks the nodes the client is to have. Options that differ from started,
+// those the process started with, are logged as waiting for a restart.
+func loadReload(cmd *cobra.Command, client *federated.Client, logger *slog.Logger, started federated.Options,
+	keep func(federated.Config) federated.Config) (federated.Config, nodeChanges, bool) {
 	cfg, err := loadConfig(cmd)
 	if err != nil {
 		logger.Error("reload refused: the running configuration is kept", "err", err)
 		return cfg, nodeChanges{}, false
+	}
+	if keep != nil {
+		cfg = keep(cfg)
 	}
 	if optionsDiffer(started, cfg.Options) {
 		logger.Warn("reload: the options in the federation file changed; they take effect at a restart")
@@ -129,7 +133,7 @@ func optionsDiffer(a, b federated.Options) bool {
 // client, logging what changed, or why nothing did; started are the
 // options the process started with.
 func reloadNodes(cmd *cobra.Command, client *federated.Client, logger *slog.Logger, started federated.Options) {
-	cfg, ch, ok := loadReload(cmd, client, logger, started)
+	cfg, ch, ok := loadReload(cmd, client, logger, started, nil)
 	if !ok {
 		return
 	}
@@ -157,7 +161,8 @@ type syncReloader struct {
 // --local server no longer in the file is not replicated until a file
 // has it again.
 func (r *syncReloader) reload() {
-	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger, r.started)
+	cfg, ch, ok := loadReload(r.cmd, r.client, r.logger, r.started,
+		func(cfg federated.Config) federated.Config { return localConfig(cfg, r.local) })
 	if !ok {
 		return
 	}
