@@ -79,10 +79,11 @@ type CheckReport struct {
 	Added     int64 // members Repair added, all groups
 }
 
-// OK reports whether every group agreed and every server answered.
+// OK reports whether every group agreed, every server answered, and no
+// server was behind its group's horizon.
 func (r CheckReport) OK() bool {
 	for _, g := range r.Groups {
-		if g.Divergent > 0 || g.Error != "" {
+		if g.Divergent > 0 || g.Error != "" || len(g.Behind) > 0 {
 			return false
 		}
 	}
@@ -105,6 +106,15 @@ type GroupReport struct {
 	// (of another type, with members that are not "$timestamp:$value")
 	// fail the run without it.
 	Incomplete bool
+	// Behind holds, by server, the horizon of each server of the group
+	// older than the group's latest ("" for none): it missed a DropBefore
+	// (it was stopped or cut off while it ran) and keeps the periods
+	// dropped, which reads leave out, until a syncer or the next
+	// DropBefore raises it. Repair raises it to the group's.
+	Behind map[string]string
+	// Dropped is how many keys of dropped periods Repair removed from the
+	// servers it raised.
+	Dropped int64
 }
 
 // KeyDiff is a key whose replicas differ: its cardinality on each server
@@ -219,6 +229,9 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		}
 		up = append(up, addr)
 	}
+	if err := st.checkHorizons(ctx, &g, up, opts.Servers, repair); err != nil {
+		errs = append(errs, err)
+	}
 	keys, err := st.groupKeys(ctx, up, opts.ChangedSince)
 	if err != nil {
 		return g, errors.Join(append(errs, err)...)
@@ -319,6 +332,44 @@ func agree(digests map[string][]keyDigest, i int) bool {
 		}
 	}
 	return true
+}
+
+// checkHorizons finds the servers of a group whose horizon is older than
+// the group's latest (see GroupReport.Behind), and with repair raises
+// those of only (all when empty) to it, as a syncer would.
+func (st *Store) checkHorizons(ctx context.Context, g *GroupReport, servers, only []string, repair bool) error {
+	each := make(map[string]string, len(servers))
+	latest := ""
+	for _, addr := range servers {
+		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
+		if err != nil {
+			return err // it names the server
+		}
+		h = journal.ReadableHorizon(h)
+		each[addr], latest = h, max(latest, h)
+	}
+	if journal.CheckHorizon(st.period, latest) != nil {
+		return nil // none, or of the other period length: nothing to raise to
+	}
+	var errs []error
+	for _, addr := range servers {
+		if h := each[addr]; h == latest || h != "" && len(h) != len(latest) {
+			continue
+		}
+		if g.Behind == nil {
+			g.Behind = make(map[string]string)
+		}
+		g.Behind[addr] = each[addr]
+		if !repair || len(only) > 0 && !slices.Contains(only, addr) {
+			continue
+		}
+		removed, err := journal.Drop(ctx, st.c, addr, st.keys, st.period, latest)
+		g.Dropped += removed
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metrics: server %s: raising its horizon to %s: %w", addr, latest, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // horizonOf returns the latest horizon of the servers, "" for none.

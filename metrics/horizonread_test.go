@@ -172,3 +172,38 @@ func TestKeyDroppedBeforeItsFirstPageIsLeftOutQuietly(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(err.Error(), "while it was read"), "keys said to be partial: %v", err)
 	assert.ErrorContains(t, err, key)
 }
+
+// Check says which server missed a drop, and Repair raises it to its
+// group's horizon, removing the periods dropped: Check said OK while the
+// server held them, and nothing but a syncer or the next drop removed
+// them.
+func TestCheckFindsAServerBehindItsGroupsHorizon(t *testing.T) {
+	servers := redistest.StartN(t, 2)
+	c := groupClient(t, servers)
+	st := newStore(t, c)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Second)
+	key := mustKey(t, c, old, "web1", "cpu")
+	for _, srv := range servers {
+		_, err := merge(ctx, c, srv.Addr(), []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", old.Unix())}}})
+		require.NoError(t, err)
+	}
+	dropWithServerStopped(t, c, servers[1], time.Now().Add(-24*time.Hour))
+	horizon := directClient(t, servers[0].Addr()).Get(ctx, "journal:horizon").Val()
+
+	report, err := st.Check(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.False(t, report.OK(), "a server holds a dropped period")
+	require.Len(t, report.Groups, 1)
+	assert.Equal(t, map[string]string{servers[1].Addr(): ""}, report.Groups[0].Behind)
+	assert.Equal(t, int64(1), directClient(t, servers[1].Addr()).Exists(ctx, key).Val(), "Check writes nothing")
+
+	report, err = st.Repair(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), report.Groups[0].Dropped, "keys removed")
+	assert.Equal(t, horizon, directClient(t, servers[1].Addr()).Get(ctx, "journal:horizon").Val(), "raised")
+	assert.Zero(t, directClient(t, servers[1].Addr()).Exists(ctx, key).Val(), "the dropped period is gone")
+	report, err = st.Check(ctx, metrics.CheckOptions{})
+	require.NoError(t, err)
+	assert.True(t, report.OK(), "%+v", report.Groups)
+}

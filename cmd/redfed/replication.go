@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -392,6 +393,8 @@ func checkOrRepair(cmd *cobra.Command, nodes []string, asJSON, repair bool) erro
 		return err
 	case repair && report.Repaired < report.Divergent:
 		return fmt.Errorf("%d of %s could not be repaired", report.Divergent-report.Repaired, counted(report.Divergent, "divergent key"))
+	case !repair && !report.OK() && report.Divergent == 0 && behind(report):
+		return fmt.Errorf("%w: a server is behind its group's retention horizon", errDiverged)
 	case !repair && !report.OK():
 		return fmt.Errorf("%w: %d of %s", errDiverged, report.Divergent, counted(report.Keys, "key"))
 	}
@@ -418,6 +421,10 @@ type checkGroupJSON struct {
 	Repaired  int           `json:"repaired,omitempty"`
 	Added     int64         `json:"added,omitempty"`
 	Error     string        `json:"error,omitempty"` // why the group could not be fully checked
+	// Behind holds the horizon of each server behind its group's ("" for
+	// none): it missed a retention drop; repair raises it.
+	Behind  map[string]string `json:"behind,omitempty"`
+	Dropped int64             `json:"dropped,omitempty"` // repair: keys of dropped periods removed
 }
 
 // keyDiffJSON is a divergent key in checkGroupJSON: its cardinality on
@@ -435,7 +442,7 @@ func writeCheckJSON(w io.Writer, r metrics.CheckReport, repair bool) error {
 	}
 	for _, g := range r.Groups {
 		og := checkGroupJSON{Node: g.Node, Servers: g.Servers, Keys: g.Keys, Divergent: g.Divergent,
-			Repaired: g.Repaired, Added: g.Added, Error: g.Error}
+			Repaired: g.Repaired, Added: g.Added, Error: g.Error, Behind: g.Behind, Dropped: g.Dropped}
 		for _, d := range g.Diffs {
 			og.Diffs = append(og.Diffs, keyDiffJSON{Key: d.Key, Cards: d.Cards, Types: d.Types})
 		}
@@ -477,9 +484,20 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 		if repair && g.Divergent > 0 {
 			fmt.Fprintf(w, "    repaired %s, %s added\n", counted(g.Repaired, "key"), counted(g.Added, "member"))
 		}
+		for _, addr := range g.Servers {
+			if h, ok := g.Behind[addr]; ok {
+				fmt.Fprintf(w, "    %s missed a retention drop: its horizon is %s, the group's later; it keeps dropped periods\n",
+					addr, cmp.Or(h, "none"))
+			}
+		}
+		if repair && len(g.Behind) > 0 {
+			fmt.Fprintf(w, "    raised to the group's horizon, %s of dropped periods removed\n", counted(g.Dropped, "key"))
+		}
 	}
 	verdict := "every replica group agrees"
-	if !r.OK() {
+	if !r.OK() && r.Divergent == 0 && behind(r) {
+		verdict = "a server is behind its group's retention horizon"
+	} else if !r.OK() {
 		verb := "differ"
 		if r.Divergent == 1 {
 			verb = "differs"
@@ -490,6 +508,12 @@ func writeCheckTable(w io.Writer, r metrics.CheckReport, repair bool) {
 		verdict = fmt.Sprintf("%d of %s repaired, %s added", r.Repaired, counted(r.Divergent, "key"), counted(r.Added, "member"))
 	}
 	fmt.Fprintf(w, "%s, %s: %s\n", counted(len(r.Groups), "group"), counted(r.Keys, "key"), verdict)
+}
+
+// behind reports whether a server of a group was behind its group's
+// retention horizon.
+func behind(r metrics.CheckReport) bool {
+	return slices.ContainsFunc(r.Groups, func(g metrics.GroupReport) bool { return len(g.Behind) > 0 })
 }
 
 // hasReplicaGroup reports whether a node of the client has more than one

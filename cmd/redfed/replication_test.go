@@ -298,3 +298,47 @@ func TestCheckInterruptedSaysSo(t *testing.T) {
 		assert.NotContains(t, errOut.String(), servers[0].Addr(), "no server blamed")
 	}
 }
+
+// check names a server that missed a retention drop, and repair raises
+// it to its group's horizon: check said every group agreed while the
+// server held the dropped period.
+func TestCheckAndRepairAServerBehindItsGroupsHorizon(t *testing.T) {
+	servers := redistest.StartN(t, 4)
+	cfg := groupsConfig(t, servers)
+	ctx := context.Background()
+	c, err := federated.New(federated.Config{Nodes: map[string]federated.Node{
+		"redis_1": {Addresses: []string{servers[0].Addr(), servers[1].Addr()}},
+		"redis_2": {Addresses: []string{servers[2].Addr(), servers[3].Addr()}},
+	}, Options: federated.Options{CommandTimeout: 500 * time.Millisecond}})
+	require.NoError(t, err)
+	defer c.Close()
+	old := time.Now().Add(-72 * time.Hour)
+	key, err := c.MetricKey(old, "web1", "cpu")
+	require.NoError(t, err)
+	for _, s := range servers[:2] {
+		_, err := merge(ctx, c, s.Addr(), []journal.KeyMembers{{Key: key, Members: []string{fmt.Sprintf("%d:1", old.Unix())}}})
+		require.NoError(t, err)
+	}
+	require.NoError(t, servers[1].Pause())
+	st, err := metrics.New(c)
+	require.NoError(t, err)
+	_, err = st.DropBefore(ctx, time.Now().Add(-24*time.Hour))
+	require.ErrorContains(t, err, servers[1].Addr())
+	require.NoError(t, servers[1].Resume())
+
+	code, out, errOut := runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 1, code, errOut)
+	assert.Contains(t, out, "    "+servers[1].Addr()+" missed a retention drop: its horizon is none, the group's later; it keeps dropped periods\n")
+	assert.Contains(t, out, ": a server is behind its group's retention horizon\n")
+	code, out, _ = runCLI(t, "", "check", "--config", cfg, "--json")
+	assert.Equal(t, 1, code)
+	reports := decodeJSONLines[checkJSON](t, out)
+	require.Len(t, reports, 1, out)
+	assert.Equal(t, map[string]string{servers[1].Addr(): ""}, reports[0].Groups[0].Behind)
+
+	code, out, errOut = runCLI(t, "", "repair", "--config", cfg)
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "    raised to the group's horizon, 1 key of dropped periods removed\n")
+	code, out, errOut = runCLI(t, "", "check", "--config", cfg)
+	assert.Equal(t, 0, code, "%s%s", out, errOut)
+}
