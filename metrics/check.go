@@ -229,10 +229,14 @@ func (st *Store) checkGroup(ctx context.Context, name string, opts CheckOptions,
 		}
 		up = append(up, addr)
 	}
-	if err := st.checkHorizons(ctx, &g, up, opts.Servers, repair); err != nil {
+	horizon, horizons, err := st.horizons(ctx, up)
+	if err != nil {
+		return g, errors.Join(append(errs, err)...)
+	}
+	if err := st.raiseBehind(ctx, &g, horizon, horizons, opts.Servers, repair); err != nil {
 		errs = append(errs, err)
 	}
-	keys, err := st.groupKeys(ctx, up, opts.ChangedSince)
+	keys, err := st.groupKeys(ctx, up, horizon, opts.ChangedSince)
 	if err != nil {
 		return g, errors.Join(append(errs, err)...)
 	}
@@ -334,32 +338,23 @@ func agree(digests map[string][]keyDigest, i int) bool {
 	return true
 }
 
-// checkHorizons finds the servers of a group whose horizon is older than
-// the group's latest (see GroupReport.Behind), and with repair raises
-// those of only (all when empty) to it, as a syncer would.
-func (st *Store) checkHorizons(ctx context.Context, g *GroupReport, servers, only []string, repair bool) error {
-	each := make(map[string]string, len(servers))
-	latest := ""
-	for _, addr := range servers {
-		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
-		if err != nil {
-			return err // it names the server
-		}
-		h = journal.ReadableHorizon(h)
-		each[addr], latest = h, max(latest, h)
-	}
+// raiseBehind notes the servers of a group whose horizon (each, by
+// server) is older than the group's latest (see GroupReport.Behind), and
+// with repair raises those of only (all when empty) to it, as a syncer
+// would.
+func (st *Store) raiseBehind(ctx context.Context, g *GroupReport, latest string, each map[string]string, only []string, repair bool) error {
 	if journal.CheckHorizon(st.period, latest) != nil {
 		return nil // none, or of the other period length: nothing to raise to
 	}
 	var errs []error
-	for _, addr := range servers {
-		if h := each[addr]; h == latest || h != "" && len(h) != len(latest) {
+	for addr, h := range each {
+		if h == latest || h != "" && len(h) != len(latest) {
 			continue
 		}
 		if g.Behind == nil {
 			g.Behind = make(map[string]string)
 		}
-		g.Behind[addr] = each[addr]
+		g.Behind[addr] = h
 		if !repair || len(only) > 0 && !slices.Contains(only, addr) {
 			continue
 		}
@@ -372,30 +367,35 @@ func (st *Store) checkHorizons(ctx context.Context, g *GroupReport, servers, onl
 	return errors.Join(errs...)
 }
 
-// horizonOf returns the latest horizon of the servers, "" for none.
-func (st *Store) horizonOf(ctx context.Context, servers []string) (string, error) {
-	horizon := ""
+// horizons returns the latest horizon of the servers, "" for none, and
+// each one's, as reads go by them: a value that cannot be a horizon (see
+// journal.ReadableHorizon) counts as none, so that it hides no key.
+func (st *Store) horizons(ctx context.Context, servers []string) (latest string, each map[string]string, err error) {
+	each = make(map[string]string, len(servers))
 	for _, addr := range servers {
 		h, err := journal.Horizon(ctx, st.c, addr, st.keys)
 		if err != nil {
-			return "", err // it names the server
+			return "", nil, err // it names the server
 		}
-		horizon = max(horizon, h)
+		h = journal.ReadableHorizon(h)
+		each[addr], latest = h, max(latest, h)
 	}
-	return horizon, nil
+	return latest, each, nil
+}
+
+// horizonOf returns the latest horizon of the servers (see horizons).
+func (st *Store) horizonOf(ctx context.Context, servers []string) (string, error) {
+	latest, _, err := st.horizons(ctx, servers)
+	return latest, err
 }
 
 // groupKeys returns the union of the servers' journals, scored at or
-// after since, less the keys of periods any of them has dropped, sorted.
+// after since, less the keys of periods the horizon drops, sorted.
 // For the zero time it adds the metric keys each server holds, found by
 // SCAN: a key that a foreign writer added without journalling it is in no
 // journal.
-func (st *Store) groupKeys(ctx context.Context, servers []string, since time.Time) ([]string, error) {
+func (st *Store) groupKeys(ctx context.Context, servers []string, horizon string, since time.Time) ([]string, error) {
 	keys := make(map[string]struct{})
-	horizon, err := st.horizonOf(ctx, servers)
-	if err != nil {
-		return nil, err
-	}
 	for _, addr := range servers {
 		rc, err := st.serverClient(addr)
 		if err != nil {

@@ -140,6 +140,10 @@ func TestReadsIgnoreAHorizonThatCannotBeOne(t *testing.T) {
 			hosts, err := st.Hosts(ctx, time.Time{})
 			require.NoError(t, err)
 			assert.Equal(t, []string{"web1"}, hosts, "Hosts")
+			report, err := st.Check(ctx, metrics.CheckOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, 1, report.Keys, "keys Check compares")
+			assert.True(t, report.OK(), "%+v", report.Groups)
 		})
 	}
 }
