@@ -42,11 +42,7 @@ func TestReadsLeaveOutAPeriodOneServerMissedTheDropOf(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	require.NoError(t, servers[1].Pause())
-	_, err := st.DropBefore(ctx, time.Now().Add(-24*time.Hour))
-	require.ErrorContains(t, err, servers[1].Addr(), "the stopped server missed the drop")
-	require.NoError(t, servers[1].Resume())
-	c.MarkServerUp(servers[1].Addr())
+	dropWithServerStopped(t, c, servers[1], time.Now().Add(-24*time.Hour))
 	require.Equal(t, int64(1), directClient(t, servers[1].Addr()).Exists(ctx, oldKey).Val(),
 		"the server that missed the drop still holds the period")
 
@@ -86,6 +82,21 @@ func (h *dropAfterFirstPage) ProcessPipelineHook(next redis.ProcessPipelineHook)
 	}
 }
 
+// dropAfterTheFirstPage makes c drop every period before yesterday after
+// the first page of a key it reads, and returns where the drop's error
+// goes. The drop goes through a client of its own: c's is busy with its
+// read.
+func dropAfterTheFirstPage(t *testing.T, c *federated.Client, servers []*redistest.Server) *error {
+	dropper := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
+	var dropErr error
+	c.AddServerHook(func(string) redis.Hook {
+		return &dropAfterFirstPage{drop: func() {
+			_, dropErr = newStore(t, dropper).DropBefore(context.Background(), time.Now().Add(-24*time.Hour))
+		}}
+	})
+	return &dropErr
+}
+
 // A read that DropBefore overtakes has read part of a period and then
 // found it gone: it says so. It returned the first 1,000 of 5,000 points
 // with no error, a range that looked whole.
@@ -99,16 +110,9 @@ func TestReadOfAPeriodDroppedMeanwhileSaysSo(t *testing.T) {
 	_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(day, 5000)}})
 	require.NoError(t, err)
 
-	// Through a client of its own: the reader's is busy with its read.
-	dropper := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	var dropErr error
-	c.AddServerHook(func(string) redis.Hook {
-		return &dropAfterFirstPage{drop: func() {
-			_, dropErr = newStore(t, dropper).DropBefore(ctx, time.Now().Add(-24*time.Hour))
-		}}
-	})
+	dropErr := dropAfterTheFirstPage(t, c, servers)
 	points, err := rangeOf(ctx, st, "web1", "cpu", day, day.Add(24*time.Hour))
-	require.NoError(t, dropErr)
+	require.NoError(t, *dropErr)
 	require.Error(t, err, "a read that lost its period part way (%d points)", len(points))
 	assert.True(t, errors.Is(err, federated.ErrPeriodDropped), "errors.Is ErrPeriodDropped: %v", err)
 	assert.ErrorContains(t, err, key)
@@ -161,16 +165,10 @@ func TestKeyDroppedBeforeItsFirstPageIsLeftOutQuietly(t *testing.T) {
 	key := mustKey(t, c, first, "web1", "cpu")
 	_, err := merge(ctx, c, servers[0].Addr(), []journal.KeyMembers{{Key: key, Members: pointsFrom(first, 5000)}})
 	require.NoError(t, err)
-	dropper := newClient(t, federated.Config{Nodes: singleNodes(servers), Options: testOptions()})
-	var dropErr error
-	c.AddServerHook(func(string) redis.Hook {
-		return &dropAfterFirstPage{drop: func() {
-			_, dropErr = newStore(t, dropper).DropBefore(ctx, time.Now().Add(-24*time.Hour))
-		}}
-	})
+	dropErr := dropAfterTheFirstPage(t, c, servers)
 	// 200 daily keys: more than a round trip's first pages.
 	_, err = rangeOf(ctx, st, "web1", "cpu", first, first.Add(199*24*time.Hour))
-	require.NoError(t, dropErr)
+	require.NoError(t, *dropErr)
 	require.Error(t, err, "the key read in part")
 	assert.True(t, errors.Is(err, federated.ErrPeriodDropped), "errors.Is ErrPeriodDropped: %v", err)
 	assert.Equal(t, 1, strings.Count(err.Error(), "while it was read"), "keys said to be partial: %v", err)
