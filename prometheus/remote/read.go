@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"regexp/syntax"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -319,9 +318,7 @@ func (h *ReadHandler) selectSeries(ctx context.Context, matchers []*labels.Match
 type metricMatches struct {
 	matchers  []*labels.Matcher // of labels other than the host's
 	hostLabel string
-
-	mu   sync.Mutex
-	seen map[string]bool // selected, by name
+	seen      map[string]bool // selected, by name
 }
 
 func newMetricMatches(matchers []*labels.Matcher, hostLabel string) *metricMatches {
@@ -338,17 +335,12 @@ func newMetricMatches(matchers []*labels.Matcher, hostLabel string) *metricMatch
 // as LabelsOf gives them of a series of no host. A name that LabelsOf
 // refuses is not selected.
 func (m *metricMatches) match(name string) bool {
-	m.mu.Lock()
-	ok, found := m.seen[name]
-	m.mu.Unlock()
-	if found {
+	if ok, found := m.seen[name]; found {
 		return ok
 	}
 	ls, err := LabelsOf(metrics.Series{Host: NoHost, Metric: name}, m.hostLabel)
-	ok = err == nil && matchesAll(m.matchers, ls)
-	m.mu.Lock()
+	ok := err == nil && matchesAll(m.matchers, ls)
 	m.seen[name] = ok
-	m.mu.Unlock()
 	return ok
 }
 
